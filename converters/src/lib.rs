@@ -1,0 +1,1 @@
+//! Per-OS guest conversion steps, applied host-side.

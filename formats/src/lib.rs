@@ -1,0 +1,11 @@
+//! Ferry's formats layer: disk images as random-access block devices (raw, VMDK, qcow2),
+//! the conversion engine that copies any of them to qcow2 or raw, VM descriptions and the
+//! device-layout profile.
+//!
+//! Nothing here depends on the other Ferry crates; everything else depends on this one.
+
+pub mod disk;
+pub mod qcow2;
+pub mod vmdk;
+
+pub use disk::{BlockDevice, DiskError, Extent, ExtentKind};

@@ -1,0 +1,1 @@
+//! Guest inspection: partitions, volumes, filesystems, OS facts.

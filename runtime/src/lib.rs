@@ -1,0 +1,1 @@
+//! Ferry's KVM runtime: a small VMM presenting the device-layout profile.

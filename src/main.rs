@@ -1,0 +1,66 @@
+//! `ferry`: carry VMware and Xen virtual machines over to KVM.
+
+mod argv;
+mod convert;
+mod img;
+mod inspect;
+mod runvm;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "ferry", version, about = "Carry VMware and Xen virtual machines over to KVM")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Disk image tools, qemu-img-like: info, convert, compare, check, map.
+    Img(img::ImgArgs),
+    /// Convert a guest: read its config and disks, rewrite it for KVM, write the output.
+    Convert(Box<convert::ConvertArgs>),
+    /// Inspect a guest's disks: partitions, filesystems, operating systems.
+    Inspect(inspect::InspectArgs),
+    /// Boot a converted guest on Ferry's own KVM runtime.
+    Run(runvm::RunArgs),
+    /// Boot a converted guest and check it reaches its milestones.
+    Validate(runvm::ValidateArgs),
+    /// Print shell completions.
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Write man pages into a directory.
+    #[command(hide = true)]
+    Man { dir: std::path::PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(argv::normalize(std::env::args_os()));
+    let result = match cli.command {
+        Command::Img(args) => img::run(args),
+        Command::Convert(args) => convert::run(*args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Run(args) => runvm::run(args),
+        Command::Validate(args) => runvm::validate(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => write_man(&dir),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ferry: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_man(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(dir)?;
+    clap_mangen::generate_to(Cli::command(), dir)?;
+    Ok(ExitCode::SUCCESS)
+}
