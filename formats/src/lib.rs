@@ -5,6 +5,7 @@
 //! Nothing here depends on the other Ferry crates; everything else depends on this one.
 
 pub mod disk;
+pub mod layout;
 pub mod qcow2;
 pub mod vmdk;
 

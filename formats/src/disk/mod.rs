@@ -102,6 +102,17 @@ impl<T: BlockDevice + ?Sized> BlockDevice for Box<T> {
     }
 }
 
+/// A block device that can also be written (the runtime's virtio-blk backends, the
+/// conversion overlay). Writes go through `&self` so queues can be served from many threads.
+pub trait WritableDevice: BlockDevice {
+    /// Writes `buf` at `offset`; the range must lie within the device.
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError>;
+    /// Makes every completed write durable.
+    fn flush(&self) -> Result<(), DiskError>;
+    /// Deallocates a range; it reads as zeros afterwards.
+    fn discard(&self, offset: u64, length: u64) -> Result<(), DiskError>;
+}
+
 /// Merges adjacent extents of the same kind, dropping empty ones. Helpers for `map`.
 pub fn coalesce(extents: Vec<Extent>) -> Vec<Extent> {
     let mut out: Vec<Extent> = Vec::with_capacity(extents.len());
