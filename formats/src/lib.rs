@@ -6,7 +6,12 @@
 
 pub mod disk;
 pub mod layout;
+pub mod libvirt;
+pub mod model;
+pub mod ovf;
 pub mod qcow2;
 pub mod vmdk;
+pub mod vmx;
+pub mod xen;
 
 pub use disk::{BlockDevice, DiskError, Extent, ExtentKind};

@@ -1,0 +1,74 @@
+use std::path::{Path, PathBuf};
+
+/// Every way reading a VM description can fail. Each message is one line naming the file,
+/// the field (key, element or line) and the offending value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {op}: {source}", path.display())]
+    Io { path: PathBuf, op: &'static str, source: std::io::Error },
+
+    #[error("{}: invalid {field} {value:?}: {reason}", path.display())]
+    Invalid { path: PathBuf, field: String, value: String, reason: String },
+
+    #[error("{}: {what}", path.display())]
+    Other { path: PathBuf, what: String },
+}
+
+impl ConfigError {
+    /// I/O failure on `path` while doing `op`.
+    pub fn io(path: &Path, op: &'static str, source: std::io::Error) -> Self {
+        ConfigError::Io { path: path.to_path_buf(), op, source }
+    }
+
+    /// A field holding a value that would make a wrong guest.
+    pub fn invalid(
+        path: &Path,
+        field: impl Into<String>,
+        value: impl std::fmt::Display,
+        reason: impl Into<String>,
+    ) -> Self {
+        let mut value = value.to_string();
+        if value.len() > 200 {
+            let mut cut = 200;
+            while !value.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            value.truncate(cut);
+            value.push('…');
+        }
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field: one_line(&field.into()),
+            value,
+            reason: one_line(&reason.into()),
+        }
+    }
+
+    /// Any other one-line failure about `path`.
+    pub fn other(path: &Path, what: impl Into<String>) -> Self {
+        ConfigError::Other { path: path.to_path_buf(), what: one_line(&what.into()) }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// Reads a whole description file, refusing files above `limit` bytes before reading them.
+pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, ConfigError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| ConfigError::io(path, "open", e))?;
+    let meta = file.metadata().map_err(|e| ConfigError::io(path, "stat", e))?;
+    if meta.is_dir() {
+        return Err(ConfigError::other(path, "is a directory, expected a file"));
+    }
+    if meta.len() > limit {
+        return Err(ConfigError::invalid(path, "file size", meta.len(), format!("larger than {limit} bytes")));
+    }
+    let mut buf = Vec::new();
+    file.take(limit + 1).read_to_end(&mut buf).map_err(|e| ConfigError::io(path, "read", e))?;
+    if buf.len() as u64 > limit {
+        return Err(ConfigError::invalid(path, "file size", buf.len(), format!("larger than {limit} bytes")));
+    }
+    Ok(buf)
+}
