@@ -1,0 +1,174 @@
+//! The allocator: a [`VmModel`] and a [`Profile`] → a [`Layout`] where every device has a
+//! fixed PCI slot, every disk a stable serial and every NIC a MAC. The result depends only
+//! on its inputs: the same VM converted twice gets byte-identical descriptions.
+
+use super::profile::{Profile, SlotClass};
+use super::{DeviceKind, Firmware, LayoutError, MachineSpec, NetBackend, PciAddr, SpecDevice, Topology, SPEC_VERSION};
+use crate::model::{self, NetKind, RemovableKind, VmModel};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+/// What the conversion writes, as far as the layout needs to know.
+#[derive(Clone, Debug, Default)]
+pub struct OutputPlan {
+    /// The converted guest's name.
+    pub name: String,
+    /// One output disk file per source disk, in model order.
+    pub disk_files: Vec<PathBuf>,
+    /// "qcow2" or "raw".
+    pub disk_format: String,
+    /// One backend per source NIC, in model order (after network mapping). Empty = derive
+    /// from the model: a network NIC stays on a network of the same name, a bridge on a bridge.
+    pub nic_backends: Vec<NetBackend>,
+}
+
+/// A CD-ROM drive on the chipset's storage controller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CdromSlot {
+    pub id: String,
+    /// AHCI port (q35) or IDE bus*2+unit (pc).
+    pub port: u32,
+}
+
+/// Everything the writers place: the runtime spec plus the devices only libvirt and QEMU
+/// show (video, CD-ROMs).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Layout {
+    pub spec: MachineSpec,
+    pub profile: Profile,
+    pub video: PciAddr,
+    pub cdroms: Vec<CdromSlot>,
+    /// Windows guests keep local time in the RTC.
+    pub localtime_rtc: bool,
+    pub secure_boot: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub genid: Option<String>,
+}
+
+fn slots(class: &SlotClass) -> impl Iterator<Item = PciAddr> + '_ {
+    (class.first..=class.last).map(|slot| PciAddr { bus: 0, slot, function: 0 })
+}
+
+fn take(profile: &Profile, class: &str, n: usize) -> Result<Vec<PciAddr>, LayoutError> {
+    let c = profile.class(class)?;
+    let v: Vec<PciAddr> = slots(c).take(n).collect();
+    if v.len() < n {
+        return Err(LayoutError::TooMany { class: class.into(), count: n, max: v.len(), profile: profile.name.clone() });
+    }
+    Ok(v)
+}
+
+fn digest(seed: &str, what: &str, index: usize) -> [u8; 32] {
+    Sha256::digest(format!("ferry\0{seed}\0{what}\0{index}").as_bytes()).into()
+}
+
+/// Stable disk serial: `FRY` + 16 hex digits derived from the VM's identity and the index.
+pub fn disk_serial(seed: &str, index: usize) -> String {
+    let d = digest(seed, "disk", index);
+    let hex: String = d.iter().take(8).map(|b| format!("{b:02X}")).collect();
+    format!("FRY{hex}")
+}
+
+/// Deterministic locally administered QEMU-range MAC for a NIC the source gave none.
+pub fn generated_mac(seed: &str, index: usize) -> String {
+    let d = digest(seed, "nic", index);
+    format!("52:54:00:{:02x}:{:02x}:{:02x}", d[0], d[1], d[2])
+}
+
+/// UUID derived from a name when the source has none (RFC 4122 variant, version 5 bits set).
+fn derived_uuid(seed: &str) -> String {
+    let mut d = digest(seed, "uuid", 0);
+    d[6] = (d[6] & 0x0f) | 0x50;
+    d[8] = (d[8] & 0x3f) | 0x80;
+    let h: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    model::normalize_uuid(&h).unwrap_or(h)
+}
+
+/// Lays out `vm` on `profile`.
+pub fn allocate(vm: &VmModel, profile: &Profile, plan: &OutputPlan) -> Result<Layout, LayoutError> {
+    if plan.disk_files.len() != vm.disks.len() {
+        return Err(LayoutError::Plan(format!("{} output files for {} disks", plan.disk_files.len(), vm.disks.len())));
+    }
+    if !plan.nic_backends.is_empty() && plan.nic_backends.len() != vm.nics.len() {
+        return Err(LayoutError::Plan(format!("{} network backends for {} NICs", plan.nic_backends.len(), vm.nics.len())));
+    }
+    let seed = vm.bios_uuid.clone().or_else(|| vm.uuid.clone()).unwrap_or_else(|| vm.name.clone());
+    let one = |class: &str| -> Result<PciAddr, LayoutError> {
+        take(profile, class, 1)?.first().copied().ok_or_else(|| LayoutError::Plan(format!("no slot for {class}")))
+    };
+    let mut devices = Vec::new();
+    devices.push(SpecDevice { id: "console0".into(), addr: one("console")?, kind: DeviceKind::VirtioConsole });
+    devices.push(SpecDevice { id: "balloon0".into(), addr: one("balloon")?, kind: DeviceKind::VirtioBalloon });
+    devices.push(SpecDevice { id: "rng0".into(), addr: one("rng")?, kind: DeviceKind::VirtioRng });
+    for (i, (nic, addr)) in vm.nics.iter().zip(take(profile, "nic", vm.nics.len())?).enumerate() {
+        let mac = nic.mac.clone().unwrap_or_else(|| generated_mac(&seed, i));
+        let backend = match plan.nic_backends.get(i) {
+            Some(b) => b.clone(),
+            None => match nic.kind {
+                NetKind::Network => NetBackend::Network { name: nic.network.clone() },
+                NetKind::Bridge => NetBackend::Bridge { name: nic.network.clone() },
+            },
+        };
+        devices.push(SpecDevice { id: format!("net{i}"), addr, kind: DeviceKind::VirtioNet { mac, backend } });
+    }
+    for (i, ((disk, addr), file)) in vm.disks.iter().zip(take(profile, "disk", vm.disks.len())?).zip(&plan.disk_files).enumerate() {
+        devices.push(SpecDevice {
+            id: format!("disk{i}"),
+            addr,
+            kind: DeviceKind::VirtioBlk {
+                file: file.clone(),
+                format: plan.disk_format.clone(),
+                serial: disk_serial(&seed, i),
+                readonly: disk.readonly,
+                logical_block_size: 512,
+                physical_block_size: 512,
+                bootindex: (i == 0).then_some(1),
+            },
+        });
+    }
+    devices.sort_by_key(|d| d.addr);
+    let cdroms: Vec<CdromSlot> = vm
+        .removables
+        .iter()
+        .filter(|r| r.kind == RemovableKind::Cdrom)
+        .enumerate()
+        .map(|(i, _)| CdromSlot { id: format!("cd{i}"), port: i as u32 })
+        .collect();
+    if cdroms.len() as u64 > u64::from(profile.cdrom.ports) {
+        return Err(LayoutError::TooMany {
+            class: "cdrom".into(),
+            count: cdroms.len(),
+            max: profile.cdrom.ports as usize,
+            profile: profile.name.clone(),
+        });
+    }
+    let uuid = vm.uuid.clone().or_else(|| vm.bios_uuid.clone()).unwrap_or_else(|| derived_uuid(&seed));
+    let smbios_uuid = vm.bios_uuid.clone().unwrap_or_else(|| uuid.clone());
+    let spec = MachineSpec {
+        spec_version: SPEC_VERSION,
+        name: plan.name.clone(),
+        uuid: Some(uuid),
+        smbios_uuid: Some(smbios_uuid),
+        profile: profile.name.clone(),
+        memory_mib: vm.memory_bytes.div_ceil(1 << 20).max(1),
+        vcpus: vm.vcpus.max(1),
+        topology: vm.topology.map(|t| Topology { sockets: t.sockets, cores: t.cores, threads: t.threads }),
+        firmware: match vm.firmware {
+            model::Firmware::Bios => Firmware::Bios,
+            model::Firmware::Uefi => Firmware::Uefi,
+        },
+        boot: None,
+        devices,
+    };
+    let os = vm.os_hint.as_deref().unwrap_or("").to_ascii_lowercase();
+    Ok(Layout {
+        spec,
+        profile: profile.clone(),
+        video: one("video")?,
+        cdroms,
+        localtime_rtc: os.starts_with("win") || os.contains("windows"),
+        secure_boot: vm.secure_boot,
+        genid: vm.genid.clone(),
+    })
+}

@@ -1,0 +1,138 @@
+//! Versioned machine profiles (the guest ABI) kept as data in `formats/machines/*.json`:
+//! chipset functions at QEMU's addresses and one slot range per device class.
+
+use super::{LayoutError, PciAddr};
+use serde::{Deserialize, Serialize};
+
+const PROFILES: &[(&str, &str)] = &[
+    ("q35-v1", include_str!("../../machines/q35-v1.json")),
+    ("pc-v1", include_str!("../../machines/pc-v1.json")),
+];
+
+/// The profile used when none is asked for.
+pub const DEFAULT_PROFILE: &str = "q35-v1";
+
+/// A function the chipset itself provides (not allocated).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChipsetFunction {
+    pub function: String,
+    /// `bb:ss.f`.
+    pub addr: String,
+    /// PCI vendor and device ID, 4 hex digits each.
+    pub vendor: String,
+    pub device: String,
+}
+
+/// Slots `first..=last` on the root bus for one class of device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotClass {
+    /// "video", "console", "balloon", "rng", "nic" or "disk".
+    pub class: String,
+    pub first: u8,
+    pub last: u8,
+    pub vendor: String,
+    pub device: String,
+    /// QEMU `-device` driver name.
+    pub qemu_device: String,
+}
+
+/// Where CD-ROM drives go: on the chipset's own storage controller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdromPlan {
+    /// "ahci" (q35) or "ide" (pc).
+    pub controller: String,
+    /// QEMU bus name pattern: `{port}` is the AHCI port, `{bus}` the IDE bus.
+    pub qemu_bus: String,
+    /// How many drives fit.
+    pub ports: u32,
+    /// libvirt `<target bus=>`.
+    pub libvirt_bus: String,
+    /// libvirt target device prefix ("sd", "hd").
+    pub libvirt_prefix: String,
+}
+
+/// A machine profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    pub version: u32,
+    /// "q35" or "pc".
+    pub machine: String,
+    /// Versioned QEMU machine type, frozen with the profile.
+    pub qemu_machine: String,
+    /// QEMU's name for bus 0 ("pcie.0", "pci.0").
+    pub root_bus: String,
+    pub chipset: Vec<ChipsetFunction>,
+    pub classes: Vec<SlotClass>,
+    pub cdrom: CdromPlan,
+}
+
+/// Parses `bb:ss.f`.
+pub fn parse_addr(s: &str) -> Option<PciAddr> {
+    let (bus, rest) = s.split_once(':')?;
+    let (slot, function) = rest.split_once('.')?;
+    let addr = PciAddr {
+        bus: u8::from_str_radix(bus, 16).ok()?,
+        slot: u8::from_str_radix(slot, 16).ok()?,
+        function: u8::from_str_radix(function, 16).ok()?,
+    };
+    (addr.slot < 32 && addr.function < 8).then_some(addr)
+}
+
+impl Profile {
+    /// Names of the built-in profiles.
+    pub fn names() -> Vec<&'static str> {
+        PROFILES.iter().map(|(n, _)| *n).collect()
+    }
+
+    /// Loads a built-in profile by name and checks it is self-consistent.
+    pub fn builtin(name: &str) -> Result<Profile, LayoutError> {
+        let (_, text) = PROFILES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| LayoutError::UnknownProfile { name: name.to_string(), known: Self::names().join(", ") })?;
+        let p: Profile = serde_json::from_str(text).map_err(|e| LayoutError::BadProfile { name: name.into(), reason: e.to_string() })?;
+        p.check()?;
+        Ok(p)
+    }
+
+    /// The slot class named `class`.
+    pub fn class(&self, class: &str) -> Result<&SlotClass, LayoutError> {
+        self.classes
+            .iter()
+            .find(|c| c.class == class)
+            .ok_or_else(|| LayoutError::BadProfile { name: self.name.clone(), reason: format!("no slot class {class}") })
+    }
+
+    /// Slot ranges lie in 1..=31, do not overlap each other or the chipset.
+    fn check(&self) -> Result<(), LayoutError> {
+        let bad = |reason: String| LayoutError::BadProfile { name: self.name.clone(), reason };
+        let mut used = [false; 32];
+        for f in &self.chipset {
+            let a = parse_addr(&f.addr).ok_or_else(|| bad(format!("bad address {}", f.addr)))?;
+            if let Some(u) = used.get_mut(usize::from(a.slot)) {
+                *u = true;
+            }
+        }
+        for c in &self.classes {
+            if c.first == 0 || c.first > c.last || c.last > 31 {
+                return Err(bad(format!("class {} has bad range {}..={}", c.class, c.first, c.last)));
+            }
+            for s in c.first..=c.last {
+                let u = used.get_mut(usize::from(s)).ok_or_else(|| bad(format!("slot {s}")))?;
+                if *u {
+                    return Err(bad(format!("class {} reuses slot {s:#x}", c.class)));
+                }
+                *u = true;
+            }
+        }
+        for class in ["video", "console", "balloon", "rng", "nic", "disk"] {
+            self.class(class)?;
+        }
+        Ok(())
+    }
+}
