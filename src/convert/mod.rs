@@ -1,9 +1,187 @@
-//! `ferry convert`: the whole pipeline. Being written: see issues "VM descriptions" and "Linux guests".
+//! `ferry convert`: read a guest description, lay the guest out on a machine profile, copy
+//! its disks and write the descriptions (libvirt XML, QEMU script, Ferry spec).
+//!
+//! The disk copy is one separate step, [`copy::copy_disks`]; everything else is here.
+
+mod copy;
+mod input;
+mod network;
+
+pub use copy::{copy_disks, CopyJob, OutputAllocation, OutputFormat};
+
+use crate::output;
+use anyhow::{bail, Context};
+use clap::ValueEnum;
+use ferry_formats::layout::{allocate, OutputPlan, Profile, DEFAULT_PROFILE};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub struct ConvertArgs {}
+/// `-i`: where the guest comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InputMode {
+    /// A VMware `.vmx` file.
+    Vmx,
+    /// An OVA archive (tar, gzip/xz-compressed tar, zip) or a directory holding an `.ovf`.
+    Ova,
+    /// A libvirt domain XML file (Xen, VMware ESX, KVM).
+    Libvirtxml,
+    /// A Xen xl.cfg or legacy xm configuration.
+    Xen,
+    /// Bare disk images.
+    #[value(alias = "local")]
+    Disk,
+}
 
-pub fn run(_args: ConvertArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("ferry convert is not built yet")
+/// `-o`: what to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputMode {
+    /// Disks plus NAME.xml, NAME.sh and NAME.ferry.json.
+    #[value(alias = "disk")]
+    Local,
+    /// Disks plus the QEMU launch script NAME.sh.
+    Qemu,
+    /// Disks plus the libvirt domain XML NAME.xml.
+    LibvirtXml,
+    /// Disks plus Ferry's runtime spec NAME.ferry.json.
+    Ferry,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConvertArgs {
+    /// Input mode.
+    #[arg(short = 'i', long = "input-mode", value_enum, default_value = "vmx")]
+    pub input: InputMode,
+    /// Input format for `-i disk` (raw, qcow2, vmdk); probed when absent.
+    #[arg(long = "input-format")]
+    pub input_format: Option<String>,
+    /// The guest: a .vmx, .ova or directory, XML file, xl/xm config, or disk images.
+    #[arg(required = true)]
+    pub source: Vec<PathBuf>,
+    /// Output mode.
+    #[arg(short = 'o', long = "output-mode", value_enum, default_value = "local")]
+    pub output: OutputMode,
+    /// Output directory (-os).
+    #[arg(long = "output-storage")]
+    pub output_storage: Option<PathBuf>,
+    /// Output disk format (-of).
+    #[arg(long = "output-format", value_enum, default_value = "qcow2")]
+    pub output_format: OutputFormat,
+    /// Output allocation (-oa).
+    #[arg(long = "output-allocation", value_enum, default_value = "sparse")]
+    pub output_allocation: OutputAllocation,
+    /// Rename the guest (-on).
+    #[arg(long = "output-name")]
+    pub output_name: Option<String>,
+    /// Machine profile (guest ABI) to lay the guest out on.
+    #[arg(long, default_value = DEFAULT_PROFILE)]
+    pub profile: String,
+    /// Map a NIC by MAC: `MAC:network:NAME` or `MAC:bridge:NAME`.
+    #[arg(long = "mac")]
+    pub mac: Vec<String>,
+    /// Map source networks: `[in:]out`.
+    #[arg(short = 'n', long = "network")]
+    pub network: Vec<String>,
+    /// Map source bridges: `[in:]out`.
+    #[arg(short = 'b', long = "bridge")]
+    pub bridge: Vec<String>,
+    /// Directory holding VMware datastores as subdirectories (`[ds] p` → DIR/ds/p).
+    #[arg(long = "datastore-dir")]
+    pub datastore_dir: Option<PathBuf>,
+    /// One datastore's local directory: `NAME=DIR` (repeatable).
+    #[arg(long = "datastore")]
+    pub datastore: Vec<String>,
+    /// Print the parsed source and stop.
+    #[arg(long = "print-source")]
+    pub print_source: bool,
+    /// With --print-source: print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Write only the descriptions, naming the disks they would reference; copy nothing.
+    #[arg(long = "no-copy")]
+    pub no_copy: bool,
+}
+
+/// Writes `data` to `path` through a temporary name in the same directory.
+pub fn write_atomic(path: &Path, data: &[u8], executable: bool) -> anyhow::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.part"));
+    std::fs::write(&tmp, data).with_context(|| format!("{}: write", tmp.display()))?;
+    if executable {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("{}: chmod", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: rename to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+/// virt-v2v's disk naming: sda, sdb, ... sdz, sdaa.
+fn disk_suffix(i: usize) -> String {
+    output::drive_name("sd", i)
+}
+
+pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
+    let mut vm = input::read(&args)?;
+    if args.print_source {
+        if args.json {
+            println!("{}", vm.to_json());
+        } else {
+            print!("{}", vm.print_source());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    for w in &vm.warnings {
+        eprintln!("ferry: warning: {w}");
+    }
+    let name = args.output_name.clone().unwrap_or_else(|| vm.name.clone());
+    if name.is_empty() || name.contains(['/', '\0']) || name.starts_with('.') {
+        bail!("output name {name:?} cannot be used as a file name (use -on NAME)");
+    }
+    vm.name = name.clone();
+    let Some(dir) = args.output_storage.clone() else { bail!("-o {:?} needs -os DIR", args.output) };
+    if !dir.is_dir() {
+        bail!("{}: output storage is not a directory", dir.display());
+    }
+    let dir = dir.canonicalize().with_context(|| format!("{}: canonicalize", dir.display()))?;
+    let profile = Profile::builtin(&args.profile)?;
+    let nic_backends = network::map_nics(&vm, &args.network, &args.bridge, &args.mac)?;
+    let disk_files: Vec<PathBuf> = (0..vm.disks.len()).map(|i| dir.join(format!("{name}-{}", disk_suffix(i)))).collect();
+    let plan = OutputPlan {
+        name: name.clone(),
+        disk_files: disk_files.clone(),
+        disk_format: args.output_format.name().into(),
+        nic_backends,
+    };
+    let layout = allocate(&vm, &profile, &plan)?;
+    if !args.no_copy {
+        let jobs: Vec<CopyJob> = vm
+            .disks
+            .iter()
+            .zip(&disk_files)
+            .map(|(d, out)| CopyJob {
+                source: d.source.clone(),
+                source_format: d.format.clone(),
+                output: out.clone(),
+                format: args.output_format,
+                allocation: args.output_allocation,
+            })
+            .collect();
+        copy_disks(&jobs)?;
+    }
+    let (xml, sh, json) = match args.output {
+        OutputMode::Local => (true, true, true),
+        OutputMode::Qemu => (false, true, false),
+        OutputMode::LibvirtXml => (true, false, false),
+        OutputMode::Ferry => (false, false, true),
+    };
+    if xml {
+        write_atomic(&dir.join(format!("{name}.xml")), output::libvirt_xml(&layout).as_bytes(), false)?;
+    }
+    if sh {
+        write_atomic(&dir.join(format!("{name}.sh")), output::qemu_script(&layout).as_bytes(), true)?;
+    }
+    if json {
+        write_atomic(&dir.join(format!("{name}.ferry.json")), output::ferry_spec(&layout).as_bytes(), false)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,12 @@
 //! The neutral VM model every reader produces and every writer consumes: what the source
 //! hypervisor said about the guest, with nothing KVM-specific decided yet.
 
+mod datastore;
 mod error;
 mod print;
 pub mod xml;
 
+pub use datastore::{split_datastore_path, Datastores};
 pub use error::{read_limited, ConfigError};
 
 use serde::{Deserialize, Serialize};
@@ -123,8 +125,9 @@ pub enum DiskSource {
     /// place at `offset`, `length` bytes, no copy.
     InPlace { archive: PathBuf, member: String, offset: u64, length: u64 },
     /// A member of a compressed archive: only readable front to back, by decompressing the
-    /// archive up to it.
-    Streamed { archive: PathBuf, container: Container, member: String, length: u64 },
+    /// archive. For tar containers `offset` is where the member's bytes start in the
+    /// decompressed tar stream; for zip it is 0 (the entry is found by name).
+    Streamed { archive: PathBuf, container: Container, member: String, offset: u64, length: u64 },
     /// One file stored as consecutive chunks (`href.000000000`, `href.000000001`...).
     Chunked { chunks: Vec<DiskSource> },
     /// The bytes of `inner` are gzip-compressed (OVF `ovf:compression="gzip"`).

@@ -1,0 +1,130 @@
+//! A POSIX shell script that starts the converted guest with `qemu-system-x86_64`: no
+//! default devices, every device on the root bus at the layout's `addr=`, modern-only
+//! virtio, the source's MACs, disk serials and SMBIOS UUID. Extra arguments are appended
+//! (`NAME.sh -S -qmp unix:sock,server=on,wait=off -display none`).
+
+use ferry_formats::layout::{DeviceKind, Firmware, Layout, NetBackend, PciAddr};
+use std::fmt::Write;
+
+/// Quotes a word for the shell.
+fn sh(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Escapes a QEMU option value (commas doubled).
+fn qv(s: &str) -> String {
+    s.replace(',', ",,")
+}
+
+fn at(layout: &Layout, a: PciAddr) -> String {
+    format!("bus={},addr=0x{:x}", layout.profile.root_bus, a.slot)
+}
+
+fn device_for(layout: &Layout, class: &str) -> String {
+    layout.profile.class(class).map(|c| c.qemu_device.clone()).unwrap_or_default()
+}
+
+/// The launch script for `layout`.
+pub fn qemu_script(layout: &Layout) -> String {
+    let spec = &layout.spec;
+    let p = &layout.profile;
+    let mut args: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let mut a = |s: String| args.push(s);
+    a("-no-user-config -nodefaults".into());
+    a(format!("-name {}", sh(&qv(&spec.name))));
+    let smm = if spec.firmware == Firmware::Uefi && layout.secure_boot { ",smm=on" } else { "" };
+    a(format!("-machine {}{smm}", p.qemu_machine));
+    a("-accel kvm -accel tcg".into());
+    a("-cpu max".into());
+    a(format!("-m {}", spec.memory_mib));
+    match spec.topology {
+        Some(t) => a(format!("-smp {},sockets={},cores={},threads={}", spec.vcpus, t.sockets, t.cores, t.threads)),
+        None => a(format!("-smp {}", spec.vcpus)),
+    }
+    if let Some(u) = &spec.smbios_uuid {
+        a(format!("-smbios type=1,uuid={}", sh(&qv(u))));
+    }
+    if spec.firmware == Firmware::Uefi {
+        a("-drive if=pflash,format=raw,unit=0,readonly=on,file=\"$ovmf_code\"".into());
+        a("-drive if=pflash,format=raw,unit=1,file=\"$ovmf_vars\"".into());
+    }
+    a(format!("-device VGA,id=video0,{}", at(layout, layout.video)));
+    for d in &spec.devices {
+        let loc = at(layout, d.addr);
+        match &d.kind {
+            DeviceKind::VirtioConsole => a(format!("-device {},id={},{loc}", device_for(layout, "console"), d.id)),
+            DeviceKind::VirtioBalloon => a(format!("-device {},id={},{loc}", device_for(layout, "balloon"), d.id)),
+            DeviceKind::VirtioRng => {
+                a(format!("-object rng-random,id=obj-{},filename=/dev/urandom", d.id));
+                a(format!("-device {},rng=obj-{},id={},{loc}", device_for(layout, "rng"), d.id, d.id));
+            }
+            DeviceKind::VirtioNet { mac, backend } => {
+                let what = match backend {
+                    NetBackend::Network { name } => format!("network {name}"),
+                    NetBackend::Bridge { name } => format!("bridge {name}"),
+                    NetBackend::Tap { name } => format!("tap {name}"),
+                    NetBackend::User => "user networking".into(),
+                };
+                a(format!("-netdev user,id=hostnet-{}", d.id));
+                notes.push(format!("{}: {} (QEMU user networking here)", d.id, what.replace(['\n', '\r'], " ")));
+                a(format!(
+                    "-device {},netdev=hostnet-{},id={},mac={},{loc}",
+                    device_for(layout, "nic"),
+                    d.id,
+                    d.id,
+                    sh(&qv(mac))
+                ));
+            }
+            DeviceKind::VirtioBlk { file, format, serial, readonly, bootindex, .. } => {
+                let ro = if *readonly { ",readonly=on" } else { "" };
+                a(format!(
+                    "-drive file={},format={},if=none,id=drive-{}{ro}",
+                    sh(&qv(&file.to_string_lossy())),
+                    qv(format),
+                    d.id
+                ));
+                let boot = bootindex.map(|b| format!(",bootindex={b}")).unwrap_or_default();
+                a(format!(
+                    "-device {},drive=drive-{},id={},serial={}{boot},{loc}",
+                    device_for(layout, "disk"),
+                    d.id,
+                    d.id,
+                    sh(&qv(serial))
+                ));
+            }
+        }
+    }
+    for cd in &layout.cdroms {
+        let (bus, unit) = if p.cdrom.controller == "ide" { (cd.port / 2, cd.port % 2) } else { (cd.port, 0) };
+        let bus_name = p.cdrom.qemu_bus.replace("{port}", &cd.port.to_string()).replace("{bus}", &bus.to_string());
+        a(format!("-drive if=none,id=drive-{},media=cdrom,readonly=on", cd.id));
+        a(format!("-device ide-cd,drive=drive-{},id={},bus={bus_name},unit={unit}", cd.id, cd.id));
+    }
+    a("-serial stdio".into());
+
+    let mut s = String::new();
+    let _ = writeln!(s, "#!/bin/sh -");
+    let _ = writeln!(s, "# Written by ferry convert. Machine profile {} ({}).", p.name, p.qemu_machine);
+    let _ = writeln!(s, "# Extra arguments are passed to QEMU.");
+    for n in &notes {
+        let _ = writeln!(s, "# {n}");
+    }
+    let _ = writeln!(s, "set -e");
+    if spec.firmware == Firmware::Uefi {
+        let (code, vars) = if layout.secure_boot {
+            ("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
+        } else {
+            ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd")
+        };
+        let _ = writeln!(s, "ovmf_code=\"${{OVMF_CODE:-{code}}}\"");
+        let _ = writeln!(s, "ovmf_vars=\"$(mktemp)\"");
+        let _ = writeln!(s, "cp \"${{OVMF_VARS:-{vars}}}\" \"$ovmf_vars\"");
+    }
+    let _ = writeln!(s, "exec qemu-system-x86_64 \\");
+    for arg in &args {
+        let _ = writeln!(s, "  {arg} \\");
+    }
+    let _ = writeln!(s, "  \"$@\"");
+    s
+}
