@@ -4,6 +4,7 @@ mod argv;
 mod convert;
 mod img;
 mod inspect;
+mod output;
 mod runvm;
 
 use clap::{CommandFactory, Parser, Subcommand};

@@ -82,9 +82,15 @@ pub fn copy_disks(jobs: &[CopyJob]) -> anyhow::Result<()> {
 /// to the conversion engine (`ferry_formats::convert`).
 pub fn copy_one(job: &CopyJob, tmp: &Path) -> anyhow::Result<()> {
     let _ = tmp;
+    let alloc = match job.allocation {
+        OutputAllocation::Sparse => "sparse",
+        OutputAllocation::Preallocated => "preallocated",
+    };
     bail!(
-        "disk copy engine not linked in this build: cannot copy {} to {} (use --no-copy to write only the descriptions)",
+        "disk copy engine not linked in this build: cannot copy {} ({}) to {} ({}, {alloc}); use --no-copy to write only the descriptions",
         job.source.describe(),
-        job.output.display()
+        job.source_format.as_deref().unwrap_or("probe"),
+        job.output.display(),
+        job.format.name()
     )
 }
