@@ -91,13 +91,17 @@ fn sniff(path: &Path) -> Result<Kind, ConfigError> {
     }
 }
 
-fn read_bounded(r: impl Read, limit: u64, path: &Path, name: &str) -> Result<String, ConfigError> {
+fn read_bounded_bytes(r: impl Read, limit: u64, path: &Path, name: &str) -> Result<Vec<u8>, ConfigError> {
     let mut buf = Vec::new();
     r.take(limit + 1).read_to_end(&mut buf).map_err(|e| ConfigError::io(path, "read member", e))?;
     if buf.len() as u64 > limit {
         return Err(ConfigError::invalid(path, format!("member {name}"), buf.len(), format!("larger than {limit} bytes")));
     }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    Ok(buf)
+}
+
+fn read_bounded(r: impl Read, limit: u64, path: &Path, name: &str) -> Result<String, ConfigError> {
+    Ok(String::from_utf8_lossy(&read_bounded_bytes(r, limit, path, name)?).into_owned())
 }
 
 fn is_ovf(name: &str) -> bool {
@@ -281,7 +285,13 @@ impl Archive {
             let norm = members::normalize(&name);
             if let Some(n) = norm.as_ref().filter(|n| is_ovf(n) || is_mf(n)) {
                 let limit = if is_ovf(n) { MAX_OVF } else { MAX_MF };
-                let text = read_bounded(&mut entry, limit, &path, n)?;
+                let bytes = read_bounded_bytes(&mut entry, limit, &path, n)?;
+                for a in [Algo::Sha1, Algo::Sha256, Algo::Sha512] {
+                    let mut h = Hasher::new(a);
+                    h.update(&bytes);
+                    self.digests.insert((n.clone(), a), h.finish());
+                }
+                let text = String::from_utf8_lossy(&bytes).into_owned();
                 if is_ovf(n) {
                     budget.limit.set(budget.used.get().saturating_add(budget_of(&text)));
                     ovfs.push((n.clone(), text));

@@ -115,9 +115,13 @@ impl<'a> Lexer<'a> {
                 let mut items = Vec::new();
                 loop {
                     self.skip(true);
-                    if self.peek() == Some(b']') {
-                        self.pos += 1;
-                        break;
+                    match self.peek() {
+                        Some(b']') => {
+                            self.pos += 1;
+                            break;
+                        }
+                        None => return Err(self.err("", "unterminated list")),
+                        _ => {}
                     }
                     items.push(self.value(depth + 1)?);
                     self.skip(true);
