@@ -35,7 +35,7 @@ pub fn qemu_script(layout: &Layout) -> String {
     a(format!("-name {}", sh(&qv(&spec.name))));
     let smm = if spec.firmware == Firmware::Uefi && layout.secure_boot { ",smm=on" } else { "" };
     a(format!("-machine {}{smm}", p.qemu_machine));
-    a("-accel kvm -accel tcg".into());
+    a("$accel".into());
     a("-cpu max".into());
     a(format!("-m {}", spec.memory_mib));
     match spec.topology {
@@ -43,6 +43,7 @@ pub fn qemu_script(layout: &Layout) -> String {
         None => a(format!("-smp {}", spec.vcpus)),
     }
     if let Some(u) = &spec.smbios_uuid {
+        a(format!("-uuid {}", sh(u)));
         a(format!("-smbios type=1,uuid={}", sh(&qv(u))));
     }
     if spec.firmware == Firmware::Uefi {
@@ -111,6 +112,8 @@ pub fn qemu_script(layout: &Layout) -> String {
         let _ = writeln!(s, "# {n}");
     }
     let _ = writeln!(s, "set -e");
+    let _ = writeln!(s, "# KVM when available, else TCG; FERRY_QEMU_ACCEL overrides (e.g. \"-accel tcg\").");
+    let _ = writeln!(s, "accel=\"${{FERRY_QEMU_ACCEL:--accel kvm -accel tcg}}\"");
     if spec.firmware == Firmware::Uefi {
         let (code, vars) = if layout.secure_boot {
             ("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd")

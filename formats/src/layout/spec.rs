@@ -71,8 +71,9 @@ impl fmt::Display for PciAddr {
 }
 
 /// One guest device at its pinned address.
+// No `deny_unknown_fields` here: serde cannot combine it with `flatten` (the `type` tag of
+// the flattened kind would be rejected as unknown and no spec with devices would parse).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SpecDevice {
     /// Stable id, used as QEMU `id=` and libvirt alias: "disk0", "net0", "console0", "rng0".
     pub id: String,
