@@ -50,7 +50,7 @@ pub fn libvirt_xml(layout: &Layout) -> String {
     }
     let _ = writeln!(w, "    <smbios mode='sysinfo'/>");
     let _ = writeln!(w, "  </os>");
-    let smm = if efi && layout.secure_boot { "<smm state='on'/>" } else { "" };
+    let smm = if efi && layout.secure_boot { "\n    <smm state='on'/>" } else { "" };
     let _ = writeln!(w, "  <features>\n    <acpi/>\n    <apic/>{smm}\n  </features>");
     match spec.topology {
         Some(t) => {

@@ -121,8 +121,9 @@ pub fn qemu_script(layout: &Layout) -> String {
             ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd")
         };
         let _ = writeln!(s, "ovmf_code=\"${{OVMF_CODE:-{code}}}\"");
-        let _ = writeln!(s, "ovmf_vars=\"$(mktemp)\"");
-        let _ = writeln!(s, "cp \"${{OVMF_VARS:-{vars}}}\" \"$ovmf_vars\"");
+        let _ = writeln!(s, "# The guest's UEFI variables live next to this script, created on first start.");
+        let _ = writeln!(s, "ovmf_vars=\"$(dirname \"$0\")\"/{}", sh(&format!("{}.vars.fd", spec.name)));
+        let _ = writeln!(s, "[ -e \"$ovmf_vars\" ] || cp \"${{OVMF_VARS:-{vars}}}\" \"$ovmf_vars\"");
     }
     let _ = writeln!(s, "exec qemu-system-x86_64 \\");
     for arg in &args {

@@ -1,0 +1,37 @@
+#!/bin/sh -
+# Written by ferry convert. Machine profile q35-v1 (pc-q35-7.2).
+# Extra arguments are passed to QEMU.
+# net0: bridge VM Network (QEMU user networking here)
+set -e
+# KVM when available, else TCG; FERRY_QEMU_ACCEL overrides (e.g. "-accel tcg").
+accel="${FERRY_QEMU_ACCEL:--accel kvm -accel tcg}"
+ovmf_code="${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}"
+ovmf_vars="$(mktemp)"
+cp "${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}" "$ovmf_vars"
+exec qemu-system-x86_64 \
+  -no-user-config -nodefaults \
+  -name 'web01' \
+  -machine pc-q35-7.2 \
+  $accel \
+  -cpu max \
+  -m 4096 \
+  -smp 2,sockets=1,cores=2,threads=1 \
+  -uuid '42256ec1-e066-9364-3dd1-36a0b75263dd' \
+  -smbios type=1,uuid='42256ec1-e066-9364-3dd1-36a0b75263dd' \
+  -drive if=pflash,format=raw,unit=0,readonly=on,file="$ovmf_code" \
+  -drive if=pflash,format=raw,unit=1,file="$ovmf_vars" \
+  -device VGA,id=video0,bus=pcie.0,addr=0x1 \
+  -device virtio-serial-pci-non-transitional,id=console0,bus=pcie.0,addr=0x2 \
+  -device virtio-balloon-pci-non-transitional,id=balloon0,bus=pcie.0,addr=0x3 \
+  -object rng-random,id=obj-rng0,filename=/dev/urandom \
+  -device virtio-rng-pci-non-transitional,rng=obj-rng0,id=rng0,bus=pcie.0,addr=0x4 \
+  -netdev user,id=hostnet-net0 \
+  -device virtio-net-pci-non-transitional,netdev=hostnet-net0,id=net0,mac='00:50:56:a5:b8:68',bus=pcie.0,addr=0x5 \
+  -drive file='@OUT@/web01-sda',format=qcow2,if=none,id=drive-disk0 \
+  -device virtio-blk-pci-non-transitional,drive=drive-disk0,id=disk0,serial='FRY613BA4990631FAD9',bootindex=1,bus=pcie.0,addr=0xd \
+  -drive file='@OUT@/web01-sdb',format=qcow2,if=none,id=drive-disk1 \
+  -device virtio-blk-pci-non-transitional,drive=drive-disk1,id=disk1,serial='FRY62154F2BF5D8CF1B',bus=pcie.0,addr=0xe \
+  -drive if=none,id=drive-cd0,media=cdrom,readonly=on \
+  -device ide-cd,drive=drive-cd0,id=cd0,bus=ide.0,unit=0 \
+  -serial stdio \
+  "$@"

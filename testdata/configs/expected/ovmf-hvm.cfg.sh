@@ -1,0 +1,35 @@
+#!/bin/sh -
+# Written by ferry convert. Machine profile q35-v1 (pc-q35-7.2).
+# Extra arguments are passed to QEMU.
+# net0: bridge xenbr0 (QEMU user networking here)
+set -e
+# KVM when available, else TCG; FERRY_QEMU_ACCEL overrides (e.g. "-accel tcg").
+accel="${FERRY_QEMU_ACCEL:--accel kvm -accel tcg}"
+ovmf_code="${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}"
+ovmf_vars="$(mktemp)"
+cp "${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}" "$ovmf_vars"
+exec qemu-system-x86_64 \
+  -no-user-config -nodefaults \
+  -name 'uefi-guest' \
+  -machine pc-q35-7.2 \
+  $accel \
+  -cpu max \
+  -m 8192 \
+  -smp 4 \
+  -uuid '4bae569f-392a-5114-b5c9-1be4cf69c0da' \
+  -smbios type=1,uuid='4bae569f-392a-5114-b5c9-1be4cf69c0da' \
+  -drive if=pflash,format=raw,unit=0,readonly=on,file="$ovmf_code" \
+  -drive if=pflash,format=raw,unit=1,file="$ovmf_vars" \
+  -device VGA,id=video0,bus=pcie.0,addr=0x1 \
+  -device virtio-serial-pci-non-transitional,id=console0,bus=pcie.0,addr=0x2 \
+  -device virtio-balloon-pci-non-transitional,id=balloon0,bus=pcie.0,addr=0x3 \
+  -object rng-random,id=obj-rng0,filename=/dev/urandom \
+  -device virtio-rng-pci-non-transitional,rng=obj-rng0,id=rng0,bus=pcie.0,addr=0x4 \
+  -netdev user,id=hostnet-net0 \
+  -device virtio-net-pci-non-transitional,netdev=hostnet-net0,id=net0,mac='00:16:3e:aa:bb:cc',bus=pcie.0,addr=0x5 \
+  -drive file='@OUT@/uefi-guest-sda',format=qcow2,if=none,id=drive-disk0 \
+  -device virtio-blk-pci-non-transitional,drive=drive-disk0,id=disk0,serial='FRYB85E5DF890D37E6D',bootindex=1,bus=pcie.0,addr=0xd \
+  -drive if=none,id=drive-cd0,media=cdrom,readonly=on \
+  -device ide-cd,drive=drive-cd0,id=cd0,bus=ide.0,unit=0 \
+  -serial stdio \
+  "$@"

@@ -1,0 +1,33 @@
+#!/bin/sh -
+# Written by ferry convert. Machine profile q35-v1 (pc-q35-7.2).
+# Extra arguments are passed to QEMU.
+# net0: bridge xenbr0 (QEMU user networking here)
+# net1: bridge xenbr0 (QEMU user networking here)
+set -e
+# KVM when available, else TCG; FERRY_QEMU_ACCEL overrides (e.g. "-accel tcg").
+accel="${FERRY_QEMU_ACCEL:--accel kvm -accel tcg}"
+exec qemu-system-x86_64 \
+  -no-user-config -nodefaults \
+  -name 'win01' \
+  -machine pc-q35-7.2 \
+  $accel \
+  -cpu max \
+  -m 4096 \
+  -smp 2 \
+  -uuid '6dd3c9ba-177b-5225-8586-2228c344e371' \
+  -smbios type=1,uuid='6dd3c9ba-177b-5225-8586-2228c344e371' \
+  -device VGA,id=video0,bus=pcie.0,addr=0x1 \
+  -device virtio-serial-pci-non-transitional,id=console0,bus=pcie.0,addr=0x2 \
+  -device virtio-balloon-pci-non-transitional,id=balloon0,bus=pcie.0,addr=0x3 \
+  -object rng-random,id=obj-rng0,filename=/dev/urandom \
+  -device virtio-rng-pci-non-transitional,rng=obj-rng0,id=rng0,bus=pcie.0,addr=0x4 \
+  -netdev user,id=hostnet-net0 \
+  -device virtio-net-pci-non-transitional,netdev=hostnet-net0,id=net0,mac='52:54:00:34:6c:09',bus=pcie.0,addr=0x5 \
+  -netdev user,id=hostnet-net1 \
+  -device virtio-net-pci-non-transitional,netdev=hostnet-net1,id=net1,mac='00:16:3e:5a:00:02',bus=pcie.0,addr=0x6 \
+  -drive file='@OUT@/win01-sda',format=qcow2,if=none,id=drive-disk0 \
+  -device virtio-blk-pci-non-transitional,drive=drive-disk0,id=disk0,serial='FRY201A4F5A240DB361',bootindex=1,bus=pcie.0,addr=0xd \
+  -drive if=none,id=drive-cd0,media=cdrom,readonly=on \
+  -device ide-cd,drive=drive-cd0,id=cd0,bus=ide.0,unit=0 \
+  -serial stdio \
+  "$@"

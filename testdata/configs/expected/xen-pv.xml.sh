@@ -1,0 +1,30 @@
+#!/bin/sh -
+# Written by ferry convert. Machine profile q35-v1 (pc-q35-7.2).
+# Extra arguments are passed to QEMU.
+# net0: bridge xenbr0 (QEMU user networking here)
+set -e
+# KVM when available, else TCG; FERRY_QEMU_ACCEL overrides (e.g. "-accel tcg").
+accel="${FERRY_QEMU_ACCEL:--accel kvm -accel tcg}"
+exec qemu-system-x86_64 \
+  -no-user-config -nodefaults \
+  -name 'web01' \
+  -machine pc-q35-7.2 \
+  $accel \
+  -cpu max \
+  -m 2048 \
+  -smp 2 \
+  -uuid 'c0ffee00-1234-4cde-8f00-aabbccddeeff' \
+  -smbios type=1,uuid='c0ffee00-1234-4cde-8f00-aabbccddeeff' \
+  -device VGA,id=video0,bus=pcie.0,addr=0x1 \
+  -device virtio-serial-pci-non-transitional,id=console0,bus=pcie.0,addr=0x2 \
+  -device virtio-balloon-pci-non-transitional,id=balloon0,bus=pcie.0,addr=0x3 \
+  -object rng-random,id=obj-rng0,filename=/dev/urandom \
+  -device virtio-rng-pci-non-transitional,rng=obj-rng0,id=rng0,bus=pcie.0,addr=0x4 \
+  -netdev user,id=hostnet-net0 \
+  -device virtio-net-pci-non-transitional,netdev=hostnet-net0,id=net0,mac='00:16:3e:12:34:56',bus=pcie.0,addr=0x5 \
+  -drive file='@OUT@/web01-sda',format=qcow2,if=none,id=drive-disk0 \
+  -device virtio-blk-pci-non-transitional,drive=drive-disk0,id=disk0,serial='FRYA957B2C10B7E32ED',bootindex=1,bus=pcie.0,addr=0xd \
+  -drive file='@OUT@/web01-sdb',format=qcow2,if=none,id=drive-disk1 \
+  -device virtio-blk-pci-non-transitional,drive=drive-disk1,id=disk1,serial='FRY99B41430237771E1',bus=pcie.0,addr=0xe \
+  -serial stdio \
+  "$@"

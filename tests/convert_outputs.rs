@@ -1,0 +1,168 @@
+//! `ferry convert --no-copy -o local` over every realistic input: the libvirt XML passes
+//! `virt-xml-validate FILE domain`, all three descriptions match their golden files, and two
+//! runs give byte-identical output. Plus --print-source, network mapping, datastores, and
+//! the disk-copy step's error while the engine is not linked.
+
+mod convert_support;
+
+use convert_support::*;
+use std::path::Path;
+
+const INPUTS: &[(&str, &str)] = &[
+    ("vmx", "vmx/esxi8-rhel9.vmx"),
+    ("vmx", "vmx/ws17-win10.vmx"),
+    ("vmx", "vmx/esxi55-legacy.vmx"),
+    ("xen", "xen/web01-pv.cfg"),
+    ("xen", "xen/win01-hvm.xm"),
+    ("xen", "xen/app-pvh.cfg"),
+    ("xen", "xen/ovmf-hvm.cfg"),
+    ("libvirtxml", "libvirt/xen-pv.xml"),
+    ("libvirtxml", "libvirt/xen-hvm.xml"),
+    ("libvirtxml", "libvirt/esx-web01.xml"),
+    ("libvirtxml", "libvirt/kvm-roundtrip.xml"),
+];
+
+fn convert(mode: &str, input: &Path, dir: &Path, extra: &[&str]) {
+    let mut args = vec!["convert", "-i", mode, input.to_str().unwrap(), "-o", "local", "-os", dir.to_str().unwrap(), "--no-copy"];
+    args.extend_from_slice(extra);
+    ferry_ok(&args);
+}
+
+fn only_file(dir: &Path, ext: &str) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(ext))
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    names.remove(0).trim_end_matches(ext).to_string()
+}
+
+#[test]
+fn every_input_validates_matches_golden_and_is_reproducible() {
+    let update = std::env::var_os("FERRY_UPDATE_GOLDEN").is_some();
+    let have_validator = have("virt-xml-validate");
+    if !have_validator {
+        eprintln!("virt-xml-validate not installed: XML schema validation skipped");
+    }
+    for (mode, rel) in INPUTS {
+        let input = configs().join(rel);
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = a.path().canonicalize().unwrap();
+        let b = b.path().canonicalize().unwrap();
+        convert(mode, &input, &a, &[]);
+        convert(mode, &input, &b, &[]);
+        let name = only_file(&a, ".ferry.json");
+        let out_a = outputs(&a, &name);
+        assert_eq!(out_a, outputs(&b, &name), "{rel}: two runs differ");
+        if have_validator {
+            if let Some(Err(e)) = validate_xml(&a.join(format!("{name}.xml"))) {
+                panic!("{rel}: virt-xml-validate: {e}");
+            }
+        }
+        let base = Path::new(rel).file_name().unwrap().to_string_lossy().into_owned();
+        for (ext, text) in &out_a {
+            let golden = configs().join("expected").join(format!("{base}.{ext}"));
+            if update {
+                std::fs::write(&golden, text).unwrap();
+            }
+            let want = std::fs::read_to_string(&golden).unwrap_or_else(|_| panic!("{} missing", golden.display()));
+            assert_eq!(text, &want, "{rel}: {ext} differs from {}", golden.display());
+        }
+        let xml = &out_a[0].1;
+        assert!(xml.contains("<smbios mode='sysinfo'/>") && xml.contains("<entry name='uuid'>"), "{rel}");
+        // Every PCI device is pinned: one PCI address per spec device, plus video and the
+        // chipset storage controller.
+        let spec: serde_json::Value = serde_json::from_str(&out_a[2].1).unwrap();
+        let n = spec["devices"].as_array().unwrap().len();
+        assert_eq!(xml.matches("<address type='pci'").count(), n + 2, "{rel}");
+        assert_eq!(out_a[1].1.matches(",addr=0x").count(), n + 1, "{rel}");
+    }
+}
+
+#[test]
+fn ova_directory_input() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::copy(configs().join("ovf/virtualbox-ovf2.ovf"), src.join("Ubuntu.ovf")).unwrap();
+    std::fs::write(src.join("Ubuntu 22.04-disk001.vmdk"), b"not really a vmdk").unwrap();
+    let out = t.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    convert("ova", &src, &out, &["-on", "ubuntu"]);
+    let xml = out.join("ubuntu.xml");
+    if let Some(r) = validate_xml(&xml) {
+        r.unwrap();
+    }
+    let x = std::fs::read_to_string(&xml).unwrap();
+    assert!(x.contains(&format!("<source file='{}/ubuntu-sda'/>", out.canonicalize().unwrap().display())), "{x}");
+    assert!(x.contains("<source network='NAT'/>"));
+}
+
+#[test]
+fn print_source_human_and_json() {
+    let vmx = configs().join("vmx/esxi8-rhel9.vmx");
+    let text = ferry_ok(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "--print-source"]);
+    for want in [
+        "     source name: web01\n",
+        " hypervisor type: vmware\n",
+        "          memory: 8589934592 (bytes)\n",
+        "        nr vCPUs: 4\n",
+        "    CPU topology: sockets: 2 cores/socket: 2 threads/core: 1\n",
+        "        firmware: uefi\n",
+        " UEFI secureboot: true\n",
+        "disks:\n\t0 [scsi pvscsi] 0:0 file ",
+        "removable media:\n\tCD-ROM [sata] in slot 0:0\n",
+        "NICs:\n\tNetwork \"VM Network\" mac: 00:50:56:a5:b8:68 [vmxnet3]\n",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    let json = ferry_ok(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "--print-source", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["bios_uuid"], "42256ec1-e066-9364-3dd1-36a0b75263dd");
+    assert_eq!(v["disks"][1]["unit"], 1);
+}
+
+#[test]
+fn network_mapping_and_names() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().canonicalize().unwrap();
+    let vmx = configs().join("vmx/esxi8-rhel9.vmx");
+    convert("vmx", &vmx, &out, &["-n", "VM Network:prod", "-n", "lab", "--mac", "00:50:56:a5:3e:01:bridge:br9", "-on", "web01-kvm", "--profile", "pc-v1"]);
+    let x = std::fs::read_to_string(out.join("web01-kvm.xml")).unwrap();
+    assert!(x.contains("<source network='prod'/>"), "{x}");
+    assert!(x.contains("<source bridge='br9'/>"), "{x}");
+    assert!(x.contains("machine='pc-i440fx-7.2'"));
+    assert!(x.contains(&format!("{}/web01-kvm-sdb", out.display())));
+    let e = ferry_err(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap(), "-n", "a:b", "-n", "a:c", "--no-copy"]);
+    assert!(e.contains("\"a\" is already mapped"), "{e}");
+    let e = ferry_err(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap(), "--mac", "zz:network:x", "--no-copy"]);
+    assert!(e.contains("--mac"), "{e}");
+}
+
+#[test]
+fn datastores_resolve_esx_sources() {
+    let xml = configs().join("libvirt/esx-web01.xml");
+    let json = ferry_ok(&["convert", "-i", "libvirtxml", xml.to_str().unwrap(), "--print-source", "--json", "--datastore-dir", "/srv/ds", "--datastore", "ssd-02=/mnt/ssd"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["disks"][0]["source"]["path"], "/srv/ds/datastore1/web01/web01.vmdk");
+    assert_eq!(v["disks"][1]["source"]["path"], "/mnt/ssd/web01/web01_1.vmdk");
+    let vmx = configs().join("vmx/esxi8-rhel9.vmx");
+    let json = ferry_ok(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "--print-source", "--json", "--datastore-dir", "/srv/ds"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["disks"][1]["source"]["path"], "/srv/ds/datastore2/web01/web01_1.vmdk");
+}
+
+#[test]
+fn disk_copy_step_reports_missing_engine_and_unresolved_sources() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path();
+    let xml = configs().join("libvirt/esx-web01.xml");
+    let e = ferry_err(&["convert", "-i", "libvirtxml", xml.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap()]);
+    assert!(e.contains("[datastore1] web01/web01.vmdk") && e.contains("--datastore-dir"), "{e}");
+    let cfg = configs().join("xen/web01-pv.cfg");
+    let e = ferry_err(&["convert", "-i", "xen", cfg.to_str().unwrap(), "-o", "qemu", "-os", out.to_str().unwrap()]);
+    assert!(e.contains("disk copy engine not linked"), "{e}");
+    // Nothing half-written is left behind.
+    assert_eq!(std::fs::read_dir(out).unwrap().count(), 0);
+}
