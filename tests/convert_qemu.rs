@@ -1,0 +1,181 @@
+//! The QEMU launch script, started for real under TCG with `-S` and queried over QMP:
+//! every device QEMU shows on bus 0 sits at the BDF the Ferry spec / machine profile gives
+//! it with the profile's vendor/device IDs, nothing else is there, and the MACs, disk
+//! serials and SMBIOS UUID are the spec's. Disks are small qcow2/raw images from qemu-img.
+
+mod convert_support;
+
+use convert_support::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A tiny QMP client.
+struct Qmp {
+    r: BufReader<UnixStream>,
+    w: UnixStream,
+}
+
+impl Qmp {
+    fn connect(sock: &Path, child: &mut Child) -> Qmp {
+        let start = Instant::now();
+        let s = loop {
+            if let Ok(s) = UnixStream::connect(sock) {
+                break s;
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                panic!("qemu exited {st}: {err}");
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "no QMP socket");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut q = Qmp { r: BufReader::new(s.try_clone().unwrap()), w: s };
+        let greeting = q.read();
+        assert!(greeting.get("QMP").is_some(), "{greeting}");
+        q.cmd("qmp_capabilities", json!({}));
+        q
+    }
+
+    fn read(&mut self) -> Value {
+        let mut line = String::new();
+        self.r.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+
+    fn cmd(&mut self, execute: &str, arguments: Value) -> Value {
+        writeln!(self.w, "{}", json!({"execute": execute, "arguments": arguments})).unwrap();
+        loop {
+            let v = self.read();
+            if v.get("event").is_some() {
+                continue;
+            }
+            if let Some(e) = v.get("error") {
+                panic!("{execute}: {e}");
+            }
+            return v["return"].clone();
+        }
+    }
+}
+
+fn hex(s: &str) -> u64 {
+    u64::from_str_radix(s, 16).unwrap()
+}
+
+fn boot_and_check(mode: &str, input: &Path, profile: &str, of: &str) {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().canonicalize().unwrap();
+    ferry_ok(&[
+        "convert", "-i", mode, input.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap(),
+        "--no-copy", "--profile", profile, "-of", of,
+    ]);
+    let spec_path = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(".ferry.json")).unwrap();
+    let spec: Value = serde_json::from_str(&std::fs::read_to_string(&spec_path).unwrap()).unwrap();
+    let name = spec["name"].as_str().unwrap().to_string();
+    // The disks the script names: small images made by qemu-img.
+    for d in spec["devices"].as_array().unwrap().iter().filter(|d| d["type"] == "virtio-blk") {
+        let st = Command::new("qemu-img").args(["create", "-q", "-f", of]).arg(d["file"].as_str().unwrap()).arg("64M").status().unwrap();
+        assert!(st.success());
+    }
+    let sock = out.join("qmp.sock");
+    let mut child = Command::new("sh")
+        .arg(out.join(format!("{name}.sh")))
+        .args(["-S", "-display", "none", "-qmp"])
+        .arg(format!("unix:{},server=on,wait=off", sock.display()))
+        .env("FERRY_QEMU_ACCEL", "-accel tcg")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut q = Qmp::connect(&sock, &mut child);
+    let pci = q.cmd("query-pci", json!({}));
+    let uuid = q.cmd("query-uuid", json!({}));
+    let mut qom = |path: String, prop: &str| q.cmd("qom-get", json!({"path": path, "property": prop}));
+    let profile_json: Value = {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("formats/machines").join(format!("{profile}.json"));
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    // Expected functions: chipset, video, and every spec device.
+    let class_of = |t: &str| match t {
+        "virtio-blk" => "disk",
+        "virtio-net" => "nic",
+        "virtio-console" => "console",
+        "virtio-rng" => "rng",
+        "virtio-balloon" => "balloon",
+        other => panic!("{other}"),
+    };
+    let ids = |class: &str| -> (u64, u64) {
+        let c = profile_json["classes"].as_array().unwrap().iter().find(|c| c["class"] == class).unwrap();
+        (hex(c["vendor"].as_str().unwrap()), hex(c["device"].as_str().unwrap()))
+    };
+    let mut want: Vec<(u64, u64, u64, u64, u64, String)> = Vec::new();
+    for c in profile_json["chipset"].as_array().unwrap() {
+        let a = c["addr"].as_str().unwrap();
+        let (slot, func) = a[3..].split_once('.').unwrap();
+        want.push((hex(&a[..2]), hex(slot), hex(func), hex(c["vendor"].as_str().unwrap()), hex(c["device"].as_str().unwrap()), String::new()));
+    }
+    let video = profile_json["classes"].as_array().unwrap().iter().find(|c| c["class"] == "video").unwrap();
+    let (vv, vd) = ids("video");
+    want.push((0, video["first"].as_u64().unwrap(), 0, vv, vd, "video0".into()));
+    for d in spec["devices"].as_array().unwrap() {
+        let (v, dev) = ids(class_of(d["type"].as_str().unwrap()));
+        let a = &d["addr"];
+        want.push((a["bus"].as_u64().unwrap(), a["slot"].as_u64().unwrap(), a["function"].as_u64().unwrap(), v, dev, d["id"].as_str().unwrap().into()));
+    }
+    want.sort();
+    let mut got: Vec<(u64, u64, u64, u64, u64, String)> = Vec::new();
+    for bus in pci.as_array().unwrap() {
+        for d in bus["devices"].as_array().unwrap() {
+            got.push((
+                d["bus"].as_u64().unwrap(),
+                d["slot"].as_u64().unwrap(),
+                d["function"].as_u64().unwrap(),
+                d["id"]["vendor"].as_u64().unwrap(),
+                d["id"]["device"].as_u64().unwrap(),
+                d["qdev_id"].as_str().unwrap_or("").to_string(),
+            ));
+        }
+    }
+    got.sort();
+    eprintln!("{profile}: QEMU shows {} PCI functions: {got:?}", got.len());
+    assert_eq!(got, want, "{profile}: QEMU PCI devices differ from the spec");
+    assert_eq!(uuid["UUID"], spec["smbios_uuid"]);
+    for d in spec["devices"].as_array().unwrap() {
+        let id = d["id"].as_str().unwrap();
+        match d["type"].as_str().unwrap() {
+            "virtio-net" => assert_eq!(qom(format!("/machine/peripheral/{id}"), "mac"), d["mac"]),
+            "virtio-blk" => assert_eq!(qom(format!("/machine/peripheral/{id}/virtio-backend"), "serial"), d["serial"]),
+            _ => {}
+        }
+    }
+    q.cmd("quit", json!({}));
+    let st = child.wait().unwrap();
+    assert!(st.success(), "qemu: {st}");
+}
+
+#[test]
+fn q35_script_matches_spec_under_qmp() {
+    if !have("qemu-system-x86_64") || !have("qemu-img") {
+        eprintln!("qemu-system-x86_64 or qemu-img missing: skipped");
+        return;
+    }
+    // UEFI + secure boot, two disks, two NICs, a CD-ROM on the AHCI.
+    boot_and_check("vmx", &configs().join("vmx/esxi8-rhel9.vmx"), "q35-v1", "qcow2");
+}
+
+#[test]
+fn pc_script_matches_spec_under_qmp() {
+    if !have("qemu-system-x86_64") || !have("qemu-img") {
+        eprintln!("qemu-system-x86_64 or qemu-img missing: skipped");
+        return;
+    }
+    // BIOS, IDE disk + CD-ROM source, raw output disks, NIC without a MAC in the source.
+    boot_and_check("xen", &configs().join("xen/win01-hvm.xm"), "pc-v1", "raw");
+    boot_and_check("vmx", &configs().join("vmx/esxi55-legacy.vmx"), "pc-v1", "qcow2");
+}
