@@ -89,7 +89,7 @@ pub fn parse_libvirt_xml(text: &str, path: &Path) -> Result<VmModel, ConfigError
     let unit_s = mem.attr("unit").unwrap_or("KiB");
     let unit = memory_unit(unit_s).ok_or_else(|| ConfigError::invalid(path, field(mem, "memory unit"), unit_s, "unknown unit"))?;
     let n: u64 = number(mem, "<memory>", path)?;
-    vm.memory_bytes = n.checked_mul(unit).filter(|&b| b >= 1 << 20 && b <= 16 << 40).ok_or_else(|| ConfigError::invalid(path, field(mem, "<memory>"), n, "not a memory size"))?;
+    vm.memory_bytes = n.checked_mul(unit).filter(|b| ((1 << 20)..=(16 << 40)).contains(b)).ok_or_else(|| ConfigError::invalid(path, field(mem, "<memory>"), n, "not a memory size"))?;
     if let Some(v) = root.child("vcpu") {
         let n: u32 = number(v, "<vcpu>", path)?;
         vm.vcpus = Some(n).filter(|n| (1..=1024).contains(n)).ok_or_else(|| ConfigError::invalid(path, field(v, "<vcpu>"), n, "not a vCPU count"))?;

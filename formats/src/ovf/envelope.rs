@@ -168,7 +168,7 @@ pub fn parse(text: &str, path: &Path, resolve: &mut Resolver<'_>) -> Result<VmMo
                 })?;
                 if let Some(c) = num(it, "CoresPerSocket", path)? {
                     let cores = u32::try_from(c).unwrap_or(0);
-                    if cores == 0 || vm.vcpus % cores != 0 {
+                    if cores == 0 || !vm.vcpus.is_multiple_of(cores) {
                         return Err(ConfigError::invalid(path, format!("line {}: CoresPerSocket", it.line), c, format!("does not divide {} vCPUs", vm.vcpus)));
                     }
                     vm.topology = Some(CpuTopology { sockets: vm.vcpus / cores, cores, threads: 1 });
@@ -178,7 +178,7 @@ pub fn parse(text: &str, path: &Path, resolve: &mut Resolver<'_>) -> Result<VmMo
                 let q = num(it, "VirtualQuantity", path)?.unwrap_or(0);
                 let u = it.child_text("AllocationUnits").unwrap_or("byte * 2^20");
                 let unit = units(u).ok_or_else(|| ConfigError::invalid(path, format!("line {}: AllocationUnits", it.line), u, "unknown unit"))?;
-                memory = Some(q.checked_mul(unit).filter(|&b| b >= 1 << 20 && b <= 16 << 40).ok_or_else(|| {
+                memory = Some(q.checked_mul(unit).filter(|b| ((1 << 20)..=(16 << 40)).contains(b)).ok_or_else(|| {
                     ConfigError::invalid(path, format!("line {}: memory VirtualQuantity", it.line), q, "not a memory size")
                 })?);
             }
@@ -250,7 +250,7 @@ pub fn parse(text: &str, path: &Path, resolve: &mut Resolver<'_>) -> Result<VmMo
                     },
                 ));
             }
-            14 | 15 | 16 => vm.removables.push(Removable {
+            14..=16 => vm.removables.push(Removable {
                 kind: if rt == 14 { RemovableKind::Floppy } else { RemovableKind::Cdrom },
                 bus: if rt == 14 { Bus::Fdc } else { bus },
                 controller: ci,

@@ -56,7 +56,7 @@ pub fn parse_vmx(bytes: &[u8], path: &Path) -> Result<VmModel, ConfigError> {
     };
     if let Some(v) = vmx.get("cpuid.corespersocket") {
         let cores = v.trim().parse::<u32>().ok().filter(|&c| c >= 1).ok_or_else(|| bad("cpuid.coresPerSocket", v, "not a number"))?;
-        if vm.vcpus % cores != 0 {
+        if !vm.vcpus.is_multiple_of(cores) {
             return Err(bad("cpuid.coresPerSocket", v, &format!("does not divide numvcpus {}", vm.vcpus)));
         }
         vm.topology = Some(CpuTopology { sockets: vm.vcpus / cores, cores, threads: 1 });
@@ -147,13 +147,13 @@ fn read_disks(vmx: &Vmx, path: &Path, dir: &Path, vm: &mut VmModel) -> Result<()
             let dtype = vmx.get(&format!("{ns}.devicetype")).map(str::to_ascii_lowercase);
             let file = vmx.get(&format!("{ns}.filename")).filter(|f| !f.is_empty());
             let is_cdrom = matches!(dtype.as_deref(), Some("cdrom-image" | "atapi-cdrom" | "cdrom-raw"));
-            let is_disk = match (bus, dtype.as_deref()) {
-                (Bus::Scsi, None | Some("disk" | "plaindisk" | "rawdisk" | "scsi-harddisk")) => true,
-                (Bus::Sata, None | Some("disk")) => true,
-                (Bus::Ide, Some("ata-harddisk")) => true,
-                (Bus::Nvme, None) => true,
-                _ => false,
-            };
+            let is_disk = matches!(
+                (bus, dtype.as_deref()),
+                (Bus::Scsi, None | Some("disk" | "plaindisk" | "rawdisk" | "scsi-harddisk"))
+                    | (Bus::Sata, None | Some("disk"))
+                    | (Bus::Ide, Some("ata-harddisk"))
+                    | (Bus::Nvme, None)
+            );
             if is_cdrom {
                 vm.removables.push(Removable {
                     kind: RemovableKind::Cdrom,
