@@ -166,3 +166,27 @@ fn disk_copy_step_reports_missing_engine_and_unresolved_sources() {
     // Nothing half-written is left behind.
     assert_eq!(std::fs::read_dir(out).unwrap().count(), 0);
 }
+
+#[test]
+fn compressed_ova_disks_are_streamed() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::copy(configs().join("ovf/virtualbox-ovf2.ovf"), src.join("Ubuntu.ovf")).unwrap();
+    std::fs::write(src.join("Ubuntu 22.04-disk001.vmdk"), vec![7u8; 100_000]).unwrap();
+    let ova = t.path().join("ubuntu.ova");
+    let st = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&ova)
+        .args(["-C", src.to_str().unwrap(), "Ubuntu.ovf", "Ubuntu 22.04-disk001.vmdk"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let text = ferry_ok(&["convert", "-i", "ova", ova.to_str().unwrap(), "--print-source"]);
+    assert!(text.contains("\t0 [sata ahci] 0:0 Ubuntu 22.04-disk001.vmdk streamed from "), "{text}");
+    assert!(text.contains(", 100000 bytes (vmdk)"), "{text}");
+    let out = t.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let e = ferry_err(&["convert", "-i", "ova", ova.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap()]);
+    assert!(e.contains("disk copy engine not linked") && e.contains("streamed from"), "{e}");
+}

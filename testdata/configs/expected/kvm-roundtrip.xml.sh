@@ -6,8 +6,9 @@ set -e
 # KVM when available, else TCG; FERRY_QEMU_ACCEL overrides (e.g. "-accel tcg").
 accel="${FERRY_QEMU_ACCEL:--accel kvm -accel tcg}"
 ovmf_code="${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.secboot.fd}"
-ovmf_vars="$(mktemp)"
-cp "${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.ms.fd}" "$ovmf_vars"
+# The guest's UEFI variables live next to this script, created on first start.
+ovmf_vars="$(dirname "$0")"/'debian12.vars.fd'
+[ -e "$ovmf_vars" ] || cp "${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.ms.fd}" "$ovmf_vars"
 exec qemu-system-x86_64 \
   -no-user-config -nodefaults \
   -name 'debian12' \
