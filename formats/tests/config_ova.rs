@@ -273,3 +273,18 @@ fn gzip_files_and_chunks() {
     assert_eq!(parts.len(), chunks.len());
     assert_eq!(bytes_of(&o.vm.disks[1].source), std::fs::read(s.join("w2k8-disk2.vmdk")).unwrap());
 }
+
+#[test]
+fn manifest_after_the_disks_in_a_compressed_ova_is_still_checked() {
+    let t = tempfile::tempdir().unwrap();
+    let s = stage(t.path(), "");
+    let ova = t.path().join("late.ova.xz");
+    let late = "web01.ovf web01-disk1.vmdk web01-disk2.vmdk web01-file1.nvram web01.mf";
+    sh(&format!("tar -cf - {late} | xz -c -T1 > {}", ova.display()), &s);
+    check_vm(&read_ova(&ova).unwrap().vm, &s);
+    // Corrupt one digest in the manifest: detected although the disk came first.
+    sh("d=$(printf x | sha256sum | cut -c1-64); sed -i \"s/\\(web01-disk1.vmdk)= \\).*/\\1$d/\" web01.mf; grep -q \"disk1.vmdk)= $d\" web01.mf", &s);
+    sh(&format!("tar -cf - {late} | xz -c -T1 > {}", ova.display()), &s);
+    let e = read_ova(&ova).err().expect("bad digest accepted").to_string();
+    assert!(e.contains("corrupt OVA") && e.contains("web01-disk1.vmdk"), "{e}");
+}

@@ -182,7 +182,7 @@ fn read_disk(d: &Element, dtype: &str, is_pv: bool, scsi: &[(u32, String)], path
     let attr_num = |a: &Element, n: &str| a.attr(n).and_then(|v| v.parse::<u32>().ok());
     let controller = addr.and_then(|a| attr_num(a, "controller")).unwrap_or(0);
     let unit = match addr.and_then(|a| attr_num(a, "unit")) {
-        Some(u) => u + addr.and_then(|a| attr_num(a, "bus")).unwrap_or(0) * 2 * u32::from(bus == Bus::Ide),
+        Some(u) => u.saturating_add(addr.and_then(|a| attr_num(a, "bus")).unwrap_or(0).saturating_mul(2 * u32::from(bus == Bus::Ide))),
         None => pos.map(|p| p.1).unwrap_or(0),
     };
     let src = d.child("source");

@@ -299,15 +299,12 @@ impl Archive {
                     self.manifests.push((n.clone(), text));
                 }
             } else if let Some(n) = &norm {
-                let algos: Vec<Algo> = if self.manifests.is_empty() {
-                    vec![Algo::Sha1, Algo::Sha256, Algo::Sha512]
-                } else {
-                    let texts: Vec<&str> = self.manifests.iter().map(|(_, t)| t.as_str()).collect();
-                    let mut v: Vec<Algo> = texts.iter().flat_map(|t| super::manifest::parse(t).0).map(|e| e.algo).collect();
-                    v.sort();
-                    v.dedup();
-                    v
-                };
+                // Digest with the algorithms of the manifests seen so far (they normally come
+                // right after the .ovf); a member listed by a later manifest is re-read then.
+                let mut algos: Vec<Algo> =
+                    self.manifests.iter().flat_map(|(_, t)| super::manifest::parse(t).0).map(|e| e.algo).collect();
+                algos.sort();
+                algos.dedup();
                 let mut hashers: Vec<(Algo, Hasher)> = algos.iter().map(|&a| (a, Hasher::new(a))).collect();
                 let mut buf = vec![0u8; 1 << 20];
                 loop {
@@ -364,9 +361,6 @@ impl Archive {
     pub fn digest(&self, name: &str, algo: Algo) -> Result<String, ConfigError> {
         if let Some(d) = self.digests.get(&(name.to_string(), algo)) {
             return Ok(d.clone());
-        }
-        if matches!(self.kind, Kind::Compressed(Container::TarGz | Container::TarXz)) {
-            return Err(ConfigError::other(&self.path, format!("no digest computed for {name}")));
         }
         let mut r = self.open_member(name)?;
         let mut h = Hasher::new(algo);
