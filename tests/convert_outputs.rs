@@ -190,3 +190,35 @@ fn compressed_ova_disks_are_streamed() {
     let e = ferry_err(&["convert", "-i", "ova", ova.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap()]);
     assert!(e.contains("disk copy engine not linked") && e.contains("streamed from"), "{e}");
 }
+
+#[test]
+fn libvirt_output_round_trips_through_the_libvirt_reader() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().canonicalize().unwrap();
+    let vmx = configs().join("vmx/esxi8-rhel9.vmx");
+    convert("vmx", &vmx, &out, &[]);
+    let src: serde_json::Value = serde_json::from_str(&ferry_ok(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "--print-source", "--json"])).unwrap();
+    let xml = out.join("web01.xml");
+    let back: serde_json::Value =
+        serde_json::from_str(&ferry_ok(&["convert", "-i", "libvirtxml", xml.to_str().unwrap(), "--print-source", "--json"])).unwrap();
+    for k in ["name", "uuid", "bios_uuid", "genid", "memory_bytes", "vcpus", "topology", "firmware", "secure_boot"] {
+        assert_eq!(back[k], src[k], "{k}");
+    }
+    assert_eq!(back["hypervisor"], "kvm");
+    let macs = |v: &serde_json::Value| v["nics"].as_array().unwrap().iter().map(|n| n["mac"].clone()).collect::<Vec<_>>();
+    assert_eq!(macs(&back), macs(&src));
+    let disks = back["disks"].as_array().unwrap();
+    assert_eq!(disks.len(), 2);
+    assert_eq!(disks[1]["source"]["path"], format!("{}/web01-sdb", out.display()));
+    assert_eq!(disks[1]["format"], "qcow2");
+    assert_eq!(back["removables"].as_array().unwrap().len(), 1);
+    // Converting the converted guest again gives the same layout, byte for byte.
+    let again = t.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    let again = again.canonicalize().unwrap();
+    convert("libvirtxml", &xml, &again, &["-of", "qcow2"]);
+    let a: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("web01.ferry.json")).unwrap()).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(again.join("web01.ferry.json")).unwrap()).unwrap();
+    let strip = |v: &serde_json::Value, dir: &Path| serde_json::to_string(v).unwrap().replace(&dir.display().to_string(), "@OUT@");
+    assert_eq!(strip(&a, &out), strip(&b, &again));
+}
