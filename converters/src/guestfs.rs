@@ -1,0 +1,404 @@
+//! The file operations guest conversion needs on a guest's root filesystem, with guest-absolute
+//! paths (`/etc/fstab`), and [`HostDirFs`]: that interface over a directory on the host, confined
+//! to it the way a `chroot` would be (used by the tests and for unpacked trees).
+//!
+//! Path rules shared by every implementation: paths are absolute, `/`-separated UTF-8; symbolic
+//! links in the intermediate components are followed *inside the guest* (an absolute link target
+//! starts again at the guest root, `..` never climbs above it). The last component is followed by
+//! `read_file`, `write_file`, `read_dir` and the provided `stat`; it is not followed by `lstat`,
+//! `read_link`, `symlink`, `unlink`, `rename`, `mkdir`, `set_mode` and `set_owner`.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// How many symbolic links one path resolution may follow (Linux's own limit).
+const MAX_SYMLINKS: usize = 40;
+
+/// Errors of guest file operations; each names the guest path.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestFsError {
+    /// The path (or one of its parents) does not exist.
+    #[error("{path}: not found")]
+    NotFound { path: String },
+    /// The path is not absolute, contains a NUL, or is otherwise unusable.
+    #[error("{path}: invalid guest path: {reason}")]
+    InvalidPath { path: String, reason: &'static str },
+    /// Resolving the path followed more than 40 symbolic links.
+    #[error("{path}: too many levels of symbolic links")]
+    SymlinkLoop { path: String },
+    /// The target of `symlink`/`mkdir` already exists.
+    #[error("{path}: already exists")]
+    AlreadyExists { path: String },
+    /// A component used as a directory is not one.
+    #[error("{path}: not a directory")]
+    NotADirectory { path: String },
+    /// Any other I/O failure.
+    #[error("{path}: {op}: {source}")]
+    Io { path: String, op: &'static str, source: std::io::Error },
+    /// The implementation cannot do this (e.g. a filesystem feature it does not write).
+    #[error("{path}: {reason}")]
+    Unsupported { path: String, reason: String },
+}
+
+/// What kind of object a path names (without following a final symlink).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum FileKind {
+    /// Regular file.
+    File,
+    /// Directory.
+    Dir,
+    /// Symbolic link.
+    Symlink,
+    /// Device node, FIFO or socket.
+    Other,
+}
+
+/// The metadata conversion looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Object kind.
+    pub kind: FileKind,
+    /// Permission bits (`0o7777` mask).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes (the target's length for a symlink).
+    pub size: u64,
+}
+
+/// File operations on a mounted guest root. See the module documentation for the path rules.
+pub trait GuestFs {
+    /// Metadata of `path` itself (a final symlink is not followed); `None` if it does not exist.
+    fn lstat(&self, path: &str) -> Result<Option<Stat>, GuestFsError>;
+    /// The whole contents of a regular file.
+    fn read_file(&self, path: &str) -> Result<Vec<u8>, GuestFsError>;
+    /// Replaces a file's contents, creating it with permission bits `mode` (owner root) if it
+    /// does not exist; an existing file keeps its mode and owner. The parent must exist.
+    fn write_file(&mut self, path: &str, data: &[u8], mode: u32) -> Result<(), GuestFsError>;
+    /// The names in a directory, sorted, without `.` and `..`.
+    fn read_dir(&self, path: &str) -> Result<Vec<String>, GuestFsError>;
+    /// The target of a symbolic link, as stored.
+    fn read_link(&self, path: &str) -> Result<String, GuestFsError>;
+    /// Creates the symbolic link `path` → `target`; fails if `path` exists.
+    fn symlink(&mut self, target: &str, path: &str) -> Result<(), GuestFsError>;
+    /// Removes a file or symbolic link (not a directory).
+    fn unlink(&mut self, path: &str) -> Result<(), GuestFsError>;
+    /// Renames `from` to `to`, replacing a file at `to`.
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), GuestFsError>;
+    /// Creates one directory; the parent must exist.
+    fn mkdir(&mut self, path: &str, mode: u32) -> Result<(), GuestFsError>;
+    /// Sets permission bits (`0o7777` mask).
+    fn set_mode(&mut self, path: &str, mode: u32) -> Result<(), GuestFsError>;
+    /// Sets owner and group.
+    fn set_owner(&mut self, path: &str, uid: u32, gid: u32) -> Result<(), GuestFsError>;
+
+    /// The guest-absolute path with every symlink resolved inside the guest. Components that do
+    /// not exist are kept as written (so a file about to be created has a canonical name too).
+    fn canonicalize(&self, path: &str) -> Result<String, GuestFsError> {
+        resolve(path, true, |p| match self.lstat(p)? {
+            Some(st) if st.kind == FileKind::Symlink => Ok(Some(self.read_link(p)?)),
+            _ => Ok(None),
+        })
+    }
+    /// Metadata of what `path` finally names (symlinks followed); `None` if absent or dangling.
+    fn stat(&self, path: &str) -> Result<Option<Stat>, GuestFsError> {
+        self.lstat(&self.canonicalize(path)?)
+    }
+    /// Whether `path` exists (following symlinks).
+    fn exists(&self, path: &str) -> Result<bool, GuestFsError> {
+        Ok(self.stat(path)?.is_some())
+    }
+    /// Whether `path` is a directory (following symlinks).
+    fn is_dir(&self, path: &str) -> Result<bool, GuestFsError> {
+        Ok(matches!(self.stat(path)?, Some(Stat { kind: FileKind::Dir, .. })))
+    }
+    /// Whether `path` is a regular file (following symlinks).
+    fn is_file(&self, path: &str) -> Result<bool, GuestFsError> {
+        Ok(matches!(self.stat(path)?, Some(Stat { kind: FileKind::File, .. })))
+    }
+    /// Creates `path` and its missing parents with permission bits `mode`.
+    fn mkdir_p(&mut self, path: &str, mode: u32) -> Result<(), GuestFsError> {
+        let canon = self.canonicalize(path)?;
+        let mut cur = String::new();
+        for comp in canon.split('/').filter(|c| !c.is_empty()) {
+            cur.push('/');
+            cur.push_str(comp);
+            match self.lstat(&cur)? {
+                Some(Stat { kind: FileKind::Dir, .. }) => {}
+                Some(_) => return Err(GuestFsError::NotADirectory { path: cur }),
+                None => self.mkdir(&cur, mode)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits a guest path into components, rejecting relative paths and NULs.
+fn components(path: &str) -> Result<VecDeque<String>, GuestFsError> {
+    if !path.starts_with('/') {
+        return Err(GuestFsError::InvalidPath { path: path.into(), reason: "not absolute" });
+    }
+    if path.contains('\0') {
+        return Err(GuestFsError::InvalidPath { path: path.into(), reason: "contains NUL" });
+    }
+    Ok(path.split('/').filter(|c| !c.is_empty() && *c != ".").map(str::to_owned).collect())
+}
+
+/// Resolves `path` inside the guest: `link_of(canonical)` returns the target if that exact
+/// canonical path is a symlink. `..` stops at the root; absolute targets restart at the root.
+fn resolve<F>(path: &str, follow_last: bool, link_of: F) -> Result<String, GuestFsError>
+where
+    F: Fn(&str) -> Result<Option<String>, GuestFsError>,
+{
+    let mut queue = components(path)?;
+    let mut stack: Vec<String> = Vec::new();
+    let mut followed = 0usize;
+    while let Some(comp) = queue.pop_front() {
+        if comp == ".." {
+            stack.pop();
+            continue;
+        }
+        let candidate = format!("/{}", stack.iter().chain([&comp]).cloned().collect::<Vec<_>>().join("/"));
+        if !queue.is_empty() || follow_last {
+            if let Some(target) = link_of(&candidate)? {
+                followed += 1;
+                if followed > MAX_SYMLINKS {
+                    return Err(GuestFsError::SymlinkLoop { path: path.into() });
+                }
+                if target.contains('\0') {
+                    return Err(GuestFsError::InvalidPath { path: candidate, reason: "symlink target contains NUL" });
+                }
+                if target.starts_with('/') {
+                    stack.clear();
+                }
+                for c in target.split('/').filter(|c| !c.is_empty() && *c != ".").rev() {
+                    queue.push_front(c.to_owned());
+                }
+                continue;
+            }
+        }
+        stack.push(comp);
+    }
+    Ok(format!("/{}", stack.join("/")))
+}
+
+/// [`GuestFs`] over a host directory that stands for the guest's `/`. Every path is resolved
+/// inside `root` (symlinks included), so no operation can reach outside it.
+#[derive(Debug, Clone)]
+pub struct HostDirFs {
+    root: PathBuf,
+}
+
+impl HostDirFs {
+    /// A guest view of the host directory `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        HostDirFs { root: root.into() }
+    }
+
+    /// The host directory standing for the guest root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn host_of_canonical(&self, canon: &str) -> PathBuf {
+        self.root.join(canon.trim_start_matches('/'))
+    }
+
+    /// The host path for `path`, following (or not) the final component.
+    fn host(&self, path: &str, follow_last: bool) -> Result<(String, PathBuf), GuestFsError> {
+        let canon = resolve(path, follow_last, |p| {
+            let host = self.host_of_canonical(p);
+            match std::fs::symlink_metadata(&host) {
+                Ok(md) if md.file_type().is_symlink() => {
+                    let t = std::fs::read_link(&host).map_err(|e| io_err(p, "readlink", e))?;
+                    Ok(Some(t.to_string_lossy().into_owned()))
+                }
+                _ => Ok(None),
+            }
+        })?;
+        let host = self.host_of_canonical(&canon);
+        Ok((canon, host))
+    }
+}
+
+fn io_err(path: &str, op: &'static str, e: std::io::Error) -> GuestFsError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => GuestFsError::NotFound { path: path.into() },
+        std::io::ErrorKind::AlreadyExists => GuestFsError::AlreadyExists { path: path.into() },
+        _ => GuestFsError::Io { path: path.into(), op, source: e },
+    }
+}
+
+impl GuestFs for HostDirFs {
+    fn lstat(&self, path: &str) -> Result<Option<Stat>, GuestFsError> {
+        let (_, host) = self.host(path, false)?;
+        let md = match std::fs::symlink_metadata(&host) {
+            Ok(md) => md,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc_enotdir()) => return Ok(None),
+            Err(e) => return Err(io_err(path, "lstat", e)),
+        };
+        let ft = md.file_type();
+        let kind = if ft.is_symlink() {
+            FileKind::Symlink
+        } else if ft.is_dir() {
+            FileKind::Dir
+        } else if ft.is_file() {
+            FileKind::File
+        } else {
+            FileKind::Other
+        };
+        Ok(Some(Stat { kind, mode: md.mode() & 0o7777, uid: md.uid(), gid: md.gid(), size: md.len() }))
+    }
+
+    fn read_file(&self, path: &str) -> Result<Vec<u8>, GuestFsError> {
+        let (_, host) = self.host(path, true)?;
+        std::fs::read(host).map_err(|e| io_err(path, "read", e))
+    }
+
+    fn write_file(&mut self, path: &str, data: &[u8], mode: u32) -> Result<(), GuestFsError> {
+        let (canon, host) = self.host(path, true)?;
+        let existing = std::fs::metadata(&host).ok();
+        let parent = host.parent().ok_or(GuestFsError::InvalidPath { path: path.into(), reason: "is the root" })?;
+        // Write a temporary sibling, then rename it over the file: readers never see half a file.
+        let mut tmp = tempfile_in(parent, &canon)?;
+        tmp.1.write_all(data).map_err(|e| io_err(path, "write", e))?;
+        tmp.1.sync_all().map_err(|e| io_err(path, "fsync", e))?;
+        let perm = existing.as_ref().map_or(mode & 0o7777, |m| m.mode() & 0o7777);
+        std::fs::set_permissions(&tmp.0, std::fs::Permissions::from_mode(perm)).map_err(|e| io_err(path, "chmod", e))?;
+        if let Some(md) = &existing {
+            // Keeping the owner needs privileges; without them the file stays the writer's.
+            let _ = std::os::unix::fs::chown(&tmp.0, Some(md.uid()), Some(md.gid()));
+        }
+        std::fs::rename(&tmp.0, &host).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp.0);
+            io_err(path, "rename", e)
+        })
+    }
+
+    fn read_dir(&self, path: &str) -> Result<Vec<String>, GuestFsError> {
+        let (_, host) = self.host(path, true)?;
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&host).map_err(|e| io_err(path, "readdir", e))? {
+            let entry = entry.map_err(|e| io_err(path, "readdir", e))?;
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn read_link(&self, path: &str) -> Result<String, GuestFsError> {
+        let (_, host) = self.host(path, false)?;
+        let t = std::fs::read_link(host).map_err(|e| io_err(path, "readlink", e))?;
+        Ok(t.to_string_lossy().into_owned())
+    }
+
+    fn symlink(&mut self, target: &str, path: &str) -> Result<(), GuestFsError> {
+        if target.contains('\0') {
+            return Err(GuestFsError::InvalidPath { path: target.into(), reason: "contains NUL" });
+        }
+        let (_, host) = self.host(path, false)?;
+        std::os::unix::fs::symlink(target, host).map_err(|e| io_err(path, "symlink", e))
+    }
+
+    fn unlink(&mut self, path: &str) -> Result<(), GuestFsError> {
+        let (_, host) = self.host(path, false)?;
+        std::fs::remove_file(host).map_err(|e| io_err(path, "unlink", e))
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), GuestFsError> {
+        let (_, h_from) = self.host(from, false)?;
+        let (_, h_to) = self.host(to, false)?;
+        std::fs::rename(h_from, h_to).map_err(|e| io_err(from, "rename", e))
+    }
+
+    fn mkdir(&mut self, path: &str, mode: u32) -> Result<(), GuestFsError> {
+        let (_, host) = self.host(path, false)?;
+        std::fs::create_dir(&host).map_err(|e| io_err(path, "mkdir", e))?;
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode & 0o7777)).map_err(|e| io_err(path, "chmod", e))
+    }
+
+    fn set_mode(&mut self, path: &str, mode: u32) -> Result<(), GuestFsError> {
+        let (_, host) = self.host(path, false)?;
+        std::fs::set_permissions(host, std::fs::Permissions::from_mode(mode & 0o7777)).map_err(|e| io_err(path, "chmod", e))
+    }
+
+    fn set_owner(&mut self, path: &str, uid: u32, gid: u32) -> Result<(), GuestFsError> {
+        let (_, host) = self.host(path, false)?;
+        std::os::unix::fs::lchown(host, Some(uid), Some(gid)).map_err(|e| io_err(path, "chown", e))
+    }
+}
+
+const fn libc_enotdir() -> i32 {
+    20 // ENOTDIR on Linux
+}
+
+/// Creates a new uniquely named file next to the target (no extra dependency needed).
+fn tempfile_in(dir: &Path, guest: &str) -> Result<(PathBuf, std::fs::File), GuestFsError> {
+    for n in 0..1000u32 {
+        let p = dir.join(format!(".ferry-tmp-{}-{n}", std::process::id()));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+            Ok(f) => return Ok((p, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(guest, "create", e)),
+        }
+    }
+    Err(GuestFsError::Unsupported { path: guest.into(), reason: "no free temporary name".into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confined_to_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"host").unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/secret"), b"guest").unwrap();
+        // An absolute link to the host's directory must resolve inside the guest.
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("etc/abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../../etc", dir.path().join("etc/up")).unwrap();
+        let fs = HostDirFs::new(dir.path());
+        assert!(fs.read_file("/etc/abs/secret").is_err());
+        assert_eq!(fs.read_file("/etc/up/secret").unwrap(), b"guest");
+        assert_eq!(fs.read_file("/../../etc/secret").unwrap(), b"guest");
+        assert_eq!(fs.canonicalize("/etc/up/x").unwrap(), "/etc/x");
+        assert!(matches!(fs.read_file("etc/secret"), Err(GuestFsError::InvalidPath { .. })));
+    }
+
+    #[test]
+    fn loops_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("b", dir.path().join("a")).unwrap();
+        std::os::unix::fs::symlink("a", dir.path().join("b")).unwrap();
+        let fs = HostDirFs::new(dir.path());
+        assert!(matches!(fs.read_file("/a"), Err(GuestFsError::SymlinkLoop { .. })));
+        assert_eq!(fs.lstat("/a").unwrap().unwrap().kind, FileKind::Symlink);
+    }
+
+    #[test]
+    fn write_keeps_mode_and_creates_with_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fs = HostDirFs::new(dir.path());
+        fs.mkdir_p("/etc/x/y", 0o755).unwrap();
+        fs.write_file("/etc/x/y/f", b"1", 0o600).unwrap();
+        assert_eq!(fs.lstat("/etc/x/y/f").unwrap().unwrap().mode, 0o600);
+        fs.set_mode("/etc/x/y/f", 0o640).unwrap();
+        fs.write_file("/etc/x/y/f", b"22", 0o644).unwrap();
+        let st = fs.lstat("/etc/x/y/f").unwrap().unwrap();
+        assert_eq!((st.mode, st.size), (0o640, 2));
+        fs.symlink("/dev/null", "/etc/x/m").unwrap();
+        assert_eq!(fs.read_link("/etc/x/m").unwrap(), "/dev/null");
+        assert!(!fs.exists("/etc/x/m").unwrap(), "/dev/null is resolved inside the guest");
+        fs.rename("/etc/x/y/f", "/etc/x/g").unwrap();
+        assert_eq!(fs.read_dir("/etc/x").unwrap(), vec!["g", "m", "y"]);
+        fs.unlink("/etc/x/m").unwrap();
+        assert!(fs.lstat("/etc/x/m").unwrap().is_none());
+    }
+}

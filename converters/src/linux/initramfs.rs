@@ -1,0 +1,80 @@
+//! virtio drivers in the initramfs: make the guest's own generator include them from now on
+//! (`/etc/initramfs-tools/modules`, `/etc/dracut.conf.d/ferry-virtio.conf`), and ask the caller
+//! to rebuild the chosen kernel's image now ([`ChangeKind::InitramfsRebuild`]).
+
+use super::draft::Draft;
+use super::facts::{GuestFacts, InitramfsGenerator, KernelFacts};
+use super::plan::{Change, ChangeKind};
+use super::LinuxError;
+
+/// The drivers a KVM guest needs early, in load order.
+pub const VIRTIO_MODULES: [&str; 9] = [
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_scsi",
+    "virtio_net",
+    "virtio_console",
+    "virtio_rng",
+    "virtio_balloon",
+];
+
+const REASON: &str = "the root disk is on virtio-blk under KVM";
+/// dracut configuration written by Ferry.
+pub const DRACUT_CONF: &str = "/etc/dracut.conf.d/ferry-virtio.conf";
+
+/// The modules of [`VIRTIO_MODULES`] that the bootable kernels have.
+fn wanted(facts: &GuestFacts) -> Vec<&'static str> {
+    VIRTIO_MODULES.iter().copied().filter(|m| facts.kernels.iter().any(|k| !k.xen_pv_only && k.has(m))).collect()
+}
+
+/// Plans the configuration and the rebuild of `best`'s initramfs.
+pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, best: &KernelFacts) -> Result<(), LinuxError> {
+    let mods = wanted(facts);
+    if mods.is_empty() {
+        d.warn(format!("kernel {} has no virtio drivers: the guest will not find its disks on virtio-blk", best.version));
+        return Ok(());
+    }
+    match facts.initramfs {
+        InitramfsGenerator::InitramfsTools => {
+            let path = "/etc/initramfs-tools/modules";
+            let text = d.read(path)?.unwrap_or_default();
+            let listed: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().next()).filter(|w| !w.starts_with('#')).collect();
+            let missing: Vec<&str> = mods.iter().copied().filter(|m| !listed.contains(m)).collect();
+            if !missing.is_empty() {
+                let mut new = text.clone();
+                if !new.is_empty() && !new.ends_with('\n') {
+                    new.push('\n');
+                }
+                new.push_str("# virtio drivers, added by ferry when converting to KVM\n");
+                for m in missing {
+                    new.push_str(m);
+                    new.push('\n');
+                }
+                d.create(path, new, 0o644, REASON)?;
+            }
+        }
+        InitramfsGenerator::Dracut => {
+            let text = format!("# Written by ferry when converting to KVM: the root disk is on virtio.\nadd_drivers+=\" {} \"\n", mods.join(" "));
+            d.create(DRACUT_CONF, text, 0o644, REASON)?;
+        }
+        InitramfsGenerator::Mkinitrd | InitramfsGenerator::Unknown => {
+            d.warn("the initramfs generator is not initramfs-tools or dracut: a later rebuild in the guest may drop the virtio drivers".into());
+        }
+    }
+    let Some(initrd) = best.initrd.clone() else {
+        d.warn(format!("kernel {} has no initramfs: it must have the virtio drivers built in", best.version));
+        return Ok(());
+    };
+    let done = d.fs().lstat(&format!("{initrd}.pre-ferry"))?.is_some();
+    let needed: Vec<String> = mods.iter().copied().filter(|m| best.has(m)).map(str::to_owned).collect();
+    if !done && !needed.is_empty() {
+        d.other(Change {
+            path: initrd,
+            kind: ChangeKind::InitramfsRebuild { kernel_version: best.version.clone(), generator: facts.initramfs, modules: needed },
+            reason: REASON.into(),
+        });
+    }
+    Ok(())
+}
