@@ -75,7 +75,7 @@ fn module_name(path: &str) -> String {
 }
 
 /// Kernel config options for the drivers in [`VIRTIO_MODULES`].
-const CONFIG_OF: [(&str, &str); 9] = [
+const CONFIG_OF: [(&str, &str); 8] = [
     ("virtio_pci_modern_dev", "CONFIG_VIRTIO_PCI_LIB"),
     ("virtio_pci_legacy_dev", "CONFIG_VIRTIO_PCI_LIB_LEGACY"),
     ("virtio_pci", "CONFIG_VIRTIO_PCI"),
@@ -84,7 +84,6 @@ const CONFIG_OF: [(&str, &str); 9] = [
     ("virtio_net", "CONFIG_VIRTIO_NET"),
     ("virtio_console", "CONFIG_VIRTIO_CONSOLE"),
     ("virtio_rng", "CONFIG_HW_RANDOM_VIRTIO"),
-    ("virtio_balloon", "CONFIG_VIRTIO_BALLOON"),
 ];
 
 fn kernel(fs: &dyn GuestFs, version: &str) -> Result<KernelFacts, LinuxError> {

@@ -8,7 +8,7 @@ use super::plan::{Change, ChangeKind};
 use super::LinuxError;
 
 /// The drivers a KVM guest needs early, in load order.
-pub const VIRTIO_MODULES: [&str; 9] = [
+pub const VIRTIO_MODULES: [&str; 8] = [
     "virtio_pci_modern_dev",
     "virtio_pci_legacy_dev",
     "virtio_pci",
@@ -17,7 +17,6 @@ pub const VIRTIO_MODULES: [&str; 9] = [
     "virtio_net",
     "virtio_console",
     "virtio_rng",
-    "virtio_balloon",
 ];
 
 const REASON: &str = "the root disk is on virtio-blk under KVM";
