@@ -52,5 +52,9 @@ pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, target: &TargetLayout) -> Res
     if let Some(env) = &bl.grubenv {
         grub::edit_env(d, env, REASON, |_, v| rewrite_devices(v, target, boot).0)?;
     }
+    // Caches of the old device names: LVM's devices file would hide the PVs on vdX.
+    for cache in ["/etc/lvm/devices/system.devices", "/etc/lvm/cache/.cache", "/etc/blkid.tab", "/etc/blkid/blkid.tab"] {
+        d.delete(cache, "it records the old device names; rebuilt on boot")?;
+    }
     Ok(())
 }

@@ -128,15 +128,15 @@ impl<'a> Draft<'a> {
         Ok(())
     }
 
-    /// Removes a file or symlink if present.
-    pub fn delete(&mut self, path: &str, reason: &str) -> Result<(), LinuxError> {
+    /// Removes a file or symlink if present; `true` if this call planned the removal.
+    pub fn delete(&mut self, path: &str, reason: &str) -> Result<bool, LinuxError> {
         let p = self.canon_link(path)?;
         if self.fs.lstat(&p)?.is_none() || self.order.iter().any(|o| matches!(o, Pending::Other(c) if c.path == p && c.kind == ChangeKind::Delete)) {
-            return Ok(());
+            return Ok(false);
         }
         self.files.remove(&p);
         self.other(Change { path: p, kind: ChangeKind::Delete, reason: reason.into() });
-        Ok(())
+        Ok(true)
     }
 
     /// Makes `path` a symlink to `target` unless it already is one.

@@ -19,9 +19,21 @@ pub fn env_get(text: &str, key: &str) -> Option<String> {
     env_parse(text).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
+/// The comment lines of an environment block (its header), padding excluded.
+fn env_comments(text: &str) -> String {
+    let mut s = String::new();
+    for l in text.split_inclusive('\n').filter(|l| l.ends_with('\n') && l.starts_with('#')) {
+        s.push_str(l);
+    }
+    if s.is_empty() {
+        s.push_str("# GRUB Environment Block\n");
+    }
+    s
+}
+
 /// Renders an environment block padded with `#` to `size` bytes; `None` if it does not fit.
-fn env_render(vars: &[(String, String)], size: usize) -> Option<String> {
-    let mut s = String::from("# GRUB Environment Block\n");
+fn env_render(header: &str, vars: &[(String, String)], size: usize) -> Option<String> {
+    let mut s = header.to_owned();
     for (k, v) in vars {
         s.push_str(&format!("{k}={v}\n"));
     }
@@ -59,14 +71,14 @@ pub fn set_env(d: &mut Draft<'_>, path: &str, key: &str, value: &str, reason: &s
         None => vars.push((key.to_owned(), value.to_owned())),
     }
     if text.is_empty() {
-        let Some(new) = env_render(&vars, 1024) else { return Ok(()) };
+        let Some(new) = env_render(&env_comments(""), &vars, 1024) else { return Ok(()) };
         return d.create(path, new, 0o644, reason);
     }
     write_env(d, path, &text, &vars, reason)
 }
 
 fn write_env(d: &mut Draft<'_>, path: &str, text: &str, vars: &[(String, String)], reason: &str) -> Result<(), LinuxError> {
-    match env_render(vars, text.len().max(1024)) {
+    match env_render(&env_comments(text), vars, text.len().max(1024)) {
         Some(new) => d.edit(path, new, reason),
         None => {
             d.warn(format!("{path}: the edited GRUB environment block would not fit in {} bytes; left unchanged", text.len()));
@@ -160,7 +172,7 @@ mod tests {
     #[test]
     fn env_roundtrip() {
         let vars = vec![("saved_entry".to_owned(), "x".to_owned())];
-        let s = env_render(&vars, 1024).unwrap();
+        let s = env_render(&env_comments(""), &vars, 1024).unwrap();
         assert_eq!(s.len(), 1024);
         assert_eq!(env_get(&s, "saved_entry").as_deref(), Some("x"));
     }

@@ -23,8 +23,14 @@ struct Entry {
 }
 
 impl Entry {
+    /// The entry by ids (titles where there is no id), `>`-joined.
     fn selector(&self) -> String {
         let parts: Vec<String> = self.path.iter().map(|(_, id, title)| id.clone().unwrap_or_else(|| title.clone())).collect();
+        parts.join(">")
+    }
+    /// The entry by titles, `>`-joined (what `grub2-set-default` writes on RHEL 7).
+    fn title_selector(&self) -> String {
+        let parts: Vec<&str> = self.path.iter().map(|(_, _, title)| title.as_str()).collect();
         parts.join(">")
     }
 }
@@ -234,7 +240,8 @@ fn menu(d: &mut Draft<'_>, facts: &GuestFacts, cfg: &str, text: &str, best: &Ker
         d.note(format!("{cfg}: kernel {} is already the default entry", best.version));
         return Ok(());
     }
-    let new_sel = want.selector();
+    // Keep the selector style the guest uses: titles if the current one is a title.
+    let new_sel = if current.is_some_and(|c| c.title_selector() == selector) { want.title_selector() } else { want.selector() };
     if default == "saved" {
         if let Some(env) = env_path {
             d.note(format!("{env}: saved_entry changed from {selector:?} to {new_sel:?} (GRUB_DEFAULT=saved)"));

@@ -78,7 +78,7 @@ impl fmt::Display for Plan {
                 ChangeKind::Edit { before, after } => {
                     writeln!(f, "edit    {}: {}", c.path, c.reason)?;
                     for line in line_diff(before, after) {
-                        writeln!(f, "        {line}")?;
+                        writeln!(f, "        {}", shorten(&line))?;
                     }
                 }
                 ChangeKind::Create { contents, mode } => {
@@ -108,6 +108,14 @@ impl fmt::Display for Plan {
             writeln!(f, "warning: {w}")?;
         }
         Ok(())
+    }
+}
+
+/// Cuts a displayed line to 160 characters (grubenv padding is 1 KiB of `#`).
+fn shorten(line: &str) -> String {
+    match line.char_indices().nth(160) {
+        Some((i, _)) => format!("{}... ({} more bytes)", &line[..i], line.len() - i),
+        None => line.to_owned(),
     }
 }
 

@@ -86,8 +86,7 @@ pub fn plan(d: &mut Draft<'_>) -> Result<(), LinuxError> {
         for script in tool.sysv {
             for dir in RC_DIRS {
                 for name in d.list_dir(dir)? {
-                    if is_rc_link(&name, script) {
-                        d.delete(&format!("{dir}/{name}"), &reason)?;
+                    if is_rc_link(&name, script) && d.delete(&format!("{dir}/{name}"), &reason)? {
                         rc_links += 1;
                     }
                 }

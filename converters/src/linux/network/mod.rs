@@ -25,7 +25,7 @@ fn value_of<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 
 /// The `NAME=` a udev persistent-net rule gives to `mac`.
 pub fn udev_name_for(rules: &str, mac: &str) -> Option<String> {
-    let want = format!("ATTR{{address}}==\"{}\"", mac.to_ascii_lowercase());
+    let want = format!("attr{{address}}==\"{}\"", mac.to_ascii_lowercase());
     rules.lines().filter(|l| !l.trim_start().starts_with('#') && l.to_ascii_lowercase().contains(&want)).find_map(|l| {
         let i = l.find("NAME=\"")?;
         let rest = &l[i + 6..];
