@@ -99,3 +99,28 @@ fn xen_pv_only_kernel_is_refused() {
     let err = ferry_converters::linux::plan(&facts, &layout, &fs).unwrap_err();
     assert_eq!(err.to_string(), "no kernel that can boot on KVM: only Xen PV kernels are installed (2.6.18-419.el5xen)");
 }
+
+#[test]
+fn ubuntu2204_netplan_two_nics() {
+    let c = convert_fixture("ubuntu2204-netplan");
+    let y = yaml_to_json(&c.path("/etc/netplan/00-installer-config.yaml"));
+    let eth = &y["network"]["ethernets"];
+    assert_eq!(eth["enp0s3"]["addresses"][0], "10.1.2.3/24", "{y}");
+    assert!(eth.get("ens160").is_none());
+    assert_eq!(eth["backend"]["set-name"], "enp0s4");
+    assert_eq!(eth["backend"]["match"]["macaddress"], "00:50:56:b2:7c:02");
+    assert_eq!(findmnt_sources(&c.path("/etc/fstab"))[2], "LABEL=srv");
+    assert_eq!(c.facts.family, ferry_converters::linux::DistroFamily::Debian);
+}
+
+#[test]
+fn debian12_nvme_networkd_uefi() {
+    let c = convert_fixture("debian12-nvme-networkd");
+    assert_eq!(findmnt_sources(&c.path("/etc/fstab")), ["/dev/vda2", "/dev/vda1", "/dev/vdb"]);
+    assert_eq!(c.facts.firmware, ferry_converters::linux::Firmware::Uefi);
+    grub_script_check(&c.path("/boot/grub/grub.cfg"));
+    let net = std::fs::read_to_string(c.path("/etc/systemd/network/20-wired.network")).unwrap();
+    assert!(net.starts_with("[Match]\nName=enp0s3\n"));
+    let fallback = std::fs::read_to_string(c.path("/etc/systemd/network/80-fallback.network")).unwrap();
+    assert!(fallback.contains("Name=en*\n"), "globs are left alone");
+}

@@ -101,19 +101,14 @@ fn kernel(fs: &dyn GuestFs, version: &str) -> Result<KernelFacts, LinuxError> {
     let xen_pv_only = opt("CONFIG_X86_XEN").as_deref() == Some("y") || opt("CONFIG_X86_64_XEN").as_deref() == Some("y");
     let dep = read_text(fs, &format!("/lib/modules/{version}/modules.dep"))?;
     let builtin = read_text(fs, &format!("/lib/modules/{version}/modules.builtin"))?.unwrap_or_default();
-    let mut have: Vec<String> = builtin.lines().map(module_name).collect();
-    if let Some(dep) = &dep {
-        have.extend(dep.lines().filter_map(|l| l.split(':').next()).map(module_name));
-    }
-    let virtio = VIRTIO_MODULES
-        .iter()
-        .filter(|m| {
-            let cfg = CONFIG_OF.iter().find(|(n, _)| n == *m).and_then(|(_, o)| opt(o));
-            have.iter().any(|h| h == *m) || cfg.as_deref() == Some("y") || (dep.is_none() && cfg.as_deref() == Some("m"))
-        })
-        .map(|m| (*m).to_owned())
-        .collect();
-    Ok(KernelFacts { version: version.to_owned(), vmlinuz: format!("/boot/vmlinuz-{version}"), initrd, xen_pv_only, virtio })
+    let built: Vec<String> = builtin.lines().map(module_name).collect();
+    let loadable: Vec<String> = dep.iter().flat_map(|d| d.lines()).filter_map(|l| l.split(':').next()).map(module_name).collect();
+    let cfg = |m: &str| CONFIG_OF.iter().find(|(n, _)| *n == m).and_then(|(_, o)| opt(o));
+    let is_builtin = |m: &str| built.iter().any(|h| h == m) || cfg(m).as_deref() == Some("y");
+    let is_module = |m: &str| loadable.iter().any(|h| h == m) || (dep.is_none() && cfg(m).as_deref() == Some("m"));
+    let virtio: Vec<String> = VIRTIO_MODULES.iter().filter(|m| is_builtin(m) || is_module(m)).map(|m| (*m).to_owned()).collect();
+    let builtin = virtio.iter().filter(|m| is_builtin(m)).cloned().collect();
+    Ok(KernelFacts { version: version.to_owned(), vmlinuz: format!("/boot/vmlinuz-{version}"), initrd, xen_pv_only, virtio, builtin })
 }
 
 fn bootloader(fs: &dyn GuestFs) -> Result<Bootloader, LinuxError> {

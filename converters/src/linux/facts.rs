@@ -31,12 +31,19 @@ pub struct KernelFacts {
     pub xen_pv_only: bool,
     /// The virtio drivers this kernel has, as a module or built in (`virtio_blk`, `virtio_pci`...).
     pub virtio: Vec<String>,
+    /// Those of `virtio` that are built into the kernel image (they need no initramfs).
+    #[serde(default)]
+    pub builtin: Vec<String>,
 }
 
 impl KernelFacts {
     /// Whether the kernel has `module` (module or built in).
     pub fn has(&self, module: &str) -> bool {
         self.virtio.iter().any(|m| m == module)
+    }
+    /// Whether `module` is built into the kernel.
+    pub fn is_builtin(&self, module: &str) -> bool {
+        self.builtin.iter().any(|m| m == module)
     }
     /// A debug build (`+debug`, `-debug`, `.debug` in the version).
     pub fn is_debug(&self) -> bool {

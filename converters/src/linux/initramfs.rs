@@ -23,16 +23,22 @@ const REASON: &str = "the root disk is on virtio-blk under KVM";
 /// dracut configuration written by Ferry.
 pub const DRACUT_CONF: &str = "/etc/dracut.conf.d/ferry-virtio.conf";
 
-/// The modules of [`VIRTIO_MODULES`] that the bootable kernels have.
+/// Drivers the kernel needs to find its root disk.
+const BOOT_CRITICAL: [&str; 5] = ["virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci", "virtio_blk", "virtio_scsi"];
+
+/// The modules of [`VIRTIO_MODULES`] that some bootable kernel has as a loadable module.
 fn wanted(facts: &GuestFacts) -> Vec<&'static str> {
-    VIRTIO_MODULES.iter().copied().filter(|m| facts.kernels.iter().any(|k| !k.xen_pv_only && k.has(m))).collect()
+    VIRTIO_MODULES.iter().copied().filter(|m| facts.kernels.iter().any(|k| !k.xen_pv_only && k.has(m) && !k.is_builtin(m))).collect()
 }
 
 /// Plans the configuration and the rebuild of `best`'s initramfs.
 pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, best: &KernelFacts) -> Result<(), LinuxError> {
+    if !best.has("virtio_blk") || !best.has("virtio_pci") {
+        d.warn(format!("kernel {} lacks virtio_blk or virtio_pci: it will not find its disks on virtio-blk", best.version));
+    }
     let mods = wanted(facts);
-    if mods.is_empty() {
-        d.warn(format!("kernel {} has no virtio drivers: the guest will not find its disks on virtio-blk", best.version));
+    if !mods.iter().any(|m| BOOT_CRITICAL.contains(m)) {
+        d.note(format!("the virtio drivers of kernel {} are built in: its initramfs needs no change", best.version));
         return Ok(());
     }
     match facts.initramfs {
@@ -67,8 +73,10 @@ pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, best: &KernelFacts) -> Result
         return Ok(());
     };
     let done = d.fs().lstat(&format!("{initrd}.pre-ferry"))?.is_some();
-    let needed: Vec<String> = mods.iter().copied().filter(|m| best.has(m)).map(str::to_owned).collect();
-    if !done && !needed.is_empty() {
+    let needed: Vec<String> = mods.iter().copied().filter(|m| best.has(m) && !best.is_builtin(m)).map(str::to_owned).collect();
+    if !needed.iter().any(|m| BOOT_CRITICAL.contains(&m.as_str())) {
+        d.note(format!("the disk drivers of kernel {} are built in: its initramfs needs no rebuild", best.version));
+    } else if !done {
         d.other(Change {
             path: initrd,
             kind: ChangeKind::InitramfsRebuild { kernel_version: best.version.clone(), generator: facts.initramfs, modules: needed },

@@ -71,7 +71,7 @@ fn configured(d: &mut Draft<'_>) -> Result<Vec<(String, Option<String>)>, LinuxE
     }
     for name in d.list_dir("/etc/netplan")? {
         let Some(t) = d.read(&format!("/etc/netplan/{name}"))? else { continue };
-        out.extend(rename::netplan_ethernets(&t).into_iter().map(|n| (n, None)));
+        out.extend(rename::netplan_ethernets(&t));
     }
     for name in d.list_dir("/etc/systemd/network")? {
         if !name.ends_with(".network") {

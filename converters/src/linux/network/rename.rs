@@ -18,30 +18,40 @@ fn key_is(line: &str, keys: &[&str]) -> bool {
     line.split_once('=').is_some_and(|(k, _)| keys.contains(&k.trim()))
 }
 
-/// The keys under netplan's `ethernets:` (device names or match ids).
-pub fn netplan_ethernets(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
+/// The interfaces under netplan's `ethernets:`: the name each gets (`set-name:`, else its key)
+/// and the `macaddress:` it matches, if any.
+pub fn netplan_ethernets(text: &str) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
     let mut eth_indent: Option<usize> = None;
     let mut child_indent: Option<usize> = None;
+    let clean = |v: &str| v.trim().trim_matches('"').trim_matches('\'').to_owned();
     for l in text.lines() {
         let t = l.trim_start();
         if t.is_empty() || t.starts_with('#') {
             continue;
         }
         let indent = l.len() - t.len();
-        if let Some(ei) = eth_indent {
-            if indent <= ei {
+        match eth_indent {
+            Some(ei) if indent <= ei => {
                 eth_indent = None;
                 child_indent = None;
-            } else if child_indent.is_none_or(|c| indent == c) {
-                child_indent = Some(indent);
-                if let Some(k) = t.strip_suffix(':').or_else(|| t.split_once(':').map(|(k, _)| k)) {
-                    out.push(k.trim().trim_matches('"').trim_matches('\'').to_owned());
+            }
+            Some(_) => {
+                if child_indent.is_none_or(|c| indent == c) {
+                    child_indent = Some(indent);
+                    if let Some((k, _)) = t.split_once(':') {
+                        out.push((clean(k), None));
+                    }
+                } else if let (Some(last), Some((k, v))) = (out.last_mut(), t.split_once(':')) {
+                    match k.trim() {
+                        "macaddress" => last.1 = Some(clean(v).to_ascii_lowercase()),
+                        "set-name" => last.0 = clean(v),
+                        _ => {}
+                    }
                 }
                 continue;
-            } else {
-                continue;
             }
+            None => {}
         }
         if t.starts_with("ethernets:") {
             eth_indent = Some(indent);
@@ -131,6 +141,7 @@ mod tests {
     #[test]
     fn netplan_keys() {
         let y = "network:\n  version: 2\n  ethernets:\n    ens192:\n      dhcp4: true\n    lan:\n      match:\n        macaddress: 00:11\n      set-name: lan\n  bridges:\n    br0: {}\n";
-        assert_eq!(super::netplan_ethernets(y), vec!["ens192", "lan"]);
+        let got = super::netplan_ethernets(y);
+        assert_eq!(got, vec![("ens192".to_owned(), None), ("lan".to_owned(), Some("00:11".to_owned()))]);
     }
 }
