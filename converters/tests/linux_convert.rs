@@ -111,6 +111,9 @@ fn ubuntu2204_netplan_two_nics() {
     assert_eq!(eth["backend"]["match"]["macaddress"], "00:50:56:b2:7c:02");
     assert_eq!(findmnt_sources(&c.path("/etc/fstab"))[2], "LABEL=srv");
     assert_eq!(c.facts.family, ferry_converters::linux::DistroFamily::Debian);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(c.path("/etc/netplan/00-installer-config.yaml")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "netplan keeps mode 0600");
 }
 
 #[test]
