@@ -8,9 +8,16 @@ use super::selinux;
 use super::LinuxError;
 use crate::guestfs::GuestFs;
 
+/// Files read by the detector are at most this long (`modules.dep` is about 1 MiB).
+const MAX_READ: u64 = 64 << 20;
+
 fn read_text(fs: &dyn GuestFs, path: &str) -> Result<Option<String>, LinuxError> {
-    if !fs.is_file(path)? {
-        return Ok(None);
+    match fs.stat(path)? {
+        Some(st) if st.kind == crate::guestfs::FileKind::File && st.size <= MAX_READ => {}
+        Some(st) if st.kind == crate::guestfs::FileKind::File => {
+            return Err(LinuxError::Invalid { path: path.into(), field: "size".into(), value: st.size.to_string(), reason: format!("larger than {MAX_READ} bytes") })
+        }
+        _ => return Ok(None),
     }
     Ok(Some(String::from_utf8_lossy(&fs.read_file(path)?).into_owned()))
 }

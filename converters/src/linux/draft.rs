@@ -7,6 +7,10 @@ use super::LinuxError;
 use crate::guestfs::{FileKind, GuestFs, Stat};
 use std::collections::BTreeMap;
 
+/// Larger "configuration files" are not read (a damaged or hostile guest must not make the
+/// converter allocate without bound).
+pub const MAX_TEXT: u64 = 16 << 20;
+
 struct FileState {
     original: Option<String>,
     current: Option<String>,
@@ -71,6 +75,10 @@ impl<'a> Draft<'a> {
             return Ok(st.current.clone());
         }
         let text = match self.fs.lstat(&canon)? {
+            Some(Stat { kind: FileKind::File, size, .. }) if size > MAX_TEXT => {
+                self.warn(format!("{canon}: {size} bytes is too large for a configuration file, left unchanged"));
+                None
+            }
             Some(Stat { kind: FileKind::File, .. }) => match String::from_utf8(self.fs.read_file(&canon)?) {
                 Ok(s) => Some(s),
                 Err(_) => {
