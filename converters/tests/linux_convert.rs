@@ -127,3 +127,16 @@ fn debian12_nvme_networkd_uefi() {
     let fallback = std::fs::read_to_string(c.path("/etc/systemd/network/80-fallback.network")).unwrap();
     assert!(fallback.contains("Name=en*\n"), "globs are left alone");
 }
+
+#[test]
+fn rhel8_xen_grubenv_kernelopts() {
+    let c = convert_fixture("rhel8-xen");
+    assert_eq!(findmnt_sources(&c.path("/etc/fstab")), ["/dev/vda2", "/dev/vda1", "/dev/vda3"]);
+    let env = grub_env(&c.path("/boot/grub2/grubenv"));
+    if !env.is_empty() {
+        assert_eq!(env[1], "kernelopts=root=/dev/vda2 ro console=ttyS0,115200n8 console=tty0 resume=/dev/vda3 ");
+    }
+    assert_eq!(std::fs::metadata(c.path("/boot/grub2/grubenv")).unwrap().len(), 1024);
+    assert!(c.path("/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service").is_symlink());
+    assert!(c.path("/etc/sysconfig/network-scripts/ifcfg-enp0s3").exists());
+}
