@@ -265,9 +265,9 @@ impl GuestFs for HostDirFs {
         let existing = std::fs::metadata(&host).ok();
         let parent = host.parent().ok_or(GuestFsError::InvalidPath { path: path.into(), reason: "is the root" })?;
         // Write a temporary sibling, then rename it over the file: readers never see half a file.
+        // (No fsync: a host directory standing for a guest is scratch space, not a durable store.)
         let mut tmp = tempfile_in(parent, &canon)?;
         tmp.1.write_all(data).map_err(|e| io_err(path, "write", e))?;
-        tmp.1.sync_all().map_err(|e| io_err(path, "fsync", e))?;
         let perm = existing.as_ref().map_or(mode & 0o7777, |m| m.mode() & 0o7777);
         std::fs::set_permissions(&tmp.0, std::fs::Permissions::from_mode(perm)).map_err(|e| io_err(path, "chmod", e))?;
         if let Some(md) = &existing {
