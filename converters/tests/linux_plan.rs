@@ -111,3 +111,38 @@ fn json_form() {
     let edit = v["changes"].as_array().unwrap().iter().find(|c| c["kind"] == "edit").unwrap();
     assert!(edit["before"].is_string() && edit["after"].is_string() && edit["reason"].is_string());
 }
+
+#[test]
+fn suse_xen_initrd_modules_and_uefi_grub_on_esp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fs = HostDirFs::new(dir.path());
+    let files: &[(&str, &str)] = &[
+        ("/etc/os-release", "NAME=\"SLES\"\nVERSION_ID=\"15.5\"\nID=\"sles\"\nID_LIKE=\"suse\"\n"),
+        ("/etc/sysconfig/kernel", "## Path:\tSystem/Kernel\nINITRD_MODULES=\"xenblk xennet ata_piix\"\nDOMU_INITRD_MODULES=\"xennet xenblk\"\nMODULES_LOADED_ON_BOOT=\"\"\n"),
+        ("/etc/dracut.conf", "# dracut\n"),
+        ("/boot/vmlinuz-5.14.21-150500.55.39-default", ""),
+        ("/boot/initrd-5.14.21-150500.55.39-default", ""),
+        ("/boot/config-5.14.21-150500.55.39-default", "CONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_PCI=m\nCONFIG_VIRTIO_NET=m\n"),
+        ("/boot/efi/EFI/sles/grub.cfg", "set default=\"0\"\nmenuentry 'SLES 15-SP5' {\n\tlinux /boot/vmlinuz-5.14.21-150500.55.39-default root=/dev/xvda2 console=hvc0\n}\n"),
+        ("/boot/efi/EFI/BOOT/grub.cfg", "configfile (hd0,gpt2)/boot/grub2/grub.cfg\n"),
+        ("/etc/fstab", "/dev/xvda2 / btrfs defaults 0 0\n/dev/xvda1 /boot/efi vfat utf8 0 2\n"),
+    ];
+    for (p, t) in files {
+        fs.mkdir_p(&p[..p.rfind('/').unwrap()], 0o755).unwrap();
+        fs.write_file(p, t.as_bytes(), 0o644).unwrap();
+    }
+    let facts = linux::detect::detect(&fs).unwrap();
+    assert_eq!(facts.family, DistroFamily::Suse);
+    assert_eq!(facts.firmware, linux::Firmware::Uefi);
+    assert_eq!(facts.bootloader.config.as_deref(), Some("/boot/efi/EFI/sles/grub.cfg"));
+    let layout: TargetLayout = serde_json::from_str(r#"{"disks":[{"source":"xvda"}],"nics":[]}"#).unwrap();
+    let plan = linux::plan(&facts, &layout, &fs).unwrap();
+    linux::apply(&plan, &mut fs).unwrap();
+    let sk = String::from_utf8(fs.read_file("/etc/sysconfig/kernel").unwrap()).unwrap();
+    assert_eq!(sk, "## Path:\tSystem/Kernel\nINITRD_MODULES=\"ata_piix\"\nDOMU_INITRD_MODULES=\"\"\nMODULES_LOADED_ON_BOOT=\"\"\n");
+    let cfg = String::from_utf8(fs.read_file("/boot/efi/EFI/sles/grub.cfg").unwrap()).unwrap();
+    assert!(cfg.contains("root=/dev/vda2 console=ttyS0"));
+    grub_script_check(&dir.path().join("boot/efi/EFI/sles/grub.cfg"));
+    let stub = String::from_utf8(fs.read_file("/boot/efi/EFI/BOOT/grub.cfg").unwrap()).unwrap();
+    assert_eq!(stub, "configfile (hd0,gpt2)/boot/grub2/grub.cfg\n");
+}

@@ -120,7 +120,20 @@ fn kernel(fs: &dyn GuestFs, version: &str) -> Result<KernelFacts, LinuxError> {
 
 fn bootloader(fs: &dyn GuestFs) -> Result<Bootloader, LinuxError> {
     let s = |v: &[&str]| v.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
-    let grub2 = first_existing(fs, &s(&["/boot/grub2/grub.cfg", "/boot/grub/grub.cfg"]))?;
+    let mut grub2_paths = s(&["/boot/grub2/grub.cfg", "/boot/grub/grub.cfg"]);
+    let mut env_paths = s(&["/boot/grub2/grubenv", "/boot/grub/grubenv"]);
+    // UEFI guests may keep the real menu on the ESP (RHEL 8); a stub that only loads
+    // /boot/grub2/grub.cfg with `configfile` is not the menu.
+    if fs.is_dir("/boot/efi/EFI")? {
+        for vendor in fs.read_dir("/boot/efi/EFI")? {
+            let cfg = format!("/boot/efi/EFI/{vendor}/grub.cfg");
+            if read_text(fs, &cfg)?.is_some_and(|t| !t.contains("configfile")) {
+                grub2_paths.push(cfg);
+                env_paths.push(format!("/boot/efi/EFI/{vendor}/grubenv"));
+            }
+        }
+    }
+    let grub2 = first_existing(fs, &grub2_paths)?;
     let legacy = first_existing(fs, &s(&["/boot/grub/grub.conf", "/boot/grub/menu.lst"]))?;
     let (kind, config) = match (grub2, legacy) {
         (Some(c), _) => (BootloaderKind::Grub2, Some(c)),
@@ -130,7 +143,7 @@ fn bootloader(fs: &dyn GuestFs) -> Result<Bootloader, LinuxError> {
     Ok(Bootloader {
         kind,
         config,
-        grubenv: first_existing(fs, &s(&["/boot/grub2/grubenv", "/boot/grub/grubenv"]))?,
+        grubenv: first_existing(fs, &env_paths)?,
         bls_dir: fs.is_dir("/boot/loader/entries")?.then(|| "/boot/loader/entries".to_owned()),
         device_map: first_existing(fs, &s(&["/boot/grub/device.map", "/boot/grub2/device.map"]))?,
     })

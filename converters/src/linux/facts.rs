@@ -162,6 +162,7 @@ pub enum NetStrategy {
 
 /// The target machine as far as the guest's configuration is concerned.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TargetLayout {
     /// Source disks in target order (index 0 becomes `vda`).
     pub disks: Vec<DiskTarget>,

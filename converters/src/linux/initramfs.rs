@@ -3,7 +3,7 @@
 //! to rebuild the chosen kernel's image now ([`ChangeKind::InitramfsRebuild`]).
 
 use super::draft::Draft;
-use super::facts::{GuestFacts, InitramfsGenerator, KernelFacts};
+use super::facts::{DistroFamily, GuestFacts, InitramfsGenerator, KernelFacts};
 use super::plan::{Change, ChangeKind};
 use super::LinuxError;
 
@@ -31,8 +31,36 @@ fn wanted(facts: &GuestFacts) -> Vec<&'static str> {
     VIRTIO_MODULES.iter().copied().filter(|m| facts.kernels.iter().any(|k| !k.xen_pv_only && k.has(m) && !k.is_builtin(m))).collect()
 }
 
+/// Xen paravirtual drivers that SUSE lists in `/etc/sysconfig/kernel` for its initrd.
+const XEN_INITRD_MODULES: [&str; 4] = ["xennet", "xen-vnif", "xenblk", "xen-vbd"];
+
+/// SUSE: drop the Xen drivers from `INITRD_MODULES` / `DOMU_INITRD_MODULES`.
+fn suse_sysconfig_kernel(d: &mut Draft<'_>) -> Result<(), LinuxError> {
+    let path = "/etc/sysconfig/kernel";
+    let Some(text) = d.read(path)? else { return Ok(()) };
+    let new: String = text
+        .split_inclusive('\n')
+        .map(|l| {
+            let Some((key, value)) = l.split_once('=') else { return l.to_owned() };
+            if !matches!(key.trim(), "INITRD_MODULES" | "DOMU_INITRD_MODULES") {
+                return l.to_owned();
+            }
+            let v = value.trim().trim_matches('"');
+            let kept: Vec<&str> = v.split_whitespace().filter(|m| !XEN_INITRD_MODULES.contains(m)).collect();
+            if kept.len() == v.split_whitespace().count() {
+                return l.to_owned();
+            }
+            format!("{key}=\"{}\"\n", kept.join(" "))
+        })
+        .collect();
+    d.edit(path, new, "Xen paravirtual drivers are not used on KVM")
+}
+
 /// Plans the configuration and the rebuild of `best`'s initramfs.
 pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, best: &KernelFacts) -> Result<(), LinuxError> {
+    if facts.family == DistroFamily::Suse {
+        suse_sysconfig_kernel(d)?;
+    }
     if !best.has("virtio_blk") || !best.has("virtio_pci") {
         d.warn(format!("kernel {} lacks virtio_blk or virtio_pci: it will not find its disks on virtio-blk", best.version));
     }
