@@ -146,3 +146,37 @@ fn suse_xen_initrd_modules_and_uefi_grub_on_esp() {
     let stub = String::from_utf8(fs.read_file("/boot/efi/EFI/BOOT/grub.cfg").unwrap()).unwrap();
     assert_eq!(stub, "configfile (hd0,gpt2)/boot/grub2/grub.cfg\n");
 }
+
+#[test]
+fn two_nics_in_a_bond_are_renamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fs = HostDirFs::new(dir.path());
+    let nsd = "/etc/sysconfig/network-scripts";
+    let files: &[(&str, &str)] = &[
+        ("/etc/os-release", "NAME=\"AlmaLinux\"\nID=\"almalinux\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"8.10\"\n"),
+        ("/usr/lib/systemd/systemd", ""),
+        ("/boot/vmlinuz-4.18.0-553.el8_10.x86_64", ""),
+        ("/boot/config-4.18.0-553.el8_10.x86_64", "CONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_PCI=y\nCONFIG_VIRTIO_NET=m\n"),
+        ("/etc/sysconfig/network-scripts/ifcfg-bond0", "DEVICE=bond0\nTYPE=Bond\nBONDING_OPTS=\"mode=active-backup primary=ens192\"\nBOOTPROTO=dhcp\nONBOOT=yes\n"),
+        ("/etc/sysconfig/network-scripts/ifcfg-ens192", "DEVICE=ens192\nNAME=ens192\nHWADDR=00:50:56:01:02:03\nMASTER=bond0\nSLAVE=yes\nONBOOT=yes\n"),
+        ("/etc/sysconfig/network-scripts/ifcfg-ens224", "DEVICE=ens224\nNAME=ens224\nHWADDR=00:50:56:01:02:04\nMASTER=bond0\nSLAVE=yes\nONBOOT=yes\n"),
+    ];
+    for (p, t) in files {
+        fs.mkdir_p(&p[..p.rfind('/').unwrap()], 0o755).unwrap();
+        fs.write_file(p, t.as_bytes(), 0o644).unwrap();
+    }
+    let layout: TargetLayout = serde_json::from_str(
+        r#"{"nics":[{"old_name":null,"mac":"00:50:56:01:02:03","new_name":"enp0s3"},{"old_name":null,"mac":"00:50:56:01:02:04","new_name":"enp0s4"}]}"#,
+    )
+    .unwrap();
+    let facts = linux::detect::detect(&fs).unwrap();
+    let plan = linux::plan(&facts, &layout, &fs).unwrap();
+    linux::apply(&plan, &mut fs).unwrap();
+    let read = |p: &str| String::from_utf8(fs.read_file(&format!("{nsd}/{p}")).unwrap()).unwrap();
+    assert_eq!(fs.read_dir(nsd).unwrap(), ["ifcfg-bond0", "ifcfg-enp0s3", "ifcfg-enp0s4"]);
+    assert_eq!(read("ifcfg-enp0s3"), "DEVICE=enp0s3\nNAME=enp0s3\nHWADDR=00:50:56:01:02:03\nMASTER=bond0\nSLAVE=yes\nONBOOT=yes\n");
+    assert_eq!(read("ifcfg-enp0s4"), "DEVICE=enp0s4\nNAME=enp0s4\nHWADDR=00:50:56:01:02:04\nMASTER=bond0\nSLAVE=yes\nONBOOT=yes\n");
+    assert!(read("ifcfg-bond0").contains("primary=enp0s3\""));
+    let again = linux::plan(&linux::detect::detect(&fs).unwrap(), &layout, &fs).unwrap();
+    assert!(again.changes.is_empty(), "{again}");
+}

@@ -5,7 +5,7 @@
 use super::plan::{Change, ChangeKind, Plan};
 use super::LinuxError;
 use crate::guestfs::{FileKind, GuestFs, Stat};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Larger "configuration files" are not read (a damaged or hostile guest must not make the
 /// converter allocate without bound).
@@ -28,6 +28,8 @@ enum Pending {
 pub struct Draft<'a> {
     fs: &'a dyn GuestFs,
     files: BTreeMap<String, FileState>,
+    /// Paths renamed away or deleted by the plan so far.
+    gone: BTreeSet<String>,
     order: Vec<Pending>,
     notes: Vec<String>,
     warnings: Vec<String>,
@@ -36,7 +38,7 @@ pub struct Draft<'a> {
 impl<'a> Draft<'a> {
     /// A draft over `fs`.
     pub fn new(fs: &'a dyn GuestFs) -> Self {
-        Draft { fs, files: BTreeMap::new(), order: Vec::new(), notes: Vec::new(), warnings: Vec::new() }
+        Draft { fs, files: BTreeMap::new(), gone: BTreeSet::new(), order: Vec::new(), notes: Vec::new(), warnings: Vec::new() }
     }
 
     /// The guest, for looking around.
@@ -59,12 +61,22 @@ impl<'a> Draft<'a> {
         Ok(self.fs.lstat(&self.canon_link(path)?)?)
     }
 
-    /// Sorted entry names of a directory; empty if it is missing or not a directory.
+    /// Sorted entry names of a directory as the plan leaves it so far (renamed, deleted and
+    /// created files accounted for); empty if it is missing or not a directory.
     pub fn list_dir(&self, path: &str) -> Result<Vec<String>, LinuxError> {
-        if !self.fs.is_dir(path)? {
-            return Ok(Vec::new());
+        let dir = self.fs.canonicalize(path)?;
+        let prefix = if dir == "/" { "/".to_owned() } else { format!("{dir}/") };
+        let mut names = if self.fs.is_dir(&dir)? { self.fs.read_dir(&dir)? } else { Vec::new() };
+        names.retain(|n| !self.gone.contains(&format!("{prefix}{n}")));
+        for (p, st) in &self.files {
+            if let Some(name) = p.strip_prefix(&prefix).filter(|n| !n.contains('/')) {
+                if st.current.is_some() && !names.iter().any(|n| n == name) {
+                    names.push(name.to_owned());
+                }
+            }
         }
-        Ok(self.fs.read_dir(path)?)
+        names.sort();
+        Ok(names)
     }
 
     /// The current (planned) text of a file, `None` if it does not exist, is not a regular file
@@ -73,6 +85,9 @@ impl<'a> Draft<'a> {
         let canon = self.fs.canonicalize(path)?;
         if let Some(st) = self.files.get(&canon) {
             return Ok(st.current.clone());
+        }
+        if self.gone.contains(&canon) {
+            return Ok(None);
         }
         let text = match self.fs.lstat(&canon)? {
             Some(Stat { kind: FileKind::File, size, .. }) if size > MAX_TEXT => {
@@ -143,6 +158,7 @@ impl<'a> Draft<'a> {
             return Ok(false);
         }
         self.files.remove(&p);
+        self.gone.insert(p.clone());
         self.other(Change { path: p, kind: ChangeKind::Delete, reason: reason.into() });
         Ok(true)
     }
@@ -170,6 +186,8 @@ impl<'a> Draft<'a> {
         let to = self.canon_link(to)?;
         let text = self.read(&from)?;
         self.files.remove(&from);
+        self.gone.insert(from.clone());
+        self.gone.remove(&to);
         self.files.insert(to.clone(), FileState { original: text.clone(), current: text, reasons: Vec::new(), pending: None });
         self.other(Change { path: from, kind: ChangeKind::Rename { to }, reason: reason.into() });
         Ok(())
