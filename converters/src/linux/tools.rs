@@ -106,8 +106,10 @@ pub fn plan(d: &mut Draft<'_>) -> Result<(), LinuxError> {
             d.note(format!("{} disabled: {}", tool.name, what.join("; ")));
         }
     }
-    if d.fs().is_dir("/etc/vmware-tools")? {
-        d.note("VMware Tools installed from the tarball (/etc/vmware-tools): its services are disabled; uninstall it with vmware-uninstall-tools.pl".into());
+    // open-vm-tools packages also create /etc/vmware-tools; the tarball leaves its installer
+    // database (`locations`) and uninstaller.
+    if d.fs().exists("/etc/vmware-tools/locations")? || d.fs().exists("/usr/bin/vmware-uninstall-tools.pl")? {
+        d.note("VMware Tools installed from the tarball (/etc/vmware-tools): its services are disabled; remove it in the guest with vmware-uninstall-tools.pl".into());
     }
     Ok(())
 }
