@@ -56,6 +56,37 @@ fn suse_sysconfig_kernel(d: &mut Draft<'_>) -> Result<(), LinuxError> {
     d.edit(path, new, "Xen paravirtual drivers are not used on KVM")
 }
 
+/// dracut configuration that omits virtio drivers (a host-only image made on VMware) would
+/// defeat `add_drivers`: those names are taken out of `omit_drivers`.
+fn unomit_dracut(d: &mut Draft<'_>, mods: &[&str]) -> Result<(), LinuxError> {
+    let mut files = vec!["/etc/dracut.conf".to_owned()];
+    files.extend(d.list_dir("/etc/dracut.conf.d")?.into_iter().filter(|n| n.ends_with(".conf")).map(|n| format!("/etc/dracut.conf.d/{n}")));
+    let virtio = |w: &str| mods.contains(&w) || w == "virtio" || w == "virtio_ring" || w.starts_with("virtio_pci");
+    for path in files {
+        if path == DRACUT_CONF {
+            continue;
+        }
+        let Some(text) = d.read(&path)? else { continue };
+        let new: String = text
+            .split_inclusive('\n')
+            .map(|l| {
+                let t = l.trim_start();
+                let Some((key, value)) = t.split_once('=') else { return l.to_owned() };
+                if key.trim_end_matches('+').trim() != "omit_drivers" || !value.split(|c: char| c.is_whitespace() || c == '"').any(virtio) {
+                    return l.to_owned();
+                }
+                let quote = if value.trim_start().starts_with('\'') { '\'' } else { '"' };
+                let kept: Vec<&str> = value.split(|c: char| c.is_whitespace() || c == '"' || c == '\'').filter(|w| !w.is_empty() && !virtio(w)).collect();
+                let indent = &l[..l.len() - t.len()];
+                let words = if kept.is_empty() { String::from(" ") } else { format!(" {} ", kept.join(" ")) };
+                format!("{indent}{key}={quote}{words}{quote}\n")
+            })
+            .collect();
+        d.edit(&path, new, "omitting virtio drivers would leave the initramfs unable to find the root disk on KVM")?;
+    }
+    Ok(())
+}
+
 /// Plans the configuration and the rebuild of `best`'s initramfs.
 pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, best: &KernelFacts) -> Result<(), LinuxError> {
     if facts.family == DistroFamily::Suse {
@@ -89,6 +120,7 @@ pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, best: &KernelFacts) -> Result
             }
         }
         InitramfsGenerator::Dracut => {
+            unomit_dracut(d, &mods)?;
             let text = format!("# Written by ferry when converting to KVM: the root disk is on virtio.\nadd_drivers+=\" {} \"\n", mods.join(" "));
             d.create(DRACUT_CONF, text, 0o644, REASON)?;
         }
