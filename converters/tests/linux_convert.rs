@@ -114,6 +114,13 @@ fn ubuntu2204_netplan_two_nics() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(c.path("/etc/netplan/00-installer-config.yaml")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "netplan keeps mode 0600");
+    // netplan itself reads the converted YAML: the NICs get their new names.
+    if let Some(files) = netplan_generate(&c.root()) {
+        let get = |n: &str| files.iter().find(|(f, _)| f == n).map(|(_, t)| t.as_str()).unwrap_or_else(|| panic!("{n} in {files:?}"));
+        assert!(get("10-netplan-enp0s3.network").starts_with("[Match]\nName=enp0s3\n"));
+        assert!(get("10-netplan-backend.link").contains("PermanentMACAddress=00:50:56:b2:7c:02\n\n[Link]\nName=enp0s4\n"));
+        assert!(files.iter().all(|(_, t)| !t.contains("ens160") && !t.contains("ens224")));
+    }
 }
 
 #[test]

@@ -210,3 +210,27 @@ pub fn yaml_to_json(path: &Path) -> serde_json::Value {
     assert!(out.status.success(), "yaml parse {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// `netplan generate --root-dir ROOT`: netplan itself renders the guest's YAML into systemd-networkd
+/// files; returns (file name, contents) of what it wrote under /run/systemd/network, or `None`
+/// (printed) when netplan.io is not installed.
+pub fn netplan_generate(root: &Path) -> Option<Vec<(String, String)>> {
+    let out = match Command::new("netplan").arg("generate").arg("--root-dir").arg(root).output() {
+        Ok(out) => out,
+        Err(_) => {
+            eprintln!("skipping netplan generate: netplan.io is not installed");
+            return None;
+        }
+    };
+    assert!(out.status.success(), "netplan generate: {}", String::from_utf8_lossy(&out.stderr));
+    let dir = root.join("run/systemd/network");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    Some(files)
+}
