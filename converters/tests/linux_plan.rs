@@ -180,3 +180,19 @@ fn two_nics_in_a_bond_are_renamed() {
     let again = linux::plan(&linux::detect::detect(&fs).unwrap(), &layout, &fs).unwrap();
     assert!(again.changes.is_empty(), "{again}");
 }
+
+#[test]
+fn kernel_names_kept_with_net_ifnames_0() {
+    let (dir, mut layout) = fixture_copy("debian12-vmware");
+    let root = dir.path();
+    let dg = std::fs::read_to_string(root.join("etc/default/grub")).unwrap().replace("GRUB_CMDLINE_LINUX=\"\"", "GRUB_CMDLINE_LINUX=\"net.ifnames=0\"");
+    std::fs::write(root.join("etc/default/grub"), dg).unwrap();
+    let ifaces = std::fs::read_to_string(root.join("etc/network/interfaces")).unwrap().replace("ens192", "eth0");
+    std::fs::write(root.join("etc/network/interfaces"), &ifaces).unwrap();
+    layout.nics[0].old_name = None;
+    let mut fs = HostDirFs::new(root);
+    let plan = linux::plan(&linux::detect::detect(&fs).unwrap(), &layout, &fs).unwrap();
+    assert!(plan.notes.iter().any(|n| n.contains("keeps the kernel's name eth0")), "{:?}", plan.notes);
+    linux::apply(&plan, &mut fs).unwrap();
+    assert_eq!(String::from_utf8(fs.read_file("/etc/network/interfaces").unwrap()).unwrap(), ifaces);
+}

@@ -114,7 +114,8 @@ pub fn plan(d: &mut Draft<'_>, target: &TargetLayout) -> Result<(), LinuxError> 
     }
     let olds = old_names(d, &target.nics)?;
     let systemd = d.fs().exists("/lib/systemd/systemd")? || d.fs().exists("/usr/lib/systemd/systemd")?;
-    let ifnames_off = ["/etc/default/grub", "/proc/cmdline"]
+    // `net.ifnames=0` keeps the kernel's ethN names: nothing to rename to.
+    let ifnames_off = ["/etc/default/grub", "/boot/grub/grub.cfg", "/boot/grub2/grub.cfg"]
         .iter()
         .map(|p| d.read(p))
         .collect::<Result<Vec<_>, _>>()?
