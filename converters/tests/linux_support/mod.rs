@@ -234,3 +234,47 @@ pub fn netplan_generate(root: &Path) -> Option<Vec<(String, String)>> {
     files.sort();
     Some(files)
 }
+
+/// Loads a host tree into a [`MemFs`] (files, directories, symlinks, modes).
+pub fn memfs_from(dir: &Path) -> ferry_converters::guestfs::MemFs {
+    use ferry_converters::guestfs::GuestFs;
+    fn walk(fs: &mut ferry_converters::guestfs::MemFs, host: &Path, guest: &str) {
+        let mut entries: Vec<_> = std::fs::read_dir(host).unwrap().map(|e| e.unwrap()).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let g = format!("{}/{}", guest.trim_end_matches('/'), e.file_name().to_string_lossy());
+            let ft = e.file_type().unwrap();
+            let mode = std::fs::symlink_metadata(e.path()).unwrap().permissions().mode() & 0o7777;
+            if ft.is_symlink() {
+                fs.symlink(&std::fs::read_link(e.path()).unwrap().to_string_lossy(), &g).unwrap();
+            } else if ft.is_dir() {
+                fs.mkdir(&g, mode).unwrap();
+                walk(fs, &e.path(), &g);
+            } else {
+                fs.write_file(&g, &std::fs::read(e.path()).unwrap(), mode).unwrap();
+            }
+        }
+    }
+    let mut fs = ferry_converters::guestfs::MemFs::new();
+    walk(&mut fs, dir, "/");
+    fs
+}
+
+/// The same listing as [`listing`], of a [`GuestFs`] (no symlinks followed).
+pub fn guest_listing(fs: &dyn ferry_converters::guestfs::GuestFs) -> Vec<(String, String)> {
+    use ferry_converters::guestfs::FileKind;
+    fn walk(fs: &dyn ferry_converters::guestfs::GuestFs, dir: &str, out: &mut Vec<(String, String)>) {
+        for name in fs.read_dir(dir).unwrap() {
+            let p = format!("{}/{name}", dir.trim_end_matches('/'));
+            let rel = p.trim_start_matches('/').to_owned();
+            match fs.lstat(&p).unwrap().unwrap().kind {
+                FileKind::Symlink => out.push((rel, format!("link -> {}", fs.read_link(&p).unwrap()))),
+                FileKind::Dir => walk(fs, &p, out),
+                _ => out.push((rel, format!("file\n{}", String::from_utf8_lossy(&fs.read_file(&p).unwrap())))),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(fs, "/", &mut out);
+    out
+}
