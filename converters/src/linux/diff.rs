@@ -2,7 +2,7 @@
 //! headed by `@@ line N` (1-based line of the old file).
 
 /// Above this many line pairs the middle part is shown as removed-then-added instead of an LCS.
-const LCS_LIMIT: usize = 4_000_000;
+const LCS_LIMIT: usize = 1_000_000;
 
 /// The changed lines between `before` and `after`: `-old`, `+new`, grouped in hunks.
 pub fn line_diff(before: &str, after: &str) -> Vec<String> {
