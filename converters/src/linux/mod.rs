@@ -12,6 +12,31 @@
 //! | network names | `network/` |
 //! | SELinux relabel | `selinux.rs` |
 //! | virtio in the initramfs (configuration + rebuild step) | `initramfs.rs` |
+//!
+//! The caller fills [`GuestFacts`] (from the inspector, or [`detect::detect`]) and the
+//! [`TargetLayout`] (disk order, NIC slots), prints the plan for `--dry-run` (its `Display`) or
+//! serialises it for `--json`, then applies it and performs the returned
+//! [`ChangeKind::InitramfsRebuild`] steps itself:
+//!
+//! ```
+//! use ferry_converters::guestfs::{GuestFs, MemFs};
+//! use ferry_converters::linux::{self, DiskTarget, TargetLayout};
+//!
+//! let mut fs = MemFs::new();
+//! fs.mkdir_p("/boot", 0o755)?;
+//! fs.mkdir_p("/etc", 0o755)?;
+//! fs.write_file("/etc/os-release", b"ID=debian\nVERSION_ID=12\n", 0o644)?;
+//! fs.write_file("/boot/vmlinuz-6.1.0-27-amd64", b"", 0o644)?;
+//! fs.write_file("/etc/fstab", b"/dev/sda1 / ext4 defaults 0 1\n", 0o644)?;
+//! let facts = linux::detect::detect(&fs)?;
+//! let layout = TargetLayout { disks: vec![DiskTarget { source: "sda".into() }], ..Default::default() };
+//! let plan = linux::plan(&facts, &layout, &fs)?;
+//! println!("{plan}");
+//! let report = linux::apply(&plan, &mut fs)?;
+//! assert!(report.deferred.is_empty()); // no initrd: nothing to rebuild
+//! assert_eq!(fs.read_file("/etc/fstab")?, b"/dev/vda1 / ext4 defaults 0 1\n");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod console;
 pub mod detect;
