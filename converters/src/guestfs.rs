@@ -40,7 +40,11 @@ pub enum GuestFsError {
     NotADirectory { path: String },
     /// Any other I/O failure.
     #[error("{path}: {op}: {source}")]
-    Io { path: String, op: &'static str, source: std::io::Error },
+    Io {
+        path: String,
+        op: &'static str,
+        source: std::io::Error,
+    },
     /// The implementation cannot do this (e.g. a filesystem feature it does not write).
     #[error("{path}: {reason}")]
     Unsupported { path: String, reason: String },
@@ -118,11 +122,23 @@ pub trait GuestFs {
     }
     /// Whether `path` is a directory (following symlinks).
     fn is_dir(&self, path: &str) -> Result<bool, GuestFsError> {
-        Ok(matches!(self.stat(path)?, Some(Stat { kind: FileKind::Dir, .. })))
+        Ok(matches!(
+            self.stat(path)?,
+            Some(Stat {
+                kind: FileKind::Dir,
+                ..
+            })
+        ))
     }
     /// Whether `path` is a regular file (following symlinks).
     fn is_file(&self, path: &str) -> Result<bool, GuestFsError> {
-        Ok(matches!(self.stat(path)?, Some(Stat { kind: FileKind::File, .. })))
+        Ok(matches!(
+            self.stat(path)?,
+            Some(Stat {
+                kind: FileKind::File,
+                ..
+            })
+        ))
     }
     /// Creates `path` and its missing parents with permission bits `mode`.
     fn mkdir_p(&mut self, path: &str, mode: u32) -> Result<(), GuestFsError> {
@@ -132,7 +148,10 @@ pub trait GuestFs {
             cur.push('/');
             cur.push_str(comp);
             match self.lstat(&cur)? {
-                Some(Stat { kind: FileKind::Dir, .. }) => {}
+                Some(Stat {
+                    kind: FileKind::Dir,
+                    ..
+                }) => {}
                 Some(_) => return Err(GuestFsError::NotADirectory { path: cur }),
                 None => self.mkdir(&cur, mode)?,
             }
@@ -144,12 +163,22 @@ pub trait GuestFs {
 /// Splits a guest path into components, rejecting relative paths and NULs.
 fn components(path: &str) -> Result<VecDeque<String>, GuestFsError> {
     if !path.starts_with('/') {
-        return Err(GuestFsError::InvalidPath { path: path.into(), reason: "not absolute" });
+        return Err(GuestFsError::InvalidPath {
+            path: path.into(),
+            reason: "not absolute",
+        });
     }
     if path.contains('\0') {
-        return Err(GuestFsError::InvalidPath { path: path.into(), reason: "contains NUL" });
+        return Err(GuestFsError::InvalidPath {
+            path: path.into(),
+            reason: "contains NUL",
+        });
     }
-    Ok(path.split('/').filter(|c| !c.is_empty() && *c != ".").map(str::to_owned).collect())
+    Ok(path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Resolves `path` inside the guest: `link_of(canonical)` returns the target if that exact
@@ -166,7 +195,15 @@ where
             stack.pop();
             continue;
         }
-        let candidate = format!("/{}", stack.iter().chain([&comp]).cloned().collect::<Vec<_>>().join("/"));
+        let candidate = format!(
+            "/{}",
+            stack
+                .iter()
+                .chain([&comp])
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("/")
+        );
         if !queue.is_empty() || follow_last {
             if let Some(target) = link_of(&candidate)? {
                 followed += 1;
@@ -174,12 +211,19 @@ where
                     return Err(GuestFsError::SymlinkLoop { path: path.into() });
                 }
                 if target.contains('\0') {
-                    return Err(GuestFsError::InvalidPath { path: candidate, reason: "symlink target contains NUL" });
+                    return Err(GuestFsError::InvalidPath {
+                        path: candidate,
+                        reason: "symlink target contains NUL",
+                    });
                 }
                 if target.starts_with('/') {
                     stack.clear();
                 }
-                for c in target.split('/').filter(|c| !c.is_empty() && *c != ".").rev() {
+                for c in target
+                    .split('/')
+                    .filter(|c| !c.is_empty() && *c != ".")
+                    .rev()
+                {
                     queue.push_front(c.to_owned());
                 }
                 continue;

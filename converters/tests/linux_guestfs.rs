@@ -3,7 +3,6 @@
 
 use ferry_converters::guestfs::{FileKind, GuestFs, GuestFsError, HostDirFs};
 
-
 #[test]
 fn confined_to_root() {
     let dir = tempfile::tempdir().unwrap();
@@ -19,7 +18,10 @@ fn confined_to_root() {
     assert_eq!(fs.read_file("/etc/up/secret").unwrap(), b"guest");
     assert_eq!(fs.read_file("/../../etc/secret").unwrap(), b"guest");
     assert_eq!(fs.canonicalize("/etc/up/x").unwrap(), "/etc/x");
-    assert!(matches!(fs.read_file("etc/secret"), Err(GuestFsError::InvalidPath { .. })));
+    assert!(matches!(
+        fs.read_file("etc/secret"),
+        Err(GuestFsError::InvalidPath { .. })
+    ));
 }
 
 #[test]
@@ -28,7 +30,10 @@ fn loops_are_refused() {
     std::os::unix::fs::symlink("b", dir.path().join("a")).unwrap();
     std::os::unix::fs::symlink("a", dir.path().join("b")).unwrap();
     let fs = HostDirFs::new(dir.path());
-    assert!(matches!(fs.read_file("/a"), Err(GuestFsError::SymlinkLoop { .. })));
+    assert!(matches!(
+        fs.read_file("/a"),
+        Err(GuestFsError::SymlinkLoop { .. })
+    ));
     assert_eq!(fs.lstat("/a").unwrap().unwrap().kind, FileKind::Symlink);
 }
 
@@ -45,7 +50,10 @@ fn write_keeps_mode_and_creates_with_mode() {
     assert_eq!((st.mode, st.size), (0o640, 2));
     fs.symlink("/dev/null", "/etc/x/m").unwrap();
     assert_eq!(fs.read_link("/etc/x/m").unwrap(), "/dev/null");
-    assert!(!fs.exists("/etc/x/m").unwrap(), "/dev/null is resolved inside the guest");
+    assert!(
+        !fs.exists("/etc/x/m").unwrap(),
+        "/dev/null is resolved inside the guest"
+    );
     fs.rename("/etc/x/y/f", "/etc/x/g").unwrap();
     assert_eq!(fs.read_dir("/etc/x").unwrap(), vec!["g", "m", "y"]);
     fs.unlink("/etc/x/m").unwrap();
@@ -59,12 +67,24 @@ fn writes_through_symlinks_keep_the_link() {
     fs.mkdir_p("/etc/default", 0o755).unwrap();
     fs.mkdir_p("/etc/sysconfig", 0o755).unwrap();
     fs.write_file("/etc/default/grub", b"A=1\n", 0o644).unwrap();
-    fs.symlink("../default/grub", "/etc/sysconfig/grub").unwrap();
-    assert_eq!(fs.canonicalize("/etc/sysconfig/grub").unwrap(), "/etc/default/grub");
-    fs.write_file("/etc/sysconfig/grub", b"A=2\n", 0o600).unwrap();
+    fs.symlink("../default/grub", "/etc/sysconfig/grub")
+        .unwrap();
+    assert_eq!(
+        fs.canonicalize("/etc/sysconfig/grub").unwrap(),
+        "/etc/default/grub"
+    );
+    fs.write_file("/etc/sysconfig/grub", b"A=2\n", 0o600)
+        .unwrap();
     assert_eq!(fs.read_file("/etc/default/grub").unwrap(), b"A=2\n");
-    assert_eq!(fs.lstat("/etc/sysconfig/grub").unwrap().unwrap().kind, FileKind::Symlink);
-    assert_eq!(fs.stat("/etc/sysconfig/grub").unwrap().unwrap().mode, 0o644, "the existing file keeps its mode");
+    assert_eq!(
+        fs.lstat("/etc/sysconfig/grub").unwrap().unwrap().kind,
+        FileKind::Symlink
+    );
+    assert_eq!(
+        fs.stat("/etc/sysconfig/grub").unwrap().unwrap().mode,
+        0o644,
+        "the existing file keeps its mode"
+    );
     // Owner changes need root; as root they must show.
     if created_as_root(&fs) {
         fs.set_owner("/etc/default/grub", 1000, 1000).unwrap();
@@ -72,10 +92,20 @@ fn writes_through_symlinks_keep_the_link() {
         assert_eq!((st.uid, st.gid), (1000, 1000));
         fs.write_file("/etc/default/grub", b"A=3\n", 0o644).unwrap();
         let st = fs.lstat("/etc/default/grub").unwrap().unwrap();
-        assert_eq!((st.uid, st.gid), (1000, 1000), "replacing contents keeps the owner");
+        assert_eq!(
+            (st.uid, st.gid),
+            (1000, 1000),
+            "replacing contents keeps the owner"
+        );
     }
-    assert!(matches!(fs.mkdir("/etc/default", 0o755), Err(GuestFsError::AlreadyExists { .. })));
-    assert!(matches!(fs.read_file("/nope/x"), Err(GuestFsError::NotFound { .. })));
+    assert!(matches!(
+        fs.mkdir("/etc/default", 0o755),
+        Err(GuestFsError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        fs.read_file("/nope/x"),
+        Err(GuestFsError::NotFound { .. })
+    ));
 }
 
 /// Whether the tests run as root, judged by the owner of a directory they created.

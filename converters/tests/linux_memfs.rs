@@ -22,9 +22,12 @@ const FIXTURES: &[&str] = &[
 fn same_plan_and_result_as_host_directories() {
     for name in FIXTURES {
         let base = testdata().join(name);
-        let layout: TargetLayout = serde_json::from_str(&std::fs::read_to_string(base.join("layout.json")).unwrap()).unwrap();
+        let layout: TargetLayout =
+            serde_json::from_str(&std::fs::read_to_string(base.join("layout.json")).unwrap())
+                .unwrap();
         let host = HostDirFs::new(base.join("root"));
-        let host_plan = linux::plan(&linux::detect::detect(&host).unwrap(), &layout, &host).unwrap();
+        let host_plan =
+            linux::plan(&linux::detect::detect(&host).unwrap(), &layout, &host).unwrap();
         let mut mem = memfs_from(&base.join("root"));
         let facts = linux::detect::detect(&mem).unwrap();
         let plan = linux::plan(&facts, &layout, &mem).unwrap();
@@ -45,11 +48,24 @@ fn contract_edge_cases() {
     fs.symlink("/a/b", "/l").unwrap();
     fs.symlink("../../..", "/a/b/up").unwrap();
     assert_eq!(fs.read_file("/l/f").unwrap(), b"x");
-    assert_eq!(fs.read_file("/a/b/up/a/b/f").unwrap(), b"x", ".. stops at the root");
+    assert_eq!(
+        fs.read_file("/a/b/up/a/b/f").unwrap(),
+        b"x",
+        ".. stops at the root"
+    );
     assert_eq!(fs.read_dir("/l").unwrap(), ["f", "up"]);
-    assert!(matches!(fs.mkdir("/a", 0o755), Err(GuestFsError::AlreadyExists { .. })));
-    assert!(matches!(fs.write_file("/nope/f", b"", 0o644), Err(GuestFsError::NotFound { .. })));
-    assert!(matches!(fs.unlink("/a"), Err(GuestFsError::Unsupported { .. })));
+    assert!(matches!(
+        fs.mkdir("/a", 0o755),
+        Err(GuestFsError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        fs.write_file("/nope/f", b"", 0o644),
+        Err(GuestFsError::NotFound { .. })
+    ));
+    assert!(matches!(
+        fs.unlink("/a"),
+        Err(GuestFsError::Unsupported { .. })
+    ));
     fs.rename("/a", "/c").unwrap();
     assert_eq!(fs.read_file("/c/b/f").unwrap(), b"x");
     assert!(!fs.exists("/l").unwrap(), "the absolute link now dangles");
@@ -57,7 +73,10 @@ fn contract_edge_cases() {
     assert!(fs.rename("/c", "/c/b/g").is_err());
     fs.symlink("loop2", "/loop1").unwrap();
     fs.symlink("loop1", "/loop2").unwrap();
-    assert!(matches!(fs.read_file("/loop1"), Err(GuestFsError::SymlinkLoop { .. })));
+    assert!(matches!(
+        fs.read_file("/loop1"),
+        Err(GuestFsError::SymlinkLoop { .. })
+    ));
     fs.set_owner("/c/b/f", 7, 8).unwrap();
     fs.write_file("/c/b/f", b"yy", 0o644).unwrap();
     let st = fs.lstat("/c/b/f").unwrap().unwrap();

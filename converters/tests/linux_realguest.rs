@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 /// The newest cached root tree of the guest `kind` (`debian-vmware`, `debian-xenpv`).
 fn cached_root(kind: &str) -> Option<PathBuf> {
-    let cache = std::env::var_os("FERRY_CACHE").map_or_else(|| PathBuf::from("/var/tmp/ferry-cache"), PathBuf::from);
+    let cache = std::env::var_os("FERRY_CACHE")
+        .map_or_else(|| PathBuf::from("/var/tmp/ferry-cache"), PathBuf::from);
     let prefix = format!("guest-{kind}-");
     let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&cache)
         .ok()?
@@ -43,10 +44,21 @@ fn copy_real(src: &Path, dst: &Path) {
             }
         }
     }
-    std::fs::copy(src.join("boot/grub/grub.cfg"), dst.join("boot/grub/grub.cfg")).unwrap();
+    std::fs::copy(
+        src.join("boot/grub/grub.cfg"),
+        dst.join("boot/grub/grub.cfg"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("usr/lib", dst.join("lib")).unwrap();
-    copy_tree(&src.join("usr/lib/systemd/system"), &dst.join("usr/lib/systemd/system"));
-    std::fs::copy(src.join("usr/lib/systemd/systemd"), dst.join("usr/lib/systemd/systemd")).unwrap();
+    copy_tree(
+        &src.join("usr/lib/systemd/system"),
+        &dst.join("usr/lib/systemd/system"),
+    );
+    std::fs::copy(
+        src.join("usr/lib/systemd/systemd"),
+        dst.join("usr/lib/systemd/systemd"),
+    )
+    .unwrap();
     for k in std::fs::read_dir(src.join("usr/lib/modules")).unwrap() {
         let k = k.unwrap();
         let d = dst.join("usr/lib/modules").join(k.file_name());
@@ -63,9 +75,19 @@ fn plan_apply(root: &Path, layout: &TargetLayout) -> linux::Plan {
     let plan = linux::plan(&facts, layout, &fs).unwrap();
     eprintln!("{plan}");
     let report = linux::apply(&plan, &mut fs).unwrap();
-    assert_eq!(report.deferred.len(), 1, "one initramfs rebuild for the caller");
+    assert_eq!(
+        report.deferred.len(),
+        1,
+        "one initramfs rebuild for the caller"
+    );
     let again = linux::plan(&linux::detect::detect(&fs).unwrap(), layout, &fs).unwrap();
-    assert!(again.changes.iter().all(|c| matches!(c.kind, ChangeKind::InitramfsRebuild { .. })), "{again}");
+    assert!(
+        again
+            .changes
+            .iter()
+            .all(|c| matches!(c.kind, ChangeKind::InitramfsRebuild { .. })),
+        "{again}"
+    );
     plan
 }
 
@@ -75,8 +97,14 @@ fn read(root: &Path, p: &str) -> String {
 
 fn layout(disk: &str) -> TargetLayout {
     TargetLayout {
-        disks: vec![linux::DiskTarget { source: disk.into() }],
-        nics: vec![NicTarget { old_name: None, mac: "52:54:00:00:00:01".into(), new_name: NicTarget::predictable_name(3) }],
+        disks: vec![linux::DiskTarget {
+            source: disk.into(),
+        }],
+        nics: vec![NicTarget {
+            old_name: None,
+            mac: "52:54:00:00:00:01".into(),
+            new_name: NicTarget::predictable_name(3),
+        }],
         net: NetStrategy::Rename,
         ..Default::default()
     }
@@ -97,10 +125,16 @@ fn real_debian_vmware_guest() {
     let cfg = read(root, "/boot/grub/grub.cfg");
     assert!(cfg.contains("root=/dev/vda1 ro") && !cfg.contains("/dev/sda"));
     assert!(read(root, "/etc/network/interfaces").contains("\niface enp0s3 inet static\n"));
-    assert_eq!(std::fs::read_link(root.join("etc/systemd/system/open-vm-tools.service")).unwrap(), Path::new("/dev/null"));
+    assert_eq!(
+        std::fs::read_link(root.join("etc/systemd/system/open-vm-tools.service")).unwrap(),
+        Path::new("/dev/null")
+    );
     let modules = read(root, "/etc/initramfs-tools/modules");
     for m in ["virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi"] {
-        assert!(modules.lines().any(|l| l == m), "{m} in /etc/initramfs-tools/modules");
+        assert!(
+            modules.lines().any(|l| l == m),
+            "{m} in /etc/initramfs-tools/modules"
+        );
     }
     let rebuild = plan.changes.iter().find_map(|c| match &c.kind {
         ChangeKind::InitramfsRebuild { modules, .. } => Some((c.path.clone(), modules.clone())),
@@ -108,11 +142,23 @@ fn real_debian_vmware_guest() {
     });
     let (initrd, modules) = rebuild.unwrap();
     // open-vm-tools' own /etc/vmware-tools is not mistaken for a tarball install.
-    assert!(!plan.notes.iter().any(|n| n.contains("tarball")), "{:?}", plan.notes);
+    assert!(
+        !plan.notes.iter().any(|n| n.contains("tarball")),
+        "{:?}",
+        plan.notes
+    );
     assert!(initrd.starts_with("/boot/initrd.img-6."));
     // Debian builds these as modules: the real modules.dep lists them.
-    for m in ["virtio_pci", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_blk"] {
-        assert!(modules.iter().any(|x| x == m), "{m} in the rebuild list {modules:?}");
+    for m in [
+        "virtio_pci",
+        "virtio_pci_modern_dev",
+        "virtio_pci_legacy_dev",
+        "virtio_blk",
+    ] {
+        assert!(
+            modules.iter().any(|x| x == m),
+            "{m} in the rebuild list {modules:?}"
+        );
     }
 }
 
@@ -132,7 +178,10 @@ fn real_debian_xenpv_guest() {
     assert!(cfg.contains("root=/dev/vda1 ro console=ttyS0") && !cfg.contains("hvc0"));
     assert!(read(root, "/etc/default/grub").contains("GRUB_CMDLINE_LINUX=\"console=ttyS0\""));
     let wants = root.join("etc/systemd/system/getty.target.wants");
-    assert!(wants.join("serial-getty@ttyS0.service").is_symlink() && !wants.join("serial-getty@hvc0.service").exists());
+    assert!(
+        wants.join("serial-getty@ttyS0.service").is_symlink()
+            && !wants.join("serial-getty@hvc0.service").exists()
+    );
 }
 
 #[test]
@@ -148,20 +197,40 @@ fn real_debian_dracut_guest() {
     let facts = linux::detect::detect(&HostDirFs::new(root)).unwrap();
     assert_eq!(facts.initramfs, linux::InitramfsGenerator::Dracut);
     let conf = read(root, "/etc/dracut.conf.d/ferry-virtio.conf");
-    assert!(conf.contains("add_drivers+=\" virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk"));
+    assert!(conf.contains(
+        "add_drivers+=\" virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk"
+    ));
     // The host-only VMware configuration omitted virtio: those names are gone from it.
     for f in std::fs::read_dir(root.join("etc/dracut.conf.d")).unwrap() {
         let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
-        for l in text.lines().filter(|l| l.trim_start().starts_with("omit_drivers")) {
+        for l in text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("omit_drivers"))
+        {
             assert!(!l.contains("virtio"), "{l}");
         }
     }
-    assert!(plan.changes.iter().any(|c| matches!(&c.kind, ChangeKind::InitramfsRebuild { generator: linux::InitramfsGenerator::Dracut, .. })));
+    assert!(plan.changes.iter().any(|c| matches!(
+        &c.kind,
+        ChangeKind::InitramfsRebuild {
+            generator: linux::InitramfsGenerator::Dracut,
+            ..
+        }
+    )));
     // dracut itself reads the result: `dracut --print-cmdline` is not host-safe, so check the
     // shell syntax of every configuration file with bash, which is how dracut sources them.
     for f in std::fs::read_dir(root.join("etc/dracut.conf.d")).unwrap() {
         let p = f.unwrap().path();
-        let out = std::process::Command::new("bash").arg("-n").arg(&p).output().unwrap();
-        assert!(out.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("bash")
+            .arg("-n")
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            p.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

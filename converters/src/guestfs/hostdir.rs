@@ -48,7 +48,11 @@ fn io_err(path: &str, op: &'static str, e: std::io::Error) -> GuestFsError {
     match e.kind() {
         std::io::ErrorKind::NotFound => GuestFsError::NotFound { path: path.into() },
         std::io::ErrorKind::AlreadyExists => GuestFsError::AlreadyExists { path: path.into() },
-        _ => GuestFsError::Io { path: path.into(), op, source: e },
+        _ => GuestFsError::Io {
+            path: path.into(),
+            op,
+            source: e,
+        },
     }
 }
 
@@ -71,7 +75,13 @@ impl GuestFs for HostDirFs {
         } else {
             FileKind::Other
         };
-        Ok(Some(Stat { kind, mode: md.mode() & 0o7777, uid: md.uid(), gid: md.gid(), size: md.len() }))
+        Ok(Some(Stat {
+            kind,
+            mode: md.mode() & 0o7777,
+            uid: md.uid(),
+            gid: md.gid(),
+            size: md.len(),
+        }))
     }
 
     fn read_file(&self, path: &str) -> Result<Vec<u8>, GuestFsError> {
@@ -82,13 +92,21 @@ impl GuestFs for HostDirFs {
     fn write_file(&mut self, path: &str, data: &[u8], mode: u32) -> Result<(), GuestFsError> {
         let (canon, host) = self.host(path, true)?;
         let existing = std::fs::metadata(&host).ok();
-        let parent = host.parent().ok_or(GuestFsError::InvalidPath { path: path.into(), reason: "is the root" })?;
+        let parent = host.parent().ok_or(GuestFsError::InvalidPath {
+            path: path.into(),
+            reason: "is the root",
+        })?;
         // Write a temporary sibling, then rename it over the file: readers never see half a file.
         // (No fsync: a host directory standing for a guest is scratch space, not a durable store.)
         let mut tmp = tempfile_in(parent, &canon)?;
-        tmp.1.write_all(data).map_err(|e| io_err(path, "write", e))?;
-        let perm = existing.as_ref().map_or(mode & 0o7777, |m| m.mode() & 0o7777);
-        std::fs::set_permissions(&tmp.0, std::fs::Permissions::from_mode(perm)).map_err(|e| io_err(path, "chmod", e))?;
+        tmp.1
+            .write_all(data)
+            .map_err(|e| io_err(path, "write", e))?;
+        let perm = existing
+            .as_ref()
+            .map_or(mode & 0o7777, |m| m.mode() & 0o7777);
+        std::fs::set_permissions(&tmp.0, std::fs::Permissions::from_mode(perm))
+            .map_err(|e| io_err(path, "chmod", e))?;
         if let Some(md) = &existing {
             // Keeping the owner needs privileges; without them the file stays the writer's.
             let _ = std::os::unix::fs::chown(&tmp.0, Some(md.uid()), Some(md.gid()));
@@ -118,7 +136,10 @@ impl GuestFs for HostDirFs {
 
     fn symlink(&mut self, target: &str, path: &str) -> Result<(), GuestFsError> {
         if target.contains('\0') {
-            return Err(GuestFsError::InvalidPath { path: target.into(), reason: "contains NUL" });
+            return Err(GuestFsError::InvalidPath {
+                path: target.into(),
+                reason: "contains NUL",
+            });
         }
         let (_, host) = self.host(path, false)?;
         std::os::unix::fs::symlink(target, host).map_err(|e| io_err(path, "symlink", e))
@@ -138,12 +159,14 @@ impl GuestFs for HostDirFs {
     fn mkdir(&mut self, path: &str, mode: u32) -> Result<(), GuestFsError> {
         let (_, host) = self.host(path, false)?;
         std::fs::create_dir(&host).map_err(|e| io_err(path, "mkdir", e))?;
-        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode & 0o7777)).map_err(|e| io_err(path, "chmod", e))
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(|e| io_err(path, "chmod", e))
     }
 
     fn set_mode(&mut self, path: &str, mode: u32) -> Result<(), GuestFsError> {
         let (_, host) = self.host(path, false)?;
-        std::fs::set_permissions(host, std::fs::Permissions::from_mode(mode & 0o7777)).map_err(|e| io_err(path, "chmod", e))
+        std::fs::set_permissions(host, std::fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(|e| io_err(path, "chmod", e))
     }
 
     fn set_owner(&mut self, path: &str, uid: u32, gid: u32) -> Result<(), GuestFsError> {
@@ -160,11 +183,18 @@ const fn libc_enotdir() -> i32 {
 fn tempfile_in(dir: &Path, guest: &str) -> Result<(PathBuf, std::fs::File), GuestFsError> {
     for n in 0..1000u32 {
         let p = dir.join(format!(".ferry-tmp-{}-{n}", std::process::id()));
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
             Ok(f) => return Ok((p, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(io_err(guest, "create", e)),
         }
     }
-    Err(GuestFsError::Unsupported { path: guest.into(), reason: "no free temporary name".into() })
+    Err(GuestFsError::Unsupported {
+        path: guest.into(),
+        reason: "no free temporary name".into(),
+    })
 }

@@ -11,7 +11,8 @@ const REASON: &str = "the Xen console (hvc0/xvc0) is a serial port (ttyS0) on KV
 const OLD: [&str; 2] = ["hvc0", "xvc0"];
 
 fn to_ttys0(s: &str) -> String {
-    OLD.iter().fold(s.to_owned(), |acc, old| replace_word(&acc, old, "ttyS0"))
+    OLD.iter()
+        .fold(s.to_owned(), |acc, old| replace_word(&acc, old, "ttyS0"))
 }
 
 /// Plans the console changes.
@@ -27,7 +28,9 @@ pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts) -> Result<(), LinuxError> {
                     return l.to_owned();
                 }
                 match l.splitn(4, ':').collect::<Vec<_>>().as_slice() {
-                    [id, rl, action, process] => format!("{id}:{rl}:{action}:{}", to_ttys0(process)),
+                    [id, rl, action, process] => {
+                        format!("{id}:{rl}:{action}:{}", to_ttys0(process))
+                    }
                     _ => l.to_owned(),
                 }
             })
@@ -49,7 +52,10 @@ pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts) -> Result<(), LinuxError> {
     }
 
     // systemd: an explicitly enabled serial-getty@hvc0 moves to ttyS0.
-    for wants in ["/etc/systemd/system/getty.target.wants", "/etc/systemd/system/multi-user.target.wants"] {
+    for wants in [
+        "/etc/systemd/system/getty.target.wants",
+        "/etc/systemd/system/multi-user.target.wants",
+    ] {
         for old in OLD {
             let link = format!("{wants}/serial-getty@{old}.service");
             let Some(st) = d.lstat(&link)? else { continue };
@@ -57,7 +63,11 @@ pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts) -> Result<(), LinuxError> {
                 continue;
             }
             let target = d.fs().read_link(&d.canon_link(&link)?)?;
-            d.symlink(&format!("{wants}/serial-getty@ttyS0.service"), &target, REASON)?;
+            d.symlink(
+                &format!("{wants}/serial-getty@ttyS0.service"),
+                &target,
+                REASON,
+            )?;
             d.delete(&link, REASON)?;
         }
     }

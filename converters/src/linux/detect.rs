@@ -15,11 +15,18 @@ fn read_text(fs: &dyn GuestFs, path: &str) -> Result<Option<String>, LinuxError>
     match fs.stat(path)? {
         Some(st) if st.kind == crate::guestfs::FileKind::File && st.size <= MAX_READ => {}
         Some(st) if st.kind == crate::guestfs::FileKind::File => {
-            return Err(LinuxError::Invalid { path: path.into(), field: "size".into(), value: st.size.to_string(), reason: format!("larger than {MAX_READ} bytes") })
+            return Err(LinuxError::Invalid {
+                path: path.into(),
+                field: "size".into(),
+                value: st.size.to_string(),
+                reason: format!("larger than {MAX_READ} bytes"),
+            })
         }
         _ => return Ok(None),
     }
-    Ok(Some(String::from_utf8_lossy(&fs.read_file(path)?).into_owned()))
+    Ok(Some(
+        String::from_utf8_lossy(&fs.read_file(path)?).into_owned(),
+    ))
 }
 
 fn first_existing(fs: &dyn GuestFs, paths: &[String]) -> Result<Option<String>, LinuxError> {
@@ -35,7 +42,12 @@ fn first_existing(fs: &dyn GuestFs, paths: &[String]) -> Result<Option<String>, 
 fn shell_vars(text: &str) -> Vec<(String, String)> {
     text.lines()
         .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').trim_matches('\'').to_owned()))
+        .map(|(k, v)| {
+            (
+                k.trim().to_owned(),
+                v.trim().trim_matches('"').trim_matches('\'').to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -44,7 +56,15 @@ fn family_of(id: &str, like: &str) -> DistroFamily {
     let any = |set: &[&str]| words.iter().any(|w| set.contains(w));
     if any(&["debian", "ubuntu"]) {
         DistroFamily::Debian
-    } else if any(&["rhel", "fedora", "centos", "rocky", "almalinux", "ol", "redhat"]) {
+    } else if any(&[
+        "rhel",
+        "fedora",
+        "centos",
+        "rocky",
+        "almalinux",
+        "ol",
+        "redhat",
+    ]) {
         DistroFamily::Rhel
     } else if any(&["suse", "sles", "opensuse", "opensuse-leap"]) {
         DistroFamily::Suse
@@ -57,15 +77,30 @@ fn distro(fs: &dyn GuestFs) -> Result<(DistroFamily, String, String), LinuxError
     for p in ["/etc/os-release", "/usr/lib/os-release"] {
         if let Some(t) = read_text(fs, p)? {
             let vars = shell_vars(&t);
-            let get = |k: &str| vars.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+            let get = |k: &str| {
+                vars.iter()
+                    .rev()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
             let id = get("ID");
             return Ok((family_of(&id, &get("ID_LIKE")), id, get("VERSION_ID")));
         }
     }
     if let Some(t) = read_text(fs, "/etc/redhat-release")? {
         // "CentOS release 6.10 (Final)", "Red Hat Enterprise Linux Server release 5.11 (Tikanga)"
-        let id = if t.starts_with("CentOS") { "centos" } else { "rhel" };
-        let version = t.split_whitespace().skip_while(|w| *w != "release").nth(1).unwrap_or("").to_owned();
+        let id = if t.starts_with("CentOS") {
+            "centos"
+        } else {
+            "rhel"
+        };
+        let version = t
+            .split_whitespace()
+            .skip_while(|w| *w != "release")
+            .nth(1)
+            .unwrap_or("")
+            .to_owned();
         return Ok((DistroFamily::Rhel, id.into(), version));
     }
     if let Some(t) = read_text(fs, "/etc/debian_version")? {
@@ -104,18 +139,49 @@ fn kernel(fs: &dyn GuestFs, version: &str) -> Result<KernelFacts, LinuxError> {
         ],
     )?;
     let config = read_text(fs, &format!("/boot/config-{version}"))?.unwrap_or_default();
-    let opt = |name: &str| config.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')).map(str::to_owned));
-    let xen_pv_only = opt("CONFIG_X86_XEN").as_deref() == Some("y") || opt("CONFIG_X86_64_XEN").as_deref() == Some("y");
+    let opt = |name: &str| {
+        config.lines().find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|r| r.strip_prefix('='))
+                .map(str::to_owned)
+        })
+    };
+    let xen_pv_only = opt("CONFIG_X86_XEN").as_deref() == Some("y")
+        || opt("CONFIG_X86_64_XEN").as_deref() == Some("y");
     let dep = read_text(fs, &format!("/lib/modules/{version}/modules.dep"))?;
-    let builtin = read_text(fs, &format!("/lib/modules/{version}/modules.builtin"))?.unwrap_or_default();
+    let builtin =
+        read_text(fs, &format!("/lib/modules/{version}/modules.builtin"))?.unwrap_or_default();
     let built: Vec<String> = builtin.lines().map(module_name).collect();
-    let loadable: Vec<String> = dep.iter().flat_map(|d| d.lines()).filter_map(|l| l.split(':').next()).map(module_name).collect();
-    let cfg = |m: &str| CONFIG_OF.iter().find(|(n, _)| *n == m).and_then(|(_, o)| opt(o));
+    let loadable: Vec<String> = dep
+        .iter()
+        .flat_map(|d| d.lines())
+        .filter_map(|l| l.split(':').next())
+        .map(module_name)
+        .collect();
+    let cfg = |m: &str| {
+        CONFIG_OF
+            .iter()
+            .find(|(n, _)| *n == m)
+            .and_then(|(_, o)| opt(o))
+    };
     let is_builtin = |m: &str| built.iter().any(|h| h == m) || cfg(m).as_deref() == Some("y");
-    let is_module = |m: &str| loadable.iter().any(|h| h == m) || (dep.is_none() && cfg(m).as_deref() == Some("m"));
-    let virtio: Vec<String> = VIRTIO_MODULES.iter().filter(|m| is_builtin(m) || is_module(m)).map(|m| (*m).to_owned()).collect();
+    let is_module = |m: &str| {
+        loadable.iter().any(|h| h == m) || (dep.is_none() && cfg(m).as_deref() == Some("m"))
+    };
+    let virtio: Vec<String> = VIRTIO_MODULES
+        .iter()
+        .filter(|m| is_builtin(m) || is_module(m))
+        .map(|m| (*m).to_owned())
+        .collect();
     let builtin = virtio.iter().filter(|m| is_builtin(m)).cloned().collect();
-    Ok(KernelFacts { version: version.to_owned(), vmlinuz: format!("/boot/vmlinuz-{version}"), initrd, xen_pv_only, virtio, builtin })
+    Ok(KernelFacts {
+        version: version.to_owned(),
+        vmlinuz: format!("/boot/vmlinuz-{version}"),
+        initrd,
+        xen_pv_only,
+        virtio,
+        builtin,
+    })
 }
 
 fn bootloader(fs: &dyn GuestFs) -> Result<Bootloader, LinuxError> {
@@ -144,7 +210,9 @@ fn bootloader(fs: &dyn GuestFs) -> Result<Bootloader, LinuxError> {
         kind,
         config,
         grubenv: first_existing(fs, &env_paths)?,
-        bls_dir: fs.is_dir("/boot/loader/entries")?.then(|| "/boot/loader/entries".to_owned()),
+        bls_dir: fs
+            .is_dir("/boot/loader/entries")?
+            .then(|| "/boot/loader/entries".to_owned()),
         device_map: first_existing(fs, &s(&["/boot/grub/device.map", "/boot/grub2/device.map"]))?,
     })
 }
@@ -155,25 +223,32 @@ pub fn detect(fs: &dyn GuestFs) -> Result<GuestFacts, LinuxError> {
     let mut kernels = Vec::new();
     if fs.is_dir("/boot")? {
         for name in fs.read_dir("/boot")? {
-            let Some(v) = name.strip_prefix("vmlinuz-") else { continue };
+            let Some(v) = name.strip_prefix("vmlinuz-") else {
+                continue;
+            };
             if v.contains("-rescue-") || v.ends_with(".hmac") {
                 continue;
             }
             kernels.push(kernel(fs, v)?);
         }
     }
-    let initramfs = if family == DistroFamily::Debian && fs.exists("/etc/initramfs-tools/initramfs.conf")? {
-        InitramfsGenerator::InitramfsTools
-    } else if fs.exists("/etc/dracut.conf")? || fs.is_dir("/etc/dracut.conf.d")? {
-        InitramfsGenerator::Dracut
-    } else if fs.exists("/sbin/mkinitrd")? {
-        InitramfsGenerator::Mkinitrd
-    } else {
-        InitramfsGenerator::Unknown
-    };
+    let initramfs =
+        if family == DistroFamily::Debian && fs.exists("/etc/initramfs-tools/initramfs.conf")? {
+            InitramfsGenerator::InitramfsTools
+        } else if fs.exists("/etc/dracut.conf")? || fs.is_dir("/etc/dracut.conf.d")? {
+            InitramfsGenerator::Dracut
+        } else if fs.exists("/sbin/mkinitrd")? {
+            InitramfsGenerator::Mkinitrd
+        } else {
+            InitramfsGenerator::Unknown
+        };
     let uefi = fs.is_dir("/boot/efi/EFI")? && !fs.read_dir("/boot/efi/EFI")?.is_empty();
-    let selinux = read_text(fs, "/etc/selinux/config")?
-        .is_some_and(|t| matches!(selinux::mode(&t).as_deref(), Some("enforcing") | Some("permissive")));
+    let selinux = read_text(fs, "/etc/selinux/config")?.is_some_and(|t| {
+        matches!(
+            selinux::mode(&t).as_deref(),
+            Some("enforcing") | Some("permissive")
+        )
+    });
     Ok(GuestFacts {
         family,
         distro,

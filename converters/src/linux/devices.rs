@@ -11,12 +11,22 @@ use super::LinuxError;
 const REASON: &str = "disks are virtio-blk (vdX) on KVM";
 
 /// Plans the renaming in every file that names block devices.
-pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, target: &TargetLayout) -> Result<(), LinuxError> {
+pub fn plan(
+    d: &mut Draft<'_>,
+    facts: &GuestFacts,
+    target: &TargetLayout,
+) -> Result<(), LinuxError> {
     if target.disks.is_empty() {
         return Ok(());
     }
-    let config = DevRewrite { use_ids: true, skip_comments: true };
-    let boot = DevRewrite { use_ids: true, skip_comments: false };
+    let config = DevRewrite {
+        use_ids: true,
+        skip_comments: true,
+    };
+    let boot = DevRewrite {
+        use_ids: true,
+        skip_comments: false,
+    };
     let mut files: Vec<(String, DevRewrite)> = [
         "/etc/fstab",
         "/etc/crypttab",
@@ -32,7 +42,13 @@ pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, target: &TargetLayout) -> Res
         files.push((cfg.clone(), boot));
     }
     if let Some(map) = &bl.device_map {
-        files.push((map.clone(), DevRewrite { use_ids: false, skip_comments: true }));
+        files.push((
+            map.clone(),
+            DevRewrite {
+                use_ids: false,
+                skip_comments: true,
+            },
+        ));
     }
     if let Some(dir) = &bl.bls_dir {
         for name in d.list_dir(dir)? {
@@ -45,7 +61,9 @@ pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, target: &TargetLayout) -> Res
         let Some(text) = d.read(&path)? else { continue };
         let (new, unknown) = rewrite_devices(&text, target, how);
         for u in unknown {
-            d.warn(format!("{path}: /dev/{u} is not one of the converted disks; left unchanged"));
+            d.warn(format!(
+                "{path}: /dev/{u} is not one of the converted disks; left unchanged"
+            ));
         }
         d.edit(&path, new, REASON)?;
     }
@@ -53,7 +71,12 @@ pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, target: &TargetLayout) -> Res
         grub::edit_env(d, env, REASON, |_, v| rewrite_devices(v, target, boot).0)?;
     }
     // Caches of the old device names: LVM's devices file would hide the PVs on vdX.
-    for cache in ["/etc/lvm/devices/system.devices", "/etc/lvm/cache/.cache", "/etc/blkid.tab", "/etc/blkid/blkid.tab"] {
+    for cache in [
+        "/etc/lvm/devices/system.devices",
+        "/etc/lvm/cache/.cache",
+        "/etc/blkid.tab",
+        "/etc/blkid/blkid.tab",
+    ] {
         d.delete(cache, "it records the old device names; rebuilt on boot")?;
     }
     Ok(())

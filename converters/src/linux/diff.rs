@@ -9,10 +9,18 @@ pub fn line_diff(before: &str, after: &str) -> Vec<String> {
     let a: Vec<&str> = before.lines().collect();
     let b: Vec<&str> = after.lines().collect();
     let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let suffix = a[prefix..].iter().rev().zip(b[prefix..].iter().rev()).take_while(|(x, y)| x == y).count();
+    let suffix = a[prefix..]
+        .iter()
+        .rev()
+        .zip(b[prefix..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
     let (am, bm) = (&a[prefix..a.len() - suffix], &b[prefix..b.len() - suffix]);
     let ops = if am.len().saturating_mul(bm.len()) > LCS_LIMIT {
-        am.iter().map(|l| Op::Del(l)).chain(bm.iter().map(|l| Op::Add(l))).collect()
+        am.iter()
+            .map(|l| Op::Del(l))
+            .chain(bm.iter().map(|l| Op::Add(l)))
+            .collect()
     } else {
         lcs_ops(am, bm)
     };
@@ -58,7 +66,11 @@ fn lcs_ops<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<Op<'a>> {
     let at = |i: usize, j: usize| i * (m + 1) + j;
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            len[at(i, j)] = if a[i] == b[j] { len[at(i + 1, j + 1)] + 1 } else { len[at(i + 1, j)].max(len[at(i, j + 1)]) };
+            len[at(i, j)] = if a[i] == b[j] {
+                len[at(i + 1, j + 1)] + 1
+            } else {
+                len[at(i + 1, j)].max(len[at(i, j + 1)])
+            };
         }
     }
     let (mut i, mut j) = (0, 0);

@@ -38,7 +38,14 @@ pub struct Draft<'a> {
 impl<'a> Draft<'a> {
     /// A draft over `fs`.
     pub fn new(fs: &'a dyn GuestFs) -> Self {
-        Draft { fs, files: BTreeMap::new(), gone: BTreeSet::new(), order: Vec::new(), notes: Vec::new(), warnings: Vec::new() }
+        Draft {
+            fs,
+            files: BTreeMap::new(),
+            gone: BTreeSet::new(),
+            order: Vec::new(),
+            notes: Vec::new(),
+            warnings: Vec::new(),
+        }
     }
 
     /// The guest, for looking around.
@@ -52,8 +59,14 @@ impl<'a> Draft<'a> {
             Some(i) => (&path[..i], &path[i + 1..]),
             None => return Ok(path.to_owned()),
         };
-        let dir = self.fs.canonicalize(if dir.is_empty() { "/" } else { dir })?;
-        Ok(if dir == "/" { format!("/{name}") } else { format!("{dir}/{name}") })
+        let dir = self
+            .fs
+            .canonicalize(if dir.is_empty() { "/" } else { dir })?;
+        Ok(if dir == "/" {
+            format!("/{name}")
+        } else {
+            format!("{dir}/{name}")
+        })
     }
 
     /// Metadata without following the last component.
@@ -65,8 +78,16 @@ impl<'a> Draft<'a> {
     /// created files accounted for); empty if it is missing or not a directory.
     pub fn list_dir(&self, path: &str) -> Result<Vec<String>, LinuxError> {
         let dir = self.fs.canonicalize(path)?;
-        let prefix = if dir == "/" { "/".to_owned() } else { format!("{dir}/") };
-        let mut names = if self.fs.is_dir(&dir)? { self.fs.read_dir(&dir)? } else { Vec::new() };
+        let prefix = if dir == "/" {
+            "/".to_owned()
+        } else {
+            format!("{dir}/")
+        };
+        let mut names = if self.fs.is_dir(&dir)? {
+            self.fs.read_dir(&dir)?
+        } else {
+            Vec::new()
+        };
         names.retain(|n| !self.gone.contains(&format!("{prefix}{n}")));
         for (p, st) in &self.files {
             if let Some(name) = p.strip_prefix(&prefix).filter(|n| !n.contains('/')) {
@@ -90,11 +111,20 @@ impl<'a> Draft<'a> {
             return Ok(None);
         }
         let text = match self.fs.lstat(&canon)? {
-            Some(Stat { kind: FileKind::File, size, .. }) if size > MAX_TEXT => {
-                self.warn(format!("{canon}: {size} bytes is too large for a configuration file, left unchanged"));
+            Some(Stat {
+                kind: FileKind::File,
+                size,
+                ..
+            }) if size > MAX_TEXT => {
+                self.warn(format!(
+                    "{canon}: {size} bytes is too large for a configuration file, left unchanged"
+                ));
                 None
             }
-            Some(Stat { kind: FileKind::File, .. }) => match String::from_utf8(self.fs.read_file(&canon)?) {
+            Some(Stat {
+                kind: FileKind::File,
+                ..
+            }) => match String::from_utf8(self.fs.read_file(&canon)?) {
                 Ok(s) => Some(s),
                 Err(_) => {
                     self.warn(format!("{canon}: not UTF-8 text, left unchanged"));
@@ -103,7 +133,15 @@ impl<'a> Draft<'a> {
             },
             _ => None,
         };
-        self.files.insert(canon, FileState { original: text.clone(), current: text.clone(), reasons: Vec::new(), pending: None });
+        self.files.insert(
+            canon,
+            FileState {
+                original: text.clone(),
+                current: text.clone(),
+                reasons: Vec::new(),
+                pending: None,
+            },
+        );
         Ok(text)
     }
 
@@ -113,9 +151,13 @@ impl<'a> Draft<'a> {
         if self.read(&canon)?.as_deref() == Some(text.as_str()) {
             return Ok(());
         }
-        let Some(st) = self.files.get_mut(&canon) else { return Ok(()) };
+        let Some(st) = self.files.get_mut(&canon) else {
+            return Ok(());
+        };
         if st.current.is_none() {
-            return Err(LinuxError::Internal(format!("{canon}: edited but does not exist")));
+            return Err(LinuxError::Internal(format!(
+                "{canon}: edited but does not exist"
+            )));
         }
         st.current = Some(text.clone());
         if !st.reasons.iter().any(|r| r == reason) {
@@ -123,7 +165,11 @@ impl<'a> Draft<'a> {
         }
         match st.pending {
             Some(i) => {
-                if let Some(Pending::Other(Change { kind: ChangeKind::Create { contents, .. }, .. })) = self.order.get_mut(i) {
+                if let Some(Pending::Other(Change {
+                    kind: ChangeKind::Create { contents, .. },
+                    ..
+                })) = self.order.get_mut(i)
+                {
                     *contents = text;
                 }
             }
@@ -136,30 +182,61 @@ impl<'a> Draft<'a> {
     }
 
     /// Creates a file with `text`, or edits it to `text` if it exists.
-    pub fn create(&mut self, path: &str, text: String, mode: u32, reason: &str) -> Result<(), LinuxError> {
+    pub fn create(
+        &mut self,
+        path: &str,
+        text: String,
+        mode: u32,
+        reason: &str,
+    ) -> Result<(), LinuxError> {
         let canon = self.fs.canonicalize(path)?;
         if self.read(&canon)?.is_some() {
             return self.edit(&canon, text, reason);
         }
         if self.fs.lstat(&canon)?.is_some() {
-            self.warn(format!("{canon}: exists but is not a text file, not replaced"));
+            self.warn(format!(
+                "{canon}: exists but is not a text file, not replaced"
+            ));
             return Ok(());
         }
         let idx = self.order.len();
-        self.order.push(Pending::Other(Change { path: canon.clone(), kind: ChangeKind::Create { contents: text.clone(), mode }, reason: reason.into() }));
-        self.files.insert(canon, FileState { original: None, current: Some(text), reasons: vec![reason.into()], pending: Some(idx) });
+        self.order.push(Pending::Other(Change {
+            path: canon.clone(),
+            kind: ChangeKind::Create {
+                contents: text.clone(),
+                mode,
+            },
+            reason: reason.into(),
+        }));
+        self.files.insert(
+            canon,
+            FileState {
+                original: None,
+                current: Some(text),
+                reasons: vec![reason.into()],
+                pending: Some(idx),
+            },
+        );
         Ok(())
     }
 
     /// Removes a file or symlink if present; `true` if this call planned the removal.
     pub fn delete(&mut self, path: &str, reason: &str) -> Result<bool, LinuxError> {
         let p = self.canon_link(path)?;
-        if self.fs.lstat(&p)?.is_none() || self.order.iter().any(|o| matches!(o, Pending::Other(c) if c.path == p && c.kind == ChangeKind::Delete)) {
+        if self.fs.lstat(&p)?.is_none()
+            || self.order.iter().any(
+                |o| matches!(o, Pending::Other(c) if c.path == p && c.kind == ChangeKind::Delete),
+            )
+        {
             return Ok(false);
         }
         self.files.remove(&p);
         self.gone.insert(p.clone());
-        self.other(Change { path: p, kind: ChangeKind::Delete, reason: reason.into() });
+        self.other(Change {
+            path: p,
+            kind: ChangeKind::Delete,
+            reason: reason.into(),
+        });
         Ok(true)
     }
 
@@ -169,15 +246,31 @@ impl<'a> Draft<'a> {
         if self.is_link_to(&p, target)? {
             return Ok(());
         }
-        let kind = if target == "/dev/null" { ChangeKind::Mask } else { ChangeKind::Symlink { target: target.into() } };
-        self.other(Change { path: p, kind, reason: reason.into() });
+        let kind = if target == "/dev/null" {
+            ChangeKind::Mask
+        } else {
+            ChangeKind::Symlink {
+                target: target.into(),
+            }
+        };
+        self.other(Change {
+            path: p,
+            kind,
+            reason: reason.into(),
+        });
         Ok(())
     }
 
     /// Whether `path` (parent resolved) is a symlink whose stored target is `target`.
     pub fn is_link_to(&self, path: &str, target: &str) -> Result<bool, LinuxError> {
         let p = self.canon_link(path)?;
-        Ok(matches!(self.fs.lstat(&p)?, Some(Stat { kind: FileKind::Symlink, .. })) && self.fs.read_link(&p)? == target)
+        Ok(matches!(
+            self.fs.lstat(&p)?,
+            Some(Stat {
+                kind: FileKind::Symlink,
+                ..
+            })
+        ) && self.fs.read_link(&p)? == target)
     }
 
     /// Renames a file; later edits of `to` start from its old contents.
@@ -188,8 +281,20 @@ impl<'a> Draft<'a> {
         self.files.remove(&from);
         self.gone.insert(from.clone());
         self.gone.remove(&to);
-        self.files.insert(to.clone(), FileState { original: text.clone(), current: text, reasons: Vec::new(), pending: None });
-        self.other(Change { path: from, kind: ChangeKind::Rename { to }, reason: reason.into() });
+        self.files.insert(
+            to.clone(),
+            FileState {
+                original: text.clone(),
+                current: text,
+                reasons: Vec::new(),
+                pending: None,
+            },
+        );
+        self.other(Change {
+            path: from,
+            kind: ChangeKind::Rename { to },
+            reason: reason.into(),
+        });
         Ok(())
     }
 
@@ -219,16 +324,29 @@ impl<'a> Draft<'a> {
             match p {
                 Pending::Other(c) => changes.push(c),
                 Pending::Edit(path) => {
-                    let Some(st) = self.files.get(&path) else { continue };
+                    let Some(st) = self.files.get(&path) else {
+                        continue;
+                    };
                     if let (Some(before), Some(after)) = (&st.original, &st.current) {
                         if before != after {
-                            let kind = ChangeKind::Edit { before: before.clone(), after: after.clone() };
-                            changes.push(Change { path, kind, reason: st.reasons.join("; ") });
+                            let kind = ChangeKind::Edit {
+                                before: before.clone(),
+                                after: after.clone(),
+                            };
+                            changes.push(Change {
+                                path,
+                                kind,
+                                reason: st.reasons.join("; "),
+                            });
                         }
                     }
                 }
             }
         }
-        Plan { changes, notes: self.notes, warnings: self.warnings }
+        Plan {
+            changes,
+            notes: self.notes,
+            warnings: self.warnings,
+        }
     }
 }

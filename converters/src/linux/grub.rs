@@ -16,13 +16,19 @@ pub fn env_parse(text: &str) -> Vec<(String, String)> {
 
 /// The value of `key` in a GRUB environment block.
 pub fn env_get(text: &str, key: &str) -> Option<String> {
-    env_parse(text).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    env_parse(text)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
 }
 
 /// The comment lines of an environment block (its header), padding excluded.
 fn env_comments(text: &str) -> String {
     let mut s = String::new();
-    for l in text.split_inclusive('\n').filter(|l| l.ends_with('\n') && l.starts_with('#')) {
+    for l in text
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n') && l.starts_with('#'))
+    {
         s.push_str(l);
     }
     if s.is_empty() {
@@ -50,11 +56,16 @@ pub fn edit_env<F>(d: &mut Draft<'_>, path: &str, reason: &str, f: F) -> Result<
 where
     F: Fn(&str, &str) -> String,
 {
-    let Some(text) = d.read(path)? else { return Ok(()) };
-    let vars: Vec<(String, String)> = env_parse(&text).into_iter().map(|(k, v)| {
-        let nv = f(&k, &v);
-        (k, nv)
-    }).collect();
+    let Some(text) = d.read(path)? else {
+        return Ok(());
+    };
+    let vars: Vec<(String, String)> = env_parse(&text)
+        .into_iter()
+        .map(|(k, v)| {
+            let nv = f(&k, &v);
+            (k, nv)
+        })
+        .collect();
     if vars == env_parse(&text) {
         return Ok(());
     }
@@ -62,7 +73,13 @@ where
 }
 
 /// Sets `key=value` in a GRUB environment block (added if missing), keeping its size.
-pub fn set_env(d: &mut Draft<'_>, path: &str, key: &str, value: &str, reason: &str) -> Result<(), LinuxError> {
+pub fn set_env(
+    d: &mut Draft<'_>,
+    path: &str,
+    key: &str,
+    value: &str,
+    reason: &str,
+) -> Result<(), LinuxError> {
     let text = d.read(path)?.unwrap_or_default();
     let mut vars = env_parse(&text);
     match vars.iter_mut().find(|(k, _)| k == key) {
@@ -71,13 +88,21 @@ pub fn set_env(d: &mut Draft<'_>, path: &str, key: &str, value: &str, reason: &s
         None => vars.push((key.to_owned(), value.to_owned())),
     }
     if text.is_empty() {
-        let Some(new) = env_render(&env_comments(""), &vars, 1024) else { return Ok(()) };
+        let Some(new) = env_render(&env_comments(""), &vars, 1024) else {
+            return Ok(());
+        };
         return d.create(path, new, 0o644, reason);
     }
     write_env(d, path, &text, &vars, reason)
 }
 
-fn write_env(d: &mut Draft<'_>, path: &str, text: &str, vars: &[(String, String)], reason: &str) -> Result<(), LinuxError> {
+fn write_env(
+    d: &mut Draft<'_>,
+    path: &str,
+    text: &str,
+    vars: &[(String, String)],
+    reason: &str,
+) -> Result<(), LinuxError> {
     match env_render(&env_comments(text), vars, text.len().max(1024)) {
         Some(new) => d.edit(path, new, reason),
         None => {
@@ -94,8 +119,16 @@ const KERNEL_CMDS: [&str; 4] = ["linux", "linux16", "linuxefi", "kernel"];
 /// (`linux PATH ARGS`, BLS `options ARGS`); other lines are returned unchanged.
 fn edit_kernel_line(line: &str, f: &dyn Fn(&str) -> String) -> String {
     // Byte offsets of the end of each word and the start of the next, keeping the separators.
-    let skip_ws = |from: usize| line[from..].find(|c: char| !c.is_whitespace()).map_or(line.len(), |i| from + i);
-    let skip_word = |from: usize| line[from..].find(char::is_whitespace).map_or(line.len(), |i| from + i);
+    let skip_ws = |from: usize| {
+        line[from..]
+            .find(|c: char| !c.is_whitespace())
+            .map_or(line.len(), |i| from + i)
+    };
+    let skip_word = |from: usize| {
+        line[from..]
+            .find(char::is_whitespace)
+            .map_or(line.len(), |i| from + i)
+    };
     let cmd_start = skip_ws(0);
     let cmd_end = skip_word(cmd_start);
     let cmd = &line[cmd_start..cmd_end];
@@ -111,7 +144,9 @@ fn edit_kernel_line(line: &str, f: &dyn Fn(&str) -> String) -> String {
 
 /// Applies `f` to the value of `GRUB_CMDLINE_LINUX` / `GRUB_CMDLINE_LINUX_DEFAULT` lines.
 fn edit_default_line(line: &str, f: &dyn Fn(&str) -> String) -> String {
-    let Some((key, value)) = line.split_once('=') else { return line.to_owned() };
+    let Some((key, value)) = line.split_once('=') else {
+        return line.to_owned();
+    };
     if key.trim() != "GRUB_CMDLINE_LINUX" && key.trim() != "GRUB_CMDLINE_LINUX_DEFAULT" {
         return line.to_owned();
     }
@@ -130,7 +165,12 @@ fn map_lines(text: &str, f: impl Fn(&str) -> String) -> String {
 /// Applies `f` to every kernel command line the guest has: the boot menu (`grub.cfg`,
 /// `grub.conf`), BLS entries, `/etc/default/grub` (and `/etc/sysconfig/grub`) and the
 /// `kernelopts` of `grubenv`.
-pub fn edit_cmdlines(d: &mut Draft<'_>, facts: &GuestFacts, reason: &str, f: &dyn Fn(&str) -> String) -> Result<(), LinuxError> {
+pub fn edit_cmdlines(
+    d: &mut Draft<'_>,
+    facts: &GuestFacts,
+    reason: &str,
+    f: &dyn Fn(&str) -> String,
+) -> Result<(), LinuxError> {
     let bl = &facts.bootloader;
     let mut menus: Vec<String> = bl.config.iter().cloned().collect();
     if let Some(dir) = &bl.bls_dir {
@@ -153,7 +193,13 @@ pub fn edit_cmdlines(d: &mut Draft<'_>, facts: &GuestFacts, reason: &str, f: &dy
         }
     }
     if let Some(env) = &bl.grubenv {
-        edit_env(d, env, reason, |k, v| if k == "kernelopts" { f(v) } else { v.to_owned() })?;
+        edit_env(d, env, reason, |k, v| {
+            if k == "kernelopts" {
+                f(v)
+            } else {
+                v.to_owned()
+            }
+        })?;
     }
     Ok(())
 }
@@ -180,9 +226,18 @@ mod tests {
     #[test]
     fn kernel_lines() {
         let up = |s: &str| s.replace("hvc0", "ttyS0");
-        assert_eq!(edit_kernel_line("\tlinux\t/boot/vmlinuz-6 root=/dev/xvda1 console=hvc0", &up), "\tlinux\t/boot/vmlinuz-6 root=/dev/xvda1 console=ttyS0");
-        assert_eq!(edit_kernel_line("options root=x console=hvc0", &up), "options root=x console=ttyS0");
+        assert_eq!(
+            edit_kernel_line("\tlinux\t/boot/vmlinuz-6 root=/dev/xvda1 console=hvc0", &up),
+            "\tlinux\t/boot/vmlinuz-6 root=/dev/xvda1 console=ttyS0"
+        );
+        assert_eq!(
+            edit_kernel_line("options root=x console=hvc0", &up),
+            "options root=x console=ttyS0"
+        );
         assert_eq!(edit_kernel_line("echo hvc0", &up), "echo hvc0");
-        assert_eq!(edit_default_line("GRUB_CMDLINE_LINUX=\"console=hvc0\"", &up), "GRUB_CMDLINE_LINUX=\"console=ttyS0\"");
+        assert_eq!(
+            edit_default_line("GRUB_CMDLINE_LINUX=\"console=hvc0\"", &up),
+            "GRUB_CMDLINE_LINUX=\"console=ttyS0\""
+        );
     }
 }

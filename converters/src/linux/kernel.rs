@@ -55,9 +55,18 @@ pub fn choose(facts: &GuestFacts) -> Result<&KernelFacts, LinuxError> {
     if facts.kernels.is_empty() {
         return Err(LinuxError::NoKernel);
     }
-    let best = facts.kernels.iter().filter(|k| !k.xen_pv_only).max_by(|a, b| better(a, b));
+    let best = facts
+        .kernels
+        .iter()
+        .filter(|k| !k.xen_pv_only)
+        .max_by(|a, b| better(a, b));
     best.ok_or_else(|| LinuxError::NoKvmKernel {
-        kernels: facts.kernels.iter().map(|k| k.version.as_str()).collect::<Vec<_>>().join(", "),
+        kernels: facts
+            .kernels
+            .iter()
+            .map(|k| k.version.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 
@@ -67,9 +76,21 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(version_cmp("6.1.0-27-amd64", "6.1.0-9-amd64"), Ordering::Greater);
-        assert_eq!(version_cmp("5.14.0-427.13.1.el9_4.x86_64", "5.14.0-70.13.1.el9_0.x86_64"), Ordering::Greater);
+        assert_eq!(
+            version_cmp("6.1.0-27-amd64", "6.1.0-9-amd64"),
+            Ordering::Greater
+        );
+        assert_eq!(
+            version_cmp(
+                "5.14.0-427.13.1.el9_4.x86_64",
+                "5.14.0-70.13.1.el9_0.x86_64"
+            ),
+            Ordering::Greater
+        );
         assert_eq!(version_cmp("4.18.0", "4.18.0-1"), Ordering::Less);
-        assert_eq!(version_cmp("2.6.32-754.el6", "2.6.32-754.el6"), Ordering::Equal);
+        assert_eq!(
+            version_cmp("2.6.32-754.el6", "2.6.32-754.el6"),
+            Ordering::Equal
+        );
     }
 }

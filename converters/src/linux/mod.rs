@@ -45,6 +45,7 @@ pub mod diff;
 mod draft;
 pub mod facts;
 mod grub;
+mod grubcfg;
 mod grubmenu;
 pub mod initramfs;
 mod kernel;
@@ -79,17 +80,29 @@ pub enum LinuxError {
     Stale { path: String },
     /// A bad guest file that the conversion cannot work around.
     #[error("{path}: invalid {field} {value:?}: {reason}")]
-    Invalid { path: String, field: String, value: String, reason: String },
+    Invalid {
+        path: String,
+        field: String,
+        value: String,
+        reason: String,
+    },
     /// A bug: an inconsistency inside the planner.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 /// Plans the conversion of the guest mounted at `fs`.
-pub fn plan(facts: &GuestFacts, target: &TargetLayout, fs: &dyn GuestFs) -> Result<Plan, LinuxError> {
+pub fn plan(
+    facts: &GuestFacts,
+    target: &TargetLayout,
+    fs: &dyn GuestFs,
+) -> Result<Plan, LinuxError> {
     let mut d = Draft::new(fs);
     let best = kernel::choose(facts)?;
-    d.note(format!("booting kernel {} ({})", best.version, best.vmlinuz));
+    d.note(format!(
+        "booting kernel {} ({})",
+        best.version, best.vmlinuz
+    ));
     devices::plan(&mut d, facts, target)?;
     console::plan(&mut d, facts)?;
     tools::plan(&mut d)?;

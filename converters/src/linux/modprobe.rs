@@ -5,15 +5,23 @@ use super::draft::Draft;
 use super::LinuxError;
 
 const REASON: &str = "devices are virtio on KVM";
-const FILES: [&str; 5] = ["/etc/modprobe.conf", "/etc/modprobe.conf.local", "/etc/modules.conf", "/etc/conf.modules", "/etc/modprobe.d"];
+const FILES: [&str; 5] = [
+    "/etc/modprobe.conf",
+    "/etc/modprobe.conf.local",
+    "/etc/modules.conf",
+    "/etc/conf.modules",
+    "/etc/modprobe.d",
+];
 const XEN_DRIVERS: [&str; 4] = ["xennet", "xen-vnif", "xenblk", "xen-vbd"];
 
 fn is_eth(name: &str) -> bool {
-    name.strip_prefix("eth").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    name.strip_prefix("eth")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn is_hba(name: &str) -> bool {
-    name.strip_prefix("scsi_hostadapter").is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+    name.strip_prefix("scsi_hostadapter")
+        .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Plans the alias rewrites across all modprobe configuration files, in file order.
@@ -49,7 +57,11 @@ pub fn plan(d: &mut Draft<'_>) -> Result<(), LinuxError> {
             }
         }
         // Keep lines that were already right byte-identical (idempotence).
-        let out = if normalized(&out) == normalized(&text) { text.clone() } else { out };
+        let out = if normalized(&out) == normalized(&text) {
+            text.clone()
+        } else {
+            out
+        };
         d.edit(&path, out, REASON)?;
     }
     Ok(())

@@ -39,7 +39,11 @@ pub enum ChangeKind {
     Rename { to: String },
     /// Rebuild the initramfs of `kernel_version` with the virtio `modules` (done by the caller:
     /// [`apply`] returns these). The old image is kept as `<initrd>.pre-ferry`.
-    InitramfsRebuild { kernel_version: String, generator: InitramfsGenerator, modules: Vec<String> },
+    InitramfsRebuild {
+        kernel_version: String,
+        generator: InitramfsGenerator,
+        modules: Vec<String>,
+    },
 }
 
 /// The result of planning: changes in order, plus what the user should be told.
@@ -88,10 +92,18 @@ impl fmt::Display for Plan {
                     }
                 }
                 ChangeKind::Delete => writeln!(f, "delete  {}: {}", c.path, c.reason)?,
-                ChangeKind::Symlink { target } => writeln!(f, "symlink {} -> {target}: {}", c.path, c.reason)?,
+                ChangeKind::Symlink { target } => {
+                    writeln!(f, "symlink {} -> {target}: {}", c.path, c.reason)?
+                }
                 ChangeKind::Mask => writeln!(f, "mask    {} -> /dev/null: {}", c.path, c.reason)?,
-                ChangeKind::Rename { to } => writeln!(f, "rename  {} -> {to}: {}", c.path, c.reason)?,
-                ChangeKind::InitramfsRebuild { kernel_version, generator, modules } => writeln!(
+                ChangeKind::Rename { to } => {
+                    writeln!(f, "rename  {} -> {to}: {}", c.path, c.reason)?
+                }
+                ChangeKind::InitramfsRebuild {
+                    kernel_version,
+                    generator,
+                    modules,
+                } => writeln!(
                     f,
                     "rebuild {} (kernel {kernel_version}, {}, adding {}): {}",
                     c.path,

@@ -21,7 +21,12 @@ pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts) -> Result<(), LinuxError> {
         None => facts.selinux,
     };
     if on && d.lstat("/.autorelabel")?.is_none() {
-        d.create("/.autorelabel", String::new(), 0o644, "SELinux labels files changed host-side on the first boot")?;
+        d.create(
+            "/.autorelabel",
+            String::new(),
+            0o644,
+            "SELinux labels files changed host-side on the first boot",
+        )?;
     }
     Ok(())
 }

@@ -51,19 +51,29 @@ fn parse_dev(name: &str) -> Option<DevName<'_>> {
     if let Some(rest) = name.strip_prefix("nvme") {
         let c = rest.find(|ch: char| !ch.is_ascii_digit())?;
         let rest2 = rest[c..].strip_prefix('n')?;
-        let n = rest2.find(|ch: char| !ch.is_ascii_digit()).unwrap_or(rest2.len());
+        let n = rest2
+            .find(|ch: char| !ch.is_ascii_digit())
+            .unwrap_or(rest2.len());
         if c == 0 || n == 0 {
             return None;
         }
         let disk_len = 4 + c + 1 + n;
         let tail = &name[disk_len..];
         if tail.is_empty() {
-            return Some(DevName { disk: name, part: "" });
+            return Some(DevName {
+                disk: name,
+                part: "",
+            });
         }
         let part = tail.strip_prefix('p')?;
-        return (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit())).then(|| DevName { disk: &name[..disk_len], part });
+        return (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit())).then(|| DevName {
+            disk: &name[..disk_len],
+            part,
+        });
     }
-    let prefix = ["xvd", "sd", "hd", "vd"].into_iter().find(|p| name.starts_with(p))?;
+    let prefix = ["xvd", "sd", "hd", "vd"]
+        .into_iter()
+        .find(|p| name.starts_with(p))?;
     let rest = &name[prefix.len()..];
     let letters = rest.bytes().take_while(u8::is_ascii_lowercase).count();
     if letters == 0 || letters > 2 || (prefix == "hd" && letters > 1) {
@@ -73,7 +83,10 @@ fn parse_dev(name: &str) -> Option<DevName<'_>> {
     if !part.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(DevName { disk: &name[..prefix.len() + letters], part })
+    Some(DevName {
+        disk: &name[..prefix.len() + letters],
+        part,
+    })
 }
 
 /// The `vdX` name of the disk at `index` (0 → `vda`, 26 → `vdaa`).
@@ -98,7 +111,11 @@ pub struct DevRewrite {
 /// Rewrites every `/dev/<disk>[part]` of the layout's source disks to its target name (or the
 /// filesystem id, when allowed and the name stands alone as a field). Returns the new text and
 /// the disk-like names that are not in the layout (left unchanged).
-pub fn rewrite_devices(text: &str, layout: &TargetLayout, how: DevRewrite) -> (String, Vec<String>) {
+pub fn rewrite_devices(
+    text: &str,
+    layout: &TargetLayout,
+    how: DevRewrite,
+) -> (String, Vec<String>) {
     let mut out = String::with_capacity(text.len());
     let mut unknown = Vec::new();
     for line in text.split_inclusive('\n') {
@@ -108,31 +125,42 @@ pub fn rewrite_devices(text: &str, layout: &TargetLayout, how: DevRewrite) -> (S
         }
         let mut rest = line;
         while let Some(pos) = rest.find("/dev/") {
-            let before = rest[..pos].chars().next_back().or_else(|| out.chars().next_back());
+            let before = rest[..pos]
+                .chars()
+                .next_back()
+                .or_else(|| out.chars().next_back());
             out.push_str(&rest[..pos]);
             let after_dev = &rest[pos + 5..];
-            let name_len = after_dev.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(after_dev.len());
+            let name_len = after_dev
+                .find(|c: char| !c.is_ascii_alphanumeric())
+                .unwrap_or(after_dev.len());
             let name = &after_dev[..name_len];
             let next = after_dev[name_len..].chars().next();
             let field_alone = before.is_none_or(|c| c.is_whitespace() || "=\"'".contains(c))
                 && next.is_none_or(|c| c.is_whitespace() || "\"',".contains(c));
-            let replaced = (next != Some('/')).then(|| parse_dev(name)).flatten().and_then(|d| {
-                match layout.disks.iter().position(|t| t.source == d.disk) {
-                    Some(i) => {
-                        let id = layout.fs_ids.get(name).filter(|_| how.use_ids && field_alone);
-                        Some(match id {
-                            Some(id) => id.clone(),
-                            None => format!("/dev/{}{}", vd_name(i), d.part),
-                        })
-                    }
-                    None => {
-                        if !d.disk.starts_with("vd") && !unknown.iter().any(|u| u == name) {
-                            unknown.push(name.to_owned());
+            let replaced = (next != Some('/'))
+                .then(|| parse_dev(name))
+                .flatten()
+                .and_then(
+                    |d| match layout.disks.iter().position(|t| t.source == d.disk) {
+                        Some(i) => {
+                            let id = layout
+                                .fs_ids
+                                .get(name)
+                                .filter(|_| how.use_ids && field_alone);
+                            Some(match id {
+                                Some(id) => id.clone(),
+                                None => format!("/dev/{}{}", vd_name(i), d.part),
+                            })
                         }
-                        None
-                    }
-                }
-            });
+                        None => {
+                            if !d.disk.starts_with("vd") && !unknown.iter().any(|u| u == name) {
+                                unknown.push(name.to_owned());
+                            }
+                            None
+                        }
+                    },
+                );
             match replaced {
                 Some(r) => out.push_str(&r),
                 None => {
@@ -153,13 +181,31 @@ mod tests {
     use crate::linux::facts::DiskTarget;
 
     fn layout(disks: &[&str]) -> TargetLayout {
-        TargetLayout { disks: disks.iter().map(|d| DiskTarget { source: (*d).into() }).collect(), ..Default::default() }
+        TargetLayout {
+            disks: disks
+                .iter()
+                .map(|d| DiskTarget {
+                    source: (*d).into(),
+                })
+                .collect(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn words() {
-        assert_eq!(replace_word("iface ens192 inet dhcp\nauto ens192.100 ens1920", "ens192", "enp0s3"), "iface enp0s3 inet dhcp\nauto enp0s3.100 ens1920");
-        assert_eq!(replace_word("console=hvc0,115200 xhvc0", "hvc0", "ttyS0"), "console=ttyS0,115200 xhvc0");
+        assert_eq!(
+            replace_word(
+                "iface ens192 inet dhcp\nauto ens192.100 ens1920",
+                "ens192",
+                "enp0s3"
+            ),
+            "iface enp0s3 inet dhcp\nauto enp0s3.100 ens1920"
+        );
+        assert_eq!(
+            replace_word("console=hvc0,115200 xhvc0", "hvc0", "ttyS0"),
+            "console=ttyS0,115200 xhvc0"
+        );
         assert!(has_word("a eth0", "eth0") && !has_word("eth01", "eth0"));
     }
 
@@ -167,11 +213,21 @@ mod tests {
     fn devices() {
         let mut l = layout(&["sda", "nvme0n1", "xvdc"]);
         l.fs_ids.insert("sda1".into(), "UUID=1234".into());
-        let how = DevRewrite { use_ids: true, skip_comments: true };
+        let how = DevRewrite {
+            use_ids: true,
+            skip_comments: true,
+        };
         let (t, u) = rewrite_devices("/dev/sda1 / ext4\n/dev/sda2 none swap\n/dev/nvme0n1p3 /x\n/dev/xvdc /y\n# /dev/sda1\n/dev/sdz1 /z\n/dev/md0 /m\n/dev/sr0 /c\n/dev/sda1/x\nroot=/dev/sda1,\n", &l, how);
         assert_eq!(t, "UUID=1234 / ext4\n/dev/vda2 none swap\n/dev/vdb3 /x\n/dev/vdc /y\n# /dev/sda1\n/dev/sdz1 /z\n/dev/md0 /m\n/dev/sr0 /c\n/dev/sda1/x\nroot=UUID=1234,\n");
         assert_eq!(u, vec!["sdz1"]);
-        let (t, _) = rewrite_devices("(hd0) /dev/sda\n", &l, DevRewrite { use_ids: false, skip_comments: false });
+        let (t, _) = rewrite_devices(
+            "(hd0) /dev/sda\n",
+            &l,
+            DevRewrite {
+                use_ids: false,
+                skip_comments: false,
+            },
+        );
         assert_eq!(t, "(hd0) /dev/vda\n");
         assert_eq!(vd_name(27), "vdab");
     }

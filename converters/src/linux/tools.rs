@@ -15,32 +15,72 @@ struct Tool {
 const TOOLS: &[Tool] = &[
     Tool {
         name: "open-vm-tools (VMware)",
-        units: &["open-vm-tools.service", "vmtoolsd.service", "vgauth.service", "vgauthd.service", "run-vmblock\\x2dfuse.mount"],
+        units: &[
+            "open-vm-tools.service",
+            "vmtoolsd.service",
+            "vgauth.service",
+            "vgauthd.service",
+            "run-vmblock\\x2dfuse.mount",
+        ],
         sysv: &["open-vm-tools"],
     },
     Tool {
         name: "VMware Tools",
-        units: &["vmware-tools.service", "vmware-tools-thinprint.service", "vmware-toolbox-cmd.service"],
+        units: &[
+            "vmware-tools.service",
+            "vmware-tools-thinprint.service",
+            "vmware-toolbox-cmd.service",
+        ],
         sysv: &["vmware-tools", "vmware-tools-thinprint"],
     },
-    Tool { name: "xe-guest-utilities (Citrix Xen)", units: &["xe-linux-distribution.service", "xe-daemon.service"], sysv: &["xe-linux-distribution"] },
+    Tool {
+        name: "xe-guest-utilities (Citrix Xen)",
+        units: &["xe-linux-distribution.service", "xe-daemon.service"],
+        sysv: &["xe-linux-distribution"],
+    },
     Tool {
         name: "VirtualBox Guest Additions",
-        units: &["vboxadd.service", "vboxadd-service.service", "vboxadd-x11.service"],
+        units: &[
+            "vboxadd.service",
+            "vboxadd-service.service",
+            "vboxadd-x11.service",
+        ],
         sysv: &["vboxadd", "vboxadd-service", "vboxadd-x11"],
     },
 ];
 
-const UNIT_DIRS: [&str; 4] = ["/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system", "/run/systemd/system"];
+const UNIT_DIRS: [&str; 4] = [
+    "/etc/systemd/system",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/run/systemd/system",
+];
 const RC_DIRS: [&str; 15] = [
-    "/etc/rc0.d", "/etc/rc1.d", "/etc/rc2.d", "/etc/rc3.d", "/etc/rc4.d", "/etc/rc5.d", "/etc/rc6.d", "/etc/rcS.d",
-    "/etc/rc.d/rc0.d", "/etc/rc.d/rc1.d", "/etc/rc.d/rc2.d", "/etc/rc.d/rc3.d", "/etc/rc.d/rc4.d", "/etc/rc.d/rc5.d", "/etc/rc.d/rc6.d",
+    "/etc/rc0.d",
+    "/etc/rc1.d",
+    "/etc/rc2.d",
+    "/etc/rc3.d",
+    "/etc/rc4.d",
+    "/etc/rc5.d",
+    "/etc/rc6.d",
+    "/etc/rcS.d",
+    "/etc/rc.d/rc0.d",
+    "/etc/rc.d/rc1.d",
+    "/etc/rc.d/rc2.d",
+    "/etc/rc.d/rc3.d",
+    "/etc/rc.d/rc4.d",
+    "/etc/rc.d/rc5.d",
+    "/etc/rc.d/rc6.d",
 ];
 
 /// Whether `name` is `S`/`K`, two digits, then `script`.
 fn is_rc_link(name: &str, script: &str) -> bool {
     let b = name.as_bytes();
-    b.len() > 3 && (b[0] == b'S' || b[0] == b'K') && b[1].is_ascii_digit() && b[2].is_ascii_digit() && &name[3..] == script
+    b.len() > 3
+        && (b[0] == b'S' || b[0] == b'K')
+        && b[1].is_ascii_digit()
+        && b[2].is_ascii_digit()
+        && &name[3..] == script
 }
 
 /// Plans disabling every hypervisor tool found.
@@ -108,7 +148,9 @@ pub fn plan(d: &mut Draft<'_>) -> Result<(), LinuxError> {
     }
     // open-vm-tools packages also create /etc/vmware-tools; the tarball leaves its installer
     // database (`locations`) and uninstaller.
-    if d.fs().exists("/etc/vmware-tools/locations")? || d.fs().exists("/usr/bin/vmware-uninstall-tools.pl")? {
+    if d.fs().exists("/etc/vmware-tools/locations")?
+        || d.fs().exists("/usr/bin/vmware-uninstall-tools.pl")?
+    {
         d.note("VMware Tools installed from the tarball (/etc/vmware-tools): its services are disabled; remove it in the guest with vmware-uninstall-tools.pl".into());
     }
     Ok(())

@@ -4,7 +4,11 @@
 use super::draft::Draft;
 use super::LinuxError;
 
-const FILES: [&str; 3] = ["/etc/X11/xorg.conf", "/etc/X11/XF86Config", "/etc/X11/XF86Config-4"];
+const FILES: [&str; 3] = [
+    "/etc/X11/xorg.conf",
+    "/etc/X11/XF86Config",
+    "/etc/X11/XF86Config-4",
+];
 const OLD_DRIVERS: [&str; 3] = ["vmware", "vmwgfx", "vboxvideo"];
 const REASON: &str = "the display is a standard KMS device on KVM";
 
@@ -23,17 +27,27 @@ pub fn plan(d: &mut Draft<'_>) -> Result<(), LinuxError> {
         while i < lines.len() {
             let l = lines[i];
             let w: Vec<&str> = l.split_whitespace().collect();
-            let is_device = w.first().is_some_and(|k| k.eq_ignore_ascii_case("Section")) && w.get(1).is_some_and(|s| unquote(s).eq_ignore_ascii_case("Device"));
+            let is_device = w.first().is_some_and(|k| k.eq_ignore_ascii_case("Section"))
+                && w.get(1)
+                    .is_some_and(|s| unquote(s).eq_ignore_ascii_case("Device"));
             if !is_device {
                 out.push_str(l);
                 i += 1;
                 continue;
             }
-            let end = (i..lines.len()).find(|&j| lines[j].split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case("EndSection"))).unwrap_or(lines.len() - 1);
+            let end = (i..lines.len())
+                .find(|&j| {
+                    lines[j]
+                        .split_whitespace()
+                        .next()
+                        .is_some_and(|k| k.eq_ignore_ascii_case("EndSection"))
+                })
+                .unwrap_or(lines.len() - 1);
             let section = &lines[i..=end];
             let old = section.iter().any(|s| {
                 let w: Vec<&str> = s.split_whitespace().collect();
-                w.first().is_some_and(|k| k.eq_ignore_ascii_case("Driver")) && w.get(1).is_some_and(|v| OLD_DRIVERS.contains(&unquote(v)))
+                w.first().is_some_and(|k| k.eq_ignore_ascii_case("Driver"))
+                    && w.get(1).is_some_and(|v| OLD_DRIVERS.contains(&unquote(v)))
             });
             for s in section {
                 let key = s.split_whitespace().next().unwrap_or("");
@@ -42,7 +56,9 @@ pub fn plan(d: &mut Draft<'_>) -> Result<(), LinuxError> {
                 } else if key.eq_ignore_ascii_case("Driver") {
                     let indent = &s[..s.len() - s.trim_start().len()];
                     out.push_str(&format!("{indent}Driver      \"modesetting\"\n"));
-                } else if !key.eq_ignore_ascii_case("VendorName") && !key.eq_ignore_ascii_case("BoardName") {
+                } else if !key.eq_ignore_ascii_case("VendorName")
+                    && !key.eq_ignore_ascii_case("BoardName")
+                {
                     out.push_str(s);
                 }
             }

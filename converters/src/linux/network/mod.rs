@@ -26,11 +26,14 @@ fn value_of<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 /// The `NAME=` a udev persistent-net rule gives to `mac`.
 pub fn udev_name_for(rules: &str, mac: &str) -> Option<String> {
     let want = format!("attr{{address}}==\"{}\"", mac.to_ascii_lowercase());
-    rules.lines().filter(|l| !l.trim_start().starts_with('#') && l.to_ascii_lowercase().contains(&want)).find_map(|l| {
-        let i = l.find("NAME=\"")?;
-        let rest = &l[i + 6..];
-        Some(rest[..rest.find('"')?].to_owned())
-    })
+    rules
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.to_ascii_lowercase().contains(&want))
+        .find_map(|l| {
+            let i = l.find("NAME=\"")?;
+            let rest = &l[i + 6..];
+            Some(rest[..rest.find('"')?].to_owned())
+        })
 }
 
 /// Interface names configured in the guest, with the MAC address when the file names one.
@@ -41,23 +44,41 @@ fn configured(d: &mut Draft<'_>) -> Result<Vec<(String, Option<String>)>, LinuxE
             if !name.starts_with("ifcfg-") || name == "ifcfg-lo" {
                 continue;
             }
-            let Some(t) = d.read(&format!("{dir}/{name}"))? else { continue };
-            let dev = t.lines().find_map(|l| value_of(l, "DEVICE")).map(str::to_owned).or_else(|| name.strip_prefix("ifcfg-").map(str::to_owned));
-            let mac = t.lines().find_map(|l| value_of(l, "HWADDR")).map(str::to_ascii_lowercase);
+            let Some(t) = d.read(&format!("{dir}/{name}"))? else {
+                continue;
+            };
+            let dev = t
+                .lines()
+                .find_map(|l| value_of(l, "DEVICE"))
+                .map(str::to_owned)
+                .or_else(|| name.strip_prefix("ifcfg-").map(str::to_owned));
+            let mac = t
+                .lines()
+                .find_map(|l| value_of(l, "HWADDR"))
+                .map(str::to_ascii_lowercase);
             if let Some(dev) = dev {
                 out.push((dev, mac));
             }
         }
     }
     for name in d.list_dir(NM_DIR)? {
-        let Some(t) = d.read(&format!("{NM_DIR}/{name}"))? else { continue };
-        let mac = t.lines().find_map(|l| value_of(l, "mac-address")).map(str::to_ascii_lowercase);
+        let Some(t) = d.read(&format!("{NM_DIR}/{name}"))? else {
+            continue;
+        };
+        let mac = t
+            .lines()
+            .find_map(|l| value_of(l, "mac-address"))
+            .map(str::to_ascii_lowercase);
         if let Some(dev) = t.lines().find_map(|l| value_of(l, "interface-name")) {
             out.push((dev.to_owned(), mac));
         }
     }
     let mut ifupdown = vec!["/etc/network/interfaces".to_owned()];
-    ifupdown.extend(d.list_dir("/etc/network/interfaces.d")?.into_iter().map(|n| format!("/etc/network/interfaces.d/{n}")));
+    ifupdown.extend(
+        d.list_dir("/etc/network/interfaces.d")?
+            .into_iter()
+            .map(|n| format!("/etc/network/interfaces.d/{n}")),
+    );
     for path in ifupdown {
         let Some(t) = d.read(&path)? else { continue };
         for l in t.lines() {
@@ -70,17 +91,25 @@ fn configured(d: &mut Draft<'_>) -> Result<Vec<(String, Option<String>)>, LinuxE
         }
     }
     for name in d.list_dir("/etc/netplan")? {
-        let Some(t) = d.read(&format!("/etc/netplan/{name}"))? else { continue };
+        let Some(t) = d.read(&format!("/etc/netplan/{name}"))? else {
+            continue;
+        };
         out.extend(rename::netplan_ethernets(&t));
     }
     for name in d.list_dir("/etc/systemd/network")? {
         if !name.ends_with(".network") {
             continue;
         }
-        let Some(t) = d.read(&format!("/etc/systemd/network/{name}"))? else { continue };
+        let Some(t) = d.read(&format!("/etc/systemd/network/{name}"))? else {
+            continue;
+        };
         for l in t.lines() {
             if let Some(v) = value_of(l, "Name") {
-                out.extend(v.split_whitespace().filter(|n| !n.contains(['*', '?', '['])).map(|n| (n.to_owned(), None)));
+                out.extend(
+                    v.split_whitespace()
+                        .filter(|n| !n.contains(['*', '?', '[']))
+                        .map(|n| (n.to_owned(), None)),
+                );
             }
         }
     }
@@ -95,7 +124,14 @@ fn old_names(d: &mut Draft<'_>, nics: &[NicTarget]) -> Result<Vec<Option<String>
         .iter()
         .map(|n| {
             let mac = n.mac.to_ascii_lowercase();
-            n.old_name.clone().or_else(|| udev_name_for(&rules, &mac)).or_else(|| conf.iter().find(|(_, m)| m.as_deref() == Some(mac.as_str())).map(|(d, _)| d.clone()))
+            n.old_name
+                .clone()
+                .or_else(|| udev_name_for(&rules, &mac))
+                .or_else(|| {
+                    conf.iter()
+                        .find(|(_, m)| m.as_deref() == Some(mac.as_str()))
+                        .map(|(d, _)| d.clone())
+                })
         })
         .collect();
     let mut distinct: Vec<&String> = conf.iter().map(|(n, _)| n).collect();
@@ -113,18 +149,26 @@ pub fn plan(d: &mut Draft<'_>, target: &TargetLayout) -> Result<(), LinuxError> 
         return Ok(());
     }
     let olds = old_names(d, &target.nics)?;
-    let systemd = d.fs().exists("/lib/systemd/systemd")? || d.fs().exists("/usr/lib/systemd/systemd")?;
+    let systemd =
+        d.fs().exists("/lib/systemd/systemd")? || d.fs().exists("/usr/lib/systemd/systemd")?;
     // `net.ifnames=0` keeps the kernel's ethN names: nothing to rename to.
-    let ifnames_off = ["/etc/default/grub", "/boot/grub/grub.cfg", "/boot/grub2/grub.cfg"]
-        .iter()
-        .map(|p| d.read(p))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-        .any(|t| has_word(&t, "net.ifnames=0"));
+    let ifnames_off = [
+        "/etc/default/grub",
+        "/boot/grub/grub.cfg",
+        "/boot/grub2/grub.cfg",
+    ]
+    .iter()
+    .map(|p| d.read(p))
+    .collect::<Result<Vec<_>, _>>()?
+    .into_iter()
+    .flatten()
+    .any(|t| has_word(&t, "net.ifnames=0"));
     for (nic, old) in target.nics.iter().zip(olds) {
         let Some(old) = old else {
-            d.note(format!("NIC {}: no configuration found for it; it is {} on KVM", nic.mac, nic.new_name));
+            d.note(format!(
+                "NIC {}: no configuration found for it; it is {} on KVM",
+                nic.mac, nic.new_name
+            ));
             continue;
         };
         if old == nic.new_name {

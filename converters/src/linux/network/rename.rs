@@ -10,12 +10,19 @@ use super::{IFCFG_DIRS, NM_DIR, UDEV_RULES};
 /// Replaces `old` by `new` in the lines `keep(line)` accepts, skipping `#` comments.
 fn rewrite(text: &str, old: &str, new: &str, keep: impl Fn(&str) -> bool) -> String {
     text.split_inclusive('\n')
-        .map(|l| if l.trim_start().starts_with('#') || !keep(l) { l.to_owned() } else { replace_word(l, old, new) })
+        .map(|l| {
+            if l.trim_start().starts_with('#') || !keep(l) {
+                l.to_owned()
+            } else {
+                replace_word(l, old, new)
+            }
+        })
         .collect()
 }
 
 fn key_is(line: &str, keys: &[&str]) -> bool {
-    line.split_once('=').is_some_and(|(k, _)| keys.contains(&k.trim()))
+    line.split_once('=')
+        .is_some_and(|(k, _)| keys.contains(&k.trim()))
 }
 
 /// The interfaces under netplan's `ethernets:`: the name each gets (`set-name:`, else its key)
@@ -66,7 +73,11 @@ pub fn plan(d: &mut Draft<'_>, old: &str, new: &str) -> Result<(), LinuxError> {
     let r = reason.as_str();
 
     let mut ifupdown = vec!["/etc/network/interfaces".to_owned()];
-    ifupdown.extend(d.list_dir("/etc/network/interfaces.d")?.into_iter().map(|n| format!("/etc/network/interfaces.d/{n}")));
+    ifupdown.extend(
+        d.list_dir("/etc/network/interfaces.d")?
+            .into_iter()
+            .map(|n| format!("/etc/network/interfaces.d/{n}")),
+    );
     for path in ifupdown {
         if let Some(t) = d.read(&path)? {
             d.edit(&path, rewrite(&t, old, new, |_| true), r)?;
@@ -75,7 +86,9 @@ pub fn plan(d: &mut Draft<'_>, old: &str, new: &str) -> Result<(), LinuxError> {
 
     for dir in IFCFG_DIRS {
         for name in d.list_dir(dir)? {
-            let Some((prefix, dev)) = name.split_once('-') else { continue };
+            let Some((prefix, dev)) = name.split_once('-') else {
+                continue;
+            };
             if !["ifcfg", "route", "route6", "rule", "rule6"].contains(&prefix) {
                 continue;
             }
@@ -92,7 +105,11 @@ pub fn plan(d: &mut Draft<'_>, old: &str, new: &str) -> Result<(), LinuxError> {
             }
             if prefix == "ifcfg" {
                 if let Some(t) = d.read(&path)? {
-                    d.edit(&path, rewrite(&t, old, new, |l| !key_is(l, &["HWADDR", "MACADDR"])), r)?;
+                    d.edit(
+                        &path,
+                        rewrite(&t, old, new, |l| !key_is(l, &["HWADDR", "MACADDR"])),
+                        r,
+                    )?;
                 }
             }
         }
@@ -101,7 +118,13 @@ pub fn plan(d: &mut Draft<'_>, old: &str, new: &str) -> Result<(), LinuxError> {
     for name in d.list_dir(NM_DIR)? {
         let path = format!("{NM_DIR}/{name}");
         if let Some(t) = d.read(&path)? {
-            d.edit(&path, rewrite(&t, old, new, |l| key_is(l, &["interface-name", "parent", "master"])), r)?;
+            d.edit(
+                &path,
+                rewrite(&t, old, new, |l| {
+                    key_is(l, &["interface-name", "parent", "master"])
+                }),
+                r,
+            )?;
         }
     }
 
@@ -121,7 +144,13 @@ pub fn plan(d: &mut Draft<'_>, old: &str, new: &str) -> Result<(), LinuxError> {
         }
         let path = format!("/etc/systemd/network/{name}");
         if let Some(t) = d.read(&path)? {
-            d.edit(&path, rewrite(&t, old, new, |l| key_is(l, &["Name", "Bond", "Bridge", "VLAN"])), r)?;
+            d.edit(
+                &path,
+                rewrite(&t, old, new, |l| {
+                    key_is(l, &["Name", "Bond", "Bridge", "VLAN"])
+                }),
+                r,
+            )?;
         }
     }
 
@@ -129,7 +158,13 @@ pub fn plan(d: &mut Draft<'_>, old: &str, new: &str) -> Result<(), LinuxError> {
         let quoted = format!("NAME=\"{old}\"");
         let new_rules: String = t
             .split_inclusive('\n')
-            .map(|l| if l.trim_start().starts_with('#') { l.to_owned() } else { l.replace(&quoted, &format!("NAME=\"{new}\"")) })
+            .map(|l| {
+                if l.trim_start().starts_with('#') {
+                    l.to_owned()
+                } else {
+                    l.replace(&quoted, &format!("NAME=\"{new}\""))
+                }
+            })
             .collect();
         d.edit(UDEV_RULES, new_rules, r)?;
     }
@@ -142,6 +177,12 @@ mod tests {
     fn netplan_keys() {
         let y = "network:\n  version: 2\n  ethernets:\n    ens192:\n      dhcp4: true\n    lan:\n      match:\n        macaddress: 00:11\n      set-name: lan\n  bridges:\n    br0: {}\n";
         let got = super::netplan_ethernets(y);
-        assert_eq!(got, vec![("ens192".to_owned(), None), ("lan".to_owned(), Some("00:11".to_owned()))]);
+        assert_eq!(
+            got,
+            vec![
+                ("ens192".to_owned(), None),
+                ("lan".to_owned(), Some("00:11".to_owned()))
+            ]
+        );
     }
 }
