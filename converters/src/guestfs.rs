@@ -181,9 +181,12 @@ fn components(path: &str) -> Result<VecDeque<String>, GuestFsError> {
         .collect())
 }
 
-/// Resolves `path` inside the guest: `link_of(canonical)` returns the target if that exact
-/// canonical path is a symlink. `..` stops at the root; absolute targets restart at the root.
-pub(crate) fn resolve<F>(path: &str, follow_last: bool, link_of: F) -> Result<String, GuestFsError>
+/// Resolves `path` inside the guest to its canonical form: `link_of(canonical)` returns the
+/// target if that exact canonical path is a symlink (`None` otherwise, also when it does not
+/// exist). `..` stops at the root; absolute targets restart at the root; more than 40 links is
+/// [`GuestFsError::SymlinkLoop`]. Every [`GuestFs`] implementation can resolve paths with it
+/// (`HostDirFs` and `MemFs` do), so they all follow the same rules.
+pub fn resolve<F>(path: &str, follow_last: bool, link_of: F) -> Result<String, GuestFsError>
 where
     F: Fn(&str) -> Result<Option<String>, GuestFsError>,
 {
