@@ -1,0 +1,226 @@
+//! virtio drivers in the initramfs: make the guest's own generator include them from now on
+//! (`/etc/initramfs-tools/modules`, `/etc/dracut.conf.d/ferry-virtio.conf`), and ask the caller
+//! to rebuild the chosen kernel's image now ([`ChangeKind::InitramfsRebuild`]).
+
+use super::draft::Draft;
+use super::facts::{DistroFamily, GuestFacts, InitramfsGenerator, KernelFacts};
+use super::plan::{Change, ChangeKind};
+use super::LinuxError;
+
+/// The drivers a KVM guest needs early, in load order.
+pub const VIRTIO_MODULES: [&str; 8] = [
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_scsi",
+    "virtio_net",
+    "virtio_console",
+    "virtio_rng",
+];
+
+const REASON: &str = "the root disk is on virtio-blk under KVM";
+/// dracut configuration written by Ferry.
+pub const DRACUT_CONF: &str = "/etc/dracut.conf.d/ferry-virtio.conf";
+
+/// Drivers the kernel needs to find its root disk.
+const BOOT_CRITICAL: [&str; 5] = [
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_scsi",
+];
+
+/// The modules of [`VIRTIO_MODULES`] that some bootable kernel has as a loadable module.
+fn wanted(facts: &GuestFacts) -> Vec<&'static str> {
+    VIRTIO_MODULES
+        .iter()
+        .copied()
+        .filter(|m| {
+            facts
+                .kernels
+                .iter()
+                .any(|k| !k.xen_pv_only && k.has(m) && !k.is_builtin(m))
+        })
+        .collect()
+}
+
+/// Xen paravirtual drivers that SUSE lists in `/etc/sysconfig/kernel` for its initrd.
+const XEN_INITRD_MODULES: [&str; 4] = ["xennet", "xen-vnif", "xenblk", "xen-vbd"];
+
+/// SUSE: drop the Xen drivers from `INITRD_MODULES` / `DOMU_INITRD_MODULES`.
+fn suse_sysconfig_kernel(d: &mut Draft<'_>) -> Result<(), LinuxError> {
+    let path = "/etc/sysconfig/kernel";
+    let Some(text) = d.read(path)? else {
+        return Ok(());
+    };
+    let new: String = text
+        .split_inclusive('\n')
+        .map(|l| {
+            let Some((key, value)) = l.split_once('=') else {
+                return l.to_owned();
+            };
+            if !matches!(key.trim(), "INITRD_MODULES" | "DOMU_INITRD_MODULES") {
+                return l.to_owned();
+            }
+            let v = value.trim().trim_matches('"');
+            let kept: Vec<&str> = v
+                .split_whitespace()
+                .filter(|m| !XEN_INITRD_MODULES.contains(m))
+                .collect();
+            if kept.len() == v.split_whitespace().count() {
+                return l.to_owned();
+            }
+            format!("{key}=\"{}\"\n", kept.join(" "))
+        })
+        .collect();
+    d.edit(path, new, "Xen paravirtual drivers are not used on KVM")
+}
+
+/// dracut configuration that omits virtio drivers (a host-only image made on VMware) would
+/// defeat `add_drivers`: those names are taken out of `omit_drivers`.
+fn unomit_dracut(d: &mut Draft<'_>, mods: &[&str]) -> Result<(), LinuxError> {
+    let mut files = vec!["/etc/dracut.conf".to_owned()];
+    files.extend(
+        d.list_dir("/etc/dracut.conf.d")?
+            .into_iter()
+            .filter(|n| n.ends_with(".conf"))
+            .map(|n| format!("/etc/dracut.conf.d/{n}")),
+    );
+    let virtio = |w: &str| {
+        mods.contains(&w) || w == "virtio" || w == "virtio_ring" || w.starts_with("virtio_pci")
+    };
+    for path in files {
+        if path == DRACUT_CONF {
+            continue;
+        }
+        let Some(text) = d.read(&path)? else { continue };
+        let new: String = text
+            .split_inclusive('\n')
+            .map(|l| {
+                let t = l.trim_start();
+                let Some((key, value)) = t.split_once('=') else {
+                    return l.to_owned();
+                };
+                if key.trim_end_matches('+').trim() != "omit_drivers"
+                    || !value
+                        .split(|c: char| c.is_whitespace() || c == '"')
+                        .any(virtio)
+                {
+                    return l.to_owned();
+                }
+                let quote = if value.trim_start().starts_with('\'') {
+                    '\''
+                } else {
+                    '"'
+                };
+                let kept: Vec<&str> = value
+                    .split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+                    .filter(|w| !w.is_empty() && !virtio(w))
+                    .collect();
+                let indent = &l[..l.len() - t.len()];
+                let words = if kept.is_empty() {
+                    String::from(" ")
+                } else {
+                    format!(" {} ", kept.join(" "))
+                };
+                format!("{indent}{key}={quote}{words}{quote}\n")
+            })
+            .collect();
+        d.edit(
+            &path,
+            new,
+            "omitting virtio drivers would leave the initramfs unable to find the root disk on KVM",
+        )?;
+    }
+    Ok(())
+}
+
+/// Plans the configuration and the rebuild of `best`'s initramfs.
+pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, best: &KernelFacts) -> Result<(), LinuxError> {
+    if facts.family == DistroFamily::Suse {
+        suse_sysconfig_kernel(d)?;
+    }
+    if !best.has("virtio_blk") || !best.has("virtio_pci") {
+        d.warn(format!(
+            "kernel {} lacks virtio_blk or virtio_pci: it will not find its disks on virtio-blk",
+            best.version
+        ));
+    }
+    let mods = wanted(facts);
+    if !mods.iter().any(|m| BOOT_CRITICAL.contains(m)) {
+        d.note(format!(
+            "the virtio drivers of kernel {} are built in: its initramfs needs no change",
+            best.version
+        ));
+        return Ok(());
+    }
+    match facts.initramfs {
+        InitramfsGenerator::InitramfsTools => {
+            let path = "/etc/initramfs-tools/modules";
+            let text = d.read(path)?.unwrap_or_default();
+            let listed: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .filter(|w| !w.starts_with('#'))
+                .collect();
+            let missing: Vec<&str> = mods
+                .iter()
+                .copied()
+                .filter(|m| !listed.contains(m))
+                .collect();
+            if !missing.is_empty() {
+                let mut new = text.clone();
+                if !new.is_empty() && !new.ends_with('\n') {
+                    new.push('\n');
+                }
+                new.push_str("# virtio drivers, added by ferry when converting to KVM\n");
+                for m in missing {
+                    new.push_str(m);
+                    new.push('\n');
+                }
+                d.create(path, new, 0o644, REASON)?;
+            }
+        }
+        InitramfsGenerator::Dracut => {
+            unomit_dracut(d, &mods)?;
+            let text = format!("# Written by ferry when converting to KVM: the root disk is on virtio.\nadd_drivers+=\" {} \"\n", mods.join(" "));
+            d.create(DRACUT_CONF, text, 0o644, REASON)?;
+        }
+        InitramfsGenerator::Mkinitrd | InitramfsGenerator::Unknown => {
+            d.warn("the initramfs generator is not initramfs-tools or dracut: a later rebuild in the guest may drop the virtio drivers".into());
+        }
+    }
+    let Some(initrd) = best.initrd.clone() else {
+        d.warn(format!(
+            "kernel {} has no initramfs: it must have the virtio drivers built in",
+            best.version
+        ));
+        return Ok(());
+    };
+    let done = d.fs().lstat(&format!("{initrd}.pre-ferry"))?.is_some();
+    let needed: Vec<String> = mods
+        .iter()
+        .copied()
+        .filter(|m| best.has(m) && !best.is_builtin(m))
+        .map(str::to_owned)
+        .collect();
+    if !needed.iter().any(|m| BOOT_CRITICAL.contains(&m.as_str())) {
+        d.note(format!(
+            "the disk drivers of kernel {} are built in: its initramfs needs no rebuild",
+            best.version
+        ));
+    } else if !done {
+        d.other(Change {
+            path: initrd,
+            kind: ChangeKind::InitramfsRebuild {
+                kernel_version: best.version.clone(),
+                generator: facts.initramfs,
+                modules: needed,
+            },
+            reason: REASON.into(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! Linux conversion behaviours checked on variants of the fixtures: stale plans are refused,
+//! names pinned by udev rules on guests without systemd, the GRUB default moved to the chosen
+//! kernel, the detector's facts, and the JSON form of a plan.
+
+mod linux_support;
+
+use ferry_converters::guestfs::{GuestFs, HostDirFs};
+use ferry_converters::linux::{
+    self, BootloaderKind, ChangeKind, DistroFamily, InitramfsGenerator, NetStrategy, TargetLayout,
+};
+use linux_support::*;
+
+fn fixture_copy(name: &str) -> (tempfile::TempDir, TargetLayout) {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&testdata().join(name).join("root"), dir.path());
+    let layout = serde_json::from_str(
+        &std::fs::read_to_string(testdata().join(name).join("layout.json")).unwrap(),
+    )
+    .unwrap();
+    (dir, layout)
+}
+
+#[test]
+fn stale_plan_is_refused() {
+    let (dir, layout) = fixture_copy("debian12-vmware");
+    let mut fs = HostDirFs::new(dir.path());
+    let facts = linux::detect::detect(&fs).unwrap();
+    let plan = linux::plan(&facts, &layout, &fs).unwrap();
+    // Someone edits fstab after planning: applying must not overwrite what the plan never saw.
+    fs.write_file("/etc/fstab", b"/dev/sda1 / ext4 defaults 0 1\n", 0o644)
+        .unwrap();
+    let err = linux::apply(&plan, &mut fs).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/etc/fstab: changed since the plan was made; plan again"
+    );
+}
+
+#[test]
+fn pin_on_guest_without_systemd_uses_udev_rule() {
+    let (dir, mut layout) = fixture_copy("centos6-xen-vmware");
+    layout.net = NetStrategy::PinOldName;
+    layout.nics[0].old_name = Some("eth1".into());
+    layout.nics[0].mac = "52:54:00:12:34:56".into();
+    let mut fs = HostDirFs::new(dir.path());
+    let facts = linux::detect::detect(&fs).unwrap();
+    let plan = linux::plan(&facts, &layout, &fs).unwrap();
+    linux::apply(&plan, &mut fs).unwrap();
+    let rules = String::from_utf8(
+        fs.read_file("/etc/udev/rules.d/70-persistent-net.rules")
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(rules.ends_with(
+        "# Added by ferry: the name this NIC had before the conversion to KVM.\nSUBSYSTEM==\"net\", ACTION==\"add\", DRIVERS==\"?*\", ATTR{address}==\"52:54:00:12:34:56\", ATTR{type}==\"1\", NAME=\"eth1\"\n"
+    ));
+    assert!(rules.contains("NAME=\"eth0\""), "the existing rule is kept");
+    assert!(
+        fs.exists("/etc/sysconfig/network-scripts/ifcfg-eth0")
+            .unwrap(),
+        "pinning leaves the network configuration alone"
+    );
+    assert!(
+        linux::plan(&linux::detect::detect(&fs).unwrap(), &layout, &fs)
+            .unwrap()
+            .changes
+            .iter()
+            .all(|c| matches!(c.kind, ChangeKind::InitramfsRebuild { .. }))
+    );
+}
+
+#[test]
+fn grub_default_moves_to_best_kernel() {
+    // Without the newest kernel's files, the best kernel is 6.1.0-26, the menu's third entry.
+    let (dir, layout) = fixture_copy("debian12-vmware");
+    std::fs::remove_file(dir.path().join("boot/vmlinuz-6.1.0-27-amd64")).unwrap();
+    let mut fs = HostDirFs::new(dir.path());
+    let facts = linux::detect::detect(&fs).unwrap();
+    assert_eq!(facts.kernels.len(), 1);
+    let plan = linux::plan(&facts, &layout, &fs).unwrap();
+    linux::apply(&plan, &mut fs).unwrap();
+    let sel = "gnulinux-advanced-3f2a1c4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b>gnulinux-6.1.0-26-amd64-advanced-3f2a1c4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b";
+    let cfg = String::from_utf8(fs.read_file("/boot/grub/grub.cfg").unwrap()).unwrap();
+    assert!(cfg.contains(&format!("   set default=\"{sel}\"\n")));
+    let dg = String::from_utf8(fs.read_file("/etc/default/grub").unwrap()).unwrap();
+    assert!(dg.contains(&format!("\nGRUB_DEFAULT=\"{sel}\"\n")));
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.starts_with("GRUB_DEFAULT changed from \"0\"")),
+        "{:?}",
+        plan.notes
+    );
+    grub_script_check(&dir.path().join("boot/grub/grub.cfg"));
+    // GRUB's own shell parses the default: check it with grub-script-check above, and that
+    // planning again does not move it.
+    assert!(linux::plan(&facts, &layout, &fs)
+        .unwrap()
+        .changes
+        .iter()
+        .all(|c| matches!(c.kind, ChangeKind::InitramfsRebuild { .. })));
+}
+
+#[test]
+fn detector_facts() {
+    let fs = HostDirFs::new(testdata().join("rhel9-vmware/root"));
+    let f = linux::detect::detect(&fs).unwrap();
+    assert_eq!(
+        (f.family, f.distro.as_str(), f.version.as_str()),
+        (DistroFamily::Rhel, "rhel", "9.4")
+    );
+    assert_eq!(f.bootloader.kind, BootloaderKind::Grub2);
+    assert_eq!(f.bootloader.config.as_deref(), Some("/boot/grub2/grub.cfg"));
+    assert_eq!(
+        f.bootloader.bls_dir.as_deref(),
+        Some("/boot/loader/entries")
+    );
+    assert_eq!(f.initramfs, InitramfsGenerator::Dracut);
+    assert!(f.selinux);
+    let k = f
+        .kernels
+        .iter()
+        .find(|k| k.version == "5.14.0-427.13.1.el9_4.x86_64")
+        .unwrap();
+    assert_eq!(
+        k.initrd.as_deref(),
+        Some("/boot/initramfs-5.14.0-427.13.1.el9_4.x86_64.img")
+    );
+    assert!(
+        k.has("virtio_blk")
+            && k.is_builtin("virtio_pci")
+            && !k.is_builtin("virtio_blk")
+            && !k.xen_pv_only
+    );
+
+    let fs = HostDirFs::new(testdata().join("centos6-xen-vmware/root"));
+    let f = linux::detect::detect(&fs).unwrap();
+    assert_eq!(
+        (f.family, f.distro.as_str(), f.version.as_str()),
+        (DistroFamily::Rhel, "centos", "6.10")
+    );
+    assert_eq!(f.bootloader.kind, BootloaderKind::GrubLegacy);
+    assert_eq!(
+        f.bootloader.device_map.as_deref(),
+        Some("/boot/grub/device.map")
+    );
+
+    let fs = HostDirFs::new(testdata().join("ubuntu2204-netplan/root"));
+    let f = linux::detect::detect(&fs).unwrap();
+    assert_eq!(
+        (f.family, f.initramfs),
+        (DistroFamily::Debian, InitramfsGenerator::InitramfsTools)
+    );
+    assert!(
+        f.kernels[0].is_builtin("virtio_blk")
+            && !f.kernels[0].is_builtin("virtio_rng")
+            && f.kernels[0].has("virtio_rng")
+    );
+}
+
+#[test]
+fn json_form() {
+    let (dir, layout) = fixture_copy("debian12-xen");
+    let fs = HostDirFs::new(dir.path());
+    let plan = linux::plan(&linux::detect::detect(&fs).unwrap(), &layout, &fs).unwrap();
+    let v = serde_json::to_value(&plan).unwrap();
+    let link = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "create")
+        .unwrap();
+    assert_eq!(link["path"], "/etc/systemd/network/10-ferry-enX0.link");
+    assert_eq!(link["mode"], 420);
+    assert!(link["contents"].as_str().unwrap().contains("Name=enX0"));
+    let rebuild = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "initramfs_rebuild")
+        .unwrap();
+    assert_eq!(rebuild["kernel_version"], "6.1.0-27-amd64");
+    assert_eq!(rebuild["generator"], "initramfs-tools");
+    assert_eq!(rebuild["path"], "/boot/initrd.img-6.1.0-27-amd64");
+    let edit = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "edit")
+        .unwrap();
+    assert!(edit["before"].is_string() && edit["after"].is_string() && edit["reason"].is_string());
+}
+
+#[test]
+fn suse_xen_initrd_modules_and_uefi_grub_on_esp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fs = HostDirFs::new(dir.path());
+    let files: &[(&str, &str)] = &[
+        ("/etc/os-release", "NAME=\"SLES\"\nVERSION_ID=\"15.5\"\nID=\"sles\"\nID_LIKE=\"suse\"\n"),
+        ("/etc/sysconfig/kernel", "## Path:\tSystem/Kernel\nINITRD_MODULES=\"xenblk xennet ata_piix\"\nDOMU_INITRD_MODULES=\"xennet xenblk\"\nMODULES_LOADED_ON_BOOT=\"\"\n"),
+        ("/etc/dracut.conf", "# dracut\n"),
+        ("/boot/vmlinuz-5.14.21-150500.55.39-default", ""),
+        ("/boot/initrd-5.14.21-150500.55.39-default", ""),
+        ("/boot/config-5.14.21-150500.55.39-default", "CONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_PCI=m\nCONFIG_VIRTIO_NET=m\n"),
+        ("/boot/efi/EFI/sles/grub.cfg", "set default=\"0\"\nmenuentry 'SLES 15-SP5' {\n\tlinux /boot/vmlinuz-5.14.21-150500.55.39-default root=/dev/xvda2 console=hvc0\n}\n"),
+        ("/boot/efi/EFI/BOOT/grub.cfg", "configfile (hd0,gpt2)/boot/grub2/grub.cfg\n"),
+        ("/etc/fstab", "/dev/xvda2 / btrfs defaults 0 0\n/dev/xvda1 /boot/efi vfat utf8 0 2\n"),
+    ];
+    for (p, t) in files {
+        fs.mkdir_p(&p[..p.rfind('/').unwrap()], 0o755).unwrap();
+        fs.write_file(p, t.as_bytes(), 0o644).unwrap();
+    }
+    let facts = linux::detect::detect(&fs).unwrap();
+    assert_eq!(facts.family, DistroFamily::Suse);
+    assert_eq!(facts.firmware, linux::Firmware::Uefi);
+    assert_eq!(
+        facts.bootloader.config.as_deref(),
+        Some("/boot/efi/EFI/sles/grub.cfg")
+    );
+    let layout: TargetLayout =
+        serde_json::from_str(r#"{"disks":[{"source":"xvda"}],"nics":[]}"#).unwrap();
+    let plan = linux::plan(&facts, &layout, &fs).unwrap();
+    linux::apply(&plan, &mut fs).unwrap();
+    let sk = String::from_utf8(fs.read_file("/etc/sysconfig/kernel").unwrap()).unwrap();
+    assert_eq!(sk, "## Path:\tSystem/Kernel\nINITRD_MODULES=\"ata_piix\"\nDOMU_INITRD_MODULES=\"\"\nMODULES_LOADED_ON_BOOT=\"\"\n");
+    let cfg = String::from_utf8(fs.read_file("/boot/efi/EFI/sles/grub.cfg").unwrap()).unwrap();
+    assert!(cfg.contains("root=/dev/vda2 console=ttyS0"));
+    grub_script_check(&dir.path().join("boot/efi/EFI/sles/grub.cfg"));
+    let stub = String::from_utf8(fs.read_file("/boot/efi/EFI/BOOT/grub.cfg").unwrap()).unwrap();
+    assert_eq!(stub, "configfile (hd0,gpt2)/boot/grub2/grub.cfg\n");
+}
+
+#[test]
+fn two_nics_in_a_bond_are_renamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fs = HostDirFs::new(dir.path());
+    let nsd = "/etc/sysconfig/network-scripts";
+    let files: &[(&str, &str)] = &[
+        ("/etc/os-release", "NAME=\"AlmaLinux\"\nID=\"almalinux\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"8.10\"\n"),
+        ("/usr/lib/systemd/systemd", ""),
+        ("/boot/vmlinuz-4.18.0-553.el8_10.x86_64", ""),
+        ("/boot/config-4.18.0-553.el8_10.x86_64", "CONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_PCI=y\nCONFIG_VIRTIO_NET=m\n"),
+        ("/etc/sysconfig/network-scripts/ifcfg-bond0", "DEVICE=bond0\nTYPE=Bond\nBONDING_OPTS=\"mode=active-backup primary=ens192\"\nBOOTPROTO=dhcp\nONBOOT=yes\n"),
+        ("/etc/sysconfig/network-scripts/ifcfg-ens192", "DEVICE=ens192\nNAME=ens192\nHWADDR=00:50:56:01:02:03\nMASTER=bond0\nSLAVE=yes\nONBOOT=yes\n"),
+        ("/etc/sysconfig/network-scripts/ifcfg-ens224", "DEVICE=ens224\nNAME=ens224\nHWADDR=00:50:56:01:02:04\nMASTER=bond0\nSLAVE=yes\nONBOOT=yes\n"),
+    ];
+    for (p, t) in files {
+        fs.mkdir_p(&p[..p.rfind('/').unwrap()], 0o755).unwrap();
+        fs.write_file(p, t.as_bytes(), 0o644).unwrap();
+    }
+    let layout: TargetLayout = serde_json::from_str(
+        r#"{"nics":[{"old_name":null,"mac":"00:50:56:01:02:03","new_name":"enp0s3"},{"old_name":null,"mac":"00:50:56:01:02:04","new_name":"enp0s4"}]}"#,
+    )
+    .unwrap();
+    let facts = linux::detect::detect(&fs).unwrap();
+    let plan = linux::plan(&facts, &layout, &fs).unwrap();
+    linux::apply(&plan, &mut fs).unwrap();
+    let read = |p: &str| String::from_utf8(fs.read_file(&format!("{nsd}/{p}")).unwrap()).unwrap();
+    assert_eq!(
+        fs.read_dir(nsd).unwrap(),
+        ["ifcfg-bond0", "ifcfg-enp0s3", "ifcfg-enp0s4"]
+    );
+    assert_eq!(read("ifcfg-enp0s3"), "DEVICE=enp0s3\nNAME=enp0s3\nHWADDR=00:50:56:01:02:03\nMASTER=bond0\nSLAVE=yes\nONBOOT=yes\n");
+    assert_eq!(read("ifcfg-enp0s4"), "DEVICE=enp0s4\nNAME=enp0s4\nHWADDR=00:50:56:01:02:04\nMASTER=bond0\nSLAVE=yes\nONBOOT=yes\n");
+    assert!(read("ifcfg-bond0").contains("primary=enp0s3\""));
+    let again = linux::plan(&linux::detect::detect(&fs).unwrap(), &layout, &fs).unwrap();
+    assert!(again.changes.is_empty(), "{again}");
+}
+
+#[test]
+fn kernel_names_kept_with_net_ifnames_0() {
+    let (dir, mut layout) = fixture_copy("debian12-vmware");
+    let root = dir.path();
+    let dg = std::fs::read_to_string(root.join("etc/default/grub"))
+        .unwrap()
+        .replace(
+            "GRUB_CMDLINE_LINUX=\"\"",
+            "GRUB_CMDLINE_LINUX=\"net.ifnames=0\"",
+        );
+    std::fs::write(root.join("etc/default/grub"), dg).unwrap();
+    let ifaces = std::fs::read_to_string(root.join("etc/network/interfaces"))
+        .unwrap()
+        .replace("ens192", "eth0");
+    std::fs::write(root.join("etc/network/interfaces"), &ifaces).unwrap();
+    layout.nics[0].old_name = None;
+    let mut fs = HostDirFs::new(root);
+    let plan = linux::plan(&linux::detect::detect(&fs).unwrap(), &layout, &fs).unwrap();
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("keeps the kernel's name eth0")),
+        "{:?}",
+        plan.notes
+    );
+    linux::apply(&plan, &mut fs).unwrap();
+    assert_eq!(
+        String::from_utf8(fs.read_file("/etc/network/interfaces").unwrap()).unwrap(),
+        ifaces
+    );
+}
