@@ -1,6 +1,8 @@
 //! One extent of a VMDK: the trait every kind implements, plus the flat and zero kinds.
 use super::source::Source;
-use crate::disk::{DiskError, Extent, ExtentKind, RawImage, ReadOnlyFile, BlockDevice};
+use super::sparse::push_extent;
+use crate::disk::{DiskError, Extent, ExtentKind, ReadOnlyFile};
+use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -68,20 +70,41 @@ impl ExtentReader for FlatExtent {
     }
     fn map(&self, off: u64, len: u64, out: &mut Vec<Extent>) -> Result<(), DiskError> {
         // Holes of the flat file read as zeros: report them as such (as qemu does).
-        match self.src.file() {
-            Some(f) => {
-                let raw = RawImage::from_file(ReadOnlyFile::open(f.path())?);
-                for e in raw.map(self.start + off, len)? {
-                    out.push(Extent { offset: e.offset - self.start, ..e });
-                }
+        let Some(f) = self.src.file() else {
+            out.push(Extent { offset: off, length: len, kind: ExtentKind::Data });
+            return Ok(());
+        };
+        let (start, end) = (self.start + off, self.start + off + len);
+        let mut pos = start;
+        while pos < end {
+            let data = match seek(f, pos, libc::SEEK_DATA) {
+                Ok(d) => d.min(end),
+                Err(e) if e.raw_os_error() == Some(libc::ENXIO) => end,
+                Err(_) => pos,
+            };
+            if data > pos {
+                push_extent(out, pos - self.start, data - pos, ExtentKind::Zero);
+                pos = data;
+                continue;
             }
-            None => out.push(Extent { offset: off, length: len, kind: ExtentKind::Data }),
+            let hole = seek(f, pos, libc::SEEK_HOLE).unwrap_or(end).clamp(pos + 1, end);
+            push_extent(out, pos - self.start, hole - pos, ExtentKind::Data);
+            pos = hole;
         }
         Ok(())
     }
     fn files(&self) -> Vec<(PathBuf, u64)> {
         vec![(self.src.path().to_path_buf(), self.src.allocated())]
     }
+}
+
+/// lseek(SEEK_DATA / SEEK_HOLE) on a file only read with pread, so moving its offset is harmless.
+fn seek(f: &ReadOnlyFile, offset: u64, whence: libc::c_int) -> std::io::Result<u64> {
+    let off = libc::off_t::try_from(offset).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: lseek on a descriptor owned by `f`; it only moves the file offset, which no
+    // reader of this file uses (all reads are positioned).
+    let r = unsafe { libc::lseek(f.file().as_raw_fd(), off, whence) };
+    u64::try_from(r).map_err(|_| std::io::Error::last_os_error())
 }
 
 /// A ZERO extent, or a NOACCESS one (whose data may not be read): zeros.

@@ -8,6 +8,7 @@ use super::source::{le64, Source};
 use super::sparse::SparseExtent;
 use super::{cowd, sesparse};
 use crate::disk::{DiskError, Extent};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -123,15 +124,22 @@ impl Layer {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut extents: Vec<(u64, Box<dyn ExtentReader>)> = Vec::new();
         let (mut start, mut compressed, mut header_version) = (0u64, false, None);
+        // Many FLAT lines may name one file: open it once.
+        let mut opened: HashMap<PathBuf, Arc<dyn Source>> = HashMap::new();
         for line in &desc.extents {
             let len = line.sectors * 512;
             let file = line.file.as_deref().unwrap_or_default();
-            let open = || -> Result<Arc<dyn Source>, DiskError> {
+            let mut open = || -> Result<Arc<dyn Source>, DiskError> {
                 let p = dir.join(file);
-                opener(&p).map_err(|e| match e {
+                if let Some(src) = opened.get(&p) {
+                    return Ok(Arc::clone(src));
+                }
+                let src = opener(&p).map_err(|e| match e {
                     DiskError::Io { source, .. } => DiskError::invalid(&path, "extent file", p.display(), source.to_string()),
                     e => e,
-                })
+                })?;
+                opened.insert(p, Arc::clone(&src));
+                Ok(src)
             };
             let ext: Box<dyn ExtentReader> = match (line.access, line.kind) {
                 (_, ExtentType::VmfsRdm | ExtentType::VmfsRaw) => {

@@ -1,6 +1,8 @@
 //! Shared helpers of the VMDK tests: test patterns, qemu-img as the oracle, comparisons.
 #![allow(dead_code)]
 
+pub mod synth;
+
 use ferry_formats::disk::{BlockDevice, ExtentKind};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
