@@ -15,6 +15,7 @@ pub struct GtCache {
     bytes: AtomicUsize,
     budget: usize,
     next_id: AtomicU64,
+    gd_entries: AtomicU64,
 }
 
 impl GtCache {
@@ -24,12 +25,23 @@ impl GtCache {
             bytes: AtomicUsize::new(0),
             budget,
             next_id: AtomicU64::new(1),
+            gd_entries: AtomicU64::new(0),
         })
     }
 
     /// A fresh id for one extent's tables.
     pub fn new_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Accounts for `n` more grain-directory entries held in memory; `Err(total)` past the
+    /// chain-wide limit.
+    pub fn reserve_gd(&self, n: u64) -> Result<(), u64> {
+        let total = self.gd_entries.fetch_add(n, Ordering::Relaxed) + n;
+        if total > super::tables::MAX_CHAIN_GD_ENTRIES {
+            return Err(total);
+        }
+        Ok(())
     }
 
     fn slot(&self, key: u64) -> &Mutex<Slot> {

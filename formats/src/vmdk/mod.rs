@@ -61,11 +61,11 @@ pub mod fuzzing {
     /// Opens `data` as a VMDK image (every extent it names is `data` again), then reads and
     /// maps its first few MiB and its last grain.
     pub fn sparse(data: &[u8]) {
-        let data = Arc::new(data.to_vec());
+        let data: Arc<[u8]> = data.into();
         let open = |p: &Path| -> Result<Arc<dyn Source>, DiskError> {
-            Ok(Arc::new(MemSource { data: data.as_ref().clone(), path: p.to_path_buf() }))
+            Ok(Arc::new(MemSource { data: data.clone(), path: p.to_path_buf() }))
         };
-        let src: Arc<dyn Source> = Arc::new(MemSource { data: data.as_ref().clone(), path: PathBuf::from("fuzz.vmdk") });
+        let src: Arc<dyn Source> = Arc::new(MemSource { data: data.clone(), path: PathBuf::from("fuzz.vmdk") });
         let Ok(dev) = VmdkDevice::open(src, cache::GtCache::new(1 << 20), &open) else { return };
         let size = dev.size();
         let mut buf = vec![0u8; 65536];

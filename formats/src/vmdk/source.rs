@@ -50,7 +50,7 @@ impl Source for ReadOnlyFile {
 
 /// An extent held in memory.
 pub struct MemSource {
-    pub data: Vec<u8>,
+    pub data: std::sync::Arc<[u8]>,
     pub path: PathBuf,
 }
 

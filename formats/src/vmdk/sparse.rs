@@ -54,10 +54,15 @@ impl SparseExtent {
         let h = SparseHeader::read(src.as_ref())?;
         h.validate(src.path(), src.len())?;
         let flavour = Flavour::Kdmv { zero_grain: h.flags & FLAG_ZERO_GRAIN != 0 };
+        let gd = match h.gd_offset.checked_mul(512) {
+            Some(gd) => gd,
+            None if h.gd_entries() == 0 => 0,
+            None => return Err(DiskError::invalid(src.path(), "gdOffset", h.gd_offset, "not a sector of the file")),
+        };
         let tables = Tables::load(
             src,
             flavour,
-            h.gd_offset * 512,
+            gd,
             h.gd_entries(),
             u64::from(h.gtes_per_gt),
             h.grain_size,
@@ -185,21 +190,34 @@ impl ExtentReader for SparseExtent {
     }
 
     fn map(&self, off: u64, len: u64, out: &mut Vec<Extent>) -> Result<(), DiskError> {
-        let mut pos = 0;
-        while pos < len {
-            let abs = off + pos;
-            let (n, mapped) = self.step(abs, len - pos);
-            let kind = if !mapped {
-                ExtentKind::Unallocated
-            } else {
-                match self.tables.lookup(abs / self.grain)? {
+        // One table fetch per grain table, not per grain: maps of multi-TiB disks stay fast.
+        let (end, gtes) = (off + len, self.tables.gtes_per_gt);
+        let mut abs = off;
+        while abs < end {
+            if abs >= self.capacity {
+                push_extent(out, abs, end - abs, ExtentKind::Unallocated);
+                break;
+            }
+            let limit = end.min(self.capacity);
+            let gt = abs / self.grain / gtes;
+            let gt_end = (gt + 1).saturating_mul(self.tables.gt_span()).min(limit);
+            let Some(table) = self.tables.table(gt)? else {
+                push_extent(out, abs, gt_end - abs, ExtentKind::Unallocated);
+                abs = gt_end;
+                continue;
+            };
+            while abs < gt_end {
+                let grain = abs / self.grain;
+                let n = (self.grain - abs % self.grain).min(gt_end - abs);
+                let v = table.get((grain % gtes) as usize).copied().unwrap_or(0);
+                let kind = match Tables::decode(v) {
                     Gte::Unallocated => ExtentKind::Unallocated,
                     Gte::Zero => ExtentKind::Zero,
                     Gte::At(_) => ExtentKind::Data,
-                }
-            };
-            push_extent(out, abs, n, kind);
-            pos += n;
+                };
+                push_extent(out, abs, n, kind);
+                abs += n;
+            }
         }
         Ok(())
     }

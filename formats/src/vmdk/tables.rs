@@ -8,6 +8,9 @@ use std::sync::Arc;
 /// Most grain-directory entries we accept (32 MiB of decoded GD; covers 64 TiB seSparse).
 pub const MAX_GD_ENTRIES: u64 = 4 << 20;
 
+/// Most grain-directory entries all extents of one chain may hold together (64 MiB).
+pub const MAX_CHAIN_GD_ENTRIES: u64 = 8 << 20;
+
 /// How table entries are encoded.
 #[derive(Clone, Copy, Debug)]
 pub enum Flavour {
@@ -70,6 +73,9 @@ impl Tables {
                 format!("{entries} entries run past end of file ({} bytes)", src.len()),
             ));
         }
+        cache.reserve_gd(entries).map_err(|total| {
+            DiskError::invalid(&path, "grain directory entries", entries, format!("the chain's directories would hold {total} entries (at most {MAX_CHAIN_GD_ENTRIES})"))
+        })?;
         let mut raw = vec![0u8; bytes as usize];
         src.read_exact_at(&mut raw, gd_offset, "grain directory")?;
         let gt_bytes = gtes_per_gt * width;
@@ -139,7 +145,7 @@ impl Tables {
                             cluster
                                 .checked_mul(self.grain_sectors)
                                 .and_then(|s| s.checked_add(grains_offset))
-                                .filter(|&s| s != 0 && s != GTE_ZERO)
+                                .filter(|&s| s != 0 && s < 1 << 54)
                                 .ok_or_else(|| {
                                     DiskError::invalid(path, "grain table entry", format!("{v:#x}"), "grain offset overflows")
                                 })
@@ -156,19 +162,27 @@ impl Tables {
             .collect()
     }
 
-    /// The entry for grain number `grain` (counted from the start of the extent).
-    pub fn lookup(&self, grain: u64) -> Result<Gte, DiskError> {
-        let gt = grain / self.gtes_per_gt;
-        let Some(&off) = self.gd.get(gt as usize) else { return Ok(Gte::Unallocated) };
+    /// Grain table `gt`, decoded (cached), or `None` when the directory has no table.
+    pub fn table(&self, gt: u64) -> Result<Option<Arc<[u64]>>, DiskError> {
+        let Some(&off) = self.gd.get(gt as usize) else { return Ok(None) };
         if off == 0 {
-            return Ok(Gte::Unallocated);
+            return Ok(None);
         }
-        let table = self.cache.get_or_load(self.id, gt, || self.load_table(off))?;
-        let v = table.get((grain % self.gtes_per_gt) as usize).copied().unwrap_or(0);
-        Ok(match v {
+        Ok(Some(self.cache.get_or_load(self.id, gt, || self.load_table(off))?))
+    }
+
+    /// Decodes one cached table entry.
+    pub fn decode(v: u64) -> Gte {
+        match v {
             0 => Gte::Unallocated,
             GTE_ZERO => Gte::Zero,
             s => Gte::At(s),
-        })
+        }
+    }
+
+    /// The entry for grain number `grain` (counted from the start of the extent).
+    pub fn lookup(&self, grain: u64) -> Result<Gte, DiskError> {
+        let Some(table) = self.table(grain / self.gtes_per_gt)? else { return Ok(Gte::Unallocated) };
+        Ok(Self::decode(table.get((grain % self.gtes_per_gt) as usize).copied().unwrap_or(0)))
     }
 }
