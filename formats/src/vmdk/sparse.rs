@@ -26,6 +26,14 @@ pub fn push_extent(out: &mut Vec<Extent>, offset: u64, length: u64, kind: Extent
     out.push(Extent { offset, length, kind });
 }
 
+fn kind_of(v: u64) -> ExtentKind {
+    match Tables::decode(v) {
+        Gte::Unallocated => ExtentKind::Unallocated,
+        Gte::Zero => ExtentKind::Zero,
+        Gte::At(_) => ExtentKind::Data,
+    }
+}
+
 /// A sparse extent of any flavour.
 pub struct SparseExtent {
     tables: Tables,
@@ -201,22 +209,28 @@ impl ExtentReader for SparseExtent {
             let limit = end.min(self.capacity);
             let gt = abs / self.grain / gtes;
             let gt_end = (gt + 1).saturating_mul(self.tables.gt_span()).min(limit);
-            let Some(table) = self.tables.table(gt)? else {
-                push_extent(out, abs, gt_end - abs, ExtentKind::Unallocated);
-                abs = gt_end;
-                continue;
+            let table = match self.tables.table(gt)? {
+                Some(t) if !t.is_empty() => t,
+                _ => {
+                    push_extent(out, abs, gt_end - abs, ExtentKind::Unallocated);
+                    abs = gt_end;
+                    continue;
+                }
             };
+            // Runs of entries of one kind at a time.
+            let base = gt * gtes;
+            let bound = (gt_end.div_ceil(self.grain) - base) as usize;
+            let mut i = (abs / self.grain - base) as usize;
             while abs < gt_end {
-                let grain = abs / self.grain;
-                let n = (self.grain - abs % self.grain).min(gt_end - abs);
-                let v = table.get((grain % gtes) as usize).copied().unwrap_or(0);
-                let kind = match Tables::decode(v) {
-                    Gte::Unallocated => ExtentKind::Unallocated,
-                    Gte::Zero => ExtentKind::Zero,
-                    Gte::At(_) => ExtentKind::Data,
-                };
-                push_extent(out, abs, n, kind);
-                abs += n;
+                let k = kind_of(table.get(i).copied().unwrap_or(0));
+                let mut j = i + 1;
+                while j < bound && kind_of(table.get(j).copied().unwrap_or(0)) == k {
+                    j += 1;
+                }
+                let run_end = ((base + j as u64) * self.grain).min(gt_end);
+                push_extent(out, abs, run_end - abs, k);
+                abs = run_end;
+                i = j;
             }
         }
         Ok(())

@@ -127,6 +127,23 @@ impl Tables {
         let width = if matches!(self.flavour, Flavour::SeSparse { .. }) { 8 } else { 4 };
         let mut raw = vec![0u8; self.gtes_per_gt as usize * width];
         self.src.read_exact_at(&mut raw, off, "grain table")?;
+        let n = self.gtes_per_gt as usize;
+        // Fast paths: an empty table (common in qemu files, whose tables are preallocated),
+        // and the u32 flavours decoded with a plain loop.
+        const ZEROS: [u8; 512] = [0; 512];
+        if raw.chunks(512).all(|c| c == &ZEROS[..c.len()]) {
+            // An empty vector stands for a table of unallocated entries.
+            return Ok(Vec::new());
+        }
+        if let Flavour::Kdmv { .. } | Flavour::Cowd = self.flavour {
+            let zero_grain = matches!(self.flavour, Flavour::Kdmv { zero_grain: true });
+            let mut out = Vec::with_capacity(n);
+            for e in raw.chunks_exact(4) {
+                let v = u64::from(u32::from_le_bytes([e[0], e[1], e[2], e[3]]));
+                out.push(if zero_grain && v == 1 { GTE_ZERO } else { v });
+            }
+            return Ok(out);
+        }
         let path = self.src.path();
         raw.chunks_exact(width)
             .map(|e| match self.flavour {
@@ -162,7 +179,8 @@ impl Tables {
             .collect()
     }
 
-    /// Grain table `gt`, decoded (cached), or `None` when the directory has no table.
+    /// Grain table `gt`, decoded (cached), or `None` when the directory has no table. An
+    /// empty table means every entry is unallocated.
     pub fn table(&self, gt: u64) -> Result<Option<Arc<[u64]>>, DiskError> {
         let Some(&off) = self.gd.get(gt as usize) else { return Ok(None) };
         if off == 0 {
