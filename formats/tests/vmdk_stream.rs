@@ -6,18 +6,38 @@ use ferry_formats::disk::{ChunkData, StreamSource};
 use ferry_formats::vmdk::StreamReader;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use vmdk_support::*;
+
+/// The read end of a child's stdout; the child is reaped on drop.
+struct Pipe {
+    child: Child,
+    out: ChildStdout,
+}
+
+impl Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.out.read(buf)
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// A `Read` that is only a pipe: `cat FILE` (optionally `| gzip -c`).
 fn pipe(path: &Path, gzip: bool) -> Box<dyn Read + Send> {
     let cmd = if gzip { format!("gzip -1 -c '{}'", s(path)) } else { format!("cat '{}'", s(path)) };
-    let child = Command::new("sh").args(["-c", &cmd]).stdout(Stdio::piped()).spawn().unwrap();
-    let out = child.stdout.unwrap();
+    let mut child = Command::new("sh").args(["-c", &cmd]).stdout(Stdio::piped()).spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let p = Pipe { child, out };
     if gzip {
-        Box::new(flate2::read::GzDecoder::new(out))
+        Box::new(flate2::read::GzDecoder::new(p))
     } else {
-        Box::new(out)
+        Box::new(p)
     }
 }
 

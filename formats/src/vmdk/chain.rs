@@ -24,8 +24,7 @@ impl VmdkDevice {
         let mut seen = HashSet::new();
         seen.insert(canonical(&top.path));
         let mut layers = vec![top];
-        loop {
-            let Some(child) = layers.last() else { break };
+        while let Some(child) = layers.last() {
             let Some(pcid) = child.parent_cid() else { break };
             let Some(hint) = child.parent_hint() else {
                 return Err(DiskError::invalid(

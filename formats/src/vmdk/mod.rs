@@ -58,8 +58,8 @@ pub mod fuzzing {
         let _ = super::descriptor::parse(Path::new("fuzz.vmdk"), data);
     }
 
-    /// Opens `data` as a VMDK image (every extent it names is `data` again), then reads and
-    /// maps its first few MiB and its last grain.
+    /// Opens `data` as a VMDK image (every extent it names is `data` again), then reads its
+    /// first MiB and its last 64 KiB, and maps its first 256 MiB.
     pub fn sparse(data: &[u8]) {
         let data: Arc<[u8]> = data.into();
         let open = |p: &Path| -> Result<Arc<dyn Source>, DiskError> {
@@ -69,12 +69,12 @@ pub mod fuzzing {
         let Ok(dev) = VmdkDevice::open(src, cache::GtCache::new(1 << 20), &open) else { return };
         let size = dev.size();
         let mut buf = vec![0u8; 65536];
-        for off in (0..size.min(4 << 20)).step_by(65536).chain([size.saturating_sub(65536)]) {
+        for off in (0..size.min(1 << 20)).step_by(65536).chain([size.saturating_sub(65536)]) {
             let n = (size - off).min(65536) as usize;
             let _ = dev.read_at(&mut buf[..n], off);
             let _ = dev.read_at(&mut buf[..n.min(777)], off);
         }
-        let _ = dev.map(0, size.min(64 << 20));
+        let _ = dev.map(0, size.min(256 << 20));
         let _ = dev.info();
     }
 

@@ -70,7 +70,7 @@ pub fn read_header(src: &dyn Source) -> Result<ConstHeader, DiskError> {
         }
     }
     let mut v = [0u8; 512];
-    let voff = h.volatile_offset.checked_mul(512).unwrap_or(u64::MAX);
+    let voff = h.volatile_offset.saturating_mul(512);
     src.read_exact_at(&mut v, voff, "seSparse volatile header")?;
     check("seSparse volatile magic", le64(&v, 0), VOLATILE_MAGIC)?;
     let replay = le64(&v, 24);
@@ -85,7 +85,7 @@ pub fn open(src: Arc<dyn Source>, cache: Arc<GtCache>, len: Option<u64>) -> Resu
     let h = read_header(src.as_ref())?;
     let entries = h.capacity.div_ceil(GRAIN * GTES);
     let flavour = Flavour::SeSparse { tables_offset: h.tables_offset, grains_offset: h.grains_offset };
-    let gd = h.gd_offset.checked_mul(512).unwrap_or(u64::MAX);
+    let gd = h.gd_offset.saturating_mul(512);
     let tables = Tables::load(src, flavour, gd, entries, GTES, GRAIN, cache)?;
     let bytes = h.capacity * 512;
     Ok(SparseExtent::new(tables, bytes, len.unwrap_or(bytes), false, false))

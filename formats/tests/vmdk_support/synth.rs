@@ -189,13 +189,12 @@ pub fn sesparse(disk: &[u8], replay_journal: bool) -> Vec<u8> {
     let data: Vec<usize> = (0..chunks.len())
         .filter(|&i| ![0u8, 0xee, 0xdd].iter().any(|&v| chunks[i].iter().all(|&b| b == v)))
         .collect();
-    let mut cluster = 0u64;
-    for &i in data.iter().rev() {
+    for (cluster, &i) in data.iter().rev().enumerate() {
+        let cluster = cluster as u64;
         let enc = 0x3000_0000_0000_0000 | ((cluster & 0xfff) << 48) | (cluster >> 12);
         put64(&mut f, (tables * 512) as usize + i * 8, enc);
         f.extend_from_slice(chunks[i]);
         f.resize((grains_off * 512) as usize + (cluster as usize + 1) * gbytes, 0);
-        cluster += 1;
     }
     for (i, c) in chunks.iter().enumerate() {
         if c.iter().all(|&b| b == 0xee) {
