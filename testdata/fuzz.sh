@@ -6,8 +6,8 @@
 #
 # A target lives in <crate>/fuzz/fuzz_targets/TARGET.rs. Only stable Rust exists here, so
 # cargo-fuzz runs with RUSTC_BOOTSTRAP=1; cargo-fuzz is installed when missing. Each target's
-# corpus (<crate>/fuzz/corpus/TARGET, not committed) is seeded on first use from
-# testdata/fuzz-seeds/TARGET/ when that exists, and from small images made with qemu-img.
+# corpus (<crate>/fuzz/corpus/TARGET, not committed) gets the committed seeds of
+# testdata/*/fuzz-seeds/TARGET/ and, on first use, small images made with qemu-img.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -58,9 +58,13 @@ for t in "${targets[@]}"; do
   fi
   fuzzdir=$root/${src%%/fuzz_targets/*}
   corpus=$fuzzdir/corpus/$t
-  if [[ ! -d $corpus ]]; then
-    mkdir -p "$corpus"
-    [[ -d $root/testdata/fuzz-seeds/$t ]] && cp "$root/testdata/fuzz-seeds/$t"/* "$corpus"/ 2>/dev/null || true
+  # Committed seeds (testdata/<area>/fuzz-seeds/TARGET/) are always offered.
+  mkdir -p "$corpus"
+  for seeds in "$root"/testdata/*/fuzz-seeds/"$t"; do
+    [[ -d $seeds ]] && cp -n "$seeds"/* "$corpus"/ 2>/dev/null || true
+  done
+  if [[ ! -e $corpus/.tool-seeds ]]; then
+    touch "$corpus/.tool-seeds"
     case $t in
       vmdk_stream) seed_vmdk "$corpus" stream ;;
       vmdk_sparse) seed_vmdk "$corpus" sparse ;;
