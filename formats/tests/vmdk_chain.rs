@@ -54,13 +54,17 @@ fn child_larger_than_parent_reads_zeros_past_it() {
     assert_like_qemu(&c);
 }
 
-fn set_parent_cid(child: &Path, cid: &str) {
-    // The descriptor is embedded at sector 1: rewrite the parentCID value in place.
+/// Overwrites the parentCID value of the embedded descriptor in place (same length: qemu
+/// writes CIDs without zero padding) with 9s; returns the new value as we print it.
+fn break_parent_cid(child: &Path) -> String {
     let mut bytes = std::fs::read(child).unwrap();
     let text = String::from_utf8_lossy(&bytes[512..1024]).into_owned();
-    let at = text.find("parentCID=").unwrap() + 512 + "parentCID=".len();
-    bytes[at..at + 8].copy_from_slice(cid.as_bytes());
+    let at = text.find("parentCID=").unwrap() + "parentCID=".len();
+    let len = text[at..].find('\n').unwrap();
+    let new = "9".repeat(len);
+    bytes[512 + at..512 + at + len].copy_from_slice(new.as_bytes());
     std::fs::write(child, bytes).unwrap();
+    format!("{:08x}", u32::from_str_radix(&new, 16).unwrap())
 }
 
 #[test]
@@ -70,12 +74,12 @@ fn cid_mismatch_is_an_error_naming_both() {
     let base = dir.path().join("base.vmdk");
     qemu_img(&["convert", "-f", "raw", "-O", "vmdk", s(&raw), s(&base)]);
     let c = child_of(dir.path(), "base.vmdk", "c.vmdk");
-    set_parent_cid(&c, "12345678");
+    let bad = break_parent_cid(&c);
     let e = open_err(&c);
     let desc = String::from_utf8_lossy(&std::fs::read(&base).unwrap()[512..1024]).into_owned();
-    let cid = desc.lines().find_map(|l| l.strip_prefix("CID=")).unwrap().to_string();
-    assert!(e.starts_with(&format!("{}: invalid parentCID 12345678: parent", c.display())), "{e}");
-    assert!(e.ends_with(&format!("base.vmdk has CID {cid}")), "{e}");
+    let cid = desc.lines().find_map(|l| l.strip_prefix("CID=")).unwrap();
+    let cid = format!("{:08x}", u32::from_str_radix(cid, 16).unwrap());
+    assert_eq!(e, format!("{}: invalid parentCID {bad}: parent {} has CID {cid}", c.display(), base.display()));
 }
 
 #[test]
@@ -113,4 +117,28 @@ fn depth_over_64_is_an_error() {
     }
     let e = open_err(&d.join("l0.vmdk"));
     assert!(e.contains("invalid parent chain depth 65: more than 64 images"), "{e}");
+}
+
+#[test]
+fn foreign_absolute_parent_hints_fall_back_to_the_childs_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = default_raw(dir.path());
+    let base = dir.path().join("base.vmdk");
+    qemu_img(&["convert", "-f", "raw", "-O", "vmdk", s(&raw), s(&base)]);
+    let c = child_of(dir.path(), "base.vmdk", "c.vmdk");
+    io(&c, "write -P 0x33 2M 64k");
+    let want = qemu_raw(&c);
+    let text = String::from_utf8_lossy(&std::fs::read(&c).unwrap()[512..1536]).into_owned();
+    let cid = text.lines().find_map(|l| l.strip_prefix("parentCID=")).unwrap().to_string();
+    let sectors = SIZE / 512;
+    for hint in ["/vmfs/volumes/datastore1/vm/base.vmdk", "C:\\\\VMs\\\\old\\\\base.vmdk"] {
+        // A descriptor whose extent is the child's sparse file, with a foreign parent path.
+        let d = dir.path().join("foreign.vmdk");
+        write_text(
+            &d,
+            &format!("version=1\nCID=1\nparentCID={cid}\ncreateType=\"monolithicSparse\"\nparentFileNameHint=\"{hint}\"\nRW {sectors} SPARSE \"c.vmdk\"\n"),
+        );
+        let dev = ferry_formats::vmdk::open(&d).unwrap_or_else(|e| panic!("{hint}: {e}"));
+        assert!(read_all(dev.as_ref(), MIB) == want, "{hint}");
+    }
 }

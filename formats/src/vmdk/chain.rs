@@ -38,7 +38,7 @@ impl VmdkDevice {
                 return Err(DiskError::invalid(&child.path, "parent chain depth", layers.len(), "more than 64 images"));
             }
             let dir = child.path.parent().map(Path::to_path_buf).unwrap_or_default();
-            let ppath = dir.join(hint);
+            let ppath = super::layer::resolve(&dir, hint);
             if !seen.insert(canonical(&ppath)) {
                 return Err(DiskError::invalid(&child.path, "parentFileNameHint", hint, "loops back to an image already in the chain"));
             }

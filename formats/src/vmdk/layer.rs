@@ -63,6 +63,20 @@ pub fn open_sparse(src: Arc<dyn Source>, cache: Arc<GtCache>, len: Option<u64>) 
     }
 }
 
+/// A file named in a descriptor, relative to `dir`. Names written on another host (an ESXi
+/// `/vmfs/volumes/...` path, a Windows `C:\\...` path) that do not exist here fall back to
+/// their last component in `dir`, where copied VMs keep them.
+pub fn resolve(dir: &Path, name: &str) -> PathBuf {
+    let direct = dir.join(name);
+    if direct.exists() {
+        return direct;
+    }
+    match name.rsplit(['/', '\\']).next() {
+        Some(base) if !base.is_empty() && base != name && dir.join(base).exists() => dir.join(base),
+        _ => direct,
+    }
+}
+
 impl Layer {
     /// Opens the image at `src` (its path names it); extents are opened with `opener`.
     pub fn open(src: Arc<dyn Source>, cache: Arc<GtCache>, opener: Opener) -> Result<Layer, DiskError> {
@@ -130,7 +144,7 @@ impl Layer {
             let len = line.sectors * 512;
             let file = line.file.as_deref().unwrap_or_default();
             let mut open = || -> Result<Arc<dyn Source>, DiskError> {
-                let p = dir.join(file);
+                let p = resolve(&dir, file);
                 if let Some(src) = opened.get(&p) {
                     return Ok(Arc::clone(src));
                 }
