@@ -113,7 +113,10 @@ impl SparseExtent {
         let avail = src.len().saturating_sub(base);
         let max = 2 * self.grain + 4096;
         let hdr = if self.markers { GRAIN_MARKER as u64 } else { 0 };
-        let first = (hdr + self.grain).min(avail).min(max);
+        // With a marker the size is known after the first read; without one the grain's
+        // compressed length is unknown: read up to twice the grain and let inflate stop.
+        let guess = if self.markers { hdr + self.grain } else { 2 * self.grain };
+        let first = guess.min(avail).min(max);
         if first <= hdr {
             return Err(DiskError::invalid(path, "compressed grain sector", sector, format!("past end of file ({} bytes)", src.len())));
         }

@@ -205,3 +205,37 @@ pub fn sesparse(disk: &[u8], replay_journal: bool) -> Vec<u8> {
     }
     f
 }
+
+/// A compressed sparse file WITHOUT grain markers (flag bit 16 only): embedded descriptor at
+/// sector 1, GD at sector 2, GTs after it, then bare zlib grains.
+pub fn compressed_without_markers(disk: &[u8]) -> Vec<u8> {
+    let grain = 128u64;
+    let gbytes = grain as usize * 512;
+    let capacity = disk.len() as u64 / 512;
+    let grains = disk.len().div_ceil(gbytes);
+    let gts = grains.div_ceil(512);
+    let gd_sectors = (gts * 4).div_ceil(512) as u64;
+    let gt0 = 2 + gd_sectors;
+    let overhead = gt0 + gts as u64 * 4;
+    let mut f = kdmv_header(0x10001, capacity, grain, (1, 1), 2, overhead, 1);
+    let mut desc = format!(
+        "# Disk DescriptorFile\nversion=1\nCID=1234abcd\nparentCID=ffffffff\ncreateType=\"monolithicSparse\"\nRW {capacity} SPARSE \"x.vmdk\"\n"
+    )
+    .into_bytes();
+    desc.resize(512, 0);
+    f.extend_from_slice(&desc);
+    f.resize((overhead * 512) as usize, 0);
+    for t in 0..gts {
+        put32(&mut f, 1024 + t * 4, (gt0 + t as u64 * 4) as u32);
+    }
+    for (i, g) in disk.chunks(gbytes).enumerate() {
+        if g.iter().all(|&b| b == 0) {
+            continue;
+        }
+        let s = sector(&f) as u32;
+        put32(&mut f, (gt0 * 512) as usize + i * 4, s);
+        f.extend_from_slice(&compress(g, false));
+        pad(&mut f);
+    }
+    f
+}
