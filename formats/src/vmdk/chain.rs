@@ -155,7 +155,13 @@ impl BlockDevice for VmdkDevice {
         }
     }
 
+    /// The top image's grain, raised to 64 KiB when it divides 64 KiB (COWD and seSparse
+    /// grains of 512 B / 4 KiB would make copies needlessly small).
     fn granularity(&self) -> u64 {
-        self.layers[0].grain().unwrap_or(65536)
+        match self.layers[0].grain() {
+            Some(g) if g > 0 && g < 65536 && 65536 % g == 0 => 65536,
+            Some(g) if g > 0 => g,
+            _ => 65536,
+        }
     }
 }
