@@ -101,7 +101,13 @@ fn loops_and_missing_parents_are_errors() {
         "version=1\nCID=1\nparentCID=2\ncreateType=\"monolithicFlat\"\nparentFileNameHint=\"gone.vmdk\"\nRW 1 FLAT \"z-flat.vmdk\" 0\n",
     );
     let e = open_err(&d.join("c.vmdk"));
-    assert_eq!(e, format!("{}: invalid parentFileNameHint gone.vmdk: No such file or directory (os error 2)", d.join("c.vmdk").display()));
+    assert_eq!(
+        e,
+        format!(
+            "{}: invalid parentFileNameHint gone.vmdk: No such file or directory (os error 2)",
+            d.join("c.vmdk").display()
+        )
+    );
 }
 
 #[test]

@@ -50,7 +50,10 @@ fn bad_sparse_headers() {
     // A grain-directory entry pointing past the end of the file.
     let gd = u64::from_le_bytes(b[56..64].try_into().unwrap()) as usize * 512;
     let e = patched(&p, &b, gd, &0x00ff_ffffu32.to_le_bytes());
-    assert!(e.starts_with(&format!("{name}: invalid grain directory entry 0 16777215: grain table runs past end of file")), "{e}");
+    assert!(
+        e.starts_with(&format!("{name}: invalid grain directory entry 0 16777215: grain table runs past end of file")),
+        "{e}"
+    );
     // Truncated inside the header.
     std::fs::write(&p, &b[..300]).unwrap();
     assert_eq!(open_err(&p), format!("{name}: invalid header 300 bytes: file shorter than one sector"));
@@ -75,7 +78,14 @@ fn grains_past_eof_and_truncated_files_fail_on_read() {
     std::fs::write(&p, c).unwrap();
     let dev = ferry_formats::vmdk::open(&p).unwrap();
     let e = dev.read_at(&mut buf[..4096], 0).unwrap_err().to_string();
-    assert_eq!(e, format!("{name}: invalid grain offset {} length 4096: past end of file ({} bytes)", 0x7fff_0000u64 * 512, b.len()));
+    assert_eq!(
+        e,
+        format!(
+            "{name}: invalid grain offset {} length 4096: past end of file ({} bytes)",
+            0x7fff_0000u64 * 512,
+            b.len()
+        )
+    );
 }
 
 #[test]
@@ -115,25 +125,43 @@ fn descriptor_problems() {
     write_text(&desc, "version=1\nCID=1\nparentCID=ffffffff\ncreateType=\"vmfs\"\nRW 100 VMFS \"gone-flat.vmdk\"\n");
     assert_eq!(
         open_err(&desc),
-        format!("{name}: invalid extent file {}: No such file or directory (os error 2)", d.join("gone-flat.vmdk").display())
+        format!(
+            "{name}: invalid extent file {}: No such file or directory (os error 2)",
+            d.join("gone-flat.vmdk").display()
+        )
     );
     write_text(&d.join("short-flat.vmdk"), &"x".repeat(1024));
     write_text(&desc, "version=1\ncreateType=\"vmfs\"\nRW 100 VMFS \"short-flat.vmdk\"\n");
     assert_eq!(
         open_err(&desc),
-        format!("{}: invalid flat extent offset 0 sectors 100: runs past end of file (1024 bytes)", d.join("short-flat.vmdk").display())
+        format!(
+            "{}: invalid flat extent offset 0 sectors 100: runs past end of file (1024 bytes)",
+            d.join("short-flat.vmdk").display()
+        )
     );
     write_text(&desc, "version=1\ncreateType=\"vmfsRawDeviceMap\"\nRW 100 VMFSRDM \"x-rdm.vmdk\"\n");
-    assert_eq!(open_err(&desc), format!("{name}: unsupported createType vmfsRawDeviceMap (a raw device mapping: copy the device itself)"));
+    assert_eq!(
+        open_err(&desc),
+        format!("{name}: unsupported createType vmfsRawDeviceMap (a raw device mapping: copy the device itself)")
+    );
     write_text(&desc, "version=1\ncreateType=\"custom\"\nRW 100 VMFSRAW \"x-raw.vmdk\"\n");
-    assert_eq!(open_err(&desc), format!("{name}: unsupported raw device mapping extent \"x-raw.vmdk\" (VmfsRaw): copy the device itself"));
+    assert_eq!(
+        open_err(&desc),
+        format!("{name}: unsupported raw device mapping extent \"x-raw.vmdk\" (VmfsRaw): copy the device itself")
+    );
     write_text(&desc, "version=1\ncreateType=\"custom\"\nRW 10 SPARSE \"short-flat.vmdk\"\n");
     assert_eq!(
         open_err(&desc),
-        format!("{}: invalid magic [78, 78, 78, 78]: not a KDMV, COWD or seSparse extent", d.join("short-flat.vmdk").display())
+        format!(
+            "{}: invalid magic [78, 78, 78, 78]: not a KDMV, COWD or seSparse extent",
+            d.join("short-flat.vmdk").display()
+        )
     );
     write_text(&desc, "version=1\ncreateType=\"custom\"\nRW ten FLAT \"short-flat.vmdk\" 0\n");
-    assert_eq!(open_err(&desc), format!("{name}: invalid extent line \"RW ten FLAT \\\"short-flat.vmdk\\\" 0\": sector count is not a number"));
+    assert_eq!(
+        open_err(&desc),
+        format!("{name}: invalid extent line \"RW ten FLAT \\\"short-flat.vmdk\\\" 0\": sector count is not a number")
+    );
     write_text(&desc, "hello\n");
     assert!(open_err(&desc).starts_with(&format!("{name}: invalid descriptor")));
     write_text(&desc, "ab");
@@ -161,5 +189,8 @@ fn bad_cowd_and_sesparse_headers() {
     let e = patched(&p, &se, 512, &1u64.to_le_bytes());
     assert_eq!(e, format!("{name}: invalid seSparse volatile magic 0x1: expected 0xcafecafe"));
     let e = patched(&p, &se, 1024, &0x2000_0000_0000_0000u64.to_le_bytes());
-    assert_eq!(e, format!("{name}: invalid grain directory entry 0 0x2000000000000000: not an allocated seSparse grain table"));
+    assert_eq!(
+        e,
+        format!("{name}: invalid grain directory entry 0 0x2000000000000000: not an allocated seSparse grain table")
+    );
 }

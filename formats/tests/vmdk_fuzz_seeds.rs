@@ -85,7 +85,9 @@ fn committed_seeds_read_as_written() {
     };
     let k = read("kdmv.vmdk");
     assert_eq!(k.len(), 64 * 512);
-    assert!(k[..4096] == ramp[..] && k[4096..12288].iter().all(|&b| b == 0) && k[12288..16384].iter().all(|&b| b == 0xab));
+    assert!(
+        k[..4096] == ramp[..] && k[4096..12288].iter().all(|&b| b == 0) && k[12288..16384].iter().all(|&b| b == 0xab)
+    );
     let st = read("stream.vmdk");
     assert!(st[4096..8192] == ramp[..] && st[..4096].iter().all(|&b| b == 0));
     let c = read("cowd.vmdk");

@@ -175,7 +175,10 @@ fn sesparse_delta_matches_qemu() {
     // A journal that needs replaying is refused.
     std::fs::write(d.join("snap-sesparse.vmdk"), synth::sesparse(&delta, true)).unwrap();
     let e = open_err(&p);
-    assert!(e.ends_with("invalid seSparse replayJournal 1: the journal needs replaying; open the disk in ESXi first"), "{e}");
+    assert!(
+        e.ends_with("invalid seSparse replayJournal 1: the journal needs replaying; open the disk in ESXi first"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -186,7 +189,8 @@ fn long_standalone_and_embedded_descriptors() {
     std::fs::write(d.join("x-flat.vmdk"), &disk).unwrap();
     // Hundreds of extents: a descriptor far over 20 sectors.
     let n = disk.len() / 512;
-    let mut text = String::from("# Disk DescriptorFile\nversion=2\nCID=1\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n");
+    let mut text =
+        String::from("# Disk DescriptorFile\nversion=2\nCID=1\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n");
     let mut at = 0;
     while at < n {
         let len = (n - at).min(23);

@@ -104,7 +104,11 @@ fn data_past_4_gib() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("big.raw");
     let g = 1u64 << 30;
-    pattern(&raw, 5 * g + 65536 * 5, &[(4096, 65536), (4 * g - 512, 4096), (4 * g + 3 * MIB, MIB), (5 * g + 65536 * 4, 65536)]);
+    pattern(
+        &raw,
+        5 * g + 65536 * 5,
+        &[(4096, 65536), (4 * g - 512, 4096), (4 * g + 3 * MIB, MIB), (5 * g + 65536 * 4, 65536)],
+    );
     for sub in ["monolithicSparse", "streamOptimized", "twoGbMaxExtentSparse"] {
         let p = convert(dir.path(), &raw, &format!("{sub}.vmdk"), &format!("subformat={sub}"));
         let dev = ferry_formats::vmdk::open(&p).unwrap();

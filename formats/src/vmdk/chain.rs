@@ -40,10 +40,17 @@ impl VmdkDevice {
             let dir = child.path.parent().map(Path::to_path_buf).unwrap_or_default();
             let ppath = super::layer::resolve(&dir, hint);
             if !seen.insert(canonical(&ppath)) {
-                return Err(DiskError::invalid(&child.path, "parentFileNameHint", hint, "loops back to an image already in the chain"));
+                return Err(DiskError::invalid(
+                    &child.path,
+                    "parentFileNameHint",
+                    hint,
+                    "loops back to an image already in the chain",
+                ));
             }
             let psrc = opener(&ppath).map_err(|e| match e {
-                DiskError::Io { source, .. } => DiskError::invalid(&child.path, "parentFileNameHint", hint, source.to_string()),
+                DiskError::Io { source, .. } => {
+                    DiskError::invalid(&child.path, "parentFileNameHint", hint, source.to_string())
+                }
                 e => e,
             })?;
             let parent = Layer::open(psrc, cache.clone(), opener)?;

@@ -28,12 +28,22 @@ pub struct CowdHeader {
 pub fn read_header(src: &dyn Source) -> Result<CowdHeader, DiskError> {
     let path = src.path();
     if src.len() < COWD_HEADER {
-        return Err(DiskError::invalid(path, "COWD header", format!("{} bytes", src.len()), "file shorter than 2048 bytes"));
+        return Err(DiskError::invalid(
+            path,
+            "COWD header",
+            format!("{} bytes", src.len()),
+            "file shorter than 2048 bytes",
+        ));
     }
     let mut b = vec![0u8; COWD_HEADER as usize];
     src.read_exact_at(&mut b, 0, "COWD header")?;
     if b.get(..4) != Some(COWD_MAGIC) {
-        return Err(DiskError::invalid(path, "magic", format!("{:02x?}", b.get(..4).unwrap_or_default()), "not a COWD extent"));
+        return Err(DiskError::invalid(
+            path,
+            "magic",
+            format!("{:02x?}", b.get(..4).unwrap_or_default()),
+            "not a COWD extent",
+        ));
     }
     let h = CowdHeader {
         version: le32(&b, 4),
@@ -58,7 +68,12 @@ pub fn read_header(src: &dyn Source) -> Result<CowdHeader, DiskError> {
         ));
     }
     if u64::from(h.gd_offset) * 512 < COWD_HEADER || u64::from(h.gd_offset) * 512 >= src.len() {
-        return Err(DiskError::invalid(path, "COWD gdOffset", h.gd_offset, format!("outside the file ({} bytes)", src.len())));
+        return Err(DiskError::invalid(
+            path,
+            "COWD gdOffset",
+            h.gd_offset,
+            format!("outside the file ({} bytes)", src.len()),
+        ));
     }
     Ok(h)
 }

@@ -107,11 +107,7 @@ fn parse_extent(path: &Path, line: &str, access: Access, rest: &str) -> Result<E
     } else {
         (None, rest)
     };
-    let offset = if rest.is_empty() {
-        0
-    } else {
-        rest.parse().map_err(|_| bad("extent offset is not a number"))?
-    };
+    let offset = if rest.is_empty() { 0 } else { rest.parse().map_err(|_| bad("extent offset is not a number"))? };
     if file.is_none() && kind != ExtentType::Zero {
         return Err(bad("missing file name"));
     }
@@ -159,7 +155,12 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Descriptor, DiskError> {
         }
     }
     if !seen_version && d.extents.is_empty() && d.create_type.is_empty() {
-        return Err(DiskError::invalid(path, "descriptor", "(no version, createType or extent)", "not a VMDK descriptor"));
+        return Err(DiskError::invalid(
+            path,
+            "descriptor",
+            "(no version, createType or extent)",
+            "not a VMDK descriptor",
+        ));
     }
     Ok(d)
 }

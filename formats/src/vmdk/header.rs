@@ -88,7 +88,12 @@ impl SparseHeader {
     /// Bounds every field that sizes an allocation or a table walk.
     pub fn validate(&self, path: &Path, file_len: u64) -> Result<(), DiskError> {
         if self.compress_algorithm > 1 {
-            return Err(DiskError::invalid(path, "compressAlgorithm", self.compress_algorithm, "only 0 (none) and 1 (deflate) exist"));
+            return Err(DiskError::invalid(
+                path,
+                "compressAlgorithm",
+                self.compress_algorithm,
+                "only 0 (none) and 1 (deflate) exist",
+            ));
         }
         if self.grain_size == 0 || self.grain_size > MAX_GRAIN_SECTORS {
             return Err(DiskError::invalid(path, "grainSize", self.grain_size, "must be 1..4096 sectors"));
@@ -104,13 +109,28 @@ impl SparseHeader {
         }
         let sectors = file_len.div_ceil(512);
         if self.gd_offset != GD_AT_END && self.gd_offset >= sectors {
-            return Err(DiskError::invalid(path, "gdOffset", self.gd_offset, format!("past end of file ({file_len} bytes)")));
+            return Err(DiskError::invalid(
+                path,
+                "gdOffset",
+                self.gd_offset,
+                format!("past end of file ({file_len} bytes)"),
+            ));
         }
         if self.flags & FLAG_RGD != 0 && self.rgd_offset >= sectors {
-            return Err(DiskError::invalid(path, "rgdOffset", self.rgd_offset, format!("past end of file ({file_len} bytes)")));
+            return Err(DiskError::invalid(
+                path,
+                "rgdOffset",
+                self.rgd_offset,
+                format!("past end of file ({file_len} bytes)"),
+            ));
         }
         if self.overhead > sectors {
-            return Err(DiskError::invalid(path, "overHead", self.overhead, format!("past end of file ({file_len} bytes)")));
+            return Err(DiskError::invalid(
+                path,
+                "overHead",
+                self.overhead,
+                format!("past end of file ({file_len} bytes)"),
+            ));
         }
         Ok(())
     }
@@ -120,7 +140,12 @@ impl SparseHeader {
         let path = src.path();
         let mut b = [0u8; 512];
         if src.len() < 512 {
-            return Err(DiskError::invalid(path, "header", format!("{} bytes", src.len()), "file shorter than one sector"));
+            return Err(DiskError::invalid(
+                path,
+                "header",
+                format!("{} bytes", src.len()),
+                "file shorter than one sector",
+            ));
         }
         src.read_exact_at(&mut b, 0, "header")?;
         let h = Self::decode(path, &b)?;
@@ -129,7 +154,12 @@ impl SparseHeader {
         }
         let footer = read_footer(src)?;
         if footer.gd_offset == GD_AT_END {
-            return Err(DiskError::invalid(path, "footer gdOffset", "GD_AT_END", "the footer must give the grain directory"));
+            return Err(DiskError::invalid(
+                path,
+                "footer gdOffset",
+                "GD_AT_END",
+                "the footer must give the grain directory",
+            ));
         }
         Ok(footer)
     }

@@ -48,7 +48,11 @@ fn read_descriptor(src: &dyn Source, offset: u64, size: Option<u64>) -> Result<D
 }
 
 /// Opens a sparse extent file of any flavour, chosen by its magic.
-pub fn open_sparse(src: Arc<dyn Source>, cache: Arc<GtCache>, len: Option<u64>) -> Result<(SparseExtent, Option<SparseHeader>), DiskError> {
+pub fn open_sparse(
+    src: Arc<dyn Source>,
+    cache: Arc<GtCache>,
+    len: Option<u64>,
+) -> Result<(SparseExtent, Option<SparseHeader>), DiskError> {
     let mut magic = [0u8; 8];
     src.read_padded(&mut magic, 0, "magic")?;
     if &magic[..4] == KDMV_MAGIC {
@@ -59,7 +63,12 @@ pub fn open_sparse(src: Arc<dyn Source>, cache: Arc<GtCache>, len: Option<u64>) 
     } else if le64(&magic, 0) == sesparse::CONST_MAGIC {
         Ok((sesparse::open(src, cache, len)?, None))
     } else {
-        Err(DiskError::invalid(src.path(), "magic", format!("{:02x?}", &magic[..4]), "not a KDMV, COWD or seSparse extent"))
+        Err(DiskError::invalid(
+            src.path(),
+            "magic",
+            format!("{:02x?}", &magic[..4]),
+            "not a KDMV, COWD or seSparse extent",
+        ))
     }
 }
 
@@ -86,7 +95,8 @@ impl Layer {
         }
         let mut magic = [0u8; 8];
         src.read_padded(&mut magic, 0, "magic")?;
-        let binary = &magic[..4] == KDMV_MAGIC || &magic[..4] == cowd::COWD_MAGIC || le64(&magic, 0) == sesparse::CONST_MAGIC;
+        let binary =
+            &magic[..4] == KDMV_MAGIC || &magic[..4] == cowd::COWD_MAGIC || le64(&magic, 0) == sesparse::CONST_MAGIC;
         if !binary {
             let desc = read_descriptor(src.as_ref(), 0, None)?;
             return Self::from_descriptor(path, desc, cache, opener);
@@ -104,9 +114,11 @@ impl Layer {
         }
         let (ext, header) = open_sparse(src.clone(), cache, None)?;
         let desc = match &header {
-            Some(h) if h.desc_offset != 0 && h.desc_size != 0 => {
-                Some(read_descriptor(src.as_ref(), h.desc_offset.saturating_mul(512), Some(h.desc_size.saturating_mul(512)))?)
-            }
+            Some(h) if h.desc_offset != 0 && h.desc_size != 0 => Some(read_descriptor(
+                src.as_ref(),
+                h.desc_offset.saturating_mul(512),
+                Some(h.desc_size.saturating_mul(512)),
+            )?),
             _ => None,
         };
         let create_type = match (&header, &desc) {
@@ -128,9 +140,17 @@ impl Layer {
         })
     }
 
-    fn from_descriptor(path: PathBuf, desc: Descriptor, cache: Arc<GtCache>, opener: Opener) -> Result<Layer, DiskError> {
+    fn from_descriptor(
+        path: PathBuf,
+        desc: Descriptor,
+        cache: Arc<GtCache>,
+        opener: Opener,
+    ) -> Result<Layer, DiskError> {
         if DEVICE_TYPES.iter().any(|t| t.eq_ignore_ascii_case(&desc.create_type)) {
-            return Err(DiskError::unsupported(&path, format!("createType {} (a raw device mapping: copy the device itself)", desc.create_type)));
+            return Err(DiskError::unsupported(
+                &path,
+                format!("createType {} (a raw device mapping: copy the device itself)", desc.create_type),
+            ));
         }
         if desc.extents.is_empty() {
             return Err(DiskError::invalid(&path, "extent lines", 0, "the descriptor names no extent"));
@@ -149,7 +169,9 @@ impl Layer {
                     return Ok(Arc::clone(src));
                 }
                 let src = opener(&p).map_err(|e| match e {
-                    DiskError::Io { source, .. } => DiskError::invalid(&path, "extent file", p.display(), source.to_string()),
+                    DiskError::Io { source, .. } => {
+                        DiskError::invalid(&path, "extent file", p.display(), source.to_string())
+                    }
                     e => e,
                 })?;
                 opened.insert(p, Arc::clone(&src));
@@ -157,10 +179,15 @@ impl Layer {
             };
             let ext: Box<dyn ExtentReader> = match (line.access, line.kind) {
                 (_, ExtentType::VmfsRdm | ExtentType::VmfsRaw) => {
-                    return Err(DiskError::unsupported(&path, format!("raw device mapping extent {file:?} ({:?}): copy the device itself", line.kind)));
+                    return Err(DiskError::unsupported(
+                        &path,
+                        format!("raw device mapping extent {file:?} ({:?}): copy the device itself", line.kind),
+                    ));
                 }
                 (Access::NoAccess, _) | (_, ExtentType::Zero) => Box::new(ZeroExtent { len }),
-                (_, ExtentType::Flat | ExtentType::Vmfs) => Box::new(FlatExtent::new(open()?, line.offset, line.sectors)?),
+                (_, ExtentType::Flat | ExtentType::Vmfs) => {
+                    Box::new(FlatExtent::new(open()?, line.offset, line.sectors)?)
+                }
                 (_, ExtentType::Sparse | ExtentType::VmfsSparse | ExtentType::SeSparse) => {
                     let (e, h) = open_sparse(open()?, cache.clone(), Some(len))?;
                     compressed |= e.compressed();
@@ -243,7 +270,8 @@ impl Layer {
     pub fn files(&self) -> Vec<(PathBuf, u64)> {
         let mut v = Vec::new();
         if self.desc.is_some() && !self.extents.iter().any(|(_, e)| e.files().iter().any(|(p, _)| p == &self.path)) {
-            let alloc = std::fs::metadata(&self.path).map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512).unwrap_or(0);
+            let alloc =
+                std::fs::metadata(&self.path).map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512).unwrap_or(0);
             v.push((self.path.clone(), alloc));
         }
         for (_, e) in &self.extents {

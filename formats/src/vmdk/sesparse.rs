@@ -32,7 +32,12 @@ pub struct ConstHeader {
 pub fn read_header(src: &dyn Source) -> Result<ConstHeader, DiskError> {
     let path = src.path();
     if src.len() < 512 {
-        return Err(DiskError::invalid(path, "seSparse header", format!("{} bytes", src.len()), "file shorter than one sector"));
+        return Err(DiskError::invalid(
+            path,
+            "seSparse header",
+            format!("{} bytes", src.len()),
+            "file shorter than one sector",
+        ));
     }
     let mut b = [0u8; 512];
     src.read_exact_at(&mut b, 0, "seSparse const header")?;
@@ -62,7 +67,12 @@ pub fn read_header(src: &dyn Source) -> Result<ConstHeader, DiskError> {
     let needed = h.capacity.div_ceil(GRAIN * GTES);
     let have = h.gd_size.saturating_mul(512 / 8);
     if have < needed || needed > MAX_GD_ENTRIES {
-        return Err(DiskError::invalid(path, "seSparse grain directory size", h.gd_size, format!("capacity needs {needed} entries")));
+        return Err(DiskError::invalid(
+            path,
+            "seSparse grain directory size",
+            h.gd_size,
+            format!("capacity needs {needed} entries"),
+        ));
     }
     for (field, v) in [("seSparse grain tables offset", h.tables_offset), ("seSparse grains offset", h.grains_offset)] {
         if v == 0 || v > (1 << 48) {
@@ -75,7 +85,12 @@ pub fn read_header(src: &dyn Source) -> Result<ConstHeader, DiskError> {
     check("seSparse volatile magic", le64(&v, 0), VOLATILE_MAGIC)?;
     let replay = le64(&v, 24);
     if replay != 0 {
-        return Err(DiskError::invalid(path, "seSparse replayJournal", replay, "the journal needs replaying; open the disk in ESXi first"));
+        return Err(DiskError::invalid(
+            path,
+            "seSparse replayJournal",
+            replay,
+            "the journal needs replaying; open the disk in ESXi first",
+        ));
     }
     Ok(h)
 }

@@ -59,17 +59,16 @@ impl Source for MemSource {
         self.data.len() as u64
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64, what: &str) -> Result<(), DiskError> {
-        let src = usize::try_from(offset)
-            .ok()
-            .and_then(|o| self.data.get(o..o.checked_add(buf.len())?))
-            .ok_or_else(|| {
+        let src = usize::try_from(offset).ok().and_then(|o| self.data.get(o..o.checked_add(buf.len())?)).ok_or_else(
+            || {
                 DiskError::invalid(
                     &self.path,
                     what,
                     format!("offset {offset} length {}", buf.len()),
                     format!("past end of file ({} bytes)", self.data.len()),
                 )
-            })?;
+            },
+        )?;
         buf.copy_from_slice(src);
         Ok(())
     }

@@ -67,15 +67,7 @@ impl SparseExtent {
             None if h.gd_entries() == 0 => 0,
             None => return Err(DiskError::invalid(src.path(), "gdOffset", h.gd_offset, "not a sector of the file")),
         };
-        let tables = Tables::load(
-            src,
-            flavour,
-            gd,
-            h.gd_entries(),
-            u64::from(h.gtes_per_gt),
-            h.grain_size,
-            cache,
-        )?;
+        let tables = Tables::load(src, flavour, gd, h.gd_entries(), u64::from(h.gtes_per_gt), h.grain_size, cache)?;
         let capacity = h.capacity * 512;
         let ext = SparseExtent::new(tables, capacity, len.unwrap_or(capacity), h.compressed(), h.markers());
         Ok((ext, h))
@@ -118,7 +110,12 @@ impl SparseExtent {
         let guess = if self.markers { hdr + self.grain } else { 2 * self.grain };
         let first = guess.min(avail).min(max);
         if first <= hdr {
-            return Err(DiskError::invalid(path, "compressed grain sector", sector, format!("past end of file ({} bytes)", src.len())));
+            return Err(DiskError::invalid(
+                path,
+                "compressed grain sector",
+                sector,
+                format!("past end of file ({} bytes)", src.len()),
+            ));
         }
         let mut data = vec![0u8; first as usize];
         src.read_exact_at(&mut data, base, "compressed grain")?;

@@ -21,14 +21,8 @@ pub struct StreamReader {
 impl StreamReader {
     /// Reads and checks the header, then skips to the first grain (`overHead`).
     pub fn new(reader: Box<dyn Read + Send>, name: PathBuf) -> Result<Self, DiskError> {
-        let mut s = StreamReader {
-            reader,
-            path: name,
-            header: SparseHeader::default(),
-            pos: 0,
-            next_min: 0,
-            done: false,
-        };
+        let mut s =
+            StreamReader { reader, path: name, header: SparseHeader::default(), pos: 0, next_min: 0, done: false };
         let mut b = [0u8; 512];
         if !s.fill(&mut b, "header")? {
             return Err(DiskError::invalid(&s.path, "header", "0 bytes", "empty stream"));
@@ -85,7 +79,12 @@ impl StreamReader {
             .map_err(|e| DiskError::io(&self.path, "read", e))?;
         self.pos += copied;
         if copied < n {
-            return Err(DiskError::invalid(&self.path, what, format!("{n} bytes at byte {}", self.pos - copied), "stream ends early"));
+            return Err(DiskError::invalid(
+                &self.path,
+                what,
+                format!("{n} bytes at byte {}", self.pos - copied),
+                "stream ends early",
+            ));
         }
         Ok(())
     }
@@ -121,10 +120,20 @@ impl StreamSource for StreamReader {
                 continue;
             }
             if size > max {
-                return Err(DiskError::invalid(&self.path, "grain marker size", size, format!("at byte {at}: more than {max} bytes")));
+                return Err(DiskError::invalid(
+                    &self.path,
+                    "grain marker size",
+                    size,
+                    format!("at byte {at}: more than {max} bytes"),
+                ));
             }
             let offset = val.checked_mul(512).filter(|&o| o < self.size()).ok_or_else(|| {
-                DiskError::invalid(&self.path, "grain marker LBA", val, format!("at byte {at}: past the disk's {} sectors", self.header.capacity))
+                DiskError::invalid(
+                    &self.path,
+                    "grain marker LBA",
+                    val,
+                    format!("at byte {at}: past the disk's {} sectors", self.header.capacity),
+                )
             })?;
             if offset < self.next_min {
                 return Err(DiskError::invalid(
@@ -139,7 +148,12 @@ impl StreamSource for StreamReader {
             data.extend_from_slice(&m);
             data.resize(total as usize, 0);
             if total > 512 && !self.fill(&mut data[512..], "grain data")? {
-                return Err(DiskError::invalid(&self.path, "grain data", format!("at byte {at}"), "stream ends inside a grain"));
+                return Err(DiskError::invalid(
+                    &self.path,
+                    "grain data",
+                    format!("at byte {at}"),
+                    "stream ends inside a grain",
+                ));
             }
             data.truncate(12 + size as usize);
             data.drain(..12);

@@ -74,7 +74,12 @@ impl Tables {
             ));
         }
         cache.reserve_gd(entries).map_err(|total| {
-            DiskError::invalid(&path, "grain directory entries", entries, format!("the chain's directories would hold {total} entries (at most {MAX_CHAIN_GD_ENTRIES})"))
+            DiskError::invalid(
+                &path,
+                "grain directory entries",
+                entries,
+                format!("the chain's directories would hold {total} entries (at most {MAX_CHAIN_GD_ENTRIES})"),
+            )
         })?;
         let mut raw = vec![0u8; bytes as usize];
         src.read_exact_at(&mut raw, gd_offset, "grain directory")?;
@@ -164,7 +169,12 @@ impl Tables {
                                 .and_then(|s| s.checked_add(grains_offset))
                                 .filter(|&s| s != 0 && s < 1 << 54)
                                 .ok_or_else(|| {
-                                    DiskError::invalid(path, "grain table entry", format!("{v:#x}"), "grain offset overflows")
+                                    DiskError::invalid(
+                                        path,
+                                        "grain table entry",
+                                        format!("{v:#x}"),
+                                        "grain offset overflows",
+                                    )
                                 })
                         }
                         _ => Err(DiskError::invalid(

@@ -138,7 +138,12 @@ pub fn assert_like_qemu(path: &Path) {
     assert_eq!(dev.size(), want.len() as u64, "size of {}", path.display());
     for chunk in [MIB, 65536 * 3 + 512] {
         let got = read_all(dev.as_ref(), chunk);
-        assert!(got == want, "{}: bytes differ from qemu-img (chunk {chunk}) at {:?}", path.display(), first_diff(&got, &want));
+        assert!(
+            got == want,
+            "{}: bytes differ from qemu-img (chunk {chunk}) at {:?}",
+            path.display(),
+            first_diff(&got, &want)
+        );
     }
     assert_eq!(our_data_ranges(dev.as_ref()), qemu_data_ranges(path, "vmdk"), "map of {}", path.display());
 }

@@ -20,7 +20,15 @@ fn sector(v: &[u8]) -> u64 {
 }
 
 /// A KDMV header sector.
-pub fn kdmv_header(flags: u32, capacity: u64, grain: u64, desc: (u64, u64), gd: u64, overhead: u64, compress: u16) -> Vec<u8> {
+pub fn kdmv_header(
+    flags: u32,
+    capacity: u64,
+    grain: u64,
+    desc: (u64, u64),
+    gd: u64,
+    overhead: u64,
+    compress: u16,
+) -> Vec<u8> {
     let mut h = vec![0u8; 512];
     h[..4].copy_from_slice(b"KDMV");
     put32(&mut h, 4, 3);
@@ -186,9 +194,8 @@ pub fn sesparse(disk: &[u8], replay_journal: bool) -> Vec<u8> {
         put64(&mut f, (gd_off * 512) as usize + t * 8, 0x1000_0000_0000_0000 | t as u64);
     }
     let chunks: Vec<&[u8]> = disk.chunks(gbytes).collect();
-    let data: Vec<usize> = (0..chunks.len())
-        .filter(|&i| ![0u8, 0xee, 0xdd].iter().any(|&v| chunks[i].iter().all(|&b| b == v)))
-        .collect();
+    let data: Vec<usize> =
+        (0..chunks.len()).filter(|&i| ![0u8, 0xee, 0xdd].iter().any(|&v| chunks[i].iter().all(|&b| b == v))).collect();
     for (cluster, &i) in data.iter().rev().enumerate() {
         let cluster = cluster as u64;
         let enc = 0x3000_0000_0000_0000 | ((cluster & 0xfff) << 48) | (cluster >> 12);
