@@ -137,7 +137,13 @@ impl SparseExtent {
             }
             data.truncate(total);
         }
-        let payload = data.get(hdr as usize..).unwrap_or_default();
+        self.inflate_into(data.get(hdr as usize..).unwrap_or_default(), grain, in_grain, out)
+    }
+
+    /// Inflates grain `grain` from `payload` and copies `out.len()` bytes from `in_grain`;
+    /// a whole grain is inflated straight into `out`.
+    fn inflate_into(&self, payload: &[u8], grain: u64, in_grain: u64, out: &mut [u8]) -> Result<(), DiskError> {
+        let path = self.tables.src.path();
         let glen = self.grain_len(grain) as usize;
         let lba = grain * self.tables.grain_sectors;
         if in_grain == 0 && out.len() == glen {
@@ -148,6 +154,58 @@ impl SparseExtent {
         let s = in_grain as usize;
         out.copy_from_slice(tmp.get(s..s + out.len()).unwrap_or_default());
         Ok(())
+    }
+
+    /// Reads the compressed grain at `pos` of `buf` and the following ones the request covers
+    /// while they are stored in increasing order (as every writer lays them out), with one
+    /// pread for the whole run; returns the bytes of `buf` filled.
+    fn read_compressed_run(&self, buf: &mut [u8], pos: u64, off: u64, first: u64) -> Result<u64, DiskError> {
+        const MAX_SPAN: u64 = 8 << 20;
+        let total = buf.len() as u64;
+        // (grain, sector, position in buf, length)
+        let mut run: Vec<(u64, u64, u64, u64)> = Vec::new();
+        let (mut p, mut sector) = (pos, first);
+        loop {
+            let (n, _) = self.step(off + p, total - p);
+            run.push(((off + p) / self.grain, sector, p, n));
+            p += n;
+            if p >= total || !self.step(off + p, total - p).1 {
+                break;
+            }
+            match self.tables.lookup((off + p) / self.grain)? {
+                Gte::At(s) if s > sector && (s - first) * 512 < MAX_SPAN => sector = s,
+                _ => break,
+            }
+        }
+        let src = &self.tables.src;
+        let (hdr, base) = (if self.markers { GRAIN_MARKER } else { 0 }, first * 512);
+        let guess = if self.markers { GRAIN_MARKER as u64 + self.grain } else { 2 * self.grain };
+        let end = (sector * 512 + guess).min(src.len());
+        if run.len() == 1 || end <= base {
+            let (grain, sector, p, n) = run[0];
+            self.read_compressed(sector, grain, (off + p) % self.grain, &mut buf[p as usize..(p + n) as usize])?;
+            return Ok(n);
+        }
+        let mut data = vec![0u8; (end - base) as usize];
+        src.read_exact_at(&mut data, base, "compressed grains")?;
+        for (i, &(grain, sector, p, n)) in run.iter().enumerate() {
+            let out = &mut buf[p as usize..(p + n) as usize];
+            let in_grain = (off + p) % self.grain;
+            let start = (sector * 512 - base) as usize;
+            let payload = if self.markers {
+                let size = le32(&data, start + 8) as usize;
+                data.get(start + hdr..start + hdr + size).filter(|_| size != 0)
+            } else {
+                let limit = run.get(i + 1).map_or(data.len(), |r| (r.1 * 512 - base) as usize);
+                data.get(start..limit.min(start + 2 * self.grain as usize))
+            };
+            match payload {
+                Some(payload) => self.inflate_into(payload, grain, in_grain, out)?,
+                // Larger than the guess, or broken: the single-grain path reads or reports it.
+                None => self.read_compressed(sector, grain, in_grain, out)?,
+            }
+        }
+        Ok(p - pos)
     }
 }
 
@@ -172,9 +230,7 @@ impl ExtentReader for SparseExtent {
                     push_hole(holes, abs, n);
                 }
                 Gte::Zero => buf[range].fill(0),
-                Gte::At(sector) if self.compressed => {
-                    self.read_compressed(sector, grain, abs % self.grain, &mut buf[range])?
-                }
+                Gte::At(sector) if self.compressed => n = self.read_compressed_run(buf, pos, off, sector)?,
                 Gte::At(sector) => {
                     // Extend over following grains stored right after this one.
                     let gs = self.tables.grain_sectors;
