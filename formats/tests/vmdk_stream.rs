@@ -119,3 +119,24 @@ fn out_of_order_and_truncated_streams_are_errors() {
     let e = StreamReader::new(Box::new(std::io::Cursor::new(flat)), name.clone()).err().unwrap().to_string();
     assert_eq!(e, "t.vmdk: invalid flags 0x1: not a streamOptimized VMDK (needs compressed grains with markers)");
 }
+
+/// Random access to a stream stored inside a bigger file (an uncompressed OVA member): the
+/// footer is found from the member's end, not the file's.
+#[test]
+fn stream_inside_an_archive_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = std::fs::read(default_raw(dir.path())).unwrap();
+    let vmdk = synth::vmware_stream(&disk, false);
+    let p = dir.path().join("disk.vmdk");
+    std::fs::write(&p, &vmdk).unwrap();
+    let want = qemu_raw(&p);
+    let ova = dir.path().join("vm.ova");
+    let mut bytes = vec![0x5a; 1536];
+    bytes.extend_from_slice(&vmdk);
+    bytes.extend_from_slice(&[0u8; 10240]);
+    std::fs::write(&ova, &bytes).unwrap();
+    let dev = ferry_formats::vmdk::open_slice(&ova, 1536, vmdk.len() as u64).unwrap();
+    assert!(read_all(dev.as_ref(), MIB) == want);
+    let e = ferry_formats::vmdk::open_slice(&ova, 1536, bytes.len() as u64).err().unwrap().to_string();
+    assert!(e.contains("invalid member range 1536+"), "{e}");
+}

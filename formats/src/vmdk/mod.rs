@@ -48,6 +48,27 @@ pub fn open_device(path: &Path) -> Result<VmdkDevice, DiskError> {
     VmdkDevice::open(open_file(path)?, cache, &open_file)
 }
 
+/// Opens a single-file VMDK (streamOptimized, monolithicSparse, COWD, seSparse) stored as
+/// the byte range `[offset, offset + len)` of `path`, e.g. a member of an uncompressed OVA
+/// tar: the footer of a VMware stream is found from the member's end. Descriptors naming
+/// other files cannot be opened this way.
+pub fn open_slice(path: &Path, offset: u64, len: u64) -> Result<Box<dyn BlockDevice>, DiskError> {
+    let file = ReadOnlyFile::open(path)?;
+    if offset.checked_add(len).is_none_or(|end| end > file.len()) {
+        return Err(DiskError::invalid(
+            path,
+            "member range",
+            format!("{offset}+{len}"),
+            format!("past end of file ({} bytes)", file.len()),
+        ));
+    }
+    let src: Arc<dyn Source> = Arc::new(source::SliceSource { file, offset, len, path: path.to_path_buf() });
+    let no_files = |p: &Path| -> Result<Arc<dyn Source>, DiskError> {
+        Err(DiskError::unsupported(p, "extent files outside the archive member"))
+    };
+    Ok(Box::new(VmdkDevice::open(src, cache::GtCache::new(cache::DEFAULT_BUDGET), &no_files)?))
+}
+
 /// Entry points of the fuzz targets (`formats/fuzz`), kept here so tests can run them.
 pub mod fuzzing {
     use super::*;

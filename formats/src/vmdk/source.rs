@@ -48,6 +48,34 @@ impl Source for ReadOnlyFile {
     }
 }
 
+/// A byte range of a file (a VMDK stored in an uncompressed archive member).
+pub struct SliceSource {
+    pub file: ReadOnlyFile,
+    pub offset: u64,
+    pub len: u64,
+    pub path: PathBuf,
+}
+
+impl Source for SliceSource {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64, what: &str) -> Result<(), DiskError> {
+        if offset.checked_add(buf.len() as u64).is_none_or(|end| end > self.len) {
+            return Err(DiskError::invalid(
+                &self.path,
+                what,
+                format!("offset {offset} length {}", buf.len()),
+                format!("past end of member ({} bytes)", self.len),
+            ));
+        }
+        self.file.read_exact_at(buf, self.offset + offset, what)
+    }
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// An extent held in memory.
 pub struct MemSource {
     pub data: std::sync::Arc<[u8]>,
