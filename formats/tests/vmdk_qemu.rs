@@ -133,3 +133,15 @@ fn data_past_4_gib() {
     qemu_img(&["convert", "-f", "vmdk", "-O", "raw", s(&p), s(&q)]);
     qemu_img(&["compare", "-f", "raw", "-F", "raw", s(&raw), s(&q)]);
 }
+
+/// The extents of a split sparse disk have an empty descriptor area: each opens on its own.
+#[test]
+fn split_sparse_extent_opens_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = default_raw(dir.path());
+    let p = convert(dir.path(), &raw, "ts.vmdk", "subformat=twoGbMaxExtentSparse");
+    let extent = dir.path().join("ts-s001.vmdk");
+    let dev = ferry_formats::vmdk::open(&extent).unwrap_or_else(|e| panic!("{e}"));
+    let whole = ferry_formats::vmdk::open(&p).unwrap();
+    assert!(read_all(dev.as_ref(), MIB) == read_all(whole.as_ref(), MIB));
+}

@@ -47,6 +47,18 @@ fn read_descriptor(src: &dyn Source, offset: u64, size: Option<u64>) -> Result<D
     descriptor::parse(path, &text)
 }
 
+/// The descriptor embedded in a sparse file, `None` when its area is blank.
+fn read_embedded(src: &dyn Source, h: &SparseHeader) -> Result<Option<Descriptor>, DiskError> {
+    let offset = h.desc_offset.saturating_mul(512);
+    let size = h.desc_size.saturating_mul(512).min(MAX_DESCRIPTOR).min(src.len().saturating_sub(offset));
+    let mut text = vec![0u8; size as usize];
+    src.read_exact_at(&mut text, offset, "descriptor")?;
+    if text.iter().all(|b| b.is_ascii_whitespace() || *b == 0) {
+        return Ok(None);
+    }
+    descriptor::parse(src.path(), &text).map(Some)
+}
+
 /// Opens a sparse extent file of any flavour, chosen by its magic.
 pub fn open_sparse(
     src: Arc<dyn Source>,
@@ -114,11 +126,8 @@ impl Layer {
         }
         let (ext, header) = open_sparse(src.clone(), cache, None)?;
         let desc = match &header {
-            Some(h) if h.desc_offset != 0 && h.desc_size != 0 => Some(read_descriptor(
-                src.as_ref(),
-                h.desc_offset.saturating_mul(512),
-                Some(h.desc_size.saturating_mul(512)),
-            )?),
+            // An empty descriptor area (the extents of a split sparse disk) means no parent.
+            Some(h) if h.desc_offset != 0 && h.desc_size != 0 => read_embedded(src.as_ref(), h)?,
             _ => None,
         };
         let create_type = match (&header, &desc) {
