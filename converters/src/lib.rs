@@ -1,1 +1,2 @@
 //! Per-OS guest conversion steps, applied host-side.
+pub mod fs;
