@@ -170,7 +170,10 @@ impl Ext4<'_> {
             let Some(i) = recs.iter().position(|r| r.ino != 0 && r.name == name) else { continue };
             let r = recs[i].clone();
             if i == 0 {
-                set32(&mut block, r.off, 0);
+                // First record of the block: it stays as an unused record, name cleared.
+                let rec_len = r.rec_len;
+                block[r.off..r.off + rec_len].fill(0);
+                self.put_record(&mut block, r.off, 0, rec_len, &[], 0);
             } else {
                 let prev = &recs[i - 1];
                 set16(&mut block, prev.off + 4, self.encode_rec_len(prev.rec_len + r.rec_len));

@@ -157,7 +157,7 @@ impl Ext4<'_> {
     }
 }
 
-fn write_header(node: &mut [u8], entries: usize, max: usize, depth: usize) {
+pub(super) fn write_header(node: &mut [u8], entries: usize, max: usize, depth: usize) {
     set16(node, 0, MAGIC);
     set16(node, 2, entries as u16);
     set16(node, 4, max as u16);

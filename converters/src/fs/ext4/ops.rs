@@ -204,6 +204,14 @@ impl Ext4<'_> {
         Ok((dir, name))
     }
 
+    /// On extent filesystems, new files get the extents flag and an empty tree.
+    fn use_extents(&self, inode: &mut Inode) {
+        if self.sb.has_extents() {
+            inode.set_flags(inode.flags() | FL_EXTENTS);
+            super::extents::write_header(inode.i_block_mut(), 0, 4, 0);
+        }
+    }
+
     fn generation(&self, ino: u32) -> u32 {
         let t = super::now() as u32;
         t.wrapping_mul(2_654_435_761) ^ ino.rotate_left(16)
@@ -216,9 +224,7 @@ impl Ext4<'_> {
         let ino = self.alloc_inode(g, false)?;
         let mut inode = self.new_inode(ino, 0o100000 | (perm & 0o7777), uid, gid, self.generation(ino));
         inode.set_links(1);
-        if self.sb.has_extents() {
-            inode.set_flags(FL_EXTENTS);
-        }
+        self.use_extents(&mut inode);
         self.set_contents(&mut inode, data)?;
         self.write_inode(&mut inode)?;
         self.add_entry(&mut dir, &name, ino, FileKind::Regular.dirent_type())
@@ -239,9 +245,7 @@ impl Ext4<'_> {
             inode.i_block_mut()[..t.len()].copy_from_slice(t);
             inode.set_size(t.len() as u64);
         } else {
-            if self.sb.has_extents() {
-                inode.set_flags(FL_EXTENTS);
-            }
+            self.use_extents(&mut inode);
             self.set_contents(&mut inode, t)?;
         }
         self.write_inode(&mut inode)?;
@@ -255,9 +259,7 @@ impl Ext4<'_> {
         let ino = self.alloc_inode(g, true)?;
         let mut inode = self.new_inode(ino, 0o040000 | (perm & 0o7777), uid, gid, self.generation(ino));
         inode.set_links(2);
-        if self.sb.has_extents() {
-            inode.set_flags(FL_EXTENTS);
-        }
+        self.use_extents(&mut inode);
         let goal = self.inode_goal(ino);
         let Some(&(pblk, _)) = self.alloc_blocks(1, goal)?.first() else {
             return Err(FsError::NoSpace { fs: self.name.clone(), what: "a directory block".into() });
