@@ -140,6 +140,15 @@ fn exercise(mkfs: &str, args: &[&str], size_mb: u64) {
         return;
     }
     let fx = make_ext(mkfs, args, size_mb);
+    let src_fs = fx.dir.path().join("fs.img");
+    // The fixture really has what the cases claim: an htree-indexed directory, and on
+    // extent filesystems a fragmented file whose tree has index nodes.
+    let htree = String::from_utf8_lossy(&debugfs(&src_fs, "htree /many")).into_owned();
+    assert!(htree.contains("Indirect levels:"), "/many is htree-indexed: {htree}");
+    if !args.iter().any(|a| a.contains("^extent")) && mkfs == "mkfs.ext4" {
+        let tree = String::from_utf8_lossy(&debugfs(&src_fs, "dump_extents /frag")).into_owned();
+        assert!(tree.lines().any(|l| l.trim_start().starts_with("0/ 1") || l.trim_start().starts_with("0/ 2")), "{tree}");
+    }
     let before = std::fs::read(&fx.disk).unwrap();
     let ov = CowOverlay::new(RawImage::open(&fx.disk).unwrap()).unwrap();
     let vol = Volume::new(&ov, PART_OFFSET, fx.fs_len, "disk.raw").unwrap();
@@ -236,4 +245,45 @@ fn symlink_loops_and_bad_names_are_errors() {
     ferry_formats::disk::BlockDevice::read_at(&ov, &mut buf, 0).unwrap();
     std::fs::write(&out, buf).unwrap();
     assert_clean(&out);
+}
+
+#[test]
+fn deep_extent_tree_in_fragmented_free_space() {
+    if !have("debugfs") {
+        eprintln!("skipping: e2fsprogs not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("fs.img");
+    assert!(run("mkfs.ext4", &["-q", "-F", "-b", "1024", img.to_str().unwrap(), "32M"]).status.success());
+    let before = std::fs::read(&img).unwrap();
+    let ov = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+    let len = before.len() as u64;
+    let mut fs = Ext4::open(Volume::new(&ov, 0, len, "fs.img").unwrap(), "fs.img").unwrap();
+    fs.mkdir("/d", 0o755, 0, 0).unwrap();
+    for i in 0..1000 {
+        fs.create_file(&format!("/d/f{i}"), &pattern(1000, i), 0o644, 0, 0).unwrap();
+    }
+    for i in (0..1000).step_by(2) {
+        fs.unlink(&format!("/d/f{i}")).unwrap();
+    }
+    // 450 one-block holes: the file needs more extents than one level of leaves holds.
+    let data = pattern(450 * 1024 - 5, 77);
+    fs.write_file("/deep", &data, 0o644, 0, 0).unwrap();
+    assert_eq!(fs.read_file("/deep", 1 << 20).unwrap(), data);
+    let (free_blocks, free_inodes) = fs.free_counts();
+    drop(fs);
+    let out = dir.path().join("out.img");
+    let mut buf = vec![0u8; len as usize];
+    ferry_formats::disk::BlockDevice::read_at(&ov, &mut buf, 0).unwrap();
+    std::fs::write(&out, buf).unwrap();
+    let report = assert_clean(&out);
+    let (used_i, total_i, used_b, total_b) = e2fsck_usage(&report);
+    assert_eq!((total_i - used_i, total_b - used_b), (u64::from(free_inodes), free_blocks));
+    let tree = String::from_utf8_lossy(&debugfs(&out, "dump_extents /deep")).into_owned();
+    assert!(tree.lines().any(|l| l.trim_start().starts_with("2/ 2")), "depth-2 tree: {tree}");
+    assert!(debugfs(&out, "cat /deep") == data);
+    assert!(debugfs(&out, "cat /d/f999") == pattern(1000, 999));
+    drop(ov);
+    assert!(std::fs::read(&img).unwrap() == before);
 }
