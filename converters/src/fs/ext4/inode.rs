@@ -194,9 +194,9 @@ impl Ext4<'_> {
         self.vol.read(&mut raw, off, &self.name)?;
         let inode = Inode { ino, raw };
         let index = (ino - 1) % self.sb.inodes_per_group;
-        let unused = self.gdt.flags(g) & BG_INODE_UNINIT != 0
-            || ((self.sb.has_csum() || self.sb.has_gdt_csum())
-                && index >= self.sb.inodes_per_group.saturating_sub(self.gdt.itable_unused(g)));
+        let unused = (self.sb.has_csum() || self.sb.has_gdt_csum())
+            && (self.gdt.flags(g) & BG_INODE_UNINIT != 0
+                || index >= self.sb.inodes_per_group.saturating_sub(self.gdt.itable_unused(g)));
         if unused {
             // Never-used inode table space: its bytes mean nothing.
             return Ok(Inode { ino, raw: vec![0u8; self.sb.inode_size as usize] });
