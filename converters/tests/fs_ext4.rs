@@ -221,6 +221,27 @@ fn journal_needing_recovery_is_refused() {
 }
 
 #[test]
+fn journal_with_transactions_is_refused_even_if_marked_clean() {
+    if !have("debugfs") {
+        eprintln!("skipping: e2fsprogs not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("fs.img");
+    assert!(run("mkfs.ext4", &["-q", "-F", "-b", "4096", img.to_str().unwrap(), "16M"]).status.success());
+    // The journal superblock is logical block 0 of inode 8: give it a start block.
+    let out = String::from_utf8(debugfs(&img, "bmap <8> 0")).unwrap();
+    let block: u64 = out.trim().parse().unwrap_or_else(|_| panic!("bmap: {out:?}"));
+    let mut bytes = std::fs::read(&img).unwrap();
+    let at = (block * 4096 + 28) as usize;
+    bytes[at..at + 4].copy_from_slice(&1u32.to_be_bytes());
+    std::fs::write(&img, &bytes).unwrap();
+    let ov = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+    let err = Ext4::open(Volume::new(&ov, 0, bytes.len() as u64, "fs.img").unwrap(), "fs.img").err().expect("refused");
+    assert_eq!(err.to_string(), "fs.img: filesystem journal needs recovery: shut the guest down cleanly");
+}
+
+#[test]
 fn symlink_loops_and_bad_names_are_errors() {
     if !have("mkfs.ext4") {
         eprintln!("skipping: e2fsprogs not installed");

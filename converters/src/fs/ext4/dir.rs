@@ -63,7 +63,7 @@ impl Ext4<'_> {
             let raw_len = le16(block, off + 4);
             let rec_len = self.decode_rec_len(raw_len);
             let name_len = if filetype { usize::from(block.get(off + 6).copied().unwrap_or(0)) } else { usize::from(le16(block, off + 6)) };
-            if rec_len < 12 || rec_len % 4 != 0 || off + rec_len > end || 8 + name_len > rec_len {
+            if rec_len < 12 || !rec_len.is_multiple_of(4) || off + rec_len > end || 8 + name_len > rec_len {
                 return Err(self.invalid(&format!("directory {dir} record at offset {off} rec_len"), raw_len, "corrupted directory block"));
             }
             let ino = le32(block, off);

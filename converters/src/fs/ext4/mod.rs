@@ -96,7 +96,7 @@ impl<'a> Ext4<'a> {
 
     fn write_super(&mut self) -> Result<(), FsError> {
         let name = self.name.clone();
-        let bytes = self.sb.to_bytes().to_vec();
+        let bytes = self.sb.updated_bytes().to_vec();
         self.vol.write(&bytes, SB_OFFSET, &name)
     }
 

@@ -259,7 +259,7 @@ impl Superblock {
     }
 
     /// The superblock bytes with the checksum brought up to date.
-    pub fn to_bytes(&mut self) -> &[u8] {
+    pub fn updated_bytes(&mut self) -> &[u8] {
         if self.has_csum() {
             let c = self.checksum();
             set32(&mut self.raw, 0x3FC, c);
