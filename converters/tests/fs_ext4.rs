@@ -135,17 +135,21 @@ fn verify(img: &Path, exp: &[(String, Exp)]) {
 }
 
 fn exercise(mkfs: &str, args: &[&str], size_mb: u64) {
+    exercise_tuned(mkfs, args, &[], size_mb)
+}
+
+fn exercise_tuned(mkfs: &str, args: &[&str], tune: &[&str], size_mb: u64) {
     if !have("debugfs") || !have(mkfs) {
         eprintln!("skipping: e2fsprogs ({mkfs}, debugfs) not installed");
         return;
     }
-    let fx = make_ext(mkfs, args, size_mb);
+    let fx = make_ext_tuned(mkfs, args, tune, size_mb);
     let src_fs = fx.dir.path().join("fs.img");
     // The fixture really has what the cases claim: an htree-indexed directory, and on
     // extent filesystems a fragmented file whose tree has index nodes.
     let htree = String::from_utf8_lossy(&debugfs(&src_fs, "htree /many")).into_owned();
     assert!(htree.contains("Indirect levels:"), "/many is htree-indexed: {htree}");
-    if !args.iter().any(|a| a.contains("^extent")) && mkfs == "mkfs.ext4" {
+    if !args.iter().any(|a| a.contains("^extent")) && mkfs == "mkfs.ext4" && tune.is_empty() {
         let tree = String::from_utf8_lossy(&debugfs(&src_fs, "dump_extents /frag")).into_owned();
         assert!(tree.lines().any(|l| l.trim_start().starts_with("0/ 1") || l.trim_start().starts_with("0/ 2")), "{tree}");
     }
@@ -195,6 +199,12 @@ fn ext4_block_maps() {
 #[test]
 fn ext3_1k() {
     exercise("mkfs.ext3", &["-b", "1024"], 48);
+}
+
+#[test]
+fn ext3_upgraded_to_ext4() {
+    // Old files keep block maps; rewritten ones get extents.
+    exercise_tuned("mkfs.ext3", &["-b", "4096"], &["-O", "extent,dir_nlink,extra_isize"], 64);
 }
 
 #[test]

@@ -67,6 +67,11 @@ pub struct Fixture {
 }
 
 pub fn make_ext(mkfs: &str, args: &[&str], size_mb: u64) -> Fixture {
+    make_ext_tuned(mkfs, args, &[], size_mb)
+}
+
+/// Like [`make_ext`], then `tune2fs TUNE` on the filesystem before it is indexed.
+pub fn make_ext_tuned(mkfs: &str, args: &[&str], tune: &[&str], size_mb: u64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     populate(&src);
@@ -77,6 +82,12 @@ pub fn make_ext(mkfs: &str, args: &[&str], size_mb: u64) -> Fixture {
     a.extend_from_slice(&[fs.to_str().unwrap(), &size]);
     let out = run(mkfs, &a);
     assert!(out.status.success(), "{mkfs} {a:?}: {}", String::from_utf8_lossy(&out.stderr));
+    if !tune.is_empty() {
+        let mut t = tune.to_vec();
+        t.push(fs.to_str().unwrap());
+        let out = run("tune2fs", &t);
+        assert!(out.status.success(), "tune2fs {t:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
     let out = run("e2fsck", &["-fyD", fs.to_str().unwrap()]);
     assert!(out.status.code().unwrap_or(8) <= 1, "e2fsck -D: {}", String::from_utf8_lossy(&out.stdout));
     // Fragment: 1000 one-block files, every other one removed, then a file fills the holes.

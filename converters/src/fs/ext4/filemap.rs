@@ -105,6 +105,12 @@ impl Ext4<'_> {
             return Err(FsError::NoSpace { fs: self.name.clone(), what: format!("{} bytes", data.len()) });
         }
         self.free_file_blocks(inode)?;
+        if self.sb.has_extents() && inode.flags() & FL_EXTENTS == 0 {
+            // A block-mapped file on an ext4 filesystem (upgraded from ext3) gets extents,
+            // so its new blocks may lie anywhere, as the kernel's own new files do.
+            inode.set_flags(inode.flags() | FL_EXTENTS);
+            super::extents::write_header(inode.i_block_mut(), 0, 4, 0);
+        }
         let goal = self.inode_goal(inode.ino);
         let mut runs = Vec::new();
         let mut lblk = 0;
