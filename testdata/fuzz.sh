@@ -17,5 +17,8 @@ for t in "${targets[@]}"; do
   crate=$(dirname "$dir")
   mkdir -p "$dir/corpus/$t"
   echo "fuzzing $t in $crate for ${secs}s"
-  (cd "$crate" && RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048)
+  # Optional extra libFuzzer flags for one target: <crate>/fuzz/<target>.args (one line).
+  extra=()
+  [ -f "$dir/$t.args" ] && read -r -a extra <"$dir/$t.args"
+  (cd "$crate" && RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 "${extra[@]}")
 done
