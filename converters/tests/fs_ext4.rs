@@ -318,3 +318,34 @@ fn deep_extent_tree_in_fragmented_free_space() {
     drop(ov);
     assert!(std::fs::read(&img).unwrap() == before);
 }
+
+#[test]
+fn removals_keep_an_htree_index_valid() {
+    if !have("debugfs") {
+        eprintln!("skipping: e2fsprogs not installed");
+        return;
+    }
+    for name in ["ext4-csum.img", "ext4-nocsum.img", "ext2.img"] {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/fs").join(name);
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("fs.img");
+        std::fs::copy(&src, &img).unwrap();
+        let len = std::fs::metadata(&img).unwrap().len();
+        let ov = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+        let mut fs = Ext4::open(Volume::new(&ov, 0, len, name).unwrap(), name).unwrap();
+        for i in (1..=60).step_by(4) {
+            fs.unlink(&format!("/many/entry_number_{i}")).unwrap();
+        }
+        drop(fs);
+        let out = dir.path().join("out.img");
+        let mut buf = vec![0u8; len as usize];
+        ferry_formats::disk::BlockDevice::read_at(&ov, &mut buf, 0).unwrap();
+        std::fs::write(&out, buf).unwrap();
+        assert_clean(&out);
+        let htree = String::from_utf8_lossy(&debugfs(&out, "htree /many")).into_owned();
+        assert!(htree.contains("Indirect levels:"), "{name}: still indexed: {htree}");
+        let names = debugfs_ls(&out, "/many");
+        assert_eq!(names.len(), 45, "{name}");
+        assert!(!names.contains(&"entry_number_5".to_string()) && names.contains(&"entry_number_6".to_string()));
+    }
+}
