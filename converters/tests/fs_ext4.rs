@@ -48,7 +48,10 @@ fn apply(fs: &mut Ext4) -> Vec<(String, Exp)> {
     exp.push(("/etc/ferry/a".into(), Exp::Dir(0o700)));
     exp.push(("/etc/ferry/a/b".into(), Exp::Dir(0o750)));
     exp.push(file(fs, "/etc/ferry/new.conf", b"new\n".to_vec(), 0o640));
-    assert_eq!(fs.create_file("/etc/ferry/new.conf", b"", 0o644, 0, 0).unwrap_err().path_problem(), Some(PathProblem::Exists));
+    assert_eq!(
+        fs.create_file("/etc/ferry/new.conf", b"", 0o644, 0, 0).unwrap_err().path_problem(),
+        Some(PathProblem::Exists)
+    );
 
     let long_target = format!("/usr/share/{}/target", "deep/".repeat(20));
     fs.symlink("/etc/fast", "/etc/fstab", 0, 0).unwrap();
@@ -114,7 +117,11 @@ fn verify(img: &Path, exp: &[(String, Exp)]) {
             Exp::Absent => assert!(st.is_none(), "{path} should be gone"),
             Exp::File(data, mode, uid, gid) => {
                 let (m, u, g, size, t) = st.unwrap_or_else(|| panic!("{path} missing"));
-                assert_eq!((t.as_str(), m & 0o7777, u, g, size), ("regular", *mode, *uid, *gid, data.len() as u64), "{path}");
+                assert_eq!(
+                    (t.as_str(), m & 0o7777, u, g, size),
+                    ("regular", *mode, *uid, *gid, data.len() as u64),
+                    "{path}"
+                );
                 assert!(debugfs(img, &format!("cat {path}")) == *data, "{path} content");
             }
             Exp::Link(target) => {
@@ -151,7 +158,10 @@ fn exercise_tuned(mkfs: &str, args: &[&str], tune: &[&str], size_mb: u64) {
     assert!(htree.contains("Indirect levels:"), "/many is htree-indexed: {htree}");
     if !args.iter().any(|a| a.contains("^extent")) && mkfs == "mkfs.ext4" && tune.is_empty() {
         let tree = String::from_utf8_lossy(&debugfs(&src_fs, "dump_extents /frag")).into_owned();
-        assert!(tree.lines().any(|l| l.trim_start().starts_with("0/ 1") || l.trim_start().starts_with("0/ 2")), "{tree}");
+        assert!(
+            tree.lines().any(|l| l.trim_start().starts_with("0/ 1") || l.trim_start().starts_with("0/ 2")),
+            "{tree}"
+        );
     }
     let before = std::fs::read(&fx.disk).unwrap();
     let ov = CowOverlay::new(RawImage::open(&fx.disk).unwrap()).unwrap();
@@ -269,7 +279,10 @@ fn symlink_loops_and_bad_names_are_errors() {
     assert_eq!(fs.write_file("/", b"x", 0o644, 0, 0).unwrap_err().path_problem(), Some(PathProblem::IsDirectory));
     assert_eq!(fs.mkdir("/..", 0o755, 0, 0).unwrap_err().path_problem(), Some(PathProblem::InvalidName));
     assert_eq!(fs.unlink("/nope/x").unwrap_err().path_problem(), Some(PathProblem::NotFound));
-    assert_eq!(fs.mkdir(&format!("/{}", "n".repeat(256)), 0o755, 0, 0).unwrap_err().path_problem(), Some(PathProblem::NameTooLong));
+    assert_eq!(
+        fs.mkdir(&format!("/{}", "n".repeat(256)), 0o755, 0, 0).unwrap_err().path_problem(),
+        Some(PathProblem::NameTooLong)
+    );
     drop(fs);
     let out = dir.path().join("out.img");
     let mut buf = vec![0u8; len as usize];

@@ -41,7 +41,10 @@ impl Write for VolumeStream<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.span(buf.len());
         if n == 0 && !buf.is_empty() {
-            return Err(Error::new(ErrorKind::WriteZero, format!("{}: write past the end of the partition", self.name)));
+            return Err(Error::new(
+                ErrorKind::WriteZero,
+                format!("{}: write past the end of the partition", self.name),
+            ));
         }
         self.vol.write(&buf[..n], self.pos, &self.name).map_err(io_err)?;
         if let (Some(dots), true) = (&self.dots, buf == DOT) {
@@ -113,7 +116,12 @@ impl<'a> Fat<'a> {
     }
 
     /// Creates directory `name` in `parent` (or opens it if it exists) with valid "." and "..".
-    fn ensure_dir<'b>(&'b self, parent: &fatfs::Dir<'b, VolumeStream<'a>>, name: &str, path: &str) -> Result<fatfs::Dir<'b, VolumeStream<'a>>, FsError> {
+    fn ensure_dir<'b>(
+        &'b self,
+        parent: &fatfs::Dir<'b, VolumeStream<'a>>,
+        name: &str,
+        path: &str,
+    ) -> Result<fatfs::Dir<'b, VolumeStream<'a>>, FsError> {
         match parent.open_dir(name) {
             Ok(d) => return Ok(d),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -123,7 +131,9 @@ impl<'a> Fat<'a> {
         let dir = parent.create_dir(name).map_err(|e| self.err(path, e))?;
         let dots = self.take_dots();
         let [dot] = dots[..] else {
-            return Err(self.err(path, format!("unexpected directory layout written by fatfs ({} '.' entries)", dots.len())));
+            return Err(
+                self.err(path, format!("unexpected directory layout written by fatfs ({} '.' entries)", dots.len()))
+            );
         };
         let start = dot.checked_sub(32).ok_or_else(|| self.err(path, "'.' entry at the start of the partition"))?;
         let mut slots = [0u8; 128];

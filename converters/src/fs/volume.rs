@@ -17,8 +17,13 @@ impl<'a> Volume<'a> {
     pub fn new(dev: &'a dyn WritableDevice, start: u64, len: u64, name: &str) -> Result<Self, FsError> {
         match start.checked_add(len) {
             Some(end) if end <= dev.size() => Ok(Volume { dev, start, len }),
-            _ => Err(DiskError::OutOfRange { path: Path::new(name).to_path_buf(), offset: start, length: len, size: dev.size() }
-                .into()),
+            _ => Err(DiskError::OutOfRange {
+                path: Path::new(name).to_path_buf(),
+                offset: start,
+                length: len,
+                size: dev.size(),
+            }
+            .into()),
         }
     }
 

@@ -120,7 +120,10 @@ pub fn make_ext_tuned(mkfs: &str, args: &[&str], tune: &[&str], size_mb: u64) ->
 pub fn dumpe2fs_field(fs: &Path, key: &str) -> String {
     let out = run("dumpe2fs", &["-h", fs.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.lines().find_map(|l| l.strip_prefix(key)).map(|v| v.trim().to_string()).unwrap_or_else(|| panic!("{key} not in dumpe2fs output"))
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("{key} not in dumpe2fs output"))
 }
 
 /// Copies the overlay's view of the filesystem partition to a plain file.

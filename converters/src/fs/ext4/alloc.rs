@@ -43,7 +43,11 @@ impl Ext4<'_> {
         if self.sb.has_csum() {
             let mask = self.gdt.bitmap_csum_mask(false);
             if self.bitmap_csum(&map, false) & mask != self.gdt.block_bitmap_csum(g) {
-                return Err(self.invalid(&format!("group {g} block bitmap checksum"), self.gdt.block_bitmap_csum(g), "does not match"));
+                return Err(self.invalid(
+                    &format!("group {g} block bitmap checksum"),
+                    self.gdt.block_bitmap_csum(g),
+                    "does not match",
+                ));
             }
         }
         Ok(map)
@@ -106,7 +110,11 @@ impl Ext4<'_> {
         if self.sb.has_csum() {
             let mask = self.gdt.bitmap_csum_mask(true);
             if self.bitmap_csum(&map, true) & mask != self.gdt.inode_bitmap_csum(g) {
-                return Err(self.invalid(&format!("group {g} inode bitmap checksum"), self.gdt.inode_bitmap_csum(g), "does not match"));
+                return Err(self.invalid(
+                    &format!("group {g} inode bitmap checksum"),
+                    self.gdt.inode_bitmap_csum(g),
+                    "does not match",
+                ));
             }
         }
         Ok(map)
@@ -164,7 +172,11 @@ impl Ext4<'_> {
                 continue;
             }
             let free = self.gdt.free_blocks(g).checked_sub(taken).ok_or_else(|| {
-                self.invalid(&format!("group {g} free blocks count"), self.gdt.free_blocks(g), "smaller than its bitmap's free bits")
+                self.invalid(
+                    &format!("group {g} free blocks count"),
+                    self.gdt.free_blocks(g),
+                    "smaller than its bitmap's free bits",
+                )
             })?;
             self.gdt.set_free_blocks(g, free);
             self.store_block_bitmap(g, &map)?;
@@ -247,9 +259,11 @@ impl Ext4<'_> {
                 self.gdt.set_used_dirs(g, d);
             }
             self.store_inode_bitmap(g, &map)?;
-            let total = self.sb.free_inodes().checked_sub(1).ok_or_else(|| {
-                self.invalid("s_free_inodes_count", 0, "smaller than the groups' free inodes")
-            })?;
+            let total = self
+                .sb
+                .free_inodes()
+                .checked_sub(1)
+                .ok_or_else(|| self.invalid("s_free_inodes_count", 0, "smaller than the groups' free inodes"))?;
             self.sb.set_free_inodes(total);
             self.write_super()?;
             return Ok(g * ipg + index + 1);

@@ -35,12 +35,23 @@ impl Ext4<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn map_ptr(&self, ino: u32, ptr: u64, level: u32, base: u64, limit: u64, map: &mut Mapping, budget: &mut u64) -> Result<(), FsError> {
+    fn map_ptr(
+        &self,
+        ino: u32,
+        ptr: u64,
+        level: u32,
+        base: u64,
+        limit: u64,
+        map: &mut Mapping,
+        budget: &mut u64,
+    ) -> Result<(), FsError> {
         if base >= limit {
             return Err(self.invalid(&format!("inode {ino} block map"), base, "block mapped past the end of the file"));
         }
         self.check_block(ptr, 1)?;
-        *budget = budget.checked_sub(1).ok_or_else(|| self.invalid(&format!("inode {ino} block map"), ptr, "more blocks than the filesystem"))?;
+        *budget = budget
+            .checked_sub(1)
+            .ok_or_else(|| self.invalid(&format!("inode {ino} block map"), ptr, "more blocks than the filesystem"))?;
         if level == 0 {
             match map.runs.last_mut() {
                 Some(r) if r.lblk + r.len == base && r.pblk + r.len == ptr => r.len += 1,
@@ -71,7 +82,8 @@ impl Ext4<'_> {
                 return Err(self.unsupported("uninitialised extents in a block-mapped file"));
             }
             for k in 0..r.len {
-                let pb = u32::try_from(r.pblk + k).map_err(|_| self.invalid("block number", r.pblk + k, "above 2^32 in a block-mapped file"))?;
+                let pb = u32::try_from(r.pblk + k)
+                    .map_err(|_| self.invalid("block number", r.pblk + k, "above 2^32 in a block-mapped file"))?;
                 pairs.push((r.lblk + k, pb));
             }
         }
@@ -106,7 +118,14 @@ impl Ext4<'_> {
         Ok(meta)
     }
 
-    fn build_indirect(&mut self, pairs: &[(u64, u32)], level: u32, base: u64, goal: u64, meta: &mut u64) -> Result<u32, FsError> {
+    fn build_indirect(
+        &mut self,
+        pairs: &[(u64, u32)],
+        level: u32,
+        base: u64,
+        goal: u64,
+        meta: &mut u64,
+    ) -> Result<u32, FsError> {
         let p = self.ptrs_per_block();
         let span = p.pow(level - 1);
         let mut block = vec![0u8; self.sb.block_size as usize];
@@ -127,7 +146,8 @@ impl Ext4<'_> {
         let Some(&(b, _)) = self.alloc_blocks(1, goal)?.first() else {
             return Err(FsError::NoSpace { fs: self.name.clone(), what: "an indirect block".into() });
         };
-        let ptr = u32::try_from(b).map_err(|_| self.invalid("indirect block", b, "above 2^32 in a block-mapped file"))?;
+        let ptr =
+            u32::try_from(b).map_err(|_| self.invalid("indirect block", b, "above 2^32 in a block-mapped file"))?;
         self.write_block(b, &block)?;
         *meta += 1;
         Ok(ptr)

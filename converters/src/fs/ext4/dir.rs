@@ -62,9 +62,17 @@ impl Ext4<'_> {
         while off < end {
             let raw_len = le16(block, off + 4);
             let rec_len = self.decode_rec_len(raw_len);
-            let name_len = if filetype { usize::from(block.get(off + 6).copied().unwrap_or(0)) } else { usize::from(le16(block, off + 6)) };
+            let name_len = if filetype {
+                usize::from(block.get(off + 6).copied().unwrap_or(0))
+            } else {
+                usize::from(le16(block, off + 6))
+            };
             if rec_len < 12 || !rec_len.is_multiple_of(4) || off + rec_len > end || 8 + name_len > rec_len {
-                return Err(self.invalid(&format!("directory {dir} record at offset {off} rec_len"), raw_len, "corrupted directory block"));
+                return Err(self.invalid(
+                    &format!("directory {dir} record at offset {off} rec_len"),
+                    raw_len,
+                    "corrupted directory block",
+                ));
             }
             let ino = le32(block, off);
             if ino > self.sb.inodes_count {
@@ -85,7 +93,13 @@ impl Ext4<'_> {
     fn dir_blocks(&self, dir: &Inode) -> Result<Vec<(u64, u64)>, FsError> {
         let map = self.mapping(dir)?;
         let nblocks = dir.size() / self.sb.block_size;
-        Ok(map.runs.iter().filter(|r| !r.uninit).flat_map(|r| (0..r.len).map(move |k| (r.lblk + k, r.pblk + k))).filter(|&(l, _)| l < nblocks).collect())
+        Ok(map
+            .runs
+            .iter()
+            .filter(|r| !r.uninit)
+            .flat_map(|r| (0..r.len).map(move |k| (r.lblk + k, r.pblk + k)))
+            .filter(|&(l, _)| l < nblocks)
+            .collect())
     }
 
     /// Every live entry of a directory (including "." and "..").

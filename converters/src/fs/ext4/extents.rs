@@ -43,14 +43,21 @@ impl Ext4<'_> {
         let mut last_index: Option<u64> = None;
         for i in 0..usize::from(entries) {
             let e = node.get(12 + 12 * i..24 + 12 * i).unwrap_or(&[]);
-            w.budget = w.budget.checked_sub(1).ok_or_else(|| self.invalid(&field("count"), "too many", "larger than the filesystem"))?;
+            w.budget = w
+                .budget
+                .checked_sub(1)
+                .ok_or_else(|| self.invalid(&field("count"), "too many", "larger than the filesystem"))?;
             let lblk = u64::from(le32(e, 0));
             if depth == 0 {
                 let raw_len = u64::from(le16(e, 4));
                 let (len, uninit) = if raw_len > MAX_LEN { (raw_len - MAX_LEN, true) } else { (raw_len, false) };
                 let pblk = u64::from(le32(e, 8)) | (u64::from(le16(e, 6)) << 32);
                 if len == 0 || lblk < w.next || lblk + len > 1 << 32 {
-                    return Err(self.invalid(&field("at logical block"), lblk, "zero-length, overlapping or unsorted extent"));
+                    return Err(self.invalid(
+                        &field("at logical block"),
+                        lblk,
+                        "zero-length, overlapping or unsorted extent",
+                    ));
                 }
                 self.check_block(pblk, len)?;
                 w.next = lblk + len;

@@ -202,7 +202,11 @@ impl Ext4<'_> {
             return Ok(Inode { ino, raw: vec![0u8; self.sb.inode_size as usize] });
         }
         if inode.raw.len() > 128 && 128 + inode.extra_isize() > inode.raw.len() {
-            return Err(self.invalid(&format!("inode {ino} i_extra_isize"), inode.extra_isize(), "larger than the inode"));
+            return Err(self.invalid(
+                &format!("inode {ino} i_extra_isize"),
+                inode.extra_isize(),
+                "larger than the inode",
+            ));
         }
         if self.sb.has_csum() && inode.links() != 0 {
             let want = self.inode_checksum(&inode);

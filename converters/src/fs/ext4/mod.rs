@@ -90,7 +90,11 @@ impl<'a> Ext4<'a> {
     fn check_block(&self, block: u64, count: u64) -> Result<(), FsError> {
         match block.checked_add(count) {
             Some(end) if block >= self.sb.first_data_block && end <= self.sb.blocks_count => Ok(()),
-            _ => Err(self.invalid("block number", block, format!("outside the filesystem ({} blocks)", self.sb.blocks_count))),
+            _ => Err(self.invalid(
+                "block number",
+                block,
+                format!("outside the filesystem ({} blocks)", self.sb.blocks_count),
+            )),
         }
     }
 

@@ -101,7 +101,10 @@ impl Ext4<'_> {
 
     fn check_touchable(&self, inode: &Inode, path: &str) -> Result<(), FsError> {
         if inode.flags() & FL_UNTOUCHABLE != 0 {
-            return Err(self.unsupported(format!("{path}: inode flags {:#x} (encrypted, verity, casefolded, inline, immutable or append-only)", inode.flags())));
+            return Err(self.unsupported(format!(
+                "{path}: inode flags {:#x} (encrypted, verity, casefolded, inline, immutable or append-only)",
+                inode.flags()
+            )));
         }
         Ok(())
     }
@@ -180,7 +183,14 @@ impl Ext4<'_> {
         match self.resolve(path, true) {
             Ok(mut inode) => {
                 if inode.kind() != FileKind::Regular {
-                    return Err(self.path_err(path, if inode.kind() == FileKind::Directory { PathProblem::IsDirectory } else { PathProblem::Exists }));
+                    return Err(self.path_err(
+                        path,
+                        if inode.kind() == FileKind::Directory {
+                            PathProblem::IsDirectory
+                        } else {
+                            PathProblem::Exists
+                        },
+                    ));
                 }
                 self.check_touchable(&inode, path)?;
                 self.set_contents(&mut inode, data)?;

@@ -98,7 +98,8 @@ impl Superblock {
         let inodes_count = le32(&raw, 0x00);
         let first_data_block = u64::from(le32(&raw, 0x14));
         let rev = le32(&raw, 0x4C);
-        let (inode_size, first_ino) = if rev == 0 { (128, 11) } else { (u32::from(le16(&raw, 0x58)), le32(&raw, 0x54)) };
+        let (inode_size, first_ino) =
+            if rev == 0 { (128, 11) } else { (u32::from(le16(&raw, 0x58)), le32(&raw, 0x54)) };
         let bits = block_size * 8;
         if bpg == 0 || u64::from(bpg) > bits {
             return Err(bad(fs, "s_blocks_per_group", bpg, "must be between 1 and 8 * block size"));
@@ -110,7 +111,12 @@ impl Superblock {
             return Err(bad(fs, "s_inode_size", inode_size, "must be a power of two from 128 to the block size"));
         }
         if blocks_count.checked_mul(block_size).is_none_or(|b| b > fs_len) {
-            return Err(bad(fs, "s_blocks_count", blocks_count, &format!("larger than the partition ({fs_len} bytes)")));
+            return Err(bad(
+                fs,
+                "s_blocks_count",
+                blocks_count,
+                &format!("larger than the partition ({fs_len} bytes)"),
+            ));
         }
         if first_data_block >= blocks_count || first_data_block > 1 {
             return Err(bad(fs, "s_first_data_block", first_data_block, "out of range"));
@@ -124,8 +130,17 @@ impl Superblock {
             return Err(bad(fs, "s_first_ino", first_ino, "out of range"));
         }
         let desc_size = if is64 { u32::from(le16(&raw, 0xFE)) } else { 32 };
-        if desc_size < 32 || !desc_size.is_power_of_two() || u64::from(desc_size) > block_size || (is64 && desc_size < 64) {
-            return Err(bad(fs, "s_desc_size", desc_size, "must be a power of two from 32 (64 with 64bit) to the block size"));
+        if desc_size < 32
+            || !desc_size.is_power_of_two()
+            || u64::from(desc_size) > block_size
+            || (is64 && desc_size < 64)
+        {
+            return Err(bad(
+                fs,
+                "s_desc_size",
+                desc_size,
+                "must be a power of two from 32 (64 with 64bit) to the block size",
+            ));
         }
         let reserved_gdt_blocks = u32::from(le16(&raw, 0xCE));
         let has_csum = ro_compat & RO_METADATA_CSUM != 0;
