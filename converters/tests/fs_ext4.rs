@@ -362,3 +362,40 @@ fn removals_keep_an_htree_index_valid() {
         assert!(!names.contains(&"entry_number_5".to_string()) && names.contains(&"entry_number_6".to_string()));
     }
 }
+
+#[test]
+fn inodes_from_uninitialised_groups() {
+    if !have("debugfs") {
+        eprintln!("skipping: e2fsprogs not installed");
+        return;
+    }
+    for features in ["metadata_csum", "^metadata_csum,uninit_bg"] {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("fs.img");
+        let i = img.to_str().unwrap();
+        assert!(run("mkfs.ext4", &["-q", "-F", "-b", "1024", "-N", "512", "-O", features, i, "32M"]).status.success());
+        let groups = String::from_utf8_lossy(&run("dumpe2fs", &[i]).stdout).into_owned();
+        assert!(groups.contains("INODE_UNINIT"), "fixture has uninitialised inode groups");
+        let len = std::fs::metadata(&img).unwrap().len();
+        let ov = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+        let mut fs = Ext4::open(Volume::new(&ov, 0, len, "fs.img").unwrap(), "fs.img").unwrap();
+        for d in 0..3 {
+            fs.mkdir(&format!("/d{d}"), 0o755, 0, 0).unwrap();
+            for f in 0..100 {
+                fs.create_file(&format!("/d{d}/f{f}"), &pattern(3000, f), 0o644, 0, 0).unwrap();
+            }
+        }
+        assert!(fs.metadata("/d2/f99").unwrap().ino > 256, "inodes from the third group on");
+        fs.unlink("/d1/f5").unwrap();
+        let (free_blocks, free_inodes) = fs.free_counts();
+        drop(fs);
+        let out = dir.path().join("out.img");
+        let mut buf = vec![0u8; len as usize];
+        ferry_formats::disk::BlockDevice::read_at(&ov, &mut buf, 0).unwrap();
+        std::fs::write(&out, buf).unwrap();
+        let report = assert_clean(&out);
+        let (used_i, total_i, used_b, total_b) = e2fsck_usage(&report);
+        assert_eq!((total_i - used_i, total_b - used_b), (u64::from(free_inodes), free_blocks), "{features}");
+        assert!(debugfs(&out, "cat /d2/f99") == pattern(3000, 99));
+    }
+}
