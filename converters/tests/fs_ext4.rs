@@ -46,7 +46,6 @@ fn apply(fs: &mut Ext4) -> Vec<(String, Exp)> {
     fs.mkdir("/etc/ferry/a", 0o700, 0, 0).unwrap();
     fs.mkdir("/etc/ferry/a/b", 0o750, 0, 0).unwrap();
     exp.push(("/etc/ferry/a".into(), Exp::Dir(0o700)));
-    exp.push(("/etc/ferry/a/b".into(), Exp::Dir(0o750)));
     exp.push(file(fs, "/etc/ferry/new.conf", b"new\n".to_vec(), 0o640));
     assert_eq!(
         fs.create_file("/etc/ferry/new.conf", b"", 0o644, 0, 0).unwrap_err().path_problem(),
@@ -81,10 +80,17 @@ fn apply(fs: &mut Ext4) -> Vec<(String, Exp)> {
     exp.push(("/etc/new-issue".into(), Exp::Absent));
     exp.push(("/etc/issue".into(), Exp::File(b"new issue\n".to_vec(), 0o644, 0, 0)));
     exp.push(("/var/dir1".into(), Exp::Absent));
-    exp.push(("/etc/ferry/dir1/sub/z".into(), Exp::File(b"z\n".to_vec(), 0o644, 0, 0)));
+    // A directory renamed within its parent, and one moved over an empty directory.
+    fs.rename("/etc/ferry/dir1/sub", "/etc/ferry/dir1/sub2").unwrap();
+    fs.mkdir("/etc/ferry/target", 0o755, 0, 0).unwrap();
+    fs.rename("/etc/ferry/a/b", "/etc/ferry/target").unwrap();
+    exp.push(("/etc/ferry/dir1/sub".into(), Exp::Absent));
+    exp.push(("/etc/ferry/dir1/sub2/z".into(), Exp::File(b"z\n".to_vec(), 0o644, 0, 0)));
+    exp.push(("/etc/ferry/a/b".into(), Exp::Absent));
+    exp.push(("/etc/ferry/target".into(), Exp::Dir(0o750)));
     exp.push(("/etc/ferry/dir1/y".into(), Exp::File(pattern(20_000, 2), 0o644, 0, 0)));
 
-    assert_eq!(fs.rmdir("/etc/ferry/a").unwrap_err().path_problem(), Some(PathProblem::NotEmpty));
+    assert_eq!(fs.rmdir("/etc/ferry/dir1").unwrap_err().path_problem(), Some(PathProblem::NotEmpty));
     fs.rmdir("/var/empty").unwrap();
     exp.push(("/var/empty".into(), Exp::Absent));
 
@@ -138,7 +144,7 @@ fn verify(img: &Path, exp: &[(String, Exp)]) {
     assert_eq!(many.len(), 3000 - 100 + 400, "entries in /many");
     let mut etc = debugfs_ls(img, "/etc/ferry");
     etc.sort();
-    assert_eq!(etc, ["a", "dir1", "new.conf", "via.txt"]);
+    assert_eq!(etc, ["a", "dir1", "new.conf", "target", "via.txt"]);
 }
 
 fn exercise(mkfs: &str, args: &[&str], size_mb: u64) {
@@ -169,7 +175,7 @@ fn exercise_tuned(mkfs: &str, args: &[&str], tune: &[&str], size_mb: u64) {
     let mut fs = Ext4::open(vol, "disk.raw p1").unwrap();
     let exp = apply(&mut fs);
     let (free_blocks, free_inodes) = fs.free_counts();
-    assert_eq!(fs.read_dir("/etc/ferry").unwrap().iter().filter(|e| e.kind == FileKind::Directory).count(), 2);
+    assert_eq!(fs.read_dir("/etc/ferry").unwrap().iter().filter(|e| e.kind == FileKind::Directory).count(), 3);
     drop(fs);
     let out = fx.dir.path().join("out.img");
     extract(&ov, fx.fs_len, &out);
@@ -397,5 +403,45 @@ fn inodes_from_uninitialised_groups() {
         let (used_i, total_i, used_b, total_b) = e2fsck_usage(&report);
         assert_eq!((total_i - used_i, total_b - used_b), (u64::from(free_inodes), free_blocks), "{features}");
         assert!(debugfs(&out, "cat /d2/f99") == pattern(3000, 99));
+    }
+}
+
+#[test]
+fn unlink_releases_the_xattr_block() {
+    if !have("debugfs") {
+        eprintln!("skipping: e2fsprogs not installed");
+        return;
+    }
+    for features in ["metadata_csum", "^metadata_csum"] {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("f"), b"with xattr\n").unwrap();
+        std::fs::write(src.join("g"), b"plain\n").unwrap();
+        let img = dir.path().join("fs.img");
+        let i = img.to_str().unwrap();
+        let s = src.to_str().unwrap();
+        assert!(run("mkfs.ext4", &["-q", "-F", "-O", features, "-d", s, i, "8M"]).status.success());
+        let val = dir.path().join("val");
+        std::fs::write(&val, vec![b'a'; 600]).unwrap();
+        let set = format!("ea_set -f {} /f user.big", val.display());
+        assert!(run("debugfs", &["-w", "-R", &set, i]).status.success());
+        let stat = String::from_utf8_lossy(&debugfs(&img, "stat /f")).into_owned();
+        assert!(!stat.contains("File ACL: 0"), "the xattr went to its own block: {stat}");
+        let len = std::fs::metadata(&img).unwrap().len();
+        let ov = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+        let mut fs = Ext4::open(Volume::new(&ov, 0, len, "fs.img").unwrap(), "fs.img").unwrap();
+        let (before_blocks, _) = fs.free_counts();
+        fs.unlink("/f").unwrap();
+        let (free_blocks, free_inodes) = fs.free_counts();
+        assert_eq!(free_blocks, before_blocks + 2, "data block and xattr block freed");
+        drop(fs);
+        let out = dir.path().join("out.img");
+        let mut buf = vec![0u8; len as usize];
+        ferry_formats::disk::BlockDevice::read_at(&ov, &mut buf, 0).unwrap();
+        std::fs::write(&out, buf).unwrap();
+        let report = assert_clean(&out);
+        let (used_i, total_i, used_b, total_b) = e2fsck_usage(&report);
+        assert_eq!((total_i - used_i, total_b - used_b), (u64::from(free_inodes), free_blocks), "{features}");
     }
 }
