@@ -21,18 +21,6 @@ pub(crate) fn u64le(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-pub(crate) fn u32be(b: &[u8], off: usize) -> u32 {
-    field(b, off, 4).map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-pub(crate) fn u64be(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = field(b, off, 8) {
-        a.copy_from_slice(s);
-    }
-    u64::from_be_bytes(a)
-}
-
 /// A fixed-size array copied out of `b` (zeros where `b` is short).
 pub(crate) fn array<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
     let mut a = [0u8; N];

@@ -27,7 +27,7 @@ pub enum FsError {
 }
 
 /// Type of a directory entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FileKind {
     File,
     Dir,
@@ -80,6 +80,6 @@ pub fn open(dev: &Device, info: &FsInfo) -> Result<Option<Box<dyn FileSystem>>, 
 }
 
 /// Splits an absolute path into its non-empty components.
-pub(crate) fn components(path: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
     path.split('/').filter(|c| !c.is_empty() && *c != ".")
 }
