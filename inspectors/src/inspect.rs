@@ -158,7 +158,17 @@ pub fn inspect(disks: &[Device]) -> Result<Inspection, InspectError> {
                     }
                 }
                 linux::inspect(&g, &mut info, rep.firmware == "uefi");
-                info.mountpoints = g.mounts();
+                // Every fstab mount of a found device, readable by Ferry or not.
+                let mut mps = g.mounts();
+                for e in &info.fstab {
+                    if let (Some(d), true) = (&e.device, e.mountpoint.starts_with('/')) {
+                        if !mps.iter().any(|(m, _)| *m == e.mountpoint) {
+                            mps.push((e.mountpoint.clone(), d.clone()));
+                        }
+                    }
+                }
+                mps.sort();
+                info.mountpoints = mps;
             }
             Some("windows") => {
                 windows::inspect(&g, &mut info);

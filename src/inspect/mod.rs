@@ -4,6 +4,7 @@
 use anyhow::{bail, Context};
 use ferry_formats::disk::{open_image, ImageFormat};
 use ferry_inspectors::Device;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -59,17 +60,21 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         disks.push(Device::new(disk_name(i), Arc::from(dev)));
     }
     let report = ferry_inspectors::inspect(&disks)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
     } else if args.xml {
-        print!("{}", report.to_xml());
+        report.to_xml()
     } else {
+        let mut t = String::new();
         for (i, p) in args.disks.iter().enumerate() {
-            println!("{} = {}", disk_name(i), p.display());
+            t += &format!("{} = {}\n", disk_name(i), p.display());
         }
-        print!("{}", report.summary());
+        t + &report.summary()
+    };
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
