@@ -148,3 +148,9 @@ pub fn fs<'a>(report: &'a serde_json::Value, device: &str) -> &'a serde_json::Va
         .find(|o| o["device"] == device)
         .unwrap_or_else(|| panic!("no filesystem {device} in {report:#}"))
 }
+
+/// `sfdisk --json IMG` partition objects (start/size in sectors, type, uuid, name).
+pub fn sfdisk_json(img: &Path) -> Vec<serde_json::Value> {
+    let j: serde_json::Value = serde_json::from_str(&run("sfdisk", &["--json", &img.display().to_string()])).unwrap();
+    j["partitiontable"]["partitions"].as_array().unwrap().clone()
+}
