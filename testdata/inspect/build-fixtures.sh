@@ -427,7 +427,8 @@ start=38912, size=8M, type=82
 EOF
   # EBR 2 sits at sector 36864 (38912 - 2048); its link entry -> the first EBR (relative 0).
   local ebr2=$(( $(sfdisk -d "$img" | awk -F'[=,]' '/type=82/ {gsub(/ /,"",$2); print $2}') - 2048 ))
-  printf '\x00\x00\x00\x00\x00\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x00\x08\x00\x00' | \
+  # entry: status, CHS, type 05, CHS, LBA 0 (relative to the extended start), 2048 sectors
+  printf '\x00\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x00\x08\x00\x00' | \
     dd of="$img" bs=1 seek=$((ebr2 * 512 + 462)) conv=notrunc status=none
   echo "MBRLOOP_EBR2=$ebr2" >>"$W/extra.env"
 }

@@ -110,7 +110,7 @@ pub fn blkid(img: &Path, offset: u64) -> HashMap<String, String> {
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.replace("\\ ", " "))))
         .collect()
 }
 
