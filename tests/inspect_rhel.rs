@@ -5,7 +5,7 @@
 
 mod inspect_support;
 use ferry_formats::disk::RawImage;
-use ferry_inspectors::fs::{ExtFs, FileSystem};
+use ferry_inspectors::fs::{ExtFs, FileKind, FileSystem, XfsFs};
 use ferry_inspectors::partition::{partition_device, PartitionTable};
 use ferry_inspectors::{lvm, Device};
 use inspect_support::*;
@@ -71,7 +71,7 @@ fn rhel_gpt_lvm_every_fact() {
     assert_eq!(fs(&r, "/dev/sda1")["uuid"], format!("{}-{}", &m["RH_ESP_SERIAL"][..4], &m["RH_ESP_SERIAL"][4..]));
     assert_eq!(fs(&r, "/dev/sda1")["version"], "FAT32");
     for (lv, uuid, label, ty) in [
-        ("root", "RH_ROOT_UUID", "root", "ext4"),
+        ("root", "RH_ROOT_UUID", "root", "xfs"),
         ("swap", "RH_SWAP_UUID", "swap", "swap"),
         ("data", "RH_DATA_UUID", "data", "ext4"),
     ] {
@@ -85,6 +85,7 @@ fn rhel_gpt_lvm_every_fact() {
     let bl = blkid(&a, root_off);
     assert_eq!(bl.get("UUID"), Some(&m["RH_ROOT_UUID"]));
     assert_eq!(fs(&r, "/dev/sda3")["fstype"], "LVM2_member");
+    assert_eq!(fs(&r, "/dev/rhel/root")["version"], "v5");
 
     // OS facts.
     let os = os(&r, "/dev/rhel/root");
@@ -134,17 +135,72 @@ fn rhel_gpt_lvm_every_fact() {
     assert_eq!(r["warnings"], serde_json::json!([]));
 }
 
-/// The striped LV read through Ferry is a clean ext4 (e2fsck) holding the staged file
-/// (debugfs), and Ferry's own ext4 reader agrees.
-#[test]
-fn striped_lv_bytes_are_the_filesystem() {
-    let Some(dir) = fixtures() else { return };
+fn rhel_lvs(dir: &std::path::Path) -> Vec<Device> {
     let disk = |p: &str, name: &str| Device::new(name, Arc::new(RawImage::open(&dir.join(p)).unwrap()));
     let (a, b) = (disk("rhel-a.img", "/dev/sda"), disk("rhel-b.img", "/dev/sdb"));
     let t = PartitionTable::read(&a).unwrap().unwrap();
     let p3 = partition_device(&a, &t.partitions[2]).unwrap();
     let pvs: Vec<lvm::Pv> = [p3, b].iter().map(|d| lvm::scan_pv(d).unwrap().unwrap()).collect();
-    let (_, lvs) = lvm::assemble(&pvs);
+    lvm::assemble(&pvs).1
+}
+
+/// Writes a device to a sparse file (only non-zero MiB chunks).
+fn extract(dev: &Device, out: &std::path::Path) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::create(out).unwrap();
+    f.set_len(dev.size()).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = 0;
+    while off < dev.size() {
+        let n = (dev.size() - off).min(buf.len() as u64) as usize;
+        dev.dev.read_at(&mut buf[..n], off).unwrap();
+        if buf[..n].iter().any(|&b| b != 0) {
+            f.write_all_at(&buf[..n], off).unwrap();
+        }
+        off += n as u64;
+    }
+}
+
+/// Ferry's XFS reader on the root LV agrees with xfs_db on the same bytes: a leaf-format
+/// directory (/etc/sysconfig, 60+ entries), a block-format one, file contents, symlinks.
+#[test]
+fn xfs_root_matches_xfs_db() {
+    let Some(dir) = fixtures() else { return };
+    let lvs = rhel_lvs(&dir);
+    let root = lvs.iter().find(|d| d.name == "/dev/rhel/root").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("root.img");
+    extract(root, &img);
+    let img = img.display().to_string();
+    let xfs = XfsFs::open(root).unwrap();
+    for d in ["/etc/sysconfig", "/etc", "/", "/usr/lib/modules"] {
+        let ls = run("xfs_db", &["-r", "-c", &format!("ls {d}"), &img]);
+        let mut want: Vec<String> = ls
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(5).map(str::to_string))
+            .filter(|n| n != "." && n != "..")
+            .collect();
+        let mut got: Vec<String> = xfs.read_dir(d).unwrap().into_iter().map(|(n, _)| n).collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "{d}");
+    }
+    assert!(xfs.read_dir("/etc/sysconfig").unwrap().len() > 60);
+    assert_eq!(xfs.read_file("/etc/sysconfig/unit-with-a-long-file-name-07.conf", 100).unwrap(), b"# unit 07\n");
+    assert_eq!(xfs.read_link("/bin").unwrap(), "usr/bin");
+    assert_eq!(xfs.metadata("/bin").unwrap().unwrap().kind, FileKind::Symlink);
+    assert_eq!(xfs.metadata("/usr/bin/bash").unwrap().unwrap().size, std::fs::metadata(std::fs::canonicalize("/bin/sh").unwrap()).unwrap().len());
+    let os = xfs.read_file("/etc/os-release", 4096).unwrap();
+    assert!(String::from_utf8_lossy(&os).contains("VERSION_ID=\"9.3\""));
+}
+
+/// The striped LV read through Ferry is a clean ext4 (e2fsck) holding the staged file
+/// (debugfs), and Ferry's own ext4 reader agrees.
+#[test]
+fn striped_lv_bytes_are_the_filesystem() {
+    let Some(dir) = fixtures() else { return };
+    let lvs = rhel_lvs(&dir);
     let data = lvs.iter().find(|d| d.name == "/dev/rhel/data").unwrap();
 
     let tmp = tempfile::tempdir().unwrap();

@@ -96,3 +96,15 @@ mod tests {
 pub(crate) fn u16be(b: &[u8], off: usize) -> u16 {
     field(b, off, 2).map_or(0, |s| u16::from_be_bytes([s[0], s[1]]))
 }
+
+pub(crate) fn u32be(b: &[u8], off: usize) -> u32 {
+    field(b, off, 4).map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+pub(crate) fn u64be(b: &[u8], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    if let Some(s) = field(b, off, 8) {
+        a.copy_from_slice(s);
+    }
+    u64::from_be_bytes(a)
+}

@@ -70,6 +70,24 @@ EOF
   gcc -c -O0 -o "$out" "$W/mod.c"
 }
 
+# An mkfs.xfs protofile (-p) describing directory $1 (files, dirs, symlinks).
+proto_dir() {
+  local d=$1 ind=$2 f name
+  for f in "$d"/*; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    name=${f##*/}
+    if [ -L "$f" ]; then echo "$ind$name l--777 0 0 $(readlink "$f")"
+    elif [ -d "$f" ]; then echo "$ind$name d--755 0 0"; proto_dir "$f" "$ind "; echo "$ind\$"
+    else echo "$ind$name ---644 0 0 $f"; fi
+  done
+}
+xfs_from_dir() {
+  local out=$1 dir=$2 size=$3; shift 3
+  { echo /dev/null; echo 0 0; echo 'd--755 0 0'; proto_dir "$dir" ' '; echo '$'; } >"$W/proto.txt"
+  rm -f "$out"; truncate -s "$size" "$out"
+  mkfs.xfs -q -f -p "$W/proto.txt" "$@" "$out"
+}
+
 # Populates a merged-/usr skeleton with a real shell.
 usr_skeleton() {
   local r=$1
@@ -194,7 +212,7 @@ EOF
   echo 'Red Hat Enterprise Linux release 9.3 (Plow)' >"$r/etc/redhat-release"
   echo rhel9-db.example.com >"$r/etc/hostname"
   cat >"$r/etc/fstab" <<EOF
-/dev/mapper/rhel-root   /                       ext4    defaults        0 0
+/dev/mapper/rhel-root   /                       xfs     defaults        0 0
 UUID=$RH_BOOT_UUID /boot                   ext4    defaults        1 2
 UUID=${RH_ESP_SERIAL:0:4}-${RH_ESP_SERIAL:4:4}          /boot/efi               vfat    umask=0077,shortname=winnt 0 2
 /dev/mapper/rhel-swap   none                    swap    defaults        0 0
@@ -230,7 +248,7 @@ EOF
   echo 'hello from data' >"$W/data-hello.txt"
 
   local a="$OUT/rhel-a.img.tmp" bb="$OUT/rhel-b.img.tmp"
-  rm -f "$a" "$bb"; truncate -s 256M "$a"; truncate -s 64M "$bb"
+  rm -f "$a" "$bb"; truncate -s 512M "$a"; truncate -s 64M "$bb"
   sgdisk -U "$RH_DISK_GUID" \
     -n 1:2048:+40M -t 1:EF00 -u 1:"$RH_ESP_PARTUUID" -c 1:"EFI System Partition" \
     -n 2:0:+48M -t 2:8300 -c 2:boot \
@@ -252,7 +270,7 @@ EOF
   local cfg=(--config "devices { filter=[\"a|^$la\$|\",\"a|^$lb\$|\",\"r|.*|\"] } global { use_lvmetad=0 }")
   pvcreate -q -ff -y "${cfg[@]}" "$la" "$lb" >/dev/null
   vgcreate -q -s 4M "${cfg[@]}" "$vg" "$la" "$lb" >/dev/null
-  lvcreate -q --driverloaded n -an -Zn -y "${cfg[@]}" -L 96M -n root "$vg" "$la" >/dev/null
+  lvcreate -q --driverloaded n -an -Zn -y "${cfg[@]}" -L 320M -n root "$vg" "$la" >/dev/null
   lvcreate -q --driverloaded n -an -Zn -y "${cfg[@]}" -L 16M -n swap "$vg" "$la" >/dev/null
   lvcreate -q --driverloaded n -an -Zn -y "${cfg[@]}" -i 2 -I 64k -L 32M -n data "$vg" "$la" "$lb" >/dev/null
   vgrename -q "${cfg[@]}" "$vg" rhel >/dev/null
@@ -263,7 +281,9 @@ EOF
   losetup -d "$la" "$lb"; loops=()
 
   # Contents: root and swap (linear, on A), data (striped 64 KiB over A and B).
-  mkfs.ext4 -q -F -U "$RH_ROOT_UUID" -L root -d "$r" "$W/root" 96M
+  # RHEL's default root filesystem: XFS (v5), populated through a protofile.
+  for i in $(seq -w 1 60); do echo "# unit $i" >"$r/etc/sysconfig/unit-with-a-long-file-name-$i.conf"; done
+  xfs_from_dir "$W/root" "$r" 320M -m uuid="$RH_ROOT_UUID" -L root
   truncate -s 16M "$W/swap"; mkswap -U "$RH_SWAP_UUID" -L swap "$W/swap" >/dev/null 2>&1
   mkdir -p "$W/datadir"; cp "$W/data-hello.txt" "$W/datadir/hello.txt"
   mkfs.ext4 -q -F -U "$RH_DATA_UUID" -L data -d "$W/datadir" "$W/data" 32M

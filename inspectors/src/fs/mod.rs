@@ -1,16 +1,18 @@
 //! Filesystems: signature probing (type, UUID, label) and read-only file access for the
-//! ones inspection needs to look inside (ext2/3/4, FAT, NTFS).
+//! ones inspection needs to look inside (ext2/3/4, XFS, FAT, NTFS).
 
 mod ext;
 mod fat;
 mod ntfs;
 mod probe;
 mod reader;
+mod xfs;
 
 pub use ext::ExtFs;
 pub use fat::FatFs;
 pub use ntfs::NtfsFs;
 pub use probe::{probe, FsInfo, FsType};
+pub use xfs::XfsFs;
 
 use crate::device::Device;
 use ferry_formats::disk::DiskError;
@@ -75,6 +77,7 @@ pub fn open(dev: &Device, info: &FsInfo) -> Result<Option<Box<dyn FileSystem>>, 
         FsType::Ext2 | FsType::Ext3 | FsType::Ext4 => Some(Box::new(ExtFs::open(dev)?)),
         FsType::Vfat => Some(Box::new(FatFs::open(dev)?)),
         FsType::Ntfs => Some(Box::new(NtfsFs::open(dev)?)),
+        FsType::Xfs => Some(Box::new(XfsFs::open(dev)?)),
         _ => None,
     })
 }

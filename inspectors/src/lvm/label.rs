@@ -72,10 +72,13 @@ pub fn read_metadata(dev: &Device, mda: (u64, u64)) -> Result<Vec<u8>, LvmError>
         return Err(LvmError::invalid(name, "metadata location", format!("{off}+{len}"), "outside the metadata area"));
     }
     // The text may wrap from the end of the area back to just after its header.
+    let at = |rel: u64| {
+        start.checked_add(rel).ok_or_else(|| LvmError::invalid(name, "metadata area offset", start, "overflows"))
+    };
     let first = len.min(size - off);
-    let mut text = dev.read(start + off, first as usize)?;
+    let mut text = dev.read(at(off)?, first as usize)?;
     if first < len {
-        text.extend(dev.read(start + 512, (len - first) as usize)?);
+        text.extend(dev.read(at(512)?, (len - first) as usize)?);
     }
     let crc = super::lvm_crc(&text);
     if crc != sum {

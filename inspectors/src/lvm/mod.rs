@@ -135,7 +135,7 @@ pub fn assemble(pvs: &[Pv]) -> (Vec<VgReport>, Vec<Device>) {
 }
 
 fn assemble_vg(name: &str, vg: &meta::Section, pvs: &[Pv]) -> (VgReport, Vec<Device>) {
-    let extent = vg.int("extent_size").unwrap_or(0).max(0) as u64 * 512;
+    let extent = (vg.int("extent_size").unwrap_or(0).clamp(0, 1 << 40) as u64) * 512;
     let mut rep = VgReport {
         name: name.into(),
         uuid: vg.str("id").unwrap_or_default().into(),
@@ -152,7 +152,7 @@ fn assemble_vg(name: &str, vg: &meta::Section, pvs: &[Pv]) -> (VgReport, Vec<Dev
             match pvs.iter().find(|pv| pv.label.uuid == id) {
                 Some(pv) => {
                     rep.pvs.push(pv.device.name.clone());
-                    let pe_start = p.int("pe_start").unwrap_or(0).max(0) as u64 * 512;
+                    let pe_start = (p.int("pe_start").unwrap_or(0).clamp(0, 1 << 50) as u64) * 512;
                     map.insert(key.to_string(), (pv.device.clone(), pe_start));
                 }
                 None => rep.missing_pvs.push(id.to_string()),
@@ -205,7 +205,7 @@ fn build_lv(name: &str, lv: &meta::Section, extent: u64, pvs: &PvMap) -> (String
         if n > 1 {
             kind = "striped".into();
         }
-        let stripe_size = seg.int("stripe_size").unwrap_or(0).max(0) as u64 * 512;
+        let stripe_size = (seg.int("stripe_size").unwrap_or(0).clamp(0, 1 << 40) as u64) * 512;
         if n > 1 && stripe_size == 0 {
             return (kind, Err(format!("{name}: striped segment without stripe_size")));
         }
@@ -217,17 +217,22 @@ fn build_lv(name: &str, lv: &meta::Section, extent: u64, pvs: &PvMap) -> (String
             let Some((dev, pe_start)) = pvs.get(pv) else {
                 return (kind, Err(format!("{name}: physical volume {pv} is missing")));
             };
-            let offset = pe_start + (*pe).max(0) as u64 * extent;
+            let Some(offset) = ((*pe).max(0) as u64).checked_mul(extent).and_then(|o| o.checked_add(*pe_start)) else {
+                return (kind, Err(format!("{name}: extent {pe} on {pv} is out of range")));
+            };
             stripes.push(Stripe { pv: dev.dev.clone(), offset });
         }
-        let length = count as u64 * extent;
+        let (Some(length), Some(seg_start)) = ((count as u64).checked_mul(extent), (start as u64).checked_mul(extent))
+        else {
+            return (kind, Err(format!("{name}: segment at extent {start} is out of range")));
+        };
         let per_stripe = length / n as u64;
         for s in &stripes {
             if s.offset.checked_add(per_stripe).is_none_or(|end| end > s.pv.size()) {
                 return (kind, Err(format!("{name}: segment at extent {start} runs past the end of its PV")));
             }
         }
-        segments.push(Segment { start: start as u64 * extent, length, stripe_size, stripes });
+        segments.push(Segment { start: seg_start, length, stripe_size, stripes });
     }
     segments.sort_by_key(|s| s.start);
     let mut size = 0;
@@ -235,7 +240,83 @@ fn build_lv(name: &str, lv: &meta::Section, extent: u64, pvs: &PvMap) -> (String
         if s.start != size {
             return (kind, Err(format!("{name}: segments leave a gap at byte {size}")));
         }
-        size += s.length;
+        size = match size.checked_add(s.length) {
+            Some(v) => v,
+            None => return (kind, Err(format!("{name}: size overflows"))),
+        };
+    }
+    if size == 0 {
+        return (kind, Err(format!("{name}: no segments")));
     }
     (kind, Ok(LvDevice { name: PathBuf::from(name), size, segments }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::MemDevice;
+
+    const META: &str = r#"vg0 {
+    id = "vgid"
+    seqno = 2
+    extent_size = 8
+    physical_volumes {
+        pv0 { id = "AAAAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGGGG" pe_start = 8 pe_count = 4 }
+    }
+    logical_volumes {
+        lin { id = "l1" status = ["READ", "VISIBLE"] segment_count = 2
+            segment1 { start_extent = 0 extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 2] }
+            segment2 { start_extent = 1 extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 0] }
+        }
+        pool { id = "p1" status = ["READ", "VISIBLE"] segment1 { start_extent = 0 extent_count = 1 type = "thin-pool" } }
+        hidden { id = "h1" status = ["READ"] segment1 { start_extent = 0 extent_count = 1 type = "striped" stripes = ["pv0", 1] } }
+    }
+}
+"#;
+
+    #[test]
+    fn linear_segments_map_and_thin_is_refused() {
+        // 4 KiB data area at 4 KiB, extents of 4 KiB each filled with their number.
+        let mut disk = vec![0u8; 4096 + 4 * 4096];
+        for e in 0..4 {
+            disk[4096 + e * 4096..4096 + (e + 1) * 4096].fill(e as u8 + 1);
+        }
+        let dev = Device::new("/dev/sdz", Arc::new(MemDevice(disk)));
+        let pv = Pv {
+            device: dev,
+            label: PvLabel { uuid: "AAAAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGGGG".into(), device_size: 0, mdas: vec![] },
+            metadata: Some(meta::parse(META.as_bytes()).unwrap()),
+        };
+        let (vgs, devs) = assemble(&[pv]);
+        assert_eq!(vgs[0].lvs.len(), 2, "hidden LVs are not listed");
+        let pool = vgs[0].lvs.iter().find(|l| l.name == "pool").unwrap();
+        assert!(pool.refused.as_deref().unwrap().contains("\"thin-pool\" is not supported"));
+        assert_eq!(devs.len(), 1);
+        let lin = &devs[0];
+        assert_eq!(lin.name, "/dev/vg0/lin");
+        assert_eq!(lin.size(), 8192);
+        // Extent 0 of the LV is PV extent 2 (value 3), extent 1 is PV extent 0 (value 1).
+        assert_eq!(lin.read(4094, 4).unwrap(), [3, 3, 1, 1]);
+        assert!(lin.read(8190, 4).is_err());
+    }
+
+    #[test]
+    fn missing_pv_is_reported() {
+        let (vgs, devs) = assemble(&[Pv {
+            device: Device::new("/dev/sdz", Arc::new(MemDevice(vec![0; 4096]))),
+            label: PvLabel { uuid: "other".into(), device_size: 0, mdas: vec![] },
+            metadata: Some(meta::parse(META.as_bytes()).unwrap()),
+        }]);
+        assert!(devs.is_empty());
+        assert_eq!(vgs[0].missing_pvs, ["AAAAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGGGG"]);
+        let lin = vgs[0].lvs.iter().find(|l| l.name == "lin").unwrap();
+        assert!(lin.refused.as_deref().unwrap().contains("pv0 is missing"));
+    }
+
+    #[test]
+    fn lvm_crc_matches_lvm2() {
+        // calc_crc(INITIAL_CRC, "") is the seed itself; one zero byte by the table.
+        assert_eq!(lvm_crc(b""), 0xf597_a6cf);
+        assert_ne!(lvm_crc(b"\0"), lvm_crc(b""));
+    }
 }

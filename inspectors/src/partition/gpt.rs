@@ -74,7 +74,7 @@ pub(super) fn read(disk: &Device, mbr: Option<&Mbr>) -> Result<Option<PartitionT
             }
             let (first, lastl) = (u64le(e, 32), u64le(e, 40));
             let number = i as u32 + 1;
-            if first > lastl || first < hdr.first_usable || lastl > hdr.last_usable {
+            if first > lastl || first < hdr.first_usable || lastl > hdr.last_usable || lastl > last {
                 warnings.push(format!(
                     "{}: GPT partition {number} spans LBA {first}-{lastl}, outside the usable {}-{}; ignored",
                     disk.name, hdr.first_usable, hdr.last_usable

@@ -109,3 +109,57 @@ pub fn partition_device(disk: &Device, p: &Partition) -> Result<Device, DiskErro
     let slice = Slice::new(disk.dev.clone(), p.start, p.size, &name)?;
     Ok(Device::new(name, Arc::new(slice)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::MemDevice;
+
+    fn entry(sector: &mut [u8], slot: usize, ptype: u8, lba: u32, sectors: u32) {
+        let e = &mut sector[446 + 16 * slot..446 + 16 * (slot + 1)];
+        e[4] = ptype;
+        e[8..12].copy_from_slice(&lba.to_le_bytes());
+        e[12..16].copy_from_slice(&sectors.to_le_bytes());
+    }
+
+    #[test]
+    fn mbr_logicals_and_out_of_range_entries() {
+        let mut d = vec![0u8; 64 * 512];
+        d[510] = 0x55;
+        d[511] = 0xaa;
+        entry(&mut d, 0, 0x83, 1, 4);
+        entry(&mut d, 1, 0x05, 8, 40);
+        entry(&mut d, 2, 0x83, 60, 100); // past the end
+        // EBR at 8: logical at +1 (len 4), next EBR at extended+16.
+        let ebr = &mut d[8 * 512..9 * 512];
+        ebr[510] = 0x55;
+        ebr[511] = 0xaa;
+        entry(ebr, 0, 0x82, 1, 4);
+        entry(ebr, 1, 0x05, 16, 8);
+        let ebr2 = &mut d[24 * 512..25 * 512];
+        ebr2[510] = 0x55;
+        ebr2[511] = 0xaa;
+        entry(ebr2, 0, 0x8e, 2, 4);
+        let disk = Device::new("/dev/sda", Arc::new(MemDevice(d)));
+        let t = PartitionTable::read(&disk).unwrap().unwrap();
+        let got: Vec<(u32, u64, PartKind)> = t.partitions.iter().map(|p| (p.number, p.start / 512, p.kind)).collect();
+        assert_eq!(
+            got,
+            [(1, 1, PartKind::Linux), (2, 8, PartKind::Extended), (5, 9, PartKind::LinuxSwap), (6, 26, PartKind::LinuxLvm)]
+        );
+        assert!(t.warnings[0].contains("partition 3 ends at sector 160"), "{:?}", t.warnings);
+    }
+
+    #[test]
+    fn no_table_and_filesystem_boot_sectors() {
+        let blank = Device::new("/dev/sda", Arc::new(MemDevice(vec![0; 8192])));
+        assert!(PartitionTable::read(&blank).unwrap().is_none());
+        let mut ntfs = vec![0u8; 8192];
+        ntfs[3..11].copy_from_slice(b"NTFS    ");
+        ntfs[510] = 0x55;
+        ntfs[511] = 0xaa;
+        let d = Device::new("/dev/sda", Arc::new(MemDevice(ntfs)));
+        assert!(PartitionTable::read(&d).unwrap().is_none());
+        assert_eq!(partition_name("/dev/nvme0n1", 2), "/dev/nvme0n1p2");
+    }
+}
