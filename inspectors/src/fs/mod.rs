@@ -2,6 +2,7 @@
 //! ones inspection needs to look inside (ext2/3/4, XFS, FAT, NTFS).
 
 mod ext;
+mod ext_raw;
 mod fat;
 mod ntfs;
 mod probe;
