@@ -70,6 +70,23 @@ pub(crate) fn utf16le(b: &[u8]) -> String {
     String::from_utf16_lossy(&units)
 }
 
+
+pub(crate) fn u16be(b: &[u8], off: usize) -> u16 {
+    field(b, off, 2).map_or(0, |s| u16::from_be_bytes([s[0], s[1]]))
+}
+
+pub(crate) fn u32be(b: &[u8], off: usize) -> u32 {
+    field(b, off, 4).map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+pub(crate) fn u64be(b: &[u8], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    if let Some(s) = field(b, off, 8) {
+        a.copy_from_slice(s);
+    }
+    u64::from_be_bytes(a)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,20 +108,4 @@ mod tests {
         assert_eq!(guid_mixed(&esp), "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
         assert_eq!(uuid_be(&[0u8; 16]), "00000000-0000-0000-0000-000000000000");
     }
-}
-
-pub(crate) fn u16be(b: &[u8], off: usize) -> u16 {
-    field(b, off, 2).map_or(0, |s| u16::from_be_bytes([s[0], s[1]]))
-}
-
-pub(crate) fn u32be(b: &[u8], off: usize) -> u32 {
-    field(b, off, 4).map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-pub(crate) fn u64be(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = field(b, off, 8) {
-        a.copy_from_slice(s);
-    }
-    u64::from_be_bytes(a)
 }

@@ -153,7 +153,7 @@ impl P<'_> {
                 Some(b'=') => {
                     self.i += 1;
                     self.skip_ws();
-                    self.value(depth)?
+                    self.value()?
                 }
                 c => return Err(self.err(format!("expected '=' or '{{' after {key}, found {:?}", c.map(char::from)))),
             };
@@ -164,7 +164,7 @@ impl P<'_> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, ParseError> {
+    fn value(&mut self) -> Result<Value, ParseError> {
         match self.peek() {
             Some(b'"') => self.string().map(Value::Str),
             Some(b'[') => {
@@ -180,7 +180,7 @@ impl P<'_> {
                         Some(b',') => self.i += 1,
                         None => return Err(self.err("unterminated list")),
                         Some(b'[') => return Err(self.err("nested list")),
-                        _ => items.push(self.value(depth + 1)?),
+                        _ => items.push(self.value()?),
                     }
                 }
             }

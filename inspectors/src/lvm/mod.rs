@@ -199,7 +199,7 @@ fn build_lv(name: &str, lv: &meta::Section, extent: u64, pvs: &PvMap) -> (String
         let count = seg.int("extent_count").unwrap_or(-1);
         let list = seg.list("stripes").unwrap_or_default();
         let n = list.len() / 2;
-        if start < 0 || count <= 0 || n == 0 || count as u64 % n as u64 != 0 {
+        if start < 0 || count <= 0 || n == 0 || !(count as u64).is_multiple_of(n as u64) {
             return (kind, Err(format!("{name}: invalid segment start {start} count {count} stripes {n}")));
         }
         if n > 1 {

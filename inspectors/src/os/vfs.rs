@@ -32,7 +32,7 @@ impl GuestFs {
         let mp = normalize(mountpoint);
         self.mounts.retain(|m| m.mountpoint != mp);
         self.mounts.push(Mount { mountpoint: mp, device: device.into(), fs });
-        self.mounts.sort_by(|a, b| b.mountpoint.len().cmp(&a.mountpoint.len()));
+        self.mounts.sort_by_key(|m| std::cmp::Reverse(m.mountpoint.len()));
     }
 
     /// Mountpoints and devices, shortest mountpoint first.
