@@ -2,7 +2,7 @@
 
 use crate::device::Device;
 use crate::fs::{self, FileSystem, FsType};
-use crate::lvm;
+use crate::{lvm, md};
 use crate::os::{self, linux, windows, GuestFs, KnownDevice, OsInfo};
 use crate::partition::{partition_device, PartKind, PartitionTable};
 use crate::report::{DiskReport, FsReport, Inspection};
@@ -81,6 +81,35 @@ pub fn inspect(disks: &[Device]) -> Result<Inspection, InspectError> {
                     }
                 }
                 probed.push((v, info));
+            }
+            Ok(None) => {}
+            Err(e) => rep.warnings.push(e.to_string()),
+        }
+    }
+    // md RAID1 arrays, then whatever is on them (a filesystem or a PV).
+    let mut members = Vec::new();
+    for (v, info) in &probed {
+        if info.fstype == FsType::LinuxRaidMember {
+            match md::read_member(&v.dev) {
+                Ok(Some(m)) => members.push(m),
+                Ok(None) => rep.warnings.push(format!("{}: md superblock unreadable or bad checksum", v.dev.name)),
+                Err(e) => rep.warnings.push(e.to_string()),
+            }
+        }
+    }
+    let (arrays, md_warnings) = md::assemble(&members);
+    rep.warnings.extend(md_warnings);
+    for dev in arrays {
+        match fs::probe(&dev) {
+            Ok(Some(info)) => {
+                if info.fstype == FsType::Lvm2Member {
+                    match lvm::scan_pv(&dev) {
+                        Ok(Some(pv)) => pvs.push(pv),
+                        Ok(None) => {}
+                        Err(e) => rep.warnings.push(e.to_string()),
+                    }
+                }
+                probed.push((Volume { dev, partuuid: None, partlabel: None }, info));
             }
             Ok(None) => {}
             Err(e) => rep.warnings.push(e.to_string()),

@@ -10,6 +10,7 @@ pub mod device;
 pub mod fs;
 pub mod inspect;
 pub mod lvm;
+pub mod md;
 pub mod os;
 pub mod partition;
 pub mod report;

@@ -38,6 +38,8 @@ RH_ESP_PARTUUID=C0FFEE00-1111-4222-8333-444455556666
 NOOS_EXT2_UUID=aa11bb22-cc33-4d44-8e55-ff6677889900
 NOOS_LUKS_UUID=11111111-2222-3333-4444-555555555555
 NOOS_BTRFS_UUID=5c4b3a29-1807-4f6e-9d5c-4b3a29180706
+MD_SET_UUID=0f1e2d3c4b5a69788796a5b4c3d2e1f0
+MD_FS_UUID=d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6
 DEB_KVER=6.1.0-18-amd64
 DEB_KVER_OLD=6.1.0-17-amd64
 XEN_KVER=2.6.32-5-xen-amd64
@@ -453,7 +455,28 @@ EOF
   echo "MBRLOOP_EBR2=$ebr2" >>"$W/extra.env"
 }
 
+# ---- md RAID1 (superblock 1.2) over partitions of two disks, ext4 inside ---------------
+build_md() {
+  log "md-a.img + md-b.img (RAID1)"
+  local d
+  mkdir -p "$W/mddir"; echo 'mirrored' >"$W/mddir/mirror.txt"
+  mkfs.ext4 -q -F -U "$MD_FS_UUID" -L mddata -d "$W/mddir" "$W/mdfs" $(( (122880 - 2048) / 2 ))K
+  for d in a b; do
+    local img="$OUT/md-$d.img.tmp" mem="$W/member-$d"
+    rm -f "$img"; truncate -s 64M "$img"
+    printf 'label: dos\nstart=2048, size=122880, type=fd\n' | sfdisk -q "$img"
+    rm -f "$mem"; truncate -s $((122880 * 512)) "$mem"
+    perl "$here/md-superblock.pl" "$mem" 122880 "$([ $d = a ] && echo 0 || echo 1)" 2 "$MD_SET_UUID" deb12:data \
+      "$([ $d = a ] && echo 11111111222222223333333344444444 || echo 55555555666666667777777788888888)"
+    dd if="$W/mdfs" of="$mem" bs=512 seek=2048 conv=notrunc,sparse status=none
+    if command -v mdadm >/dev/null; then mdadm --examine "$mem" >"$OUT/md-$d.examine" 2>&1 || true; fi
+    dd if="$mem" of="$img" bs=512 seek=2048 conv=notrunc,sparse status=none
+    mv "$img" "$OUT/md-$d.img"
+  done
+}
+
 touch "$W/extra.env"
+build_md
 build_debian
 build_rhel
 build_windows
@@ -461,6 +484,7 @@ build_noos
 {
   for v in DEB_SIG DEB_ROOT_UUID DEB_SWAP_UUID DEB_HOME_UUID DEB_SRV_UUID RH_BOOT_UUID RH_ROOT_UUID RH_DATA_UUID \
     RH_SWAP_UUID RH_ESP_SERIAL RH_DISK_GUID RH_ESP_PARTUUID NOOS_EXT2_UUID NOOS_LUKS_UUID NOOS_BTRFS_UUID \
+    MD_SET_UUID MD_FS_UUID \
     DEB_KVER DEB_KVER_OLD XEN_KVER RH_KVER; do
     echo "$v=${!v}"
   done

@@ -186,8 +186,5 @@ fn md(b: &[u8], off: usize) -> Option<FsInfo> {
     if u32le(sb, 0) != 0xa92b_4efc || u32le(sb, 4) != 1 {
         return None;
     }
-    let uuid: [u8; 16] = array(sb, 16);
-    let h: String = uuid.iter().map(|x| format!("{x:02x}")).collect();
-    let uuid = format!("{}:{}:{}:{}", &h[0..8], &h[8..16], &h[16..24], &h[24..32]);
-    Some(info(FsType::LinuxRaidMember, Some(uuid), cstr(sb, 32, 32), Some("1.x".into())))
+    Some(info(FsType::LinuxRaidMember, Some(uuid_be(&array(sb, 16))), cstr(sb, 32, 32), Some("1.x".into())))
 }
