@@ -191,6 +191,9 @@ fn xfs_root_matches_xfs_db() {
     assert_eq!(xfs.read_link("/bin").unwrap(), "usr/bin");
     assert_eq!(xfs.metadata("/bin").unwrap().unwrap().kind, FileKind::Symlink);
     assert_eq!(xfs.metadata("/usr/bin/bash").unwrap().unwrap().size, std::fs::metadata(std::fs::canonicalize("/bin/sh").unwrap()).unwrap().len());
+    let m = manifest(&dir);
+    let dep = xfs.read_file(&format!("/usr/lib/modules/{}/modules.dep", m["RH_KVER"]), 1 << 20).unwrap();
+    assert!(String::from_utf8_lossy(&dep).contains("kernel/drivers/net/virtio_net.ko.xz:"));
     let os = xfs.read_file("/etc/os-release", 4096).unwrap();
     assert!(String::from_utf8_lossy(&os).contains("VERSION_ID=\"9.3\""));
 }

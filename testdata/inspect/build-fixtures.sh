@@ -235,6 +235,9 @@ EOF
     make_ko "$m/kernel/drivers/$x.ko" "${x#*/}" "$RH_KVER"; xz -f "$m/kernel/drivers/$x.ko"
   done
   printf 'kernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio_pci.ko\nkernel/drivers/virtio/virtio_ring.ko\n' >"$m/modules.builtin"
+  # The real depmod writes modules.dep (Ferry reads it instead of walking the tree).
+  depmod -b "$r" "$RH_KVER" 2>/dev/null
+  grep -q '^kernel/drivers/block/virtio_blk.ko.xz:' "$m/modules.dep"
   # /boot
   fake_vmlinuz "$b/vmlinuz-$RH_KVER" "$RH_KVER"
   echo initrd >"$b/initramfs-$RH_KVER.img"; echo kdump >"$b/initramfs-${RH_KVER}kdump.img"

@@ -67,8 +67,13 @@ fn base(path: &str) -> String {
     stem.replace('-', "_")
 }
 
-/// Names of the module files under the kernel's module tree (depth-limited walk).
+/// Names of the kernel's modules: from depmod's modules.dep when present (one read),
+/// else by walking the module tree (depth-limited).
 fn module_names(g: &GuestFs, dir: &str) -> Vec<String> {
+    if let Ok(Some(dep)) = g.read(&format!("{dir}/modules.dep"), 64 << 20) {
+        let dep = String::from_utf8_lossy(&dep);
+        return dep.lines().filter_map(|l| l.split(':').next()).map(base).collect();
+    }
     let mut out = Vec::new();
     let mut stack = vec![(format!("{dir}/kernel"), 0)];
     while let Some((d, depth)) = stack.pop() {
