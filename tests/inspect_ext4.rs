@@ -64,7 +64,7 @@ fn check(img: &std::path::Path) {
     assert_eq!(fs.metadata("/etc/link").unwrap().unwrap().kind, FileKind::Symlink);
     assert_eq!(fs.metadata("/etc/nope").unwrap(), None);
     let err = fs.read_file("/etc/sub/big.bin", 1000).unwrap_err().to_string();
-    assert!(err.contains("/etc/sub/big.bin") && err.contains("300000"), "{err}");
+    assert!(err.contains("/dev/sdz1") && err.contains("/etc/sub/big.bin") && err.contains("300000"), "{err}");
 }
 
 #[test]

@@ -138,6 +138,10 @@ fn dirent_kind(t: u8) -> FileKind {
 }
 
 impl FileSystem for ExtFs {
+    fn device(&self) -> &str {
+        &self.dev.name
+    }
+
     fn metadata(&self, path: &str) -> Result<Option<Meta>, FsError> {
         Ok(self.lookup(path)?.map(|(_, i)| Meta { kind: kind(i.mode), size: i.size }))
     }

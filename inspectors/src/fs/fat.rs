@@ -45,6 +45,10 @@ fn rel(path: &str) -> String {
 }
 
 impl FileSystem for FatFs {
+    fn device(&self) -> &str {
+        &self.dev.name
+    }
+
     fn metadata(&self, path: &str) -> Result<Option<Meta>, FsError> {
         let fs = self.mount(path)?;
         let r = rel(path);

@@ -49,6 +49,8 @@ pub struct Meta {
 /// contain no symlinks except possibly the last component, which is not followed (the
 /// guest view in `os::vfs` resolves links across mounts).
 pub trait FileSystem {
+    /// The device this filesystem is on (for error messages).
+    fn device(&self) -> &str;
     /// Metadata of the entry at `path`, `None` if it does not exist.
     fn metadata(&self, path: &str) -> Result<Option<Meta>, FsError>;
     /// Names and kinds in the directory `path`, without `.` and `..`.
@@ -62,7 +64,7 @@ pub trait FileSystem {
         let meta = self.metadata(path)?;
         let size = meta.map_or(0, |m| m.size);
         if size > limit {
-            return Err(FsError::TooLarge { device: String::new(), path: path.into(), size, limit });
+            return Err(FsError::TooLarge { device: self.device().into(), path: path.into(), size, limit });
         }
         self.read_head(path, limit)
     }

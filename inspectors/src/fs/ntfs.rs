@@ -89,6 +89,10 @@ fn data_len(file: &NtfsFile, io: &mut Cursor) -> R<u64> {
 }
 
 impl FileSystem for NtfsFs {
+    fn device(&self) -> &str {
+        &self.device
+    }
+
     fn metadata(&self, path: &str) -> Result<Option<Meta>, FsError> {
         self.with(path, |ntfs, io| {
             let Some(f) = lookup(ntfs, io, path)? else { return Ok(None) };

@@ -330,6 +330,10 @@ fn ftype_kind(t: u8) -> FileKind {
 }
 
 impl FileSystem for XfsFs {
+    fn device(&self) -> &str {
+        &self.dev.name
+    }
+
     fn metadata(&self, path: &str) -> Result<Option<Meta>, FsError> {
         Ok(self.lookup(path)?.map(|i| Meta { kind: kind(i.mode), size: i.size }))
     }
