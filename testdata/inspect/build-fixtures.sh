@@ -272,7 +272,7 @@ EOF
   local la lb vg=ferryrhel$$
   la=$(losetup -f --show -o $((p3_start * 512)) --sizelimit $((p3_sectors * 512)) "$a"); loops+=("$la")
   lb=$(losetup -f --show "$bb"); loops+=("$lb")
-  local cfg=(--config "devices { filter=[\"a|^$la\$|\",\"a|^$lb\$|\",\"r|.*|\"] } global { use_lvmetad=0 }")
+  local cfg=(--config "devices { filter=[\"a|^$la\$|\",\"a|^$lb\$|\",\"r|.*|\"] } backup { backup=0 archive=0 }")
   pvcreate -q -ff -y "${cfg[@]}" "$la" "$lb" >/dev/null
   vgcreate -q -s 4M "${cfg[@]}" "$vg" "$la" "$lb" >/dev/null
   lvcreate -q --driverloaded n -an -Zn -y "${cfg[@]}" -L 320M -n root "$vg" "$la" >/dev/null
