@@ -1,0 +1,1 @@
+//! QMP monitor subset (see qmp.rs).
