@@ -331,22 +331,22 @@ fn vcpu_loop(mut vcpu: VcpuFd, shared: &Shared, ctl: &Controller) {
         match vcpu.run() {
             Ok(VcpuExit::IoIn(port, data)) => shared.pio_read(port, data),
             Ok(VcpuExit::IoOut(port, data)) => match shared.pio_write(port, data) {
-                Some(Action::Exit(code)) => shared.finish(ExitReason::DebugExit(code)),
-                Some(Action::Reset) => shared.finish(ExitReason::Reset),
+                Some(Action::Exit(code)) => return shared.finish(ExitReason::DebugExit(code)),
+                Some(Action::Reset) => return shared.finish(ExitReason::Reset),
                 None => {}
             },
             Ok(VcpuExit::MmioRead(addr, data)) => shared.mmio(addr, Some(data), &[]),
             Ok(VcpuExit::MmioWrite(addr, data)) => shared.mmio(addr, None, data),
             Ok(VcpuExit::Hlt) | Ok(VcpuExit::Intr) => {}
-            Ok(VcpuExit::Shutdown) => shared.finish(ExitReason::Reset), // triple fault resets, as on hardware
-            Ok(VcpuExit::SystemEvent(kind, _)) => shared.finish(if kind == kvm_bindings::KVM_SYSTEM_EVENT_RESET {
+            Ok(VcpuExit::Shutdown) => return shared.finish(ExitReason::Reset), // triple fault resets, as on hardware
+            Ok(VcpuExit::SystemEvent(kind, _)) => return shared.finish(if kind == kvm_bindings::KVM_SYSTEM_EVENT_RESET {
                 ExitReason::Reset
             } else {
                 ExitReason::Shutdown
             }),
-            Ok(other) => shared.finish(ExitReason::Error(format!("unexpected vCPU exit {other:?}"))),
+            Ok(other) => return shared.finish(ExitReason::Error(format!("unexpected vCPU exit {other:?}"))),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
-            Err(e) => shared.finish(ExitReason::Error(format!("KVM_RUN: {e}"))),
+            Err(e) => return shared.finish(ExitReason::Error(format!("KVM_RUN: {e}"))),
         }
     }
 }

@@ -30,6 +30,13 @@ static void bars(u32 s, u32 f, u32 nbars) {
 			puts((v & 8) ? "m32p:" : "m32:"); puthex(~(v & ~0xfu) + 1, 8);
 		}
 	}
+	if (nbars == 6) { /* expansion ROM BAR */
+		u32 orig = pci_rd32(0, s, f, 0x30);
+		pci_wr32(0, s, f, 0x30, 0xfffff800u);
+		u32 v = pci_rd32(0, s, f, 0x30);
+		pci_wr32(0, s, f, 0x30, orig);
+		if (v & ~0x7ffu) { puts(" rom:"); puthex(~(v & ~0x7ffu) + 1, 8); }
+	}
 	pci_wr16(0, s, f, 4, cmd);
 }
 
@@ -70,11 +77,12 @@ static void function(u32 s, u32 f) {
 	puts(" hdr "); puthex(hdr, 2);
 	puts(" pin "); putdec(pci_rd8(0, s, f, 0x3d));
 	puts(" status "); puthex(pci_rd16(0, s, f, 6) & 0xfff8, 4);
-	/* CRC of the header bytes no firmware writes: 00-03, 06-0b, 0e-0f, 28-33, 34, 3d-3f */
+	/* CRC of the header bytes no firmware writes: 00-03, 06-0b, 0e-0f, 28-2f, 34, 3d-3f */
 	u8 h[64];
 	for (u32 o = 0; o < 64; o += 4) { u32 d = pci_rd32(0, s, f, o); for (int k = 0; k < 4; k++) h[o + k] = (u8)(d >> (8 * k)); }
 	h[4] = h[5] = h[0x0c] = h[0x0d] = h[0x3c] = 0;
 	for (int k = 0x10; k < 0x28; k++) h[k] = 0;
+	for (int k = 0x30; k < 0x34; k++) h[k] = 0; /* ROM BAR address */
 	h[6] &= 0xf8; h[7] = 0; /* status: error bits are RW1C and may differ */
 	if ((hdr & 0x7f) == 1) for (int k = 0x18; k < 0x34; k++) h[k] = 0; /* bridge windows, bus numbers */
 	puts(" hcrc "); puthex(crc32(h, 64), 8);

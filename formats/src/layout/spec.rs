@@ -72,7 +72,7 @@ impl fmt::Display for PciAddr {
 
 /// One guest device at its pinned address.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// No deny_unknown_fields here: serde cannot combine it with the flattened `kind`.
 pub struct SpecDevice {
     /// Stable id, used as QEMU `id=` and libvirt alias: "disk0", "net0", "console0", "rng0".
     pub id: String,

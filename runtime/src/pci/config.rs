@@ -114,6 +114,13 @@ impl ConfigSpace {
             *slot = Some(Bar { size, kind });
         }
     }
+    /// Declares an expansion-ROM BAR of `size` bytes (sizing only: the ROM reads as absent).
+    pub fn add_rom(&mut self, size: u32) {
+        let mask = !(size.max(2048).next_power_of_two() - 1) | 1;
+        for (k, b) in mask.to_le_bytes().into_iter().enumerate() {
+            self.wmask[0x30 + k] = b;
+        }
+    }
     /// Adds a capability at `off` (id, next pointer, body) and which body bytes are writable.
     pub fn add_cap(&mut self, off: usize, id: u8, next: u8, body: &[u8], wmask: &[u8]) {
         self.set8(off, id);

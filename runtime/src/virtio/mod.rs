@@ -45,6 +45,10 @@ pub trait VirtioDevice: Send {
     fn msix_vectors(&self) -> u16 {
         2
     }
+    /// Size of the expansion-ROM BAR QEMU gives this device (its boot ROM), 0 for none.
+    fn rom_size(&self) -> u32 {
+        0
+    }
     /// Reads device-specific config.
     fn read_config(&self, off: u64, data: &mut [u8]);
     /// Writes device-specific config.

@@ -48,6 +48,9 @@ impl VirtioDevice for Net {
     fn queue_sizes(&self) -> Vec<u16> {
         vec![256, 256]
     }
+    fn rom_size(&self) -> u32 {
+        0x40000 // QEMU's efi-virtio.rom BAR
+    }
     fn msix_vectors(&self) -> u16 {
         4 // QEMU: 2 * queue pairs + 2
     }

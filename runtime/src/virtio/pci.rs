@@ -46,6 +46,9 @@ impl VirtioPci {
         cfg.set8(0x3d, 1); // INTA
         cfg.add_bar(1, 0x1000, BarKind::Mem32);
         cfg.add_bar(4, 0x4000, BarKind::Mem64 { prefetch: true });
+        if dev.rom_size() > 0 {
+            cfg.add_rom(dev.rom_size());
+        }
         let vcap = |kind: u8, off: u32, len: u32| {
             let mut b = vec![0u8; 14];
             b[0] = if kind == 2 || kind == 5 { 0x14 } else { 0x10 };

@@ -1,0 +1,57 @@
+//! Micro-guests booted through PVH on Ferry's runtime, and the same ELF under QEMU (TCG).
+mod runtime_support;
+use ferry_runtime::{run_machine, Controller, ExitReason, VmConfig};
+use runtime_support::*;
+use std::path::Path;
+use std::time::Duration;
+
+fn config(kernel: &Path) -> VmConfig {
+    VmConfig {
+        name: "micro".into(),
+        memory_mib: 128,
+        topology: ferry_runtime::cpuid::CpuTopology::flat(1),
+        profile: ferry_runtime::pci::Profile::Q35V1,
+        kernel: kernel.to_path_buf(),
+        initrd: None,
+        cmdline: String::new(),
+        devices: Vec::new(),
+        smbios_uuid: None,
+        console: ferry_runtime::ConsoleSink::None,
+        no_reboot: true,
+    }
+}
+
+#[test]
+fn serial_hello_on_runtime_and_qemu() {
+    let elf = guest("hello");
+    let want = "ferry micro-guest: hello\npvh magic 336ec578\n";
+    if qemu_available() {
+        let q = qemu(&["-machine".into(), "q35".into()], &elf, "tcg");
+        assert_eq!(q.serial, want);
+        assert_eq!(q.exit_code, Some(0x31 * 2 + 1));
+    }
+    if !kvm_available() {
+        return;
+    }
+    let out = run_machine(&config(&elf), &Controller::new(false), Some(Duration::from_secs(20))).expect("boot");
+    assert_eq!(out.reason, ExitReason::DebugExit(0x31));
+    assert_eq!(text(&out.console), want);
+    let codes: Vec<u8> = out.markers.iter().map(|m| m.0).collect();
+    assert_eq!(codes, vec![1, 2]);
+}
+
+#[test]
+fn i8042_reset_ends_the_boot() {
+    let elf = guest("reset");
+    if qemu_available() {
+        let q = qemu(&["-machine".into(), "q35".into()], &elf, "tcg");
+        assert_eq!(q.serial, "resetting via i8042\n");
+        assert_eq!(q.exit_code, Some(0), "QEMU -no-reboot exits 0 on reset");
+    }
+    if !kvm_available() {
+        return;
+    }
+    let out = run_machine(&config(&elf), &Controller::new(false), Some(Duration::from_secs(20))).expect("boot");
+    assert_eq!(out.reason, ExitReason::Reset);
+    assert_eq!(text(&out.console), "resetting via i8042\n");
+}
