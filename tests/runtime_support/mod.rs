@@ -132,3 +132,44 @@ pub fn sparse_disk(path: &Path, size: u64) {
     let f = std::fs::File::create(path).expect("create disk");
     f.set_len(size).expect("size disk");
 }
+
+/// CRC-32 (IEEE), as the micro-guests compute it.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xffff_ffffu32;
+    for b in data {
+        c ^= u32::from(*b);
+        for _ in 0..8 {
+            c = (c >> 1) ^ (0xedb8_8320 & (0u32.wrapping_sub(c & 1)));
+        }
+    }
+    !c
+}
+
+/// Deterministic filler bytes.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A sparse 8 GiB raw disk with patterned sectors 0, 1 and 0x800007 (past 4 GiB).
+pub fn test_disk(path: &Path) {
+    use std::os::unix::fs::FileExt;
+    sparse_disk(path, 8 << 30);
+    let f = std::fs::OpenOptions::new().write(true).open(path).expect("open disk");
+    f.write_all_at(&pattern(1, 1024), 0).expect("write");
+    f.write_all_at(&pattern(2, 512), 0x80_0007 * 512).expect("write");
+}
+
+/// Runs a spec on Ferry's runtime with a timeout and returns the outcome.
+pub fn run_spec(spec: &ferry_formats::layout::MachineSpec) -> ferry_runtime::Outcome {
+    let mut cfg = ferry_runtime::VmConfig::from_spec(spec).expect("config");
+    cfg.no_reboot = true;
+    ferry_runtime::run_machine(&cfg, &ferry_runtime::Controller::new(false), Some(Duration::from_secs(60))).expect("boot")
+}
