@@ -70,6 +70,7 @@ pub struct Controller {
     current: Mutex<Option<Arc<vm::Shared>>>,
     subscribers: Mutex<Vec<Sender<serde_json::Value>>>,
     shut_down: AtomicBool,
+    started: AtomicBool,
 }
 
 impl Controller {
@@ -81,6 +82,7 @@ impl Controller {
             current: Mutex::new(None),
             subscribers: Mutex::new(Vec::new()),
             shut_down: AtomicBool::new(false),
+            started: AtomicBool::new(!start_paused),
         })
     }
     pub(crate) fn attach(&self, s: Arc<vm::Shared>) {
@@ -113,6 +115,18 @@ impl Controller {
     pub fn is_shut_down(&self) -> bool {
         self.shut_down.load(Ordering::SeqCst)
     }
+    /// QMP run state: prelaunch, running, paused or shutdown.
+    pub fn status(&self) -> &'static str {
+        if self.is_shut_down() {
+            "shutdown"
+        } else if !self.is_paused() {
+            "running"
+        } else if self.started.load(Ordering::SeqCst) {
+            "paused"
+        } else {
+            "prelaunch"
+        }
+    }
     /// Holds all vCPUs (QMP `stop`), emitting STOP.
     pub fn pause(&self) {
         if let Ok(mut p) = self.paused.lock() {
@@ -136,6 +150,7 @@ impl Controller {
             }
             *p = false;
         }
+        self.started.store(true, Ordering::SeqCst);
         self.cv.notify_all();
         self.emit("RESUME", serde_json::json!({}));
     }
