@@ -55,3 +55,28 @@ fn i8042_reset_ends_the_boot() {
     assert_eq!(out.reason, ExitReason::Reset);
     assert_eq!(text(&out.console), "resetting via i8042\n");
 }
+
+#[test]
+fn smbios_uuid_cpuid_and_mp_table_with_four_vcpus() {
+    let elf = guest("firmware");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = dir.path().join("disk.raw");
+    sparse_disk(&disk, 1 << 20);
+    let mut v = spec_json(&elf, &disk, "q35-v1", [4, 3, 5, 6]);
+    v["vcpus"] = 4.into();
+    v["devices"] = serde_json::json!([]);
+    let spec = ferry_formats::layout::MachineSpec::from_json(&v.to_string()).expect("spec");
+    // SMBIOS stores the first three UUID fields little-endian.
+    let uuid = "smbios type1 uuid 0b4f1f8ed4522b4c9a7e2d6a4f5b9c01\n";
+    let cpu = "cpuid1 hypervisor 1 apic 1 initial-apic-id 0 logical 4\n";
+    if qemu_available() {
+        let q = qemu(&qemu_args(&spec), &elf, "tcg");
+        assert!(q.serial.starts_with(uuid) && q.serial.ends_with(cpu), "QEMU printed:\n{}", q.serial);
+    }
+    if !kvm_available() {
+        return;
+    }
+    let out = run_spec(&spec);
+    assert_eq!(out.reason, ExitReason::DebugExit(0x40));
+    assert_eq!(text(&out.console), format!("{uuid}mptable cpus 00(bsp) 01 02 03\n{cpu}"));
+}
