@@ -76,6 +76,8 @@ pub struct E820Entry {
     pub kind: u32,
 }
 
+const _: () = assert!(ECAM_BASE + ECAM_SIZE <= PCI_MMIO_START);
+
 /// The e820 map presented to the guest.
 pub fn e820(mem_bytes: u64) -> Vec<E820Entry> {
     let ram = |addr, size| E820Entry { addr, size, kind: 1 };
@@ -117,6 +119,5 @@ mod tests {
             assert!(a < EBDA_START);
         }
         assert!(CMDLINE_ADDR + CMDLINE_MAX as u64 <= EBDA_START);
-        assert!(ECAM_BASE + ECAM_SIZE <= PCI_MMIO_START);
     }
 }
