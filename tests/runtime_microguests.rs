@@ -80,3 +80,24 @@ fn smbios_uuid_cpuid_and_mp_table_with_four_vcpus() {
     assert_eq!(out.reason, ExitReason::DebugExit(0x40));
     assert_eq!(text(&out.console), format!("{uuid}mptable cpus 00(bsp) 01 02 03\n{cpu}"));
 }
+
+#[test]
+fn virtio_net_mac_and_rng_entropy_match_qemu() {
+    let elf = guest("netrng");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = dir.path().join("disk.raw");
+    sparse_disk(&disk, 1 << 20);
+    let v = spec_json(&elf, &disk, "q35-v1", [4, 3, 5, 6]);
+    let spec = ferry_formats::layout::MachineSpec::from_json(&v.to_string()).expect("spec");
+    let want = "net mac 52:54:00:12:34:56 link 1\nrng submit 0 len 64 random\n";
+    if qemu_available() {
+        let q = qemu(&qemu_args(&spec), &elf, "tcg");
+        assert_eq!(q.serial, want);
+    }
+    if !kvm_available() {
+        return;
+    }
+    let out = run_spec(&spec);
+    assert_eq!(out.reason, ExitReason::DebugExit(0x50));
+    assert_eq!(text(&out.console), want);
+}
