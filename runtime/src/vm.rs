@@ -11,7 +11,8 @@ use crate::pci::bus::Stub;
 use crate::pci::PciBus;
 use crate::virtio::{blk::Blk, console::Console, net, pci::VirtioPci, rng::Rng, VirtioDevice};
 use crate::{tables, Controller, ExitReason, VmError};
-use ferry_formats::layout::DeviceKind;
+use crate::virtio::tap::Tap;
+use ferry_formats::layout::{DeviceKind, NetBackend};
 use kvm_bindings::{kvm_pit_config, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use std::io::Write;
@@ -203,9 +204,19 @@ impl Vm {
                     blocks.push(b.describe());
                     Box::new(b)
                 }
-                DeviceKind::VirtioNet { mac, .. } => {
+                DeviceKind::VirtioNet { mac, backend } => {
                     let m = net::parse_mac(mac).ok_or_else(|| VmError::Setup(format!("device {}: invalid mac {mac:?}", d.id)))?;
-                    Box::new(net::Net::new(m))
+                    match backend {
+                        NetBackend::Tap { name } => {
+                            let tap = Tap::open(name).map_err(|e| VmError::Setup(format!("device {}: tap {name}: {e}", d.id)))?;
+                            Box::new(net::Net::with_tap(m, tap))
+                        }
+                        NetBackend::User => Box::new(net::Net::new(m)),
+                        other => {
+                            crate::virtio::log(&d.id, &format!("backend {other:?} is not available in the runtime: using the null backend"));
+                            Box::new(net::Net::new(m))
+                        }
+                    }
                 }
                 DeviceKind::VirtioConsole => {
                     Box::new(Console::new(Box::new(ConsoleOut::with_capture(open_sink(&cfg.console)?, captured.clone()))))
@@ -274,6 +285,14 @@ impl Vm {
                 Err(e) => self.shared.finish(ExitReason::Error(format!("cannot start vCPU thread: {e}"))),
             }
         }
+        let fds = self.shared.pci.lock().map(|p| p.poll_fds()).unwrap_or_default();
+        if !fds.is_empty() {
+            let shared = self.shared.clone();
+            match std::thread::Builder::new().name("backend-poll".into()).spawn(move || poll_loop(fds, &shared)) {
+                Ok(h) => handles.push(h),
+                Err(e) => self.shared.finish(ExitReason::Error(format!("cannot start backend thread: {e}"))),
+            }
+        }
         let reason = {
             let mut guard = self.shared.exit.lock().unwrap_or_else(|p| p.into_inner());
             loop {
@@ -310,6 +329,22 @@ impl Vm {
         let markers = self.shared.io.lock().map(|io| io.markers.seen.clone()).unwrap_or_default();
         let console = self.captured.lock().map(|c| c.clone()).unwrap_or_default();
         Outcome { reason, markers, elapsed, console }
+    }
+}
+
+/// Waits for backend input (tap frames) and lets the devices deliver it.
+fn poll_loop(fds: Vec<std::os::unix::io::RawFd>, shared: &Shared) {
+    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    while !shared.stopping.load(Ordering::SeqCst) {
+        // SAFETY: `pfds` is a valid array of pollfd of the given length for the call's duration.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 50) };
+        if n > 0 {
+            let delivered = shared.pci.lock().map(|mut p| p.poll_all()).unwrap_or(false);
+            if !delivered {
+                // Frames wait for receive buffers; the guest's rx notify delivers them.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
     }
 }
 

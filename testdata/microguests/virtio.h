@@ -56,7 +56,7 @@ static int vdev_find(struct vdev *v, u16 device) {
 }
 
 /* Resets, negotiates VERSION_1 | INDIRECT_DESC and enables queue 0 (polled, no MSI-X). */
-static int vdev_init(struct vdev *v) {
+static __attribute__((unused)) int vdev_init(struct vdev *v) {
 	u32 c = v->common;
 	wr8(c + 0x14, 0);
 	while (rd8(c + 0x14)) {

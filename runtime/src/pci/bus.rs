@@ -19,6 +19,14 @@ pub trait PciFunction: Send {
     }
     /// Write inside BAR `bar` at `off`.
     fn bar_write(&mut self, _bar: usize, _off: u64, _data: &[u8]) {}
+    /// A host descriptor to watch for backend input.
+    fn poll_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        None
+    }
+    /// Handles backend input; returns whether anything was delivered.
+    fn poll(&mut self) -> bool {
+        false
+    }
     /// A short description for `query-pci`.
     fn describe(&self) -> serde_json::Value {
         serde_json::Value::Null
@@ -182,6 +190,19 @@ impl PciBus {
             }
         }
         false
+    }
+
+    /// Backend descriptors of all functions.
+    pub fn poll_fds(&self) -> Vec<std::os::unix::io::RawFd> {
+        self.functions.values().filter_map(|f| f.poll_fd()).collect()
+    }
+    /// Lets every function handle backend input; returns whether anything was delivered.
+    pub fn poll_all(&mut self) -> bool {
+        let mut any = false;
+        for f in self.functions.values_mut() {
+            any |= f.poll();
+        }
+        any
     }
 
     /// `query-pci`-style description of every function.

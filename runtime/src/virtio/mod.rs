@@ -4,6 +4,7 @@ pub mod console;
 pub mod net;
 pub mod pci;
 pub mod rng;
+pub mod tap;
 
 use crate::memory::Memory;
 use virtio_queue::{DescriptorChain, Queue};
@@ -55,6 +56,14 @@ pub trait VirtioDevice: Send {
     fn write_config(&mut self, _off: u64, _data: &[u8]) {}
     /// Handles a notification on queue `q`; returns a bit mask of queues that got used entries.
     fn process(&mut self, q: usize, queues: &mut [Queue], mem: &Memory) -> Result<u64, VirtioError>;
+    /// A host descriptor whose readability means `poll` has work (e.g. a tap device).
+    fn poll_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        None
+    }
+    /// Host-side work (frames arriving from a backend); returns queues that got used entries.
+    fn poll(&mut self, _queues: &mut [Queue], _mem: &Memory) -> Result<u64, VirtioError> {
+        Ok(0)
+    }
     /// Device reset (status 0).
     fn reset(&mut self) {}
     /// Extra fields for `query-pci` / `query-block`.

@@ -146,7 +146,12 @@ impl VirtioPci {
         if !self.queues.get(q).is_some_and(|x| x.ready()) {
             return;
         }
-        match self.dev.process(q, &mut self.queues, &self.mem) {
+        let r = self.dev.process(q, &mut self.queues, &self.mem);
+        self.complete(r);
+    }
+
+    fn complete(&mut self, r: Result<u64, VirtioError>) -> bool {
+        match r {
             Ok(mask) => {
                 for i in 0..self.queues.len().min(64) {
                     if mask & (1 << i) != 0 {
@@ -158,8 +163,12 @@ impl VirtioPci {
                         }
                     }
                 }
+                mask != 0
             }
-            Err(e) => self.fail(e),
+            Err(e) => {
+                self.fail(e);
+                false
+            }
         }
     }
 
@@ -378,6 +387,16 @@ impl PciFunction for VirtioPci {
             4 => self.bar4_write(off, data),
             _ => {}
         }
+    }
+    fn poll_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        self.dev.poll_fd()
+    }
+    fn poll(&mut self) -> bool {
+        if self.status & STATUS_NEEDS_RESET != 0 || self.status & 4 == 0 {
+            return false;
+        }
+        let r = self.dev.poll(&mut self.queues, &self.mem);
+        self.complete(r)
     }
     fn describe(&self) -> serde_json::Value {
         serde_json::json!({"qdev_id": self.id})
