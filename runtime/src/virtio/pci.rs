@@ -172,39 +172,40 @@ impl VirtioPci {
         }
     }
 
-    fn common_read(&self, off: u64) -> u32 {
+    /// The common configuration structure as the driver sees it (virtio 1.x layout).
+    fn common_bytes(&self) -> [u8; 0x38] {
         let q = self.queues.get(usize::from(self.qsel));
         let feats = self.dev.features();
-        match off {
-            0x00 => self.dfsel,
-            0x04 => match self.dfsel {
-                0 => feats as u32,
-                1 => (feats >> 32) as u32,
-                _ => 0,
-            },
-            0x08 => self.gfsel,
-            0x0c => match self.gfsel {
-                0 => self.driver_features as u32,
-                1 => (self.driver_features >> 32) as u32,
-                _ => 0,
-            },
-            0x10 => u32::from(self.msix_config),
-            0x12 => self.queues.len() as u32,
-            0x14 => u32::from(self.status),
-            0x15 => u32::from(self.generation),
-            0x16 => u32::from(self.qsel),
-            0x18 => q.map_or(0, |q| u32::from(q.size())),
-            0x1a => self.vectors.get(usize::from(self.qsel)).map_or(0, |v| u32::from(*v)),
-            0x1c => q.map_or(0, |q| u32::from(q.ready())),
-            0x1e => u32::from(self.qsel),
-            0x20 => q.map_or(0, |q| q.desc_table() as u32),
-            0x24 => q.map_or(0, |q| (q.desc_table() >> 32) as u32),
-            0x28 => q.map_or(0, |q| q.avail_ring() as u32),
-            0x2c => q.map_or(0, |q| (q.avail_ring() >> 32) as u32),
-            0x30 => q.map_or(0, |q| q.used_ring() as u32),
-            0x34 => q.map_or(0, |q| (q.used_ring() >> 32) as u32),
+        let mut b = [0u8; 0x38];
+        let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
+        put(0x00, &self.dfsel.to_le_bytes());
+        let df = match self.dfsel {
+            0 => feats as u32,
+            1 => (feats >> 32) as u32,
             _ => 0,
+        };
+        put(0x04, &df.to_le_bytes());
+        put(0x08, &self.gfsel.to_le_bytes());
+        let gf = match self.gfsel {
+            0 => self.driver_features as u32,
+            1 => (self.driver_features >> 32) as u32,
+            _ => 0,
+        };
+        put(0x0c, &gf.to_le_bytes());
+        put(0x10, &self.msix_config.to_le_bytes());
+        put(0x12, &(self.queues.len() as u16).to_le_bytes());
+        put(0x14, &[self.status, self.generation]);
+        put(0x16, &self.qsel.to_le_bytes());
+        if let Some(q) = q {
+            put(0x18, &q.size().to_le_bytes());
+            put(0x1a, &self.vectors.get(usize::from(self.qsel)).copied().unwrap_or(NO_VECTOR).to_le_bytes());
+            put(0x1c, &u16::from(q.ready()).to_le_bytes());
+            put(0x1e, &self.qsel.to_le_bytes());
+            put(0x20, &q.desc_table().to_le_bytes());
+            put(0x28, &q.avail_ring().to_le_bytes());
+            put(0x30, &q.used_ring().to_le_bytes());
         }
+        b
     }
 
     fn common_write(&mut self, off: u64, v: u32) {
@@ -262,11 +263,9 @@ impl VirtioPci {
     fn bar4_read(&mut self, off: u64, data: &mut [u8]) {
         match off {
             0..=0x37 => {
-                let base = off & !3;
-                let v = self.common_read(base).to_le_bytes();
-                let s = (off - base) as usize;
+                let b = self.common_bytes();
                 for (i, d) in data.iter_mut().enumerate() {
-                    *d = v.get(s + i).copied().unwrap_or(0);
+                    *d = b.get(off as usize + i).copied().unwrap_or(0);
                 }
             }
             0x1000 => {
