@@ -29,6 +29,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${target[@]}" "${missing[@]}" >/dev/null
 fi
 
+# The QMP conformance test drives both QEMU and Ferry's runtime with PyPI's qemu.qmp client.
+python3 -c 'import qemu.qmp' 2>/dev/null || pip3 install -q qemu.qmp 2>/dev/null || pip3 install -q --break-system-packages qemu.qmp || true
+
 export FERRY_CACHE="${FERRY_CACHE:-/var/tmp/ferry-cache}"
 mkdir -p "$FERRY_CACHE"
 
