@@ -1,1 +1,4 @@
 //! Per-OS guest conversion steps, applied host-side.
+
+pub mod initramfs;
+pub mod kmod;
