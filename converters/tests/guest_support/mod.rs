@@ -186,3 +186,55 @@ pub fn unpack_with_tools(image: &Path, segments: &[(usize, Option<&str>)], into:
         run(Command::new("sh").arg("-c").arg(cmd).current_dir(into));
     }
 }
+
+/// Boots the guest's own kernel and initrd (from its disk) on virtio-blk and asserts that the
+/// initramfs gives up on the root device without starting userspace.
+pub fn assert_unconverted_does_not_boot(g: &Guest, append: &str, timeout: Duration) -> Boot {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (kernel, initrd) = extract_boot(g, work.path());
+    let mut stops = ROOT_NOT_FOUND.to_vec();
+    stops.push(LOGIN);
+    let b = boot(&kernel, &initrd, &g.disk(), append, &stops, timeout, work.path());
+    assert!(
+        b.hit.is_some() && b.hit.as_deref() != Some(LOGIN),
+        "expected the initramfs to give up on the root device:\n{}",
+        tail(&b.log, 30)
+    );
+    assert!(!b.log.contains("EXT4-fs (vda1): mounted"), "the root was mounted");
+    assert!(!b.log.contains(" login:"), "a login prompt appeared");
+    b
+}
+
+/// Injects the virtio modules (read from the guest's own tree) into the guest's initrd, boots
+/// it on virtio-blk and asserts that the root is mounted from vda1 and a login prompt appears.
+pub fn assert_injected_boots(
+    g: &Guest,
+    append: &str,
+    flavor: ferry_converters::initramfs::Flavor,
+    timeout: Duration,
+) -> Boot {
+    use ferry_converters::initramfs::{add_modules, Initramfs, Limits, VIRTIO_MODULES};
+    let work = tempfile::tempdir().expect("tempdir");
+    let (kernel, initrd) = extract_boot(g, work.path());
+    let image = Initramfs::parse("initrd.img", std::fs::read(&initrd).expect("read initrd"), Limits::default())
+        .expect("parse initrd");
+    let started = Instant::now();
+    let guest_files = ferry_converters::kmod::HostDir::new(g.root());
+    let (new, report) = add_modules(&guest_files, &g.kver, &image, &VIRTIO_MODULES).expect("add_modules");
+    eprintln!("injection took {:.1?}: {report:?}", started.elapsed());
+    assert_eq!(report.flavor, flavor);
+    for m in ["virtio_blk", "virtio_pci", "virtio_net", "virtio_scsi", "virtio_console", "virtio_rng"] {
+        assert!(
+            report.added.iter().chain(&report.already_present).chain(&report.builtin).any(|a| a == m),
+            "{m} neither added nor present: {report:?}"
+        );
+    }
+    let new_path = work.path().join("initrd.ferry");
+    std::fs::write(&new_path, &new).expect("write initrd");
+    let mut stops = ROOT_NOT_FOUND.to_vec();
+    stops.push(LOGIN);
+    let b = boot(&kernel, &new_path, &g.disk(), append, &stops, timeout, work.path());
+    assert_eq!(b.hit.as_deref(), Some(LOGIN), "no login prompt:\n{}", tail(&b.log, 40));
+    assert!(b.log.contains("EXT4-fs (vda1): mounted filesystem"), "root not mounted from vda1");
+    b
+}
