@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 packages=(
   qemu-utils qemu-system-x86 seabios
   e2fsprogs dosfstools mtools fdisk gdisk lvm2 xfsprogs btrfs-progs ntfs-3g libhivex-bin cryptsetup-bin
-  libvirt-clients cpio zstd xz-utils busybox-static debootstrap
+  libvirt-clients cpio zstd xz-utils busybox-static debootstrap kmod lz4
 )
 missing=()
 for p in "${packages[@]}"; do

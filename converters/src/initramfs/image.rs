@@ -88,6 +88,30 @@ impl Initramfs {
         map
     }
 
+    /// The contents of a regular file member, following newc hard links: in a link group
+    /// (same inode and device, nlink > 1) only one member, usually the last, carries the data.
+    pub fn data<'a>(&'a self, entry: &'a Entry) -> &'a [u8] {
+        if !entry.is_file() || entry.nlink < 2 || !entry.data.is_empty() {
+            return &entry.data;
+        }
+        let same_archive = self
+            .segments
+            .iter()
+            .find(|s| s.entries.iter().any(|e| std::ptr::eq(e, entry)));
+        same_archive
+            .and_then(|s| {
+                s.entries.iter().find(|e| {
+                    e.ino == entry.ino
+                        && e.dev_major == entry.dev_major
+                        && e.dev_minor == entry.dev_minor
+                        && e.is_file()
+                        && !e.data.is_empty()
+                })
+            })
+            .map(|e| e.data.as_slice())
+            .unwrap_or(&entry.data)
+    }
+
     /// The last member at `path` (normalised), if any.
     pub fn get(&self, path: &str) -> Option<&Entry> {
         let want = cpio::normalize(path);

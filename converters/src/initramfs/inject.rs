@@ -86,7 +86,7 @@ pub fn add_modules(
         .into_iter()
         .find(|d| all.contains_key(&format!("{d}/modules.dep")) || all.contains_key(&format!("{d}/modules.dep.bin")))
         .ok_or_else(|| InitramfsError::invalid(&name, "modules directory", format!("lib/modules/{kver}"), "the image has no modules.dep for this kernel"))?;
-    let in_image = |file: &str| all.get(&format!("{moddir}/{file}")).map(|e| e.data.as_slice());
+    let in_image = |file: &str| all.get(&format!("{moddir}/{file}")).map(|e| image.data(e));
 
     // The image's own module lists.
     let mut dep = match in_image("modules.dep") {
@@ -173,7 +173,7 @@ pub fn add_modules(
         .collect();
     match flavor {
         Flavor::InitramfsTools => {
-            let mut text = all.get("conf/modules").map(|e| e.data.clone()).unwrap_or_default();
+            let mut text = all.get("conf/modules").map(|e| image.data(e).to_vec()).unwrap_or_default();
             if !text.is_empty() && !text.ends_with(b"\n") {
                 text.push(b'\n');
             }
