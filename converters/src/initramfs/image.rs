@@ -121,12 +121,23 @@ impl Initramfs {
     /// A new image where segment `index` holds `entries`, compressed as before; every other
     /// segment (the microcode prefix included) is copied byte for byte.
     pub fn rewrite_segment(&self, index: usize, entries: &[Entry]) -> Result<Vec<u8>, InitramfsError> {
+        let compression = self.segments.get(index).and_then(|s| s.compression);
+        self.rewrite_segment_with(index, entries, compression)
+    }
+
+    /// Like [`Initramfs::rewrite_segment`], with another compression (`None`: stored).
+    pub fn rewrite_segment_with(
+        &self,
+        index: usize,
+        entries: &[Entry],
+        compression: Option<Compression>,
+    ) -> Result<Vec<u8>, InitramfsError> {
         let seg = self.segments.get(index).ok_or_else(|| {
             InitramfsError::invalid(&self.name, "segment index", index, "no such segment")
         })?;
         let mut archive = Vec::new();
         cpio::write_archive(&mut archive, entries)?;
-        let body = match seg.compression {
+        let body = match compression {
             Some(c) => c.compress(&archive)?,
             None => archive,
         };
@@ -140,6 +151,18 @@ impl Initramfs {
             }
             out.extend_from_slice(&self.raw[next.offset..]);
         }
+        Ok(out)
+    }
+
+    /// A new image: `prefix` (stored cpio members, e.g. early microcode) first, then this image.
+    pub fn prepend_stored(&self, prefix: &[Entry]) -> Result<Vec<u8>, InitramfsError> {
+        let mut out = Vec::new();
+        cpio::write_archive(&mut out, prefix)?;
+        // pad like the tools do (to 512 bytes), keeping what follows 4-aligned
+        while out.len() % 512 != 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(&self.raw);
         Ok(out)
     }
 

@@ -238,3 +238,14 @@ pub fn assert_injected_boots(
     assert!(b.log.contains("EXT4-fs (vda1): mounted filesystem"), "root not mounted from vda1");
     b
 }
+
+/// A stored early-microcode-style prefix: `kernel/x86/microcode/GenuineIntel.bin`.
+pub fn microcode_prefix() -> Vec<ferry_converters::initramfs::Entry> {
+    use ferry_converters::initramfs::Entry;
+    vec![
+        Entry::dir("kernel", 0o755),
+        Entry::dir("kernel/x86", 0o755),
+        Entry::dir("kernel/x86/microcode", 0o755),
+        Entry::file("kernel/x86/microcode/GenuineIntel.bin", 0o644, b"not a real microcode update\n".repeat(100)),
+    ]
+}
