@@ -26,6 +26,9 @@ const UNSUPPORTED: [(&[u8], &str); 3] = [
     (&[0x04, 0x22, 0x4d, 0x18], "lz4 frame format (the kernel only decodes lz4 legacy)"),
 ];
 
+/// Memory the xz/lzma decoders may use: a stream whose header asks for a larger dictionary is
+/// refused instead of allocated (`xz -9` needs 65 MiB).
+const LZMA_MEMLIMIT: u64 = 256 << 20;
 const LZ4_LEGACY_MAGIC: u32 = 0x184C_2102;
 const LZ4_CHUNK: usize = 8 << 20;
 
@@ -76,9 +79,9 @@ impl Compression {
             }
             Compression::Xz | Compression::Lzma => {
                 let stream = if self == Compression::Xz {
-                    liblzma::stream::Stream::new_stream_decoder(u64::MAX, 0)
+                    liblzma::stream::Stream::new_stream_decoder(LZMA_MEMLIMIT, 0)
                 } else {
-                    liblzma::stream::Stream::new_lzma_decoder(u64::MAX)
+                    liblzma::stream::Stream::new_lzma_decoder(LZMA_MEMLIMIT)
                 }
                 .map_err(|e| codec(e.into()))?;
                 let mut r = liblzma::bufread::XzDecoder::new_stream(input, stream).take(limit + 1);
@@ -175,6 +178,15 @@ fn lz4_legacy_decompress(name: &str, input: &[u8], limit: u64) -> Result<(Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_lzma_dictionary_is_refused_not_allocated() {
+        // a legacy .lzma header asking for a 2 GiB dictionary (found by the initramfs fuzzer)
+        let mut data = vec![0x5d, 0, 0, 0, 0x85];
+        data.extend_from_slice(&[0xff; 8]);
+        data.extend_from_slice(&[0; 64]);
+        assert!(Compression::Lzma.decompress("t", &data, 1 << 30).is_err());
+    }
 
     #[test]
     fn each_codec_roundtrips_and_reports_its_length() {

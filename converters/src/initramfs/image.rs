@@ -141,15 +141,16 @@ impl Initramfs {
             Some(c) => c.compress(&archive)?,
             None => archive,
         };
+        let bad = |what: usize| InitramfsError::invalid(&self.name, "segment offset", what, "outside the image");
         let mut out = Vec::with_capacity(self.raw.len() + body.len());
-        out.extend_from_slice(&self.raw[..seg.offset]);
+        out.extend_from_slice(self.raw.get(..seg.offset).ok_or_else(|| bad(seg.offset))?);
         out.extend_from_slice(&body);
         if let Some(next) = self.segments.get(index + 1) {
             // keep the next segment 4-aligned (a stored cpio archive must start aligned)
             while out.len() % 4 != 0 {
                 out.push(0);
             }
-            out.extend_from_slice(&self.raw[next.offset..]);
+            out.extend_from_slice(self.raw.get(next.offset..).ok_or_else(|| bad(next.offset))?);
         }
         Ok(out)
     }

@@ -251,3 +251,18 @@ pub fn persist_config(flavor: Flavor, current: Option<&str>, modules: &[&str]) -
         Flavor::Unknown => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn persist_config_appends_once() {
+        let (path, text) = persist_config(Flavor::InitramfsTools, Some("# list\nvmw_pvscsi\nvirtio-blk"), &["virtio_blk", "virtio_net"]).unwrap();
+        assert_eq!(path, "/etc/initramfs-tools/modules");
+        assert_eq!(text, "# list\nvmw_pvscsi\nvirtio-blk\nvirtio_net\n");
+        let (path, text) = persist_config(Flavor::Dracut, None, &["virtio_blk"]).unwrap();
+        assert!(path.starts_with("/etc/dracut.conf.d/") && text.contains("add_drivers+=\" virtio_blk \""));
+        assert!(persist_config(Flavor::Unknown, None, &["x"]).is_none());
+    }
+}

@@ -13,7 +13,7 @@ const NODE_VALUES: u32 = 0x4000_0000;
 const NODE_CHILDS: u32 = 0x2000_0000;
 const NODE_MASK: u32 = 0x0FFF_FFFF;
 /// Trie depth bound while reading (keys are module names and aliases, far shorter).
-const MAX_DEPTH: usize = 4096;
+const MAX_DEPTH: usize = 512;
 
 /// One value of a key: its priority (depmod's module order) and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
