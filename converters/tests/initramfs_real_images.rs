@@ -45,7 +45,7 @@ fn check_image_against_tools(g: &Guest) {
         .lines()
         .filter_map(|l| l.split_whitespace().last())
         .filter(|p| !p.starts_with("->"))
-        .map(|p| ferry_converters::initramfs::cpio::normalize(p))
+        .map(ferry_converters::initramfs::cpio::normalize)
         .collect();
     let missing: Vec<_> = ours.iter().filter(|p| !listed.contains(*p)).take(5).collect();
     let files_listed: Vec<_> = listed.iter().filter(|p| p.contains("modules/") && p.ends_with(".ko")).collect();
@@ -190,4 +190,36 @@ fn injected_image_resolves_with_modprobe() {
     assert!(String::from_utf8_lossy(&run(Command::new("modprobe").arg("-d").arg(&root).arg("-S").arg(&g.kver).arg("--show-depends").arg("vmw_pvscsi"))).contains("vmw_pvscsi"));
     let conf = std::fs::read_to_string(root.join("conf/modules")).unwrap();
     assert!(conf.lines().any(|l| l == "virtio_blk") && conf.lines().any(|l| l.trim() == "vmw_pvscsi"), "{conf}");
+}
+
+/// `.ko.xz`, `.ko.zst` and `.ko.gz` (made by the real compressors from the guest's modules)
+/// give the same `.modinfo` as the plain `.ko`, and a tree of compressed modules resolves the
+/// same closure, with the compressed paths.
+#[test]
+fn compressed_modules_read_like_plain_ones() {
+    let Some(g) = guest("debian-vmware") else { return };
+    let files = HostDir::new(g.root());
+    let closure = resolve(&files, &g.kver, &["virtio_blk", "virtio_net"]).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    for (ext, tool) in [("xz", "xz -c --check=crc32"), ("zst", "zstd -qc"), ("gz", "gzip -nc")] {
+        let root = work.path().join(ext);
+        let moddir = root.join(format!("lib/modules/{}", g.kver));
+        let mut dep = String::new();
+        for m in &closure.modules {
+            let src = g.root().join(format!("lib/modules/{}/{}", g.kver, m.path));
+            let dst = moddir.join(format!("{}.{ext}", m.path));
+            std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+            run(Command::new("sh").arg("-c").arg(format!("{tool} '{}' > '{}'", src.display(), dst.display())));
+            let plain = ModInfo::parse(&m.path, &std::fs::read(&src).unwrap()).unwrap();
+            let packed = ModInfo::parse(&format!("{}.{ext}", m.path), &std::fs::read(&dst).unwrap()).unwrap();
+            assert_eq!(plain.pairs, packed.pairs, "{} .{ext}", m.name);
+            let deps: Vec<String> = m.deps.iter().map(|d| format!(" {d}.{ext}")).collect();
+            dep.push_str(&format!("{}.{ext}:{}\n", m.path, deps.concat()));
+        }
+        std::fs::write(moddir.join("modules.dep"), dep).unwrap();
+        let again = resolve(&HostDir::new(&root), &g.kver, &["virtio_blk", "virtio_net"]).unwrap();
+        let names = |c: &ferry_converters::kmod::Closure| c.modules.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&again), names(&closure), ".{ext}");
+        assert!(again.modules.iter().all(|m| m.path.ends_with(&format!(".ko.{ext}"))));
+    }
 }

@@ -195,7 +195,7 @@ mod tests {
             let mut packed = c.compress(&data).unwrap();
             let len = packed.len();
             if c != Compression::Lz4Legacy {
-                packed.extend_from_slice(b"\0\0\0\0070701trailing");
+                packed.extend_from_slice(b"\x00\x00\x00\x00070701trailing");
             }
             assert_eq!(Compression::detect("t", &packed).unwrap(), c);
             let (out, used) = c.decompress("t", &packed, 1 << 30).unwrap();

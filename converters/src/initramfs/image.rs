@@ -147,7 +147,7 @@ impl Initramfs {
         out.extend_from_slice(&body);
         if let Some(next) = self.segments.get(index + 1) {
             // keep the next segment 4-aligned (a stored cpio archive must start aligned)
-            while out.len() % 4 != 0 {
+            while !out.len().is_multiple_of(4) {
                 out.push(0);
             }
             out.extend_from_slice(self.raw.get(next.offset..).ok_or_else(|| bad(next.offset))?);
@@ -160,7 +160,7 @@ impl Initramfs {
         let mut out = Vec::new();
         cpio::write_archive(&mut out, prefix)?;
         // pad like the tools do (to 512 bytes), keeping what follows 4-aligned
-        while out.len() % 512 != 0 {
+        while !out.len().is_multiple_of(512) {
             out.push(0);
         }
         out.extend_from_slice(&self.raw);
@@ -172,7 +172,7 @@ impl Initramfs {
         let mut archive = Vec::new();
         cpio::write_archive(&mut archive, entries)?;
         let mut out = self.raw.clone();
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
         match compression {
