@@ -142,6 +142,11 @@ build_guest() {
   local hash; hash=$(scripts_hash common.sh base.sh debian.sh "${scripts[@]}")
   local out="$FERRY_CACHE/guest-$NAME-$hash"
   if [ -e "$out/done" ]; then echo "$out"; return 0; fi
+  # One build at a time on this machine (tests of several processes may ask together).
+  mkdir -p "$FERRY_CACHE"
+  exec 9>"$FERRY_CACHE/.guests.lock"
+  flock 9
+  if [ -e "$out/done" ]; then echo "$out"; return 0; fi
   local base; base=$("$GUESTS_DIR/base.sh")
   rm -rf "$out"; mkdir -p "$out"; OUT=$out
   local root="$out/root"; mkdir "$root"
@@ -160,5 +165,9 @@ build_guest() {
   make_disk "$root" "$out/disk.raw"
   variant_wrap "$out"
   touch "$out/done"
+  # Older builds of this guest (made by older scripts) are no longer used.
+  local old; for old in "$FERRY_CACHE/guest-$NAME-"*; do
+    [ "$old" = "$out" ] || rm -rf "$old"
+  done
   echo "$out"
 }
