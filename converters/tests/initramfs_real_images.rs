@@ -22,7 +22,9 @@ fn segments_of(image: &Initramfs) -> Vec<(usize, Option<&'static str>)> {
 fn check_image_against_tools(g: &Guest) {
     let work = tempfile::tempdir().unwrap();
     let (_, initrd) = extract_boot(g, work.path());
+    let t = std::time::Instant::now();
     let image = Initramfs::parse("initrd", std::fs::read(&initrd).unwrap(), Limits::default()).unwrap();
+    eprintln!("parse: {:.2?}", t.elapsed());
     let unpacked = work.path().join("unpacked");
     unpack_with_tools(&initrd, &segments_of(&image), &unpacked);
     let mut ours = BTreeSet::new();
@@ -57,7 +59,9 @@ fn check_image_against_tools(g: &Guest) {
 
     // Rewriting the main segment with the same members gives an image the tools unpack alike.
     let main = image.main_segment();
+    let t = std::time::Instant::now();
     let rewritten = image.rewrite_segment(main, &image.segments[main].entries).unwrap();
+    eprintln!("rewrite: {:.2?} ({} bytes)", t.elapsed(), rewritten.len());
     let again = Initramfs::parse("rewritten", rewritten.clone(), Limits::default()).unwrap();
     assert_eq!(again.segments.len(), image.segments.len());
     assert_eq!(again.segments[main].entries, image.segments[main].entries);
@@ -167,7 +171,9 @@ fn injected_image_resolves_with_modprobe() {
     let work = tempfile::tempdir().unwrap();
     let (_, initrd) = extract_boot(&g, work.path());
     let image = Initramfs::parse("initrd", std::fs::read(&initrd).unwrap(), Limits::default()).unwrap();
+    let t = std::time::Instant::now();
     let (new, _) = add_modules(&HostDir::new(g.root()), &g.kver, &image, &VIRTIO_MODULES).unwrap();
+    eprintln!("add_modules: {:.2?} ({} -> {} bytes)", t.elapsed(), image.raw().len(), new.len());
     let path = work.path().join("new.img");
     std::fs::write(&path, &new).unwrap();
     let parsed = Initramfs::parse("new", new, Limits::default()).unwrap();
