@@ -12,10 +12,13 @@ use guest_support::*;
 
 #[test]
 fn kernel_unpacks_images_written_in_every_codec_with_a_stored_prefix() {
-    let Some(g) = guest("debian-vmware") else { return };
+    let Some(g) = guest("debian-vmware") else {
+        return;
+    };
     let work = tempfile::tempdir().unwrap();
     let (kernel, initrd) = extract_boot(&g, work.path());
-    let image = Initramfs::parse("initrd", std::fs::read(&initrd).unwrap(), Limits::default()).unwrap();
+    let image =
+        Initramfs::parse("initrd", std::fs::read(&initrd).unwrap(), Limits::default()).unwrap();
     let main = image.main_segment();
     // zstd (initramfs-tools) and gzip (dracut) images written by the library already boot to a
     // login prompt in guest_boot_vmware/guest_boot_dracut; here the other three.
@@ -26,7 +29,9 @@ fn kernel_unpacks_images_written_in_every_codec_with_a_stored_prefix() {
             let (kernel, image, work) = (&kernel, &image, work.path());
             let disk = g.disk();
             {
-                let body = image.rewrite_segment_with(main, &image.segments[main].entries, Some(c)).unwrap();
+                let body = image
+                    .rewrite_segment_with(main, &image.segments[main].entries, Some(c))
+                    .unwrap();
                 let body = Initramfs::parse("body", body, Limits::default()).unwrap();
                 let full = body.prepend_stored(&microcode_prefix()).unwrap();
                 // our own reader sees both segments
@@ -44,11 +49,20 @@ fn kernel_unpacks_images_written_in_every_codec_with_a_stored_prefix() {
                     &path,
                     &disk,
                     "root=/dev/vda1 ro console=ttyS0",
-                    &["Loading, please wait", "Initramfs unpacking failed", "Kernel panic"],
+                    &[
+                        "Loading, please wait",
+                        "Initramfs unpacking failed",
+                        "Kernel panic",
+                    ],
                     Duration::from_secs(240),
                     &dir,
                 );
-                assert_eq!(b.hit.as_deref(), Some("Loading, please wait"), "{c:?}:\n{}", tail(&b.log, 30));
+                assert_eq!(
+                    b.hit.as_deref(),
+                    Some("Loading, please wait"),
+                    "{c:?}:\n{}",
+                    tail(&b.log, 30)
+                );
                 assert!(!b.log.contains("Initramfs unpacking failed"), "{c:?}");
                 eprintln!("{c:?}: init ran after {:.1?}", b.elapsed);
             }

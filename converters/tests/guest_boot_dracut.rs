@@ -14,13 +14,17 @@ const APPEND: &str = "root=/dev/vda1 ro console=ttyS0 rd.retry=10 rd.timeout=40"
 
 #[test]
 fn unconverted_dracut_guest_does_not_reach_userspace_on_virtio_blk() {
-    let Some(g) = guest("debian-dracut") else { return };
+    let Some(g) = guest("debian-dracut") else {
+        return;
+    };
     assert_unconverted_does_not_boot(&g, APPEND, Duration::from_secs(300));
 }
 
 #[test]
 fn dracut_guest_with_virtio_injected_boots_to_login() {
-    let Some(g) = guest("debian-dracut") else { return };
+    let Some(g) = guest("debian-dracut") else {
+        return;
+    };
     let b = assert_injected_boots(&g, APPEND, Flavor::Dracut, Duration::from_secs(400));
     assert!(b.log.contains("debian-dracut login:"));
 }

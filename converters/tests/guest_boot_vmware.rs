@@ -14,14 +14,22 @@ const APPEND: &str = "root=/dev/vda1 ro console=ttyS0";
 
 #[test]
 fn unconverted_vmware_guest_does_not_reach_userspace_on_virtio_blk() {
-    let Some(g) = guest("debian-vmware") else { return };
+    let Some(g) = guest("debian-vmware") else {
+        return;
+    };
     let b = assert_unconverted_does_not_boot(&g, APPEND, Duration::from_secs(300));
-    assert!(b.log.contains("ALERT!  /dev/vda1 does not exist"), "{}", tail(&b.log, 30));
+    assert!(
+        b.log.contains("ALERT!  /dev/vda1 does not exist"),
+        "{}",
+        tail(&b.log, 30)
+    );
 }
 
 #[test]
 fn vmware_guest_with_virtio_injected_boots_to_login() {
-    let Some(g) = guest("debian-vmware") else { return };
+    let Some(g) = guest("debian-vmware") else {
+        return;
+    };
     let b = assert_injected_boots(&g, APPEND, Flavor::InitramfsTools, Duration::from_secs(400));
     assert!(b.log.contains("debian-vmware login:"));
 }

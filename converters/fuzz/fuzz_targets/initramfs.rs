@@ -6,12 +6,16 @@ use ferry_converters::initramfs::{Initramfs, Limits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_segment: 16 << 20, max_total: 32 << 20 };
+    let limits = Limits {
+        max_segment: 16 << 20,
+        max_total: 32 << 20,
+    };
     if let Ok(image) = Initramfs::parse("fuzz", data.to_vec(), limits) {
         let main = image.main_segment();
         let entries = image.segments[main].entries.clone();
         if let Ok(out) = image.rewrite_segment(main, &entries) {
-            let again = Initramfs::parse("fuzz", out, Limits::default()).expect("re-read what was written");
+            let again =
+                Initramfs::parse("fuzz", out, Limits::default()).expect("re-read what was written");
             assert_eq!(again.segments[main].entries, entries);
         }
         for e in image.segments.iter().flat_map(|s| &s.entries) {

@@ -23,7 +23,10 @@ pub enum Compression {
 const UNSUPPORTED: [(&[u8], &str); 3] = [
     (b"BZh", "bzip2 compression"),
     (&[0x89, b'L', b'Z', b'O'], "lzo compression"),
-    (&[0x04, 0x22, 0x4d, 0x18], "lz4 frame format (the kernel only decodes lz4 legacy)"),
+    (
+        &[0x04, 0x22, 0x4d, 0x18],
+        "lz4 frame format (the kernel only decodes lz4 legacy)",
+    ),
 ];
 
 /// Memory the xz/lzma decoders may use: a stream whose header asks for a larger dictionary is
@@ -47,10 +50,18 @@ impl Compression {
             Compression::Lz4Legacy
         } else {
             if let Some((_, what)) = UNSUPPORTED.iter().find(|(m, _)| data.starts_with(m)) {
-                return Err(InitramfsError::Unsupported { path: name.to_string(), what: what.to_string() });
+                return Err(InitramfsError::Unsupported {
+                    path: name.to_string(),
+                    what: what.to_string(),
+                });
             }
             let head: String = data.iter().take(4).map(|b| format!("{b:02x}")).collect();
-            return Err(InitramfsError::invalid(name, "segment magic", head, "neither cpio nor a known compression"));
+            return Err(InitramfsError::invalid(
+                name,
+                "segment magic",
+                head,
+                "neither cpio nor a known compression",
+            ));
         };
         Ok(c)
     }
@@ -68,8 +79,17 @@ impl Compression {
 
     /// Decompresses the one stream at the start of `input`, at most `limit` bytes of output.
     /// Returns the data and the number of input bytes the stream used.
-    pub fn decompress(self, name: &str, input: &[u8], limit: u64) -> Result<(Vec<u8>, usize), InitramfsError> {
-        let codec = |source| InitramfsError::Codec { path: name.to_string(), what: format!("{} decompression", self.name()), source };
+    pub fn decompress(
+        self,
+        name: &str,
+        input: &[u8],
+        limit: u64,
+    ) -> Result<(Vec<u8>, usize), InitramfsError> {
+        let codec = |source| InitramfsError::Codec {
+            path: name.to_string(),
+            what: format!("{} decompression", self.name()),
+            source,
+        };
         let mut out = Vec::new();
         let rest: &[u8] = match self {
             Compression::Gzip => {
@@ -89,7 +109,9 @@ impl Compression {
                 r.into_inner().into_inner()
             }
             Compression::Zstd => {
-                let d = zstd::stream::read::Decoder::with_buffer(input).map_err(codec)?.single_frame();
+                let d = zstd::stream::read::Decoder::with_buffer(input)
+                    .map_err(codec)?
+                    .single_frame();
                 let mut r = d.take(limit + 1);
                 r.read_to_end(&mut out).map_err(codec)?;
                 r.into_inner().finish()
@@ -97,7 +119,12 @@ impl Compression {
             Compression::Lz4Legacy => return lz4_legacy_decompress(name, input, limit),
         };
         if out.len() as u64 > limit {
-            return Err(InitramfsError::invalid(name, "decompressed size", format!("> {limit}"), "over the limit"));
+            return Err(InitramfsError::invalid(
+                name,
+                "decompressed size",
+                format!("> {limit}"),
+                "over the limit",
+            ));
         }
         let used = input.len() - rest.len();
         Ok((out, used))
@@ -105,7 +132,11 @@ impl Compression {
 
     /// Compresses `data` as one stream the kernel can decode.
     pub fn compress(self, data: &[u8]) -> Result<Vec<u8>, InitramfsError> {
-        let codec = |source| InitramfsError::Codec { path: "initramfs".into(), what: format!("{} compression", self.name()), source };
+        let codec = |source| InitramfsError::Codec {
+            path: "initramfs".into(),
+            what: format!("{} compression", self.name()),
+            source,
+        };
         match self {
             Compression::Gzip => {
                 let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
@@ -140,7 +171,11 @@ impl Compression {
 
 /// lz4 legacy: magic, then blocks (`u32` LE size + block) of at most 8 MiB output each, up to
 /// the end of the input, a zero size (padding) or a repeated magic (a concatenated stream).
-fn lz4_legacy_decompress(name: &str, input: &[u8], limit: u64) -> Result<(Vec<u8>, usize), InitramfsError> {
+fn lz4_legacy_decompress(
+    name: &str,
+    input: &[u8],
+    limit: u64,
+) -> Result<(Vec<u8>, usize), InitramfsError> {
     let mut out = Vec::new();
     let mut pos = 4;
     let max_block = LZ4_CHUNK + LZ4_CHUNK / 255 + 16;
@@ -158,19 +193,37 @@ fn lz4_legacy_decompress(name: &str, input: &[u8], limit: u64) -> Result<(Vec<u8
             .get(pos + 4..)
             .and_then(|r| r.get(..size))
             .filter(|_| size <= max_block)
-            .ok_or_else(|| InitramfsError::invalid(name, "lz4 block size", format!("{size} at offset {pos}"), "past the end or over 8 MiB"))?;
+            .ok_or_else(|| {
+                InitramfsError::invalid(
+                    name,
+                    "lz4 block size",
+                    format!("{size} at offset {pos}"),
+                    "past the end or over 8 MiB",
+                )
+            })?;
         let start = out.len();
         if start as u64 > limit {
-            return Err(InitramfsError::invalid(name, "decompressed size", format!("> {limit}"), "over the limit"));
+            return Err(InitramfsError::invalid(
+                name,
+                "decompressed size",
+                format!("> {limit}"),
+                "over the limit",
+            ));
         }
         out.resize(start + LZ4_CHUNK, 0);
-        let n = lz4_flex::block::decompress_into(block, &mut out[start..])
-            .map_err(|e| InitramfsError::invalid(name, "lz4 block", format!("at offset {pos}"), e.to_string()))?;
+        let n = lz4_flex::block::decompress_into(block, &mut out[start..]).map_err(|e| {
+            InitramfsError::invalid(name, "lz4 block", format!("at offset {pos}"), e.to_string())
+        })?;
         out.truncate(start + n);
         pos += 4 + size;
     }
     if out.len() as u64 > limit {
-        return Err(InitramfsError::invalid(name, "decompressed size", format!("> {limit}"), "over the limit"));
+        return Err(InitramfsError::invalid(
+            name,
+            "decompressed size",
+            format!("> {limit}"),
+            "over the limit",
+        ));
     }
     Ok((out, pos.min(input.len())))
 }
@@ -190,8 +243,16 @@ mod tests {
 
     #[test]
     fn each_codec_roundtrips_and_reports_its_length() {
-        let data: Vec<u8> = (0..300_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
-        for c in [Compression::Gzip, Compression::Xz, Compression::Lzma, Compression::Zstd, Compression::Lz4Legacy] {
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        for c in [
+            Compression::Gzip,
+            Compression::Xz,
+            Compression::Lzma,
+            Compression::Zstd,
+            Compression::Lz4Legacy,
+        ] {
             let mut packed = c.compress(&data).unwrap();
             let len = packed.len();
             if c != Compression::Lz4Legacy {

@@ -42,23 +42,44 @@ impl Initramfs {
             }
             if rest[0] == b'0' && pos % 4 == 0 {
                 let (entries, used) = cpio::parse_archive(name, rest, pos)?;
-                segments.push(Segment { offset: pos, len: used, compression: None, entries });
+                segments.push(Segment {
+                    offset: pos,
+                    len: used,
+                    compression: None,
+                    entries,
+                });
                 pos += used.max(1);
                 continue;
             }
             let c = Compression::detect(&format!("{name} at offset {pos}"), rest)?;
             let seg_name = format!("{name} ({} segment at offset {pos})", c.name());
-            let budget = limits.max_segment.min(limits.max_total.saturating_sub(total));
+            let budget = limits
+                .max_segment
+                .min(limits.max_total.saturating_sub(total));
             let (data, used) = c.decompress(&seg_name, rest, budget)?;
             total += data.len() as u64;
             let entries = cpio::parse_stream(&seg_name, &data)?;
-            segments.push(Segment { offset: pos, len: used, compression: Some(c), entries });
+            segments.push(Segment {
+                offset: pos,
+                len: used,
+                compression: Some(c),
+                entries,
+            });
             pos += used.max(1);
         }
         if segments.is_empty() {
-            return Err(InitramfsError::invalid(name, "image", "empty", "no cpio archive in it"));
+            return Err(InitramfsError::invalid(
+                name,
+                "image",
+                "empty",
+                "no cpio archive in it",
+            ));
         }
-        Ok(Initramfs { name: name.to_string(), raw, segments })
+        Ok(Initramfs {
+            name: name.to_string(),
+            raw,
+            segments,
+        })
     }
 
     /// The image's name as given to [`Initramfs::parse`].
@@ -115,12 +136,20 @@ impl Initramfs {
     /// The last member at `path` (normalised), if any.
     pub fn get(&self, path: &str) -> Option<&Entry> {
         let want = cpio::normalize(path);
-        self.segments.iter().flat_map(|s| &s.entries).rev().find(|e| e.path() == want)
+        self.segments
+            .iter()
+            .flat_map(|s| &s.entries)
+            .rev()
+            .find(|e| e.path() == want)
     }
 
     /// A new image where segment `index` holds `entries`, compressed as before; every other
     /// segment (the microcode prefix included) is copied byte for byte.
-    pub fn rewrite_segment(&self, index: usize, entries: &[Entry]) -> Result<Vec<u8>, InitramfsError> {
+    pub fn rewrite_segment(
+        &self,
+        index: usize,
+        entries: &[Entry],
+    ) -> Result<Vec<u8>, InitramfsError> {
         let compression = self.segments.get(index).and_then(|s| s.compression);
         self.rewrite_segment_with(index, entries, compression)
     }
@@ -141,7 +170,9 @@ impl Initramfs {
             Some(c) => c.compress(&archive)?,
             None => archive,
         };
-        let bad = |what: usize| InitramfsError::invalid(&self.name, "segment offset", what, "outside the image");
+        let bad = |what: usize| {
+            InitramfsError::invalid(&self.name, "segment offset", what, "outside the image")
+        };
         let mut out = Vec::with_capacity(self.raw.len() + body.len());
         out.extend_from_slice(self.raw.get(..seg.offset).ok_or_else(|| bad(seg.offset))?);
         out.extend_from_slice(&body);
@@ -150,7 +181,11 @@ impl Initramfs {
             while !out.len().is_multiple_of(4) {
                 out.push(0);
             }
-            out.extend_from_slice(self.raw.get(next.offset..).ok_or_else(|| bad(next.offset))?);
+            out.extend_from_slice(
+                self.raw
+                    .get(next.offset..)
+                    .ok_or_else(|| bad(next.offset))?,
+            );
         }
         Ok(out)
     }
@@ -168,7 +203,11 @@ impl Initramfs {
     }
 
     /// A new image: this one, zero-padded to 4 bytes, then one more segment holding `entries`.
-    pub fn append_segment(&self, entries: &[Entry], compression: Option<Compression>) -> Result<Vec<u8>, InitramfsError> {
+    pub fn append_segment(
+        &self,
+        entries: &[Entry],
+        compression: Option<Compression>,
+    ) -> Result<Vec<u8>, InitramfsError> {
         let mut archive = Vec::new();
         cpio::write_archive(&mut archive, entries)?;
         let mut out = self.raw.clone();

@@ -58,7 +58,10 @@ pub fn flavor(image: &Initramfs) -> Flavor {
     let files = image.files();
     if files.contains_key("conf/initramfs.conf") && files.contains_key("scripts/functions") {
         Flavor::InitramfsTools
-    } else if files.keys().any(|p| p.starts_with("usr/lib/dracut/") || p.starts_with("lib/dracut/")) {
+    } else if files
+        .keys()
+        .any(|p| p.starts_with("usr/lib/dracut/") || p.starts_with("lib/dracut/"))
+    {
         Flavor::Dracut
     } else {
         Flavor::Unknown
@@ -82,10 +85,23 @@ pub fn add_modules(
     let closure = resolve(files, kver, modules)?;
     let main = image.main_segment();
     let all = image.files();
-    let moddir = [format!("usr/lib/modules/{kver}"), format!("lib/modules/{kver}")]
-        .into_iter()
-        .find(|d| all.contains_key(&format!("{d}/modules.dep")) || all.contains_key(&format!("{d}/modules.dep.bin")))
-        .ok_or_else(|| InitramfsError::invalid(&name, "modules directory", format!("lib/modules/{kver}"), "the image has no modules.dep for this kernel"))?;
+    let moddir = [
+        format!("usr/lib/modules/{kver}"),
+        format!("lib/modules/{kver}"),
+    ]
+    .into_iter()
+    .find(|d| {
+        all.contains_key(&format!("{d}/modules.dep"))
+            || all.contains_key(&format!("{d}/modules.dep.bin"))
+    })
+    .ok_or_else(|| {
+        InitramfsError::invalid(
+            &name,
+            "modules directory",
+            format!("lib/modules/{kver}"),
+            "the image has no modules.dep for this kernel",
+        )
+    })?;
     let in_image = |file: &str| all.get(&format!("{moddir}/{file}")).map(|e| image.data(e));
 
     // The image's own module lists.
@@ -110,7 +126,11 @@ pub fn add_modules(
 
     let guest_aliases = {
         let path = format!("{}/modules.alias", closure.moddir);
-        parse_aliases(&files.read(&path, MAX_INDEX_FILE).map_err(|e| KmodError::io(path, e))?)
+        parse_aliases(
+            &files
+                .read(&path, MAX_INDEX_FILE)
+                .map_err(|e| KmodError::io(path, e))?,
+        )
     };
     let mut report = InjectReport {
         flavor,
@@ -121,10 +141,25 @@ pub fn add_modules(
         missing: closure.missing.clone(),
         changed_files: Vec::new(),
     };
-    let mut seg_entries: Vec<Entry> = image.segments.get(main).map(|s| s.entries.clone()).unwrap_or_default();
-    let mtime = in_image("modules.dep").and(all.get(&format!("{moddir}/modules.dep")).map(|e| e.mtime)).unwrap_or(0);
-    let mut next_ino = seg_entries.iter().map(|e| e.ino).max().unwrap_or(0).saturating_add(1);
-    let mut dirs: BTreeSet<String> = all.iter().filter(|(_, e)| e.is_dir() || e.is_symlink()).map(|(p, _)| p.clone()).collect();
+    let mut seg_entries: Vec<Entry> = image
+        .segments
+        .get(main)
+        .map(|s| s.entries.clone())
+        .unwrap_or_default();
+    let mtime = in_image("modules.dep")
+        .and(all.get(&format!("{moddir}/modules.dep")).map(|e| e.mtime))
+        .unwrap_or(0);
+    let mut next_ino = seg_entries
+        .iter()
+        .map(|e| e.ino)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
+    let mut dirs: BTreeSet<String> = all
+        .iter()
+        .filter(|(_, e)| e.is_dir() || e.is_symlink())
+        .map(|(p, _)| p.clone())
+        .collect();
     let mut new_entries = Vec::new();
     let mut priority = dep_bin.max_priority().saturating_add(1);
     let mut alias_text = String::new();
@@ -143,10 +178,16 @@ pub fn add_modules(
         let mut e = Entry::file(&target, 0o644, data);
         e.mtime = mtime;
         new_entries.push(e);
-        let line_entry = crate::kmod::deps::DepEntry { path: m.path.clone(), deps: m.deps.clone() };
+        let line_entry = crate::kmod::deps::DepEntry {
+            path: m.path.clone(),
+            deps: m.deps.clone(),
+        };
         dep_bin.insert(&m.name, &line_entry.line(), priority);
         dep.push(line_entry);
-        for (pattern, module) in guest_aliases.iter().filter(|(_, module)| module_name(module) == m.name) {
+        for (pattern, module) in guest_aliases
+            .iter()
+            .filter(|(_, module)| module_name(module) == m.name)
+        {
             alias_text.push_str(&format!("alias {pattern} {module}\n"));
             alias_bin.insert(&alias_key(pattern), &m.name, priority);
         }
@@ -173,7 +214,10 @@ pub fn add_modules(
         .collect();
     match flavor {
         Flavor::InitramfsTools => {
-            let mut text = all.get("conf/modules").map(|e| image.data(e).to_vec()).unwrap_or_default();
+            let mut text = all
+                .get("conf/modules")
+                .map(|e| image.data(e).to_vec())
+                .unwrap_or_default();
             if !text.is_empty() && !text.ends_with(b"\n") {
                 text.push(b'\n');
             }
@@ -184,8 +228,14 @@ pub fn add_modules(
         }
         Flavor::Dracut => {
             let list: String = load.iter().map(|m| format!("{m}\n")).collect();
-            replaced.push(("etc/modules-load.d/ferry-virtio.conf".to_string(), list.into_bytes()));
-            replaced.push(("etc/cmdline.d/90-ferry-virtio.conf".to_string(), format!("rd.driver.pre={}\n", load.join(",")).into_bytes()));
+            replaced.push((
+                "etc/modules-load.d/ferry-virtio.conf".to_string(),
+                list.into_bytes(),
+            ));
+            replaced.push((
+                "etc/cmdline.d/90-ferry-virtio.conf".to_string(),
+                format!("rd.driver.pre={}\n", load.join(",")).into_bytes(),
+            ));
         }
         Flavor::Unknown => {}
     }
@@ -230,14 +280,22 @@ fn add_parents(path: &str, dirs: &mut BTreeSet<String>, out: &mut Vec<Entry>, mt
 /// What keeps the modules in the initramfs after the guest rebuilds it: for initramfs-tools the
 /// new content of `/etc/initramfs-tools/modules` (given its current content), for dracut a
 /// file for `/etc/dracut.conf.d/`. Returns (guest path, content).
-pub fn persist_config(flavor: Flavor, current: Option<&str>, modules: &[&str]) -> Option<(String, String)> {
+pub fn persist_config(
+    flavor: Flavor,
+    current: Option<&str>,
+    modules: &[&str],
+) -> Option<(String, String)> {
     match flavor {
         Flavor::InitramfsTools => {
             let mut text = current.unwrap_or("").to_string();
             if !text.is_empty() && !text.ends_with('\n') {
                 text.push('\n');
             }
-            let have: HashSet<String> = text.lines().filter_map(|l| l.split_whitespace().next()).map(module_name).collect();
+            let have: HashSet<String> = text
+                .lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .map(module_name)
+                .collect();
             for m in modules.iter().filter(|m| !have.contains(&module_name(m))) {
                 text.push_str(m);
                 text.push('\n');
@@ -246,7 +304,10 @@ pub fn persist_config(flavor: Flavor, current: Option<&str>, modules: &[&str]) -
         }
         Flavor::Dracut => Some((
             "/etc/dracut.conf.d/90-ferry-virtio.conf".to_string(),
-            format!("# Added by ferry: virtio drivers for KVM\nadd_drivers+=\" {} \"\n", modules.join(" ")),
+            format!(
+                "# Added by ferry: virtio drivers for KVM\nadd_drivers+=\" {} \"\n",
+                modules.join(" ")
+            ),
         )),
         Flavor::Unknown => None,
     }
@@ -258,11 +319,19 @@ mod tests {
 
     #[test]
     fn persist_config_appends_once() {
-        let (path, text) = persist_config(Flavor::InitramfsTools, Some("# list\nvmw_pvscsi\nvirtio-blk"), &["virtio_blk", "virtio_net"]).unwrap();
+        let (path, text) = persist_config(
+            Flavor::InitramfsTools,
+            Some("# list\nvmw_pvscsi\nvirtio-blk"),
+            &["virtio_blk", "virtio_net"],
+        )
+        .unwrap();
         assert_eq!(path, "/etc/initramfs-tools/modules");
         assert_eq!(text, "# list\nvmw_pvscsi\nvirtio-blk\nvirtio_net\n");
         let (path, text) = persist_config(Flavor::Dracut, None, &["virtio_blk"]).unwrap();
-        assert!(path.starts_with("/etc/dracut.conf.d/") && text.contains("add_drivers+=\" virtio_blk \""));
+        assert!(
+            path.starts_with("/etc/dracut.conf.d/")
+                && text.contains("add_drivers+=\" virtio_blk \"")
+        );
         assert!(persist_config(Flavor::Unknown, None, &["x"]).is_none());
     }
 }

@@ -53,8 +53,9 @@ pub struct ModulesDep {
 impl ModulesDep {
     /// Parses `modules.dep` text; `name` is used in error messages.
     pub fn parse(name: &str, text: &[u8]) -> Result<ModulesDep, KmodError> {
-        let text = std::str::from_utf8(text)
-            .map_err(|e| KmodError::invalid(name, "encoding", e.valid_up_to(), "not UTF-8 at this byte"))?;
+        let text = std::str::from_utf8(text).map_err(|e| {
+            KmodError::invalid(name, "encoding", e.valid_up_to(), "not UTF-8 at this byte")
+        })?;
         let mut dep = ModulesDep::default();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -185,7 +186,10 @@ mod tests {
 
     #[test]
     fn names_and_lines() {
-        assert_eq!(module_name("kernel/drivers/block/xen-blkfront.ko.xz"), "xen_blkfront");
+        assert_eq!(
+            module_name("kernel/drivers/block/xen-blkfront.ko.xz"),
+            "xen_blkfront"
+        );
         assert_eq!(module_name("virtio_blk"), "virtio_blk");
         let d = ModulesDep::parse("t", b"kernel/a/virtio.ko:\nkernel/b/virtio_blk.ko: kernel/a/virtio_ring.ko kernel/a/virtio.ko\n").unwrap();
         assert_eq!(d.get("virtio-blk").unwrap().deps.len(), 2);

@@ -47,7 +47,9 @@ impl HostDir {
                 Ok(meta) if meta.file_type().is_symlink() => {
                     hops += 1;
                     if hops > MAX_LINKS {
-                        return Err(io::Error::other(format!("{guest_path}: too many levels of symbolic links")));
+                        return Err(io::Error::other(format!(
+                            "{guest_path}: too many levels of symbolic links"
+                        )));
                     }
                     let target = std::fs::read_link(&host)?;
                     let target = target.to_string_lossy();

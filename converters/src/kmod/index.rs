@@ -62,11 +62,21 @@ impl Index {
     pub fn parse(name: &str, data: &[u8]) -> Result<Index, KmodError> {
         let r = Reader { name, data };
         if r.u32(0)? != MAGIC {
-            return Err(KmodError::invalid(name, "index magic", format!("{:#x}", r.u32(0)?), "not a kmod index"));
+            return Err(KmodError::invalid(
+                name,
+                "index magic",
+                format!("{:#x}", r.u32(0)?),
+                "not a kmod index",
+            ));
         }
         let version = r.u32(4)?;
         if version >> 16 != VERSION >> 16 {
-            return Err(KmodError::invalid(name, "index version", format!("{version:#x}"), "only major version 2 is known"));
+            return Err(KmodError::invalid(
+                name,
+                "index version",
+                format!("{version:#x}"),
+                "only major version 2 is known",
+            ));
         }
         let mut index = Index::default();
         let mut key = Vec::new();
@@ -80,7 +90,12 @@ impl Index {
         let mut root = Node::default();
         for (key, values) in &self.entries {
             if let Some(bad) = key.bytes().find(|b| *b == 0 || *b >= 128) {
-                return Err(KmodError::invalid("index", "key", key, format!("byte {bad:#x} cannot be stored")));
+                return Err(KmodError::invalid(
+                    "index",
+                    "key",
+                    key,
+                    format!("byte {bad:#x} cannot be stored"),
+                ));
             }
             root.insert(key.as_bytes(), values);
         }
@@ -104,25 +119,26 @@ impl Reader<'_> {
         let bytes = at
             .checked_add(4)
             .and_then(|end| self.data.get(at..end))
-            .ok_or_else(|| KmodError::invalid(self.name, "index offset", at, "past the end of the file"))?;
+            .ok_or_else(|| {
+                KmodError::invalid(self.name, "index offset", at, "past the end of the file")
+            })?;
         Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
 
     fn byte(&self, at: usize) -> Result<u8, KmodError> {
-        self.data
-            .get(at)
-            .copied()
-            .ok_or_else(|| KmodError::invalid(self.name, "index offset", at, "past the end of the file"))
+        self.data.get(at).copied().ok_or_else(|| {
+            KmodError::invalid(self.name, "index offset", at, "past the end of the file")
+        })
     }
 
     /// Reads a NUL-terminated string at `at`; returns it and the offset after the NUL.
     fn string(&self, at: usize) -> Result<(&[u8], usize), KmodError> {
-        let rest = self
-            .data
-            .get(at..)
-            .ok_or_else(|| KmodError::invalid(self.name, "index offset", at, "past the end of the file"))?;
-        let len = memchr::memchr(0, rest)
-            .ok_or_else(|| KmodError::invalid(self.name, "index string", at, "no terminating NUL"))?;
+        let rest = self.data.get(at..).ok_or_else(|| {
+            KmodError::invalid(self.name, "index offset", at, "past the end of the file")
+        })?;
+        let len = memchr::memchr(0, rest).ok_or_else(|| {
+            KmodError::invalid(self.name, "index string", at, "no terminating NUL")
+        })?;
         Ok((&rest[..len], at + len + 1))
     }
 
@@ -136,10 +152,20 @@ impl Reader<'_> {
     ) -> Result<(), KmodError> {
         // A well-formed trie has fewer nodes than bytes; shared or looping children do not.
         *budget = budget.checked_sub(1).ok_or_else(|| {
-            KmodError::invalid(self.name, "index node", offset, "more nodes than the file can hold")
+            KmodError::invalid(
+                self.name,
+                "index node",
+                offset,
+                "more nodes than the file can hold",
+            )
         })?;
         if depth > MAX_DEPTH {
-            return Err(KmodError::invalid(self.name, "index node", offset, "trie too deep (loop?)"));
+            return Err(KmodError::invalid(
+                self.name,
+                "index node",
+                offset,
+                "trie too deep (loop?)",
+            ));
         }
         let key_len = key.len();
         let mut at = (offset & NODE_MASK) as usize;
@@ -153,7 +179,12 @@ impl Reader<'_> {
             let first = self.byte(at)?;
             let last = self.byte(at + 1)?;
             if last < first {
-                return Err(KmodError::invalid(self.name, "index child range", format!("{first}..{last}"), "last before first"));
+                return Err(KmodError::invalid(
+                    self.name,
+                    "index child range",
+                    format!("{first}..{last}"),
+                    "last before first",
+                ));
             }
             at += 2;
             for (i, ch) in (first..=last).enumerate() {
@@ -246,16 +277,19 @@ impl<'a> Node<'a> {
         let offset = u32::try_from(out.len())
             .ok()
             .filter(|o| *o <= NODE_MASK)
-            .ok_or_else(|| KmodError::invalid("index", "size", out.len(), "too large for an offset"))?;
+            .ok_or_else(|| {
+                KmodError::invalid("index", "size", out.len(), "too large for an offset")
+            })?;
         let mut flags = 0;
         if !self.prefix.is_empty() && !is_root {
             out.extend_from_slice(&self.prefix);
             out.push(0);
             flags |= NODE_PREFIX;
         }
-        if let (Some((&first, _)), Some((&last, _))) =
-            (child_offsets.first_key_value(), child_offsets.last_key_value())
-        {
+        if let (Some((&first, _)), Some((&last, _))) = (
+            child_offsets.first_key_value(),
+            child_offsets.last_key_value(),
+        ) {
             out.push(first);
             out.push(last);
             for ch in first..=last {
@@ -283,7 +317,18 @@ mod tests {
     #[test]
     fn roundtrip_shared_prefixes() {
         let mut idx = Index::default();
-        for (i, k) in ["virtio", "virtio_blk", "virtio_net", "virtio_pci", "ext4", "e", "virt"].iter().enumerate() {
+        for (i, k) in [
+            "virtio",
+            "virtio_blk",
+            "virtio_net",
+            "virtio_pci",
+            "ext4",
+            "e",
+            "virt",
+        ]
+        .iter()
+        .enumerate()
+        {
             idx.insert(k, &format!("value-{k}"), i as u32);
         }
         idx.insert("virtio", "second", 0);
@@ -293,7 +338,11 @@ mod tests {
 
     #[test]
     fn rejects_garbage_without_panic() {
-        for data in [&b""[..], b"\xb0\x07\xf4\x57\x00\x02\x00\x01\xff\xff\xff\xff", b"\xb0\x07\xf4\x57\x00\x02\x00\x01\xa0\x00\x00\x0c\x01"] {
+        for data in [
+            &b""[..],
+            b"\xb0\x07\xf4\x57\x00\x02\x00\x01\xff\xff\xff\xff",
+            b"\xb0\x07\xf4\x57\x00\x02\x00\x01\xa0\x00\x00\x0c\x01",
+        ] {
             assert!(Index::parse("t", data).is_err());
         }
     }

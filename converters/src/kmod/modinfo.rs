@@ -31,7 +31,12 @@ impl ModInfo {
             .zip(usize::try_from(section.sh_size).ok())
             .and_then(|(off, size)| elf_bytes.get(off..off.checked_add(size)?))
             .ok_or_else(|| {
-                KmodError::invalid(path, ".modinfo extent", format!("{}+{}", section.sh_offset, section.sh_size), "outside the file")
+                KmodError::invalid(
+                    path,
+                    ".modinfo extent",
+                    format!("{}+{}", section.sh_offset, section.sh_size),
+                    "outside the file",
+                )
             })?;
         let pairs = bytes
             .split(|b| *b == 0)
@@ -64,7 +69,9 @@ impl ModInfo {
 
     /// The `pre:` modules of every `softdep=`.
     pub fn softdep_pre(&self) -> Vec<String> {
-        self.values("softdep").flat_map(super::deps::softdep_pre).collect()
+        self.values("softdep")
+            .flat_map(super::deps::softdep_pre)
+            .collect()
     }
 }
 
@@ -73,17 +80,26 @@ pub fn decompress_module(path: &str, data: &[u8]) -> Result<Vec<u8>, KmodError> 
     let limit = MAX_MODULE_SIZE;
     let mut out = Vec::new();
     let res = if path.ends_with(".xz") || data.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        liblzma::read::XzDecoder::new(data).take(limit + 1).read_to_end(&mut out)
+        liblzma::read::XzDecoder::new(data)
+            .take(limit + 1)
+            .read_to_end(&mut out)
     } else if path.ends_with(".zst") || data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         zstd::stream::read::Decoder::new(data).and_then(|d| d.take(limit + 1).read_to_end(&mut out))
     } else if path.ends_with(".gz") || data.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::GzDecoder::new(data).take(limit + 1).read_to_end(&mut out)
+        flate2::read::GzDecoder::new(data)
+            .take(limit + 1)
+            .read_to_end(&mut out)
     } else {
         return Ok(data.to_vec());
     };
     res.map_err(|e| KmodError::invalid(path, "compressed module", e, "cannot be decompressed"))?;
     if out.len() as u64 > limit {
-        return Err(KmodError::invalid(path, "module size", format!("> {limit}"), "too large"));
+        return Err(KmodError::invalid(
+            path,
+            "module size",
+            format!("> {limit}"),
+            "too large",
+        ));
     }
     Ok(out)
 }

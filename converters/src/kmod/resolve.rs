@@ -40,12 +40,19 @@ pub struct Closure {
 /// module's `.modinfo`.
 pub fn resolve(files: &dyn GuestFiles, kver: &str, wanted: &[&str]) -> Result<Closure, KmodError> {
     if kver.is_empty() || kver.contains('/') || kver.starts_with('.') {
-        return Err(KmodError::invalid("/lib/modules", "kernel version", kver, "not a directory name"));
+        return Err(KmodError::invalid(
+            "/lib/modules",
+            "kernel version",
+            kver,
+            "not a directory name",
+        ));
     }
     let moddir = format!("/lib/modules/{kver}");
     let read = |name: &str| {
         let path = format!("{moddir}/{name}");
-        files.read(&path, MAX_INDEX_FILE).map_err(|e| KmodError::io(path, e))
+        files
+            .read(&path, MAX_INDEX_FILE)
+            .map_err(|e| KmodError::io(path, e))
     };
     let dep_path = format!("{moddir}/modules.dep");
     let dep = ModulesDep::parse(&dep_path, &read("modules.dep")?)?;
@@ -53,7 +60,9 @@ pub fn resolve(files: &dyn GuestFiles, kver: &str, wanted: &[&str]) -> Result<Cl
         Ok(text) => parse_builtin(&text).into_iter().collect(),
         Err(_) => HashSet::new(),
     };
-    let softdeps = read("modules.softdep").map(|t| parse_softdeps(&t)).unwrap_or_default();
+    let softdeps = read("modules.softdep")
+        .map(|t| parse_softdeps(&t))
+        .unwrap_or_default();
 
     let mut closure = Closure {
         kver: kver.to_string(),
@@ -61,7 +70,11 @@ pub fn resolve(files: &dyn GuestFiles, kver: &str, wanted: &[&str]) -> Result<Cl
         ..Closure::default()
     };
     let mut seen = BTreeSet::new();
-    let mut stack: Vec<(String, bool)> = wanted.iter().map(|w| (module_name(w), true)).rev().collect();
+    let mut stack: Vec<(String, bool)> = wanted
+        .iter()
+        .map(|w| (module_name(w), true))
+        .rev()
+        .collect();
     // Depth-first, post-order: a module is emitted after everything it needs.
     let mut expanded = HashSet::new();
     while let Some((name, requested)) = stack.pop() {
@@ -88,7 +101,12 @@ pub fn resolve(files: &dyn GuestFiles, kver: &str, wanted: &[&str]) -> Result<Cl
             let mut needs: Vec<String> = entry.deps.iter().map(|d| module_name(d)).collect();
             needs.extend(info.depends());
             needs.extend(info.softdep_pre());
-            needs.extend(softdeps.iter().filter(|(m, _)| *m == name).flat_map(|(_, pre)| pre.clone()));
+            needs.extend(
+                softdeps
+                    .iter()
+                    .filter(|(m, _)| *m == name)
+                    .flat_map(|(_, pre)| pre.clone()),
+            );
             stack.push((name, requested));
             for n in needs.into_iter().rev() {
                 if !seen.contains(&n) {

@@ -39,12 +39,23 @@ fn repo_root() -> PathBuf {
 /// Builds (or finds in `$FERRY_CACHE`) the guest `name`; `None` (with the reason printed) when
 /// this machine cannot build guests (not root, or no debootstrap/qemu).
 pub fn guest(name: &str) -> Option<Guest> {
-    let missing: Vec<&str> = ["debootstrap", "qemu-system-x86_64", "qemu-img", "debugfs", "mkfs.ext4", "cpio", "sfdisk"]
-        .into_iter()
-        .filter(|t| !which(t))
-        .collect();
+    let missing: Vec<&str> = [
+        "debootstrap",
+        "qemu-system-x86_64",
+        "qemu-img",
+        "debugfs",
+        "mkfs.ext4",
+        "cpio",
+        "sfdisk",
+    ]
+    .into_iter()
+    .filter(|t| !which(t))
+    .collect();
     if !missing.is_empty() {
-        eprintln!("skipped: {} not installed (tests/run.sh installs them)", missing.join(", "));
+        eprintln!(
+            "skipped: {} not installed (tests/run.sh installs them)",
+            missing.join(", ")
+        );
         return None;
     }
     if String::from_utf8_lossy(&run(Command::new("id").arg("-u"))).trim() != "0" {
@@ -54,41 +65,84 @@ pub fn guest(name: &str) -> Option<Guest> {
     let _lock = BUILD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let script = repo_root().join(format!("testdata/guests/{name}.sh"));
     let started = Instant::now();
-    let out = Command::new("bash").arg(&script).stderr(Stdio::piped()).output().expect("run guest script");
-    assert!(out.status.success(), "{} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or_default());
-    eprintln!("guest {name}: {} ({:.1?})", dir.display(), started.elapsed());
-    let kver = std::fs::read_to_string(dir.join("kernel-version")).expect("kernel-version").trim().to_string();
+    let out = Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run guest script");
+    assert!(
+        out.status.success(),
+        "{} failed:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or_default(),
+    );
+    eprintln!(
+        "guest {name}: {} ({:.1?})",
+        dir.display(),
+        started.elapsed()
+    );
+    let kver = std::fs::read_to_string(dir.join("kernel-version"))
+        .expect("kernel-version")
+        .trim()
+        .to_string();
     Some(Guest { dir, kver })
 }
 
 /// Whether a program is on PATH (or in /usr/sbin, /sbin).
 pub fn which(tool: &str) -> bool {
     let path = std::env::var("PATH").unwrap_or_default();
-    let found = path.split(':').chain(["/usr/sbin", "/sbin"]).any(|d| Path::new(d).join(tool).is_file());
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .any(|d| Path::new(d).join(tool).is_file());
     found
 }
 
 /// Runs a command, panicking with its stderr if it fails; returns stdout.
 pub fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
 /// Copies a file out of the guest's ext4 partition with `debugfs -R 'dump ...'`.
 pub fn debugfs_dump(disk: &Path, guest_path: &str, to: &Path) {
     let spec = format!("{}?offset={PART_OFFSET}", disk.display());
-    run(Command::new("debugfs").arg("-R").arg(format!("dump {guest_path} {}", to.display())).arg(&spec));
-    assert!(to.metadata().map(|m| m.len() > 0).unwrap_or(false), "debugfs could not dump {guest_path}");
+    run(Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("dump {guest_path} {}", to.display()))
+        .arg(&spec));
+    assert!(
+        to.metadata().map(|m| m.len() > 0).unwrap_or(false),
+        "debugfs could not dump {guest_path}"
+    );
 }
 
 /// The guest's kernel and initrd, taken from `/boot` of its disk image.
 pub fn extract_boot(guest: &Guest, into: &Path) -> (PathBuf, PathBuf) {
     let kernel = into.join("vmlinuz");
     let initrd = into.join("initrd.img");
-    debugfs_dump(&guest.disk(), &format!("/boot/vmlinuz-{}", guest.kver), &kernel);
-    debugfs_dump(&guest.disk(), &format!("/boot/initrd.img-{}", guest.kver), &initrd);
+    debugfs_dump(
+        &guest.disk(),
+        &format!("/boot/vmlinuz-{}", guest.kver),
+        &kernel,
+    );
+    debugfs_dump(
+        &guest.disk(),
+        &format!("/boot/initrd.img-{}", guest.kver),
+        &initrd,
+    );
     (kernel, initrd)
 }
 
@@ -118,18 +172,50 @@ pub struct Boot {
 /// virtio-blk-pci-non-transitional (writes to a throw-away snapshot) and a
 /// virtio-net-pci-non-transitional NIC, until one of `stop_at` appears in the serial log
 /// or `timeout` passes; QEMU is killed afterwards.
-pub fn boot(kernel: &Path, initrd: &Path, disk: &Path, append: &str, stop_at: &[&str], timeout: Duration, work: &Path) -> Boot {
+pub fn boot(
+    kernel: &Path,
+    initrd: &Path,
+    disk: &Path,
+    append: &str,
+    stop_at: &[&str],
+    timeout: Duration,
+    work: &Path,
+) -> Boot {
     let serial = work.join("serial.log");
     let _ = std::fs::remove_file(&serial);
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-machine", "q35", "-accel", "tcg", "-nodefaults", "-m", "1024", "-display", "none", "-no-reboot"])
-        .arg("-serial").arg(format!("file:{}", serial.display()))
-        .arg("-kernel").arg(kernel)
-        .arg("-initrd").arg(initrd)
-        .arg("-append").arg(append)
-        .arg("-drive").arg(format!("file={},format=raw,if=none,id=disk0,snapshot=on", disk.display()))
+        .args([
+            "-machine",
+            "q35",
+            "-accel",
+            "tcg",
+            "-nodefaults",
+            "-m",
+            "1024",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", serial.display()))
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .arg("-append")
+        .arg(append)
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=none,id=disk0,snapshot=on",
+            disk.display()
+        ))
         .args(["-device", "virtio-blk-pci-non-transitional,drive=disk0"])
-        .args(["-netdev", "user,id=net0", "-device", "virtio-net-pci-non-transitional,netdev=net0,mac=52:54:00:12:34:56"])
+        .args([
+            "-netdev",
+            "user,id=net0",
+            "-device",
+            "virtio-net-pci-non-transitional,netdev=net0,mac=52:54:00:12:34:56",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -154,7 +240,10 @@ pub fn boot(kernel: &Path, initrd: &Path, disk: &Path, append: &str, stop_at: &[
     let _ = child.kill();
     let _ = child.wait();
     log = String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
-    eprintln!("boot ended after {elapsed:.1?} on {hit:?}; log tail:\n{}", tail(&log, 15));
+    eprintln!(
+        "boot ended after {elapsed:.1?} on {hit:?}; log tail:\n{}",
+        tail(&log, 15)
+    );
     Boot { log, hit, elapsed }
 }
 
@@ -194,13 +283,24 @@ pub fn assert_unconverted_does_not_boot(g: &Guest, append: &str, timeout: Durati
     let (kernel, initrd) = extract_boot(g, work.path());
     let mut stops = ROOT_NOT_FOUND.to_vec();
     stops.push(LOGIN);
-    let b = boot(&kernel, &initrd, &g.disk(), append, &stops, timeout, work.path());
+    let b = boot(
+        &kernel,
+        &initrd,
+        &g.disk(),
+        append,
+        &stops,
+        timeout,
+        work.path(),
+    );
     assert!(
         b.hit.is_some() && b.hit.as_deref() != Some(LOGIN),
         "expected the initramfs to give up on the root device:\n{}",
         tail(&b.log, 30)
     );
-    assert!(!b.log.contains("EXT4-fs (vda1): mounted"), "the root was mounted");
+    assert!(
+        !b.log.contains("EXT4-fs (vda1): mounted"),
+        "the root was mounted"
+    );
     assert!(!b.log.contains(" login:"), "a login prompt appeared");
     b
 }
@@ -216,16 +316,33 @@ pub fn assert_injected_boots(
     use ferry_converters::initramfs::{add_modules, Initramfs, Limits, VIRTIO_MODULES};
     let work = tempfile::tempdir().expect("tempdir");
     let (kernel, initrd) = extract_boot(g, work.path());
-    let image = Initramfs::parse("initrd.img", std::fs::read(&initrd).expect("read initrd"), Limits::default())
-        .expect("parse initrd");
+    let image = Initramfs::parse(
+        "initrd.img",
+        std::fs::read(&initrd).expect("read initrd"),
+        Limits::default(),
+    )
+    .expect("parse initrd");
     let started = Instant::now();
     let guest_files = ferry_converters::kmod::HostDir::new(g.root());
-    let (new, report) = add_modules(&guest_files, &g.kver, &image, &VIRTIO_MODULES).expect("add_modules");
+    let (new, report) =
+        add_modules(&guest_files, &g.kver, &image, &VIRTIO_MODULES).expect("add_modules");
     eprintln!("injection took {:.1?}: {report:?}", started.elapsed());
     assert_eq!(report.flavor, flavor);
-    for m in ["virtio_blk", "virtio_pci", "virtio_net", "virtio_scsi", "virtio_console", "virtio_rng"] {
+    for m in [
+        "virtio_blk",
+        "virtio_pci",
+        "virtio_net",
+        "virtio_scsi",
+        "virtio_console",
+        "virtio_rng",
+    ] {
         assert!(
-            report.added.iter().chain(&report.already_present).chain(&report.builtin).any(|a| a == m),
+            report
+                .added
+                .iter()
+                .chain(&report.already_present)
+                .chain(&report.builtin)
+                .any(|a| a == m),
             "{m} neither added nor present: {report:?}"
         );
     }
@@ -233,9 +350,25 @@ pub fn assert_injected_boots(
     std::fs::write(&new_path, &new).expect("write initrd");
     let mut stops = ROOT_NOT_FOUND.to_vec();
     stops.push(LOGIN);
-    let b = boot(&kernel, &new_path, &g.disk(), append, &stops, timeout, work.path());
-    assert_eq!(b.hit.as_deref(), Some(LOGIN), "no login prompt:\n{}", tail(&b.log, 40));
-    assert!(b.log.contains("EXT4-fs (vda1): mounted filesystem"), "root not mounted from vda1");
+    let b = boot(
+        &kernel,
+        &new_path,
+        &g.disk(),
+        append,
+        &stops,
+        timeout,
+        work.path(),
+    );
+    assert_eq!(
+        b.hit.as_deref(),
+        Some(LOGIN),
+        "no login prompt:\n{}",
+        tail(&b.log, 40)
+    );
+    assert!(
+        b.log.contains("EXT4-fs (vda1): mounted filesystem"),
+        "root not mounted from vda1"
+    );
     b
 }
 
@@ -246,6 +379,10 @@ pub fn microcode_prefix() -> Vec<ferry_converters::initramfs::Entry> {
         Entry::dir("kernel", 0o755),
         Entry::dir("kernel/x86", 0o755),
         Entry::dir("kernel/x86/microcode", 0o755),
-        Entry::file("kernel/x86/microcode/GenuineIntel.bin", 0o644, b"not a real microcode update\n".repeat(100)),
+        Entry::file(
+            "kernel/x86/microcode/GenuineIntel.bin",
+            0o644,
+            b"not a real microcode update\n".repeat(100),
+        ),
     ]
 }
