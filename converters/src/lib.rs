@@ -2,4 +2,6 @@
 
 pub mod fs;
 pub mod guestfs;
+pub mod initramfs;
+pub mod kmod;
 pub mod linux;
