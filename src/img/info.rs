@@ -38,6 +38,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<ExitCode> {
             data.insert(k.clone(), v.clone());
         }
     }
+    top.entry("dirty-flag").or_insert(json!(false));
     if let Some(b) = &info.backing {
         top.insert("full-backing-filename".into(), json!(b.display().to_string()));
         top.entry("backing-filename").or_insert_with(|| json!(b.display().to_string()));

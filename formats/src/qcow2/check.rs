@@ -109,7 +109,7 @@ pub fn check(path: &Path) -> Result<CheckReport, DiskError> {
             }
         };
         let computed = u64::from(refs.counts.get(c as usize).copied().unwrap_or(0));
-        if computed > 0 {
+        if computed > 0 || stored > 0 {
             highest = c + 1;
         }
         if stored != computed {

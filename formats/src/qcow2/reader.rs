@@ -280,9 +280,11 @@ impl BlockDevice for Qcow2Image {
         put("compat", (if h.version == 2 { "0.10" } else { "1.1" }).into());
         put("compression-type", h.compression.name().into());
         put("refcount-bits", (1u64 << h.refcount_order).into());
-        put("lazy-refcounts", (h.compatible & 1 != 0).into());
-        put("corrupt", false.into());
-        put("extended-l2", false.into());
+        if h.version >= 3 {
+            put("lazy-refcounts", (h.compatible & 1 != 0).into());
+            put("corrupt", false.into());
+            put("extended-l2", false.into());
+        }
         put("dirty-flag", (h.incompatible & super::header::INCOMPAT_DIRTY != 0).into());
         if let Some(b) = &h.backing_file {
             put("backing-filename", b.clone().into());
