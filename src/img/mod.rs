@@ -5,7 +5,6 @@ mod convert;
 mod info;
 mod map;
 
-use anyhow::Context;
 use clap::Subcommand;
 use ferry_formats::disk::{open_image, BlockDevice, ImageFormat};
 use std::path::Path;
@@ -48,7 +47,8 @@ fn parse_format(name: &str) -> Result<ImageFormat, String> {
 
 /// Opens an image read-only, with an optional forced format.
 fn open(path: &Path, format: Option<ImageFormat>) -> anyhow::Result<Box<dyn BlockDevice>> {
-    open_image(path, format).with_context(|| format!("could not open {}", path.display()))
+    // The error names the file already.
+    Ok(open_image(path, format)?)
 }
 
 /// `4 GiB`, `196 KiB`, `512 B`: sizes as qemu-img prints them.
