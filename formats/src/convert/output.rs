@@ -36,7 +36,7 @@ impl Output {
     }
 
     /// Writes one processed segment; segments arrive in ascending order.
-    pub fn write(&mut self, p: &Processed, stats: &mut ConvertStats) -> Result<(), DiskError> {
+    pub fn write(&mut self, p: &Processed, raw: Option<&File>, stats: &mut ConvertStats) -> Result<(), DiskError> {
         let mut i = 0usize;
         let n = p.kinds.len();
         while i < n {
@@ -60,6 +60,19 @@ impl Output {
                     }
                     stats.data_clusters += (j - i) as u64;
                     let cs = p.cs as usize;
+                    if let (Some(src), Some(fo)) = (raw, p.file_offset) {
+                        let from = i as u64 * p.cs;
+                        let n = (j as u64 * p.cs).min(p.len) - from;
+                        match self {
+                            Output::Qcow2(w) => w.copy_plain_run(p.first + i as u64, src, fo + from, n)?,
+                            Output::Raw { file, path, .. } => {
+                                crate::convert::copy::copy_range(src, fo + from, file, fo + from, n)
+                                    .map_err(|e| DiskError::io(path, "copy", e))?
+                            }
+                        }
+                        i = j;
+                        continue;
+                    }
                     let data = &p.buf[i * cs..(j * cs).min(p.buf.len())];
                     match self {
                         Output::Qcow2(w) => w.write_plain_run(p.first + i as u64, data)?,

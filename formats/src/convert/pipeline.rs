@@ -41,7 +41,12 @@ pub enum Out {
 pub struct Processed {
     pub first: u64,
     pub cs: u64,
+    /// Bytes of the segment (the last cluster may be short).
+    pub len: u64,
+    /// The bytes, unless they are to be copied from the raw source file.
     pub buf: Vec<u8>,
+    /// Where the bytes are in the raw source file, when `buf` is empty.
+    pub file_offset: Option<u64>,
     pub kinds: Vec<Out>,
 }
 
@@ -65,13 +70,16 @@ pub fn run(
         Source::Device(d) => Some(*d),
         Source::Stream(_) => None,
     };
+    // A plain raw file is copied inside the kernel; only cluster heads are read to find zeros.
+    let raw = dev.filter(|_| opts.compression.is_none()).and_then(raw_file);
+    let raw = raw.as_ref();
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || match source {
             Source::Device(d) => batch_device(d, cs, opts.batch_bytes, &batch_tx),
             Source::Stream(s) => batch_stream(s, cs, opts.batch_bytes, &batch_tx),
         });
-        let writer = scope.spawn(move || write_all(output, done_rx, size, progress));
-        let processed = process_all(dev, batch_rx, done_tx, size, opts);
+        let writer = scope.spawn(move || write_all(output, done_rx, size, raw, progress));
+        let processed = process_all(dev, raw, batch_rx, done_tx, size, opts);
         // The first error wins; the others are consequences (closed channels).
         let w = writer.join().unwrap_or_else(|_| Err(DiskError::unsupported(path, "writer thread panicked")));
         let r = reader.join().unwrap_or_else(|_| Err(DiskError::unsupported(path, "reader thread panicked")));
@@ -226,6 +234,7 @@ impl Assembler {
 /// The processing stage: reads (device) and classifies / compresses every cluster.
 fn process_all(
     dev: Option<&dyn BlockDevice>,
+    raw: Option<&File>,
     rx: Receiver<Batch>,
     tx: SyncSender<Option<(Vec<Processed>, u64)>>,
     size: u64,
@@ -239,6 +248,11 @@ fn process_all(
                 .map(|(first, n)| {
                     let off = first * cs;
                     let len = (n * cs).min(size - off) as usize;
+                    if let Some(f) = raw {
+                        let kinds = classify_file(f, off, len as u64, cs)
+                            .map_err(|e| DiskError::io(Path::new("source"), "read", e))?;
+                        return Ok(Processed { first, cs, len: len as u64, buf: Vec::new(), file_offset: Some(off), kinds });
+                    }
                     let mut buf = vec![0u8; len];
                     if let Some(d) = dev {
                         d.read_at(&mut buf, off)?;
@@ -291,7 +305,7 @@ fn process(seg: Segment, opts: &ConvertOptions) -> Processed {
             None => kinds.push(Out::Plain),
         }
     }
-    Processed { first: seg.first, cs: opts.cluster_size, buf: seg.buf, kinds }
+    Processed { first: seg.first, cs: opts.cluster_size, len: seg.buf.len() as u64, buf: seg.buf, file_offset: None, kinds }
 }
 
 /// True when every byte is zero.
@@ -316,6 +330,7 @@ fn write_all(
     mut output: Output,
     rx: Receiver<Option<(Vec<Processed>, u64)>>,
     size: u64,
+    raw: Option<&File>,
     progress: Progress<'_>,
 ) -> Result<ConvertStats, DiskError> {
     let mut stats = ConvertStats { virtual_size: size, ..Default::default() };
@@ -326,10 +341,43 @@ fn write_all(
             return Ok(stats);
         };
         for p in &segs {
-            output.write(p, &mut stats)?;
+            output.write(p, raw, &mut stats)?;
         }
         progress(end, size);
     }
     // The processing stage stopped early; its error is reported by `run`.
     Ok(stats)
+}
+
+/// The file behind a plain raw image, when the device is one.
+fn raw_file(dev: &dyn BlockDevice) -> Option<File> {
+    let info = dev.info();
+    if info.format != "raw" || info.files.len() != 1 {
+        return None;
+    }
+    let f = File::open(info.files.first()?).ok()?;
+    (f.metadata().ok()?.len() == dev.size()).then_some(f)
+}
+
+/// Classifies the clusters of `[off, off + len)` of a raw file: a cluster whose first 4 KiB
+/// hold a non-zero byte is data; otherwise the whole cluster is read and checked.
+fn classify_file(f: &File, off: u64, len: u64, cs: u64) -> std::io::Result<Vec<Out>> {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 4096];
+    let mut whole = Vec::new();
+    let mut kinds = Vec::with_capacity(len.div_ceil(cs) as usize);
+    let mut at = 0u64;
+    while at < len {
+        let n = cs.min(len - at);
+        let h = n.min(head.len() as u64) as usize;
+        f.read_exact_at(&mut head[..h], off + at)?;
+        let zero = is_zero(&head[..h]) && {
+            whole.resize(n as usize, 0);
+            f.read_exact_at(&mut whole, off + at)?;
+            is_zero(&whole)
+        };
+        kinds.push(if zero { Out::Zero } else { Out::Plain });
+        at += n;
+    }
+    Ok(kinds)
 }

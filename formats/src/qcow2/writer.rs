@@ -65,6 +65,13 @@ pub enum ClusterWrite<'a> {
 
 const WRITE_BUFFER: usize = 4 << 20;
 
+/// Where a run of plain clusters comes from.
+#[derive(Clone, Copy)]
+enum RunData<'a> {
+    Bytes(&'a [u8]),
+    File(&'a File, u64),
+}
+
 /// Writes a qcow2 v3 image front to back.
 pub struct Qcow2Writer {
     file: File,
@@ -245,29 +252,46 @@ impl Qcow2Writer {
     /// Writes a run of plain clusters starting at guest cluster `first` (a multiple of the
     /// cluster size long, except that the disk's last cluster may be short and is padded).
     pub fn write_plain_run(&mut self, first: u64, data: &[u8]) -> Result<(), DiskError> {
-        let cs = self.cs as usize;
-        let per = self.cs / 8;
-        let mut at = 0usize;
-        while at < data.len() {
-            let index = first + (at / cs) as u64;
+        self.plain_run(first, data.len() as u64, RunData::Bytes(data))
+    }
+
+    /// Like [`write_plain_run`](Self::write_plain_run), with the bytes copied from `src` at
+    /// `src_off` inside the kernel (`copy_file_range`).
+    pub fn copy_plain_run(&mut self, first: u64, src: &File, src_off: u64, len: u64) -> Result<(), DiskError> {
+        self.plain_run(first, len, RunData::File(src, src_off))
+    }
+
+    fn plain_run(&mut self, first: u64, len: u64, data: RunData<'_>) -> Result<(), DiskError> {
+        let cs = self.cs;
+        let per = cs / 8;
+        let mut at = 0u64;
+        while at < len {
+            let index = first + at / cs;
             self.skip_to(index)?;
             self.switch_l2(index)?;
             // As many clusters as fit in this L2 range, written with one call.
-            let in_range = ((per - index % per) as usize).saturating_mul(cs);
-            let n = (data.len() - at).min(in_range);
+            let n = (len - at).min((per - index % per) * cs);
             let off = self.align()?;
-            let full = n / cs * cs;
-            if full > 0 {
-                self.append(&data[at..at + full])?;
+            match data {
+                RunData::Bytes(b) => {
+                    let (from, to) = (at as usize, (at + n) as usize);
+                    self.append(&b[from..to])?;
+                }
+                RunData::File(src, src_off) => {
+                    self.flush_pending()?;
+                    crate::convert::copy::copy_range(src, src_off + at, &self.file, self.host_end, n)
+                        .map_err(|e| self.io("copy", e))?;
+                    self.host_end += n;
+                }
             }
-            if n > full {
-                let mut last = vec![0u8; cs];
-                last[..n - full].copy_from_slice(&data[at + full..at + n]);
-                self.append(&last)?;
+            // A short last cluster is padded (with zeros, or a hole up to the final length).
+            let count = n.div_ceil(cs);
+            let pad = count * cs - n;
+            if pad > 0 {
+                self.append(&vec![0u8; pad as usize])?;
             }
-            let count = n.div_ceil(cs) as u64;
             for i in 0..count {
-                self.set_l2(index + i, (off + i * self.cs) | COPIED);
+                self.set_l2(index + i, (off + i * cs) | COPIED);
             }
             self.next_guest = index + count;
             at += n;
