@@ -50,7 +50,7 @@ impl Default for ConvertOptions {
             preallocation: Preallocation::Off,
             cluster_size: 65536,
             flush: false,
-            batch_bytes: 8 << 20,
+            batch_bytes: 16 << 20,
         }
     }
 }

@@ -8,10 +8,31 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+/// One piece of plain data to write: `len` bytes from offset `from` of segment `seg` (its
+/// buffer, or the raw source file) to offset `dst` of the output.
+pub struct Task {
+    pub seg: usize,
+    pub from: u64,
+    pub dst: u64,
+    pub len: u64,
+}
+
+/// Runs one task.
+pub fn run_task(t: &Task, p: &Processed, raw: Option<&File>, out: &File, path: &Path) -> Result<(), DiskError> {
+    match (raw, p.file_offset) {
+        (Some(src), Some(fo)) => crate::convert::copy::copy_range(src, fo + t.from, out, t.dst, t.len)
+            .map_err(|e| DiskError::io(path, "copy", e)),
+        _ => {
+            let data = p.buf.get(t.from as usize..(t.from + t.len) as usize).unwrap_or_default();
+            out.write_all_at(data, t.dst).map_err(|e| DiskError::io(path, "write", e))
+        }
+    }
+}
+
 /// Where processed clusters go.
 pub enum Output {
     Qcow2(Box<Qcow2Writer>),
-    Raw { file: File, path: PathBuf, size: u64, cs: u64 },
+    Raw { file: File, path: PathBuf, size: u64 },
 }
 
 impl Output {
@@ -30,15 +51,17 @@ impl Output {
                 if opts.preallocation == Preallocation::Full && size > 0 {
                     fallocate(&file, size).map_err(|e| DiskError::io(path, "fallocate", e))?;
                 }
-                Ok(Output::Raw { file, path: path.to_path_buf(), size, cs: opts.cluster_size })
+                Ok(Output::Raw { file, path: path.to_path_buf(), size })
             }
         }
     }
 
-    /// Writes one processed segment; segments arrive in ascending order.
-    pub fn write(&mut self, p: &Processed, raw: Option<&File>, stats: &mut ConvertStats) -> Result<(), DiskError> {
+    /// Takes in one processed segment (segments arrive in ascending order): metadata and
+    /// compressed clusters are handled here; plain data becomes [`Task`]s to run in parallel.
+    pub fn plan(&mut self, seg: usize, p: &Processed, stats: &mut ConvertStats, tasks: &mut Vec<Task>) -> Result<(), DiskError> {
         let mut i = 0usize;
         let n = p.kinds.len();
+        let mut pieces = Vec::new();
         while i < n {
             match &p.kinds[i] {
                 Out::Zero => {
@@ -59,27 +82,20 @@ impl Output {
                         j += 1;
                     }
                     stats.data_clusters += (j - i) as u64;
-                    let cs = p.cs as usize;
-                    if let (Some(src), Some(fo)) = (raw, p.file_offset) {
-                        let from = i as u64 * p.cs;
-                        let n = (j as u64 * p.cs).min(p.len) - from;
-                        match self {
-                            Output::Qcow2(w) => w.copy_plain_run(p.first + i as u64, src, fo + from, n)?,
-                            Output::Raw { file, path, .. } => {
-                                crate::convert::copy::copy_range(src, fo + from, file, fo + from, n)
-                                    .map_err(|e| DiskError::io(path, "copy", e))?
+                    let from = i as u64 * p.cs;
+                    let len = (j as u64 * p.cs).min(p.len) - from;
+                    match self {
+                        Output::Qcow2(w) => {
+                            pieces.clear();
+                            w.reserve_plain_run(p.first + i as u64, len, &mut pieces)?;
+                            for &(rel, host, n) in &pieces {
+                                tasks.push(Task { seg, from: from + rel, dst: host, len: n });
                             }
                         }
-                        i = j;
-                        continue;
-                    }
-                    let data = &p.buf[i * cs..(j * cs).min(p.buf.len())];
-                    match self {
-                        Output::Qcow2(w) => w.write_plain_run(p.first + i as u64, data)?,
-                        Output::Raw { file, path, size, cs } => {
-                            let at = (p.first + i as u64) * *cs;
-                            let len = (data.len() as u64).min(size.saturating_sub(at)) as usize;
-                            file.write_all_at(&data[..len], at).map_err(|e| DiskError::io(path, "write", e))?;
+                        Output::Raw { size, .. } => {
+                            let at = p.first * p.cs + from;
+                            let len = len.min(size.saturating_sub(at));
+                            tasks.push(Task { seg, from, dst: at, len });
                         }
                     }
                     i = j;
@@ -87,6 +103,14 @@ impl Output {
             }
         }
         Ok(())
+    }
+
+    /// The file tasks write into, and its name.
+    pub fn target(&self) -> (&File, &Path) {
+        match self {
+            Output::Qcow2(w) => (w.file(), w.path()),
+            Output::Raw { file, path, .. } => (file, path),
+        }
     }
 
     /// Completes the file.

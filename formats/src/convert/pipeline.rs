@@ -1,6 +1,6 @@
 //! The three conversion stages: batching (reader thread), parallel processing (rayon), and
 //! ordered writing (writer thread), joined by channels one batch deep.
-use super::output::Output;
+use super::output::{run_task, Output};
 use super::{ConvertOptions, ConvertStats, Progress, Source};
 use crate::disk::{BlockDevice, ChunkData, DiskError, ExtentKind, StreamSource};
 use crate::qcow2::codec;
@@ -63,9 +63,8 @@ pub fn run(
         Source::Stream(s) => s.size(),
     };
     let cs = opts.cluster_size;
-    let output = Output::new(file, path, size, opts)?;
+    let mut output = Output::new(file, path, size, opts)?;
     let (batch_tx, batch_rx) = sync_channel::<Batch>(1);
-    let (done_tx, done_rx) = sync_channel::<Option<(Vec<Processed>, u64)>>(1);
     let dev = match &source {
         Source::Device(d) => Some(*d),
         Source::Stream(_) => None,
@@ -73,19 +72,22 @@ pub fn run(
     // A plain raw file is copied inside the kernel; only cluster heads are read to find zeros.
     let raw = dev.filter(|_| opts.compression.is_none()).and_then(raw_file);
     let raw = raw.as_ref();
+    let pool = BufferPool::default();
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || match source {
             Source::Device(d) => batch_device(d, cs, opts.batch_bytes, &batch_tx),
             Source::Stream(s) => batch_stream(s, cs, opts.batch_bytes, &batch_tx),
         });
-        let writer = scope.spawn(move || write_all(output, done_rx, size, raw, progress));
-        let processed = process_all(dev, raw, batch_rx, done_tx, size, opts);
-        // The first error wins; the others are consequences (closed channels).
-        let w = writer.join().unwrap_or_else(|_| Err(DiskError::unsupported(path, "writer thread panicked")));
+        // On a pool thread, so the loop itself takes part in each batch's parallel work.
+        let stage = Stage { dev, raw, pool: &pool, size, opts, progress };
+        let processed = rayon::scope(|_| stage.run(batch_rx, &mut output));
+        // A reader error closes the channel early; it is the one to report.
         let r = reader.join().unwrap_or_else(|_| Err(DiskError::unsupported(path, "reader thread panicked")));
         r?;
-        processed?;
-        w
+        let stats = processed?;
+        output.finish()?;
+        progress(size, size);
+        Ok(stats)
     })
 }
 
@@ -231,49 +233,64 @@ impl Assembler {
     }
 }
 
-/// The processing stage: reads (device) and classifies / compresses every cluster.
-fn process_all(
-    dev: Option<&dyn BlockDevice>,
-    raw: Option<&File>,
-    rx: Receiver<Batch>,
-    tx: SyncSender<Option<(Vec<Processed>, u64)>>,
+/// The processing stage: per batch, reads (device) and classifies / compresses every
+/// cluster in parallel, lays the results out in order, then writes the data in parallel.
+struct Stage<'a> {
+    dev: Option<&'a dyn BlockDevice>,
+    raw: Option<&'a File>,
+    pool: &'a BufferPool,
     size: u64,
-    opts: &ConvertOptions,
-) -> Result<(), DiskError> {
-    let cs = opts.cluster_size;
-    for batch in rx {
-        let segs: Vec<Result<Processed, DiskError>> = match batch {
-            Batch::Reads(runs) => runs
-                .into_par_iter()
-                .map(|(first, n)| {
-                    let off = first * cs;
-                    let len = (n * cs).min(size - off) as usize;
-                    if let Some(f) = raw {
-                        let kinds = classify_file(f, off, len as u64, cs)
-                            .map_err(|e| DiskError::io(Path::new("source"), "read", e))?;
-                        return Ok(Processed { first, cs, len: len as u64, buf: Vec::new(), file_offset: Some(off), kinds });
-                    }
-                    let mut buf = vec![0u8; len];
-                    if let Some(d) = dev {
-                        d.read_at(&mut buf, off)?;
-                    }
-                    Ok(process(Segment { first, buf }, opts))
-                })
-                .collect(),
-            Batch::Chunks(segs) => segs.into_par_iter().map(|s| Ok(process(s, opts))).collect(),
-            Batch::End => {
-                // Only a complete run tells the writer to finish the file.
-                let _ = tx.send(None);
-                return Ok(());
+    opts: &'a ConvertOptions,
+    progress: Progress<'a>,
+}
+
+impl Stage<'_> {
+    /// Returns the stats once the reader signals the end; an error otherwise.
+    fn run(&self, rx: Receiver<Batch>, output: &mut Output) -> Result<ConvertStats, DiskError> {
+        let mut stats = ConvertStats { virtual_size: self.size, ..Default::default() };
+        let mut tasks = Vec::new();
+        for batch in rx {
+            let segs = match batch {
+                Batch::Reads(runs) => runs.into_par_iter().map(|(first, n)| self.read(first, n)).collect::<Vec<_>>(),
+                Batch::Chunks(segs) => segs.into_par_iter().map(|s| Ok(process(s, self.opts))).collect(),
+                Batch::End => return Ok(stats),
+            };
+            let segs = segs.into_iter().collect::<Result<Vec<_>, _>>()?;
+            tasks.clear();
+            for (i, p) in segs.iter().enumerate() {
+                output.plan(i, p, &mut stats, &mut tasks)?;
             }
-        };
-        let segs = segs.into_iter().collect::<Result<Vec<_>, _>>()?;
-        let end = segs.last().map_or(0, |s| (s.first * cs + s.buf.len() as u64).min(size));
-        if tx.send(Some((segs, end))).is_err() {
-            return Ok(());
+            let (file, path) = output.target();
+            tasks.par_iter().try_for_each(|t| match segs.get(t.seg) {
+                Some(p) => run_task(t, p, self.raw, file, path),
+                None => Ok(()),
+            })?;
+            let cs = self.opts.cluster_size;
+            let end = segs.last().map_or(0, |s| (s.first * cs + s.len).min(self.size));
+            for p in segs {
+                self.pool.give(p.buf);
+            }
+            (self.progress)(end, self.size);
         }
+        // The reader stopped without the end marker: it failed, and `run` reports why.
+        Err(DiskError::unsupported(Path::new("source"), "read ended early"))
     }
-    Ok(())
+
+    fn read(&self, first: u64, n: u64) -> Result<Processed, DiskError> {
+        let cs = self.opts.cluster_size;
+        let off = first * cs;
+        let len = (n * cs).min(self.size - off) as usize;
+        if let Some(f) = self.raw {
+            let kinds =
+                classify_file(f, off, len as u64, cs).map_err(|e| DiskError::io(Path::new("source"), "read", e))?;
+            return Ok(Processed { first, cs, len: len as u64, buf: Vec::new(), file_offset: Some(off), kinds });
+        }
+        let mut buf = self.pool.take(len);
+        if let Some(d) = self.dev {
+            d.read_at(&mut buf, off)?;
+        }
+        Ok(process(Segment { first, buf }, self.opts))
+    }
 }
 
 fn process(seg: Segment, opts: &ConvertOptions) -> Processed {
@@ -325,30 +342,6 @@ pub fn is_zero(b: &[u8]) -> bool {
     chunks.remainder().iter().all(|&x| x == 0)
 }
 
-/// The writer stage.
-fn write_all(
-    mut output: Output,
-    rx: Receiver<Option<(Vec<Processed>, u64)>>,
-    size: u64,
-    raw: Option<&File>,
-    progress: Progress<'_>,
-) -> Result<ConvertStats, DiskError> {
-    let mut stats = ConvertStats { virtual_size: size, ..Default::default() };
-    for msg in rx {
-        let Some((segs, end)) = msg else {
-            output.finish()?;
-            progress(size, size);
-            return Ok(stats);
-        };
-        for p in &segs {
-            output.write(p, raw, &mut stats)?;
-        }
-        progress(end, size);
-    }
-    // The processing stage stopped early; its error is reported by `run`.
-    Ok(stats)
-}
-
 /// The file behind a plain raw image, when the device is one.
 fn raw_file(dev: &dyn BlockDevice) -> Option<File> {
     let info = dev.info();
@@ -380,4 +373,32 @@ fn classify_file(f: &File, off: u64, len: u64, cs: u64) -> std::io::Result<Vec<O
         at += n;
     }
     Ok(kinds)
+}
+
+/// Segment buffers handed back by the writer for reuse, so steady state allocates (and
+/// page-faults) nothing. Holds at most a few batches' worth.
+#[derive(Default)]
+struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl BufferPool {
+    const MAX: usize = 24;
+
+    fn take(&self, len: usize) -> Vec<u8> {
+        let v = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match v {
+            Some(mut v) => {
+                v.clear();
+                v.resize(len, 0);
+                v
+            }
+            None => vec![0u8; len],
+        }
+    }
+
+    fn give(&self, v: Vec<u8>) {
+        let mut pool = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < Self::MAX && v.capacity() > 0 {
+            pool.push(v);
+        }
+    }
 }

@@ -7,6 +7,7 @@ use crate::disk::{
     ImageInfo, ReadOnlyFile,
 };
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Longest backing chain followed.
 pub const MAX_CHAIN: usize = 64;
@@ -113,7 +114,7 @@ impl Qcow2Image {
         Ok(be_entries(&raw))
     }
 
-    fn l2_table(&self, l1_index: u64) -> Result<Option<std::sync::Arc<Vec<u64>>>, DiskError> {
+    fn l2_table(&self, l1_index: u64) -> Result<Option<Arc<Vec<u64>>>, DiskError> {
         let entry = self.l1.get(l1_index as usize).copied().unwrap_or(0);
         let Some(off) = decode_l1(self.file.path(), entry, self.header.cluster_size(), self.file.len())? else {
             return Ok(None);
@@ -123,8 +124,18 @@ impl Qcow2Image {
 
     /// Where guest cluster `index` is stored.
     pub fn lookup(&self, index: u64) -> Result<Mapping, DiskError> {
+        self.lookup_with(index, &mut None)
+    }
+
+    /// Like [`lookup`](Self::lookup), keeping the last L2 table in `cur` so runs of lookups
+    /// in one L2 range take the cache lock once.
+    fn lookup_with(&self, index: u64, cur: &mut Option<(u64, Option<Arc<Vec<u64>>>)>) -> Result<Mapping, DiskError> {
         let per = self.header.l2_entries();
-        let Some(l2) = self.l2_table(index / per)? else { return Ok(Mapping::Unallocated) };
+        let l1_index = index / per;
+        if cur.as_ref().is_none_or(|c| c.0 != l1_index) {
+            *cur = Some((l1_index, self.l2_table(l1_index)?));
+        }
+        let Some((_, Some(l2))) = cur else { return Ok(Mapping::Unallocated) };
         let entry = l2.get((index % per) as usize).copied().unwrap_or(0);
         let h = &self.header;
         decode_l2(self.file.path(), entry, h.cluster_bits, h.version, self.file.len())
@@ -181,6 +192,7 @@ impl BlockDevice for Qcow2Image {
         let mut run: Option<Run> = None;
         let mut done = 0usize;
         let mut cluster_buf: Vec<u8> = Vec::new();
+        let mut cur = None;
         let flush = |run: &mut Option<Run>, buf: &mut [u8]| -> Result<(), DiskError> {
             match run.take() {
                 Some(Run::Host { buf: b, host, len }) => self.read_host(&mut buf[b..b + len], host),
@@ -192,7 +204,7 @@ impl BlockDevice for Qcow2Image {
             let pos = offset + done as u64;
             let in_cluster = pos % cs;
             let n = ((cs - in_cluster) as usize).min(buf.len() - done);
-            match self.lookup(pos / cs)? {
+            match self.lookup_with(pos / cs, &mut cur)? {
                 Mapping::Data(host) => {
                     let host = host + in_cluster;
                     match &mut run {
@@ -240,12 +252,16 @@ impl BlockDevice for Qcow2Image {
         let mut out = Vec::new();
         let mut pos = offset;
         let mut unalloc: Option<u64> = None; // start of a pending unallocated run
+        let mut cur = None;
         while pos < end {
             let index = pos / cs;
-            let (kind, next) = if self.l2_table(index / per)?.is_none() {
+            if cur.as_ref().is_none_or(|c: &(u64, Option<Arc<Vec<u64>>>)| c.0 != index / per) {
+                cur = Some((index / per, self.l2_table(index / per)?));
+            }
+            let (kind, next) = if matches!(cur, Some((_, None))) {
                 (None, ((index / per + 1) * per * cs).min(end))
             } else {
-                let kind = match self.lookup(index)? {
+                let kind = match self.lookup_with(index, &mut cur)? {
                     Mapping::Unallocated => None,
                     Mapping::Zero => Some(ExtentKind::Zero),
                     _ => Some(ExtentKind::Data),

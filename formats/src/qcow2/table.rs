@@ -95,7 +95,7 @@ pub fn be_entries(bytes: &[u8]) -> Vec<u64> {
 
 /// A small LRU of L2 tables keyed by host offset, bounded in bytes.
 pub struct L2Cache {
-    slots: Mutex<Vec<(u64, Arc<Vec<u64>>, u64)>>,
+    slots: Mutex<(u64, Vec<(u64, Arc<Vec<u64>>, u64)>)>,
     capacity: usize,
 }
 
@@ -103,7 +103,7 @@ impl L2Cache {
     /// A cache of at most `bytes` of tables of `cluster_size` (at least 4 tables).
     pub fn new(bytes: u64, cluster_size: u64) -> Self {
         let capacity = (bytes / cluster_size).clamp(4, 256) as usize;
-        L2Cache { slots: Mutex::new(Vec::with_capacity(capacity)), capacity }
+        L2Cache { slots: Mutex::new((0, Vec::with_capacity(capacity))), capacity }
     }
 
     /// The table at `offset`, loading it with `load` on a miss.
@@ -113,16 +113,22 @@ impl L2Cache {
         load: impl FnOnce() -> Result<Vec<u64>, DiskError>,
     ) -> Result<Arc<Vec<u64>>, DiskError> {
         {
-            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            let tick = slots.iter().map(|s| s.2).max().unwrap_or(0) + 1;
+            let mut guard = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let (tick, slots) = &mut *guard;
+            *tick += 1;
             if let Some(slot) = slots.iter_mut().find(|s| s.0 == offset) {
-                slot.2 = tick;
+                slot.2 = *tick;
                 return Ok(slot.1.clone());
             }
         }
         let table = Arc::new(load()?);
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        let tick = slots.iter().map(|s| s.2).max().unwrap_or(0) + 1;
+        let mut guard = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let (tick, slots) = &mut *guard;
+        *tick += 1;
+        let tick = *tick;
+        if slots.iter().any(|s| s.0 == offset) {
+            return Ok(table);
+        }
         if slots.len() >= self.capacity {
             if let Some(i) = slots.iter().enumerate().min_by_key(|(_, s)| s.2).map(|(i, _)| i) {
                 slots.swap_remove(i);

@@ -65,13 +65,6 @@ pub enum ClusterWrite<'a> {
 
 const WRITE_BUFFER: usize = 4 << 20;
 
-/// Where a run of plain clusters comes from.
-#[derive(Clone, Copy)]
-enum RunData<'a> {
-    Bytes(&'a [u8]),
-    File(&'a File, u64),
-}
-
 /// Writes a qcow2 v3 image front to back.
 pub struct Qcow2Writer {
     file: File,
@@ -252,16 +245,48 @@ impl Qcow2Writer {
     /// Writes a run of plain clusters starting at guest cluster `first` (a multiple of the
     /// cluster size long, except that the disk's last cluster may be short and is padded).
     pub fn write_plain_run(&mut self, first: u64, data: &[u8]) -> Result<(), DiskError> {
-        self.plain_run(first, data.len() as u64, RunData::Bytes(data))
+        self.plain_run(first, data.len() as u64, &mut |w, rel, n| w.append(&data[rel as usize..(rel + n) as usize]))
     }
 
     /// Like [`write_plain_run`](Self::write_plain_run), with the bytes copied from `src` at
     /// `src_off` inside the kernel (`copy_file_range`).
     pub fn copy_plain_run(&mut self, first: u64, src: &File, src_off: u64, len: u64) -> Result<(), DiskError> {
-        self.plain_run(first, len, RunData::File(src, src_off))
+        self.plain_run(first, len, &mut |w, rel, n| {
+            w.flush_pending()?;
+            crate::convert::copy::copy_range(src, src_off + rel, &w.file, w.host_end, n).map_err(|e| w.io("copy", e))?;
+            w.host_end += n;
+            Ok(())
+        })
     }
 
-    fn plain_run(&mut self, first: u64, len: u64, data: RunData<'_>) -> Result<(), DiskError> {
+    /// Allocates host space for a run of plain clusters without writing it: pushes
+    /// `(offset in the run, host offset, length)` pieces that the caller must write (in any
+    /// order, from any thread) with `pwrite` on [`file`](Self::file) before `finish`.
+    pub fn reserve_plain_run(&mut self, first: u64, len: u64, out: &mut Vec<(u64, u64, u64)>) -> Result<(), DiskError> {
+        self.plain_run(first, len, &mut |w, rel, n| {
+            w.flush_pending()?;
+            out.push((rel, w.host_end, n));
+            w.host_end += n;
+            Ok(())
+        })
+    }
+
+    /// The output file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The output file's name.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn plain_run(
+        &mut self,
+        first: u64,
+        len: u64,
+        put: &mut dyn FnMut(&mut Self, u64, u64) -> Result<(), DiskError>,
+    ) -> Result<(), DiskError> {
         let cs = self.cs;
         let per = cs / 8;
         let mut at = 0u64;
@@ -269,22 +294,11 @@ impl Qcow2Writer {
             let index = first + at / cs;
             self.skip_to(index)?;
             self.switch_l2(index)?;
-            // As many clusters as fit in this L2 range, written with one call.
+            // As many clusters as fit in this L2 range, in one piece.
             let n = (len - at).min((per - index % per) * cs);
             let off = self.align()?;
-            match data {
-                RunData::Bytes(b) => {
-                    let (from, to) = (at as usize, (at + n) as usize);
-                    self.append(&b[from..to])?;
-                }
-                RunData::File(src, src_off) => {
-                    self.flush_pending()?;
-                    crate::convert::copy::copy_range(src, src_off + at, &self.file, self.host_end, n)
-                        .map_err(|e| self.io("copy", e))?;
-                    self.host_end += n;
-                }
-            }
-            // A short last cluster is padded (with zeros, or a hole up to the final length).
+            put(self, at, n)?;
+            // A short last cluster is padded with zeros.
             let count = n.div_ceil(cs);
             let pad = count * cs - n;
             if pad > 0 {
