@@ -12,6 +12,7 @@
 pub(crate) mod copy;
 mod output;
 mod pipeline;
+mod zero;
 
 use crate::disk::{BlockDevice, DiskError, StreamSource};
 use crate::qcow2::{CompressionType, Preallocation};

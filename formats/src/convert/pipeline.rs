@@ -1,6 +1,7 @@
 //! The three conversion stages: batching (reader thread), parallel processing (rayon), and
 //! ordered writing (writer thread), joined by channels one batch deep.
 use super::output::{run_task, Output};
+use super::zero::{classify_file, is_zero};
 use super::{ConvertOptions, ConvertStats, Progress, Source};
 use crate::disk::{BlockDevice, ChunkData, DiskError, ExtentKind, StreamSource};
 use crate::qcow2::codec;
@@ -325,23 +326,6 @@ fn process(seg: Segment, opts: &ConvertOptions) -> Processed {
     Processed { first: seg.first, cs: opts.cluster_size, len: seg.buf.len() as u64, buf: seg.buf, file_offset: None, kinds }
 }
 
-/// True when every byte is zero.
-pub fn is_zero(b: &[u8]) -> bool {
-    let mut chunks = b.chunks_exact(64);
-    for c in &mut chunks {
-        let mut acc = 0u64;
-        for w in c.chunks_exact(8) {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(w);
-            acc |= u64::from_ne_bytes(a);
-        }
-        if acc != 0 {
-            return false;
-        }
-    }
-    chunks.remainder().iter().all(|&x| x == 0)
-}
-
 /// The file behind a plain raw image, when the device is one.
 fn raw_file(dev: &dyn BlockDevice) -> Option<File> {
     let info = dev.info();
@@ -350,29 +334,6 @@ fn raw_file(dev: &dyn BlockDevice) -> Option<File> {
     }
     let f = File::open(info.files.first()?).ok()?;
     (f.metadata().ok()?.len() == dev.size()).then_some(f)
-}
-
-/// Classifies the clusters of `[off, off + len)` of a raw file: a cluster whose first 4 KiB
-/// hold a non-zero byte is data; otherwise the whole cluster is read and checked.
-fn classify_file(f: &File, off: u64, len: u64, cs: u64) -> std::io::Result<Vec<Out>> {
-    use std::os::unix::fs::FileExt;
-    let mut head = [0u8; 4096];
-    let mut whole = Vec::new();
-    let mut kinds = Vec::with_capacity(len.div_ceil(cs) as usize);
-    let mut at = 0u64;
-    while at < len {
-        let n = cs.min(len - at);
-        let h = n.min(head.len() as u64) as usize;
-        f.read_exact_at(&mut head[..h], off + at)?;
-        let zero = is_zero(&head[..h]) && {
-            whole.resize(n as usize, 0);
-            f.read_exact_at(&mut whole, off + at)?;
-            is_zero(&whole)
-        };
-        kinds.push(if zero { Out::Zero } else { Out::Plain });
-        at += n;
-    }
-    Ok(kinds)
 }
 
 /// Segment buffers handed back by the writer for reuse, so steady state allocates (and

@@ -167,12 +167,12 @@ fn failing_device_leaves_nothing() {
 
 #[test]
 fn zero_detection() {
-    assert!(pipeline::is_zero(&[0u8; 65536]));
+    assert!(zero::is_zero(&[0u8; 65536]));
     let mut v = vec![0u8; 65536];
     v[65535] = 1;
-    assert!(!pipeline::is_zero(&v));
+    assert!(!zero::is_zero(&v));
     v[65535] = 0;
     v[3] = 1;
-    assert!(!pipeline::is_zero(&v));
-    assert!(pipeline::is_zero(&[0u8; 7]));
+    assert!(!zero::is_zero(&v));
+    assert!(zero::is_zero(&[0u8; 7]));
 }

@@ -4,6 +4,7 @@ pub mod check;
 pub mod codec;
 pub mod header;
 mod reader;
+mod refblocks;
 pub mod table;
 pub mod writer;
 

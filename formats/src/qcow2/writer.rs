@@ -7,6 +7,7 @@
 //! Memory is bounded: one L2 table, the L1 table, a small write buffer and one refcount block.
 use super::header::{CompressionType, Header, INCOMPAT_COMPRESSION, MAGIC};
 use super::table::{be_entries, COMPRESSED, COPIED, OFFSET_MASK, ZERO};
+use super::refblocks::{allocate, RefcountBlocks};
 use crate::disk::DiskError;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -353,7 +354,7 @@ impl Qcow2Writer {
         // Refcount blocks, generated in one ascending pass over every reference.
         let mut blocks = RefcountBlocks::new(&self.file, &self.path, cs, rb_first * cs, rb);
         blocks.add(0, 1)?;
-        for (i, &l1e) in self.l1.iter().enumerate() {
+        for &l1e in &self.l1 {
             let l2_off = l1e & OFFSET_MASK;
             if l2_off == 0 {
                 continue;
@@ -372,7 +373,6 @@ impl Qcow2Writer {
                 }
             }
             blocks.add(l2_off / cs, 1)?;
-            let _ = i;
         }
         blocks.add(data_end, total - data_end)?;
         blocks.finish()?;
@@ -402,67 +402,5 @@ impl Qcow2Writer {
         }
         self.file.set_len(len).map_err(|e| self.io("set length", e))?;
         Ok(self.file)
-    }
-}
-
-/// Allocates the file's blocks up to `len` (posix_fallocate; writes zeros where unsupported).
-fn allocate(file: &File, len: u64) -> std::io::Result<()> {
-    use std::os::unix::io::AsRawFd;
-    let l = libc::off_t::try_from(len).map_err(|_| std::io::Error::from_raw_os_error(libc::EFBIG))?;
-    // SAFETY: posix_fallocate on a descriptor we own; it only allocates blocks of the file.
-    let r = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, l) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::from_raw_os_error(r))
-    }
-}
-
-/// Streams 16-bit refcount blocks out in ascending cluster order.
-struct RefcountBlocks<'a> {
-    file: &'a File,
-    path: &'a Path,
-    cs: u64,
-    first_off: u64,
-    count: u64,
-    block: u64,
-    entries: Vec<u16>,
-}
-
-impl<'a> RefcountBlocks<'a> {
-    fn new(file: &'a File, path: &'a Path, cs: u64, first_off: u64, count: u64) -> Self {
-        RefcountBlocks { file, path, cs, first_off, count, block: 0, entries: vec![0; (cs / 2) as usize] }
-    }
-
-    fn write_block(&mut self) -> Result<(), DiskError> {
-        if self.block < self.count {
-            let bytes: Vec<u8> = self.entries.iter().flat_map(|e| e.to_be_bytes()).collect();
-            let at = self.first_off + self.block * self.cs;
-            self.file.write_all_at(&bytes, at).map_err(|e| DiskError::io(self.path, "write refcounts", e))?;
-        }
-        self.entries.fill(0);
-        self.block += 1;
-        Ok(())
-    }
-
-    /// Adds one reference to each of `n` clusters from `first`; calls ascend.
-    fn add(&mut self, first: u64, n: u64) -> Result<(), DiskError> {
-        let per = self.cs / 2;
-        for c in first..first + n {
-            while c / per > self.block {
-                self.write_block()?;
-            }
-            if let Some(e) = self.entries.get_mut((c % per) as usize) {
-                *e = e.saturating_add(1);
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<(), DiskError> {
-        while self.block < self.count {
-            self.write_block()?;
-        }
-        Ok(())
     }
 }
