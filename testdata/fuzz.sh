@@ -74,8 +74,11 @@ for t in "${targets[@]}"; do
   echo "== $t for ${secs}s (corpus $corpus)"
   log=$(mktemp)
   status=0
+  # Optional extra libFuzzer flags for one target: <crate>/fuzz/<target>.args (one line).
+  extra=()
+  [[ -f $fuzzdir/$t.args ]] && read -r -a extra <"$fuzzdir/$t.args"
   (cd "$fuzzdir/.." && cargo fuzz run --fuzz-dir "$fuzzdir" "$t" "$corpus" -- \
-    -max_total_time="$secs" -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1) >"$log" 2>&1 || status=$?
+    -max_total_time="$secs" -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1 "${extra[@]}") >"$log" 2>&1 || status=$?
   grep -E "^(Done|==[0-9]+==ERROR|SUMMARY|thread .* panicked)" "$log" | tail -5 || true
   ((status == 0)) || tail -40 "$log"
   runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo "?")

@@ -1,4 +1,5 @@
 //! Per-OS guest conversion steps, applied host-side.
 
+pub mod fs;
 pub mod guestfs;
 pub mod linux;

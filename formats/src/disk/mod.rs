@@ -9,6 +9,7 @@ mod error;
 mod file;
 mod inflate;
 mod open;
+mod overlay;
 mod raw;
 mod stream;
 
@@ -16,6 +17,7 @@ pub use error::DiskError;
 pub use file::ReadOnlyFile;
 pub use inflate::{inflate_deflate, inflate_grain, inflate_zlib};
 pub use open::{open_image, probe_format, ImageFormat};
+pub use overlay::{CowOverlay, OVERLAY_BLOCK};
 pub use raw::RawImage;
 pub use stream::{Chunk, ChunkData, StreamSource};
 

@@ -1,0 +1,109 @@
+//! Corrupted ext2/3/4 metadata must give errors, never panics or unbounded allocations.
+//! The input selects one of the small committed images (testdata/fs/) and overwrites bytes
+//! in its first 64 KiB (superblock, group descriptors, bitmaps, inode table, directories),
+//! then the filesystem is opened, walked, read, and edited.
+#![no_main]
+
+use ferry_converters::fs::ext4::{Ext4, FileKind};
+use ferry_converters::fs::Volume;
+use ferry_formats::disk::{BlockDevice, DiskError, Extent, ExtentKind, ImageInfo, WritableDevice};
+use libfuzzer_sys::fuzz_target;
+use std::sync::Mutex;
+
+static NOCSUM: &[u8] = include_bytes!("../../../testdata/fs/ext4-nocsum.img");
+static CSUM: &[u8] = include_bytes!("../../../testdata/fs/ext4-csum.img");
+static EXT2: &[u8] = include_bytes!("../../../testdata/fs/ext2.img");
+
+struct Mem(Mutex<Vec<u8>>);
+
+impl BlockDevice for Mem {
+    fn size(&self) -> u64 {
+        self.0.lock().unwrap().len() as u64
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
+        let v = self.0.lock().unwrap();
+        ferry_formats::disk::check_range(std::path::Path::new("mem"), offset, buf.len() as u64, v.len() as u64)?;
+        buf.copy_from_slice(&v[offset as usize..offset as usize + buf.len()]);
+        Ok(())
+    }
+    fn map(&self, offset: u64, length: u64) -> Result<Vec<Extent>, DiskError> {
+        Ok(vec![Extent { offset, length, kind: ExtentKind::Data }])
+    }
+    fn info(&self) -> ImageInfo {
+        ImageInfo::default()
+    }
+}
+
+impl WritableDevice for Mem {
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
+        let mut v = self.0.lock().unwrap();
+        let len = v.len() as u64;
+        ferry_formats::disk::check_range(std::path::Path::new("mem"), offset, buf.len() as u64, len)?;
+        v[offset as usize..offset as usize + buf.len()].copy_from_slice(buf);
+        Ok(())
+    }
+    fn flush(&self) -> Result<(), DiskError> {
+        Ok(())
+    }
+    fn discard(&self, _: u64, _: u64) -> Result<(), DiskError> {
+        Ok(())
+    }
+}
+
+fn walk(fs: &Ext4, path: &str, depth: u32, budget: &mut u32) {
+    let Ok(entries) = fs.read_dir(path) else { return };
+    for e in entries {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
+        let child = format!("{}/{}", path.trim_end_matches('/'), String::from_utf8_lossy(&e.name));
+        let _ = fs.symlink_metadata(&child);
+        match e.kind {
+            FileKind::Directory if depth < 4 => walk(fs, &child, depth + 1, budget),
+            FileKind::Regular => {
+                let _ = fs.read_file(&child, 1 << 16);
+            }
+            FileKind::Symlink => {
+                let _ = fs.read_link(&child);
+                let _ = fs.metadata(&child);
+            }
+            _ => {}
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&sel, muts)) = data.split_first() else { return };
+    let base = match sel % 3 {
+        0 => NOCSUM,
+        1 => CSUM,
+        _ => EXT2,
+    };
+    let mut img = base.to_vec();
+    for m in muts.chunks_exact(3) {
+        let off = usize::from(u16::from_le_bytes([m[0], m[1]]));
+        if let Some(b) = img.get_mut(off) {
+            *b = m[2];
+        }
+    }
+    let len = img.len() as u64;
+    let dev = Mem(Mutex::new(img));
+    let Ok(vol) = Volume::new(&dev, 0, len, "fuzz") else { return };
+    let Ok(mut fs) = Ext4::open(vol, "fuzz") else { return };
+    let mut budget = 300;
+    walk(&fs, "/", 0, &mut budget);
+    let _ = fs.write_file("/etc/fstab", &[b'x'; 3000], 0o644, 0, 0);
+    let _ = fs.write_file("/many/added_entry_with_a_long_name", b"new", 0o644, 0, 0);
+    let _ = fs.mkdir("/newdir", 0o755, 0, 0);
+    let _ = fs.symlink("/newdir/link", "/etc/fstab", 0, 0);
+    let _ = fs.unlink("/etc/hostname");
+    let _ = fs.unlink("/many/entry_number_7");
+    let _ = fs.rename("/many/entry_number_5", "/etc/moved");
+    let _ = fs.rename("/var/lib", "/newdir/lib");
+    let _ = fs.rmdir("/usr/bin");
+    let _ = fs.set_mode("/etc/fstab", 0o600);
+    let _ = fs.write_file("/var/lib/data", b"short", 0o644, 0, 0);
+    let mut budget = 300;
+    walk(&fs, "/", 0, &mut budget);
+});
