@@ -10,7 +10,7 @@ packages=(
   ovmf libxml2-utils
   qemu-utils qemu-system-x86 seabios
   e2fsprogs dosfstools mtools fdisk gdisk lvm2 xfsprogs btrfs-progs ntfs-3g libhivex-bin cryptsetup-bin
-  libvirt-clients cpio zstd xz-utils busybox-static debootstrap grub-common netplan.io
+  libvirt-clients cpio zstd xz-utils busybox-static debootstrap grub-common netplan.io kmod lz4
 )
 missing=()
 for p in "${packages[@]}"; do

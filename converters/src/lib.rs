@@ -3,3 +3,5 @@
 pub mod fs;
 pub mod guestfs;
 pub mod linux;
+pub mod initramfs;
+pub mod kmod;

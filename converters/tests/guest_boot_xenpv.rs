@@ -1,0 +1,26 @@
+//! Issue 5's boot proof for the Xen PV Debian guest (xvda, hvc0, initrd with xen-blkfront
+//! only): on KVM's virtio-blk the unconverted initrd never finds its root; with virtio
+//! injected it mounts vda1 and reaches a login prompt on ttyS0.
+
+mod guest_support;
+
+use std::time::Duration;
+
+use ferry_converters::initramfs::Flavor;
+use guest_support::*;
+
+const APPEND: &str = "root=/dev/vda1 ro console=ttyS0";
+
+#[test]
+fn unconverted_xenpv_guest_does_not_reach_userspace_on_virtio_blk() {
+    let Some(g) = guest("debian-xenpv") else { return };
+    let b = assert_unconverted_does_not_boot(&g, APPEND, Duration::from_secs(300));
+    assert!(b.log.contains("ALERT!  /dev/vda1 does not exist"), "{}", tail(&b.log, 30));
+}
+
+#[test]
+fn xenpv_guest_with_virtio_injected_boots_to_login() {
+    let Some(g) = guest("debian-xenpv") else { return };
+    let b = assert_injected_boots(&g, APPEND, Flavor::InitramfsTools, Duration::from_secs(400));
+    assert!(b.log.contains("debian-xenpv login:"));
+}
