@@ -1,0 +1,89 @@
+//! Filesystems: signature probing (type, UUID, label) and read-only file access for the
+//! ones inspection needs to look inside (ext2/3/4, XFS, FAT, NTFS).
+
+mod ext;
+mod ext_raw;
+mod fat;
+mod ntfs;
+mod probe;
+mod reader;
+mod xfs;
+
+pub use ext::ExtFs;
+pub use fat::FatFs;
+pub use ntfs::NtfsFs;
+pub use probe::{probe, FsInfo, FsType};
+pub use xfs::XfsFs;
+
+use crate::device::Device;
+use ferry_formats::disk::DiskError;
+
+/// Why reading a filesystem failed. One line naming the device, the path and the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    #[error("{device}: {fstype}: {path}: {reason}")]
+    Read { device: String, fstype: &'static str, path: String, reason: String },
+    #[error("{device}: {path}: file of {size} bytes is larger than the {limit}-byte limit")]
+    TooLarge { device: String, path: String, size: u64, limit: u64 },
+}
+
+/// Type of a directory entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// What `metadata` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub kind: FileKind,
+    pub size: u64,
+}
+
+/// Read-only access to the files of one filesystem. Paths are absolute, `/`-separated and
+/// contain no symlinks except possibly the last component, which is not followed (the
+/// guest view in `os::vfs` resolves links across mounts).
+pub trait FileSystem {
+    /// Metadata of the entry at `path`, `None` if it does not exist.
+    fn metadata(&self, path: &str) -> Result<Option<Meta>, FsError>;
+    /// Names and kinds in the directory `path`, without `.` and `..`.
+    fn read_dir(&self, path: &str) -> Result<Vec<(String, FileKind)>, FsError>;
+    /// Target of the symlink at `path`.
+    fn read_link(&self, path: &str) -> Result<String, FsError>;
+    /// Up to `max` bytes from the start of the file at `path`.
+    fn read_head(&self, path: &str, max: u64) -> Result<Vec<u8>, FsError>;
+    /// Whole file, refused if larger than `limit`.
+    fn read_file(&self, path: &str, limit: u64) -> Result<Vec<u8>, FsError> {
+        let meta = self.metadata(path)?;
+        let size = meta.map_or(0, |m| m.size);
+        if size > limit {
+            return Err(FsError::TooLarge { device: String::new(), path: path.into(), size, limit });
+        }
+        self.read_head(path, limit)
+    }
+    /// Whether names compare case-insensitively (FAT, NTFS).
+    fn case_insensitive(&self) -> bool {
+        false
+    }
+}
+
+/// Opens a probed filesystem for reading, if Ferry can read files on that type.
+pub fn open(dev: &Device, info: &FsInfo) -> Result<Option<Box<dyn FileSystem>>, FsError> {
+    Ok(match info.fstype {
+        FsType::Ext2 | FsType::Ext3 | FsType::Ext4 => Some(Box::new(ExtFs::open(dev)?)),
+        FsType::Vfat => Some(Box::new(FatFs::open(dev)?)),
+        FsType::Ntfs => Some(Box::new(NtfsFs::open(dev)?)),
+        FsType::Xfs => Some(Box::new(XfsFs::open(dev)?)),
+        _ => None,
+    })
+}
+
+/// Splits an absolute path into its non-empty components.
+pub(crate) fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".")
+}

@@ -1,0 +1,182 @@
+//! Whole-guest inspection: disks → partitions → LVM → filesystems → OS roots.
+
+use crate::device::Device;
+use crate::fs::{self, FileSystem, FsType};
+use crate::lvm;
+use crate::os::{self, linux, windows, GuestFs, KnownDevice, OsInfo};
+use crate::partition::{partition_device, PartKind, PartitionTable};
+use crate::report::{DiskReport, FsReport, Inspection};
+use ferry_formats::disk::DiskError;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// Failures that stop inspection altogether (a disk that cannot be read at all).
+/// Damage inside a disk is reported as warnings in the [`Inspection`].
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+}
+
+struct Volume {
+    dev: Device,
+    partuuid: Option<String>,
+    partlabel: Option<String>,
+}
+
+/// Inspects the guest whose disks are `disks` (named `/dev/sda`, `/dev/sdb`, ... in order).
+pub fn inspect(disks: &[Device]) -> Result<Inspection, InspectError> {
+    let mut rep = Inspection::default();
+    let mut volumes = Vec::new();
+    let (mut has_esp, mut has_bios_boot) = (false, false);
+    for disk in disks {
+        let table = match PartitionTable::read(disk) {
+            Ok(t) => t,
+            Err(e) => {
+                rep.warnings.push(e.to_string());
+                None
+            }
+        };
+        match &table {
+            Some(t) => {
+                rep.warnings.extend(t.warnings.iter().cloned());
+                for p in &t.partitions {
+                    has_esp |= p.kind == PartKind::Esp;
+                    has_bios_boot |= p.kind == PartKind::BiosBoot;
+                    if matches!(p.kind, PartKind::Extended | PartKind::GptProtective) {
+                        continue;
+                    }
+                    match partition_device(disk, p) {
+                        Ok(dev) => volumes.push(Volume {
+                            dev,
+                            partuuid: Some(p.partuuid.clone()),
+                            partlabel: p.name.clone(),
+                        }),
+                        Err(e) => rep.warnings.push(e.to_string()),
+                    }
+                }
+            }
+            None => volumes.push(Volume { dev: disk.clone(), partuuid: None, partlabel: None }),
+        }
+        rep.disks.push(DiskReport {
+            name: disk.name.clone(),
+            size: disk.size(),
+            format: disk.dev.info().format,
+            partition_table: table,
+        });
+    }
+    rep.firmware = if has_esp && !has_bios_boot { "uefi" } else { "bios" }.into();
+
+    // Probe, collect PVs, assemble LVM, probe the LVs.
+    let mut probed: Vec<(Volume, fs::FsInfo)> = Vec::new();
+    let mut pvs = Vec::new();
+    for v in volumes {
+        match fs::probe(&v.dev) {
+            Ok(Some(info)) => {
+                if info.fstype == FsType::Lvm2Member {
+                    match lvm::scan_pv(&v.dev) {
+                        Ok(Some(pv)) => pvs.push(pv),
+                        Ok(None) => {}
+                        Err(e) => rep.warnings.push(e.to_string()),
+                    }
+                }
+                probed.push((v, info));
+            }
+            Ok(None) => {}
+            Err(e) => rep.warnings.push(e.to_string()),
+        }
+    }
+    let (vgs, lvs) = lvm::assemble(&pvs);
+    for vg in &vgs {
+        for lv in vg.lvs.iter().filter_map(|l| l.refused.as_ref()) {
+            rep.warnings.push(lv.clone());
+        }
+        for m in &vg.missing_pvs {
+            rep.warnings.push(format!("volume group {}: physical volume {m} is missing", vg.name));
+        }
+    }
+    rep.volume_groups = vgs;
+    for dev in lvs {
+        match fs::probe(&dev) {
+            Ok(Some(info)) => probed.push((Volume { dev, partuuid: None, partlabel: None }, info)),
+            Ok(None) => {}
+            Err(e) => rep.warnings.push(e.to_string()),
+        }
+    }
+
+    // Open readable filesystems; fix labels that live inside the filesystem.
+    let mut opened: BTreeMap<String, Rc<dyn FileSystem>> = BTreeMap::new();
+    let mut known = Vec::new();
+    for (v, info) in &mut probed {
+        match fs::open(&v.dev, info) {
+            Ok(Some(f)) => {
+                let f: Rc<dyn FileSystem> = Rc::from(f);
+                opened.insert(v.dev.name.clone(), f);
+                let label = match info.fstype {
+                    FsType::Ntfs => fs::NtfsFs::open(&v.dev).and_then(|n| n.label()).ok().flatten(),
+                    FsType::Vfat => fs::FatFs::open(&v.dev).and_then(|n| n.label()).ok().flatten(),
+                    _ => info.label.clone(),
+                };
+                info.label = label;
+            }
+            Ok(None) => {}
+            Err(e) => rep.warnings.push(e.to_string()),
+        }
+        known.push(KnownDevice {
+            device: v.dev.name.clone(),
+            fstype: Some(info.fstype.name().into()),
+            uuid: info.uuid.clone(),
+            label: info.label.clone(),
+            partuuid: v.partuuid.clone(),
+            partlabel: v.partlabel.clone(),
+        });
+        rep.filesystems.push(FsReport {
+            device: v.dev.name.clone(),
+            fstype: info.fstype.name().into(),
+            uuid: info.uuid.clone(),
+            label: info.label.clone(),
+            version: info.version.clone(),
+            size: v.dev.size(),
+        });
+    }
+
+    // Roots.
+    for (dev, f) in &opened {
+        let g = GuestFs::new(dev, f.clone());
+        let mut info = OsInfo { root: dev.clone(), firmware: rep.firmware.clone(), ..Default::default() };
+        match os::root_kind(&g) {
+            Some("linux") => {
+                let mut g = g;
+                info.fstab = linux::fstab(&g, &known);
+                for e in &info.fstab {
+                    let (Some(d), true) = (&e.device, e.mountpoint.starts_with('/')) else { continue };
+                    if e.mountpoint == "/" {
+                        continue;
+                    }
+                    if let Some(mfs) = opened.get(d) {
+                        g.mount(&e.mountpoint, d, mfs.clone());
+                    }
+                }
+                linux::inspect(&g, &mut info, rep.firmware == "uefi");
+                // Every fstab mount of a found device, readable by Ferry or not.
+                let mut mps = g.mounts();
+                for e in &info.fstab {
+                    if let (Some(d), true) = (&e.device, e.mountpoint.starts_with('/')) {
+                        if !mps.iter().any(|(m, _)| *m == e.mountpoint) {
+                            mps.push((e.mountpoint.clone(), d.clone()));
+                        }
+                    }
+                }
+                mps.sort();
+                info.mountpoints = mps;
+            }
+            Some("windows") => {
+                windows::inspect(&g, &mut info);
+                info.mountpoints = g.mounts();
+            }
+            _ => continue,
+        }
+        rep.operating_systems.push(info);
+    }
+    Ok(rep)
+}
