@@ -10,7 +10,7 @@ packages=(
   ovmf libxml2-utils
   qemu-utils qemu-system-x86 seabios
   e2fsprogs dosfstools mtools fdisk gdisk lvm2 xfsprogs btrfs-progs ntfs-3g libhivex-bin cryptsetup-bin
-  libvirt-clients cpio zstd xz-utils busybox-static debootstrap grub-common netplan.io kmod lz4
+  libvirt-clients cpio zstd xz-utils busybox-static debootstrap grub-common netplan.io kmod lz4 python3-pip
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -28,6 +28,9 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${target[@]}" "${missing[@]}" >/dev/null
 fi
+
+# The QMP conformance test drives both QEMU and Ferry's runtime with PyPI's qemu.qmp client.
+python3 -c 'import qemu.qmp' 2>/dev/null || pip3 install -q qemu.qmp 2>/dev/null || pip3 install -q --break-system-packages qemu.qmp || true
 
 export FERRY_CACHE="${FERRY_CACHE:-/var/tmp/ferry-cache}"
 mkdir -p "$FERRY_CACHE"

@@ -1,1 +1,229 @@
-//! Ferry's KVM runtime: a small VMM presenting the device-layout profile.
+//! Ferry's KVM runtime: a small VMM on the rust-vmm crates presenting the device-layout
+//! profile (q35-v1 / pc-v1) with modern virtio-pci devices, booted by direct kernel load.
+//!
+//! Layout: [`layout`] (memory map), [`memory`], [`cpuid`], [`boot`] + [`regs`] (PVH / 64-bit
+//! Linux entry), [`tables`] (MP table, SMBIOS), [`devices`] (serial, i8042, RTC, debug ports),
+//! [`pci`] (config spaces, chipset stubs, CF8/ECAM bus), [`virtio`] (transport + blk, net,
+//! console, rng), [`disk`] (backends), [`vm`] (one boot), [`qmp`] (monitor subset).
+pub mod boot;
+pub mod config;
+pub mod cpuid;
+pub mod devices;
+pub mod disk;
+pub mod layout;
+pub mod memory;
+pub mod pci;
+pub mod qmp;
+pub mod regs;
+pub mod tables;
+pub mod virtio;
+pub mod vm;
+
+pub use config::{ConsoleSink, VmConfig};
+pub use vm::{host_is_pvm, Outcome, Vm};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Why a boot ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExitReason {
+    /// The guest wrote this byte to the debug-exit port 0xf4.
+    DebugExit(u8),
+    /// The guest reset the machine (i8042, 0xcf9, triple fault).
+    Reset,
+    /// The monitor asked for a reset (`system_reset`).
+    HostReset,
+    /// The guest powered off.
+    Shutdown,
+    /// The monitor asked to quit.
+    Quit,
+    /// The caller's timeout passed.
+    Timeout,
+    /// The VMM could not continue.
+    Error(String),
+}
+
+/// Errors creating a VM.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// A KVM ioctl failed.
+    #[error("{0}: {1}")]
+    Kvm(String, kvm_ioctls::Error),
+    /// Guest memory.
+    #[error(transparent)]
+    Memory(#[from] memory::MemoryError),
+    /// Kernel / initrd loading.
+    #[error(transparent)]
+    Boot(#[from] boot::BootError),
+    /// Anything else while building the machine.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Run state shared with the monitor: pause/resume, host requests, events.
+pub struct Controller {
+    paused: Mutex<bool>,
+    cv: Condvar,
+    current: Mutex<Option<Arc<vm::Shared>>>,
+    subscribers: Mutex<Vec<Sender<serde_json::Value>>>,
+    shut_down: AtomicBool,
+    started: AtomicBool,
+}
+
+impl Controller {
+    /// A controller for a machine that starts running (or paused, like QEMU's `-S`).
+    pub fn new(start_paused: bool) -> Arc<Self> {
+        Arc::new(Controller {
+            paused: Mutex::new(start_paused),
+            cv: Condvar::new(),
+            current: Mutex::new(None),
+            subscribers: Mutex::new(Vec::new()),
+            shut_down: AtomicBool::new(false),
+            started: AtomicBool::new(!start_paused),
+        })
+    }
+    pub(crate) fn attach(&self, s: Arc<vm::Shared>) {
+        if let Ok(mut c) = self.current.lock() {
+            *c = Some(s);
+        }
+    }
+    pub(crate) fn detach(&self) {
+        if let Ok(mut c) = self.current.lock() {
+            *c = None;
+        }
+    }
+    pub(crate) fn wait_while_paused(&self, stopping: &AtomicBool) {
+        let mut p = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        while *p && !stopping.load(Ordering::SeqCst) {
+            p = match self.cv.wait_timeout(p, Duration::from_millis(100)) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
+    pub(crate) fn wake_paused(&self) {
+        self.cv.notify_all();
+    }
+    /// Whether vCPUs are held.
+    pub fn is_paused(&self) -> bool {
+        self.paused.lock().map(|p| *p).unwrap_or(false)
+    }
+    /// Whether the machine has shut down for good.
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::SeqCst)
+    }
+    /// QMP run state: prelaunch, running, paused or shutdown.
+    pub fn status(&self) -> &'static str {
+        if self.is_shut_down() {
+            "shutdown"
+        } else if !self.is_paused() {
+            "running"
+        } else if self.started.load(Ordering::SeqCst) {
+            "paused"
+        } else {
+            "prelaunch"
+        }
+    }
+    /// Holds all vCPUs (QMP `stop`), emitting STOP.
+    pub fn pause(&self) {
+        if let Ok(mut p) = self.paused.lock() {
+            if *p {
+                return;
+            }
+            *p = true;
+        }
+        if let Ok(c) = self.current.lock() {
+            if let Some(s) = c.as_ref() {
+                s.kick();
+            }
+        }
+        self.emit("STOP", serde_json::json!({}));
+    }
+    /// Releases the vCPUs (QMP `cont`), emitting RESUME.
+    pub fn resume(&self) {
+        if let Ok(mut p) = self.paused.lock() {
+            if !*p {
+                return;
+            }
+            *p = false;
+        }
+        self.started.store(true, Ordering::SeqCst);
+        self.cv.notify_all();
+        self.emit("RESUME", serde_json::json!({}));
+    }
+    /// Ends the current boot with `r` (QMP `quit`, `system_reset`).
+    pub fn request(&self, r: ExitReason) {
+        if let Ok(c) = self.current.lock() {
+            if let Some(s) = c.as_ref() {
+                s.finish(r);
+            }
+        }
+        self.cv.notify_all();
+    }
+    /// `query-pci` devices of the running boot.
+    pub fn query_pci(&self) -> Vec<serde_json::Value> {
+        let c = self.current.lock().ok().and_then(|c| c.clone());
+        c.and_then(|s| s.pci.lock().ok().map(|p| p.describe())).unwrap_or_default()
+    }
+    /// `query-block` data of the running boot.
+    pub fn query_block(&self) -> Vec<serde_json::Value> {
+        self.current.lock().ok().and_then(|c| c.as_ref().map(|s| s.blocks.clone())).unwrap_or_default()
+    }
+    /// Receives every event emitted from now on.
+    pub fn subscribe(&self) -> Receiver<serde_json::Value> {
+        let (tx, rx) = channel();
+        if let Ok(mut s) = self.subscribers.lock() {
+            s.push(tx);
+        }
+        rx
+    }
+    /// Emits a QMP-style event.
+    pub fn emit(&self, event: &str, data: serde_json::Value) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let ev = serde_json::json!({"event": event, "data": data,
+            "timestamp": {"seconds": now.as_secs(), "microseconds": now.subsec_micros()}});
+        if let Ok(mut s) = self.subscribers.lock() {
+            s.retain(|tx| tx.send(ev.clone()).is_ok());
+        }
+    }
+}
+
+/// Boots `cfg` and keeps rebooting on resets (unless `cfg.no_reboot`) until the guest stops,
+/// the monitor quits, or `timeout` passes. Markers and console output accumulate over reboots.
+pub fn run_machine(cfg: &VmConfig, ctl: &Arc<Controller>, timeout: Option<Duration>) -> Result<Outcome, VmError> {
+    let start = Instant::now();
+    let mut console = Vec::new();
+    loop {
+        let vm = Vm::new(cfg)?;
+        let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
+        let mut out = vm.run(ctl, left);
+        console.append(&mut out.console);
+        let reboot = match out.reason {
+            ExitReason::Reset if !cfg.no_reboot => {
+                ctl.emit("RESET", serde_json::json!({"guest": true, "reason": "guest-reset"}));
+                true
+            }
+            ExitReason::HostReset => {
+                ctl.emit("RESET", serde_json::json!({"guest": false, "reason": "host-qmp-system-reset"}));
+                true
+            }
+            _ => false,
+        };
+        if !reboot {
+            let (guest, reason) = match &out.reason {
+                ExitReason::Quit => (false, "host-qmp-quit"),
+                ExitReason::Reset => (true, "guest-reset"),
+                ExitReason::Timeout | ExitReason::Error(_) => (false, "host-error"),
+                _ => (true, "guest-shutdown"),
+            };
+            ctl.shut_down.store(true, Ordering::SeqCst);
+            ctl.emit("SHUTDOWN", serde_json::json!({"guest": guest, "reason": reason}));
+            out.console = console;
+            out.elapsed = start.elapsed();
+            return Ok(out);
+        }
+    }
+}

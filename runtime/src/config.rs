@@ -1,0 +1,94 @@
+//! What to boot: a [`VmConfig`], usually built from a `MachineSpec`.
+use crate::cpuid::CpuTopology;
+use crate::pci::Profile;
+use ferry_formats::layout::{DeviceKind, MachineSpec, SpecDevice};
+use std::path::PathBuf;
+
+/// Where the serial console goes.
+#[derive(Clone, Debug, Default)]
+pub enum ConsoleSink {
+    /// Only captured in memory.
+    #[default]
+    None,
+    /// Copied to the process's stdout.
+    Stdout,
+    /// Appended to a file.
+    File(PathBuf),
+}
+
+/// Everything the VMM needs.
+#[derive(Clone, Debug)]
+pub struct VmConfig {
+    /// Guest name (SMBIOS product, logs).
+    pub name: String,
+    /// RAM in MiB.
+    pub memory_mib: u64,
+    /// vCPU topology (1..=64 vCPUs).
+    pub topology: CpuTopology,
+    /// Chipset profile.
+    pub profile: Profile,
+    /// Kernel image (PVH ELF or bzImage).
+    pub kernel: PathBuf,
+    /// Optional initrd.
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line.
+    pub cmdline: String,
+    /// Devices with their pinned addresses.
+    pub devices: Vec<SpecDevice>,
+    /// SMBIOS type-1 UUID.
+    pub smbios_uuid: Option<String>,
+    /// Serial console destination.
+    pub console: ConsoleSink,
+    /// Exit instead of rebooting when the guest resets.
+    pub no_reboot: bool,
+}
+
+/// A spec the runtime cannot boot.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A field has a value the runtime does not support.
+    #[error("invalid {0} {1}: {2}")]
+    Invalid(&'static str, String, String),
+}
+
+impl VmConfig {
+    /// Builds the configuration of a spec with direct kernel boot.
+    pub fn from_spec(spec: &MachineSpec) -> Result<Self, ConfigError> {
+        let profile = Profile::from_name(&spec.profile)
+            .ok_or_else(|| ConfigError::Invalid("profile", spec.profile.clone(), "expected q35-v1 or pc-v1".into()))?;
+        let boot = spec.boot.as_ref().ok_or_else(|| {
+            ConfigError::Invalid("boot", "none".into(), "the runtime boots kernels directly: spec.boot is required".into())
+        })?;
+        let topology = match spec.topology {
+            Some(t) => CpuTopology { sockets: t.sockets, cores: t.cores, threads: t.threads },
+            None => CpuTopology::flat(spec.vcpus),
+        };
+        if topology.vcpus() != spec.vcpus || !(1..=64).contains(&spec.vcpus) {
+            return Err(ConfigError::Invalid("vcpus", spec.vcpus.to_string(), "must be 1..=64 and equal sockets*cores*threads".into()));
+        }
+        if !(16..=1 << 20).contains(&spec.memory_mib) {
+            return Err(ConfigError::Invalid("memory_mib", spec.memory_mib.to_string(), "must be 16..=1048576".into()));
+        }
+        for d in &spec.devices {
+            if d.addr.bus != 0 || d.addr.slot >= 32 || d.addr.function >= 8 {
+                return Err(ConfigError::Invalid("addr", d.addr.to_string(), format!("device {}: only bus 0 is supported", d.id)));
+            }
+            if let DeviceKind::VirtioBalloon = d.kind {
+                return Err(ConfigError::Invalid("device", d.id.clone(), "virtio-balloon is not implemented by the runtime".into()));
+            }
+        }
+        Ok(VmConfig {
+            name: spec.name.clone(),
+            memory_mib: spec.memory_mib,
+            topology,
+            profile,
+            kernel: boot.kernel.clone(),
+            initrd: boot.initrd.clone(),
+            cmdline: boot.cmdline.clone(),
+            devices: spec.devices.clone(),
+            smbios_uuid: spec.smbios_uuid.clone(),
+            console: ConsoleSink::None,
+            no_reboot: false,
+        })
+    }
+}

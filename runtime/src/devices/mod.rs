@@ -1,0 +1,12 @@
+//! Platform devices on the I/O-port bus.
+pub mod legacy;
+pub mod serial;
+
+/// What a device access asks the VMM to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// The guest wrote to the debug-exit port.
+    Exit(u8),
+    /// The guest pulsed the reset line (i8042 0xfe, port 0xcf9).
+    Reset,
+}

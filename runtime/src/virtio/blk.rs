@@ -1,0 +1,185 @@
+//! virtio-blk: read/write/flush/discard/write-zeroes/get-id, block-size topology, indirect
+//! descriptors. Every buffer goes through vm-memory's bounds-checked Reader/Writer.
+use super::{check_chain, log, VirtioDevice, VirtioError, F_INDIRECT_DESC, F_VERSION_1};
+use crate::disk::Backend;
+use crate::memory::Memory;
+use std::io::{Read, Write};
+use std::num::Wrapping;
+use std::sync::atomic::Ordering;
+use virtio_queue::{Queue, QueueOwnedT, QueueT, Reader, Writer};
+
+const F_SEG_MAX: u64 = 1 << 2;
+const F_RO: u64 = 1 << 5;
+const F_BLK_SIZE: u64 = 1 << 6;
+const F_FLUSH: u64 = 1 << 9;
+const F_TOPOLOGY: u64 = 1 << 10;
+const F_DISCARD: u64 = 1 << 13;
+const F_WRITE_ZEROES: u64 = 1 << 14;
+const QUEUE_SIZE: u16 = 256;
+const MAX_SECTORS: u32 = 0x3f_ffff;
+const S_OK: u8 = 0;
+const S_IOERR: u8 = 1;
+const S_UNSUPP: u8 = 2;
+
+/// A virtio block device.
+pub struct Blk {
+    id: String,
+    disk: Box<dyn Backend>,
+    serial: String,
+    logical: u32,
+    physical: u32,
+    buf: Vec<u8>,
+}
+
+impl Blk {
+    /// A disk with the given serial and logical/physical block sizes (512 or 4096).
+    pub fn new(id: &str, disk: Box<dyn Backend>, serial: &str, logical: u32, physical: u32) -> Self {
+        let logical = if logical.is_power_of_two() && (512..=65536).contains(&logical) { logical } else { 512 };
+        let physical = if physical.is_power_of_two() && physical >= logical { physical } else { logical };
+        Blk { id: id.to_string(), disk, serial: serial.to_string(), logical, physical, buf: Vec::new() }
+    }
+
+    fn range_ok(&self, sector: u64, len: u64) -> Option<u64> {
+        let off = sector.checked_mul(512)?;
+        (off.checked_add(len)? <= self.disk.size()).then_some(off)
+    }
+
+    fn handle(&mut self, r: &mut Reader<'_>, w: &mut Writer<'_>) -> (u8, u32) {
+        let (Ok(kind), Ok(_prio), Ok(sector)) = (r.read_obj::<u32>(), r.read_obj::<u32>(), r.read_obj::<u64>()) else {
+            return (S_IOERR, 0);
+        };
+        match kind {
+            0 => {
+                let len = w.available_bytes() as u64;
+                let Some(off) = self.range_ok(sector, len) else { return (S_IOERR, 0) };
+                let mut done = 0u64;
+                while done < len {
+                    let n = (len - done).min(1 << 20) as usize;
+                    self.buf.resize(n, 0);
+                    if self.disk.read_at(&mut self.buf[..n], off + done).is_err() || w.write_all(&self.buf[..n]).is_err() {
+                        return (S_IOERR, done as u32);
+                    }
+                    done += n as u64;
+                }
+                (S_OK, len as u32)
+            }
+            1 => {
+                let len = r.available_bytes() as u64;
+                let Some(off) = self.range_ok(sector, len) else { return (S_IOERR, 0) };
+                if self.disk.readonly() {
+                    return (S_IOERR, 0);
+                }
+                let mut done = 0u64;
+                while done < len {
+                    let n = (len - done).min(1 << 20) as usize;
+                    self.buf.resize(n, 0);
+                    if r.read_exact(&mut self.buf[..n]).is_err() || self.disk.write_at(&self.buf[..n], off + done).is_err() {
+                        return (S_IOERR, 0);
+                    }
+                    done += n as u64;
+                }
+                (S_OK, 0)
+            }
+            4 => (if self.disk.readonly() || self.disk.flush().is_ok() { S_OK } else { S_IOERR }, 0),
+            8 => {
+                let mut id = [0u8; 20];
+                let s = self.serial.as_bytes();
+                let n = s.len().min(20);
+                id[..n].copy_from_slice(&s[..n]);
+                let n = w.available_bytes().min(20);
+                if w.write_all(&id[..n]).is_err() {
+                    return (S_IOERR, 0);
+                }
+                (S_OK, n as u32)
+            }
+            11 | 13 if !self.disk.readonly() => {
+                while r.available_bytes() >= 16 {
+                    let (Ok(sec), Ok(num), Ok(_flags)) = (r.read_obj::<u64>(), r.read_obj::<u32>(), r.read_obj::<u32>()) else {
+                        return (S_IOERR, 0);
+                    };
+                    let len = u64::from(num) * 512;
+                    let Some(off) = self.range_ok(sec, len).filter(|_| num <= MAX_SECTORS) else { return (S_IOERR, 0) };
+                    let res = if kind == 11 { self.disk.discard(off, len) } else { self.disk.write_zeroes(off, len) };
+                    if res.is_err() {
+                        return (S_IOERR, 0);
+                    }
+                }
+                (S_OK, 0)
+            }
+            _ => (S_UNSUPP, 0),
+        }
+    }
+}
+
+impl VirtioDevice for Blk {
+    fn device_type(&self) -> u16 {
+        2
+    }
+    fn class_code(&self) -> u32 {
+        0x01_0000 << 8
+    }
+    fn features(&self) -> u64 {
+        let base = F_VERSION_1 | F_INDIRECT_DESC | F_SEG_MAX | F_BLK_SIZE | F_TOPOLOGY | F_FLUSH;
+        if self.disk.readonly() {
+            base | F_RO
+        } else {
+            base | F_DISCARD | F_WRITE_ZEROES
+        }
+    }
+    fn queue_sizes(&self) -> Vec<u16> {
+        vec![QUEUE_SIZE]
+    }
+    fn read_config(&self, off: u64, data: &mut [u8]) {
+        let mut c = [0u8; 64];
+        c[0..8].copy_from_slice(&(self.disk.size() / 512).to_le_bytes());
+        c[12..16].copy_from_slice(&u32::from(QUEUE_SIZE - 2).to_le_bytes()); // seg_max
+        c[20..24].copy_from_slice(&self.logical.to_le_bytes());
+        c[24] = (self.physical / self.logical).trailing_zeros() as u8; // physical_block_exp
+        c[26..28].copy_from_slice(&((self.physical / self.logical) as u16).to_le_bytes()); // min_io_size
+        c[34..36].copy_from_slice(&1u16.to_le_bytes()); // num_queues
+        c[36..40].copy_from_slice(&MAX_SECTORS.to_le_bytes()); // max_discard_sectors
+        c[40..44].copy_from_slice(&1u32.to_le_bytes()); // max_discard_seg
+        c[44..48].copy_from_slice(&(self.logical / 512).to_le_bytes()); // discard_sector_alignment
+        c[48..52].copy_from_slice(&MAX_SECTORS.to_le_bytes()); // max_write_zeroes_sectors
+        c[52..56].copy_from_slice(&1u32.to_le_bytes()); // max_write_zeroes_seg
+        c[56] = 1; // write_zeroes_may_unmap
+        for (i, d) in data.iter_mut().enumerate() {
+            *d = usize::try_from(off).ok().and_then(|o| c.get(o + i)).copied().unwrap_or(0);
+        }
+    }
+    fn process(&mut self, q: usize, queues: &mut [Queue], mem: &Memory) -> Result<u64, VirtioError> {
+        let Some(queue) = queues.get_mut(q) else { return Ok(0) };
+        let avail = queue.avail_idx(mem, Ordering::Acquire).map_err(|e| VirtioError::BadRing(q, e.to_string()))?;
+        if (avail - Wrapping(queue.next_avail())).0 > queue.size() {
+            return Err(VirtioError::BadRing(q, format!("avail idx {} runs {} entries ahead of a {}-entry ring", avail.0, (avail - Wrapping(queue.next_avail())).0, queue.size())));
+        }
+        let mut used = 0u64;
+        while let Some(chain) = queue.iter(mem).ok().and_then(|mut it| it.next()) {
+            let head = chain.head_index();
+            let bad = |reason: String| VirtioError::BadChain { queue: q, head, reason };
+            check_chain(q, &chain, mem)?;
+            let mut r = Reader::new(mem, chain.clone()).map_err(|e| bad(e.to_string()))?;
+            let mut w = Writer::new(mem, chain).map_err(|e| bad(e.to_string()))?;
+            let wlen = w.available_bytes();
+            if wlen == 0 || r.available_bytes() < 16 {
+                return Err(bad("request lacks a 16-byte header or a status byte".into()));
+            }
+            let mut status_w = w.split_at(wlen - 1).map_err(|e| bad(e.to_string()))?;
+            let (status, n) = self.handle(&mut r, &mut w);
+            if status == S_IOERR {
+                log(&self.id, "I/O error or out-of-range request");
+            }
+            status_w.write_all(&[status]).map_err(|e| bad(e.to_string()))?;
+            queue.add_used(mem, head, n + 1).map_err(|e| VirtioError::BadRing(q, e.to_string()))?;
+            used |= 1 << q;
+        }
+        Ok(used)
+    }
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "device": self.id, "file": self.disk.describe(), "ro": self.disk.readonly(),
+            "size": self.disk.size(), "serial": self.serial,
+            "logical_block_size": self.logical, "physical_block_size": self.physical,
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! Modern (virtio 1.x, non-transitional) virtio-pci devices.
+pub mod blk;
+pub mod console;
+pub mod net;
+pub mod pci;
+pub mod rng;
+pub mod tap;
+
+use crate::memory::Memory;
+use virtio_queue::{DescriptorChain, Queue};
+
+/// VIRTIO_F_VERSION_1.
+pub const F_VERSION_1: u64 = 1 << 32;
+/// VIRTIO_F_RING_INDIRECT_DESC.
+pub const F_INDIRECT_DESC: u64 = 1 << 28;
+
+/// A guest driver broke the virtio contract; the device must be reset.
+#[derive(Debug, thiserror::Error)]
+pub enum VirtioError {
+    /// A descriptor chain that does not terminate, points outside RAM or is too short.
+    #[error("queue {queue}: malformed descriptor chain at head {head}: {reason}")]
+    BadChain {
+        /// Queue index.
+        queue: usize,
+        /// Head descriptor index.
+        head: u16,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The available ring is inconsistent.
+    #[error("queue {0}: invalid available ring: {1}")]
+    BadRing(usize, String),
+}
+
+/// The device half of a virtio device; the transport owns queues and interrupts.
+pub trait VirtioDevice: Send {
+    /// Virtio device type (1 net, 2 blk, 3 console, 4 rng).
+    fn device_type(&self) -> u16;
+    /// PCI class code (base, sub, prog-if) << 8.
+    fn class_code(&self) -> u32;
+    /// Offered feature bits.
+    fn features(&self) -> u64;
+    /// Maximum size of each queue.
+    fn queue_sizes(&self) -> Vec<u16>;
+    /// MSI-X vectors (QEMU's default per device type).
+    fn msix_vectors(&self) -> u16 {
+        2
+    }
+    /// Size of the expansion-ROM BAR QEMU gives this device (its boot ROM), 0 for none.
+    fn rom_size(&self) -> u32 {
+        0
+    }
+    /// Reads device-specific config.
+    fn read_config(&self, off: u64, data: &mut [u8]);
+    /// Writes device-specific config.
+    fn write_config(&mut self, _off: u64, _data: &[u8]) {}
+    /// Handles a notification on queue `q`; returns a bit mask of queues that got used entries.
+    fn process(&mut self, q: usize, queues: &mut [Queue], mem: &Memory) -> Result<u64, VirtioError>;
+    /// A host descriptor whose readability means `poll` has work (e.g. a tap device).
+    fn poll_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        None
+    }
+    /// Host-side work (frames arriving from a backend); returns queues that got used entries.
+    fn poll(&mut self, _queues: &mut [Queue], _mem: &Memory) -> Result<u64, VirtioError> {
+        Ok(0)
+    }
+    /// Device reset (status 0).
+    fn reset(&mut self) {}
+    /// Extra fields for `query-pci` / `query-block`.
+    fn describe(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+}
+
+/// Checks that a chain terminates inside its table and every buffer lies in guest RAM.
+/// Returns (readable bytes, writable bytes).
+pub fn check_chain(queue: usize, chain: &DescriptorChain<&Memory>, mem: &Memory) -> Result<(u64, u64), VirtioError> {
+    use vm_memory::{GuestAddress, GuestMemoryBackend};
+    let head = chain.head_index();
+    let bad = |reason: String| VirtioError::BadChain { queue, head, reason };
+    let (mut r, mut w, mut n, mut last_next) = (0u64, 0u64, 0usize, false);
+    for d in chain.clone() {
+        n += 1;
+        if !mem.check_range(GuestAddress(d.addr().0), d.len() as usize) {
+            return Err(bad(format!("buffer {:#x}+{:#x} is outside guest RAM", d.addr().0, d.len())));
+        }
+        if d.is_write_only() {
+            w += u64::from(d.len());
+        } else {
+            r += u64::from(d.len());
+        }
+        last_next = d.has_next();
+    }
+    if n == 0 {
+        return Err(bad("head descriptor unreadable or empty indirect table".into()));
+    }
+    if last_next {
+        return Err(bad("chain does not terminate (loop, next index out of range or over 4 GiB)".into()));
+    }
+    Ok((r, w))
+}
+
+/// Logs a runtime event on stderr.
+pub fn log(id: &str, msg: &str) {
+    eprintln!("ferry-runtime: {id}: {msg}");
+}

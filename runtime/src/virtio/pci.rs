@@ -1,0 +1,404 @@
+//! The virtio-pci transport, laid out exactly like QEMU's `virtio-*-pci-non-transitional`:
+//! BAR1 = MSI-X (table at 0, PBA at 0x800), BAR4 = 16 KiB 64-bit prefetchable (common config
+//! 0x0, ISR 0x1000, device config 0x2000, notify 0x3000 with multiplier 4), capabilities at
+//! 0x40 common, 0x50 ISR, 0x60 device, 0x70 notify, 0x84 PCI-cfg window, 0x98 MSI-X.
+use super::{log, VirtioDevice, VirtioError, F_VERSION_1};
+use crate::memory::Memory;
+use crate::pci::chipset::QEMU_SUBSYSTEM;
+use crate::pci::{BarKind, ConfigSpace, PciFunction};
+use kvm_bindings::kvm_msi;
+use kvm_ioctls::VmFd;
+use std::sync::Arc;
+use virtio_queue::{Queue, QueueT};
+
+const STATUS_ACK_DRIVER: u8 = 3;
+const STATUS_FEATURES_OK: u8 = 8;
+const STATUS_NEEDS_RESET: u8 = 0x40;
+const NO_VECTOR: u16 = 0xffff;
+const MSIX_CAP: usize = 0x98;
+const CFG_CAP: usize = 0x84;
+
+/// A virtio device behind the PCI transport.
+pub struct VirtioPci {
+    id: String,
+    cfg: ConfigSpace,
+    dev: Box<dyn VirtioDevice>,
+    mem: Memory,
+    vm: Arc<VmFd>,
+    msix_table: Vec<[u32; 4]>,
+    msix_pending: u64,
+    dfsel: u32,
+    gfsel: u32,
+    driver_features: u64,
+    msix_config: u16,
+    status: u8,
+    generation: u8,
+    isr: u8,
+    qsel: u16,
+    queues: Vec<Queue>,
+    vectors: Vec<u16>,
+}
+
+impl VirtioPci {
+    /// Wraps `dev`; `id` names it in logs and QMP.
+    pub fn new(id: &str, dev: Box<dyn VirtioDevice>, mem: Memory, vm: Arc<VmFd>) -> Self {
+        let mut cfg = ConfigSpace::new(0x1af4, 0x1040 + dev.device_type(), dev.class_code() | 1, 0, QEMU_SUBSYSTEM);
+        cfg.set8(0x3d, 1); // INTA
+        cfg.add_bar(1, 0x1000, BarKind::Mem32);
+        cfg.add_bar(4, 0x4000, BarKind::Mem64 { prefetch: true });
+        if dev.rom_size() > 0 {
+            cfg.add_rom(dev.rom_size());
+        }
+        let vcap = |kind: u8, off: u32, len: u32| {
+            let mut b = vec![0u8; 14];
+            b[0] = if kind == 2 || kind == 5 { 0x14 } else { 0x10 };
+            b[1] = kind;
+            b[2] = if kind == 5 { 0 } else { 4 };
+            b[6..10].copy_from_slice(&off.to_le_bytes());
+            b[10..14].copy_from_slice(&len.to_le_bytes());
+            b
+        };
+        cfg.add_cap(0x40, 0x09, 0x00, &vcap(1, 0, 0x1000), &[]);
+        cfg.add_cap(0x50, 0x09, 0x40, &vcap(3, 0x1000, 0x1000), &[]);
+        cfg.add_cap(0x60, 0x09, 0x50, &vcap(4, 0x2000, 0x1000), &[]);
+        let mut notify = vcap(2, 0x3000, 0x1000);
+        notify.extend_from_slice(&4u32.to_le_bytes()); // notify_off_multiplier
+        cfg.add_cap(0x70, 0x09, 0x60, &notify, &[]);
+        let mut win = vcap(5, 0, 0);
+        win.extend_from_slice(&[0; 4]);
+        cfg.add_cap(CFG_CAP, 0x09, 0x70, &win, &[]);
+        cfg.writable(CFG_CAP + 4, CFG_CAP + 5); // bar
+        cfg.writable(CFG_CAP + 8, CFG_CAP + 20); // offset, length, data
+        let nvec = dev.msix_vectors().max(1);
+        let mut msix = Vec::new();
+        msix.extend_from_slice(&(nvec - 1).to_le_bytes());
+        msix.extend_from_slice(&1u32.to_le_bytes()); // table: BIR 1, offset 0
+        msix.extend_from_slice(&0x801u32.to_le_bytes()); // PBA: BIR 1, offset 0x800
+        cfg.add_cap(MSIX_CAP, 0x11, CFG_CAP as u8, &msix, &[0x00, 0xc0]);
+        cfg.set_cap_head(MSIX_CAP as u8);
+        let queues = dev.queue_sizes().into_iter().filter_map(|s| Queue::new(s).ok()).collect::<Vec<_>>();
+        let vectors = vec![NO_VECTOR; queues.len()];
+        VirtioPci {
+            id: id.to_string(),
+            cfg,
+            dev,
+            mem,
+            vm,
+            msix_table: vec![[0, 0, 0, 1]; usize::from(nvec)],
+            msix_pending: 0,
+            dfsel: 0,
+            gfsel: 0,
+            driver_features: 0,
+            msix_config: NO_VECTOR,
+            status: 0,
+            generation: 0,
+            isr: 0,
+            qsel: 0,
+            queues,
+            vectors,
+        }
+    }
+
+    fn msix_control(&self) -> u16 {
+        self.cfg.get16(MSIX_CAP + 2)
+    }
+
+    fn interrupt(&mut self, vector: u16) {
+        let ctl = self.msix_control();
+        if ctl & 0x8000 == 0 || vector == NO_VECTOR {
+            return; // INTx is not wired: drivers here use MSI-X or poll
+        }
+        let Some(e) = self.msix_table.get(usize::from(vector)).copied() else { return };
+        if ctl & 0x4000 != 0 || e[3] & 1 != 0 {
+            self.msix_pending |= 1 << (vector & 63);
+            return;
+        }
+        let msi = kvm_msi { address_lo: e[0], address_hi: e[1], data: e[2], ..Default::default() };
+        if let Err(err) = self.vm.signal_msi(msi) {
+            log(&self.id, &format!("MSI delivery failed: {err}"));
+        }
+    }
+
+    fn reset(&mut self) {
+        for q in &mut self.queues {
+            q.reset();
+        }
+        self.vectors.fill(NO_VECTOR);
+        self.msix_config = NO_VECTOR;
+        self.driver_features = 0;
+        self.status = 0;
+        self.isr = 0;
+        self.dev.reset();
+    }
+
+    fn fail(&mut self, e: VirtioError) {
+        log(&self.id, &format!("{e}; device status NEEDS_RESET"));
+        self.status |= STATUS_NEEDS_RESET;
+        self.generation = self.generation.wrapping_add(1);
+        self.isr |= 2;
+        self.interrupt(self.msix_config);
+    }
+
+    fn notify(&mut self, q: usize) {
+        if self.status & STATUS_NEEDS_RESET != 0 || self.status & 4 == 0 {
+            return;
+        }
+        if !self.queues.get(q).is_some_and(|x| x.ready()) {
+            return;
+        }
+        let r = self.dev.process(q, &mut self.queues, &self.mem);
+        self.complete(r);
+    }
+
+    fn complete(&mut self, r: Result<u64, VirtioError>) -> bool {
+        match r {
+            Ok(mask) => {
+                for i in 0..self.queues.len().min(64) {
+                    if mask & (1 << i) != 0 {
+                        let notify = self.queues[i].needs_notification(&self.mem).unwrap_or(true);
+                        if notify {
+                            self.isr |= 1;
+                            let v = self.vectors[i];
+                            self.interrupt(v);
+                        }
+                    }
+                }
+                mask != 0
+            }
+            Err(e) => {
+                self.fail(e);
+                false
+            }
+        }
+    }
+
+    fn common_read(&self, off: u64) -> u32 {
+        let q = self.queues.get(usize::from(self.qsel));
+        let feats = self.dev.features();
+        match off {
+            0x00 => self.dfsel,
+            0x04 => match self.dfsel {
+                0 => feats as u32,
+                1 => (feats >> 32) as u32,
+                _ => 0,
+            },
+            0x08 => self.gfsel,
+            0x0c => match self.gfsel {
+                0 => self.driver_features as u32,
+                1 => (self.driver_features >> 32) as u32,
+                _ => 0,
+            },
+            0x10 => u32::from(self.msix_config),
+            0x12 => self.queues.len() as u32,
+            0x14 => u32::from(self.status),
+            0x15 => u32::from(self.generation),
+            0x16 => u32::from(self.qsel),
+            0x18 => q.map_or(0, |q| u32::from(q.size())),
+            0x1a => self.vectors.get(usize::from(self.qsel)).map_or(0, |v| u32::from(*v)),
+            0x1c => q.map_or(0, |q| u32::from(q.ready())),
+            0x1e => u32::from(self.qsel),
+            0x20 => q.map_or(0, |q| q.desc_table() as u32),
+            0x24 => q.map_or(0, |q| (q.desc_table() >> 32) as u32),
+            0x28 => q.map_or(0, |q| q.avail_ring() as u32),
+            0x2c => q.map_or(0, |q| (q.avail_ring() >> 32) as u32),
+            0x30 => q.map_or(0, |q| q.used_ring() as u32),
+            0x34 => q.map_or(0, |q| (q.used_ring() >> 32) as u32),
+            _ => 0,
+        }
+    }
+
+    fn common_write(&mut self, off: u64, v: u32) {
+        let qi = usize::from(self.qsel);
+        let live = self.queues.get(qi).is_some_and(|q| !q.ready());
+        match off {
+            0x00 => self.dfsel = v,
+            0x08 => self.gfsel = v,
+            0x0c => match self.gfsel {
+                0 => self.driver_features = (self.driver_features & !0xffff_ffff) | u64::from(v),
+                1 => self.driver_features = (self.driver_features & 0xffff_ffff) | (u64::from(v) << 32),
+                _ => {}
+            },
+            0x10 => self.msix_config = v as u16,
+            0x14 => self.set_status(v as u8),
+            0x16 => self.qsel = v as u16,
+            0x18 if live => self.queues[qi].set_size(v as u16),
+            0x1a => {
+                if let Some(x) = self.vectors.get_mut(qi) {
+                    *x = v as u16;
+                }
+            }
+            0x1c if live && v == 1 => {
+                self.queues[qi].set_ready(true);
+                if !self.queues[qi].is_valid(&self.mem) {
+                    self.queues[qi].set_ready(false);
+                    self.fail(VirtioError::BadRing(qi, "ring addresses, alignment or size invalid for guest RAM".into()));
+                }
+            }
+            0x20 if live => self.queues[qi].set_desc_table_address(Some(v), None),
+            0x24 if live => self.queues[qi].set_desc_table_address(None, Some(v)),
+            0x28 if live => self.queues[qi].set_avail_ring_address(Some(v), None),
+            0x2c if live => self.queues[qi].set_avail_ring_address(None, Some(v)),
+            0x30 if live => self.queues[qi].set_used_ring_address(Some(v), None),
+            0x34 if live => self.queues[qi].set_used_ring_address(None, Some(v)),
+            _ => {}
+        }
+    }
+
+    fn set_status(&mut self, v: u8) {
+        if v == 0 {
+            self.reset();
+            return;
+        }
+        let mut v = v | (self.status & STATUS_NEEDS_RESET);
+        if v & STATUS_FEATURES_OK != 0 && self.status & STATUS_FEATURES_OK == 0 {
+            let ok = self.driver_features & !self.dev.features() == 0 && self.driver_features & F_VERSION_1 != 0;
+            if !ok || v & STATUS_ACK_DRIVER != STATUS_ACK_DRIVER {
+                v &= !STATUS_FEATURES_OK;
+            }
+        }
+        self.status = v;
+    }
+
+    fn bar4_read(&mut self, off: u64, data: &mut [u8]) {
+        match off {
+            0..=0x37 => {
+                let base = off & !3;
+                let v = self.common_read(base).to_le_bytes();
+                let s = (off - base) as usize;
+                for (i, d) in data.iter_mut().enumerate() {
+                    *d = v.get(s + i).copied().unwrap_or(0);
+                }
+            }
+            0x1000 => {
+                data.fill(0);
+                if let Some(d) = data.first_mut() {
+                    *d = self.isr;
+                }
+                self.isr = 0;
+            }
+            0x2000..=0x2fff => self.dev.read_config(off - 0x2000, data),
+            _ => data.fill(0),
+        }
+    }
+
+    fn bar4_write(&mut self, off: u64, data: &[u8]) {
+        let mut b = [0u8; 4];
+        let n = data.len().min(4);
+        b[..n].copy_from_slice(&data[..n]);
+        let v = u32::from_le_bytes(b);
+        match off {
+            0..=0x37 => self.common_write(off, v),
+            0x2000..=0x2fff => self.dev.write_config(off - 0x2000, data),
+            0x3000..=0x3fff => self.notify(((off - 0x3000) / 4) as usize),
+            _ => {}
+        }
+    }
+
+    fn msix_read(&self, off: u64, data: &mut [u8]) {
+        let word = if off < 0x800 {
+            let e = (off / 16) as usize;
+            self.msix_table.get(e).map_or(0, |x| x[((off % 16) / 4) as usize])
+        } else if off < 0x808 {
+            (self.msix_pending >> ((off - 0x800) / 4 * 32)) as u32
+        } else {
+            0
+        };
+        let bytes = word.to_le_bytes();
+        let s = (off % 4) as usize;
+        for (i, d) in data.iter_mut().enumerate() {
+            *d = bytes.get(s + i).copied().unwrap_or(0);
+        }
+    }
+
+    fn msix_write(&mut self, off: u64, data: &[u8]) {
+        if off >= 0x800 || data.len() != 4 && data.len() != 8 {
+            return;
+        }
+        for (k, chunk) in data.chunks(4).enumerate() {
+            let o = off + 4 * k as u64;
+            let e = (o / 16) as usize;
+            let w = ((o % 16) / 4) as usize;
+            let mut b = [0u8; 4];
+            b.copy_from_slice(chunk);
+            if let Some(entry) = self.msix_table.get_mut(e) {
+                entry[w] = u32::from_le_bytes(b);
+                if w == 3 && entry[3] & 1 == 0 && self.msix_pending & (1 << (e & 63)) != 0 {
+                    self.msix_pending &= !(1 << (e & 63));
+                    self.interrupt(e as u16);
+                }
+            }
+        }
+    }
+
+    /// The block-device description for `query-block`.
+    pub fn device_info(&self) -> serde_json::Value {
+        self.dev.describe()
+    }
+}
+
+impl PciFunction for VirtioPci {
+    fn config(&self) -> &ConfigSpace {
+        &self.cfg
+    }
+    fn config_read(&mut self, off: usize, data: &mut [u8]) {
+        if (CFG_CAP + 16..CFG_CAP + 20).contains(&off) {
+            // VIRTIO_PCI_CAP_PCI_CFG window: access BAR `bar` at `offset`, `length` bytes.
+            let (bar, boff, len) = (self.cfg.get8(CFG_CAP + 4), self.cfg.get32(CFG_CAP + 8), self.cfg.get32(CFG_CAP + 12));
+            let n = (len as usize).min(data.len()).min(4);
+            if bar == 4 && n > 0 {
+                self.bar4_read(u64::from(boff), &mut data[..n]);
+                return;
+            }
+        }
+        self.cfg.read(off, data)
+    }
+    fn config_write(&mut self, off: usize, data: &[u8]) {
+        if (CFG_CAP + 16..CFG_CAP + 20).contains(&off) {
+            let (bar, boff, len) = (self.cfg.get8(CFG_CAP + 4), self.cfg.get32(CFG_CAP + 8), self.cfg.get32(CFG_CAP + 12));
+            let n = (len as usize).min(data.len()).min(4);
+            if bar == 4 && n > 0 {
+                self.bar4_write(u64::from(boff), &data[..n]);
+                return;
+            }
+        }
+        let before = self.msix_control();
+        self.cfg.write(off, data);
+        let after = self.msix_control();
+        if before & 0x4000 != 0 && after & 0x4000 == 0 && self.msix_pending != 0 {
+            let pending = self.msix_pending;
+            self.msix_pending = 0;
+            for v in 0..64u16 {
+                if pending & (1 << v) != 0 {
+                    self.interrupt(v);
+                }
+            }
+        }
+    }
+    fn bar_read(&mut self, bar: usize, off: u64, data: &mut [u8]) {
+        match bar {
+            1 => self.msix_read(off, data),
+            4 => self.bar4_read(off, data),
+            _ => data.fill(0),
+        }
+    }
+    fn bar_write(&mut self, bar: usize, off: u64, data: &[u8]) {
+        match bar {
+            1 => self.msix_write(off, data),
+            4 => self.bar4_write(off, data),
+            _ => {}
+        }
+    }
+    fn poll_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        self.dev.poll_fd()
+    }
+    fn poll(&mut self) -> bool {
+        if self.status & STATUS_NEEDS_RESET != 0 || self.status & 4 == 0 {
+            return false;
+        }
+        let r = self.dev.poll(&mut self.queues, &self.mem);
+        self.complete(r)
+    }
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({"qdev_id": self.id})
+    }
+}

@@ -1,0 +1,387 @@
+//! One boot of a machine: KVM VM, memory, vCPU threads, devices; runs until the guest exits.
+use crate::boot;
+use crate::config::{ConsoleSink, VmConfig};
+use crate::cpuid::{self, CpuidQuirks};
+use crate::devices::legacy::{I8042, Markers, Rtc, DEBUG_EXIT_PORT, MARKER_PORT};
+use crate::devices::serial::{ConsoleOut, IrqTrigger, Uart};
+use crate::devices::Action;
+use crate::layout;
+use crate::memory::{self, Memory};
+use crate::pci::bus::Stub;
+use crate::pci::PciBus;
+use crate::virtio::{blk::Blk, console::Console, net, pci::VirtioPci, rng::Rng, VirtioDevice};
+use crate::{tables, Controller, ExitReason, VmError};
+use crate::virtio::tap::Tap;
+use ferry_formats::layout::{DeviceKind, NetBackend};
+use kvm_bindings::{kvm_pit_config, KVM_PIT_SPEAKER_DUMMY};
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use vmm_sys_util::eventfd::EventFd;
+
+/// Port-I/O devices.
+struct Io {
+    serial: Uart,
+    i8042: I8042,
+    rtc: Rtc,
+    markers: Markers,
+}
+
+/// State shared by the vCPU threads of one boot.
+pub(crate) struct Shared {
+    io: Mutex<Io>,
+    pub(crate) pci: Mutex<PciBus>,
+    pub(crate) blocks: Vec<serde_json::Value>,
+    exit: Mutex<Option<ExitReason>>,
+    exit_cv: Condvar,
+    stopping: AtomicBool,
+    threads: Mutex<Vec<libc::pthread_t>>,
+}
+
+impl Shared {
+    pub(crate) fn finish(&self, r: ExitReason) {
+        if let Ok(mut e) = self.exit.lock() {
+            if e.is_none() {
+                *e = Some(r);
+            }
+        }
+        self.exit_cv.notify_all();
+    }
+    /// Forces every vCPU out of KVM_RUN (they re-check the pause and stop flags).
+    pub(crate) fn kick(&self) {
+        if let Ok(t) = self.threads.lock() {
+            for th in t.iter() {
+                // SAFETY: `th` is a live thread of this process (threads are joined only after
+                // `stopping` is set and this list is cleared); the signal has a no-op handler.
+                unsafe { libc::pthread_kill(*th, vmm_sys_util::signal::SIGRTMIN()) };
+            }
+        }
+    }
+
+    fn pio_read(&self, port: u16, data: &mut [u8]) {
+        data.fill(0xff);
+        let Ok(mut io) = self.io.lock() else { return };
+        match port {
+            0x3f8..=0x3ff => data[0] = io.serial.read((port - 0x3f8) as u8),
+            0x60 | 0x64 => data[0] = io.i8042.read(port),
+            0x70 | 0x71 => data[0] = io.rtc.read(port),
+            _ => {
+                drop(io);
+                if let Ok(mut pci) = self.pci.lock() {
+                    if !pci.pio_read(port, data) {
+                        pci.io_bar(port, Some(data), &[]);
+                    }
+                }
+            }
+        }
+    }
+
+    fn pio_write(&self, port: u16, data: &[u8]) -> Option<Action> {
+        let Ok(mut io) = self.io.lock() else { return None };
+        let v = data[0];
+        match port {
+            0x3f8..=0x3ff => {
+                if let Err(e) = io.serial.write((port - 0x3f8) as u8, v) {
+                    crate::virtio::log("serial", &format!("{e:?}"));
+                }
+            }
+            0x60 | 0x64 => return io.i8042.write(port, v),
+            0x70 | 0x71 => io.rtc.write(port, v),
+            MARKER_PORT => io.markers.mark(v),
+            DEBUG_EXIT_PORT..=0xf7 => return Some(Action::Exit(v)),
+            0xcf9 if data.len() == 1 => return (v & 4 != 0).then_some(Action::Reset),
+            _ => {
+                drop(io);
+                if let Ok(mut pci) = self.pci.lock() {
+                    if !pci.pio_write(port, data) {
+                        pci.io_bar(port, None, data);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn mmio(&self, addr: u64, read: Option<&mut [u8]>, write: &[u8]) {
+        let Ok(mut pci) = self.pci.lock() else { return };
+        match read {
+            Some(d) => {
+                d.fill(0xff);
+                pci.mmio(addr, Some(d), &[]);
+            }
+            None => {
+                pci.mmio(addr, None, write);
+            }
+        }
+    }
+}
+
+/// How a boot ended, with what the guest printed and the boot markers it wrote.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Why the VM stopped.
+    pub reason: ExitReason,
+    /// Boot markers: (code, µs since the vCPUs started).
+    pub markers: Vec<(u8, u64)>,
+    /// Wall time from vCPU start to exit.
+    pub elapsed: Duration,
+    /// Everything written to the serial console and virtio-console port 0.
+    pub console: Vec<u8>,
+}
+
+/// A created, not yet running, VM.
+pub struct Vm {
+    _kvm: Kvm,
+    _vm: Arc<VmFd>,
+    _mem: Memory,
+    vcpus: Vec<VcpuFd>,
+    shared: Arc<Shared>,
+    captured: Arc<Mutex<Vec<u8>>>,
+    _serial_evt: EventFd,
+}
+
+fn open_sink(s: &ConsoleSink) -> Result<Option<Box<dyn Write + Send>>, VmError> {
+    Ok(match s {
+        ConsoleSink::None => None,
+        ConsoleSink::Stdout => Some(Box::new(std::io::stdout())),
+        ConsoleSink::File(p) => Some(Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| VmError::Setup(format!("{}: {e}", p.display())))?,
+        )),
+    })
+}
+
+/// True when /dev/kvm is kvm_pvm (guest kernel mode is emulated).
+pub fn host_is_pvm() -> bool {
+    std::path::Path::new("/sys/module/kvm_pvm").exists()
+}
+
+impl Vm {
+    /// Creates the VM for `cfg`: memory, boot data, devices, vCPUs.
+    pub fn new(cfg: &VmConfig) -> Result<Self, VmError> {
+        let kvm_err = |what: &str| {
+            let what = what.to_string();
+            move |e: kvm_ioctls::Error| VmError::Kvm(what.clone(), e)
+        };
+        let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
+        let vm = Arc::new(kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?);
+        vm.set_tss_address(0xfffb_d000).map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
+        vm.create_irq_chip().map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
+        vm.create_pit2(kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() })
+            .map_err(kvm_err("KVM_CREATE_PIT2"))?;
+        let mem = memory::create(&vm, cfg.memory_mib)?;
+        let mem_bytes = cfg.memory_mib << 20;
+        boot::write_tables(&mem)?;
+        let entry = boot::load(&mem, mem_bytes, &cfg.kernel, cfg.initrd.as_deref(), &cfg.cmdline)?;
+        boot::write_blob(&mem, layout::MPTABLE_ADDR, &tables::mptable(layout::MPTABLE_ADDR, &cfg.topology))?;
+        let uuid = match &cfg.smbios_uuid {
+            Some(u) => Some(tables::smbios_uuid_bytes(u).ok_or_else(|| VmError::Setup(format!("invalid smbios_uuid {u:?}: not a UUID")))?),
+            None => None,
+        };
+        boot::write_blob(&mem, 0xf8000, &tables::smbios(0xf8000, uuid, &cfg.name))?;
+
+        let serial_evt = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| VmError::Setup(format!("eventfd: {e}")))?;
+        vm.register_irqfd(&serial_evt, 4).map_err(kvm_err("KVM_IRQFD"))?;
+        let trigger = IrqTrigger(serial_evt.try_clone().map_err(|e| VmError::Setup(format!("eventfd: {e}")))?);
+        let serial_out = ConsoleOut::new(open_sink(&cfg.console)?);
+        let captured = serial_out.captured.clone();
+
+        let mut pci = PciBus::new();
+        for (s, f, c) in cfg.profile.chipset() {
+            pci.add(s, f, Box::new(Stub(c)));
+        }
+        let mut blocks = Vec::new();
+        for d in &cfg.devices {
+            let dev: Box<dyn VirtioDevice> = match &d.kind {
+                DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
+                    let disk = crate::disk::open(file, format, *readonly).map_err(|e| VmError::Setup(format!("device {}: {e}", d.id)))?;
+                    let b = Blk::new(&d.id, disk, serial, *logical_block_size, *physical_block_size);
+                    blocks.push(b.describe());
+                    Box::new(b)
+                }
+                DeviceKind::VirtioNet { mac, backend } => {
+                    let m = net::parse_mac(mac).ok_or_else(|| VmError::Setup(format!("device {}: invalid mac {mac:?}", d.id)))?;
+                    match backend {
+                        NetBackend::Tap { name } => {
+                            let tap = Tap::open(name).map_err(|e| VmError::Setup(format!("device {}: tap {name}: {e}", d.id)))?;
+                            Box::new(net::Net::with_tap(m, tap))
+                        }
+                        NetBackend::User => Box::new(net::Net::new(m)),
+                        other => {
+                            crate::virtio::log(&d.id, &format!("backend {other:?} is not available in the runtime: using the null backend"));
+                            Box::new(net::Net::new(m))
+                        }
+                    }
+                }
+                DeviceKind::VirtioConsole => {
+                    Box::new(Console::new(Box::new(ConsoleOut::with_capture(open_sink(&cfg.console)?, captured.clone()))))
+                }
+                DeviceKind::VirtioRng => Box::new(Rng),
+                DeviceKind::VirtioBalloon => return Err(VmError::Setup(format!("device {}: virtio-balloon is not implemented", d.id))),
+            };
+            let f = VirtioPci::new(&d.id, dev, mem.clone(), vm.clone());
+            if !pci.add(d.addr.slot, d.addr.function, Box::new(f)) {
+                return Err(VmError::Setup(format!("device {}: address {} is taken or invalid", d.id, d.addr)));
+            }
+        }
+        pci.assign_bars();
+
+        let base = cpuid::supported(&kvm).map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+        let quirks = CpuidQuirks { pvm: host_is_pvm() };
+        let mut vcpus = Vec::new();
+        for i in 0..cfg.topology.vcpus() {
+            let vcpu = vm.create_vcpu(u64::from(cpuid::apic_id(&cfg.topology, i))).map_err(kvm_err("KVM_CREATE_VCPU"))?;
+            vcpu.set_cpuid2(&cpuid::for_vcpu(&base, &cfg.topology, i, quirks)).map_err(kvm_err("KVM_SET_CPUID2"))?;
+            crate::regs::setup_common(&vcpu).map_err(kvm_err("vCPU setup"))?;
+            if i == 0 {
+                crate::regs::setup_boot_vcpu(&vcpu, entry).map_err(kvm_err("boot vCPU registers"))?;
+            }
+            vcpus.push(vcpu);
+        }
+        let io = Io {
+            serial: Uart::new(trigger, serial_out),
+            i8042: I8042::default(),
+            rtc: Rtc::new(mem_bytes),
+            markers: Markers::new(),
+        };
+        let shared = Arc::new(Shared {
+            io: Mutex::new(io),
+            pci: Mutex::new(pci),
+            blocks,
+            exit: Mutex::new(None),
+            exit_cv: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+        });
+        Ok(Vm { _kvm: kvm, _vm: vm, _mem: mem, vcpus, shared, captured, _serial_evt: serial_evt })
+    }
+
+    /// Runs until the guest exits, `timeout` passes, or `ctl` asks to stop.
+    pub fn run(self, ctl: &Arc<Controller>, timeout: Option<Duration>) -> Outcome {
+        install_kick_handler();
+        ctl.attach(self.shared.clone());
+        let start = Instant::now();
+        if let Ok(mut io) = self.shared.io.lock() {
+            io.markers = Markers::new();
+        }
+        let mut handles = Vec::new();
+        for (i, vcpu) in self.vcpus.into_iter().enumerate() {
+            let shared = self.shared.clone();
+            let ctl = ctl.clone();
+            let h = std::thread::Builder::new().name(format!("vcpu{i}")).spawn(move || vcpu_loop(vcpu, &shared, &ctl));
+            match h {
+                Ok(h) => {
+                    use std::os::unix::thread::JoinHandleExt;
+                    if let Ok(mut t) = self.shared.threads.lock() {
+                        t.push(h.as_pthread_t());
+                    }
+                    handles.push(h);
+                }
+                Err(e) => self.shared.finish(ExitReason::Error(format!("cannot start vCPU thread: {e}"))),
+            }
+        }
+        let fds = self.shared.pci.lock().map(|p| p.poll_fds()).unwrap_or_default();
+        if !fds.is_empty() {
+            let shared = self.shared.clone();
+            match std::thread::Builder::new().name("backend-poll".into()).spawn(move || poll_loop(fds, &shared)) {
+                Ok(h) => handles.push(h),
+                Err(e) => self.shared.finish(ExitReason::Error(format!("cannot start backend thread: {e}"))),
+            }
+        }
+        let reason = {
+            let mut guard = self.shared.exit.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(r) = guard.clone() {
+                    break r;
+                }
+                let wait = match timeout {
+                    Some(t) => match t.checked_sub(start.elapsed()) {
+                        Some(left) => left,
+                        None => break ExitReason::Timeout,
+                    },
+                    None => Duration::from_millis(500),
+                };
+                guard = match self.shared.exit_cv.wait_timeout(guard, wait) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
+            }
+        };
+        let elapsed = start.elapsed();
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        ctl.wake_paused();
+        while handles.iter().any(|h| !h.is_finished()) {
+            self.shared.kick();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if let Ok(mut t) = self.shared.threads.lock() {
+            t.clear();
+        }
+        for h in handles {
+            let _ = h.join();
+        }
+        ctl.detach();
+        let markers = self.shared.io.lock().map(|io| io.markers.seen.clone()).unwrap_or_default();
+        let console = self.captured.lock().map(|c| c.clone()).unwrap_or_default();
+        Outcome { reason, markers, elapsed, console }
+    }
+}
+
+/// Waits for backend input (tap frames) and lets the devices deliver it.
+fn poll_loop(fds: Vec<std::os::unix::io::RawFd>, shared: &Shared) {
+    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    while !shared.stopping.load(Ordering::SeqCst) {
+        // SAFETY: `pfds` is a valid array of pollfd of the given length for the call's duration.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 50) };
+        if n > 0 {
+            let delivered = shared.pci.lock().map(|mut p| p.poll_all()).unwrap_or(false);
+            if !delivered {
+                // Frames wait for receive buffers; the guest's rx notify delivers them.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+fn install_kick_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = vmm_sys_util::signal::register_signal_handler(vmm_sys_util::signal::SIGRTMIN(), kick_handler);
+    });
+}
+
+fn vcpu_loop(mut vcpu: VcpuFd, shared: &Shared, ctl: &Controller) {
+    loop {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        ctl.wait_while_paused(&shared.stopping);
+        match vcpu.run() {
+            Ok(VcpuExit::IoIn(port, data)) => shared.pio_read(port, data),
+            Ok(VcpuExit::IoOut(port, data)) => match shared.pio_write(port, data) {
+                Some(Action::Exit(code)) => return shared.finish(ExitReason::DebugExit(code)),
+                Some(Action::Reset) => return shared.finish(ExitReason::Reset),
+                None => {}
+            },
+            Ok(VcpuExit::MmioRead(addr, data)) => shared.mmio(addr, Some(data), &[]),
+            Ok(VcpuExit::MmioWrite(addr, data)) => shared.mmio(addr, None, data),
+            Ok(VcpuExit::Hlt) | Ok(VcpuExit::Intr) => {}
+            Ok(VcpuExit::Shutdown) => return shared.finish(ExitReason::Reset), // triple fault resets, as on hardware
+            Ok(VcpuExit::SystemEvent(kind, _)) => return shared.finish(if kind == kvm_bindings::KVM_SYSTEM_EVENT_RESET {
+                ExitReason::Reset
+            } else {
+                ExitReason::Shutdown
+            }),
+            Ok(other) => return shared.finish(ExitReason::Error(format!("unexpected vCPU exit {other:?}"))),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
+            Err(e) => return shared.finish(ExitReason::Error(format!("KVM_RUN: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The QEMU command line equivalent to a MachineSpec, for `ferry validate --engine qemu`.
+//! (The layout module's QEMU script writer replaces this rendering once merged.)
+use ferry_formats::layout::{DeviceKind, MachineSpec};
+use std::ffi::OsString;
+
+/// Arguments for `qemu-system-x86_64` (without the accelerator and console options).
+pub fn args(spec: &MachineSpec) -> Vec<OsString> {
+    let (machine, bus) = match spec.profile.as_str() {
+        "pc-v1" => ("pc", "pci.0"),
+        _ => ("q35", "pcie.0"),
+    };
+    let mut a: Vec<OsString> = Vec::new();
+    let mut push = |x: String| a.push(OsString::from(x));
+    for x in ["-nodefaults", "-no-user-config", "-display", "none", "-machine", machine] {
+        push(x.to_string());
+    }
+    push("-m".into());
+    push(spec.memory_mib.to_string());
+    push("-smp".into());
+    push(match spec.topology {
+        Some(t) => format!("{},sockets={},cores={},threads={}", spec.vcpus, t.sockets, t.cores, t.threads),
+        None => spec.vcpus.to_string(),
+    });
+    if let Some(u) = &spec.smbios_uuid {
+        push("-smbios".into());
+        push(format!("type=1,uuid={u}"));
+    }
+    for d in &spec.devices {
+        let addr = format!("bus={bus},addr=0x{:x}.{}", d.addr.slot, d.addr.function);
+        match &d.kind {
+            DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
+                push("-drive".into());
+                push(format!(
+                    "if=none,id=drv-{},file={},format={format},readonly={}",
+                    d.id,
+                    file.display().to_string().replace(',', ",,"),
+                    if *readonly { "on" } else { "off" }
+                ));
+                push("-device".into());
+                push(format!(
+                    "virtio-blk-pci-non-transitional,drive=drv-{0},id={0},serial={serial},logical_block_size={logical_block_size},physical_block_size={physical_block_size},{addr}",
+                    d.id
+                ));
+            }
+            DeviceKind::VirtioNet { mac, .. } => {
+                push("-netdev".into());
+                push(format!("user,id=nd-{}", d.id));
+                push("-device".into());
+                push(format!("virtio-net-pci-non-transitional,netdev=nd-{0},id={0},mac={mac},{addr}", d.id));
+            }
+            DeviceKind::VirtioConsole => {
+                push("-device".into());
+                push(format!("virtio-serial-pci-non-transitional,id={},{addr}", d.id));
+            }
+            DeviceKind::VirtioRng => {
+                push("-device".into());
+                push(format!("virtio-rng-pci-non-transitional,id={},{addr}", d.id));
+            }
+            DeviceKind::VirtioBalloon => {
+                push("-device".into());
+                push(format!("virtio-balloon-pci-non-transitional,id={},{addr}", d.id));
+            }
+        }
+    }
+    if let Some(b) = &spec.boot {
+        a.push("-kernel".into());
+        a.push(b.kernel.clone().into_os_string());
+        if let Some(i) = &b.initrd {
+            a.push("-initrd".into());
+            a.push(i.clone().into_os_string());
+        }
+        a.push("-append".into());
+        a.push(b.cmdline.clone().into());
+    }
+    a
+}

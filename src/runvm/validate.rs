@@ -1,0 +1,186 @@
+//! `ferry validate`: boot a spec and check the console reaches each boot milestone in time.
+use super::milestones::{progress, select, Milestone};
+use super::{load_spec, qemu};
+use anyhow::Context;
+use ferry_runtime::{run_machine, ConsoleSink, Controller, ExitReason, VmConfig};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// Ferry's runtime where hardware KVM is present, else QEMU.
+    Auto,
+    /// Ferry's own KVM runtime.
+    Ferry,
+    /// qemu-system-x86_64 (KVM where hardware KVM is present, else TCG).
+    Qemu,
+}
+
+/// Boot a converted guest and check it reaches its boot milestones.
+#[derive(clap::Args)]
+pub struct ValidateArgs {
+    /// The spec written by `ferry convert -o ferry`.
+    pub spec: PathBuf,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub engine: Engine,
+    /// Seconds before the boot counts as failed.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Milestones to require, in order: kernel, virtio, root, init, login, marker.
+    #[arg(long, default_value = "kernel,virtio,root,init,login")]
+    pub expect: String,
+    /// Console text that proves the "marker" milestone (appended to --expect if absent there).
+    #[arg(long)]
+    pub marker: Option<String>,
+    /// Keep the console log here (default: a temporary file).
+    #[arg(long)]
+    pub console_log: Option<PathBuf>,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Hardware-assisted KVM: /dev/kvm usable, not kvm_pvm, and the CPU has VMX or SVM.
+pub fn hardware_kvm() -> bool {
+    let dev = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|c| c.lines().filter(|l| l.starts_with("flags")).any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm")))
+        .unwrap_or(false);
+    dev && cpu && !ferry_runtime::host_is_pvm()
+}
+
+enum Running {
+    Ferry(Arc<Controller>, std::thread::JoinHandle<anyhow::Result<ExitReason>>),
+    Qemu(Child),
+}
+
+impl Running {
+    fn finished(&mut self) -> bool {
+        match self {
+            Running::Ferry(_, h) => h.is_finished(),
+            Running::Qemu(c) => !matches!(c.try_wait(), Ok(None)),
+        }
+    }
+    fn stop(self) -> String {
+        match self {
+            Running::Ferry(ctl, h) => {
+                ctl.request(ExitReason::Quit);
+                match h.join() {
+                    Ok(Ok(r)) => format!("{r:?}"),
+                    Ok(Err(e)) => format!("error: {e:#}"),
+                    Err(_) => "runtime thread panicked".into(),
+                }
+            }
+            Running::Qemu(mut c) => {
+                let _ = c.kill();
+                let st = c.wait();
+                let mut err = String::new();
+                if let Some(mut e) = c.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                format!("qemu {}: {}", st.map(|s| s.to_string()).unwrap_or_default(), err.trim())
+            }
+        }
+    }
+}
+
+pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let spec = load_spec(&args.spec)?;
+    let mut expect = args.expect.clone();
+    if args.marker.is_some() && !expect.split(',').any(|s| s.trim() == "marker") {
+        expect.push_str(",marker");
+    }
+    let milestones: Vec<Milestone> = select(&expect, args.marker.as_deref()).map_err(anyhow::Error::msg)?;
+    let hw = hardware_kvm();
+    let engine = match args.engine {
+        Engine::Auto if hw => Engine::Ferry,
+        Engine::Auto => Engine::Qemu,
+        e => e,
+    };
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let tmp_log = std::env::temp_dir().join(format!("ferry-validate-{}-{nanos}.log", std::process::id()));
+    let log = args.console_log.clone().unwrap_or_else(|| tmp_log.clone());
+    std::fs::write(&log, b"").with_context(|| format!("{}: cannot create console log", log.display()))?;
+    let start = Instant::now();
+    let mut running = match engine {
+        Engine::Qemu => {
+            let mut cmd = Command::new("qemu-system-x86_64");
+            cmd.args(qemu::args(&spec))
+                .args(["-accel", if hw { "kvm" } else { "tcg" }, "-no-reboot"])
+                .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
+                .arg("-serial")
+                .arg(format!("file:{}", log.display()))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            Running::Qemu(cmd.spawn().context("cannot start qemu-system-x86_64")?)
+        }
+        _ => {
+            let mut cfg = VmConfig::from_spec(&spec).with_context(|| format!("{}", args.spec.display()))?;
+            cfg.console = ConsoleSink::File(log.clone());
+            cfg.no_reboot = true;
+            let ctl = Controller::new(false);
+            let c2 = ctl.clone();
+            let h = std::thread::spawn(move || Ok(run_machine(&cfg, &c2, None)?.reason));
+            Running::Ferry(ctl, h)
+        }
+    };
+    let engine_name = if engine == Engine::Qemu { if hw { "qemu-kvm" } else { "qemu-tcg" } } else { "ferry" };
+    let mut times: Vec<Option<f64>> = vec![None; milestones.len()];
+    let mut reached = 0;
+    let deadline = Duration::from_secs(args.timeout);
+    let mut console: String;
+    loop {
+        let done = running.finished();
+        console = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+        let now = progress(&milestones, &console);
+        for t in times.iter_mut().take(now).skip(reached) {
+            *t = Some(start.elapsed().as_secs_f64());
+        }
+        reached = now;
+        if reached == milestones.len() || done || start.elapsed() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let end = running.stop();
+    if args.console_log.is_none() {
+        let _ = std::fs::remove_file(&tmp_log);
+    }
+    let failed = milestones.get(reached);
+    if args.json {
+        let ms: Vec<serde_json::Value> = milestones
+            .iter()
+            .zip(&times)
+            .map(|(m, t)| serde_json::json!({"name": m.name, "patterns": m.patterns, "reached": t.is_some(), "seconds": t}))
+            .collect();
+        let report = serde_json::json!({
+            "spec": args.spec, "engine": engine_name, "passed": failed.is_none(),
+            "failed_milestone": failed.map(|m| m.name.clone()), "elapsed_seconds": elapsed,
+            "timeout_seconds": args.timeout, "milestones": ms, "engine_exit": end,
+            "console_log": args.console_log,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    match failed {
+        None => {
+            eprintln!("ferry validate: {} passed on {engine_name} in {elapsed:.1} s", spec.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(m) => {
+            let last = console.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            eprintln!(
+                "ferry validate: {}: milestone {:?} ({}) not reached on {engine_name} after {elapsed:.1} s (timeout {} s; engine: {end}); last console line: {last:?}",
+                spec.name,
+                m.name,
+                m.patterns.join(" | "),
+                args.timeout
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Shared helpers for the runtime tests: micro-guest builds, KVM/QEMU detection, QEMU runs.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Builds `testdata/microguests/NAME.c` into a PVH ELF (gcc + ld + objcopy).
+pub fn guest(name: &str) -> PathBuf {
+    let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("microguests");
+    let st = Command::new("sh")
+        .arg(root.join("testdata/microguests/build.sh"))
+        .arg(name)
+        .arg(&out)
+        .status()
+        .expect("run build.sh");
+    assert!(st.success(), "building micro-guest {name} failed");
+    out.join(format!("{name}.elf"))
+}
+
+/// Whether /dev/kvm can be opened (else the test prints why it skips).
+pub fn kvm_available() -> bool {
+    match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("SKIP: /dev/kvm unavailable: {e}");
+            false
+        }
+    }
+}
+
+/// Whether qemu-system-x86_64 is installed.
+pub fn qemu_available() -> bool {
+    let ok = Command::new("qemu-system-x86_64").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIP: qemu-system-x86_64 not installed");
+    }
+    ok
+}
+
+/// Output of a QEMU run of a micro-guest.
+pub struct QemuRun {
+    pub serial: String,
+    pub exit_code: Option<i32>,
+    pub elapsed: Duration,
+}
+
+/// Runs `qemu-system-x86_64 ARGS -kernel KERNEL` with serial on stdout and the debug-exit port.
+pub fn qemu(args: &[String], kernel: &Path, accel: &str) -> QemuRun {
+    let start = Instant::now();
+    let out = Command::new("qemu-system-x86_64")
+        .args(["-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot", "-accel", accel])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
+        .args(args)
+        .arg("-kernel")
+        .arg(kernel)
+        .output()
+        .expect("run qemu");
+    QemuRun {
+        serial: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+        exit_code: out.status.code(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Serial text with CR removed.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).replace('\r', "")
+}
+
+/// A MachineSpec JSON value with the four virtio device kinds at the given slots.
+pub fn spec_json(kernel: &Path, disk: &Path, profile: &str, slots: [u8; 4]) -> serde_json::Value {
+    serde_json::json!({
+        "spec_version": 1,
+        "name": "micro",
+        "smbios_uuid": "8e1f4f0b-52d4-4c2b-9a7e-2d6a4f5b9c01",
+        "profile": profile,
+        "memory_mib": 128,
+        "vcpus": 1,
+        "firmware": "bios",
+        "boot": {"kernel": kernel, "cmdline": ""},
+        "devices": [
+            {"id": "disk0", "addr": {"bus": 0, "slot": slots[0], "function": 0}, "type": "virtio-blk",
+             "file": disk, "format": "raw", "serial": "FERRY-DISK-0", "logical_block_size": 512, "physical_block_size": 4096},
+            {"id": "net0", "addr": {"bus": 0, "slot": slots[1], "function": 0}, "type": "virtio-net",
+             "mac": "52:54:00:12:34:56", "backend": {"kind": "user"}},
+            {"id": "console0", "addr": {"bus": 0, "slot": slots[2], "function": 0}, "type": "virtio-console"},
+            {"id": "rng0", "addr": {"bus": 0, "slot": slots[3], "function": 0}, "type": "virtio-rng"},
+        ]
+    })
+}
+
+/// The QEMU command line equivalent to a MachineSpec (until the layout crate's QEMU script
+/// writer is merged, this is the test's own rendering of the same rules).
+pub fn qemu_args(spec: &ferry_formats::layout::MachineSpec) -> Vec<String> {
+    use ferry_formats::layout::DeviceKind;
+    let (machine, bus) = match spec.profile.as_str() {
+        "pc-v1" => ("pc", "pci.0"),
+        _ => ("q35", "pcie.0"),
+    };
+    let mut a: Vec<String> = vec!["-machine".into(), machine.into(), "-m".into(), spec.memory_mib.to_string(), "-smp".into(), spec.vcpus.to_string()];
+    if let Some(u) = &spec.smbios_uuid {
+        a.extend(["-smbios".into(), format!("type=1,uuid={u}")]);
+    }
+    for d in &spec.devices {
+        let addr = format!("bus={bus},addr=0x{:x}.{}", d.addr.slot, d.addr.function);
+        match &d.kind {
+            DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
+                a.push("-drive".into());
+                a.push(format!("if=none,id=drv-{},file={},format={format},readonly={}", d.id, file.display(), if *readonly { "on" } else { "off" }));
+                a.push("-device".into());
+                a.push(format!("virtio-blk-pci-non-transitional,drive=drv-{},id={},serial={serial},logical_block_size={logical_block_size},physical_block_size={physical_block_size},{addr}", d.id, d.id));
+            }
+            DeviceKind::VirtioNet { mac, .. } => {
+                a.extend(["-netdev".into(), format!("user,id=nd-{}", d.id)]);
+                a.extend(["-device".into(), format!("virtio-net-pci-non-transitional,netdev=nd-{},id={},mac={mac},{addr}", d.id, d.id)]);
+            }
+            DeviceKind::VirtioConsole => a.extend(["-device".into(), format!("virtio-serial-pci-non-transitional,id={},{addr}", d.id)]),
+            DeviceKind::VirtioRng => a.extend(["-device".into(), format!("virtio-rng-pci-non-transitional,id={},{addr}", d.id)]),
+            DeviceKind::VirtioBalloon => a.extend(["-device".into(), format!("virtio-balloon-pci-non-transitional,id={},{addr}", d.id)]),
+        }
+    }
+    a
+}
+
+/// Creates a sparse raw disk of `size` bytes.
+pub fn sparse_disk(path: &Path, size: u64) {
+    let f = std::fs::File::create(path).expect("create disk");
+    f.set_len(size).expect("size disk");
+}
+
+/// CRC-32 (IEEE), as the micro-guests compute it.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xffff_ffffu32;
+    for b in data {
+        c ^= u32::from(*b);
+        for _ in 0..8 {
+            c = (c >> 1) ^ (0xedb8_8320 & (0u32.wrapping_sub(c & 1)));
+        }
+    }
+    !c
+}
+
+/// Deterministic filler bytes.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A sparse 8 GiB raw disk with patterned sectors 0, 1 and 0x800007 (past 4 GiB).
+pub fn test_disk(path: &Path) {
+    use std::os::unix::fs::FileExt;
+    sparse_disk(path, 8 << 30);
+    let f = std::fs::OpenOptions::new().write(true).open(path).expect("open disk");
+    f.write_all_at(&pattern(1, 1024), 0).expect("write");
+    f.write_all_at(&pattern(2, 512), 0x80_0007 * 512).expect("write");
+}
+
+/// Runs a spec on Ferry's runtime with a timeout and returns the outcome.
+pub fn run_spec(spec: &ferry_formats::layout::MachineSpec) -> ferry_runtime::Outcome {
+    let mut cfg = ferry_runtime::VmConfig::from_spec(spec).expect("config");
+    cfg.no_reboot = true;
+    ferry_runtime::run_machine(&cfg, &ferry_runtime::Controller::new(false), Some(Duration::from_secs(60))).expect("boot")
+}
