@@ -7,6 +7,7 @@
 //! configuration names exists under that name (the kernel's rename message for the profile's
 //! slot); the source files are byte-identical afterwards. (That the unconverted guest does not
 //! boot on virtio-blk is shown by `converters/tests/guest_boot_*.rs` on the same images.)
+//! Guests: the VMware one from its VMX and from its OVA, the Xen PV one from its xl config.
 
 mod convert_linux_support;
 
@@ -137,6 +138,7 @@ fn convert_and_boot(mode: &str, input: &Path, name: &str, sources: &[PathBuf]) {
     let cfg = debugfs_cat(&part, "/boot/grub/grub.cfg");
     let (kpath, args) = grub_linux(&cfg);
     assert!(!args.contains("/dev/sd") && !args.contains("/dev/xvd"), "grub.cfg still names the old disk: {args}");
+    assert!(!args.contains("hvc0") && !args.contains("xvc0"), "grub.cfg still uses the Xen console: {args}");
     let kernel = t.path().join("vmlinuz");
     let initrd = t.path().join("initrd.img");
     debugfs_dump(&part, &kpath, &kernel);
@@ -184,4 +186,11 @@ fn vmware_ova_guest_converts_and_boots_on_virtio() {
     let Some(g) = guest("debian-vmware") else { return };
     let ova = g.join("debian-vmware.ova");
     convert_and_boot("ova", &ova, "debian-vmware", &[ova.clone()]);
+}
+
+#[test]
+fn xen_pv_guest_converts_and_boots_on_virtio() {
+    let Some(g) = guest("debian-xenpv") else { return };
+    let cfg = g.join("debian-xenpv.cfg");
+    convert_and_boot("xen", &cfg, "debian-xenpv", &[cfg.clone(), g.join("disk.raw")]);
 }
