@@ -96,16 +96,41 @@ pub fn check_resolved(src: &DiskSource) -> anyhow::Result<()> {
 pub fn copy_one(job: &CopyJob, output: &Path) -> anyhow::Result<ConvertStats> {
     let what = || format!("could not copy {} to {}", job.source.describe(), output.display());
     if let Some(dev) = open_device(&job.source, job.source_format.as_deref()).with_context(what)? {
-        return copy_device(&*dev, job, output);
+        return Ok(convert::convert(Source::Device(&*dev), output, &job.options(), &|_, _| {}).with_context(what)?);
     }
     let stream = open_stream_source(&job.source, job.source_format.as_deref(), job.capacity).with_context(what)?;
     Ok(convert::convert(Source::Stream(stream), output, &job.options(), &|_, _| {}).with_context(what)?)
 }
 
-/// Copies an already opened device (a source under a conversion overlay) to `output`.
+/// Copies an edited device (a source under its conversion overlay) to `output`.
 pub fn copy_device(dev: &dyn BlockDevice, job: &CopyJob, output: &Path) -> anyhow::Result<ConvertStats> {
-    convert::convert(Source::Device(dev), output, &job.options(), &|_, _| {})
+    convert::convert(Source::Device(&Edited(dev)), output, &job.options(), &|_, _| {})
         .with_context(|| format!("could not copy {} to {}", job.source.describe(), output.display()))
+}
+
+/// A device known only by its reads and map. Its `info` names no files: an overlay over a raw
+/// image reports the raw file as its own, and the engine would copy that file directly
+/// (`copy_file_range`), leaving the edits behind.
+struct Edited<'a>(&'a dyn BlockDevice);
+
+impl BlockDevice for Edited<'_> {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
+        self.0.read_at(buf, offset)
+    }
+    fn map(&self, offset: u64, length: u64) -> Result<Vec<ferry_formats::Extent>, DiskError> {
+        self.0.map(offset, length)
+    }
+    fn info(&self) -> ferry_formats::disk::ImageInfo {
+        let mut info = self.0.info();
+        info.files.clear();
+        info
+    }
+    fn granularity(&self) -> u64 {
+        self.0.granularity()
+    }
 }
 
 fn parse_format(name: Option<&str>) -> anyhow::Result<Option<ImageFormat>> {
