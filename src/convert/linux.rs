@@ -8,6 +8,7 @@
 //! temporary qcow2 in the output directory (unlinked as soon as it is open), since editing
 //! needs random access.
 
+use super::cache::ReadCache;
 use super::copy::{self, CopyJob};
 use crate::output::drive_name;
 use anyhow::{bail, Context};
@@ -73,7 +74,8 @@ pub fn guest_disk_names(vm: &VmModel) -> Vec<String> {
         .collect()
 }
 
-/// Opens every job's source read-only under an overlay whose data lives in `dir`.
+/// Opens every job's source read-only (small reads cached) under an overlay whose data lives
+/// in `dir`.
 pub fn open_overlays(jobs: &[CopyJob], dir: &Path) -> anyhow::Result<Vec<Arc<Overlay>>> {
     let mut out = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
@@ -81,6 +83,7 @@ pub fn open_overlays(jobs: &[CopyJob], dir: &Path) -> anyhow::Result<Vec<Arc<Ove
             Some(d) => d,
             None => spool(job, dir, i)?,
         };
+        let dev: Box<dyn BlockDevice> = Box::new(ReadCache::new(dev));
         out.push(Arc::new(CowOverlay::new_in(dev, dir)?));
     }
     Ok(out)

@@ -5,6 +5,7 @@
 //! overlays and convert the guest on them ([`linux`]), copy each overlay to its output in one
 //! pass ([`copy`]), write the descriptions.
 
+mod cache;
 mod copy;
 mod input;
 mod linux;
