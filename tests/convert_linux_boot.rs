@@ -7,7 +7,8 @@
 //! configuration names exists under that name (the kernel's rename message for the profile's
 //! slot); the source files are byte-identical afterwards. (That the unconverted guest does not
 //! boot on virtio-blk is shown by `converters/tests/guest_boot_*.rs` on the same images.)
-//! Guests: the VMware one from its VMX and from its OVA, the Xen PV one from its xl config.
+//! Guests: the VMware one from its VMX and from its OVA, the Xen PV one from its xl config,
+//! the dracut variant from its VMX.
 
 mod convert_linux_support;
 
@@ -92,7 +93,8 @@ fn boot_script(script: &Path, kernel: &Path, initrd: &Path, append: &str, log: &
     while start.elapsed() < timeout {
         std::thread::sleep(Duration::from_millis(500));
         text = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
-        if text.contains(" login:") || text.contains("Kernel panic") || text.contains("Dropping to a shell") {
+        let stops = [" login:", "Kernel panic", "Dropping to a shell", "Entering emergency mode", "Could not boot"];
+        if stops.iter().any(|s| text.contains(s)) {
             break;
         }
         if let Ok(Some(st)) = child.try_wait() {
@@ -193,4 +195,11 @@ fn xen_pv_guest_converts_and_boots_on_virtio() {
     let Some(g) = guest("debian-xenpv") else { return };
     let cfg = g.join("debian-xenpv.cfg");
     convert_and_boot("xen", &cfg, "debian-xenpv", &[cfg.clone(), g.join("disk.raw")]);
+}
+
+#[test]
+fn dracut_vmx_guest_converts_and_boots_on_virtio() {
+    let Some(g) = guest("debian-dracut") else { return };
+    let vmx = g.join("debian-dracut.vmx");
+    convert_and_boot("vmx", &vmx, "debian-dracut", &[vmx.clone(), g.join("debian-dracut.vmdk")]);
 }

@@ -95,3 +95,49 @@ impl<B: BlockDevice> BlockDevice for ReadCache<B> {
         self.inner.granularity()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A patterned device that counts its reads.
+    struct Counted(Vec<u8>, AtomicUsize);
+
+    impl BlockDevice for Counted {
+        fn size(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            let o = offset as usize;
+            buf.copy_from_slice(&self.0[o..o + buf.len()]);
+            Ok(())
+        }
+        fn map(&self, offset: u64, length: u64) -> Result<Vec<Extent>, DiskError> {
+            Ok(vec![Extent { offset, length, kind: ferry_formats::ExtentKind::Data }])
+        }
+        fn info(&self) -> ImageInfo {
+            ImageInfo::default()
+        }
+    }
+
+    #[test]
+    fn small_reads_come_from_cached_chunks_and_match_the_source() {
+        let data: Vec<u8> = (0..(3 * CHUNK + 1000)).map(|i| (i * 7 % 251) as u8).collect();
+        let c = ReadCache::new(Counted(data.clone(), AtomicUsize::new(0)));
+        // Reads inside one chunk, across a boundary, and in the short last chunk.
+        for (off, len) in [(10u64, 100usize), (CHUNK - 50, 100), (3 * CHUNK + 900, 100), (20, 4000)] {
+            let mut b = vec![0u8; len];
+            c.read_at(&mut b, off).unwrap();
+            assert_eq!(b, &data[off as usize..off as usize + len]);
+        }
+        assert_eq!(c.inner.1.load(Ordering::Relaxed), 3, "chunks 0, 1 and 3 read once each");
+        let mut big = vec![0u8; CHUNK as usize];
+        c.read_at(&mut big, 5).unwrap();
+        assert_eq!(big, &data[5..5 + CHUNK as usize]);
+        assert_eq!(c.inner.1.load(Ordering::Relaxed), 4, "a chunk-sized read goes straight through");
+        let mut past = vec![0u8; 10];
+        assert!(c.read_at(&mut past, 3 * CHUNK + 995).is_err());
+    }
+}
