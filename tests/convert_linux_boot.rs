@@ -25,7 +25,10 @@ fn guest(name: &str) -> Option<PathBuf> {
         .filter(|t| !have(t))
         .collect();
     if !missing.is_empty() {
-        eprintln!("skipped: {} not installed (tests/run.sh installs them)", missing.join(", "));
+        eprintln!(
+            "skipped: {} not installed (tests/run.sh installs them)",
+            missing.join(", ")
+        );
         return None;
     }
     if let Some(d) = cached_guest(name) {
@@ -43,7 +46,10 @@ fn guest(name: &str) -> Option<PathBuf> {
 /// The converted disk as raw, for debugfs and e2fsck; the partition at 1 MiB cut out.
 fn unpack(qcow2: &Path, work: &Path) -> (PathBuf, PathBuf) {
     let raw = work.join("converted.raw");
-    run(Command::new("qemu-img").args(["convert", "-f", "qcow2", "-O", "raw"]).arg(qcow2).arg(&raw));
+    run(Command::new("qemu-img")
+        .args(["convert", "-f", "qcow2", "-O", "raw"])
+        .arg(qcow2)
+        .arg(&raw));
     let part = work.join("root.part");
     run(Command::new("dd")
         .arg(format!("if={}", raw.display()))
@@ -57,13 +63,23 @@ fn debugfs_cat(part: &Path, path: &str) -> String {
 }
 
 fn debugfs_dump(part: &Path, path: &str, to: &Path) {
-    run(Command::new("debugfs").arg("-R").arg(format!("dump {path} {}", to.display())).arg(part));
-    assert!(to.metadata().map(|m| m.len() > 0).unwrap_or(false), "debugfs could not dump {path}");
+    run(Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("dump {path} {}", to.display()))
+        .arg(part));
+    assert!(
+        to.metadata().map(|m| m.len() > 0).unwrap_or(false),
+        "debugfs could not dump {path}"
+    );
 }
 
 /// The first `linux` line of the converted grub.cfg: (kernel path, its arguments).
 fn grub_linux(cfg: &str) -> (String, String) {
-    let line = cfg.lines().map(str::trim).find(|l| l.starts_with("linux")).expect("a linux line in grub.cfg");
+    let line = cfg
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("linux"))
+        .expect("a linux line in grub.cfg");
     let mut w = line.split_whitespace().skip(1);
     let kernel = w.next().expect("kernel path").to_string();
     (kernel, w.collect::<Vec<_>>().join(" "))
@@ -93,7 +109,13 @@ fn boot_script(script: &Path, kernel: &Path, initrd: &Path, append: &str, log: &
     while start.elapsed() < timeout {
         std::thread::sleep(Duration::from_millis(500));
         text = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
-        let stops = [" login:", "Kernel panic", "Dropping to a shell", "Entering emergency mode", "Could not boot"];
+        let stops = [
+            " login:",
+            "Kernel panic",
+            "Dropping to a shell",
+            "Entering emergency mode",
+            "Could not boot",
+        ];
         if stops.iter().any(|s| text.contains(s)) {
             break;
         }
@@ -115,12 +137,24 @@ fn tail(log: &str, n: usize) -> String {
 
 /// Converts `input` (`-i mode`) and proves the result boots; `sources` are hashed.
 fn convert_and_boot(mode: &str, input: &Path, name: &str, sources: &[PathBuf]) {
-    let t = tempfile::Builder::new().prefix("ferry-boot-").tempdir_in("/var/tmp").unwrap();
+    let t = tempfile::Builder::new()
+        .prefix("ferry-boot-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
     let out = t.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let before: Vec<String> = sources.iter().map(|s| sha256(s)).collect();
     let started = Instant::now();
-    let stdout = ferry_ok(&["convert", "-i", mode, input.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap()]);
+    let stdout = ferry_ok(&[
+        "convert",
+        "-i",
+        mode,
+        input.to_str().unwrap(),
+        "-o",
+        "local",
+        "-os",
+        out.to_str().unwrap(),
+    ]);
     eprintln!("ferry convert -i {mode}: {:.1?}\n{stdout}", started.elapsed());
     assert!(stdout.contains("rebuilt /boot/initrd.img-"), "{stdout}");
     let after: Vec<String> = sources.iter().map(|s| sha256(s)).collect();
@@ -139,8 +173,14 @@ fn convert_and_boot(mode: &str, input: &Path, name: &str, sources: &[PathBuf]) {
 
     let cfg = debugfs_cat(&part, "/boot/grub/grub.cfg");
     let (kpath, args) = grub_linux(&cfg);
-    assert!(!args.contains("/dev/sd") && !args.contains("/dev/xvd"), "grub.cfg still names the old disk: {args}");
-    assert!(!args.contains("hvc0") && !args.contains("xvc0"), "grub.cfg still uses the Xen console: {args}");
+    assert!(
+        !args.contains("/dev/sd") && !args.contains("/dev/xvd"),
+        "grub.cfg still names the old disk: {args}"
+    );
+    assert!(
+        !args.contains("hvc0") && !args.contains("xvc0"),
+        "grub.cfg still uses the Xen console: {args}"
+    );
     let kernel = t.path().join("vmlinuz");
     let initrd = t.path().join("initrd.img");
     debugfs_dump(&part, &kpath, &kernel);
@@ -169,25 +209,54 @@ fn convert_and_boot(mode: &str, input: &Path, name: &str, sources: &[PathBuf]) {
     assert_eq!(iface, format!("enp0s{slot}"), "{interfaces}");
 
     // `quiet` hides the kernel messages the test looks for; the rest is grub's command line.
-    let append: String = args.split_whitespace().filter(|a| *a != "quiet").collect::<Vec<_>>().join(" ") + " console=ttyS0";
-    let log = boot_script(&out.join(format!("{name}.sh")), &kernel, &initrd, &append, &t.path().join("serial.log"), Duration::from_secs(400));
-    assert!(log.contains(&format!("{name} login:")), "no login prompt:\n{}", tail(&log, 40));
-    assert!(log.contains("EXT4-fs (vda1): mounted filesystem"), "root not mounted from vda1:\n{}", tail(&log, 40));
-    assert!(log.contains(&format!("{iface}: renamed from eth0")), "the NIC is not named {iface}:\n{}", tail(&log, 60));
+    let append: String = args
+        .split_whitespace()
+        .filter(|a| *a != "quiet")
+        .collect::<Vec<_>>()
+        .join(" ")
+        + " console=ttyS0";
+    let log = boot_script(
+        &out.join(format!("{name}.sh")),
+        &kernel,
+        &initrd,
+        &append,
+        &t.path().join("serial.log"),
+        Duration::from_secs(400),
+    );
+    assert!(
+        log.contains(&format!("{name} login:")),
+        "no login prompt:\n{}",
+        tail(&log, 40)
+    );
+    assert!(
+        log.contains("EXT4-fs (vda1): mounted filesystem"),
+        "root not mounted from vda1:\n{}",
+        tail(&log, 40)
+    );
+    assert!(
+        log.contains(&format!("{iface}: renamed from eth0")),
+        "the NIC is not named {iface}:\n{}",
+        tail(&log, 60)
+    );
 }
 
 #[test]
 fn vmware_vmx_guest_converts_and_boots_on_virtio() {
     let Some(g) = guest("debian-vmware") else { return };
     let vmx = g.join("debian-vmware.vmx");
-    convert_and_boot("vmx", &vmx, "debian-vmware", &[vmx.clone(), g.join("debian-vmware.vmdk")]);
+    convert_and_boot(
+        "vmx",
+        &vmx,
+        "debian-vmware",
+        &[vmx.clone(), g.join("debian-vmware.vmdk")],
+    );
 }
 
 #[test]
 fn vmware_ova_guest_converts_and_boots_on_virtio() {
     let Some(g) = guest("debian-vmware") else { return };
     let ova = g.join("debian-vmware.ova");
-    convert_and_boot("ova", &ova, "debian-vmware", &[ova.clone()]);
+    convert_and_boot("ova", &ova, "debian-vmware", std::slice::from_ref(&ova));
 }
 
 #[test]
@@ -201,5 +270,10 @@ fn xen_pv_guest_converts_and_boots_on_virtio() {
 fn dracut_vmx_guest_converts_and_boots_on_virtio() {
     let Some(g) = guest("debian-dracut") else { return };
     let vmx = g.join("debian-dracut.vmx");
-    convert_and_boot("vmx", &vmx, "debian-dracut", &[vmx.clone(), g.join("debian-dracut.vmdk")]);
+    convert_and_boot(
+        "vmx",
+        &vmx,
+        "debian-dracut",
+        &[vmx.clone(), g.join("debian-dracut.vmdk")],
+    );
 }

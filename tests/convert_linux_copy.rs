@@ -39,11 +39,29 @@ fn vmx_with_sparse_and_flat_vmdks_copies_to_clean_qcow2() {
         .collect();
     let out = t.path().join("out");
     std::fs::create_dir(&out).unwrap();
-    let o = ferry(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap()]);
+    let o = ferry(&[
+        "convert",
+        "-i",
+        "vmx",
+        vmx.to_str().unwrap(),
+        "-o",
+        "local",
+        "-os",
+        out.to_str().unwrap(),
+    ]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     assert!(stderr.contains("no operating system"), "{stderr}");
-    assert_eq!(list(&out), ["copytest-sda", "copytest-sdb", "copytest.ferry.json", "copytest.sh", "copytest.xml"]);
+    assert_eq!(
+        list(&out),
+        [
+            "copytest-sda",
+            "copytest-sdb",
+            "copytest.ferry.json",
+            "copytest.sh",
+            "copytest.xml"
+        ]
+    );
     for (out_disk, src) in [("copytest-sda", &raw0), ("copytest-sdb", &raw1)] {
         assert_same_content(src, "raw", &out.join(out_disk), "qcow2");
         assert_qcow2_clean(&out.join(out_disk));
@@ -78,7 +96,9 @@ fn preallocated_and_raw_outputs() {
     // Fully preallocated: the file's allocated blocks cover the whole virtual disk.
     use std::os::unix::fs::MetadataExt;
     assert!(img.metadata().unwrap().blocks() * 512 >= SIZE, "not preallocated");
-    ferry_ok(&["convert", "-i", "vmx", v, "-o", "qemu", "-os", o, "-of", "raw", "-on", "rawout"]);
+    ferry_ok(&[
+        "convert", "-i", "vmx", v, "-o", "qemu", "-os", o, "-of", "raw", "-on", "rawout",
+    ]);
     assert_same_content(&raw, "raw", &out.join("rawout-sda"), "raw");
     assert_eq!(out.join("rawout-sda").metadata().unwrap().len(), SIZE);
 }
@@ -91,9 +111,18 @@ fn make_ova(dir: &Path, gzip: bool) -> (std::path::PathBuf, std::path::PathBuf) 
     let vmdk = members.join("appliance-disk1.vmdk");
     make_vmdk(&raw, &vmdk, "streamOptimized");
     let size = vmdk.metadata().unwrap().len();
-    std::fs::write(members.join("appliance.ovf"), ovf("appliance", "appliance-disk1.vmdk", size, SIZE)).unwrap();
+    std::fs::write(
+        members.join("appliance.ovf"),
+        ovf("appliance", "appliance-disk1.vmdk", size, SIZE),
+    )
+    .unwrap();
     let ova = dir.join(if gzip { "appliance-gz.ova" } else { "appliance.ova" });
-    tar(&ova, &members, &["appliance.ovf", "appliance-disk1.vmdk"], if gzip { &["-z"] } else { &[] });
+    tar(
+        &ova,
+        &members,
+        &["appliance.ovf", "appliance-disk1.vmdk"],
+        if gzip { &["-z"] } else { &[] },
+    );
     (ova, raw)
 }
 
@@ -108,7 +137,16 @@ fn ova_case(gzip: bool, how: &str) {
     let before = sha256(&ova);
     let out = t.path().join("out");
     std::fs::create_dir(&out).unwrap();
-    ferry_ok(&["convert", "-i", "ova", ova.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap()]);
+    ferry_ok(&[
+        "convert",
+        "-i",
+        "ova",
+        ova.to_str().unwrap(),
+        "-o",
+        "local",
+        "-os",
+        out.to_str().unwrap(),
+    ]);
     let img = out.join("appliance-sda");
     assert_same_content(&raw, "raw", &img, "qcow2");
     assert_qcow2_clean(&img);
@@ -135,14 +173,26 @@ fn failed_copy_leaves_nothing_at_the_output() {
     patterned_raw(&raw, SIZE);
     make_vmdk(&raw, &t.path().join("guest.vmdk"), "monolithicSparse");
     // Cut the sparse VMDK short: its grain tables point past the end.
-    let f = std::fs::OpenOptions::new().write(true).open(t.path().join("guest.vmdk")).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(t.path().join("guest.vmdk"))
+        .unwrap();
     let len = f.metadata().unwrap().len();
     f.set_len(len / 2).unwrap();
     let vmx = t.path().join("guest.vmx");
     write_vmx(&vmx, "broken", &["guest.vmdk"]);
     let out = t.path().join("out");
     std::fs::create_dir(&out).unwrap();
-    let o = ferry(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap()]);
+    let o = ferry(&[
+        "convert",
+        "-i",
+        "vmx",
+        vmx.to_str().unwrap(),
+        "-o",
+        "local",
+        "-os",
+        out.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("guest.vmdk"), "{e}");

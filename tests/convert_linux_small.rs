@@ -13,19 +13,31 @@ const PART: u64 = 1 << 20;
 
 /// A raw disk: MBR, one Linux partition at 1 MiB with an ext4 made from a tiny Debian-like tree.
 fn make_guest(dir: &Path) -> Option<std::path::PathBuf> {
-    if !["sfdisk", "mkfs.ext4", "debugfs", "e2fsck", "qemu-img"].iter().all(|t| have(t)) {
+    if !["sfdisk", "mkfs.ext4", "debugfs", "e2fsck", "qemu-img"]
+        .iter()
+        .all(|t| have(t))
+    {
         eprintln!("skipped: sfdisk, e2fsprogs or qemu-img not installed (tests/run.sh installs them)");
         return None;
     }
     let tree = dir.join("tree");
     let files: &[(&str, &str)] = &[
-        ("etc/os-release", "ID=debian\nVERSION_ID=12\nPRETTY_NAME=\"Debian GNU/Linux 12\"\n"),
+        (
+            "etc/os-release",
+            "ID=debian\nVERSION_ID=12\nPRETTY_NAME=\"Debian GNU/Linux 12\"\n",
+        ),
         ("etc/fstab", "/dev/xvda1 / ext4 errors=remount-ro 0 1\n"),
         ("etc/hostname", "tiny\n"),
-        ("etc/network/interfaces", "auto lo\niface lo inet loopback\n\nallow-hotplug eth0\niface eth0 inet dhcp\n"),
+        (
+            "etc/network/interfaces",
+            "auto lo\niface lo inet loopback\n\nallow-hotplug eth0\niface eth0 inet dhcp\n",
+        ),
         ("etc/default/grub", "GRUB_CMDLINE_LINUX=\"console=hvc0\"\n"),
         ("boot/vmlinuz-6.1.0-9-amd64", "not a real kernel"),
-        ("boot/grub/grub.cfg", "menuentry 'Debian' {\n\tlinux\t/boot/vmlinuz-6.1.0-9-amd64 root=/dev/xvda1 ro console=hvc0\n}\n"),
+        (
+            "boot/grub/grub.cfg",
+            "menuentry 'Debian' {\n\tlinux\t/boot/vmlinuz-6.1.0-9-amd64 root=/dev/xvda1 ro console=hvc0\n}\n",
+        ),
         ("bin/sh", ""),
         ("usr/lib/systemd/systemd", ""),
     ];
@@ -37,9 +49,18 @@ fn make_guest(dir: &Path) -> Option<std::path::PathBuf> {
     let raw = dir.join("tiny.raw");
     let size: u64 = 64 << 20;
     std::fs::File::create(&raw).unwrap().set_len(size).unwrap();
-    let mut sf = Command::new("sfdisk").arg("-q").arg(&raw).stdin(std::process::Stdio::piped()).spawn().unwrap();
+    let mut sf = Command::new("sfdisk")
+        .arg("-q")
+        .arg(&raw)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     use std::io::Write;
-    sf.stdin.take().unwrap().write_all(b"label: dos\nstart=2048, type=83\n").unwrap();
+    sf.stdin
+        .take()
+        .unwrap()
+        .write_all(b"label: dos\nstart=2048, type=83\n")
+        .unwrap();
     assert!(sf.wait().unwrap().success());
     run(Command::new("mkfs.ext4")
         .args(["-q", "-F", "-b", "4096", "-E"])
@@ -77,11 +98,34 @@ fn raw_xen_guest_is_converted_on_its_overlay() {
     let o = out.to_str().unwrap();
 
     // --dry-run: the plan, nothing written.
-    let plan = ferry_ok(&["convert", "-i", "xen", cfg.to_str().unwrap(), "-o", "local", "-os", o, "--dry-run"]);
-    assert!(plan.contains("edit    /etc/fstab") && plan.contains("iface enp0s5 inet dhcp"), "{plan}");
+    let plan = ferry_ok(&[
+        "convert",
+        "-i",
+        "xen",
+        cfg.to_str().unwrap(),
+        "-o",
+        "local",
+        "-os",
+        o,
+        "--dry-run",
+    ]);
+    assert!(
+        plan.contains("edit    /etc/fstab") && plan.contains("iface enp0s5 inet dhcp"),
+        "{plan}"
+    );
     assert_eq!(list(&out), Vec::<String>::new());
 
-    let json = ferry_ok(&["convert", "-i", "xen", cfg.to_str().unwrap(), "-o", "local", "-os", o, "--json"]);
+    let json = ferry_ok(&[
+        "convert",
+        "-i",
+        "xen",
+        cfg.to_str().unwrap(),
+        "-o",
+        "local",
+        "-os",
+        o,
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["guest"]["os_type"], "linux");
     assert!(v["guest"]["applied"].as_u64().unwrap() >= 4, "{json}");
@@ -91,7 +135,10 @@ fn raw_xen_guest_is_converted_on_its_overlay() {
     let img = out.join("tiny-sda");
     assert_qcow2_clean(&img);
     let conv = t.path().join("conv.raw");
-    run(Command::new("qemu-img").args(["convert", "-O", "raw"]).arg(&img).arg(&conv));
+    run(Command::new("qemu-img")
+        .args(["convert", "-O", "raw"])
+        .arg(&img)
+        .arg(&conv));
     let part = t.path().join("part");
     run(Command::new("dd")
         .arg(format!("if={}", conv.display()))

@@ -27,7 +27,10 @@ pub struct ReadCache<B: BlockDevice> {
 
 impl<B: BlockDevice> ReadCache<B> {
     pub fn new(inner: B) -> Self {
-        ReadCache { inner, lru: Mutex::new(Lru::default()) }
+        ReadCache {
+            inner,
+            lru: Mutex::new(Lru::default()),
+        }
     }
 
     /// Copies bytes of chunk `index` from `within` into `out` (as many as the chunk has);
@@ -76,7 +79,12 @@ impl<B: BlockDevice> BlockDevice for ReadCache<B> {
             let at = offset + done as u64;
             let n = self.copy_from_chunk(at / CHUNK, (at % CHUNK) as usize, &mut buf[done..])?;
             if n == 0 {
-                return Err(DiskError::OutOfRange { path: "cache".into(), offset, length: buf.len() as u64, size: self.size() });
+                return Err(DiskError::OutOfRange {
+                    path: "cache".into(),
+                    offset,
+                    length: buf.len() as u64,
+                    size: self.size(),
+                });
             }
             done += n;
         }
@@ -115,7 +123,11 @@ mod tests {
             Ok(())
         }
         fn map(&self, offset: u64, length: u64) -> Result<Vec<Extent>, DiskError> {
-            Ok(vec![Extent { offset, length, kind: ferry_formats::ExtentKind::Data }])
+            Ok(vec![Extent {
+                offset,
+                length,
+                kind: ferry_formats::ExtentKind::Data,
+            }])
         }
         fn info(&self) -> ImageInfo {
             ImageInfo::default()
@@ -136,7 +148,11 @@ mod tests {
         let mut big = vec![0u8; CHUNK as usize];
         c.read_at(&mut big, 5).unwrap();
         assert_eq!(big, &data[5..5 + CHUNK as usize]);
-        assert_eq!(c.inner.1.load(Ordering::Relaxed), 4, "a chunk-sized read goes straight through");
+        assert_eq!(
+            c.inner.1.load(Ordering::Relaxed),
+            4,
+            "a chunk-sized read goes straight through"
+        );
         let mut past = vec![0u8; 10];
         assert!(c.read_at(&mut past, 3 * CHUNK + 995).is_err());
     }

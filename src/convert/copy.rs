@@ -96,10 +96,10 @@ pub fn check_resolved(src: &DiskSource) -> anyhow::Result<()> {
 pub fn copy_one(job: &CopyJob, output: &Path) -> anyhow::Result<ConvertStats> {
     let what = || format!("could not copy {} to {}", job.source.describe(), output.display());
     if let Some(dev) = open_device(&job.source, job.source_format.as_deref()).with_context(what)? {
-        return Ok(convert::convert(Source::Device(&*dev), output, &job.options(), &|_, _| {}).with_context(what)?);
+        return convert::convert(Source::Device(&*dev), output, &job.options(), &|_, _| {}).with_context(what);
     }
     let stream = open_stream_source(&job.source, job.source_format.as_deref(), job.capacity).with_context(what)?;
-    Ok(convert::convert(Source::Stream(stream), output, &job.options(), &|_, _| {}).with_context(what)?)
+    convert::convert(Source::Stream(stream), output, &job.options(), &|_, _| {}).with_context(what)
 }
 
 /// Copies an edited device (a source under its conversion overlay) to `output`.
@@ -136,7 +136,11 @@ impl BlockDevice for Edited<'_> {
 fn parse_format(name: Option<&str>) -> anyhow::Result<Option<ImageFormat>> {
     match name {
         None => Ok(None),
-        Some(n) => Ok(Some(ImageFormat::from_name(n).with_context(|| format!("disk format {n:?} is not raw, vmdk or qcow2"))?)),
+        Some(n) => {
+            Ok(Some(ImageFormat::from_name(n).with_context(|| {
+                format!("disk format {n:?} is not raw, vmdk or qcow2")
+            })?))
+        }
     }
 }
 
@@ -146,7 +150,12 @@ pub fn open_device(src: &DiskSource, format: Option<&str>) -> anyhow::Result<Opt
     check_resolved(src)?;
     match src {
         DiskSource::File { path } | DiskSource::Block { path } => Ok(Some(open_image(path, parse_format(format)?)?)),
-        DiskSource::InPlace { archive, member, offset, length } => {
+        DiskSource::InPlace {
+            archive,
+            member,
+            offset,
+            length,
+        } => {
             let file = ferry_formats::disk::ReadOnlyFile::open(archive)?;
             let mut head = [0u8; 4];
             if *length >= 4 {
@@ -154,7 +163,9 @@ pub fn open_device(src: &DiskSource, format: Option<&str>) -> anyhow::Result<Opt
             }
             let name = format!("{}:{member}", archive.display());
             match &head {
-                b"QFI\xfb" => bail!("{name}: a qcow2 image inside an archive cannot be read in place: extract it first"),
+                b"QFI\xfb" => {
+                    bail!("{name}: a qcow2 image inside an archive cannot be read in place: extract it first")
+                }
                 b"KDMV" | b"COWD" | [0xbe, 0xba, 0xfe, 0xca] => Ok(Some(vmdk::open_slice(archive, *offset, *length)?)),
                 _ if format == Some("vmdk") => Ok(Some(vmdk::open_slice(archive, *offset, *length)?)),
                 _ => {
@@ -190,22 +201,42 @@ pub fn open_stream_source(
     let mut reader = ferry_formats::ovf::open_stream(src)?;
     let name = PathBuf::from(src.describe());
     let mut head = Vec::with_capacity(4);
-    (&mut reader).take(4).read_to_end(&mut head).map_err(|e| DiskError::io(&name, "read", e))?;
+    (&mut reader)
+        .take(4)
+        .read_to_end(&mut head)
+        .map_err(|e| DiskError::io(&name, "read", e))?;
     let rest: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head.clone()).chain(reader));
     match head.as_slice() {
         b"KDMV" => Ok(Box::new(vmdk::StreamReader::new(rest, name)?)),
-        b"QFI\xfb" => bail!("{}: a qcow2 image inside a compressed archive cannot be read front to back: extract it first", name.display()),
-        b"COWD" | [0xbe, 0xba, 0xfe, 0xca] => bail!("{}: a VMDK delta inside a compressed archive cannot be read front to back", name.display()),
+        b"QFI\xfb" => bail!(
+            "{}: a qcow2 image inside a compressed archive cannot be read front to back: extract it first",
+            name.display()
+        ),
+        b"COWD" | [0xbe, 0xba, 0xfe, 0xca] => bail!(
+            "{}: a VMDK delta inside a compressed archive cannot be read front to back",
+            name.display()
+        ),
         _ if format == Some("vmdk") => bail!(
             "{}: the description says vmdk, but it does not start with a sparse VMDK header (first bytes {head:02x?})",
             name.display()
         ),
-        _ if format == Some("qcow2") => bail!("{}: the description says qcow2, but it is not a qcow2 image", name.display()),
+        _ if format == Some("qcow2") => bail!(
+            "{}: the description says qcow2, but it is not a qcow2 image",
+            name.display()
+        ),
         _ => {
             let size = stored_len(src).or(capacity).with_context(|| {
-                format!("{}: raw image of unknown size inside a compressed stream (the description states no capacity)", name.display())
+                format!(
+                    "{}: raw image of unknown size inside a compressed stream (the description states no capacity)",
+                    name.display()
+                )
             })?;
-            Ok(Box::new(RawStream { reader: rest, path: name, size, pos: 0 }))
+            Ok(Box::new(RawStream {
+                reader: rest,
+                path: name,
+                size,
+                pos: 0,
+            }))
         }
     }
 }
@@ -233,17 +264,34 @@ impl StreamSource for RawStream {
             let mut extra = [0u8; 1];
             return match self.reader.read(&mut extra) {
                 Ok(0) => Ok(None),
-                Ok(_) => Err(DiskError::invalid(&self.path, "length", format!("more than {}", self.size), "the stream is longer than the disk")),
+                Ok(_) => Err(DiskError::invalid(
+                    &self.path,
+                    "length",
+                    format!("more than {}", self.size),
+                    "the stream is longer than the disk",
+                )),
                 Err(e) => Err(DiskError::io(&self.path, "read", e)),
             };
         }
         let mut buf = Vec::with_capacity(want as usize);
-        (&mut self.reader).take(want).read_to_end(&mut buf).map_err(|e| DiskError::io(&self.path, "read", e))?;
+        (&mut self.reader)
+            .take(want)
+            .read_to_end(&mut buf)
+            .map_err(|e| DiskError::io(&self.path, "read", e))?;
         if (buf.len() as u64) < want {
             let got = self.pos + buf.len() as u64;
-            return Err(DiskError::invalid(&self.path, "length", got, format!("stream ends before the disk's {} bytes", self.size)));
+            return Err(DiskError::invalid(
+                &self.path,
+                "length",
+                got,
+                format!("stream ends before the disk's {} bytes", self.size),
+            ));
         }
-        let chunk = Chunk { offset: self.pos, length: want, data: ChunkData::Plain(buf) };
+        let chunk = Chunk {
+            offset: self.pos,
+            length: want,
+            data: ChunkData::Plain(buf),
+        };
         self.pos += want;
         Ok(Some(chunk))
     }

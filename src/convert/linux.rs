@@ -99,7 +99,10 @@ fn spool(job: &CopyJob, dir: &Path, i: usize) -> anyhow::Result<Box<dyn BlockDev
         allocation: copy::OutputAllocation::Sparse,
         ..job.clone()
     };
-    eprintln!("ferry: {} can only be read front to back: unpacking it for editing", job.source.describe());
+    eprintln!(
+        "ferry: {} can only be read front to back: unpacking it for editing",
+        job.source.describe()
+    );
     copy::copy_one(&spool_job, &path)?;
     let dev = open_image(&path, Some(ImageFormat::Qcow2));
     let _ = std::fs::remove_file(&path);
@@ -119,12 +122,22 @@ fn locate(rep: &Inspection, overlays: &[Arc<Overlay>], names: &[String], dev: &s
     for (i, d) in rep.disks.iter().enumerate() {
         let guest = names.get(i)?;
         if d.name == dev {
-            return Some(Place { disk: i, start: 0, len: overlays.get(i)?.size(), guest_name: guest.clone() });
+            return Some(Place {
+                disk: i,
+                start: 0,
+                len: overlays.get(i)?.size(),
+                guest_name: guest.clone(),
+            });
         }
         for p in d.partition_table.iter().flat_map(|t| &t.partitions) {
             if partition_name(&d.name, p.number) == dev {
                 let guest_name = partition_name(guest, p.number);
-                return Some(Place { disk: i, start: p.start, len: p.size, guest_name });
+                return Some(Place {
+                    disk: i,
+                    start: p.start,
+                    len: p.size,
+                    guest_name,
+                });
             }
         }
     }
@@ -132,23 +145,39 @@ fn locate(rep: &Inspection, overlays: &[Arc<Overlay>], names: &[String], dev: &s
 }
 
 fn is_ext(rep: &Inspection, dev: &str) -> bool {
-    rep.filesystems.iter().any(|f| f.device == dev && matches!(f.fstype.as_str(), "ext2" | "ext3" | "ext4"))
+    rep.filesystems
+        .iter()
+        .any(|f| f.device == dev && matches!(f.fstype.as_str(), "ext2" | "ext3" | "ext4"))
 }
 
 /// The Linux target: disk order and NIC names from the layout's PCI slots.
 fn target(vm: &VmModel, layout: &Layout, names: &[String], rep: &Inspection) -> TargetLayout {
-    let mut t = TargetLayout { disks: names.iter().map(|n| DiskTarget { source: n.clone() }).collect(), ..Default::default() };
+    let mut t = TargetLayout {
+        disks: names.iter().map(|n| DiskTarget { source: n.clone() }).collect(),
+        ..Default::default()
+    };
     for f in &rep.filesystems {
-        let (Some(uuid), Some(p)) = (&f.uuid, locate_name(rep, names, &f.device)) else { continue };
-        if matches!(f.fstype.as_str(), "ext2" | "ext3" | "ext4" | "xfs" | "btrfs" | "swap" | "vfat") {
+        let (Some(uuid), Some(p)) = (&f.uuid, locate_name(rep, names, &f.device)) else {
+            continue;
+        };
+        if matches!(
+            f.fstype.as_str(),
+            "ext2" | "ext3" | "ext4" | "xfs" | "btrfs" | "swap" | "vfat"
+        ) {
             t.fs_ids.insert(p, format!("UUID={uuid}"));
         }
     }
     for (i, _) in vm.nics.iter().enumerate() {
         let id = format!("net{i}");
-        let Some(dev) = layout.spec.devices.iter().find(|d| d.id == id) else { continue };
+        let Some(dev) = layout.spec.devices.iter().find(|d| d.id == id) else {
+            continue;
+        };
         if let DeviceKind::VirtioNet { mac, .. } = &dev.kind {
-            t.nics.push(NicTarget { old_name: None, mac: mac.clone(), new_name: NicTarget::predictable_name(dev.addr.slot) });
+            t.nics.push(NicTarget {
+                old_name: None,
+                mac: mac.clone(),
+                new_name: NicTarget::predictable_name(dev.addr.slot),
+            });
         }
     }
     t
@@ -172,7 +201,11 @@ fn locate_name(rep: &Inspection, names: &[String], dev: &str) -> Option<String> 
 
 /// Opens the ext filesystem at `p` read-write on its overlay.
 fn open_ext<'a>(vm: &VmModel, overlays: &'a [Arc<Overlay>], p: &Place) -> anyhow::Result<Ext4<'a>> {
-    let name = format!("{} ({})", p.guest_name, vm.disks.get(p.disk).map(|d| d.source.describe()).unwrap_or_default());
+    let name = format!(
+        "{} ({})",
+        p.guest_name,
+        vm.disks.get(p.disk).map(|d| d.source.describe()).unwrap_or_default()
+    );
     let dev = overlays.get(p.disk).context("disk index out of range")?;
     let vol = Volume::new(&**dev, p.start, p.len, &name)?;
     Ok(Ext4::open(vol, &name)?)
@@ -186,13 +219,23 @@ pub struct Options {
 }
 
 /// Inspects the guest on `overlays` and converts it in place (on the overlays).
-pub fn convert_guest(vm: &VmModel, layout: &Layout, overlays: &[Arc<Overlay>], opts: &Options) -> anyhow::Result<GuestReport> {
+pub fn convert_guest(
+    vm: &VmModel,
+    layout: &Layout,
+    overlays: &[Arc<Overlay>],
+    opts: &Options,
+) -> anyhow::Result<GuestReport> {
     let mut report = GuestReport::default();
     let names = guest_disk_names(vm);
     let devices: Vec<Device> = overlays
         .iter()
         .enumerate()
-        .map(|(i, o)| Device::new(format!("/dev/{}", drive_name("sd", i)), o.clone() as Arc<dyn BlockDevice>))
+        .map(|(i, o)| {
+            Device::new(
+                format!("/dev/{}", drive_name("sd", i)),
+                o.clone() as Arc<dyn BlockDevice>,
+            )
+        })
         .collect();
     let rep = ferry_inspectors::inspect(&devices)?;
     report.warnings.extend(rep.warnings.iter().cloned());
@@ -201,24 +244,39 @@ pub fn convert_guest(vm: &VmModel, layout: &Layout, overlays: &[Arc<Overlay>], o
         match rep.operating_systems.first() {
             Some(o) => {
                 report.os_type = o.os_type.clone();
-                report.warnings.push(format!("{} guests are not converted yet: disks copied unchanged", o.os_type));
+                report.warnings.push(format!(
+                    "{} guests are not converted yet: disks copied unchanged",
+                    o.os_type
+                ));
             }
-            None => report.warnings.push("no operating system found on the disks: copied unchanged".into()),
+            None => report
+                .warnings
+                .push("no operating system found on the disks: copied unchanged".into()),
         }
         return Ok(report);
     };
     if linux.len() > 1 {
-        report.warnings.push(format!("{} Linux roots found: converting the one on {}", linux.len(), os.root));
+        report.warnings.push(format!(
+            "{} Linux roots found: converting the one on {}",
+            linux.len(),
+            os.root
+        ));
     }
     report.os_type = "linux".into();
     report.distro = os.distro.clone();
     report.version = format!("{}.{}", os.major_version, os.minor_version);
     report.root = os.root.clone();
     let Some(root) = locate(&rep, overlays, &names, &os.root) else {
-        bail!("the root filesystem {} is not a partition or whole disk (LVM and RAID roots are not converted yet)", os.root);
+        bail!(
+            "the root filesystem {} is not a partition or whole disk (LVM and RAID roots are not converted yet)",
+            os.root
+        );
     };
     if !is_ext(&rep, &os.root) {
-        bail!("the root filesystem {} is not ext2/3/4: only ext filesystems are edited so far", os.root);
+        bail!(
+            "the root filesystem {} is not ext2/3/4: only ext filesystems are edited so far",
+            os.root
+        );
     }
     let mut gfs = Ext4GuestFs::new(open_ext(vm, overlays, &root)?);
     for (mp, dev) in &os.mountpoints {
@@ -228,7 +286,9 @@ pub fn convert_guest(vm: &VmModel, layout: &Layout, overlays: &[Arc<Overlay>], o
         let wanted = matches!(mp.as_str(), "/boot" | "/usr");
         match locate(&rep, overlays, &names, dev) {
             Some(p) if wanted && is_ext(&rep, dev) => gfs.mount(mp, open_ext(vm, overlays, &p)?)?,
-            _ if wanted => report.warnings.push(format!("{mp} on {dev} is not an ext filesystem Ferry can edit: left unchanged")),
+            _ if wanted => report.warnings.push(format!(
+                "{mp} on {dev} is not an ext filesystem Ferry can edit: left unchanged"
+            )),
             _ => {}
         }
     }
@@ -239,7 +299,13 @@ pub fn convert_guest(vm: &VmModel, layout: &Layout, overlays: &[Arc<Overlay>], o
     let target = target(vm, layout, &names, &rep);
     let plan = linux::plan(&facts, &target, &gfs)?;
     if opts.print {
-        println!("Converting {} {} on {} ({}) to KVM:", facts.distro, facts.version, root.guest_name, report.mounted.join(" "));
+        println!(
+            "Converting {} {} on {} ({}) to KVM:",
+            facts.distro,
+            facts.version,
+            root.guest_name,
+            report.mounted.join(" ")
+        );
         print!("{plan}");
     }
     report.warnings.extend(plan.warnings.iter().cloned());
@@ -253,21 +319,30 @@ pub fn convert_guest(vm: &VmModel, layout: &Layout, overlays: &[Arc<Overlay>], o
     for step in &applied.deferred {
         let r = rebuild_initramfs(&mut gfs, step).with_context(|| format!("rebuilding {}", step.path))?;
         if !r.missing.is_empty() {
-            report.warnings.push(format!("kernel {} has no {}", r.kernel_version, r.missing.join(", ")));
+            report
+                .warnings
+                .push(format!("kernel {} has no {}", r.kernel_version, r.missing.join(", ")));
         }
         if opts.print {
             println!(
                 "rebuilt {} ({}): added {}; the original is kept as {}",
                 r.initrd,
                 r.flavor,
-                if r.added.is_empty() { "nothing".to_string() } else { r.added.join(" ") },
+                if r.added.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    r.added.join(" ")
+                },
                 r.backup
             );
         }
         report.rebuilt.push(r);
     }
     if opts.print {
-        println!("applied {} changes ({} already in place)", report.applied, report.already_done);
+        println!(
+            "applied {} changes ({} already in place)",
+            report.applied, report.already_done
+        );
     }
     report.plan = Some(plan);
     Ok(report)

@@ -7,7 +7,10 @@ use std::process::{Command, Output};
 
 /// Runs `ferry ARGS`.
 pub fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry")).args(args).output().expect("run ferry")
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .output()
+        .expect("run ferry")
 }
 
 /// Runs ferry and asserts success; returns stdout.
@@ -36,12 +39,20 @@ pub fn run(cmd: &mut Command) -> String {
 
 /// Whether a program is installed.
 pub fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// `qemu-img compare` of two images (formats given): panics unless they are identical.
 pub fn assert_same_content(a: &Path, a_fmt: &str, b: &Path, b_fmt: &str) {
-    run(Command::new("qemu-img").arg("compare").args(["-f", a_fmt, "-F", b_fmt]).arg(a).arg(b));
+    run(Command::new("qemu-img")
+        .arg("compare")
+        .args(["-f", a_fmt, "-F", b_fmt])
+        .arg(a)
+        .arg(b));
 }
 
 /// `qemu-img check` of a qcow2 image: panics unless it reports no errors and no leaks.
@@ -53,13 +64,19 @@ pub fn assert_qcow2_clean(img: &Path) {
 
 /// sha256 of a file, by `sha256sum`.
 pub fn sha256(path: &Path) -> String {
-    run(Command::new("sha256sum").arg(path)).split_whitespace().next().unwrap_or_default().to_string()
+    run(Command::new("sha256sum").arg(path))
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The files of a directory, sorted by name.
 pub fn list(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -71,7 +88,10 @@ pub fn patterned_raw(path: &Path, size: u64) {
     f.set_len(size).unwrap();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut chunk = vec![0u8; 300_000];
-    for (i, off) in [0u64, 1 << 20, 5 << 20, size / 2 + 12345, size - 300_000].into_iter().enumerate() {
+    for (i, off) in [0u64, 1 << 20, 5 << 20, size / 2 + 12345, size - 300_000]
+        .into_iter()
+        .enumerate()
+    {
         for b in chunk.iter_mut() {
             x ^= x << 13;
             x ^= x >> 7;
@@ -150,7 +170,14 @@ pub fn ovf(name: &str, href: &str, file_size: u64, capacity: u64) -> String {
 
 /// Packs `files` (in `dir`) into `ova` with `tar` (`extra` = e.g. `-z` for gzip).
 pub fn tar(ova: &Path, dir: &Path, files: &[&str], extra: &[&str]) {
-    run(Command::new("tar").arg("--format=ustar").args(extra).arg("-cf").arg(ova).arg("-C").arg(dir).args(files));
+    run(Command::new("tar")
+        .arg("--format=ustar")
+        .args(extra)
+        .arg("-cf")
+        .arg(ova)
+        .arg("-C")
+        .arg(dir)
+        .args(files));
 }
 
 /// The cache directory of a built Debian test guest (`testdata/guests/NAME.sh`), if it is

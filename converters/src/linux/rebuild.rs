@@ -9,7 +9,7 @@
 
 use super::plan::{Change, ChangeKind};
 use crate::guestfs::{FileKind, GuestFs, GuestFsError};
-use crate::initramfs::{add_modules, Flavor, InitramfsError, Initramfs, Limits};
+use crate::initramfs::{add_modules, Flavor, Initramfs, InitramfsError, Limits};
 use crate::kmod::GuestFiles;
 use serde::Serialize;
 use std::io;
@@ -74,7 +74,10 @@ impl GuestFiles for Files<'_> {
             )),
             Some(st) if st.kind == FileKind::File => self.0.read_file(path).map_err(io_err),
             Some(_) => Err(io::Error::other(format!("{path}: not a regular file"))),
-            None => Err(io::Error::new(io::ErrorKind::NotFound, format!("{path}: not found"))),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{path}: not found"),
+            )),
         }
     }
     fn exists(&self, path: &str) -> bool {
@@ -86,9 +89,19 @@ impl GuestFiles for Files<'_> {
 }
 
 /// Performs one deferred rebuild step of [`super::apply`]'s report.
-pub fn rebuild_initramfs(fs: &mut dyn GuestFs, change: &Change) -> Result<RebuildReport, RebuildError> {
-    let ChangeKind::InitramfsRebuild { kernel_version, modules, .. } = &change.kind else {
-        return Err(RebuildError::NotARebuild { path: change.path.clone() });
+pub fn rebuild_initramfs(
+    fs: &mut dyn GuestFs,
+    change: &Change,
+) -> Result<RebuildReport, RebuildError> {
+    let ChangeKind::InitramfsRebuild {
+        kernel_version,
+        modules,
+        ..
+    } = &change.kind
+    else {
+        return Err(RebuildError::NotARebuild {
+            path: change.path.clone(),
+        });
     };
     let initrd = fs.canonicalize(&change.path)?;
     let backup = format!("{initrd}.pre-ferry");
@@ -140,8 +153,15 @@ mod tests {
     #[test]
     fn refuses_other_changes() {
         let mut fs = MemFs::new();
-        let c = Change { path: "/etc/fstab".into(), kind: ChangeKind::Delete, reason: String::new() };
-        assert!(matches!(rebuild_initramfs(&mut fs, &c), Err(RebuildError::NotARebuild { .. })));
+        let c = Change {
+            path: "/etc/fstab".into(),
+            kind: ChangeKind::Delete,
+            reason: String::new(),
+        };
+        assert!(matches!(
+            rebuild_initramfs(&mut fs, &c),
+            Err(RebuildError::NotARebuild { .. })
+        ));
     }
 
     fn step(path: &str) -> Change {
@@ -160,8 +180,16 @@ mod tests {
     fn a_bad_image_changes_nothing() {
         let mut fs = MemFs::new();
         fs.mkdir_p("/boot", 0o755).unwrap();
-        assert!(matches!(rebuild_initramfs(&mut fs, &step("/boot/initrd.img")), Err(RebuildError::Fs(_))));
-        fs.write_file("/boot/initrd.img", b"\x1f\x8b garbage, not an initramfs", 0o600).unwrap();
+        assert!(matches!(
+            rebuild_initramfs(&mut fs, &step("/boot/initrd.img")),
+            Err(RebuildError::Fs(_))
+        ));
+        fs.write_file(
+            "/boot/initrd.img",
+            b"\x1f\x8b garbage, not an initramfs",
+            0o600,
+        )
+        .unwrap();
         let e = rebuild_initramfs(&mut fs, &step("/boot/initrd.img")).unwrap_err();
         assert!(matches!(e, RebuildError::Initramfs(_)), "{e}");
         assert_eq!(fs.read_dir("/boot").unwrap(), ["initrd.img"]);
