@@ -9,9 +9,11 @@
 //! `read_file`, `write_file`, `read_dir` and the provided `stat`; it is not followed by `lstat`,
 //! `read_link`, `symlink`, `unlink`, `rename`, `mkdir`, `set_mode` and `set_owner`.
 
+mod ext4;
 mod hostdir;
 mod mem;
 
+pub use ext4::Ext4GuestFs;
 pub use hostdir::HostDirFs;
 pub use mem::MemFs;
 

@@ -1,19 +1,30 @@
 //! The disk-copy step of `ferry convert`, kept apart from everything else: it takes the
-//! resolved source disks and the output paths, and writes the output images.
+//! resolved source disks and the output paths, and writes the output images through the
+//! conversion engine (`ferry_formats::convert`).
 //!
 //! Sources are [`DiskSource`]s: a plain file or block device (`File`/`Block`, with the
 //! format the description states or None to probe), a member stored uncompressed inside an
-//! archive (`InPlace`: archive path, byte offset, length: open it in place, no temp copy),
-//! a member of a compressed archive (`Streamed`: readable front to back only, see
-//! `ferry_formats::ovf::open_stream`), `Chunked` files and `Gzip`-wrapped files.
+//! archive (`InPlace`: archive path, byte offset, length: opened in place, no temp copy), a
+//! member of a compressed archive (`Streamed`: readable front to back only), `Chunked` files
+//! and `Gzip`-wrapped files. Random-access sources are copied from their [`BlockDevice`]
+//! (holes skipped by its map); front-to-back ones as a stream: a streamOptimized VMDK through
+//! `vmdk::StreamReader` (grains inflated in parallel by the engine), a raw image as plain
+//! chunks.
 //!
-//! The conversion engine (`ferry_formats::convert`) is built in parallel and not linked on
-//! this branch: [`copy_one`] is the single function to wire to it.
+//! The engine writes `.NAME.part-PID` next to the output and renames it into place only when
+//! complete, so a failed copy leaves nothing at the output path.
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::ValueEnum;
+use ferry_formats::convert::{self, ConvertOptions, ConvertStats, Source};
+use ferry_formats::disk::{open_image, BlockDevice, Chunk, ChunkData, DiskError, ImageFormat, RawImage, StreamSource};
 use ferry_formats::model::DiskSource;
+use ferry_formats::qcow2::Preallocation;
+use ferry_formats::vmdk;
+use ferry_inspectors::Slice;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// `-of`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -44,13 +55,33 @@ pub struct CopyJob {
     pub source: DiskSource,
     /// "vmdk", "raw", "qcow2" when the description says; None = probe.
     pub source_format: Option<String>,
+    /// Virtual size the description states (needed for a raw image inside a gzip stream).
+    pub capacity: Option<u64>,
     /// Final output path (`DIR/NAME-sda`).
     pub output: PathBuf,
     pub format: OutputFormat,
     pub allocation: OutputAllocation,
 }
 
-fn check_resolved(src: &DiskSource) -> anyhow::Result<()> {
+impl CopyJob {
+    /// The engine's options for this job's `-of` / `-oa`.
+    pub fn options(&self) -> ConvertOptions {
+        ConvertOptions {
+            format: match self.format {
+                OutputFormat::Qcow2 => convert::OutputFormat::Qcow2,
+                OutputFormat::Raw => convert::OutputFormat::Raw,
+            },
+            preallocation: match self.allocation {
+                OutputAllocation::Sparse => Preallocation::Off,
+                OutputAllocation::Preallocated => Preallocation::Full,
+            },
+            ..Default::default()
+        }
+    }
+}
+
+/// Fails for a source (or a part of one) that names no file on this host.
+pub fn check_resolved(src: &DiskSource) -> anyhow::Result<()> {
     match src {
         DiskSource::Unresolved { reference } => {
             bail!("disk {reference:?} is not on this host: map its datastore with --datastore-dir or --datastore NAME=DIR")
@@ -61,36 +92,207 @@ fn check_resolved(src: &DiskSource) -> anyhow::Result<()> {
     }
 }
 
-/// Copies every job's source to its output: each to `.NAME.part` first, renamed when complete.
-pub fn copy_disks(jobs: &[CopyJob]) -> anyhow::Result<()> {
-    for job in jobs {
-        check_resolved(&job.source)?;
+/// Copies one source disk to `output` in the job's format and allocation.
+pub fn copy_one(job: &CopyJob, output: &Path) -> anyhow::Result<ConvertStats> {
+    let what = || format!("could not copy {} to {}", job.source.describe(), output.display());
+    if let Some(dev) = open_device(&job.source, job.source_format.as_deref()).with_context(what)? {
+        return convert::convert(Source::Device(&*dev), output, &job.options(), &|_, _| {}).with_context(what);
     }
-    for job in jobs {
-        let name = job.output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = job.output.with_file_name(format!(".{name}.part"));
-        if let Err(e) = copy_one(job, &tmp) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        std::fs::rename(&tmp, &job.output)?;
-    }
-    Ok(())
+    let stream = open_stream_source(&job.source, job.source_format.as_deref(), job.capacity).with_context(what)?;
+    convert::convert(Source::Stream(stream), output, &job.options(), &|_, _| {}).with_context(what)
 }
 
-/// Copies one source disk to `tmp` in the job's format and allocation. THE function to wire
-/// to the conversion engine (`ferry_formats::convert`).
-pub fn copy_one(job: &CopyJob, tmp: &Path) -> anyhow::Result<()> {
-    let _ = tmp;
-    let alloc = match job.allocation {
-        OutputAllocation::Sparse => "sparse",
-        OutputAllocation::Preallocated => "preallocated",
-    };
-    bail!(
-        "disk copy engine not linked in this build: cannot copy {} ({}) to {} ({}, {alloc}); use --no-copy to write only the descriptions",
-        job.source.describe(),
-        job.source_format.as_deref().unwrap_or("probe"),
-        job.output.display(),
-        job.format.name()
-    )
+/// Copies an edited device (a source under its conversion overlay) to `output`.
+pub fn copy_device(dev: &dyn BlockDevice, job: &CopyJob, output: &Path) -> anyhow::Result<ConvertStats> {
+    convert::convert(Source::Device(&Edited(dev)), output, &job.options(), &|_, _| {})
+        .with_context(|| format!("could not copy {} to {}", job.source.describe(), output.display()))
+}
+
+/// A device known only by its reads and map. Its `info` names no files: an overlay over a raw
+/// image reports the raw file as its own, and the engine would copy that file directly
+/// (`copy_file_range`), leaving the edits behind.
+struct Edited<'a>(&'a dyn BlockDevice);
+
+impl BlockDevice for Edited<'_> {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
+        self.0.read_at(buf, offset)
+    }
+    fn map(&self, offset: u64, length: u64) -> Result<Vec<ferry_formats::Extent>, DiskError> {
+        self.0.map(offset, length)
+    }
+    fn info(&self) -> ferry_formats::disk::ImageInfo {
+        let mut info = self.0.info();
+        info.files.clear();
+        info
+    }
+    fn granularity(&self) -> u64 {
+        self.0.granularity()
+    }
+}
+
+fn parse_format(name: Option<&str>) -> anyhow::Result<Option<ImageFormat>> {
+    match name {
+        None => Ok(None),
+        Some(n) => {
+            Ok(Some(ImageFormat::from_name(n).with_context(|| {
+                format!("disk format {n:?} is not raw, vmdk or qcow2")
+            })?))
+        }
+    }
+}
+
+/// Opens a source for random access: files, block devices and members stored in place.
+/// `Ok(None)` for sources only readable front to back (compressed, gzip'd, chunked).
+pub fn open_device(src: &DiskSource, format: Option<&str>) -> anyhow::Result<Option<Box<dyn BlockDevice>>> {
+    check_resolved(src)?;
+    match src {
+        DiskSource::File { path } | DiskSource::Block { path } => Ok(Some(open_image(path, parse_format(format)?)?)),
+        DiskSource::InPlace {
+            archive,
+            member,
+            offset,
+            length,
+        } => {
+            let file = ferry_formats::disk::ReadOnlyFile::open(archive)?;
+            let mut head = [0u8; 4];
+            if *length >= 4 {
+                file.read_exact_at(&mut head, *offset, "member header")?;
+            }
+            let name = format!("{}:{member}", archive.display());
+            match &head {
+                b"QFI\xfb" => {
+                    bail!("{name}: a qcow2 image inside an archive cannot be read in place: extract it first")
+                }
+                b"KDMV" | b"COWD" | [0xbe, 0xba, 0xfe, 0xca] => Ok(Some(vmdk::open_slice(archive, *offset, *length)?)),
+                _ if format == Some("vmdk") => Ok(Some(vmdk::open_slice(archive, *offset, *length)?)),
+                _ => {
+                    let raw: Arc<dyn BlockDevice> = Arc::new(RawImage::from_file(file));
+                    Ok(Some(Box::new(Slice::new(raw, *offset, *length, &name)?)))
+                }
+            }
+        }
+        DiskSource::Streamed { .. } | DiskSource::Chunked { .. } | DiskSource::Gzip { .. } => Ok(None),
+        DiskSource::Unresolved { .. } => bail!("unresolved disk source"),
+    }
+}
+
+/// Bytes a source stores (for a raw stream's size), when known without reading it.
+fn stored_len(src: &DiskSource) -> Option<u64> {
+    match src {
+        DiskSource::File { path } | DiskSource::Block { path } => std::fs::metadata(path).ok().map(|m| m.len()),
+        DiskSource::InPlace { length, .. } | DiskSource::Streamed { length, .. } => Some(*length),
+        DiskSource::Chunked { chunks } => chunks.iter().map(stored_len).sum(),
+        DiskSource::Gzip { .. } | DiskSource::Unresolved { .. } => None,
+    }
+}
+
+/// Opens a front-to-back source: the first bytes decide between a streamOptimized VMDK and a
+/// raw image; a qcow2 image cannot be read front to back. A source the description calls
+/// `vmdk` must start with a sparse VMDK header (a descriptor naming other files cannot be
+/// streamed).
+pub fn open_stream_source(
+    src: &DiskSource,
+    format: Option<&str>,
+    capacity: Option<u64>,
+) -> anyhow::Result<Box<dyn StreamSource>> {
+    let mut reader = ferry_formats::ovf::open_stream(src)?;
+    let name = PathBuf::from(src.describe());
+    let mut head = Vec::with_capacity(4);
+    (&mut reader)
+        .take(4)
+        .read_to_end(&mut head)
+        .map_err(|e| DiskError::io(&name, "read", e))?;
+    let rest: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head.clone()).chain(reader));
+    match head.as_slice() {
+        b"KDMV" => Ok(Box::new(vmdk::StreamReader::new(rest, name)?)),
+        b"QFI\xfb" => bail!(
+            "{}: a qcow2 image inside a compressed archive cannot be read front to back: extract it first",
+            name.display()
+        ),
+        b"COWD" | [0xbe, 0xba, 0xfe, 0xca] => bail!(
+            "{}: a VMDK delta inside a compressed archive cannot be read front to back",
+            name.display()
+        ),
+        _ if format == Some("vmdk") => bail!(
+            "{}: the description says vmdk, but it does not start with a sparse VMDK header (first bytes {head:02x?})",
+            name.display()
+        ),
+        _ if format == Some("qcow2") => bail!(
+            "{}: the description says qcow2, but it is not a qcow2 image",
+            name.display()
+        ),
+        _ => {
+            let size = stored_len(src).or(capacity).with_context(|| {
+                format!(
+                    "{}: raw image of unknown size inside a compressed stream (the description states no capacity)",
+                    name.display()
+                )
+            })?;
+            Ok(Box::new(RawStream {
+                reader: rest,
+                path: name,
+                size,
+                pos: 0,
+            }))
+        }
+    }
+}
+
+/// A raw image read front to back, cut into plain chunks.
+struct RawStream {
+    reader: Box<dyn Read + Send>,
+    path: PathBuf,
+    size: u64,
+    pos: u64,
+}
+
+const RAW_CHUNK: u64 = 1 << 20;
+
+impl StreamSource for RawStream {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn path(&self) -> &Path {
+        &self.path
+    }
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, DiskError> {
+        let want = RAW_CHUNK.min(self.size - self.pos);
+        if want == 0 {
+            let mut extra = [0u8; 1];
+            return match self.reader.read(&mut extra) {
+                Ok(0) => Ok(None),
+                Ok(_) => Err(DiskError::invalid(
+                    &self.path,
+                    "length",
+                    format!("more than {}", self.size),
+                    "the stream is longer than the disk",
+                )),
+                Err(e) => Err(DiskError::io(&self.path, "read", e)),
+            };
+        }
+        let mut buf = Vec::with_capacity(want as usize);
+        (&mut self.reader)
+            .take(want)
+            .read_to_end(&mut buf)
+            .map_err(|e| DiskError::io(&self.path, "read", e))?;
+        if (buf.len() as u64) < want {
+            let got = self.pos + buf.len() as u64;
+            return Err(DiskError::invalid(
+                &self.path,
+                "length",
+                got,
+                format!("stream ends before the disk's {} bytes", self.size),
+            ));
+        }
+        let chunk = Chunk {
+            offset: self.pos,
+            length: want,
+            data: ChunkData::Plain(buf),
+        };
+        self.pos += want;
+        Ok(Some(chunk))
+    }
 }

@@ -1,13 +1,17 @@
 //! `ferry convert`: read a guest description, lay the guest out on a machine profile, copy
 //! its disks and write the descriptions (libvirt XML, QEMU script, Ferry spec).
 //!
-//! The disk copy is one separate step, [`copy::copy_disks`]; everything else is here.
+//! Order: read the description, lay it out, open the source disks under copy-on-write
+//! overlays and convert the guest on them ([`linux`]), copy each overlay to its output in one
+//! pass ([`copy`]), write the descriptions.
 
+mod cache;
 mod copy;
 mod input;
+mod linux;
 mod network;
 
-pub use copy::{copy_disks, CopyJob, OutputAllocation, OutputFormat};
+pub use copy::{CopyJob, OutputAllocation, OutputFormat};
 
 use crate::output;
 use anyhow::{bail, Context};
@@ -93,9 +97,13 @@ pub struct ConvertArgs {
     /// Print the parsed source and stop.
     #[arg(long = "print-source")]
     pub print_source: bool,
-    /// With --print-source: print JSON.
+    /// Print JSON: the parsed source with --print-source, else a report of the conversion
+    /// (plan, changes, rebuilt initramfs, output files) instead of the human-readable plan.
     #[arg(long)]
     pub json: bool,
+    /// Inspect the guest and print the conversion plan; change and write nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
     /// Write only the descriptions, naming the disks they would reference; copy nothing.
     #[arg(long = "no-copy")]
     pub no_copy: bool,
@@ -153,7 +161,9 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         nic_backends,
     };
     let layout = allocate(&vm, &profile, &plan)?;
-    if !args.no_copy {
+    let started = std::time::Instant::now();
+    let mut report = serde_json::json!({ "name": name });
+    if !args.no_copy || args.dry_run {
         let jobs: Vec<CopyJob> = vm
             .disks
             .iter()
@@ -161,12 +171,40 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             .map(|(d, out)| CopyJob {
                 source: d.source.clone(),
                 source_format: d.format.clone(),
+                capacity: d.capacity,
                 output: out.clone(),
                 format: args.output_format,
                 allocation: args.output_allocation,
             })
             .collect();
-        copy_disks(&jobs)?;
+        for job in &jobs {
+            copy::check_resolved(&job.source)?;
+        }
+        let overlays = linux::open_overlays(&jobs, &dir)?;
+        let opts = linux::Options { dry_run: args.dry_run, print: !args.json };
+        let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
+        for w in &guest.warnings {
+            eprintln!("ferry: warning: {w}");
+        }
+        report["guest"] = serde_json::to_value(&guest)?;
+        if args.dry_run {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut disks = Vec::new();
+        for (job, overlay) in jobs.iter().zip(&overlays) {
+            let t = std::time::Instant::now();
+            let stats = copy::copy_device(&**overlay, job, &job.output)?;
+            disks.push(serde_json::json!({
+                "source": job.source.describe(), "output": job.output, "format": job.format.name(),
+                "virtual-size": stats.virtual_size, "data-clusters": stats.data_clusters,
+                "zero-clusters": stats.zero_clusters, "edited-bytes": overlay.overlay_bytes(),
+                "seconds": t.elapsed().as_secs_f64(),
+            }));
+        }
+        report["disks"] = serde_json::Value::Array(disks);
     }
     let (xml, sh, json) = match args.output {
         OutputMode::Local => (true, true, true),
@@ -182,6 +220,10 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     }
     if json {
         write_atomic(&dir.join(format!("{name}.ferry.json")), output::ferry_spec(&layout).as_bytes(), false)?;
+    }
+    report["seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(ExitCode::SUCCESS)
 }

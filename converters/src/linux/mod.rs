@@ -52,6 +52,7 @@ mod kernel;
 mod modprobe;
 mod network;
 pub mod plan;
+pub mod rebuild;
 pub mod selinux;
 pub mod text;
 mod tools;

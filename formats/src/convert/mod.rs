@@ -1,0 +1,159 @@
+//! The conversion engine: copies any readable disk (a [`BlockDevice`] or a front-to-back
+//! [`StreamSource`]) to a qcow2 or raw file.
+//!
+//! Three stages run at once: a reader thread cuts the source into batches (reading a stream
+//! source's chunks), rayon workers read / inflate / zero-detect / compress each batch's
+//! clusters in parallel, and one writer thread appends the results in guest order. The
+//! source's allocation map lets unallocated and zero ranges be skipped without reading.
+//! At most a few batches are in flight, so memory does not grow with the disk.
+//!
+//! Output goes to a temporary file next to the final path, renamed only when complete; on
+//! error it is removed, so an interrupted run leaves nothing at the final path.
+pub(crate) mod copy;
+mod output;
+mod pipeline;
+mod zero;
+
+use crate::disk::{BlockDevice, DiskError, StreamSource};
+use crate::qcow2::{CompressionType, Preallocation};
+use std::path::{Path, PathBuf};
+
+/// What to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Qcow2,
+    Raw,
+}
+
+/// Conversion options; `Default` is qcow2, 64 KiB clusters, no compression, no fsync.
+#[derive(Clone, Debug)]
+pub struct ConvertOptions {
+    pub format: OutputFormat,
+    /// Compress qcow2 clusters with this codec.
+    pub compression: Option<CompressionType>,
+    /// Codec level (default: zlib 6, zstd 3, as qemu).
+    pub level: Option<u32>,
+    pub preallocation: Preallocation,
+    /// qcow2 cluster size, and the unit of zero detection (a power of two, 512 B–2 MiB).
+    pub cluster_size: u64,
+    /// fsync the output (and its directory) before renaming it into place.
+    pub flush: bool,
+    /// Bytes of source data per batch handed to the workers.
+    pub batch_bytes: usize,
+}
+
+impl Default for ConvertOptions {
+    fn default() -> Self {
+        ConvertOptions {
+            format: OutputFormat::Qcow2,
+            compression: None,
+            level: None,
+            preallocation: Preallocation::Off,
+            cluster_size: 65536,
+            flush: false,
+            batch_bytes: 16 << 20,
+        }
+    }
+}
+
+/// What to read.
+pub enum Source<'a> {
+    /// A random-access image; its `map` is used to skip holes.
+    Device(&'a dyn BlockDevice),
+    /// A front-to-back image (a streamOptimized VMDK inside an OVA).
+    Stream(Box<dyn StreamSource + 'a>),
+}
+
+/// Counts of what a conversion did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConvertStats {
+    /// Virtual size of the disk.
+    pub virtual_size: u64,
+    /// Clusters written with data (plain or compressed).
+    pub data_clusters: u64,
+    /// Of those, clusters stored compressed.
+    pub compressed_clusters: u64,
+    /// Clusters read but found to be all zeros.
+    pub zero_clusters: u64,
+}
+
+/// A progress callback: `(bytes done, total bytes)` of the virtual disk.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+/// Converts `source` into a new file at `output` (replaced only on success).
+pub fn convert(
+    source: Source<'_>,
+    output: &Path,
+    opts: &ConvertOptions,
+    progress: Progress<'_>,
+) -> Result<ConvertStats, DiskError> {
+    if !opts.cluster_size.is_power_of_two() || !(512..=2 << 20).contains(&opts.cluster_size) {
+        return Err(DiskError::invalid(output, "cluster_size", opts.cluster_size, "must be a power of two, 512 B to 2 MiB"));
+    }
+    if opts.compression.is_some() && opts.preallocation != Preallocation::Off {
+        return Err(DiskError::invalid(output, "preallocation", "with compression", "compressed images cannot be preallocated"));
+    }
+    if opts.compression.is_some() && opts.format == OutputFormat::Raw {
+        return Err(DiskError::invalid(output, "compression", "with raw output", "only qcow2 output can be compressed"));
+    }
+    let temp = TempOutput::create(output)?;
+    let stats = pipeline::run(source, temp.file()?, &temp.path, opts, progress)?;
+    temp.commit(output, opts.flush)?;
+    Ok(stats)
+}
+
+/// The output under construction: `.NAME.part-PID` in the final directory, removed on drop
+/// unless committed.
+struct TempOutput {
+    path: PathBuf,
+    done: bool,
+}
+
+impl TempOutput {
+    fn create(output: &Path) -> Result<Self, DiskError> {
+        let name = output
+            .file_name()
+            .ok_or_else(|| DiskError::invalid(output, "output path", output.display(), "has no file name"))?;
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(".part-{}", std::process::id()));
+        let path = output.with_file_name(temp_name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| DiskError::io(&path, "create", e))?;
+        Ok(TempOutput { path, done: false })
+    }
+
+    fn file(&self) -> Result<std::fs::File, DiskError> {
+        std::fs::OpenOptions::new().read(true).write(true).open(&self.path).map_err(|e| DiskError::io(&self.path, "open", e))
+    }
+
+    fn commit(mut self, output: &Path, flush: bool) -> Result<(), DiskError> {
+        if flush {
+            let f = std::fs::File::open(&self.path).map_err(|e| DiskError::io(&self.path, "open", e))?;
+            f.sync_all().map_err(|e| DiskError::io(&self.path, "fsync", e))?;
+        }
+        std::fs::rename(&self.path, output).map_err(|e| DiskError::io(output, "rename into place", e))?;
+        self.done = true;
+        if flush {
+            let dir = output.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if let Ok(d) = std::fs::File::open(dir) {
+                d.sync_all().map_err(|e| DiskError::io(dir, "fsync", e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempOutput {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

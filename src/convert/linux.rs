@@ -1,0 +1,349 @@
+//! The guest-conversion step of `ferry convert`: the source disks are opened read-only, each
+//! under a copy-on-write overlay; the guest is inspected on the overlays; a Linux root is
+//! opened read-write with the host-side ext4 writer (plus a separate `/boot` or `/usr`), the
+//! conversion planned, printed, applied, and the initramfs rebuilt with virtio. The overlays
+//! (source + edits) are what the copy step then writes to the output in one pass.
+//!
+//! Disks only readable front to back (inside a compressed OVA) are first copied to a
+//! temporary qcow2 in the output directory (unlinked as soon as it is open), since editing
+//! needs random access.
+
+use super::cache::ReadCache;
+use super::copy::{self, CopyJob};
+use crate::output::drive_name;
+use anyhow::{bail, Context};
+use ferry_converters::fs::ext4::Ext4;
+use ferry_converters::fs::Volume;
+use ferry_converters::guestfs::Ext4GuestFs;
+use ferry_converters::linux::rebuild::{rebuild_initramfs, RebuildReport};
+use ferry_converters::linux::{self, DiskTarget, NicTarget, Plan, TargetLayout};
+use ferry_formats::disk::{open_image, BlockDevice, CowOverlay, ImageFormat};
+use ferry_formats::layout::{DeviceKind, Layout};
+use ferry_formats::model::{Bus, VmModel};
+use ferry_inspectors::os::OsInfo;
+use ferry_inspectors::partition::partition_name;
+use ferry_inspectors::{Device, Inspection};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A source disk under its conversion overlay.
+pub type Overlay = CowOverlay<Box<dyn BlockDevice>>;
+
+/// What the conversion step did, for the report.
+#[derive(Debug, Default, Serialize)]
+pub struct GuestReport {
+    /// `linux`, `windows`, or empty when no operating system was found.
+    pub os_type: String,
+    pub distro: String,
+    pub version: String,
+    /// The root filesystem (inspection's device name, `/dev/sda1`).
+    pub root: String,
+    /// Guest mountpoints opened for editing.
+    pub mounted: Vec<String>,
+    pub plan: Option<Plan>,
+    /// Changes written, and changes found already in place.
+    pub applied: usize,
+    pub already_done: usize,
+    pub rebuilt: Vec<RebuildReport>,
+    pub warnings: Vec<String>,
+}
+
+/// The guest's own name for each source disk (`sda`, `hda`, `xvda`, `nvme0n1`), by the
+/// description's target name or else its bus and order.
+pub fn guest_disk_names(vm: &VmModel) -> Vec<String> {
+    let (mut sd, mut xvd, mut vd) = (0, 0, 0);
+    vm.disks
+        .iter()
+        .map(|d| {
+            if let Some(t) = &d.target_dev {
+                return t.trim_start_matches("/dev/").to_string();
+            }
+            let next = |n: &mut usize| {
+                *n += 1;
+                *n - 1
+            };
+            match d.bus {
+                Bus::Ide => drive_name("hd", (d.controller * 2 + d.unit) as usize),
+                Bus::Nvme => format!("nvme{}n{}", d.controller, d.unit + 1),
+                Bus::Xen => drive_name("xvd", next(&mut xvd)),
+                Bus::Virtio => drive_name("vd", next(&mut vd)),
+                _ => drive_name("sd", next(&mut sd)),
+            }
+        })
+        .collect()
+}
+
+/// Opens every job's source read-only (small reads cached) under an overlay whose data lives
+/// in `dir`.
+pub fn open_overlays(jobs: &[CopyJob], dir: &Path) -> anyhow::Result<Vec<Arc<Overlay>>> {
+    let mut out = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let dev = match copy::open_device(&job.source, job.source_format.as_deref())? {
+            Some(d) => d,
+            None => spool(job, dir, i)?,
+        };
+        let dev: Box<dyn BlockDevice> = Box::new(ReadCache::new(dev));
+        out.push(Arc::new(CowOverlay::new_in(dev, dir)?));
+    }
+    Ok(out)
+}
+
+/// Copies a front-to-back source to a temporary qcow2 in `dir` and opens it; the file is
+/// unlinked once open, so nothing is left behind.
+fn spool(job: &CopyJob, dir: &Path, i: usize) -> anyhow::Result<Box<dyn BlockDevice>> {
+    let path = dir.join(format!(".ferry-spool-{}-{i}.qcow2", std::process::id()));
+    let spool_job = CopyJob {
+        output: path.clone(),
+        format: copy::OutputFormat::Qcow2,
+        allocation: copy::OutputAllocation::Sparse,
+        ..job.clone()
+    };
+    eprintln!(
+        "ferry: {} can only be read front to back: unpacking it for editing",
+        job.source.describe()
+    );
+    copy::copy_one(&spool_job, &path)?;
+    let dev = open_image(&path, Some(ImageFormat::Qcow2));
+    let _ = std::fs::remove_file(&path);
+    Ok(dev?)
+}
+
+/// A filesystem found by inspection: which disk, where, what.
+struct Place {
+    disk: usize,
+    start: u64,
+    len: u64,
+    guest_name: String,
+}
+
+/// Maps inspection's device name (`/dev/sda1`, or a whole disk) to its disk and byte range.
+fn locate(rep: &Inspection, overlays: &[Arc<Overlay>], names: &[String], dev: &str) -> Option<Place> {
+    for (i, d) in rep.disks.iter().enumerate() {
+        let guest = names.get(i)?;
+        if d.name == dev {
+            return Some(Place {
+                disk: i,
+                start: 0,
+                len: overlays.get(i)?.size(),
+                guest_name: guest.clone(),
+            });
+        }
+        for p in d.partition_table.iter().flat_map(|t| &t.partitions) {
+            if partition_name(&d.name, p.number) == dev {
+                let guest_name = partition_name(guest, p.number);
+                return Some(Place {
+                    disk: i,
+                    start: p.start,
+                    len: p.size,
+                    guest_name,
+                });
+            }
+        }
+    }
+    None
+}
+
+fn is_ext(rep: &Inspection, dev: &str) -> bool {
+    rep.filesystems
+        .iter()
+        .any(|f| f.device == dev && matches!(f.fstype.as_str(), "ext2" | "ext3" | "ext4"))
+}
+
+/// The Linux target: disk order and NIC names from the layout's PCI slots.
+fn target(vm: &VmModel, layout: &Layout, names: &[String], rep: &Inspection) -> TargetLayout {
+    let mut t = TargetLayout {
+        disks: names.iter().map(|n| DiskTarget { source: n.clone() }).collect(),
+        ..Default::default()
+    };
+    for f in &rep.filesystems {
+        let (Some(uuid), Some(p)) = (&f.uuid, locate_name(rep, names, &f.device)) else {
+            continue;
+        };
+        if matches!(
+            f.fstype.as_str(),
+            "ext2" | "ext3" | "ext4" | "xfs" | "btrfs" | "swap" | "vfat"
+        ) {
+            t.fs_ids.insert(p, format!("UUID={uuid}"));
+        }
+    }
+    for (i, _) in vm.nics.iter().enumerate() {
+        let id = format!("net{i}");
+        let Some(dev) = layout.spec.devices.iter().find(|d| d.id == id) else {
+            continue;
+        };
+        if let DeviceKind::VirtioNet { mac, .. } = &dev.kind {
+            t.nics.push(NicTarget {
+                old_name: None,
+                mac: mac.clone(),
+                new_name: NicTarget::predictable_name(dev.addr.slot),
+            });
+        }
+    }
+    t
+}
+
+/// The guest's name (`sda1`, `xvda1`) of inspection's device `dev`.
+fn locate_name(rep: &Inspection, names: &[String], dev: &str) -> Option<String> {
+    for (i, d) in rep.disks.iter().enumerate() {
+        let guest = names.get(i)?;
+        if d.name == dev {
+            return Some(guest.clone());
+        }
+        for p in d.partition_table.iter().flat_map(|t| &t.partitions) {
+            if partition_name(&d.name, p.number) == dev {
+                return Some(partition_name(guest, p.number));
+            }
+        }
+    }
+    None
+}
+
+/// Opens the ext filesystem at `p` read-write on its overlay.
+fn open_ext<'a>(vm: &VmModel, overlays: &'a [Arc<Overlay>], p: &Place) -> anyhow::Result<Ext4<'a>> {
+    let name = format!(
+        "{} ({})",
+        p.guest_name,
+        vm.disks.get(p.disk).map(|d| d.source.describe()).unwrap_or_default()
+    );
+    let dev = overlays.get(p.disk).context("disk index out of range")?;
+    let vol = Volume::new(&**dev, p.start, p.len, &name)?;
+    Ok(Ext4::open(vol, &name)?)
+}
+
+/// Options of the conversion step.
+pub struct Options {
+    pub dry_run: bool,
+    /// Print the plan and what was done (false under `--json`).
+    pub print: bool,
+}
+
+/// Inspects the guest on `overlays` and converts it in place (on the overlays).
+pub fn convert_guest(
+    vm: &VmModel,
+    layout: &Layout,
+    overlays: &[Arc<Overlay>],
+    opts: &Options,
+) -> anyhow::Result<GuestReport> {
+    let mut report = GuestReport::default();
+    let names = guest_disk_names(vm);
+    let devices: Vec<Device> = overlays
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            Device::new(
+                format!("/dev/{}", drive_name("sd", i)),
+                o.clone() as Arc<dyn BlockDevice>,
+            )
+        })
+        .collect();
+    let rep = ferry_inspectors::inspect(&devices)?;
+    report.warnings.extend(rep.warnings.iter().cloned());
+    let linux: Vec<&OsInfo> = rep.operating_systems.iter().filter(|o| o.os_type == "linux").collect();
+    let Some(os) = linux.first().copied() else {
+        match rep.operating_systems.first() {
+            Some(o) => {
+                report.os_type = o.os_type.clone();
+                report.warnings.push(format!(
+                    "{} guests are not converted yet: disks copied unchanged",
+                    o.os_type
+                ));
+            }
+            None => report
+                .warnings
+                .push("no operating system found on the disks: copied unchanged".into()),
+        }
+        return Ok(report);
+    };
+    if linux.len() > 1 {
+        report.warnings.push(format!(
+            "{} Linux roots found: converting the one on {}",
+            linux.len(),
+            os.root
+        ));
+    }
+    report.os_type = "linux".into();
+    report.distro = os.distro.clone();
+    report.version = format!("{}.{}", os.major_version, os.minor_version);
+    report.root = os.root.clone();
+    let Some(root) = locate(&rep, overlays, &names, &os.root) else {
+        bail!(
+            "the root filesystem {} is not a partition or whole disk (LVM and RAID roots are not converted yet)",
+            os.root
+        );
+    };
+    if !is_ext(&rep, &os.root) {
+        bail!(
+            "the root filesystem {} is not ext2/3/4: only ext filesystems are edited so far",
+            os.root
+        );
+    }
+    let mut gfs = Ext4GuestFs::new(open_ext(vm, overlays, &root)?);
+    for (mp, dev) in &os.mountpoints {
+        if mp == "/" {
+            continue;
+        }
+        let wanted = matches!(mp.as_str(), "/boot" | "/usr");
+        match locate(&rep, overlays, &names, dev) {
+            Some(p) if wanted && is_ext(&rep, dev) => gfs.mount(mp, open_ext(vm, overlays, &p)?)?,
+            _ if wanted => report.warnings.push(format!(
+                "{mp} on {dev} is not an ext filesystem Ferry can edit: left unchanged"
+            )),
+            _ => {}
+        }
+    }
+    report.mounted = gfs.mountpoints();
+    let facts = linux::detect::detect(&gfs)?;
+    report.distro = facts.distro.clone();
+    report.version = facts.version.clone();
+    let target = target(vm, layout, &names, &rep);
+    let plan = linux::plan(&facts, &target, &gfs)?;
+    if opts.print {
+        println!(
+            "Converting {} {} on {} ({}) to KVM:",
+            facts.distro,
+            facts.version,
+            root.guest_name,
+            report.mounted.join(" ")
+        );
+        print!("{plan}");
+    }
+    report.warnings.extend(plan.warnings.iter().cloned());
+    if opts.dry_run {
+        report.plan = Some(plan);
+        return Ok(report);
+    }
+    let applied = linux::apply(&plan, &mut gfs)?;
+    report.applied = applied.applied.len();
+    report.already_done = applied.already_done.len();
+    for step in &applied.deferred {
+        let r = rebuild_initramfs(&mut gfs, step).with_context(|| format!("rebuilding {}", step.path))?;
+        if !r.missing.is_empty() {
+            report
+                .warnings
+                .push(format!("kernel {} has no {}", r.kernel_version, r.missing.join(", ")));
+        }
+        if opts.print {
+            println!(
+                "rebuilt {} ({}): added {}; the original is kept as {}",
+                r.initrd,
+                r.flavor,
+                if r.added.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    r.added.join(" ")
+                },
+                r.backup
+            );
+        }
+        report.rebuilt.push(r);
+    }
+    if opts.print {
+        println!(
+            "applied {} changes ({} already in place)",
+            report.applied, report.already_done
+        );
+    }
+    report.plan = Some(plan);
+    Ok(report)
+}
