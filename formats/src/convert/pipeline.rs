@@ -163,7 +163,7 @@ impl Assembler {
         if self.pending.as_ref().is_some_and(|p| p.0 < offset / cs) {
             self.flush();
         }
-        let aligned = offset % cs == 0 && (len % cs == 0 || offset + len == self.size);
+        let aligned = offset.is_multiple_of(cs) && (len.is_multiple_of(cs) || offset + len == self.size);
         if aligned && self.pending.is_none() {
             self.out.push(Segment { first: offset / cs, buf: data });
             return;
