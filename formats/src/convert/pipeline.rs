@@ -282,7 +282,8 @@ impl BufferPool {
         let v = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match v {
             Some(mut v) => {
-                v.clear();
+                // Old bytes stay: every caller overwrites the whole buffer (read_at fills it).
+                v.truncate(len);
                 v.resize(len, 0);
                 v
             }
