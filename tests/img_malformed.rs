@@ -33,7 +33,8 @@ fn bad_headers_give_one_line_errors() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, String)> = vec![
+    type Damage = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Damage, String)> = vec![
         ("magic", Box::new(|p| patch(p, 0, b"QFIX")), "invalid magic 0x51464958: not a qcow2 image (expected QFI\\xfb)".into()),
         ("version", Box::new(|p| patch(p, 4, &7u32.to_be_bytes())), "invalid version 7: only qcow2 versions 2 and 3 exist".into()),
         ("cbits", Box::new(|p| patch(p, 20, &30u32.to_be_bytes())), "invalid cluster_bits 30: must be between 9 and 21".into()),

@@ -10,6 +10,7 @@
 //! Output goes to a temporary file next to the final path, renamed only when complete; on
 //! error it is removed, so an interrupted run leaves nothing at the final path.
 pub(crate) mod copy;
+mod device;
 mod output;
 mod pipeline;
 mod zero;

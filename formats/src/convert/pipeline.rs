@@ -1,24 +1,19 @@
-//! The three conversion stages: batching (reader thread), parallel processing (rayon), and
-//! ordered writing (writer thread), joined by channels one batch deep.
+//! Stream sources: a reader thread reads and decodes chunks into batches of whole clusters,
+//! rayon processes each batch (zero detection, compression), then the batch is laid out in
+//! order and its data written in parallel. Random-access sources go to [`super::device`].
 use super::output::{run_task, Output};
-use super::zero::{classify_file, is_zero};
+use super::zero::is_zero;
 use super::{ConvertOptions, ConvertStats, Progress, Source};
-use crate::disk::{BlockDevice, ChunkData, DiskError, ExtentKind, StreamSource};
+use crate::disk::{BlockDevice, ChunkData, DiskError, StreamSource};
 use crate::qcow2::codec;
 use rayon::prelude::*;
 use std::fs::File;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-/// Clusters per device read.
-const SEGMENT_CLUSTERS: u64 = 16;
-/// Virtual bytes mapped at a time.
-const MAP_WINDOW: u64 = 1 << 30;
 
 /// Work for the processing stage.
 enum Batch {
-    /// Cluster runs `(first cluster, count)` to read from a device.
-    Reads(Vec<(u64, u64)>),
     /// Stream chunks already read, to decode and assemble.
     Chunks(Vec<Segment>),
     /// The source was read completely.
@@ -65,22 +60,19 @@ pub fn run(
     };
     let cs = opts.cluster_size;
     let mut output = Output::new(file, path, size, opts)?;
-    let (batch_tx, batch_rx) = sync_channel::<Batch>(1);
-    let dev = match &source {
-        Source::Device(d) => Some(*d),
-        Source::Stream(_) => None,
+    let s = match source {
+        Source::Device(d) => {
+            // A plain raw file is copied inside the kernel; only cluster heads are read.
+            let raw = Some(d).filter(|_| opts.compression.is_none()).and_then(raw_file);
+            return super::device::run(d, raw.as_ref(), output, opts, progress);
+        }
+        Source::Stream(s) => s,
     };
-    // A plain raw file is copied inside the kernel; only cluster heads are read to find zeros.
-    let raw = dev.filter(|_| opts.compression.is_none()).and_then(raw_file);
-    let raw = raw.as_ref();
-    let pool = BufferPool::default();
+    let (batch_tx, batch_rx) = sync_channel::<Batch>(1);
     std::thread::scope(|scope| {
-        let reader = scope.spawn(move || match source {
-            Source::Device(d) => batch_device(d, cs, opts.batch_bytes, &batch_tx),
-            Source::Stream(s) => batch_stream(s, cs, opts.batch_bytes, &batch_tx),
-        });
+        let reader = scope.spawn(move || batch_stream(s, cs, opts.batch_bytes, &batch_tx));
         // On a pool thread, so the loop itself takes part in each batch's parallel work.
-        let stage = Stage { dev, raw, pool: &pool, size, opts, progress };
+        let stage = Stage { pool: &BufferPool::default(), size, opts, progress };
         let processed = rayon::scope(|_| stage.run(batch_rx, &mut output));
         // A reader error closes the channel early; it is the one to report.
         let r = reader.join().unwrap_or_else(|_| Err(DiskError::unsupported(path, "reader thread panicked")));
@@ -94,44 +86,6 @@ pub fn run(
 
 fn send<T>(tx: &SyncSender<T>, v: T) -> bool {
     tx.send(v).is_ok()
-}
-
-/// Cuts the device's data ranges (from its map) into batches of cluster runs.
-fn batch_device(dev: &dyn BlockDevice, cs: u64, batch_bytes: usize, tx: &SyncSender<Batch>) -> Result<(), DiskError> {
-    let size = dev.size();
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    let mut in_batch = 0u64;
-    let mut pos = 0u64;
-    let mut last_end = 0u64; // first cluster not yet queued
-    while pos < size {
-        let len = MAP_WINDOW.min(size - pos);
-        for e in dev.map(pos, len)? {
-            if e.kind != ExtentKind::Data {
-                continue;
-            }
-            let mut c = (e.offset / cs).max(last_end);
-            let end = (e.offset + e.length).div_ceil(cs);
-            while c < end {
-                let n = SEGMENT_CLUSTERS.min(end - c);
-                runs.push((c, n));
-                in_batch += n * cs;
-                c += n;
-                if in_batch >= batch_bytes as u64 {
-                    if !send(tx, Batch::Reads(std::mem::take(&mut runs))) {
-                        return Ok(());
-                    }
-                    in_batch = 0;
-                }
-            }
-            last_end = last_end.max(end);
-        }
-        pos += len;
-    }
-    if !runs.is_empty() && !send(tx, Batch::Reads(runs)) {
-        return Ok(());
-    }
-    send(tx, Batch::End);
-    Ok(())
 }
 
 /// Reads a stream's chunks, decodes them in parallel, and assembles whole clusters.
@@ -209,7 +163,7 @@ impl Assembler {
         if self.pending.as_ref().is_some_and(|p| p.0 < offset / cs) {
             self.flush();
         }
-        let aligned = offset % cs == 0 && (len % cs == 0 || offset + len == self.size);
+        let aligned = offset.is_multiple_of(cs) && (len.is_multiple_of(cs) || offset + len == self.size);
         if aligned && self.pending.is_none() {
             self.out.push(Segment { first: offset / cs, buf: data });
             return;
@@ -237,8 +191,6 @@ impl Assembler {
 /// The processing stage: per batch, reads (device) and classifies / compresses every
 /// cluster in parallel, lays the results out in order, then writes the data in parallel.
 struct Stage<'a> {
-    dev: Option<&'a dyn BlockDevice>,
-    raw: Option<&'a File>,
     pool: &'a BufferPool,
     size: u64,
     opts: &'a ConvertOptions,
@@ -252,18 +204,16 @@ impl Stage<'_> {
         let mut tasks = Vec::new();
         for batch in rx {
             let segs = match batch {
-                Batch::Reads(runs) => runs.into_par_iter().map(|(first, n)| self.read(first, n)).collect::<Vec<_>>(),
-                Batch::Chunks(segs) => segs.into_par_iter().map(|s| Ok(process(s, self.opts))).collect(),
+                Batch::Chunks(segs) => segs.into_par_iter().map(|s| process(s, self.opts)).collect::<Vec<_>>(),
                 Batch::End => return Ok(stats),
             };
-            let segs = segs.into_iter().collect::<Result<Vec<_>, _>>()?;
             tasks.clear();
             for (i, p) in segs.iter().enumerate() {
                 output.plan(i, p, &mut stats, &mut tasks)?;
             }
             let (file, path) = output.target();
             tasks.par_iter().try_for_each(|t| match segs.get(t.seg) {
-                Some(p) => run_task(t, p, self.raw, file, path),
+                Some(p) => run_task(t, p, None, file, path),
                 None => Ok(()),
             })?;
             let cs = self.opts.cluster_size;
@@ -276,25 +226,9 @@ impl Stage<'_> {
         // The reader stopped without the end marker: it failed, and `run` reports why.
         Err(DiskError::unsupported(Path::new("source"), "read ended early"))
     }
-
-    fn read(&self, first: u64, n: u64) -> Result<Processed, DiskError> {
-        let cs = self.opts.cluster_size;
-        let off = first * cs;
-        let len = (n * cs).min(self.size - off) as usize;
-        if let Some(f) = self.raw {
-            let kinds =
-                classify_file(f, off, len as u64, cs).map_err(|e| DiskError::io(Path::new("source"), "read", e))?;
-            return Ok(Processed { first, cs, len: len as u64, buf: Vec::new(), file_offset: Some(off), kinds });
-        }
-        let mut buf = self.pool.take(len);
-        if let Some(d) = self.dev {
-            d.read_at(&mut buf, off)?;
-        }
-        Ok(process(Segment { first, buf }, self.opts))
-    }
 }
 
-fn process(seg: Segment, opts: &ConvertOptions) -> Processed {
+pub fn process(seg: Segment, opts: &ConvertOptions) -> Processed {
     let cs = opts.cluster_size as usize;
     let level = opts.level.unwrap_or(match opts.compression {
         Some(crate::qcow2::CompressionType::Zstd) => 3,
@@ -339,16 +273,17 @@ fn raw_file(dev: &dyn BlockDevice) -> Option<File> {
 /// Segment buffers handed back by the writer for reuse, so steady state allocates (and
 /// page-faults) nothing. Holds at most a few batches' worth.
 #[derive(Default)]
-struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);
+pub struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);
 
 impl BufferPool {
     const MAX: usize = 24;
 
-    fn take(&self, len: usize) -> Vec<u8> {
+    pub fn take(&self, len: usize) -> Vec<u8> {
         let v = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match v {
             Some(mut v) => {
-                v.clear();
+                // Old bytes stay: every caller overwrites the whole buffer (read_at fills it).
+                v.truncate(len);
                 v.resize(len, 0);
                 v
             }
@@ -356,7 +291,7 @@ impl BufferPool {
         }
     }
 
-    fn give(&self, v: Vec<u8>) {
+    pub fn give(&self, v: Vec<u8>) {
         let mut pool = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < Self::MAX && v.capacity() > 0 {
             pool.push(v);

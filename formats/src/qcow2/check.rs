@@ -158,7 +158,7 @@ fn count_l1(
         if l2_off == 0 {
             continue;
         }
-        if l2_off % cs != 0 || l2_off + cs > img.file().len() {
+        if !l2_off.is_multiple_of(cs) || l2_off + cs > img.file().len() {
             r.corruptions += 1;
             r.note(format!("ERROR l2_offset={l2_off:x}: L1 entry {i} is misaligned or past the end"));
             continue;
@@ -193,7 +193,7 @@ fn count_l1(
                 }
                 next = off + cs;
             }
-            if off % cs != 0 {
+            if !off.is_multiple_of(cs) {
                 r.corruptions += 1;
                 r.note(format!("ERROR offset={off:x}: Cluster is not properly aligned; L2 entry corrupted."));
             }
@@ -231,7 +231,7 @@ fn check_copied(img: &Qcow2Image, r: &mut CheckReport, refs: &Refs) -> Result<()
     let rc = |off: u64| refs.counts.get((off / cs) as usize).copied().unwrap_or(0);
     for (i, &e) in img.l1().iter().enumerate() {
         let l2_off = e & OFFSET_MASK;
-        if l2_off == 0 || l2_off % cs != 0 || l2_off + cs > img.file().len() {
+        if l2_off == 0 || !l2_off.is_multiple_of(cs) || l2_off + cs > img.file().len() {
             continue;
         }
         if (rc(l2_off) == 1) != (e & COPIED != 0) {

@@ -269,7 +269,7 @@ impl Header {
 
 /// Checks that a table at `offset` of `bytes` is cluster-aligned and inside the file.
 pub fn check_table(path: &Path, field: &str, offset: u64, bytes: u64, cs: u64, file_len: u64) -> Result<(), DiskError> {
-    if offset % cs != 0 {
+    if !offset.is_multiple_of(cs) {
         return Err(DiskError::invalid(path, field, offset, format!("not aligned to the cluster size {cs}")));
     }
     if offset.checked_add(bytes).is_none_or(|e| e > file_len) || (bytes > 0 && offset == 0) {

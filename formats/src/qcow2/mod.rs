@@ -6,10 +6,12 @@ pub mod header;
 mod reader;
 mod refblocks;
 pub mod table;
+pub mod rw;
 pub mod writer;
 
 pub use header::{CompressionType, Header};
 pub use reader::{open, Qcow2Image, MAX_CHAIN};
+pub use rw::Qcow2Rw;
 pub use writer::{Preallocation, Qcow2Writer, WriterOptions};
 
 /// Parses `bytes` as a whole qcow2 file and reads everything it maps. For fuzzing: any

@@ -64,6 +64,11 @@ fn open_chain(path: &Path, seen: &mut Vec<PathBuf>) -> Result<Qcow2Image, DiskEr
     Ok(img)
 }
 
+/// Opens the backing chain of the qcow2 image at `path` (read-only), if it has one.
+pub(crate) fn open_backing_of(path: &Path) -> Result<Option<Box<dyn BlockDevice>>, DiskError> {
+    Ok(open_chain(path, &mut Vec::new())?.backing)
+}
+
 /// A backing file name is relative to the directory of the image naming it.
 fn resolve_backing(image: &Path, name: &str) -> PathBuf {
     let p = Path::new(name);

@@ -50,7 +50,7 @@ pub fn decode_l2(path: &Path, entry: u64, cluster_bits: u32, version: u32, file_
     if host == 0 {
         return Ok(Mapping::Unallocated);
     }
-    if host % cs != 0 {
+    if !host.is_multiple_of(cs) {
         return Err(DiskError::invalid(path, "L2 entry offset", host, format!("not aligned to the cluster size {cs}")));
     }
     if host >= file_len {
@@ -70,7 +70,7 @@ pub fn decode_l1(path: &Path, entry: u64, cs: u64, file_len: u64) -> Result<Opti
     if off == 0 {
         return Ok(None);
     }
-    if off % cs != 0 || off.checked_add(cs).is_none_or(|e| e > file_len) {
+    if !off.is_multiple_of(cs) || off.checked_add(cs).is_none_or(|e| e > file_len) {
         return Err(DiskError::invalid(
             path,
             "L2 table offset",
@@ -93,9 +93,12 @@ pub fn be_entries(bytes: &[u8]) -> Vec<u64> {
         .collect()
 }
 
+/// Cached tables as `(host offset, table, last use)`, with the use counter.
+type Slots = (u64, Vec<(u64, Arc<Vec<u64>>, u64)>);
+
 /// A small LRU of L2 tables keyed by host offset, bounded in bytes.
 pub struct L2Cache {
-    slots: Mutex<(u64, Vec<(u64, Arc<Vec<u64>>, u64)>)>,
+    slots: Mutex<Slots>,
     capacity: usize,
 }
 

@@ -320,7 +320,7 @@ impl Qcow2Writer {
         self.switch_l2(u64::MAX - self.cs)?; // writes out the last table
         self.flush_pending()?;
         let cs = self.cs;
-        let data_end = self.host_end.next_multiple_of(cs) / cs;
+        let data_end = self.host_end.div_ceil(cs);
         let l1_clusters = (self.l1.len() as u64 * 8).div_ceil(cs).max(1);
         let base = data_end + l1_clusters;
         let per_block = cs * 8 / 16;
