@@ -4,7 +4,7 @@ use super::{ConvertArgs, InputMode};
 use anyhow::{bail, Context};
 use ferry_formats::disk::{probe_format, ImageFormat};
 use ferry_formats::model::{Bus, Datastores, Disk, DiskSource, VmModel};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn datastores(args: &ConvertArgs) -> anyhow::Result<Datastores> {
     let mut ds = Datastores { dir: args.datastore_dir.clone(), ..Default::default() };
@@ -49,14 +49,22 @@ fn from_disks(args: &ConvertArgs) -> anyhow::Result<VmModel> {
     Ok(vm)
 }
 
+/// Reads a VM description (every mode but `disk`, which has none).
+pub fn read_description(mode: InputMode, path: &Path) -> anyhow::Result<VmModel> {
+    Ok(match mode {
+        InputMode::Vmx => ferry_formats::vmx::read_vmx(path)?,
+        InputMode::Ova => ferry_formats::ovf::read_ova(path)?.vm,
+        InputMode::Libvirtxml => ferry_formats::libvirt::read_libvirt_xml(path)?,
+        InputMode::Xen => ferry_formats::xen::read_xen(path)?,
+        InputMode::Disk => bail!("-i disk has no description file"),
+    })
+}
+
 /// Reads the source named on the command line.
 pub fn read(args: &ConvertArgs) -> anyhow::Result<VmModel> {
     let mut vm = match args.input {
-        InputMode::Vmx => ferry_formats::vmx::read_vmx(one_source(args)?)?,
-        InputMode::Ova => ferry_formats::ovf::read_ova(one_source(args)?)?.vm,
-        InputMode::Libvirtxml => ferry_formats::libvirt::read_libvirt_xml(one_source(args)?)?,
-        InputMode::Xen => ferry_formats::xen::read_xen(one_source(args)?)?,
         InputMode::Disk => from_disks(args)?,
+        mode => read_description(mode, one_source(args)?)?,
     };
     vm.resolve_datastores(&datastores(args)?);
     Ok(vm)

@@ -6,9 +6,9 @@
 //! pass ([`copy`]), write the descriptions.
 
 mod cache;
-mod copy;
-mod input;
-mod linux;
+pub(crate) mod copy;
+pub(crate) mod input;
+pub(crate) mod linux;
 mod network;
 
 pub use copy::{CopyJob, OutputAllocation, OutputFormat};
