@@ -97,3 +97,48 @@ fn hostile_descriptors_only_set_needs_reset() {
     let text = text(&out.console);
     assert_eq!(text, format!("outside-ram: submit needs-reset status 4f\n{tail}"));
 }
+
+/// The same guest on a qcow2 disk served read-write in place (`Qcow2Rw`): the reads match the
+/// raw image it was made from, and afterwards `qemu-img check` is clean and qemu-img reads
+/// the guest's write back.
+#[test]
+fn micro_guest_reads_and_writes_a_qcow2_in_place() {
+    if !kvm_available() || !qemu_available() {
+        eprintln!("skipped: needs /dev/kvm and qemu-img");
+        return;
+    }
+    let elf = guest("blk");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = dir.path().join("disk.raw");
+    test_disk(&raw);
+    let want = expected_blk_output(&raw);
+    let qcow = dir.path().join("disk.qcow2");
+    let st = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "qcow2"])
+        .arg(&raw)
+        .arg(&qcow)
+        .status()
+        .expect("qemu-img");
+    assert!(st.success());
+    let mut v = spec_json(&elf, &qcow, "q35-v1", [4, 3, 5, 6]);
+    if let Some(devs) = v["devices"].as_array_mut() {
+        devs.truncate(1);
+        devs[0]["format"] = "qcow2".into();
+    }
+    let spec = MachineSpec::from_json(&v.to_string()).expect("spec");
+    let out = run_spec(&spec);
+    assert_eq!(out.reason, ExitReason::DebugExit(0x20));
+    let text = text(&out.console);
+    assert!(text.starts_with(&want), "runtime printed:\n{text}");
+    let check = std::process::Command::new("qemu-img").arg("check").arg(&qcow).output().expect("qemu-img");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let back = dir.path().join("back.raw");
+    let st = std::process::Command::new("qemu-img")
+        .args(["convert", "-O", "raw"])
+        .arg(&qcow)
+        .arg(&back)
+        .status()
+        .expect("qemu-img");
+    assert!(st.success());
+    check_written(&back);
+}

@@ -1,6 +1,8 @@
-//! Disk backends for virtio-blk: raw files read-write in place, and any image `ferry-formats`
-//! reads served read-only or through a copy-on-write overlay in an unlinked temp file.
-use ferry_formats::disk::{open_image, BlockDevice, ImageFormat};
+//! Disk backends for virtio-blk: raw and qcow2 files read-write in place, and any image
+//! `ferry-formats` reads (VMDK) served read-only or through a copy-on-write overlay in an
+//! unlinked temp file.
+use ferry_formats::disk::{open_image, BlockDevice, ImageFormat, WritableDevice};
+use ferry_formats::qcow2::Qcow2Rw;
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -51,12 +53,50 @@ pub fn open(path: &Path, format: &str, readonly: bool) -> Result<Box<dyn Backend
             let size = file.metadata().map_err(|e| DiskOpenError::Io(name.clone(), e))?.len();
             Ok(Box::new(Raw { file, size, readonly, name }))
         }
+        "qcow2" if !readonly => Ok(Box::new(Qcow2 { image: Qcow2Rw::open(path)?, name })),
         "qcow2" | "vmdk" => {
             let fmt = if format == "qcow2" { ImageFormat::Qcow2 } else { ImageFormat::Vmdk };
             let base = open_image(path, Some(fmt))?;
             Ok(Box::new(Overlay::new(base, readonly, name).map_err(|e| DiskOpenError::Io("overlay".into(), e))?))
         }
         other => Err(DiskOpenError::Format(name, other.to_string())),
+    }
+}
+
+/// A qcow2 image written in place: clusters allocated at its end, refcounts kept right.
+struct Qcow2 {
+    image: Qcow2Rw,
+    name: String,
+}
+
+fn io_err(e: ferry_formats::DiskError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl Backend for Qcow2 {
+    fn size(&self) -> u64 {
+        self.image.size()
+    }
+    fn readonly(&self) -> bool {
+        false
+    }
+    fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
+        self.image.read_at(buf, off).map_err(io_err)
+    }
+    fn write_at(&mut self, buf: &[u8], off: u64) -> io::Result<()> {
+        self.image.write_at(buf, off).map_err(io_err)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.image.flush().map_err(io_err)
+    }
+    fn discard(&mut self, off: u64, len: u64) -> io::Result<()> {
+        self.image.discard(off, len).map_err(io_err)
+    }
+    fn write_zeroes(&mut self, off: u64, len: u64) -> io::Result<()> {
+        self.image.discard(off, len).map_err(io_err)
+    }
+    fn describe(&self) -> String {
+        format!("{} (qcow2, read-write)", self.name)
     }
 }
 
