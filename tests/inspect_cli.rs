@@ -1,5 +1,5 @@
-//! `ferry inspect` command-line behaviour on bad input: missing files, unwired input
-//! modes, garbage and truncated disks (never a panic; one-line errors naming the file).
+//! `ferry inspect` command-line behaviour on bad input: missing files (disks and
+//! descriptions), garbage and truncated disks (never a panic; one-line errors naming the file).
 
 mod inspect_support;
 use std::process::Command;
@@ -13,12 +13,13 @@ fn ferry_fails(args: &[&str]) -> String {
 }
 
 #[test]
-fn missing_disk_and_unwired_mode() {
+fn missing_disk_and_missing_description() {
     let err = ferry_fails(&["inspect", "/nonexistent/disk.img"]);
     assert!(err.contains("/nonexistent/disk.img"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    let err = ferry_fails(&["inspect", "-i", "vmx", "guest.vmx"]);
-    assert!(err.contains("not wired"), "{err}");
+    let err = ferry_fails(&["inspect", "-i", "vmx", "/nonexistent/guest.vmx"]);
+    assert!(err.contains("/nonexistent/guest.vmx"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
 #[test]
