@@ -5,3 +5,4 @@ pub mod guestfs;
 pub mod initramfs;
 pub mod kmod;
 pub mod linux;
+pub mod lv;

@@ -8,6 +8,9 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Stripe {
     pub pv: Arc<dyn BlockDevice>,
+    /// The PV's device name (`/dev/sda2`), so that a caller can map the stripe onto its own
+    /// view of that device (a writable one, in conversion).
+    pub pv_name: String,
     pub offset: u64,
 }
 
@@ -29,20 +32,34 @@ pub struct LvDevice {
     pub segments: Vec<Segment>,
 }
 
-impl LvDevice {
-    /// Where LV byte `pos` (inside `seg`) lives, and how many bytes follow contiguously.
-    fn locate(seg: &Segment, pos: u64) -> Option<(&Stripe, u64, u64)> {
-        let o = pos - seg.start;
-        let n = seg.stripes.len() as u64;
+impl Segment {
+    /// Where LV byte `pos` lives: the index of its stripe, the byte offset on that stripe's
+    /// PV, and how many bytes follow contiguously there. `None` when `pos` is outside the
+    /// segment or the segment is malformed (no stripes, a zero stripe size).
+    pub fn locate(&self, pos: u64) -> Option<(usize, u64, u64)> {
+        let o = pos.checked_sub(self.start).filter(|o| *o < self.length)?;
+        let n = self.stripes.len() as u64;
         if n == 1 {
-            let s = seg.stripes.first()?;
-            return Some((s, s.offset + o, seg.length - o));
+            let s = self.stripes.first()?;
+            return Some((0, s.offset.checked_add(o)?, self.length - o));
         }
-        let ss = seg.stripe_size;
+        let ss = self.stripe_size;
+        if n == 0 || ss == 0 {
+            return None;
+        }
         let chunk = o / ss;
-        let s = seg.stripes.get((chunk % n) as usize)?;
+        let i = (chunk % n) as usize;
+        let s = self.stripes.get(i)?;
         let within = o % ss;
-        Some((s, s.offset + (chunk / n) * ss + within, (ss - within).min(seg.length - o)))
+        let at = s.offset.checked_add((chunk / n).checked_mul(ss)?.checked_add(within)?)?;
+        Some((i, at, (ss - within).min(self.length - o)))
+    }
+}
+
+impl LvDevice {
+    /// The segment holding LV byte `pos`.
+    pub fn segment_at(&self, pos: u64) -> Option<&Segment> {
+        self.segments.iter().find(|s| pos >= s.start && pos - s.start < s.length)
     }
 }
 
@@ -57,12 +74,15 @@ impl BlockDevice for LvDevice {
         while done < buf.len() {
             let pos = offset + done as u64;
             let seg = self
-                .segments
-                .iter()
-                .find(|s| pos >= s.start && pos < s.start + s.length)
+                .segment_at(pos)
                 .ok_or_else(|| DiskError::invalid(&self.name, "offset", pos, "not covered by any segment"))?;
-            let (stripe, at, avail) = Self::locate(seg, pos)
-                .ok_or_else(|| DiskError::invalid(&self.name, "segment", seg.start, "has no stripes"))?;
+            let (i, at, avail) = seg
+                .locate(pos)
+                .ok_or_else(|| DiskError::invalid(&self.name, "segment", seg.start, "has no usable stripes"))?;
+            let stripe = seg
+                .stripes
+                .get(i)
+                .ok_or_else(|| DiskError::invalid(&self.name, "segment", seg.start, "has no usable stripes"))?;
             let n = ((buf.len() - done) as u64).min(avail) as usize;
             let out = buf.get_mut(done..done + n).unwrap_or_default();
             stripe.pv.read_at(out, at)?;

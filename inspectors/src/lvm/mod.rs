@@ -113,6 +113,18 @@ pub fn scan_pv(dev: &Device) -> Result<Option<Pv>, LvmError> {
 /// Assembles VGs from all PVs found; returns the reports and the LV devices
 /// (`/dev/VG/LV`) that could be built.
 pub fn assemble(pvs: &[Pv]) -> (Vec<VgReport>, Vec<Device>) {
+    let (reports, lvs) = logical_volumes(pvs);
+    let devices = lvs
+        .into_iter()
+        .map(|d| Device::new(d.name.to_string_lossy().into_owned(), Arc::new(d)))
+        .collect();
+    (reports, devices)
+}
+
+/// As [`assemble`], but the LVs as [`LvDevice`]s, whose segments say where every byte lives
+/// on which PV (by [`Stripe::pv_name`]): the mapping a writer needs to build its own
+/// (writable) view of an LV over the same PVs.
+pub fn logical_volumes(pvs: &[Pv]) -> (Vec<VgReport>, Vec<LvDevice>) {
     // The newest metadata (highest seqno) per VG name.
     let mut vgs: BTreeMap<String, (i64, &meta::Section)> = BTreeMap::new();
     for pv in pvs {
@@ -134,7 +146,7 @@ pub fn assemble(pvs: &[Pv]) -> (Vec<VgReport>, Vec<Device>) {
     (reports, devices)
 }
 
-fn assemble_vg(name: &str, vg: &meta::Section, pvs: &[Pv]) -> (VgReport, Vec<Device>) {
+fn assemble_vg(name: &str, vg: &meta::Section, pvs: &[Pv]) -> (VgReport, Vec<LvDevice>) {
     let extent = (vg.int("extent_size").unwrap_or(0).clamp(0, 1 << 40) as u64) * 512;
     let mut rep = VgReport {
         name: name.into(),
@@ -170,7 +182,7 @@ fn assemble_vg(name: &str, vg: &meta::Section, pvs: &[Pv]) -> (VgReport, Vec<Dev
             let size = built.as_ref().map_or(0, |d| d.size);
             let refused = built.as_ref().err().cloned();
             if let Ok(d) = built {
-                devices.push(Device::new(dev_name.clone(), Arc::new(d)));
+                devices.push(d);
             }
             rep.lvs.push(LvReport {
                 name: lvname.into(),
@@ -220,7 +232,7 @@ fn build_lv(name: &str, lv: &meta::Section, extent: u64, pvs: &PvMap) -> (String
             let Some(offset) = ((*pe).max(0) as u64).checked_mul(extent).and_then(|o| o.checked_add(*pe_start)) else {
                 return (kind, Err(format!("{name}: extent {pe} on {pv} is out of range")));
             };
-            stripes.push(Stripe { pv: dev.dev.clone(), offset });
+            stripes.push(Stripe { pv: dev.dev.clone(), pv_name: dev.name.clone(), offset });
         }
         let (Some(length), Some(seg_start)) = ((count as u64).checked_mul(extent), (start as u64).checked_mul(extent))
         else {
