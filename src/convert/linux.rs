@@ -10,6 +10,8 @@
 
 use super::cache::ReadCache;
 use super::copy::{self, CopyJob};
+use super::root::{self, RootChoice};
+use super::volumes::{locate_name, Volumes};
 use crate::output::drive_name;
 use anyhow::{bail, Context};
 use ferry_converters::fs::ext4::Ext4;
@@ -21,7 +23,6 @@ use ferry_formats::disk::{open_image, BlockDevice, CowOverlay, ImageFormat};
 use ferry_formats::layout::{DeviceKind, Layout};
 use ferry_formats::model::{Bus, VmModel};
 use ferry_inspectors::os::OsInfo;
-use ferry_inspectors::partition::partition_name;
 use ferry_inspectors::{Device, Inspection};
 use serde::Serialize;
 use std::path::Path;
@@ -109,45 +110,12 @@ fn spool(job: &CopyJob, dir: &Path, i: usize) -> anyhow::Result<Box<dyn BlockDev
     Ok(dev?)
 }
 
-/// A filesystem found by inspection: which disk, where, what.
-struct Place {
-    disk: usize,
-    start: u64,
-    len: u64,
-    guest_name: String,
-}
-
-/// Maps inspection's device name (`/dev/sda1`, or a whole disk) to its disk and byte range.
-fn locate(rep: &Inspection, overlays: &[Arc<Overlay>], names: &[String], dev: &str) -> Option<Place> {
-    for (i, d) in rep.disks.iter().enumerate() {
-        let guest = names.get(i)?;
-        if d.name == dev {
-            return Some(Place {
-                disk: i,
-                start: 0,
-                len: overlays.get(i)?.size(),
-                guest_name: guest.clone(),
-            });
-        }
-        for p in d.partition_table.iter().flat_map(|t| &t.partitions) {
-            if partition_name(&d.name, p.number) == dev {
-                let guest_name = partition_name(guest, p.number);
-                return Some(Place {
-                    disk: i,
-                    start: p.start,
-                    len: p.size,
-                    guest_name,
-                });
-            }
-        }
-    }
-    None
+fn fstype<'r>(rep: &'r Inspection, dev: &str) -> &'r str {
+    rep.filesystems.iter().find(|f| f.device == dev).map_or("", |f| f.fstype.as_str())
 }
 
 fn is_ext(rep: &Inspection, dev: &str) -> bool {
-    rep.filesystems
-        .iter()
-        .any(|f| f.device == dev && matches!(f.fstype.as_str(), "ext2" | "ext3" | "ext4"))
+    matches!(fstype(rep, dev), "ext2" | "ext3" | "ext4")
 }
 
 /// The Linux target: disk order and NIC names from the layout's PCI slots.
@@ -183,32 +151,14 @@ fn target(vm: &VmModel, layout: &Layout, names: &[String], rep: &Inspection) -> 
     t
 }
 
-/// The guest's name (`sda1`, `xvda1`) of inspection's device `dev`.
-fn locate_name(rep: &Inspection, names: &[String], dev: &str) -> Option<String> {
-    for (i, d) in rep.disks.iter().enumerate() {
-        let guest = names.get(i)?;
-        if d.name == dev {
-            return Some(guest.clone());
-        }
-        for p in d.partition_table.iter().flat_map(|t| &t.partitions) {
-            if partition_name(&d.name, p.number) == dev {
-                return Some(partition_name(guest, p.number));
-            }
-        }
-    }
-    None
-}
-
-/// Opens the ext filesystem at `p` read-write on its overlay.
-fn open_ext<'a>(vm: &VmModel, overlays: &'a [Arc<Overlay>], p: &Place) -> anyhow::Result<Ext4<'a>> {
-    let name = format!(
-        "{} ({})",
-        p.guest_name,
-        vm.disks.get(p.disk).map(|d| d.source.describe()).unwrap_or_default()
-    );
-    let dev = overlays.get(p.disk).context("disk index out of range")?;
-    let vol = Volume::new(&**dev, p.start, p.len, &name)?;
-    Ok(Ext4::open(vol, &name)?)
+/// Opens the ext filesystem `dev` read-write (a partition, whole disk or LV on the overlays).
+fn open_ext<'v>(vols: &'v Volumes, rep: &Inspection, names: &[String], vm: &VmModel, dev: &str) -> anyhow::Result<Ext4<'v>> {
+    let describe = |i: usize| vm.disks.get(i).map(|d| d.source.describe()).unwrap_or_default();
+    let e = vols
+        .open(rep, names, describe, dev)?
+        .with_context(|| format!("{dev} is not a partition, whole disk or logical volume of the guest (md RAID is not edited)"))?;
+    let vol = Volume::new(e.dev, e.start, e.len, &e.name)?;
+    Ok(Ext4::open(vol, &e.name)?)
 }
 
 /// Options of the conversion step.
@@ -216,6 +166,8 @@ pub struct Options {
     pub dry_run: bool,
     /// Print the plan and what was done (false under `--json`).
     pub print: bool,
+    /// Which root to convert when there are several.
+    pub root: RootChoice,
 }
 
 /// Inspects the guest on `overlays` and converts it in place (on the overlays).
@@ -240,7 +192,7 @@ pub fn convert_guest(
     let rep = ferry_inspectors::inspect(&devices)?;
     report.warnings.extend(rep.warnings.iter().cloned());
     let linux: Vec<&OsInfo> = rep.operating_systems.iter().filter(|o| o.os_type == "linux").collect();
-    let Some(os) = linux.first().copied() else {
+    if linux.is_empty() {
         match rep.operating_systems.first() {
             Some(o) => {
                 report.os_type = o.os_type.clone();
@@ -254,42 +206,40 @@ pub fn convert_guest(
                 .push("no operating system found on the disks: copied unchanged".into()),
         }
         return Ok(report);
-    };
-    if linux.len() > 1 {
-        report.warnings.push(format!(
-            "{} Linux roots found: converting the one on {}",
-            linux.len(),
-            os.root
-        ));
     }
+    let os = root::choose(&linux, &opts.root)?;
     report.os_type = "linux".into();
     report.distro = os.distro.clone();
     report.version = format!("{}.{}", os.major_version, os.minor_version);
     report.root = os.root.clone();
-    let Some(root) = locate(&rep, overlays, &names, &os.root) else {
-        bail!(
-            "the root filesystem {} is not a partition or whole disk (LVM and RAID roots are not converted yet)",
-            os.root
-        );
-    };
     if !is_ext(&rep, &os.root) {
         bail!(
-            "the root filesystem {} is not ext2/3/4: only ext filesystems are edited so far",
-            os.root
+            "the root filesystem {} is {}: Ferry edits only ext2/3/4 filesystems (there is no XFS or btrfs writer yet)",
+            os.root,
+            match fstype(&rep, &os.root) {
+                "" => "of an unknown type",
+                t => t,
+            }
         );
     }
-    let mut gfs = Ext4GuestFs::new(open_ext(vm, overlays, &root)?);
+    let vols = Volumes::new(&rep, overlays, &names)?;
+    let mut gfs = Ext4GuestFs::new(open_ext(&vols, &rep, &names, vm, &os.root)?);
+    let root_name = locate_name(&rep, &names, &os.root).unwrap_or_else(|| os.root.clone());
     for (mp, dev) in &os.mountpoints {
         if mp == "/" {
             continue;
         }
         let wanted = matches!(mp.as_str(), "/boot" | "/usr");
-        match locate(&rep, overlays, &names, dev) {
-            Some(p) if wanted && is_ext(&rep, dev) => gfs.mount(mp, open_ext(vm, overlays, &p)?)?,
-            _ if wanted => report.warnings.push(format!(
-                "{mp} on {dev} is not an ext filesystem Ferry can edit: left unchanged"
-            )),
-            _ => {}
+        if wanted && is_ext(&rep, dev) {
+            gfs.mount(mp, open_ext(&vols, &rep, &names, vm, dev)?)?;
+        } else if wanted {
+            report.warnings.push(format!(
+                "{mp} on {dev} is {}, not an ext filesystem Ferry can edit: left unchanged",
+                match fstype(&rep, dev) {
+                    "" => "of an unknown type",
+                    t => t,
+                }
+            ));
         }
     }
     report.mounted = gfs.mountpoints();
@@ -303,7 +253,7 @@ pub fn convert_guest(
             "Converting {} {} on {} ({}) to KVM:",
             facts.distro,
             facts.version,
-            root.guest_name,
+            root_name,
             report.mounted.join(" ")
         );
         print!("{plan}");

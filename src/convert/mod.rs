@@ -10,6 +10,8 @@ pub(crate) mod copy;
 pub(crate) mod input;
 pub(crate) mod linux;
 mod network;
+pub(crate) mod root;
+mod volumes;
 
 pub use copy::{CopyJob, OutputAllocation, OutputFormat};
 
@@ -107,6 +109,12 @@ pub struct ConvertArgs {
     /// Write only the descriptions, naming the disks they would reference; copy nothing.
     #[arg(long = "no-copy")]
     pub no_copy: bool,
+    /// Which Linux root to convert when the disks hold several: `single` (the default: more
+    /// than one is an error listing them), `first`, a device as inspection names it
+    /// (`/dev/sdb1`, `/dev/vg0/root`), or `ask` (prompt when standard input is a terminal,
+    /// else as `single`). As virt-v2v's --root.
+    #[arg(long, default_value = "single", value_name = "ask|single|first|DEVICE")]
+    pub root: root::RootChoice,
 }
 
 /// Writes `data` to `path` through a temporary name in the same directory.
@@ -181,7 +189,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             copy::check_resolved(&job.source)?;
         }
         let overlays = linux::open_overlays(&jobs, &dir)?;
-        let opts = linux::Options { dry_run: args.dry_run, print: !args.json };
+        let opts = linux::Options { dry_run: args.dry_run, print: !args.json, root: args.root.clone() };
         let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
         for w in &guest.warnings {
             eprintln!("ferry: warning: {w}");
