@@ -5,6 +5,7 @@ mod convert;
 mod img;
 mod inspect;
 mod output;
+mod progress;
 mod runvm;
 
 use clap::{CommandFactory, Parser, Subcommand};

@@ -102,9 +102,15 @@ pub fn copy_one(job: &CopyJob, output: &Path) -> anyhow::Result<ConvertStats> {
     convert::convert(Source::Stream(stream), output, &job.options(), &|_, _| {}).with_context(what)
 }
 
-/// Copies an edited device (a source under its conversion overlay) to `output`.
-pub fn copy_device(dev: &dyn BlockDevice, job: &CopyJob, output: &Path) -> anyhow::Result<ConvertStats> {
-    convert::convert(Source::Device(&Edited(dev)), output, &job.options(), &|_, _| {})
+/// Copies an edited device (a source under its conversion overlay) to `output`;
+/// `progress(done, total)` is called as bytes of it are written.
+pub fn copy_device(
+    dev: &dyn BlockDevice,
+    job: &CopyJob,
+    output: &Path,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> anyhow::Result<ConvertStats> {
+    convert::convert(Source::Device(&Edited(dev)), output, &job.options(), progress)
         .with_context(|| format!("could not copy {} to {}", job.source.describe(), output.display()))
 }
 

@@ -18,6 +18,7 @@ pub use copy::{CopyJob, OutputAllocation, OutputFormat};
 use crate::output;
 use anyhow::{bail, Context};
 use clap::ValueEnum;
+use ferry_formats::disk::BlockDevice;
 use ferry_formats::layout::{allocate, OutputPlan, Profile, DEFAULT_PROFILE};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -109,6 +110,10 @@ pub struct ConvertArgs {
     /// Write only the descriptions, naming the disks they would reference; copy nothing.
     #[arg(long = "no-copy")]
     pub no_copy: bool,
+    /// Show a progress bar of the disk copy on stderr even when it is not a terminal (it is
+    /// shown on a terminal anyway); stdout, and so --json, is unaffected.
+    #[arg(short = 'p', long)]
+    pub progress: bool,
     /// Which Linux root to convert when the disks hold several: `single` (the default: more
     /// than one is an error listing them), `first`, a device as inspection names it
     /// (`/dev/sdb1`, `/dev/vg0/root`), or `ask` (prompt when standard input is a terminal,
@@ -202,15 +207,28 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         let mut disks = Vec::new();
+        // One bar over all disks: each disk's progress counts from the sizes before it.
+        let total: u64 = overlays.iter().map(|o| o.size()).sum();
+        let bar = crate::progress::bar(total, args.progress);
+        let mut before = 0u64;
         for (job, overlay) in jobs.iter().zip(&overlays) {
             let t = std::time::Instant::now();
-            let stats = copy::copy_device(&**overlay, job, &job.output)?;
+            let progress = |done: u64, _total: u64| {
+                if let Some(b) = &bar {
+                    b.set_position(before + done);
+                }
+            };
+            let stats = copy::copy_device(&**overlay, job, &job.output, &progress)?;
+            before += overlay.size();
             disks.push(serde_json::json!({
                 "source": job.source.describe(), "output": job.output, "format": job.format.name(),
                 "virtual-size": stats.virtual_size, "data-clusters": stats.data_clusters,
                 "zero-clusters": stats.zero_clusters, "edited-bytes": overlay.overlay_bytes(),
                 "seconds": t.elapsed().as_secs_f64(),
             }));
+        }
+        if let Some(b) = &bar {
+            b.finish();
         }
         report["disks"] = serde_json::Value::Array(disks);
     }

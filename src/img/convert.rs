@@ -4,7 +4,6 @@ use anyhow::{bail, Context};
 use ferry_formats::convert::{convert, ConvertOptions, OutputFormat, Source};
 use ferry_formats::disk::ImageFormat;
 use ferry_formats::qcow2::{CompressionType, Preallocation};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -88,20 +87,7 @@ fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
 pub fn run(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     let opts = options(&a)?;
     let src = open(&a.source, a.format)?;
-    let bar = if a.progress || std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(src.size());
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        if !std::io::stderr().is_terminal() {
-            bar.set_draw_target(indicatif::ProgressDrawTarget::term_like(Box::new(StderrLines)));
-        }
-        Some(bar)
-    } else {
-        None
-    };
+    let bar = crate::progress::bar(src.size(), a.progress);
     let progress = |done: u64, _total: u64| {
         if let Some(b) = &bar {
             b.set_position(done);
@@ -125,40 +111,3 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A progress target for a non-terminal stderr (`-p` into a pipe or file): plain lines.
-#[derive(Debug)]
-struct StderrLines;
-
-impl indicatif::TermLike for StderrLines {
-    fn width(&self) -> u16 {
-        100
-    }
-    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn write_line(&self, s: &str) -> std::io::Result<()> {
-        eprintln!("{s}");
-        Ok(())
-    }
-    fn write_str(&self, s: &str) -> std::io::Result<()> {
-        if !s.trim().is_empty() {
-            eprintln!("{s}");
-        }
-        Ok(())
-    }
-    fn clear_line(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn flush(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
