@@ -10,6 +10,7 @@
 //! `read_link`, `symlink`, `unlink`, `rename`, `mkdir`, `set_mode` and `set_owner`.
 
 mod ext4;
+mod fat;
 mod hostdir;
 mod mem;
 

@@ -15,6 +15,7 @@ use super::volumes::{locate_name, Volumes};
 use crate::output::drive_name;
 use anyhow::{bail, Context};
 use ferry_converters::fs::ext4::Ext4;
+use ferry_converters::fs::fat::Fat;
 use ferry_converters::fs::Volume;
 use ferry_converters::guestfs::Ext4GuestFs;
 use ferry_converters::linux::rebuild::{rebuild_initramfs, RebuildReport};
@@ -161,6 +162,16 @@ fn open_ext<'v>(vols: &'v Volumes, rep: &Inspection, names: &[String], vm: &VmMo
     Ok(Ext4::open(vol, &e.name)?)
 }
 
+/// Opens the FAT filesystem `dev` (the ESP) read-write.
+fn open_fat<'v>(vols: &'v Volumes, rep: &Inspection, names: &[String], vm: &VmModel, dev: &str) -> anyhow::Result<Fat<'v>> {
+    let describe = |i: usize| vm.disks.get(i).map(|d| d.source.describe()).unwrap_or_default();
+    let e = vols
+        .open(rep, names, describe, dev)?
+        .with_context(|| format!("{dev} is not a partition, whole disk or logical volume of the guest"))?;
+    let vol = Volume::new(e.dev, e.start, e.len, &e.name)?;
+    Ok(Fat::open(vol, &e.name)?)
+}
+
 /// Options of the conversion step.
 pub struct Options {
     pub dry_run: bool,
@@ -229,6 +240,11 @@ pub fn convert_guest(
         if mp == "/" {
             continue;
         }
+        if mp == "/boot/efi" && fstype(&rep, dev) == "vfat" {
+            // The ESP: UEFI guests keep a grub.cfg there (RHEL 8 its real menu).
+            gfs.mount_fat(mp, open_fat(&vols, &rep, &names, vm, dev)?)?;
+            continue;
+        }
         let wanted = matches!(mp.as_str(), "/boot" | "/usr");
         if wanted && is_ext(&rep, dev) {
             gfs.mount(mp, open_ext(&vols, &rep, &names, vm, dev)?)?;
@@ -288,6 +304,7 @@ pub fn convert_guest(
         }
         report.rebuilt.push(r);
     }
+    gfs.unmount()?;
     if opts.print {
         println!(
             "applied {} changes ({} already in place)",

@@ -6,29 +6,58 @@
 //! (so a symlink on the root filesystem into `/boot` lands in the `/boot` filesystem); the
 //! canonical path then goes to the filesystem of the longest mountpoint that contains it.
 
+use super::fat as vfat;
 use super::{resolve, FileKind, GuestFs, GuestFsError, Stat};
 use crate::fs::ext4::{Ext4, FileKind as ExtKind};
+use crate::fs::fat::Fat;
 use crate::fs::{FsError, PathProblem};
 
 /// Largest file `read_file` returns (initramfs images are tens of MiB).
 pub const MAX_READ: u64 = 1 << 30;
 
-/// Guest filesystems mounted for editing.
+/// One mounted filesystem: ext2/3/4, or FAT (the EFI system partition).
+enum Mount<'a> {
+    Ext(Ext4<'a>),
+    Fat(Fat<'a>),
+}
+
+/// Guest filesystems mounted for editing: the ext root, further ext filesystems (`/boot`,
+/// `/usr`) and FAT ones (`/boot/efi`).
 pub struct Ext4GuestFs<'a> {
     /// (mountpoint, filesystem), the root first.
-    mounts: Vec<(String, Ext4<'a>)>,
+    mounts: Vec<(String, Mount<'a>)>,
 }
 
 impl<'a> Ext4GuestFs<'a> {
     /// The guest whose root filesystem is `root`.
     pub fn new(root: Ext4<'a>) -> Self {
         Ext4GuestFs {
-            mounts: vec![("/".to_string(), root)],
+            mounts: vec![("/".to_string(), Mount::Ext(root))],
         }
     }
 
     /// Mounts `fs` at the guest directory `mountpoint` (which must exist, as in `mount`).
     pub fn mount(&mut self, mountpoint: &str, fs: Ext4<'a>) -> Result<(), GuestFsError> {
+        self.attach(mountpoint, Mount::Ext(fs))
+    }
+
+    /// Mounts the FAT filesystem `fs` (the ESP) at the guest directory `mountpoint`.
+    pub fn mount_fat(&mut self, mountpoint: &str, fs: Fat<'a>) -> Result<(), GuestFsError> {
+        self.attach(mountpoint, Mount::Fat(fs))
+    }
+
+    /// Unmounts everything, writing FAT's FSInfo and clean-volume flag (ext changes are
+    /// already written). Dropping the guest without this leaves FAT volumes marked dirty.
+    pub fn unmount(self) -> Result<(), GuestFsError> {
+        for (mp, m) in self.mounts {
+            if let Mount::Fat(f) = m {
+                f.unmount().map_err(|e| fs_err(&mp, "unmount", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn attach(&mut self, mountpoint: &str, fs: Mount<'a>) -> Result<(), GuestFsError> {
         let canon = self.canonicalize(mountpoint)?;
         if canon == "/" || !self.is_dir(&canon)? {
             return Err(GuestFsError::NotADirectory {
@@ -68,11 +97,11 @@ impl<'a> Ext4GuestFs<'a> {
         (best.0, best.1)
     }
 
-    fn fs(&self, i: usize) -> &Ext4<'a> {
+    fn fs(&self, i: usize) -> &Mount<'a> {
         &self.mounts[i].1
     }
 
-    fn fs_mut(&mut self, i: usize) -> &mut Ext4<'a> {
+    fn fs_mut(&mut self, i: usize) -> &mut Mount<'a> {
         &mut self.mounts[i].1
     }
 
@@ -80,10 +109,10 @@ impl<'a> Ext4GuestFs<'a> {
     fn canon(&self, path: &str, follow_last: bool) -> Result<String, GuestFsError> {
         resolve(path, follow_last, |p| {
             let (i, inner) = self.locate(p);
-            match self.fs(i).symlink_metadata(&inner) {
+            let Mount::Ext(fs) = self.fs(i) else { return Ok(None) };
+            match fs.symlink_metadata(&inner) {
                 Ok(md) if md.kind == ExtKind::Symlink => {
-                    let t = self
-                        .fs(i)
+                    let t = fs
                         .read_link(&inner)
                         .map_err(|e| fs_err(p, "readlink", e))?;
                     Ok(Some(String::from_utf8_lossy(&t).into_owned()))
@@ -168,7 +197,11 @@ fn perm(mode: u32) -> u16 {
 impl GuestFs for Ext4GuestFs<'_> {
     fn lstat(&self, path: &str) -> Result<Option<Stat>, GuestFsError> {
         let (i, inner, canon) = self.place(path, false)?;
-        match self.fs(i).symlink_metadata(&inner) {
+        let fs = match self.fs(i) {
+            Mount::Ext(fs) => fs,
+            Mount::Fat(f) => return vfat::lstat(f, &inner, &canon),
+        };
+        match fs.symlink_metadata(&inner) {
             Ok(md) => Ok(Some(Stat {
                 kind: kind_of(md.kind),
                 mode: u32::from(md.perm),
@@ -183,22 +216,31 @@ impl GuestFs for Ext4GuestFs<'_> {
 
     fn read_file(&self, path: &str) -> Result<Vec<u8>, GuestFsError> {
         let (i, inner, canon) = self.place(path, true)?;
-        self.fs(i)
-            .read_file(&inner, MAX_READ)
-            .map_err(|e| fs_err(&canon, "read", e))
+        match self.fs(i) {
+            Mount::Ext(fs) => fs
+                .read_file(&inner, MAX_READ)
+                .map_err(|e| fs_err(&canon, "read", e)),
+            Mount::Fat(f) => vfat::read_file(f, &inner, &canon, MAX_READ),
+        }
     }
 
     fn write_file(&mut self, path: &str, data: &[u8], mode: u32) -> Result<(), GuestFsError> {
         let (i, inner, canon) = self.place(path, true)?;
-        self.fs_mut(i)
-            .write_file(&inner, data, perm(mode), 0, 0)
-            .map_err(|e| fs_err(&canon, "write", e))
+        match self.fs_mut(i) {
+            Mount::Ext(fs) => fs
+                .write_file(&inner, data, perm(mode), 0, 0)
+                .map_err(|e| fs_err(&canon, "write", e)),
+            Mount::Fat(f) => vfat::write_file(f, &inner, &canon, data),
+        }
     }
 
     fn read_dir(&self, path: &str) -> Result<Vec<String>, GuestFsError> {
         let (i, inner, canon) = self.place(path, true)?;
-        let mut names: Vec<String> = self
-            .fs(i)
+        let fs = match self.fs(i) {
+            Mount::Ext(fs) => fs,
+            Mount::Fat(f) => return vfat::read_dir(f, &inner, &canon),
+        };
+        let mut names: Vec<String> = fs
             .read_dir(&inner)
             .map_err(|e| fs_err(&canon, "read directory", e))?
             .into_iter()
@@ -210,8 +252,10 @@ impl GuestFs for Ext4GuestFs<'_> {
 
     fn read_link(&self, path: &str) -> Result<String, GuestFsError> {
         let (i, inner, canon) = self.place(path, false)?;
-        let t = self
-            .fs(i)
+        let Mount::Ext(fs) = self.fs(i) else {
+            return Err(vfat::unsupported(&canon, "symbolic links"));
+        };
+        let t = fs
             .read_link(&inner)
             .map_err(|e| fs_err(&canon, "readlink", e))?;
         Ok(String::from_utf8_lossy(&t).into_owned())
@@ -219,17 +263,22 @@ impl GuestFs for Ext4GuestFs<'_> {
 
     fn symlink(&mut self, target: &str, path: &str) -> Result<(), GuestFsError> {
         let (i, inner, canon) = self.place(path, false)?;
-        self.fs_mut(i)
-            .symlink(&inner, target, 0, 0)
+        let Mount::Ext(fs) = self.fs_mut(i) else {
+            return Err(vfat::unsupported(&canon, "symbolic links"));
+        };
+        fs.symlink(&inner, target, 0, 0)
             .map_err(|e| fs_err(&canon, "symlink", e))
     }
 
     fn unlink(&mut self, path: &str) -> Result<(), GuestFsError> {
         let (i, inner, canon) = self.place(path, false)?;
         self.check_not_mountpoint(&canon)?;
-        self.fs_mut(i)
-            .unlink(&inner)
-            .map_err(|e| fs_err(&canon, "unlink", e))
+        match self.fs_mut(i) {
+            Mount::Ext(fs) => fs
+                .unlink(&inner)
+                .map_err(|e| fs_err(&canon, "unlink", e)),
+            Mount::Fat(f) => vfat::unlink(f, &inner, &canon),
+        }
     }
 
     fn rename(&mut self, from: &str, to: &str) -> Result<(), GuestFsError> {
@@ -243,29 +292,39 @@ impl GuestFs for Ext4GuestFs<'_> {
                 reason: format!("cannot rename across filesystems to {canon_to}"),
             });
         }
-        self.fs_mut(i)
-            .rename(&inner_from, &inner_to)
-            .map_err(|e| fs_err(&canon_from, "rename", e))
+        match self.fs_mut(i) {
+            Mount::Ext(fs) => fs
+                .rename(&inner_from, &inner_to)
+                .map_err(|e| fs_err(&canon_from, "rename", e)),
+            Mount::Fat(f) => vfat::rename(f, &inner_from, &inner_to, &canon_from),
+        }
     }
 
     fn mkdir(&mut self, path: &str, mode: u32) -> Result<(), GuestFsError> {
         let (i, inner, canon) = self.place(path, false)?;
-        self.fs_mut(i)
-            .mkdir(&inner, perm(mode), 0, 0)
-            .map_err(|e| fs_err(&canon, "mkdir", e))
+        match self.fs_mut(i) {
+            Mount::Ext(fs) => fs
+                .mkdir(&inner, perm(mode), 0, 0)
+                .map_err(|e| fs_err(&canon, "mkdir", e)),
+            Mount::Fat(f) => vfat::mkdir(f, &inner, &canon),
+        }
     }
 
     fn set_mode(&mut self, path: &str, mode: u32) -> Result<(), GuestFsError> {
         let (i, inner, canon) = self.place(path, false)?;
-        self.fs_mut(i)
-            .set_mode(&inner, perm(mode))
+        let Mount::Ext(fs) = self.fs_mut(i) else {
+            return Err(vfat::unsupported(&canon, "permission bits"));
+        };
+        fs.set_mode(&inner, perm(mode))
             .map_err(|e| fs_err(&canon, "chmod", e))
     }
 
     fn set_owner(&mut self, path: &str, uid: u32, gid: u32) -> Result<(), GuestFsError> {
         let (i, inner, canon) = self.place(path, false)?;
-        self.fs_mut(i)
-            .set_owner(&inner, uid, gid)
+        let Mount::Ext(fs) = self.fs_mut(i) else {
+            return Err(vfat::unsupported(&canon, "owners"));
+        };
+        fs.set_owner(&inner, uid, gid)
             .map_err(|e| fs_err(&canon, "chown", e))
     }
 }
