@@ -81,10 +81,9 @@ fn watch(cmd: &mut Command, log: &Path, timeout: Duration) -> String {
     let out = std::fs::File::create(log).unwrap();
     let mut child = cmd.stdin(Stdio::null()).stdout(out).stderr(Stdio::null()).spawn().expect("start QEMU");
     let start = Instant::now();
-    let mut text = String::new();
     while start.elapsed() < timeout {
         std::thread::sleep(Duration::from_millis(500));
-        text = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
+        let text = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
         if STOPS.iter().any(|s| text.contains(s)) || matches!(child.try_wait(), Ok(Some(_))) {
             break;
         }

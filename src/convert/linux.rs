@@ -1,7 +1,9 @@
 //! The guest-conversion step of `ferry convert`: the source disks are opened read-only, each
-//! under a copy-on-write overlay; the guest is inspected on the overlays; a Linux root is
-//! opened read-write with the host-side ext4 writer (plus a separate `/boot` or `/usr`), the
-//! conversion planned, printed, applied, and the initramfs rebuilt with virtio. The overlays
+//! under a copy-on-write overlay; the guest is inspected on the overlays; the Linux root
+//! chosen by `--root` is opened read-write with the host-side ext4 writer (plus a separate
+//! `/boot` or `/usr`, on partitions, whole disks or LVM LVs: [`super::volumes`]) and the FAT
+//! ESP at `/boot/efi`, the conversion planned, printed, applied, and the initramfs rebuilt
+//! with virtio. The overlays
 //! (source + edits) are what the copy step then writes to the output in one pass.
 //!
 //! Disks only readable front to back (inside a compressed OVA) are first copied to a
