@@ -269,3 +269,70 @@ fn every_hash_version_signed_and_unsigned() {
         }
     }
 }
+
+/// (inode, root block, index node blocks) of /big, physical, from debugfs.
+fn dx_blocks(img: &Path) -> (u32, u64, Vec<u64>) {
+    let stat = String::from_utf8_lossy(&debugfs(img, "stat /big")).into_owned();
+    let ino = stat.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let bmap = |l: u64| -> u64 {
+        String::from_utf8_lossy(&debugfs(img, &format!("bmap /big {l}"))).trim().parse().unwrap()
+    };
+    let dump = String::from_utf8_lossy(&debugfs(img, "htree /big")).into_owned();
+    let count: usize = dump.lines().find_map(|l| l.strip_prefix("Number of entries (count): ")).unwrap().parse().unwrap();
+    let nodes = dump
+        .lines()
+        .filter(|l| l.starts_with("Entry #"))
+        .take(count)
+        .map(|l| bmap(l.rsplit(' ').next().unwrap().parse().unwrap()))
+        .collect();
+    (ino, bmap(0), nodes)
+}
+
+/// Damaged index blocks: adding an entry is a one-line error naming the directory inode and
+/// the field, never a panic.
+#[test]
+fn corrupt_index_blocks_are_named_errors() {
+    if skip() {
+        return;
+    }
+    let fx = build(&Case { mkfs: "mkfs.ext4", args: &["-b", "1024"], hash: None, big: 3000, add: 0 });
+    let (ino, root, nodes) = dx_blocks(&fx.dir.path().join("fs.img"));
+    assert!(nodes.len() >= 2, "the fixture's root has several nodes: {nodes:?}");
+    let pristine = std::fs::read(&fx.disk).unwrap();
+    let at = |blk: u64, off: usize| PART_OFFSET as usize + blk as usize * 1024 + off;
+    let root_entries = |v: u32| -> Vec<(usize, Vec<u8>)> {
+        (0..nodes.len()).map(|i| (at(root, 36 + 8 * i), v.to_le_bytes().to_vec())).collect()
+    };
+    let in_nodes = |off: usize, b: Vec<u8>| -> Vec<(usize, Vec<u8>)> { nodes.iter().map(|&n| (at(n, off), b.clone())).collect() };
+    let cases: Vec<(Vec<(usize, Vec<u8>)>, String)> = vec![
+        (vec![(at(root, 34), vec![0, 0])], format!("directory {ino} htree root count 0: must be 1..=123")),
+        (vec![(at(root, 34), vec![200, 0])], format!("directory {ino} htree root count 200:")),
+        (vec![(at(root, 32), vec![50, 0])], format!("directory {ino} htree root limit 50: must be 123")),
+        (vec![(at(root, 30), vec![2])], format!("directory {ino} htree root indirect_levels 2:")),
+        (vec![(at(root, 28), vec![9])], format!("directory {ino} htree root hash_version 9:")),
+        (vec![(at(root, 29), vec![4])], format!("directory {ino} htree root info_length 4:")),
+        (vec![(at(root, 31), vec![1])], format!("directory {ino} htree root unused_flags 1:")),
+        (vec![(at(root, 24), vec![1])], format!("directory {ino} htree root reserved_zero 1:")),
+        (root_entries(99_999), format!("directory {ino} htree entry block 99999:")),
+        (root_entries(0), format!("directory {ino} htree node block 0:")),
+        (in_nodes(8, vec![7, 0]), format!("directory {ino} htree node ")),
+        (in_nodes(10, vec![0, 0]), format!("directory {ino} htree node ")),
+        // A node's fake record is also what the name lookup parses first.
+        (in_nodes(4, vec![12, 0]), format!("directory {ino} record at offset 12 rec_len")),
+    ];
+    for (patches, want) in cases {
+        let mut img = pristine.clone();
+        for (off, bytes) in &patches {
+            img[*off..off + bytes.len()].copy_from_slice(bytes);
+        }
+        std::fs::write(&fx.disk, &img).unwrap();
+        let ov = CowOverlay::new(RawImage::open(&fx.disk).unwrap()).unwrap();
+        let mut fs = Ext4::open(Volume::new(&ov, PART_OFFSET, fx.fs_len, "disk.raw").unwrap(), "p1").unwrap();
+        let err = match fs.create_file("/big/a_new_entry", b"x", 0o644, 0, 0) {
+            Ok(()) => panic!("{want}: the insert succeeded"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(&want) && !err.contains('\n'), "{err} (want {want})");
+        assert!(err.starts_with("p1: invalid "), "{err}");
+    }
+}
