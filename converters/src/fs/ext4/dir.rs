@@ -118,10 +118,21 @@ impl Ext4<'_> {
     }
 
     pub(super) fn find_entry(&self, dir: &Inode, name: &[u8]) -> Result<Option<Record>, FsError> {
+        Ok(self.locate_entry(dir, name)?.map(|(_, r)| r))
+    }
+
+    /// Live entry `name` and the physical block holding it: through the index of an htree
+    /// directory, or (no index, or a damaged one, as the kernel falls back) block by block.
+    fn locate_entry(&self, dir: &Inode, name: &[u8]) -> Result<Option<(u64, Record)>, FsError> {
+        if dir.flags() & FL_INDEX != 0 && self.sb.has_dir_index() {
+            if let Ok(found) = self.dx_find_entry(dir, name) {
+                return Ok(found);
+            }
+        }
         for (_, p) in self.dir_blocks(dir)? {
             let block = self.read_block(p)?;
             if let Some(r) = self.parse_dir_block(&block, dir.ino)?.into_iter().find(|r| r.ino != 0 && r.name == name) {
-                return Ok(Some(r));
+                return Ok(Some((p, r)));
             }
         }
         Ok(None)
@@ -184,25 +195,25 @@ impl Ext4<'_> {
 
     /// Removes entry `name`; the directory's index, if any, stays valid (a leaf loses a record).
     pub(super) fn remove_entry(&mut self, dir: &Inode, name: &[u8]) -> Result<Option<Record>, FsError> {
-        for (_, p) in self.dir_blocks(dir)? {
-            let mut block = self.read_block(p)?;
-            let recs = self.parse_dir_block(&block, dir.ino)?;
-            let Some(i) = recs.iter().position(|r| r.ino != 0 && r.name == name) else { continue };
-            let r = recs[i].clone();
-            if i == 0 {
-                // First record of the block: it stays as an unused record, name cleared.
-                let rec_len = r.rec_len;
-                block[r.off..r.off + rec_len].fill(0);
-                self.put_record(&mut block, r.off, 0, rec_len, &[], 0);
-            } else {
-                let prev = &recs[i - 1];
-                set16(&mut block, prev.off + 4, self.encode_rec_len(prev.rec_len + r.rec_len));
-                block[r.off..r.off + r.rec_len].fill(0);
-            }
-            self.write_dir_block(dir, p, &mut block)?;
-            return Ok(Some(r));
+        let Some((p, found)) = self.locate_entry(dir, name)? else { return Ok(None) };
+        let mut block = self.read_block(p)?;
+        let recs = self.parse_dir_block(&block, dir.ino)?;
+        let Some(i) = recs.iter().position(|r| r.off == found.off && r.ino != 0 && r.name == name) else {
+            return Ok(None);
+        };
+        let r = recs[i].clone();
+        if i == 0 {
+            // First record of the block: it stays as an unused record, name cleared.
+            let rec_len = r.rec_len;
+            block[r.off..r.off + rec_len].fill(0);
+            self.put_record(&mut block, r.off, 0, rec_len, &[], 0);
+        } else {
+            let prev = &recs[i - 1];
+            set16(&mut block, prev.off + 4, self.encode_rec_len(prev.rec_len + r.rec_len));
+            block[r.off..r.off + r.rec_len].fill(0);
         }
-        Ok(None)
+        self.write_dir_block(dir, p, &mut block)?;
+        Ok(Some(r))
     }
 
     /// Points existing entry `name` at another inode (used for ".." when a directory moves).

@@ -7,9 +7,9 @@
 use super::dir::{name_room, Record};
 use super::dxhash::dx_hash;
 use super::dxnode::DxBlock;
+use super::filemap::Run;
 use super::inode::Inode;
 use super::{Ext4, FsError};
-use std::collections::BTreeMap;
 
 /// The index blocks from the root down to the leaf's parent, each with the entry taken.
 type Path = Vec<(DxBlock, usize)>;
@@ -23,19 +23,15 @@ impl Ext4<'_> {
     /// name's path is full: the kernel refuses such an insertion with ENOSPC.
     pub(super) fn dx_add_entry(&mut self, dir: &mut Inode, name: &[u8], ino: u32, ftype: u8) -> Result<bool, FsError> {
         for _ in 0..MAX_ROUNDS {
-            let blocks: BTreeMap<u64, u64> = self.dir_blocks(dir)?.into_iter().collect();
+            let blocks = self.mapping(dir)?.runs;
             let root_p = self.dx_phys(dir, &blocks, 0)?;
             let (root, info) = self.load_dx_root(dir, root_p)?;
             let hash = dx_hash(name, info.version, self.sb.hash_seed()).0;
             let path = self.dx_probe(dir, &blocks, root, info.levels, hash)?;
-            let Some((parent, at)) = path.last() else {
+            let Some((parent, _)) = path.last() else {
                 return Err(self.invalid(&format!("directory {} htree", dir.ino), "path", "empty"));
             };
-            let leaf_l = parent.block(*at);
-            if leaf_l == 0 || path.iter().any(|(b, _)| b.lblk == leaf_l) {
-                return Err(self.invalid(&format!("directory {} htree leaf block", dir.ino), leaf_l, "is an index block"));
-            }
-            let leaf_p = self.dx_phys(dir, &blocks, leaf_l)?;
+            let leaf_p = self.dx_leaf(dir, &blocks, &path)?;
             let mut leaf = self.read_block(leaf_p)?;
             if self.insert_record(&mut leaf, dir.ino, name, ino, ftype)? {
                 self.write_dir_block(dir, leaf_p, &mut leaf)?;
@@ -52,15 +48,71 @@ impl Ext4<'_> {
         Err(self.invalid(&format!("directory {} htree", dir.ino), String::from_utf8_lossy(name), "insertion did not converge"))
     }
 
-    /// The physical block of directory block `lblk`.
-    fn dx_phys(&self, dir: &Inode, blocks: &BTreeMap<u64, u64>, lblk: u64) -> Result<u64, FsError> {
-        blocks.get(&lblk).copied().ok_or_else(|| {
-            self.invalid(&format!("directory {} htree entry block", dir.ino), lblk, "not a block of the directory")
-        })
+    /// Finds live entry `name` through the index: in the leaf its hash selects, then in the
+    /// following leaves while their starting hash equals it (equal hashes split across
+    /// blocks), as the kernel's lookup does. Returns the leaf's physical block and the record.
+    pub(super) fn dx_find_entry(&self, dir: &Inode, name: &[u8]) -> Result<Option<(u64, Record)>, FsError> {
+        let runs = self.mapping(dir)?.runs;
+        let root_p = self.dx_phys(dir, &runs, 0)?;
+        let (root, info) = self.load_dx_root(dir, root_p)?;
+        let hash = dx_hash(name, info.version, self.sb.hash_seed()).0;
+        let mut path = self.dx_probe(dir, &runs, root, info.levels, hash)?;
+        loop {
+            let p = self.dx_leaf(dir, &runs, &path)?;
+            let block = self.read_block(p)?;
+            if let Some(r) = self.parse_dir_block(&block, dir.ino)?.into_iter().find(|r| r.ino != 0 && r.name == name) {
+                return Ok(Some((p, r)));
+            }
+            if !self.dx_next_leaf(dir, &runs, &mut path, hash)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Moves `path` to the next leaf if that leaf starts with `hash`; false otherwise. Each
+    /// call advances one entry at some level, so repeated calls end.
+    fn dx_next_leaf(&self, dir: &Inode, runs: &[Run], path: &mut Path, hash: u32) -> Result<bool, FsError> {
+        let Some(k) = path.iter().rposition(|(b, at)| at + 1 < b.count()) else {
+            return Ok(false);
+        };
+        path[k].1 += 1;
+        let (b, at) = &path[k];
+        if b.hash(*at) & !1 != hash {
+            return Ok(false);
+        }
+        for j in k + 1..path.len() {
+            let child = path[j - 1].0.block(path[j - 1].1);
+            if child == 0 || path[..j].iter().any(|(b, _)| b.lblk == child) {
+                return Err(self.invalid(&format!("directory {} htree node block", dir.ino), child, "points back into the tree"));
+            }
+            let p = self.dx_phys(dir, runs, child)?;
+            path[j] = (self.load_dx_node(dir, child, p)?, 0);
+        }
+        Ok(true)
+    }
+
+    /// The physical block of the leaf at the bottom of `path`, checked not to be an index block.
+    fn dx_leaf(&self, dir: &Inode, runs: &[Run], path: &Path) -> Result<u64, FsError> {
+        let leaf_l = path.last().map_or(0, |(b, at)| b.block(*at));
+        if leaf_l == 0 || path.iter().any(|(b, _)| b.lblk == leaf_l) {
+            return Err(self.invalid(&format!("directory {} htree leaf block", dir.ino), leaf_l, "is an index block"));
+        }
+        self.dx_phys(dir, runs, leaf_l)
+    }
+
+    /// The physical block of directory block `lblk` (below the directory's size).
+    fn dx_phys(&self, dir: &Inode, runs: &[Run], lblk: u64) -> Result<u64, FsError> {
+        let inside = lblk < dir.size() / self.sb.block_size;
+        runs.iter()
+            .find(|r| inside && !r.uninit && r.lblk <= lblk && lblk - r.lblk < r.len)
+            .map(|r| r.pblk + (lblk - r.lblk))
+            .ok_or_else(|| {
+                self.invalid(&format!("directory {} htree entry block", dir.ino), lblk, "not a block of the directory")
+            })
     }
 
     /// Descends from the root to the index block above the leaf that holds `hash`.
-    fn dx_probe(&self, dir: &Inode, blocks: &BTreeMap<u64, u64>, root: DxBlock, levels: u8, hash: u32) -> Result<Path, FsError> {
+    fn dx_probe(&self, dir: &Inode, blocks: &[Run], root: DxBlock, levels: u8, hash: u32) -> Result<Path, FsError> {
         let mut path = Vec::new();
         let mut cur = root;
         for level in 0..=levels {
