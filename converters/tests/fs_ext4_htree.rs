@@ -336,3 +336,73 @@ fn corrupt_index_blocks_are_named_errors() {
         assert!(err.starts_with("p1: invalid "), "{err}");
     }
 }
+
+fn long_name(i: usize) -> String {
+    format!("{i:06}_{}", "n".repeat(248))
+}
+
+/// Names of 255 bytes (3 per 1 KiB leaf) fill a two-level tree (123 x 126 leaves) within a
+/// few tens of thousands of entries. With largedir the root then moves down a third level;
+/// without it the kernel would refuse the insert (ENOSPC), Ferry turns the directory linear.
+fn fill_tree(largedir: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("big")).unwrap();
+    for i in 0..300 {
+        std::fs::write(src.join("big").join(long_name(i)), b"").unwrap();
+    }
+    let fs = dir.path().join("fs.img");
+    let features = if largedir { "large_dir" } else { "^large_dir" };
+    let a = ["-q", "-F", "-b", "1024", "-N", "60000", "-O", features, "-d", src.to_str().unwrap(), fs.to_str().unwrap(), "96M"];
+    assert!(run("mkfs.ext4", &a).status.success());
+    let out = run("e2fsck", &["-fyD", fs.to_str().unwrap()]);
+    assert!(out.status.code().unwrap_or(8) <= 1);
+    let len = std::fs::metadata(&fs).unwrap().len();
+    let ov = CowOverlay::new(RawImage::open(&fs).unwrap()).unwrap();
+    let mut e = Ext4::open(Volume::new(&ov, 0, len, "fs.img").unwrap(), "fs.img").unwrap();
+    assert_eq!(e.dir_index_levels("/big").unwrap(), Some(0));
+    let (mut n, mut after_change, mut last) = (300, None, Some(0));
+    let started = std::time::Instant::now();
+    while after_change.is_none_or(|k| n < k) {
+        e.create_file(&format!("/big/{}", long_name(n)), b"", 0o644, 0, 0).unwrap_or_else(|err| panic!("{n}: {err}"));
+        n += 1;
+        if n % 100 == 0 {
+            let levels = e.dir_index_levels("/big").unwrap();
+            if levels != last && after_change.is_none() && (levels.is_none() || levels == Some(2)) {
+                after_change = Some(n + 20);
+            }
+            last = levels;
+        }
+        assert!(n < 60_000, "the tree never filled");
+    }
+    eprintln!("largedir={largedir}: {n} entries, {:?}", started.elapsed());
+    let listed = e.read_dir("/big").unwrap().len();
+    assert_eq!(listed, n);
+    drop(e);
+    let out = dir.path().join("out.img");
+    let mut buf = vec![0u8; len as usize];
+    ferry_formats::disk::BlockDevice::read_at(&ov, &mut buf, 0).unwrap();
+    std::fs::write(&out, buf).unwrap();
+    assert_clean(&out);
+    assert_eq!(debugfs_ls(&out, "/big").len(), n);
+    if largedir {
+        assert!(index_flag(&out, "/big"));
+        assert_eq!(tree(&out, "/big").levels, 2);
+    } else {
+        assert!(!index_flag(&out, "/big"), "a full tree without largedir is linearised");
+    }
+}
+
+#[test]
+fn largedir_grows_a_third_level() {
+    if !skip() {
+        fill_tree(true);
+    }
+}
+
+#[test]
+fn full_two_level_tree_without_largedir_turns_linear() {
+    if !skip() {
+        fill_tree(false);
+    }
+}
