@@ -28,7 +28,7 @@ struct Case {
 
 /// Names of the fixture's /big: every fifth has a byte above 0x7f (signedness matters).
 fn orig(i: usize) -> String {
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         format!("file_with_a_fairly_long_name_{i}_é")
     } else {
         format!("file_with_a_fairly_long_name_{i}")
@@ -184,7 +184,10 @@ fn exercise(case: &Case) -> (Tree, Tree) {
     let req = format!("ncheck {}", probes.iter().map(|(ino, _)| ino.to_string()).collect::<Vec<_>>().join(" "));
     let found = String::from_utf8_lossy(&debugfs(&out, &req)).into_owned();
     for (ino, path) in &probes {
-        assert!(found.lines().any(|l| l.starts_with(&format!("{ino}\t")) && l.ends_with(path.as_str())), "ncheck {ino} {path}: {found}");
+        assert!(
+            found.lines().any(|l| l.starts_with(&format!("{ino}\t")) && l.ends_with(path.as_str())),
+            "ncheck {ino} {path}: {found}"
+        );
     }
     let after = tree(&out, "/big");
     assert_eq!(after.hash_version, before.hash_version);
@@ -205,7 +208,13 @@ fn ext4_default_4k_metadata_csum_64bit() {
     if skip() {
         return;
     }
-    let (before, after) = exercise(&Case { mkfs: "mkfs.ext4", args: &["-b", "4096", "-O", "64bit,metadata_csum"], hash: None, big: 3000, add: 600 });
+    let (before, after) = exercise(&Case {
+        mkfs: "mkfs.ext4",
+        args: &["-b", "4096", "-O", "64bit,metadata_csum"],
+        hash: None,
+        big: 3000,
+        add: 600,
+    });
     assert_eq!((before.levels, after.levels), (0, 0));
 }
 
@@ -263,7 +272,8 @@ fn every_hash_version_signed_and_unsigned() {
     }
     for (alg, version) in [("legacy", 0), ("half_md4", 1), ("tea", 2)] {
         for unsigned in [false, true] {
-            let case = Case { mkfs: "mkfs.ext4", args: &["-b", "1024"], hash: Some((alg, unsigned)), big: 1500, add: 300 };
+            let case =
+                Case { mkfs: "mkfs.ext4", args: &["-b", "1024"], hash: Some((alg, unsigned)), big: 1500, add: 300 };
             let (before, _) = exercise(&case);
             assert_eq!(before.hash_version, version, "{alg}");
         }
@@ -274,11 +284,11 @@ fn every_hash_version_signed_and_unsigned() {
 fn dx_blocks(img: &Path) -> (u32, u64, Vec<u64>) {
     let stat = String::from_utf8_lossy(&debugfs(img, "stat /big")).into_owned();
     let ino = stat.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let bmap = |l: u64| -> u64 {
-        String::from_utf8_lossy(&debugfs(img, &format!("bmap /big {l}"))).trim().parse().unwrap()
-    };
+    let bmap =
+        |l: u64| -> u64 { String::from_utf8_lossy(&debugfs(img, &format!("bmap /big {l}"))).trim().parse().unwrap() };
     let dump = String::from_utf8_lossy(&debugfs(img, "htree /big")).into_owned();
-    let count: usize = dump.lines().find_map(|l| l.strip_prefix("Number of entries (count): ")).unwrap().parse().unwrap();
+    let count: usize =
+        dump.lines().find_map(|l| l.strip_prefix("Number of entries (count): ")).unwrap().parse().unwrap();
     let nodes = dump
         .lines()
         .filter(|l| l.starts_with("Entry #"))
@@ -287,6 +297,9 @@ fn dx_blocks(img: &Path) -> (u32, u64, Vec<u64>) {
         .collect();
     (ino, bmap(0), nodes)
 }
+
+/// Byte ranges to overwrite in the disk image.
+type Patches = Vec<(usize, Vec<u8>)>;
 
 /// Damaged index blocks: adding an entry is a one-line error naming the directory inode and
 /// the field, never a panic.
@@ -300,11 +313,10 @@ fn corrupt_index_blocks_are_named_errors() {
     assert!(nodes.len() >= 2, "the fixture's root has several nodes: {nodes:?}");
     let pristine = std::fs::read(&fx.disk).unwrap();
     let at = |blk: u64, off: usize| PART_OFFSET as usize + blk as usize * 1024 + off;
-    let root_entries = |v: u32| -> Vec<(usize, Vec<u8>)> {
-        (0..nodes.len()).map(|i| (at(root, 36 + 8 * i), v.to_le_bytes().to_vec())).collect()
-    };
-    let in_nodes = |off: usize, b: Vec<u8>| -> Vec<(usize, Vec<u8>)> { nodes.iter().map(|&n| (at(n, off), b.clone())).collect() };
-    let cases: Vec<(Vec<(usize, Vec<u8>)>, String)> = vec![
+    let root_entries =
+        |v: u32| -> Patches { (0..nodes.len()).map(|i| (at(root, 36 + 8 * i), v.to_le_bytes().to_vec())).collect() };
+    let in_nodes = |off: usize, b: Vec<u8>| -> Patches { nodes.iter().map(|&n| (at(n, off), b.clone())).collect() };
+    let cases: Vec<(Patches, String)> = vec![
         (vec![(at(root, 34), vec![0, 0])], format!("directory {ino} htree root count 0: must be 1..=123")),
         (vec![(at(root, 34), vec![200, 0])], format!("directory {ino} htree root count 200:")),
         (vec![(at(root, 32), vec![50, 0])], format!("directory {ino} htree root limit 50: must be 123")),
@@ -353,7 +365,20 @@ fn fill_tree(largedir: bool) {
     }
     let fs = dir.path().join("fs.img");
     let features = if largedir { "large_dir" } else { "^large_dir" };
-    let a = ["-q", "-F", "-b", "1024", "-N", "60000", "-O", features, "-d", src.to_str().unwrap(), fs.to_str().unwrap(), "96M"];
+    let a = [
+        "-q",
+        "-F",
+        "-b",
+        "1024",
+        "-N",
+        "60000",
+        "-O",
+        features,
+        "-d",
+        src.to_str().unwrap(),
+        fs.to_str().unwrap(),
+        "96M",
+    ];
     assert!(run("mkfs.ext4", &a).status.success());
     let out = run("e2fsck", &["-fyD", fs.to_str().unwrap()]);
     assert!(out.status.code().unwrap_or(8) <= 1);

@@ -268,7 +268,14 @@ impl Ext4<'_> {
 
     /// Puts `name` → `ino` in the first unused record or record slack of `block` that fits;
     /// false when none does.
-    pub(super) fn insert_record(&self, block: &mut [u8], dir: u32, name: &[u8], ino: u32, ftype: u8) -> Result<bool, FsError> {
+    pub(super) fn insert_record(
+        &self,
+        block: &mut [u8],
+        dir: u32,
+        name: &[u8],
+        ino: u32,
+        ftype: u8,
+    ) -> Result<bool, FsError> {
         let need = name_room(name.len());
         for r in self.parse_dir_block(block, dir)? {
             if r.ino == 0 && r.rec_len >= need {

@@ -62,21 +62,31 @@ fn str2hashbuf(msg: &[u8], out: &mut [u32], signed: bool) {
     }
 }
 
+fn md4_f(x: u32, y: u32, z: u32) -> u32 {
+    z ^ (x & (y ^ z))
+}
+fn md4_g(x: u32, y: u32, z: u32) -> u32 {
+    (x & y).wrapping_add((x ^ y) & z)
+}
+fn md4_h(x: u32, y: u32, z: u32) -> u32 {
+    x ^ y ^ z
+}
+
+/// One MD4 round: its function, the order it takes the message words in, its shifts, and
+/// the constant added to each word.
+type Md4Round = (fn(u32, u32, u32) -> u32, [usize; 8], [u32; 4], u32);
+
+const MD4_ROUNDS: [Md4Round; 3] = [
+    (md4_f, [0, 1, 2, 3, 4, 5, 6, 7], [3, 7, 11, 19], 0),
+    (md4_g, [1, 3, 5, 7, 0, 2, 4, 6], [3, 5, 9, 13], 0o13240474631),
+    (md4_h, [3, 7, 2, 6, 1, 5, 0, 4], [3, 9, 11, 15], 0o15666365641),
+];
+
+/// The kernel's `half_md4_transform`: three MD4 rounds of eight steps over eight words.
 fn half_md4(buf: &mut [u32; 4], x: &[u32; 8]) {
-    const K2: u32 = 0o13240474631;
-    const K3: u32 = 0o15666365641;
-    let f = |x: u32, y: u32, z: u32| z ^ (x & (y ^ z));
-    let g = |x: u32, y: u32, z: u32| (x & y).wrapping_add((x ^ y) & z);
-    let h = |x: u32, y: u32, z: u32| x ^ y ^ z;
     let [mut a, mut b, mut c, mut d] = *buf;
-    // Each round: (function, message word order, shifts, constant); the registers rotate
-    // a, d, c, b as in MD4.
-    let rounds: [(&dyn Fn(u32, u32, u32) -> u32, [usize; 8], [u32; 4], u32); 3] = [
-        (&f, [0, 1, 2, 3, 4, 5, 6, 7], [3, 7, 11, 19], 0),
-        (&g, [1, 3, 5, 7, 0, 2, 4, 6], [3, 5, 9, 13], K2),
-        (&h, [3, 7, 2, 6, 1, 5, 0, 4], [3, 9, 11, 15], K3),
-    ];
-    for (func, order, shifts, k) in rounds {
+    // The registers rotate a, d, c, b as in MD4.
+    for (func, order, shifts, k) in MD4_ROUNDS {
         for (step, &wi) in order.iter().enumerate() {
             let m = x[wi].wrapping_add(k);
             let s = shifts[step % 4];
@@ -94,17 +104,14 @@ fn half_md4(buf: &mut [u32; 4], x: &[u32; 8]) {
     buf[3] = buf[3].wrapping_add(d);
 }
 
+/// The kernel's `TEA_transform`: 16 TEA rounds of the first two words keyed by four.
 fn tea(buf: &mut [u32; 4], x: &[u32; 4]) {
     const DELTA: u32 = 0x9E37_79B9;
     let (mut sum, mut b0, mut b1) = (0u32, buf[0], buf[1]);
     for _ in 0..16 {
         sum = sum.wrapping_add(DELTA);
-        b0 = b0.wrapping_add(
-            (b1 << 4).wrapping_add(x[0]) ^ b1.wrapping_add(sum) ^ (b1 >> 5).wrapping_add(x[1]),
-        );
-        b1 = b1.wrapping_add(
-            (b0 << 4).wrapping_add(x[2]) ^ b0.wrapping_add(sum) ^ (b0 >> 5).wrapping_add(x[3]),
-        );
+        b0 = b0.wrapping_add((b1 << 4).wrapping_add(x[0]) ^ b1.wrapping_add(sum) ^ (b1 >> 5).wrapping_add(x[1]));
+        b1 = b1.wrapping_add((b0 << 4).wrapping_add(x[2]) ^ b0.wrapping_add(sum) ^ (b0 >> 5).wrapping_add(x[3]));
     }
     buf[0] = buf[0].wrapping_add(b0);
     buf[1] = buf[1].wrapping_add(b1);
@@ -177,9 +184,8 @@ mod tests {
         for seed in seeds {
             for version in 0..6u8 {
                 for name in names() {
-                    script.extend_from_slice(
-                        format!("dx_hash -h HASHALG_{version} -s {} ", seed_uuid(seed)).as_bytes(),
-                    );
+                    script
+                        .extend_from_slice(format!("dx_hash -h HASHALG_{version} -s {} ", seed_uuid(seed)).as_bytes());
                     script.extend_from_slice(&name);
                     script.push(b'\n');
                     want.push((dx_hash(&name, version, seed), version, name));

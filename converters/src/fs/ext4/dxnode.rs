@@ -163,7 +163,13 @@ impl Ext4<'_> {
         let what = format!("node {lblk}");
         let rec_len = le16(&data, 4);
         if le32(&data, 0) != 0 || self.decode_rec_len(rec_len) != data.len() || le16(&data, 6) != 0 {
-            return Err(self.dx_err(dir.ino, &what, "fake record rec_len", rec_len, "not an empty record spanning the block"));
+            return Err(self.dx_err(
+                dir.ino,
+                &what,
+                "fake record rec_len",
+                rec_len,
+                "not an empty record spanning the block",
+            ));
         }
         let node = DxBlock { lblk, pblk, data, base: NODE_BASE };
         self.check_counts(dir.ino, &what, &node)?;

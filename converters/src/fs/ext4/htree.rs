@@ -45,7 +45,11 @@ impl Ext4<'_> {
                 self.dx_split_leaf(dir, path, leaf_p, &leaf, info.version)?;
             }
         }
-        Err(self.invalid(&format!("directory {} htree", dir.ino), String::from_utf8_lossy(name), "insertion did not converge"))
+        Err(self.invalid(
+            &format!("directory {} htree", dir.ino),
+            String::from_utf8_lossy(name),
+            "insertion did not converge",
+        ))
     }
 
     /// Finds live entry `name` through the index: in the leaf its hash selects, then in the
@@ -83,7 +87,11 @@ impl Ext4<'_> {
         for j in k + 1..path.len() {
             let child = path[j - 1].0.block(path[j - 1].1);
             if child == 0 || path[..j].iter().any(|(b, _)| b.lblk == child) {
-                return Err(self.invalid(&format!("directory {} htree node block", dir.ino), child, "points back into the tree"));
+                return Err(self.invalid(
+                    &format!("directory {} htree node block", dir.ino),
+                    child,
+                    "points back into the tree",
+                ));
             }
             let p = self.dx_phys(dir, runs, child)?;
             path[j] = (self.load_dx_node(dir, child, p)?, 0);
@@ -123,7 +131,11 @@ impl Ext4<'_> {
                 break;
             }
             if child == 0 || path.iter().any(|(b, _)| b.lblk == child) {
-                return Err(self.invalid(&format!("directory {} htree node block", dir.ino), child, "points back into the tree"));
+                return Err(self.invalid(
+                    &format!("directory {} htree node block", dir.ino),
+                    child,
+                    "points back into the tree",
+                ));
             }
             let p = self.dx_phys(dir, blocks, child)?;
             cur = self.load_dx_node(dir, child, p)?;
@@ -133,7 +145,14 @@ impl Ext4<'_> {
 
     /// Splits the full leaf at the bottom of `path`: entries sorted by hash, the upper part
     /// (about half the bytes) moves to a new block indexed in the leaf's parent.
-    fn dx_split_leaf(&mut self, dir: &mut Inode, mut path: Path, leaf_p: u64, leaf: &[u8], version: u8) -> Result<(), FsError> {
+    fn dx_split_leaf(
+        &mut self,
+        dir: &mut Inode,
+        mut path: Path,
+        leaf_p: u64,
+        leaf: &[u8],
+        version: u8,
+    ) -> Result<(), FsError> {
         let seed = self.sb.hash_seed();
         let mut map: Vec<(u32, Record)> = self
             .parse_dir_block(leaf, dir.ino)?
@@ -143,7 +162,11 @@ impl Ext4<'_> {
             .collect();
         map.sort_by_key(|(h, _)| *h);
         if map.len() < 2 {
-            return Err(self.invalid(&format!("directory {} leaf block", dir.ino), leaf_p, "full with fewer than 2 entries"));
+            return Err(self.invalid(
+                &format!("directory {} leaf block", dir.ino),
+                leaf_p,
+                "full with fewer than 2 entries",
+            ));
         }
         // Move entries from the top while more than half of each lies in the upper half.
         let half = (self.sb.block_size as usize - self.tail_size()) / 2;
