@@ -123,11 +123,16 @@ impl Ext4<'_> {
         let data = self.read_block(pblk)?;
         let bs = self.sb.block_size as usize;
         let d = dir.ino;
-        let dot_ok = le32(&data, 0) == d && le16(&data, 4) == 12 && data.get(6..9) == Some(&[1, 2, b'.'][..]);
+        // Name lengths and names only: the file type bytes are 0 without the filetype feature.
+        let dot_ok =
+            le32(&data, 0) == d && le16(&data, 4) == 12 && data.get(6) == Some(&1) && data.get(8) == Some(&b'.');
         if !dot_ok {
             return Err(self.dx_err(d, "root", "\".\" record", pblk, "malformed"));
         }
-        if self.decode_rec_len(le16(&data, 16)) != bs - 12 || data.get(18..22) != Some(&[2, 2, b'.', b'.'][..]) {
+        if self.decode_rec_len(le16(&data, 16)) != bs - 12
+            || data.get(18) != Some(&2)
+            || data.get(20..22) != Some(b"..")
+        {
             return Err(self.dx_err(d, "root", "\"..\" record", pblk, "malformed"));
         }
         let reserved = le32(&data, 24);

@@ -19,8 +19,8 @@ const MAX_ROUNDS: usize = 12;
 
 impl Ext4<'_> {
     /// Adds `name` → `ino` to indexed directory `dir` (the caller writes the inode). Returns
-    /// false, changing nothing, when the tree is at its deepest and every index block on the
-    /// name's path is full: the kernel refuses such an insertion with ENOSPC.
+    /// false, the entry not added and the tree valid, when the tree is at its deepest and
+    /// every index block on the name's path is full: there the kernel refuses with ENOSPC.
     pub(super) fn dx_add_entry(&mut self, dir: &mut Inode, name: &[u8], ino: u32, ftype: u8) -> Result<bool, FsError> {
         for _ in 0..MAX_ROUNDS {
             let blocks = self.mapping(dir)?.runs;
