@@ -100,7 +100,7 @@ fn apply(fs: &mut Ext4) -> Vec<(String, Exp)> {
     assert_eq!(fs.metadata("/etc/shadow").unwrap().mtime, 1_500_000_000);
     exp.push(("/etc/shadow".into(), Exp::File(b"root:*:19000:0:99999:7:::\n".to_vec(), 0o600, 0, 42)));
 
-    // The htree directory: removals keep the index, additions turn it linear.
+    // The htree directory: removals and additions (leaf splits) keep it indexed.
     for i in (0..3000).step_by(30) {
         fs.unlink(&format!("/many/entry_with_a_longer_name_number_{i:05}")).unwrap();
         exp.push((format!("/many/entry_with_a_longer_name_number_{i:05}"), Exp::Absent));
@@ -140,6 +140,8 @@ fn verify(img: &Path, exp: &[(String, Exp)]) {
             }
         }
     }
+    let htree = String::from_utf8_lossy(&debugfs(img, "htree /many")).into_owned();
+    assert!(htree.contains("Indirect levels:"), "/many is still htree-indexed: {htree}");
     let many = debugfs_ls(img, "/many");
     assert_eq!(many.len(), 3000 - 100 + 400, "entries in /many");
     let mut etc = debugfs_ls(img, "/etc/ferry");

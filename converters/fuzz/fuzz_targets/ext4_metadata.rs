@@ -95,6 +95,11 @@ fuzz_target!(|data: &[u8]| {
     walk(&fs, "/", 0, &mut budget);
     let _ = fs.write_file("/etc/fstab", &[b'x'; 3000], 0o644, 0, 0);
     let _ = fs.write_file("/many/added_entry_with_a_long_name", b"new", 0o644, 0, 0);
+    // Enough additions to split htree leaves and index blocks.
+    for i in 0..40 {
+        let _ = fs.create_file(&format!("/many/added_{i}_{}", "n".repeat(200)), b"", 0o644, 0, 0);
+    }
+    let _ = fs.dir_index_levels("/many");
     let _ = fs.mkdir("/newdir", 0o755, 0, 0);
     let _ = fs.symlink("/newdir/link", "/etc/fstab", 0, 0);
     let _ = fs.unlink("/etc/hostname");

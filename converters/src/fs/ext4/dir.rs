@@ -1,5 +1,7 @@
 //! Directory blocks: parsing (every record checked), lookup, listing, adding and removing
-//! entries, checksum tails, and turning an htree directory back into a linear one.
+//! entries, checksum tails. Additions to htree directories go through the index
+//! (`htree.rs`); only a filesystem without dir_index, or a tree at its maximum depth with
+//! every index block on the path full, gets its directory turned back into a linear one.
 
 use super::bytes::{crc32c_raw, le16, le32, set16, set32};
 use super::filemap::Run;
@@ -13,16 +15,18 @@ pub struct Record {
     pub rec_len: usize,
     pub ino: u32,
     pub name: Vec<u8>,
+    /// The dirent file type (0 without the filetype feature).
+    pub ftype: u8,
 }
 
 const TAIL: usize = 12;
 
-fn name_room(name_len: usize) -> usize {
+pub(super) fn name_room(name_len: usize) -> usize {
     (8 + name_len + 3) & !3
 }
 
 impl Ext4<'_> {
-    fn tail_size(&self) -> usize {
+    pub(super) fn tail_size(&self) -> usize {
         if self.sb.has_csum() {
             TAIL
         } else {
@@ -30,7 +34,7 @@ impl Ext4<'_> {
         }
     }
 
-    fn decode_rec_len(&self, raw: u16) -> usize {
+    pub(super) fn decode_rec_len(&self, raw: u16) -> usize {
         let bs = self.sb.block_size as usize;
         if bs >= 65536 && (raw == 65535 || raw == 0) {
             return bs;
@@ -39,7 +43,7 @@ impl Ext4<'_> {
         (r & 65532) | ((r & 3) << 16)
     }
 
-    fn encode_rec_len(&self, len: usize) -> u16 {
+    pub(super) fn encode_rec_len(&self, len: usize) -> u16 {
         if len >= 65536 {
             65535
         } else {
@@ -83,6 +87,7 @@ impl Ext4<'_> {
                 rec_len,
                 ino,
                 name: block.get(off + 8..off + 8 + name_len).unwrap_or(&[]).to_vec(),
+                ftype: if filetype { block.get(off + 7).copied().unwrap_or(0) } else { 0 },
             });
             off += rec_len;
         }
@@ -90,7 +95,7 @@ impl Ext4<'_> {
     }
 
     /// (logical, physical) blocks of a directory.
-    fn dir_blocks(&self, dir: &Inode) -> Result<Vec<(u64, u64)>, FsError> {
+    pub(super) fn dir_blocks(&self, dir: &Inode) -> Result<Vec<(u64, u64)>, FsError> {
         let map = self.mapping(dir)?;
         let nblocks = dir.size() / self.sb.block_size;
         Ok(map
@@ -113,16 +118,27 @@ impl Ext4<'_> {
     }
 
     pub(super) fn find_entry(&self, dir: &Inode, name: &[u8]) -> Result<Option<Record>, FsError> {
+        Ok(self.locate_entry(dir, name)?.map(|(_, r)| r))
+    }
+
+    /// Live entry `name` and the physical block holding it: through the index of an htree
+    /// directory, or (no index, or a damaged one, as the kernel falls back) block by block.
+    fn locate_entry(&self, dir: &Inode, name: &[u8]) -> Result<Option<(u64, Record)>, FsError> {
+        if dir.flags() & FL_INDEX != 0 && self.sb.has_dir_index() {
+            if let Ok(found) = self.dx_find_entry(dir, name) {
+                return Ok(found);
+            }
+        }
         for (_, p) in self.dir_blocks(dir)? {
             let block = self.read_block(p)?;
             if let Some(r) = self.parse_dir_block(&block, dir.ino)?.into_iter().find(|r| r.ino != 0 && r.name == name) {
-                return Ok(Some(r));
+                return Ok(Some((p, r)));
             }
         }
         Ok(None)
     }
 
-    fn write_dir_block(&self, dir: &Inode, pblk: u64, block: &mut [u8]) -> Result<(), FsError> {
+    pub(super) fn write_dir_block(&self, dir: &Inode, pblk: u64, block: &mut [u8]) -> Result<(), FsError> {
         if self.sb.has_csum() {
             let t = block.len() - TAIL;
             if !self.has_tail(block) {
@@ -134,7 +150,7 @@ impl Ext4<'_> {
         self.write_block(pblk, block)
     }
 
-    fn put_record(&self, block: &mut [u8], off: usize, ino: u32, rec_len: usize, name: &[u8], ftype: u8) {
+    pub(super) fn put_record(&self, block: &mut [u8], off: usize, ino: u32, rec_len: usize, name: &[u8], ftype: u8) {
         set32(block, off, ino);
         set16(block, off + 4, self.encode_rec_len(rec_len));
         if self.sb.has_filetype() {
@@ -150,7 +166,7 @@ impl Ext4<'_> {
     }
 
     /// An empty leaf block: one unused record spanning it, then the tail.
-    fn empty_dir_block(&self) -> Vec<u8> {
+    pub(super) fn empty_dir_block(&self) -> Vec<u8> {
         let bs = self.sb.block_size as usize;
         let mut b = vec![0u8; bs];
         self.put_record(&mut b, 0, 0, bs - self.tail_size(), &[], 0);
@@ -179,29 +195,44 @@ impl Ext4<'_> {
 
     /// Removes entry `name`; the directory's index, if any, stays valid (a leaf loses a record).
     pub(super) fn remove_entry(&mut self, dir: &Inode, name: &[u8]) -> Result<Option<Record>, FsError> {
-        for (_, p) in self.dir_blocks(dir)? {
-            let mut block = self.read_block(p)?;
-            let recs = self.parse_dir_block(&block, dir.ino)?;
-            let Some(i) = recs.iter().position(|r| r.ino != 0 && r.name == name) else { continue };
-            let r = recs[i].clone();
-            if i == 0 {
-                // First record of the block: it stays as an unused record, name cleared.
-                let rec_len = r.rec_len;
-                block[r.off..r.off + rec_len].fill(0);
-                self.put_record(&mut block, r.off, 0, rec_len, &[], 0);
-            } else {
-                let prev = &recs[i - 1];
-                set16(&mut block, prev.off + 4, self.encode_rec_len(prev.rec_len + r.rec_len));
-                block[r.off..r.off + r.rec_len].fill(0);
-            }
-            self.write_dir_block(dir, p, &mut block)?;
-            return Ok(Some(r));
+        let Some((p, found)) = self.locate_entry(dir, name)? else { return Ok(None) };
+        let mut block = self.read_block(p)?;
+        let recs = self.parse_dir_block(&block, dir.ino)?;
+        let Some(i) = recs.iter().position(|r| r.off == found.off && r.ino != 0 && r.name == name) else {
+            return Ok(None);
+        };
+        let r = recs[i].clone();
+        if i == 0 {
+            // First record of the block: it stays as an unused record, name cleared.
+            let rec_len = r.rec_len;
+            block[r.off..r.off + rec_len].fill(0);
+            self.put_record(&mut block, r.off, 0, rec_len, &[], 0);
+        } else {
+            let prev = &recs[i - 1];
+            set16(&mut block, prev.off + 4, self.encode_rec_len(prev.rec_len + r.rec_len));
+            block[r.off..r.off + r.rec_len].fill(0);
         }
-        Ok(None)
+        self.write_dir_block(dir, p, &mut block)?;
+        Ok(Some(r))
     }
 
     /// Points existing entry `name` at another inode (used for ".." when a directory moves).
     pub(super) fn retarget_entry(&mut self, dir: &mut Inode, name: &[u8], ino: u32, ftype: u8) -> Result<(), FsError> {
+        if dir.flags() & FL_INDEX != 0 && self.sb.has_dir_index() && name == b".." {
+            // ".." is the second fake record of the index root.
+            let blocks = self.dir_blocks(dir)?;
+            let Some(&(_, p)) = blocks.iter().find(|&&(l, _)| l == 0) else {
+                return Err(self.invalid(&format!("directory {} block 0", dir.ino), "hole", "no htree root"));
+            };
+            let (mut root, _) = self.load_dx_root(dir, p)?;
+            set32(&mut root.data, 12, ino);
+            if self.sb.has_filetype() {
+                if let Some(t) = root.data.get_mut(19) {
+                    *t = ftype;
+                }
+            }
+            return self.write_dx_block(dir, &mut root);
+        }
         self.deindex(dir)?;
         for (_, p) in self.dir_blocks(dir)? {
             let mut block = self.read_block(p)?;
@@ -215,20 +246,13 @@ impl Ext4<'_> {
 
     /// Adds `name` → `ino` to `dir` (the caller checked it is absent). Writes `dir`.
     pub(super) fn add_entry(&mut self, dir: &mut Inode, name: &[u8], ino: u32, ftype: u8) -> Result<(), FsError> {
+        if dir.flags() & FL_INDEX != 0 && self.sb.has_dir_index() && self.dx_add_entry(dir, name, ino, ftype)? {
+            return self.touch_and_write(dir);
+        }
         self.deindex(dir)?;
-        let need = name_room(name.len());
         for (_, p) in self.dir_blocks(dir)? {
             let mut block = self.read_block(p)?;
-            for r in self.parse_dir_block(&block, dir.ino)? {
-                if r.ino == 0 && r.rec_len >= need {
-                    self.put_record(&mut block, r.off, ino, r.rec_len, name, ftype);
-                } else if r.ino != 0 && r.rec_len >= name_room(r.name.len()) + need {
-                    let used = name_room(r.name.len());
-                    set16(&mut block, r.off + 4, self.encode_rec_len(used));
-                    self.put_record(&mut block, r.off + used, ino, r.rec_len - used, name, ftype);
-                } else {
-                    continue;
-                }
+            if self.insert_record(&mut block, dir.ino, name, ino, ftype)? {
                 self.write_dir_block(dir, p, &mut block)?;
                 return self.touch_and_write(dir);
             }
@@ -237,9 +261,35 @@ impl Ext4<'_> {
         let mut block = self.empty_dir_block();
         let bs = self.sb.block_size as usize;
         self.put_record(&mut block, 0, ino, bs - self.tail_size(), name, ftype);
-        let pblk = self.append_block(dir)?;
+        let (_, pblk) = self.append_block(dir)?;
         self.write_dir_block(dir, pblk, &mut block)?;
         self.touch_and_write(dir)
+    }
+
+    /// Puts `name` → `ino` in the first unused record or record slack of `block` that fits;
+    /// false when none does.
+    pub(super) fn insert_record(
+        &self,
+        block: &mut [u8],
+        dir: u32,
+        name: &[u8],
+        ino: u32,
+        ftype: u8,
+    ) -> Result<bool, FsError> {
+        let need = name_room(name.len());
+        for r in self.parse_dir_block(block, dir)? {
+            if r.ino == 0 && r.rec_len >= need {
+                self.put_record(block, r.off, ino, r.rec_len, name, ftype);
+            } else if r.ino != 0 && r.rec_len >= name_room(r.name.len()) + need {
+                let used = name_room(r.name.len());
+                set16(block, r.off + 4, self.encode_rec_len(used));
+                self.put_record(block, r.off + used, ino, r.rec_len - used, name, ftype);
+            } else {
+                continue;
+            }
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     fn touch_and_write(&mut self, dir: &mut Inode) -> Result<(), FsError> {
@@ -249,8 +299,9 @@ impl Ext4<'_> {
         self.write_inode(dir)
     }
 
-    /// Grows a directory by one block; returns the new block (the caller fills and writes it).
-    fn append_block(&mut self, dir: &mut Inode) -> Result<u64, FsError> {
+    /// Grows a directory by one block; returns its (logical, physical) numbers (the caller
+    /// fills and writes it, and writes the inode).
+    pub(super) fn append_block(&mut self, dir: &mut Inode) -> Result<(u64, u64), FsError> {
         let map = self.mapping(dir)?;
         let lblk = dir.size().div_ceil(self.sb.block_size);
         let goal = map.runs.last().map_or_else(|| self.inode_goal(dir.ino), |r| r.pblk + r.len);
@@ -269,10 +320,11 @@ impl Ext4<'_> {
         self.set_runs(dir, &runs, data)?;
         let size = (lblk + 1) * self.sb.block_size;
         self.set_file_size(dir, size)?;
-        Ok(pblk)
+        Ok((lblk, pblk))
     }
 
-    /// Turns an htree-indexed directory into a linear one, as e2fsck accepts: the root
+    /// Turns an htree-indexed directory into a linear one, as e2fsck accepts (used when the
+    /// filesystem lacks dir_index, or the tree is full at its maximum depth): the root
     /// block keeps "." and "..", index node blocks become empty leaves, the flag is cleared.
     fn deindex(&mut self, dir: &mut Inode) -> Result<(), FsError> {
         if dir.flags() & FL_INDEX == 0 {

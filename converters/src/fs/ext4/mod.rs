@@ -7,6 +7,12 @@
 //! [`Ext4::rename`], ...) keeps bitmaps, free counts, link counts and every checksum
 //! (metadata_csum crc32c, gdt_csum crc16) right, so `e2fsck -fn` stays clean.
 //!
+//! htree (dir_index) directories keep their index: lookups and removals go through it,
+//! additions split leaves and index blocks and add levels as the kernel does (`htree.rs`,
+//! `dxnode.rs`, `dxhash.rs`: legacy, half_md4 and tea hashes, signed or unsigned; up to 3
+//! levels with largedir). Only a tree full at its maximum depth, where the kernel would
+//! refuse the entry, is turned back into a linear directory.
+//!
 //! Writes are not journaled: the caller edits a copy-on-write overlay and throws it away if
 //! any operation fails, because a failed operation may leave the overlay half-updated.
 
@@ -14,9 +20,12 @@ mod alloc;
 mod blockmap;
 mod bytes;
 mod dir;
+mod dxhash;
+mod dxnode;
 mod extents;
 mod filemap;
 mod group;
+mod htree;
 mod inode;
 mod ops;
 mod superblock;

@@ -160,6 +160,22 @@ impl Ext4<'_> {
         self.read_data(&inode, MAX_TARGET as u64, path)
     }
 
+    /// The depth of a directory's htree index below the root (`indirect_levels`), or None
+    /// for a linear directory (or an index the filesystem does not maintain).
+    pub fn dir_index_levels(&self, path: &str) -> Result<Option<u8>, FsError> {
+        let dir = self.resolve(path, true)?;
+        if dir.kind() != FileKind::Directory {
+            return Err(self.path_err(path, PathProblem::NotDirectory));
+        }
+        if dir.flags() & super::inode::FL_INDEX == 0 || !self.sb.has_dir_index() {
+            return Ok(None);
+        }
+        let Some(root) = self.mapping(&dir)?.runs.iter().find(|r| r.lblk == 0 && !r.uninit).map(|r| r.pblk) else {
+            return Err(self.invalid(&format!("directory {} block 0", dir.ino), "hole", "no htree root"));
+        };
+        Ok(Some(self.load_dx_root(&dir, root)?.1.levels))
+    }
+
     /// A directory's entries, without "." and "..".
     pub fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>, FsError> {
         let dir = self.resolve(path, true)?;

@@ -7,6 +7,7 @@ pub const SB_OFFSET: u64 = 1024;
 pub const SB_SIZE: usize = 1024;
 
 pub const COMPAT_HAS_JOURNAL: u32 = 0x4;
+pub const COMPAT_DIR_INDEX: u32 = 0x20;
 pub const COMPAT_SPARSE_SUPER2: u32 = 0x200;
 
 pub const INCOMPAT_FILETYPE: u32 = 0x2;
@@ -218,6 +219,27 @@ impl Superblock {
     }
     pub fn has_filetype(&self) -> bool {
         self.incompat & INCOMPAT_FILETYPE != 0
+    }
+    /// Htree directories are maintained (a directory's index flag means nothing without it).
+    pub fn has_dir_index(&self) -> bool {
+        self.compat & COMPAT_DIR_INDEX != 0
+    }
+    /// Index levels an htree may have, the root included (`indirect_levels` stays below it):
+    /// 3 with largedir, else 2.
+    pub fn max_dx_levels(&self) -> u8 {
+        if self.incompat & INCOMPAT_LARGEDIR != 0 {
+            3
+        } else {
+            2
+        }
+    }
+    /// `s_hash_seed`, as the four words the directory hashes start from.
+    pub fn hash_seed(&self) -> [u32; 4] {
+        [le32(&self.raw, 0xEC), le32(&self.raw, 0xF0), le32(&self.raw, 0xF4), le32(&self.raw, 0xF8)]
+    }
+    /// `s_flags` says directory hashes treat name bytes as unsigned chars.
+    pub fn unsigned_hash(&self) -> bool {
+        le32(&self.raw, 0x160) & 0x2 != 0
     }
     pub fn uuid(&self) -> &[u8] {
         self.raw.get(0x68..0x78).unwrap_or(&[])
