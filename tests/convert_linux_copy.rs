@@ -101,6 +101,13 @@ fn preallocated_and_raw_outputs() {
     ]);
     assert_same_content(&raw, "raw", &out.join("rawout-sda"), "raw");
     assert_eq!(out.join("rawout-sda").metadata().unwrap().len(), SIZE);
+    // A value outside the choices is refused by name, listing them.
+    for (opt, bad, choices) in [("-of", "vdi", "qcow2, raw"), ("-oa", "thick", "sparse, preallocated")] {
+        let o = ferry(&["convert", "-i", "vmx", v, "-os", o, opt, bad]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(e.contains(&format!("invalid value '{bad}'")) && e.contains(&format!("[possible values: {choices}]")), "{e}");
+    }
 }
 
 fn make_ova(dir: &Path, gzip: bool) -> (std::path::PathBuf, std::path::PathBuf) {

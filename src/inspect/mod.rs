@@ -1,7 +1,9 @@
 //! `ferry inspect DISK...`: partitions, volumes, filesystems and operating systems of a
 //! guest's disks, as a human summary, JSON, or virt-inspector XML.
 
-use crate::convert::copy::{CopyJob, OutputAllocation, OutputFormat};
+use crate::convert::copy::CopyJob;
+use ferry_formats::convert::OutputFormat;
+use ferry_formats::qcow2::Preallocation;
 use crate::convert::{input, linux, InputMode};
 use anyhow::{bail, Context};
 use ferry_formats::model::Datastores;
@@ -69,7 +71,7 @@ fn described_disks(args: &InspectArgs) -> anyhow::Result<(Vec<Device>, Vec<Strin
             capacity: d.capacity,
             output: std::env::temp_dir().join(name),
             format: OutputFormat::Qcow2,
-            allocation: OutputAllocation::Sparse,
+            preallocation: Preallocation::Off,
         })
         .collect();
     let overlays = linux::open_overlays(&jobs, &std::env::temp_dir())?;
