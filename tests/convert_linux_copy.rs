@@ -33,22 +33,15 @@ fn vmx_with_sparse_and_flat_vmdks_copies_to_clean_qcow2() {
     make_vmdk(&raw1, &t.path().join("guest_1.vmdk"), "monolithicFlat");
     let vmx = t.path().join("guest.vmx");
     write_vmx(&vmx, "copytest", &["guest.vmdk", "guest_1.vmdk"]);
-    let before: Vec<String> = ["guest.vmdk", "guest_1.vmdk", "guest_1-flat.vmdk", "guest.vmx"]
-        .iter()
-        .map(|f| sha256(&t.path().join(f)))
-        .collect();
-    let out = t.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let o = ferry(&[
-        "convert",
-        "-i",
-        "vmx",
-        vmx.to_str().unwrap(),
-        "-o",
-        "local",
-        "-os",
-        out.to_str().unwrap(),
-    ]);
+    let hashes = || -> Vec<String> {
+        ["guest.vmdk", "guest_1.vmdk", "guest_1-flat.vmdk", "guest.vmx"]
+            .iter()
+            .map(|f| sha256(&t.path().join(f)))
+            .collect()
+    };
+    let before = hashes();
+    let out = new_dir(t.path(), "out");
+    let o = convert_local("vmx", &vmx, &out, &[]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     assert!(stderr.contains("no operating system"), "{stderr}");
@@ -67,11 +60,7 @@ fn vmx_with_sparse_and_flat_vmdks_copies_to_clean_qcow2() {
         assert_qcow2_clean(&out.join(out_disk));
     }
     assert_same_content(&t.path().join("guest.vmdk"), "vmdk", &out.join("copytest-sda"), "qcow2");
-    let after: Vec<String> = ["guest.vmdk", "guest_1.vmdk", "guest_1-flat.vmdk", "guest.vmx"]
-        .iter()
-        .map(|f| sha256(&t.path().join(f)))
-        .collect();
-    assert_eq!(before, after, "a source file changed");
+    assert_eq!(before, hashes(), "a source file changed");
 }
 
 #[test]
@@ -142,18 +131,8 @@ fn ova_case(gzip: bool, how: &str) {
     let src = ferry_ok(&["convert", "-i", "ova", ova.to_str().unwrap(), "--print-source"]);
     assert!(src.contains(how), "{src}");
     let before = sha256(&ova);
-    let out = t.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    ferry_ok(&[
-        "convert",
-        "-i",
-        "ova",
-        ova.to_str().unwrap(),
-        "-o",
-        "local",
-        "-os",
-        out.to_str().unwrap(),
-    ]);
+    let out = new_dir(t.path(), "out");
+    convert_local_ok("ova", &ova, &out, &[]);
     let img = out.join("appliance-sda");
     assert_same_content(&raw, "raw", &img, "qcow2");
     assert_qcow2_clean(&img);
@@ -188,18 +167,8 @@ fn failed_copy_leaves_nothing_at_the_output() {
     f.set_len(len / 2).unwrap();
     let vmx = t.path().join("guest.vmx");
     write_vmx(&vmx, "broken", &["guest.vmdk"]);
-    let out = t.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let o = ferry(&[
-        "convert",
-        "-i",
-        "vmx",
-        vmx.to_str().unwrap(),
-        "-o",
-        "local",
-        "-os",
-        out.to_str().unwrap(),
-    ]);
+    let out = new_dir(t.path(), "out");
+    let o = convert_local("vmx", &vmx, &out, &[]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("guest.vmdk"), "{e}");
