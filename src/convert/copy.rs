@@ -17,7 +17,7 @@
 use anyhow::{bail, Context};
 use ferry_formats::convert::{self, ConvertOptions, ConvertStats, OutputFormat, Source};
 use ferry_formats::disk::{open_image, BlockDevice, Chunk, ChunkData, DiskError, ImageFormat, RawImage, StreamSource};
-use ferry_formats::model::DiskSource;
+use ferry_formats::model::{Disk, DiskSource};
 use ferry_formats::qcow2::Preallocation;
 use ferry_formats::vmdk;
 use ferry_inspectors::Slice;
@@ -42,6 +42,18 @@ pub struct CopyJob {
 }
 
 impl CopyJob {
+    /// The job copying the described disk `disk` to `output`.
+    pub fn new(disk: &Disk, output: PathBuf, format: OutputFormat, preallocation: Preallocation) -> Self {
+        CopyJob {
+            source: disk.source.clone(),
+            source_format: disk.format.clone(),
+            capacity: disk.capacity,
+            output,
+            format,
+            preallocation,
+        }
+    }
+
     /// The engine's options for this job's `-of` / `-oa`.
     pub fn options(&self) -> ConvertOptions {
         ConvertOptions {

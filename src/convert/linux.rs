@@ -198,10 +198,7 @@ pub fn convert_guest(
         .iter()
         .enumerate()
         .map(|(i, o)| {
-            Device::new(
-                format!("/dev/{}", drive_name("sd", i)),
-                o.clone() as Arc<dyn BlockDevice>,
-            )
+            Device::new(crate::inspect::disk_name(i), o.clone() as Arc<dyn BlockDevice>)
         })
         .collect();
     let rep = ferry_inspectors::inspect(&devices)?;

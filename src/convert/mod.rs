@@ -183,14 +183,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             .disks
             .iter()
             .zip(&disk_files)
-            .map(|(d, out)| CopyJob {
-                source: d.source.clone(),
-                source_format: d.format.clone(),
-                capacity: d.capacity,
-                output: out.clone(),
-                format: args.output_format,
-                preallocation: args.output_allocation,
-            })
+            .map(|(d, out)| CopyJob::new(d, out.clone(), args.output_format, args.output_allocation))
             .collect();
         for job in &jobs {
             copy::check_resolved(&job.source)?;
