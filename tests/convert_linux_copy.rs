@@ -8,7 +8,7 @@
 mod convert_linux_support;
 
 use convert_linux_support::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const SIZE: u64 = 64 << 20;
 
@@ -18,6 +18,17 @@ fn tools() -> bool {
         eprintln!("skipped: qemu-img or tar not installed (tests/run.sh installs them)");
     }
     ok
+}
+
+/// `dir/guest.vmx` (named `name`) with one monolithicSparse `guest.vmdk` made from a
+/// patterned raw disk: (the raw disk, the VMX).
+fn sparse_vmdk_guest(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let raw = dir.join("d0.raw");
+    patterned_raw(&raw, SIZE);
+    make_vmdk(&raw, &dir.join("guest.vmdk"), "monolithicSparse");
+    let vmx = dir.join("guest.vmx");
+    write_vmx(&vmx, name, &["guest.vmdk"]);
+    (raw, vmx)
 }
 
 #[test]
@@ -69,11 +80,7 @@ fn preallocated_and_raw_outputs() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
-    let raw = t.path().join("d0.raw");
-    patterned_raw(&raw, SIZE);
-    make_vmdk(&raw, &t.path().join("guest.vmdk"), "monolithicSparse");
-    let vmx = t.path().join("guest.vmx");
-    write_vmx(&vmx, "pre", &["guest.vmdk"]);
+    let (raw, vmx) = sparse_vmdk_guest(t.path(), "pre");
     let out = t.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let v = vmx.to_str().unwrap();
@@ -99,7 +106,7 @@ fn preallocated_and_raw_outputs() {
     }
 }
 
-fn make_ova(dir: &Path, gzip: bool) -> (std::path::PathBuf, std::path::PathBuf) {
+fn make_ova(dir: &Path, gzip: bool) -> (PathBuf, PathBuf) {
     let raw = dir.join("d0.raw");
     patterned_raw(&raw, SIZE);
     let members = dir.join("members");
@@ -155,9 +162,7 @@ fn failed_copy_leaves_nothing_at_the_output() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
-    let raw = t.path().join("d0.raw");
-    patterned_raw(&raw, SIZE);
-    make_vmdk(&raw, &t.path().join("guest.vmdk"), "monolithicSparse");
+    let (_, vmx) = sparse_vmdk_guest(t.path(), "broken");
     // Cut the sparse VMDK short: its grain tables point past the end.
     let f = std::fs::OpenOptions::new()
         .write(true)
@@ -165,8 +170,6 @@ fn failed_copy_leaves_nothing_at_the_output() {
         .unwrap();
     let len = f.metadata().unwrap().len();
     f.set_len(len / 2).unwrap();
-    let vmx = t.path().join("guest.vmx");
-    write_vmx(&vmx, "broken", &["guest.vmdk"]);
     let out = new_dir(t.path(), "out");
     let o = convert_local("vmx", &vmx, &out, &[]);
     assert!(!o.status.success());
