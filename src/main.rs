@@ -2,6 +2,7 @@
 
 mod argv;
 mod convert;
+mod image_choices;
 mod img;
 mod inspect;
 mod output;

@@ -8,22 +8,13 @@
 mod convert_linux_support;
 
 use convert_linux_support::*;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const MIB: u64 = 1 << 20;
 const ESP_MIB: u64 = 40;
 const SIZE: u64 = 96 * MIB;
 const KERNEL: &str = "6.1.0-9-amd64";
-
-fn write_tree(root: &Path, files: &[(&str, &[u8])]) {
-    for (p, data) in files {
-        let host = root.join(p);
-        std::fs::create_dir_all(host.parent().unwrap()).unwrap();
-        std::fs::write(host, data).unwrap();
-    }
-}
 
 fn menu() -> String {
     format!(
@@ -54,61 +45,38 @@ fn make_guest(dir: &Path) -> PathBuf {
     run(Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").arg("-s").arg("-i").arg(&esp).arg(esp_tree.join("EFI")).arg("::/"));
 
     let root = dir.join("root");
-    write_tree(
-        &root,
-        &[
-            ("etc/os-release", b"ID=debian\nVERSION_ID=12\nPRETTY_NAME=\"Debian GNU/Linux 12\"\n"),
-            (
-                "etc/fstab",
-                b"/dev/sda2 / ext4 errors=remount-ro 0 1\n/dev/sda1 /boot/efi vfat umask=0077 0 1\n",
-            ),
-            ("etc/hostname", b"uefi\n"),
-            ("etc/network/interfaces", b"auto lo\niface lo inet loopback\n\nallow-hotplug ens192\niface ens192 inet dhcp\n"),
-            (&format!("boot/vmlinuz-{KERNEL}"), b"not a real kernel"),
-            ("bin/sh", b""),
-            ("usr/lib/systemd/systemd", b""),
-        ],
-    );
+    let root_files: &[(&str, &[u8])] = &[
+        ("etc/os-release", b"ID=debian\nVERSION_ID=12\nPRETTY_NAME=\"Debian GNU/Linux 12\"\n"),
+        (
+            "etc/fstab",
+            b"/dev/sda2 / ext4 errors=remount-ro 0 1\n/dev/sda1 /boot/efi vfat umask=0077 0 1\n",
+        ),
+        ("etc/hostname", b"uefi\n"),
+        ("etc/network/interfaces", b"auto lo\niface lo inet loopback\n\nallow-hotplug ens192\niface ens192 inet dhcp\n"),
+        (&format!("boot/vmlinuz-{KERNEL}"), b"not a real kernel"),
+        ("bin/sh", b""),
+        ("usr/lib/systemd/systemd", b""),
+    ];
+    write_tree(&root, root_files);
     std::fs::create_dir_all(root.join("boot/efi")).unwrap();
     let raw = dir.join("uefi.raw");
-    std::fs::File::create(&raw).unwrap().set_len(SIZE).unwrap();
-    let mut sf = Command::new("sfdisk").arg("-q").arg(&raw).stdin(Stdio::piped()).spawn().unwrap();
-    sf.stdin
-        .take()
-        .unwrap()
-        .write_all(
-            format!(
-                "label: gpt\nstart=2048, size={}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n\
-                 start={}, size={}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n",
-                ESP_MIB * 2048,
-                (1 + ESP_MIB) * 2048,
-                (SIZE / MIB - ESP_MIB - 2) * 2048
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-    assert!(sf.wait().unwrap().success());
+    partitioned(
+        &raw,
+        SIZE,
+        &format!(
+            "label: gpt\nstart=2048, size={}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n\
+             start={}, size={}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n",
+            ESP_MIB * 2048,
+            (1 + ESP_MIB) * 2048,
+            (SIZE / MIB - ESP_MIB - 2) * 2048
+        ),
+    );
     run(Command::new("dd")
         .arg(format!("if={}", esp.display()))
         .arg(format!("of={}", raw.display()))
         .args(["bs=1M", "seek=1", "conv=notrunc,sparse", "status=none"]));
-    run(Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-b", "4096", "-E"])
-        .arg(format!("offset={}", (1 + ESP_MIB) * MIB))
-        .arg("-d")
-        .arg(&root)
-        .arg(&raw)
-        .arg(((SIZE / MIB - ESP_MIB - 2) * 256).to_string()));
+    mkfs_ext4_at(&raw, (1 + ESP_MIB) * MIB, (SIZE / MIB - ESP_MIB - 2) * 256, &root);
     raw
-}
-
-fn cut(raw: &Path, start_mib: u64, len_mib: u64, to: &Path) {
-    run(Command::new("dd")
-        .arg(format!("if={}", raw.display()))
-        .arg(format!("of={}", to.display()))
-        .args(["bs=1M", "status=none"])
-        .arg(format!("skip={start_mib}"))
-        .arg(format!("count={len_mib}")));
 }
 
 fn mtype(img: &Path, path: &str) -> Vec<u8> {
@@ -142,9 +110,8 @@ fn grub_menu_on_the_esp_is_rewritten_and_the_esp_stays_clean() {
     text.push_str("firmware = \"efi\"\n");
     std::fs::write(&vmx, text).unwrap();
     let before = sha256(&vmdk);
-    let out = t.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let stdout = ferry_ok(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap()]);
+    let out = new_dir(t.path(), "out");
+    let stdout = convert_local_ok("vmx", &vmx, &out, &[]);
     assert!(stdout.contains("Converting debian 12 on sda2 (/ /boot/efi)"), "{stdout}");
     assert!(stdout.contains("/boot/efi/EFI/debian/grub.cfg"), "{stdout}");
     assert_eq!(sha256(&vmdk), before, "the source disk changed");
@@ -152,10 +119,10 @@ fn grub_menu_on_the_esp_is_rewritten_and_the_esp_stays_clean() {
     let img = out.join("uefi-sda");
     assert_qcow2_clean(&img);
     let conv = t.path().join("conv.raw");
-    run(Command::new("qemu-img").args(["convert", "-O", "raw"]).arg(&img).arg(&conv));
+    to_raw(&img, &conv);
     let (esp, root) = (t.path().join("esp.part"), t.path().join("root.part"));
-    cut(&conv, 1, ESP_MIB, &esp);
-    cut(&conv, 1 + ESP_MIB, SIZE / MIB - ESP_MIB - 2, &root);
+    cut(&conv, MIB, Some(ESP_MIB * MIB), &esp);
+    cut(&conv, (1 + ESP_MIB) * MIB, Some(SIZE - (ESP_MIB + 2) * MIB), &root);
 
     let fsck = Command::new("fsck.fat").arg("-n").arg(&esp).output().unwrap();
     let report = String::from_utf8_lossy(&fsck.stdout).into_owned() + &String::from_utf8_lossy(&fsck.stderr);
@@ -177,6 +144,5 @@ fn grub_menu_on_the_esp_is_rewritten_and_the_esp_stays_clean() {
         assert_eq!(mtype(&esp, path), data, "{path} changed");
     }
 
-    let fsck = Command::new("e2fsck").arg("-fn").arg(&root).output().unwrap();
-    assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stdout));
+    e2fsck_clean(&root, "the converted root");
 }

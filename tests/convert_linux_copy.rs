@@ -8,7 +8,7 @@
 mod convert_linux_support;
 
 use convert_linux_support::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const SIZE: u64 = 64 << 20;
 
@@ -18,6 +18,17 @@ fn tools() -> bool {
         eprintln!("skipped: qemu-img or tar not installed (tests/run.sh installs them)");
     }
     ok
+}
+
+/// `dir/guest.vmx` (named `name`) with one monolithicSparse `guest.vmdk` made from a
+/// patterned raw disk: (the raw disk, the VMX).
+fn sparse_vmdk_guest(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let raw = dir.join("d0.raw");
+    patterned_raw(&raw, SIZE);
+    make_vmdk(&raw, &dir.join("guest.vmdk"), "monolithicSparse");
+    let vmx = dir.join("guest.vmx");
+    write_vmx(&vmx, name, &["guest.vmdk"]);
+    (raw, vmx)
 }
 
 #[test]
@@ -33,22 +44,15 @@ fn vmx_with_sparse_and_flat_vmdks_copies_to_clean_qcow2() {
     make_vmdk(&raw1, &t.path().join("guest_1.vmdk"), "monolithicFlat");
     let vmx = t.path().join("guest.vmx");
     write_vmx(&vmx, "copytest", &["guest.vmdk", "guest_1.vmdk"]);
-    let before: Vec<String> = ["guest.vmdk", "guest_1.vmdk", "guest_1-flat.vmdk", "guest.vmx"]
-        .iter()
-        .map(|f| sha256(&t.path().join(f)))
-        .collect();
-    let out = t.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let o = ferry(&[
-        "convert",
-        "-i",
-        "vmx",
-        vmx.to_str().unwrap(),
-        "-o",
-        "local",
-        "-os",
-        out.to_str().unwrap(),
-    ]);
+    let hashes = || -> Vec<String> {
+        ["guest.vmdk", "guest_1.vmdk", "guest_1-flat.vmdk", "guest.vmx"]
+            .iter()
+            .map(|f| sha256(&t.path().join(f)))
+            .collect()
+    };
+    let before = hashes();
+    let out = new_dir(t.path(), "out");
+    let o = convert_local("vmx", &vmx, &out, &[]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     assert!(stderr.contains("no operating system"), "{stderr}");
@@ -67,11 +71,7 @@ fn vmx_with_sparse_and_flat_vmdks_copies_to_clean_qcow2() {
         assert_qcow2_clean(&out.join(out_disk));
     }
     assert_same_content(&t.path().join("guest.vmdk"), "vmdk", &out.join("copytest-sda"), "qcow2");
-    let after: Vec<String> = ["guest.vmdk", "guest_1.vmdk", "guest_1-flat.vmdk", "guest.vmx"]
-        .iter()
-        .map(|f| sha256(&t.path().join(f)))
-        .collect();
-    assert_eq!(before, after, "a source file changed");
+    assert_eq!(before, hashes(), "a source file changed");
 }
 
 #[test]
@@ -80,11 +80,7 @@ fn preallocated_and_raw_outputs() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
-    let raw = t.path().join("d0.raw");
-    patterned_raw(&raw, SIZE);
-    make_vmdk(&raw, &t.path().join("guest.vmdk"), "monolithicSparse");
-    let vmx = t.path().join("guest.vmx");
-    write_vmx(&vmx, "pre", &["guest.vmdk"]);
+    let (raw, vmx) = sparse_vmdk_guest(t.path(), "pre");
     let out = t.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let v = vmx.to_str().unwrap();
@@ -101,9 +97,16 @@ fn preallocated_and_raw_outputs() {
     ]);
     assert_same_content(&raw, "raw", &out.join("rawout-sda"), "raw");
     assert_eq!(out.join("rawout-sda").metadata().unwrap().len(), SIZE);
+    // A value outside the choices is refused by name, listing them.
+    for (opt, bad, choices) in [("-of", "vdi", "qcow2, raw"), ("-oa", "thick", "sparse, preallocated")] {
+        let o = ferry(&["convert", "-i", "vmx", v, "-os", o, opt, bad]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(e.contains(&format!("invalid value '{bad}'")) && e.contains(&format!("[possible values: {choices}]")), "{e}");
+    }
 }
 
-fn make_ova(dir: &Path, gzip: bool) -> (std::path::PathBuf, std::path::PathBuf) {
+fn make_ova(dir: &Path, gzip: bool) -> (PathBuf, PathBuf) {
     let raw = dir.join("d0.raw");
     patterned_raw(&raw, SIZE);
     let members = dir.join("members");
@@ -135,18 +138,8 @@ fn ova_case(gzip: bool, how: &str) {
     let src = ferry_ok(&["convert", "-i", "ova", ova.to_str().unwrap(), "--print-source"]);
     assert!(src.contains(how), "{src}");
     let before = sha256(&ova);
-    let out = t.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    ferry_ok(&[
-        "convert",
-        "-i",
-        "ova",
-        ova.to_str().unwrap(),
-        "-o",
-        "local",
-        "-os",
-        out.to_str().unwrap(),
-    ]);
+    let out = new_dir(t.path(), "out");
+    convert_local_ok("ova", &ova, &out, &[]);
     let img = out.join("appliance-sda");
     assert_same_content(&raw, "raw", &img, "qcow2");
     assert_qcow2_clean(&img);
@@ -169,9 +162,7 @@ fn failed_copy_leaves_nothing_at_the_output() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
-    let raw = t.path().join("d0.raw");
-    patterned_raw(&raw, SIZE);
-    make_vmdk(&raw, &t.path().join("guest.vmdk"), "monolithicSparse");
+    let (_, vmx) = sparse_vmdk_guest(t.path(), "broken");
     // Cut the sparse VMDK short: its grain tables point past the end.
     let f = std::fs::OpenOptions::new()
         .write(true)
@@ -179,20 +170,8 @@ fn failed_copy_leaves_nothing_at_the_output() {
         .unwrap();
     let len = f.metadata().unwrap().len();
     f.set_len(len / 2).unwrap();
-    let vmx = t.path().join("guest.vmx");
-    write_vmx(&vmx, "broken", &["guest.vmdk"]);
-    let out = t.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let o = ferry(&[
-        "convert",
-        "-i",
-        "vmx",
-        vmx.to_str().unwrap(),
-        "-o",
-        "local",
-        "-os",
-        out.to_str().unwrap(),
-    ]);
+    let out = new_dir(t.path(), "out");
+    let o = convert_local("vmx", &vmx, &out, &[]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("guest.vmdk"), "{e}");

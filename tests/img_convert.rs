@@ -20,9 +20,7 @@ fn every_source_to_qcow2_in_every_mode() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let raw = standard_raw(dir.path());
-    let mut sources = vec![("raw".to_string(), raw.clone())];
-    sources.extend(qemu_variants(dir.path(), &raw));
+    let sources = standard_images(dir.path());
     for (name, src) in &sources {
         for (i, mode) in MODES.iter().enumerate() {
             let out = dir.path().join(format!("out-{name}-{i}.qcow2"));

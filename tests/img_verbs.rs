@@ -10,6 +10,11 @@ fn json(out: std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad json ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// `ferry img VERB --json FILE` and `qemu-img VERB --output=json FILE`, parsed.
+fn ours_and_qemus(verb: &str, f: &Path) -> (Value, Value) {
+    (json(ferry(&["img", verb, "--json", s(f)])), json(qemu_img(&[verb, "--output=json", s(f)])))
+}
+
 /// A map as `(start, length, present, zero, data)` with neighbours of the same kind merged.
 fn normalize(v: &Value) -> Vec<(u64, u64, bool, bool, bool)> {
     let mut out: Vec<(u64, u64, bool, bool, bool)> = Vec::new();
@@ -35,12 +40,8 @@ fn map_matches_qemu() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let raw = standard_raw(dir.path());
-    let mut files = vec![("raw".to_string(), raw.clone())];
-    files.extend(qemu_variants(dir.path(), &raw));
-    for (name, f) in files {
-        let ours = json(ferry(&["img", "map", "--json", s(&f)]));
-        let theirs = json(qemu_img(&["map", "--output=json", s(&f)]));
+    for (name, f) in standard_images(dir.path()) {
+        let (ours, theirs) = ours_and_qemus("map", &f);
         assert_eq!(normalize(&ours), normalize(&theirs), "map of {name}");
     }
 }
@@ -51,12 +52,8 @@ fn info_matches_qemu() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let raw = standard_raw(dir.path());
-    let mut files = vec![("raw".to_string(), raw.clone())];
-    files.extend(qemu_variants(dir.path(), &raw));
-    for (name, f) in files {
-        let ours = json(ferry(&["img", "info", "--json", s(&f)]));
-        let theirs = json(qemu_img(&["info", "--output=json", s(&f)]));
+    for (name, f) in standard_images(dir.path()) {
+        let (ours, theirs) = ours_and_qemus("info", &f);
         for key in ["virtual-size", "format", "cluster-size", "backing-filename", "backing-filename-format", "dirty-flag"] {
             assert_eq!(ours.get(key), theirs.get(key), "{name}: {key}");
         }

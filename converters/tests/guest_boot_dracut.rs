@@ -5,8 +5,6 @@
 
 mod guest_support;
 
-use std::time::Duration;
-
 use ferry_converters::initramfs::Flavor;
 use guest_support::*;
 
@@ -14,17 +12,10 @@ const APPEND: &str = "root=/dev/vda1 ro console=ttyS0 rd.retry=10 rd.timeout=40"
 
 #[test]
 fn unconverted_dracut_guest_does_not_reach_userspace_on_virtio_blk() {
-    let Some(g) = guest("debian-dracut") else {
-        return;
-    };
-    assert_unconverted_does_not_boot(&g, APPEND, Duration::from_secs(300));
+    unconverted_guest_case("debian-dracut", APPEND, None);
 }
 
 #[test]
 fn dracut_guest_with_virtio_injected_boots_to_login() {
-    let Some(g) = guest("debian-dracut") else {
-        return;
-    };
-    let b = assert_injected_boots(&g, APPEND, Flavor::Dracut, Duration::from_secs(400));
-    assert!(b.log.contains("debian-dracut login:"));
+    injected_guest_case("debian-dracut", APPEND, Flavor::Dracut);
 }

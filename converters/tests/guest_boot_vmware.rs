@@ -5,8 +5,6 @@
 
 mod guest_support;
 
-use std::time::Duration;
-
 use ferry_converters::initramfs::Flavor;
 use guest_support::*;
 
@@ -14,22 +12,10 @@ const APPEND: &str = "root=/dev/vda1 ro console=ttyS0";
 
 #[test]
 fn unconverted_vmware_guest_does_not_reach_userspace_on_virtio_blk() {
-    let Some(g) = guest("debian-vmware") else {
-        return;
-    };
-    let b = assert_unconverted_does_not_boot(&g, APPEND, Duration::from_secs(300));
-    assert!(
-        b.log.contains("ALERT!  /dev/vda1 does not exist"),
-        "{}",
-        tail(&b.log, 30)
-    );
+    unconverted_guest_case("debian-vmware", APPEND, Some("ALERT!  /dev/vda1 does not exist"));
 }
 
 #[test]
 fn vmware_guest_with_virtio_injected_boots_to_login() {
-    let Some(g) = guest("debian-vmware") else {
-        return;
-    };
-    let b = assert_injected_boots(&g, APPEND, Flavor::InitramfsTools, Duration::from_secs(400));
-    assert!(b.log.contains("debian-vmware login:"));
+    injected_guest_case("debian-vmware", APPEND, Flavor::InitramfsTools);
 }

@@ -4,8 +4,6 @@
 
 mod guest_support;
 
-use std::time::Duration;
-
 use ferry_converters::initramfs::Flavor;
 use guest_support::*;
 
@@ -13,22 +11,10 @@ const APPEND: &str = "root=/dev/vda1 ro console=ttyS0";
 
 #[test]
 fn unconverted_xenpv_guest_does_not_reach_userspace_on_virtio_blk() {
-    let Some(g) = guest("debian-xenpv") else {
-        return;
-    };
-    let b = assert_unconverted_does_not_boot(&g, APPEND, Duration::from_secs(300));
-    assert!(
-        b.log.contains("ALERT!  /dev/vda1 does not exist"),
-        "{}",
-        tail(&b.log, 30)
-    );
+    unconverted_guest_case("debian-xenpv", APPEND, Some("ALERT!  /dev/vda1 does not exist"));
 }
 
 #[test]
 fn xenpv_guest_with_virtio_injected_boots_to_login() {
-    let Some(g) = guest("debian-xenpv") else {
-        return;
-    };
-    let b = assert_injected_boots(&g, APPEND, Flavor::InitramfsTools, Duration::from_secs(400));
-    assert!(b.log.contains("debian-xenpv login:"));
+    injected_guest_case("debian-xenpv", APPEND, Flavor::InitramfsTools);
 }

@@ -15,39 +15,15 @@
 //! complete, so a failed copy leaves nothing at the output path.
 
 use anyhow::{bail, Context};
-use clap::ValueEnum;
-use ferry_formats::convert::{self, ConvertOptions, ConvertStats, Source};
+use ferry_formats::convert::{self, ConvertOptions, ConvertStats, OutputFormat, Source};
 use ferry_formats::disk::{open_image, BlockDevice, Chunk, ChunkData, DiskError, ImageFormat, RawImage, StreamSource};
-use ferry_formats::model::DiskSource;
+use ferry_formats::model::{Disk, DiskSource};
 use ferry_formats::qcow2::Preallocation;
 use ferry_formats::vmdk;
 use ferry_inspectors::Slice;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// `-of`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Qcow2,
-    Raw,
-}
-
-impl OutputFormat {
-    pub fn name(self) -> &'static str {
-        match self {
-            OutputFormat::Qcow2 => "qcow2",
-            OutputFormat::Raw => "raw",
-        }
-    }
-}
-
-/// `-oa`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputAllocation {
-    Sparse,
-    Preallocated,
-}
 
 /// One source disk to copy to one output image.
 #[derive(Clone, Debug)]
@@ -59,22 +35,30 @@ pub struct CopyJob {
     pub capacity: Option<u64>,
     /// Final output path (`DIR/NAME-sda`).
     pub output: PathBuf,
+    /// `-of`.
     pub format: OutputFormat,
-    pub allocation: OutputAllocation,
+    /// `-oa`: `sparse` is [`Preallocation::Off`], `preallocated` [`Preallocation::Full`].
+    pub preallocation: Preallocation,
 }
 
 impl CopyJob {
+    /// The job copying the described disk `disk` to `output`.
+    pub fn new(disk: &Disk, output: PathBuf, format: OutputFormat, preallocation: Preallocation) -> Self {
+        CopyJob {
+            source: disk.source.clone(),
+            source_format: disk.format.clone(),
+            capacity: disk.capacity,
+            output,
+            format,
+            preallocation,
+        }
+    }
+
     /// The engine's options for this job's `-of` / `-oa`.
     pub fn options(&self) -> ConvertOptions {
         ConvertOptions {
-            format: match self.format {
-                OutputFormat::Qcow2 => convert::OutputFormat::Qcow2,
-                OutputFormat::Raw => convert::OutputFormat::Raw,
-            },
-            preallocation: match self.allocation {
-                OutputAllocation::Sparse => Preallocation::Off,
-                OutputAllocation::Preallocated => Preallocation::Full,
-            },
+            format: self.format,
+            preallocation: self.preallocation,
             ..Default::default()
         }
     }

@@ -22,9 +22,11 @@ use ferry_converters::fs::Volume;
 use ferry_converters::guestfs::Ext4GuestFs;
 use ferry_converters::linux::rebuild::{rebuild_initramfs, RebuildReport};
 use ferry_converters::linux::{self, DiskTarget, NicTarget, Plan, TargetLayout};
+use ferry_formats::convert::OutputFormat;
 use ferry_formats::disk::{open_image, BlockDevice, CowOverlay, ImageFormat};
 use ferry_formats::layout::{DeviceKind, Layout};
 use ferry_formats::model::{Bus, VmModel};
+use ferry_formats::qcow2::Preallocation;
 use ferry_inspectors::os::OsInfo;
 use ferry_inspectors::{Device, Inspection};
 use serde::Serialize;
@@ -99,8 +101,8 @@ fn spool(job: &CopyJob, dir: &Path, i: usize) -> anyhow::Result<Box<dyn BlockDev
     let path = dir.join(format!(".ferry-spool-{}-{i}.qcow2", std::process::id()));
     let spool_job = CopyJob {
         output: path.clone(),
-        format: copy::OutputFormat::Qcow2,
-        allocation: copy::OutputAllocation::Sparse,
+        format: OutputFormat::Qcow2,
+        preallocation: Preallocation::Off,
         ..job.clone()
     };
     eprintln!(
@@ -196,10 +198,7 @@ pub fn convert_guest(
         .iter()
         .enumerate()
         .map(|(i, o)| {
-            Device::new(
-                format!("/dev/{}", drive_name("sd", i)),
-                o.clone() as Arc<dyn BlockDevice>,
-            )
+            Device::new(crate::inspect::disk_name(i), o.clone() as Arc<dyn BlockDevice>)
         })
         .collect();
     let rep = ferry_inspectors::inspect(&devices)?;

@@ -13,9 +13,11 @@ mod network;
 pub(crate) mod root;
 mod volumes;
 
-pub use copy::{CopyJob, OutputAllocation, OutputFormat};
+pub use copy::CopyJob;
 
-use crate::output;
+use crate::{image_choices, output};
+use ferry_formats::convert::OutputFormat;
+use ferry_formats::qcow2::Preallocation;
 use anyhow::{bail, Context};
 use clap::ValueEnum;
 use ferry_formats::disk::BlockDevice;
@@ -71,11 +73,11 @@ pub struct ConvertArgs {
     #[arg(long = "output-storage")]
     pub output_storage: Option<PathBuf>,
     /// Output disk format (-of).
-    #[arg(long = "output-format", value_enum, default_value = "qcow2")]
+    #[arg(long = "output-format", value_parser = image_choices::format_parser(), default_value = "qcow2")]
     pub output_format: OutputFormat,
     /// Output allocation (-oa).
-    #[arg(long = "output-allocation", value_enum, default_value = "sparse")]
-    pub output_allocation: OutputAllocation,
+    #[arg(long = "output-allocation", value_parser = image_choices::allocation_parser(), default_value = "sparse")]
+    pub output_allocation: Preallocation,
     /// Rename the guest (-on).
     #[arg(long = "output-name")]
     pub output_name: Option<String>,
@@ -170,7 +172,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     let plan = OutputPlan {
         name: name.clone(),
         disk_files: disk_files.clone(),
-        disk_format: args.output_format.name().into(),
+        disk_format: image_choices::format_name(args.output_format).into(),
         nic_backends,
     };
     let layout = allocate(&vm, &profile, &plan)?;
@@ -181,14 +183,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             .disks
             .iter()
             .zip(&disk_files)
-            .map(|(d, out)| CopyJob {
-                source: d.source.clone(),
-                source_format: d.format.clone(),
-                capacity: d.capacity,
-                output: out.clone(),
-                format: args.output_format,
-                allocation: args.output_allocation,
-            })
+            .map(|(d, out)| CopyJob::new(d, out.clone(), args.output_format, args.output_allocation))
             .collect();
         for job in &jobs {
             copy::check_resolved(&job.source)?;
@@ -221,7 +216,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             let stats = copy::copy_device(&**overlay, job, &job.output, &progress)?;
             before += overlay.size();
             disks.push(serde_json::json!({
-                "source": job.source.describe(), "output": job.output, "format": job.format.name(),
+                "source": job.source.describe(), "output": job.output, "format": image_choices::format_name(job.format),
                 "virtual-size": stats.virtual_size, "data-clusters": stats.data_clusters,
                 "zero-clusters": stats.zero_clusters, "edited-bytes": overlay.overlay_bytes(),
                 "seconds": t.elapsed().as_secs_f64(),

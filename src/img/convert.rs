@@ -1,7 +1,7 @@
 //! `ferry img convert`.
 use super::{open, parse_format};
 use anyhow::{bail, Context};
-use ferry_formats::convert::{convert, ConvertOptions, OutputFormat, Source};
+use ferry_formats::convert::{convert, ConvertOptions, Source};
 use ferry_formats::disk::ImageFormat;
 use ferry_formats::qcow2::{CompressionType, Preallocation};
 use std::path::PathBuf;
@@ -51,11 +51,8 @@ fn parse_size(s: &str) -> Option<u64> {
 
 fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
     let mut o = ConvertOptions {
-        format: match a.output_format.as_str() {
-            "qcow2" => OutputFormat::Qcow2,
-            "raw" => OutputFormat::Raw,
-            other => bail!("unsupported output format {other:?} (qcow2 or raw)"),
-        },
+        format: crate::image_choices::output_format(&a.output_format)
+            .with_context(|| format!("unsupported output format {:?} (qcow2 or raw)", a.output_format))?,
         flush: a.flush,
         ..Default::default()
     };

@@ -1,7 +1,9 @@
 //! `ferry inspect DISK...`: partitions, volumes, filesystems and operating systems of a
 //! guest's disks, as a human summary, JSON, or virt-inspector XML.
 
-use crate::convert::copy::{CopyJob, OutputAllocation, OutputFormat};
+use crate::convert::copy::CopyJob;
+use ferry_formats::convert::OutputFormat;
+use ferry_formats::qcow2::Preallocation;
 use crate::convert::{input, linux, InputMode};
 use anyhow::{bail, Context};
 use ferry_formats::model::Datastores;
@@ -36,18 +38,9 @@ pub struct InspectArgs {
     xml: bool,
 }
 
-/// Guest-style name of the n-th disk: sda, sdb, ..., sdz, sdaa, ...
-fn disk_name(mut n: usize) -> String {
-    let mut s = Vec::new();
-    loop {
-        s.push(b'a' + (n % 26) as u8);
-        if n < 26 {
-            break;
-        }
-        n = n / 26 - 1;
-    }
-    s.reverse();
-    format!("/dev/sd{}", String::from_utf8_lossy(&s))
+/// Inspection's name of the n-th disk: /dev/sda, ..., /dev/sdz, /dev/sdaa, ...
+pub(crate) fn disk_name(n: usize) -> String {
+    format!("/dev/{}", crate::output::drive_name("sd", n))
 }
 
 /// The disks of a VM description, opened read-only under the names the guest gives them.
@@ -63,14 +56,7 @@ fn described_disks(args: &InspectArgs) -> anyhow::Result<(Vec<Device>, Vec<Strin
         .disks
         .iter()
         .zip(&names)
-        .map(|(d, name)| CopyJob {
-            source: d.source.clone(),
-            source_format: d.format.clone(),
-            capacity: d.capacity,
-            output: std::env::temp_dir().join(name),
-            format: OutputFormat::Qcow2,
-            allocation: OutputAllocation::Sparse,
-        })
+        .map(|(d, name)| CopyJob::new(d, std::env::temp_dir().join(name), OutputFormat::Qcow2, Preallocation::Off))
         .collect();
     let overlays = linux::open_overlays(&jobs, &std::env::temp_dir())?;
     let devices = overlays

@@ -1,6 +1,16 @@
 //! Helpers of the `ferry convert` end-to-end tests (disk copy and Linux conversion): running
-//! the binary, qemu-img as the oracle, file hashes, and small OVF/VMX writers.
+//! the binary, qemu-img as the oracle, file hashes, and small OVF/VMX writers; guest disks
+//! made here and read back ([`disk`]); the cached Debian guests and their QEMU boots
+//! ([`guest`]).
 #![allow(dead_code)]
+
+mod disk;
+mod guest;
+
+#[allow(unused_imports)]
+pub use disk::*;
+#[allow(unused_imports)]
+pub use guest::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -23,6 +33,34 @@ pub fn ferry_ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs `ferry convert -i MODE INPUT -o local -os OUT EXTRA...`.
+pub fn convert_local(mode: &str, input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let (input, out) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let mut args = vec!["convert", "-i", mode, input, "-o", "local", "-os", out];
+    args.extend_from_slice(extra);
+    ferry(&args)
+}
+
+/// [`convert_local`], asserting success; returns stdout.
+pub fn convert_local_ok(mode: &str, input: &Path, out: &Path, extra: &[&str]) -> String {
+    let o = convert_local(mode, input, out, extra);
+    assert!(
+        o.status.success(),
+        "ferry convert -i {mode} {} {extra:?} failed:\n{}\n{}",
+        input.display(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Creates the directory `parent/name` and returns its path.
+pub fn new_dir(parent: &Path, name: &str) -> PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir(&dir).unwrap();
+    dir
 }
 
 /// Runs a command, panicking with its output if it fails; returns stdout.

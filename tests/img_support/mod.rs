@@ -116,6 +116,14 @@ pub fn assert_same(a: &Path, b: &Path) {
     );
 }
 
+/// [`standard_raw`] (named `raw`) followed by its [`qemu_variants`].
+pub fn standard_images(dir: &Path) -> Vec<(String, PathBuf)> {
+    let raw = standard_raw(dir);
+    let mut files = vec![("raw".to_string(), raw.clone())];
+    files.extend(qemu_variants(dir, &raw));
+    files
+}
+
 /// The qcow2 variants qemu-img makes of a raw disk, by name.
 pub fn qemu_variants(dir: &Path, raw: &Path) -> Vec<(String, PathBuf)> {
     let mut v = Vec::new();

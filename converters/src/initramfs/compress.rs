@@ -118,14 +118,7 @@ impl Compression {
             }
             Compression::Lz4Legacy => return lz4_legacy_decompress(name, input, limit),
         };
-        if out.len() as u64 > limit {
-            return Err(InitramfsError::invalid(
-                name,
-                "decompressed size",
-                format!("> {limit}"),
-                "over the limit",
-            ));
-        }
+        check_limit(name, &out, limit)?;
         let used = input.len() - rest.len();
         Ok((out, used))
     }
@@ -202,14 +195,7 @@ fn lz4_legacy_decompress(
                 )
             })?;
         let start = out.len();
-        if start as u64 > limit {
-            return Err(InitramfsError::invalid(
-                name,
-                "decompressed size",
-                format!("> {limit}"),
-                "over the limit",
-            ));
-        }
+        check_limit(name, &out, limit)?;
         out.resize(start + LZ4_CHUNK, 0);
         let n = lz4_flex::block::decompress_into(block, &mut out[start..]).map_err(|e| {
             InitramfsError::invalid(name, "lz4 block", format!("at offset {pos}"), e.to_string())
@@ -217,6 +203,12 @@ fn lz4_legacy_decompress(
         out.truncate(start + n);
         pos += 4 + size;
     }
+    check_limit(name, &out, limit)?;
+    Ok((out, pos.min(input.len())))
+}
+
+/// Refuses decompressed output longer than `limit` bytes.
+fn check_limit(name: &str, out: &[u8], limit: u64) -> Result<(), InitramfsError> {
     if out.len() as u64 > limit {
         return Err(InitramfsError::invalid(
             name,
@@ -225,7 +217,7 @@ fn lz4_legacy_decompress(
             "over the limit",
         ));
     }
-    Ok((out, pos.min(input.len())))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -262,7 +254,8 @@ mod tests {
             let (out, used) = c.decompress("t", &packed, 1 << 30).unwrap();
             assert_eq!(out, data, "{c:?}");
             assert_eq!(used, len, "{c:?}");
-            assert!(c.decompress("t", &packed, 1000).is_err(), "{c:?} limit");
+            let over = c.decompress("t", &packed, 1000).unwrap_err().to_string();
+            assert_eq!(over, "t: invalid decompressed size > 1000: over the limit", "{c:?}");
             for cut in [1, 7, len / 2] {
                 let _ = c.decompress("t", &packed[..cut], 1 << 30);
             }

@@ -231,4 +231,40 @@ mod tests {
         assert_eq!(t, "(hd0) /dev/vda\n");
         assert_eq!(vd_name(27), "vdab");
     }
+
+    /// LVM paths name a volume group and a logical volume, not a disk: renaming leaves
+    /// `/dev/<vg>/<lv>` and `/dev/mapper/<vg>-<lv>` alone (even for a VG named like a disk of
+    /// the layout) and does not report them as unknown disks, while partitions beside them
+    /// are renamed.
+    #[test]
+    fn lvm_paths_are_left_alone() {
+        let l = layout(&["sda", "sdb"]);
+        let fstab = "/dev/vg0/root / ext4 errors=remount-ro 0 1
+                     /dev/mapper/vg0-root /alt ext4 defaults 0 2
+                     /dev/sda1 /boot ext4 defaults 0 2
+                     /dev/sdb/data /data xfs defaults 0 2
+                     /dev/mapper/sdb-data /data2 xfs defaults 0 2
+                     /dev/mapper/vg0-swap_1 none swap sw 0 0
+";
+        let grub = "linux /vmlinuz root=/dev/mapper/vg0-root ro resume=/dev/vg0/swap_1
+                    search --set=root --hint-bios=hd0,msdos1 /dev/sda1
+";
+        let crypttab = "sda2_crypt /dev/sda2 none luks,discard
+vg0-home_crypt /dev/mapper/vg0-home none luks
+";
+        for how in [
+            DevRewrite { use_ids: false, skip_comments: true },
+            DevRewrite { use_ids: false, skip_comments: false },
+        ] {
+            let (t, u) = rewrite_devices(fstab, &l, how);
+            assert_eq!(t, fstab.replace("/dev/sda1 /boot", "/dev/vda1 /boot"));
+            assert!(u.is_empty(), "{u:?}");
+            let (t, u) = rewrite_devices(grub, &l, how);
+            assert_eq!(t, grub.replace("hd0,msdos1 /dev/sda1", "hd0,msdos1 /dev/vda1"));
+            assert!(u.is_empty(), "{u:?}");
+            let (t, u) = rewrite_devices(crypttab, &l, how);
+            assert_eq!(t, crypttab.replace("/dev/sda2", "/dev/vda2"));
+            assert!(u.is_empty(), "{u:?}");
+        }
+    }
 }

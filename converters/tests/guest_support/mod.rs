@@ -276,22 +276,20 @@ pub fn unpack_with_tools(image: &Path, segments: &[(usize, Option<&str>)], into:
     }
 }
 
+/// [`boot`]s `kernel` + `initrd` on the guest's disk until a login prompt, the initramfs
+/// giving up on the root device, or `timeout`.
+fn boot_to_login_or_give_up(g: &Guest, kernel: &Path, initrd: &Path, append: &str, timeout: Duration, work: &Path) -> Boot {
+    let mut stops = ROOT_NOT_FOUND.to_vec();
+    stops.push(LOGIN);
+    boot(kernel, initrd, &g.disk(), append, &stops, timeout, work)
+}
+
 /// Boots the guest's own kernel and initrd (from its disk) on virtio-blk and asserts that the
 /// initramfs gives up on the root device without starting userspace.
 pub fn assert_unconverted_does_not_boot(g: &Guest, append: &str, timeout: Duration) -> Boot {
     let work = tempfile::tempdir().expect("tempdir");
     let (kernel, initrd) = extract_boot(g, work.path());
-    let mut stops = ROOT_NOT_FOUND.to_vec();
-    stops.push(LOGIN);
-    let b = boot(
-        &kernel,
-        &initrd,
-        &g.disk(),
-        append,
-        &stops,
-        timeout,
-        work.path(),
-    );
+    let b = boot_to_login_or_give_up(g, &kernel, &initrd, append, timeout, work.path());
     assert!(
         b.hit.is_some() && b.hit.as_deref() != Some(LOGIN),
         "expected the initramfs to give up on the root device:\n{}",
@@ -348,17 +346,7 @@ pub fn assert_injected_boots(
     }
     let new_path = work.path().join("initrd.ferry");
     std::fs::write(&new_path, &new).expect("write initrd");
-    let mut stops = ROOT_NOT_FOUND.to_vec();
-    stops.push(LOGIN);
-    let b = boot(
-        &kernel,
-        &new_path,
-        &g.disk(),
-        append,
-        &stops,
-        timeout,
-        work.path(),
-    );
+    let b = boot_to_login_or_give_up(g, &kernel, &new_path, append, timeout, work.path());
     assert_eq!(
         b.hit.as_deref(),
         Some(LOGIN),
@@ -370,6 +358,30 @@ pub fn assert_injected_boots(
         "root not mounted from vda1"
     );
     b
+}
+
+/// Issue 5's first proof for the guest `name` (skipped when it cannot be built): its own
+/// kernel and initrd on virtio-blk never reach userspace ([`assert_unconverted_does_not_boot`],
+/// 300 s); when `gives_up` is given, the log holds that message.
+pub fn unconverted_guest_case(name: &str, append: &str, gives_up: Option<&str>) {
+    let Some(g) = guest(name) else {
+        return;
+    };
+    let b = assert_unconverted_does_not_boot(&g, append, Duration::from_secs(300));
+    if let Some(msg) = gives_up {
+        assert!(b.log.contains(msg), "{}", tail(&b.log, 30));
+    }
+}
+
+/// Issue 5's second proof for the guest `name` (skipped when it cannot be built): with virtio
+/// injected into its initrd of `flavor` it mounts vda1 and reaches `NAME login:`
+/// ([`assert_injected_boots`], 400 s).
+pub fn injected_guest_case(name: &str, append: &str, flavor: ferry_converters::initramfs::Flavor) {
+    let Some(g) = guest(name) else {
+        return;
+    };
+    let b = assert_injected_boots(&g, append, flavor, Duration::from_secs(400));
+    assert!(b.log.contains(&format!("{name} login:")));
 }
 
 /// A stored early-microcode-style prefix: `kernel/x86/microcode/GenuineIntel.bin`.

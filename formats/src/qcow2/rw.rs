@@ -9,6 +9,7 @@ use super::table::{be_entries, decode_l1, decode_l2, Mapping, COMPRESSED, COPIED
 use crate::disk::{check_range, BlockDevice, DiskError, Extent, ExtentKind, ImageInfo, WritableDevice};
 use std::collections::HashMap;
 use std::fs::File;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -213,6 +214,23 @@ impl Qcow2Rw {
     }
 }
 
+/// `len` bytes at guest `offset` cut at `cs`-byte cluster boundaries: each piece's cluster
+/// index, its offset within that cluster, and its range of the caller's buffer.
+fn cluster_pieces(offset: u64, len: usize, cs: u64) -> impl Iterator<Item = (u64, usize, Range<usize>)> {
+    let mut done = 0usize;
+    std::iter::from_fn(move || {
+        if done >= len {
+            return None;
+        }
+        let pos = offset + done as u64;
+        let within = (pos % cs) as usize;
+        let n = (cs as usize - within).min(len - done);
+        let piece = (pos / cs, within, done..done + n);
+        done += n;
+        Some(piece)
+    })
+}
+
 impl BlockDevice for Qcow2Rw {
     fn size(&self) -> u64 {
         self.header.size
@@ -223,14 +241,9 @@ impl BlockDevice for Qcow2Rw {
         let cs = self.cs();
         let mut cluster = vec![0u8; cs as usize];
         let mut st = self.lock();
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            let within = (pos % cs) as usize;
-            let n = (cs as usize - within).min(buf.len() - done);
-            self.read_cluster(&mut st, pos / cs, &mut cluster)?;
-            buf[done..done + n].copy_from_slice(&cluster[within..within + n]);
-            done += n;
+        for (index, within, range) in cluster_pieces(offset, buf.len(), cs) {
+            self.read_cluster(&mut st, index, &mut cluster)?;
+            buf[range.clone()].copy_from_slice(&cluster[within..within + range.len()]);
         }
         Ok(())
     }
@@ -277,13 +290,8 @@ impl WritableDevice for Qcow2Rw {
         check_range(&self.path, offset, buf.len() as u64, self.size())?;
         let cs = self.cs();
         let mut st = self.lock();
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            let within = (pos % cs) as usize;
-            let n = (cs as usize - within).min(buf.len() - done);
-            self.write_piece(&mut st, pos / cs, within, &buf[done..done + n])?;
-            done += n;
+        for (index, within, range) in cluster_pieces(offset, buf.len(), cs) {
+            self.write_piece(&mut st, index, within, &buf[range])?;
         }
         Ok(())
     }

@@ -82,7 +82,7 @@ impl ExtFs {
         let mut ino = 2u64;
         let mut raw = self.inode(ino, path)?;
         for name in components(path) {
-            if kind(raw.mode) != FileKind::Dir {
+            if FileKind::from_mode(raw.mode) != FileKind::Dir {
                 return Ok(None);
             }
             let Some((_, n, _)) = self.entries(ino, &raw, path)?.into_iter().find(|(e, _, _)| e == name) else {
@@ -119,42 +119,24 @@ fn patched_superblock(raw: &[u8]) -> Option<Vec<u8>> {
     Some(sb)
 }
 
-fn kind(mode: u16) -> FileKind {
-    match mode & 0xf000 {
-        0x8000 => FileKind::File,
-        0x4000 => FileKind::Dir,
-        0xa000 => FileKind::Symlink,
-        _ => FileKind::Other,
-    }
-}
-
-fn dirent_kind(t: u8) -> FileKind {
-    match t {
-        1 => FileKind::File,
-        2 => FileKind::Dir,
-        7 => FileKind::Symlink,
-        _ => FileKind::Other,
-    }
-}
-
 impl FileSystem for ExtFs {
     fn device(&self) -> &str {
         &self.dev.name
     }
 
     fn metadata(&self, path: &str) -> Result<Option<Meta>, FsError> {
-        Ok(self.lookup(path)?.map(|(_, i)| Meta { kind: kind(i.mode), size: i.size }))
+        Ok(self.lookup(path)?.map(|(_, i)| Meta { kind: FileKind::from_mode(i.mode), size: i.size }))
     }
 
     fn read_dir(&self, path: &str) -> Result<Vec<(String, FileKind)>, FsError> {
         let (ino, raw) = self.lookup(path)?.ok_or_else(|| self.err(path, "no such directory"))?;
-        if kind(raw.mode) != FileKind::Dir {
+        if FileKind::from_mode(raw.mode) != FileKind::Dir {
             return Err(self.err(path, "not a directory"));
         }
         let mut out = Vec::new();
         for (name, n, t) in self.entries(ino, &raw, path)? {
-            let k = match dirent_kind(t) {
-                FileKind::Other => self.inode(u64::from(n), path).map(|i| kind(i.mode)).unwrap_or(FileKind::Other),
+            let k = match FileKind::from_dirent_type(t) {
+                FileKind::Other => self.inode(u64::from(n), path).map(|i| FileKind::from_mode(i.mode)).unwrap_or(FileKind::Other),
                 k => k,
             };
             out.push((name, k));
@@ -164,7 +146,7 @@ impl FileSystem for ExtFs {
 
     fn read_link(&self, path: &str) -> Result<String, FsError> {
         let (ino, raw) = self.lookup(path)?.ok_or_else(|| self.err(path, "no such symlink"))?;
-        if kind(raw.mode) != FileKind::Symlink || raw.size > 4096 {
+        if FileKind::from_mode(raw.mode) != FileKind::Symlink || raw.size > 4096 {
             return Err(self.err(path, "not a symlink"));
         }
         // Fast symlinks keep the target in i_block.
@@ -183,7 +165,7 @@ impl FileSystem for ExtFs {
 
     fn read_head(&self, path: &str, max: u64) -> Result<Vec<u8>, FsError> {
         let (ino, raw) = self.lookup(path)?.ok_or_else(|| self.err(path, "no such file"))?;
-        if kind(raw.mode) != FileKind::File {
+        if FileKind::from_mode(raw.mode) != FileKind::File {
             return Err(self.err(path, "not a regular file"));
         }
         self.data(ino, &raw, raw.size.min(max).min(1 << 30), path)

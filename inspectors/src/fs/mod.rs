@@ -38,6 +38,29 @@ pub enum FileKind {
     Other,
 }
 
+impl FileKind {
+    /// The kind the `S_IFMT` bits of a Unix inode's `mode` give (ext and XFS inodes).
+    pub fn from_mode(mode: u16) -> Self {
+        match mode & 0xf000 {
+            0x8000 => FileKind::File,
+            0x4000 => FileKind::Dir,
+            0xa000 => FileKind::Symlink,
+            _ => FileKind::Other,
+        }
+    }
+
+    /// The kind a directory entry's file-type byte gives: ext's `EXT4_FT_*` and XFS's
+    /// `XFS_DIR3_FT_*` number them alike (1 regular file, 2 directory, 7 symlink).
+    pub fn from_dirent_type(t: u8) -> Self {
+        match t {
+            1 => FileKind::File,
+            2 => FileKind::Dir,
+            7 => FileKind::Symlink,
+            _ => FileKind::Other,
+        }
+    }
+}
+
 /// What `metadata` reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Meta {

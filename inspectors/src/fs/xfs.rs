@@ -283,7 +283,7 @@ impl XfsFs {
     fn lookup(&self, path: &str) -> Result<Option<Inode>, FsError> {
         let mut ino = self.inode(self.rootino, path)?;
         for name in components(path) {
-            if kind(ino.mode) != FileKind::Dir {
+            if FileKind::from_mode(ino.mode) != FileKind::Dir {
                 return Ok(None);
             }
             let Some((_, n, _)) = self.entries(&ino, path)?.into_iter().find(|(e, _, _)| e == name) else {
@@ -311,43 +311,25 @@ fn recs(b: &[u8], n: usize, out: &mut Vec<Extent>) {
     }
 }
 
-fn kind(mode: u16) -> FileKind {
-    match mode & 0xf000 {
-        0x8000 => FileKind::File,
-        0x4000 => FileKind::Dir,
-        0xa000 => FileKind::Symlink,
-        _ => FileKind::Other,
-    }
-}
-
-fn ftype_kind(t: u8) -> FileKind {
-    match t {
-        1 => FileKind::File,
-        2 => FileKind::Dir,
-        7 => FileKind::Symlink,
-        _ => FileKind::Other,
-    }
-}
-
 impl FileSystem for XfsFs {
     fn device(&self) -> &str {
         &self.dev.name
     }
 
     fn metadata(&self, path: &str) -> Result<Option<Meta>, FsError> {
-        Ok(self.lookup(path)?.map(|i| Meta { kind: kind(i.mode), size: i.size }))
+        Ok(self.lookup(path)?.map(|i| Meta { kind: FileKind::from_mode(i.mode), size: i.size }))
     }
 
     fn read_dir(&self, path: &str) -> Result<Vec<(String, FileKind)>, FsError> {
         let ino = self.lookup(path)?.ok_or_else(|| self.err(path, "no such directory"))?;
-        if kind(ino.mode) != FileKind::Dir {
+        if FileKind::from_mode(ino.mode) != FileKind::Dir {
             return Err(self.err(path, "not a directory"));
         }
         let mut out = Vec::new();
         for (name, n, ft) in self.entries(&ino, path)? {
             let k = match ft {
-                Some(t) => ftype_kind(t),
-                None => self.inode(n, path).map(|i| kind(i.mode)).unwrap_or(FileKind::Other),
+                Some(t) => FileKind::from_dirent_type(t),
+                None => self.inode(n, path).map(|i| FileKind::from_mode(i.mode)).unwrap_or(FileKind::Other),
             };
             out.push((name, k));
         }
@@ -356,7 +338,7 @@ impl FileSystem for XfsFs {
 
     fn read_link(&self, path: &str) -> Result<String, FsError> {
         let ino = self.lookup(path)?.ok_or_else(|| self.err(path, "no such symlink"))?;
-        if kind(ino.mode) != FileKind::Symlink || ino.size > 4096 {
+        if FileKind::from_mode(ino.mode) != FileKind::Symlink || ino.size > 4096 {
             return Err(self.err(path, "not a symlink"));
         }
         let mut b = self.read_data(&ino, if ino.format == 1 { ino.size } else { self.block }, path)?;
@@ -370,7 +352,7 @@ impl FileSystem for XfsFs {
 
     fn read_head(&self, path: &str, max: u64) -> Result<Vec<u8>, FsError> {
         let ino = self.lookup(path)?.ok_or_else(|| self.err(path, "no such file"))?;
-        if kind(ino.mode) != FileKind::File {
+        if FileKind::from_mode(ino.mode) != FileKind::File {
             return Err(self.err(path, "not a regular file"));
         }
         self.read_data(&ino, ino.size.min(max).min(1 << 30), path)

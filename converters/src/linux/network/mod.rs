@@ -18,6 +18,17 @@ pub const NM_DIR: &str = "/etc/NetworkManager/system-connections";
 /// udev's persistent network names rules (pre-systemd-naming guests).
 pub const UDEV_RULES: &str = "/etc/udev/rules.d/70-persistent-net.rules";
 
+/// The ifupdown configuration files: /etc/network/interfaces and what interfaces.d holds.
+fn ifupdown_files(d: &Draft<'_>) -> Result<Vec<String>, LinuxError> {
+    let mut files = vec!["/etc/network/interfaces".to_owned()];
+    files.extend(
+        d.list_dir("/etc/network/interfaces.d")?
+            .into_iter()
+            .map(|n| format!("/etc/network/interfaces.d/{n}")),
+    );
+    Ok(files)
+}
+
 fn value_of<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let (k, v) = line.split_once('=')?;
     (k.trim() == key).then(|| v.trim().trim_matches('"').trim_matches('\''))
@@ -73,13 +84,7 @@ fn configured(d: &mut Draft<'_>) -> Result<Vec<(String, Option<String>)>, LinuxE
             out.push((dev.to_owned(), mac));
         }
     }
-    let mut ifupdown = vec!["/etc/network/interfaces".to_owned()];
-    ifupdown.extend(
-        d.list_dir("/etc/network/interfaces.d")?
-            .into_iter()
-            .map(|n| format!("/etc/network/interfaces.d/{n}")),
-    );
-    for path in ifupdown {
+    for path in ifupdown_files(d)? {
         let Some(t) = d.read(&path)? else { continue };
         for l in t.lines() {
             if let ["iface", name, ..] = l.split_whitespace().collect::<Vec<_>>().as_slice() {

@@ -5,7 +5,7 @@
 use super::super::draft::Draft;
 use super::super::text::replace_word;
 use super::super::LinuxError;
-use super::{IFCFG_DIRS, NM_DIR, UDEV_RULES};
+use super::{ifupdown_files, IFCFG_DIRS, NM_DIR, UDEV_RULES};
 
 /// Replaces `old` by `new` in the lines `keep(line)` accepts, skipping `#` comments.
 fn rewrite(text: &str, old: &str, new: &str, keep: impl Fn(&str) -> bool) -> String {
@@ -72,13 +72,7 @@ pub fn plan(d: &mut Draft<'_>, old: &str, new: &str) -> Result<(), LinuxError> {
     let reason = format!("the NIC {old} is {new} on KVM (PCI slot name)");
     let r = reason.as_str();
 
-    let mut ifupdown = vec!["/etc/network/interfaces".to_owned()];
-    ifupdown.extend(
-        d.list_dir("/etc/network/interfaces.d")?
-            .into_iter()
-            .map(|n| format!("/etc/network/interfaces.d/{n}")),
-    );
-    for path in ifupdown {
+    for path in ifupdown_files(d)? {
         if let Some(t) = d.read(&path)? {
             d.edit(&path, rewrite(&t, old, new, |_| true), r)?;
         }
