@@ -77,6 +77,9 @@ struct Shared<'a> {
     out_file: File,
     out_path: PathBuf,
     progress: Progress<'a>,
+    /// Held while writing plain data: the kernel serialises buffered writes to one file anyway
+    /// (ext4's inode lock, where waiters spin); waiting here lets the others read meanwhile.
+    write_lock: Mutex<()>,
 }
 
 /// Converts a random-access source into `output`.
@@ -106,6 +109,7 @@ pub fn run(
         out_file,
         out_path,
         progress,
+        write_lock: Mutex::new(()),
     };
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8) * 2;
     std::thread::scope(|scope| {
@@ -162,11 +166,13 @@ impl Shared<'_> {
             if let Err(e) = planned {
                 return self.fail(e);
             }
+            let writing = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
             for t in &tasks {
                 if let Err(e) = run_task(t, &p, self.raw, &self.out_file, &self.out_path) {
                     return self.fail(e);
                 }
             }
+            drop(writing);
             let end = (first * self.opts.cluster_size + p.len).min(self.size);
             let done = self.done.fetch_max(end, Ordering::SeqCst).max(end);
             (self.progress)(done, self.size);
