@@ -192,7 +192,7 @@ impl Vm {
         let captured = serial_out.captured.clone();
 
         let mut pci = PciBus::new();
-        for (s, f, c) in cfg.profile.chipset() {
+        for (s, f, c) in crate::pci::chipset::functions(&cfg.profile).map_err(|e| VmError::Setup(e.to_string()))? {
             pci.add(s, f, Box::new(Stub(c)));
         }
         let mut blocks = Vec::new();
