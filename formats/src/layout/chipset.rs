@@ -156,7 +156,7 @@ fn hex(field: &str, s: &str, digits: usize) -> Result<u64, String> {
 }
 
 fn hex_bytes(field: &str, s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 || s.len() > 2 * 0xc0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || s.len() > 2 * 0xc0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!("{field} {s:?}: expected an even number of hex digits (at most 192 bytes)"));
     }
     (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()).ok_or_else(|| format!("{field} {s:?}: not hex"))).collect()
@@ -229,7 +229,7 @@ impl HeaderSpec {
             let at = offset("capabilities.at", &c.at, false)?;
             let body = hex_bytes("capabilities.body", &c.body)?;
             let wmask = hex_bytes("capabilities.writable", &c.writable)?;
-            if at < 0x40 || at % 4 != 0 || at + 2 + body.len() > 0x100 || wmask.len() > body.len() {
+            if at < 0x40 || !at.is_multiple_of(4) || at + 2 + body.len() > 0x100 || wmask.len() > body.len() {
                 return Err(format!(
                     "capabilities.at {:?}: must be dword aligned in 40..ff with its {} body bytes inside config space and writable no longer than body",
                     c.at,
@@ -255,7 +255,7 @@ impl HeaderSpec {
             };
             let v = hex("registers.value", &r.value, r.value.len())?;
             let bytes = (v as u32).to_le_bytes().get(..width).map(<[u8]>::to_vec).unwrap_or_default();
-            if at % width != 0 || at + width > 0x100 {
+            if !at.is_multiple_of(width) || at + width > 0x100 {
                 return Err(format!("registers.at {:?}: a {width}-byte register must be aligned and inside config space", r.at));
             }
             for t in taken.iter_mut().take(at + width).skip(at) {
