@@ -70,6 +70,9 @@ pub struct Profile {
     pub qemu_machine: String,
     /// QEMU's name for bus 0 ("pcie.0", "pci.0").
     pub root_bus: String,
+    /// How QEMU hot-plugs onto the root bus: "none" (it refuses: a PCIe root complex) or
+    /// "acpi-pcihp" (the PIIX4 PM function's ACPI PCI hotplug controller and DSDT slots).
+    pub root_hotplug: String,
     /// PCIe ECAM (MMCONFIG) base the chipset's PCIEXBAR points at, hex; absent without PCIe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecam: Option<String>,
@@ -155,6 +158,9 @@ impl Profile {
             }
         }
         self.ecam_base()?;
+        if !["none", "acpi-pcihp"].contains(&self.root_hotplug.as_str()) {
+            return Err(bad(format!("root_hotplug {:?}: expected none or acpi-pcihp", self.root_hotplug)));
+        }
         for c in &self.classes {
             if c.first == 0 || c.first > c.last || c.last > 31 {
                 return Err(bad(format!("class {} has bad range {}..={}", c.class, c.first, c.last)));
