@@ -9,9 +9,9 @@
 //!   protocol, same root, cmdline and milestones, on the runtime and under QEMU TCG.
 //! * `distro_kernel_boots_on_hardware_kvm`: the host's own distro kernel + initramfs; runs only
 //!   with hardware KVM (no kvm_pvm, CPU has vmx/svm).
-//! * `debian_guest_bzimage_boots_on_hardware_kvm`: the Debian kernel and initrd from a cached
-//!   guest image's /boot (`testdata/guests`, via the `convert_linux_support` cache), bzImage
-//!   path, to the initramfs; hardware KVM only.
+//! * `debian_guest_bzimage_boots_on_hardware_kvm`: the Debian 12 kernel (bzImage) and initrd
+//!   from a cached test guest's /boot (`testdata/guests/*.sh` in $FERRY_CACHE) reach the
+//!   initramfs's /init on the runtime and under QEMU; hardware KVM only.
 mod runtime_support;
 use runtime_support::*;
 use std::path::{Path, PathBuf};
