@@ -322,3 +322,25 @@ mod tests {
         assert!(err.contains("vendor \"80x6\""), "{err}");
     }
 }
+
+#[cfg(test)]
+mod profile_tests {
+    use crate::layout::Profile;
+
+    #[test]
+    fn a_bad_chipset_header_names_profile_function_field_and_value() {
+        let text = include_str!("../../machines/q35-v1.json").replacen("\"at\": \"a8\"", "\"at\": \"a9\"", 1);
+        let err = Profile::parse("q35-v1", &text).expect_err("misaligned capability").to_string();
+        assert_eq!(
+            err,
+            "machine profile q35-v1: chipset ahci: capabilities.at \"a9\": must be dword aligned in 40..ff with its 6 body bytes inside config space and writable no longer than body"
+        );
+        let text = include_str!("../../machines/pc-v1.json").replacen("\"root_hotplug\": \"acpi-pcihp\"", "\"root_hotplug\": \"shpc\"", 1);
+        let err = Profile::parse("pc-v1", &text).expect_err("root_hotplug").to_string();
+        assert_eq!(err, "machine profile pc-v1: root_hotplug \"shpc\": expected none or acpi-pcihp");
+        for name in Profile::names() {
+            let p = Profile::builtin(name).expect("builtin profile");
+            assert_eq!(p.chipset_headers().expect("headers").len(), p.chipset.len());
+        }
+    }
+}
