@@ -4,9 +4,14 @@
 //!   `testdata/microguests/tiny-kernel.sh` (cached in $FERRY_CACHE) boots through PVH with a
 //!   virtio-blk ext4 root and must reach kernel → [vda] → EXT4-fs (vda) → Run /sbin/init on the
 //!   runtime (works on kvm_pvm: ~20 s of emulated CPL0) and under QEMU TCG. Runs when the kernel
-//!   is cached; `cargo test --test runtime_kernel -- --ignored` builds it first (~3+ min).
+//!   is cached; `cargo test --test runtime_kernel -- --ignored` builds it first (~3-5 min).
+//! * `tiny_bzimage_reaches_init_on_runtime`: the same kernel's bzImage through the 64-bit boot
+//!   protocol, same root, cmdline and milestones, on the runtime and under QEMU TCG.
 //! * `distro_kernel_boots_on_hardware_kvm`: the host's own distro kernel + initramfs; runs only
 //!   with hardware KVM (no kvm_pvm, CPU has vmx/svm).
+//! * `debian_guest_bzimage_boots_on_hardware_kvm`: the Debian 12 kernel (bzImage) and initrd
+//!   from a cached test guest's /boot (`testdata/guests/*.sh` in $FERRY_CACHE) reach the
+//!   initramfs's /init on the runtime and under QEMU; hardware KVM only.
 mod runtime_support;
 use runtime_support::*;
 use std::path::{Path, PathBuf};
@@ -14,21 +19,22 @@ use std::process::Command;
 
 const PVM_CMDLINE: &str = "console=ttyS0 root=/dev/vda rw noxsave clearcpuid=308,151,288,534,298,145,158,306,114,141";
 
+/// The tiny kernel's cache directory (holding `vmlinux` and `bzImage`).
 fn cached_tiny_kernel(build: bool) -> Option<PathBuf> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/microguests/tiny-kernel.sh");
     if !build {
         let cache = std::env::var("FERRY_CACHE").unwrap_or_else(|_| "/var/tmp/ferry-cache".into());
         let hash = Command::new("sha256sum").arg(&script).output().ok()?;
         let h = String::from_utf8_lossy(&hash.stdout).chars().take(16).collect::<String>();
-        let k = Path::new(&cache).join(format!("tiny-kernel-{h}/vmlinux"));
-        return k.exists().then_some(k);
+        let k = Path::new(&cache).join(format!("tiny-kernel-{h}"));
+        return (k.join("vmlinux").exists() && k.join("bzImage").exists()).then_some(k);
     }
     let out = Command::new("sh").arg(&script).output().ok()?;
     if !out.status.success() {
         eprintln!("SKIP: tiny-kernel.sh failed: {}", String::from_utf8_lossy(&out.stderr));
         return None;
     }
-    Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).parent().map(Path::to_path_buf)
 }
 
 /// A 64 MiB ext4 root holding busybox as /sbin/init (built with mkfs.ext4 -d).
@@ -67,8 +73,8 @@ fn validate(spec: &Path, engine: &str, expect: &str, timeout: u64) -> (bool, Str
     (out.status.success(), report)
 }
 
-fn tiny_kernel(build: bool) {
-    let Some(kernel) = cached_tiny_kernel(build) else {
+fn tiny_kernel(build: bool, image: &str) {
+    let Some(kernel) = cached_tiny_kernel(build).map(|d| d.join(image)) else {
         eprintln!("SKIP: tiny kernel not cached; run `cargo test --test runtime_kernel -- --ignored` to build it");
         return;
     };
@@ -91,21 +97,75 @@ fn tiny_kernel(build: bool) {
 
 #[test]
 fn tiny_kernel_reaches_init_on_runtime() {
-    tiny_kernel(false);
+    tiny_kernel(false, "vmlinux");
+}
+
+#[test]
+fn tiny_bzimage_reaches_init_on_runtime() {
+    tiny_kernel(false, "bzImage");
 }
 
 #[test]
 #[ignore = "builds Linux 6.1 tinyconfig first (~3+ min on 2 cores), then boots it"]
 fn tiny_kernel_build_and_boot() {
-    tiny_kernel(true);
+    tiny_kernel(true, "vmlinux");
+    tiny_kernel(false, "bzImage");
 }
 
-#[test]
-fn distro_kernel_boots_on_hardware_kvm() {
+/// Whether full distro kernels can boot here (hardware KVM, not kvm_pvm); prints why not.
+fn hardware_kvm() -> bool {
     let pvm = Path::new("/sys/module/kvm_pvm").exists();
     let vmx = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains(" vmx") || c.contains(" svm"));
     if pvm || !vmx || !kvm_available() {
         eprintln!("SKIP: full distro-kernel boots need hardware KVM (kvm_pvm loaded: {pvm}, vmx/svm: {vmx}); guest kernel mode is emulated here");
+        return false;
+    }
+    true
+}
+
+/// The newest built Debian test guest in $FERRY_CACHE (`testdata/guests/*.sh`): its root tree.
+fn cached_debian_root() -> Option<PathBuf> {
+    let cache = std::env::var("FERRY_CACHE").unwrap_or_else(|_| "/var/tmp/ferry-cache".into());
+    let mut found: Vec<PathBuf> = std::fs::read_dir(cache)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|d| d.file_name().is_some_and(|n| n.to_string_lossy().starts_with("guest-debian-")))
+        .filter(|d| d.join("done").is_file() && d.join("root/boot").is_dir())
+        .collect();
+    found.sort();
+    found.pop().map(|d| d.join("root"))
+}
+
+/// The Debian 12 kernel (a bzImage: `/boot/vmlinuz-*`) and initrd of a cached guest image
+/// boot through the runtime's 64-bit boot-protocol path to the initramfs's /init. (The guest's
+/// own initrd has no virtio modules before conversion, so the root is not expected.)
+#[test]
+fn debian_guest_bzimage_boots_on_hardware_kvm() {
+    if !hardware_kvm() {
+        return;
+    }
+    let Some(root) = cached_debian_root() else {
+        eprintln!("SKIP: no Debian test guest in $FERRY_CACHE (testdata/guests/*.sh builds them)");
+        return;
+    };
+    let version = std::fs::read_to_string(root.join("../kernel-version")).expect("kernel-version").trim().to_string();
+    let kernel = root.join(format!("boot/vmlinuz-{version}"));
+    let initrd = root.join(format!("boot/initrd.img-{version}"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(disk) = busybox_root(dir.path()) else {
+        eprintln!("SKIP: busybox-static or mkfs.ext4 missing");
+        return;
+    };
+    let spec = spec(dir.path(), &kernel, Some(&initrd), &disk, "console=ttyS0 root=/dev/vda rw panic=-1");
+    let (ok, report) = validate(&spec, "ferry", "kernel,init", 120);
+    assert!(ok, "Ferry runtime: {report}");
+    let (ok, report) = validate(&spec, "qemu", "kernel,init", 120);
+    assert!(ok, "QEMU: {report}");
+}
+
+#[test]
+fn distro_kernel_boots_on_hardware_kvm() {
+    if !hardware_kvm() {
         return;
     }
     let release = String::from_utf8_lossy(&Command::new("uname").arg("-r").output().expect("uname").stdout).trim().to_string();

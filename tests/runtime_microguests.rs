@@ -10,7 +10,7 @@ fn config(kernel: &Path) -> VmConfig {
         name: "micro".into(),
         memory_mib: 128,
         topology: ferry_runtime::cpuid::CpuTopology::flat(1),
-        profile: ferry_runtime::pci::Profile::Q35V1,
+        profile: ferry_formats::layout::Profile::builtin("q35-v1").expect("profile"),
         kernel: kernel.to_path_buf(),
         initrd: None,
         cmdline: String::new(),

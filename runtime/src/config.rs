@@ -1,7 +1,6 @@
 //! What to boot: a [`VmConfig`], usually built from a `MachineSpec`.
 use crate::cpuid::CpuTopology;
-use crate::pci::Profile;
-use ferry_formats::layout::{DeviceKind, MachineSpec, SpecDevice};
+use ferry_formats::layout::{DeviceKind, MachineSpec, Profile, SpecDevice};
 use std::path::PathBuf;
 
 /// Where the serial console goes.
@@ -25,7 +24,7 @@ pub struct VmConfig {
     pub memory_mib: u64,
     /// vCPU topology (1..=64 vCPUs).
     pub topology: CpuTopology,
-    /// Chipset profile.
+    /// Machine profile (its chipset functions are built from its data).
     pub profile: Profile,
     /// Kernel image (PVH ELF or bzImage).
     pub kernel: PathBuf,
@@ -54,8 +53,8 @@ pub enum ConfigError {
 impl VmConfig {
     /// Builds the configuration of a spec with direct kernel boot.
     pub fn from_spec(spec: &MachineSpec) -> Result<Self, ConfigError> {
-        let profile = Profile::from_name(&spec.profile)
-            .ok_or_else(|| ConfigError::Invalid("profile", spec.profile.clone(), "expected q35-v1 or pc-v1".into()))?;
+        let profile = Profile::builtin(&spec.profile).map_err(|e| ConfigError::Invalid("profile", spec.profile.clone(), e.to_string()))?;
+        crate::pci::chipset::functions(&profile).map_err(|e| ConfigError::Invalid("profile", spec.profile.clone(), e.to_string()))?;
         let boot = spec.boot.as_ref().ok_or_else(|| {
             ConfigError::Invalid("boot", "none".into(), "the runtime boots kernels directly: spec.boot is required".into())
         })?;

@@ -1,7 +1,10 @@
 //! A QMP monitor subset on a unix socket: greeting, `qmp_capabilities`, `query-version`,
 //! `query-status`, `query-pci`, `query-block`, `stop`, `cont`, `system_powerdown`,
-//! `system_reset`, `quit`; events SHUTDOWN, POWERDOWN, RESET, STOP, RESUME (QEMU's names and
+//! `system_reset`, `quit`, `device_add`/`device_del` (refused as QEMU refuses them, see
+//! [`hotplug`]); events SHUTDOWN, POWERDOWN, RESET, STOP, RESUME (QEMU's names and
 //! `reason` strings). Each client gets its own thread; events go to every negotiated client.
+mod hotplug;
+
 use crate::{Controller, ExitReason};
 use serde_json::{json, Value};
 use std::io::Write;
@@ -104,6 +107,8 @@ fn client(conn: UnixStream, ctl: &Arc<Controller>) {
                     ctl.request(ExitReason::HostReset);
                     json!({"return": {}})
                 }
+                "device_add" => hotplug::device_add(ctl, req.get("arguments").unwrap_or(&Value::Null)),
+                "device_del" => hotplug::device_del(ctl, req.get("arguments").unwrap_or(&Value::Null)),
                 "quit" => {
                     if let Some(i) = &id {
                         send(&writer, &json!({"return": {}, "id": i}));

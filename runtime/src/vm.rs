@@ -34,6 +34,7 @@ pub(crate) struct Shared {
     io: Mutex<Io>,
     pub(crate) pci: Mutex<PciBus>,
     pub(crate) blocks: Vec<serde_json::Value>,
+    pub(crate) profile: ferry_formats::layout::Profile,
     exit: Mutex<Option<ExitReason>>,
     exit_cv: Condvar,
     stopping: AtomicBool,
@@ -192,7 +193,7 @@ impl Vm {
         let captured = serial_out.captured.clone();
 
         let mut pci = PciBus::new();
-        for (s, f, c) in cfg.profile.chipset() {
+        for (s, f, c) in crate::pci::chipset::functions(&cfg.profile).map_err(|e| VmError::Setup(e.to_string()))? {
             pci.add(s, f, Box::new(Stub(c)));
         }
         let mut blocks = Vec::new();
@@ -253,6 +254,7 @@ impl Vm {
             io: Mutex::new(io),
             pci: Mutex::new(pci),
             blocks,
+            profile: cfg.profile.clone(),
             exit: Mutex::new(None),
             exit_cv: Condvar::new(),
             stopping: AtomicBool::new(false),

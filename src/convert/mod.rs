@@ -47,7 +47,8 @@ pub enum OutputMode {
     /// Disks plus NAME.xml, NAME.sh and NAME.ferry.json.
     #[value(alias = "disk")]
     Local,
-    /// Disks plus the QEMU launch script NAME.sh.
+    /// Disks plus the QEMU launch script NAME.sh (its arguments are passed on to QEMU, e.g.
+    /// `NAME.sh -display none -kernel FILE`; FERRY_QEMU_ACCEL picks the accelerator).
     Qemu,
     /// Disks plus the libvirt domain XML NAME.xml.
     LibvirtXml,

@@ -7,6 +7,7 @@
 //! versioned [`Profile`] kept as data (`formats/machines/`), assigned by [`allocate`].
 
 mod alloc;
+pub mod chipset;
 mod profile;
 mod spec;
 

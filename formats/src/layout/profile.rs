@@ -1,6 +1,8 @@
 //! Versioned machine profiles (the guest ABI) kept as data in `formats/machines/*.json`:
-//! chipset functions at QEMU's addresses and one slot range per device class.
+//! chipset functions at QEMU's addresses with their config headers (see [`super::chipset`]) and
+//! one slot range per device class.
 
+use super::chipset::{Header, HeaderSpec};
 use super::{LayoutError, PciAddr};
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +24,8 @@ pub struct ChipsetFunction {
     /// PCI vendor and device ID, 4 hex digits each.
     pub vendor: String,
     pub device: String,
+    /// The config header the function presents.
+    pub config: HeaderSpec,
 }
 
 /// Slots `first..=last` on the root bus for one class of device.
@@ -66,6 +70,12 @@ pub struct Profile {
     pub qemu_machine: String,
     /// QEMU's name for bus 0 ("pcie.0", "pci.0").
     pub root_bus: String,
+    /// How QEMU hot-plugs onto the root bus: "none" (it refuses: a PCIe root complex) or
+    /// "acpi-pcihp" (the PIIX4 PM function's ACPI PCI hotplug controller and DSDT slots).
+    pub root_hotplug: String,
+    /// PCIe ECAM (MMCONFIG) base the chipset's PCIEXBAR points at, hex; absent without PCIe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecam: Option<String>,
     pub chipset: Vec<ChipsetFunction>,
     pub classes: Vec<SlotClass>,
     pub cdrom: CdromPlan,
@@ -95,9 +105,34 @@ impl Profile {
             .iter()
             .find(|(n, _)| *n == name)
             .ok_or_else(|| LayoutError::UnknownProfile { name: name.to_string(), known: Self::names().join(", ") })?;
+        Self::parse(name, text)
+    }
+
+    /// Parses a profile's JSON text and checks it is self-consistent.
+    pub fn parse(name: &str, text: &str) -> Result<Profile, LayoutError> {
         let p: Profile = serde_json::from_str(text).map_err(|e| LayoutError::BadProfile { name: name.into(), reason: e.to_string() })?;
         p.check()?;
         Ok(p)
+    }
+
+    /// Every chipset function's address and decoded config header.
+    pub fn chipset_headers(&self) -> Result<Vec<(PciAddr, Header)>, LayoutError> {
+        let bad = |reason: String| LayoutError::BadProfile { name: self.name.clone(), reason };
+        self.chipset
+            .iter()
+            .map(|f| {
+                let a = parse_addr(&f.addr).filter(|a| a.bus == 0).ok_or_else(|| bad(format!("chipset {}: bad address {:?}", f.function, f.addr)))?;
+                let h = f.config.decode(&f.vendor, &f.device).map_err(|e| bad(format!("chipset {}: {e}", f.function)))?;
+                Ok((a, h))
+            })
+            .collect()
+    }
+
+    /// The ECAM base, if the profile has PCIe.
+    pub fn ecam_base(&self) -> Result<Option<u64>, LayoutError> {
+        let Some(e) = &self.ecam else { return Ok(None) };
+        let v = u64::from_str_radix(e, 16).ok().filter(|v| e.len() <= 16 && v % (1 << 28) == 0);
+        v.map(Some).ok_or_else(|| LayoutError::BadProfile { name: self.name.clone(), reason: format!("ecam {e:?}: expected a hex address aligned to 256 MiB") })
     }
 
     /// The slot class named `class`.
@@ -112,11 +147,19 @@ impl Profile {
     fn check(&self) -> Result<(), LayoutError> {
         let bad = |reason: String| LayoutError::BadProfile { name: self.name.clone(), reason };
         let mut used = [false; 32];
-        for f in &self.chipset {
-            let a = parse_addr(&f.addr).ok_or_else(|| bad(format!("bad address {}", f.addr)))?;
+        let mut functions = Vec::new();
+        for (a, _) in self.chipset_headers()? {
+            if functions.contains(&(a.slot, a.function)) {
+                return Err(bad(format!("chipset address {a} used twice")));
+            }
+            functions.push((a.slot, a.function));
             if let Some(u) = used.get_mut(usize::from(a.slot)) {
                 *u = true;
             }
+        }
+        self.ecam_base()?;
+        if !["none", "acpi-pcihp"].contains(&self.root_hotplug.as_str()) {
+            return Err(bad(format!("root_hotplug {:?}: expected none or acpi-pcihp", self.root_hotplug)));
         }
         for c in &self.classes {
             if c.first == 0 || c.first > c.last || c.last > 31 {

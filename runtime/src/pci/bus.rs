@@ -253,12 +253,12 @@ impl PciBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pci::chipset::Profile;
+    use ferry_formats::layout::Profile;
 
     #[test]
     fn cf8_reads_q35_host_bridge_and_empty_slots() {
         let mut bus = PciBus::new();
-        for (s, f, c) in Profile::Q35V1.chipset() {
+        for (s, f, c) in crate::pci::chipset::functions(&Profile::builtin("q35-v1").expect("profile")).expect("chipset") {
             assert!(bus.add(s, f, Box::new(Stub(c))));
         }
         let mut d = [0u8; 4];

@@ -4,5 +4,5 @@ pub mod chipset;
 pub mod config;
 
 pub use bus::{PciBus, PciFunction};
-pub use chipset::Profile;
+pub use chipset::ChipsetError;
 pub use config::{BarKind, ConfigSpace};
