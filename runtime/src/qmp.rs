@@ -96,8 +96,9 @@ fn client(conn: UnixStream, ctl: &Arc<Controller>) {
                     json!({"return": {}})
                 }
                 "system_powerdown" => {
-                    // No ACPI power button yet: the event is emitted; the guest is not notified.
+                    // QEMU emits POWERDOWN whether or not the guest listens to the power button.
                     ctl.emit("POWERDOWN", json!({}));
+                    ctl.power_button();
                     json!({"return": {}})
                 }
                 "system_reset" => {

@@ -1,0 +1,83 @@
+//! DSDT: `\_SB.PCI0` host bridge with the runtime's bus range and I/O + MMIO windows, COM1,
+//! RTC, PS/2 keyboard controller, and `\_S5`.
+use crate::devices::pm::S5_SLP_TYP;
+use crate::layout;
+use crate::pci::Profile;
+use acpi_tables::aml::{AddressSpace, AddressSpaceCacheable, Device, EISAName, Scope, Interrupt, Name, Package, ResourceTemplate, IO};
+use acpi_tables::sdt::Sdt;
+use acpi_tables::Aml;
+
+/// Buses decoded by the ECAM window (1 MiB per bus).
+pub const LAST_BUS: u16 = (layout::ECAM_SIZE >> 20) as u16 - 1;
+
+fn isa_device(name: &str, hid: &str, ports: &[(u16, u8)], irq: u32, uid: Option<u8>) -> Vec<u8> {
+    let ios: Vec<IO> = ports.iter().map(|&(base, len)| IO::new(base, base, 1, len)).collect();
+    let int = Interrupt::new(true, true, false, false, irq);
+    let mut res: Vec<&dyn Aml> = ios.iter().map(|i| i as &dyn Aml).collect();
+    res.push(&int);
+    let crs = ResourceTemplate::new(res);
+    let hid = EISAName::new(hid);
+    let hid_n = Name::new("_HID".into(), &hid);
+    let crs_n = Name::new("_CRS".into(), &crs);
+    let uid_v = uid.unwrap_or(0);
+    let uid_n = Name::new("_UID".into(), &uid_v);
+    let mut children: Vec<&dyn Aml> = vec![&hid_n, &crs_n];
+    if uid.is_some() {
+        children.push(&uid_n);
+    }
+    let mut out = Vec::new();
+    Device::new(name.into(), children).to_aml_bytes(&mut out);
+    out
+}
+
+fn pci0(profile: Profile) -> Vec<u8> {
+    let bus = AddressSpace::<u16>::new_bus_number(0, LAST_BUS);
+    let cf8 = IO::new(0xcf8, 0xcf8, 1, 8);
+    let io_lo = AddressSpace::<u16>::new_io(0x0000, 0x0cf7, None);
+    let io_hi = AddressSpace::<u16>::new_io(0x0d00, 0xffff, None);
+    let mmio = AddressSpace::<u32>::new_memory(
+        AddressSpaceCacheable::NotCacheable,
+        true,
+        layout::PCI_MMIO_START as u32,
+        (layout::PCI_MMIO_END - 1) as u32,
+        None,
+    );
+    let crs = ResourceTemplate::new(vec![&bus, &cf8, &io_lo, &io_hi, &mmio]);
+    let (hid, cid) = match profile {
+        Profile::Q35V1 => (EISAName::new("PNP0A08"), Some(EISAName::new("PNP0A03"))),
+        Profile::PcV1 => (EISAName::new("PNP0A03"), None),
+    };
+    let hid_n = Name::new("_HID".into(), &hid);
+    let cid_n = cid.as_ref().map(|c| Name::new("_CID".into(), c));
+    let zero = 0u8;
+    let adr = Name::new("_ADR".into(), &zero);
+    let uid = Name::new("_UID".into(), &zero);
+    let seg = Name::new("_SEG".into(), &zero);
+    let bbn = Name::new("_BBN".into(), &zero);
+    let crs_n = Name::new("_CRS".into(), &crs);
+    let mut children: Vec<&dyn Aml> = vec![&hid_n];
+    if let Some(c) = &cid_n {
+        children.push(c);
+    }
+    children.extend([&adr as &dyn Aml, &uid, &seg, &bbn, &crs_n]);
+    let mut out = Vec::new();
+    Device::new("PCI0".into(), children).to_aml_bytes(&mut out);
+    out
+}
+
+/// The DSDT for `profile`.
+pub fn dsdt(profile: Profile) -> Vec<u8> {
+    let mut t = Sdt::new(*b"DSDT", 36, 2, super::OEM_ID, *b"FERRYDSD", 1);
+    let mut sb = pci0(profile);
+    sb.extend(isa_device("COM1", "PNP0501", &[(0x3f8, 8)], 4, Some(1)));
+    sb.extend(isa_device("RTC_", "PNP0B00", &[(0x70, 2)], 8, None));
+    sb.extend(isa_device("KBD_", "PNP0303", &[(0x60, 1), (0x64, 1)], 1, None));
+    t.append_slice(&Scope::raw("\\_SB_".into(), sb));
+    let typ = S5_SLP_TYP as u8;
+    let zero = 0u8;
+    let s5 = Package::new(vec![&typ, &typ, &zero, &zero]);
+    let mut b = Vec::new();
+    Name::new("_S5_".into(), &s5).to_aml_bytes(&mut b);
+    t.append_slice(&b);
+    t.as_slice().to_vec()
+}
