@@ -5,7 +5,7 @@ mod runtime_support;
 use ferry_runtime::cpuid::CpuTopology;
 use ferry_runtime::pci::Profile;
 use runtime_support::*;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -124,5 +124,144 @@ fn iasl_accepts_every_table() {
             &["APIC", "DSDT", "FACP", "FACS", "RSD PTR ", "XSDT"]
         };
         assert_eq!(seen, want);
+    }
+}
+
+fn qmp_client_available() -> bool {
+    let ok = Command::new("python3").args(["-c", "import qemu.qmp"]).status().is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIP: python3 module qemu.qmp missing (pip install qemu.qmp)");
+    }
+    ok
+}
+
+/// One engine's run of the `acpi` micro-guest: its "acpi: " lines and the QMP events.
+struct PowerRun {
+    lines: Vec<String>,
+    events: serde_json::Value,
+}
+
+/// Waits for "acpi: ready" on the child's serial (stdout), presses the power button over
+/// QMP at `sock`, and collects everything until the child exits.
+fn power_cycle(mut child: Child, sock: &Path, engine: &str) -> PowerRun {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let line = line.replace('\r', "");
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(l) => {
+                let ready = l == "acpi: ready";
+                lines.push(l);
+                if ready {
+                    break;
+                }
+            }
+            Err(e) => {
+                let _ = child.kill();
+                panic!("{engine}: no 'acpi: ready' ({e}); serial so far:\n{}", lines.join("\n"));
+            }
+        }
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/runtime_support/acpi_powerdown.py");
+    let out = Command::new("python3").arg(script).arg(sock).output().expect("python3");
+    assert!(out.status.success(), "{engine}: qmp script: {}", String::from_utf8_lossy(&out.stderr));
+    let events: serde_json::Value = serde_json::from_slice(&out.stdout).expect("events JSON");
+    let st = child.wait().expect("wait");
+    let _ = reader.join();
+    lines.extend(rx.try_iter());
+    assert!(st.success(), "{engine}: exit {st}; serial:\n{}", lines.join("\n"));
+    PowerRun { lines, events }
+}
+
+/// The lines that must agree between engines (table lists, FADT revision, SMI port, PCI-link
+/// overrides and the measured timer rate legitimately differ).
+fn comparable(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("acpi: "))
+        .filter(|l| !l.starts_with("acpi: tables") && !l.starts_with("acpi: fadt-rev") && !l.starts_with("acpi: pmtmr_hz"))
+        .filter(|l| !l.starts_with("acpi: override irq") || l.starts_with("acpi: override irq 0 ") || l.starts_with("acpi: override irq 9 "))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn power_button_and_s5_same_on_runtime_and_qemu() {
+    if !qmp_client_available() {
+        return;
+    }
+    let elf = guest("acpi");
+    for (profile, machine) in [("q35-v1", "q35"), ("pc-v1", "pc")] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut runs = Vec::new();
+        if kvm_available() {
+            let spec = serde_json::json!({
+                "spec_version": 1, "name": "acpi", "profile": profile, "memory_mib": 128, "vcpus": 2,
+                "firmware": "bios", "boot": {"kernel": elf, "cmdline": ""}, "devices": [],
+            });
+            let spec_path = dir.path().join("spec.json");
+            std::fs::write(&spec_path, spec.to_string()).expect("spec");
+            let sock = dir.path().join("ferry.sock");
+            let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+                .args(["run", "--console", "-", "--qmp"])
+                .arg(&sock)
+                .arg(&spec_path)
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("ferry run");
+            runs.push(("ferry", power_cycle(child, &sock, "ferry")));
+        }
+        if qemu_available() {
+            let sock = dir.path().join("qemu.sock");
+            let child = Command::new("qemu-system-x86_64")
+                .args(["-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot", "-accel", "tcg"])
+                .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-machine", machine, "-m", "128", "-smp", "2"])
+                .arg("-qmp")
+                .arg(format!("unix:{},server=on,wait=off", sock.display()))
+                .arg("-kernel")
+                .arg(&elf)
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("qemu");
+            runs.push(("qemu", power_cycle(child, &sock, "qemu")));
+        }
+        for (engine, r) in &runs {
+            let text = r.lines.join("\n");
+            eprintln!("{profile} {engine}:\n{text}\nevents: {}", r.events);
+            for want in [
+                "acpi: DSDT ok",
+                "acpi: sci=0x09",
+                "acpi: pm1a_evt=0x0600",
+                "acpi: pm1a_cnt=0x0604",
+                "acpi: pm_tmr=0x0608",
+                "acpi: cpus=2",
+                "acpi: s5_slp_typ=0",
+                "acpi: sci_en=0x1",
+                "acpi: sci_pending_before=0x0",
+                "acpi: power button pressed",
+                "acpi: sci delivered to vector 0x29",
+                "acpi: pwrbtn_sts_after_clear=0x0",
+                "acpi: entering S5",
+            ] {
+                assert!(r.lines.iter().any(|l| l == want), "{profile} {engine}: no {want:?} in:\n{text}");
+            }
+            assert!(r.lines.iter().any(|l| l.starts_with("acpi: pmtmr_hz=") && l.ends_with("(ok)")), "{profile} {engine}: PM timer rate:\n{text}");
+            assert!(!text.contains("still running after S5"), "{profile} {engine}");
+            let names: Vec<&str> = r.events.as_array().map(|a| a.iter().filter_map(|e| e["event"].as_str()).collect()).unwrap_or_default();
+            assert_eq!(names, ["POWERDOWN", "SHUTDOWN"], "{profile} {engine}: {}", r.events);
+            assert_eq!(r.events[1]["data"], serde_json::json!({"guest": true, "reason": "guest-shutdown"}), "{profile} {engine}");
+        }
+        if let [(_, a), (_, b)] = &runs[..] {
+            assert_eq!(comparable(&a.lines), comparable(&b.lines), "{profile}: runtime and QEMU see different ACPI hardware");
+        }
     }
 }

@@ -209,6 +209,7 @@ int main(u32 start_info) {
 	outw(evt, 0x0100);              /* clear a stale PWRBTN_STS */
 	outw((u16)(evt + 2), 0x0100);   /* PWRBTN_EN */
 	kv("pm1_en", inw((u16)(evt + 2)), 4);
+	kv("sci_pending_before", (rd32(0xfee00210) >> 9) & 1, 1);
 	if (failures) {
 		puts("acpi: checksum failures\n");
 		return 0x43;
