@@ -210,6 +210,7 @@ impl Vm {
             pci.add(s, f, Box::new(Stub(c)));
         }
         let mut blocks = Vec::new();
+        let intx_lines = crate::devices::intx::IntxLines::new(vm.clone());
         for d in &cfg.devices {
             let dev: Box<dyn VirtioDevice> = match &d.kind {
                 DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
@@ -238,7 +239,10 @@ impl Vm {
                 DeviceKind::VirtioRng => Box::new(Rng),
                 DeviceKind::VirtioBalloon => return Err(VmError::Setup(format!("device {}: virtio-balloon is not implemented", d.id))),
             };
-            let f = VirtioPci::new(&d.id, dev, mem.clone(), vm.clone());
+            let mut f = VirtioPci::new(&d.id, dev, mem.clone(), vm.clone());
+            if let Some(gsi) = crate::devices::intx::gsi(cfg.profile, d.addr.slot, 1) {
+                f = f.with_intx(crate::devices::intx::IntxPin::new(intx_lines.clone(), gsi, d.addr.slot, d.addr.function));
+            }
             if !pci.add(d.addr.slot, d.addr.function, Box::new(f)) {
                 return Err(VmError::Setup(format!("device {}: address {} is taken or invalid", d.id, d.addr)));
             }

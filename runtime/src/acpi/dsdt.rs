@@ -1,5 +1,6 @@
 //! DSDT: `\_SB.PCI0` host bridge with the runtime's bus range and I/O + MMIO windows, COM1,
-//! RTC, PS/2 keyboard controller, and `\_S5`.
+//! RTC, PS/2 keyboard controller, and `\_S5`; on q35 a `_PRT` routing INTx straight to GSIs.
+use crate::devices::intx;
 use crate::devices::pm::S5_SLP_TYP;
 use crate::layout;
 use crate::pci::Profile;
@@ -30,6 +31,19 @@ fn isa_device(name: &str, hid: &str, ports: &[(u16, u8)], irq: u32, uid: Option<
     out
 }
 
+/// `_PRT` rows (address, pin 0..3, GSI) for the INTx routing of [`intx::gsi`], APIC mode.
+fn prt_rows(profile: Profile) -> Vec<(u32, u8, u32)> {
+    let mut rows = Vec::new();
+    for slot in 0..=intx::LAST_ROUTED_SLOT {
+        for pin in 0..4u8 {
+            if let Some(gsi) = intx::gsi(profile, slot, pin + 1) {
+                rows.push(((u32::from(slot) << 16) | 0xffff, pin, gsi));
+            }
+        }
+    }
+    rows
+}
+
 fn pci0(profile: Profile) -> Vec<u8> {
     let bus = AddressSpace::<u16>::new_bus_number(0, LAST_BUS);
     let cf8 = IO::new(0xcf8, 0xcf8, 1, 8);
@@ -55,11 +69,18 @@ fn pci0(profile: Profile) -> Vec<u8> {
     let seg = Name::new("_SEG".into(), &zero);
     let bbn = Name::new("_BBN".into(), &zero);
     let crs_n = Name::new("_CRS".into(), &crs);
+    let rows = prt_rows(profile);
+    let rows_aml: Vec<Package> = rows.iter().map(|(a, p, g)| Package::new(vec![a as &dyn Aml, p, &zero, g])).collect();
+    let prt = Package::new(rows_aml.iter().map(|r| r as &dyn Aml).collect());
+    let prt_n = Name::new("_PRT".into(), &prt);
     let mut children: Vec<&dyn Aml> = vec![&hid_n];
     if let Some(c) = &cid_n {
         children.push(c);
     }
     children.extend([&adr as &dyn Aml, &uid, &seg, &bbn, &crs_n]);
+    if !rows.is_empty() {
+        children.push(&prt_n);
+    }
     let mut out = Vec::new();
     Device::new("PCI0".into(), children).to_aml_bytes(&mut out);
     out

@@ -1,4 +1,5 @@
 //! Platform devices on the I/O-port bus.
+pub mod intx;
 pub mod legacy;
 pub mod pm;
 pub mod serial;

@@ -1,0 +1,147 @@
+/* INTx: drives every virtio-rng (1af4:1044) with MSI-X off and watches its legacy interrupt
+ * arrive through the IOAPIC, polled with IF=0 (kvm_pvm cannot deliver interrupts to a 32-bit
+ * guest): GSIs 16..23 are level-triggered to vector 0x30; the pin whose Remote IRR goes up
+ * names the GSI. Reading the ISR register must drop the level line: re-arming the pin (edge →
+ * level clears Remote IRR) must not re-deliver until the next request completes. */
+#include "virtio.h"
+
+#define IOREGSEL 0xfec00000u
+#define IOWIN 0xfec00010u
+
+static u32 redir(u32 gsi) {
+	wr32(IOREGSEL, 0x10 + 2 * gsi);
+	return rd32(IOWIN);
+}
+static void set_redir(u32 gsi, u32 lo) {
+	wr32(IOREGSEL, 0x10 + 2 * gsi + 1);
+	wr32(IOWIN, 0);
+	wr32(IOREGSEL, 0x10 + 2 * gsi);
+	wr32(IOWIN, lo);
+}
+/* Level, active high, vector 0x30, unmasked; passing through edge clears Remote IRR. If the
+ * line is still high the IOAPIC delivers again at once and Remote IRR is set again. */
+static void rearm(u32 gsi) {
+	set_redir(gsi, 0x30 | 1u << 16);
+	set_redir(gsi, 0x30 | 1u << 15);
+}
+static int remote_irr(u32 gsi) { return (redir(gsi) >> 14) & 1; }
+
+/* The GSI (16..23) that delivered a level interrupt, or -1. */
+static int pending_gsi(void) {
+	for (u32 g = 16; g < 24; g++)
+		if (remote_irr(g)) return (int)g;
+	return -1;
+}
+
+static void spin(u32 n) {
+	for (u32 i = 0; i < n; i++) __asm__ volatile("pause");
+}
+
+static u16 idx;
+static int request(struct vdev *v) {
+	u16 used0 = rd16(USED + 2);
+	desc_set(DESC, 0, 0x304000, 16, VIRTQ_F_WRITE, 0);
+	wr16(AVAIL, 0); /* interrupts wanted */
+	wr16(AVAIL + 4 + 2 * (idx % QSZ), 0);
+	barrier();
+	idx++;
+	wr16(AVAIL + 2, idx);
+	barrier();
+	wr16(v->notify + rd16(v->common + 0x1e) * v->notify_mult, 0);
+	for (u32 n = 0; n < 2000000; n++)
+		if (rd16(USED + 2) != used0) return 0;
+	return -1;
+}
+
+static int find_from(struct vdev *v, u32 start) {
+	for (u32 s = start; s < 32; s++) {
+		if (pci_rd32(0, s, 0, 0) != 0x10441af4u) continue;
+		v->slot = s;
+		pci_wr16(0, s, 0, 4, 0x6); /* memory + bus master, INTx not disabled */
+		for (u32 p = pci_rd8(0, s, 0, 0x34); p; p = (pci_rd32(0, s, 0, p) >> 8) & 0xfc) {
+			u32 h = pci_rd32(0, s, 0, p);
+			if ((h & 0xff) != 0x09) continue;
+			u32 type = (h >> 24) & 0xff;
+			u32 addr = (type >= 1 && type <= 4) ? bar_base(s, pci_rd8(0, s, 0, p + 4)) + pci_rd32(0, s, 0, p + 8) : 0;
+			if (type == 1) v->common = addr;
+			if (type == 2) { v->notify = addr; v->notify_mult = pci_rd32(0, s, 0, p + 16); }
+			if (type == 3) v->isr = addr;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+int main(u32 start_info) {
+	(void)start_info;
+	(void)vdev_find; /* the header's first-device finder; this guest walks them all */
+	serial_init();
+	outb(0x21, 0xff); /* 8259s masked */
+	outb(0xa1, 0xff);
+	wr32(0xfee000f0, 0x1ff); /* LAPIC on */
+	int devices = 0, bad = 0;
+	struct vdev v;
+	for (u32 s = 0; find_from(&v, s); s = v.slot + 1) {
+		devices++;
+		idx = 0;
+		for (u32 g = 16; g < 24; g++) rearm(g);
+		puts("intx: slot=");
+		putdec(v.slot);
+		puts(" pin=");
+		putdec(pci_rd8(0, v.slot, 0, 0x3d));
+		puts(" msix_enabled=");
+		putdec(pci_rd16(0, v.slot, 0, 0x98 + 2) >> 15);
+		int e = vdev_init(&v);
+		if (e || request(&v)) {
+			puts(e ? " init failed\n" : " request failed\n");
+			bad++;
+			continue;
+		}
+		int gsi = -1;
+		for (int i = 0; i < 100000 && gsi < 0; i++) gsi = pending_gsi();
+		puts(" gsi=");
+		if (gsi < 0) {
+			puts("none\n");
+			bad++;
+			continue;
+		}
+		putdec((u32)gsi);
+		puts(" lapic_irr=");
+		putdec((rd32(0xfee00210) >> 0x10) & 1); /* vector 0x30 */
+		puts(" status_int=");
+		putdec((pci_rd16(0, v.slot, 0, 6) >> 3) & 1);
+		rearm((u32)gsi); /* still asserted: must re-deliver at once */
+		spin(1000);
+		puts(" held=");
+		putdec(remote_irr((u32)gsi));
+		puts(" isr=");
+		putdec(rd8(v.isr));
+		puts(" isr_reread=");
+		putdec(rd8(v.isr));
+		puts(" status_int_after=");
+		putdec((pci_rd16(0, v.slot, 0, 6) >> 3) & 1);
+		rearm((u32)gsi);
+		spin(100000);
+		puts(" redelivered=");
+		putdec(remote_irr((u32)gsi));
+		if (request(&v)) {
+			puts(" second request failed\n");
+			bad++;
+			continue;
+		}
+		int again = 0;
+		for (int i = 0; i < 100000 && !again; i++) again = remote_irr((u32)gsi);
+		puts(" second=");
+		putdec((u32)again);
+		rd8(v.isr);
+		rearm((u32)gsi);
+		puts("\n");
+		wr8(v.common + 0x14, 0); /* reset: the device forgets the rings */
+		while (rd8(v.common + 0x14)) {
+		}
+	}
+	puts("intx: devices=");
+	putdec((u32)devices);
+	puts("\n");
+	return bad ? 0x31 : 0x30;
+}
