@@ -1,6 +1,7 @@
 /* INTx: drives every virtio-rng (1af4:1044) with MSI-X off and watches its legacy interrupt
  * arrive through the IOAPIC, polled with IF=0 (kvm_pvm cannot deliver interrupts to a 32-bit
- * guest): GSIs 16..23 are level-triggered to vector 0x30; the pin whose Remote IRR goes up
+ * guest): GSIs 5, 10, 11 (PIIX PIRQ targets) and 16..23 (ICH9 PIRQs) are level-triggered to
+ * vector 0x30; the pin whose Remote IRR goes up
  * names the GSI. Reading the ISR register must drop the level line: re-arming the pin (edge →
  * level clears Remote IRR) must not re-deliver until the next request completes. */
 #include "virtio.h"
@@ -26,10 +27,13 @@ static void rearm(u32 gsi) {
 }
 static int remote_irr(u32 gsi) { return (redir(gsi) >> 14) & 1; }
 
-/* The GSI (16..23) that delivered a level interrupt, or -1. */
+static const u8 gsis[] = {16, 17, 18, 19, 20, 21, 22, 23, 5, 10, 11}; /* q35 drives 16..23 first */
+#define NGSI (sizeof(gsis) / sizeof(gsis[0]))
+
+/* The GSI that delivered a level interrupt, or -1. */
 static int pending_gsi(void) {
-	for (u32 g = 16; g < 24; g++)
-		if (remote_irr(g)) return (int)g;
+	for (u32 i = 0; i < NGSI; i++)
+		if (remote_irr(gsis[i])) return gsis[i];
 	return -1;
 }
 
@@ -84,7 +88,7 @@ int main(u32 start_info) {
 	for (u32 s = 0; find_from(&v, s); s = v.slot + 1) {
 		devices++;
 		idx = 0;
-		for (u32 g = 16; g < 24; g++) rearm(g);
+		for (u32 i = 0; i < NGSI; i++) rearm(gsis[i]);
 		puts("intx: slot=");
 		putdec(v.slot);
 		puts(" pin=");

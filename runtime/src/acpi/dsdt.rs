@@ -1,5 +1,5 @@
 //! DSDT: `\_SB.PCI0` host bridge with the runtime's bus range and I/O + MMIO windows, COM1,
-//! RTC, PS/2 keyboard controller, and `\_S5`; on q35 a `_PRT` routing INTx straight to GSIs.
+//! RTC, PS/2 keyboard controller, and `\_S5`; a `_PRT` routing INTx straight to GSIs (APIC mode).
 use crate::devices::intx;
 use crate::devices::pm::S5_SLP_TYP;
 use crate::layout;
@@ -34,7 +34,7 @@ fn isa_device(name: &str, hid: &str, ports: &[(u16, u8)], irq: u32, uid: Option<
 /// `_PRT` rows (address, pin 0..3, GSI) for the INTx routing of [`intx::gsi`], APIC mode.
 fn prt_rows(profile: Profile) -> Vec<(u32, u8, u32)> {
     let mut rows = Vec::new();
-    for slot in 0..=intx::LAST_ROUTED_SLOT {
+    for slot in 0..32u8 {
         for pin in 0..4u8 {
             if let Some(gsi) = intx::gsi(profile, slot, pin + 1) {
                 rows.push(((u32::from(slot) << 16) | 0xffff, pin, gsi));

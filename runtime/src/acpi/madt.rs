@@ -1,5 +1,5 @@
 //! MADT: one LAPIC (or x2APIC) entry per vCPU with `cpuid`'s APIC IDs, the IOAPIC, ISA
-//! overrides IRQ0 → GSI 2 and SCI IRQ 9 level/active-high (QEMU's flags), LINT1 NMI.
+//! overrides IRQ0 → GSI 2 and IRQs 5, 9 (SCI), 10, 11 level/active-high (QEMU's set), LINT1 NMI.
 use crate::cpuid::{apic_id, CpuTopology};
 use crate::devices::pm::SCI_IRQ;
 use crate::layout;
@@ -54,7 +54,10 @@ pub fn madt(topo: &CpuTopology) -> Vec<u8> {
     IoApic::new(ioapic_id(topo), layout::IOAPIC_ADDR as u32, 0).to_aml_bytes(&mut b);
     t.append_slice(&b);
     t.append_slice(&iso(0, 2, 0));
-    t.append_slice(&iso(SCI_IRQ as u8, SCI_IRQ, LEVEL_HIGH));
+    // QEMU's set: the SCI and the PCI-link IRQs 5, 10, 11 are level, active high.
+    for irq in [5u8, SCI_IRQ as u8, 10, 11] {
+        t.append_slice(&iso(irq, u32::from(irq), LEVEL_HIGH));
+    }
     t.append_slice(&[4, 6, 0xff, 0, 0, 1]); // LAPIC NMI: all processors, LINT1
     if wide {
         t.append_slice(&[0x0a, 12, 0, 0, 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0]); // x2APIC NMI, LINT1

@@ -4,6 +4,9 @@
 //! q35 (measured with `testdata/microguests/intx.c` under QEMU 10): slot S, pin P (1 = INTA)
 //! → PIRQ E..H = 4 + ((S + P - 1) & 3) → GSI 16 + PIRQ, i.e. 20..23, for slots 0..=0x17
 //! (QEMU routes slots 0x18..0x1f through ICH9's DxxIR registers; not modelled).
+//! pc: slot S, pin P → PIRQ A..D = (S + P - 2) & 3 (i440FX swizzle) → the ISA IRQ SeaBIOS
+//! programs into PIIX3's PIRQRC registers, 10 10 11 11 (measured: INTA of slots 2..5 → 10 11
+//! 11 10). The runtime routes PIRQs that way without firmware; PIRQRC rewrites are not followed.
 use crate::pci::Profile;
 use kvm_ioctls::VmFd;
 use std::collections::{BTreeSet, HashMap};
@@ -11,15 +14,19 @@ use std::sync::{Arc, Mutex};
 
 /// Highest slot whose INTx routing follows QEMU's generic q35 swizzle.
 pub const LAST_ROUTED_SLOT: u8 = 0x17;
+/// ISA IRQs SeaBIOS gives PIIX3's PIRQ A..D.
+pub const PIIX_PIRQ_IRQS: [u32; 4] = [10, 10, 11, 11];
 
 /// The GSI that `slot`'s interrupt `pin` (1..=4) reaches, if the profile routes it.
 pub fn gsi(profile: Profile, slot: u8, pin: u8) -> Option<u32> {
-    if !(1..=4).contains(&pin) || slot > LAST_ROUTED_SLOT {
+    if !(1..=4).contains(&pin) || slot > 0x1f {
         return None;
     }
+    let (slot, pin) = (u32::from(slot), u32::from(pin));
     match profile {
-        Profile::Q35V1 => Some(16 + 4 + ((u32::from(slot) + u32::from(pin) - 1) & 3)),
-        Profile::PcV1 => None,
+        Profile::Q35V1 if slot <= u32::from(LAST_ROUTED_SLOT) => Some(16 + 4 + ((slot + pin - 1) & 3)),
+        Profile::Q35V1 => None,
+        Profile::PcV1 => PIIX_PIRQ_IRQS.get(((slot + pin + 2) & 3) as usize).copied(),
     }
 }
 
@@ -93,5 +100,9 @@ mod tests {
         assert_eq!(gsi(Profile::Q35V1, 4, 2), Some(21));
         assert_eq!(gsi(Profile::Q35V1, 0x18, 1), None);
         assert_eq!(gsi(Profile::Q35V1, 4, 0), None);
+        // Measured under QEMU 10 -machine pc (SeaBIOS PIRQ setup): slots 2..9 → 10 11 11 10 10 11 11 10.
+        let got: Vec<_> = (2..10).map(|s| gsi(Profile::PcV1, s, 1)).collect();
+        let want: Vec<_> = [10, 11, 11, 10, 10, 11, 11, 10].into_iter().map(Some).collect();
+        assert_eq!(got, want);
     }
 }
