@@ -312,7 +312,7 @@ fn intx_level_interrupt_same_on_runtime_and_qemu() {
             eprintln!("{profile} {engine}:\n{out}");
             for (s, gsi) in slots.iter().zip(gsis) {
                 let want = format!(
-                "intx: slot={s} pin=1 msix_enabled=0 gsi={gsi} lapic_irr=1 status_int=1 held=1 isr=1 isr_reread=0 status_int_after=0 redelivered=0 second=1"
+                "intx: slot={s} pin=1 msix_enabled=0 gsi={gsi} lapic_irr=1 status_int=1 held=1 isr=1 isr_reread=0 status_int_after=0 redelivered=0 second=1 disabled=0 status_int_disabled=1 reenabled=1 msix_on=0"
             );
                 assert!(out.lines().any(|l| l == want), "{profile} {engine}: no {want:?} in:\n{out}");
             }

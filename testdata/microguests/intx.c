@@ -3,7 +3,8 @@
  * guest): GSIs 5, 10, 11 (PIIX PIRQ targets) and 16..23 (ICH9 PIRQs) are level-triggered to
  * vector 0x30; the pin whose Remote IRR goes up
  * names the GSI. Reading the ISR register must drop the level line: re-arming the pin (edge →
- * level clears Remote IRR) must not re-deliver until the next request completes. */
+ * level clears Remote IRR) must not re-deliver until the next request completes. The command
+ * register's INTX_DISABLE and an enabled MSI-X must keep the pin quiet. */
 #include "virtio.h"
 
 #define IOREGSEL 0xfec00000u
@@ -139,6 +140,37 @@ int main(u32 start_info) {
 		putdec((u32)again);
 		rd8(v.isr);
 		rearm((u32)gsi);
+		/* Command INTX_DISABLE holds the line low; the status bit still shows the interrupt. */
+		pci_wr16(0, v.slot, 0, 4, 0x406);
+		if (request(&v)) {
+			puts(" third request failed\n");
+			bad++;
+			continue;
+		}
+		spin(100000);
+		puts(" disabled=");
+		putdec(remote_irr((u32)gsi));
+		puts(" status_int_disabled=");
+		putdec((pci_rd16(0, v.slot, 0, 6) >> 3) & 1);
+		pci_wr16(0, v.slot, 0, 4, 0x006);
+		again = 0;
+		for (int i = 0; i < 100000 && !again; i++) again = remote_irr((u32)gsi);
+		puts(" reenabled=");
+		putdec((u32)again);
+		rd8(v.isr);
+		rearm((u32)gsi);
+		/* MSI-X on (function-masked, no vectors assigned): no INTx either. */
+		pci_wr16(0, v.slot, 0, 0x98 + 2, 0xc000);
+		if (request(&v)) {
+			puts(" msi-x request failed\n");
+			bad++;
+			continue;
+		}
+		spin(100000);
+		puts(" msix_on=");
+		putdec(remote_irr((u32)gsi));
+		rd8(v.isr);
+		pci_wr16(0, v.slot, 0, 0x98 + 2, 0x0000);
 		puts("\n");
 		wr8(v.common + 0x14, 0); /* reset: the device forgets the rings */
 		while (rd8(v.common + 0x14)) {
