@@ -123,6 +123,11 @@ fn iasl_accepts_every_table() {
                 for p in prt {
                     assert!(squeezed.contains(p), "{profile:?}: {p}: {dsl}");
                 }
+                // q35's host bridge answers the PCIe _OSC like QEMU's (control mask 0x1F).
+                let osc = "Method (_OSC, 4, NotSerialized)";
+                assert_eq!(dsl.contains(osc), profile == Profile::Q35V1, "{profile:?}: {dsl}");
+                assert_eq!(dsl.contains("ToUUID (\"33db4d5b-1ff7-401c-9657-7441c03dd766\""), profile == Profile::Q35V1, "{dsl}");
+                assert_eq!(squeezed.contains("Local0 = (CDW3 & 0x1F)"), profile == Profile::Q35V1, "{dsl}");
                 // The disassembly must compile back without errors.
                 let out = Command::new("iasl").arg("-p").arg(dir.path().join("recompiled")).arg(dir.path().join("dsdt.dsl")).output().expect("iasl");
                 assert!(out.status.success(), "iasl compile: {}", String::from_utf8_lossy(&out.stdout));
@@ -320,6 +325,106 @@ fn intx_level_interrupt_same_on_runtime_and_qemu() {
         if let [(_, a), (_, b)] = &runs[..] {
             let pick = |t: &str| t.lines().filter(|l| l.starts_with("intx: ")).map(str::to_string).collect::<Vec<_>>();
             assert_eq!(pick(a), pick(b), "{profile}");
+        }
+    }
+}
+
+/// The ACPI-enabled tiny kernel (`testdata/microguests/tiny-kernel-acpi.sh`) if it is cached.
+fn cached_acpi_kernel() -> Option<std::path::PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/microguests/tiny-kernel-acpi.sh");
+    let cache = std::env::var("FERRY_CACHE").unwrap_or_else(|_| "/var/tmp/ferry-cache".into());
+    let hash = Command::new("sha256sum").arg(&script).output().ok()?;
+    let h = String::from_utf8_lossy(&hash.stdout).chars().take(16).collect::<String>();
+    let k = Path::new(&cache).join(format!("tiny-kernel-acpi-{h}/vmlinux"));
+    k.exists().then_some(k)
+}
+
+/// An initramfs whose /init prints the kernel's ACPI view and powers off (busybox).
+fn poweroff_initramfs(dir: &Path) -> Option<std::path::PathBuf> {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().map(Path::new).find(|p| p.exists())?;
+    let tree = dir.join("initramfs");
+    for d in ["bin", "proc", "dev"] {
+        std::fs::create_dir_all(tree.join(d)).ok()?;
+    }
+    std::fs::copy(busybox, tree.join("bin/busybox")).ok()?;
+    let init = "#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n\
+        echo ferry-acpi: sci $(/bin/busybox grep -c acpi /proc/interrupts)\n\
+        echo ferry-acpi: poweroff\n/bin/busybox poweroff -f\n";
+    std::fs::write(tree.join("init"), init).ok()?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tree.join("init"), std::fs::Permissions::from_mode(0o755)).ok()?;
+    let img = dir.join("initramfs.cpio");
+    let list = Command::new("sh").arg("-c").arg(format!("cd {} && find . | cpio -o -H newc --quiet > {}", tree.display(), img.display())).status().ok()?;
+    list.success().then_some(img)
+}
+
+/// What a kernel that likes the tables prints, on both engines.
+const LINUX_ACPI_LINES: &[&str] = &[
+    "ACPI: PM-Timer IO Port: 0x608",
+    "ACPI: IRQ0 used by override.",
+    "ACPI: IRQ9 used by override.",
+    "ACPI: Using IOAPIC for interrupt routing",
+    "ACPI: PCI Root Bridge [PCI0] (domain 0000 [bus 00-ff])",
+    "ACPI: button: Power Button [PWRF]",
+    "clocksource: acpi_pm: mask: 0xffffff",
+    "ferry-acpi: sci 1",
+    "ferry-acpi: poweroff",
+    "reboot: Power down",
+];
+
+/// Linux 6.1 with ACPI on the runtime's tables: the fixed hardware, IOAPIC routing, PCI root
+/// bridge, power button and PM timer come up without ACPI errors, and `poweroff -f` leaves
+/// through `\_S5` → PM1a_CNT → SHUTDOWN. Same lines under QEMU TCG q35. Runs when the kernel is
+/// cached (`sh testdata/microguests/tiny-kernel-acpi.sh`, needs linux-source-6.1).
+#[test]
+fn linux_uses_the_tables_and_powers_off_through_s5() {
+    let Some(kernel) = cached_acpi_kernel() else {
+        eprintln!("SKIP: ACPI tiny kernel not cached; build it with `sh testdata/microguests/tiny-kernel-acpi.sh`");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(initrd) = poweroff_initramfs(dir.path()) else {
+        eprintln!("SKIP: busybox or cpio missing");
+        return;
+    };
+    let cmdline = "console=ttyS0 noxsave clearcpuid=308,151,288,534,298,145,158,306,114,141";
+    let mut runs = Vec::new();
+    if qemu_available() {
+        let args: Vec<String> = ["-machine", "q35", "-m", "256", "-smp", "2", "-append", cmdline, "-initrd"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([initrd.display().to_string()])
+            .collect();
+        let r = qemu(&args, &kernel, "tcg");
+        assert_eq!(r.exit_code, Some(0), "QEMU: {}", r.serial);
+        runs.push(("qemu", r.serial));
+    }
+    if kvm_available() {
+        let spec = serde_json::json!({
+            "spec_version": 1, "name": "linux-acpi", "profile": "q35-v1", "memory_mib": 256, "vcpus": 2,
+            "firmware": "bios", "boot": {"kernel": kernel, "initrd": initrd, "cmdline": cmdline},
+            "devices": [{"id": "rng0", "addr": {"bus": 0, "slot": 3, "function": 0}, "type": "virtio-rng"}],
+        });
+        let spec = ferry_formats::layout::MachineSpec::from_json(&spec.to_string()).expect("spec");
+        let mut cfg = ferry_runtime::VmConfig::from_spec(&spec).expect("config");
+        cfg.no_reboot = true;
+        let ctl = ferry_runtime::Controller::new(false);
+        let events = ctl.subscribe();
+        let out = ferry_runtime::run_machine(&cfg, &ctl, Some(Duration::from_secs(300))).expect("boot");
+        let serial = text(&out.console);
+        assert_eq!(out.reason, ferry_runtime::ExitReason::Shutdown, "runtime ({:?} s): {serial}", out.elapsed.as_secs());
+        let shutdown: Vec<_> = events.try_iter().filter(|e| e["event"] == "SHUTDOWN").collect();
+        assert_eq!(shutdown.len(), 1);
+        assert_eq!(shutdown[0]["data"], serde_json::json!({"guest": true, "reason": "guest-shutdown"}));
+        eprintln!("runtime: powered off after {:.1} s", out.elapsed.as_secs_f64());
+        runs.push(("ferry", serial));
+    }
+    for (engine, serial) in &runs {
+        for want in LINUX_ACPI_LINES {
+            assert!(serial.contains(want), "{engine}: no {want:?} in:\n{serial}");
+        }
+        for bad in ["ACPI Error", "ACPI BIOS Error", "ACPI Warning", "ACPI BIOS Warning", "AE_NOT_FOUND", "Firmware Bug"] {
+            assert!(!serial.contains(bad), "{engine}: {bad:?} in:\n{serial}");
         }
     }
 }

@@ -4,9 +4,21 @@ use crate::devices::intx;
 use crate::devices::pm::S5_SLP_TYP;
 use crate::layout;
 use crate::pci::Profile;
-use acpi_tables::aml::{AddressSpace, AddressSpaceCacheable, Device, EISAName, Scope, Interrupt, Name, Package, ResourceTemplate, IO};
+use acpi_tables::aml::{
+    AddressSpace, AddressSpaceCacheable, And, Arg, CreateDWordField, Device, EISAName, Else, Equal, If, Interrupt, Local, Method, Name, NotEqual, Or,
+    Package, Path, ResourceTemplate, Return, Scope, Store, Uuid, IO,
+};
 use acpi_tables::sdt::Sdt;
 use acpi_tables::Aml;
+
+/// AML already encoded.
+struct Raw(Vec<u8>);
+
+impl Aml for Raw {
+    fn to_aml_bytes(&self, sink: &mut dyn acpi_tables::AmlSink) {
+        sink.vec(&self.0);
+    }
+}
 
 /// Buses decoded by the ECAM window (1 MiB per bus).
 pub const LAST_BUS: u16 = (layout::ECAM_SIZE >> 20) as u16 - 1;
@@ -42,6 +54,34 @@ fn prt_rows(profile: Profile) -> Vec<(u32, u8, u32)> {
         }
     }
     rows
+}
+
+/// PCI Express `_OSC` (q35): grants native hotplug, SHPC, PME, AER and PCIe capability control
+/// (QEMU's 0x1f mask), flags masked bits and unknown revisions, rejects other UUIDs.
+fn osc() -> Vec<u8> {
+    let (cdw1, cdw3): (Path, Path) = ("CDW1".into(), "CDW3".into());
+    let (zero, eight, one) = (0u8, 8u8, 1u8);
+    let c1 = CreateDWordField::new(&cdw1, &Arg(3), &zero);
+    let c3 = CreateDWordField::new(&cdw3, &Arg(3), &eight);
+    let (mask, unknown_rev, masked, bad_uuid) = (0x1fu8, 0x08u8, 0x10u8, 0x04u8);
+    let keep = And::new(&Local(0), &cdw3, &mask);
+    let rev = Or::new(&cdw1, &cdw1, &unknown_rev);
+    let (arg1, local0) = (Arg(1), Local(0));
+    let rev_differs = NotEqual::new(&arg1, &one);
+    let if_rev = If::new(&rev_differs, vec![&rev]);
+    let flag = Or::new(&cdw1, &cdw1, &masked);
+    let was_masked = NotEqual::new(&cdw3, &local0);
+    let if_masked = If::new(&was_masked, vec![&flag]);
+    let store = Store::new(&cdw3, &Local(0));
+    let uuid = Uuid::new("33DB4D5B-1FF7-401C-9657-7441C03DD766");
+    let is_pcie = Equal::new(&Arg(0), &uuid);
+    let then = If::new(&is_pcie, vec![&c3, &keep, &if_rev, &if_masked, &store]);
+    let reject = Or::new(&cdw1, &cdw1, &bad_uuid);
+    let other = Else::new(vec![&reject]);
+    let ret = Return::new(&Arg(3));
+    let mut out = Vec::new();
+    Method::new("_OSC".into(), 4, false, vec![&c1, &then, &other, &ret]).to_aml_bytes(&mut out);
+    out
 }
 
 fn pci0(profile: Profile) -> Vec<u8> {
@@ -80,6 +120,10 @@ fn pci0(profile: Profile) -> Vec<u8> {
     children.extend([&adr as &dyn Aml, &uid, &seg, &bbn, &crs_n]);
     if !rows.is_empty() {
         children.push(&prt_n);
+    }
+    let osc = Raw(osc());
+    if profile == Profile::Q35V1 {
+        children.push(&osc);
     }
     let mut out = Vec::new();
     Device::new("PCI0".into(), children).to_aml_bytes(&mut out);
