@@ -250,8 +250,12 @@ int main(u32 start_info) {
 	if (s5 < 0) return 0x44;
 	puts("acpi: entering S5\n");
 	outw(cnt, (u16)((inw(cnt) & 1) | (u32)s5 << 10 | 1u << 13));
-	for (int i = 0; i < 10000000; i++) {
-		__asm__ volatile("pause");
+	for (u32 changes = 0, sec = cmos(0); changes < 10;) { /* 10 s of wall clock */
+		u32 now = cmos(0);
+		if (now != sec) {
+			changes++;
+			sec = now;
+		}
 	}
 	puts("acpi: still running after S5\n");
 	return 0x45;
