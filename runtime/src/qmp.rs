@@ -1,5 +1,5 @@
 //! A QMP monitor subset on a unix socket: greeting, `qmp_capabilities`, `query-version`,
-//! `query-status`, `query-pci`, `query-block`, `stop`, `cont`, `system_powerdown`,
+//! `query-status`, `query-pci`, `query-block`, `stop`, `cont`, `system_powerdown` (ACPI power button),
 //! `system_reset`, `quit`; events SHUTDOWN, POWERDOWN, RESET, STOP, RESUME (QEMU's names and
 //! `reason` strings). Each client gets its own thread; events go to every negotiated client.
 use crate::{Controller, ExitReason};
