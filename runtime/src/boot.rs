@@ -179,3 +179,12 @@ pub fn write_blob(mem: &Memory, addr: u64, data: &[u8]) -> Result<(), BootError>
         Err(BootError::Mem(addr, "outside guest RAM".into()))
     }
 }
+
+/// Tells the kernel where the RSDP is: PVH `start_info.rsdp_paddr` or the zero page's
+/// `acpi_rsdp_addr` (it is also found by the legacy scan of 0xe0000..0x100000).
+pub fn set_rsdp(mem: &Memory, entry: Entry, rsdp: u64) -> Result<(), BootError> {
+    match entry {
+        Entry::Pvh(_) => wr(mem, layout::PVH_INFO_ADDR + 32, &rsdp.to_le_bytes()),
+        Entry::Linux64(_) => wr(mem, layout::ZERO_PAGE_ADDR + 0x70, &rsdp.to_le_bytes()),
+    }
+}

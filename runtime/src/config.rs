@@ -55,6 +55,9 @@ impl VmConfig {
     pub fn from_spec(spec: &MachineSpec) -> Result<Self, ConfigError> {
         let profile = Profile::builtin(&spec.profile).map_err(|e| ConfigError::Invalid("profile", spec.profile.clone(), e.to_string()))?;
         crate::pci::chipset::functions(&profile).map_err(|e| ConfigError::Invalid("profile", spec.profile.clone(), e.to_string()))?;
+        if crate::pci::Machine::of(&profile).is_none() {
+            return Err(ConfigError::Invalid("profile", spec.profile.clone(), format!("machine {:?} is not q35 or pc", profile.machine)));
+        }
         let boot = spec.boot.as_ref().ok_or_else(|| {
             ConfigError::Invalid("boot", "none".into(), "the runtime boots kernels directly: spec.boot is required".into())
         })?;

@@ -8,7 +8,8 @@
 //! | PML4 / PDPTE / 4 PDs (identity map of 4 GiB, 2 MiB pages) | 0x9000 / 0xa000 / 0xb000..0xf000 |
 //! | kernel command line (64 KiB max) | 0x20000 |
 //! | EBDA (reserved) | 0x9fc00..0xa0000 |
-//! | MP table | 0xf0000 (BIOS area, reserved) |
+//! | ACPI: RSDP, XSDT, FADT, FACS, DSDT, MADT, MCFG | 0xe0000..0xf0000 (BIOS area, reserved) |
+//! | MP table / SMBIOS | 0xf0000 / 0xf8000 (BIOS area, reserved) |
 //! | kernel | 1 MiB |
 //! | RAM | up to [`LOW_RAM_END`], the rest from 4 GiB |
 //! | ECAM (PCIe MMCONFIG), as q35's PCIEXBAR | 0xb000_0000, 256 MiB |
@@ -35,6 +36,10 @@ pub const CMDLINE_ADDR: u64 = 0x20000;
 pub const CMDLINE_MAX: usize = 0x10000;
 /// Start of the extended BIOS data area (reserved in e820).
 pub const EBDA_START: u64 = 0x9fc00;
+/// The ACPI tables, RSDP first (inside the 0xe0000..0x100000 range OSes scan).
+pub const ACPI_START: u64 = 0xe0000;
+/// End (exclusive) of the ACPI table area.
+pub const ACPI_END: u64 = 0xf0000;
 /// The MP floating pointer and configuration table.
 pub const MPTABLE_ADDR: u64 = 0xf0000;
 /// Start of high memory (kernel load address).
@@ -77,12 +82,13 @@ pub struct E820Entry {
 }
 
 const _: () = assert!(ECAM_BASE + ECAM_SIZE <= PCI_MMIO_START);
+const _: () = assert!(ACPI_END <= MPTABLE_ADDR);
 
 /// The e820 map presented to the guest.
 pub fn e820(mem_bytes: u64) -> Vec<E820Entry> {
     let ram = |addr, size| E820Entry { addr, size, kind: 1 };
     let reserved = |addr, size| E820Entry { addr, size, kind: 2 };
-    let mut map = vec![ram(0, EBDA_START), reserved(EBDA_START, 0xa0000 - EBDA_START), reserved(0xf0000, 0x10000)];
+    let mut map = vec![ram(0, EBDA_START), reserved(EBDA_START, 0xa0000 - EBDA_START), reserved(ACPI_START, 0x10_0000 - ACPI_START)];
     for (start, len) in ram_ranges(mem_bytes) {
         if start == 0 {
             if len > HIMEM_START {

@@ -2,9 +2,11 @@
 //! profile (q35-v1 / pc-v1) with modern virtio-pci devices, booted by direct kernel load.
 //!
 //! Layout: [`layout`] (memory map), [`memory`], [`cpuid`], [`boot`] + [`regs`] (PVH / 64-bit
-//! Linux entry), [`tables`] (MP table, SMBIOS), [`devices`] (serial, i8042, RTC, debug ports),
+//! Linux entry), [`acpi`] (RSDP, XSDT, FADT, DSDT, MADT, MCFG), [`tables`] (MP table, SMBIOS),
+//! [`devices`] (serial, i8042, RTC, ACPI PM, debug ports),
 //! [`pci`] (config spaces, chipset stubs, CF8/ECAM bus), [`virtio`] (transport + blk, net,
 //! console, rng), [`disk`] (backends), [`vm`] (one boot), [`qmp`] (monitor subset).
+pub mod acpi;
 pub mod boot;
 pub mod config;
 pub mod cpuid;
@@ -162,6 +164,12 @@ impl Controller {
             }
         }
         self.cv.notify_all();
+    }
+    /// Presses the ACPI power button of the running boot (QMP `system_powerdown`); true if
+    /// the guest had enabled the power-button event, so an SCI was raised.
+    pub fn power_button(&self) -> bool {
+        let c = self.current.lock().ok().and_then(|c| c.clone());
+        c.is_some_and(|s| s.power_button())
     }
     /// `query-pci` devices of the running boot.
     pub fn query_pci(&self) -> Vec<serde_json::Value> {

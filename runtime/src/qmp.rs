@@ -1,6 +1,6 @@
 //! A QMP monitor subset on a unix socket: greeting, `qmp_capabilities`, `query-version`,
-//! `query-status`, `query-pci`, `query-block`, `stop`, `cont`, `system_powerdown`,
-//! `system_reset`, `quit`, `device_add`/`device_del` (refused as QEMU refuses them, see
+//! `query-status`, `query-pci`, `query-block`, `stop`, `cont`, `system_powerdown` (ACPI power
+//! button), `system_reset`, `quit`, `device_add`/`device_del` (refused as QEMU refuses them, see
 //! [`hotplug`]); events SHUTDOWN, POWERDOWN, RESET, STOP, RESUME (QEMU's names and
 //! `reason` strings). Each client gets its own thread; events go to every negotiated client.
 mod hotplug;
@@ -99,8 +99,9 @@ fn client(conn: UnixStream, ctl: &Arc<Controller>) {
                     json!({"return": {}})
                 }
                 "system_powerdown" => {
-                    // No ACPI power button yet: the event is emitted; the guest is not notified.
+                    // QEMU emits POWERDOWN whether or not the guest listens to the power button.
                     ctl.emit("POWERDOWN", json!({}));
+                    ctl.power_button();
                     json!({"return": {}})
                 }
                 "system_reset" => {

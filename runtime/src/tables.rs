@@ -1,5 +1,5 @@
 //! Firmware tables the guest finds by scanning 0xf0000..0x100000: the MP table (CPUs, IOAPIC,
-//! ISA interrupt routing) and SMBIOS 2.8 with the type-1 system UUID.
+//! ISA interrupt routing) and SMBIOS 2.8 with the type-1 system UUID. ACPI is in [`crate::acpi`].
 use crate::cpuid::{apic_id, CpuTopology};
 use crate::layout;
 
@@ -7,10 +7,16 @@ fn checksum(bytes: &[u8]) -> u8 {
     0u8.wrapping_sub(bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b)))
 }
 
+/// The IOAPIC's ID in the MP table and MADT: one above the highest LAPIC ID (xAPIC range).
+pub fn ioapic_id(topo: &CpuTopology) -> u8 {
+    let top = (0..topo.vcpus()).map(|i| apic_id(topo, i)).max().unwrap_or(0);
+    u8::try_from(top + 1).unwrap_or(0xfe).min(0xfe)
+}
+
 /// The MP floating pointer + configuration table, placed at `base`.
 pub fn mptable(base: u64, topo: &CpuTopology) -> Vec<u8> {
     let n = topo.vcpus();
-    let ioapic_id = (0..n).map(|i| apic_id(topo, i)).max().unwrap_or(0) + 1;
+    let ioapic_id = ioapic_id(topo);
     let mut t = Vec::new();
     // configuration table header (44 bytes), filled in at the end
     t.extend_from_slice(b"PCMP");
@@ -27,7 +33,7 @@ pub fn mptable(base: u64, topo: &CpuTopology) -> Vec<u8> {
         entries += 1;
     }
     t.extend_from_slice(&[1, 0, b'I', b'S', b'A', b' ', b' ', b' ']); // bus 0 = ISA
-    let mut io = [2u8, ioapic_id as u8, 0x11, 1, 0, 0, 0, 0];
+    let mut io = [2u8, ioapic_id, 0x11, 1, 0, 0, 0, 0];
     io[4..8].copy_from_slice(&(layout::IOAPIC_ADDR as u32).to_le_bytes());
     t.extend_from_slice(&io);
     entries += 2;
@@ -37,7 +43,7 @@ pub fn mptable(base: u64, topo: &CpuTopology) -> Vec<u8> {
             2 => continue,
             _ => (0, irq),
         };
-        t.extend_from_slice(&[3, kind, 0, 0, 0, irq, ioapic_id as u8, pin]);
+        t.extend_from_slice(&[3, kind, 0, 0, 0, irq, ioapic_id, pin]);
         entries += 1;
     }
     t.extend_from_slice(&[4, 3, 0, 0, 0, 0, 0xff, 0]); // LINT0 ExtINT

@@ -3,6 +3,7 @@ use crate::boot;
 use crate::config::{ConsoleSink, VmConfig};
 use crate::cpuid::{self, CpuidQuirks};
 use crate::devices::legacy::{I8042, Markers, Rtc, DEBUG_EXIT_PORT, MARKER_PORT};
+use crate::devices::pm::{Pm, PmPorts, SCI_IRQ};
 use crate::devices::serial::{ConsoleOut, IrqTrigger, Uart};
 use crate::devices::Action;
 use crate::layout;
@@ -27,6 +28,7 @@ struct Io {
     i8042: I8042,
     rtc: Rtc,
     markers: Markers,
+    pm: Pm,
 }
 
 /// State shared by the vCPU threads of one boot.
@@ -68,6 +70,7 @@ impl Shared {
             0x3f8..=0x3ff => data[0] = io.serial.read((port - 0x3f8) as u8),
             0x60 | 0x64 => data[0] = io.i8042.read(port),
             0x70 | 0x71 => data[0] = io.rtc.read(port),
+            p if io.pm.decodes(p) => io.pm.read(p, data),
             _ => {
                 drop(io);
                 if let Ok(mut pci) = self.pci.lock() {
@@ -93,6 +96,7 @@ impl Shared {
             MARKER_PORT => io.markers.mark(v),
             DEBUG_EXIT_PORT..=0xf7 => return Some(Action::Exit(v)),
             0xcf9 if data.len() == 1 => return (v & 4 != 0).then_some(Action::Reset),
+            p if io.pm.decodes(p) => return io.pm.write(p, data).map(|_| Action::PowerOff),
             _ => {
                 drop(io);
                 if let Ok(mut pci) = self.pci.lock() {
@@ -103,6 +107,11 @@ impl Shared {
             }
         }
         None
+    }
+
+    /// Presses the ACPI power button; true if the guest enabled its event (SCI raised).
+    pub(crate) fn power_button(&self) -> bool {
+        self.io.lock().map(|mut io| io.pm.press_power_button()).unwrap_or(false)
     }
 
     fn mmio(&self, addr: u64, read: Option<&mut [u8]>, write: &[u8]) {
@@ -179,6 +188,13 @@ impl Vm {
         let mem_bytes = cfg.memory_mib << 20;
         boot::write_tables(&mem)?;
         let entry = boot::load(&mem, mem_bytes, &cfg.kernel, cfg.initrd.as_deref(), &cfg.cmdline)?;
+        let machine = crate::pci::Machine::of(&cfg.profile)
+            .ok_or_else(|| VmError::Setup(format!("profile {}: machine {:?} is not q35 or pc", cfg.profile.name, cfg.profile.machine)))?;
+        let acpi = crate::acpi::build(machine, &cfg.topology).map_err(|e| VmError::Setup(e.to_string()))?;
+        for (_, at, blob) in &acpi.tables {
+            boot::write_blob(&mem, *at, blob)?;
+        }
+        boot::set_rsdp(&mem, entry, acpi.rsdp_addr())?;
         boot::write_blob(&mem, layout::MPTABLE_ADDR, &tables::mptable(layout::MPTABLE_ADDR, &cfg.topology))?;
         let uuid = match &cfg.smbios_uuid {
             Some(u) => Some(tables::smbios_uuid_bytes(u).ok_or_else(|| VmError::Setup(format!("invalid smbios_uuid {u:?}: not a UUID")))?),
@@ -197,6 +213,7 @@ impl Vm {
             pci.add(s, f, Box::new(Stub(c)));
         }
         let mut blocks = Vec::new();
+        let intx_lines = crate::devices::intx::IntxLines::new(vm.clone());
         for d in &cfg.devices {
             let dev: Box<dyn VirtioDevice> = match &d.kind {
                 DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
@@ -225,7 +242,10 @@ impl Vm {
                 DeviceKind::VirtioRng => Box::new(Rng),
                 DeviceKind::VirtioBalloon => return Err(VmError::Setup(format!("device {}: virtio-balloon is not implemented", d.id))),
             };
-            let f = VirtioPci::new(&d.id, dev, mem.clone(), vm.clone());
+            let mut f = VirtioPci::new(&d.id, dev, mem.clone(), vm.clone());
+            if let Some(gsi) = crate::devices::intx::gsi(machine, d.addr.slot, 1) {
+                f = f.with_intx(crate::devices::intx::IntxPin::new(intx_lines.clone(), gsi, d.addr.slot, d.addr.function));
+            }
             if !pci.add(d.addr.slot, d.addr.function, Box::new(f)) {
                 return Err(VmError::Setup(format!("device {}: address {} is taken or invalid", d.id, d.addr)));
             }
@@ -249,6 +269,14 @@ impl Vm {
             i8042: I8042::default(),
             rtc: Rtc::new(mem_bytes),
             markers: Markers::new(),
+            pm: Pm::new(PmPorts::for_profile(machine), {
+                let vm = vm.clone();
+                Box::new(move |level| {
+                    if let Err(e) = vm.set_irq_line(SCI_IRQ, level) {
+                        crate::virtio::log("pm", &format!("KVM_IRQ_LINE {SCI_IRQ}: {e}"));
+                    }
+                })
+            }),
         };
         let shared = Arc::new(Shared {
             io: Mutex::new(io),
@@ -370,6 +398,7 @@ fn vcpu_loop(mut vcpu: VcpuFd, shared: &Shared, ctl: &Controller) {
             Ok(VcpuExit::IoOut(port, data)) => match shared.pio_write(port, data) {
                 Some(Action::Exit(code)) => return shared.finish(ExitReason::DebugExit(code)),
                 Some(Action::Reset) => return shared.finish(ExitReason::Reset),
+                Some(Action::PowerOff) => return shared.finish(ExitReason::Shutdown),
                 None => {}
             },
             Ok(VcpuExit::MmioRead(addr, data)) => shared.mmio(addr, Some(data), &[]),

@@ -1,5 +1,7 @@
 //! Platform devices on the I/O-port bus.
+pub mod intx;
 pub mod legacy;
+pub mod pm;
 pub mod serial;
 
 /// What a device access asks the VMM to do next.
@@ -9,4 +11,6 @@ pub enum Action {
     Exit(u8),
     /// The guest pulsed the reset line (i8042 0xfe, port 0xcf9).
     Reset,
+    /// The guest entered S5 through PM1a_CNT.
+    PowerOff,
 }

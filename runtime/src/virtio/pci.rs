@@ -3,6 +3,7 @@
 //! 0x0, ISR 0x1000, device config 0x2000, notify 0x3000 with multiplier 4), capabilities at
 //! 0x40 common, 0x50 ISR, 0x60 device, 0x70 notify, 0x84 PCI-cfg window, 0x98 MSI-X.
 use super::{log, VirtioDevice, VirtioError, F_VERSION_1};
+use crate::devices::intx::IntxPin;
 use crate::memory::Memory;
 use crate::pci::chipset::QEMU_SUBSYSTEM;
 use crate::pci::{BarKind, ConfigSpace, PciFunction};
@@ -37,6 +38,7 @@ pub struct VirtioPci {
     qsel: u16,
     queues: Vec<Queue>,
     vectors: Vec<u16>,
+    intx: Option<IntxPin>,
 }
 
 impl VirtioPci {
@@ -96,6 +98,25 @@ impl VirtioPci {
             qsel: 0,
             queues,
             vectors,
+            intx: None,
+        }
+    }
+
+    /// Wires the legacy interrupt pin (used while MSI-X is disabled).
+    pub fn with_intx(mut self, pin: IntxPin) -> Self {
+        self.intx = Some(pin);
+        self
+    }
+
+    /// INTx follows the ISR while MSI-X is off and the command register allows it; the
+    /// status register's interrupt bit mirrors the pin.
+    fn update_intx(&mut self) {
+        let level = self.isr != 0 && self.msix_control() & 0x8000 == 0 && self.cfg.get16(4) & 0x400 == 0;
+        let pending = self.isr != 0 && self.msix_control() & 0x8000 == 0;
+        let status = self.cfg.get16(6);
+        self.cfg.set16(6, if pending { status | 8 } else { status & !8 });
+        if let Some(p) = self.intx.as_mut() {
+            p.set(level);
         }
     }
 
@@ -105,8 +126,11 @@ impl VirtioPci {
 
     fn interrupt(&mut self, vector: u16) {
         let ctl = self.msix_control();
-        if ctl & 0x8000 == 0 || vector == NO_VECTOR {
-            return; // INTx is not wired: drivers here use MSI-X or poll
+        if ctl & 0x8000 == 0 {
+            return self.update_intx();
+        }
+        if vector == NO_VECTOR {
+            return;
         }
         let Some(e) = self.msix_table.get(usize::from(vector)).copied() else { return };
         if ctl & 0x4000 != 0 || e[3] & 1 != 0 {
@@ -128,6 +152,7 @@ impl VirtioPci {
         self.driver_features = 0;
         self.status = 0;
         self.isr = 0;
+        self.update_intx();
         self.dev.reset();
     }
 
@@ -274,6 +299,7 @@ impl VirtioPci {
                     *d = self.isr;
                 }
                 self.isr = 0;
+                self.update_intx();
             }
             0x2000..=0x2fff => self.dev.read_config(off - 0x2000, data),
             _ => data.fill(0),
@@ -363,6 +389,7 @@ impl PciFunction for VirtioPci {
         let before = self.msix_control();
         self.cfg.write(off, data);
         let after = self.msix_control();
+        self.update_intx();
         if before & 0x4000 != 0 && after & 0x4000 == 0 && self.msix_pending != 0 {
             let pending = self.msix_pending;
             self.msix_pending = 0;

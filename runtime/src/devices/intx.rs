@@ -1,0 +1,108 @@
+//! PCI INTx: QEMU's pin → GSI routing and shared level-triggered lines driven with
+//! KVM_IRQ_LINE (a GSI is high while any function routed to it asserts its pin).
+//!
+//! q35 (measured with `testdata/microguests/intx.c` under QEMU 10): slot S, pin P (1 = INTA)
+//! → PIRQ E..H = 4 + ((S + P - 1) & 3) → GSI 16 + PIRQ, i.e. 20..23, for slots 0..=0x17
+//! (QEMU routes slots 0x18..0x1f through ICH9's DxxIR registers; not modelled).
+//! pc: slot S, pin P → PIRQ A..D = (S + P - 2) & 3 (i440FX swizzle) → the ISA IRQ SeaBIOS
+//! programs into PIIX3's PIRQRC registers, 10 10 11 11 (measured: INTA of slots 2..5 → 10 11
+//! 11 10). The runtime routes PIRQs that way without firmware; PIRQRC rewrites are not followed.
+use crate::pci::Machine;
+use kvm_ioctls::VmFd;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// Highest slot whose INTx routing follows QEMU's generic q35 swizzle.
+pub const LAST_ROUTED_SLOT: u8 = 0x17;
+/// ISA IRQs SeaBIOS gives PIIX3's PIRQ A..D.
+pub const PIIX_PIRQ_IRQS: [u32; 4] = [10, 10, 11, 11];
+
+/// The GSI that `slot`'s interrupt `pin` (1..=4) reaches, if the profile routes it.
+pub fn gsi(profile: Machine, slot: u8, pin: u8) -> Option<u32> {
+    if !(1..=4).contains(&pin) || slot > 0x1f {
+        return None;
+    }
+    let (slot, pin) = (u32::from(slot), u32::from(pin));
+    match profile {
+        Machine::Q35 if slot <= u32::from(LAST_ROUTED_SLOT) => Some(16 + 4 + ((slot + pin - 1) & 3)),
+        Machine::Q35 => None,
+        Machine::Pc => PIIX_PIRQ_IRQS.get(((slot + pin + 2) & 3) as usize).copied(),
+    }
+}
+
+/// Level state of the INTx GSIs, shared by every function.
+pub struct IntxLines {
+    vm: Arc<VmFd>,
+    asserted: Mutex<HashMap<u32, BTreeSet<(u8, u8)>>>,
+}
+
+impl IntxLines {
+    /// Lines of `vm`.
+    pub fn new(vm: Arc<VmFd>) -> Arc<Self> {
+        Arc::new(IntxLines { vm, asserted: Mutex::new(HashMap::new()) })
+    }
+
+    /// Function `source` (slot, function) drives `gsi` to `level`.
+    pub fn set(&self, gsi: u32, source: (u8, u8), level: bool) {
+        let Ok(mut a) = self.asserted.lock() else { return };
+        let set = a.entry(gsi).or_default();
+        let before = !set.is_empty();
+        if level {
+            set.insert(source);
+        } else {
+            set.remove(&source);
+        }
+        let after = !set.is_empty();
+        if before != after {
+            if let Err(e) = self.vm.set_irq_line(gsi, after) {
+                crate::virtio::log("intx", &format!("KVM_IRQ_LINE {gsi}: {e}"));
+            }
+        }
+    }
+}
+
+/// One function's INTx pin, wired to its GSI.
+pub struct IntxPin {
+    lines: Arc<IntxLines>,
+    gsi: u32,
+    source: (u8, u8),
+    level: bool,
+}
+
+impl IntxPin {
+    /// The pin of function `slot.function` routed to `gsi`.
+    pub fn new(lines: Arc<IntxLines>, gsi: u32, slot: u8, function: u8) -> Self {
+        IntxPin { lines, gsi, source: (slot, function), level: false }
+    }
+    /// Drives the pin (no ioctl when unchanged).
+    pub fn set(&mut self, level: bool) {
+        if level != self.level {
+            self.level = level;
+            self.lines.set(self.gsi, self.source, level);
+        }
+    }
+    /// Current level.
+    pub fn level(&self) -> bool {
+        self.level
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q35_swizzle_matches_qemu() {
+        // Measured under QEMU 10 -machine q35: INTA of slots 2..9 → 22 23 20 21 22 23 20 21.
+        let got: Vec<_> = (2..10).map(|s| gsi(Machine::Q35, s, 1)).collect();
+        let want: Vec<_> = [22, 23, 20, 21, 22, 23, 20, 21].into_iter().map(Some).collect();
+        assert_eq!(got, want);
+        assert_eq!(gsi(Machine::Q35, 4, 2), Some(21));
+        assert_eq!(gsi(Machine::Q35, 0x18, 1), None);
+        assert_eq!(gsi(Machine::Q35, 4, 0), None);
+        // Measured under QEMU 10 -machine pc (SeaBIOS PIRQ setup): slots 2..9 → 10 11 11 10 10 11 11 10.
+        let got: Vec<_> = (2..10).map(|s| gsi(Machine::Pc, s, 1)).collect();
+        let want: Vec<_> = [10, 11, 11, 10, 10, 11, 11, 10].into_iter().map(Some).collect();
+        assert_eq!(got, want);
+    }
+}
