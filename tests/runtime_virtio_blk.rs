@@ -142,3 +142,39 @@ fn micro_guest_reads_and_writes_a_qcow2_in_place() {
     assert!(st.success());
     check_written(&back);
 }
+
+/// A VMDK is served through `ferry-formats`' copy-on-write overlay (the one `ferry convert`
+/// uses): the guest's reads match the raw image's CRCs, its write + flush succeed, and the
+/// VMDK itself is untouched afterwards (`qemu-img compare` with the raw it came from).
+#[test]
+fn micro_guest_writes_a_vmdk_through_the_overlay_without_touching_it() {
+    if !kvm_available() || !qemu_available() {
+        eprintln!("skipped: needs /dev/kvm and qemu-img");
+        return;
+    }
+    let elf = guest("blk");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = dir.path().join("disk.raw");
+    test_disk(&raw);
+    let want = expected_blk_output(&raw);
+    let vmdk = dir.path().join("disk.vmdk");
+    let st = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicSparse"])
+        .arg(&raw)
+        .arg(&vmdk)
+        .status()
+        .expect("qemu-img");
+    assert!(st.success());
+    let mut v = spec_json(&elf, &vmdk, "q35-v1", [4, 3, 5, 6]);
+    if let Some(devs) = v["devices"].as_array_mut() {
+        devs.truncate(1);
+        devs[0]["format"] = "vmdk".into();
+    }
+    let spec = MachineSpec::from_json(&v.to_string()).expect("spec");
+    let out = run_spec(&spec);
+    assert_eq!(out.reason, ExitReason::DebugExit(0x20));
+    let text = text(&out.console);
+    assert!(text.starts_with(&want), "runtime printed:\n{text}");
+    let cmp = std::process::Command::new("qemu-img").args(["compare", "-f", "raw", "-F", "vmdk"]).arg(&raw).arg(&vmdk).output().expect("qemu-img");
+    assert!(cmp.status.success(), "the VMDK changed: {}", String::from_utf8_lossy(&cmp.stdout));
+}
