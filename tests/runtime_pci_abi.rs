@@ -12,7 +12,12 @@ fn scan(profile: &str, slots: [u8; 4]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let disk = dir.path().join("disk.raw");
     sparse_disk(&disk, 8 << 30);
-    let spec = MachineSpec::from_json(&spec_json(&elf, &disk, profile, slots).to_string()).expect("spec");
+    let mut v = spec_json(&elf, &disk, profile, slots);
+    if let Some(devs) = v["devices"].as_array_mut() {
+        // Every `ferry convert -o ferry` spec has a balloon (the profile's balloon slot).
+        devs.push(serde_json::json!({"id": "balloon0", "addr": {"bus": 0, "slot": 7, "function": 0}, "type": "virtio-balloon"}));
+    }
+    let spec = MachineSpec::from_json(&v.to_string()).expect("spec");
     let mut qemu_table = None;
     if qemu_available() {
         let q = qemu(&qemu_args(&spec), &elf, "tcg");

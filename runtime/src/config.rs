@@ -1,7 +1,7 @@
 //! What to boot: a [`VmConfig`], usually built from a `MachineSpec`.
 use crate::cpuid::CpuTopology;
 use crate::pci::Profile;
-use ferry_formats::layout::{DeviceKind, MachineSpec, SpecDevice};
+use ferry_formats::layout::{MachineSpec, SpecDevice};
 use std::path::PathBuf;
 
 /// Where the serial console goes.
@@ -72,9 +72,6 @@ impl VmConfig {
         for d in &spec.devices {
             if d.addr.bus != 0 || d.addr.slot >= 32 || d.addr.function >= 8 {
                 return Err(ConfigError::Invalid("addr", d.addr.to_string(), format!("device {}: only bus 0 is supported", d.id)));
-            }
-            if let DeviceKind::VirtioBalloon = d.kind {
-                return Err(ConfigError::Invalid("device", d.id.clone(), "virtio-balloon is not implemented by the runtime".into()));
             }
         }
         Ok(VmConfig {

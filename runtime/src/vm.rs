@@ -9,6 +9,7 @@ use crate::layout;
 use crate::memory::{self, Memory};
 use crate::pci::bus::Stub;
 use crate::pci::PciBus;
+use crate::virtio::balloon::{Balloon, BalloonCtl};
 use crate::virtio::{blk::Blk, console::Console, net, pci::VirtioPci, rng::Rng, VirtioDevice};
 use crate::{tables, Controller, ExitReason, VmError};
 use crate::virtio::tap::Tap;
@@ -34,6 +35,7 @@ pub(crate) struct Shared {
     io: Mutex<Io>,
     pub(crate) pci: Mutex<PciBus>,
     pub(crate) blocks: Vec<serde_json::Value>,
+    pub(crate) balloon: Option<Arc<BalloonCtl>>,
     exit: Mutex<Option<ExitReason>>,
     exit_cv: Condvar,
     stopping: AtomicBool,
@@ -196,6 +198,7 @@ impl Vm {
             pci.add(s, f, Box::new(Stub(c)));
         }
         let mut blocks = Vec::new();
+        let mut balloon = None;
         for d in &cfg.devices {
             let dev: Box<dyn VirtioDevice> = match &d.kind {
                 DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
@@ -222,7 +225,11 @@ impl Vm {
                     Box::new(Console::new(Box::new(ConsoleOut::with_capture(open_sink(&cfg.console)?, captured.clone()))))
                 }
                 DeviceKind::VirtioRng => Box::new(Rng),
-                DeviceKind::VirtioBalloon => return Err(VmError::Setup(format!("device {}: virtio-balloon is not implemented", d.id))),
+                DeviceKind::VirtioBalloon => {
+                    let ctl = BalloonCtl::new(mem_bytes);
+                    balloon = Some(ctl.clone());
+                    Box::new(Balloon::new(ctl))
+                }
             };
             let f = VirtioPci::new(&d.id, dev, mem.clone(), vm.clone());
             if !pci.add(d.addr.slot, d.addr.function, Box::new(f)) {
@@ -253,6 +260,7 @@ impl Vm {
             io: Mutex::new(io),
             pci: Mutex::new(pci),
             blocks,
+            balloon,
             exit: Mutex::new(None),
             exit_cv: Condvar::new(),
             stopping: AtomicBool::new(false),

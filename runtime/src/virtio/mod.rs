@@ -1,4 +1,5 @@
 //! Modern (virtio 1.x, non-transitional) virtio-pci devices.
+pub mod balloon;
 pub mod blk;
 pub mod console;
 pub mod net;
@@ -13,6 +14,10 @@ use virtio_queue::{DescriptorChain, Queue};
 pub const F_VERSION_1: u64 = 1 << 32;
 /// VIRTIO_F_RING_INDIRECT_DESC.
 pub const F_INDIRECT_DESC: u64 = 1 << 28;
+/// VIRTIO_F_RING_EVENT_IDX (the transport arms it on every queue when negotiated).
+pub const F_EVENT_IDX: u64 = 1 << 29;
+/// VIRTIO_F_RING_RESET (per-queue reset through common config `queue_reset`).
+pub const F_RING_RESET: u64 = 1 << 40;
 
 /// A guest driver broke the virtio contract; the device must be reset.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +39,7 @@ pub enum VirtioError {
 
 /// The device half of a virtio device; the transport owns queues and interrupts.
 pub trait VirtioDevice: Send {
-    /// Virtio device type (1 net, 2 blk, 3 console, 4 rng).
+    /// Virtio device type (1 net, 2 blk, 3 console, 4 rng, 5 balloon).
     fn device_type(&self) -> u16;
     /// PCI class code (base, sub, prog-if) << 8.
     fn class_code(&self) -> u32;
@@ -66,6 +71,13 @@ pub trait VirtioDevice: Send {
     }
     /// Device reset (status 0).
     fn reset(&mut self) {}
+    /// Queue `q` was reset alone (VIRTIO_F_RING_RESET): forget buffers held from it.
+    fn queue_reset(&mut self, _q: usize) {}
+    /// Whether the device config changed on the host side since the last call (the
+    /// transport then raises a configuration-change interrupt).
+    fn config_changed(&mut self) -> bool {
+        false
+    }
     /// Extra fields for `query-pci` / `query-block`.
     fn describe(&self) -> serde_json::Value {
         serde_json::Value::Null

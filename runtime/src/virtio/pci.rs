@@ -2,7 +2,7 @@
 //! BAR1 = MSI-X (table at 0, PBA at 0x800), BAR4 = 16 KiB 64-bit prefetchable (common config
 //! 0x0, ISR 0x1000, device config 0x2000, notify 0x3000 with multiplier 4), capabilities at
 //! 0x40 common, 0x50 ISR, 0x60 device, 0x70 notify, 0x84 PCI-cfg window, 0x98 MSI-X.
-use super::{log, VirtioDevice, VirtioError, F_VERSION_1};
+use super::{log, VirtioDevice, VirtioError, F_EVENT_IDX, F_RING_RESET, F_VERSION_1};
 use crate::memory::Memory;
 use crate::pci::chipset::QEMU_SUBSYSTEM;
 use crate::pci::{BarKind, ConfigSpace, PciFunction};
@@ -37,6 +37,8 @@ pub struct VirtioPci {
     qsel: u16,
     queues: Vec<Queue>,
     vectors: Vec<u16>,
+    /// Queues reset through `queue_reset` and not re-enabled yet (read back as 1).
+    queue_resets: u64,
 }
 
 impl VirtioPci {
@@ -96,6 +98,7 @@ impl VirtioPci {
             qsel: 0,
             queues,
             vectors,
+            queue_resets: 0,
         }
     }
 
@@ -128,7 +131,15 @@ impl VirtioPci {
         self.driver_features = 0;
         self.status = 0;
         self.isr = 0;
+        self.queue_resets = 0;
         self.dev.reset();
+    }
+
+    /// Raises a configuration-change interrupt (device config changed on the host side).
+    fn config_interrupt(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        self.isr |= 2;
+        self.interrupt(self.msix_config);
     }
 
     fn fail(&mut self, e: VirtioError) {
@@ -173,10 +184,10 @@ impl VirtioPci {
     }
 
     /// The common configuration structure as the driver sees it (virtio 1.x layout).
-    fn common_bytes(&self) -> [u8; 0x38] {
+    fn common_bytes(&self) -> [u8; 0x3c] {
         let q = self.queues.get(usize::from(self.qsel));
         let feats = self.dev.features();
-        let mut b = [0u8; 0x38];
+        let mut b = [0u8; 0x3c];
         let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
         put(0x00, &self.dfsel.to_le_bytes());
         let df = match self.dfsel {
@@ -204,6 +215,8 @@ impl VirtioPci {
             put(0x20, &q.desc_table().to_le_bytes());
             put(0x28, &q.avail_ring().to_le_bytes());
             put(0x30, &q.used_ring().to_le_bytes());
+            let reset = self.driver_features & F_RING_RESET != 0 && self.queue_resets & (1 << (self.qsel & 63)) != 0;
+            put(0x3a, &u16::from(reset).to_le_bytes());
         }
         b
     }
@@ -229,6 +242,7 @@ impl VirtioPci {
                 }
             }
             0x1c if live && v == 1 => {
+                self.queue_resets &= !(1 << (qi & 63));
                 self.queues[qi].set_ready(true);
                 if !self.queues[qi].is_valid(&self.mem) {
                     self.queues[qi].set_ready(false);
@@ -241,6 +255,13 @@ impl VirtioPci {
             0x2c if live => self.queues[qi].set_avail_ring_address(None, Some(v)),
             0x30 if live => self.queues[qi].set_used_ring_address(Some(v), None),
             0x34 if live => self.queues[qi].set_used_ring_address(None, Some(v)),
+            0x3a if v & 0xffff == 1 && self.driver_features & F_RING_RESET != 0 && qi < self.queues.len() => {
+                self.queues[qi].reset();
+                self.queues[qi].set_event_idx(self.driver_features & F_EVENT_IDX != 0);
+                self.vectors[qi] = NO_VECTOR;
+                self.queue_resets |= 1 << (qi & 63);
+                self.dev.queue_reset(qi);
+            }
             _ => {}
         }
     }
@@ -256,13 +277,17 @@ impl VirtioPci {
             if !ok || v & STATUS_ACK_DRIVER != STATUS_ACK_DRIVER {
                 v &= !STATUS_FEATURES_OK;
             }
+            let event_idx = v & STATUS_FEATURES_OK != 0 && self.driver_features & F_EVENT_IDX != 0;
+            for q in &mut self.queues {
+                q.set_event_idx(event_idx);
+            }
         }
         self.status = v;
     }
 
     fn bar4_read(&mut self, off: u64, data: &mut [u8]) {
         match off {
-            0..=0x37 => {
+            0..=0x3b => {
                 let b = self.common_bytes();
                 for (i, d) in data.iter_mut().enumerate() {
                     *d = b.get(off as usize + i).copied().unwrap_or(0);
@@ -286,7 +311,7 @@ impl VirtioPci {
         b[..n].copy_from_slice(&data[..n]);
         let v = u32::from_le_bytes(b);
         match off {
-            0..=0x37 => self.common_write(off, v),
+            0..=0x3b => self.common_write(off, v),
             0x2000..=0x2fff => self.dev.write_config(off - 0x2000, data),
             0x3000..=0x3fff => self.notify(((off - 0x3000) / 4) as usize),
             _ => {}
@@ -393,6 +418,9 @@ impl PciFunction for VirtioPci {
     fn poll(&mut self) -> bool {
         if self.status & STATUS_NEEDS_RESET != 0 || self.status & 4 == 0 {
             return false;
+        }
+        if self.dev.config_changed() {
+            self.config_interrupt();
         }
         let r = self.dev.poll(&mut self.queues, &self.mem);
         self.complete(r)

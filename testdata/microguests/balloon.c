@@ -1,0 +1,81 @@
+/* virtio-balloon driver: prints the offered feature words and config, inflates four patterned
+ * pages plus one PFN far outside RAM (the device must ignore it, not fail), reads the pages
+ * back (a discarded page reads as zeros), deflates them, and reports `actual`; then waits
+ * for a host target (QMP `balloon`), reports it as `actual`, and waits for the next one. */
+#include "virtio.h"
+
+#define PFNS 0x303000u
+#define PAGES 0x400000u
+#define DQ_DESC 0x310000u
+#define DQ_AVAIL 0x311000u
+#define DQ_USED 0x312000u
+
+static void print_pages(const char *what) {
+	puts(what);
+	for (u32 i = 0; i < 4; i++) { puts(" "); puthex(rd32(PAGES + i * 4096 + 64), 8); }
+	puts("\n");
+}
+
+int main(u32 start_info) {
+	(void)start_info;
+	serial_init();
+	struct vdev v = {0};
+	if (!vdev_find(&v, 0x1045)) { puts("no virtio-balloon\n"); return 0x61; }
+	u32 c = v.common;
+	wr32(c + 0x00, 0); u32 lo = rd32(c + 0x04);
+	wr32(c + 0x00, 1); u32 hi = rd32(c + 0x04);
+	puts("balloon features "); puthex(hi, 8); puthex(lo, 8);
+	puts(" queues "); putdec(rd16(c + 0x12)); puts("\n");
+	if (vdev_init(&v)) { puts("FEATURES_OK refused\n"); return 0x62; }
+	/* The deflate queue (1), polled like queue 0. */
+	for (u32 i = 0; i < 0x3000; i += 4) wr32(DQ_DESC + i, 0);
+	wr16(c + 0x16, 1);
+	u32 qs = rd16(c + 0x18);
+	wr16(c + 0x18, QSZ);
+	wr32(c + 0x20, DQ_DESC); wr32(c + 0x24, 0);
+	wr32(c + 0x28, DQ_AVAIL); wr32(c + 0x2c, 0);
+	wr32(c + 0x30, DQ_USED); wr32(c + 0x34, 0);
+	wr16(c + 0x1c, 1);
+	puts("queue size "); putdec(qs);
+	puts(" num_pages "); putdec(rd32(v.device)); puts(" actual "); putdec(rd32(v.device + 4)); puts("\n");
+	for (u32 i = 0; i < 4 * 4096; i += 4) wr32(PAGES + i, 0xa5a50000u + i);
+	print_pages("before");
+	for (u32 i = 0; i < 4; i++) wr32(PFNS + 4 * i, (PAGES >> 12) + i);
+	wr32(PFNS + 16, 0x0ffffff0u); /* 1 TiB: no RAM there */
+	desc_set(DESC, 0, PFNS, 20, 0, 0);
+	wr16(c + 0x16, 0); /* vdev_submit notifies the selected queue */
+	int st = vdev_submit(&v, 0, 1);
+	puts("inflate submit "); putdec((u32)-st); puts(" status "); puthex(rd8(c + 0x14), 2); puts("\n");
+	print_pages("inflated");
+	wr32(v.device + 4, 4);
+	puts("actual "); putdec(rd32(v.device + 4)); puts("\n");
+	/* Deflate through queue 1: the guest takes its pages back and may write them again. */
+	u16 used0 = rd16(DQ_USED + 2);
+	desc_set(DQ_DESC, 0, PFNS, 16, 0, 0);
+	wr16(DQ_AVAIL, 1);
+	wr16(DQ_AVAIL + 4, 0);
+	barrier();
+	wr16(DQ_AVAIL + 2, 1);
+	barrier();
+	wr16(c + 0x16, 1);
+	wr16(v.notify + rd16(c + 0x1e) * v.notify_mult, 1);
+	u32 n = 0;
+	while (rd16(DQ_USED + 2) == used0 && n < 2000000) n++;
+	wr32(v.device + 4, 0);
+	for (u32 i = 0; i < 4; i++) wr32(PAGES + i * 4096 + 64, 0x600d0000u + i);
+	puts("deflate "); puts(n < 2000000 ? "done" : "timeout"); puts(" actual "); putdec(rd32(v.device + 4));
+	puts(" status "); puthex(rd8(c + 0x14), 2); puts("\n");
+	print_pages("reused");
+	/* Host requests (QMP `balloon`): actual = 1 tells the host we wait; each request raises
+	 * a configuration-change ISR bit; the guest "inflates" by reporting actual = num_pages. */
+	wr32(v.device + 4, 1);
+	u32 isr = 0, want = 0, n2 = 0;
+	for (; n2 < 2000000 && !(isr & 2); n2++) isr = rd8(v.isr);
+	want = rd32(v.device);
+	puts("host target "); putdec(want); puts(" isr "); puthex(isr & 2, 2); puts("\n");
+	wr32(v.device + 4, want);
+	for (n2 = 0; n2 < 2000000; n2++)
+		if ((rd8(v.isr) & 2) && rd32(v.device) != want) break;
+	puts("host target now "); putdec(rd32(v.device)); puts("\n");
+	return 0x60;
+}
