@@ -41,6 +41,9 @@ pub struct VmConfig {
     pub console: ConsoleSink,
     /// Exit instead of rebooting when the guest resets.
     pub no_reboot: bool,
+    /// Unix socket serving the host end of the first virtio-console's port 1
+    /// ("org.ferry.channel.0"); none leaves the port without a host end.
+    pub channel_socket: Option<PathBuf>,
 }
 
 /// A spec the runtime cannot boot.
@@ -86,6 +89,7 @@ impl VmConfig {
             smbios_uuid: spec.smbios_uuid.clone(),
             console: ConsoleSink::None,
             no_reboot: false,
+            channel_socket: None,
         })
     }
 }

@@ -10,6 +10,7 @@ use crate::memory::{self, Memory};
 use crate::pci::bus::Stub;
 use crate::pci::PciBus;
 use crate::virtio::balloon::{Balloon, BalloonCtl};
+use crate::virtio::channel::Channel;
 use crate::virtio::{blk::Blk, console::Console, net, pci::VirtioPci, rng::Rng, VirtioDevice};
 use crate::{tables, Controller, ExitReason, VmError};
 use crate::virtio::tap::Tap;
@@ -199,6 +200,7 @@ impl Vm {
         }
         let mut blocks = Vec::new();
         let mut balloon = None;
+        let mut channel_socket = cfg.channel_socket.as_deref();
         for d in &cfg.devices {
             let dev: Box<dyn VirtioDevice> = match &d.kind {
                 DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
@@ -222,7 +224,12 @@ impl Vm {
                     }
                 }
                 DeviceKind::VirtioConsole => {
-                    Box::new(Console::new(Box::new(ConsoleOut::with_capture(open_sink(&cfg.console)?, captured.clone()))))
+                    let channel = match channel_socket.take() {
+                        Some(p) => Some(Channel::listen(p).map_err(|e| VmError::Setup(format!("device {}: {e}", d.id)))?),
+                        None => None,
+                    };
+                    let out = Box::new(ConsoleOut::with_capture(open_sink(&cfg.console)?, captured.clone()));
+                    Box::new(Console::with_channel(out, channel))
                 }
                 DeviceKind::VirtioRng => Box::new(Rng),
                 DeviceKind::VirtioBalloon => {

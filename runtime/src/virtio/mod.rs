@@ -1,6 +1,7 @@
 //! Modern (virtio 1.x, non-transitional) virtio-pci devices.
 pub mod balloon;
 pub mod blk;
+pub mod channel;
 pub mod console;
 pub mod net;
 pub mod pci;
