@@ -3,6 +3,7 @@ pub mod balloon;
 pub mod blk;
 pub mod channel;
 pub mod console;
+pub mod irq;
 pub mod net;
 pub mod pci;
 pub mod rng;
@@ -70,7 +71,14 @@ pub trait VirtioDevice: Send {
     fn poll(&mut self, _queues: &mut [Queue], _mem: &Memory) -> Result<u64, VirtioError> {
         Ok(0)
     }
-    /// Device reset (status 0).
+    /// DRIVER_OK. A device that serves its queues on its own I/O thread takes copies of the
+    /// queues (their state at this point) and returns one notification eventfd per queue,
+    /// which the transport wires to KVM ioeventfds; completions go through `irq`. `None`
+    /// (the default) keeps [`process`](Self::process) on the notifying vCPU thread.
+    fn activate(&mut self, _queues: &[Queue], _mem: &Memory, _irq: std::sync::Arc<irq::Irq>) -> Option<Vec<vmm_sys_util::eventfd::EventFd>> {
+        None
+    }
+    /// Device reset (status 0); a device with an I/O thread stops and joins it here.
     fn reset(&mut self) {}
     /// Queue `q` was reset alone (VIRTIO_F_RING_RESET): forget buffers held from it.
     fn queue_reset(&mut self, _q: usize) {}
