@@ -27,6 +27,10 @@ pub trait Backend: Send {
     fn write_zeroes(&mut self, off: u64, len: u64) -> io::Result<()>;
     /// A name for logs and `query-block`.
     fn describe(&self) -> String;
+    /// The file to `preadv`/`pwritev` directly at guest offsets, for a raw image.
+    fn raw_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        None
+    }
 }
 
 /// Errors opening a disk.
@@ -151,6 +155,9 @@ impl Backend for Raw {
     }
     fn describe(&self) -> String {
         self.name.clone()
+    }
+    fn raw_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        Some(self.file.as_raw_fd())
     }
 }
 

@@ -3,6 +3,7 @@ pub mod balloon;
 pub mod blk;
 pub mod channel;
 pub mod console;
+pub mod iov;
 pub mod irq;
 pub mod net;
 pub mod pci;
