@@ -80,3 +80,61 @@ pub fn transfer(fd: RawFd, iov: &mut [libc::iovec], mut off: u64, write: bool) -
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+    use std::os::unix::io::AsRawFd;
+    use vm_memory::Bytes;
+
+    fn two_regions() -> Memory {
+        Memory::from_ranges(&[(GuestAddress(0), 0x1000), (GuestAddress(0x1000), 0x1000)]).expect("memory")
+    }
+
+    #[test]
+    fn a_buffer_across_two_regions_reads_and_writes_whole() {
+        let mem = two_regions();
+        let f = tempfile::tempfile().expect("file");
+        let data: Vec<u8> = (0..0x2000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        f.write_all_at(&data, 0).expect("write");
+        let descs = [(GuestAddress(0x800), 0x1000, true), (GuestAddress(0x1f00), 1, true)];
+        let mut v = iovecs(&mem, &descs, true, 0, 0x1000).expect("iovecs");
+        assert_eq!(v.len(), 2, "split at the region boundary");
+        transfer(f.as_raw_fd(), &mut v, 0x100, false).expect("preadv");
+        let mut got = vec![0u8; 0x1000];
+        mem.read_slice(&mut got, GuestAddress(0x800)).expect("guest read");
+        assert_eq!(got, data[0x100..0x1100]);
+        let mut v = iovecs(&mem, &descs, true, 0, 0x1000).expect("iovecs");
+        transfer(f.as_raw_fd(), &mut v, 0x1000, true).expect("pwritev");
+        let mut back = vec![0u8; 0x1000];
+        f.read_exact_at(&mut back, 0x1000).expect("read");
+        assert_eq!(back, data[0x100..0x1100]);
+    }
+
+    #[test]
+    fn skips_the_header_and_refuses_buffers_outside_ram() {
+        let mem = two_regions();
+        let descs = [(GuestAddress(0x10), 16, false), (GuestAddress(0x100), 0x200, false), (GuestAddress(0x400), 1, true)];
+        let v = iovecs(&mem, &descs, false, 16, 0x200).expect("iovecs");
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].iov_len, 0x200);
+        assert!(iovecs(&mem, &descs, false, 16, 0x201).is_none(), "more bytes than the descriptors hold");
+        let outside = [(GuestAddress(0x1800), 0x1000, true)];
+        assert!(iovecs(&mem, &outside, true, 0, 0x1000).is_none(), "a buffer past the end of RAM");
+    }
+
+    #[test]
+    fn a_short_file_is_an_error_not_a_hang() {
+        let mem = two_regions();
+        let f = tempfile::tempfile().expect("file");
+        f.write_all_at(&[1u8; 0x100], 0).expect("write");
+        let mut v = iovecs(&mem, &[(GuestAddress(0), 0x200, true)], true, 0, 0x200).expect("iovecs");
+        // 0x100 bytes arrive (a partial transfer), then EOF.
+        let e = transfer(f.as_raw_fd(), &mut v, 0, false).expect_err("EOF");
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        let mut got = [0u8; 0x100];
+        mem.read_slice(&mut got, GuestAddress(0)).expect("guest read");
+        assert_eq!(got, [1u8; 0x100]);
+    }
+}
