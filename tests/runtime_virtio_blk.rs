@@ -221,7 +221,12 @@ fn micro_guest_keeps_several_requests_in_flight() {
             assert!(b == written(i), "region {i} was not written");
         }
     };
-    let spec = spec_for(&elf, &disk);
+    let mut v = spec_json(&elf, &disk, "q35-v1", [4, 3, 5, 6]);
+    if let Some(devs) = v["devices"].as_array_mut() {
+        devs.truncate(1);
+        devs[0]["id"] = "disk-multi".into();
+    }
+    let spec = MachineSpec::from_json(&v.to_string()).expect("spec");
     if qemu_available() {
         let qdisk = dir.path().join("qemu.raw");
         make_disk(&qdisk);
@@ -232,7 +237,29 @@ fn micro_guest_keeps_several_requests_in_flight() {
     if !kvm_available() {
         return;
     }
+    // The requests are served on the disk's I/O thread ("blk-" + its id), not in the vCPU's
+    // exit, and the thread is joined when the VM stops.
+    let has_io_thread = || {
+        std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "blk-disk-multi"))
+    };
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d2 = done.clone();
+    let watcher = std::thread::spawn(move || {
+        let mut seen = false;
+        while !d2.load(std::sync::atomic::Ordering::SeqCst) && !seen {
+            seen = has_io_thread();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        seen
+    });
     let out = run_spec(&spec);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(watcher.join().expect("watcher"), "no blk-disk-multi I/O thread while the guest ran");
+    assert!(!has_io_thread(), "the I/O thread outlived the VM");
     assert_eq!(out.reason, ExitReason::DebugExit(0x80));
     assert_eq!(text(&out.console), want);
     check_written(&disk);
