@@ -25,8 +25,8 @@ fn balloon_spec(elf: &Path) -> MachineSpec {
 
 /// Talks QMP on `path` while the machine runs: once `query-balloon` shows the guest waiting
 /// (actual = 1 page), asks for 127 MiB until the guest gets there, then for 126 MiB. Returns
-/// every distinct `actual` seen.
-fn drive(path: PathBuf) -> Vec<u64> {
+/// every distinct `actual` seen and the BALLOON_CHANGE events' values.
+fn drive(path: PathBuf) -> (Vec<u64>, Vec<u64>) {
     let start = Instant::now();
     let sock = loop {
         match UnixStream::connect(&path) {
@@ -38,7 +38,8 @@ fn drive(path: PathBuf) -> Vec<u64> {
     sock.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     let mut w = sock.try_clone().expect("clone");
     let mut r = BufReader::new(sock);
-    let mut reply = |w: &mut UnixStream, cmd: serde_json::Value| -> Option<serde_json::Value> {
+    let mut events: Vec<u64> = Vec::new();
+    let mut reply = |w: &mut UnixStream, cmd: serde_json::Value, events: &mut Vec<u64>| -> Option<serde_json::Value> {
         writeln!(w, "{cmd}").ok()?;
         loop {
             let mut line = String::new();
@@ -46,21 +47,24 @@ fn drive(path: PathBuf) -> Vec<u64> {
                 return None;
             }
             let v: serde_json::Value = serde_json::from_str(&line).ok()?;
+            if v["event"] == "BALLOON_CHANGE" {
+                events.extend(v.pointer("/data/actual").and_then(serde_json::Value::as_u64));
+            }
             if v.get("event").is_none() && v.get("QMP").is_none() {
                 return Some(v);
             }
         }
     };
     let mut seen: Vec<u64> = Vec::new();
-    let Some(_) = reply(&mut w, serde_json::json!({"execute": "qmp_capabilities"})) else { return seen };
+    let Some(_) = reply(&mut w, serde_json::json!({"execute": "qmp_capabilities"}), &mut events) else { return (seen, events) };
     let mut target = None;
     while start.elapsed() < Duration::from_secs(60) {
         if let Some(t) = target {
-            if reply(&mut w, serde_json::json!({"execute": "balloon", "arguments": {"value": t}})).is_none() {
+            if reply(&mut w, serde_json::json!({"execute": "balloon", "arguments": {"value": t}}), &mut events).is_none() {
                 break;
             }
         }
-        let Some(q) = reply(&mut w, serde_json::json!({"execute": "query-balloon"})) else { break };
+        let Some(q) = reply(&mut w, serde_json::json!({"execute": "query-balloon"}), &mut events) else { break };
         if q.get("error").is_some() && !seen.is_empty() {
             break; // the machine is gone
         }
@@ -76,7 +80,7 @@ fn drive(path: PathBuf) -> Vec<u64> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    seen
+    (seen, events)
 }
 
 const WANT: &str = "balloon features 0000010130000012 queues 3\n\
@@ -102,10 +106,13 @@ fn balloon_inflates_deflates_and_follows_qmp_targets_like_qemu() {
         let mut args = qemu_args(&spec);
         args.extend(["-qmp".into(), format!("unix:{},server=on,wait=off", path.display())]);
         let q = qemu(&args, &elf, "tcg");
-        let seen = t.join().expect("qmp thread");
+        let (seen, events) = t.join().expect("qmp thread");
         assert_eq!(q.exit_code, Some(0x60 * 2 + 1), "QEMU printed:\n{}", q.serial);
         assert_eq!(q.serial, WANT, "QEMU printed:\n{}", q.serial);
         assert!(seen.contains(&(127 * MIB)), "QEMU query-balloon values {seen:?}");
+        // QEMU's monitor rate-limits BALLOON_CHANGE to one a second, so only some arrive.
+        let guest_values = [128 * MIB - 4 * 4096, 128 * MIB, 128 * MIB - 4096, 127 * MIB];
+        assert!(!events.is_empty() && events.iter().all(|e| guest_values.contains(e)), "QEMU BALLOON_CHANGE values {events:?}");
     }
     if !kvm_available() {
         return;
@@ -117,10 +124,12 @@ fn balloon_inflates_deflates_and_follows_qmp_targets_like_qemu() {
     let mut cfg = VmConfig::from_spec(&spec).expect("config");
     cfg.no_reboot = true;
     let out = run_machine(&cfg, &ctl, Some(Duration::from_secs(60))).expect("boot");
-    let seen = t.join().expect("qmp thread");
+    let (seen, events) = t.join().expect("qmp thread");
     assert_eq!(out.reason, ExitReason::DebugExit(0x60), "{}", text(&out.console));
     assert_eq!(text(&out.console), WANT);
     assert!(seen.contains(&(127 * MIB)), "runtime query-balloon values {seen:?}");
+    // Ours are not rate-limited: the change the client asked for arrives, and is the last.
+    assert_eq!(events.last(), Some(&(127 * MIB)), "runtime BALLOON_CHANGE values {events:?}");
 }
 
 /// A spec written by `ferry convert -o ferry` (which always places `balloon0` at the

@@ -1,6 +1,6 @@
 //! A QMP monitor subset on a unix socket: greeting, `qmp_capabilities`, `query-version`,
 //! `query-status`, `query-pci`, `query-block`, `balloon`, `query-balloon`, `stop`, `cont`, `system_powerdown`,
-//! `system_reset`, `quit`; events SHUTDOWN, POWERDOWN, RESET, STOP, RESUME (QEMU's names and
+//! `system_reset`, `quit`; events SHUTDOWN, POWERDOWN, RESET, STOP, RESUME, BALLOON_CHANGE (QEMU's names and
 //! `reason` strings). Each client gets its own thread; events go to every negotiated client.
 use crate::{Controller, ExitReason};
 use serde_json::{json, Value};

@@ -279,6 +279,14 @@ impl Vm {
     /// Runs until the guest exits, `timeout` passes, or `ctl` asks to stop.
     pub fn run(self, ctl: &Arc<Controller>, timeout: Option<Duration>) -> Outcome {
         install_kick_handler();
+        if let Some(b) = &self.shared.balloon {
+            let weak = Arc::downgrade(ctl);
+            b.on_change(move |actual| {
+                if let Some(c) = weak.upgrade() {
+                    c.emit("BALLOON_CHANGE", serde_json::json!({"actual": actual}));
+                }
+            });
+        }
         ctl.attach(self.shared.clone());
         let start = Instant::now();
         if let Ok(mut io) = self.shared.io.lock() {

@@ -19,6 +19,9 @@ const INFLATE: usize = 0;
 const DEFLATE: usize = 1;
 const STATS: usize = 2;
 
+/// Called with the guest's new RAM size (bytes) whenever it changes `actual`.
+type Listener = Box<dyn Fn(u64) + Send + Sync>;
+
 /// The host's handle on the balloon: the target the monitor sets, what the guest reports.
 pub struct BalloonCtl {
     target_pages: AtomicU32,
@@ -26,6 +29,7 @@ pub struct BalloonCtl {
     changed: AtomicBool,
     ram_bytes: u64,
     stats: Mutex<Vec<(u16, u64)>>,
+    listener: Mutex<Option<Listener>>,
 }
 
 impl BalloonCtl {
@@ -37,7 +41,24 @@ impl BalloonCtl {
             changed: AtomicBool::new(false),
             ram_bytes,
             stats: Mutex::new(Vec::new()),
+            listener: Mutex::new(None),
         })
+    }
+    /// Calls `f` with the guest's RAM size each time the guest changes `actual` (QMP's
+    /// BALLOON_CHANGE event).
+    pub fn on_change(&self, f: impl Fn(u64) + Send + Sync + 'static) {
+        if let Ok(mut l) = self.listener.lock() {
+            *l = Some(Box::new(f));
+        }
+    }
+    fn set_actual(&self, pages: u32) {
+        if self.actual_pages.swap(pages, Ordering::SeqCst) != pages {
+            if let Ok(l) = self.listener.lock() {
+                if let Some(f) = l.as_ref() {
+                    f(self.actual_bytes());
+                }
+            }
+        }
     }
     /// QMP `balloon`: asks the guest to leave it `bytes` of RAM (clamped to 0..=RAM).
     pub fn set_target(&self, bytes: u64) {
@@ -161,7 +182,7 @@ impl VirtioDevice for Balloon {
         let n = data.len().min(4);
         b[..n].copy_from_slice(&data[..n]);
         match (off, n) {
-            (4, 4) => self.ctl.actual_pages.store(u32::from_le_bytes(b), Ordering::SeqCst),
+            (4, 4) => self.ctl.set_actual(u32::from_le_bytes(b)),
             (12, 4) => self.poison = u32::from_le_bytes(b),
             _ => {}
         }
