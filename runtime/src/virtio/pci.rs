@@ -116,6 +116,7 @@ impl VirtioPci {
 
     fn reset(&mut self) {
         self.deactivate();
+        self.dev.reset(); // first: an I/O thread is joined before its queues and vectors go
         for q in &mut self.queues {
             q.reset();
         }
@@ -123,7 +124,6 @@ impl VirtioPci {
         self.status = 0;
         self.queue_resets = 0;
         self.irq.reset();
-        self.dev.reset();
     }
 
     /// DRIVER_OK: a device with its own I/O thread takes the queues; its kicks are wired to
