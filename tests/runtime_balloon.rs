@@ -1,8 +1,9 @@
 //! virtio-balloon: the `balloon` micro-guest prints the offered features, inflates four
 //! patterned pages and one PFN outside RAM, reads the pages back (dropped pages read zero),
 //! deflates, reports `actual`, then follows host targets set over QMP (`balloon`) while the
-//! host watches `query-balloon`. Oracle: QEMU (TCG) running the same guest with
-//! `virtio-balloon-pci-non-transitional` and the same QMP script must print the same text.
+//! host watches `query-balloon`, and finally resets its inflate queue alone (RING_RESET).
+//! Oracle: QEMU (TCG) running the same guest with `virtio-balloon-pci-non-transitional` and
+//! the same QMP script must print the same text.
 mod runtime_support;
 use ferry_formats::layout::MachineSpec;
 use ferry_runtime::{run_machine, Controller, ExitReason, VmConfig};
@@ -92,7 +93,9 @@ actual 4\n\
 deflate done actual 0 status 0f\n\
 reused 600d0000 600d0001 600d0002 600d0003\n\
 host target 256 isr 02\n\
-host target now 512\n";
+host target now 512\n\
+queue reset 0 enable 0 size 128 re-enabled reset 0 enable 1\n\
+after queue reset inflate 0 page 00000000 status 0f\n";
 
 #[test]
 fn balloon_inflates_deflates_and_follows_qmp_targets_like_qemu() {

@@ -1,7 +1,8 @@
 /* virtio-balloon driver: prints the offered feature words and config, inflates four patterned
  * pages plus one PFN far outside RAM (the device must ignore it, not fail), reads the pages
  * back (a discarded page reads as zeros), deflates them, and reports `actual`; then waits
- * for a host target (QMP `balloon`), reports it as `actual`, and waits for the next one. */
+ * for a host target (QMP `balloon`), reports it as `actual`, and waits for the next one;
+ * finally renegotiates with RING_RESET, resets queue 0 alone, re-enables it and inflates. */
 #include "virtio.h"
 
 #define PFNS 0x303000u
@@ -77,5 +78,38 @@ int main(u32 start_info) {
 	for (n2 = 0; n2 < 2000000; n2++)
 		if ((rd8(v.isr) & 2) && rd32(v.device) != want) break;
 	puts("host target now "); putdec(rd32(v.device)); puts("\n");
+	/* VIRTIO_F_RING_RESET: renegotiate with it, reset queue 0 alone, re-enable it, inflate. */
+	wr8(c + 0x14, 0);
+	while (rd8(c + 0x14)) {
+	}
+	wr8(c + 0x14, 1);
+	wr8(c + 0x14, 3);
+	wr32(c + 0x08, 0); wr32(c + 0x0c, 0);
+	wr32(c + 0x08, 1); wr32(c + 0x0c, 0x101); /* VERSION_1 | RING_RESET */
+	wr8(c + 0x14, 11);
+	if (!(rd8(c + 0x14) & 8)) { puts("RING_RESET refused\n"); return 0x63; }
+	wr16(c + 0x16, 0);
+	wr16(c + 0x18, QSZ);
+	wr32(c + 0x20, DESC); wr32(c + 0x24, 0);
+	wr32(c + 0x28, AVAIL); wr32(c + 0x2c, 0);
+	wr32(c + 0x30, USED); wr32(c + 0x34, 0);
+	wr16(c + 0x1c, 1);
+	wr8(c + 0x14, 15);
+	wr16(c + 0x3a, 1);
+	puts("queue reset "); putdec(rd16(c + 0x3a)); puts(" enable "); putdec(rd16(c + 0x1c));
+	puts(" size "); putdec(rd16(c + 0x18));
+	for (u32 i = 0; i < 0x3000; i += 4) wr32(DESC + i, 0);
+	wr16(c + 0x18, QSZ);
+	wr32(c + 0x20, DESC); wr32(c + 0x24, 0);
+	wr32(c + 0x28, AVAIL); wr32(c + 0x2c, 0);
+	wr32(c + 0x30, USED); wr32(c + 0x34, 0);
+	wr16(c + 0x1c, 1);
+	puts(" re-enabled reset "); putdec(rd16(c + 0x3a)); puts(" enable "); putdec(rd16(c + 0x1c)); puts("\n");
+	avail_idx = 0;
+	wr32(PAGES, 0x12345678u);
+	desc_set(DESC, 0, PFNS, 4, 0, 0); /* PFNS[0] is still the first page */
+	st = vdev_submit(&v, 0, 1);
+	puts("after queue reset inflate "); putdec((u32)-st); puts(" page "); puthex(rd32(PAGES), 8);
+	puts(" status "); puthex(rd8(c + 0x14), 2); puts("\n");
 	return 0x60;
 }

@@ -40,8 +40,6 @@ pub struct VirtioPci {
     kicks: Option<Vec<EventFd>>,
     /// ioeventfds registered for `kicks`: (guest-physical notify address, queue).
     ioevents: Vec<(u64, usize)>,
-    /// Queues reset through `queue_reset` and not re-enabled yet (read back as 1).
-    queue_resets: u64,
 }
 
 impl VirtioPci {
@@ -98,7 +96,6 @@ impl VirtioPci {
             queues,
             kicks: None,
             ioevents: Vec::new(),
-            queue_resets: 0,
         }
     }
 
@@ -122,7 +119,6 @@ impl VirtioPci {
         }
         self.driver_features = 0;
         self.status = 0;
-        self.queue_resets = 0;
         self.irq.reset();
     }
 
@@ -230,8 +226,7 @@ impl VirtioPci {
             put(0x20, &q.desc_table().to_le_bytes());
             put(0x28, &q.avail_ring().to_le_bytes());
             put(0x30, &q.used_ring().to_le_bytes());
-            let reset = self.driver_features & F_RING_RESET != 0 && self.queue_resets & (1 << (self.qsel & 63)) != 0;
-            put(0x3a, &u16::from(reset).to_le_bytes());
+            // 0x3a queue_reset reads 0: a queue reset completes within the write (as QEMU's).
         }
         b
     }
@@ -257,7 +252,6 @@ impl VirtioPci {
                 }
             }
             0x1c if live && v == 1 => {
-                self.queue_resets &= !(1 << (qi & 63));
                 self.queues[qi].set_ready(true);
                 if !self.queues[qi].is_valid(&self.mem) {
                     self.queues[qi].set_ready(false);
@@ -276,7 +270,6 @@ impl VirtioPci {
                 if let Some(x) = self.irq.lock().vectors.get_mut(qi) {
                     *x = NO_VECTOR;
                 }
-                self.queue_resets |= 1 << (qi & 63);
                 self.dev.queue_reset(qi);
             }
             _ => {}
