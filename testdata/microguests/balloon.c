@@ -2,7 +2,8 @@
  * pages plus one PFN far outside RAM (the device must ignore it, not fail), reads the pages
  * back (a discarded page reads as zeros), deflates them, and reports `actual`; then waits
  * for a host target (QMP `balloon`), reports it as `actual`, and waits for the next one;
- * finally renegotiates with RING_RESET, resets queue 0 alone, re-enables it and inflates. */
+ * finally renegotiates with RING_RESET + EVENT_IDX, resets queue 0 alone, re-enables it,
+ * inflates, and checks that used_event decides whether a completion is notified. */
 #include "virtio.h"
 
 #define PFNS 0x303000u
@@ -84,8 +85,8 @@ int main(u32 start_info) {
 	}
 	wr8(c + 0x14, 1);
 	wr8(c + 0x14, 3);
-	wr32(c + 0x08, 0); wr32(c + 0x0c, 0);
-	wr32(c + 0x08, 1); wr32(c + 0x0c, 0x101); /* VERSION_1 | RING_RESET */
+	wr32(c + 0x08, 0); wr32(c + 0x0c, 1u << 29); /* EVENT_IDX */
+	wr32(c + 0x08, 1); wr32(c + 0x0c, 0x101);   /* VERSION_1 | RING_RESET */
 	wr8(c + 0x14, 11);
 	if (!(rd8(c + 0x14) & 8)) { puts("RING_RESET refused\n"); return 0x63; }
 	wr16(c + 0x16, 0);
@@ -111,5 +112,15 @@ int main(u32 start_info) {
 	st = vdev_submit(&v, 0, 1);
 	puts("after queue reset inflate "); putdec((u32)-st); puts(" page "); puthex(rd32(PAGES), 8);
 	puts(" status "); puthex(rd8(c + 0x14), 2); puts("\n");
+	/* EVENT_IDX: used_event past the next completion -> no notification (ISR bit 0 stays
+	 * clear); used_event at it -> notification. */
+	rd8(v.isr);
+	wr16(AVAIL + 4 + 2 * QSZ, 5);
+	st = vdev_submit(&v, 0, 1);
+	u32 isr1 = rd8(v.isr);
+	wr16(AVAIL + 4 + 2 * QSZ, 2); /* the third completion since the queue reset */
+	int st2 = vdev_submit(&v, 0, 1);
+	puts("event_idx submit "); putdec((u32)-st); putdec((u32)-st2);
+	puts(" isr "); puthex(isr1, 2); puts(" "); puthex(rd8(v.isr), 2); puts("\n");
 	return 0x60;
 }
