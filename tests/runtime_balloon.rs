@@ -1,7 +1,8 @@
 //! virtio-balloon: the `balloon` micro-guest prints the offered features, inflates four
 //! patterned pages and one PFN outside RAM, reads the pages back (dropped pages read zero),
 //! deflates, reports `actual`, then follows host targets set over QMP (`balloon`) while the
-//! host watches `query-balloon`, and finally resets its inflate queue alone (RING_RESET) and
+//! host watches `query-balloon`; finally it renegotiates with STATS_VQ (the device holds the
+//! newest stats buffer, returns the older), resets its inflate queue alone (RING_RESET) and
 //! checks that EVENT_IDX's used_event decides whether a completion is notified.
 //! Oracle: QEMU (TCG) running the same guest with `virtio-balloon-pci-non-transitional` and
 //! the same QMP script must print the same text.
@@ -95,6 +96,7 @@ deflate done actual 0 status 0f\n\
 reused 600d0000 600d0001 600d0002 600d0003\n\
 host target 256 isr 02\n\
 host target now 512\n\
+stats first: used 0 second: used 1 id 0\n\
 queue reset 0 enable 0 size 128 re-enabled reset 0 enable 1\n\
 after queue reset inflate 0 page 00000000 status 0f\n\
 event_idx submit 00 isr 00 01\n";

@@ -2,8 +2,9 @@
  * pages plus one PFN far outside RAM (the device must ignore it, not fail), reads the pages
  * back (a discarded page reads as zeros), deflates them, and reports `actual`; then waits
  * for a host target (QMP `balloon`), reports it as `actual`, and waits for the next one;
- * finally renegotiates with RING_RESET + EVENT_IDX, resets queue 0 alone, re-enables it,
- * inflates, and checks that used_event decides whether a completion is notified. */
+ * finally renegotiates with STATS_VQ + RING_RESET + EVENT_IDX, posts two stats buffers,
+ * resets queue 0 alone, re-enables it, inflates, and checks that used_event decides whether
+ * a completion is notified. */
 #include "virtio.h"
 
 #define PFNS 0x303000u
@@ -11,6 +12,7 @@
 #define DQ_DESC 0x310000u
 #define DQ_AVAIL 0x311000u
 #define DQ_USED 0x312000u
+#define STATS 0x305000u
 
 static void print_pages(const char *what) {
 	puts(what);
@@ -85,7 +87,7 @@ int main(u32 start_info) {
 	}
 	wr8(c + 0x14, 1);
 	wr8(c + 0x14, 3);
-	wr32(c + 0x08, 0); wr32(c + 0x0c, 1u << 29); /* EVENT_IDX */
+	wr32(c + 0x08, 0); wr32(c + 0x0c, 1u << 29 | 1u << 1); /* EVENT_IDX | STATS_VQ */
 	wr32(c + 0x08, 1); wr32(c + 0x0c, 0x101);   /* VERSION_1 | RING_RESET */
 	wr8(c + 0x14, 11);
 	if (!(rd8(c + 0x14) & 8)) { puts("RING_RESET refused\n"); return 0x63; }
@@ -95,7 +97,33 @@ int main(u32 start_info) {
 	wr32(c + 0x28, AVAIL); wr32(c + 0x2c, 0);
 	wr32(c + 0x30, USED); wr32(c + 0x34, 0);
 	wr16(c + 0x1c, 1);
+	/* The stats queue (2) on the deflate queue's old rings. */
+	for (u32 i = 0; i < 0x3000; i += 4) wr32(DQ_DESC + i, 0);
+	wr16(c + 0x16, 2);
+	wr16(c + 0x18, QSZ);
+	wr32(c + 0x20, DQ_DESC); wr32(c + 0x24, 0);
+	wr32(c + 0x28, DQ_AVAIL); wr32(c + 0x2c, 0);
+	wr32(c + 0x30, DQ_USED); wr32(c + 0x34, 0);
+	wr16(c + 0x1c, 1);
+	u32 stats_notify = v.notify + rd16(c + 0x1e) * v.notify_mult;
+	wr16(c + 0x16, 0);
 	wr8(c + 0x14, 15);
+	/* Two stats buffers: the device holds the newest and gives back the one before. */
+	for (u32 b = 0; b < 2; b++) {
+		u32 s = STATS + 32 * b;
+		wr16(s, 0); wr32(s + 2, 0x1111u + b); wr32(s + 6, 0);
+		wr16(s + 10, 4); wr32(s + 12, 0x4444u); wr32(s + 16, 0);
+		desc_set(DQ_DESC, b, s, 20, 0, 0);
+		wr16(DQ_AVAIL + 4 + 2 * b, (u16)b);
+		barrier();
+		wr16(DQ_AVAIL + 2, (u16)(b + 1));
+		barrier();
+		wr16(stats_notify, 2);
+		for (u32 k = 0; k < 200000 && rd16(DQ_USED + 2) == 0; k++) {
+		}
+		puts(b ? " second: used " : "stats first: used "); putdec(rd16(DQ_USED + 2));
+	}
+	puts(" id "); putdec(rd32(DQ_USED + 4)); puts("\n");
 	wr16(c + 0x3a, 1);
 	puts("queue reset "); putdec(rd16(c + 0x3a)); puts(" enable "); putdec(rd16(c + 0x1c));
 	puts(" size "); putdec(rd16(c + 0x18));

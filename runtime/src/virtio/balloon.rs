@@ -209,3 +209,57 @@ impl VirtioDevice for Balloon {
         Ok(if used { 1 << q } else { 0 })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_memory::Bytes;
+
+    /// A one-descriptor chain `addr+len` made available on a 16-entry queue at 0x1000.
+    fn queue_with(mem: &Memory, addr: u64, len: u32) -> Queue {
+        let mut q = Queue::new(16).expect("queue");
+        q.set_desc_table_address(Some(0x1000), Some(0));
+        q.set_avail_ring_address(Some(0x2000), Some(0));
+        q.set_used_ring_address(Some(0x3000), Some(0));
+        q.set_ready(true);
+        mem.write_obj(addr, GuestAddress(0x1000)).expect("desc addr");
+        mem.write_obj(len, GuestAddress(0x1008)).expect("desc len");
+        mem.write_obj(0u16, GuestAddress(0x2004)).expect("avail ring");
+        mem.write_obj(1u16, GuestAddress(0x2002)).expect("avail idx");
+        q
+    }
+
+    #[test]
+    fn stats_are_parsed_and_the_buffer_held() {
+        let mem = Memory::from_ranges(&[(GuestAddress(0), 0x10000)]).expect("memory");
+        for (i, (tag, val)) in [(0u16, 0x1111u64), (4, 0x4444)].into_iter().enumerate() {
+            mem.write_obj(tag, GuestAddress(0x4000 + 10 * i as u64)).expect("tag");
+            mem.write_obj(val, GuestAddress(0x4002 + 10 * i as u64)).expect("val");
+        }
+        let ctl = BalloonCtl::new(0x10000);
+        let mut b = Balloon::new(ctl.clone());
+        let mut queues = vec![Queue::new(16).expect("q"), Queue::new(16).expect("q"), queue_with(&mem, 0x4000, 20)];
+        assert_eq!(b.process(STATS, &mut queues, &mem).expect("process"), 0, "the buffer is held, not used");
+        assert_eq!(ctl.stats(), vec![(0, 0x1111), (4, 0x4444)]);
+    }
+
+    #[test]
+    fn pfns_outside_ram_are_ignored_and_actual_follows_the_driver() {
+        let mem = Memory::from_ranges(&[(GuestAddress(0), 0x10000)]).expect("memory");
+        mem.write_obj(0xffff_fff0u32, GuestAddress(0x4000)).expect("pfn");
+        mem.write_obj(0x8u32, GuestAddress(0x4004)).expect("pfn");
+        mem.write_obj(0xabcdu32, GuestAddress(0x8000)).expect("page");
+        let ctl = BalloonCtl::new(0x10000);
+        let mut b = Balloon::new(ctl.clone());
+        let mut queues = vec![queue_with(&mem, 0x4000, 8)];
+        assert_eq!(b.process(INFLATE, &mut queues, &mem).expect("process"), 1);
+        assert_eq!(mem.read_obj::<u32>(GuestAddress(0x8000)).expect("read"), 0, "the inflated page was dropped");
+        b.write_config(4, &2u32.to_le_bytes());
+        assert_eq!(ctl.actual_bytes(), 0x10000 - 2 * 4096);
+        ctl.set_target(0x10000 - 4096);
+        let mut c = [0u8; 4];
+        b.read_config(0, &mut c);
+        assert_eq!(u32::from_le_bytes(c), 1);
+        assert!(b.config_changed() && !b.config_changed());
+    }
+}
