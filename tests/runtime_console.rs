@@ -92,6 +92,56 @@ fn channel_port_talks_both_ways_through_the_socket() {
     assert!(!path.exists(), "the socket file is removed when the VM stops");
 }
 
+/// The host end outlives a guest reboot: one client connection sees the guest's first boot
+/// ask to reboot, then its second boot greet it again on the same connection.
+#[test]
+fn channel_client_stays_connected_across_a_guest_reboot() {
+    if !kvm_available() {
+        return; // QEMU's chardev does the same, but the test helper runs QEMU with -no-reboot
+    }
+    let elf = guest("channel");
+    let dir = tempfile::tempdir().expect("tempdir");
+    channel_spec(&elf, dir.path());
+    let path = dir.path().join("ferry.sock");
+    let p2 = path.clone();
+    let t = std::thread::spawn(move || {
+        let start = Instant::now();
+        let sock = loop {
+            match UnixStream::connect(&p2) {
+                Ok(s) => break s,
+                Err(_) if start.elapsed() < Duration::from_secs(30) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => panic!("{}: {e}", p2.display()),
+            }
+        };
+        sock.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        let mut w = sock.try_clone().expect("clone");
+        let mut r = BufReader::new(sock);
+        let mut lines = Vec::new();
+        for say in ["reboot\n", "", "ping\n", ""] {
+            let mut line = String::new();
+            r.read_line(&mut line).expect("line");
+            lines.push(line);
+            w.write_all(say.as_bytes()).expect("write");
+        }
+        lines
+    });
+    let log = dir.path().join("console.log");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["run", "--timeout", "60", "--console"])
+        .arg(&log)
+        .arg("--console-socket")
+        .arg(&path)
+        .arg(dir.path().join("spec.json"))
+        .output()
+        .expect("ferry run");
+    let console = text(&std::fs::read(&log).unwrap_or_default());
+    assert_eq!(out.status.code(), Some(0x70), "{}\n{console}", String::from_utf8_lossy(&out.stderr));
+    let lines = t.join().expect("client");
+    assert_eq!(lines, ["hello from the guest\n", "echo: reboot\n", "hello from the guest\n", "echo: ping\n"]);
+    let boot1 = "port 1 name org.ferry.channel.0\nhost connected\nhost wrote reboot\nrebooting\n";
+    assert_eq!(console, format!("{boot1}{GUEST_SAYS}"));
+}
+
 #[test]
 fn console_socket_that_cannot_be_bound_is_a_one_line_error() {
     if !kvm_available() {
@@ -110,5 +160,18 @@ fn console_socket_that_cannot_be_bound_is_a_one_line_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("console0") && err.contains("no-such-dir/ch.sock"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // A machine without a virtio-console has no port to serve.
+    let mut spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("spec.json")).expect("spec")).expect("json");
+    spec["devices"] = serde_json::json!([]);
+    std::fs::write(dir.path().join("spec.json"), spec.to_string()).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["run", "--no-reboot", "--timeout", "5", "--console-socket"])
+        .arg(dir.path().join("ch.sock"))
+        .arg(dir.path().join("spec.json"))
+        .output()
+        .expect("ferry run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("has no virtio-console"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }

@@ -213,8 +213,9 @@ impl Controller {
 pub fn run_machine(cfg: &VmConfig, ctl: &Arc<Controller>, timeout: Option<Duration>) -> Result<Outcome, VmError> {
     let start = Instant::now();
     let mut console = Vec::new();
+    let channel = vm::open_channel(cfg)?;
     loop {
-        let vm = Vm::new(cfg)?;
+        let vm = Vm::with_channel(cfg, channel.clone())?;
         let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
         let mut out = vm.run(ctl, left);
         console.append(&mut out.console);

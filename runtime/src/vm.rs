@@ -159,6 +159,16 @@ fn open_sink(s: &ConsoleSink) -> Result<Option<Box<dyn Write + Send>>, VmError> 
     })
 }
 
+/// Listens on `cfg.channel_socket` for the first virtio-console's port 1.
+pub(crate) fn open_channel(cfg: &VmConfig) -> Result<Option<Arc<Channel>>, VmError> {
+    let Some(path) = cfg.channel_socket.as_deref() else { return Ok(None) };
+    let Some(d) = cfg.devices.iter().find(|d| matches!(d.kind, DeviceKind::VirtioConsole)) else {
+        return Err(VmError::Setup(format!("console channel socket {}: the machine has no virtio-console", path.display())));
+    };
+    let ch = Channel::listen(path).map_err(|e| VmError::Setup(format!("device {}: {e}", d.id)))?;
+    Ok(Some(Arc::new(ch)))
+}
+
 /// True when /dev/kvm is kvm_pvm (guest kernel mode is emulated).
 pub fn host_is_pvm() -> bool {
     std::path::Path::new("/sys/module/kvm_pvm").exists()
@@ -167,6 +177,12 @@ pub fn host_is_pvm() -> bool {
 impl Vm {
     /// Creates the VM for `cfg`: memory, boot data, devices, vCPUs.
     pub fn new(cfg: &VmConfig) -> Result<Self, VmError> {
+        Self::with_channel(cfg, open_channel(cfg)?)
+    }
+
+    /// Like [`new`](Self::new), with the console channel's host end already listening (it
+    /// outlives one boot: a client stays connected across guest reboots).
+    pub fn with_channel(cfg: &VmConfig, channel: Option<Arc<Channel>>) -> Result<Self, VmError> {
         let kvm_err = |what: &str| {
             let what = what.to_string();
             move |e: kvm_ioctls::Error| VmError::Kvm(what.clone(), e)
@@ -200,7 +216,7 @@ impl Vm {
         }
         let mut blocks = Vec::new();
         let mut balloon = None;
-        let mut channel_socket = cfg.channel_socket.as_deref();
+        let mut channel = channel;
         for d in &cfg.devices {
             let dev: Box<dyn VirtioDevice> = match &d.kind {
                 DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
@@ -224,12 +240,8 @@ impl Vm {
                     }
                 }
                 DeviceKind::VirtioConsole => {
-                    let channel = match channel_socket.take() {
-                        Some(p) => Some(Channel::listen(p).map_err(|e| VmError::Setup(format!("device {}: {e}", d.id)))?),
-                        None => None,
-                    };
                     let out = Box::new(ConsoleOut::with_capture(open_sink(&cfg.console)?, captured.clone()));
-                    Box::new(Console::with_channel(out, channel))
+                    Box::new(Console::with_channel(out, channel.take()))
                 }
                 DeviceKind::VirtioRng => Box::new(Rng),
                 DeviceKind::VirtioBalloon => {

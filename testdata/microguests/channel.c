@@ -1,7 +1,8 @@
 /* virtio-console multiport host channel: negotiates MULTIPORT, sends DEVICE_READY, answers
  * PORT_ADD for port 1 with PORT_READY, reads its PORT_NAME, opens it, waits for the host end
  * (PORT_OPEN 1), sends a line, echoes back the line the host writes, and waits for the host
- * to hang up (PORT_OPEN 0). Everything is polled: queues 2/3 (control), 4/5 (port 1). */
+ * to hang up (PORT_OPEN 0); a host line "reboot" resets the machine after the echo instead.
+ * Everything is polled: queues 2/3 (control), 4/5 (port 1). */
 #include "virtio.h"
 
 #define RINGS 0x310000u /* queue k's rings at RINGS + 0x4000 * k */
@@ -150,6 +151,10 @@ int main(u32 start_info) {
 	for (u32 i = 0; i < got; i++) wr8(TX_BUF + n++, (u8)line[i]);
 	q_post(5, TX_BUF, n, 0);
 	for (u32 k = 0; k < 1000000 && q_used(5, &d) < 0; k++) {
+	}
+	if (got == 7 && line[0] == 'r' && line[1] == 'e' && line[5] == 't') {
+		puts("rebooting\n");
+		outb(0xcf9, 0x06); /* reset: the host end must survive it */
 	}
 	if (!wait_for(&host_open, 0)) { puts("host never hung up\n"); return 0x75; }
 	puts("host disconnected\n");

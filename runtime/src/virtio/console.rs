@@ -25,7 +25,7 @@ pub struct Console {
     /// Bytes the guest wrote to the channel port.
     pub channel_out: Arc<Mutex<Vec<u8>>>,
     pending: VecDeque<Vec<u8>>,
-    channel: Option<Channel>,
+    channel: Option<Arc<Channel>>,
     /// The guest sent PORT_READY for port 1 (PORT_OPEN events may be sent from then on).
     channel_ready: bool,
 }
@@ -36,7 +36,7 @@ impl Console {
         Self::with_channel(console_out, None)
     }
     /// Port 0 output goes to `console_out`; port 1's host end is `channel`.
-    pub fn with_channel(console_out: Box<dyn Write + Send>, channel: Option<Channel>) -> Self {
+    pub fn with_channel(console_out: Box<dyn Write + Send>, channel: Option<Arc<Channel>>) -> Self {
         Console { console_out, channel_out: Default::default(), pending: VecDeque::new(), channel, channel_ready: false }
     }
     /// Reports host connects / hang-ups and moves host bytes into port 1's receive buffers.
@@ -124,7 +124,7 @@ impl VirtioDevice for Console {
         self.channel_ready = false;
     }
     fn poll_fd(&self) -> Option<std::os::unix::io::RawFd> {
-        self.channel.as_ref().map(Channel::wake_fd)
+        self.channel.as_ref().map(|c| c.wake_fd())
     }
     fn poll(&mut self, queues: &mut [Queue], mem: &Memory) -> Result<u64, VirtioError> {
         if let Some(ch) = self.channel.as_ref() {
@@ -188,7 +188,7 @@ impl VirtioDevice for Console {
                             name.push(0);
                             self.ctrl(id, 7, 1, &name); // PORT_NAME
                             // PORT_OPEN says whether the host end is there (always, uncaptured).
-                            let open = self.channel.as_ref().is_none_or(Channel::connected);
+                            let open = self.channel.as_ref().is_none_or(|c| c.connected());
                             self.ctrl(id, EV_PORT_OPEN, u16::from(open), &[]);
                             self.channel_ready = true;
                             if let Some(ch) = self.channel.as_ref() {
