@@ -81,12 +81,17 @@ pub struct Balloon {
     ctl: Arc<BalloonCtl>,
     poison: u32,
     stats_head: Option<u16>,
+    /// Requests with PFNs outside RAM logged so far (a hostile guest cannot flood the log).
+    logged: u32,
 }
+
+/// How many requests with bad PFNs are logged.
+const LOG_LIMIT: u32 = 8;
 
 impl Balloon {
     /// A balloon driven through `ctl`.
     pub fn new(ctl: Arc<BalloonCtl>) -> Self {
-        Balloon { ctl, poison: 0, stats_head: None }
+        Balloon { ctl, poison: 0, stats_head: None, logged: 0 }
     }
 
     /// Drops the host pages behind `pfn`; false when it is not a whole page of guest RAM.
@@ -116,8 +121,10 @@ impl Balloon {
                 let pfn = u32::from_le_bytes(b);
                 let ok = if q == INFLATE { Self::discard(mem, pfn) } else { mem.check_range(GuestAddress(u64::from(pfn) * PAGE), PAGE as usize) };
                 if !ok {
-                    if ignored == 0 {
-                        log("balloon", &format!("queue {q}: PFN {pfn:#x} is not guest RAM: ignored"));
+                    if ignored == 0 && self.logged < LOG_LIMIT {
+                        self.logged += 1;
+                        let more = if self.logged == LOG_LIMIT { " (further ones are not logged)" } else { "" };
+                        log("balloon", &format!("queue {q}: PFN {pfn:#x} is not guest RAM: ignored{more}"));
                     }
                     ignored += 1;
                 }
