@@ -18,6 +18,7 @@ fn config(kernel: &Path) -> VmConfig {
         smbios_uuid: None,
         console: ferry_runtime::ConsoleSink::None,
         no_reboot: true,
+        channel_socket: None,
     }
 }
 

@@ -13,18 +13,13 @@ use serde_json::Value;
 use std::process::Stdio;
 
 /// Rows of QEMU's table the runtime does not present, as (slot, "vendor:device"): the VGA
-/// function (the runtime is headless: serial console only) and, until it is implemented, the
-/// balloon (`RUNTIME_HAS_BALLOON` in `runtime_abi_support`).
+/// function (the runtime is headless: serial console only).
 fn runtime_absent_rows(profile: &Value) -> Vec<(u64, String)> {
     let class = |name: &str| -> (u64, String) {
         let c = profile["classes"].as_array().and_then(|a| a.iter().find(|c| c["class"] == name)).expect("profile class");
         (c["first"].as_u64().expect("first"), format!("{}:{}", c["vendor"].as_str().expect("vendor"), c["device"].as_str().expect("device")))
     };
-    let mut rows = vec![class("video")];
-    if !RUNTIME_HAS_BALLOON {
-        rows.push(class("balloon"));
-    }
-    rows
+    vec![class("video")]
 }
 
 fn scan(profile: &str) {

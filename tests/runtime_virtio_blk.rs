@@ -142,3 +142,128 @@ fn micro_guest_reads_and_writes_a_qcow2_in_place() {
     assert!(st.success());
     check_written(&back);
 }
+
+/// A VMDK is served through `ferry-formats`' copy-on-write overlay (the one `ferry convert`
+/// uses): the guest's reads match the raw image's CRCs, its write + flush succeed, and the
+/// VMDK itself is untouched afterwards (`qemu-img compare` with the raw it came from).
+#[test]
+fn micro_guest_writes_a_vmdk_through_the_overlay_without_touching_it() {
+    if !kvm_available() || !qemu_available() {
+        eprintln!("skipped: needs /dev/kvm and qemu-img");
+        return;
+    }
+    let elf = guest("blk");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = dir.path().join("disk.raw");
+    test_disk(&raw);
+    let want = expected_blk_output(&raw);
+    let vmdk = dir.path().join("disk.vmdk");
+    let st = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicSparse"])
+        .arg(&raw)
+        .arg(&vmdk)
+        .status()
+        .expect("qemu-img");
+    assert!(st.success());
+    let mut v = spec_json(&elf, &vmdk, "q35-v1", [4, 3, 5, 6]);
+    if let Some(devs) = v["devices"].as_array_mut() {
+        devs.truncate(1);
+        devs[0]["format"] = "vmdk".into();
+    }
+    let spec = MachineSpec::from_json(&v.to_string()).expect("spec");
+    let out = run_spec(&spec);
+    assert_eq!(out.reason, ExitReason::DebugExit(0x20));
+    let text = text(&out.console);
+    assert!(text.starts_with(&want), "runtime printed:\n{text}");
+    let cmp = std::process::Command::new("qemu-img").args(["compare", "-f", "raw", "-F", "vmdk"]).arg(&raw).arg(&vmdk).output().expect("qemu-img");
+    assert!(cmp.status.success(), "the VMDK changed: {}", String::from_utf8_lossy(&cmp.stdout));
+}
+
+/// FNV-1a over little-endian 32-bit words, as the blkmulti micro-guest computes it.
+fn fnv(b: &[u8]) -> u32 {
+    b.chunks(4).fold(0x811c_9dc5u32, |h, w| (h ^ u32::from_le_bytes([w[0], w[1], w[2], w[3]])).wrapping_mul(0x0100_0193))
+}
+
+/// Several requests in flight at once (five reads posted with one notify; two writes and a
+/// flush together), then a timed 64 MiB sequential read with five 64 KiB requests in flight.
+/// Oracles: checksums (FNV-1a over 32-bit words) of the host file's regions, the file after
+/// the run, and QEMU's run of the same guest.
+#[test]
+fn micro_guest_keeps_several_requests_in_flight() {
+    let elf = guest("blkmulti");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let make_disk = |p: &std::path::Path| {
+        sparse_disk(p, 8 << 30);
+        let f = std::fs::OpenOptions::new().write(true).open(p).expect("open");
+        for (i, s) in [0u64, 128, 4096, 0x80_0000, 0x10_0000].iter().enumerate() {
+            f.write_all_at(&pattern(10 + i as u64, 0x10000), s * 512).expect("write");
+        }
+    };
+    let disk = dir.path().join("disk.raw");
+    make_disk(&disk);
+    let f = std::fs::File::open(&disk).expect("disk");
+    let crc_at = |sector: u64| {
+        let mut b = vec![0u8; 0x10000];
+        f.read_exact_at(&mut b, sector * 512).expect("read");
+        format!("{:08x}", fnv(&b))
+    };
+    let mut want = String::new();
+    for s in [0u64, 128, 4096, 0x80_0000, 0x10_0000] {
+        want += &format!("read sector {s:08x} status 0 fnv {}\n", crc_at(s));
+    }
+    let written = |i: u32| -> Vec<u8> { (0..0x10000u32).step_by(4).flat_map(|b| (0x5eed_0000u32 + b + i).to_le_bytes()).collect() };
+    want += &format!("write status 00 flush status 0\nread back fnv {:08x} {:08x}\nbench read 64 MiB\n", fnv(&written(0)), fnv(&written(1)));
+    let check_written = |p: &std::path::Path| {
+        let f = std::fs::File::open(p).expect("disk");
+        for i in 0..2u32 {
+            let mut b = vec![0u8; 0x10000];
+            f.read_exact_at(&mut b, (8192 + 128 * u64::from(i)) * 512).expect("read");
+            assert!(b == written(i), "region {i} was not written");
+        }
+    };
+    let mut v = spec_json(&elf, &disk, "q35-v1", [4, 3, 5, 6]);
+    if let Some(devs) = v["devices"].as_array_mut() {
+        devs.truncate(1);
+        devs[0]["id"] = "disk-multi".into();
+    }
+    let spec = MachineSpec::from_json(&v.to_string()).expect("spec");
+    if qemu_available() {
+        let qdisk = dir.path().join("qemu.raw");
+        make_disk(&qdisk);
+        let q = qemu(&qemu_args(&spec_for(&elf, &qdisk)), &elf, "tcg");
+        assert_eq!(q.serial, want, "QEMU printed:\n{}", q.serial);
+        check_written(&qdisk);
+    }
+    if !kvm_available() {
+        return;
+    }
+    // The requests are served on the disk's I/O thread ("blk-" + its id), not in the vCPU's
+    // exit, and the thread is joined when the VM stops.
+    let has_io_thread = || {
+        std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "blk-disk-multi"))
+    };
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d2 = done.clone();
+    let watcher = std::thread::spawn(move || {
+        let mut seen = false;
+        while !d2.load(std::sync::atomic::Ordering::SeqCst) && !seen {
+            seen = has_io_thread();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        seen
+    });
+    let out = run_spec(&spec);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(watcher.join().expect("watcher"), "no blk-disk-multi I/O thread while the guest ran");
+    assert!(!has_io_thread(), "the I/O thread outlived the VM");
+    assert_eq!(out.reason, ExitReason::DebugExit(0x80));
+    assert_eq!(text(&out.console), want);
+    check_written(&disk);
+    let at = |code: u8| out.markers.iter().find(|m| m.0 == code).map(|m| m.1).expect("marker");
+    let us = at(0x11) - at(0x10);
+    eprintln!("sequential read: 64 MiB in {:.1} ms = {:.0} MB/s (run {:?})", us as f64 / 1000.0, 64.0 * 1.048576 / (us as f64 / 1e6), out.elapsed);
+}

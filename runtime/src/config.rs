@@ -1,6 +1,6 @@
 //! What to boot: a [`VmConfig`], usually built from a `MachineSpec`.
 use crate::cpuid::CpuTopology;
-use ferry_formats::layout::{DeviceKind, MachineSpec, Profile, SpecDevice};
+use ferry_formats::layout::{MachineSpec, Profile, SpecDevice};
 use std::path::PathBuf;
 
 /// Where the serial console goes.
@@ -40,6 +40,9 @@ pub struct VmConfig {
     pub console: ConsoleSink,
     /// Exit instead of rebooting when the guest resets.
     pub no_reboot: bool,
+    /// Unix socket serving the host end of the first virtio-console's port 1
+    /// ("org.ferry.channel.0"); none leaves the port without a host end.
+    pub channel_socket: Option<PathBuf>,
 }
 
 /// A spec the runtime cannot boot.
@@ -75,9 +78,6 @@ impl VmConfig {
             if d.addr.bus != 0 || d.addr.slot >= 32 || d.addr.function >= 8 {
                 return Err(ConfigError::Invalid("addr", d.addr.to_string(), format!("device {}: only bus 0 is supported", d.id)));
             }
-            if let DeviceKind::VirtioBalloon = d.kind {
-                return Err(ConfigError::Invalid("device", d.id.clone(), "virtio-balloon is not implemented by the runtime".into()));
-            }
         }
         Ok(VmConfig {
             name: spec.name.clone(),
@@ -91,6 +91,7 @@ impl VmConfig {
             smbios_uuid: spec.smbios_uuid.clone(),
             console: ConsoleSink::None,
             no_reboot: false,
+            channel_socket: None,
         })
     }
 }

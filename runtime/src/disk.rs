@@ -1,9 +1,8 @@
 //! Disk backends for virtio-blk: raw and qcow2 files read-write in place, and any image
 //! `ferry-formats` reads (VMDK) served read-only or through a copy-on-write overlay in an
 //! unlinked temp file.
-use ferry_formats::disk::{open_image, BlockDevice, ImageFormat, WritableDevice};
+use ferry_formats::disk::{open_image, BlockDevice, CowOverlay, ImageFormat, WritableDevice};
 use ferry_formats::qcow2::Qcow2Rw;
-use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -28,6 +27,10 @@ pub trait Backend: Send {
     fn write_zeroes(&mut self, off: u64, len: u64) -> io::Result<()>;
     /// A name for logs and `query-block`.
     fn describe(&self) -> String;
+    /// The file to `preadv`/`pwritev` directly at guest offsets, for a raw image.
+    fn raw_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        None
+    }
 }
 
 /// Errors opening a disk.
@@ -57,7 +60,7 @@ pub fn open(path: &Path, format: &str, readonly: bool) -> Result<Box<dyn Backend
         "qcow2" | "vmdk" => {
             let fmt = if format == "qcow2" { ImageFormat::Qcow2 } else { ImageFormat::Vmdk };
             let base = open_image(path, Some(fmt))?;
-            Ok(Box::new(Overlay::new(base, readonly, name).map_err(|e| DiskOpenError::Io("overlay".into(), e))?))
+            Ok(Box::new(Overlay { cow: CowOverlay::new(base)?, readonly, name }))
         }
         other => Err(DiskOpenError::Format(name, other.to_string())),
     }
@@ -153,86 +156,41 @@ impl Backend for Raw {
     fn describe(&self) -> String {
         self.name.clone()
     }
+    fn raw_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        Some(self.file.as_raw_fd())
+    }
 }
 
-const BLOCK: u64 = 4096;
-
-/// A read-only image with guest writes redirected, 4 KiB at a time, to an unlinked temp file.
+/// A read-only image with guest writes redirected to `ferry-formats`' copy-on-write overlay
+/// (the one `ferry convert` uses), whose data lives in an unlinked temp file.
 struct Overlay {
-    base: Box<dyn BlockDevice>,
-    top: File,
-    written: BTreeSet<u64>,
+    cow: CowOverlay<Box<dyn BlockDevice>>,
     readonly: bool,
     name: String,
 }
 
-impl Overlay {
-    fn new(base: Box<dyn BlockDevice>, readonly: bool, name: String) -> io::Result<Self> {
-        Ok(Overlay { base, top: tempfile::tempfile()?, written: BTreeSet::new(), readonly, name })
-    }
-    fn base_read(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
-        self.base.read_at(buf, off).map_err(|e| io::Error::other(e.to_string()))
-    }
-}
-
 impl Backend for Overlay {
     fn size(&self) -> u64 {
-        self.base.size()
+        self.cow.size()
     }
     fn readonly(&self) -> bool {
         self.readonly
     }
     fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = off + done as u64;
-            let blk = pos / BLOCK;
-            let n = ((BLOCK - pos % BLOCK) as usize).min(buf.len() - done);
-            let dst = &mut buf[done..done + n];
-            if self.written.contains(&blk) {
-                self.top.read_exact_at(dst, pos)?;
-            } else {
-                self.base_read(dst, pos)?;
-            }
-            done += n;
-        }
-        Ok(())
+        self.cow.read_at(buf, off).map_err(io_err)
     }
     fn write_at(&mut self, buf: &[u8], off: u64) -> io::Result<()> {
-        let mut done = 0usize;
-        let mut block = vec![0u8; BLOCK as usize];
-        while done < buf.len() {
-            let pos = off + done as u64;
-            let blk = pos / BLOCK;
-            let within = (pos % BLOCK) as usize;
-            let n = (BLOCK as usize - within).min(buf.len() - done);
-            if !self.written.contains(&blk) && n < BLOCK as usize {
-                let start = blk * BLOCK;
-                let len = (self.size() - start).min(BLOCK) as usize;
-                self.base_read(&mut block[..len], start)?;
-                self.top.write_all_at(&block[..len], start)?;
-            }
-            self.top.write_all_at(&buf[done..done + n], pos)?;
-            self.written.insert(blk);
-            done += n;
-        }
-        Ok(())
+        self.cow.write_at(buf, off).map_err(io_err)
     }
     fn flush(&mut self) -> io::Result<()> {
-        Ok(()) // the overlay is discarded at exit by design
+        self.cow.flush().map_err(io_err) // scratch space discarded at exit by design
     }
     fn discard(&mut self, off: u64, len: u64) -> io::Result<()> {
-        self.write_zeroes(off, len)
+        self.cow.discard(off, len).map_err(io_err)
     }
     fn write_zeroes(&mut self, off: u64, len: u64) -> io::Result<()> {
-        let zeros = vec![0u8; len.min(1 << 20) as usize];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(zeros.len() as u64) as usize;
-            self.write_at(&zeros[..n], off + done)?;
-            done += n as u64;
-        }
-        Ok(())
+        // A discarded overlay range reads back as zeros, which is what write-zeroes promises.
+        self.cow.discard(off, len).map_err(io_err)
     }
     fn describe(&self) -> String {
         format!("{} (copy-on-write overlay)", self.name)

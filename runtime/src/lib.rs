@@ -180,6 +180,23 @@ impl Controller {
     pub fn query_block(&self) -> Vec<serde_json::Value> {
         self.current.lock().ok().and_then(|c| c.as_ref().map(|s| s.blocks.clone())).unwrap_or_default()
     }
+    /// QMP `balloon`: asks the guest's balloon driver to leave it `bytes` of RAM. False when
+    /// the machine has no balloon.
+    pub fn set_balloon(&self, bytes: u64) -> bool {
+        let c = self.current.lock().ok().and_then(|c| c.clone());
+        let Some(s) = c else { return false };
+        let Some(b) = s.balloon.as_ref() else { return false };
+        b.set_target(bytes);
+        if let Ok(mut p) = s.pci.lock() {
+            p.poll_all(); // raises the configuration-change interrupt
+        }
+        true
+    }
+    /// QMP `query-balloon`: the guest's RAM less its balloon, in bytes.
+    pub fn query_balloon(&self) -> Option<u64> {
+        let c = self.current.lock().ok().and_then(|c| c.clone());
+        c.and_then(|s| s.balloon.as_ref().map(|b| b.actual_bytes()))
+    }
     /// Receives every event emitted from now on.
     pub fn subscribe(&self) -> Receiver<serde_json::Value> {
         let (tx, rx) = channel();
@@ -204,8 +221,9 @@ impl Controller {
 pub fn run_machine(cfg: &VmConfig, ctl: &Arc<Controller>, timeout: Option<Duration>) -> Result<Outcome, VmError> {
     let start = Instant::now();
     let mut console = Vec::new();
+    let channel = vm::open_channel(cfg)?;
     loop {
-        let vm = Vm::new(cfg)?;
+        let vm = Vm::with_channel(cfg, channel.clone())?;
         let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
         let mut out = vm.run(ctl, left);
         console.append(&mut out.console);

@@ -1,7 +1,8 @@
 //! A QMP monitor subset on a unix socket: greeting, `qmp_capabilities`, `query-version`,
-//! `query-status`, `query-pci`, `query-block`, `stop`, `cont`, `system_powerdown` (ACPI power
-//! button), `system_reset`, `quit`, `device_add`/`device_del` (refused as QEMU refuses them, see
-//! [`hotplug`]); events SHUTDOWN, POWERDOWN, RESET, STOP, RESUME (QEMU's names and
+//! `query-status`, `query-pci`, `query-block`, `balloon`, `query-balloon`, `stop`, `cont`,
+//! `system_powerdown` (ACPI power button), `system_reset`, `quit`, `device_add`/`device_del`
+//! (refused as QEMU refuses them, see [`hotplug`]); events SHUTDOWN, POWERDOWN, RESET, STOP,
+//! RESUME, BALLOON_CHANGE (QEMU's names and
 //! `reason` strings). Each client gets its own thread; events go to every negotiated client.
 mod hotplug;
 
@@ -90,6 +91,15 @@ fn client(conn: UnixStream, ctl: &Arc<Controller>) {
                     "device": "", "qdev": format!("/machine/peripheral/{}/virtio-backend", b["device"].as_str().unwrap_or("")), "locked": false, "removable": false, "type": "unknown",
                     "inserted": {"file": b["file"], "ro": b["ro"], "image": {"virtual-size": b["size"]}},
                 })).collect::<Vec<_>>()}),
+                "balloon" => match req.pointer("/arguments/value").and_then(Value::as_u64) {
+                    None => error("GenericError", "Parameter 'value' is missing".into()),
+                    Some(v) if ctl.set_balloon(v) => json!({"return": {}}),
+                    Some(_) => error("DeviceNotActive", "No balloon device has been activated".into()),
+                },
+                "query-balloon" => match ctl.query_balloon() {
+                    Some(actual) => json!({"return": {"actual": actual}}),
+                    None => error("DeviceNotActive", "No balloon device has been activated".into()),
+                },
                 "stop" => {
                     ctl.pause();
                     json!({"return": {}})

@@ -10,6 +10,8 @@ use crate::layout;
 use crate::memory::{self, Memory};
 use crate::pci::bus::Stub;
 use crate::pci::PciBus;
+use crate::virtio::balloon::{Balloon, BalloonCtl};
+use crate::virtio::channel::Channel;
 use crate::virtio::{blk::Blk, console::Console, net, pci::VirtioPci, rng::Rng, VirtioDevice};
 use crate::{tables, Controller, ExitReason, VmError};
 use crate::virtio::tap::Tap;
@@ -37,6 +39,7 @@ pub(crate) struct Shared {
     pub(crate) pci: Mutex<PciBus>,
     pub(crate) blocks: Vec<serde_json::Value>,
     pub(crate) profile: ferry_formats::layout::Profile,
+    pub(crate) balloon: Option<Arc<BalloonCtl>>,
     exit: Mutex<Option<ExitReason>>,
     exit_cv: Condvar,
     stopping: AtomicBool,
@@ -166,6 +169,16 @@ fn open_sink(s: &ConsoleSink) -> Result<Option<Box<dyn Write + Send>>, VmError> 
     })
 }
 
+/// Listens on `cfg.channel_socket` for the first virtio-console's port 1.
+pub(crate) fn open_channel(cfg: &VmConfig) -> Result<Option<Arc<Channel>>, VmError> {
+    let Some(path) = cfg.channel_socket.as_deref() else { return Ok(None) };
+    let Some(d) = cfg.devices.iter().find(|d| matches!(d.kind, DeviceKind::VirtioConsole)) else {
+        return Err(VmError::Setup(format!("console channel socket {}: the machine has no virtio-console", path.display())));
+    };
+    let ch = Channel::listen(path).map_err(|e| VmError::Setup(format!("device {}: {e}", d.id)))?;
+    Ok(Some(Arc::new(ch)))
+}
+
 /// True when /dev/kvm is kvm_pvm (guest kernel mode is emulated).
 pub fn host_is_pvm() -> bool {
     std::path::Path::new("/sys/module/kvm_pvm").exists()
@@ -174,6 +187,12 @@ pub fn host_is_pvm() -> bool {
 impl Vm {
     /// Creates the VM for `cfg`: memory, boot data, devices, vCPUs.
     pub fn new(cfg: &VmConfig) -> Result<Self, VmError> {
+        Self::with_channel(cfg, open_channel(cfg)?)
+    }
+
+    /// Like [`new`](Self::new), with the console channel's host end already listening (it
+    /// outlives one boot: a client stays connected across guest reboots).
+    pub fn with_channel(cfg: &VmConfig, channel: Option<Arc<Channel>>) -> Result<Self, VmError> {
         let kvm_err = |what: &str| {
             let what = what.to_string();
             move |e: kvm_ioctls::Error| VmError::Kvm(what.clone(), e)
@@ -214,6 +233,8 @@ impl Vm {
         }
         let mut blocks = Vec::new();
         let intx_lines = crate::devices::intx::IntxLines::new(vm.clone());
+        let mut balloon = None;
+        let mut channel = channel;
         for d in &cfg.devices {
             let dev: Box<dyn VirtioDevice> = match &d.kind {
                 DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
@@ -237,10 +258,15 @@ impl Vm {
                     }
                 }
                 DeviceKind::VirtioConsole => {
-                    Box::new(Console::new(Box::new(ConsoleOut::with_capture(open_sink(&cfg.console)?, captured.clone()))))
+                    let out = Box::new(ConsoleOut::with_capture(open_sink(&cfg.console)?, captured.clone()));
+                    Box::new(Console::with_channel(out, channel.take()))
                 }
                 DeviceKind::VirtioRng => Box::new(Rng),
-                DeviceKind::VirtioBalloon => return Err(VmError::Setup(format!("device {}: virtio-balloon is not implemented", d.id))),
+                DeviceKind::VirtioBalloon => {
+                    let ctl = BalloonCtl::new(mem_bytes);
+                    balloon = Some(ctl.clone());
+                    Box::new(Balloon::new(ctl))
+                }
             };
             let mut f = VirtioPci::new(&d.id, dev, mem.clone(), vm.clone());
             if let Some(gsi) = crate::devices::intx::gsi(machine, d.addr.slot, 1) {
@@ -283,6 +309,7 @@ impl Vm {
             pci: Mutex::new(pci),
             blocks,
             profile: cfg.profile.clone(),
+            balloon,
             exit: Mutex::new(None),
             exit_cv: Condvar::new(),
             stopping: AtomicBool::new(false),
@@ -294,6 +321,14 @@ impl Vm {
     /// Runs until the guest exits, `timeout` passes, or `ctl` asks to stop.
     pub fn run(self, ctl: &Arc<Controller>, timeout: Option<Duration>) -> Outcome {
         install_kick_handler();
+        if let Some(b) = &self.shared.balloon {
+            let weak = Arc::downgrade(ctl);
+            b.on_change(move |actual| {
+                if let Some(c) = weak.upgrade() {
+                    c.emit("BALLOON_CHANGE", serde_json::json!({"actual": actual}));
+                }
+            });
+        }
         ctl.attach(self.shared.clone());
         let start = Instant::now();
         if let Ok(mut io) = self.shared.io.lock() {

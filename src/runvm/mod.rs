@@ -30,6 +30,10 @@ pub struct RunArgs {
     /// Exit when the guest resets instead of rebooting it.
     #[arg(long)]
     pub no_reboot: bool,
+    /// Serve the host end of the virtio-console channel port ("org.ferry.channel.0") on this
+    /// unix socket: bytes both ways, connects and hang-ups seen by the guest as port open/close.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
     /// Stop the VM after this many seconds.
     #[arg(long)]
     pub timeout: Option<u64>,
@@ -46,6 +50,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = VmConfig::from_spec(&spec).with_context(|| format!("{}", args.spec.display()))?;
     cfg.console = if args.console == "-" { ConsoleSink::Stdout } else { ConsoleSink::File(PathBuf::from(&args.console)) };
     cfg.no_reboot = args.no_reboot;
+    cfg.channel_socket = args.console_socket.clone();
     let ctl = Controller::new(args.paused);
     let _qmp = match &args.qmp {
         Some(p) => Some(ferry_runtime::qmp::serve(p, ctl.clone()).with_context(|| format!("{}: cannot serve QMP", p.display()))?),

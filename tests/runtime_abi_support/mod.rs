@@ -5,10 +5,6 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Flip to `true` once the runtime implements virtio-balloon: the converted spec's `balloon0`
-/// then stays in the runtime's spec (and `runtime_pci_abi` compares its row like every other).
-pub const RUNTIME_HAS_BALLOON: bool = false;
-
 /// The outputs of `ferry convert -o qemu` and `-o ferry` for one guest.
 pub struct Emitted {
     _dir: tempfile::TempDir,
@@ -83,15 +79,10 @@ impl Emitted {
         c.arg(&self.script).args(args).env("FERRY_QEMU_ACCEL", "-accel tcg");
         c
     }
-    /// The emitted spec booting `kernel` (as QEMU's `-kernel`), written next to it; without the
-    /// balloon until the runtime has one.
+    /// The emitted spec booting `kernel` (as QEMU's `-kernel`), written next to it.
     pub fn runtime_spec(&self, kernel: &Path) -> PathBuf {
         let mut spec = self.spec.clone();
         spec["boot"] = serde_json::json!({"kernel": kernel, "cmdline": ""});
-        if !RUNTIME_HAS_BALLOON {
-            let devices = spec["devices"].as_array().cloned().unwrap_or_default();
-            spec["devices"] = Value::Array(devices.into_iter().filter(|d| d["type"] != "virtio-balloon").collect());
-        }
         let p = self.out.join("run.ferry.json");
         std::fs::write(&p, spec.to_string()).expect("write spec");
         p

@@ -2,6 +2,7 @@
 //! every device model's queue processing. Nothing may panic; errors become NEEDS_RESET upstream.
 #![no_main]
 use ferry_runtime::disk::Backend;
+use ferry_runtime::virtio::balloon::{Balloon, BalloonCtl};
 use ferry_runtime::virtio::{blk::Blk, console::Console, net::Net, rng::Rng, VirtioDevice};
 use libfuzzer_sys::fuzz_target;
 use virtio_queue::{Queue, QueueT};
@@ -49,10 +50,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mem) = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10000)]) else { return };
     let _ = mem.write_slice(&data[16..data.len().min(0x10000 + 16)], GuestAddress(0));
     let w = |i: usize| u64::from(u16::from_le_bytes([data[i], data[i + 1]]));
-    let mut dev: Box<dyn VirtioDevice> = match data[0] % 4 {
+    let mut dev: Box<dyn VirtioDevice> = match data[0] % 5 {
         0 => Box::new(Blk::new("fuzz", Box::new(MemDisk(vec![0; 1 << 20])), "s", 512, 4096)),
         1 => Box::new(Net::new([2, 0, 0, 0, 0, 1])),
         2 => Box::new(Console::new(Box::new(std::io::sink()))),
+        3 => Box::new(Balloon::new(BalloonCtl::new(0x10000))),
         _ => Box::new(Rng),
     };
     let mut queues: Vec<Queue> = dev.queue_sizes().into_iter().filter_map(|s| Queue::new(s).ok()).collect();

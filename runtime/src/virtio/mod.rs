@@ -1,6 +1,10 @@
 //! Modern (virtio 1.x, non-transitional) virtio-pci devices.
+pub mod balloon;
 pub mod blk;
+pub mod channel;
 pub mod console;
+pub mod iov;
+pub mod irq;
 pub mod net;
 pub mod pci;
 pub mod rng;
@@ -13,6 +17,10 @@ use virtio_queue::{DescriptorChain, Queue};
 pub const F_VERSION_1: u64 = 1 << 32;
 /// VIRTIO_F_RING_INDIRECT_DESC.
 pub const F_INDIRECT_DESC: u64 = 1 << 28;
+/// VIRTIO_F_RING_EVENT_IDX (the transport arms it on every queue when negotiated).
+pub const F_EVENT_IDX: u64 = 1 << 29;
+/// VIRTIO_F_RING_RESET (per-queue reset through common config `queue_reset`).
+pub const F_RING_RESET: u64 = 1 << 40;
 
 /// A guest driver broke the virtio contract; the device must be reset.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +42,7 @@ pub enum VirtioError {
 
 /// The device half of a virtio device; the transport owns queues and interrupts.
 pub trait VirtioDevice: Send {
-    /// Virtio device type (1 net, 2 blk, 3 console, 4 rng).
+    /// Virtio device type (1 net, 2 blk, 3 console, 4 rng, 5 balloon).
     fn device_type(&self) -> u16;
     /// PCI class code (base, sub, prog-if) << 8.
     fn class_code(&self) -> u32;
@@ -64,8 +72,22 @@ pub trait VirtioDevice: Send {
     fn poll(&mut self, _queues: &mut [Queue], _mem: &Memory) -> Result<u64, VirtioError> {
         Ok(0)
     }
-    /// Device reset (status 0).
+    /// DRIVER_OK. A device that serves its queues on its own I/O thread takes copies of the
+    /// queues (their state at this point) and returns one notification eventfd per queue,
+    /// which the transport wires to KVM ioeventfds; completions go through `irq`. `None`
+    /// (the default) keeps [`process`](Self::process) on the notifying vCPU thread.
+    fn activate(&mut self, _queues: &[Queue], _mem: &Memory, _irq: std::sync::Arc<irq::Irq>) -> Option<Vec<vmm_sys_util::eventfd::EventFd>> {
+        None
+    }
+    /// Device reset (status 0); a device with an I/O thread stops and joins it here.
     fn reset(&mut self) {}
+    /// Queue `q` was reset alone (VIRTIO_F_RING_RESET): forget buffers held from it.
+    fn queue_reset(&mut self, _q: usize) {}
+    /// Whether the device config changed on the host side since the last call (the
+    /// transport then raises a configuration-change interrupt).
+    fn config_changed(&mut self) -> bool {
+        false
+    }
     /// Extra fields for `query-pci` / `query-block`.
     fn describe(&self) -> serde_json::Value {
         serde_json::Value::Null

@@ -2,20 +2,24 @@
 //! BAR1 = MSI-X (table at 0, PBA at 0x800), BAR4 = 16 KiB 64-bit prefetchable (common config
 //! 0x0, ISR 0x1000, device config 0x2000, notify 0x3000 with multiplier 4), capabilities at
 //! 0x40 common, 0x50 ISR, 0x60 device, 0x70 notify, 0x84 PCI-cfg window, 0x98 MSI-X.
-use super::{log, VirtioDevice, VirtioError, F_VERSION_1};
+//!
+//! Devices that serve their queues on an I/O thread ([`VirtioDevice::activate`]) get their
+//! notifications through eventfds: KVM ioeventfds on the notify addresses (no exit), or the
+//! MMIO exit path when the BAR moved since activation.
+use super::irq::{Irq, NO_VECTOR};
+use super::{log, VirtioDevice, VirtioError, F_EVENT_IDX, F_RING_RESET, F_VERSION_1};
 use crate::devices::intx::IntxPin;
 use crate::memory::Memory;
 use crate::pci::chipset::QEMU_SUBSYSTEM;
 use crate::pci::{BarKind, ConfigSpace, PciFunction};
-use kvm_bindings::kvm_msi;
-use kvm_ioctls::VmFd;
+use kvm_ioctls::{IoEventAddress, NoDatamatch, VmFd};
 use std::sync::Arc;
 use virtio_queue::{Queue, QueueT};
+use vmm_sys_util::eventfd::EventFd;
 
 const STATUS_ACK_DRIVER: u8 = 3;
 const STATUS_FEATURES_OK: u8 = 8;
 const STATUS_NEEDS_RESET: u8 = 0x40;
-const NO_VECTOR: u16 = 0xffff;
 const MSIX_CAP: usize = 0x98;
 const CFG_CAP: usize = 0x84;
 
@@ -26,19 +30,17 @@ pub struct VirtioPci {
     dev: Box<dyn VirtioDevice>,
     mem: Memory,
     vm: Arc<VmFd>,
-    msix_table: Vec<[u32; 4]>,
-    msix_pending: u64,
+    irq: Arc<Irq>,
     dfsel: u32,
     gfsel: u32,
     driver_features: u64,
-    msix_config: u16,
     status: u8,
-    generation: u8,
-    isr: u8,
     qsel: u16,
     queues: Vec<Queue>,
-    vectors: Vec<u16>,
-    intx: Option<IntxPin>,
+    /// Per-queue notification eventfds of a device running its own I/O thread.
+    kicks: Option<Vec<EventFd>>,
+    /// ioeventfds registered for `kicks`: (guest-physical notify address, queue).
+    ioevents: Vec<(u64, usize)>,
 }
 
 impl VirtioPci {
@@ -79,44 +81,22 @@ impl VirtioPci {
         cfg.add_cap(MSIX_CAP, 0x11, CFG_CAP as u8, &msix, &[0x00, 0xc0]);
         cfg.set_cap_head(MSIX_CAP as u8);
         let queues = dev.queue_sizes().into_iter().filter_map(|s| Queue::new(s).ok()).collect::<Vec<_>>();
-        let vectors = vec![NO_VECTOR; queues.len()];
+        let irq = Irq::new(id, vm.clone(), nvec, queues.len());
         VirtioPci {
             id: id.to_string(),
             cfg,
             dev,
             mem,
             vm,
-            msix_table: vec![[0, 0, 0, 1]; usize::from(nvec)],
-            msix_pending: 0,
+            irq,
             dfsel: 0,
             gfsel: 0,
             driver_features: 0,
-            msix_config: NO_VECTOR,
             status: 0,
-            generation: 0,
-            isr: 0,
             qsel: 0,
             queues,
-            vectors,
-            intx: None,
-        }
-    }
-
-    /// Wires the legacy interrupt pin (used while MSI-X is disabled).
-    pub fn with_intx(mut self, pin: IntxPin) -> Self {
-        self.intx = Some(pin);
-        self
-    }
-
-    /// INTx follows the ISR while MSI-X is off and the command register allows it; the
-    /// status register's interrupt bit mirrors the pin.
-    fn update_intx(&mut self) {
-        let level = self.isr != 0 && self.msix_control() & 0x8000 == 0 && self.cfg.get16(4) & 0x400 == 0;
-        let pending = self.isr != 0 && self.msix_control() & 0x8000 == 0;
-        let status = self.cfg.get16(6);
-        self.cfg.set16(6, if pending { status | 8 } else { status & !8 });
-        if let Some(p) = self.intx.as_mut() {
-            p.set(level);
+            kicks: None,
+            ioevents: Vec::new(),
         }
     }
 
@@ -124,48 +104,77 @@ impl VirtioPci {
         self.cfg.get16(MSIX_CAP + 2)
     }
 
-    fn interrupt(&mut self, vector: u16) {
+    /// Wires the legacy interrupt pin (used while MSI-X is disabled).
+    pub fn with_intx(self, pin: IntxPin) -> Self {
+        self.irq.lock().intx = Some(pin);
+        self
+    }
+
+    fn msix_sync(&mut self) {
         let ctl = self.msix_control();
-        if ctl & 0x8000 == 0 {
-            return self.update_intx();
-        }
-        if vector == NO_VECTOR {
-            return;
-        }
-        let Some(e) = self.msix_table.get(usize::from(vector)).copied() else { return };
-        if ctl & 0x4000 != 0 || e[3] & 1 != 0 {
-            self.msix_pending |= 1 << (vector & 63);
-            return;
-        }
-        let msi = kvm_msi { address_lo: e[0], address_hi: e[1], data: e[2], ..Default::default() };
-        if let Err(err) = self.vm.signal_msi(msi) {
-            log(&self.id, &format!("MSI delivery failed: {err}"));
-        }
+        let mut st = self.irq.lock();
+        st.enabled = ctl & 0x8000 != 0;
+        st.masked = ctl & 0x4000 != 0;
+        st.intx_disabled = self.cfg.get16(4) & 0x400 != 0;
+        self.irq.flush_pending(&mut st);
+        self.irq.update_intx(&mut st);
     }
 
     fn reset(&mut self) {
+        self.deactivate();
+        self.dev.reset(); // first: an I/O thread is joined before its queues and vectors go
         for q in &mut self.queues {
             q.reset();
         }
-        self.vectors.fill(NO_VECTOR);
-        self.msix_config = NO_VECTOR;
         self.driver_features = 0;
         self.status = 0;
-        self.isr = 0;
-        self.update_intx();
-        self.dev.reset();
+        self.irq.reset();
+    }
+
+    /// DRIVER_OK: a device with its own I/O thread takes the queues; its kicks are wired to
+    /// ioeventfds on the notify addresses.
+    fn activate(&mut self) {
+        let Some(kicks) = self.dev.activate(&self.queues, &self.mem, self.irq.clone()) else { return };
+        if let Some(bar) = self.cfg.bar_addr(4) {
+            for (q, k) in kicks.iter().enumerate() {
+                let addr = bar + 0x3000 + 4 * q as u64;
+                match self.vm.register_ioevent(k, &IoEventAddress::Mmio(addr), NoDatamatch) {
+                    Ok(()) => self.ioevents.push((addr, q)),
+                    Err(e) => log(&self.id, &format!("ioeventfd at {addr:#x}: {e}; notifications take the exit path")),
+                }
+            }
+        }
+        self.kicks = Some(kicks);
+    }
+
+    fn unregister_ioevents(&mut self) {
+        let Some(kicks) = self.kicks.as_ref() else { return };
+        for (addr, q) in self.ioevents.drain(..) {
+            if let Some(k) = kicks.get(q) {
+                if let Err(e) = self.vm.unregister_ioevent(k, &IoEventAddress::Mmio(addr), NoDatamatch) {
+                    log(&self.id, &format!("ioeventfd at {addr:#x}: {e}"));
+                }
+            }
+        }
+    }
+
+    fn deactivate(&mut self) {
+        self.unregister_ioevents();
+        self.kicks = None;
     }
 
     fn fail(&mut self, e: VirtioError) {
-        log(&self.id, &format!("{e}; device status NEEDS_RESET"));
-        self.status |= STATUS_NEEDS_RESET;
-        self.generation = self.generation.wrapping_add(1);
-        self.isr |= 2;
-        self.interrupt(self.msix_config);
+        self.irq.fail(&e);
     }
 
     fn notify(&mut self, q: usize) {
-        if self.status & STATUS_NEEDS_RESET != 0 || self.status & 4 == 0 {
+        if self.irq.needs_reset() || self.status & 4 == 0 {
+            return;
+        }
+        if let Some(kicks) = self.kicks.as_ref() {
+            if let Some(k) = kicks.get(q) {
+                let _ = k.write(1);
+            }
             return;
         }
         if !self.queues.get(q).is_some_and(|x| x.ready()) {
@@ -179,13 +188,8 @@ impl VirtioPci {
         match r {
             Ok(mask) => {
                 for i in 0..self.queues.len().min(64) {
-                    if mask & (1 << i) != 0 {
-                        let notify = self.queues[i].needs_notification(&self.mem).unwrap_or(true);
-                        if notify {
-                            self.isr |= 1;
-                            let v = self.vectors[i];
-                            self.interrupt(v);
-                        }
+                    if mask & (1 << i) != 0 && self.queues[i].needs_notification(&self.mem).unwrap_or(true) {
+                        self.irq.queue(i);
                     }
                 }
                 mask != 0
@@ -198,10 +202,11 @@ impl VirtioPci {
     }
 
     /// The common configuration structure as the driver sees it (virtio 1.x layout).
-    fn common_bytes(&self) -> [u8; 0x38] {
+    fn common_bytes(&self) -> [u8; 0x3c] {
         let q = self.queues.get(usize::from(self.qsel));
         let feats = self.dev.features();
-        let mut b = [0u8; 0x38];
+        let st = self.irq.lock();
+        let mut b = [0u8; 0x3c];
         let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
         put(0x00, &self.dfsel.to_le_bytes());
         let df = match self.dfsel {
@@ -217,18 +222,20 @@ impl VirtioPci {
             _ => 0,
         };
         put(0x0c, &gf.to_le_bytes());
-        put(0x10, &self.msix_config.to_le_bytes());
+        put(0x10, &st.config_vector.to_le_bytes());
         put(0x12, &(self.queues.len() as u16).to_le_bytes());
-        put(0x14, &[self.status, self.generation]);
+        let needs_reset = if st.needs_reset { STATUS_NEEDS_RESET } else { 0 };
+        put(0x14, &[self.status | needs_reset, st.generation]);
         put(0x16, &self.qsel.to_le_bytes());
         if let Some(q) = q {
             put(0x18, &q.size().to_le_bytes());
-            put(0x1a, &self.vectors.get(usize::from(self.qsel)).copied().unwrap_or(NO_VECTOR).to_le_bytes());
+            put(0x1a, &st.vectors.get(usize::from(self.qsel)).copied().unwrap_or(NO_VECTOR).to_le_bytes());
             put(0x1c, &u16::from(q.ready()).to_le_bytes());
             put(0x1e, &self.qsel.to_le_bytes());
             put(0x20, &q.desc_table().to_le_bytes());
             put(0x28, &q.avail_ring().to_le_bytes());
             put(0x30, &q.used_ring().to_le_bytes());
+            // 0x3a queue_reset reads 0: a queue reset completes within the write (as QEMU's).
         }
         b
     }
@@ -244,12 +251,12 @@ impl VirtioPci {
                 1 => self.driver_features = (self.driver_features & 0xffff_ffff) | (u64::from(v) << 32),
                 _ => {}
             },
-            0x10 => self.msix_config = v as u16,
+            0x10 => self.irq.lock().config_vector = v as u16,
             0x14 => self.set_status(v as u8),
             0x16 => self.qsel = v as u16,
             0x18 if live => self.queues[qi].set_size(v as u16),
             0x1a => {
-                if let Some(x) = self.vectors.get_mut(qi) {
+                if let Some(x) = self.irq.lock().vectors.get_mut(qi) {
                     *x = v as u16;
                 }
             }
@@ -266,6 +273,14 @@ impl VirtioPci {
             0x2c if live => self.queues[qi].set_avail_ring_address(None, Some(v)),
             0x30 if live => self.queues[qi].set_used_ring_address(Some(v), None),
             0x34 if live => self.queues[qi].set_used_ring_address(None, Some(v)),
+            0x3a if v & 0xffff == 1 && self.driver_features & F_RING_RESET != 0 && qi < self.queues.len() => {
+                self.queues[qi].reset();
+                self.queues[qi].set_event_idx(self.driver_features & F_EVENT_IDX != 0);
+                if let Some(x) = self.irq.lock().vectors.get_mut(qi) {
+                    *x = NO_VECTOR;
+                }
+                self.dev.queue_reset(qi);
+            }
             _ => {}
         }
     }
@@ -275,19 +290,27 @@ impl VirtioPci {
             self.reset();
             return;
         }
-        let mut v = v | (self.status & STATUS_NEEDS_RESET);
+        let mut v = v & !STATUS_NEEDS_RESET; // the device's bit, kept in `irq`
         if v & STATUS_FEATURES_OK != 0 && self.status & STATUS_FEATURES_OK == 0 {
             let ok = self.driver_features & !self.dev.features() == 0 && self.driver_features & F_VERSION_1 != 0;
             if !ok || v & STATUS_ACK_DRIVER != STATUS_ACK_DRIVER {
                 v &= !STATUS_FEATURES_OK;
             }
+            let event_idx = v & STATUS_FEATURES_OK != 0 && self.driver_features & F_EVENT_IDX != 0;
+            for q in &mut self.queues {
+                q.set_event_idx(event_idx);
+            }
         }
+        let driver_ok = v & 4 != 0 && self.status & 4 == 0;
         self.status = v;
+        if driver_ok {
+            self.activate();
+        }
     }
 
     fn bar4_read(&mut self, off: u64, data: &mut [u8]) {
         match off {
-            0..=0x37 => {
+            0..=0x3b => {
                 let b = self.common_bytes();
                 for (i, d) in data.iter_mut().enumerate() {
                     *d = b.get(off as usize + i).copied().unwrap_or(0);
@@ -295,11 +318,12 @@ impl VirtioPci {
             }
             0x1000 => {
                 data.fill(0);
+                let mut st = self.irq.lock();
                 if let Some(d) = data.first_mut() {
-                    *d = self.isr;
+                    *d = st.isr;
                 }
-                self.isr = 0;
-                self.update_intx();
+                st.isr = 0;
+                self.irq.update_intx(&mut st);
             }
             0x2000..=0x2fff => self.dev.read_config(off - 0x2000, data),
             _ => data.fill(0),
@@ -312,7 +336,7 @@ impl VirtioPci {
         b[..n].copy_from_slice(&data[..n]);
         let v = u32::from_le_bytes(b);
         match off {
-            0..=0x37 => self.common_write(off, v),
+            0..=0x3b => self.common_write(off, v),
             0x2000..=0x2fff => self.dev.write_config(off - 0x2000, data),
             0x3000..=0x3fff => self.notify(((off - 0x3000) / 4) as usize),
             _ => {}
@@ -320,11 +344,12 @@ impl VirtioPci {
     }
 
     fn msix_read(&self, off: u64, data: &mut [u8]) {
+        let st = self.irq.lock();
         let word = if off < 0x800 {
             let e = (off / 16) as usize;
-            self.msix_table.get(e).map_or(0, |x| x[((off % 16) / 4) as usize])
+            st.table.get(e).map_or(0, |x| x[((off % 16) / 4) as usize])
         } else if off < 0x808 {
-            (self.msix_pending >> ((off - 0x800) / 4 * 32)) as u32
+            (st.pending >> ((off - 0x800) / 4 * 32)) as u32
         } else {
             0
         };
@@ -345,11 +370,11 @@ impl VirtioPci {
             let w = ((o % 16) / 4) as usize;
             let mut b = [0u8; 4];
             b.copy_from_slice(chunk);
-            if let Some(entry) = self.msix_table.get_mut(e) {
+            let mut st = self.irq.lock();
+            if let Some(entry) = st.table.get_mut(e) {
                 entry[w] = u32::from_le_bytes(b);
-                if w == 3 && entry[3] & 1 == 0 && self.msix_pending & (1 << (e & 63)) != 0 {
-                    self.msix_pending &= !(1 << (e & 63));
-                    self.interrupt(e as u16);
+                if w == 3 {
+                    self.irq.flush_pending(&mut st);
                 }
             }
         }
@@ -375,7 +400,14 @@ impl PciFunction for VirtioPci {
                 return;
             }
         }
-        self.cfg.read(off, data)
+        self.cfg.read(off, data);
+        // Status bit 3 (interrupt status) mirrors a pending INTx cause while MSI-X is off.
+        if off <= 6 && off + data.len() > 6 {
+            let st = self.irq.lock();
+            if let Some(b) = data.get_mut(6 - off) {
+                *b = if st.isr != 0 && !st.enabled { *b | 8 } else { *b & !8 };
+            }
+        }
     }
     fn config_write(&mut self, off: usize, data: &[u8]) {
         if (CFG_CAP + 16..CFG_CAP + 20).contains(&off) {
@@ -386,18 +418,12 @@ impl PciFunction for VirtioPci {
                 return;
             }
         }
-        let before = self.msix_control();
+        let bar4 = self.cfg.bar_addr(4);
         self.cfg.write(off, data);
-        let after = self.msix_control();
-        self.update_intx();
-        if before & 0x4000 != 0 && after & 0x4000 == 0 && self.msix_pending != 0 {
-            let pending = self.msix_pending;
-            self.msix_pending = 0;
-            for v in 0..64u16 {
-                if pending & (1 << v) != 0 {
-                    self.interrupt(v);
-                }
-            }
+        self.msix_sync();
+        if !self.ioevents.is_empty() && self.cfg.bar_addr(4) != bar4 {
+            // The notify area moved: its writes now reach `notify` through MMIO exits.
+            self.unregister_ioevents();
         }
     }
     fn bar_read(&mut self, bar: usize, off: u64, data: &mut [u8]) {
@@ -418,8 +444,11 @@ impl PciFunction for VirtioPci {
         self.dev.poll_fd()
     }
     fn poll(&mut self) -> bool {
-        if self.status & STATUS_NEEDS_RESET != 0 || self.status & 4 == 0 {
+        if self.irq.needs_reset() || self.status & 4 == 0 {
             return false;
+        }
+        if self.dev.config_changed() {
+            self.irq.config();
         }
         let r = self.dev.poll(&mut self.queues, &self.mem);
         self.complete(r)
