@@ -1,14 +1,12 @@
-//! The QEMU command line equivalent to a MachineSpec, for `ferry validate --engine qemu`.
-//! (The layout module's QEMU script writer replaces this rendering once merged.)
-use ferry_formats::layout::{DeviceKind, MachineSpec};
+//! The QEMU command line equivalent to a MachineSpec, for `ferry validate --engine qemu`:
+//! the profile's versioned machine type and root bus, every device at its spec address.
+use ferry_formats::layout::{DeviceKind, MachineSpec, Profile};
 use std::ffi::OsString;
 
 /// Arguments for `qemu-system-x86_64` (without the accelerator and console options).
-pub fn args(spec: &MachineSpec) -> Vec<OsString> {
-    let (machine, bus) = match spec.profile.as_str() {
-        "pc-v1" => ("pc", "pci.0"),
-        _ => ("q35", "pcie.0"),
-    };
+pub fn args(spec: &MachineSpec) -> anyhow::Result<Vec<OsString>> {
+    let profile = Profile::builtin(&spec.profile)?;
+    let (machine, bus) = (profile.qemu_machine.as_str(), profile.root_bus.as_str());
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |x: String| a.push(OsString::from(x));
     for x in ["-nodefaults", "-no-user-config", "-display", "none", "-machine", machine] {
@@ -72,5 +70,5 @@ pub fn args(spec: &MachineSpec) -> Vec<OsString> {
         a.push("-append".into());
         a.push(b.cmdline.clone().into());
     }
-    a
+    Ok(a)
 }

@@ -108,7 +108,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let mut running = match engine {
         Engine::Qemu => {
             let mut cmd = Command::new("qemu-system-x86_64");
-            cmd.args(qemu::args(&spec))
+            cmd.args(qemu::args(&spec)?)
                 .args(["-accel", if hw { "kvm" } else { "tcg" }, "-no-reboot"])
                 .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
                 .arg("-serial")

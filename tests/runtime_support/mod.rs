@@ -98,10 +98,8 @@ pub fn spec_json(kernel: &Path, disk: &Path, profile: &str, slots: [u8; 4]) -> s
 /// writer is merged, this is the test's own rendering of the same rules).
 pub fn qemu_args(spec: &ferry_formats::layout::MachineSpec) -> Vec<String> {
     use ferry_formats::layout::DeviceKind;
-    let (machine, bus) = match spec.profile.as_str() {
-        "pc-v1" => ("pc", "pci.0"),
-        _ => ("q35", "pcie.0"),
-    };
+    let profile = ferry_formats::layout::Profile::builtin(&spec.profile).expect("profile");
+    let (machine, bus) = (profile.qemu_machine.as_str(), profile.root_bus.as_str());
     let mut a: Vec<String> = vec!["-machine".into(), machine.into(), "-m".into(), spec.memory_mib.to_string(), "-smp".into(), spec.vcpus.to_string()];
     if let Some(u) = &spec.smbios_uuid {
         a.extend(["-smbios".into(), format!("type=1,uuid={u}")]);

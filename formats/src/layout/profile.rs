@@ -40,6 +40,10 @@ pub struct SlotClass {
     pub device: String,
     /// QEMU `-device` driver name.
     pub qemu_device: String,
+    /// MSI-X vectors the device has under this profile's versioned machine type, where that
+    /// differs from the device's own default (pc-*-7.2's virtio-balloon has none: INTx only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msix_vectors: Option<u16>,
 }
 
 /// Where CD-ROM drives go: on the chipset's own storage controller.

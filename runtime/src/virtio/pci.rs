@@ -45,10 +45,15 @@ pub struct VirtioPci {
 
 impl VirtioPci {
     /// Wraps `dev`; `id` names it in logs and QMP.
-    pub fn new(id: &str, dev: Box<dyn VirtioDevice>, mem: Memory, vm: Arc<VmFd>) -> Self {
+    /// `vectors` overrides the device's MSI-X vector count (0: no MSI-X capability or table
+    /// BAR, INTx only — as the profile's machine type presents it).
+    pub fn new(id: &str, dev: Box<dyn VirtioDevice>, mem: Memory, vm: Arc<VmFd>, vectors: Option<u16>) -> Self {
         let mut cfg = ConfigSpace::new(0x1af4, 0x1040 + dev.device_type(), dev.class_code() | 1, 0, QEMU_SUBSYSTEM);
         cfg.set8(0x3d, 1); // INTA
-        cfg.add_bar(1, 0x1000, BarKind::Mem32);
+        let nvec = vectors.unwrap_or_else(|| dev.msix_vectors().max(1));
+        if nvec > 0 {
+            cfg.add_bar(1, 0x1000, BarKind::Mem32);
+        }
         cfg.add_bar(4, 0x4000, BarKind::Mem64 { prefetch: true });
         if dev.rom_size() > 0 {
             cfg.add_rom(dev.rom_size());
@@ -73,13 +78,16 @@ impl VirtioPci {
         cfg.add_cap(CFG_CAP, 0x09, 0x70, &win, &[]);
         cfg.writable(CFG_CAP + 4, CFG_CAP + 5); // bar
         cfg.writable(CFG_CAP + 8, CFG_CAP + 20); // offset, length, data
-        let nvec = dev.msix_vectors().max(1);
-        let mut msix = Vec::new();
-        msix.extend_from_slice(&(nvec - 1).to_le_bytes());
-        msix.extend_from_slice(&1u32.to_le_bytes()); // table: BIR 1, offset 0
-        msix.extend_from_slice(&0x801u32.to_le_bytes()); // PBA: BIR 1, offset 0x800
-        cfg.add_cap(MSIX_CAP, 0x11, CFG_CAP as u8, &msix, &[0x00, 0xc0]);
-        cfg.set_cap_head(MSIX_CAP as u8);
+        if nvec > 0 {
+            let mut msix = Vec::new();
+            msix.extend_from_slice(&(nvec - 1).to_le_bytes());
+            msix.extend_from_slice(&1u32.to_le_bytes()); // table: BIR 1, offset 0
+            msix.extend_from_slice(&0x801u32.to_le_bytes()); // PBA: BIR 1, offset 0x800
+            cfg.add_cap(MSIX_CAP, 0x11, CFG_CAP as u8, &msix, &[0x00, 0xc0]);
+            cfg.set_cap_head(MSIX_CAP as u8);
+        } else {
+            cfg.set_cap_head(CFG_CAP as u8);
+        }
         let queues = dev.queue_sizes().into_iter().filter_map(|s| Queue::new(s).ok()).collect::<Vec<_>>();
         let irq = Irq::new(id, vm.clone(), nvec, queues.len());
         VirtioPci {
