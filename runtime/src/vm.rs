@@ -284,6 +284,10 @@ impl Vm {
                 return Err(VmError::Setup(format!("device {}: address {} is taken or invalid", d.id, d.addr)));
             }
         }
+        for (s, f, c) in crate::pci::chipset::class_stubs(&cfg.profile).map_err(|e| VmError::Setup(e.to_string()))? {
+            // A hand-made spec may use the slot for a device of its own; that device wins.
+            pci.add(s, f, Box::new(Stub(c)));
+        }
         pci.assign_bars();
 
         let base = cpuid::supported(&kvm).map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;

@@ -23,6 +23,14 @@ pub fn args(spec: &MachineSpec) -> anyhow::Result<Vec<OsString>> {
         push("-smbios".into());
         push(format!("type=1,uuid={u}"));
     }
+    // The VGA adapter the emitted script places (the runtime presents it too), unless the
+    // spec uses its slot.
+    if let Ok(video) = profile.class("video") {
+        if !spec.devices.iter().any(|d| d.addr.slot == video.first) {
+            push("-device".into());
+            push(format!("{},id=video0,bus={bus},addr=0x{:x}.0", video.qemu_device, video.first));
+        }
+    }
     for d in &spec.devices {
         let addr = format!("bus={bus},addr=0x{:x}.{}", d.addr.slot, d.addr.function);
         match &d.kind {

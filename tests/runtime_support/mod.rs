@@ -104,6 +104,12 @@ pub fn qemu_args(spec: &ferry_formats::layout::MachineSpec) -> Vec<String> {
     if let Some(u) = &spec.smbios_uuid {
         a.extend(["-smbios".into(), format!("type=1,uuid={u}")]);
     }
+    // The VGA adapter the emitted script places (the runtime presents it too) when its slot is free.
+    if let Ok(video) = profile.class("video") {
+        if !spec.devices.iter().any(|d| d.addr.slot == video.first) {
+            a.extend(["-device".into(), format!("{},id=video0,bus={bus},addr=0x{:x}.0", video.qemu_device, video.first)]);
+        }
+    }
     for d in &spec.devices {
         let addr = format!("bus={bus},addr=0x{:x}.{}", d.addr.slot, d.addr.function);
         match &d.kind {

@@ -32,6 +32,9 @@ pub struct HeaderSpec {
     /// Device-specific ranges the guest may write freely.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub writable: Vec<RangeSpec>,
+    /// Expansion-ROM BAR size, hex (a power of two, 800..=1000000), absent for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rom: Option<String>,
 }
 
 /// One BAR.
@@ -90,6 +93,7 @@ pub struct RangeSpec {
 pub enum BarKind {
     Io,
     Mem32,
+    Mem32Prefetch,
     Mem64 { prefetch: bool },
 }
 
@@ -135,6 +139,8 @@ pub struct Header {
     pub registers: Vec<Reg>,
     /// Fully writable byte ranges (`to` exclusive).
     pub writable: Vec<(usize, usize)>,
+    /// Expansion-ROM size, if any.
+    pub rom: Option<u32>,
 }
 
 /// Standard header bytes other fields own: registers may not set them.
@@ -191,20 +197,29 @@ impl HeaderSpec {
             caps: Vec::new(),
             registers: Vec::new(),
             writable: Vec::new(),
+            rom: None,
         };
+        if let Some(r) = &self.rom {
+            let size = hex("rom", r, 0)?;
+            if !size.is_power_of_two() || !(0x800..=0x100_0000).contains(&size) {
+                return Err(format!("rom {r:?}: expected a power of two, 0x800..=0x1000000"));
+            }
+            h.rom = u32::try_from(size).ok();
+        }
         let mut bar_used = [false; 6];
         for b in &self.bars {
             let kind = match b.kind.as_str() {
                 "io" => BarKind::Io,
                 "mem32" => BarKind::Mem32,
+                "mem32-prefetch" => BarKind::Mem32Prefetch,
                 "mem64" => BarKind::Mem64 { prefetch: false },
                 "mem64-prefetch" => BarKind::Mem64 { prefetch: true },
-                other => return Err(format!("bars[{}].kind {other:?}: expected io, mem32, mem64 or mem64-prefetch", b.index)),
+                other => return Err(format!("bars[{}].kind {other:?}: expected io, mem32, mem32-prefetch, mem64 or mem64-prefetch", b.index)),
             };
             let size = hex("bars.size", &b.size, 0)?;
             let max = match kind {
                 BarKind::Io => 0x1_0000,
-                BarKind::Mem32 => 0x8000_0000,
+                BarKind::Mem32 | BarKind::Mem32Prefetch => 0x8000_0000,
                 BarKind::Mem64 { .. } => 1 << 40,
             };
             if !size.is_power_of_two() || !(16..=max).contains(&size) {

@@ -44,6 +44,10 @@ pub struct SlotClass {
     /// differs from the device's own default (pc-*-7.2's virtio-balloon has none: INTx only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub msix_vectors: Option<u16>,
+    /// The config header of a device the runtime presents as a plain function with no model
+    /// behind it (the VGA adapter: the runtime is headless, but the slot's ABI stays QEMU's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<HeaderSpec>,
 }
 
 /// Where CD-ROM drives go: on the chipset's own storage controller.
@@ -128,6 +132,20 @@ impl Profile {
                 let a = parse_addr(&f.addr).filter(|a| a.bus == 0).ok_or_else(|| bad(format!("chipset {}: bad address {:?}", f.function, f.addr)))?;
                 let h = f.config.decode(&f.vendor, &f.device).map_err(|e| bad(format!("chipset {}: {e}", f.function)))?;
                 Ok((a, h))
+            })
+            .collect()
+    }
+
+    /// The functions the runtime presents from data alone: every class with a `config`, at the
+    /// class's first slot (function 0).
+    pub fn stub_headers(&self) -> Result<Vec<(PciAddr, Header)>, LayoutError> {
+        let bad = |reason: String| LayoutError::BadProfile { name: self.name.clone(), reason };
+        self.classes
+            .iter()
+            .filter_map(|c| c.config.as_ref().map(|h| (c, h)))
+            .map(|(c, h)| {
+                let h = h.decode(&c.vendor, &c.device).map_err(|e| bad(format!("class {}: {e}", c.class)))?;
+                Ok((PciAddr { bus: 0, slot: c.first, function: 0 }, h))
             })
             .collect()
     }

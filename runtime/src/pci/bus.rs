@@ -223,6 +223,9 @@ impl PciBus {
                         if let BarKind::Mem64 { prefetch } = b.kind {
                             v["mem_type_64"] = true.into();
                             v["prefetch"] = prefetch.into();
+                        } else if b.kind == BarKind::Mem32Prefetch {
+                            v["mem_type_64"] = false.into();
+                            v["prefetch"] = true.into();
                         } else if b.kind == BarKind::Mem32 {
                             v["mem_type_64"] = false.into();
                             v["prefetch"] = false.into();

@@ -38,6 +38,12 @@ pub fn functions(profile: &Profile) -> Result<Vec<Stub>, ChipsetError> {
     Ok(profile.chipset_headers()?.into_iter().map(|(a, h)| (a.slot, a.function, config_space(&h))).collect())
 }
 
+/// The data-only functions of `profile`'s device classes (the VGA adapter): placed where the
+/// spec leaves their slot free, which every allocated spec does.
+pub fn class_stubs(profile: &Profile) -> Result<Vec<Stub>, ChipsetError> {
+    Ok(profile.stub_headers()?.into_iter().map(|(a, h)| (a.slot, a.function, config_space(&h))).collect())
+}
+
 /// Builds the config space a decoded header describes.
 fn config_space(h: &Header) -> ConfigSpace {
     let mut c = ConfigSpace::new(h.vendor, h.device, h.class_rev, h.header_type, h.subsystem);
@@ -50,6 +56,7 @@ fn config_space(h: &Header) -> ConfigSpace {
         let kind = match b.kind {
             chipset::BarKind::Io => BarKind::Io,
             chipset::BarKind::Mem32 => BarKind::Mem32,
+            chipset::BarKind::Mem32Prefetch => BarKind::Mem32Prefetch,
             chipset::BarKind::Mem64 { prefetch } => BarKind::Mem64 { prefetch },
         };
         c.add_bar(b.index, b.size, kind);
@@ -63,6 +70,9 @@ fn config_space(h: &Header) -> ConfigSpace {
     }
     for (from, to) in &h.writable {
         c.writable(*from, *to);
+    }
+    if let Some(rom) = h.rom {
+        c.add_rom(rom);
     }
     c
 }

@@ -7,6 +7,8 @@ pub enum BarKind {
     Io,
     /// 32-bit memory.
     Mem32,
+    /// 32-bit prefetchable memory.
+    Mem32Prefetch,
     /// 64-bit memory (takes two BAR slots), optionally prefetchable.
     Mem64 {
         /// Prefetchable flag.
@@ -98,6 +100,7 @@ impl ConfigSpace {
         let (flags, mask) = match kind {
             BarKind::Io => (1u32, !(size as u32 - 1) & 0xffff_fffc),
             BarKind::Mem32 => (0, !(size as u32 - 1) & 0xffff_fff0),
+            BarKind::Mem32Prefetch => (8, !(size as u32 - 1) & 0xffff_fff0),
             BarKind::Mem64 { prefetch } => (4 | if prefetch { 8 } else { 0 }, !(size - 1) as u32 & 0xffff_fff0),
         };
         self.set32(off, flags);
@@ -165,7 +168,7 @@ impl ConfigSpace {
         let lo = u64::from(self.get32(0x10 + 4 * i));
         match bar.kind {
             BarKind::Io if cmd & 1 != 0 => Some(lo & !3),
-            BarKind::Mem32 if cmd & 2 != 0 => Some(lo & !0xf),
+            BarKind::Mem32 | BarKind::Mem32Prefetch if cmd & 2 != 0 => Some(lo & !0xf),
             BarKind::Mem64 { .. } if cmd & 2 != 0 => Some((u64::from(self.get32(0x14 + 4 * i)) << 32) | (lo & !0xf)),
             _ => None,
         }
