@@ -7,8 +7,8 @@
 #   RUNS=5            timed runs per tool and source (median reported), after one warm-up
 #   BENCH_DIR=...     where images live (default /var/tmp/ferry-bench; ~12 GB)
 #
-# Fairness: the tools alternate run by run; the source is warmed (`cat >/dev/null`) and the
-# output deleted and `sync`ed before each run (untimed); neither side flushes the output
+# Fairness: the tools alternate run by run; the output is deleted and `sync`ed, the page cache
+# dropped and the source warmed (`cat >/dev/null`) before each run (untimed); neither side flushes the output
 # (qemu-img `-t unsafe`, ferry without --flush). Every output is validated with
 # `qemu-img compare` and `qemu-img check`. Peak RSS comes from /usr/bin/time.
 # Sources Ferry cannot open yet are reported as n/a for Ferry (qemu-img still runs).
@@ -52,6 +52,9 @@ run() {
   esac
   rm -f "$out"
   sync
+  # Free page cache first (root only), so neither tool pays for reclaiming memory to hold the
+  # output's pages: with a full page cache that cost dominates and swings run to run.
+  [ -w /proc/sys/vm/drop_caches ] && echo 1 >/proc/sys/vm/drop_caches
   cat "$src" >/dev/null
   /usr/bin/time -f "%e %M %U %S" -o "$DIR/time.txt" "${cmd[@]}" >/dev/null
   echo "$(basename "$src") $tool $(cat "$DIR/time.txt") $(stat -c %s "$out")" >>"$3"
