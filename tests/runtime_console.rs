@@ -16,17 +16,23 @@ host connected\n\
 host wrote ping\n\
 host disconnected\n";
 
-/// Connects to `path`, reads the guest's line, writes "ping", reads the echo, hangs up.
-fn client(path: PathBuf) -> Vec<String> {
+/// Connects to the channel socket at `path` once it exists (30 s), with a 30 s read timeout.
+fn connect(path: &std::path::Path) -> UnixStream {
     let start = Instant::now();
     let sock = loop {
-        match UnixStream::connect(&path) {
+        match UnixStream::connect(path) {
             Ok(s) => break s,
             Err(_) if start.elapsed() < Duration::from_secs(30) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => panic!("{}: {e}", path.display()),
         }
     };
     sock.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    sock
+}
+
+/// Connects to `path`, reads the guest's line, writes "ping", reads the echo, hangs up.
+fn client(path: PathBuf) -> Vec<String> {
+    let sock = connect(&path);
     let mut w = sock.try_clone().expect("clone");
     let mut r = BufReader::new(sock);
     let mut lines = Vec::new();
@@ -105,15 +111,7 @@ fn channel_client_stays_connected_across_a_guest_reboot() {
     let path = dir.path().join("ferry.sock");
     let p2 = path.clone();
     let t = std::thread::spawn(move || {
-        let start = Instant::now();
-        let sock = loop {
-            match UnixStream::connect(&p2) {
-                Ok(s) => break s,
-                Err(_) if start.elapsed() < Duration::from_secs(30) => std::thread::sleep(Duration::from_millis(10)),
-                Err(e) => panic!("{}: {e}", p2.display()),
-            }
-        };
-        sock.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        let sock = connect(&p2);
         let mut w = sock.try_clone().expect("clone");
         let mut r = BufReader::new(sock);
         let mut lines = Vec::new();

@@ -107,29 +107,8 @@ fn micro_guest_reads_and_writes_a_qcow2_in_place() {
         eprintln!("skipped: needs /dev/kvm and qemu-img");
         return;
     }
-    let elf = guest("blk");
     let dir = tempfile::tempdir().expect("tempdir");
-    let raw = dir.path().join("disk.raw");
-    test_disk(&raw);
-    let want = expected_blk_output(&raw);
-    let qcow = dir.path().join("disk.qcow2");
-    let st = std::process::Command::new("qemu-img")
-        .args(["convert", "-f", "raw", "-O", "qcow2"])
-        .arg(&raw)
-        .arg(&qcow)
-        .status()
-        .expect("qemu-img");
-    assert!(st.success());
-    let mut v = spec_json(&elf, &qcow, "q35-v1", [4, 3, 5, 6]);
-    if let Some(devs) = v["devices"].as_array_mut() {
-        devs.truncate(1);
-        devs[0]["format"] = "qcow2".into();
-    }
-    let spec = MachineSpec::from_json(&v.to_string()).expect("spec");
-    let out = run_spec(&spec);
-    assert_eq!(out.reason, ExitReason::DebugExit(0x20));
-    let text = text(&out.console);
-    assert!(text.starts_with(&want), "runtime printed:\n{text}");
+    let (_, qcow) = blk_guest_on(dir.path(), "qcow2", &[]);
     let check = std::process::Command::new("qemu-img").arg("check").arg(&qcow).output().expect("qemu-img");
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
     let back = dir.path().join("back.raw");
@@ -152,29 +131,8 @@ fn micro_guest_writes_a_vmdk_through_the_overlay_without_touching_it() {
         eprintln!("skipped: needs /dev/kvm and qemu-img");
         return;
     }
-    let elf = guest("blk");
     let dir = tempfile::tempdir().expect("tempdir");
-    let raw = dir.path().join("disk.raw");
-    test_disk(&raw);
-    let want = expected_blk_output(&raw);
-    let vmdk = dir.path().join("disk.vmdk");
-    let st = std::process::Command::new("qemu-img")
-        .args(["convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicSparse"])
-        .arg(&raw)
-        .arg(&vmdk)
-        .status()
-        .expect("qemu-img");
-    assert!(st.success());
-    let mut v = spec_json(&elf, &vmdk, "q35-v1", [4, 3, 5, 6]);
-    if let Some(devs) = v["devices"].as_array_mut() {
-        devs.truncate(1);
-        devs[0]["format"] = "vmdk".into();
-    }
-    let spec = MachineSpec::from_json(&v.to_string()).expect("spec");
-    let out = run_spec(&spec);
-    assert_eq!(out.reason, ExitReason::DebugExit(0x20));
-    let text = text(&out.console);
-    assert!(text.starts_with(&want), "runtime printed:\n{text}");
+    let (raw, vmdk) = blk_guest_on(dir.path(), "vmdk", &["-o", "subformat=monolithicSparse"]);
     let cmp = std::process::Command::new("qemu-img").args(["compare", "-f", "raw", "-F", "vmdk"]).arg(&raw).arg(&vmdk).output().expect("qemu-img");
     assert!(cmp.status.success(), "the VMDK changed: {}", String::from_utf8_lossy(&cmp.stdout));
 }
@@ -266,4 +224,34 @@ fn micro_guest_keeps_several_requests_in_flight() {
     let at = |code: u8| out.markers.iter().find(|m| m.0 == code).map(|m| m.1).expect("marker");
     let us = at(0x11) - at(0x10);
     eprintln!("sequential read: 64 MiB in {:.1} ms = {:.0} MB/s (run {:?})", us as f64 / 1000.0, 64.0 * 1.048576 / (us as f64 / 1e6), out.elapsed);
+}
+
+/// Makes the test disk in `dir`, converts it with `qemu-img convert -O FORMAT OPTS`, runs the
+/// blk micro-guest on the converted image alone and checks it printed the raw disk's CRCs.
+/// Returns (raw, converted image).
+fn blk_guest_on(dir: &std::path::Path, format: &str, opts: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let elf = guest("blk");
+    let raw = dir.join("disk.raw");
+    test_disk(&raw);
+    let want = expected_blk_output(&raw);
+    let image = dir.join(format!("disk.{format}"));
+    let st = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", format])
+        .args(opts)
+        .arg(&raw)
+        .arg(&image)
+        .status()
+        .expect("qemu-img");
+    assert!(st.success());
+    let mut v = spec_json(&elf, &image, "q35-v1", [4, 3, 5, 6]);
+    if let Some(devs) = v["devices"].as_array_mut() {
+        devs.truncate(1);
+        devs[0]["format"] = format.into();
+    }
+    let spec = MachineSpec::from_json(&v.to_string()).expect("spec");
+    let out = run_spec(&spec);
+    assert_eq!(out.reason, ExitReason::DebugExit(0x20));
+    let text = text(&out.console);
+    assert!(text.starts_with(&want), "runtime printed:\n{text}");
+    (raw, image)
 }
