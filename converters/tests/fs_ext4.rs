@@ -293,9 +293,7 @@ fn symlink_loops_and_bad_names_are_errors() {
     );
     drop(fs);
     let out = dir.path().join("out.img");
-    let mut buf = vec![0u8; len as usize];
-    ferry_formats::disk::BlockDevice::read_at(&ov, &mut buf, 0).unwrap();
-    std::fs::write(&out, buf).unwrap();
+    extract_from(&ov, 0, len, &out);
     assert_clean(&out);
 }
 
@@ -326,9 +324,7 @@ fn deep_extent_tree_in_fragmented_free_space() {
     let (free_blocks, free_inodes) = fs.free_counts();
     drop(fs);
     let out = dir.path().join("out.img");
-    let mut buf = vec![0u8; len as usize];
-    ferry_formats::disk::BlockDevice::read_at(&ov, &mut buf, 0).unwrap();
-    std::fs::write(&out, buf).unwrap();
+    extract_from(&ov, 0, len, &out);
     let report = assert_clean(&out);
     let (used_i, total_i, used_b, total_b) = e2fsck_usage(&report);
     assert_eq!((total_i - used_i, total_b - used_b), (u64::from(free_inodes), free_blocks));
@@ -359,9 +355,7 @@ fn removals_keep_an_htree_index_valid() {
         }
         drop(fs);
         let out = dir.path().join("out.img");
-        let mut buf = vec![0u8; len as usize];
-        ferry_formats::disk::BlockDevice::read_at(&ov, &mut buf, 0).unwrap();
-        std::fs::write(&out, buf).unwrap();
+        extract_from(&ov, 0, len, &out);
         assert_clean(&out);
         let htree = String::from_utf8_lossy(&debugfs(&out, "htree /many")).into_owned();
         assert!(htree.contains("Indirect levels:"), "{name}: still indexed: {htree}");
@@ -398,9 +392,7 @@ fn inodes_from_uninitialised_groups() {
         let (free_blocks, free_inodes) = fs.free_counts();
         drop(fs);
         let out = dir.path().join("out.img");
-        let mut buf = vec![0u8; len as usize];
-        ferry_formats::disk::BlockDevice::read_at(&ov, &mut buf, 0).unwrap();
-        std::fs::write(&out, buf).unwrap();
+        extract_from(&ov, 0, len, &out);
         let report = assert_clean(&out);
         let (used_i, total_i, used_b, total_b) = e2fsck_usage(&report);
         assert_eq!((total_i - used_i, total_b - used_b), (u64::from(free_inodes), free_blocks), "{features}");
@@ -439,9 +431,7 @@ fn unlink_releases_the_xattr_block() {
         assert_eq!(free_blocks, before_blocks + 2, "data block and xattr block freed");
         drop(fs);
         let out = dir.path().join("out.img");
-        let mut buf = vec![0u8; len as usize];
-        ferry_formats::disk::BlockDevice::read_at(&ov, &mut buf, 0).unwrap();
-        std::fs::write(&out, buf).unwrap();
+        extract_from(&ov, 0, len, &out);
         let report = assert_clean(&out);
         let (used_i, total_i, used_b, total_b) = e2fsck_usage(&report);
         assert_eq!((total_i - used_i, total_b - used_b), (u64::from(free_inodes), free_blocks), "{features}");

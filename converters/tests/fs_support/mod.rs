@@ -128,8 +128,13 @@ pub fn dumpe2fs_field(fs: &Path, key: &str) -> String {
 
 /// Copies the overlay's view of the filesystem partition to a plain file.
 pub fn extract(ov: &CowOverlay<RawImage>, fs_len: u64, to: &Path) {
-    let mut out = vec![0u8; fs_len as usize];
-    ov.read_at(&mut out, PART_OFFSET).unwrap();
+    extract_from(ov, PART_OFFSET, fs_len, to);
+}
+
+/// Copies `len` bytes of the overlay's view from offset `at` to a plain file.
+pub fn extract_from(ov: &CowOverlay<RawImage>, at: u64, len: u64, to: &Path) {
+    let mut out = vec![0u8; len as usize];
+    ov.read_at(&mut out, at).unwrap();
     std::fs::write(to, out).unwrap();
 }
 
