@@ -268,14 +268,7 @@ impl Vm {
                     Box::new(Balloon::new(ctl))
                 }
             };
-            let class = match &d.kind {
-                DeviceKind::VirtioBlk { .. } => "disk",
-                DeviceKind::VirtioNet { .. } => "nic",
-                DeviceKind::VirtioConsole => "console",
-                DeviceKind::VirtioRng => "rng",
-                DeviceKind::VirtioBalloon => "balloon",
-            };
-            let vectors = cfg.profile.class(class).ok().and_then(|c| c.msix_vectors);
+            let vectors = cfg.profile.class(d.kind.class()).ok().and_then(|c| c.msix_vectors);
             let mut f = VirtioPci::new(&d.id, dev, mem.clone(), vm.clone(), vectors);
             if let Some(gsi) = crate::devices::intx::gsi(machine, d.addr.slot, 1) {
                 f = f.with_intx(crate::devices::intx::IntxPin::new(intx_lines.clone(), gsi, d.addr.slot, d.addr.function));

@@ -110,6 +110,19 @@ pub enum DeviceKind {
     VirtioBalloon,
 }
 
+impl DeviceKind {
+    /// The profile slot class the device belongs to (`classes[].class`).
+    pub fn class(&self) -> &'static str {
+        match self {
+            DeviceKind::VirtioBlk { .. } => "disk",
+            DeviceKind::VirtioNet { .. } => "nic",
+            DeviceKind::VirtioConsole => "console",
+            DeviceKind::VirtioRng => "rng",
+            DeviceKind::VirtioBalloon => "balloon",
+        }
+    }
+}
+
 fn default_block_size() -> u32 {
     512
 }
