@@ -8,6 +8,7 @@ mod inspect;
 mod output;
 mod progress;
 mod runvm;
+mod signals;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
@@ -41,6 +42,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(argv::normalize(std::env::args_os()));
+    if matches!(cli.command, Command::Convert(_)) || matches!(&cli.command, Command::Img(a) if a.writes()) {
+        signals::remove_temps_on_signal();
+    }
     let result = match cli.command {
         Command::Img(args) => img::run(args),
         Command::Convert(args) => convert::run(*args),

@@ -2,12 +2,19 @@
 # Runs cargo-fuzz targets for a bounded time each.
 #
 #   testdata/fuzz.sh TARGET... [SECONDS]      (default 60 s per target)
-#   testdata/fuzz.sh all [SECONDS]            (every target of every <crate>/fuzz)
+#   testdata/fuzz.sh all [SECONDS]            (every target of every <crate>/fuzz*)
 #
-# A target lives in <crate>/fuzz/fuzz_targets/TARGET.rs. Only stable Rust exists here, so
-# cargo-fuzz runs with RUSTC_BOOTSTRAP=1; cargo-fuzz is installed when missing. Each target's
-# corpus (<crate>/fuzz/corpus/TARGET, not committed) gets the committed seeds of
-# testdata/*/fuzz-seeds/TARGET/ and, on first use, small images made with qemu-img.
+# A target lives in <crate>/fuzz*/fuzz_targets/TARGET.rs (<crate>/fuzz, converters/fuzz-linux).
+# Only stable Rust exists here, so cargo-fuzz runs with RUSTC_BOOTSTRAP=1; cargo-fuzz is
+# installed when missing. Each target's corpus (<fuzzdir>/corpus/TARGET, not committed) gets
+# the committed seeds of testdata/*/fuzz-seeds/TARGET/ and <fuzzdir>/seeds/TARGET/, the
+# configuration files under testdata/configs for the description parsers, and, on first
+# use, small images made with qemu-img (VMDK flavours, qcow2 variants) or cpio. A target
+# that ends with no seed is an error: every target starts from real inputs.
+#
+# FUZZ_TARGET_DIR shares one cargo target directory between the fuzz workspaces (CI);
+# FUZZ_FLAGS adds cargo-fuzz build flags (CI: "--dev -s none": quick to build, overflow
+# checks on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -23,7 +30,7 @@ if ((${#targets[@]} == 0)); then
 fi
 if [[ ${targets[0]} == all ]]; then
   targets=()
-  for f in */fuzz/fuzz_targets/*.rs; do targets+=("$(basename "$f" .rs)"); done
+  for f in */fuzz*/fuzz_targets/*.rs; do targets+=("$(basename "$f" .rs)"); done
 fi
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
@@ -50,26 +57,86 @@ seed_vmdk() {
   rm -rf "$tmp"
 }
 
+# qcow2 seeds: v3 and v2 (compat=0.10), small clusters, compressed clusters, zero clusters,
+# a backing reference, an L2 spread (data far apart), all small.
+seed_qcow2() {
+  local dir=$1 tmp
+  command -v qemu-img >/dev/null || return 0
+  tmp=$(mktemp -d)
+  head -c 65536 /dev/urandom >"$tmp/r.raw"
+  head -c 65536 /dev/zero | tr '\0' 'f' >>"$tmp/r.raw"
+  truncate -s 1M "$tmp/r.raw"
+  qemu-img convert -q -f raw -O qcow2 -o cluster_size=4096 "$tmp/r.raw" "$dir/small-clusters.qcow2"
+  qemu-img convert -q -f raw -O qcow2 -o cluster_size=4096,compat=0.10 "$tmp/r.raw" "$dir/v2.qcow2"
+  qemu-img convert -q -c -f raw -O qcow2 -o cluster_size=4096 "$tmp/r.raw" "$dir/compressed.qcow2"
+  qemu-img create -q -f qcow2 -o cluster_size=512 "$dir/zero.qcow2" 8M
+  command -v qemu-io >/dev/null && qemu-io -f qcow2 -c "write -z 0 64k" -c "write -P 7 1M 4k" "$dir/zero.qcow2" >/dev/null
+  qemu-img create -q -f qcow2 -o cluster_size=4096 -b base.raw -F raw -u "$dir/backing.qcow2" 1M
+  rm -rf "$tmp"
+}
+
+# cpio / initramfs seeds: a newc archive, and the same compressed.
+seed_cpio() {
+  local dir=$1 tmp
+  command -v cpio >/dev/null || return 0
+  tmp=$(mktemp -d)
+  mkdir -p "$tmp/t/etc" "$tmp/t/lib/modules"
+  echo guest >"$tmp/t/etc/hostname"
+  ln -s ../etc/hostname "$tmp/t/lib/link"
+  (cd "$tmp/t" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$dir/newc.cpio"
+  gzip -9c "$dir/newc.cpio" >"$dir/newc.cpio.gz"
+  command -v zstd >/dev/null && zstd -q -c "$dir/newc.cpio" >"$dir/newc.cpio.zst"
+  rm -rf "$tmp"
+}
+
+# Committed files that are real inputs of a target.
+seed_files() {
+  case $1 in
+    vmx) ls testdata/configs/vmx/*.vmx testdata/configs/bad/*.vmx ;;
+    libvirt) ls testdata/configs/libvirt/*.xml testdata/configs/bad/*.xml ;;
+    xl) ls testdata/configs/xen/* testdata/configs/bad/*.cfg ;;
+    ovf) ls testdata/configs/ovf/*.ovf ;;
+    modules_dep) ls testdata/linux/expected/*/root/usr/lib/modules/*/modules.dep | head -4 ;;
+  esac 2>/dev/null || true
+}
+
+# Byte-level seeds of targets whose input is a selector plus bytes: one per selector value.
+seed_bytes() {
+  local dir=$1 n=$2 len=$3 i
+  for ((i = 0; i < n; i++)); do
+    { printf "\\x$(printf %02x "$i")"; head -c "$len" /dev/zero | tr '\0' '\1'; } >"$dir/select-$i"
+  done
+}
+
 for t in "${targets[@]}"; do
-  src=$(ls */fuzz/fuzz_targets/"$t".rs 2>/dev/null | head -1 || true)
+  src=$(ls */fuzz*/fuzz_targets/"$t".rs 2>/dev/null | head -1 || true)
   if [[ -z $src ]]; then
-    echo "fuzz.sh: no target $t (looked for */fuzz/fuzz_targets/$t.rs)" >&2
+    echo "fuzz.sh: no target $t (looked for */fuzz*/fuzz_targets/$t.rs)" >&2
     exit 2
   fi
   fuzzdir=$root/${src%%/fuzz_targets/*}
   corpus=$fuzzdir/corpus/$t
   # Committed seeds (testdata/<area>/fuzz-seeds/TARGET/) are always offered.
   mkdir -p "$corpus"
-  for seeds in "$root"/testdata/*/fuzz-seeds/"$t"; do
+  for seeds in "$root"/testdata/*/fuzz-seeds/"$t" "$fuzzdir/seeds/$t"; do
     [[ -d $seeds ]] && cp -n "$seeds"/* "$corpus"/ 2>/dev/null || true
   done
+  for f in $(seed_files "$t"); do cp -n "$f" "$corpus"/; done
   if [[ ! -e $corpus/.tool-seeds ]]; then
     touch "$corpus/.tool-seeds"
     case $t in
       vmdk_stream) seed_vmdk "$corpus" stream ;;
       vmdk_sparse) seed_vmdk "$corpus" sparse ;;
       vmdk_descriptor) seed_vmdk "$corpus" descriptor ;;
+      qcow2) seed_qcow2 "$corpus" ;;
+      cpio | initramfs) seed_cpio "$corpus" ;;
+      ext4_metadata) seed_bytes "$corpus" 3 64 ;;
+      virtio_queues) seed_bytes "$corpus" 5 4096 ;;
     esac
+  fi
+  if [[ -z $(ls -A "$corpus" | grep -v '^\.tool-seeds$' | head -1) ]]; then
+    echo "fuzz.sh: target $t has no seed (commit some under testdata/*/fuzz-seeds/$t/)" >&2
+    exit 2
   fi
   echo "== $t for ${secs}s (corpus $corpus)"
   log=$(mktemp)
@@ -77,7 +144,10 @@ for t in "${targets[@]}"; do
   # Optional extra libFuzzer flags for one target: <crate>/fuzz/<target>.args (one line).
   extra=()
   [[ -f $fuzzdir/$t.args ]] && read -r -a extra <"$fuzzdir/$t.args"
-  (cd "$fuzzdir/.." && cargo fuzz run --fuzz-dir "$fuzzdir" "$t" "$corpus" -- \
+  build=()
+  [[ -n ${FUZZ_TARGET_DIR:-} ]] && build+=(--target-dir "$FUZZ_TARGET_DIR")
+  [[ -n ${FUZZ_FLAGS:-} ]] && read -r -a more <<<"$FUZZ_FLAGS" && build+=("${more[@]}")
+  (cd "$fuzzdir/.." && cargo fuzz run --fuzz-dir "$fuzzdir" "${build[@]}" "$t" "$corpus" -- \
     -max_total_time="$secs" -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1 "${extra[@]}") >"$log" 2>&1 || status=$?
   grep -E "^(Done|==[0-9]+==ERROR|SUMMARY|thread .* panicked)" "$log" | tail -5 || true
   ((status == 0)) || tail -40 "$log"

@@ -35,4 +35,14 @@ python3 -c 'import qemu.qmp' 2>/dev/null || pip3 install -q qemu.qmp 2>/dev/null
 export FERRY_CACHE="${FERRY_CACHE:-/var/tmp/ferry-cache}"
 mkdir -p "$FERRY_CACHE"
 
-cargo test --workspace --no-fail-fast "$@"
+status=0
+cargo test --workspace --no-fail-fast "$@" || status=$?
+
+# A short bounded fuzz pass of every target (FERRY_FUZZ_SECONDS each, 0 skips it; not when
+# tests are filtered): a dev build without sanitizer (quick to build, overflow checks on),
+# all fuzz workspaces in one target directory.
+fuzz_secs=${FERRY_FUZZ_SECONDS:-8}
+if (($# == 0 && fuzz_secs > 0)); then
+  FUZZ_TARGET_DIR="$PWD/target/fuzz" FUZZ_FLAGS="--dev -s none" testdata/fuzz.sh all "$fuzz_secs" || status=$?
+fi
+exit "$status"

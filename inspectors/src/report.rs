@@ -202,9 +202,6 @@ impl Inspection {
                 let _ = writeln!(s, "  warning: {w}");
             }
         }
-        for w in &self.warnings {
-            let _ = writeln!(s, "warning: {w}");
-        }
         s
     }
 }

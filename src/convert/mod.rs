@@ -16,7 +16,8 @@ mod volumes;
 pub use copy::CopyJob;
 
 use crate::{image_choices, output};
-use ferry_formats::convert::OutputFormat;
+use ferry_formats::convert::{OutputFormat, TempOutput};
+use ferry_formats::model::DiskSource;
 use ferry_formats::qcow2::Preallocation;
 use anyhow::{bail, Context};
 use clap::ValueEnum;
@@ -123,20 +124,59 @@ pub struct ConvertArgs {
     /// else as `single`). As virt-v2v's --root.
     #[arg(long, default_value = "single", value_name = "ask|single|first|DEVICE")]
     pub root: root::RootChoice,
+    /// Replace this guest's outputs already in the output directory (refused otherwise).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
-/// Writes `data` to `path` through a temporary name in the same directory.
+/// Writes `data` to `path` through a new temporary in the same directory (`O_EXCL`,
+/// `O_NOFOLLOW`), renamed into place when complete.
 pub fn write_atomic(path: &Path, data: &[u8], executable: bool) -> anyhow::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.part"));
-    std::fs::write(&tmp, data).with_context(|| format!("{}: write", tmp.display()))?;
-    if executable {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
-            .with_context(|| format!("{}: chmod", tmp.display()))?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: rename to {}", tmp.display(), path.display()))?;
+    use std::io::Write;
+    let temp = TempOutput::create(path, if executable { 0o755 } else { 0o644 })?;
+    let mut file = temp.file();
+    file.write_all(data).with_context(|| format!("{}: write", temp.path().display()))?;
+    temp.commit(path, false)?;
     Ok(())
+}
+
+/// Records every file of a disk source as a source, so no output may replace it.
+fn note_sources(src: &DiskSource) {
+    use std::os::unix::fs::MetadataExt;
+    let note = |p: &Path| {
+        if let Ok(m) = std::fs::metadata(p) {
+            ferry_formats::disk::note_source((m.dev(), m.ino()), p);
+        }
+    };
+    match src {
+        DiskSource::File { path } | DiskSource::Block { path } => note(path),
+        DiskSource::InPlace { archive, .. } | DiskSource::Streamed { archive, .. } => note(archive),
+        DiskSource::Chunked { chunks } => chunks.iter().for_each(note_sources),
+        DiskSource::Gzip { inner } => note_sources(inner),
+        DiskSource::Unresolved { .. } => {}
+    }
+}
+
+/// The files this conversion writes: disks (unless `--no-copy`) and descriptions.
+fn output_files(args: &ConvertArgs, dir: &Path, name: &str, disks: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = if args.no_copy { Vec::new() } else { disks.to_vec() };
+    let (xml, sh, json) = descriptions(args.output);
+    for (want, ext) in [(xml, "xml"), (sh, "sh"), (json, "ferry.json")] {
+        if want {
+            out.push(dir.join(format!("{name}.{ext}")));
+        }
+    }
+    out
+}
+
+/// Which descriptions an output mode writes: (libvirt XML, QEMU script, Ferry spec).
+fn descriptions(mode: OutputMode) -> (bool, bool, bool) {
+    match mode {
+        OutputMode::Local => (true, true, true),
+        OutputMode::Qemu => (false, true, false),
+        OutputMode::LibvirtXml => (true, false, false),
+        OutputMode::Ferry => (false, false, true),
+    }
 }
 
 /// virt-v2v's disk naming: sda, sdb, ... sdz, sdaa.
@@ -177,6 +217,24 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         nic_backends,
     };
     let layout = allocate(&vm, &profile, &plan)?;
+    let outputs = output_files(&args, &dir, &name, &disk_files);
+    if !args.dry_run {
+        crate::signals::remove_stale_temps(&dir);
+        if !args.overwrite {
+            if let Some(o) = outputs.iter().find(|o| o.symlink_metadata().is_ok()) {
+                bail!(
+                    "{}: already exists (an output of guest {name:?}): refusing to overwrite it without --overwrite",
+                    o.display()
+                );
+            }
+        }
+    }
+    for src in &args.source {
+        note_sources(&DiskSource::File { path: src.clone() });
+    }
+    for d in &vm.disks {
+        note_sources(&d.source);
+    }
     let started = std::time::Instant::now();
     let mut report = serde_json::json!({ "name": name });
     if !args.no_copy || args.dry_run {
@@ -190,6 +248,11 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             copy::check_resolved(&job.source)?;
         }
         let overlays = linux::open_overlays(&jobs, &dir)?;
+        // Every source file is open now: no output may be one of them (checked again as
+        // each output is created).
+        for o in &outputs {
+            ferry_formats::convert::temp::check_not_source(o)?;
+        }
         let opts = linux::Options { dry_run: args.dry_run, print: !args.json, root: args.root.clone() };
         let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
         for w in &guest.warnings {
@@ -228,12 +291,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         }
         report["disks"] = serde_json::Value::Array(disks);
     }
-    let (xml, sh, json) = match args.output {
-        OutputMode::Local => (true, true, true),
-        OutputMode::Qemu => (false, true, false),
-        OutputMode::LibvirtXml => (true, false, false),
-        OutputMode::Ferry => (false, false, true),
-    };
+    let (xml, sh, json) = descriptions(args.output);
     if xml {
         write_atomic(&dir.join(format!("{name}.xml")), output::libvirt_xml(&layout).as_bytes(), false)?;
     }

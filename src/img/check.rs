@@ -23,7 +23,15 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
         None => probe_format(&a.file)?,
     };
     let report = match format {
-        ImageFormat::Qcow2 => check(&a.file)?,
+        // The whole chain must open first (loops, depth, missing files), as info and
+        // convert require: an image they refuse is not reported clean (exit 1).
+        ImageFormat::Qcow2 => {
+            let r = check(&a.file)?;
+            if r.corruptions == 0 && r.check_errors == 0 {
+                open(&a.file, Some(format))?;
+            }
+            r
+        }
         _ => check_by_reading(&*open(&a.file, Some(format))?),
     };
     if a.json {
@@ -83,9 +91,8 @@ fn print_summary(r: &CheckReport, format: ImageFormat) {
 fn check_by_reading(img: &dyn BlockDevice) -> CheckReport {
     let mut r = CheckReport::default();
     let step = 16u64 << 20;
-    let mut pos = 0;
-    while pos < img.size() {
-        let len = (1u64 << 30).min(img.size() - pos);
+    let mut windows = super::Windows::new(img.size(), 1 << 30);
+    while let Some((pos, len)) = windows.next_window() {
         let map = match img.map(pos, len) {
             Ok(m) => m,
             Err(e) => {
@@ -116,7 +123,7 @@ fn check_by_reading(img: &dyn BlockDevice) -> CheckReport {
             r.messages.push(format!("ERROR: {e}"));
             return r;
         }
-        pos += len;
+        windows.done(pieces.is_empty());
     }
     r.allocated_clusters = 0;
     r

@@ -64,27 +64,28 @@ fn compare(a: &dyn BlockDevice, b: &dyn BlockDevice, strict: bool) -> anyhow::Re
         return Ok(Verdict::SizeMismatch);
     }
     let common = a.size().min(b.size());
-    let mut pos = 0u64;
-    while pos < common {
-        let len = WINDOW.min(common - pos);
-        for (start, end) in ranges_to_read(&[a.map(pos, len)?, b.map(pos, len)?], pos, pos + len) {
+    let mut windows = super::Windows::new(common, WINDOW);
+    while let Some((pos, len)) = windows.next_window() {
+        let ranges = ranges_to_read(&[a.map(pos, len)?, b.map(pos, len)?], pos, pos + len);
+        for &(start, end) in &ranges {
             if let Some(off) = compare_range(a, Some(b), start, end)? {
                 return Ok(Verdict::Mismatch(off));
             }
         }
-        pos += len;
+        windows.done(ranges.is_empty());
     }
     // The longer image's tail must read as zeros.
     let longer = if a.size() > b.size() { a } else { b };
-    let mut pos = common;
-    while pos < longer.size() {
-        let len = WINDOW.min(longer.size() - pos);
-        for (start, end) in ranges_to_read(&[longer.map(pos, len)?], pos, pos + len) {
+    let mut windows = super::Windows::new(longer.size() - common, WINDOW);
+    while let Some((rel, len)) = windows.next_window() {
+        let pos = common + rel;
+        let ranges = ranges_to_read(&[longer.map(pos, len)?], pos, pos + len);
+        for &(start, end) in &ranges {
             if let Some(off) = compare_range(longer, None, start, end)? {
                 return Ok(Verdict::Mismatch(off));
             }
         }
-        pos += len;
+        windows.done(ranges.is_empty());
     }
     Ok(Verdict::Identical)
 }

@@ -83,6 +83,8 @@ fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
 
 pub fn run(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     let opts = options(&a)?;
+    let dir = a.output.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    crate::signals::remove_stale_temps(dir);
     let src = open(&a.source, a.format)?;
     let bar = crate::progress::bar(src.size(), a.progress);
     let progress = |done: u64, _total: u64| {

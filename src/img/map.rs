@@ -19,11 +19,11 @@ pub fn run(a: MapArgs) -> anyhow::Result<ExitCode> {
     let img = open(&a.file, a.format)?;
     let size = img.size();
     let mut list = Vec::new();
-    let mut pos = 0u64;
-    while pos < size {
-        let len = (64u64 << 30).min(size - pos);
-        list.extend(img.map(pos, len)?);
-        pos += len;
+    let mut windows = super::Windows::new(size, 64 << 30);
+    while let Some((pos, len)) = windows.next_window() {
+        let part = img.map(pos, len)?;
+        windows.done(part.len() <= 1);
+        list.extend(part);
     }
     let list = ferry_formats::disk::coalesce(list);
     if a.json {

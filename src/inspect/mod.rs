@@ -93,9 +93,20 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     } else {
         labels.iter().map(|l| format!("{l}\n")).collect::<String>() + &report.summary()
     };
+    // Read errors go to stderr (and stay in the JSON / XML document); with no operating
+    // system found they make the disks unusable: exit 1.
+    for w in &report.warnings {
+        eprintln!("ferry: warning: {}", w.replace(['\n', '\r'], " "));
+    }
+    let code = if !report.warnings.is_empty() && report.operating_systems.is_empty() {
+        eprintln!("ferry: {} read error(s) and no operating system found on these disks", report.warnings.len());
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    };
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(ExitCode::SUCCESS),
+        _ => Ok(code),
     }
 }
 

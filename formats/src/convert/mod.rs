@@ -13,11 +13,13 @@ pub(crate) mod copy;
 mod device;
 mod output;
 mod pipeline;
+pub mod temp;
 mod zero;
 
 use crate::disk::{BlockDevice, DiskError, StreamSource};
 use crate::qcow2::{CompressionType, Preallocation};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+pub use temp::TempOutput;
 
 /// What to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,63 +99,11 @@ pub fn convert(
     if opts.compression.is_some() && opts.format == OutputFormat::Raw {
         return Err(DiskError::invalid(output, "compression", "with raw output", "only qcow2 output can be compressed"));
     }
-    let temp = TempOutput::create(output)?;
-    let stats = pipeline::run(source, temp.file()?, &temp.path, opts, progress)?;
+    let temp = TempOutput::create(output, 0o644)?;
+    let file = temp.file().try_clone().map_err(|e| DiskError::io(temp.path(), "dup", e))?;
+    let stats = pipeline::run(source, file, temp.path(), opts, progress)?;
     temp.commit(output, opts.flush)?;
     Ok(stats)
-}
-
-/// The output under construction: `.NAME.part-PID` in the final directory, removed on drop
-/// unless committed.
-struct TempOutput {
-    path: PathBuf,
-    done: bool,
-}
-
-impl TempOutput {
-    fn create(output: &Path) -> Result<Self, DiskError> {
-        let name = output
-            .file_name()
-            .ok_or_else(|| DiskError::invalid(output, "output path", output.display(), "has no file name"))?;
-        let mut temp_name = std::ffi::OsString::from(".");
-        temp_name.push(name);
-        temp_name.push(format!(".part-{}", std::process::id()));
-        let path = output.with_file_name(temp_name);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| DiskError::io(&path, "create", e))?;
-        Ok(TempOutput { path, done: false })
-    }
-
-    fn file(&self) -> Result<std::fs::File, DiskError> {
-        std::fs::OpenOptions::new().read(true).write(true).open(&self.path).map_err(|e| DiskError::io(&self.path, "open", e))
-    }
-
-    fn commit(mut self, output: &Path, flush: bool) -> Result<(), DiskError> {
-        if flush {
-            let f = std::fs::File::open(&self.path).map_err(|e| DiskError::io(&self.path, "open", e))?;
-            f.sync_all().map_err(|e| DiskError::io(&self.path, "fsync", e))?;
-        }
-        std::fs::rename(&self.path, output).map_err(|e| DiskError::io(output, "rename into place", e))?;
-        self.done = true;
-        if flush {
-            let dir = output.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            if let Ok(d) = std::fs::File::open(dir) {
-                d.sync_all().map_err(|e| DiskError::io(dir, "fsync", e))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for TempOutput {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,10 @@ pub enum DiskError {
     #[error("{}: unsupported {what}", path.display())]
     Unsupported { path: PathBuf, what: String },
 
+    /// An operation refused to protect data (an output that is a source).
+    #[error("{}: {reason}", path.display())]
+    Refused { path: PathBuf, reason: String },
+
     #[error("{}: range {offset}+{length} is outside the disk ({size} bytes)", path.display())]
     OutOfRange { path: PathBuf, offset: u64, length: u64, size: u64 },
 }
@@ -34,6 +38,10 @@ impl DiskError {
             value: value.to_string(),
             reason: reason.into(),
         }
+    }
+
+    pub fn refused(path: &Path, reason: impl Into<String>) -> Self {
+        DiskError::Refused { path: path.to_path_buf(), reason: reason.into() }
     }
 
     pub fn unsupported(path: &Path, what: impl Into<String>) -> Self {

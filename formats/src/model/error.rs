@@ -57,13 +57,13 @@ fn one_line(s: &str) -> String {
 /// Reads a whole description file, refusing files above `limit` bytes before reading them.
 pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, ConfigError> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| ConfigError::io(path, "open", e))?;
-    let meta = file.metadata().map_err(|e| ConfigError::io(path, "stat", e))?;
-    if meta.is_dir() {
+    if path.is_dir() {
         return Err(ConfigError::other(path, "is a directory, expected a file"));
     }
-    if meta.len() > limit {
-        return Err(ConfigError::invalid(path, "file size", meta.len(), format!("larger than {limit} bytes")));
+    // Non-blocking, regular files and block devices only: a FIFO must not hang the open.
+    let (file, len) = crate::disk::open_input(path).map_err(|e| ConfigError::io(path, "open", e))?;
+    if len > limit {
+        return Err(ConfigError::invalid(path, "file size", len, format!("larger than {limit} bytes")));
     }
     let mut buf = Vec::new();
     file.take(limit + 1).read_to_end(&mut buf).map_err(|e| ConfigError::io(path, "read", e))?;

@@ -34,7 +34,8 @@ impl VmdkDevice {
                     format!("parentCID {pcid:08x} says there is a parent"),
                 ));
             };
-            if layers.len() > MAX_DEPTH {
+            // At most MAX_DEPTH images in all, as qcow2's backing chains (MAX_CHAIN).
+            if layers.len() >= MAX_DEPTH {
                 return Err(DiskError::invalid(&child.path, "parent chain depth", layers.len(), "more than 64 images"));
             }
             let dir = child.path.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -33,6 +33,10 @@ impl ExtFs {
     /// Opens the filesystem on `dev`.
     pub fn open(dev: &Device) -> Result<Self, FsError> {
         let raw = dev.read(1024, 1024)?;
+        let bad = |reason: String| FsError::Read { device: dev.name.clone(), fstype: "ext", path: "/".into(), reason };
+        // Every field the crate and `ext_raw` use, bounded first: the crate would divide by
+        // zero, index out of bounds or abort on an allocation it sizes from them.
+        super::ext_sb::check(&raw, dev.size()).map_err(bad)?;
         let geo = Geometry::new(&raw).ok_or_else(|| FsError::Read {
             device: dev.name.clone(),
             fstype: "ext",

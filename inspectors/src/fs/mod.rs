@@ -3,6 +3,7 @@
 
 mod ext;
 mod ext_raw;
+mod ext_sb;
 mod fat;
 mod ntfs;
 mod probe;

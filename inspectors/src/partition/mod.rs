@@ -78,11 +78,11 @@ impl PartitionTable {
         let protective = mbr.as_ref().is_some_and(|m| m.entries.iter().any(|(_, e)| e.ptype == 0xee));
         if protective || mbr.is_none() {
             if let Some(t) = gpt::read(disk, mbr.as_ref())? {
-                return Ok(Some(t));
+                return Ok(Some(warn_overlaps(&disk.name, t)));
             }
         }
         match mbr {
-            Some(m) if !protective => Ok(Some(mbr::read(disk, &m)?)),
+            Some(m) if !protective => Ok(Some(warn_overlaps(&disk.name, mbr::read(disk, &m)?))),
             Some(_) => Err(PartError::Invalid {
                 device: disk.name.clone(),
                 field: "GPT header",
@@ -92,6 +92,33 @@ impl PartitionTable {
             None => Ok(None),
         }
     }
+}
+
+/// Adds a warning for each pair of partitions sharing sectors (an extended partition and
+/// the logical partitions it holds excepted), as `sfdisk --verify` and parted complain.
+fn warn_overlaps(disk: &str, mut t: PartitionTable) -> PartitionTable {
+    let mut parts: Vec<&Partition> = t.partitions.iter().filter(|p| p.kind != PartKind::Extended && p.size > 0).collect();
+    parts.sort_by_key(|p| (p.start, p.number));
+    let mut warnings = Vec::new();
+    for (i, a) in parts.iter().enumerate() {
+        let a_end = a.start.saturating_add(a.size);
+        for b in parts[i + 1..].iter().take_while(|b| b.start < a_end) {
+            warnings.push(format!(
+                "{disk}: partitions {} and {} overlap (bytes {}-{} and {}-{})",
+                a.number,
+                b.number,
+                a.start,
+                a_end - 1,
+                b.start,
+                b.start.saturating_add(b.size) - 1
+            ));
+            if warnings.len() >= 16 {
+                break;
+            }
+        }
+    }
+    t.warnings.extend(warnings);
+    t
 }
 
 /// Name of partition `number` of disk `disk` as Linux spells it (`/dev/sda1`, `/dev/nvme0n1p1`).
@@ -148,6 +175,19 @@ mod tests {
             [(1, 1, PartKind::Linux), (2, 8, PartKind::Extended), (5, 9, PartKind::LinuxSwap), (6, 26, PartKind::LinuxLvm)]
         );
         assert!(t.warnings[0].contains("partition 3 ends at sector 160"), "{:?}", t.warnings);
+    }
+
+    #[test]
+    fn overlapping_partitions_are_warned() {
+        let mut d = vec![0u8; 64 * 512];
+        d[510] = 0x55;
+        d[511] = 0xaa;
+        entry(&mut d, 0, 0x83, 2, 20);
+        entry(&mut d, 1, 0x83, 10, 20);
+        entry(&mut d, 2, 0x83, 40, 4);
+        let disk = Device::new("/dev/sda", Arc::new(MemDevice(d)));
+        let t = PartitionTable::read(&disk).unwrap().unwrap();
+        assert_eq!(t.warnings, ["/dev/sda: partitions 1 and 2 overlap (bytes 1024-11263 and 5120-15359)"]);
     }
 
     #[test]

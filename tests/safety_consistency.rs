@@ -1,0 +1,111 @@
+//! Same answer everywhere (issue 10 points 5 and 8): damaged ext4 superblocks are one-line
+//! errors (no abort, no panic); `img check` refuses backing loops and over-deep chains as
+//! `info` does; VMDK and qcow2 chains stop at the same depth; read errors of `inspect` go to
+//! stderr with a non-zero exit.
+mod img_support;
+mod safety_support;
+use img_support::{have_qemu, qemu_img, s};
+use safety_support::*;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn patch(p: &Path, at: u64, bytes: &[u8]) {
+    std::fs::OpenOptions::new().write(true).open(p).unwrap().write_all_at(bytes, at).unwrap();
+}
+
+/// A 16 MiB ext4 filesystem made by mkfs.ext4 (the whole disk, no partition table).
+fn ext4(dir: &Path, name: &str, extra: &[&str]) -> Option<PathBuf> {
+    let p = dir.join(name);
+    let f = std::fs::File::create(&p).unwrap();
+    f.set_len(16 << 20).unwrap();
+    let ok = Command::new("mkfs.ext4").args(["-q", "-F", "-b", "4096"]).args(extra).arg(&p).status().is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIP: mkfs.ext4 is not installed (tests/run.sh installs e2fsprogs)");
+        return None;
+    }
+    Some(p)
+}
+
+#[test]
+fn damaged_ext4_superblocks_are_one_line_errors() {
+    let top = tempfile::tempdir().unwrap();
+    let d = top.path();
+    let cases: [(&str, &[&str], u64, Vec<u8>, &str); 3] = [
+        ("first.img", &[], 1024 + 20, 0xffff_fff0u32.to_le_bytes().to_vec(), "s_first_data_block 4294967280"),
+        ("bpg.img", &[], 1024 + 32, 0u32.to_le_bytes().to_vec(), "s_blocks_per_group 0"),
+        ("count.img", &["-O", "64bit"], 1024 + 4, u32::MAX.to_le_bytes().to_vec(), "s_blocks_count 18446744073709551615"),
+    ];
+    for (name, extra, at, bytes, want) in cases {
+        let Some(img) = ext4(d, name, extra) else { return };
+        patch(&img, at, &bytes);
+        if name == "count.img" {
+            patch(&img, 1024 + 0x150, &u32::MAX.to_le_bytes());
+        }
+        let sum = sha(&img);
+        for args in [vec!["inspect", s(&img)], vec!["inspect", "--json", s(&img)]] {
+            let (code, out, err) = ferry_t(60, &args);
+            assert_eq!(code, 1, "{name}: {err}");
+            assert!(!err.contains("panicked") && !err.contains("memory allocation"), "{name}: {err}");
+            let warn: Vec<&str> = err.lines().filter(|l| l.contains(want)).collect();
+            assert_eq!(warn.len(), 1, "{name}: {err}");
+            assert!(warn[0].starts_with("ferry: warning: /dev/sda: ext: /: invalid superblock:"), "{}", warn[0]);
+            assert!(!out.contains("warning:") || args.contains(&"--json"), "read errors on stdout: {out}");
+        }
+        assert_eq!(sha(&img), sum);
+    }
+}
+
+#[test]
+fn check_refuses_what_info_refuses() {
+    if !have_qemu() {
+        return;
+    }
+    let top = tempfile::tempdir().unwrap();
+    let d = top.path();
+    // a -> b -> a.
+    qemu_img(&["create", "-q", "-f", "qcow2", s(&d.join("b.qcow2")), "1M"]);
+    qemu_img(&["create", "-q", "-f", "qcow2", "-b", "b.qcow2", "-F", "qcow2", s(&d.join("a.qcow2"))]);
+    qemu_img(&["rebase", "-q", "-u", "-f", "qcow2", "-b", "a.qcow2", "-F", "qcow2", s(&d.join("b.qcow2"))]);
+    let info = refused(ferry_t(30, &["img", "info", s(&d.join("a.qcow2"))]), 1, &["loops back"]);
+    let check = refused(ferry_t(30, &["img", "check", s(&d.join("a.qcow2"))]), 1, &["loops back"]);
+    assert_eq!(info, check);
+    let (_, out, _) = ferry_t(30, &["img", "check", s(&d.join("a.qcow2"))]);
+    assert!(!out.contains("No errors"), "{out}");
+}
+
+/// A chain of `n` images: `name0` the base, each next backed by the one before; returns the top.
+fn chain(d: &Path, n: usize, fmt: &str) -> PathBuf {
+    let p = |i: usize| d.join(format!("{fmt}{i}.{fmt}"));
+    qemu_img(&["create", "-q", "-f", fmt, s(&p(0)), "1M"]);
+    for i in 1..n {
+        let b = format!("{fmt}{}.{fmt}", i - 1);
+        qemu_img(&["create", "-q", "-f", fmt, "-b", &b, "-F", fmt, s(&p(i))]);
+    }
+    p(n - 1)
+}
+
+#[test]
+fn chains_stop_at_the_same_depth() {
+    if !have_qemu() {
+        return;
+    }
+    for fmt in ["qcow2", "vmdk"] {
+        let top = tempfile::tempdir().unwrap();
+        let d = top.path();
+        let ok = chain(d, 64, fmt);
+        for verb in ["info", "check", "map"] {
+            let (code, _, err) = ferry_t(60, &["img", verb, s(&ok)]);
+            assert_eq!(code, 0, "{fmt} {verb} 64 images: {err}");
+        }
+        let next = d.join(format!("{fmt}64.{fmt}"));
+        let b = format!("{fmt}63.{fmt}");
+        qemu_img(&["create", "-q", "-f", fmt, "-b", &b, "-F", fmt, s(&next)]);
+        for verb in ["info", "check", "map"] {
+            refused(ferry_t(60, &["img", verb, s(&next)]), 1, &["chain depth", "more than 64 images"]);
+        }
+        let out = d.join("o.qcow2");
+        refused(ferry_t(60, &["img", "convert", "-O", "qcow2", s(&next), s(&out)]), 1, &["chain depth"]);
+        assert!(!out.exists() && temps(d).is_empty());
+    }
+}
