@@ -93,13 +93,17 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     } else {
         labels.iter().map(|l| format!("{l}\n")).collect::<String>() + &report.summary()
     };
-    // Read errors go to stderr (and stay in the JSON / XML document); with no operating
-    // system found they make the disks unusable: exit 1.
+    // Warnings and read errors go to stderr (and stay in the JSON / XML document). Read
+    // errors (not the partition-table damage worked around) with no operating system found
+    // make the disks unusable: exit 1.
     for w in &report.warnings {
         eprintln!("ferry: warning: {}", w.replace(['\n', '\r'], " "));
     }
-    let code = if !report.warnings.is_empty() && report.operating_systems.is_empty() {
-        eprintln!("ferry: {} read error(s) and no operating system found on these disks", report.warnings.len());
+    let worked_around: std::collections::HashSet<&String> =
+        report.disks.iter().filter_map(|d| d.partition_table.as_ref()).flat_map(|t| &t.warnings).collect();
+    let errors = report.warnings.iter().filter(|w| !worked_around.contains(w)).count();
+    let code = if errors > 0 && report.operating_systems.is_empty() {
+        eprintln!("ferry: {errors} read error(s) and no operating system found on these disks");
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
