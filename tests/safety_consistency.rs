@@ -109,3 +109,72 @@ fn chains_stop_at_the_same_depth() {
         assert!(!out.exists() && temps(d).is_empty());
     }
 }
+
+#[test]
+fn overlapping_partitions_are_warned_as_sfdisk_does() {
+    let top = tempfile::tempdir().unwrap();
+    let img = top.path().join("overlap.img");
+    let mut d = vec![0u8; 64 * 512];
+    d[510] = 0x55;
+    d[511] = 0xaa;
+    for (slot, lba, n) in [(0usize, 2u32, 20u32), (1, 10, 20), (2, 40, 4)] {
+        let e = &mut d[446 + 16 * slot..446 + 16 * (slot + 1)];
+        e[4] = 0x83;
+        e[8..12].copy_from_slice(&lba.to_le_bytes());
+        e[12..16].copy_from_slice(&n.to_le_bytes());
+    }
+    std::fs::write(&img, &d).unwrap();
+    let Ok(o) = Command::new("sfdisk").arg("--verify").arg(&img).output() else {
+        eprintln!("SKIP: sfdisk is not installed (tests/run.sh installs fdisk)");
+        return;
+    };
+    // The oracle: sfdisk's "Partition 1: overlaps partition 2."
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let pairs: Vec<&str> = text.lines().filter(|l| l.contains("overlaps partition")).collect();
+    assert_eq!(pairs, ["Partition 1: overlaps partition 2."], "{text}");
+    let (code, out, err) = ferry_t(30, &["inspect", "--json", s(&img)]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let w = &v["disks"][0]["partition_table"]["warnings"];
+    assert_eq!(w, &serde_json::json!(["/dev/sda: partitions 1 and 2 overlap (bytes 1024-11263 and 5120-15359)"]));
+    assert!(err.contains("ferry: warning: /dev/sda: partitions 1 and 2 overlap"), "{err}");
+}
+
+#[test]
+fn grain_inflating_past_its_size_is_refused_as_qemu_does() {
+    if !have_qemu() {
+        return;
+    }
+    let top = tempfile::tempdir().unwrap();
+    let d = top.path();
+    raw(&d.join("r.raw"), 1 << 20);
+    let vmdk = d.join("s.vmdk");
+    qemu_img(&["convert", "-q", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", s(&d.join("r.raw")), s(&vmdk)]);
+    // Walk the markers from overHead to the first grain; replace its data with a zlib stream
+    // of 65537 bytes (one more than the grain).
+    let mut b = std::fs::read(&vmdk).unwrap();
+    let u64at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let mut p = u64at(&b, 56) as usize * 512;
+    loop {
+        let (lba, size) = (u64at(&b, p), u32::from_le_bytes(b[p + 8..p + 12].try_into().unwrap()));
+        if size > 0 {
+            break;
+        }
+        p += 512 + lba as usize * 512;
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut z, &[0u8; 65537]).unwrap();
+    let z = z.finish().unwrap();
+    b[p + 8..p + 12].copy_from_slice(&(z.len() as u32).to_le_bytes());
+    b[p + 12..p + 12 + z.len()].copy_from_slice(&z);
+    std::fs::write(&vmdk, &b).unwrap();
+    // The oracle refuses it.
+    let q = Command::new("qemu-img").args(["convert", "-O", "raw", s(&vmdk), s(&d.join("q.raw"))]).output().unwrap();
+    assert!(!q.status.success());
+    let out = d.join("o.raw");
+    refused(ferry_t(60, &["img", "convert", "-O", "raw", s(&vmdk), s(&out)]), 1, &["s.vmdk", "inflates past the grain's 65536 bytes"]);
+    assert!(!out.exists() && temps(d).is_empty());
+    let (code, _, err) = ferry_t(60, &["img", "check", s(&vmdk)]);
+    assert_eq!(code, 2);
+    assert!(err.contains("inflates past the grain"), "{err}");
+}
