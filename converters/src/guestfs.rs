@@ -13,6 +13,7 @@ mod ext4;
 mod fat;
 mod hostdir;
 mod mem;
+mod xfs;
 
 pub use ext4::Ext4GuestFs;
 pub use hostdir::HostDirFs;

@@ -165,6 +165,7 @@ pub fn inspect(disks: &[Device]) -> Result<Inspection, InspectError> {
             uuid: info.uuid.clone(),
             label: info.label.clone(),
             version: info.version.clone(),
+            features: info.features.clone(),
             size: v.dev.size(),
         });
     }

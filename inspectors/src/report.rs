@@ -25,6 +25,9 @@ pub struct FsReport {
     pub uuid: Option<String>,
     pub label: Option<String>,
     pub version: Option<String>,
+    /// Feature names where the filesystem has them (XFS: `crc`, `finobt`, `reflink`, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
     pub size: u64,
 }
 
@@ -153,11 +156,15 @@ impl Inspection {
         for f in &self.filesystems {
             let _ = writeln!(
                 s,
-                "  {} {} uuid={} label={}",
+                "  {} {} uuid={} label={}{}",
                 f.device,
                 f.fstype,
                 f.uuid.as_deref().unwrap_or("-"),
-                f.label.as_deref().unwrap_or("-")
+                f.label.as_deref().unwrap_or("-"),
+                match (&f.version, f.features.is_empty()) {
+                    (Some(v), false) => format!(" {v} ({})", f.features.join(",")),
+                    _ => String::new(),
+                }
             );
         }
         if self.operating_systems.is_empty() {

@@ -1,8 +1,8 @@
 //! The guest-conversion step of `ferry convert`: the source disks are opened read-only, each
 //! under a copy-on-write overlay; the guest is inspected on the overlays; the Linux root
-//! chosen by `--root` is opened read-write with the host-side ext4 writer (plus a separate
-//! `/boot` or `/usr`, on partitions, whole disks or LVM LVs: [`super::volumes`]) and the FAT
-//! ESP at `/boot/efi`, the conversion planned, printed, applied, and the initramfs rebuilt
+//! chosen by `--root` is opened read-write through the converters' one dispatch by type
+//! ([`ferry_converters::fs::open`]; plus a separate `/boot` or `/usr`, on partitions, whole
+//! disks or LVM LVs: [`super::volumes`]) and the FAT ESP at `/boot/efi`, the conversion planned, printed, applied, and the initramfs rebuilt
 //! with virtio. The overlays
 //! (source + edits) are what the copy step then writes to the output in one pass.
 //!
@@ -16,9 +16,7 @@ use super::root::{self, RootChoice};
 use super::volumes::{locate_name, Volumes};
 use crate::output::drive_name;
 use anyhow::{bail, Context};
-use ferry_converters::fs::ext4::Ext4;
-use ferry_converters::fs::fat::Fat;
-use ferry_converters::fs::Volume;
+use ferry_converters::fs::{self, Filesystem, Volume};
 use ferry_converters::guestfs::Ext4GuestFs;
 use ferry_converters::linux::rebuild::{rebuild_initramfs, RebuildReport};
 use ferry_converters::linux::{self, DiskTarget, NicTarget, Plan, TargetLayout};
@@ -119,8 +117,9 @@ fn fstype<'r>(rep: &'r Inspection, dev: &str) -> &'r str {
     rep.filesystems.iter().find(|f| f.device == dev).map_or("", |f| f.fstype.as_str())
 }
 
-fn is_ext(rep: &Inspection, dev: &str) -> bool {
-    matches!(fstype(rep, dev), "ext2" | "ext3" | "ext4")
+/// Whether Ferry's writer for `dev`'s filesystem type can carry out a conversion on it.
+fn is_writable(rep: &Inspection, dev: &str) -> bool {
+    fs::writable(fstype(rep, dev))
 }
 
 /// The Linux target: disk order and NIC names from the layout's PCI slots.
@@ -156,24 +155,15 @@ fn target(vm: &VmModel, layout: &Layout, names: &[String], rep: &Inspection) -> 
     t
 }
 
-/// Opens the ext filesystem `dev` read-write (a partition, whole disk or LV on the overlays).
-fn open_ext<'v>(vols: &'v Volumes, rep: &Inspection, names: &[String], vm: &VmModel, dev: &str) -> anyhow::Result<Ext4<'v>> {
+/// Opens the filesystem `dev` read-write (a partition, whole disk or LV on the overlays) with
+/// the writer for the type inspection found.
+fn open_fs<'v>(vols: &'v Volumes, rep: &Inspection, names: &[String], vm: &VmModel, dev: &str) -> anyhow::Result<Filesystem<'v>> {
     let describe = |i: usize| vm.disks.get(i).map(|d| d.source.describe()).unwrap_or_default();
     let e = vols
         .open(rep, names, describe, dev)?
         .with_context(|| format!("{dev} is not a partition, whole disk or logical volume of the guest (md RAID is not edited)"))?;
     let vol = Volume::new(e.dev, e.start, e.len, &e.name)?;
-    Ok(Ext4::open(vol, &e.name)?)
-}
-
-/// Opens the FAT filesystem `dev` (the ESP) read-write.
-fn open_fat<'v>(vols: &'v Volumes, rep: &Inspection, names: &[String], vm: &VmModel, dev: &str) -> anyhow::Result<Fat<'v>> {
-    let describe = |i: usize| vm.disks.get(i).map(|d| d.source.describe()).unwrap_or_default();
-    let e = vols
-        .open(rep, names, describe, dev)?
-        .with_context(|| format!("{dev} is not a partition, whole disk or logical volume of the guest"))?;
-    let vol = Volume::new(e.dev, e.start, e.len, &e.name)?;
-    Ok(Fat::open(vol, &e.name)?)
+    Ok(fs::open(vol, fstype(rep, dev), &e.name)?)
 }
 
 /// Options of the conversion step.
@@ -224,9 +214,9 @@ pub fn convert_guest(
     report.distro = os.distro.clone();
     report.version = format!("{}.{}", os.major_version, os.minor_version);
     report.root = os.root.clone();
-    if !is_ext(&rep, &os.root) {
+    if !is_writable(&rep, &os.root) {
         bail!(
-            "the root filesystem {} is {}: Ferry edits only ext2/3/4 filesystems (there is no XFS or btrfs writer yet)",
+            "the root filesystem {} is {}: Ferry converts only on ext2/3/4 filesystems (the XFS writer edits in place but cannot create files yet; there is no btrfs writer)",
             os.root,
             match fstype(&rep, &os.root) {
                 "" => "of an unknown type",
@@ -235,7 +225,7 @@ pub fn convert_guest(
         );
     }
     let vols = Volumes::new(&rep, overlays, &names)?;
-    let mut gfs = Ext4GuestFs::new(open_ext(&vols, &rep, &names, vm, &os.root)?);
+    let mut gfs = Ext4GuestFs::with_root(open_fs(&vols, &rep, &names, vm, &os.root)?);
     let root_name = locate_name(&rep, &names, &os.root).unwrap_or_else(|| os.root.clone());
     for (mp, dev) in &os.mountpoints {
         if mp == "/" {
@@ -243,15 +233,15 @@ pub fn convert_guest(
         }
         if mp == "/boot/efi" && fstype(&rep, dev) == "vfat" {
             // The ESP: UEFI guests keep a grub.cfg there (RHEL 8 its real menu).
-            gfs.mount_fat(mp, open_fat(&vols, &rep, &names, vm, dev)?)?;
+            gfs.mount_fs(mp, open_fs(&vols, &rep, &names, vm, dev)?)?;
             continue;
         }
         let wanted = matches!(mp.as_str(), "/boot" | "/usr");
-        if wanted && is_ext(&rep, dev) {
-            gfs.mount(mp, open_ext(&vols, &rep, &names, vm, dev)?)?;
+        if wanted && is_writable(&rep, dev) {
+            gfs.mount_fs(mp, open_fs(&vols, &rep, &names, vm, dev)?)?;
         } else if wanted {
             report.warnings.push(format!(
-                "{mp} on {dev} is {}, not an ext filesystem Ferry can edit: left unchanged",
+                "{mp} on {dev} is {}, not a filesystem Ferry can convert on: left unchanged",
                 match fstype(&rep, dev) {
                     "" => "of an unknown type",
                     t => t,

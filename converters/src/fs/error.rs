@@ -47,6 +47,9 @@ pub enum FsError {
     #[error("{fs}: filesystem journal needs recovery: shut the guest down cleanly")]
     NeedsRecovery { fs: String },
 
+    #[error("the XFS log of {fs} needs recovery: shut the guest down cleanly")]
+    LogNeedsRecovery { fs: String },
+
     #[error("{fs}: {reason}")]
     Unclean { fs: String, reason: String },
 

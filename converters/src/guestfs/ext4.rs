@@ -1,5 +1,5 @@
-//! [`Ext4GuestFs`]: the guest's ext2/3/4 filesystems, opened for editing with the host-side
-//! ext4 writer ([`crate::fs::ext4::Ext4`]), mounted at their guest mountpoints (`/`, and e.g.
+//! [`Ext4GuestFs`]: the guest's filesystems, opened for editing with the host-side writers
+//! ([`crate::fs::open`]: ext2/3/4, XFS, FAT), mounted at their guest mountpoints (`/`, and e.g.
 //! a separate `/boot`) and seen through the [`GuestFs`] interface the Linux conversion uses.
 //!
 //! Every path is first resolved with the shared [`resolve`] rules over the whole mount tree
@@ -7,19 +7,15 @@
 //! canonical path then goes to the filesystem of the longest mountpoint that contains it.
 
 use super::fat as vfat;
+use super::xfs as gxfs;
 use super::{resolve, FileKind, GuestFs, GuestFsError, Stat};
 use crate::fs::ext4::{Ext4, FileKind as ExtKind};
 use crate::fs::fat::Fat;
 use crate::fs::{FsError, PathProblem};
+use crate::fs::Filesystem as Mount;
 
 /// Largest file `read_file` returns (initramfs images are tens of MiB).
 pub const MAX_READ: u64 = 1 << 30;
-
-/// One mounted filesystem: ext2/3/4, or FAT (the EFI system partition).
-enum Mount<'a> {
-    Ext(Ext4<'a>),
-    Fat(Fat<'a>),
-}
 
 /// Guest filesystems mounted for editing: the ext root, further ext filesystems (`/boot`,
 /// `/usr`) and FAT ones (`/boot/efi`).
@@ -31,9 +27,19 @@ pub struct Ext4GuestFs<'a> {
 impl<'a> Ext4GuestFs<'a> {
     /// The guest whose root filesystem is `root`.
     pub fn new(root: Ext4<'a>) -> Self {
+        Self::with_root(Mount::Ext(root))
+    }
+
+    /// The guest whose root filesystem is `root`, of any type [`crate::fs::open`] returns.
+    pub fn with_root(root: Mount<'a>) -> Self {
         Ext4GuestFs {
-            mounts: vec![("/".to_string(), Mount::Ext(root))],
+            mounts: vec![("/".to_string(), root)],
         }
+    }
+
+    /// Mounts `fs`, of any type, at the guest directory `mountpoint`.
+    pub fn mount_fs(&mut self, mountpoint: &str, fs: Mount<'a>) -> Result<(), GuestFsError> {
+        self.attach(mountpoint, fs)
     }
 
     /// Mounts `fs` at the guest directory `mountpoint` (which must exist, as in `mount`).
@@ -109,7 +115,11 @@ impl<'a> Ext4GuestFs<'a> {
     fn canon(&self, path: &str, follow_last: bool) -> Result<String, GuestFsError> {
         resolve(path, follow_last, |p| {
             let (i, inner) = self.locate(p);
-            let Mount::Ext(fs) = self.fs(i) else { return Ok(None) };
+            let fs = match self.fs(i) {
+                Mount::Ext(fs) => fs,
+                Mount::Xfs(x) => return gxfs::link_of(x, &inner, p),
+                Mount::Fat(_) => return Ok(None),
+            };
             match fs.symlink_metadata(&inner) {
                 Ok(md) if md.kind == ExtKind::Symlink => {
                     let t = fs
@@ -200,6 +210,7 @@ impl GuestFs for Ext4GuestFs<'_> {
         let fs = match self.fs(i) {
             Mount::Ext(fs) => fs,
             Mount::Fat(f) => return vfat::lstat(f, &inner, &canon),
+            Mount::Xfs(x) => return gxfs::lstat(x, &inner, &canon),
         };
         match fs.symlink_metadata(&inner) {
             Ok(md) => Ok(Some(Stat {
@@ -221,6 +232,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .read_file(&inner, MAX_READ)
                 .map_err(|e| fs_err(&canon, "read", e)),
             Mount::Fat(f) => vfat::read_file(f, &inner, &canon, MAX_READ),
+            Mount::Xfs(x) => gxfs::read_file(x, &inner, &canon, MAX_READ),
         }
     }
 
@@ -231,6 +243,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .write_file(&inner, data, perm(mode), 0, 0)
                 .map_err(|e| fs_err(&canon, "write", e)),
             Mount::Fat(f) => vfat::write_file(f, &inner, &canon, data),
+            Mount::Xfs(x) => gxfs::write_file(x, &inner, &canon, data),
         }
     }
 
@@ -239,6 +252,7 @@ impl GuestFs for Ext4GuestFs<'_> {
         let fs = match self.fs(i) {
             Mount::Ext(fs) => fs,
             Mount::Fat(f) => return vfat::read_dir(f, &inner, &canon),
+            Mount::Xfs(x) => return gxfs::read_dir(x, &inner, &canon),
         };
         let mut names: Vec<String> = fs
             .read_dir(&inner)
@@ -252,8 +266,10 @@ impl GuestFs for Ext4GuestFs<'_> {
 
     fn read_link(&self, path: &str) -> Result<String, GuestFsError> {
         let (i, inner, canon) = self.place(path, false)?;
-        let Mount::Ext(fs) = self.fs(i) else {
-            return Err(vfat::unsupported(&canon, "symbolic links"));
+        let fs = match self.fs(i) {
+            Mount::Ext(fs) => fs,
+            Mount::Xfs(x) => return gxfs::read_link(x, &inner, &canon),
+            Mount::Fat(_) => return Err(vfat::unsupported(&canon, "symbolic links")),
         };
         let t = fs
             .read_link(&inner)
@@ -263,8 +279,10 @@ impl GuestFs for Ext4GuestFs<'_> {
 
     fn symlink(&mut self, target: &str, path: &str) -> Result<(), GuestFsError> {
         let (i, inner, canon) = self.place(path, false)?;
-        let Mount::Ext(fs) = self.fs_mut(i) else {
-            return Err(vfat::unsupported(&canon, "symbolic links"));
+        let fs = match self.fs_mut(i) {
+            Mount::Ext(fs) => fs,
+            Mount::Xfs(_) => return Err(gxfs::unsupported(&canon, "creating a symbolic link")),
+            Mount::Fat(_) => return Err(vfat::unsupported(&canon, "symbolic links")),
         };
         fs.symlink(&inner, target, 0, 0)
             .map_err(|e| fs_err(&canon, "symlink", e))
@@ -278,6 +296,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .unlink(&inner)
                 .map_err(|e| fs_err(&canon, "unlink", e)),
             Mount::Fat(f) => vfat::unlink(f, &inner, &canon),
+            Mount::Xfs(_) => Err(gxfs::unsupported(&canon, "removing a file")),
         }
     }
 
@@ -297,6 +316,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .rename(&inner_from, &inner_to)
                 .map_err(|e| fs_err(&canon_from, "rename", e)),
             Mount::Fat(f) => vfat::rename(f, &inner_from, &inner_to, &canon_from),
+            Mount::Xfs(_) => Err(gxfs::unsupported(&canon_from, "renaming")),
         }
     }
 
@@ -307,13 +327,16 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .mkdir(&inner, perm(mode), 0, 0)
                 .map_err(|e| fs_err(&canon, "mkdir", e)),
             Mount::Fat(f) => vfat::mkdir(f, &inner, &canon),
+            Mount::Xfs(_) => Err(gxfs::unsupported(&canon, "creating a directory")),
         }
     }
 
     fn set_mode(&mut self, path: &str, mode: u32) -> Result<(), GuestFsError> {
         let (i, inner, canon) = self.place(path, false)?;
-        let Mount::Ext(fs) = self.fs_mut(i) else {
-            return Err(vfat::unsupported(&canon, "permission bits"));
+        let fs = match self.fs_mut(i) {
+            Mount::Ext(fs) => fs,
+            Mount::Xfs(x) => return gxfs::set_mode(x, &inner, &canon, mode),
+            Mount::Fat(_) => return Err(vfat::unsupported(&canon, "permission bits")),
         };
         fs.set_mode(&inner, perm(mode))
             .map_err(|e| fs_err(&canon, "chmod", e))
@@ -321,8 +344,10 @@ impl GuestFs for Ext4GuestFs<'_> {
 
     fn set_owner(&mut self, path: &str, uid: u32, gid: u32) -> Result<(), GuestFsError> {
         let (i, inner, canon) = self.place(path, false)?;
-        let Mount::Ext(fs) = self.fs_mut(i) else {
-            return Err(vfat::unsupported(&canon, "owners"));
+        let fs = match self.fs_mut(i) {
+            Mount::Ext(fs) => fs,
+            Mount::Xfs(x) => return gxfs::set_owner(x, &inner, &canon, uid, gid),
+            Mount::Fat(_) => return Err(vfat::unsupported(&canon, "owners")),
         };
         fs.set_owner(&inner, uid, gid)
             .map_err(|e| fs_err(&canon, "chown", e))

@@ -14,7 +14,7 @@ pub use ext::ExtFs;
 pub use fat::FatFs;
 pub use ntfs::NtfsFs;
 pub use probe::{probe, FsInfo, FsType};
-pub use xfs::XfsFs;
+pub use xfs::{features as xfs_features, XfsFs, INCOMPAT_NAMES as XFS_INCOMPAT_NAMES};
 
 use crate::device::Device;
 use ferry_formats::disk::DiskError;

@@ -53,11 +53,13 @@ pub struct FsInfo {
     pub label: Option<String>,
     /// Version detail: `v4`/`v5` for XFS, `1`/`2` for LUKS, `FAT12/16/32` for vfat.
     pub version: Option<String>,
+    /// Feature names (XFS: `crc`, `finobt`, `sparse`, `reflink`, ...).
+    pub features: Vec<String>,
 }
 
 fn info(fstype: FsType, uuid: Option<String>, label: String, version: Option<String>) -> FsInfo {
     let label = Some(label).filter(|l| !l.is_empty());
-    FsInfo { fstype, uuid: uuid.filter(|u| !u.is_empty()), label, version }
+    FsInfo { fstype, uuid: uuid.filter(|u| !u.is_empty()), label, version, features: Vec::new() }
 }
 
 /// Probes a device for a known signature; `None` if nothing is recognised.
@@ -109,7 +111,9 @@ fn xfs(b: &[u8]) -> Option<FsInfo> {
         return None;
     }
     let version = format!("v{}", u16be(b, 100) & 0xf);
-    Some(info(FsType::Xfs, Some(uuid_be(&array(b, 32))), cstr(b, 108, 12), Some(version)))
+    let mut i = info(FsType::Xfs, Some(uuid_be(&array(b, 32))), cstr(b, 108, 12), Some(version));
+    i.features = super::xfs::features(b).into_iter().map(String::from).collect();
+    Some(i)
 }
 
 fn btrfs(b: &[u8]) -> Option<FsInfo> {

@@ -6,6 +6,43 @@ use super::{components, FileKind, FileSystem, FsError, Meta};
 use crate::bytes::{field, u16be, u32be, u64be};
 use crate::device::Device;
 
+/// v5 read-only-compatible feature bits and their mkfs.xfs names.
+pub const RO_COMPAT_NAMES: [(u32, &str); 4] = [(1, "finobt"), (2, "rmapbt"), (4, "reflink"), (8, "inobtcount")];
+/// v5 incompatible feature bits and their names.
+pub const INCOMPAT_NAMES: [(u32, &str); 9] = [
+    (1, "ftype"),
+    (2, "sparse"),
+    (4, "meta_uuid"),
+    (8, "bigtime"),
+    (16, "needsrepair"),
+    (32, "nrext64"),
+    (64, "exchange"),
+    (128, "parent"),
+    (256, "metadir"),
+];
+
+/// The feature names an XFS superblock (its first 512 bytes) sets, as `mkfs.xfs` and
+/// `xfs_info` call them: `crc` and the v5 feature bits, or the v4 options.
+pub fn features(sb: &[u8]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let named = |bits: u32, names: &[(u32, &'static str)], out: &mut Vec<&'static str>| {
+        out.extend(names.iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| *n));
+    };
+    let features2 = u32be(sb, 200);
+    if u16be(sb, 100) & 0xf == 5 {
+        out.push("crc");
+        named(u32be(sb, 212), &RO_COMPAT_NAMES, &mut out);
+        named(u32be(sb, 216), &INCOMPAT_NAMES, &mut out);
+    } else {
+        let v4 = [(0x200, "ftype"), (0x08, "attr2"), (0x02, "lazy-count"), (0x80, "projid32bit")];
+        named(features2, &v4, &mut out);
+        if u16be(sb, 100) & 0x1000 != 0 {
+            out.push("unwritten");
+        }
+    }
+    out
+}
+
 /// Logical byte offset where directory leaf/free blocks start (data blocks lie below).
 const DIR_LEAF_OFFSET: u64 = 32 << 30;
 /// Most extents collected for one file (bounds memory on corrupt B+trees).

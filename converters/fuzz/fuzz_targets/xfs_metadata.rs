@@ -1,0 +1,105 @@
+//! Corrupted XFS metadata must give errors, never panics or unbounded allocations. The input
+//! overwrites bytes of the small committed v5 image (testdata/fs/xfs-v5.img.gz: superblock,
+//! AG headers, inodes, shortform/block/leaf directories, symlinks), each 5-byte chunk being a
+//! little-endian offset into the metadata-dense first 2 MiB of either AG and a byte; then the
+//! filesystem is opened, walked, read, and edited in place.
+#![no_main]
+
+use ferry_converters::fs::xfs::{FileKind, Xfs};
+use ferry_converters::fs::Volume;
+use ferry_converters::initramfs::Compression;
+use ferry_formats::disk::{BlockDevice, DiskError, Extent, ExtentKind, ImageInfo, WritableDevice};
+use libfuzzer_sys::fuzz_target;
+use std::sync::{Mutex, OnceLock};
+
+static GZ: &[u8] = include_bytes!("../../../testdata/fs/xfs-v5.img.gz");
+
+fn base() -> &'static [u8] {
+    static IMG: OnceLock<Vec<u8>> = OnceLock::new();
+    IMG.get_or_init(|| Compression::Gzip.decompress("xfs-v5.img.gz", GZ, 64 << 20).expect("seed image").0)
+}
+
+struct Mem(Mutex<Vec<u8>>);
+
+impl BlockDevice for Mem {
+    fn size(&self) -> u64 {
+        self.0.lock().unwrap().len() as u64
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
+        let v = self.0.lock().unwrap();
+        ferry_formats::disk::check_range(std::path::Path::new("mem"), offset, buf.len() as u64, v.len() as u64)?;
+        buf.copy_from_slice(&v[offset as usize..offset as usize + buf.len()]);
+        Ok(())
+    }
+    fn map(&self, offset: u64, length: u64) -> Result<Vec<Extent>, DiskError> {
+        Ok(vec![Extent { offset, length, kind: ExtentKind::Data }])
+    }
+    fn info(&self) -> ImageInfo {
+        ImageInfo::default()
+    }
+}
+
+impl WritableDevice for Mem {
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
+        let mut v = self.0.lock().unwrap();
+        let len = v.len() as u64;
+        ferry_formats::disk::check_range(std::path::Path::new("mem"), offset, buf.len() as u64, len)?;
+        v[offset as usize..offset as usize + buf.len()].copy_from_slice(buf);
+        Ok(())
+    }
+    fn flush(&self) -> Result<(), DiskError> {
+        Ok(())
+    }
+    fn discard(&self, _: u64, _: u64) -> Result<(), DiskError> {
+        Ok(())
+    }
+}
+
+fn walk(fs: &Xfs, path: &str, depth: u32, budget: &mut u32) {
+    let Ok(entries) = fs.read_dir(path) else { return };
+    for e in entries {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
+        let child = format!("{}/{}", path.trim_end_matches('/'), String::from_utf8_lossy(&e.name));
+        let Ok(md) = fs.symlink_metadata(&child) else { continue };
+        match md.kind {
+            FileKind::Directory if depth < 4 => walk(fs, &child, depth + 1, budget),
+            FileKind::Regular => {
+                let _ = fs.read_file(&child, 1 << 16);
+            }
+            FileKind::Symlink => {
+                let _ = fs.read_link(&child);
+                let _ = fs.metadata(&child);
+            }
+            _ => {}
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut img = base().to_vec();
+    let half = img.len() / 2;
+    for m in data.chunks_exact(5) {
+        let off = u32::from_le_bytes([m[0], m[1], m[2], m[3]]) as usize;
+        // Either AG's first 2 MiB: headers, btree roots, inodes, directory blocks.
+        let at = (off & (2 << 20) - 1) + if off & (1 << 31) != 0 { half } else { 0 };
+        if let Some(b) = img.get_mut(at) {
+            *b = m[4];
+        }
+    }
+    let len = img.len() as u64;
+    let dev = Mem(Mutex::new(img));
+    let Ok(vol) = Volume::new(&dev, 0, len, "fuzz") else { return };
+    let Ok(mut fs) = Xfs::open(vol, "fuzz") else { return };
+    let mut budget = 400;
+    walk(&fs, "/", 0, &mut budget);
+    let _ = fs.write_file("/etc/fstab", b"UUID=x / xfs defaults 0 0\n");
+    let _ = fs.write_file("/var/data", &[b'y'; 30000]);
+    let _ = fs.set_mode("/many/entry_number_7", 0o600);
+    let _ = fs.set_owner("/block", 1, 2);
+    let _ = fs.set_times("/bin", 1, 2);
+    let mut budget = 400;
+    walk(&fs, "/", 0, &mut budget);
+});

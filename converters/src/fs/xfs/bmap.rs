@@ -1,0 +1,143 @@
+//! Block maps: the packed 128-bit extent records of a data fork, in the inode (extents
+//! format) or in a bmbt B+tree whose root sits in the inode (btree format).
+
+use super::bytes::{be16, be32, be64, crc_ok};
+use super::inode::{Inode, FMT_BTREE, FMT_EXTENTS};
+use super::Xfs;
+use crate::fs::FsError;
+
+/// Most extents collected for one file (bounds memory on a corrupt tree).
+const MAX_EXTENTS: u64 = 1 << 20;
+/// Deepest bmbt accepted (the kernel's limit for 64-bit extent counts is 9 or so).
+const MAX_LEVELS: u16 = 12;
+const BMBT_CRC: usize = 64;
+
+/// One mapping: file blocks `[off, off+len)` at filesystem block `fsb`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent {
+    pub off: u64,
+    pub fsb: u64,
+    pub len: u64,
+    /// Allocated but unwritten (reads as zeros).
+    pub unwritten: bool,
+}
+
+/// Decodes the extent record at `b[at..at+16]`.
+fn record(b: &[u8], at: usize) -> Extent {
+    let l0 = be64(b, at);
+    let l1 = be64(b, at + 8);
+    Extent {
+        unwritten: l0 >> 63 != 0,
+        off: (l0 >> 9) & ((1u64 << 54) - 1),
+        fsb: ((l0 & 0x1ff) << 43) | (l1 >> 21),
+        len: l1 & ((1u64 << 21) - 1),
+    }
+}
+
+impl Xfs<'_> {
+    /// The data fork's extents, in file order.
+    pub(super) fn extents(&self, ino: &Inode) -> Result<Vec<Extent>, FsError> {
+        let fork = ino.data_fork();
+        let mut out = Vec::new();
+        match ino.format() {
+            FMT_EXTENTS => {
+                let n = ino.nextents();
+                if n > (fork.len() / 16) as u64 {
+                    return Err(self.invalid(&format!("inode {} di_nextents", ino.ino), n, "more than its fork holds"));
+                }
+                for i in 0..n as usize {
+                    out.push(record(fork, i * 16));
+                }
+            }
+            FMT_BTREE => {
+                let level = be16(fork, 0);
+                let n = usize::from(be16(fork, 2));
+                let maxrecs = fork.len().saturating_sub(4) / 16;
+                if level == 0 || level > MAX_LEVELS || n == 0 || n > maxrecs {
+                    return Err(self.invalid(
+                        &format!("inode {} bmbt root", ino.ino),
+                        format!("level {level} numrecs {n}"),
+                        "not a valid B+tree root",
+                    ));
+                }
+                for i in 0..n {
+                    let ptr = be64(fork, 4 + maxrecs * 8 + i * 8);
+                    self.bmbt_block(ino.ino, ptr, level - 1, &mut out)?;
+                }
+            }
+            f => return Err(self.invalid(&format!("inode {} di_format", ino.ino), f, "no block map in this fork format")),
+        }
+        self.check_extents(ino.ino, &out)?;
+        Ok(out)
+    }
+
+    fn bmbt_block(&self, owner: u64, fsb: u64, level: u16, out: &mut Vec<Extent>) -> Result<(), FsError> {
+        let field = format!("inode {owner} bmbt block {fsb}");
+        let mut b = vec![0u8; self.sb.block as usize];
+        self.read_fsb(&mut b, fsb, &field)?;
+        let (magic, hdr): (&[u8; 4], usize) = if self.sb.v5 { (b"BMA3", 72) } else { (b"BMAP", 24) };
+        if b.get(0..4) != Some(magic) {
+            return Err(self.invalid(&format!("{field} magic"), format!("{:#010x}", be32(&b, 0)), "not a bmbt block"));
+        }
+        if self.sb.v5 {
+            if !crc_ok(&b, BMBT_CRC) {
+                return Err(self.invalid(&format!("{field} crc"), format!("{:#010x}", be32(&b, BMBT_CRC)), "checksum mismatch"));
+            }
+            if be64(&b, 56) != owner {
+                return Err(self.invalid(&format!("{field} owner"), be64(&b, 56), "belongs to another inode"));
+            }
+        }
+        if be16(&b, 4) != level {
+            return Err(self.invalid(&format!("{field} level"), be16(&b, 4), format!("expected {level}")));
+        }
+        let n = usize::from(be16(&b, 6));
+        let maxrecs = (b.len() - hdr) / 16;
+        if n == 0 || n > maxrecs {
+            return Err(self.invalid(&format!("{field} numrecs"), n, format!("not 1..{maxrecs}")));
+        }
+        if level == 0 {
+            for i in 0..n {
+                if out.len() as u64 >= MAX_EXTENTS {
+                    return Err(self.invalid(&field, out.len(), "too many extents"));
+                }
+                out.push(record(&b, hdr + i * 16));
+            }
+            return Ok(());
+        }
+        for i in 0..n {
+            let ptr = be64(&b, hdr + maxrecs * 8 + i * 8);
+            self.bmbt_block(owner, ptr, level - 1, out)?;
+        }
+        Ok(())
+    }
+
+    /// Extents must be in order, non-overlapping, and inside the filesystem.
+    fn check_extents(&self, ino: u64, ext: &[Extent]) -> Result<(), FsError> {
+        let mut end = 0u64;
+        for e in ext {
+            let field = format!("inode {ino} extent at file block {}", e.off);
+            if e.len == 0 || e.off < end {
+                return Err(self.invalid(&field, format!("{}+{}", e.fsb, e.len), "empty or out of order"));
+            }
+            self.fsb_checked(e.fsb, e.len * self.sb.block, &field)?;
+            end = e.off + e.len;
+        }
+        Ok(())
+    }
+
+    /// Reads file bytes `[0, len)` through `ext` (holes and unwritten extents read as zeros).
+    pub(super) fn read_mapped(&self, ino: u64, ext: &[Extent], len: u64) -> Result<Vec<u8>, FsError> {
+        let bs = self.sb.block;
+        let mut out = vec![0u8; len as usize];
+        for e in ext {
+            let start = e.off.saturating_mul(bs);
+            if start >= len || e.unwritten {
+                continue;
+            }
+            let n = (e.len * bs).min(len - start) as usize;
+            let dst = &mut out[start as usize..start as usize + n];
+            self.read_fsb(dst, e.fsb, &format!("inode {ino} extent"))?;
+        }
+        Ok(out)
+    }
+}

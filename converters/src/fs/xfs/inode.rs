@@ -1,0 +1,215 @@
+//! On-disk inodes: the v2 core (v4 filesystems) and the v3 core (v5: CRC, self-describing,
+//! bigtime and nrext64 fields), their fork layout, and in-place updates.
+
+use super::bytes::{be16, be32, be64, byte, crc_ok, set16, set32, set64, set_crc};
+use super::Xfs;
+use crate::fs::FsError;
+
+/// Inode core sizes: the literal area (forks) follows.
+const CORE_V2: usize = 100;
+const CORE_V3: usize = 176;
+pub const INODE_CRC: usize = 100;
+
+/// Data fork formats.
+pub const FMT_LOCAL: u8 = 1;
+pub const FMT_EXTENTS: u8 = 2;
+pub const FMT_BTREE: u8 = 3;
+
+// di_flags2 bits.
+const FL2_REFLINK: u64 = 1 << 1;
+const FL2_BIGTIME: u64 = 1 << 3;
+const FL2_NREXT64: u64 = 1 << 4;
+/// di_flags: file data on the realtime device.
+const FL_REALTIME: u16 = 1;
+
+/// Timestamp fields.
+pub const ATIME: usize = 32;
+pub const MTIME: usize = 40;
+pub const CTIME: usize = 48;
+/// Seconds between the bigtime epoch (the earliest 32-bit time) and the Unix epoch.
+const BIGTIME_OFFSET: i64 = 1 << 31;
+
+/// What kind of object an inode is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Symlink,
+    /// Device node, FIFO or socket.
+    Other,
+}
+
+impl FileKind {
+    pub fn from_mode(mode: u16) -> Self {
+        match mode & 0o170000 {
+            0o100000 => FileKind::Regular,
+            0o040000 => FileKind::Directory,
+            0o120000 => FileKind::Symlink,
+            _ => FileKind::Other,
+        }
+    }
+}
+
+/// One inode as stored (the whole `inodesize` bytes), and where it lives.
+#[derive(Clone, Debug)]
+pub struct Inode {
+    pub ino: u64,
+    pub raw: Vec<u8>,
+}
+
+impl Inode {
+    pub fn mode(&self) -> u16 {
+        be16(&self.raw, 2)
+    }
+    pub fn kind(&self) -> FileKind {
+        FileKind::from_mode(self.mode())
+    }
+    fn version(&self) -> u8 {
+        byte(&self.raw, 4)
+    }
+    pub fn format(&self) -> u8 {
+        byte(&self.raw, 5)
+    }
+    pub fn uid(&self) -> u32 {
+        be32(&self.raw, 8)
+    }
+    pub fn gid(&self) -> u32 {
+        be32(&self.raw, 12)
+    }
+    pub fn nlink(&self) -> u32 {
+        if self.version() == 1 {
+            u32::from(be16(&self.raw, 6))
+        } else {
+            be32(&self.raw, 16)
+        }
+    }
+    pub fn size(&self) -> u64 {
+        be64(&self.raw, 56)
+    }
+    fn flags2(&self) -> u64 {
+        if self.version() >= 3 {
+            be64(&self.raw, 120)
+        } else {
+            0
+        }
+    }
+    pub fn reflinked(&self) -> bool {
+        self.flags2() & FL2_REFLINK != 0
+    }
+    pub fn realtime(&self) -> bool {
+        be16(&self.raw, 90) & FL_REALTIME != 0
+    }
+    /// Data fork extent count.
+    pub fn nextents(&self) -> u64 {
+        if self.flags2() & FL2_NREXT64 != 0 {
+            be64(&self.raw, 24)
+        } else {
+            u64::from(be32(&self.raw, 76))
+        }
+    }
+    /// The data fork's bytes inside the inode.
+    pub fn data_fork(&self) -> &[u8] {
+        let lit = if self.version() >= 3 { CORE_V3 } else { CORE_V2 };
+        let forkoff = usize::from(byte(&self.raw, 82)) * 8;
+        let end = if forkoff == 0 { self.raw.len() } else { (lit + forkoff).min(self.raw.len()) };
+        self.raw.get(lit..end).unwrap_or(&[])
+    }
+
+    /// Seconds of the timestamp at `off`.
+    pub fn time(&self, off: usize) -> i64 {
+        if self.flags2() & FL2_BIGTIME != 0 {
+            (be64(&self.raw, off) / 1_000_000_000) as i64 - BIGTIME_OFFSET
+        } else {
+            i64::from(be32(&self.raw, off) as i32)
+        }
+    }
+
+    pub fn set_time(&mut self, off: usize, secs: i64, nsec: u32) {
+        if self.flags2() & FL2_BIGTIME != 0 {
+            let t = (secs.saturating_add(BIGTIME_OFFSET)).max(0) as u64;
+            set64(&mut self.raw, off, t.saturating_mul(1_000_000_000).saturating_add(u64::from(nsec)));
+        } else {
+            set32(&mut self.raw, off, secs.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32 as u32);
+            set32(&mut self.raw, off + 4, nsec);
+        }
+    }
+
+    pub fn set_mode(&mut self, mode: u16) {
+        set16(&mut self.raw, 2, mode);
+    }
+    pub fn set_owner(&mut self, uid: u32, gid: u32) {
+        set32(&mut self.raw, 8, uid);
+        set32(&mut self.raw, 12, gid);
+    }
+    pub fn set_size(&mut self, size: u64) {
+        set64(&mut self.raw, 56, size);
+    }
+    /// Marks a change (ctime now, and the v3 change counter).
+    pub fn touch_ctime(&mut self) {
+        let (s, ns) = super::now();
+        self.set_time(CTIME, s, ns);
+        if self.version() >= 3 {
+            let c = be64(&self.raw, 104).wrapping_add(1);
+            set64(&mut self.raw, 104, c);
+        }
+    }
+}
+
+impl Xfs<'_> {
+    /// Byte offset of inode `ino`.
+    fn inode_byte(&self, ino: u64) -> Result<u64, FsError> {
+        let sb = &self.sb;
+        let ag = ino >> (sb.agblklog + sb.inopblog);
+        let agbno = (ino >> sb.inopblog) & ((1u64 << sb.agblklog) - 1);
+        let idx = ino & ((1u64 << sb.inopblog) - 1);
+        if ino == 0 || ag >= sb.agcount || agbno >= sb.ag_len(ag) {
+            return Err(self.invalid("inode number", ino, "outside the filesystem"));
+        }
+        Ok((ag * sb.agblocks + agbno) * sb.block + idx * sb.inodesize)
+    }
+
+    /// Reads and validates inode `ino`.
+    pub(super) fn read_inode(&self, ino: u64) -> Result<Inode, FsError> {
+        let mut raw = vec![0u8; self.sb.inodesize as usize];
+        self.vol.read(&mut raw, self.inode_byte(ino)?, &self.name)?;
+        let field = |f: &str| format!("inode {ino} {f}");
+        if raw.get(0..2) != Some(b"IN") {
+            return Err(self.invalid(&field("magic"), format!("{:#06x}", be16(&raw, 0)), "not an inode"));
+        }
+        let version = byte(&raw, 4);
+        let ok = if self.sb.v5 { version == 3 } else { version == 1 || version == 2 };
+        if !ok {
+            return Err(self.invalid(&field("version"), version, format!("not used on XFS {}", self.version())));
+        }
+        if version == 3 {
+            if !crc_ok(&raw, INODE_CRC) {
+                return Err(self.invalid(&field("crc"), format!("{:#010x}", be32(&raw, INODE_CRC)), "checksum mismatch"));
+            }
+            if be64(&raw, 152) != ino {
+                return Err(self.invalid(&field("di_ino"), be64(&raw, 152), "not this inode's number"));
+            }
+            if raw.get(160..176) != Some(&self.sb.meta_uuid[..]) {
+                return Err(self.invalid(&field("uuid"), "", "not this filesystem's"));
+            }
+        }
+        let forkoff = usize::from(byte(&raw, 82)) * 8;
+        let core = if version == 3 { CORE_V3 } else { CORE_V2 };
+        if core + forkoff > raw.len() {
+            return Err(self.invalid(&field("forkoff"), byte(&raw, 82), "past the end of the inode"));
+        }
+        let ino = Inode { ino, raw };
+        if ino.realtime() {
+            return Err(self.unsupported(format!("inode {}: realtime file", ino.ino)));
+        }
+        Ok(ino)
+    }
+
+    /// Writes an inode back in place, with its CRC recomputed (v3). Its LSN is kept: the log
+    /// is clean and is not written, so no later replay can hold an older copy.
+    pub(super) fn write_inode(&self, ino: &mut Inode) -> Result<(), FsError> {
+        if ino.version() >= 3 {
+            set_crc(&mut ino.raw, INODE_CRC);
+        }
+        self.vol.write(&ino.raw, self.inode_byte(ino.ino)?, &self.name)
+    }
+}

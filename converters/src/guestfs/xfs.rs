@@ -1,0 +1,100 @@
+//! The [`GuestFs`](super::GuestFs) operations on an XFS filesystem, for
+//! [`Ext4GuestFs`](super::Ext4GuestFs)'s XFS mounts. Reads cover everything; edits are those
+//! the XFS writer does in place (chmod, chown, rewriting a file within its blocks); the ones
+//! that need its allocator (new names, removals, growth) come back as
+//! [`GuestFsError::Unsupported`] naming the operation.
+
+use super::{FileKind, GuestFsError, Stat};
+use crate::fs::xfs::{FileKind as XfsKind, Xfs};
+use crate::fs::{FsError, PathProblem};
+
+fn not_found(e: &FsError) -> bool {
+    matches!(e.path_problem(), Some(PathProblem::NotFound | PathProblem::NotDirectory))
+}
+
+fn err(path: &str, op: &'static str, e: FsError) -> GuestFsError {
+    let path = path.to_string();
+    match e.path_problem() {
+        Some(PathProblem::NotFound) => GuestFsError::NotFound { path },
+        Some(PathProblem::NotDirectory) => GuestFsError::NotADirectory { path },
+        Some(PathProblem::Exists) => GuestFsError::AlreadyExists { path },
+        Some(PathProblem::SymlinkLoop) => GuestFsError::SymlinkLoop { path },
+        _ => match e {
+            FsError::Unsupported { .. } => GuestFsError::Unsupported { path, reason: e.to_string() },
+            _ => GuestFsError::Io { path, op, source: std::io::Error::other(e.to_string()) },
+        },
+    }
+}
+
+/// What the XFS writer cannot do yet, for `path`.
+pub fn unsupported(path: &str, what: &str) -> GuestFsError {
+    GuestFsError::Unsupported {
+        path: path.into(),
+        reason: format!("{what} on XFS needs the XFS allocator, which is not written yet"),
+    }
+}
+
+fn kind_of(k: XfsKind) -> FileKind {
+    match k {
+        XfsKind::Regular => FileKind::File,
+        XfsKind::Directory => FileKind::Dir,
+        XfsKind::Symlink => FileKind::Symlink,
+        XfsKind::Other => FileKind::Other,
+    }
+}
+
+pub fn lstat(fs: &Xfs, inner: &str, canon: &str) -> Result<Option<Stat>, GuestFsError> {
+    match fs.symlink_metadata(inner) {
+        Ok(md) => Ok(Some(Stat { kind: kind_of(md.kind), mode: u32::from(md.perm), uid: md.uid, gid: md.gid, size: md.size })),
+        Err(e) if not_found(&e) => Ok(None),
+        Err(e) => Err(err(canon, "lstat", e)),
+    }
+}
+
+/// The target if `inner` is a symlink, for path resolution.
+pub fn link_of(fs: &Xfs, inner: &str, canon: &str) -> Result<Option<String>, GuestFsError> {
+    match fs.symlink_metadata(inner) {
+        Ok(md) if md.kind == XfsKind::Symlink => {
+            let t = fs.read_link(inner).map_err(|e| err(canon, "readlink", e))?;
+            Ok(Some(String::from_utf8_lossy(&t).into_owned()))
+        }
+        Ok(_) => Ok(None),
+        Err(e) if not_found(&e) => Ok(None),
+        Err(e) => Err(err(canon, "lstat", e)),
+    }
+}
+
+pub fn read_file(fs: &Xfs, inner: &str, canon: &str, max: u64) -> Result<Vec<u8>, GuestFsError> {
+    fs.read_file(inner, max).map_err(|e| err(canon, "read", e))
+}
+
+pub fn read_dir(fs: &Xfs, inner: &str, canon: &str) -> Result<Vec<String>, GuestFsError> {
+    let mut names: Vec<String> = fs
+        .read_dir(inner)
+        .map_err(|e| err(canon, "read directory", e))?
+        .into_iter()
+        .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+pub fn read_link(fs: &Xfs, inner: &str, canon: &str) -> Result<String, GuestFsError> {
+    let t = fs.read_link(inner).map_err(|e| err(canon, "readlink", e))?;
+    Ok(String::from_utf8_lossy(&t).into_owned())
+}
+
+pub fn write_file(fs: &mut Xfs, inner: &str, canon: &str, data: &[u8]) -> Result<(), GuestFsError> {
+    if lstat(fs, inner, canon)?.is_none() {
+        return Err(unsupported(canon, "creating a file"));
+    }
+    fs.write_file(inner, data).map_err(|e| err(canon, "write", e))
+}
+
+pub fn set_mode(fs: &mut Xfs, inner: &str, canon: &str, mode: u32) -> Result<(), GuestFsError> {
+    fs.set_mode(inner, (mode & 0o7777) as u16).map_err(|e| err(canon, "chmod", e))
+}
+
+pub fn set_owner(fs: &mut Xfs, inner: &str, canon: &str, uid: u32, gid: u32) -> Result<(), GuestFsError> {
+    fs.set_owner(inner, uid, gid).map_err(|e| err(canon, "chown", e))
+}
