@@ -67,7 +67,7 @@ pub fn parse_libvirt_xml(text: &str, path: &Path) -> Result<VmModel, ConfigError
         return Err(ConfigError::invalid(path, field(&root, "domain type"), &dtype, "expected xen, vmware, kvm or qemu"));
     }
     let mut vm = VmModel { hypervisor: dtype.clone(), vcpus: 1, ..Default::default() };
-    vm.name = root.child_text("name").filter(|n| !n.is_empty()).ok_or_else(|| ConfigError::invalid(path, "<name>", "", "the domain has no name"))?.to_string();
+    vm.name = root.child_text("name").filter(|n| !n.is_empty()).ok_or_else(|| ConfigError::missing(path, "<name>", "the domain has no name"))?.to_string();
     for (tag, slot) in [("uuid", &mut vm.uuid), ("hwuuid", &mut vm.bios_uuid), ("genid", &mut vm.genid)] {
         if let Some(e) = root.child(tag) {
             let t = e.text.trim();
