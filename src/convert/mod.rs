@@ -21,6 +21,7 @@ use ferry_formats::qcow2::Preallocation;
 use anyhow::{bail, Context};
 use clap::ValueEnum;
 use ferry_formats::disk::BlockDevice;
+use ferry_formats::model::DiskSource;
 use ferry_formats::layout::{allocate, OutputPlan, Profile, DEFAULT_PROFILE};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -100,6 +101,14 @@ pub struct ConvertArgs {
     /// One datastore's local directory: `NAME=DIR` (repeatable).
     #[arg(long = "datastore")]
     pub datastore: Vec<String>,
+    /// A disk the description names by a reference not on this host (Xen network storage
+    /// `rbd:pool/img`, `iscsi:...`, `nbd:...`; a datastore path): read FILE instead
+    /// (`REFERENCE=FILE`, repeatable).
+    #[arg(long = "disk-file", value_name = "REFERENCE=FILE")]
+    pub disk_file: Vec<String>,
+    /// The VM to convert when an OVF holds several (a VirtualSystemCollection): its id or Name.
+    #[arg(long = "vm", value_name = "NAME")]
+    pub vm: Option<String>,
     /// Print the parsed source and stop.
     #[arg(long = "print-source")]
     pub print_source: bool,
@@ -139,6 +148,19 @@ pub fn write_atomic(path: &Path, data: &[u8], executable: bool) -> anyhow::Resul
     Ok(())
 }
 
+/// Warnings printed before the rest are only counted.
+const MAX_PRINTED_WARNINGS: usize = 20;
+
+/// Prints warnings to stderr, each on one line; past [`MAX_PRINTED_WARNINGS`] only a count.
+pub fn print_warnings(warnings: &[String]) {
+    for w in warnings.iter().take(MAX_PRINTED_WARNINGS) {
+        eprintln!("ferry: warning: {}", ferry_formats::model::one_line(w));
+    }
+    if warnings.len() > MAX_PRINTED_WARNINGS {
+        eprintln!("ferry: warning: {} more warnings not shown", warnings.len() - MAX_PRINTED_WARNINGS);
+    }
+}
+
 /// virt-v2v's disk naming: sda, sdb, ... sdz, sdaa.
 fn disk_suffix(i: usize) -> String {
     output::drive_name("sd", i)
@@ -154,15 +176,16 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    for w in &vm.warnings {
-        eprintln!("ferry: warning: {w}");
-    }
+    print_warnings(&vm.warnings);
     let name = args.output_name.clone().unwrap_or_else(|| vm.name.clone());
     if name.is_empty() || name.contains(['/', '\0']) || name.starts_with('.') {
         bail!("output name {name:?} cannot be used as a file name (use -on NAME)");
     }
     vm.name = name.clone();
-    let Some(dir) = args.output_storage.clone() else { bail!("-o {:?} needs -os DIR", args.output) };
+    let Some(dir) = args.output_storage.clone() else {
+        let mode = args.output.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+        bail!("-o {mode} needs -os DIR (the output directory)")
+    };
     if !dir.is_dir() {
         bail!("{}: output storage is not a directory", dir.display());
     }
@@ -186,15 +209,42 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             .zip(&disk_files)
             .map(|(d, out)| CopyJob::new(d, out.clone(), args.output_format, args.output_allocation))
             .collect();
+        let mut outside_files = Vec::new();
         for job in &jobs {
             copy::check_resolved(&job.source)?;
+            let files = copy::files_read(&job.source, job.source_format.as_deref())?;
+            match (&vm.confine, &job.source) {
+                // A directory OVA: every file its disks read must be inside it.
+                (Some(root), _) => {
+                    if let Some(f) = copy::outside(&files, root)?.first() {
+                        bail!(
+                            "{}: disk {} reads {}, outside the OVA directory {}: refused",
+                            root.display(),
+                            job.source.describe(),
+                            f.display(),
+                            root.display()
+                        );
+                    }
+                }
+                // -i vmx / -i disk: extents and parents elsewhere are allowed (as qemu-img),
+                // and reported.
+                (None, DiskSource::File { path } | DiskSource::Block { path }) => {
+                    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                    for f in copy::outside(&files, base)? {
+                        eprintln!("ferry: warning: {} reads {}, outside its directory", path.display(), f.display());
+                        outside_files.push(f);
+                    }
+                }
+                (None, _) => {}
+            }
+        }
+        if !outside_files.is_empty() {
+            report["outside-files"] = serde_json::to_value(&outside_files)?;
         }
         let overlays = linux::open_overlays(&jobs, &dir)?;
         let opts = linux::Options { dry_run: args.dry_run, print: !args.json, root: args.root.clone() };
         let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
-        for w in &guest.warnings {
-            eprintln!("ferry: warning: {w}");
-        }
+        print_warnings(&guest.warnings);
         report["guest"] = serde_json::to_value(&guest)?;
         if args.dry_run {
             if args.json {

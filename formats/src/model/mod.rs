@@ -133,6 +133,9 @@ pub enum DiskSource {
     /// A member stored uncompressed inside an archive (tar, stored zip entry): read in
     /// place at `offset`, `length` bytes, no copy.
     InPlace { archive: PathBuf, member: String, offset: u64, length: u64 },
+    /// A GNU sparse member of an uncompressed tar: `[logical offset, archive offset, length]`
+    /// data segments, zeros elsewhere, `size` bytes in all.
+    SparseInPlace { archive: PathBuf, member: String, size: u64, segments: Vec<[u64; 3]> },
     /// A member of a compressed archive: only readable front to back, by decompressing the
     /// archive. For tar containers `offset` is where the member's bytes start in the
     /// decompressed tar stream; for zip it is 0 (the entry is found by name).

@@ -21,6 +21,9 @@ impl DiskSource {
             }
             DiskSource::Gzip { inner } => format!("gzip of {}", inner.describe()),
             DiskSource::Unresolved { reference } => format!("unresolved {reference}"),
+            DiskSource::SparseInPlace { archive, member, size, segments } => {
+                format!("{} in {} (GNU sparse, {} segments), {size} bytes", member, archive.display(), segments.len())
+            }
             DiskSource::Blank { size } => format!("blank disk of {size} bytes"),
         }
     }

@@ -337,7 +337,15 @@ fn find_system<'a>(root: &'a Element, path: &Path, want: Option<&str>) -> Result
 /// ProductSection property defaults (`ovf:key` → `ovf:value`) of the envelope and `vs`.
 fn properties<'a>(root: &'a Element, vs: &'a Element) -> BTreeMap<&'a str, &'a str> {
     let mut out = BTreeMap::new();
-    let mut sections: Vec<&Element> = root.children("ProductSection").collect();
+    // The envelope's, every enclosing VirtualSystemCollection's, then the VM's own (last wins).
+    fn collect<'a>(e: &'a Element, out: &mut Vec<&'a Element>) {
+        out.extend(e.children("ProductSection"));
+        for c in e.children("VirtualSystemCollection") {
+            collect(c, out);
+        }
+    }
+    let mut sections: Vec<&Element> = Vec::new();
+    collect(root, &mut sections);
     sections.extend(vs.children("ProductSection"));
     for p in sections {
         let props = p.children("Property").chain(p.children("Category").flat_map(|c| c.children("Property")));

@@ -12,6 +12,7 @@ mod archive;
 mod envelope;
 pub mod manifest;
 mod members;
+pub mod sparse;
 mod stream;
 
 pub use archive::{Archive, Kind, Loc, Member};
