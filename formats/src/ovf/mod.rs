@@ -63,7 +63,10 @@ fn verify_manifests(a: &Archive, warnings: &mut Vec<String>) -> Result<(), Confi
 fn resolve(a: &Archive, ovf_dir: &str, f: &FileRef, warnings: &mut Vec<String>) -> Result<DiskSource, ConfigError> {
     // A directory may use `../` as long as the name stays inside it; an archive may not.
     let name = if a.kind == Kind::Directory { members::join_within(ovf_dir, &f.href) } else { members::join(ovf_dir, &f.href) }
-        .ok_or_else(|| ConfigError::invalid(&a.path, "File href", &f.href, "escapes the OVA"))?;
+        .ok_or_else(|| {
+            let what = if a.kind == Kind::Directory { "escapes the OVA directory" } else { "escapes the archive" };
+            ConfigError::invalid(&a.path, "File href", &f.href, what)
+        })?;
     // ovf:size is advisory (virt-v2v does not check it); the manifest digest is the
     // integrity check.
     let mut check_size = |what: &str, real: u64| {

@@ -246,8 +246,8 @@ mod tests {
         assert_eq!((k.target.as_str(), k.vdev.as_str(), k.format.as_deref()), ("/srv/k.img", "xvda", Some("raw")));
         let l = d("vdev=xvdb,access=r,target=/srv/a,b.img");
         assert_eq!((l.target.as_str(), l.vdev.as_str(), l.readonly), ("/srv/a,b.img", "xvdb", true));
-        let l2 = d("target=/srv/x,odd,vdev=xvdb");
-        assert_eq!(l2.target, "/srv/x,odd,vdev=xvdb", "an unknown item after target= makes it take the rest");
+        let l2 = d("vdev=xvdb,target=/srv/x,odd,format=raw");
+        assert_eq!(l2.target, "/srv/x,odd,format=raw", "an unknown item after target= makes it take the rest");
         // ioemu: device prefixes of xm HVM configs.
         let m = d("file:/srv/w.img,ioemu:hda,w");
         assert_eq!((m.vdev.as_str(), m.target.as_str()), ("hda", "/srv/w.img"));
