@@ -1,0 +1,194 @@
+//! The CLI's refusals on bad inputs (issue 12 point 5, issue 10 points 3 and 7): every error
+//! path reachable from a description or an argument prints exactly one line naming the file
+//! (an OS error once, control characters escaped), exits non-zero and writes nothing. A
+//! directory OVA whose disk reads a host file outside it is refused; `-i disk` with a
+//! backing file elsewhere converts and lists it in the report. Oracle for the outputs:
+//! `qemu-img` builds the chains, `qemu-img check` checks the output.
+
+mod convert_support;
+
+use convert_support::*;
+use std::path::Path;
+use std::process::Command;
+
+/// Runs ferry, asserts it fails with one stderr line holding every `wants`; returns it.
+fn refused(args: &[&str], wants: &[&str]) -> String {
+    refused_env(args, wants, &[])
+}
+
+fn refused_env(args: &[&str], wants: &[&str], env: &[(&str, &str)]) -> String {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    // Warnings before the refusal are fine; the refusal itself is one line.
+    let err: String = String::from_utf8_lossy(&o.stderr).lines().filter(|l| !l.starts_with("ferry: warning: ")).map(|l| format!("{l}\n")).collect();
+    assert!(!o.status.success(), "ferry {args:?} succeeded");
+    assert_eq!(err.lines().count(), 1, "ferry {args:?}: not one line:\n{err}");
+    for w in wants {
+        assert!(err.contains(w), "ferry {args:?}: {err:?} lacks {w:?}");
+    }
+    assert!(err.matches("os error").count() <= 1, "OS error repeated: {err}");
+    err
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+fn qemu_img(args: &[&str]) {
+    let o = Command::new("qemu-img").args(args).output().expect("qemu-img");
+    assert!(o.status.success(), "qemu-img {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn every_input_error_is_one_line_naming_the_file() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let out = d.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let o = out.to_str().unwrap();
+    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+    let garbage: Vec<u8> = (0..1u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(d.join("random.vmx"), &garbage).unwrap();
+    std::fs::write(d.join("diskless.vmx"), "displayName = \"x\"\nscsi0.present = \"TRUE\"\nscsi0:0.present = \"TRUE\"\nscsi0:0.deviceType = \"scsi-passthru\"\n").unwrap();
+    std::fs::write(d.join("esc\x1b[1mape.vmx"), "memsize = \"x\x07y\"\n").unwrap();
+    std::fs::write(d.join("not-an.ova"), b"plain text, not an archive").unwrap();
+    std::fs::write(d.join("bad.cfg"), "name = 'x'\nmemory = 'lots'\n").unwrap();
+    std::fs::write(d.join("bad.xml"), "<domain type='kvm'><name>x</name><memory unit='parsec'>1</memory></domain>").unwrap();
+    std::fs::write(d.join("rbd.cfg"), "name = 'ceph'\nmemory = 512\ndisk = [ 'format=raw,vdev=xvda,access=rw,target=rbd:pool/ceph-root' ]\n").unwrap();
+    let vapp = d.join("vapp");
+    std::fs::create_dir(&vapp).unwrap();
+    std::fs::copy(configs().join("inputs/collection.ovf"), vapp.join("collection.ovf")).unwrap();
+    let missing = p("missing.vmx");
+
+    let cases: Vec<(Vec<String>, Vec<String>)> = vec![
+        // A missing file: the OS error once.
+        (vec!["convert".into(), "-i".into(), "vmx".into(), missing.clone(), "-o".into(), "local".into(), "-os".into(), o.into()], vec![missing.clone(), "No such file or directory".into()]),
+        (vec!["convert".into(), "-i".into(), "vmx".into(), d.to_str().unwrap().into(), "-os".into(), o.into()], vec![d.display().to_string(), "is a directory".into()]),
+        (vec!["convert".into(), "-i".into(), "vmx".into(), p("random.vmx"), "-os".into(), o.into()], vec![p("random.vmx"), "not a VMX file".into()]),
+        (vec!["convert".into(), "-i".into(), "vmx".into(), p("diskless.vmx"), "-os".into(), o.into()], vec![p("diskless.vmx"), "every disk slot was skipped".into()]),
+        (vec!["convert".into(), "-i".into(), "vmx".into(), p("esc\x1b[1mape.vmx"), "-os".into(), o.into()], vec!["esc\\u{1b}[1mape.vmx".into(), "\\u{7}".into()]),
+        (vec!["convert".into(), "-i".into(), "ova".into(), p("not-an.ova"), "-os".into(), o.into()], vec![p("not-an.ova"), "not an OVA".into()]),
+        (vec!["convert".into(), "-i".into(), "ova".into(), vapp.to_str().unwrap().into(), "-os".into(), o.into()], vec!["collection.ovf".into(), "--vm NAME".into(), "web, db".into()]),
+        (vec!["convert".into(), "-i".into(), "ova".into(), vapp.to_str().unwrap().into(), "--vm".into(), "mail".into(), "-os".into(), o.into()], vec!["collection.ovf".into(), "\"mail\"".into()]),
+        (vec!["convert".into(), "-i".into(), "xen".into(), p("bad.cfg"), "-os".into(), o.into()], vec![p("bad.cfg"), "\"lots\"".into()]),
+        (vec!["convert".into(), "-i".into(), "libvirtxml".into(), p("bad.xml"), "-os".into(), o.into()], vec![p("bad.xml"), "\"parsec\"".into()]),
+        (vec!["convert".into(), "-i".into(), "xen".into(), p("rbd.cfg"), "-os".into(), o.into()], vec!["rbd:pool/ceph-root".into(), "--disk-file".into()]),
+        (vec!["convert".into(), "-i".into(), "xen".into(), p("rbd.cfg"), "--disk-file".into(), "rbd:pool/ceph-root".into(), "-os".into(), o.into()], vec!["--disk-file".into(), "REFERENCE=FILE".into()]),
+        (vec!["convert".into(), "-i".into(), "xen".into(), p("rbd.cfg"), "--disk-file".into(), format!("rbd:pool/ceph-root={}", p("nope.img")), "-os".into(), o.into()], vec![p("nope.img"), "No such file".into()]),
+        (vec!["convert".into(), "-i".into(), "disk".into(), p("nope.img"), "-os".into(), o.into()], vec![p("nope.img"), "No such file".into()]),
+        (vec!["convert".into(), "-i".into(), "vmx".into(), configs().join("vmx/esxi8-rhel9.vmx").to_str().unwrap().into(), "--vm".into(), "x".into(), "-os".into(), o.into()], vec!["--vm".into(), "-i ova".into()]),
+        (vec!["img".into(), "info".into(), p("nope.img")], vec![p("nope.img"), "No such file".into()]),
+        (vec!["inspect".into(), p("nope.img")], vec![p("nope.img"), "No such file".into()]),
+        (vec!["validate".into(), p("nope.ferry.json")], vec![p("nope.ferry.json"), "No such file".into()]),
+    ];
+    for (args, wants) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let wants: Vec<&str> = wants.iter().map(String::as_str).collect();
+        refused(&args, &wants);
+    }
+    assert!(listing(&out).is_empty(), "{:?}", listing(&out));
+
+    // -o MODE without -os: the mode as typed on the command line.
+    let vmx = configs().join("vmx/esxi8-rhel9.vmx");
+    for (mode, shown) in [("local", "-o local needs -os"), ("libvirt-xml", "-o libvirt-xml needs -os"), ("qemu", "-o qemu needs -os")] {
+        refused(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "-o", mode], &[shown]);
+    }
+}
+
+#[test]
+fn validate_without_qemu_names_the_package() {
+    let t = tempfile::tempdir().unwrap();
+    let o = t.path().to_str().unwrap();
+    let cfg = configs().join("xen/web01-pv.cfg");
+    ferry_ok(&["convert", "-i", "xen", cfg.to_str().unwrap(), "-o", "ferry", "-os", o, "--no-copy"]);
+    let spec = std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(".ferry.json")).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    refused_env(
+        &["validate", spec.to_str().unwrap(), "--engine", "qemu", "--timeout", "5"],
+        &[spec.to_str().unwrap(), "qemu-system-x86_64", "qemu-system-x86 package"],
+        &[("PATH", empty.path().to_str().unwrap())],
+    );
+}
+
+/// A VMDK descriptor whose one FLAT extent is `extent` (512 bytes).
+fn descriptor(extent: &str) -> String {
+    format!(
+        "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\nRW 1 FLAT \"{extent}\" 0\n\nddb.virtualHWVersion = \"4\"\n"
+    )
+}
+
+fn ova_dir(root: &Path, disk: &str, format: &str) {
+    let ovf = format!(
+        r#"<Envelope xmlns:ovf="o" xmlns:rasd="r"><References><File ovf:href="{disk}" ovf:id="f1"/></References>
+<DiskSection><Disk ovf:capacity="512" ovf:diskId="d1" ovf:fileRef="f1" ovf:format="{format}"/></DiskSection>
+<VirtualSystem ovf:id="leak"><Name>leak</Name><VirtualHardwareSection>
+<Item><rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>64</rasd:VirtualQuantity></Item>
+<Item><rasd:ResourceType>17</rasd:ResourceType><rasd:HostResource>ovf:/disk/d1</rasd:HostResource></Item>
+</VirtualHardwareSection></VirtualSystem></Envelope>"#
+    );
+    std::fs::write(root.join("leak.ovf"), ovf).unwrap();
+}
+
+#[test]
+fn directory_ova_disks_cannot_read_host_files() {
+    if !have("qemu-img") {
+        eprintln!("qemu-img not installed: skipped");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let host = t.path().join("host-secret.img");
+    std::fs::write(&host, vec![0x53u8; 512]).unwrap();
+    let cases = [
+        // A descriptor naming a host file by absolute path, and by ../ out of the directory.
+        ("abs", "leak.vmdk", descriptor(&host.display().to_string()), "vmdk"),
+        ("rel", "leak.vmdk", descriptor("../host-secret.img"), "vmdk"),
+    ];
+    for (tag, disk, text, fmt) in cases {
+        let dir = t.path().join(format!("ova-{tag}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join(disk), text).unwrap();
+        ova_dir(&dir, disk, fmt);
+        let out = t.path().join(format!("out-{tag}"));
+        std::fs::create_dir(&out).unwrap();
+        refused(
+            &["convert", "-i", "ova", dir.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap()],
+            &[dir.to_str().unwrap(), "host-secret.img", "outside the OVA directory"],
+        );
+        assert!(listing(&out).is_empty(), "{tag}: {:?}", listing(&out));
+    }
+    // A qcow2 whose backing file is a host file.
+    let dir = t.path().join("ova-qcow2");
+    std::fs::create_dir(&dir).unwrap();
+    let q = dir.join("leak.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", "-b", host.to_str().unwrap(), "-F", "raw", q.to_str().unwrap(), "512"]);
+    ova_dir(&dir, "leak.qcow2", "qcow2");
+    let out = t.path().join("out-qcow2");
+    std::fs::create_dir(&out).unwrap();
+    refused(
+        &["convert", "-i", "ova", dir.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap()],
+        &["host-secret.img", "outside the OVA directory"],
+    );
+    assert!(listing(&out).is_empty());
+
+    // -i disk: a backing file in another directory is allowed (as qemu-img) and reported.
+    let a = t.path().join("a");
+    std::fs::create_dir(&a).unwrap();
+    let top = a.join("top.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", "-b", host.to_str().unwrap(), "-F", "raw", top.to_str().unwrap(), "512"]);
+    let out = t.path().join("out-disk");
+    std::fs::create_dir(&out).unwrap();
+    let o = ferry(&["convert", "-i", "disk", top.to_str().unwrap(), "-o", "ferry", "-os", out.to_str().unwrap(), "--json"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("reads") && stderr.contains("host-secret.img") && stderr.contains("outside its directory"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let listed: Vec<&str> = report["outside-files"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(listed, [host.to_str().unwrap()]);
+    qemu_img(&["check", "-q", out.join("top-sda").to_str().unwrap()]);
+}
