@@ -192,3 +192,44 @@ fn directory_ova_disks_cannot_read_host_files() {
     assert_eq!(listed, [host.to_str().unwrap()]);
     qemu_img(&["check", "-q", out.join("top-sda").to_str().unwrap()]);
 }
+
+/// The emitted NAME.sh picks TCG with a one-line note on a kvm_pvm host (where QEMU's KVM
+/// accelerator starts but cannot run a guest), KVM-then-TCG elsewhere; FERRY_QEMU_ACCEL
+/// always wins. A stand-in `qemu-system-x86_64` on PATH records the arguments it gets.
+#[test]
+fn emitted_script_falls_back_to_tcg_on_kvm_pvm() {
+    let t = tempfile::tempdir().unwrap();
+    let o = t.path().join("out");
+    std::fs::create_dir(&o).unwrap();
+    let cfg = configs().join("xen/web01-pv.cfg");
+    ferry_ok(&["convert", "-i", "xen", cfg.to_str().unwrap(), "-o", "qemu", "-os", o.to_str().unwrap(), "--no-copy"]);
+    let script = std::fs::read_dir(&o).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "sh")).unwrap();
+    let bin = t.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let fake = bin.join("qemu-system-x86_64");
+    std::fs::write(&fake, "#!/bin/sh\necho \"$*\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let run = |accel: Option<&str>| {
+        let mut c = Command::new("sh");
+        c.arg(&script).env("PATH", &path).env_remove("FERRY_QEMU_ACCEL");
+        if let Some(a) = accel {
+            c.env("FERRY_QEMU_ACCEL", a);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (args, note) = run(None);
+    if Path::new("/sys/module/kvm_pvm").exists() {
+        assert!(args.contains("-accel tcg") && !args.contains("-accel kvm"), "{args}");
+        assert_eq!(note.lines().count(), 1, "{note}");
+        assert!(note.contains("kvm_pvm") && note.contains("TCG"), "{note}");
+    } else {
+        assert!(args.contains("-accel kvm -accel tcg"), "{args}");
+        assert!(note.is_empty(), "{note}");
+    }
+    let (args, note) = run(Some("-accel kvm"));
+    assert!(args.contains("-accel kvm") && !args.contains("-accel tcg") && note.is_empty(), "{args} {note}");
+}
