@@ -135,3 +135,20 @@ fn sparse_member_with_a_wrong_digest_is_refused() {
     let e = ferry_formats::ovf::read_ova(&ova).err().unwrap().to_string();
     assert!(!e.contains('\n') && e.contains("bad.ova") && e.contains("corrupt OVA"), "{e}");
 }
+
+/// The fuzz seeds (`testdata/ova/fuzz-seeds/ova_tar`, one per flavour, made with GNU tar)
+/// read as the 64 KiB image they hold: 600 bytes of 'A', 100 of 'B' at 40000.
+#[test]
+fn fuzz_seeds_read() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/ova/fuzz-seeds/ova_tar");
+    let mut want = vec![0u8; 65536];
+    want[..600].fill(b'A');
+    want[40000..40100].fill(b'B');
+    for f in ["gnu.ova", "pax-0.0.ova", "pax-0.1.ova", "pax-1.0.ova"] {
+        let o = ferry_formats::ovf::read_ova(&dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(matches!(o.vm.disks[0].source, DiskSource::SparseInPlace { .. }), "{f}: {:?}", o.vm.disks[0].source);
+        let mut got = Vec::new();
+        ferry_formats::ovf::open_stream(&o.vm.disks[0].source).unwrap().read_to_end(&mut got).unwrap();
+        assert!(got == want, "{f}");
+    }
+}
