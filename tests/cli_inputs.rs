@@ -233,3 +233,31 @@ fn emitted_script_falls_back_to_tcg_on_kvm_pvm() {
     let (args, note) = run(Some("-accel kvm"));
     assert!(args.contains("-accel kvm") && !args.contains("-accel tcg") && note.is_empty(), "{args} {note}");
 }
+
+/// A VMX whose IDE slot has no deviceType (VMware's default: a disk) naming a snapshot
+/// `base-000001.vmdk` over `base.vmdk` (both made by qemu-img): converted as the chain.
+/// Oracle: `qemu-img compare` of the top of the chain against the output.
+#[test]
+fn vmx_snapshot_chain_on_an_implicit_ide_disk_converts() {
+    if !have("qemu-img") || !have("qemu-io") {
+        eprintln!("qemu-img/qemu-io not installed: skipped");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let (base, top) = (d.join("base.vmdk"), d.join("base-000001.vmdk"));
+    qemu_img(&["create", "-q", "-f", "vmdk", base.to_str().unwrap(), "1M"]);
+    let io = |f: &Path, cmd: &str| assert!(Command::new("qemu-io").args(["-c", cmd]).arg(f).output().unwrap().status.success());
+    io(&base, "write -P 0x61 0 64k");
+    qemu_img(&["create", "-q", "-f", "vmdk", "-b", base.to_str().unwrap(), "-F", "vmdk", top.to_str().unwrap()]);
+    io(&top, "write -P 0x62 512k 64k");
+    std::fs::write(d.join("snap.vmx"), "displayName = \"snap\"\nmemsize = \"256\"\nide0:0.present = \"TRUE\"\nide0:0.fileName = \"base-000001.vmdk\"\n").unwrap();
+    let out = d.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let vmx = d.join("snap.vmx");
+    let o = ferry(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(report.get("outside-files").is_none(), "{report}");
+    qemu_img(&["compare", "-q", top.to_str().unwrap(), out.join("snap-sda").to_str().unwrap()]);
+}
