@@ -261,3 +261,39 @@ fn vmx_snapshot_chain_on_an_implicit_ide_disk_converts() {
     assert!(report.get("outside-files").is_none(), "{report}");
     qemu_img(&["compare", "-q", top.to_str().unwrap(), out.join("snap-sda").to_str().unwrap()]);
 }
+
+/// `ferry convert -i ova` of GNU sparse tar OVAs (old GNU and PAX 1.0, made by GNU tar):
+/// the output disk equals the original raw image (`qemu-img compare`).
+#[test]
+fn sparse_tar_ova_converts_to_the_original_image() {
+    if !have("qemu-img") || !have("tar") {
+        eprintln!("qemu-img/tar not installed: skipped");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let img = src.join("d.img");
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::File::create(&img).unwrap();
+        f.set_len(4 << 20).unwrap();
+        f.write_all(&[0x11; 5000]).unwrap();
+        f.seek(SeekFrom::Start(3 << 20)).unwrap();
+        f.write_all(&[0x22; 70000]).unwrap();
+    }
+    std::fs::write(
+        src.join("s.ovf"),
+        r#"<Envelope><References><File href="d.img" id="f"/></References><DiskSection><Disk diskId="d" fileRef="f" capacity="4194304"/></DiskSection><VirtualSystem id="sparse"><VirtualHardwareSection><Item><ResourceType>4</ResourceType><VirtualQuantity>64</VirtualQuantity></Item><Item><InstanceID>1</InstanceID><ResourceType>5</ResourceType></Item><Item><ResourceType>17</ResourceType><Parent>1</Parent><HostResource>ovf:/disk/d</HostResource></Item></VirtualHardwareSection></VirtualSystem></Envelope>"#,
+    )
+    .unwrap();
+    for (tag, flags) in [("gnu", &["-S", "--format=gnu"][..]), ("pax", &["--sparse", "--format=pax", "--sparse-version=1.0"][..])] {
+        let ova = t.path().join(format!("{tag}.ova"));
+        assert!(Command::new("tar").args(flags).arg("-cf").arg(&ova).arg("-C").arg(&src).args(["s.ovf", "d.img"]).status().unwrap().success());
+        let out = t.path().join(format!("out-{tag}"));
+        std::fs::create_dir(&out).unwrap();
+        let o = ferry(&["convert", "-i", "ova", ova.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{tag}: {}", String::from_utf8_lossy(&o.stderr));
+        qemu_img(&["compare", "-q", "-f", "raw", img.to_str().unwrap(), out.join("sparse-sda").to_str().unwrap()]);
+    }
+}
