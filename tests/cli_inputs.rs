@@ -96,7 +96,7 @@ fn every_input_error_is_one_line_naming_the_file() {
 
     // -o MODE without -os: the mode as typed on the command line.
     let vmx = configs().join("vmx/esxi8-rhel9.vmx");
-    for (mode, shown) in [("local", "-o local needs -os"), ("libvirt-xml", "-o libvirt-xml needs -os"), ("qemu", "-o qemu needs -os")] {
+    for (mode, shown) in [("local", "-o local needs -os"), ("disk", "-o disk needs -os"), ("libvirt-xml", "-o libvirt-xml needs -os"), ("qemu", "-o qemu needs -os")] {
         refused(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "-o", mode], &[shown]);
     }
 }

@@ -148,6 +148,21 @@ pub fn write_atomic(path: &Path, data: &[u8], executable: bool) -> anyhow::Resul
     Ok(())
 }
 
+/// The `-o` value as typed on the command line (`-o disk`, `--output-mode=qemu`), if any.
+fn typed_output_mode() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let mut it = args.iter().skip(1);
+    let mut found = None;
+    while let Some(a) = it.next() {
+        if a == "-o" || a == "--output-mode" {
+            found = it.next().cloned();
+        } else if let Some(v) = a.strip_prefix("--output-mode=").or_else(|| a.strip_prefix("-o=")) {
+            found = Some(v.to_string());
+        }
+    }
+    found
+}
+
 /// Warnings printed before the rest are only counted.
 const MAX_PRINTED_WARNINGS: usize = 20;
 
@@ -183,8 +198,8 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     }
     vm.name = name.clone();
     let Some(dir) = args.output_storage.clone() else {
-        let mode = args.output.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
-        bail!("-o {mode} needs -os DIR (the output directory)")
+        let mode = typed_output_mode().unwrap_or_else(|| args.output.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default());
+        bail!("-o {} needs -os DIR (the output directory)", ferry_formats::model::one_line(&mode))
     };
     if !dir.is_dir() {
         bail!("{}: output storage is not a directory", dir.display());
