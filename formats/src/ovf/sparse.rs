@@ -159,7 +159,7 @@ pub fn pax(
             }
         }
         let pairs: Vec<(u64, u64)> = nums.chunks_exact(2).map(|p| (p[0], p[1])).collect();
-        return place(&pairs, size, pos, stored - (pos - data_start), path, name).map(Some);
+        return place(&pairs, size, pos, stored.saturating_sub(pos - data_start), path, name).map(Some);
     }
     let Some(size) = get("GNU.sparse.size") else { return Ok(None) };
     let size = num("GNU.sparse.size", size)?;
