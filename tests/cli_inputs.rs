@@ -297,3 +297,30 @@ fn sparse_tar_ova_converts_to_the_original_image() {
         qemu_img(&["compare", "-q", "-f", "raw", img.to_str().unwrap(), out.join("sparse-sda").to_str().unwrap()]);
     }
 }
+
+/// An OVF collection: `--vm web` converts the web VM, its `${web.disk.gb}` disk (a qemu-img
+/// streamOptimized VMDK) and its blank disk (no fileRef), which becomes an empty 2 GiB qcow2.
+/// Oracle: `qemu-img info` / `check` / `compare`.
+#[test]
+fn ovf_collection_vm_with_a_blank_disk_converts() {
+    if !have("qemu-img") {
+        eprintln!("qemu-img not installed: skipped");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let v = t.path().join("v");
+    std::fs::create_dir_all(v.join("vapp")).unwrap();
+    std::fs::copy(configs().join("inputs/collection.ovf"), v.join("vapp/collection.ovf")).unwrap();
+    let web = v.join("vapp/web-disk1.vmdk");
+    qemu_img(&["create", "-q", "-f", "vmdk", "-o", "subformat=streamOptimized", web.to_str().unwrap(), "16G"]);
+    let out = t.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let o = ferry(&["convert", "-i", "ova", v.to_str().unwrap(), "--vm", "web", "-o", "local", "-os", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let info = Command::new("qemu-img").args(["info", "--output=json"]).arg(out.join("web-sdb")).output().unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["virtual-size"], 2u64 << 30);
+    assert_eq!(info["format"], "qcow2");
+    qemu_img(&["check", "-q", out.join("web-sdb").to_str().unwrap()]);
+    qemu_img(&["compare", "-q", web.to_str().unwrap(), out.join("web-sda").to_str().unwrap()]);
+}
