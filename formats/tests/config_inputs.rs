@@ -218,3 +218,21 @@ fn xm_legacy_hvm_disks_cdrom_network_storage_and_vcpus() {
     one_line(&e, "legacy-hvm.xm");
     assert!(e.contains("maxvcpus \"1\"") && e.contains("vcpus 2"), "{e}");
 }
+
+#[test]
+fn libvirt_current_vcpus_are_the_boot_count() {
+    let xml = |cur: &str| {
+        format!(
+            "<domain type='xen'><name>cur</name><memory unit='MiB'>512</memory><vcpu placement='static'{cur}>4</vcpu>\
+             <cpu><topology sockets='1' cores='4' threads='1'/></cpu><os><type>hvm</type></os></domain>"
+        )
+    };
+    let vm = ferry_formats::libvirt::parse_libvirt_xml(&xml(" current='2'"), Path::new("cur.xml")).unwrap();
+    assert_eq!((vm.vcpus, vm.max_vcpus), (2, Some(4)));
+    assert_eq!(vm.topology.map(|t| t.cores), Some(4), "the topology describes the maximum");
+    let vm = ferry_formats::libvirt::parse_libvirt_xml(&xml(""), Path::new("cur.xml")).unwrap();
+    assert_eq!((vm.vcpus, vm.max_vcpus), (4, None));
+    let e = ferry_formats::libvirt::parse_libvirt_xml(&xml(" current='8'"), Path::new("cur.xml")).unwrap_err().to_string();
+    one_line(&e, "cur.xml");
+    assert!(e.contains("current") && e.contains("\"8\""), "{e}");
+}
