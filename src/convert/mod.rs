@@ -244,8 +244,11 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
                 // -i vmx / -i disk: extents and parents elsewhere are allowed (as qemu-img),
                 // and reported.
                 (None, DiskSource::File { path } | DiskSource::Block { path }) => {
+                    // The disk the description names is not itself an outside reference.
+                    let own = path.canonicalize().ok();
+                    let refs: Vec<PathBuf> = files.into_iter().filter(|f| f.canonicalize().ok() != own).collect();
                     let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-                    for f in copy::outside(&files, base)? {
+                    for f in copy::outside(&refs, base)? {
                         eprintln!("ferry: warning: {} reads {}, outside its directory", path.display(), f.display());
                         outside_files.push(f);
                     }
