@@ -18,14 +18,28 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]})); then
   echo "tests/run.sh: installing ${missing[*]}"
-  # Machines whose qemu-utils came from bookworm-backports need qemu-system-x86 from there too.
-  target=()
-  if dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null | grep -q bpo12; then
-    [ -e /etc/apt/sources.list.d/ferry-backports.list ] ||
-      echo 'deb http://deb.debian.org/debian bookworm-backports main' >/etc/apt/sources.list.d/ferry-backports.list
-    target=(-t bookworm-backports)
+  if [ "$(id -u)" != 0 ]; then
+    echo "tests/run.sh: installing packages needs root: run as root, or install them first: apt-get install ${missing[*]}" >&2
+    exit 1
   fi
   apt-get update -qq
+  # Machines whose qemu-utils came from backports need qemu-system-x86 from there too. The
+  # backports line uses the mirror apt is already configured with (its own parse of
+  # sources.list and sources.list.d, deb822 or one-line), never a hard-coded host.
+  target=()
+  if dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null | grep -q bpo; then
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    if ! apt-get indextargets --format '$(RELEASE)' 'Created-By: Packages' | grep -qx "$codename-backports"; then
+      mirror=$(tests/apt-mirror.sh "$codename")
+      if [ -z "$codename" ] || [ -z "$mirror" ]; then
+        echo "tests/run.sh: qemu-utils is from backports, but no apt source serves $codename to derive a backports line from" >&2
+        exit 1
+      fi
+      echo "deb $mirror $codename-backports main" >/etc/apt/sources.list.d/ferry-backports.list
+      apt-get update -qq
+    fi
+    target=(-t "$codename-backports")
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${target[@]}" "${missing[@]}" >/dev/null
 fi
 

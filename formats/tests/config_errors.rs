@@ -77,7 +77,7 @@ fn ovf_errors() {
     };
     let mem = "<Item><rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>512</rasd:VirtualQuantity></Item>";
     let cases: Vec<(String, &[&str])> = vec![
-        (ovf(""), &["no memory Item"]),
+        (ovf(""), &["memory Item (ResourceType 4) missing"]),
         (ovf("<Item><rasd:ResourceType>4</rasd:ResourceType><rasd:AllocationUnits>furlong</rasd:AllocationUnits><rasd:VirtualQuantity>1</rasd:VirtualQuantity></Item>"), &["AllocationUnits", "furlong"]),
         (ovf(&format!("{mem}<Item><rasd:ResourceType>17</rasd:ResourceType><rasd:HostResource>ovf:/disk/d9</rasd:HostResource></Item>")), &["HostResource", "ovf:/disk/d9"]),
         (ovf(&format!("{mem}<Item><rasd:ResourceType>10</rasd:ResourceType><rasd:Address>00:50:56</rasd:Address></Item>")), &["NIC Address", "00:50:56"]),

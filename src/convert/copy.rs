@@ -67,8 +67,11 @@ impl CopyJob {
 /// Fails for a source (or a part of one) that names no file on this host.
 pub fn check_resolved(src: &DiskSource) -> anyhow::Result<()> {
     match src {
-        DiskSource::Unresolved { reference } => {
+        DiskSource::Unresolved { reference } if ferry_formats::model::split_datastore_path(reference).is_some() => {
             bail!("disk {reference:?} is not on this host: map its datastore with --datastore-dir or --datastore NAME=DIR")
+        }
+        DiskSource::Unresolved { reference } => {
+            bail!("disk {reference:?} is network storage, not on this host: name a local copy with --disk-file {reference:?}=FILE")
         }
         DiskSource::Chunked { chunks } => chunks.iter().try_for_each(check_resolved),
         DiskSource::Gzip { inner } => check_resolved(inner),
@@ -164,9 +167,78 @@ pub fn open_device(src: &DiskSource, format: Option<&str>) -> anyhow::Result<Opt
                 }
             }
         }
+        DiskSource::Blank { size } => Ok(Some(Box::new(Blank { size: *size }))),
+        DiskSource::SparseInPlace { archive, member, size, segments } => {
+            let dev = ferry_formats::ovf::sparse::SparseMember::open(archive, member, *size, segments)?;
+            let mut head = [0u8; 4];
+            if *size >= 4 {
+                dev.read_at(&mut head, 0)?;
+            }
+            if matches!(&head, b"QFI\xfb" | b"KDMV" | b"COWD" | [0xbe, 0xba, 0xfe, 0xca]) || format.is_some_and(|f| f != "raw") {
+                bail!("{}:{member}: a sparse tar member holding a {} image cannot be read in place: extract it first", archive.display(), format.unwrap_or("non-raw"));
+            }
+            Ok(Some(Box::new(dev)))
+        }
         DiskSource::Streamed { .. } | DiskSource::Chunked { .. } | DiskSource::Gzip { .. } => Ok(None),
         DiskSource::Unresolved { .. } => bail!("unresolved disk source"),
     }
+}
+
+/// A blank disk (an OVF Disk without a file): all zeros, nothing allocated.
+struct Blank {
+    size: u64,
+}
+
+impl BlockDevice for Blank {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, buf: &mut [u8], _offset: u64) -> Result<(), DiskError> {
+        buf.fill(0);
+        Ok(())
+    }
+    fn map(&self, offset: u64, length: u64) -> Result<Vec<ferry_formats::Extent>, DiskError> {
+        ferry_formats::disk::check_range(Path::new("blank disk"), offset, length, self.size)?;
+        Ok(vec![ferry_formats::Extent { offset, length, kind: ferry_formats::disk::ExtentKind::Unallocated }])
+    }
+    fn info(&self) -> ferry_formats::disk::ImageInfo {
+        ferry_formats::disk::ImageInfo { format: "raw".into(), virtual_size: self.size, ..Default::default() }
+    }
+}
+
+/// Longest backing/parent chain walked when listing the files a disk reads.
+const MAX_CHAIN_FILES: usize = 64;
+
+/// Every file a source disk reads (its own, extents, parents, backing files): the device's
+/// files, then each backing image's, opened in turn.
+pub fn files_read(src: &DiskSource, format: Option<&str>) -> anyhow::Result<Vec<PathBuf>> {
+    let (DiskSource::File { .. } | DiskSource::Block { .. }) = src else { return Ok(Vec::new()) };
+    let Some(dev) = open_device(src, format)? else { return Ok(Vec::new()) };
+    let mut info = dev.info();
+    let mut files = Vec::new();
+    for _ in 0..MAX_CHAIN_FILES {
+        files.append(&mut info.files);
+        let Some(next) = info.backing.take() else { break };
+        if !files.contains(&next) {
+            files.push(next.clone());
+        }
+        info = open_image(&next, None)?.info();
+    }
+    files.dedup();
+    Ok(files)
+}
+
+/// The files of `files` that resolve (symlinks followed) outside `dir`.
+pub fn outside(files: &[PathBuf], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let root = dir.canonicalize().with_context(|| format!("{}: canonicalize", dir.display()))?;
+    let mut out = Vec::new();
+    for f in files {
+        let real = f.canonicalize().with_context(|| format!("{}: canonicalize", f.display()))?;
+        if !real.starts_with(&root) {
+            out.push(f.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Bytes a source stores (for a raw stream's size), when known without reading it.
@@ -175,6 +247,7 @@ fn stored_len(src: &DiskSource) -> Option<u64> {
         DiskSource::File { path } | DiskSource::Block { path } => std::fs::metadata(path).ok().map(|m| m.len()),
         DiskSource::InPlace { length, .. } | DiskSource::Streamed { length, .. } => Some(*length),
         DiskSource::Chunked { chunks } => chunks.iter().map(stored_len).sum(),
+        DiskSource::Blank { size } | DiskSource::SparseInPlace { size, .. } => Some(*size),
         DiskSource::Gzip { .. } | DiskSource::Unresolved { .. } => None,
     }
 }

@@ -8,6 +8,12 @@ use std::path::{Path, PathBuf};
 
 fn datastores(args: &ConvertArgs) -> anyhow::Result<Datastores> {
     let mut ds = Datastores { dir: args.datastore_dir.clone(), ..Default::default() };
+    for d in &args.disk_file {
+        let Some((reference, file)) = d.rsplit_once('=') else { bail!("--disk-file {d:?}: expected REFERENCE=FILE") };
+        if ds.files.insert(reference.to_string(), PathBuf::from(file)).is_some() {
+            bail!("--disk-file {d:?}: {reference:?} is already mapped");
+        }
+    }
     for d in &args.datastore {
         let Some((name, dir)) = d.split_once('=') else { bail!("--datastore {d:?}: expected NAME=DIR") };
         if ds.map.insert(name.to_string(), PathBuf::from(dir)).is_some() {
@@ -51,9 +57,17 @@ fn from_disks(args: &ConvertArgs) -> anyhow::Result<VmModel> {
 
 /// Reads a VM description (every mode but `disk`, which has none).
 pub fn read_description(mode: InputMode, path: &Path) -> anyhow::Result<VmModel> {
+    read_description_vm(mode, path, None)
+}
+
+/// Reads a VM description; `vm` picks one VM of a multi-VM OVF.
+pub fn read_description_vm(mode: InputMode, path: &Path, vm: Option<&str>) -> anyhow::Result<VmModel> {
+    if vm.is_some() && mode != InputMode::Ova {
+        bail!("--vm chooses a VM of a multi-VM OVF; it needs -i ova");
+    }
     Ok(match mode {
         InputMode::Vmx => ferry_formats::vmx::read_vmx(path)?,
-        InputMode::Ova => ferry_formats::ovf::read_ova(path)?.vm,
+        InputMode::Ova => ferry_formats::ovf::read_ova_vm(path, vm)?.vm,
         InputMode::Libvirtxml => ferry_formats::libvirt::read_libvirt_xml(path)?,
         InputMode::Xen => ferry_formats::xen::read_xen(path)?,
         InputMode::Disk => bail!("-i disk has no description file"),
@@ -64,7 +78,7 @@ pub fn read_description(mode: InputMode, path: &Path) -> anyhow::Result<VmModel>
 pub fn read(args: &ConvertArgs) -> anyhow::Result<VmModel> {
     let mut vm = match args.input {
         InputMode::Disk => from_disks(args)?,
-        mode => read_description(mode, one_source(args)?)?,
+        mode => read_description_vm(mode, one_source(args)?, args.vm.as_deref())?,
     };
     vm.resolve_datastores(&datastores(args)?);
     Ok(vm)

@@ -22,6 +22,7 @@ use ferry_formats::qcow2::Preallocation;
 use anyhow::{bail, Context};
 use clap::ValueEnum;
 use ferry_formats::disk::BlockDevice;
+use ferry_formats::model::DiskSource;
 use ferry_formats::layout::{allocate, OutputPlan, Profile, DEFAULT_PROFILE};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -101,6 +102,14 @@ pub struct ConvertArgs {
     /// One datastore's local directory: `NAME=DIR` (repeatable).
     #[arg(long = "datastore")]
     pub datastore: Vec<String>,
+    /// A disk the description names by a reference not on this host (Xen network storage
+    /// `rbd:pool/img`, `iscsi:...`, `nbd:...`; a datastore path): read FILE instead
+    /// (`REFERENCE=FILE`, repeatable).
+    #[arg(long = "disk-file", value_name = "REFERENCE=FILE")]
+    pub disk_file: Vec<String>,
+    /// The VM to convert when an OVF holds several (a VirtualSystemCollection): its id or Name.
+    #[arg(long = "vm", value_name = "NAME")]
+    pub vm: Option<String>,
     /// Print the parsed source and stop.
     #[arg(long = "print-source")]
     pub print_source: bool,
@@ -176,6 +185,31 @@ fn descriptions(mode: OutputMode) -> (bool, bool, bool) {
         OutputMode::Qemu => (false, true, false),
         OutputMode::LibvirtXml => (true, false, false),
         OutputMode::Ferry => (false, false, true),
+/// The `-o` value as typed on the command line (`-o disk`, `--output-mode=qemu`), if any.
+fn typed_output_mode() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let mut it = args.iter().skip(1);
+    let mut found = None;
+    while let Some(a) = it.next() {
+        if a == "-o" || a == "--output-mode" {
+            found = it.next().cloned();
+        } else if let Some(v) = a.strip_prefix("--output-mode=").or_else(|| a.strip_prefix("-o=")) {
+            found = Some(v.to_string());
+        }
+    }
+    found
+}
+
+/// Warnings printed before the rest are only counted.
+const MAX_PRINTED_WARNINGS: usize = 20;
+
+/// Prints warnings to stderr, each on one line; past [`MAX_PRINTED_WARNINGS`] only a count.
+pub fn print_warnings(warnings: &[String]) {
+    for w in warnings.iter().take(MAX_PRINTED_WARNINGS) {
+        eprintln!("ferry: warning: {}", ferry_formats::model::one_line(w));
+    }
+    if warnings.len() > MAX_PRINTED_WARNINGS {
+        eprintln!("ferry: warning: {} more warnings not shown", warnings.len() - MAX_PRINTED_WARNINGS);
     }
 }
 
@@ -194,15 +228,16 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    for w in &vm.warnings {
-        eprintln!("ferry: warning: {w}");
-    }
+    print_warnings(&vm.warnings);
     let name = args.output_name.clone().unwrap_or_else(|| vm.name.clone());
     if name.is_empty() || name.contains(['/', '\0']) || name.starts_with('.') {
         bail!("output name {name:?} cannot be used as a file name (use -on NAME)");
     }
     vm.name = name.clone();
-    let Some(dir) = args.output_storage.clone() else { bail!("-o {:?} needs -os DIR", args.output) };
+    let Some(dir) = args.output_storage.clone() else {
+        let mode = typed_output_mode().unwrap_or_else(|| args.output.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default());
+        bail!("-o {} needs -os DIR (the output directory)", ferry_formats::model::one_line(&mode))
+    };
     if !dir.is_dir() {
         bail!("{}: output storage is not a directory", dir.display());
     }
@@ -244,8 +279,40 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             .zip(&disk_files)
             .map(|(d, out)| CopyJob::new(d, out.clone(), args.output_format, args.output_allocation))
             .collect();
+        let mut outside_files = Vec::new();
         for job in &jobs {
             copy::check_resolved(&job.source)?;
+            let files = copy::files_read(&job.source, job.source_format.as_deref())?;
+            match (&vm.confine, &job.source) {
+                // A directory OVA: every file its disks read must be inside it.
+                (Some(root), _) => {
+                    if let Some(f) = copy::outside(&files, root)?.first() {
+                        bail!(
+                            "{}: disk {} reads {}, outside the OVA directory {}: refused",
+                            root.display(),
+                            job.source.describe(),
+                            f.display(),
+                            root.display()
+                        );
+                    }
+                }
+                // -i vmx / -i disk: extents and parents elsewhere are allowed (as qemu-img),
+                // and reported.
+                (None, DiskSource::File { path } | DiskSource::Block { path }) => {
+                    // The disk the description names is not itself an outside reference.
+                    let own = path.canonicalize().ok();
+                    let refs: Vec<PathBuf> = files.into_iter().filter(|f| f.canonicalize().ok() != own).collect();
+                    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                    for f in copy::outside(&refs, base)? {
+                        eprintln!("ferry: warning: {} reads {}, outside its directory", path.display(), f.display());
+                        outside_files.push(f);
+                    }
+                }
+                (None, _) => {}
+            }
+        }
+        if !outside_files.is_empty() {
+            report["outside-files"] = serde_json::to_value(&outside_files)?;
         }
         let overlays = linux::open_overlays(&jobs, &dir)?;
         // Every source file is open now: no output may be one of them (checked again as
@@ -255,9 +322,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         }
         let opts = linux::Options { dry_run: args.dry_run, print: !args.json, root: args.root.clone() };
         let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
-        for w in &guest.warnings {
-            eprintln!("ferry: warning: {w}");
-        }
+        print_warnings(&guest.warnings);
         report["guest"] = serde_json::to_value(&guest)?;
         if args.dry_run {
             if args.json {

@@ -113,7 +113,14 @@ pub fn qemu_script(layout: &Layout) -> String {
     }
     let _ = writeln!(s, "set -e");
     let _ = writeln!(s, "# KVM when available, else TCG; FERRY_QEMU_ACCEL overrides (e.g. \"-accel tcg\").");
-    let _ = writeln!(s, "accel=\"${{FERRY_QEMU_ACCEL:--accel kvm -accel tcg}}\"");
+    let _ = writeln!(s, "# Under kvm_pvm (a nested KVM without hardware virtualization) QEMU's KVM accelerator");
+    let _ = writeln!(s, "# cannot run a guest: use TCG there.");
+    let _ = writeln!(s, "default_accel=\"-accel kvm -accel tcg\"");
+    let _ = writeln!(s, "if [ -z \"${{FERRY_QEMU_ACCEL-}}\" ] && [ -e /sys/module/kvm_pvm ]; then");
+    let _ = writeln!(s, "  echo \"$0: this host's KVM is kvm_pvm, where QEMU's KVM accelerator cannot run a guest: using TCG\" >&2");
+    let _ = writeln!(s, "  default_accel=\"-accel tcg\"");
+    let _ = writeln!(s, "fi");
+    let _ = writeln!(s, "accel=\"${{FERRY_QEMU_ACCEL:-$default_accel}}\"");
     if spec.firmware == Firmware::Uefi {
         let (code, vars) = if layout.secure_boot {
             ("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd")

@@ -116,7 +116,17 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped());
-            Running::Qemu(cmd.spawn().context("cannot start qemu-system-x86_64")?)
+            let child = cmd.spawn().map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    anyhow::anyhow!(
+                        "{}: --engine qemu needs qemu-system-x86_64, which is not installed: install the qemu-system-x86 package (apt-get install qemu-system-x86)",
+                        args.spec.display()
+                    )
+                } else {
+                    anyhow::anyhow!("{}: cannot start qemu-system-x86_64: {e}", args.spec.display())
+                }
+            })?;
+            Running::Qemu(child)
         }
         _ => {
             let mut cfg = VmConfig::from_spec(&spec).with_context(|| format!("{}", args.spec.display()))?;

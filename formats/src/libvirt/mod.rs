@@ -67,7 +67,7 @@ pub fn parse_libvirt_xml(text: &str, path: &Path) -> Result<VmModel, ConfigError
         return Err(ConfigError::invalid(path, field(&root, "domain type"), &dtype, "expected xen, vmware, kvm or qemu"));
     }
     let mut vm = VmModel { hypervisor: dtype.clone(), vcpus: 1, ..Default::default() };
-    vm.name = root.child_text("name").filter(|n| !n.is_empty()).ok_or_else(|| ConfigError::invalid(path, "<name>", "", "the domain has no name"))?.to_string();
+    vm.name = root.child_text("name").filter(|n| !n.is_empty()).ok_or_else(|| ConfigError::missing(path, "<name>", "the domain has no name"))?.to_string();
     for (tag, slot) in [("uuid", &mut vm.uuid), ("hwuuid", &mut vm.bios_uuid), ("genid", &mut vm.genid)] {
         if let Some(e) = root.child(tag) {
             let t = e.text.trim();
@@ -85,7 +85,7 @@ pub fn parse_libvirt_xml(text: &str, path: &Path) -> Result<VmModel, ConfigError
     if vm.bios_uuid.is_none() && dtype != "vmware" {
         vm.bios_uuid = vm.uuid.clone();
     }
-    let mem = root.child("memory").ok_or_else(|| ConfigError::invalid(path, "<memory>", "", "the domain has no memory size"))?;
+    let mem = root.child("memory").ok_or_else(|| ConfigError::missing(path, "<memory>", "the domain has no memory size"))?;
     let unit_s = mem.attr("unit").unwrap_or("KiB");
     let unit = memory_unit(unit_s).ok_or_else(|| ConfigError::invalid(path, field(mem, "memory unit"), unit_s, "unknown unit"))?;
     let n: u64 = number(mem, "<memory>", path)?;
@@ -93,6 +93,16 @@ pub fn parse_libvirt_xml(text: &str, path: &Path) -> Result<VmModel, ConfigError
     if let Some(v) = root.child("vcpu") {
         let n: u32 = number(v, "<vcpu>", path)?;
         vm.vcpus = Some(n).filter(|n| (1..=1024).contains(n)).ok_or_else(|| ConfigError::invalid(path, field(v, "<vcpu>"), n, "not a vCPU count"))?;
+        // `<vcpu current='2'>4</vcpu>`: 2 online at boot, at most 4 (as Xen's vcpus/maxvcpus).
+        if let Some(c) = v.attr("current") {
+            let cur = c.trim().parse::<u32>().ok().filter(|&k| (1..=n).contains(&k)).ok_or_else(|| {
+                ConfigError::invalid(path, field(v, "<vcpu> current"), c, format!("not a vCPU count up to {n}"))
+            })?;
+            if cur < n {
+                vm.max_vcpus = Some(n);
+                vm.vcpus = cur;
+            }
+        }
     }
     if let Some(t) = root.path(&["cpu", "topology"]) {
         let get = |a: &str| -> Result<u32, ConfigError> {
@@ -100,7 +110,7 @@ pub fn parse_libvirt_xml(text: &str, path: &Path) -> Result<VmModel, ConfigError
             v.parse().ok().filter(|&n: &u32| n >= 1).ok_or_else(|| ConfigError::invalid(path, field(t, &format!("topology {a}")), v, "not a count"))
         };
         let topo = CpuTopology { sockets: get("sockets")?, cores: get("cores")?, threads: get("threads")? };
-        if topo.sockets.saturating_mul(topo.cores).saturating_mul(topo.threads) == vm.vcpus {
+        if topo.sockets.saturating_mul(topo.cores).saturating_mul(topo.threads) == vm.max_vcpus.unwrap_or(vm.vcpus) {
             vm.topology = Some(topo);
         } else {
             vm.warnings.push(format!("CPU topology does not multiply to {} vCPUs, ignored", vm.vcpus));

@@ -12,6 +12,10 @@ pub struct Datastores {
     pub map: BTreeMap<String, PathBuf>,
     /// Fallback: datastore `ds` is `dir/ds`.
     pub dir: Option<PathBuf>,
+    /// A reference exactly as the description writes it (`rbd:pool/img`, `[ds] a.vmdk`) →
+    /// the local file or device holding that disk.
+    #[serde(default)]
+    pub files: BTreeMap<String, PathBuf>,
 }
 
 /// Splits `[ds] rel/path` into (ds, rel/path).
@@ -33,7 +37,7 @@ fn join_below(base: &Path, rel: &str) -> Option<PathBuf> {
 impl Datastores {
     /// Whether any mapping is configured.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty() && self.dir.is_none()
+        self.map.is_empty() && self.dir.is_none() && self.files.is_empty()
     }
 
     fn base(&self, ds: &str) -> Option<PathBuf> {
@@ -67,7 +71,9 @@ impl super::VmModel {
         }
         for d in &mut self.disks {
             let new = match &d.source {
-                super::DiskSource::Unresolved { reference } => stores.resolve_bracket(reference),
+                super::DiskSource::Unresolved { reference } => {
+                    stores.files.get(reference).cloned().or_else(|| stores.resolve_bracket(reference))
+                }
                 super::DiskSource::File { path } => stores.resolve_vmfs(path),
                 _ => None,
             };

@@ -7,7 +7,7 @@ mod print;
 pub mod xml;
 
 pub use datastore::{split_datastore_path, Datastores};
-pub use error::{read_limited, ConfigError};
+pub use error::{one_line, read_limited, shown, ConfigError};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -28,7 +28,11 @@ pub struct VmModel {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub genid: Option<String>,
     pub memory_bytes: u64,
+    /// vCPUs online at boot.
     pub vcpus: u32,
+    /// The most vCPUs the guest may have (Xen `maxvcpus`), when more than `vcpus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_vcpus: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<CpuTopology>,
     pub firmware: Firmware,
@@ -49,6 +53,11 @@ pub struct VmModel {
     /// Xen paravirtual boot details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pv: Option<PvBoot>,
+    /// Every file the disks read (extents, parents, backing files) must resolve inside this
+    /// directory (a directory OVA); None: files outside the source's directory are allowed
+    /// and reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confine: Option<PathBuf>,
     /// Things the reader tolerated (duplicate keys, garbled manifest lines...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -124,6 +133,9 @@ pub enum DiskSource {
     /// A member stored uncompressed inside an archive (tar, stored zip entry): read in
     /// place at `offset`, `length` bytes, no copy.
     InPlace { archive: PathBuf, member: String, offset: u64, length: u64 },
+    /// A GNU sparse member of an uncompressed tar: `[logical offset, archive offset, length]`
+    /// data segments, zeros elsewhere, `size` bytes in all.
+    SparseInPlace { archive: PathBuf, member: String, size: u64, segments: Vec<[u64; 3]> },
     /// A member of a compressed archive: only readable front to back, by decompressing the
     /// archive. For tar containers `offset` is where the member's bytes start in the
     /// decompressed tar stream; for zip it is 0 (the entry is found by name).
@@ -133,8 +145,10 @@ pub enum DiskSource {
     /// The bytes of `inner` are gzip-compressed (OVF `ovf:compression="gzip"`).
     Gzip { inner: Box<DiskSource> },
     /// A location that could not be resolved on this host (e.g. `[datastore] path` without a
-    /// datastore map).
+    /// datastore map, or network storage such as Xen's `rbd:pool/image`).
     Unresolved { reference: String },
+    /// A blank disk the import creates (an OVF Disk without `fileRef`): `size` zero bytes.
+    Blank { size: u64 },
 }
 
 /// How a compressed archive is wrapped.
@@ -229,7 +243,19 @@ pub fn normalize_mac(s: &str) -> Option<String> {
     Some(parts.join(":").to_ascii_lowercase())
 }
 
+/// Warnings a reader keeps; the rest are counted in one last warning.
+pub const MAX_WARNINGS: usize = 30;
+
 impl VmModel {
+    /// Keeps the first [`MAX_WARNINGS`] warnings and summarises the rest in one.
+    pub fn cap_warnings(&mut self) {
+        if self.warnings.len() > MAX_WARNINGS {
+            let more = self.warnings.len() - MAX_WARNINGS;
+            self.warnings.truncate(MAX_WARNINGS);
+            self.warnings.push(format!("{more} more warnings not shown"));
+        }
+    }
+
     /// The model as pretty JSON (stable: fields in declaration order).
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()

@@ -21,6 +21,10 @@ impl DiskSource {
             }
             DiskSource::Gzip { inner } => format!("gzip of {}", inner.describe()),
             DiskSource::Unresolved { reference } => format!("unresolved {reference}"),
+            DiskSource::SparseInPlace { archive, member, size, segments } => {
+                format!("{} in {} (GNU sparse, {} segments), {size} bytes", member, archive.display(), segments.len())
+            }
+            DiskSource::Blank { size } => format!("blank disk of {size} bytes"),
         }
     }
 }
@@ -44,7 +48,10 @@ impl VmModel {
             ("BIOS UUID", opt(&self.bios_uuid)),
             ("VM genid", opt(&self.genid)),
             ("memory", format!("{} (bytes)", self.memory_bytes)),
-            ("nr vCPUs", self.vcpus.to_string()),
+            ("nr vCPUs", match self.max_vcpus {
+                Some(m) => format!("{} (maximum {m})", self.vcpus),
+                None => self.vcpus.to_string(),
+            }),
             ("CPU topology", topology),
             ("firmware", firmware.to_string()),
             ("UEFI secureboot", self.secure_boot.to_string()),

@@ -38,7 +38,10 @@ pub enum Loc {
     /// In the decompressed stream at this offset (tar.gz / tar.xz), or a zip entry whose
     /// deflate data starts at this offset in the zip file.
     Streamed(u64),
-    /// Cannot be read (GNU sparse tar member, unsupported zip method): the reason.
+    /// A GNU sparse member of a plain tar: its data segments in the archive file.
+    Sparse(super::sparse::SparseMap),
+    /// Cannot be read (GNU sparse member of a compressed tar, unsupported zip method): the
+    /// reason.
     Unreadable(String),
 }
 
@@ -61,6 +64,17 @@ pub struct Archive {
     /// Digests computed while streaming a compressed archive.
     pub digests: BTreeMap<(String, Algo), String>,
     pub warnings: Vec<String>,
+}
+
+const SPARSE_COMPRESSED: &str = "GNU sparse member of a compressed tar: cannot be read front to back (extract the OVA first)";
+
+/// A member's PAX extended header records, in order (empty when it has none).
+fn pax_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, String)> {
+    let Ok(Some(exts)) = entry.pax_extensions() else { return Vec::new() };
+    exts.filter_map(Result::ok)
+        .filter_map(|e| Some((e.key().ok()?.to_string(), e.value().ok()?.to_string())))
+        .take(4 * super::sparse::MAX_SEGMENTS)
+        .collect()
 }
 
 /// Reads the budget the `.ovf` allows (sum of declared sizes); used to bound decompression.
@@ -208,19 +222,30 @@ impl Archive {
         let total = file.metadata().map_err(|e| ConfigError::io(&path, "stat", e))?.len();
         let mut ar = tar::Archive::new(file);
         let entries = ar.entries_with_seek().map_err(|e| ConfigError::invalid(&path, "tar header", "", e.to_string()))?;
+        let ro = crate::disk::ReadOnlyFile::open(&path).map_err(|e| ConfigError::other(&path, e.to_string()))?;
         for entry in entries {
-            let entry = entry.map_err(|e| ConfigError::invalid(&path, "tar header", "", e.to_string()))?;
+            let mut entry = entry.map_err(|e| ConfigError::invalid(&path, "tar header", "", e.to_string()))?;
             let name = entry.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
             let et = entry.header().entry_type();
             if !(et.is_file() || et.is_gnu_sparse()) {
                 continue;
             }
             let (size, offset) = (entry.size(), entry.raw_file_position());
+            if et.is_gnu_sparse() {
+                let map = super::sparse::gnu_old(&ro, entry.raw_header_position(), total, &path, &name)?;
+                self.add(&name, Member { size: map.size, loc: Loc::Sparse(map) })?;
+                continue;
+            }
             if offset.checked_add(size).is_none_or(|end| end > total) {
                 return Err(ConfigError::invalid(&path, format!("tar member {name} size"), size, "runs past the end of the archive"));
             }
-            let loc = if et.is_gnu_sparse() { Loc::Unreadable("GNU sparse tar member".into()) } else { Loc::InPlace(offset) };
-            self.add(&name, Member { size, loc })?;
+            let pax = pax_records(&mut entry);
+            if let Some(map) = super::sparse::pax(&pax, &ro, offset, size, &path, &name)? {
+                let real = super::sparse::real_name(&pax, &name);
+                self.add(&real, Member { size: map.size, loc: Loc::Sparse(map) })?;
+                continue;
+            }
+            self.add(&name, Member { size, loc: Loc::InPlace(offset) })?;
         }
         Ok(())
     }
@@ -278,7 +303,17 @@ impl Archive {
             let mut entry = entry.map_err(bad)?;
             let name = entry.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
             let et = entry.header().entry_type();
+            if et.is_gnu_sparse() {
+                self.add(&name, Member { size: entry.size(), loc: Loc::Unreadable(SPARSE_COMPRESSED.into()) })?;
+                continue;
+            }
             if !et.is_file() {
+                continue;
+            }
+            let pax = pax_records(&mut entry);
+            if pax.iter().any(|(k, _)| k.starts_with("GNU.sparse.")) {
+                let real = super::sparse::real_name(&pax, &name);
+                self.add(&real, Member { size: entry.size(), loc: Loc::Unreadable(SPARSE_COMPRESSED.into()) })?;
                 continue;
             }
             let (size, offset) = (entry.size(), entry.raw_file_position());
@@ -353,6 +388,12 @@ impl Archive {
                 };
                 DiskSource::Streamed { archive: self.path.clone(), container, member: name.into(), offset: *offset, length: m.size }
             }
+            Loc::Sparse(map) => DiskSource::SparseInPlace {
+                archive: self.path.clone(),
+                member: name.into(),
+                size: map.size,
+                segments: map.segments.clone(),
+            },
             Loc::Unreadable(why) => return Err(ConfigError::invalid(&self.path, "member", name, why.clone())),
         })
     }

@@ -3,7 +3,7 @@
 
 use crate::model::xml::{self, Element};
 use crate::model::{
-    normalize_mac, normalize_uuid, Bus, ConfigError, CpuTopology, Disk, DiskSource, Firmware, NetKind, Nic, Removable,
+    one_line, normalize_mac, normalize_uuid, Bus, ConfigError, CpuTopology, Disk, DiskSource, Firmware, NetKind, Nic, Removable,
     RemovableKind, VmModel,
 };
 use std::collections::BTreeMap;
@@ -16,6 +16,8 @@ pub struct FileRef {
     pub size: Option<u64>,
     pub gzip: bool,
     pub chunked: bool,
+    /// `ovf:size` as written.
+    pub size_text: Option<String>,
 }
 
 /// Turns a File reference into a disk source (checks presence, escape, size, digests).
@@ -52,6 +54,7 @@ fn refs(root: &Element) -> BTreeMap<String, FileRef> {
                         size: f.attr("size").and_then(|s| s.trim().parse().ok()),
                         gzip: f.attr("compression").is_some_and(|c| c.eq_ignore_ascii_case("gzip")),
                         chunked: f.attr("chunkSize").is_some(),
+                        size_text: f.attr("size").map(str::to_string),
                     },
                 );
             }
@@ -96,33 +99,31 @@ struct Controller {
 }
 
 /// Parses the envelope. `resolve` maps each disk's File reference to its bytes.
-pub fn parse(text: &str, path: &Path, resolve: &mut Resolver<'_>) -> Result<VmModel, ConfigError> {
+/// `want` picks one VirtualSystem by id or Name when the OVF holds several.
+pub fn parse(text: &str, path: &Path, want: Option<&str>, resolve: &mut Resolver<'_>) -> Result<VmModel, ConfigError> {
     let root = xml::parse(text, path)?;
     if root.name != "Envelope" {
         return Err(ConfigError::invalid(path, "root element", &root.name, "expected an OVF Envelope"));
     }
     let files = refs(&root);
+    let vs = find_system(&root, path, want)?;
+    let props = properties(&root, vs);
     let mut disks_by_id: BTreeMap<String, (&Element, Option<u64>)> = BTreeMap::new();
-    for s in root.children.iter().filter(|c| c.name == "DiskSection" || c.name == "VirtualDiskSection") {
+    let sections = root.children.iter().chain(vs.children.iter());
+    for s in sections.filter(|c| c.name == "DiskSection" || c.name == "VirtualDiskSection") {
         for d in s.children("Disk") {
             let id = d.attr("diskId").unwrap_or("").to_string();
             let cap = match d.attr("capacity") {
-                Some(c) => {
-                    let n: u64 = c.trim().parse().map_err(|_| ConfigError::invalid(path, format!("line {}: Disk capacity", d.line), c, "not a number"))?;
-                    let unit_s = d.attr("capacityAllocationUnits").unwrap_or("byte");
-                    let unit = units(unit_s).ok_or_else(|| ConfigError::invalid(path, format!("line {}: capacityAllocationUnits", d.line), unit_s, "unknown unit"))?;
-                    Some(n.checked_mul(unit).ok_or_else(|| ConfigError::invalid(path, format!("line {}: Disk capacity", d.line), c, "too large"))?)
-                }
+                Some(c) => Some(capacity(d, c, &props, path)?),
                 None => None,
             };
             disks_by_id.insert(id, (d, cap));
         }
     }
-    let vs = find_system(&root, path)?;
     let mut vm = VmModel { hypervisor: "ova".into(), vcpus: 1, ..Default::default() };
     vm.name = vs.child_text("Name").filter(|n| !n.is_empty()).or(vs.attr("id")).unwrap_or("").to_string();
     if vm.name.is_empty() {
-        return Err(ConfigError::invalid(path, format!("line {}: VirtualSystem Name", vs.line), "", "the VM has no name"));
+        return Err(ConfigError::missing(path, format!("line {}: VirtualSystem Name", vs.line), "the VM has no name"));
     }
     if let Some(os) = vs.child("OperatingSystemSection") {
         vm.os_hint = os
@@ -152,7 +153,13 @@ pub fn parse(text: &str, path: &Path, resolve: &mut Resolver<'_>) -> Result<VmMo
             _ => {}
         }
     }
-    let items: Vec<&Element> = hw.children.iter().filter(|c| c.name.ends_with("Item")).collect();
+    // Ranged items (`ovf:bound="min|max"`) give limits; the value used is the `normal` one.
+    let items: Vec<&Element> = hw
+        .children
+        .iter()
+        .filter(|c| c.name.ends_with("Item"))
+        .filter(|c| c.attr("bound").is_none_or(|b| b.eq_ignore_ascii_case("normal")))
+        .collect();
     let mut controllers: BTreeMap<String, Controller> = BTreeMap::new();
     let mut memory = None;
     for it in &items {
@@ -164,7 +171,8 @@ pub fn parse(text: &str, path: &Path, resolve: &mut Resolver<'_>) -> Result<VmMo
             3 => {
                 let q = num(it, "VirtualQuantity", path)?.unwrap_or(1);
                 vm.vcpus = u32::try_from(q).ok().filter(|&n| (1..=1024).contains(&n)).ok_or_else(|| {
-                    ConfigError::invalid(path, format!("line {}: CPU VirtualQuantity", it.line), q, "not a vCPU count")
+                    let shown = it.child_text("VirtualQuantity").unwrap_or("");
+                    ConfigError::invalid(path, format!("line {}: CPU VirtualQuantity", it.line), shown, "not a vCPU count")
                 })?;
                 if let Some(c) = num(it, "CoresPerSocket", path)? {
                     let cores = u32::try_from(c).unwrap_or(0);
@@ -175,11 +183,14 @@ pub fn parse(text: &str, path: &Path, resolve: &mut Resolver<'_>) -> Result<VmMo
                 }
             }
             4 => {
-                let q = num(it, "VirtualQuantity", path)?.unwrap_or(0);
+                let q = num(it, "VirtualQuantity", path)?.ok_or_else(|| {
+                    ConfigError::missing(path, format!("line {}: memory VirtualQuantity", it.line), "the memory Item has no size")
+                })?;
                 let u = it.child_text("AllocationUnits").unwrap_or("byte * 2^20");
                 let unit = units(u).ok_or_else(|| ConfigError::invalid(path, format!("line {}: AllocationUnits", it.line), u, "unknown unit"))?;
                 memory = Some(q.checked_mul(unit).filter(|b| ((1 << 20)..=(16 << 40)).contains(b)).ok_or_else(|| {
-                    ConfigError::invalid(path, format!("line {}: memory VirtualQuantity", it.line), q, "not a memory size")
+                    let shown = it.child_text("VirtualQuantity").unwrap_or("");
+                    ConfigError::invalid(path, format!("line {}: memory VirtualQuantity", it.line), shown, format!("not a memory size in {u}"))
                 })?);
             }
             5 | 6 | 20 => {
@@ -197,7 +208,7 @@ pub fn parse(text: &str, path: &Path, resolve: &mut Resolver<'_>) -> Result<VmMo
             _ => {}
         }
     }
-    vm.memory_bytes = memory.ok_or_else(|| ConfigError::other(path, "no memory Item (ResourceType 4)"))?;
+    vm.memory_bytes = memory.ok_or_else(|| ConfigError::missing(path, "memory Item (ResourceType 4)", "the OVF states no memory size"))?;
     let mut disks: Vec<(u8, Disk)> = Vec::new();
     for it in &items {
         let rt = num(it, "ResourceType", path)?.unwrap_or(0);
@@ -214,10 +225,21 @@ pub fn parse(text: &str, path: &Path, resolve: &mut Resolver<'_>) -> Result<VmMo
                 let (d, cap) = disks_by_id.get(did).ok_or_else(|| {
                     ConfigError::invalid(path, format!("line {}: HostResource", it.line), host, "no such disk in DiskSection")
                 })?;
-                let fref = d.attr("fileRef").unwrap_or("");
-                let f = files.get(fref).ok_or_else(|| {
-                    ConfigError::invalid(path, format!("line {}: Disk fileRef", d.line), fref, "no such File in References")
-                })?;
+                // A Disk without fileRef is a blank disk the import creates, of its capacity.
+                let source = match d.attr("fileRef").filter(|f| !f.is_empty()) {
+                    None => {
+                        let size = cap.ok_or_else(|| {
+                            ConfigError::missing(path, format!("line {}: Disk capacity", d.line), "a blank disk (no fileRef) needs a capacity")
+                        })?;
+                        DiskSource::Blank { size }
+                    }
+                    Some(fref) => {
+                        let f = files.get(fref).ok_or_else(|| {
+                            ConfigError::invalid(path, format!("line {}: Disk fileRef", d.line), fref, "no such File in References")
+                        })?;
+                        resolve(f)?
+                    }
+                };
                 let fmt = d.attr("format").unwrap_or("").to_ascii_lowercase();
                 let format = if fmt.contains("vmdk") {
                     Some("vmdk".into())
@@ -238,7 +260,7 @@ pub fn parse(text: &str, path: &Path, resolve: &mut Resolver<'_>) -> Result<VmMo
                 disks.push((
                     order,
                     Disk {
-                        source: resolve(f)?,
+                        source,
                         format,
                         bus,
                         controller_model: model,
@@ -280,7 +302,11 @@ pub fn parse(text: &str, path: &Path, resolve: &mut Resolver<'_>) -> Result<VmMo
     Ok(vm)
 }
 
-fn find_system<'a>(root: &'a Element, path: &Path) -> Result<&'a Element, ConfigError> {
+fn system_name(e: &Element) -> &str {
+    e.child_text("Name").filter(|n| !n.is_empty()).or(e.attr("id")).unwrap_or("")
+}
+
+fn find_system<'a>(root: &'a Element, path: &Path, want: Option<&str>) -> Result<&'a Element, ConfigError> {
     let mut found = Vec::new();
     fn walk<'a>(e: &'a Element, out: &mut Vec<&'a Element>) {
         for c in &e.children {
@@ -292,11 +318,61 @@ fn find_system<'a>(root: &'a Element, path: &Path) -> Result<&'a Element, Config
         }
     }
     walk(root, &mut found);
+    let names = || found.iter().map(|v| one_line(system_name(v))).collect::<Vec<_>>().join(", ");
+    if let Some(w) = want {
+        return found.iter().copied().find(|v| system_name(v) == w || v.attr("id") == Some(w)).ok_or_else(|| {
+            ConfigError::invalid(path, "--vm", w, format!("no such VirtualSystem; the OVF holds: {}", names()))
+        });
+    }
     match found.as_slice() {
         [one] => Ok(one),
         [] => Err(ConfigError::other(path, "no VirtualSystem in the OVF")),
-        many => Err(ConfigError::invalid(path, "VirtualSystem", many.len(), "several virtual systems; only one VM per OVA is supported")),
+        many => Err(ConfigError::other(
+            path,
+            format!("{} virtual systems (a VirtualSystemCollection): choose one with --vm NAME: {}", many.len(), names()),
+        )),
     }
+}
+
+/// ProductSection property defaults (`ovf:key` → `ovf:value`) of the envelope and `vs`.
+fn properties<'a>(root: &'a Element, vs: &'a Element) -> BTreeMap<&'a str, &'a str> {
+    let mut out = BTreeMap::new();
+    // The envelope's, every enclosing VirtualSystemCollection's, then the VM's own (last wins).
+    fn collect<'a>(e: &'a Element, out: &mut Vec<&'a Element>) {
+        out.extend(e.children("ProductSection"));
+        for c in e.children("VirtualSystemCollection") {
+            collect(c, out);
+        }
+    }
+    let mut sections: Vec<&Element> = Vec::new();
+    collect(root, &mut sections);
+    sections.extend(vs.children("ProductSection"));
+    for p in sections {
+        let props = p.children("Property").chain(p.children("Category").flat_map(|c| c.children("Property")));
+        for prop in props {
+            if let (Some(k), Some(v)) = (prop.attr("key"), prop.attr("value")) {
+                out.insert(k, v);
+            }
+        }
+    }
+    out
+}
+
+/// A Disk's capacity in bytes: a number or `${property}` (its ProductSection default), times
+/// `capacityAllocationUnits`.
+fn capacity(d: &Element, c: &str, props: &BTreeMap<&str, &str>, path: &Path) -> Result<u64, ConfigError> {
+    let field = || format!("line {}: Disk capacity", d.line);
+    let text = match c.trim().strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+        Some(key) => props.get(key).copied().ok_or_else(|| {
+            ConfigError::invalid(path, field(), c, format!("property {key:?} has no default value in a ProductSection"))
+        })?,
+        None => c,
+    };
+    let n: u64 = text.trim().parse().map_err(|_| ConfigError::invalid(path, field(), text, "not a number"))?;
+    let unit_s = d.attr("capacityAllocationUnits").unwrap_or("byte");
+    let unit = units(unit_s)
+        .ok_or_else(|| ConfigError::invalid(path, format!("line {}: capacityAllocationUnits", d.line), unit_s, "unknown unit"))?;
+    n.checked_mul(unit).ok_or_else(|| ConfigError::invalid(path, field(), text, "too large"))
 }
 
 #[cfg(test)]

@@ -28,6 +28,26 @@ pub fn join(base: &str, href: &str) -> Option<String> {
     Some(if base.is_empty() { href } else { format!("{base}/{href}") })
 }
 
+/// Like [`join`], but `..` components are allowed while they stay inside the top (for a
+/// directory OVA, whose files are plain files below one directory).
+pub fn join_within(base: &str, href: &str) -> Option<String> {
+    if href.starts_with('/') || href.contains('\\') || href.contains("://") || href.contains('\0') {
+        return None;
+    }
+    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+    for p in href.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p if p.len() == 2 && p.ends_with(':') => return None,
+            p => parts.push(p),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
 /// The directory part of a normalised member name ("" at the top).
 pub fn dir_of(name: &str) -> &str {
     name.rfind('/').and_then(|i| name.get(..i)).unwrap_or("")
@@ -88,5 +108,10 @@ mod tests {
         assert_eq!(dir_of("sub/x.ovf"), "sub");
         assert_eq!(dir_of("x.ovf"), "");
         assert!(is_junk("sub/._x.ovf"));
+        assert_eq!(join_within("sub", "../disks/d.vmdk").as_deref(), Some("disks/d.vmdk"));
+        assert_eq!(join_within("", "a/../d.vmdk").as_deref(), Some("d.vmdk"));
+        assert_eq!(join_within("", "../d.vmdk"), None);
+        assert_eq!(join_within("sub", "../../d.vmdk"), None);
+        assert_eq!(join_within("", "/etc/passwd"), None);
     }
 }

@@ -43,6 +43,12 @@ pub fn open_stream(src: &DiskSource) -> Result<Box<dyn Read + Send>, ConfigError
             Ok(Box::new(Chain { readers, index: 0 }))
         }
         DiskSource::Gzip { inner } => Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(open_stream(inner)?)))),
+        DiskSource::SparseInPlace { archive, member, size, segments } => {
+            let dev = super::sparse::SparseMember::open(archive, member, *size, segments)
+                .map_err(|e| ConfigError::other(archive, e.to_string()))?;
+            Ok(Box::new(super::sparse::DeviceReader { dev, pos: 0 }))
+        }
+        DiskSource::Blank { size } => Ok(Box::new(io::repeat(0).take(*size))),
         DiskSource::Unresolved { reference } => {
             Err(ConfigError::other(std::path::Path::new(reference), "disk location is not resolved on this host"))
         }

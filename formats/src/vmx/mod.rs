@@ -32,7 +32,24 @@ pub fn parse_vmx(bytes: &[u8], path: &Path) -> Result<VmModel, ConfigError> {
     if text.lines().take(5).any(|l| l.trim().eq_ignore_ascii_case("# Disk DescriptorFile")) {
         return Err(ConfigError::other(path, "this is a VMDK descriptor, not a VMX file"));
     }
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(ConfigError::other(path, format!("not a VMX file: binary content (a NUL byte at offset {at})")));
+    }
     let vmx = Vmx::parse(&text);
+    if vmx.good_lines == 0 {
+        return Err(ConfigError::other(path, "not a VMX file: no `key = \"value\"` line"));
+    }
+    if vmx.bad_lines > vmx.good_lines {
+        return Err(ConfigError::other(
+            path,
+            format!(
+                "not a VMX file: {} of {} lines are not `key = \"value\"` (the first is line {})",
+                vmx.bad_lines,
+                vmx.bad_lines + vmx.good_lines,
+                vmx.first_bad.unwrap_or(0)
+            ),
+        ));
+    }
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut vm = VmModel { hypervisor: "vmware".into(), warnings: vmx.warnings.clone(), ..Default::default() };
     let bad = |key: &str, value: &str, reason: &str| ConfigError::invalid(path, format!("key {key}"), value, reason);
@@ -87,6 +104,7 @@ pub fn parse_vmx(bytes: &[u8], path: &Path) -> Result<VmModel, ConfigError> {
     }
     read_disks(&vmx, path, &dir, &mut vm)?;
     read_nics(&vmx, path, &mut vm)?;
+    vm.cap_warnings();
     Ok(vm)
 }
 
@@ -141,35 +159,45 @@ fn resolve(dir: &Path, file: &str) -> PathBuf {
 }
 
 fn read_disks(vmx: &Vmx, path: &Path, dir: &Path, vm: &mut VmModel) -> Result<(), ConfigError> {
+    let mut skipped: Vec<String> = Vec::new();
     for (prefix, bus) in [("scsi", Bus::Scsi), ("sata", Bus::Sata), ("ide", Bus::Ide), ("nvme", Bus::Nvme)] {
         for (c, u) in devices(vmx, prefix) {
             let ns = format!("{prefix}{c}:{u}");
             let dtype = vmx.get(&format!("{ns}.devicetype")).map(str::to_ascii_lowercase);
             let file = vmx.get(&format!("{ns}.filename")).filter(|f| !f.is_empty());
-            let is_cdrom = matches!(dtype.as_deref(), Some("cdrom-image" | "atapi-cdrom" | "cdrom-raw"));
-            let is_disk = matches!(
-                (bus, dtype.as_deref()),
-                (Bus::Scsi, None | Some("disk" | "plaindisk" | "rawdisk" | "scsi-harddisk"))
-                    | (Bus::Sata, None | Some("disk"))
-                    | (Bus::Ide, Some("ata-harddisk"))
-                    | (Bus::Nvme, None)
-            );
+            let is_iso = file.is_some_and(|f| f.to_ascii_lowercase().ends_with(".iso"));
+            let is_cdrom = match dtype.as_deref() {
+                Some(t) => matches!(t, "cdrom-image" | "atapi-cdrom" | "cdrom-raw"),
+                // VMware's default for a slot without deviceType is a disk; an .iso is a CD.
+                None => is_iso,
+            };
+            let is_disk = match dtype.as_deref() {
+                None => !is_iso,
+                Some(t) => matches!(
+                    (bus, t),
+                    (_, "disk" | "plaindisk" | "rawdisk")
+                        | (Bus::Scsi, "scsi-harddisk")
+                        | (Bus::Ide | Bus::Sata, "ata-harddisk")
+                ),
+            };
             if is_cdrom {
                 vm.removables.push(Removable {
                     kind: RemovableKind::Cdrom,
                     bus,
                     controller: c,
                     unit: u,
-                    media: file.filter(|_| dtype.as_deref() == Some("cdrom-image")).map(str::to_string),
+                    media: file.filter(|_| dtype.as_deref().is_none_or(|t| t == "cdrom-image")).map(str::to_string),
                 });
                 continue;
             }
             if !is_disk {
-                vm.warnings.push(format!("{ns}: deviceType {:?} is not a disk here, ignored", dtype.unwrap_or_default()));
+                let t = dtype.unwrap_or_default();
+                skipped.push(format!("{ns} (deviceType {t:?})"));
+                vm.warnings.push(format!("{ns}: deviceType {t:?} is not a disk here, ignored"));
                 continue;
             }
             let Some(file) = file else {
-                return Err(ConfigError::invalid(path, format!("key {ns}.fileName"), "", "disk has no file"));
+                return Err(ConfigError::missing(path, format!("key {ns}.fileName"), "the disk has no file"));
             };
             let model = match bus {
                 Bus::Scsi => {
@@ -200,6 +228,9 @@ fn read_disks(vmx: &Vmx, path: &Path, dir: &Path, vm: &mut VmModel) -> Result<()
     }
     for n in (0..2u32).filter(|n| vmx.get_bool(&format!("floppy{n}.present")) == Some(Ok(true))) {
         vm.removables.push(Removable { kind: RemovableKind::Floppy, bus: Bus::Fdc, controller: 0, unit: n, media: None });
+    }
+    if vm.disks.is_empty() && !skipped.is_empty() {
+        return Err(ConfigError::other(path, format!("no disk left: every disk slot was skipped: {}", skipped.join(", "))));
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! VMX syntax: `key = "value"` lines, case-insensitive keys, `|XX` hex escapes, `#` comments,
-//! CRLF; first of duplicate keys wins; `ns.present = "FALSE"` drops namespace `ns`.
+//! CRLF; first of duplicate keys wins; `ns.present = "FALSE"` drops namespace `ns`. Keys are
+//! printable ASCII; malformed lines are counted, and the first few become warnings.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,7 +11,15 @@ pub struct Vmx {
     /// Namespaces switched off by `ns.present = "FALSE"`.
     pub disabled: BTreeSet<String>,
     pub warnings: Vec<String>,
+    /// Lines read as `key = value`.
+    pub good_lines: usize,
+    /// Lines skipped as malformed (the first of them is `first_bad`).
+    pub bad_lines: usize,
+    pub first_bad: Option<usize>,
 }
+
+/// Line warnings kept before the rest are only counted.
+const MAX_LINE_WARNINGS: usize = 20;
 
 fn unescape(v: &str) -> String {
     let b = v.as_bytes();
@@ -31,23 +40,36 @@ fn unescape(v: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// At most 80 characters of a line, for a warning.
+fn cut(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
 impl Vmx {
     /// Parses VMX text. Never fails: bad lines become warnings.
     pub fn parse(text: &str) -> Vmx {
         let mut vmx = Vmx::default();
         let mut raw: Vec<(String, String)> = Vec::new();
+        let mut line_warnings: Vec<String> = Vec::new();
+        let mut bad = |vmx: &mut Vmx, n: usize, w: String| {
+            vmx.bad_lines += 1;
+            vmx.first_bad.get_or_insert(n + 1);
+            if line_warnings.len() < MAX_LINE_WARNINGS {
+                line_warnings.push(w);
+            }
+        };
         for (n, line) in text.lines().enumerate() {
             let line = line.trim_end_matches('\r').trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let Some((k, v)) = line.split_once('=') else {
-                vmx.warnings.push(format!("line {}: no '=' in {line:?}, ignored", n + 1));
+                bad(&mut vmx, n, format!("line {}: no '=' in {:?}, ignored", n + 1, cut(line)));
                 continue;
             };
             let key = k.trim().to_ascii_lowercase();
-            if key.is_empty() || key.contains(char::is_whitespace) {
-                vmx.warnings.push(format!("line {}: bad key {:?}, ignored", n + 1, k.trim()));
+            if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'#' | b'=')) {
+                bad(&mut vmx, n, format!("line {}: bad key {:?}, ignored", n + 1, cut(k.trim())));
                 continue;
             }
             let v = v.trim();
@@ -61,14 +83,20 @@ impl Vmx {
                         rest.get(..end).unwrap_or("")
                     }
                     None => {
-                        vmx.warnings.push(format!("line {}: unterminated quote in {key}, ignored", n + 1));
+                        bad(&mut vmx, n, format!("line {}: unterminated quote in {key}, ignored", n + 1));
                         continue;
                     }
                 }
             } else {
                 v.split('#').next().unwrap_or("").trim()
             };
+            vmx.good_lines += 1;
             raw.push((key, unescape(value)));
+        }
+        let more = vmx.bad_lines.saturating_sub(line_warnings.len());
+        vmx.warnings.append(&mut line_warnings);
+        if more > 0 {
+            vmx.warnings.push(format!("{more} more malformed lines ignored"));
         }
         for (key, value) in raw {
             if vmx.keys.contains_key(&key) {

@@ -12,12 +12,32 @@ pub struct DiskSpec {
     pub cdrom: bool,
     /// `phy:` prefix or a /dev path.
     pub block: bool,
+    /// Network storage (`rbd:pool/image`, `iscsi:...`, `nbd:...`): `target` is the reference.
+    pub network: bool,
 }
 
 const FORMATS: &[&str] = &["raw", "qcow", "qcow2", "vhd", "qed"];
 const ACCESS: &[&str] = &["r", "ro", "w", "rw", "w!"];
 
+/// Keys of `key=value` disk parameters.
+const KEYS: &[&str] = &[
+    "format", "vdev", "access", "devtype", "backendtype", "backend", "script", "discard", "no-discard", "direct-io-safe",
+    "colo-host", "colo-port", "colo-export", "active-disk", "hidden-disk", "specification", "trusted", "untrusted",
+];
+
+/// Whether a spec item is unmistakably a parameter (not part of a target with commas).
+fn is_parameter(item: &str) -> bool {
+    match item.split_once('=') {
+        Some((k, _)) => KEYS.contains(&k.trim()) || k.trim() == "target",
+        None => item.is_empty() || item == "cdrom" || FORMATS.contains(&item) || ACCESS.contains(&item) || is_vdev(item),
+    }
+}
+
+/// Network storage a target may name (QEMU block drivers xl passes through).
+const NETWORK: &[&str] = &["rbd:", "iscsi:", "nbd:", "nbd+unix:", "sheepdog:", "gluster:", "gluster+tcp:", "ssh:", "http:", "https:"];
+
 fn is_vdev(s: &str) -> bool {
+    let s = s.strip_prefix("ioemu:").unwrap_or(s);
     let base = s.split(':').next().unwrap_or(s);
     ["xvd", "hd", "sd", "vd"].iter().any(|p| base.strip_prefix(p).is_some_and(|r| !r.is_empty() && r.bytes().all(|c| c.is_ascii_alphanumeric())))
         || base.starts_with('d') && base.contains('p')
@@ -67,10 +87,19 @@ pub fn parse_disk(spec: &str) -> Result<DiskSpec, String> {
         };
         let item_t = item.trim();
         if let Some(t) = item_t.strip_prefix("target=") {
-            // target= takes the rest of the spec, commas included.
-            let whole = if tail.is_empty() { t.to_string() } else { format!("{t},{tail}") };
-            target = Some(whole);
-            break;
+            // xl wants target= last, since a target may hold commas. Where everything after it
+            // reads as other parameters, it is just this item; otherwise it takes the rest.
+            if tail.is_empty() || tail.split(',').all(|i| is_parameter(i.trim())) {
+                target = Some(t.to_string());
+            } else {
+                target = Some(format!("{t},{tail}"));
+                break;
+            }
+            if tail.is_empty() {
+                break;
+            }
+            rest = tail;
+            continue;
         }
         match item_t.split_once('=') {
             Some((k, v)) => match k.trim() {
@@ -78,8 +107,7 @@ pub fn parse_disk(spec: &str) -> Result<DiskSpec, String> {
                 "vdev" => d.vdev = v.trim().to_string(),
                 "access" => access = Some(v.trim().to_string()),
                 "devtype" => d.cdrom = v.trim() == "cdrom",
-                "backendtype" | "backend" | "script" | "discard" | "no-discard" | "direct-io-safe" | "colo-host" | "colo-port"
-                | "colo-export" | "active-disk" | "hidden-disk" | "specification" | "trusted" | "untrusted" => {}
+                k if KEYS.contains(&k) => {}
                 other => return Err(format!("unknown disk parameter {other:?}")),
             },
             None => match item_t {
@@ -109,6 +137,10 @@ pub fn parse_disk(spec: &str) -> Result<DiskSpec, String> {
             return Err(format!("cannot tell what {p:?} is (not a format, a virtual device or an access mode)"));
         }
     }
+    // Legacy HVM specs spell the emulated device `ioemu:hda`.
+    if let Some(v) = d.vdev.strip_prefix("ioemu:") {
+        d.vdev = v.to_string();
+    }
     if let Some((v, kind)) = d.vdev.clone().split_once(':') {
         match kind {
             "cdrom" => d.cdrom = true,
@@ -126,7 +158,14 @@ pub fn parse_disk(spec: &str) -> Result<DiskSpec, String> {
         Some(other) => return Err(format!("unknown access mode {other:?}")),
     }
     let t = target.unwrap_or_default();
-    let (fmt, block, path) = strip_prefix(t.trim());
+    let t = t.trim();
+    if NETWORK.iter().any(|p| t.starts_with(p)) {
+        d.network = true;
+        d.target = t.to_string();
+        d.readonly |= d.cdrom;
+        return Ok(d);
+    }
+    let (fmt, block, path) = strip_prefix(t.strip_prefix("ioemu:").unwrap_or(t));
     if d.format.is_none() {
         d.format = fmt.map(str::to_string);
     }
@@ -202,6 +241,23 @@ mod tests {
         assert_eq!(i.vdev, "hda");
         let j = d("vdev=hdc, devtype=cdrom, target=/iso/x.iso");
         assert!(j.cdrom && j.readonly);
+        // target= first or in the middle, as xl reads it where the rest is unambiguous.
+        let k = d("target=/srv/k.img,format=raw,vdev=xvda,access=rw");
+        assert_eq!((k.target.as_str(), k.vdev.as_str(), k.format.as_deref()), ("/srv/k.img", "xvda", Some("raw")));
+        let l = d("vdev=xvdb,access=r,target=/srv/a,b.img");
+        assert_eq!((l.target.as_str(), l.vdev.as_str(), l.readonly), ("/srv/a,b.img", "xvdb", true));
+        let l2 = d("vdev=xvdb,target=/srv/x,odd,format=raw");
+        assert_eq!(l2.target, "/srv/x,odd,format=raw", "an unknown item after target= makes it take the rest");
+        // ioemu: device prefixes of xm HVM configs.
+        let m = d("file:/srv/w.img,ioemu:hda,w");
+        assert_eq!((m.vdev.as_str(), m.target.as_str()), ("hda", "/srv/w.img"));
+        let n = d("file:/iso/w.iso,ioemu:hdc:cdrom,r");
+        assert!(n.cdrom && n.vdev == "hdc");
+        // Network storage.
+        let o = d("format=raw,vdev=xvda,access=rw,backendtype=qdisk,target=rbd:pool/vm-disk:id=admin");
+        assert!(o.network && o.target == "rbd:pool/vm-disk:id=admin");
+        let q = d("iscsi:iqn.2001-04.com.example:storage/1,xvdb,w");
+        assert!(q.network && q.vdev == "xvdb");
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub fn parse_xen(text: &str, path: &Path) -> Result<VmModel, ConfigError> {
         }
     };
 
-    vm.name = string("name")?.filter(|n| !n.is_empty()).ok_or_else(|| ConfigError::invalid(path, "name", "", "the config has no name"))?;
+    vm.name = string("name")?.filter(|n| !n.is_empty()).ok_or_else(|| ConfigError::missing(path, "name", "the config has no name"))?;
     if let Some(u) = string("uuid")? {
         let s = map.get("uuid").copied();
         let norm = normalize_uuid(&u).ok_or_else(|| s.map(|s| bad(s, &u, "not a UUID")).unwrap_or_else(|| ConfigError::other(path, "uuid")))?;
@@ -101,8 +101,16 @@ pub fn parse_xen(text: &str, path: &Path) -> Result<VmModel, ConfigError> {
         return Err(ConfigError::invalid(path, key, mib, "not a memory size in MiB"));
     }
     vm.memory_bytes = (mib as u64) << 20;
-    let vcpus = int("vcpus")?.unwrap_or(1);
-    vm.vcpus = u32::try_from(vcpus).ok().filter(|n| (1..=1024).contains(n)).ok_or_else(|| ConfigError::invalid(path, "vcpus", vcpus, "not a vCPU count"))?;
+    let count = |k: &str, v: i64| u32::try_from(v).ok().filter(|n| (1..=1024).contains(n)).ok_or_else(|| ConfigError::invalid(path, k, v, "not a vCPU count"));
+    // `vcpus` is how many are online at boot, `maxvcpus` how many the guest may have.
+    vm.vcpus = count("vcpus", int("vcpus")?.unwrap_or(1))?;
+    if let Some(m) = int("maxvcpus")? {
+        let max = count("maxvcpus", m)?;
+        if max < vm.vcpus {
+            return Err(ConfigError::invalid(path, "maxvcpus", m, format!("smaller than vcpus {}", vm.vcpus)));
+        }
+        vm.max_vcpus = Some(max).filter(|&m| m != vm.vcpus);
+    }
 
     let kind = match (string("type")?, string("builder")?) {
         (Some(t), _) => t.to_ascii_lowercase(),
@@ -166,7 +174,15 @@ pub fn parse_xen(text: &str, path: &Path) -> Result<VmModel, ConfigError> {
         }
         let p = PathBuf::from(&d.target);
         vm.disks.push(Disk {
-            source: if d.block { DiskSource::Block { path: p } } else { DiskSource::File { path: p } },
+            source: if d.network {
+                // Network storage: the user names a local copy (--disk-file REF=FILE), or
+                // the copy refuses naming it.
+                DiskSource::Unresolved { reference: d.target.clone() }
+            } else if d.block {
+                DiskSource::Block { path: p }
+            } else {
+                DiskSource::File { path: p }
+            },
             format: d.format.clone(),
             bus,
             controller_model: None,
@@ -176,6 +192,22 @@ pub fn parse_xen(text: &str, path: &Path) -> Result<VmModel, ConfigError> {
             readonly: d.readonly,
             capacity: None,
         });
+    }
+    // xm's HVM `cdrom = "/path.iso"`: the CD-ROM on hdc, unless a disk spec names hdc.
+    if let Some(iso) = string("cdrom")? {
+        let hdc_taken = vm.disks.iter().any(|d| d.target_dev.as_deref() == Some("hdc"))
+            || vm.removables.iter().any(|r| r.bus == Bus::Ide && r.unit == 2);
+        if hdc_taken {
+            vm.warnings.push("cdrom is set but hdc is already a disk spec, the cdrom key is ignored".into());
+        } else {
+            vm.removables.push(Removable {
+                kind: RemovableKind::Cdrom,
+                bus: Bus::Ide,
+                controller: 0,
+                unit: 2,
+                media: (!iso.is_empty()).then_some(iso),
+            });
+        }
     }
     vm.disks.sort_by_key(|d| (d.bus, d.unit));
     for (spec, line) in list("vif")? {
@@ -187,6 +219,7 @@ pub fn parse_xen(text: &str, path: &Path) -> Result<VmModel, ConfigError> {
         let model = v.model.clone().or_else(|| Some(if hvm && v.kind.as_deref() != Some("vif") { "rtl8139".into() } else { "netfront".into() }));
         vm.nics.push(Nic { mac, model, kind: NetKind::Bridge, network: v.bridge.clone().unwrap_or_else(|| "xenbr0".into()) });
     }
+    vm.cap_warnings();
     Ok(vm)
 }
 

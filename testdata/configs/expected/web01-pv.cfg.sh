@@ -5,7 +5,14 @@
 # net1: bridge xenbr1 (QEMU user networking here)
 set -e
 # KVM when available, else TCG; FERRY_QEMU_ACCEL overrides (e.g. "-accel tcg").
-accel="${FERRY_QEMU_ACCEL:--accel kvm -accel tcg}"
+# Under kvm_pvm (a nested KVM without hardware virtualization) QEMU's KVM accelerator
+# cannot run a guest: use TCG there.
+default_accel="-accel kvm -accel tcg"
+if [ -z "${FERRY_QEMU_ACCEL-}" ] && [ -e /sys/module/kvm_pvm ]; then
+  echo "$0: this host's KVM is kvm_pvm, where QEMU's KVM accelerator cannot run a guest: using TCG" >&2
+  default_accel="-accel tcg"
+fi
+accel="${FERRY_QEMU_ACCEL:-$default_accel}"
 exec qemu-system-x86_64 \
   -no-user-config -nodefaults \
   -name 'web01' \
