@@ -13,11 +13,12 @@ fn json(out: std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad json ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-/// `(start, length, data)` runs of a map, neighbours of the same kind merged.
+/// `(start, length, data)` runs of a map, neighbours of the same kind merged; "data" is
+/// data not known to be zero (qemu marks a raw hole of a fixed VHD data and zero).
 fn data_runs(v: &Value) -> Vec<(u64, u64, bool)> {
     let mut out: Vec<(u64, u64, bool)> = Vec::new();
     for e in v.as_array().unwrap() {
-        let t = (e["start"].as_u64().unwrap(), e["length"].as_u64().unwrap(), e["data"].as_bool().unwrap());
+        let t = (e["start"].as_u64().unwrap(), e["length"].as_u64().unwrap(), e["data"].as_bool().unwrap() && !e["zero"].as_bool().unwrap());
         match out.last_mut() {
             Some(l) if l.2 == t.2 && l.0 + l.1 == t.0 => l.1 += t.1,
             _ => out.push(t),

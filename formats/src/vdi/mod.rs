@@ -5,7 +5,7 @@ mod header;
 
 pub use header::probe;
 
-use crate::disk::{check_range, coalesce, BlockDevice, DiskError, Extent, ExtentKind, ImageInfo, ReadOnlyFile};
+use crate::disk::{check_range, coalesce, BlockDevice, DiskError, Extent, ExtentKind, ImageInfo, RawImage, ReadOnlyFile};
 use header::{Header, BLOCK_SIZE, HEADER_LEN};
 use std::path::Path;
 
@@ -17,6 +17,8 @@ pub struct VdiImage {
     file: ReadOnlyFile,
     header: Header,
     bmap: Vec<u32>,
+    /// The file seen as raw: holes inside allocated blocks map as zeros, as in qemu.
+    raw: RawImage,
 }
 
 /// Opens a VDI image read-only.
@@ -32,7 +34,8 @@ impl VdiImage {
         let mut raw = vec![0u8; header.blocks_in_image as usize * 4];
         file.read_exact_at(&mut raw, header.offset_bmap as u64, "block map")?;
         let bmap = raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        Ok(VdiImage { file, header, bmap })
+        let raw = RawImage::open(file.path())?;
+        Ok(VdiImage { file, header, bmap, raw })
     }
 
     /// Where block `i`'s data starts in the file, or the entry when it holds none.
@@ -58,7 +61,13 @@ impl BlockDevice for VdiImage {
             let n = (bs - pos % bs).min((buf.len() - done) as u64) as usize;
             let out = &mut buf[done..done + n];
             match self.block(pos / bs) {
-                Ok(at) => self.file.read_exact_at(out, at + pos % bs, "data block")?,
+                Ok(at) => {
+                    // A block cut short by the end of the file reads as zeros there, as in qemu.
+                    let at = at + pos % bs;
+                    let inside = self.file.len().saturating_sub(at).min(n as u64) as usize;
+                    self.file.read_exact_at(&mut out[..inside], at, "data block")?;
+                    out[inside..].fill(0);
+                }
                 Err(_) => out.fill(0),
             }
             done += n;
@@ -73,12 +82,21 @@ impl BlockDevice for VdiImage {
         let mut pos = offset;
         while pos < offset + length {
             let n = (bs - pos % bs).min(offset + length - pos);
-            let kind = match self.block(pos / bs) {
-                Ok(_) => ExtentKind::Data,
-                Err(DISCARDED) => ExtentKind::Zero,
-                Err(_) => ExtentKind::Unallocated,
-            };
-            out.push(Extent { offset: pos, length: n, kind });
+            match self.block(pos / bs) {
+                Ok(at) => {
+                    let at = at + pos % bs;
+                    // The file's holes in the block read as zeros; past its end, too.
+                    let inside = self.raw.size().saturating_sub(at).min(n);
+                    if inside > 0 {
+                        for e in self.raw.map(at, inside)? {
+                            out.push(Extent { offset: e.offset - at + pos, ..e });
+                        }
+                    }
+                    out.push(Extent { offset: pos + inside, length: n - inside, kind: ExtentKind::Zero });
+                }
+                Err(DISCARDED) => out.push(Extent { offset: pos, length: n, kind: ExtentKind::Zero }),
+                Err(_) => out.push(Extent { offset: pos, length: n, kind: ExtentKind::Unallocated }),
+            }
             pos += n;
         }
         Ok(coalesce(out))
