@@ -69,7 +69,8 @@ impl Tables {
         // qemu (which zero-fills reads past the end): those grain tables are absent.
         let kdmv = matches!(flavour, Flavour::Kdmv { .. });
         let avail = if kdmv { src.len().saturating_sub(gd_offset).min(bytes) } else { bytes };
-        if gd_offset.checked_add(avail).is_none_or(|end| end > src.len()) {
+        let end = gd_offset.checked_add(bytes);
+        if end.is_none() || (!kdmv && end.is_some_and(|end| end > src.len())) {
             return Err(DiskError::invalid(
                 &path,
                 "grain directory offset",
