@@ -108,6 +108,25 @@ seed_bytes() {
   done
 }
 
+# Seeds for the VHD, VHDX and VDI readers: small images qemu-img writes, with data.
+seed_foreign() {
+  local dir=$1 fmt=$2 tmp
+  command -v qemu-img >/dev/null || return 0
+  tmp=$(mktemp -d)
+  head -c 196608 /dev/urandom >"$tmp/r.raw"
+  truncate -s 2M "$tmp/r.raw"
+  case $fmt in
+    vhd)
+      qemu-img convert -f raw -O vpc -o subformat=dynamic,block_size=512K "$tmp/r.raw" "$dir/qemu-dynamic.vhd" 2>/dev/null ||
+        qemu-img convert -f raw -O vpc -o subformat=dynamic "$tmp/r.raw" "$dir/qemu-dynamic.vhd"
+      qemu-img convert -f raw -O vpc -o subformat=fixed "$tmp/r.raw" "$dir/qemu-fixed.vhd"
+      ;;
+    vdi) qemu-img convert -f raw -O vdi "$tmp/r.raw" "$dir/qemu.vdi" ;;
+    vhdx) qemu-img convert -f raw -O vhdx -o block_size=1M,log_size=1M "$tmp/r.raw" "$dir/qemu.vhdx" ;;
+  esac
+  rm -rf "$tmp"
+}
+
 for t in "${targets[@]}"; do
   src=$(ls */fuzz*/fuzz_targets/"$t".rs 2>/dev/null | head -1 || true)
   if [[ -z $src ]]; then
@@ -132,6 +151,7 @@ for t in "${targets[@]}"; do
       cpio | initramfs) seed_cpio "$corpus" ;;
       ext4_metadata) seed_bytes "$corpus" 3 64 ;;
       virtio_queues) seed_bytes "$corpus" 5 4096 ;;
+      vhd | vhdx | vdi) seed_foreign "$corpus" "$t" ;;
     esac
   fi
   if [[ -z $(ls -A "$corpus" | grep -v '^\.tool-seeds$' | head -1) ]]; then

@@ -131,7 +131,7 @@ fn parse_format(name: Option<&str>) -> anyhow::Result<Option<ImageFormat>> {
         None => Ok(None),
         Some(n) => {
             Ok(Some(ImageFormat::from_name(n).with_context(|| {
-                format!("disk format {n:?} is not raw, vmdk or qcow2")
+                format!("disk format {n:?} is not one of {}", ImageFormat::NAMES)
             })?))
         }
     }

@@ -1,4 +1,5 @@
-//! `ferry img check`: exit 0 clean, 1 check could not run, 2 corruptions, 3 leaks only.
+//! `ferry img check`: exit 0 clean, 1 check could not run, 2 corruptions, 3 leaks only, 63
+//! the format has no checks (raw), as qemu-img.
 use super::{open, parse_format};
 use ferry_formats::disk::{probe_format, BlockDevice, ExtentKind, ImageFormat};
 use ferry_formats::qcow2::check::{check, CheckReport};
@@ -22,6 +23,11 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
         Some(f) => f,
         None => probe_format(&a.file)?,
     };
+    if format == ImageFormat::Raw {
+        // Like qemu-img: a raw file has no metadata, so there is nothing to check.
+        eprintln!("{}: raw images have no metadata to check: this image format does not support checks", a.file.display());
+        return Ok(ExitCode::from(63));
+    }
     let report = match format {
         // The whole chain must open first (loops, depth, missing files), as info and
         // convert require: an image they refuse is not reported clean (exit 1).

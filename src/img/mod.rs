@@ -24,7 +24,7 @@ enum ImgCommand {
     Convert(convert::ConvertArgs),
     /// Compare the contents of two images (exit 0 identical, 1 different, 2 error).
     Compare(compare::CompareArgs),
-    /// Check an image's metadata (exit 0 clean, 2 corrupt, 3 leaked clusters).
+    /// Check an image's metadata (exit 0 clean, 2 corrupt, 3 leaked clusters, 63 raw: no checks).
     Check(check::CheckArgs),
     /// Show an image's allocation map.
     Map(map::MapArgs),
@@ -49,7 +49,7 @@ pub fn run(args: ImgArgs) -> anyhow::Result<ExitCode> {
 
 /// Parses a `-f` value.
 fn parse_format(name: &str) -> Result<ImageFormat, String> {
-    ImageFormat::from_name(name).ok_or_else(|| format!("unknown format {name:?} (raw, vmdk, qcow2)"))
+    ImageFormat::from_name(name).ok_or_else(|| format!("unknown format {name:?} ({})", ImageFormat::NAMES))
 }
 
 /// Opens an image read-only, with an optional forced format.

@@ -129,10 +129,42 @@ pub fn coalesce(extents: Vec<Extent>) -> Vec<Extent> {
     out
 }
 
+/// Input bytes quoted for a one-line error: `"KDM\x00"`.
+pub fn escape_bytes(b: &[u8]) -> String {
+    format!("\"{}\"", b.escape_ascii())
+}
+
 /// Checks that `[offset, offset + len)` lies inside a device of `size` bytes.
 pub fn check_range(path: &std::path::Path, offset: u64, len: u64, size: u64) -> Result<(), DiskError> {
     match offset.checked_add(len) {
         Some(end) if end <= size => Ok(()),
         _ => Err(DiskError::OutOfRange { path: path.to_path_buf(), offset, length: len, size }),
     }
+}
+
+/// For fuzz targets: writes `bytes` to a temporary file, opens it read-only, runs `f` on it
+/// and removes the file.
+pub fn fuzz_file<T>(
+    bytes: &[u8],
+    ext: &str,
+    f: impl FnOnce(ReadOnlyFile) -> Result<T, DiskError>,
+) -> Result<T, DiskError> {
+    let dir = tempfile::tempdir().map_err(|e| DiskError::io(&std::env::temp_dir(), "mkdtemp", e))?;
+    let path = dir.path().join(format!("fuzz.{ext}"));
+    std::fs::write(&path, bytes).map_err(|e| DiskError::io(&path, "write", e))?;
+    f(ReadOnlyFile::open(&path)?)
+}
+
+/// For fuzz targets: maps the first 64 MiB of `img` and reads up to 64 of its data extents.
+pub fn read_mapped(img: &dyn BlockDevice) -> Result<(), DiskError> {
+    let size = img.size().min(64 << 20);
+    let map = img.map(0, size)?;
+    let mut buf = vec![0u8; 65536];
+    for e in map.iter().filter(|e| e.kind == ExtentKind::Data).take(64) {
+        let n = e.length.min(buf.len() as u64) as usize;
+        img.read_at(&mut buf[..n], e.offset)?;
+        img.read_at(&mut buf[..n.min(777)], e.offset + e.length - n.min(777) as u64)?;
+    }
+    let _ = img.info();
+    Ok(())
 }

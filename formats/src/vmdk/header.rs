@@ -108,22 +108,9 @@ impl SparseHeader {
             return Err(DiskError::invalid(path, "capacity", self.capacity, "needs more than 4194304 grain tables"));
         }
         let sectors = file_len.div_ceil(512);
-        if self.gd_offset != GD_AT_END && self.gd_offset >= sectors {
-            return Err(DiskError::invalid(
-                path,
-                "gdOffset",
-                self.gd_offset,
-                format!("past end of file ({file_len} bytes)"),
-            ));
-        }
-        if self.flags & FLAG_RGD != 0 && self.rgd_offset >= sectors {
-            return Err(DiskError::invalid(
-                path,
-                "rgdOffset",
-                self.rgd_offset,
-                format!("past end of file ({file_len} bytes)"),
-            ));
-        }
+        // A gdOffset (or rgdOffset) past the end of the file is tolerated, as qemu does:
+        // the grain directory reads as zeros there (no grain tables), and the redundant
+        // directory is never read.
         if self.overhead > sectors {
             return Err(DiskError::invalid(
                 path,

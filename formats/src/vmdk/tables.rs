@@ -65,7 +65,12 @@ impl Tables {
         }
         let width: u64 = if matches!(flavour, Flavour::SeSparse { .. }) { 8 } else { 4 };
         let bytes = entries * width;
-        if gd_offset.checked_add(bytes).is_none_or(|end| end > src.len()) {
+        // A KDMV directory running past the end of the file reads as zeros there, as in
+        // qemu (which zero-fills reads past the end): those grain tables are absent.
+        let kdmv = matches!(flavour, Flavour::Kdmv { .. });
+        let avail = if kdmv { src.len().saturating_sub(gd_offset).min(bytes) } else { bytes };
+        let end = gd_offset.checked_add(bytes);
+        if end.is_none() || (!kdmv && end.is_some_and(|end| end > src.len())) {
             return Err(DiskError::invalid(
                 &path,
                 "grain directory offset",
@@ -82,7 +87,9 @@ impl Tables {
             )
         })?;
         let mut raw = vec![0u8; bytes as usize];
-        src.read_exact_at(&mut raw, gd_offset, "grain directory")?;
+        if avail > 0 {
+            src.read_exact_at(&mut raw[..avail as usize], gd_offset, "grain directory")?;
+        }
         let gt_bytes = gtes_per_gt * width;
         let mut gd = Vec::with_capacity(entries as usize);
         for (i, e) in raw.chunks_exact(width as usize).enumerate() {
