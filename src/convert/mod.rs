@@ -5,6 +5,7 @@
 //! overlays and convert the guest on them ([`linux`]), copy each overlay to its output in one
 //! pass ([`copy`]), write the descriptions.
 
+mod boot_record;
 mod cache;
 pub(crate) mod copy;
 pub(crate) mod input;
@@ -176,7 +177,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         disk_format: image_choices::format_name(args.output_format).into(),
         nic_backends,
     };
-    let layout = allocate(&vm, &profile, &plan)?;
+    let mut layout = allocate(&vm, &profile, &plan)?;
     let started = std::time::Instant::now();
     let mut report = serde_json::json!({ "name": name });
     if !args.no_copy || args.dry_run {
@@ -195,6 +196,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         for w in &guest.warnings {
             eprintln!("ferry: warning: {w}");
         }
+        layout.spec.boot = guest.boot.clone();
         report["guest"] = serde_json::to_value(&guest)?;
         if args.dry_run {
             if args.json {
