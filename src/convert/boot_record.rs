@@ -57,10 +57,16 @@ fn bls_args(fs: &dyn GuestFs, bl: &Bootloader, kernel: &KernelFacts) -> Option<S
     None
 }
 
-/// Words GRUB expands at boot (`$vt_handoff`) are dropped; `console=ttyS0` is added where
-/// the command line has no serial console, and `root=` where it has none.
+/// Words GRUB expands at boot (`$vt_handoff`) are dropped, and `quiet`/`splash`, so the
+/// kernel's and init's progress reach the serial console `ferry validate` watches;
+/// `console=ttyS0` is added where the command line has no serial console, and `root=` where
+/// it has none.
 fn finish(args: &str, root_uuid: &str) -> String {
-    let mut words: Vec<String> = args.split_whitespace().filter(|w| !w.starts_with('$')).map(str::to_string).collect();
+    let mut words: Vec<String> = args
+        .split_whitespace()
+        .filter(|w| !w.starts_with('$') && !matches!(*w, "quiet" | "splash"))
+        .map(str::to_string)
+        .collect();
     if !words.iter().any(|w| w.starts_with("root=")) {
         words.insert(0, format!("root=UUID={root_uuid}"));
     }
@@ -103,7 +109,7 @@ mod tests {
     fn menu_line_of_the_chosen_kernel() {
         let cfg = "menuentry 'Debian' {\n\tlinux\t/boot/vmlinuz-6.1.0-9-amd64 root=UUID=a ro\n}\nmenuentry 'new' {\n\tlinux\t(hd0,msdos1)/vmlinuz-6.1.0-27-amd64 root=UUID=b ro quiet $vt_handoff\n}\n";
         let args = kernel_line_args(cfg, &k()).expect("line");
-        assert_eq!(finish(&args, "zzz"), "root=UUID=b ro quiet console=ttyS0");
+        assert_eq!(finish(&args, "zzz"), "root=UUID=b ro console=ttyS0");
         assert_eq!(finish("ro console=ttyS0,115200", "u"), "root=UUID=u ro console=ttyS0,115200");
         assert!(kernel_line_args("linux /boot/vmlinuz-5 ro", &k()).is_none());
     }
