@@ -18,7 +18,8 @@ pub fn args(spec: &MachineSpec, boot: &QemuBoot) -> anyhow::Result<Vec<OsString>
     let (machine, bus) = (profile.qemu_machine.as_str(), profile.root_bus.as_str());
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |x: String| a.push(OsString::from(x));
-    for x in ["-nodefaults", "-no-user-config", "-display", "none", "-machine", machine] {
+    // `-cpu max` as the emitted script has it.
+    for x in ["-nodefaults", "-no-user-config", "-display", "none", "-machine", machine, "-cpu", "max"] {
         push(x.to_string());
     }
     push("-m".into());
