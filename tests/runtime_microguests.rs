@@ -13,6 +13,8 @@ fn config(kernel: &Path) -> VmConfig {
         profile: ferry_formats::layout::Profile::builtin("q35-v1").expect("profile"),
         kernel: kernel.to_path_buf(),
         initrd: None,
+        guest_root: None,
+        images: None,
         cmdline: String::new(),
         devices: Vec::new(),
         smbios_uuid: None,

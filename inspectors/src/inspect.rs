@@ -26,6 +26,13 @@ struct Volume {
 
 /// Inspects the guest whose disks are `disks` (named `/dev/sda`, `/dev/sdb`, ... in order).
 pub fn inspect(disks: &[Device]) -> Result<Inspection, InspectError> {
+    inspect_with_views(disks).map(|(rep, _)| rep)
+}
+
+/// Like [`inspect`], also returning each Linux root's guest view (root device, root plus its
+/// fstab mounts), to read the guest's files as the guest sees them.
+pub fn inspect_with_views(disks: &[Device]) -> Result<(Inspection, Vec<(String, GuestFs)>), InspectError> {
+    let mut views = Vec::new();
     let mut rep = Inspection::default();
     let mut volumes = Vec::new();
     let (mut has_esp, mut has_bios_boot) = (false, false);
@@ -199,6 +206,7 @@ pub fn inspect(disks: &[Device]) -> Result<Inspection, InspectError> {
                 }
                 mps.sort();
                 info.mountpoints = mps;
+                views.push((dev.clone(), g));
             }
             Some("windows") => {
                 windows::inspect(&g, &mut info);
@@ -208,5 +216,5 @@ pub fn inspect(disks: &[Device]) -> Result<Inspection, InspectError> {
         }
         rep.operating_systems.push(info);
     }
-    Ok(rep)
+    Ok((rep, views))
 }

@@ -16,5 +16,5 @@ pub mod partition;
 pub mod report;
 
 pub use device::{Device, MemDevice, Slice};
-pub use inspect::{inspect, InspectError};
+pub use inspect::{inspect, inspect_with_views, InspectError};
 pub use report::Inspection;

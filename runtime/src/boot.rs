@@ -3,9 +3,9 @@ use crate::layout::{self, E820Entry};
 use crate::memory::Memory;
 use linux_loader::loader::{bzimage::BzImage, elf::Elf, elf::PvhBootCapability, KernelLoader};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, ReadVolatile};
 
 /// Errors while loading the kernel, initrd or command line.
 #[derive(Debug, thiserror::Error)]
@@ -43,16 +43,50 @@ fn wr(mem: &Memory, addr: u64, data: &[u8]) -> Result<(), BootError> {
     mem.write_slice(data, GuestAddress(addr)).map_err(|e| BootError::Mem(addr, e.to_string()))
 }
 
+/// A kernel or initrd: a host file, or bytes already read (from the guest's own disk).
+#[derive(Clone, Copy, Debug)]
+pub enum Image<'a> {
+    /// A host file.
+    File(&'a Path),
+    /// Bytes named for errors (e.g. `disk0:/boot/vmlinuz-6.1.0`).
+    Bytes(&'a str, &'a [u8]),
+}
+
+impl Image<'_> {
+    fn name(&self) -> String {
+        match self {
+            Image::File(p) => p.display().to_string(),
+            Image::Bytes(n, _) => (*n).to_string(),
+        }
+    }
+}
+
 /// Loads `kernel` (+ `initrd`, `cmdline`) into `mem` and writes the boot information.
-pub fn load(
+pub fn load(mem: &Memory, mem_bytes: u64, kernel: &Path, initrd: Option<&Path>, cmdline: &str) -> Result<Entry, BootError> {
+    load_image(mem, mem_bytes, Image::File(kernel), initrd.map(Image::File), cmdline)
+}
+
+/// Like [`load`], from host files or bytes.
+pub fn load_image(mem: &Memory, mem_bytes: u64, kernel: Image<'_>, initrd: Option<Image<'_>>, cmdline: &str) -> Result<Entry, BootError> {
+    let kname = kernel.name();
+    match kernel {
+        Image::File(p) => {
+            let f = File::open(p).map_err(|e| BootError::Io(kname.clone(), e))?;
+            load_from(mem, mem_bytes, &kname, f, initrd, cmdline)
+        }
+        Image::Bytes(_, b) => load_from(mem, mem_bytes, &kname, Cursor::new(b), initrd, cmdline),
+    }
+}
+
+fn load_from<F: Read + ReadVolatile + Seek>(
     mem: &Memory,
     mem_bytes: u64,
-    kernel: &Path,
-    initrd: Option<&Path>,
+    kname: &str,
+    mut f: F,
+    initrd: Option<Image<'_>>,
     cmdline: &str,
 ) -> Result<Entry, BootError> {
-    let kname = kernel.display().to_string();
-    let mut f = File::open(kernel).map_err(|e| BootError::Io(kname.clone(), e))?;
+    let kname = kname.to_string();
     let mut magic = [0u8; 4];
     f.read_exact(&mut magic).map_err(|e| BootError::Io(kname.clone(), e))?;
     if cmdline.len() >= layout::CMDLINE_MAX || cmdline.contains('\0') {
@@ -110,15 +144,24 @@ pub fn load(
 }
 
 /// Places the initrd page-aligned at the top of low RAM, above the kernel.
-fn load_initrd(mem: &Memory, initrd: Option<&Path>, kernel_end: u64, limit: u64) -> Result<Option<(u64, u64)>, BootError> {
-    let Some(path) = initrd else { return Ok(None) };
-    let name = path.display().to_string();
-    let mut f = File::open(path).map_err(|e| BootError::Io(name.clone(), e))?;
-    let size = f.metadata().map_err(|e| BootError::Io(name.clone(), e))?.len();
+fn load_initrd(mem: &Memory, initrd: Option<Image<'_>>, kernel_end: u64, limit: u64) -> Result<Option<(u64, u64)>, BootError> {
+    let Some(image) = initrd else { return Ok(None) };
+    let name = image.name();
+    let (mut file, size) = match image {
+        Image::File(path) => {
+            let f = File::open(path).map_err(|e| BootError::Io(name.clone(), e))?;
+            let size = f.metadata().map_err(|e| BootError::Io(name.clone(), e))?.len();
+            (Some(f), size)
+        }
+        Image::Bytes(_, b) => (None, b.len() as u64),
+    };
     let addr = limit.checked_sub(size).map(|a| a & !0xfff).filter(|a| *a >= kernel_end);
     let Some(addr) = addr else { return Err(BootError::Initrd(name, size, limit)) };
-    mem.read_exact_volatile_from(GuestAddress(addr), &mut f, size as usize)
-        .map_err(|e| BootError::Mem(addr, e.to_string()))?;
+    match (&mut file, image) {
+        (Some(f), _) => mem.read_exact_volatile_from(GuestAddress(addr), f, size as usize).map_err(|e| BootError::Mem(addr, e.to_string()))?,
+        (None, Image::Bytes(_, b)) => wr(mem, addr, b)?,
+        (None, Image::File(_)) => return Err(BootError::Mem(addr, "initrd file not open".into())),
+    }
     Ok(Some((addr, size)))
 }
 

@@ -2,6 +2,15 @@
 use crate::cpuid::CpuTopology;
 use ferry_formats::layout::{MachineSpec, Profile, SpecDevice};
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A kernel or initrd already read into memory (from the guest's own disk), with the name
+/// errors give it (`/boot/vmlinuz-6.1.0 on /dev/sda1`).
+#[derive(Clone, Debug)]
+pub struct LoadedImage {
+    pub name: String,
+    pub data: Arc<[u8]>,
+}
 
 /// Where the serial console goes.
 #[derive(Clone, Debug, Default)]
@@ -26,10 +35,16 @@ pub struct VmConfig {
     pub topology: CpuTopology,
     /// Machine profile (its chipset functions are built from its data).
     pub profile: Profile,
-    /// Kernel image (PVH ELF or bzImage).
+    /// Kernel image (PVH ELF or bzImage): a host file, or with `guest_root` a path inside the
+    /// guest whose bytes the caller puts in `images`.
     pub kernel: PathBuf,
-    /// Optional initrd.
+    /// Optional initrd (like `kernel`).
     pub initrd: Option<PathBuf>,
+    /// The guest root filesystem `kernel` and `initrd` live on (`UUID=...`); none: host files.
+    pub guest_root: Option<String>,
+    /// The kernel and initrd read from the guest's disks (by the caller: the runtime does not
+    /// read filesystems); required when `guest_root` is set.
+    pub images: Option<(LoadedImage, Option<LoadedImage>)>,
     /// Kernel command line.
     pub cmdline: String,
     /// Devices with their pinned addresses.
@@ -62,7 +77,11 @@ impl VmConfig {
             return Err(ConfigError::Invalid("profile", spec.profile.clone(), format!("machine {:?} is not q35 or pc", profile.machine)));
         }
         let boot = spec.boot.as_ref().ok_or_else(|| {
-            ConfigError::Invalid("boot", "none".into(), "the runtime boots kernels directly: spec.boot is required".into())
+            ConfigError::Invalid(
+                "boot",
+                "none".into(),
+                "the spec records no kernel to boot directly (convert the guest again with `ferry convert -o ferry` to record its kernel)".into(),
+            )
         })?;
         let topology = match spec.topology {
             Some(t) => CpuTopology { sockets: t.sockets, cores: t.cores, threads: t.threads },
@@ -86,6 +105,8 @@ impl VmConfig {
             profile,
             kernel: boot.kernel.clone(),
             initrd: boot.initrd.clone(),
+            guest_root: boot.guest_root.clone(),
+            images: None,
             cmdline: boot.cmdline.clone(),
             devices: spec.devices.clone(),
             smbios_uuid: spec.smbios_uuid.clone(),

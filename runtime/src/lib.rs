@@ -21,7 +21,7 @@ pub mod tables;
 pub mod virtio;
 pub mod vm;
 
-pub use config::{ConsoleSink, VmConfig};
+pub use config::{ConsoleSink, LoadedImage, VmConfig};
 pub use vm::{host_is_pvm, Outcome, Vm};
 
 use std::sync::atomic::{AtomicBool, Ordering};

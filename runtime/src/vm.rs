@@ -206,7 +206,22 @@ impl Vm {
         let mem = memory::create(&vm, cfg.memory_mib)?;
         let mem_bytes = cfg.memory_mib << 20;
         boot::write_tables(&mem)?;
-        let entry = boot::load(&mem, mem_bytes, &cfg.kernel, cfg.initrd.as_deref(), &cfg.cmdline)?;
+        let entry = match (&cfg.images, &cfg.guest_root) {
+            (Some((k, rd)), _) => boot::load_image(
+                &mem,
+                mem_bytes,
+                boot::Image::Bytes(&k.name, &k.data),
+                rd.as_ref().map(|r| boot::Image::Bytes(&r.name, &r.data)),
+                &cfg.cmdline,
+            )?,
+            (None, Some(root)) => {
+                return Err(VmError::Setup(format!(
+                    "kernel {} is inside the guest ({root}): it must be read from the disks before the boot",
+                    cfg.kernel.display()
+                )))
+            }
+            (None, None) => boot::load(&mem, mem_bytes, &cfg.kernel, cfg.initrd.as_deref(), &cfg.cmdline)?,
+        };
         let machine = crate::pci::Machine::of(&cfg.profile)
             .ok_or_else(|| VmError::Setup(format!("profile {}: machine {:?} is not q35 or pc", cfg.profile.name, cfg.profile.machine)))?;
         let acpi = crate::acpi::build(machine, &cfg.topology).map_err(|e| VmError::Setup(e.to_string()))?;

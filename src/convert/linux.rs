@@ -51,6 +51,9 @@ pub struct GuestReport {
     pub already_done: usize,
     pub rebuilt: Vec<RebuildReport>,
     pub warnings: Vec<String>,
+    /// The direct boot of the converted guest's own kernel, recorded in the spec.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot: Option<ferry_formats::layout::DirectBoot>,
 }
 
 /// The guest's own name for each source disk (`sda`, `hda`, `xvda`, `nvme0n1`), by the
@@ -295,6 +298,9 @@ pub fn convert_guest(
         }
         report.rebuilt.push(r);
     }
+    let root_uuid = rep.filesystems.iter().find(|f| f.device == os.root).and_then(|f| f.uuid.clone());
+    let kernel = linux::choose_kernel(&facts)?;
+    report.boot = super::boot_record::direct_boot(&gfs, &facts, kernel, root_uuid.as_deref());
     gfs.unmount()?;
     if opts.print {
         println!(

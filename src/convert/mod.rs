@@ -5,6 +5,7 @@
 //! overlays and convert the guest on them ([`linux`]), copy each overlay to its output in one
 //! pass ([`copy`]), write the descriptions.
 
+mod boot_record;
 mod cache;
 pub(crate) mod copy;
 pub(crate) mod input;
@@ -251,7 +252,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         disk_format: image_choices::format_name(args.output_format).into(),
         nic_backends,
     };
-    let layout = allocate(&vm, &profile, &plan)?;
+    let mut layout = allocate(&vm, &profile, &plan)?;
     let outputs = output_files(&args, &dir, &name, &disk_files);
     if !args.dry_run {
         crate::signals::remove_stale_temps(&dir);
@@ -323,6 +324,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         let opts = linux::Options { dry_run: args.dry_run, print: !args.json, root: args.root.clone() };
         let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
         print_warnings(&guest.warnings);
+        layout.spec.boot = guest.boot.clone();
         report["guest"] = serde_json::to_value(&guest)?;
         if args.dry_run {
             if args.json {

@@ -1,10 +1,13 @@
 //! `ferry run SPEC` (boot a MachineSpec on Ferry's runtime) and `ferry validate SPEC` (boot it on
 //! the runtime or QEMU and watch the console for boot milestones).
+mod boot_mode;
+mod guest_kernel;
 mod milestones;
 mod qemu;
 mod validate;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+pub use boot_mode::BootMode;
 use ferry_formats::layout::MachineSpec;
 use ferry_runtime::{run_machine, ConsoleSink, Controller, ExitReason, VmConfig};
 use std::path::{Path, PathBuf};
@@ -37,6 +40,42 @@ pub struct RunArgs {
     /// Stop the VM after this many seconds.
     #[arg(long)]
     pub timeout: Option<u64>,
+    #[command(flatten)]
+    pub boot: BootArgs,
+}
+
+/// How to boot the spec (shared by `run` and `validate`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct BootArgs {
+    /// firmware: SeaBIOS/OVMF then the guest's boot loader; direct: the kernel, initrd and
+    /// command line the spec records (read from the guest's disk); auto: direct for a spec
+    /// naming host files, else firmware where the engine has it and its files exist.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub boot: BootMode,
+    /// Firmware file (default: SeaBIOS bios-256k.bin or OVMF from the distribution).
+    #[arg(long)]
+    pub firmware: Option<PathBuf>,
+}
+
+/// The runtime configuration of `spec` booted as `boot` asks: a direct boot of the guest's
+/// own kernel reads it (and its initrd) from the spec's disks here.
+pub fn runtime_config(spec: &MachineSpec, boot: &BootArgs) -> anyhow::Result<VmConfig> {
+    if boot_mode::resolve(spec, boot.boot, false)? == BootMode::Firmware {
+        let fw = boot_mode::firmware_file(spec, boot.firmware.as_deref())?;
+        let disks = guest_kernel::open_disks(spec)?;
+        if let Some(why) = boot_mode::missing_boot_loader(spec, &disks) {
+            bail!("{why}");
+        }
+        bail!(
+            "firmware boot ({}) is not available on Ferry's runtime yet (it serves no fw_cfg and maps no firmware flash): use --boot direct",
+            fw.display()
+        );
+    }
+    let mut cfg = VmConfig::from_spec(spec)?;
+    if let Some(b) = spec.boot.as_ref().filter(|b| b.guest_root.is_some()) {
+        cfg.images = Some(guest_kernel::read(spec, b)?);
+    }
+    Ok(cfg)
 }
 
 /// Reads and parses a spec, naming the file in errors.
@@ -47,7 +86,7 @@ pub fn load_spec(path: &Path) -> anyhow::Result<MachineSpec> {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let spec = load_spec(&args.spec)?;
-    let mut cfg = VmConfig::from_spec(&spec).with_context(|| format!("{}", args.spec.display()))?;
+    let mut cfg = runtime_config(&spec, &args.boot).with_context(|| format!("{}", args.spec.display()))?;
     cfg.console = if args.console == "-" { ConsoleSink::Stdout } else { ConsoleSink::File(PathBuf::from(&args.console)) };
     cfg.no_reboot = args.no_reboot;
     cfg.channel_socket = args.console_socket.clone();

@@ -2,14 +2,24 @@
 //! the profile's versioned machine type and root bus, every device at its spec address.
 use ferry_formats::layout::{DeviceKind, MachineSpec, Profile};
 use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// How QEMU starts the guest.
+pub enum QemuBoot {
+    /// `-kernel`, `-initrd`, `-append` (host files).
+    Direct { kernel: PathBuf, initrd: Option<PathBuf>, cmdline: String },
+    /// SeaBIOS (`-bios`), or OVMF as two pflash drives (code read-only, this VM's variables).
+    Firmware { code: PathBuf, vars: Option<PathBuf> },
+}
 
 /// Arguments for `qemu-system-x86_64` (without the accelerator and console options).
-pub fn args(spec: &MachineSpec) -> anyhow::Result<Vec<OsString>> {
+pub fn args(spec: &MachineSpec, boot: &QemuBoot) -> anyhow::Result<Vec<OsString>> {
     let profile = Profile::builtin(&spec.profile)?;
     let (machine, bus) = (profile.qemu_machine.as_str(), profile.root_bus.as_str());
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |x: String| a.push(OsString::from(x));
-    for x in ["-nodefaults", "-no-user-config", "-display", "none", "-machine", machine] {
+    // `-cpu max` as the emitted script has it.
+    for x in ["-nodefaults", "-no-user-config", "-display", "none", "-machine", machine, "-cpu", "max"] {
         push(x.to_string());
     }
     push("-m".into());
@@ -68,15 +78,32 @@ pub fn args(spec: &MachineSpec) -> anyhow::Result<Vec<OsString>> {
             }
         }
     }
-    if let Some(b) = &spec.boot {
-        a.push("-kernel".into());
-        a.push(b.kernel.clone().into_os_string());
-        if let Some(i) = &b.initrd {
-            a.push("-initrd".into());
-            a.push(i.clone().into_os_string());
+    match boot {
+        QemuBoot::Direct { kernel, initrd, cmdline } => {
+            a.push("-kernel".into());
+            a.push(kernel.clone().into_os_string());
+            if let Some(i) = initrd {
+                a.push("-initrd".into());
+                a.push(i.clone().into_os_string());
+            }
+            a.push("-append".into());
+            a.push(cmdline.into());
         }
-        a.push("-append".into());
-        a.push(b.cmdline.clone().into());
+        QemuBoot::Firmware { code, vars: None } => {
+            a.push("-bios".into());
+            a.push(code.clone().into_os_string());
+        }
+        QemuBoot::Firmware { code, vars: Some(vars) } => {
+            let drive = |unit: u32, f: &std::path::Path, ro: bool| {
+                let mut s = OsString::from(format!("if=pflash,format=raw,unit={unit},readonly={},file=", if ro { "on" } else { "off" }));
+                s.push(f.display().to_string().replace(',', ",,"));
+                s
+            };
+            a.push("-drive".into());
+            a.push(drive(0, code, true));
+            a.push("-drive".into());
+            a.push(drive(1, vars, false));
+        }
     }
     Ok(a)
 }

@@ -1,6 +1,8 @@
 //! `ferry validate`: boot a spec and check the console reaches each boot milestone in time.
 use super::milestones::{progress, select, Milestone};
-use super::{load_spec, qemu};
+use super::boot_mode::{self, BootMode};
+use super::{guest_kernel, load_spec, qemu, BootArgs};
+use qemu::QemuBoot;
 use anyhow::Context;
 use ferry_runtime::{run_machine, ConsoleSink, Controller, ExitReason, VmConfig};
 use std::path::PathBuf;
@@ -40,6 +42,50 @@ pub struct ValidateArgs {
     /// Print a JSON report on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub boot: BootArgs,
+}
+
+/// How QEMU boots `spec`; temporary files (the guest's kernel read from its disk, OVMF's
+/// variables) live in `tmp`.
+fn qemu_boot(spec: &ferry_formats::layout::MachineSpec, boot: &BootArgs, tmp: &std::path::Path) -> anyhow::Result<QemuBoot> {
+    let fw = boot_mode::firmware_file(spec, boot.firmware.as_deref());
+    let mode = boot_mode::resolve(spec, boot.boot, fw.is_ok())?;
+    if mode == BootMode::Firmware {
+        let code = fw?;
+        let disks = guest_kernel::open_disks(spec)?;
+        if let Some(why) = boot_mode::missing_boot_loader(spec, &disks) {
+            anyhow::bail!("{why}");
+        }
+        let vars = match spec.firmware {
+            ferry_formats::layout::Firmware::Bios => None,
+            ferry_formats::layout::Firmware::Uefi => {
+                let t = boot_mode::ovmf_vars_template(&code).with_context(|| {
+                    format!("firmware file not found: the OVMF variable store beside {} (install ovmf)", code.display())
+                })?;
+                let v = tmp.join("OVMF_VARS.fd");
+                std::fs::copy(&t, &v).with_context(|| format!("{}: cannot copy to {}", t.display(), v.display()))?;
+                Some(v)
+            }
+        };
+        return Ok(QemuBoot::Firmware { code, vars });
+    }
+    let Some(b) = &spec.boot else { anyhow::bail!("the spec records no kernel to boot directly") };
+    if b.guest_root.is_none() {
+        return Ok(QemuBoot::Direct { kernel: b.kernel.clone(), initrd: b.initrd.clone(), cmdline: b.cmdline.clone() });
+    }
+    let (k, rd) = guest_kernel::read(spec, b)?;
+    let kernel = tmp.join("kernel");
+    std::fs::write(&kernel, &k.data).with_context(|| format!("{}: write", kernel.display()))?;
+    let initrd = match rd {
+        Some(rd) => {
+            let p = tmp.join("initrd");
+            std::fs::write(&p, &rd.data).with_context(|| format!("{}: write", p.display()))?;
+            Some(p)
+        }
+        None => None,
+    };
+    Ok(QemuBoot::Direct { kernel, initrd, cmdline: b.cmdline.clone() })
 }
 
 /// Hardware-assisted KVM: /dev/kvm usable, not kvm_pvm, and the CPU has VMX or SVM.
@@ -49,6 +95,11 @@ pub fn hardware_kvm() -> bool {
         .map(|c| c.lines().filter(|l| l.starts_with("flags")).any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm")))
         .unwrap_or(false);
     dev && cpu && !ferry_runtime::host_is_pvm()
+}
+
+enum Prepared {
+    Qemu(QemuBoot),
+    Ferry(VmConfig),
 }
 
 enum Running {
@@ -104,11 +155,34 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let tmp_log = std::env::temp_dir().join(format!("ferry-validate-{}-{nanos}.log", std::process::id()));
     let log = args.console_log.clone().unwrap_or_else(|| tmp_log.clone());
     std::fs::write(&log, b"").with_context(|| format!("{}: cannot create console log", log.display()))?;
+    let engine_name = if engine == Engine::Qemu { if hw { "qemu-kvm" } else { "qemu-tcg" } } else { "ferry" };
+    let tmp = tempfile::Builder::new().prefix("ferry-validate-").tempdir().context("cannot create a temporary directory")?;
+    let prepared = match engine {
+        Engine::Qemu => qemu_boot(&spec, &args.boot, tmp.path()).map(Prepared::Qemu),
+        _ => super::runtime_config(&spec, &args.boot).map(Prepared::Ferry),
+    };
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            if args.json {
+                let report = serde_json::json!({
+                    "spec": args.spec, "engine": engine_name, "passed": false,
+                    "failed_milestone": milestones.first().map(|m| m.name.clone()), "error": format!("{e:#}"),
+                });
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            if args.console_log.is_none() {
+                let _ = std::fs::remove_file(&tmp_log);
+            }
+            eprintln!("ferry validate: {}: cannot boot on {engine_name}: {e:#}", spec.name);
+            return Ok(ExitCode::from(1));
+        }
+    };
     let start = Instant::now();
-    let mut running = match engine {
-        Engine::Qemu => {
+    let mut running = match prepared {
+        Prepared::Qemu(boot) => {
             let mut cmd = Command::new("qemu-system-x86_64");
-            cmd.args(qemu::args(&spec)?)
+            cmd.args(qemu::args(&spec, &boot)?)
                 .args(["-accel", if hw { "kvm" } else { "tcg" }, "-no-reboot"])
                 .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
                 .arg("-serial")
@@ -128,8 +202,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             })?;
             Running::Qemu(child)
         }
-        _ => {
-            let mut cfg = VmConfig::from_spec(&spec).with_context(|| format!("{}", args.spec.display()))?;
+        Prepared::Ferry(mut cfg) => {
             cfg.console = ConsoleSink::File(log.clone());
             cfg.no_reboot = true;
             let ctl = Controller::new(false);
@@ -138,7 +211,6 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             Running::Ferry(ctl, h)
         }
     };
-    let engine_name = if engine == Engine::Qemu { if hw { "qemu-kvm" } else { "qemu-tcg" } } else { "ferry" };
     let mut times: Vec<Option<f64>> = vec![None; milestones.len()];
     let mut reached = 0;
     let deadline = Duration::from_secs(args.timeout);
@@ -182,9 +254,11 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(m) => {
-            let last = console.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let mut last: Vec<&str> = console.lines().rev().filter(|l| !l.trim().is_empty()).take(5).collect();
+            last.reverse();
+            let last = if last.is_empty() { "(the console stayed empty)".to_string() } else { format!("{last:?}") };
             eprintln!(
-                "ferry validate: {}: milestone {:?} ({}) not reached on {engine_name} after {elapsed:.1} s (timeout {} s; engine: {end}); last console line: {last:?}",
+                "ferry validate: {}: milestone {:?} ({}) not reached on {engine_name} after {elapsed:.1} s (timeout {} s; engine: {end}); last console lines: {last}",
                 spec.name,
                 m.name,
                 m.patterns.join(" | "),

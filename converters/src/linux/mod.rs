@@ -59,6 +59,7 @@ mod tools;
 mod xorg;
 
 pub use facts::*;
+pub use kernel::choose as choose_kernel;
 pub use plan::{apply, ApplyReport, Change, ChangeKind, Plan};
 
 use crate::guestfs::{GuestFs, GuestFsError};

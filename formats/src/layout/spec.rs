@@ -46,13 +46,19 @@ pub enum Firmware {
     Uefi,
 }
 
+/// The kernel, initrd and command line of a direct kernel boot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectBoot {
+    /// A host file, or with `guest_root` a path inside the guest (`/boot/vmlinuz-6.1.0-27-amd64`).
     pub kernel: PathBuf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initrd: Option<PathBuf>,
     pub cmdline: String,
+    /// The guest's root filesystem (`UUID=...`): `kernel` and `initrd` are then paths inside
+    /// the guest, read from the spec's disks at start-up (`ferry convert` records these).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_root: Option<String>,
 }
 
 /// A PCI address on segment 0.
