@@ -82,8 +82,8 @@ fn flatten(devices: &Value, parent: &str, out: &mut Vec<(String, u64, u64, Strin
     for d in devices.as_array().unwrap() {
         let id = d["qdev_id"].as_str().unwrap_or("").to_string();
         out.push((parent.to_string(), d["slot"].as_u64().unwrap(), d["function"].as_u64().unwrap(), id.clone()));
-        if let Some(b) = d.get("pci_bridge") {
-            flatten(&b["devices"], &id, out);
+        if let Some(b) = d.get("pci_bridge").and_then(|b| b.get("devices")) {
+            flatten(b, &id, out);
         }
     }
 }
@@ -128,7 +128,24 @@ fn convert_and_check(profile: &str, bridge_kind: &str, bridges: usize) {
         .spawn()
         .unwrap();
     let mut q = Qmp::connect(&sock, &mut child);
-    let pci = q.cmd("query-pci");
+    // Stopped (-S): the root bus, bridges included, as the spec places it.
+    let mut got = Vec::new();
+    flatten(&q.cmd("query-pci")[0]["devices"], "", &mut got);
+    for b in br {
+        let want = (String::new(), b["addr"]["slot"].as_u64().unwrap(), b["addr"]["function"].as_u64().unwrap(), b["id"].as_str().unwrap().to_string());
+        assert!(got.contains(&want), "{profile}: bridge {want:?} not in {got:?}");
+    }
+    // The buses behind the bridges are numbered by the firmware: run it, then look again.
+    q.cmd("cont");
+    let start = Instant::now();
+    let pci = loop {
+        let pci = q.cmd("query-pci");
+        let numbered = pci[0]["devices"].as_array().unwrap().iter().filter_map(|d| d.get("pci_bridge")).all(|b| b["bus"]["secondary"].as_u64().unwrap_or(0) != 0);
+        if numbered || start.elapsed() > Duration::from_secs(60) {
+            break pci;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     q.cmd("quit");
     assert!(child.wait().unwrap().success());
     let mut got = Vec::new();
