@@ -75,3 +75,28 @@ fn legacy_only_guest_gets_transitional_devices_and_boots() {
     eprintln!("modern-only layout with force_legacy=1: login reached: {reached}\n{}", tail(&modern.log, 30));
     assert!(!reached, "the legacy-only guest reached userspace on modern-only devices:\n{}", tail(&modern.log, 40));
 }
+
+#[test]
+fn inspection_names_each_guests_virtio_interface() {
+    // The real Debian 12 kernel's virtio_pci.ko declares force_legacy (its .modinfo): modern;
+    // the same kernel with virtio_pci.force_legacy=1 in grub.cfg: legacy, naming the file.
+    let Some(legacy) = guest("debian-legacy", &[]) else { return };
+    let Some(vmware) = guest("debian-vmware", &[]) else { return };
+    for (g, interface, why) in [
+        (&vmware, "modern", "/kernel/drivers/virtio/virtio_pci.ko declares force_legacy: virtio 1.0 capable"),
+        (&legacy, "legacy", "virtio_pci.force_legacy is set (kernel command line in /boot/grub/grub.cfg)"),
+    ] {
+        let disk = g.join("disk.raw");
+        let json: serde_json::Value = serde_json::from_str(&ferry_ok(&["inspect", "--json", disk.to_str().unwrap()])).unwrap();
+        let k = &json["operating_systems"][0]["kernels"][0];
+        assert_eq!(k["virtio"]["interface"], interface, "{k}");
+        assert!(k["virtio"]["reason"].as_str().unwrap().contains(why), "{k}");
+        for m in ["virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "virtio_rng", "virtio_balloon"] {
+            assert_eq!(k[m], "module", "{m}: {k}");
+        }
+        let xml = ferry_ok(&["inspect", "--xml", disk.to_str().unwrap()]);
+        assert!(xml.contains(&format!("<virtio interface=\"{interface}\">")), "{xml}");
+        let text = ferry_ok(&["inspect", disk.to_str().unwrap()]);
+        assert!(text.contains("virtio-pci interface ") && text.contains(why), "{text}");
+    }
+}
