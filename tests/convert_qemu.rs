@@ -2,6 +2,8 @@
 //! every device QEMU shows on bus 0 sits at the BDF the Ferry spec / machine profile gives
 //! it with the profile's vendor/device IDs, nothing else is there, and the MACs, disk
 //! serials and SMBIOS UUID are the spec's. Disks are small qcow2/raw images from qemu-img.
+//! With `--virtio legacy` every virtio function is QEMU's transitional one (legacy device
+//! ID, subsystem = virtio type, an I/O BAR 0) and the libvirt XML validates.
 
 mod convert_support;
 
@@ -67,13 +69,15 @@ fn hex(s: &str) -> u64 {
     u64::from_str_radix(s, 16).unwrap()
 }
 
-fn boot_and_check(mode: &str, input: &Path, profile: &str, of: &str) {
+fn boot_and_check(mode: &str, input: &Path, profile: &str, of: &str, extra: &[&str]) {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().canonicalize().unwrap();
-    ferry_ok(&[
+    let mut args = vec![
         "convert", "-i", mode, input.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap(),
         "--no-copy", "--profile", profile, "-of", of,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    ferry_ok(&args);
     let spec_path = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(".ferry.json")).unwrap();
     let spec: Value = serde_json::from_str(&std::fs::read_to_string(&spec_path).unwrap()).unwrap();
     let name = spec["name"].as_str().unwrap().to_string();
@@ -123,8 +127,21 @@ fn boot_and_check(mode: &str, input: &Path, profile: &str, of: &str) {
     let video = profile_json["classes"].as_array().unwrap().iter().find(|c| c["class"] == "video").unwrap();
     let (vv, vd) = ids("video");
     want.push((0, video["first"].as_u64().unwrap(), 0, vv, vd, "video0".into()));
+    // QEMU's transitional IDs: 0x1000 net, 0x1001 block, 0x1002 balloon, 0x1003 console, 0x1005 rng.
+    let legacy_id = |t: &str| match t {
+        "virtio-net" => 0x1000,
+        "virtio-blk" => 0x1001,
+        "virtio-balloon" => 0x1002,
+        "virtio-console" => 0x1003,
+        "virtio-rng" => 0x1005,
+        other => panic!("{other}"),
+    };
+    let transitional = |d: &Value| d["model"] == "transitional";
     for d in spec["devices"].as_array().unwrap() {
-        let (v, dev) = ids(class_of(d["type"].as_str().unwrap()));
+        let (v, mut dev) = ids(class_of(d["type"].as_str().unwrap()));
+        if transitional(d) {
+            dev = legacy_id(d["type"].as_str().unwrap());
+        }
         let a = &d["addr"];
         want.push((a["bus"].as_u64().unwrap(), a["slot"].as_u64().unwrap(), a["function"].as_u64().unwrap(), v, dev, d["id"].as_str().unwrap().into()));
     }
@@ -143,6 +160,25 @@ fn boot_and_check(mode: &str, input: &Path, profile: &str, of: &str) {
         }
     }
     got.sort();
+    // Transitional functions: subsystem = virtio device type, I/O BAR 0 first.
+    for bus in pci.as_array().unwrap() {
+        for d in bus["devices"].as_array().unwrap() {
+            let Some(sd) = spec["devices"].as_array().unwrap().iter().find(|x| x["id"].as_str() == d["qdev_id"].as_str()) else { continue };
+            let vtype = match sd["type"].as_str().unwrap() {
+                "virtio-net" => 1,
+                "virtio-blk" => 2,
+                "virtio-console" => 3,
+                "virtio-rng" => 4,
+                _ => 5,
+            };
+            let io0 = d["regions"].as_array().unwrap().iter().any(|r| r["bar"] == 0 && r["type"] == "io");
+            assert_eq!(io0, transitional(sd), "{}: legacy I/O BAR 0", sd["id"]);
+            if transitional(sd) {
+                assert_eq!(d["id"]["subsystem"], vtype, "{}", sd["id"]);
+                assert_eq!(d["id"]["subsystem-vendor"], 0x1af4, "{}", sd["id"]);
+            }
+        }
+    }
     eprintln!("{profile}: QEMU shows {} PCI functions: {got:?}", got.len());
     assert_eq!(got, want, "{profile}: QEMU PCI devices differ from the spec");
     assert_eq!(uuid["UUID"], spec["smbios_uuid"]);
@@ -157,6 +193,9 @@ fn boot_and_check(mode: &str, input: &Path, profile: &str, of: &str) {
     q.cmd("quit", json!({}));
     let st = child.wait().unwrap();
     assert!(st.success(), "qemu: {st}");
+    if let Some(r) = validate_xml(&out.join(format!("{name}.xml"))) {
+        r.unwrap_or_else(|e| panic!("{profile}: virt-xml-validate: {e}"));
+    }
 }
 
 #[test]
@@ -166,7 +205,7 @@ fn q35_script_matches_spec_under_qmp() {
         return;
     }
     // UEFI + secure boot, two disks, two NICs, a CD-ROM on the AHCI.
-    boot_and_check("vmx", &configs().join("vmx/esxi8-rhel9.vmx"), "q35-v1", "qcow2");
+    boot_and_check("vmx", &configs().join("vmx/esxi8-rhel9.vmx"), "q35-v1", "qcow2", &[]);
 }
 
 #[test]
@@ -176,6 +215,16 @@ fn pc_script_matches_spec_under_qmp() {
         return;
     }
     // BIOS, IDE disk + CD-ROM source, raw output disks, NIC without a MAC in the source.
-    boot_and_check("xen", &configs().join("xen/win01-hvm.xm"), "pc-v1", "raw");
-    boot_and_check("vmx", &configs().join("vmx/esxi55-legacy.vmx"), "pc-v1", "qcow2");
+    boot_and_check("xen", &configs().join("xen/win01-hvm.xm"), "pc-v1", "raw", &[]);
+    boot_and_check("vmx", &configs().join("vmx/esxi55-legacy.vmx"), "pc-v1", "qcow2", &[]);
+}
+
+#[test]
+fn transitional_scripts_match_spec_under_qmp() {
+    if !have("qemu-system-x86_64") || !have("qemu-img") {
+        eprintln!("qemu-system-x86_64 or qemu-img missing: skipped");
+        return;
+    }
+    boot_and_check("vmx", &configs().join("vmx/esxi8-rhel9.vmx"), "q35-v1", "qcow2", &["--virtio", "legacy"]);
+    boot_and_check("xen", &configs().join("xen/web01-pv.cfg"), "pc-v1", "raw", &["--virtio", "legacy"]);
 }

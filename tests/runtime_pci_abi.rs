@@ -5,19 +5,20 @@
 //! (extra arguments `-kernel pciscan.elf ...` pass through its `"$@"`), once on Ferry's runtime
 //! started by `ferry run` on the emitted NAME.ferry.json (its `boot` set to the same ELF). The
 //! tables must be identical, every row (the VGA adapter is a data-only function on the
-//! runtime: it is headless, but the slot's ABI is QEMU's).
+//! runtime: it is headless, but the slot's ABI is QEMU's). The same holds for transitional
+//! devices (`--virtio legacy`).
 mod runtime_abi_support;
 mod runtime_support;
 use runtime_abi_support::*;
 use runtime_support::*;
 use std::process::Stdio;
 
-fn scan(profile: &str) {
+fn scan(profile: &str, extra: &[&str]) {
     if !qemu_tools() {
         return;
     }
     let elf = guest("pciscan");
-    let g = emit(profile);
+    let g = emit_with(profile, extra);
 
     // QEMU: the emitted script, the micro-guest passed through "$@".
     let q = g
@@ -56,10 +57,22 @@ fn scan(profile: &str) {
 
 #[test]
 fn q35_pci_table_matches_emitted_qemu_script() {
-    scan("q35-v1");
+    scan("q35-v1", &[]);
 }
 
 #[test]
 fn pc_pci_table_matches_emitted_qemu_script() {
-    scan("pc-v1");
+    scan("pc-v1", &[]);
+}
+
+/// Transitional devices (`--virtio legacy`): legacy device IDs, subsystem = virtio type,
+/// revision 0, I/O BAR 0 sized as QEMU sizes it, the same capability chain.
+#[test]
+fn q35_transitional_pci_table_matches_emitted_qemu_script() {
+    scan("q35-v1", &["--virtio", "legacy"]);
+}
+
+#[test]
+fn pc_transitional_pci_table_matches_emitted_qemu_script() {
+    scan("pc-v1", &["--virtio", "legacy"]);
 }

@@ -1,7 +1,7 @@
 //! The machine profiles and the allocator: fixed slots from the profile data, MACs kept,
 //! stable serials, SMBIOS UUID = BIOS UUID, byte-identical output for the same input.
 
-use ferry_formats::layout::{allocate, parse_addr, DeviceKind, LayoutError, OutputPlan, PciAddr, Profile};
+use ferry_formats::layout::{allocate, parse_addr, DeviceKind, LayoutError, OutputPlan, PciAddr, Profile, VirtioModel};
 use ferry_formats::model::VmModel;
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,7 @@ fn plan(vm: &VmModel) -> OutputPlan {
         disk_files: (0..vm.disks.len()).map(|i| PathBuf::from(format!("/out/{}-{i}", vm.name))).collect(),
         disk_format: "qcow2".into(),
         nic_backends: Vec::new(),
+        virtio: VirtioModel::Modern,
     }
 }
 
@@ -24,7 +25,7 @@ fn addr(slot: u8) -> PciAddr {
 
 #[test]
 fn profiles_load_and_match_qemu_chipset() {
-    assert_eq!(Profile::names(), ["q35-v1", "pc-v1"]);
+    assert_eq!(Profile::names(), ["q35-v1", "pc-v1", "q35-v2", "pc-v2"]);
     let q35 = Profile::builtin("q35-v1").unwrap();
     let chip: Vec<(String, PciAddr)> = q35.chipset.iter().map(|c| (c.function.clone(), parse_addr(&c.addr).unwrap())).collect();
     assert_eq!(chip[0], ("mch".into(), addr(0)));
@@ -108,4 +109,78 @@ fn generated_macs_and_limits() {
     big.disks = (0..19).map(|_| vm.disks[0].clone()).collect();
     let e = allocate(&big, &p, &plan(&big)).unwrap_err().to_string();
     assert_eq!(e, "19 disk devices do not fit machine profile pc-v1 (at most 18)");
+}
+
+#[test]
+fn transitional_layout_keeps_every_address() {
+    let vm = vmx("esxi8-rhel9.vmx");
+    for name in Profile::names() {
+        let profile = Profile::builtin(name).unwrap();
+        let modern = allocate(&vm, &profile, &plan(&vm)).unwrap();
+        let t = allocate(&vm, &profile, &OutputPlan { virtio: VirtioModel::Transitional, ..plan(&vm) }).unwrap();
+        let addrs = |l: &ferry_formats::layout::Layout| l.spec.devices.iter().map(|d| (d.id.clone(), d.addr)).collect::<Vec<_>>();
+        assert_eq!(addrs(&modern), addrs(&t), "{name}");
+        assert!(t.spec.devices.iter().all(|d| d.model == VirtioModel::Transitional));
+        // v1 specs stay byte-identical: a modern device writes no `model`.
+        let mj = modern.spec.to_json();
+        assert!(!mj.contains("\"model\""), "{mj}");
+        let tj = t.spec.to_json();
+        assert_eq!(tj.matches("\"model\": \"transitional\"").count(), t.spec.devices.len(), "{tj}");
+        assert_eq!(ferry_formats::layout::MachineSpec::from_json(&tj).unwrap(), t.spec);
+        assert_eq!(profile.qemu_device("nic", VirtioModel::Transitional).unwrap(), "virtio-net-pci-transitional");
+        assert_eq!(profile.qemu_device("console", VirtioModel::Transitional).unwrap(), "virtio-serial-pci-transitional");
+    }
+    let ids: Vec<u16> = [
+        DeviceKind::VirtioNet { mac: String::new(), backend: ferry_formats::layout::NetBackend::User },
+        DeviceKind::VirtioConsole,
+        DeviceKind::VirtioRng,
+        DeviceKind::VirtioBalloon,
+    ]
+    .iter()
+    .map(|k| k.pci_device_id(VirtioModel::Transitional))
+    .collect();
+    assert_eq!(ids, [0x1000, 0x1003, 0x1005, 0x1002]);
+    // A spec asking for a model that does not exist is refused, naming the value.
+    let bad = allocate(&vm, &Profile::builtin("q35-v1").unwrap(), &plan(&vm)).unwrap().spec.to_json().replacen("\"type\": \"virtio-console\"", "\"model\": \"virtio-0.8\", \"type\": \"virtio-console\"", 1);
+    let e = ferry_formats::layout::MachineSpec::from_json(&bad).unwrap_err();
+    assert!(e.contains("virtio-0.8"), "{e}");
+}
+
+#[test]
+fn v2_profiles_add_root_ports_and_bridges_once_the_root_bus_is_full() {
+    let mut vm = vmx("esxi8-rhel9.vmx");
+    let (nic, disk) = (vm.nics[0].clone(), vm.disks[0].clone());
+    vm.nics = (0..10).map(|i| ferry_formats::model::Nic { mac: Some(format!("52:54:00:00:00:{i:02x}")), ..nic.clone() }).collect();
+    vm.disks = (0..40).map(|_| disk.clone()).collect();
+    for (name, kind, bridges) in [("q35-v2", "pcie-root-port", 28), ("pc-v2", "pci-bridge", 1)] {
+        let profile = Profile::builtin(name).unwrap();
+        let l = allocate(&vm, &profile, &plan(&vm)).unwrap();
+        assert_eq!(l, allocate(&vm, &profile, &plan(&vm)).unwrap(), "{name}: not deterministic");
+        assert_eq!(l.spec.bridges.len(), bridges, "{name}");
+        assert!(l.spec.bridges.iter().all(|b| b.kind == kind && b.addr.bus == 0));
+        let mut addrs: Vec<PciAddr> = l.spec.devices.iter().map(|d| d.addr).chain(l.spec.bridges.iter().map(|b| b.addr)).collect();
+        let n = addrs.len();
+        addrs.sort();
+        addrs.dedup();
+        assert_eq!(addrs.len(), n, "{name}: an address is used twice");
+        // Every device off the root bus sits behind a bridge of the spec.
+        for d in l.spec.devices.iter().filter(|d| d.addr.bus != 0) {
+            assert!(l.spec.bridges.iter().any(|b| b.bus == d.addr.bus), "{name}: {} on bus {}", d.id, d.addr.bus);
+        }
+        // The same VM with fewer devices keeps the v1 addresses.
+        let small = vmx("esxi8-rhel9.vmx");
+        let v1 = allocate(&small, &Profile::builtin(&name.replace("v2", "v1")).unwrap(), &plan(&small)).unwrap();
+        let v2 = allocate(&small, &profile, &plan(&small)).unwrap();
+        assert!(v2.spec.bridges.is_empty());
+        let a = |l: &ferry_formats::layout::Layout| l.spec.devices.iter().map(|d| d.addr).collect::<Vec<_>>();
+        assert_eq!(a(&v1), a(&v2), "{name}");
+    }
+    // q35-v2 root ports: eight functions per slot from 0x1b, ports from 0x10.
+    let l = allocate(&vm, &Profile::builtin("q35-v2").unwrap(), &plan(&vm)).unwrap();
+    let b9 = &l.spec.bridges[9];
+    assert_eq!((b9.id.as_str(), b9.addr, b9.bus, b9.port), ("pci.10", PciAddr { bus: 0, slot: 0x1c, function: 1 }, 10, Some(0x19)));
+    // More than fits behind the expansion is refused, naming the class and the limit.
+    vm.disks = (0..80).map(|_| disk.clone()).collect();
+    let e = allocate(&vm, &Profile::builtin("q35-v2").unwrap(), &plan(&vm)).unwrap_err().to_string();
+    assert_eq!(e, "80 disk devices do not fit machine profile q35-v2 (at most 44)");
 }

@@ -114,6 +114,22 @@ impl Inspection {
                 w.write_event(Event::End(BytesEnd::new("filesystem")))?;
             }
             w.write_event(Event::End(BytesEnd::new("filesystems")))?;
+            if !os.kernels.is_empty() {
+                w.write_event(Event::Start(BytesStart::new("kernels")))?;
+                for k in &os.kernels {
+                    let mut s = BytesStart::new("kernel");
+                    s.push_attribute(("version", k.version.as_str()));
+                    w.write_event(Event::Start(s))?;
+                    let iface = serde_json::to_value(k.virtio.interface).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                    let mut v = BytesStart::new("virtio");
+                    v.push_attribute(("interface", iface.as_str()));
+                    w.write_event(Event::Start(v))?;
+                    w.write_event(Event::Text(BytesText::new(&k.virtio.reason)))?;
+                    w.write_event(Event::End(BytesEnd::new("virtio")))?;
+                    w.write_event(Event::End(BytesEnd::new("kernel")))?;
+                }
+                w.write_event(Event::End(BytesEnd::new("kernels")))?;
+            }
             elem(w, "format", "installed")?;
             w.write_event(Event::End(BytesEnd::new("operatingsystem")))?;
         }
@@ -180,15 +196,19 @@ impl Inspection {
             for k in &os.kernels {
                 let _ = writeln!(
                     s,
-                    "  kernel {} initrd {} virtio blk={:?} net={:?} pci={:?} scsi={:?}{}",
+                    "  kernel {} initrd {} virtio blk={:?} net={:?} pci={:?} scsi={:?} console={:?} rng={:?} balloon={:?}{}",
                     k.version,
                     k.initrd.as_deref().unwrap_or("-"),
                     k.virtio_blk,
                     k.virtio_net,
                     k.virtio_pci,
                     k.virtio_scsi,
+                    k.virtio_console,
+                    k.virtio_rng,
+                    k.virtio_balloon,
                     if k.xen_pv_only { " xen-pv-only" } else { "" }
                 );
+                let _ = writeln!(s, "    virtio-pci interface {:?}: {}", k.virtio.interface, k.virtio.reason);
             }
             if let Some(b) = &os.bootloader {
                 let _ = writeln!(s, "  bootloader {b} ({}) firmware {}", os.bootloader_config.as_deref().unwrap_or("-"), os.firmware);

@@ -15,7 +15,7 @@ use crate::virtio::channel::Channel;
 use crate::virtio::{blk::Blk, console::Console, net, pci::VirtioPci, rng::Rng, VirtioDevice};
 use crate::{tables, Controller, ExitReason, VmError};
 use crate::virtio::tap::Tap;
-use ferry_formats::layout::{DeviceKind, NetBackend};
+use ferry_formats::layout::{DeviceKind, NetBackend, VirtioModel};
 use kvm_bindings::{kvm_pit_config, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use std::io::Write;
@@ -250,6 +250,12 @@ impl Vm {
         let intx_lines = crate::devices::intx::IntxLines::new(vm.clone());
         let mut balloon = None;
         let mut channel = channel;
+        if let Some(d) = cfg.devices.iter().find(|d| d.addr.bus != 0) {
+            return Err(VmError::Setup(format!(
+                "device {} at {}: devices behind PCIe root ports / PCI bridges are not served by the runtime (root bus only; use the QEMU script)",
+                d.id, d.addr
+            )));
+        }
         for d in &cfg.devices {
             let dev: Box<dyn VirtioDevice> = match &d.kind {
                 DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
@@ -284,7 +290,8 @@ impl Vm {
                 }
             };
             let vectors = cfg.profile.class(d.kind.class()).ok().and_then(|c| c.msix_vectors);
-            let mut f = VirtioPci::new(&d.id, dev, mem.clone(), vm.clone(), vectors);
+            let legacy_id = (d.model == VirtioModel::Transitional).then(|| d.kind.pci_device_id(d.model));
+            let mut f = VirtioPci::new(&d.id, dev, mem.clone(), vm.clone(), vectors, legacy_id);
             if let Some(gsi) = crate::devices::intx::gsi(machine, d.addr.slot, 1) {
                 f = f.with_intx(crate::devices::intx::IntxPin::new(intx_lines.clone(), gsi, d.addr.slot, d.addr.function));
             }

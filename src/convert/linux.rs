@@ -258,6 +258,9 @@ pub fn convert_guest(
     report.version = facts.version.clone();
     let target = target(vm, layout, &names, &rep);
     let plan = linux::plan(&facts, &target, &gfs)?;
+    if plan.virtio.interface == linux::VirtioInterface::None {
+        bail!("{}: the guest cannot drive virtio devices", plan.virtio.reason);
+    }
     if opts.print {
         println!(
             "Converting {} {} on {} ({}) to KVM:",

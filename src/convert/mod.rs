@@ -23,8 +23,8 @@ use ferry_formats::qcow2::Preallocation;
 use anyhow::{bail, Context};
 use clap::ValueEnum;
 use ferry_formats::disk::BlockDevice;
+use ferry_formats::layout::{allocate, OutputPlan, Profile, VirtioModel, DEFAULT_PROFILE};
 use ferry_formats::model::DiskSource;
-use ferry_formats::layout::{allocate, OutputPlan, Profile, DEFAULT_PROFILE};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -57,6 +57,14 @@ pub enum OutputMode {
     LibvirtXml,
     /// Disks plus Ferry's runtime spec NAME.ferry.json.
     Ferry,
+}
+
+/// `--virtio`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VirtioChoice {
+    Auto,
+    Legacy,
+    Modern,
 }
 
 #[derive(clap::Args, Debug)]
@@ -128,6 +136,11 @@ pub struct ConvertArgs {
     /// shown on a terminal anyway); stdout, and so --json, is unaffected.
     #[arg(short = 'p', long)]
     pub progress: bool,
+    /// Virtio device model: `auto` (transitional when a bootable kernel of the guest speaks
+    /// only legacy virtio, or inspection cannot tell; modern when the guest is not inspected,
+    /// as with --no-copy), `legacy` (transitional devices) or `modern` (modern-only).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub virtio: VirtioChoice,
     /// Which Linux root to convert when the disks hold several: `single` (the default: more
     /// than one is an error listing them), `first`, a device as inspection names it
     /// (`/dev/sdb1`, `/dev/vg0/root`), or `ask` (prompt when standard input is a terminal,
@@ -246,11 +259,17 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     let profile = Profile::builtin(&args.profile)?;
     let nic_backends = network::map_nics(&vm, &args.network, &args.bridge, &args.mac)?;
     let disk_files: Vec<PathBuf> = (0..vm.disks.len()).map(|i| dir.join(format!("{name}-{}", disk_suffix(i)))).collect();
-    let plan = OutputPlan {
+    let forced = match args.virtio {
+        VirtioChoice::Legacy => Some(VirtioModel::Transitional),
+        VirtioChoice::Modern => Some(VirtioModel::Modern),
+        VirtioChoice::Auto => None,
+    };
+    let mut plan = OutputPlan {
         name: name.clone(),
         disk_files: disk_files.clone(),
         disk_format: image_choices::format_name(args.output_format).into(),
         nic_backends,
+        virtio: forced.unwrap_or_default(),
     };
     let mut layout = allocate(&vm, &profile, &plan)?;
     let outputs = output_files(&args, &dir, &name, &disk_files);
@@ -271,6 +290,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     for d in &vm.disks {
         note_sources(&d.source);
     }
+    let mut virtio = serde_json::json!({ "model": plan.virtio.name(), "chosen-by": if forced.is_some() { "--virtio" } else { "default" } });
     let started = std::time::Instant::now();
     let mut report = serde_json::json!({ "name": name });
     if !args.no_copy || args.dry_run {
@@ -324,6 +344,32 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         let opts = linux::Options { dry_run: args.dry_run, print: !args.json, root: args.root.clone() };
         let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
         print_warnings(&guest.warnings);
+        if let Some(need) = guest.plan.as_ref().map(|p| &p.virtio) {
+            let wanted = if need.transitional { VirtioModel::Transitional } else { VirtioModel::Modern };
+            if forced.is_none() && wanted != plan.virtio {
+                // Same slots, MACs and serials: only the devices' model changes.
+                plan.virtio = wanted;
+                layout = allocate(&vm, &profile, &plan)?;
+            }
+            virtio = serde_json::json!({
+                "model": plan.virtio.name(),
+                "chosen-by": if forced.is_some() { "--virtio" } else { "inspection" },
+                "kernel": need.kernel, "interface": need.interface, "reason": need.reason,
+            });
+            if !args.json {
+                match forced {
+                    Some(m) if m != wanted => println!(
+                        "virtio devices: {} (--virtio), though kernel {} needs {}: {}",
+                        m.name(),
+                        need.kernel,
+                        wanted.name(),
+                        need.reason
+                    ),
+                    _ => {}
+                }
+            }
+        }
+        report["virtio"] = virtio.clone();
         layout.spec.boot = guest.boot.clone();
         report["guest"] = serde_json::to_value(&guest)?;
         if args.dry_run {
@@ -367,6 +413,9 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     }
     if json {
         write_atomic(&dir.join(format!("{name}.ferry.json")), output::ferry_spec(&layout).as_bytes(), false)?;
+    }
+    if report.get("virtio").is_none() {
+        report["virtio"] = virtio;
     }
     report["seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
     if args.json {

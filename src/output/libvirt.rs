@@ -72,7 +72,7 @@ pub fn libvirt_xml(layout: &Layout) -> String {
         let addr = libvirt_pci(d.addr);
         match &d.kind {
             DeviceKind::VirtioBlk { file, format, serial, readonly, bootindex, .. } => {
-                let _ = writeln!(w, "    <disk type='file' device='disk' model='virtio-non-transitional'>");
+                let _ = writeln!(w, "    <disk type='file' device='disk' model='{}'>", d.model.libvirt());
                 let _ = writeln!(w, "      <driver name='qemu' type='{}'/>", esc(format));
                 let _ = writeln!(w, "      <source file='{}'/>", esc(&file.to_string_lossy()));
                 let _ = writeln!(w, "      <target dev='{}' bus='virtio'/>", drive_name("vd", ndisk));
@@ -99,22 +99,22 @@ pub fn libvirt_xml(layout: &Layout) -> String {
                 if !src.is_empty() {
                     let _ = writeln!(w, "      {src}");
                 }
-                let _ = writeln!(w, "      <model type='virtio-non-transitional'/>");
+                let _ = writeln!(w, "      <model type='{}'/>", d.model.libvirt());
                 let _ = writeln!(w, "      <alias name='ua-{}'/>", d.id);
                 let _ = writeln!(w, "      {addr}\n    </interface>");
             }
             DeviceKind::VirtioConsole => {
-                let _ = writeln!(w, "    <controller type='virtio-serial' index='0' model='virtio-non-transitional'>");
+                let _ = writeln!(w, "    <controller type='virtio-serial' index='0' model='{}'>", d.model.libvirt());
                 let _ = writeln!(w, "      <alias name='ua-{}'/>\n      {addr}\n    </controller>", d.id);
                 let _ = writeln!(w, "    <channel type='unix'>\n      <target type='virtio' name='org.qemu.guest_agent.0'/>");
                 let _ = writeln!(w, "      <address type='virtio-serial' controller='0' bus='0' port='1'/>\n    </channel>");
             }
             DeviceKind::VirtioRng => {
-                let _ = writeln!(w, "    <rng model='virtio-non-transitional'>\n      <backend model='random'>/dev/urandom</backend>");
+                let _ = writeln!(w, "    <rng model='{}'>\n      <backend model='random'>/dev/urandom</backend>", d.model.libvirt());
                 let _ = writeln!(w, "      <alias name='ua-{}'/>\n      {addr}\n    </rng>", d.id);
             }
             DeviceKind::VirtioBalloon => {
-                let _ = writeln!(w, "    <memballoon model='virtio-non-transitional'>");
+                let _ = writeln!(w, "    <memballoon model='{}'>", d.model.libvirt());
                 let _ = writeln!(w, "      <alias name='ua-{}'/>\n      {addr}\n    </memballoon>", d.id);
             }
         }
@@ -128,6 +128,19 @@ pub fn libvirt_xml(layout: &Layout) -> String {
     }
     let (root_model, storage) = if p.machine == "q35" { ("pcie-root", "sata") } else { ("pci-root", "ide") };
     let _ = writeln!(w, "    <controller type='pci' index='0' model='{root_model}'/>");
+    for b in &spec.bridges {
+        let shared = spec.bridges.iter().any(|o| o.addr.slot == b.addr.slot && o.addr.function != 0);
+        let mut addr = libvirt_pci(b.addr);
+        if b.addr.function == 0 && shared {
+            addr = addr.replace("/>", " multifunction='on'/>");
+        }
+        let target = match b.port {
+            Some(port) => format!("<target chassis='{}' port='0x{port:x}'/>", b.chassis),
+            None => format!("<target chassisNr='{}'/>", b.chassis),
+        };
+        let kind = esc(&b.kind);
+        let _ = writeln!(w, "    <controller type='pci' index='{}' model='{kind}'>\n      <model name='{kind}'/>\n      {target}\n      {addr}\n    </controller>", b.bus);
+    }
     if let Some(f) = p.chipset.iter().find(|f| f.function == p.cdrom.controller) {
         if let Some(a) = ferry_formats::layout::parse_addr(&f.addr) {
             let _ = writeln!(w, "    <controller type='{storage}' index='0'>\n      {}\n    </controller>", libvirt_pci(a));

@@ -1,9 +1,9 @@
 //! A POSIX shell script that starts the converted guest with `qemu-system-x86_64`: no
 //! default devices, every device on the root bus at the layout's `addr=`, modern-only
-//! virtio, the source's MACs, disk serials and SMBIOS UUID. Extra arguments are appended
+//! or transitional virtio as the layout says, the source's MACs, disk serials and SMBIOS UUID. Extra arguments are appended
 //! (`NAME.sh -S -qmp unix:sock,server=on,wait=off -display none`).
 
-use ferry_formats::layout::{DeviceKind, Firmware, Layout, NetBackend, PciAddr};
+use ferry_formats::layout::{DeviceKind, Firmware, Layout, NetBackend, PciAddr, SpecDevice};
 use std::fmt::Write;
 
 /// Quotes a word for the shell.
@@ -17,11 +17,16 @@ fn qv(s: &str) -> String {
 }
 
 fn at(layout: &Layout, a: PciAddr) -> String {
-    format!("bus={},addr=0x{:x}", layout.profile.root_bus, a.slot)
+    let bus = if a.bus == 0 { layout.profile.root_bus.clone() } else { format!("pci.{}", a.bus) };
+    match a.function {
+        0 => format!("bus={bus},addr=0x{:x}", a.slot),
+        f => format!("bus={bus},addr=0x{:x}.0x{f:x}", a.slot),
+    }
 }
 
-fn device_for(layout: &Layout, class: &str) -> String {
-    layout.profile.class(class).map(|c| c.qemu_device.clone()).unwrap_or_default()
+/// The QEMU driver of `d` (the profile's driver in the device's virtio model).
+fn device_for(layout: &Layout, d: &SpecDevice) -> String {
+    layout.profile.qemu_device(d.kind.class(), d.model).unwrap_or_default()
 }
 
 /// The launch script for `layout`.
@@ -51,14 +56,23 @@ pub fn qemu_script(layout: &Layout) -> String {
         a("-drive if=pflash,format=raw,unit=1,file=\"$ovmf_vars\"".into());
     }
     a(format!("-device VGA,id=video0,{}", at(layout, layout.video)));
+    for b in &spec.bridges {
+        let shared = spec.bridges.iter().any(|o| o.addr.slot == b.addr.slot && o.addr.function != 0);
+        let multi = if b.addr.function == 0 && shared { ",multifunction=on" } else { "" };
+        let qdev = p.expansion.as_ref().map_or(b.kind.as_str(), |e| e.qemu_device.as_str());
+        match b.port {
+            Some(port) => a(format!("-device {qdev},id={},chassis={},port=0x{port:x},{}{multi}", b.id, b.chassis, at(layout, b.addr))),
+            None => a(format!("-device {qdev},id={},chassis_nr={},{}{multi}", b.id, b.chassis, at(layout, b.addr))),
+        }
+    }
     for d in &spec.devices {
         let loc = at(layout, d.addr);
         match &d.kind {
-            DeviceKind::VirtioConsole => a(format!("-device {},id={},{loc}", device_for(layout, "console"), d.id)),
-            DeviceKind::VirtioBalloon => a(format!("-device {},id={},{loc}", device_for(layout, "balloon"), d.id)),
+            DeviceKind::VirtioConsole => a(format!("-device {},id={},{loc}", device_for(layout, d), d.id)),
+            DeviceKind::VirtioBalloon => a(format!("-device {},id={},{loc}", device_for(layout, d), d.id)),
             DeviceKind::VirtioRng => {
                 a(format!("-object rng-random,id=obj-{},filename=/dev/urandom", d.id));
-                a(format!("-device {},rng=obj-{},id={},{loc}", device_for(layout, "rng"), d.id, d.id));
+                a(format!("-device {},rng=obj-{},id={},{loc}", device_for(layout, d), d.id, d.id));
             }
             DeviceKind::VirtioNet { mac, backend } => {
                 let what = match backend {
@@ -71,7 +85,7 @@ pub fn qemu_script(layout: &Layout) -> String {
                 notes.push(format!("{}: {} (QEMU user networking here)", d.id, what.replace(['\n', '\r'], " ")));
                 a(format!(
                     "-device {},netdev=hostnet-{},id={},mac={},{loc}",
-                    device_for(layout, "nic"),
+                    device_for(layout, d),
                     d.id,
                     d.id,
                     sh(&qv(mac))
@@ -88,7 +102,7 @@ pub fn qemu_script(layout: &Layout) -> String {
                 let boot = bootindex.map(|b| format!(",bootindex={b}")).unwrap_or_default();
                 a(format!(
                     "-device {},drive=drive-{},id={},serial={}{boot},{loc}",
-                    device_for(layout, "disk"),
+                    device_for(layout, d),
                     d.id,
                     d.id,
                     sh(&qv(serial))

@@ -41,8 +41,20 @@ pub fn args(spec: &MachineSpec, boot: &QemuBoot) -> anyhow::Result<Vec<OsString>
             push(format!("{},id=video0,bus={bus},addr=0x{:x}.0", video.qemu_device, video.first));
         }
     }
+    let bus_of = |b: u8| if b == 0 { bus.to_string() } else { format!("pci.{b}") };
+    for b in &spec.bridges {
+        let shared = spec.bridges.iter().any(|o| o.addr.slot == b.addr.slot && o.addr.function != 0);
+        let multi = if b.addr.function == 0 && shared { ",multifunction=on" } else { "" };
+        let at = format!("bus={bus},addr=0x{:x}.{}{multi}", b.addr.slot, b.addr.function);
+        push("-device".into());
+        push(match b.port {
+            Some(port) => format!("{},id={},chassis={},port=0x{port:x},{at}", b.kind, b.id, b.chassis),
+            None => format!("{},id={},chassis_nr={},{at}", b.kind, b.id, b.chassis),
+        });
+    }
     for d in &spec.devices {
-        let addr = format!("bus={bus},addr=0x{:x}.{}", d.addr.slot, d.addr.function);
+        let addr = format!("bus={},addr=0x{:x}.{}", bus_of(d.addr.bus), d.addr.slot, d.addr.function);
+        let drv = |modern: &str| d.model.qemu_device(modern).unwrap_or_else(|| modern.to_string());
         match &d.kind {
             DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
                 push("-drive".into());
@@ -54,27 +66,28 @@ pub fn args(spec: &MachineSpec, boot: &QemuBoot) -> anyhow::Result<Vec<OsString>
                 ));
                 push("-device".into());
                 push(format!(
-                    "virtio-blk-pci-non-transitional,drive=drv-{0},id={0},serial={serial},logical_block_size={logical_block_size},physical_block_size={physical_block_size},{addr}",
-                    d.id
+                    "{1},drive=drv-{0},id={0},serial={serial},logical_block_size={logical_block_size},physical_block_size={physical_block_size},{addr}",
+                    d.id,
+                    drv("virtio-blk-pci-non-transitional")
                 ));
             }
             DeviceKind::VirtioNet { mac, .. } => {
                 push("-netdev".into());
                 push(format!("user,id=nd-{}", d.id));
                 push("-device".into());
-                push(format!("virtio-net-pci-non-transitional,netdev=nd-{0},id={0},mac={mac},{addr}", d.id));
+                push(format!("{1},netdev=nd-{0},id={0},mac={mac},{addr}", d.id, drv("virtio-net-pci-non-transitional")));
             }
             DeviceKind::VirtioConsole => {
                 push("-device".into());
-                push(format!("virtio-serial-pci-non-transitional,id={},{addr}", d.id));
+                push(format!("{},id={},{addr}", drv("virtio-serial-pci-non-transitional"), d.id));
             }
             DeviceKind::VirtioRng => {
                 push("-device".into());
-                push(format!("virtio-rng-pci-non-transitional,id={},{addr}", d.id));
+                push(format!("{},id={},{addr}", drv("virtio-rng-pci-non-transitional"), d.id));
             }
             DeviceKind::VirtioBalloon => {
                 push("-device".into());
-                push(format!("virtio-balloon-pci-non-transitional,id={},{addr}", d.id));
+                push(format!("{},id={},{addr}", drv("virtio-balloon-pci-non-transitional"), d.id));
             }
         }
     }

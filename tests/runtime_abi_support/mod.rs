@@ -55,11 +55,18 @@ pub fn qemu_tools() -> bool {
 /// Converts the guest with `-o qemu` and `-o ferry` under `profile` (`--no-copy`; the output
 /// disks are then made as 64 MiB qcow2 images by qemu-img).
 pub fn emit(profile: &str) -> Emitted {
+    emit_with(profile, &[])
+}
+
+/// [`emit`] with extra `ferry convert` arguments (`--virtio legacy`).
+pub fn emit_with(profile: &str, extra: &[&str]) -> Emitted {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().canonicalize().expect("canonicalize");
     let vmx = write_vmx(&out);
     for mode in ["qemu", "ferry"] {
-        ferry(&["convert", "-i", "vmx", vmx.to_str().expect("utf8"), "-o", mode, "-os", out.to_str().expect("utf8"), "--no-copy", "--profile", profile, "-of", "qcow2"]);
+        let mut args = vec!["convert", "-i", "vmx", vmx.to_str().expect("utf8"), "-o", mode, "-os", out.to_str().expect("utf8"), "--no-copy", "--profile", profile, "-of", "qcow2"];
+        args.extend_from_slice(extra);
+        ferry(&args);
     }
     let spec: Value = serde_json::from_str(&std::fs::read_to_string(out.join("abi-guest.ferry.json")).expect("spec")).expect("spec json");
     let devices = spec["devices"].as_array().expect("devices");

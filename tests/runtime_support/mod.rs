@@ -112,20 +112,21 @@ pub fn qemu_args(spec: &ferry_formats::layout::MachineSpec) -> Vec<String> {
     }
     for d in &spec.devices {
         let addr = format!("bus={bus},addr=0x{:x}.{}", d.addr.slot, d.addr.function);
+        let drv = |modern: &str| d.model.qemu_device(modern).expect("virtio driver name");
         match &d.kind {
             DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
                 a.push("-drive".into());
                 a.push(format!("if=none,id=drv-{},file={},format={format},readonly={}", d.id, file.display(), if *readonly { "on" } else { "off" }));
                 a.push("-device".into());
-                a.push(format!("virtio-blk-pci-non-transitional,drive=drv-{},id={},serial={serial},logical_block_size={logical_block_size},physical_block_size={physical_block_size},{addr}", d.id, d.id));
+                a.push(format!("{},drive=drv-{},id={},serial={serial},logical_block_size={logical_block_size},physical_block_size={physical_block_size},{addr}", drv("virtio-blk-pci-non-transitional"), d.id, d.id));
             }
             DeviceKind::VirtioNet { mac, .. } => {
                 a.extend(["-netdev".into(), format!("user,id=nd-{}", d.id)]);
-                a.extend(["-device".into(), format!("virtio-net-pci-non-transitional,netdev=nd-{},id={},mac={mac},{addr}", d.id, d.id)]);
+                a.extend(["-device".into(), format!("{},netdev=nd-{},id={},mac={mac},{addr}", drv("virtio-net-pci-non-transitional"), d.id, d.id)]);
             }
-            DeviceKind::VirtioConsole => a.extend(["-device".into(), format!("virtio-serial-pci-non-transitional,id={},{addr}", d.id)]),
-            DeviceKind::VirtioRng => a.extend(["-device".into(), format!("virtio-rng-pci-non-transitional,id={},{addr}", d.id)]),
-            DeviceKind::VirtioBalloon => a.extend(["-device".into(), format!("virtio-balloon-pci-non-transitional,id={},{addr}", d.id)]),
+            DeviceKind::VirtioConsole => a.extend(["-device".into(), format!("{},id={},{addr}", drv("virtio-serial-pci-non-transitional"), d.id)]),
+            DeviceKind::VirtioRng => a.extend(["-device".into(), format!("{},id={},{addr}", drv("virtio-rng-pci-non-transitional"), d.id)]),
+            DeviceKind::VirtioBalloon => a.extend(["-device".into(), format!("{},id={},{addr}", drv("virtio-balloon-pci-non-transitional"), d.id)]),
         }
     }
     a

@@ -173,7 +173,8 @@ fn kernel(fs: &dyn GuestFs, version: &str) -> Result<KernelFacts, LinuxError> {
         .filter(|m| is_builtin(m) || is_module(m))
         .map(|m| (*m).to_owned())
         .collect();
-    let builtin = virtio.iter().filter(|m| is_builtin(m)).cloned().collect();
+    let builtin: Vec<String> = virtio.iter().filter(|m| is_builtin(m)).cloned().collect();
+    let virtio_pci = virtio_support(fs, version, &config, dep.as_deref(), &builtin, &virtio, &loadable)?;
     Ok(KernelFacts {
         version: version.to_owned(),
         vmlinuz: format!("/boot/vmlinuz-{version}"),
@@ -181,7 +182,125 @@ fn kernel(fs: &dyn GuestFs, version: &str) -> Result<KernelFacts, LinuxError> {
         xen_pv_only,
         virtio,
         builtin,
+        virtio_pci,
     })
+}
+
+/// The kernel's virtio-pci interface, judged by the inspector's rules from the same files.
+fn virtio_support(
+    fs: &dyn GuestFs,
+    version: &str,
+    config: &str,
+    dep: Option<&str>,
+    builtin: &[String],
+    virtio: &[String],
+    loadable: &[String],
+) -> Result<VirtioSupport, LinuxError> {
+    use ferry_inspectors::os::linux::virtio::{self as v, KernelEvidence, ModuleFile};
+    let dir = format!("/lib/modules/{version}");
+    let is_builtin = builtin.iter().any(|m| m == "virtio_pci");
+    let path = dep
+        .iter()
+        .flat_map(|d| d.lines())
+        .filter_map(|l| l.split(':').next())
+        .find(|p| module_name(p) == "virtio_pci")
+        .map(|p| format!("{dir}/{}", p.trim()));
+    let bytes = match &path {
+        Some(p) if !is_builtin && p.ends_with(".ko") => match fs.stat(p)? {
+            // A module that cannot be read is judged conservatively, not an error.
+            Some(st) if st.size <= MAX_READ => Some(fs.read_file(p).unwrap_or_default()),
+            Some(_) => Some(Vec::new()),
+            None => None,
+        },
+        _ => None,
+    };
+    let module = match &path {
+        _ if is_builtin => ModuleFile::NotModule,
+        Some(p) if p.ends_with(".ko") => ModuleFile::Plain(p, bytes.as_deref()),
+        Some(p) => ModuleFile::Compressed(p),
+        None => ModuleFile::NotModule,
+    };
+    let builtin_modinfo = match fs.stat(&format!("{dir}/modules.builtin.modinfo"))? {
+        Some(st) if st.size <= MAX_READ => fs.read_file(&format!("{dir}/modules.builtin.modinfo")).ok(),
+        _ => None,
+    };
+    let force_legacy = force_legacy(fs, version)?;
+    Ok(v::assess(&KernelEvidence {
+        version,
+        config,
+        has_virtio_pci: virtio.iter().any(|m| m == "virtio_pci"),
+        builtin_modinfo: builtin_modinfo.as_deref(),
+        builtin: is_builtin,
+        module,
+        modules: loadable,
+        force_legacy,
+    }))
+}
+
+/// Where `virtio_pci.force_legacy` is set for kernel `version` (boot menus, BLS entries, the
+/// default command line, modprobe configuration), as the inspector looks.
+fn force_legacy(fs: &dyn GuestFs, version: &str) -> Result<Option<String>, LinuxError> {
+    use ferry_inspectors::os::linux::virtio as v;
+    let image = format!("vmlinuz-{version}");
+    let mut menus: Vec<String> = [
+        "/boot/grub/grub.cfg",
+        "/boot/grub2/grub.cfg",
+        "/boot/grub/grub.conf",
+        "/boot/grub/menu.lst",
+        "/boot/extlinux/extlinux.conf",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    if fs.is_dir("/boot/efi/EFI")? {
+        for d in fs.read_dir("/boot/efi/EFI")? {
+            menus.push(format!("/boot/efi/EFI/{d}/grub.cfg"));
+        }
+    }
+    let mut bls = Vec::new();
+    if fs.is_dir("/boot/loader/entries")? {
+        for f in fs.read_dir("/boot/loader/entries")? {
+            if f.contains(version) {
+                bls.push(format!("/boot/loader/entries/{f}"));
+            }
+        }
+    }
+    for m in menus.iter().chain(&bls) {
+        let Some(t) = read_text(fs, m)? else { continue };
+        let entry = bls.contains(m);
+        if t.lines().any(|l| (entry || l.contains(&image)) && v::force_legacy_cmdline(l)) {
+            return Ok(Some(format!("kernel command line in {m}")));
+        }
+    }
+    for (f, key) in [
+        ("/etc/default/grub", "GRUB_CMDLINE_LINUX"),
+        ("/boot/grub2/grubenv", "kernelopts"),
+        ("/boot/grub/grubenv", "kernelopts"),
+    ] {
+        let Some(t) = read_text(fs, f)? else { continue };
+        if t.lines().any(|l| {
+            l.trim_start().starts_with(key)
+                && v::force_legacy_cmdline(l.split_once('=').map_or("", |x| x.1))
+        }) {
+            return Ok(Some(format!("kernel command line in {f}")));
+        }
+    }
+    let mut conf = vec!["/etc/modprobe.conf".to_owned()];
+    for d in ["/etc/modprobe.d", "/lib/modprobe.d", "/usr/lib/modprobe.d"] {
+        if fs.is_dir(d)? {
+            for f in fs.read_dir(d)?.into_iter().take(1000) {
+                if f.ends_with(".conf") {
+                    conf.push(format!("{d}/{f}"));
+                }
+            }
+        }
+    }
+    for f in conf {
+        if read_text(fs, &f)?.is_some_and(|t| v::force_legacy_modprobe(&t)) {
+            return Ok(Some(format!("modprobe options in {f}")));
+        }
+    }
+    Ok(None)
 }
 
 fn bootloader(fs: &dyn GuestFs) -> Result<Bootloader, LinuxError> {

@@ -347,6 +347,7 @@ impl<'a> Draft<'a> {
             changes,
             notes: self.notes,
             warnings: self.warnings,
+            virtio: Default::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! What the Linux conversion needs to know about the guest (filled by the inspector, or by
 //! [`super::detect`]) and about the target machine (disk order, NIC slots).
 
+pub use ferry_inspectors::os::linux::virtio::{VirtioInterface, VirtioSupport};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -34,6 +35,9 @@ pub struct KernelFacts {
     /// Those of `virtio` that are built into the kernel image (they need no initramfs).
     #[serde(default)]
     pub builtin: Vec<String>,
+    /// Which virtio-pci interface the kernel drives (modern, legacy, unknown, none) and why.
+    #[serde(default)]
+    pub virtio_pci: VirtioSupport,
 }
 
 impl KernelFacts {

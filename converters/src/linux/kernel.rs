@@ -1,7 +1,7 @@
 //! Kernel choice: refuse Xen PV-only kernels, prefer virtio support, then the highest version,
 //! then a non-debug build.
 
-use super::facts::{GuestFacts, KernelFacts};
+use super::facts::{GuestFacts, KernelFacts, VirtioInterface};
 use super::LinuxError;
 use std::cmp::Ordering;
 
@@ -68,6 +68,40 @@ pub fn choose(facts: &GuestFacts) -> Result<&KernelFacts, LinuxError> {
             .collect::<Vec<_>>()
             .join(", "),
     })
+}
+
+/// The virtio device model the guest's kernels need, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VirtioNeed {
+    /// Transitional devices (a legacy I/O BAR) rather than modern-only ones.
+    pub transitional: bool,
+    /// The kernel the decision rests on.
+    pub kernel: String,
+    /// That kernel's virtio-pci interface.
+    pub interface: VirtioInterface,
+    /// That kernel's evidence.
+    pub reason: String,
+}
+
+/// Transitional devices when any kernel that can boot on KVM needs them (the chosen one
+/// first, so its reason is named), else modern.
+pub fn virtio_need(facts: &GuestFacts, best: &KernelFacts) -> VirtioNeed {
+    let need = |k: &KernelFacts| VirtioNeed {
+        transitional: k.virtio_pci.interface.needs_transitional(),
+        kernel: k.version.clone(),
+        interface: k.virtio_pci.interface,
+        reason: k.virtio_pci.reason.clone(),
+    };
+    if best.virtio_pci.interface.needs_transitional() {
+        return need(best);
+    }
+    facts
+        .kernels
+        .iter()
+        .filter(|k| !k.xen_pv_only && k.virtio_pci.interface.needs_transitional())
+        .map(need)
+        .next()
+        .unwrap_or_else(|| need(best))
 }
 
 #[cfg(test)]

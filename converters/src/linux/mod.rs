@@ -60,6 +60,7 @@ mod xorg;
 
 pub use facts::*;
 pub use kernel::choose as choose_kernel;
+pub use kernel::VirtioNeed;
 pub use plan::{apply, ApplyReport, Change, ChangeKind, Plan};
 
 use crate::guestfs::{GuestFs, GuestFsError};
@@ -114,5 +115,14 @@ pub fn plan(
     selinux::plan(&mut d, facts)?;
     initramfs::plan(&mut d, facts, best)?;
     grub::plan_default(&mut d, facts, best)?;
-    Ok(d.finish())
+    let need = kernel::virtio_need(facts, best);
+    d.note(format!(
+        "virtio devices: {} (kernel {}: {})",
+        if need.transitional { "transitional" } else { "modern" },
+        need.kernel,
+        need.reason
+    ));
+    let mut plan = d.finish();
+    plan.virtio = need;
+    Ok(plan)
 }

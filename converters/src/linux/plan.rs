@@ -55,6 +55,8 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Things the conversion could not handle and left alone.
     pub warnings: Vec<String>,
+    /// The virtio device model the guest's kernels need.
+    pub virtio: super::kernel::VirtioNeed,
 }
 
 impl Plan {

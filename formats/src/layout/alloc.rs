@@ -3,7 +3,7 @@
 //! on its inputs: the same VM converted twice gets byte-identical descriptions.
 
 use super::profile::{Profile, SlotClass};
-use super::{DeviceKind, Firmware, LayoutError, MachineSpec, NetBackend, PciAddr, SpecDevice, Topology, SPEC_VERSION};
+use super::{DeviceKind, Firmware, LayoutError, MachineSpec, NetBackend, PciAddr, SpecBridge, SpecDevice, Topology, VirtioModel, SPEC_VERSION};
 use crate::model::{self, NetKind, RemovableKind, VmModel};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -21,6 +21,8 @@ pub struct OutputPlan {
     /// One backend per source NIC, in model order (after network mapping). Empty = derive
     /// from the model: a network NIC stays on a network of the same name, a bridge on a bridge.
     pub nic_backends: Vec<NetBackend>,
+    /// The virtio model of every device (modern unless the guest needs transitional).
+    pub virtio: VirtioModel,
 }
 
 /// A CD-ROM drive on the chipset's storage controller.
@@ -57,6 +59,53 @@ fn take(profile: &Profile, class: &str, n: usize) -> Result<Vec<PciAddr>, Layout
         return Err(LayoutError::TooMany { class: class.into(), count: n, max: v.len(), profile: profile.name.clone() });
     }
     Ok(v)
+}
+
+/// Bridges added so far and the next free position behind them.
+#[derive(Default)]
+struct Expander {
+    bridges: Vec<SpecBridge>,
+    /// Devices placed behind bridges so far.
+    used: usize,
+}
+
+impl Expander {
+    /// `n` addresses for `class`: its root-bus slots first, then positions behind root ports
+    /// (one device each) or bridges (slots 1-31 each), adding those as needed.
+    fn take(&mut self, profile: &Profile, class: &str, n: usize) -> Result<Vec<PciAddr>, LayoutError> {
+        let c = profile.class(class)?;
+        let mut v: Vec<PciAddr> = slots(c).take(n).collect();
+        let Some(e) = &profile.expansion else {
+            if v.len() < n {
+                return Err(LayoutError::TooMany { class: class.into(), count: n, max: v.len(), profile: profile.name.clone() });
+            }
+            return Ok(v);
+        };
+        let max = v.len() + e.capacity().saturating_sub(self.used);
+        if n > max {
+            return Err(LayoutError::TooMany { class: class.into(), count: n, max, profile: profile.name.clone() });
+        }
+        while v.len() < n {
+            let (bridge, slot) = if e.kind == "pcie-root-port" { (self.used, 0u8) } else { (self.used / 31, (self.used % 31 + 1) as u8) };
+            if bridge >= self.bridges.len() {
+                let k = self.bridges.len();
+                let bus = u8::try_from(k + 1).map_err(|_| LayoutError::Plan("more than 254 buses".into()))?;
+                let (rslot, function) = if e.kind == "pcie-root-port" { (e.first + (k / 8) as u8, (k % 8) as u8) } else { (e.first + k as u8, 0) };
+                self.bridges.push(SpecBridge {
+                    id: format!("pci.{bus}"),
+                    addr: PciAddr { bus: 0, slot: rslot, function },
+                    bus,
+                    kind: e.kind.clone(),
+                    chassis: bus,
+                    port: (e.kind == "pcie-root-port").then(|| e.first_port.wrapping_add(k as u8)),
+                });
+            }
+            let bus = self.bridges.get(bridge).map_or(0, |b| b.bus);
+            v.push(PciAddr { bus, slot, function: 0 });
+            self.used += 1;
+        }
+        Ok(v)
+    }
 }
 
 fn digest(seed: &str, what: &str, index: usize) -> [u8; 32] {
@@ -98,10 +147,11 @@ pub fn allocate(vm: &VmModel, profile: &Profile, plan: &OutputPlan) -> Result<La
         take(profile, class, 1)?.first().copied().ok_or_else(|| LayoutError::Plan(format!("no slot for {class}")))
     };
     let mut devices = Vec::new();
-    devices.push(SpecDevice { id: "console0".into(), addr: one("console")?, kind: DeviceKind::VirtioConsole });
-    devices.push(SpecDevice { id: "balloon0".into(), addr: one("balloon")?, kind: DeviceKind::VirtioBalloon });
-    devices.push(SpecDevice { id: "rng0".into(), addr: one("rng")?, kind: DeviceKind::VirtioRng });
-    for (i, (nic, addr)) in vm.nics.iter().zip(take(profile, "nic", vm.nics.len())?).enumerate() {
+    let mut expander = Expander::default();
+    devices.push(SpecDevice { id: "console0".into(), addr: one("console")?, model: plan.virtio, kind: DeviceKind::VirtioConsole });
+    devices.push(SpecDevice { id: "balloon0".into(), addr: one("balloon")?, model: plan.virtio, kind: DeviceKind::VirtioBalloon });
+    devices.push(SpecDevice { id: "rng0".into(), addr: one("rng")?, model: plan.virtio, kind: DeviceKind::VirtioRng });
+    for (i, (nic, addr)) in vm.nics.iter().zip(expander.take(profile, "nic", vm.nics.len())?).enumerate() {
         let mac = nic.mac.clone().unwrap_or_else(|| generated_mac(&seed, i));
         let backend = match plan.nic_backends.get(i) {
             Some(b) => b.clone(),
@@ -110,12 +160,13 @@ pub fn allocate(vm: &VmModel, profile: &Profile, plan: &OutputPlan) -> Result<La
                 NetKind::Bridge => NetBackend::Bridge { name: nic.network.clone() },
             },
         };
-        devices.push(SpecDevice { id: format!("net{i}"), addr, kind: DeviceKind::VirtioNet { mac, backend } });
+        devices.push(SpecDevice { id: format!("net{i}"), addr, model: plan.virtio, kind: DeviceKind::VirtioNet { mac, backend } });
     }
-    for (i, ((disk, addr), file)) in vm.disks.iter().zip(take(profile, "disk", vm.disks.len())?).zip(&plan.disk_files).enumerate() {
+    for (i, ((disk, addr), file)) in vm.disks.iter().zip(expander.take(profile, "disk", vm.disks.len())?).zip(&plan.disk_files).enumerate() {
         devices.push(SpecDevice {
             id: format!("disk{i}"),
             addr,
+            model: plan.virtio,
             kind: DeviceKind::VirtioBlk {
                 file: file.clone(),
                 format: plan.disk_format.clone(),
@@ -159,6 +210,7 @@ pub fn allocate(vm: &VmModel, profile: &Profile, plan: &OutputPlan) -> Result<La
             model::Firmware::Uefi => Firmware::Uefi,
         },
         boot: None,
+        bridges: expander.bridges,
         devices,
     };
     let os = vm.os_hint.as_deref().unwrap_or("").to_ascii_lowercase();

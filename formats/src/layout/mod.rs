@@ -12,10 +12,10 @@ mod profile;
 mod spec;
 
 pub use alloc::{allocate, disk_serial, generated_mac, CdromSlot, Layout, OutputPlan};
-pub use profile::{parse_addr, CdromPlan, ChipsetFunction, Profile, SlotClass, DEFAULT_PROFILE};
+pub use profile::{parse_addr, CdromPlan, ChipsetFunction, Expansion, Profile, SlotClass, DEFAULT_PROFILE};
 pub use spec::{
-    DeviceKind, DirectBoot, Firmware, MachineSpec, NetBackend, PciAddr, SpecDevice, Topology,
-    SPEC_VERSION,
+    DeviceKind, DirectBoot, Firmware, MachineSpec, NetBackend, PciAddr, SpecBridge, SpecDevice, Topology,
+    VirtioModel, SPEC_VERSION,
 };
 
 /// Why a layout cannot be made.

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 const PROFILES: &[(&str, &str)] = &[
     ("q35-v1", include_str!("../../machines/q35-v1.json")),
     ("pc-v1", include_str!("../../machines/pc-v1.json")),
+    ("q35-v2", include_str!("../../machines/q35-v2.json")),
+    ("pc-v2", include_str!("../../machines/pc-v2.json")),
 ];
 
 /// The profile used when none is asked for.
@@ -87,6 +89,36 @@ pub struct Profile {
     pub chipset: Vec<ChipsetFunction>,
     pub classes: Vec<SlotClass>,
     pub cdrom: CdromPlan,
+    /// Where NICs and disks go once their classes' root-bus slots are full (absent: refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expansion: Option<Expansion>,
+}
+
+/// Root-bus slots for PCIe root ports or PCI bridges, and how they are made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expansion {
+    /// "pcie-root-port": eight ports per slot (functions 0-7, multifunction), one device at
+    /// slot 0 behind each; "pci-bridge": one bridge per slot, devices at slots 1-31 behind it.
+    pub kind: String,
+    pub first: u8,
+    pub last: u8,
+    /// QEMU `-device` driver name ("pcie-root-port", "pci-bridge").
+    pub qemu_device: String,
+    /// The first root port's PCIe port number (libvirt numbers them from 0x10).
+    #[serde(default)]
+    pub first_port: u8,
+}
+
+impl Expansion {
+    /// Device positions behind the expansion, in allocation order: (bridge index, slot).
+    pub fn capacity(&self) -> usize {
+        let slots = usize::from(self.last.saturating_sub(self.first)) + 1;
+        match self.kind.as_str() {
+            "pcie-root-port" => slots * 8,
+            _ => slots * 31,
+        }
+    }
 }
 
 /// Parses `bb:ss.f`.
@@ -157,6 +189,15 @@ impl Profile {
         v.map(Some).ok_or_else(|| LayoutError::BadProfile { name: self.name.clone(), reason: format!("ecam {e:?}: expected a hex address aligned to 256 MiB") })
     }
 
+    /// The QEMU driver for a device of slot class `class` under `model`.
+    pub fn qemu_device(&self, class: &str, model: super::VirtioModel) -> Result<String, LayoutError> {
+        let c = self.class(class)?;
+        model.qemu_device(&c.qemu_device).ok_or_else(|| LayoutError::BadProfile {
+            name: self.name.clone(),
+            reason: format!("class {class}: qemu_device {:?} is not a virtio-*-pci-non-transitional driver, no {} form", c.qemu_device, model.name()),
+        })
+    }
+
     /// The slot class named `class`.
     pub fn class(&self, class: &str) -> Result<&SlotClass, LayoutError> {
         self.classes
@@ -197,6 +238,27 @@ impl Profile {
         }
         for class in ["video", "console", "balloon", "rng", "nic", "disk"] {
             self.class(class)?;
+        }
+        for class in ["console", "balloon", "rng", "nic", "disk"] {
+            self.qemu_device(class, super::VirtioModel::Transitional)?;
+        }
+        if let Some(e) = &self.expansion {
+            if !["pcie-root-port", "pci-bridge"].contains(&e.kind.as_str()) {
+                return Err(bad(format!("expansion kind {:?}: expected pcie-root-port or pci-bridge", e.kind)));
+            }
+            if e.first == 0 || e.first > e.last || e.last > 31 {
+                return Err(bad(format!("expansion has bad range {}..={}", e.first, e.last)));
+            }
+            for s in e.first..=e.last {
+                let u = used.get_mut(usize::from(s)).ok_or_else(|| bad(format!("slot {s}")))?;
+                if *u {
+                    return Err(bad(format!("expansion reuses slot {s:#x}")));
+                }
+                *u = true;
+            }
+            if e.capacity() > 254 {
+                return Err(bad(format!("expansion {}..={} needs more than 254 buses", e.first, e.last)));
+            }
         }
         Ok(())
     }

@@ -28,7 +28,30 @@ pub struct MachineSpec {
     /// Direct kernel boot; without it the guest boots through its firmware and bootloader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<DirectBoot>,
+    /// PCIe root ports / PCI bridges holding the devices that do not fit the root bus.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bridges: Vec<SpecBridge>,
     pub devices: Vec<SpecDevice>,
+}
+
+/// A PCIe root port (q35) or PCI-PCI bridge (pc) on the root bus, added by the allocator once
+/// the root bus is full.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecBridge {
+    /// QEMU `id=` and the name devices behind it use as `bus=`: "pci.1".
+    pub id: String,
+    /// Its own address on the root bus.
+    pub addr: PciAddr,
+    /// The bus behind it: libvirt's controller index, the `bus` of its devices' addresses.
+    pub bus: u8,
+    /// "pcie-root-port" or "pci-bridge".
+    pub kind: String,
+    /// Chassis number (libvirt `chassis` / `chassisNr`).
+    pub chassis: u8,
+    /// PCIe port number (root ports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u8>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,11 +107,61 @@ pub struct SpecDevice {
     /// Stable id, used as QEMU `id=` and libvirt alias: "disk0", "net0", "console0", "rng0".
     pub id: String,
     pub addr: PciAddr,
+    /// Modern-only (absent in the JSON) or transitional.
+    #[serde(default, skip_serializing_if = "VirtioModel::is_modern")]
+    pub model: VirtioModel,
     #[serde(flatten)]
     pub kind: DeviceKind,
 }
 
-/// What a device is. Virtio devices are always modern (non-transitional).
+/// How a virtio device presents itself on PCI.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VirtioModel {
+    /// virtio 1.0 only (QEMU `virtio-*-pci-non-transitional`, libvirt
+    /// `model='virtio-non-transitional'`): device IDs 0x1041.., no I/O BAR.
+    #[default]
+    Modern,
+    /// Legacy (virtio 0.9.5) and modern at once (QEMU `virtio-*-pci-transitional`, libvirt
+    /// `model='virtio-transitional'`): device IDs 0x1000.., a legacy I/O BAR 0, for kernels
+    /// whose virtio-pci driver speaks only the legacy interface.
+    Transitional,
+}
+
+impl VirtioModel {
+    pub fn is_modern(&self) -> bool {
+        *self == VirtioModel::Modern
+    }
+
+    /// libvirt's `model=` value.
+    pub fn libvirt(&self) -> &'static str {
+        match self {
+            VirtioModel::Modern => "virtio-non-transitional",
+            VirtioModel::Transitional => "virtio-transitional",
+        }
+    }
+
+    /// "modern" or "transitional".
+    pub fn name(&self) -> &'static str {
+        match self {
+            VirtioModel::Modern => "modern",
+            VirtioModel::Transitional => "transitional",
+        }
+    }
+
+    /// The QEMU driver of this model for a profile's modern driver name
+    /// (`virtio-net-pci-non-transitional` → `virtio-net-pci-transitional`); None when
+    /// `modern` is not a virtio-pci driver name.
+    pub fn qemu_device(&self, modern: &str) -> Option<String> {
+        let stem = modern.strip_suffix("-pci-non-transitional")?;
+        Some(match self {
+            VirtioModel::Modern => modern.to_string(),
+            VirtioModel::Transitional => format!("{stem}-pci-transitional"),
+        })
+    }
+}
+
+/// What a device is. Its virtio model (modern or transitional) is [`SpecDevice::model`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum DeviceKind {
@@ -125,6 +198,32 @@ impl DeviceKind {
             DeviceKind::VirtioConsole => "console",
             DeviceKind::VirtioRng => "rng",
             DeviceKind::VirtioBalloon => "balloon",
+        }
+    }
+
+    /// The virtio device type (virtio spec 5: 1 net, 2 block, 3 console, 4 entropy, 5 balloon).
+    pub fn virtio_type(&self) -> u16 {
+        match self {
+            DeviceKind::VirtioNet { .. } => 1,
+            DeviceKind::VirtioBlk { .. } => 2,
+            DeviceKind::VirtioConsole => 3,
+            DeviceKind::VirtioRng => 4,
+            DeviceKind::VirtioBalloon => 5,
+        }
+    }
+
+    /// The PCI device ID under `model`: 0x1040 + type for modern, the legacy ID range
+    /// (0x1000 net, 0x1001 block, 0x1002 balloon, 0x1003 console, 0x1005 rng) for transitional.
+    pub fn pci_device_id(&self, model: VirtioModel) -> u16 {
+        match model {
+            VirtioModel::Modern => 0x1040 + self.virtio_type(),
+            VirtioModel::Transitional => match self {
+                DeviceKind::VirtioNet { .. } => 0x1000,
+                DeviceKind::VirtioBlk { .. } => 0x1001,
+                DeviceKind::VirtioBalloon => 0x1002,
+                DeviceKind::VirtioConsole => 0x1003,
+                DeviceKind::VirtioRng => 0x1005,
+            },
         }
     }
 }

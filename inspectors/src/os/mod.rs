@@ -54,6 +54,11 @@ pub struct Kernel {
     pub virtio_net: Driver,
     pub virtio_pci: Driver,
     pub virtio_scsi: Driver,
+    pub virtio_console: Driver,
+    pub virtio_rng: Driver,
+    pub virtio_balloon: Driver,
+    /// Which virtio-pci interface the kernel drives, and why.
+    pub virtio: linux::virtio::VirtioSupport,
     /// Built only for Xen paravirtualisation (CONFIG_X86_XEN / CONFIG_X86_64_XEN).
     pub xen_pv_only: bool,
 }

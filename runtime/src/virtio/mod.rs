@@ -81,6 +81,9 @@ pub trait VirtioDevice: Send {
     }
     /// Device reset (status 0); a device with an I/O thread stops and joins it here.
     fn reset(&mut self) {}
+    /// The features the driver accepted, at DRIVER_OK (without VIRTIO_F_VERSION_1 the
+    /// driver speaks the legacy interface of a transitional device).
+    fn negotiated(&mut self, _features: u64) {}
     /// Queue `q` was reset alone (VIRTIO_F_RING_RESET): forget buffers held from it.
     fn queue_reset(&mut self, _q: usize) {}
     /// Whether the device config changed on the host side since the last call (the

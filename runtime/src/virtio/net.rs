@@ -19,6 +19,9 @@ pub struct Net {
     pub tx_frames: u64,
     /// Frames delivered to the guest.
     pub rx_frames: u64,
+    /// The guest's virtio-net header: 12 bytes (virtio 1.0), 10 for a legacy driver
+    /// without VIRTIO_NET_F_MRG_RXBUF. The tap always carries 12.
+    hdr_len: usize,
 }
 
 /// Parses "52:54:00:12:34:56".
@@ -38,7 +41,7 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 impl Net {
     /// A NIC with `mac`.
     pub fn new(mac: [u8; 6]) -> Self {
-        Net { mac, tap: None, buf: Vec::new(), tx_frames: 0, rx_frames: 0 }
+        Net { mac, tap: None, buf: Vec::new(), tx_frames: 0, rx_frames: 0, hdr_len: 12 }
     }
     /// A NIC with `mac` connected to `tap`.
     pub fn with_tap(mac: [u8; 6], tap: Tap) -> Self {
@@ -64,6 +67,10 @@ impl Net {
                 }
             };
             self.buf[10..12].copy_from_slice(&1u16.to_le_bytes()); // num_buffers
+            if self.hdr_len == 10 {
+                self.buf.copy_within(12..n, 10); // the legacy header has no num_buffers
+            }
+            let n = n - (12 - self.hdr_len);
             let mut w = Writer::new(mem, chain).map_err(|e| VirtioError::BadChain { queue: 0, head, reason: e.to_string() })?;
             let len = n.min(w.available_bytes());
             let _ = w.write_all(&self.buf[..len]);
@@ -120,7 +127,11 @@ impl VirtioDevice for Net {
             if let Some(tap) = &self.tap {
                 let mut r = Reader::new(mem, chain).map_err(|e| VirtioError::BadChain { queue: q, head, reason: e.to_string() })?;
                 let mut frame = vec![0u8; r.available_bytes().min(65562)];
-                let n = r.read(&mut frame).unwrap_or(0);
+                let mut n = r.read(&mut frame).unwrap_or(0);
+                if self.hdr_len == 10 && n > 10 {
+                    frame.splice(10..10, [0, 0]); // num_buffers, which the tap's header has
+                    n += 2;
+                }
                 if n > 12 {
                     if let Err(e) = tap.send(&frame[..n]) {
                         super::log(&tap.name, &format!("transmit failed: {e}"));
@@ -134,6 +145,9 @@ impl VirtioDevice for Net {
     }
     fn poll_fd(&self) -> Option<std::os::unix::io::RawFd> {
         self.tap.as_ref().map(Tap::fd)
+    }
+    fn negotiated(&mut self, features: u64) {
+        self.hdr_len = if features & F_VERSION_1 != 0 { 12 } else { 10 };
     }
     fn poll(&mut self, queues: &mut [Queue], mem: &Memory) -> Result<u64, VirtioError> {
         self.receive(queues, mem)

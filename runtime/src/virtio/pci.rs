@@ -3,6 +3,10 @@
 //! 0x0, ISR 0x1000, device config 0x2000, notify 0x3000 with multiplier 4), capabilities at
 //! 0x40 common, 0x50 ISR, 0x60 device, 0x70 notify, 0x84 PCI-cfg window, 0x98 MSI-X.
 //!
+//! A transitional device (`virtio-*-pci-transitional`) adds I/O BAR 0 with the legacy
+//! register block ([`legacy`]), the legacy device ID (0x1000 + n) and subsystem ID (the virtio
+//! device type), and revision 0.
+//!
 //! Devices that serve their queues on an I/O thread ([`VirtioDevice::activate`]) get their
 //! notifications through eventfds: KVM ioeventfds on the notify addresses (no exit), or the
 //! MMIO exit path when the BAR moved since activation.
@@ -16,6 +20,8 @@ use kvm_ioctls::{IoEventAddress, NoDatamatch, VmFd};
 use std::sync::Arc;
 use virtio_queue::{Queue, QueueT};
 use vmm_sys_util::eventfd::EventFd;
+
+mod legacy;
 
 const STATUS_ACK_DRIVER: u8 = 3;
 const STATUS_FEATURES_OK: u8 = 8;
@@ -41,16 +47,26 @@ pub struct VirtioPci {
     kicks: Option<Vec<EventFd>>,
     /// ioeventfds registered for `kicks`: (guest-physical notify address, queue).
     ioevents: Vec<(u64, usize)>,
+    /// Whether I/O BAR 0 carries the legacy interface.
+    transitional: bool,
 }
 
 impl VirtioPci {
     /// Wraps `dev`; `id` names it in logs and QMP.
     /// `vectors` overrides the device's MSI-X vector count (0: no MSI-X capability or table
-    /// BAR, INTx only — as the profile's machine type presents it).
-    pub fn new(id: &str, dev: Box<dyn VirtioDevice>, mem: Memory, vm: Arc<VmFd>, vectors: Option<u16>) -> Self {
-        let mut cfg = ConfigSpace::new(0x1af4, 0x1040 + dev.device_type(), dev.class_code() | 1, 0, QEMU_SUBSYSTEM);
-        cfg.set8(0x3d, 1); // INTA
+    /// BAR, INTx only — as the profile's machine type presents it). `legacy_id` makes it
+    /// transitional with that PCI device ID (0x1000 net, 0x1001 block, ...).
+    pub fn new(id: &str, dev: Box<dyn VirtioDevice>, mem: Memory, vm: Arc<VmFd>, vectors: Option<u16>, legacy_id: Option<u16>) -> Self {
         let nvec = vectors.unwrap_or_else(|| dev.msix_vectors().max(1));
+        let mut cfg = match legacy_id {
+            None => ConfigSpace::new(0x1af4, 0x1040 + dev.device_type(), dev.class_code() | 1, 0, QEMU_SUBSYSTEM),
+            Some(device) => {
+                let mut c = ConfigSpace::new(0x1af4, device, dev.class_code(), 0, (0x1af4, dev.device_type()));
+                c.add_bar(0, legacy::bar_size(dev.device_type(), nvec > 0), BarKind::Io);
+                c
+            }
+        };
+        cfg.set8(0x3d, 1); // INTA
         if nvec > 0 {
             cfg.add_bar(1, 0x1000, BarKind::Mem32);
         }
@@ -105,6 +121,7 @@ impl VirtioPci {
             queues,
             kicks: None,
             ioevents: Vec::new(),
+            transitional: legacy_id.is_some(),
         }
     }
 
@@ -142,6 +159,10 @@ impl VirtioPci {
     /// DRIVER_OK: a device with its own I/O thread takes the queues; its kicks are wired to
     /// ioeventfds on the notify addresses.
     fn activate(&mut self) {
+        self.dev.negotiated(self.driver_features);
+        if self.transitional && self.driver_features & F_VERSION_1 == 0 {
+            log(&self.id, &format!("driver uses the legacy interface (features {:#x})", self.driver_features));
+        }
         let Some(kicks) = self.dev.activate(&self.queues, &self.mem, self.irq.clone()) else { return };
         if let Some(bar) = self.cfg.bar_addr(4) {
             for (q, k) in kicks.iter().enumerate() {
@@ -436,6 +457,7 @@ impl PciFunction for VirtioPci {
     }
     fn bar_read(&mut self, bar: usize, off: u64, data: &mut [u8]) {
         match bar {
+            0 if self.transitional => self.legacy_read(off, data),
             1 => self.msix_read(off, data),
             4 => self.bar4_read(off, data),
             _ => data.fill(0),
@@ -443,6 +465,7 @@ impl PciFunction for VirtioPci {
     }
     fn bar_write(&mut self, bar: usize, off: u64, data: &[u8]) {
         match bar {
+            0 if self.transitional => self.legacy_write(off, data),
             1 => self.msix_write(off, data),
             4 => self.bar4_write(off, data),
             _ => {}

@@ -2,15 +2,21 @@
 //! drivers (built in or modules) and Xen-PV-only builds.
 
 use super::super::{Driver, GuestFs, Kernel};
+use super::virtio::{self, KernelEvidence, ModuleFile};
 use crate::fs::FileKind;
 
 /// Module base names and the Kconfig options that build them.
-const DRIVERS: [(&str, &str); 4] = [
+const DRIVERS: [(&str, &str); 7] = [
     ("virtio_blk", "CONFIG_VIRTIO_BLK"),
     ("virtio_net", "CONFIG_VIRTIO_NET"),
     ("virtio_pci", "CONFIG_VIRTIO_PCI"),
     ("virtio_scsi", "CONFIG_SCSI_VIRTIO"),
+    ("virtio_console", "CONFIG_VIRTIO_CONSOLE"),
+    ("virtio_rng", "CONFIG_HW_RANDOM_VIRTIO"),
+    ("virtio_balloon", "CONFIG_VIRTIO_BALLOON"),
 ];
+/// The largest virtio_pci module read for its `.modinfo`.
+const MODULE_LIMIT: u64 = 8 << 20;
 const MODULE_SUFFIXES: [&str; 4] = [".ko", ".ko.xz", ".ko.zst", ".ko.gz"];
 
 /// Kernels found, and kernel images that have no modules directory.
@@ -30,7 +36,7 @@ pub fn detect(g: &GuestFs) -> (Vec<Kernel>, Vec<String>) {
         }
         let config = g.text(&format!("/boot/config-{ver}")).unwrap_or_default();
         let builtin = g.text(&format!("{modules_dir}/modules.builtin")).unwrap_or_default();
-        let modules = module_names(g, &modules_dir);
+        let (modules, paths) = module_names(g, &modules_dir);
         let driver = |m: &str, opt: &str| {
             let builtin_listed = builtin.lines().any(|l| base(l) == m);
             match config_value(&config, opt) {
@@ -41,6 +47,29 @@ pub fn detect(g: &GuestFs) -> (Vec<Kernel>, Vec<String>) {
             }
         };
         let xen = ["CONFIG_X86_XEN", "CONFIG_X86_64_XEN"].iter().any(|o| config_value(&config, o) == Some("y"));
+        let pci = driver(DRIVERS[2].0, DRIVERS[2].1);
+        let builtin_modinfo = g.read(&format!("{modules_dir}/modules.builtin.modinfo"), 16 << 20).ok().flatten();
+        let module_bytes;
+        let module_path = paths.iter().find(|p| base(p) == "virtio_pci").map(|p| format!("{modules_dir}/{p}"));
+        let module = match (&pci, &module_path) {
+            (Driver::Module, Some(p)) if p.ends_with(".ko") => {
+                // Missing: None; unreadable or too large: empty (judged as damaged).
+                module_bytes = g.read(p, MODULE_LIMIT).unwrap_or(Some(Vec::new()));
+                ModuleFile::Plain(p, module_bytes.as_deref())
+            }
+            (Driver::Module, Some(p)) => ModuleFile::Compressed(p),
+            _ => ModuleFile::NotModule,
+        };
+        let virtio = virtio::assess(&KernelEvidence {
+            version: ver,
+            config: &config,
+            has_virtio_pci: pci != Driver::Absent,
+            builtin_modinfo: builtin_modinfo.as_deref(),
+            builtin: pci == Driver::Builtin,
+            module,
+            modules: &modules,
+            force_legacy: force_legacy(g, ver),
+        });
         kernels.push(Kernel {
             version: ver.to_string(),
             vmlinuz: format!("/boot/{name}"),
@@ -48,8 +77,12 @@ pub fn detect(g: &GuestFs) -> (Vec<Kernel>, Vec<String>) {
             modules_dir,
             virtio_blk: driver(DRIVERS[0].0, DRIVERS[0].1),
             virtio_net: driver(DRIVERS[1].0, DRIVERS[1].1),
-            virtio_pci: driver(DRIVERS[2].0, DRIVERS[2].1),
+            virtio_pci: pci,
             virtio_scsi: driver(DRIVERS[3].0, DRIVERS[3].1),
+            virtio_console: driver(DRIVERS[4].0, DRIVERS[4].1),
+            virtio_rng: driver(DRIVERS[5].0, DRIVERS[5].1),
+            virtio_balloon: driver(DRIVERS[6].0, DRIVERS[6].1),
+            virtio,
             xen_pv_only: xen,
         });
     }
@@ -67,14 +100,57 @@ fn base(path: &str) -> String {
     stem.replace('-', "_")
 }
 
-/// Names of the kernel's modules: from depmod's modules.dep when present (one read),
-/// else by walking the module tree (depth-limited).
-fn module_names(g: &GuestFs, dir: &str) -> Vec<String> {
+/// Where `virtio_pci.force_legacy` is set for kernel `ver`: its boot entries' command lines
+/// (GRUB menus, BLS entries), the default command line, or modprobe configuration.
+fn force_legacy(g: &GuestFs, ver: &str) -> Option<String> {
+    let image = format!("vmlinuz-{ver}");
+    let mut menus: Vec<String> =
+        ["/boot/grub/grub.cfg", "/boot/grub2/grub.cfg", "/boot/grub/grub.conf", "/boot/grub/menu.lst", "/boot/extlinux/extlinux.conf"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    for (d, _) in g.list("/boot/efi/EFI") {
+        menus.push(format!("/boot/efi/EFI/{d}/grub.cfg"));
+    }
+    for (f, _) in g.list("/boot/loader/entries") {
+        if f.contains(ver) {
+            menus.push(format!("/boot/loader/entries/{f}"));
+        }
+    }
+    for m in &menus {
+        let Some(t) = g.text(m) else { continue };
+        let bls = m.starts_with("/boot/loader/entries/");
+        if t.lines().any(|l| (bls || l.contains(&image)) && virtio::force_legacy_cmdline(l)) {
+            return Some(format!("kernel command line in {m}"));
+        }
+    }
+    for (f, key) in [("/etc/default/grub", "GRUB_CMDLINE_LINUX"), ("/boot/grub2/grubenv", "kernelopts"), ("/boot/grub/grubenv", "kernelopts")] {
+        let Some(t) = g.text(f) else { continue };
+        if t.lines().any(|l| l.trim_start().starts_with(key) && virtio::force_legacy_cmdline(l.split_once('=').map_or("", |x| x.1))) {
+            return Some(format!("kernel command line in {f}"));
+        }
+    }
+    let mut conf = vec!["/etc/modprobe.conf".to_string()];
+    for d in ["/etc/modprobe.d", "/lib/modprobe.d", "/usr/lib/modprobe.d", "/run/modprobe.d"] {
+        for (f, _) in g.list(d).into_iter().take(1000) {
+            if f.ends_with(".conf") {
+                conf.push(format!("{d}/{f}"));
+            }
+        }
+    }
+    conf.into_iter().find(|f| g.text(f).is_some_and(|t| virtio::force_legacy_modprobe(&t))).map(|f| format!("modprobe options in {f}"))
+}
+
+/// Names of the kernel's modules, and their paths relative to `dir` from depmod's
+/// modules.dep when present (one read), else by walking the module tree (depth-limited).
+fn module_names(g: &GuestFs, dir: &str) -> (Vec<String>, Vec<String>) {
     if let Ok(Some(dep)) = g.read(&format!("{dir}/modules.dep"), 64 << 20) {
         let dep = String::from_utf8_lossy(&dep);
-        return dep.lines().filter_map(|l| l.split(':').next()).map(base).collect();
+        let paths: Vec<String> = dep.lines().filter_map(|l| l.split(':').next()).map(|p| p.trim().to_string()).collect();
+        return (paths.iter().map(|p| base(p)).collect(), paths);
     }
     let mut out = Vec::new();
+    let mut paths = Vec::new();
     let mut stack = vec![(format!("{dir}/kernel"), 0)];
     while let Some((d, depth)) = stack.pop() {
         if depth > 8 || out.len() > 20000 {
@@ -84,12 +160,15 @@ fn module_names(g: &GuestFs, dir: &str) -> Vec<String> {
             let p = format!("{d}/{name}");
             match kind {
                 FileKind::Dir => stack.push((p, depth + 1)),
-                _ if MODULE_SUFFIXES.iter().any(|s| name.ends_with(s)) => out.push(base(&name)),
+                _ if MODULE_SUFFIXES.iter().any(|s| name.ends_with(s)) => {
+                    out.push(base(&name));
+                    paths.push(p.strip_prefix(dir).unwrap_or(&p).trim_start_matches('/').to_string());
+                }
                 _ => {}
             }
         }
     }
-    out
+    (out, paths)
 }
 
 /// The shortest `initrd.img-*VER*` / `initramfs-*VER*.img` / `initrd-*VER*`, not kdump.

@@ -6,6 +6,7 @@ mod kernels;
 mod net;
 pub mod release;
 mod tools;
+pub mod virtio;
 
 use super::{arch::elf_arch, GuestFs, KnownDevice, OsInfo};
 

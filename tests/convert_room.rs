@@ -1,0 +1,185 @@
+//! Room for real VMs (issue 13): a VMware guest with 10 NICs and 40 disks converts on the v2
+//! profiles, which add PCIe root ports (q35-v2, one device behind each, as libvirt does) or a
+//! PCI bridge (pc-v2) once the root bus is full. Every address is the spec's in the libvirt
+//! XML (virt-xml-validate accepts it) and in the QEMU script, which QEMU 10 starts with `-S`:
+//! QMP `query-pci` shows each bridge at its root-bus address and each device behind the bridge
+//! the spec names, at the spec's slot. Two runs give the same bytes; the v1 profiles refuse.
+
+mod convert_support;
+
+use convert_support::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn write_vmx(dir: &Path) -> std::path::PathBuf {
+    let mut v = String::from(".encoding = \"UTF-8\"\nconfig.version = \"8\"\nvirtualHW.version = \"19\"\ndisplayName = \"big\"\nmemSize = \"2048\"\nnumvcpus = \"2\"\nguestOS = \"rhel9-64\"\nfirmware = \"bios\"\nuuid.bios = \"42 1d 3c 5e 8a 2b 4f 61-9c 0d 7e 2a 11 b3 c4 f7\"\n");
+    let mut n = 0;
+    for c in 0..4 {
+        v += &format!("scsi{c}.present = \"TRUE\"\nscsi{c}.virtualDev = \"pvscsi\"\n");
+        for u in (0..11).filter(|u| *u != 7) {
+            v += &format!("scsi{c}:{u}.present = \"TRUE\"\nscsi{c}:{u}.fileName = \"big_{n}.vmdk\"\nscsi{c}:{u}.deviceType = \"scsi-hardDisk\"\n");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 40);
+    for e in 0..10 {
+        v += &format!("ethernet{e}.present = \"TRUE\"\nethernet{e}.virtualDev = \"vmxnet3\"\nethernet{e}.networkName = \"net{e}\"\nethernet{e}.addressType = \"static\"\nethernet{e}.address = \"00:50:56:00:10:{e:02x}\"\n");
+    }
+    let p = dir.join("big.vmx");
+    std::fs::write(&p, v).unwrap();
+    p
+}
+
+struct Qmp {
+    r: BufReader<UnixStream>,
+    w: UnixStream,
+}
+
+impl Qmp {
+    fn connect(sock: &Path, child: &mut std::process::Child) -> Qmp {
+        let start = Instant::now();
+        let s = loop {
+            if let Ok(s) = UnixStream::connect(sock) {
+                break s;
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                panic!("qemu exited {st}: {err}");
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "no QMP socket");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut q = Qmp { r: BufReader::new(s.try_clone().unwrap()), w: s };
+        let mut line = String::new();
+        q.r.read_line(&mut line).unwrap();
+        q.cmd("qmp_capabilities");
+        q
+    }
+
+    fn cmd(&mut self, execute: &str) -> Value {
+        writeln!(self.w, "{}", json!({ "execute": execute })).unwrap();
+        loop {
+            let mut line = String::new();
+            self.r.read_line(&mut line).unwrap();
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v.get("event").is_some() {
+                continue;
+            }
+            assert!(v.get("error").is_none(), "{execute}: {v}");
+            return v["return"].clone();
+        }
+    }
+}
+
+/// (parent bridge qdev id or "", slot, function, qdev id) of every function QEMU shows.
+fn flatten(devices: &Value, parent: &str, out: &mut Vec<(String, u64, u64, String)>) {
+    for d in devices.as_array().unwrap() {
+        let id = d["qdev_id"].as_str().unwrap_or("").to_string();
+        out.push((parent.to_string(), d["slot"].as_u64().unwrap(), d["function"].as_u64().unwrap(), id.clone()));
+        if let Some(b) = d.get("pci_bridge").and_then(|b| b.get("devices")) {
+            flatten(b, &id, out);
+        }
+    }
+}
+
+fn convert_and_check(profile: &str, bridge_kind: &str, bridges: usize) {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().canonicalize().unwrap();
+    let vmx = write_vmx(&out);
+    let args = ["convert", "-i", "vmx", vmx.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap(), "--no-copy", "--profile", profile, "-of", "raw"];
+    ferry_ok(&args);
+    let first = outputs(&out, "big");
+    ferry_ok(&args);
+    assert_eq!(first, outputs(&out, "big"), "{profile}: two runs differ");
+    let spec: Value = serde_json::from_str(&std::fs::read_to_string(out.join("big.ferry.json")).unwrap()).unwrap();
+    let devs = spec["devices"].as_array().unwrap();
+    assert_eq!(devs.iter().filter(|d| d["type"] == "virtio-blk").count(), 40);
+    assert_eq!(devs.iter().filter(|d| d["type"] == "virtio-net").count(), 10);
+    let br = spec["bridges"].as_array().unwrap();
+    assert_eq!(br.len(), bridges, "{profile}: {br:?}");
+    assert!(br.iter().all(|b| b["kind"] == bridge_kind));
+    if let Some(r) = validate_xml(&out.join("big.xml")) {
+        r.unwrap_or_else(|e| panic!("{profile}: virt-xml-validate: {e}"));
+    }
+    let xml = std::fs::read_to_string(out.join("big.xml")).unwrap();
+    assert_eq!(xml.matches(&format!("model='{bridge_kind}'>")).count(), bridges, "{xml}");
+    if !have("qemu-system-x86_64") {
+        eprintln!("qemu-system-x86_64 missing: QMP check skipped");
+        return;
+    }
+    for d in devs.iter().filter(|d| d["type"] == "virtio-blk") {
+        std::fs::File::create(d["file"].as_str().unwrap()).unwrap().set_len(1 << 20).unwrap();
+    }
+    let sock = out.join("qmp.sock");
+    let mut child = Command::new("sh")
+        .arg(out.join("big.sh"))
+        .args(["-S", "-display", "none", "-qmp"])
+        .arg(format!("unix:{},server=on,wait=off", sock.display()))
+        .env("FERRY_QEMU_ACCEL", "-accel tcg")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut q = Qmp::connect(&sock, &mut child);
+    // Stopped (-S): the root bus, bridges included, as the spec places it.
+    let mut got = Vec::new();
+    flatten(&q.cmd("query-pci")[0]["devices"], "", &mut got);
+    for b in br {
+        let want = (String::new(), b["addr"]["slot"].as_u64().unwrap(), b["addr"]["function"].as_u64().unwrap(), b["id"].as_str().unwrap().to_string());
+        assert!(got.contains(&want), "{profile}: bridge {want:?} not in {got:?}");
+    }
+    // The buses behind the bridges are numbered by the firmware: run it, then look again.
+    q.cmd("cont");
+    let start = Instant::now();
+    let pci = loop {
+        let pci = q.cmd("query-pci");
+        let numbered = pci[0]["devices"].as_array().unwrap().iter().filter_map(|d| d.get("pci_bridge")).all(|b| b["bus"]["secondary"].as_u64().unwrap_or(0) != 0);
+        if numbered || start.elapsed() > Duration::from_secs(60) {
+            break pci;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    q.cmd("quit");
+    assert!(child.wait().unwrap().success());
+    let mut got = Vec::new();
+    flatten(&pci[0]["devices"], "", &mut got);
+    let bridge_of = |bus: u64| if bus == 0 { String::new() } else { format!("pci.{bus}") };
+    for b in br {
+        let want = (String::new(), b["addr"]["slot"].as_u64().unwrap(), b["addr"]["function"].as_u64().unwrap(), b["id"].as_str().unwrap().to_string());
+        assert!(got.contains(&want), "{profile}: bridge {want:?} not in {got:?}");
+    }
+    for d in devs {
+        let a = &d["addr"];
+        let want = (bridge_of(a["bus"].as_u64().unwrap()), a["slot"].as_u64().unwrap(), a["function"].as_u64().unwrap(), d["id"].as_str().unwrap().to_string());
+        assert!(got.contains(&want), "{profile}: {want:?} not in {got:?}");
+    }
+    eprintln!("{profile}: QEMU shows {} functions, {} bridges", got.len(), br.len());
+}
+
+#[test]
+fn ten_nics_and_forty_disks_fit_behind_root_ports_on_q35_v2() {
+    // q35-v2: 8 NIC + 14 disk root slots; 2 NICs + 26 disks behind 28 root ports.
+    convert_and_check("q35-v2", "pcie-root-port", 28);
+}
+
+#[test]
+fn ten_nics_and_forty_disks_fit_behind_a_bridge_on_pc_v2() {
+    // pc-v2: 8 NIC + 17 disk root slots; 2 NICs + 23 disks behind one PCI bridge.
+    convert_and_check("pc-v2", "pci-bridge", 1);
+}
+
+#[test]
+fn v1_profiles_refuse_what_does_not_fit() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().canonicalize().unwrap();
+    let vmx = write_vmx(&out);
+    let err = ferry_err(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap(), "--no-copy", "--profile", "q35-v1"]);
+    assert!(err.contains("10 nic devices do not fit machine profile q35-v1 (at most 8)"), "{err}");
+}

@@ -1,0 +1,116 @@
+//! Legacy virtio-pci on Ferry's runtime (issue 13): the tiny Linux 6.1 kernel
+//! (`testdata/microguests/tiny-kernel.sh`, cached in $FERRY_CACHE) booted with
+//! `virtio_pci.force_legacy=1` on transitional devices drives its virtio-blk root through the
+//! legacy I/O BAR and reaches `Run /sbin/init` on the runtime and under QEMU TCG (QEMU's
+//! `virtio-*-pci-transitional`, from the same spec). The runtime reports that the driver chose
+//! the legacy interface. And the `legacyblk` micro-guest drives a legacy queue (PFN, 4096-aligned
+//! vring, I/O-port notify, ISR read-to-clear, reset) to completion on both, with identical output.
+mod runtime_support;
+use runtime_support::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const CMDLINE: &str = "console=ttyS0 root=/dev/vda rw noxsave clearcpuid=308,151,288,534,298,145,158,306,114,141 virtio_pci.force_legacy=1";
+
+fn cached_tiny_kernel() -> Option<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/microguests/tiny-kernel.sh");
+    let cache = std::env::var("FERRY_CACHE").unwrap_or_else(|_| "/var/tmp/ferry-cache".into());
+    let hash = Command::new("sha256sum").arg(&script).output().ok()?;
+    let h = String::from_utf8_lossy(&hash.stdout).chars().take(16).collect::<String>();
+    let k = Path::new(&cache).join(format!("tiny-kernel-{h}/vmlinux"));
+    k.exists().then_some(k)
+}
+
+fn busybox_root(dir: &Path) -> Option<PathBuf> {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().map(PathBuf::from).find(|p| p.exists())?;
+    let tree = dir.join("tree");
+    for d in ["sbin", "bin", "dev", "proc", "sys", "etc"] {
+        std::fs::create_dir_all(tree.join(d)).ok()?;
+    }
+    std::fs::copy(&busybox, tree.join("bin/busybox")).ok()?;
+    std::os::unix::fs::symlink("/bin/busybox", tree.join("sbin/init")).ok()?;
+    std::os::unix::fs::symlink("/bin/busybox", tree.join("bin/sh")).ok()?;
+    let img = dir.join("root.ext4");
+    let st = Command::new("mkfs.ext4").args(["-q", "-F", "-d"]).arg(&tree).arg(&img).arg("64M").status().ok()?;
+    st.success().then_some(img)
+}
+
+fn validate(spec: &Path, engine: &str, expect: &str, timeout: u64) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["validate", "--json", "--engine", engine, "--expect", expect, "--timeout", &timeout.to_string()])
+        .arg(spec)
+        .output()
+        .expect("ferry validate");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("{engine}: {report}\n{err}");
+    (out.status.success(), report, err)
+}
+
+#[test]
+fn tiny_kernel_with_force_legacy_reaches_init_on_legacy_virtio_blk() {
+    let Some(kernel) = cached_tiny_kernel() else {
+        eprintln!("SKIP: tiny kernel not cached; run `cargo test --test runtime_kernel -- --ignored` to build it");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(root) = busybox_root(dir.path()) else {
+        eprintln!("SKIP: busybox-static or mkfs.ext4 missing");
+        return;
+    };
+    for profile in ["q35-v1", "pc-v1"] {
+        let mut v = spec_json(&kernel, &root, profile, [4, 3, 5, 6]);
+        v["memory_mib"] = 256.into();
+        v["boot"] = serde_json::json!({"kernel": kernel, "cmdline": CMDLINE});
+        v["devices"][0]["physical_block_size"] = 512.into();
+        for d in v["devices"].as_array_mut().unwrap() {
+            d["model"] = "transitional".into();
+        }
+        let spec = dir.path().join(format!("{profile}.json"));
+        std::fs::write(&spec, v.to_string()).expect("spec");
+        let expect = "kernel,virtio,root,init";
+        if qemu_available() {
+            let (ok, report, _) = validate(&spec, "qemu", expect, 120);
+            assert!(ok, "{profile}: QEMU TCG: {report}");
+        }
+        if kvm_available() {
+            let (ok, report, err) = validate(&spec, "ferry", expect, 240);
+            assert!(ok, "{profile}: Ferry runtime: {report}");
+            assert!(err.contains("disk0: driver uses the legacy interface"), "{profile}: the legacy interface was not used:\n{err}");
+        }
+    }
+}
+
+#[test]
+fn micro_guest_drives_a_legacy_queue_on_runtime_and_qemu() {
+    use ferry_formats::layout::MachineSpec;
+    let elf = guest("legacyblk");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for profile in ["q35-v1", "pc-v1"] {
+        let disk = dir.path().join(format!("{profile}.raw"));
+        test_disk(&disk);
+        let mut v = spec_json(&elf, &disk, profile, [4, 3, 5, 6]);
+        let devs = v["devices"].as_array_mut().expect("devices");
+        devs.truncate(1);
+        devs[0]["model"] = "transitional".into();
+        let spec = MachineSpec::from_json(&v.to_string()).expect("spec");
+        let mut s0 = vec![0u8; 512];
+        std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(&disk).expect("disk"), &mut s0, 0).expect("read");
+        let want = format!(
+            "legacy indirect 1 queue_size 256 capacity 0001000000\n\
+             read sector 0 status 0 used.len 513 crc {:08x} isr 1 then 0 status 7\n\
+             reset pfn 0\n",
+            crc32(&s0)
+        );
+        if qemu_available() {
+            let q = qemu(&qemu_args(&spec), &elf, "tcg");
+            assert_eq!(q.serial, want, "{profile}: QEMU printed:\n{}", q.serial);
+        }
+        if !kvm_available() {
+            continue;
+        }
+        let out = run_spec(&spec);
+        assert_eq!(out.reason, ferry_runtime::ExitReason::DebugExit(0x20), "{profile}: {}", text(&out.console));
+        assert_eq!(text(&out.console), want, "{profile}: the runtime differs from QEMU");
+    }
+}
