@@ -243,6 +243,29 @@ fn check_reads(x: &Xfs, t: &Tree, img: &Path) {
     assert!(x.metadata("/etc/../etc/fstab").is_ok());
 }
 
+/// The version and features the writer (and inspection, same table) names are xfs_db's.
+fn check_features(x: &Xfs, img: &Path) {
+    let db = xfs_db(img, &["version"]);
+    let flags: Vec<&str> = db.split(" = ").nth(1).unwrap_or("").trim().split(',').collect();
+    assert_eq!(x.version(), flags[0].to_lowercase(), "{db}");
+    let db_name = |f: &str| match f {
+        "sparse" => "SPARSE_INODES".to_string(),
+        "inobtcount" => "INOBTCNT".to_string(),
+        "unwritten" => "EXTFLG".to_string(),
+        "lazy-count" => "LAZYSBCOUNT".to_string(),
+        "projid32bit" => "PROJID32BIT".to_string(),
+        f => f.to_uppercase(),
+    };
+    for f in x.features() {
+        assert!(flags.contains(&db_name(f).as_str()), "{f} not in xfs_db's {db}");
+    }
+    for f in ["FINOBT", "SPARSE_INODES", "REFLINK", "RMAPBT", "INOBTCNT", "BIGTIME", "CRC", "FTYPE", "NREXT64"] {
+        if flags.contains(&f) {
+            assert!(x.features().iter().any(|n| db_name(n) == f), "xfs_db's {f} not reported: {:?}", x.features());
+        }
+    }
+}
+
 /// Reads, then in-place edits on the overlay; xfs_repair -n and xfs_db judge the result.
 fn exercise(args: &[&str]) {
     let Some((im, t)) = make(args) else { return };
@@ -253,6 +276,7 @@ fn exercise(args: &[&str]) {
     {
         let mut x = open(&ov).unwrap();
         check_reads(&x, &t, &im.img);
+        check_features(&x, &im.img);
         x.write_file("/etc/fstab", &new_fstab).unwrap();
         x.write_file("/big.bin", &short_big).unwrap();
         x.set_mode("/etc/shadow", 0o640).unwrap();
@@ -355,4 +379,90 @@ fn refusals() {
     assert!(!o.status.success() && text.contains("log"), "xfs_repair -n agrees the log is dirty: {text}");
     // The clean image opens.
     assert_eq!(try_open(&raw), "");
+}
+
+/// A loop mount of an image, unmounted on drop.
+struct Mounted(PathBuf);
+
+impl Mounted {
+    /// Mounts `img` at a new directory under `dir`; None (one line said) where this host
+    /// cannot loop-mount XFS (not root, no loop devices, no xfs module).
+    fn new(img: &Path, dir: &Path) -> Option<Self> {
+        let mnt = dir.join("mnt");
+        std::fs::create_dir_all(&mnt).ok()?;
+        let o = std::process::Command::new("mount").args(["-t", "xfs", "-o", "loop"]).arg(img).arg(&mnt).output().ok()?;
+        if !o.status.success() {
+            eprintln!("skipping the kernel-made XFS cases: cannot loop-mount ({})", String::from_utf8_lossy(&o.stderr).trim());
+            return None;
+        }
+        Some(Mounted(mnt))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// What only the kernel makes: a B+tree (bmbt) data fork, a v5 remote symlink, and a log
+/// left dirty by a shutdown. Skipped where loop mounts are not available.
+#[test]
+fn kernel_made_bmbt_remote_symlink_dirty_log() {
+    let Some((im, _)) = make(&[]) else { return };
+    let dir = im.img.parent().unwrap().to_path_buf();
+    let frag = dir.join("frag.img");
+    std::fs::copy(&im.img, &frag).unwrap();
+    let target = "/".to_string() + &"deep/".repeat(150) + "target";
+    let mut want = Vec::new();
+    {
+        let Some(m) = Mounted::new(&frag, &dir) else { return };
+        // Every other 4 KiB block written: 300 extents, more than the inode holds.
+        let f = std::fs::File::create(m.0.join("frag")).unwrap();
+        for i in 0..300u64 {
+            let block = vec![(i % 251) as u8 + 1; 4096];
+            std::os::unix::fs::FileExt::write_at(&f, &block, i * 8192).unwrap();
+            want.resize((i * 8192) as usize, 0);
+            want.extend_from_slice(&block);
+        }
+        f.sync_all().unwrap();
+        std::os::unix::fs::symlink(&target, m.0.join("remote")).unwrap();
+    }
+    assert_repair_clean(&frag);
+    assert_eq!(db_field(&frag, "/frag", "core.format"), "3 (btree)");
+    assert_eq!(db_field(&frag, "/remote", "core.format"), "2 (extents)");
+    let ov = CowOverlay::new(RawImage::open(&frag).unwrap()).unwrap();
+    let shorter = pattern(100_000, 4);
+    {
+        let mut x = open(&ov).unwrap();
+        assert_eq!(x.read_file("/frag", 1 << 30).unwrap(), want);
+        assert_eq!(x.read_link("/remote").unwrap(), target.as_bytes());
+        // The first 100 000 bytes' blocks are every other one: the rewrite must refuse (holes).
+        let e = x.write_file("/frag", &shorter).unwrap_err();
+        assert!(matches!(e, FsError::Unsupported { .. }), "{e}");
+        // Within the first block it fits.
+        x.write_file("/frag", b"rewritten\n").unwrap();
+        x.set_mode("/frag", 0o600).unwrap();
+    }
+    extract(&ov, &im.work);
+    assert_repair_clean(&im.work);
+    assert_eq!(db_read(&im.work, "/frag"), b"rewritten\n");
+    assert_eq!(db_field(&im.work, "/frag", "core.mode"), "0100600");
+
+    // A shutdown with a logged but unwritten change leaves the log dirty.
+    let dirty = dir.join("dirty.img");
+    std::fs::copy(&im.img, &dirty).unwrap();
+    {
+        let Some(m) = Mounted::new(&dirty, &dir) else { return };
+        let f = std::fs::File::create(m.0.join("new")).unwrap();
+        f.sync_all().unwrap();
+        let o = run("xfs_io", &["-x", "-c", "shutdown", m.0.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = run("xfs_repair", &["-n", "-f", dirty.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("valuable metadata changes in a log"), "xfs_repair -n sees the dirty log: {text}");
+    let ov = CowOverlay::new(RawImage::open(&dirty).unwrap()).unwrap();
+    let e = open(&ov).map(|_| ()).unwrap_err();
+    assert_eq!(e.to_string(), "the XFS log of fs.img needs recovery: shut the guest down cleanly");
 }
