@@ -14,7 +14,6 @@ const STDERR_TAIL: usize = 8 << 10;
 
 pub struct Outcome {
     pub ok: bool,
-    pub pid: u32,
     pub stdout: Vec<u8>,
     /// The last lines of stderr, control characters escaped.
     pub message: String,
@@ -87,5 +86,5 @@ pub fn run(args: &[OsString], epoch: Option<i64>, started: &mut dyn FnMut(u32)) 
     if !status.success() && message.is_empty() {
         message = format!("ferry exited with {status}");
     }
-    Ok(Outcome { ok: status.success(), pid, stdout, message })
+    Ok(Outcome { ok: status.success(), stdout, message })
 }

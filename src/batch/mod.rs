@@ -9,6 +9,7 @@ mod child;
 mod display;
 mod journal;
 pub mod manifest;
+mod parse;
 mod report;
 mod runner;
 pub mod shard;
