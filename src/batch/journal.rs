@@ -75,7 +75,10 @@ pub fn read(dir: &Path, name: &str) -> Option<Journal> {
 /// Writes `data` to `path` atomically: a new temporary (O_EXCL, never through a symlink),
 /// fsync, rename over `path`, fsync of the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), unique()));
     let mut f = std::fs::OpenOptions::new()

@@ -14,6 +14,8 @@ mod report;
 mod runner;
 pub mod shard;
 
+pub use journal::write_atomic;
+
 use anyhow::Context;
 use manifest::Entry;
 use shard::Shard;
