@@ -1,6 +1,7 @@
 //! `ferry`: carry VMware and Xen virtual machines over to KVM.
 
 mod argv;
+mod batch;
 mod convert;
 mod image_choices;
 mod img;
@@ -32,6 +33,8 @@ enum Command {
     Run(runvm::RunArgs),
     /// Boot a converted guest and check it reaches its milestones.
     Validate(runvm::ValidateArgs),
+    /// Many guests from one manifest: run, plan, validate, report.
+    Batch(batch::BatchArgs),
     /// Print shell completions.
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Run(args) => runvm::run(args),
         Command::Validate(args) => runvm::validate(args),
+        Command::Batch(args) => batch::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

@@ -46,6 +46,9 @@ fi
 
 # The QMP conformance test drives both QEMU and Ferry's runtime with PyPI's qemu.qmp client.
 python3 -c 'import qemu.qmp' 2>/dev/null || pip3 install -q qemu.qmp 2>/dev/null || pip3 install -q --break-system-packages qemu.qmp || true
+# The Kubernetes manifests in deploy/ are checked offline against the API schemas PyPI's
+# kubernetes-validate bundles.
+command -v kubernetes-validate >/dev/null || pip3 install -q kubernetes-validate 2>/dev/null || pip3 install -q --break-system-packages kubernetes-validate || true
 
 export FERRY_CACHE="${FERRY_CACHE:-/var/tmp/ferry-cache}"
 mkdir -p "$FERRY_CACHE"

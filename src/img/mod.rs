@@ -1,9 +1,11 @@
-//! `ferry img`: qemu-img-like verbs (info, convert, compare, check, map), each with `--json`.
+//! `ferry img`: qemu-img-like verbs (info, convert, compare, check, map), each with `--json`,
+//! and `sync` (warm migration rounds).
 mod check;
 mod compare;
 mod convert;
 mod info;
 mod map;
+mod sync;
 
 use clap::Subcommand;
 use ferry_formats::disk::{open_image, BlockDevice, ImageFormat};
@@ -28,6 +30,9 @@ enum ImgCommand {
     Check(check::CheckArgs),
     /// Show an image's allocation map.
     Map(map::MapArgs),
+    /// Warm migration: apply what a delta VMDK, a qcow2 overlay or a changed-block list
+    /// holds to a target image, in place.
+    Sync(sync::SyncArgs),
 }
 
 impl ImgArgs {
@@ -44,6 +49,7 @@ pub fn run(args: ImgArgs) -> anyhow::Result<ExitCode> {
         ImgCommand::Compare(a) => compare::run(a),
         ImgCommand::Check(a) => check::run(a),
         ImgCommand::Map(a) => map::run(a),
+        ImgCommand::Sync(a) => sync::run(a),
     }
 }
 

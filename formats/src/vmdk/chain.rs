@@ -107,6 +107,16 @@ impl VmdkDevice {
         Ok(())
     }
 
+    /// The allocation map of `[offset, offset + length)` in the top image alone (a delta's
+    /// own grains: `Unallocated` where reads fall through to the parent). `ferry img sync`
+    /// applies exactly these ranges.
+    pub fn own_map(&self, offset: u64, length: u64) -> Result<Vec<Extent>, DiskError> {
+        check_range(&self.layers[0].path, offset, length, self.size())?;
+        let mut out = Vec::new();
+        self.layers[0].map(offset, length, &mut out)?;
+        Ok(out)
+    }
+
     /// The images of the chain, child first.
     pub fn chain(&self) -> Vec<PathBuf> {
         self.layers.iter().map(|l| l.path.clone()).collect()

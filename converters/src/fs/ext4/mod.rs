@@ -136,7 +136,12 @@ impl<'a> Ext4<'a> {
     }
 }
 
+/// The time stamped on edited inodes: `SOURCE_DATE_EPOCH` when set (reproducible output;
+/// `ferry batch` pins it per VM so a rerun after a crash writes the same bytes), else now.
 fn now() -> i64 {
+    if let Some(t) = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse::<i64>().ok()) {
+        return t;
+    }
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
