@@ -1,0 +1,3 @@
+//! Host-side Windows conversion pieces: registry hives edited in place (`hive`).
+
+pub mod hive;
