@@ -6,3 +6,4 @@ pub mod initramfs;
 pub mod kmod;
 pub mod linux;
 pub mod lv;
+pub mod windows;

@@ -96,6 +96,11 @@ pub trait FileSystem {
     fn case_insensitive(&self) -> bool {
         false
     }
+    /// Whether the volume's own dirty flag is set (NTFS `$Volume`); `None` where the
+    /// filesystem has no such flag or Ferry does not read it.
+    fn volume_dirty(&self) -> Result<Option<bool>, FsError> {
+        Ok(None)
+    }
 }
 
 /// Opens a probed filesystem for reading, if Ferry can read files on that type.

@@ -155,4 +155,11 @@ impl FileSystem for NtfsFs {
     fn case_insensitive(&self) -> bool {
         true
     }
+
+    fn volume_dirty(&self) -> Result<Option<bool>, FsError> {
+        self.with("/$Volume", |ntfs, io| {
+            let info = ntfs.volume_info(io).map_err(|e| e.to_string())?;
+            Ok(Some(info.flags().contains(ntfs::structured_values::NtfsVolumeFlags::IS_DIRTY)))
+        })
+    }
 }

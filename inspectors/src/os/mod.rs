@@ -7,6 +7,11 @@ mod arch;
 pub mod linux;
 pub mod vfs;
 pub mod windows;
+mod windows_services;
+mod windows_state;
+
+pub use windows_services::{WindowsService, WindowsUninstall};
+pub use windows_state::WindowsState;
 
 pub use vfs::GuestFs;
 
@@ -116,6 +121,20 @@ pub struct OsInfo {
     pub windows_edition: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub windows_build: Option<String>,
+    /// Windows: services and drivers that matter to conversion (storage, network,
+    /// hypervisor, virtio), from the current control set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub windows_services: Vec<WindowsService>,
+    /// Windows: Uninstall entries of hypervisor tools (VMware Tools, Xen PV drivers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub windows_uninstall: Vec<WindowsUninstall>,
+    /// Windows: where PnP binds boot devices: `DriverDatabase` (8 and later) or
+    /// `CriticalDeviceDatabase`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows_device_database: Option<String>,
+    /// Windows: dirty, hibernated, Fast Startup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows_state: Option<WindowsState>,
     /// Facts that could not be read, one line each.
     pub warnings: Vec<String>,
 }

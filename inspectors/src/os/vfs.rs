@@ -35,6 +35,11 @@ impl GuestFs {
         self.mounts.sort_by_key(|m| std::cmp::Reverse(m.mountpoint.len()));
     }
 
+    /// The filesystem mounted at `/`.
+    pub fn root_fs(&self) -> Option<&Rc<dyn FileSystem>> {
+        self.mounts.iter().find(|m| m.mountpoint == "/").map(|m| &m.fs)
+    }
+
     /// Mountpoints and devices, shortest mountpoint first.
     pub fn mounts(&self) -> Vec<(String, String)> {
         let mut v: Vec<_> = self.mounts.iter().map(|m| (m.mountpoint.clone(), m.device.clone())).collect();

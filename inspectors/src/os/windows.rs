@@ -46,13 +46,19 @@ pub fn inspect(g: &GuestFs, os: &mut OsInfo) {
         .unwrap_or_default();
     if let Some(b) = hive_file(g, &config, "SOFTWARE", os) {
         match Hive::new(b.as_slice()) {
-            Ok(h) => software(&h, os),
+            Ok(h) => {
+                software(&h, os);
+                if let Ok(root) = h.root_key_node() {
+                    os.windows_uninstall = super::windows_services::uninstall(&root);
+                }
+            }
             Err(e) => os.warnings.push(format!("{config}/SOFTWARE: invalid hive: {e}")),
         }
     }
+    let mut fast_startup = false;
     if let Some(b) = hive_file(g, &config, "SYSTEM", os) {
         match Hive::new(b.as_slice()) {
-            Ok(h) => system(&h, os),
+            Ok(h) => fast_startup = system(&h, os),
             Err(e) => os.warnings.push(format!("{config}/SYSTEM: invalid hive: {e}")),
         }
     }
@@ -63,6 +69,15 @@ pub fn inspect(g: &GuestFs, os: &mut OsInfo) {
     {
         os.hypervisor_tools.push("vmware-tools".into());
     }
+    let xen_services = os.windows_services.iter().any(|s| s.name.to_ascii_lowercase().starts_with("xen"));
+    let vmware_services = os.windows_services.iter().any(|s| s.name.eq_ignore_ascii_case("vmtools"));
+    for (tools, by_service) in [("vmware-tools", vmware_services), ("xen-tools", xen_services)] {
+        let listed = os.windows_uninstall.iter().any(|u| u.tools == tools);
+        if (listed || by_service) && !os.hypervisor_tools.iter().any(|t| t == tools) {
+            os.hypervisor_tools.push(tools.into());
+        }
+    }
+    os.windows_state = Some(super::windows_state::read(g, fast_startup, &mut os.warnings));
     os.osinfo = osinfo(os);
 }
 
@@ -90,15 +105,18 @@ fn software(h: &Hive<&[u8]>, os: &mut OsInfo) {
     }
 }
 
-fn system(h: &Hive<&[u8]>, os: &mut OsInfo) {
-    let Ok(root) = h.root_key_node() else { return };
+/// Fills the SYSTEM facts; returns whether Fast Startup is on.
+fn system(h: &Hive<&[u8]>, os: &mut OsInfo) -> bool {
+    let Ok(root) = h.root_key_node() else { return false };
     let current = key(&root, "Select").and_then(|s| dword(&s, "Current")).unwrap_or(1);
     let cs = format!("ControlSet{current:03}");
     os.windows_current_control_set = Some(cs.clone());
     let Some(set) = key(&root, &cs) else {
         os.warnings.push(format!("SYSTEM: Select\\Current names {cs}, which does not exist"));
-        return;
+        return false;
     };
+    os.windows_services = super::windows_services::services(&set);
+    os.windows_device_database = super::windows_services::device_database(&root, &set);
     os.hostname = key(&set, "Services\\Tcpip\\Parameters")
         .and_then(|k| string(&k, "Hostname"))
         .or_else(|| key(&set, "Control\\ComputerName\\ComputerName").and_then(|k| string(&k, "ComputerName")))
@@ -112,6 +130,7 @@ fn system(h: &Hive<&[u8]>, os: &mut OsInfo) {
         }
         .into();
     }
+    key(&set, "Control\\Session Manager\\Power").and_then(|p| dword(&p, "HiberbootEnabled")) == Some(1)
 }
 
 /// libosinfo short id, as virt-inspector derives it.

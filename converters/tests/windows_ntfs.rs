@@ -1,0 +1,112 @@
+//! NTFS in-place writes: a SYSTEM hive on an mkntfs volume (copied in through an ntfs-3g
+//! FUSE mount) is read, edited by the hive writer within its free cells, and written back
+//! through a copy-on-write overlay. Oracles: ntfscat reads the new bytes back, hivexget
+//! reads the new values, `ntfsfix --no-action` accepts the volume, the source image is
+//! byte-identical; hibernated volumes are refused as ntfs-3g refuses them.
+
+mod windows_support;
+
+use ferry_converters::fs::Volume;
+use ferry_converters::windows::hive::{Hive, Value};
+use ferry_converters::windows::ntfs::{NtfsWriteError, NtfsWriter};
+use ferry_formats::disk::{BlockDevice, CowOverlay, RawImage};
+use std::path::Path;
+use std::process::Command;
+use windows_support::*;
+
+const SYS: &str = "HKEY_LOCAL_MACHINE\\SYSTEM";
+const HIVE: &str = "/Windows/System32/config/SYSTEM";
+
+fn volume(dir: &Path, name: &str, system: &Path, hiberfil: bool) -> Option<std::path::PathBuf> {
+    let img = dir.join(name);
+    std::fs::File::create(&img).unwrap().set_len(32 << 20).unwrap();
+    run("mkntfs", &["-q", "-F", "-f", "-L", "Windows", img.to_str().unwrap()]);
+    let mnt = dir.join(format!("{name}.mnt"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    let ok = Command::new("ntfs-3g").args([img.to_str().unwrap(), mnt.to_str().unwrap()]).status();
+    if !matches!(ok, Ok(s) if s.success()) {
+        eprintln!("skipped: ntfs-3g cannot mount here (needs root and /dev/fuse)");
+        return None;
+    }
+    std::fs::create_dir_all(mnt.join("Windows/System32/config")).unwrap();
+    std::fs::copy(system, mnt.join("Windows/System32/config/SYSTEM")).unwrap();
+    if hiberfil {
+        let mut b = b"hibr".to_vec();
+        b.resize(8192, 0);
+        std::fs::write(mnt.join("hiberfil.sys"), b).unwrap();
+    }
+    assert!(Command::new("umount").arg(&mnt).status().unwrap().success());
+    Some(img)
+}
+
+fn materialize(dev: &dyn BlockDevice, out: &Path) {
+    let mut b = vec![0u8; dev.size() as usize];
+    dev.read_at(&mut b, 0).unwrap();
+    std::fs::write(out, b).unwrap();
+}
+
+#[test]
+fn hive_edited_in_place_on_ntfs() {
+    if !have("hivexregedit") || !have("mkntfs") || !have("ntfscat") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let system = build_hive(t.path(), "SYSTEM", 5, Some(&support().join("system-2022.reg")), SYS);
+    let Some(img) = volume(t.path(), "w.img", &system, false) else { return };
+    let before = std::fs::read(&img).unwrap();
+
+    let overlay = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+    let vol = Volume::new(&overlay, 0, overlay.size(), "w.img").unwrap();
+    let mut w = NtfsWriter::open(vol, "w.img").unwrap();
+    let old = w.read_file(HIVE, 1 << 30).unwrap().unwrap();
+    assert_eq!(old, std::fs::read(&system).unwrap());
+    let mut h = Hive::open(HIVE, old.clone()).unwrap();
+    let k = h.create_key("ControlSet001\\Services\\viostor").unwrap();
+    h.set_value(k, "Start", &Value::Dword(0)).unwrap();
+    h.set_value(k, "Group", &Value::Sz("SCSI miniport".into())).unwrap();
+    let pv = h.lookup("ControlSet001\\Services\\pvscsi").unwrap().unwrap();
+    h.set_value(pv, "Start", &Value::Dword(4)).unwrap();
+    let new = h.to_bytes();
+    assert_eq!(new.len(), old.len(), "the edit fits in the hive's free cells");
+    w.replace_data(HIVE, &new).unwrap();
+
+    // A size change is refused in one line naming the volume and path.
+    let e = w.replace_data(HIVE, &new[..new.len() - 4096]).unwrap_err();
+    assert!(matches!(e, NtfsWriteError::Unsupported { .. }));
+    assert!(e.to_string().starts_with("w.img: /Windows/System32/config/SYSTEM: changing the file's size"), "{e}");
+
+    let out = t.path().join("out.img");
+    materialize(&overlay, &out);
+    assert_eq!(std::fs::read(&img).unwrap(), before, "the source is unchanged");
+    let o = Command::new("ntfscat").args([out.to_str().unwrap(), HIVE]).output().unwrap();
+    assert!(o.status.success());
+    assert!(o.stdout == new, "ntfscat reads the new hive back");
+    let got = t.path().join("SYSTEM.out");
+    std::fs::write(&got, &o.stdout).unwrap();
+    let g = got.to_str().unwrap();
+    assert_eq!(run("hivexget", &[g, "ControlSet001\\Services\\viostor", "Start"]).trim(), "0");
+    assert_eq!(run("hivexget", &[g, "ControlSet001\\Services\\viostor", "Group"]).trim(), "SCSI miniport");
+    assert_eq!(run("hivexget", &[g, "ControlSet001\\Services\\pvscsi", "Start"]).trim(), "4");
+    let o = Command::new("ntfsfix").args(["--no-action", out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn hibernated_volume_refused() {
+    if !have("hivexregedit") || !have("mkntfs") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let system = build_hive(t.path(), "SYSTEM", 5, Some(&support().join("system-2022.reg")), SYS);
+    let Some(img) = volume(t.path(), "h.img", &system, true) else { return };
+    let overlay = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+    let vol = Volume::new(&overlay, 0, overlay.size(), "h.img").unwrap();
+    let e = NtfsWriter::open(vol, "h.img").err().unwrap().to_string();
+    assert_eq!(e, "h.img: Windows is hibernated (hiberfil.sys): start Windows and shut it down fully (no hibernation, Fast Startup off)");
+    // ntfs-3g agrees.
+    let mnt = t.path().join("m");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let o = Command::new("ntfs-3g").args([img.to_str().unwrap(), mnt.to_str().unwrap()]).output().unwrap();
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Windows is hibernated"));
+}
