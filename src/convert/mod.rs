@@ -199,6 +199,9 @@ fn descriptions(mode: OutputMode) -> (bool, bool, bool) {
         OutputMode::Qemu => (false, true, false),
         OutputMode::LibvirtXml => (true, false, false),
         OutputMode::Ferry => (false, false, true),
+    }
+}
+
 /// The `-o` value as typed on the command line (`-o disk`, `--output-mode=qemu`), if any.
 fn typed_output_mode() -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
