@@ -112,10 +112,12 @@ pub fn write(dir: &Path, j: &Journal) -> anyhow::Result<()> {
 fn source_files(s: &DiskSource, out: &mut Vec<PathBuf>) {
     match s {
         DiskSource::File { path } | DiskSource::Block { path } => out.push(path.clone()),
-        DiskSource::InPlace { archive, .. } | DiskSource::Streamed { archive, .. } => out.push(archive.clone()),
+        DiskSource::InPlace { archive, .. }
+        | DiskSource::SparseInPlace { archive, .. }
+        | DiskSource::Streamed { archive, .. } => out.push(archive.clone()),
         DiskSource::Chunked { chunks } => chunks.iter().for_each(|c| source_files(c, out)),
         DiskSource::Gzip { inner } => source_files(inner, out),
-        DiskSource::Unresolved { .. } => {}
+        DiskSource::Unresolved { .. } | DiskSource::Blank { .. } => {}
     }
 }
 

@@ -102,6 +102,7 @@ mod tests {
             xen_pv_only: false,
             virtio: vec![],
             builtin: vec![],
+            virtio_pci: Default::default(),
         }
     }
 

@@ -24,7 +24,6 @@ use anyhow::{bail, Context};
 use clap::ValueEnum;
 use ferry_formats::disk::BlockDevice;
 use ferry_formats::layout::{allocate, OutputPlan, Profile, VirtioModel, DEFAULT_PROFILE};
-use ferry_formats::model::DiskSource;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -173,10 +172,12 @@ fn note_sources(src: &DiskSource) {
     };
     match src {
         DiskSource::File { path } | DiskSource::Block { path } => note(path),
-        DiskSource::InPlace { archive, .. } | DiskSource::Streamed { archive, .. } => note(archive),
+        DiskSource::InPlace { archive, .. }
+        | DiskSource::SparseInPlace { archive, .. }
+        | DiskSource::Streamed { archive, .. } => note(archive),
         DiskSource::Chunked { chunks } => chunks.iter().for_each(note_sources),
         DiskSource::Gzip { inner } => note_sources(inner),
-        DiskSource::Unresolved { .. } => {}
+        DiskSource::Unresolved { .. } | DiskSource::Blank { .. } => {}
     }
 }
 

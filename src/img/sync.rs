@@ -114,6 +114,11 @@ fn own_extents(source: &Path, size: u64) -> anyhow::Result<Vec<Extent>> {
         ImageFormat::Raw => {
             bail!("{}: a raw image records no changes of its own: give --changed-blocks FILE", source.display())
         }
+        other @ (ImageFormat::Vpc | ImageFormat::Vhdx | ImageFormat::Vdi) => bail!(
+            "{}: syncing from a {} image is not supported (a delta VMDK, a qcow2 overlay or --changed-blocks FILE)",
+            source.display(),
+            other.name()
+        ),
     };
     Ok(map.into_iter().filter(|e| e.kind != ExtentKind::Unallocated).collect())
 }
@@ -140,7 +145,11 @@ impl Target {
                     .with_context(|| format!("{}: open for writing", path.display()))?;
                 Target::Raw(f, meta.len())
             }
-            ImageFormat::Vmdk => bail!("{}: a VMDK target is not supported (sync into qcow2 or raw)", path.display()),
+            other @ (ImageFormat::Vmdk | ImageFormat::Vpc | ImageFormat::Vhdx | ImageFormat::Vdi) => bail!(
+                "{}: a {} target is not supported (sync into qcow2 or raw)",
+                path.display(),
+                other.name()
+            ),
         })
     }
 
