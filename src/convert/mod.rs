@@ -248,7 +248,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     }
     print_warnings(&vm.warnings);
     let name = args.output_name.clone().unwrap_or_else(|| vm.name.clone());
-    if name.is_empty() || name.contains(['/', '\0']) || name.starts_with('.') {
+    if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) || name.starts_with('.') {
         bail!("output name {name:?} cannot be used as a file name (use -on NAME)");
     }
     vm.name = name.clone();

@@ -72,9 +72,15 @@ impl TempOutput {
             self.file.sync_all().map_err(|e| DiskError::io(&self.path, "fsync", e))?;
         }
         check_not_source(output)?;
+        // Under the lock, so a signal's cleanup sees the temporary either live or renamed.
+        let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        if CLOSED.load(Ordering::SeqCst) {
+            return Err(DiskError::refused(output, "interrupted: not renamed into place"));
+        }
         std::fs::rename(&self.path, output).map_err(|e| DiskError::io(output, "rename into place", e))?;
         self.done = true;
-        LIVE.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.path);
+        live.remove(&self.path);
+        drop(live);
         if flush {
             let dir = output.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
             if let Ok(d) = File::open(dir) {
