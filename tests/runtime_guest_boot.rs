@@ -210,6 +210,26 @@ fn refusals_say_why() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("--boot direct: the spec records no kernel to boot"), "{engine}: {err}");
     }
+    // UEFI: a GPT disk whose only partition is not an ESP.
+    let gpt = dir.path().join("gpt.img");
+    std::fs::File::create(&gpt).and_then(|f| f.set_len(8 << 20)).expect("gpt img");
+    let mut child = Command::new("sfdisk")
+        .args(["-q", "--label", "gpt"])
+        .arg(&gpt)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sfdisk");
+    child.stdin.take().expect("stdin").write_all(b"start=2048, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n").expect("input");
+    assert!(child.wait().expect("sfdisk").success());
+    let mut uefi = spec.clone();
+    uefi["firmware"] = "uefi".into();
+    uefi["devices"][0]["file"] = gpt.to_str().expect("utf-8").into();
+    let up = dir.path().join("uefi.ferry.json");
+    std::fs::write(&up, uefi.to_string()).expect("spec");
+    let o = ferry(&["validate", "--engine", "qemu", "--boot", "firmware", "--firmware", "/bin/sh", "--timeout", "5", up.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("the boot disk has no boot loader in its ESP"), "{err}");
     let o = ferry(&["run", "--boot", "direct", s]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("the spec records no kernel to boot"));
