@@ -210,7 +210,64 @@ fn refusals_say_why() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("--boot direct: the spec records no kernel to boot"), "{engine}: {err}");
     }
+    // UEFI: a GPT disk whose only partition is not an ESP.
+    let gpt = dir.path().join("gpt.img");
+    std::fs::File::create(&gpt).and_then(|f| f.set_len(8 << 20)).expect("gpt img");
+    let mut child = Command::new("sfdisk")
+        .args(["-q", "--label", "gpt"])
+        .arg(&gpt)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sfdisk");
+    child.stdin.take().expect("stdin").write_all(b"start=2048, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n").expect("input");
+    assert!(child.wait().expect("sfdisk").success());
+    let mut uefi = spec.clone();
+    uefi["firmware"] = "uefi".into();
+    uefi["devices"][0]["file"] = gpt.to_str().expect("utf-8").into();
+    let up = dir.path().join("uefi.ferry.json");
+    std::fs::write(&up, uefi.to_string()).expect("spec");
+    let o = ferry(&["validate", "--engine", "qemu", "--boot", "firmware", "--firmware", "/bin/sh", "--timeout", "5", up.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("the boot disk has no boot loader in its ESP"), "{err}");
     let o = ferry(&["run", "--boot", "direct", s]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("the spec records no kernel to boot"));
+}
+
+/// An MBR boot sector (`testdata/microguests/mbr-marker.S`) printing a marker: firmware boot
+/// (SeaBIOS from the distribution) under QEMU reaches it; the runtime refuses firmware boot in
+/// one line naming what it lacks.
+#[test]
+fn mbr_marker_boots_through_firmware_under_qemu() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/microguests/mbr-marker.S");
+    let obj = dir.path().join("mbr.o");
+    let bin = dir.path().join("mbr.bin");
+    run(Command::new("as").arg("--32").arg(&src).arg("-o").arg(&obj));
+    run(Command::new("ld").args(["-m", "elf_i386", "-Ttext", "0x7c00", "--oformat", "binary"]).arg(&obj).arg("-o").arg(&bin));
+    let mbr = std::fs::read(&bin).expect("mbr");
+    assert_eq!(mbr.len(), 512);
+    let img = dir.path().join("mbr.img");
+    let mut disk = mbr.clone();
+    disk.resize(1 << 20, 0);
+    std::fs::write(&img, &disk).expect("img");
+    let spec = serde_json::json!({
+        "spec_version": 1, "name": "mbr", "profile": "q35-v1", "memory_mib": 128, "vcpus": 1, "firmware": "bios",
+        "devices": [{"id": "disk0", "addr": {"bus": 0, "slot": 4, "function": 0}, "type": "virtio-blk",
+            "file": img, "format": "raw", "serial": "mbr0", "bootindex": 1}]
+    });
+    let sp = dir.path().join("mbr.ferry.json");
+    std::fs::write(&sp, spec.to_string()).expect("spec");
+    let s = sp.to_str().expect("utf-8");
+    if qemu_available() && Path::new("/usr/share/seabios/bios-256k.bin").exists() {
+        let o = ferry(&["validate", "--engine", "qemu", "--boot", "firmware", "--expect", "marker", "--marker", "ferry mbr: booted by firmware", "--timeout", "60", s]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // auto picks firmware for a spec without `boot` where the firmware file exists.
+        let o = ferry(&["validate", "--engine", "qemu", "--expect", "marker", "--marker", "ferry mbr: booted by firmware", "--timeout", "60", s]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = ferry(&["validate", "--engine", "ferry", "--boot", "firmware", "--expect", "marker", "--marker", "x", "--timeout", "5", s]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("firmware boot (/usr/share/seabios/bios-256k.bin) is not available on Ferry's runtime yet"), "{err}");
+    }
 }

@@ -86,14 +86,29 @@ pub fn missing_boot_loader(spec: &MachineSpec, disks: &[Device]) -> Option<Strin
             None
         }
         Firmware::Uefi => {
-            let Ok(rep) = ferry_inspectors::inspect(disks) else { return Some("the boot disk cannot be inspected".into()) };
-            let esp = rep.disks.first().and_then(|d| d.partition_table.as_ref()).is_some_and(|t| {
-                t.partitions.iter().any(|p| p.kind == ferry_inspectors::partition::PartKind::Esp)
-            });
-            if !esp {
-                return Some("the boot disk has no boot loader in its ESP (no EFI system partition)".into());
+            if esp_has_loader(disk) {
+                None
+            } else {
+                Some("the boot disk has no boot loader in its ESP (no EFI system partition holding an EFI/*/*.efi)".into())
             }
-            None
         }
     }
+}
+
+/// Whether an EFI system partition of `disk` holds a boot loader (`/EFI/<dir>/<name>.efi`).
+fn esp_has_loader(disk: &Device) -> bool {
+    use ferry_inspectors::fs::{FatFs, FileKind, FileSystem};
+    use ferry_inspectors::partition::{partition_device, PartKind, PartitionTable};
+    let Ok(Some(table)) = PartitionTable::read(disk) else { return false };
+    table.partitions.iter().filter(|p| p.kind == PartKind::Esp).any(|p| {
+        let Ok(dev) = partition_device(disk, p) else { return false };
+        let Ok(fat) = FatFs::open(&dev) else { return false };
+        let dirs = fat.read_dir("/EFI").unwrap_or_default();
+        dirs.iter().filter(|(_, k)| *k == FileKind::Dir).any(|(d, _)| {
+            fat.read_dir(&format!("/EFI/{d}"))
+                .unwrap_or_default()
+                .iter()
+                .any(|(n, k)| *k == FileKind::File && n.to_ascii_lowercase().ends_with(".efi"))
+        })
+    })
 }

@@ -178,6 +178,10 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    let boot_name = match &prepared {
+        Prepared::Qemu(QemuBoot::Firmware { .. }) => "firmware",
+        _ => "direct",
+    };
     let start = Instant::now();
     let mut running = match prepared {
         Prepared::Qemu(boot) => {
@@ -241,7 +245,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             .map(|(m, t)| serde_json::json!({"name": m.name, "patterns": m.patterns, "reached": t.is_some(), "seconds": t}))
             .collect();
         let report = serde_json::json!({
-            "spec": args.spec, "engine": engine_name, "passed": failed.is_none(),
+            "spec": args.spec, "engine": engine_name, "boot": boot_name, "passed": failed.is_none(),
             "failed_milestone": failed.map(|m| m.name.clone()), "elapsed_seconds": elapsed,
             "timeout_seconds": args.timeout, "milestones": ms, "engine_exit": end,
             "console_log": args.console_log,
@@ -250,7 +254,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     }
     match failed {
         None => {
-            eprintln!("ferry validate: {} passed on {engine_name} in {elapsed:.1} s", spec.name);
+            eprintln!("ferry validate: {} passed on {engine_name} ({boot_name} boot) in {elapsed:.1} s", spec.name);
             Ok(ExitCode::SUCCESS)
         }
         Some(m) => {

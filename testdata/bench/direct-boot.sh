@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): direct boot of a converted guest's own kernel to `Run /init`,
+# `ferry run` (kernel + initrd read from the converted qcow2 by Ferry) against
+# `qemu-system-x86_64 -accel kvm -kernel/-initrd/-append` with the same files, command line,
+# memory and disk. Wall seconds to the console line, CPU seconds (user+sys of the whole
+# process), host load average before each run. The runs alternate.
+#
+# usage: testdata/bench/direct-boot.sh SPEC KERNEL INITRD [RUNS]
+#   SPEC: NAME.ferry.json written by `ferry convert` (its `boot` names the guest's kernel);
+#   KERNEL, INITRD: host copies of the same files, for QEMU.
+set -euo pipefail
+spec=$1 kernel=$2 initrd=$3 runs=${4:-3}
+ferry=${FERRY:-$(dirname "$0")/../../target/debug/ferry}
+cmdline=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["boot"]["cmdline"])' "$spec")
+mem=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["memory_mib"])' "$spec")
+disk=$(python3 -c 'import json,sys; d=[x for x in json.load(open(sys.argv[1]))["devices"] if x["type"]=="virtio-blk"][0]; print(d["file"])' "$spec")
+want="Run /init"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# Runs "$@" with its console in $tmp/log until $want appears; prints "wall cpu".
+timed() {
+  : >"$tmp/log"
+  local t0 pid
+  t0=$(date +%s.%N)
+  "$@" >/dev/null 2>&1 &
+  pid=$!
+  until grep -q "$want" "$tmp/log" 2>/dev/null; do
+    kill -0 $pid 2>/dev/null || { echo "died" ; return; }
+    sleep 0.05
+  done
+  local t1 ticks
+  t1=$(date +%s.%N)
+  ticks=$(awk '{print $14+$15}' /proc/$pid/stat)
+  kill $pid; wait $pid 2>/dev/null || true
+  echo "$(echo "$t1 - $t0" | bc) $(echo "scale=2; $ticks / $(getconf CLK_TCK)" | bc)"
+}
+
+for i in $(seq 1 "$runs"); do
+  echo "run $i load $(cut -d' ' -f1 /proc/loadavg)"
+  echo "  ferry run:  $(timed "$ferry" run --boot direct --console "$tmp/log" --timeout 300 "$spec")"
+  echo "  qemu kvm:   $(timed qemu-system-x86_64 -accel kvm -machine q35 -cpu host -nodefaults -display none -m "$mem" \
+    -drive if=none,id=d0,file="$disk",format=qcow2,readonly=on -device virtio-blk-pci-non-transitional,drive=d0 \
+    -kernel "$kernel" -initrd "$initrd" -append "$cmdline" -serial file:"$tmp/log")"
+done
