@@ -7,6 +7,7 @@
 
 mod cache;
 pub(crate) mod copy;
+mod in_place;
 pub(crate) mod input;
 pub(crate) mod linux;
 mod network;
@@ -113,6 +114,11 @@ pub struct ConvertArgs {
     /// Write only the descriptions, naming the disks they would reference; copy nothing.
     #[arg(long = "no-copy")]
     pub no_copy: bool,
+    /// Convert the guest inside its disk images (qcow2 or raw, e.g. synced by `ferry img
+    /// sync`): only the changed blocks are written back, nothing is copied, and the
+    /// descriptions name the images themselves.
+    #[arg(long = "in-place", conflicts_with_all = ["no_copy", "dry_run"])]
+    pub in_place: bool,
     /// Show a progress bar of the disk copy on stderr even when it is not a terminal (it is
     /// shown on a terminal anyway); stdout, and so --json, is unaffected.
     #[arg(short = 'p', long)]
@@ -169,11 +175,18 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     let dir = dir.canonicalize().with_context(|| format!("{}: canonicalize", dir.display()))?;
     let profile = Profile::builtin(&args.profile)?;
     let nic_backends = network::map_nics(&vm, &args.network, &args.bridge, &args.mac)?;
-    let disk_files: Vec<PathBuf> = (0..vm.disks.len()).map(|i| dir.join(format!("{name}-{}", disk_suffix(i)))).collect();
+    let mut disk_files: Vec<PathBuf> = (0..vm.disks.len()).map(|i| dir.join(format!("{name}-{}", disk_suffix(i)))).collect();
+    if args.in_place {
+        let probe: Vec<CopyJob> = vm.disks.iter().zip(&disk_files).map(|(d, out)| CopyJob::new(d, out.clone(), args.output_format, args.output_allocation)).collect();
+        disk_files = in_place::targets(&probe)?;
+    }
     let plan = OutputPlan {
         name: name.clone(),
         disk_files: disk_files.clone(),
-        disk_format: image_choices::format_name(args.output_format).into(),
+        disk_format: match (args.in_place, disk_files.first()) {
+            (true, Some(first)) => ferry_formats::disk::probe_format(first)?.name().into(),
+            _ => image_choices::format_name(args.output_format).into(),
+        },
         nic_backends,
     };
     let layout = allocate(&vm, &profile, &plan)?;
@@ -203,11 +216,19 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         let mut disks = Vec::new();
+        if args.in_place {
+            for (overlay, path) in overlays.iter().zip(&disk_files) {
+                let edited = overlay.edited();
+                let t = std::time::Instant::now();
+                let bytes = in_place::write_back(&**overlay, &edited, path)?;
+                disks.push(serde_json::json!({ "in-place": path, "written-bytes": bytes, "ranges": edited.len(), "seconds": t.elapsed().as_secs_f64() }));
+            }
+        }
         // One bar over all disks: each disk's progress counts from the sizes before it.
         let total: u64 = overlays.iter().map(|o| o.size()).sum();
         let bar = crate::progress::bar(total, args.progress);
         let mut before = 0u64;
-        for (job, overlay) in jobs.iter().zip(&overlays) {
+        for (job, overlay) in jobs.iter().zip(&overlays).filter(|_| !args.in_place) {
             let t = std::time::Instant::now();
             let progress = |done: u64, _total: u64| {
                 if let Some(b) = &bar {
