@@ -3,6 +3,7 @@
 //! base and one sync per round, the target equals the source chain (`qemu-img compare`) and
 //! passes `qemu-img check`. A sync killed with SIGKILL leaves a target that `qemu-img check`
 //! accepts; another round is refused until the rerun of the interrupted one finishes it.
+//! At cutover `ferry convert --in-place` gives what converting the whole chain gives.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -166,6 +167,14 @@ fn cutover_in_place_equals_converting_the_whole_chain() {
     let xml = std::fs::read_to_string(d.join("warm/g.xml")).unwrap();
     assert!(xml.contains("g.qcow2") && xml.contains("type='qcow2'"), "{xml}");
     assert!(!d.join("warm/g-sda").exists());
+    // The same with `ferry convert --copy-only` making the base copy.
+    std::fs::create_dir_all(d.join("warm2")).unwrap();
+    convert(&["convert", "-i", "disk", "base.vmdk", "--copy-only", "-o", "local", "-os", "warm2", "-on", "g"]);
+    compare(d, "warm2/g-sda", "base.vmdk");
+    ferry_ok(d, &["img", "sync", "warm2/g-sda", "base-000001.vmdk"]);
+    ferry_ok(d, &["img", "sync", "warm2/g-sda", "base-000002.vmdk"]);
+    convert(&["convert", "-i", "disk", "warm2/g-sda", "--in-place", "-o", "local", "-os", "warm2", "-on", "g"]);
+    compare(d, "whole/g-sda", "warm2/g-sda");
     // A VMDK cannot be converted in place.
     let o = ferry(d, &["convert", "-i", "disk", "base.vmdk", "--in-place", "-o", "local", "-os", "warm"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--in-place needs a qcow2 or raw image"));

@@ -119,6 +119,10 @@ pub struct ConvertArgs {
     /// descriptions name the images themselves.
     #[arg(long = "in-place", conflicts_with_all = ["no_copy", "dry_run"])]
     pub in_place: bool,
+    /// Copy the disks without converting the guest (the base copy of a warm migration;
+    /// `ferry img sync` then applies snapshot deltas and `--in-place` converts at cutover).
+    #[arg(long = "copy-only", conflicts_with_all = ["no_copy", "in_place"])]
+    pub copy_only: bool,
     /// Show a progress bar of the disk copy on stderr even when it is not a terminal (it is
     /// shown on a terminal anyway); stdout, and so --json, is unaffected.
     #[arg(short = 'p', long)]
@@ -203,12 +207,15 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             copy::check_resolved(&job.source)?;
         }
         let overlays = linux::open_overlays(&jobs, &dir)?;
-        let opts = linux::Options { dry_run: args.dry_run, print: !args.json, root: args.root.clone() };
-        let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
-        for w in &guest.warnings {
-            eprintln!("ferry: warning: {w}");
+        // --copy-only: the disks as they are (the base copy of a warm migration).
+        if !args.copy_only {
+            let opts = linux::Options { dry_run: args.dry_run, print: !args.json, root: args.root.clone() };
+            let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
+            for w in &guest.warnings {
+                eprintln!("ferry: warning: {w}");
+            }
+            report["guest"] = serde_json::to_value(&guest)?;
         }
-        report["guest"] = serde_json::to_value(&guest)?;
         if args.dry_run {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
