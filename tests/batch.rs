@@ -295,3 +295,25 @@ fn kubernetes_manifests_pass_an_offline_schema_validator() {
     let o = Command::new(&tool).arg("--strict").arg(&bad).output().unwrap();
     assert!(!o.status.success(), "a misspelt field passed");
 }
+
+/// `ferry batch validate` boots each converted guest's spec; here none was converted, so
+/// every VM fails its validate step, with the spec named, in JSON and JUnit.
+#[test]
+fn validate_reports_each_guest() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let m = manifest(d, &["v1", "v2"], "validate = { engine = \"qemu\", timeout = 5 }");
+    let (r, j) = (d.join("v.json"), d.join("v.xml"));
+    let o = batch(&["validate", "--report", r.to_str().unwrap(), "--junit", j.to_str().unwrap(), m.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let rep = report(&r);
+    assert_eq!(rep["command"], "validate");
+    for (i, n) in ["v1", "v2"].iter().enumerate() {
+        let s = &rep["vms"][i]["steps"][0];
+        assert_eq!(s["step"], "validate");
+        assert_eq!(s["status"], "failed");
+        assert!(s["message"].as_str().unwrap().contains(&format!("{n}.ferry.json")), "{s}");
+    }
+    let xml = std::fs::read_to_string(&j).unwrap();
+    assert!(xml.contains("tests=\"2\" failures=\"2\""), "{xml}");
+}
