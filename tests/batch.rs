@@ -197,6 +197,14 @@ fn plan_writes_nothing_and_shows_the_inspection() {
     assert!(plan["vms"][0]["inspection"]["guest"].is_object(), "{}", plan["vms"][0]);
     assert!(plan["vms"][0]["disk-bytes"].as_u64().unwrap() > 0);
     assert!(listing(&d.join("out")).is_empty(), "{:?}", listing(&d.join("out")));
+    // Before the first run the output directory does not exist; plan still inspects, and
+    // creates nothing.
+    std::fs::remove_dir(d.join("out")).unwrap();
+    let o = batch(&["plan", m.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(plan["vms"][1]["inspection"]["guest"].is_object(), "{}", plan["vms"][1]);
+    assert!(!d.join("out").exists());
 }
 
 #[test]

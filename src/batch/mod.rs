@@ -171,7 +171,20 @@ fn plan(common: Common) -> anyhow::Result<ExitCode> {
                 }
                 let mut args: Vec<OsString> = vec!["convert".into(), "--dry-run".into(), "--json".into()];
                 args.extend(e.argv.iter().cloned());
-                match child::run(&args, None, &mut |_| {}) {
+                // The dry run needs its output directory to exist: before the first run it
+                // does not, so the inspection runs against an empty scratch directory.
+                let scratch = (!e.storage.is_dir()).then(|| std::env::temp_dir().join(format!("ferry-plan-{}-{i}", std::process::id())));
+                if let Some(dir) = &scratch {
+                    std::fs::create_dir(dir).with_context(|| format!("{}: create", dir.display()))?;
+                    if let Some(k) = args.iter().position(|a| a == "--output-storage") {
+                        args[k + 1] = dir.clone().into_os_string();
+                    }
+                }
+                let outcome = child::run(&args, None, &mut |_| {});
+                if let Some(dir) = &scratch {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                match outcome {
                     Ok(o) if o.ok => {
                         v["inspection"] = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
                     }
