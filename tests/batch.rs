@@ -325,3 +325,21 @@ fn validate_reports_each_guest() {
     let xml = std::fs::read_to_string(&j).unwrap();
     assert!(xml.contains("tests=\"2\" failures=\"2\""), "{xml}");
 }
+
+/// On a terminal (a pty from util-linux `script`) the batch draws indicatif's display: the
+/// total bar's "N/M VMs" line; into a pipe it prints plain lines (the other tests).
+#[test]
+fn a_terminal_gets_the_progress_display() {
+    if !have("script") {
+        eprintln!("script (util-linux) not installed: skipped");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let m = manifest(t.path(), &["t1", "t2"], "no-copy = true");
+    let cmd = format!("{} batch run {} 2>&1", env!("CARGO_BIN_EXE_ferry"), m.display());
+    let o = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("2/2 VMs"), "{out}");
+    assert!(!out.contains("ferry batch: [1/2]"), "{out}");
+}
