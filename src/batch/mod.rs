@@ -98,12 +98,15 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-type Selected<'a> = Vec<(&'a Entry, Result<(journal::Identity, u64), String>)>;
+/// An entry's input identity and disk bytes, or why they could not be read.
+type Ident = Result<(journal::Identity, u64), String>;
+
+type Selected<'a> = Vec<(&'a Entry, Ident)>;
 
 /// Loads the manifest, reads each entry's identity (for the shard weights), keeps the shard.
-fn select(common: &Common) -> anyhow::Result<(manifest::Manifest, Vec<(usize, Result<(journal::Identity, u64), String>)>)> {
+fn select(common: &Common) -> anyhow::Result<(manifest::Manifest, Vec<(usize, Ident)>)> {
     let m = manifest::load(&common.manifest)?;
-    let idents: Vec<Result<(journal::Identity, u64), String>> =
+    let idents: Vec<Ident> =
         m.entries.iter().map(|e| journal::identity(e).map_err(|err| child::clean_message(&format!("{err:#}")))).collect();
     let keep: Vec<usize> = match common.shard {
         Some(s) => {

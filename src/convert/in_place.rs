@@ -26,14 +26,14 @@ pub fn targets(jobs: &[CopyJob]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 enum Target {
-    Qcow2(Qcow2Rw),
+    Qcow2(Box<Qcow2Rw>),
     Raw(std::fs::File),
 }
 
 fn open(path: &Path) -> anyhow::Result<Target> {
     use std::os::unix::fs::OpenOptionsExt;
     Ok(match probe_format(path)? {
-        ImageFormat::Qcow2 => Target::Qcow2(Qcow2Rw::open(path)?),
+        ImageFormat::Qcow2 => Target::Qcow2(Box::new(Qcow2Rw::open(path)?)),
         _ => Target::Raw(
             std::fs::OpenOptions::new()
                 .write(true)
