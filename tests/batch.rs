@@ -197,6 +197,14 @@ fn plan_writes_nothing_and_shows_the_inspection() {
     assert!(plan["vms"][0]["inspection"]["guest"].is_object(), "{}", plan["vms"][0]);
     assert!(plan["vms"][0]["disk-bytes"].as_u64().unwrap() > 0);
     assert!(listing(&d.join("out")).is_empty(), "{:?}", listing(&d.join("out")));
+    // Before the first run the output directory does not exist; plan still inspects, and
+    // creates nothing.
+    std::fs::remove_dir(d.join("out")).unwrap();
+    let o = batch(&["plan", m.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(plan["vms"][1]["inspection"]["guest"].is_object(), "{}", plan["vms"][1]);
+    assert!(!d.join("out").exists());
 }
 
 #[test]
@@ -294,4 +302,44 @@ fn kubernetes_manifests_pass_an_offline_schema_validator() {
     std::fs::write(&bad, job.replace("completionMode: Indexed", "completionMode: Indexed\n  completionz: 4")).unwrap();
     let o = Command::new(&tool).arg("--strict").arg(&bad).output().unwrap();
     assert!(!o.status.success(), "a misspelt field passed");
+}
+
+/// `ferry batch validate` boots each converted guest's spec; here none was converted, so
+/// every VM fails its validate step, with the spec named, in JSON and JUnit.
+#[test]
+fn validate_reports_each_guest() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let m = manifest(d, &["v1", "v2"], "validate = { engine = \"qemu\", timeout = 5 }");
+    let (r, j) = (d.join("v.json"), d.join("v.xml"));
+    let o = batch(&["validate", "--report", r.to_str().unwrap(), "--junit", j.to_str().unwrap(), m.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let rep = report(&r);
+    assert_eq!(rep["command"], "validate");
+    for (i, n) in ["v1", "v2"].iter().enumerate() {
+        let s = &rep["vms"][i]["steps"][0];
+        assert_eq!(s["step"], "validate");
+        assert_eq!(s["status"], "failed");
+        assert!(s["message"].as_str().unwrap().contains(&format!("{n}.ferry.json")), "{s}");
+    }
+    let xml = std::fs::read_to_string(&j).unwrap();
+    assert!(xml.contains("tests=\"2\" failures=\"2\""), "{xml}");
+}
+
+/// On a terminal (a pty from util-linux `script`) the batch draws indicatif's display: the
+/// total bar's "N/M VMs" line; into a pipe it prints plain lines (the other tests).
+#[test]
+fn a_terminal_gets_the_progress_display() {
+    if !have("script") {
+        eprintln!("script (util-linux) not installed: skipped");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let m = manifest(t.path(), &["t1", "t2"], "no-copy = true");
+    let cmd = format!("{} batch run {} 2>&1", env!("CARGO_BIN_EXE_ferry"), m.display());
+    let o = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("2/2 VMs"), "{out}");
+    assert!(!out.contains("ferry batch: [1/2]"), "{out}");
 }

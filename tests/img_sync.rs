@@ -3,6 +3,7 @@
 //! base and one sync per round, the target equals the source chain (`qemu-img compare`) and
 //! passes `qemu-img check`. A sync killed with SIGKILL leaves a target that `qemu-img check`
 //! accepts; another round is refused until the rerun of the interrupted one finishes it.
+//! At cutover `ferry convert --in-place` gives what converting the whole chain gives.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -49,7 +50,7 @@ fn base_copy_plus_rounds_equals_the_chain() {
     let j: serde_json::Value = serde_json::from_str(&ferry_ok(d, &["img", "sync", "--json", "target.qcow2", "base-000001.vmdk"])).unwrap();
     // Only the delta's grains were applied, not the disk.
     let applied = j["bytes-applied"].as_u64().unwrap();
-    assert!(applied >= (3 << 20) + (64 << 10) && applied < 8 << 20, "{j}");
+    assert!(((3 << 20) + (64 << 10)..8 << 20).contains(&applied), "{j}");
     compare(d, "target.qcow2", "base-000001.vmdk");
     // Snapshot 2 on top of 1.
     sh(d, "qemu-img create -q -f vmdk -b base-000001.vmdk -F vmdk base-000002.vmdk");
@@ -123,4 +124,58 @@ fn a_killed_sync_leaves_a_usable_target_and_the_rerun_finishes() {
         ferry_ok(d, &["img", "sync", "t.qcow2", "d2.vmdk"]);
         compare(d, "t.qcow2", "d2.vmdk");
     }
+}
+
+/// The cutover: base copy + two sync rounds + `ferry convert --in-place` gives the image a
+/// one-shot `ferry convert` of the whole chain gives (same SOURCE_DATE_EPOCH), and it really
+/// was converted (it differs from the unconverted chain). The bundled sample guest is the
+/// base (a monolithicSparse VMDK), the deltas written with qemu-io outside its files.
+#[test]
+fn cutover_in_place_equals_converting_the_whole_chain() {
+    if !have("qemu-io") {
+        eprintln!("qemu-io not installed: skipped");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sample/sample.vmdk");
+    sh(d, &format!("qemu-img convert -O vmdk -o subformat=monolithicSparse {} base.vmdk", sample.display()));
+    sh(d, "qemu-img create -q -f vmdk -b base.vmdk -F vmdk base-000001.vmdk");
+    sh(d, "qemu-io -f vmdk -c 'write -P 0x5a 512k 64k' -c 'write -P 0x5b 30M 256k' base-000001.vmdk");
+    sh(d, "qemu-img create -q -f vmdk -b base-000001.vmdk -F vmdk base-000002.vmdk");
+    sh(d, "qemu-io -f vmdk -c 'write -P 0x6a 600k 8k' base-000002.vmdk");
+    std::fs::create_dir_all(d.join("whole")).unwrap();
+    std::fs::create_dir_all(d.join("warm")).unwrap();
+    let convert = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_ferry")).args(args).current_dir(d).env("SOURCE_DATE_EPOCH", "1700000000").output().unwrap();
+        assert!(o.status.success(), "ferry {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    convert(&["convert", "-i", "disk", "base-000002.vmdk", "-o", "local", "-os", "whole", "-on", "g"]);
+    ferry_ok(d, &["img", "convert", "-O", "qcow2", "base.vmdk", "warm/g.qcow2"]);
+    ferry_ok(d, &["img", "sync", "warm/g.qcow2", "base-000001.vmdk"]);
+    ferry_ok(d, &["img", "sync", "warm/g.qcow2", "base-000002.vmdk"]);
+    let report: serde_json::Value =
+        serde_json::from_str(&convert(&["convert", "-i", "disk", "warm/g.qcow2", "--in-place", "-o", "local", "-os", "warm", "-on", "g", "--json"])).unwrap();
+    let written = report["disks"][0]["written-bytes"].as_u64().unwrap();
+    assert!(written > 0 && written < 4 << 20, "{report}");
+    compare(d, "whole/g-sda", "warm/g.qcow2");
+    let o = Command::new("qemu-img").args(["compare", "-q", "warm/g.qcow2", "base-000002.vmdk"]).current_dir(d).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "the in-place conversion changed nothing");
+    sh(d, "qemu-img check -q warm/g.qcow2");
+    // The descriptions name the image itself, and no copy was written.
+    let xml = std::fs::read_to_string(d.join("warm/g.xml")).unwrap();
+    assert!(xml.contains("g.qcow2") && xml.contains("type='qcow2'"), "{xml}");
+    assert!(!d.join("warm/g-sda").exists());
+    // The same with `ferry convert --copy-only` making the base copy.
+    std::fs::create_dir_all(d.join("warm2")).unwrap();
+    convert(&["convert", "-i", "disk", "base.vmdk", "--copy-only", "-o", "local", "-os", "warm2", "-on", "g"]);
+    compare(d, "warm2/g-sda", "base.vmdk");
+    ferry_ok(d, &["img", "sync", "warm2/g-sda", "base-000001.vmdk"]);
+    ferry_ok(d, &["img", "sync", "warm2/g-sda", "base-000002.vmdk"]);
+    convert(&["convert", "-i", "disk", "warm2/g-sda", "--in-place", "-o", "local", "-os", "warm2", "-on", "g"]);
+    compare(d, "whole/g-sda", "warm2/g-sda");
+    // A VMDK cannot be converted in place.
+    let o = ferry(d, &["convert", "-i", "disk", "base.vmdk", "--in-place", "-o", "local", "-os", "warm"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--in-place needs a qcow2 or raw image"));
 }

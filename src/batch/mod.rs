@@ -98,12 +98,15 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-type Selected<'a> = Vec<(&'a Entry, Result<(journal::Identity, u64), String>)>;
+/// An entry's input identity and disk bytes, or why they could not be read.
+type Ident = Result<(journal::Identity, u64), String>;
+
+type Selected<'a> = Vec<(&'a Entry, Ident)>;
 
 /// Loads the manifest, reads each entry's identity (for the shard weights), keeps the shard.
-fn select(common: &Common) -> anyhow::Result<(manifest::Manifest, Vec<(usize, Result<(journal::Identity, u64), String>)>)> {
+fn select(common: &Common) -> anyhow::Result<(manifest::Manifest, Vec<(usize, Ident)>)> {
     let m = manifest::load(&common.manifest)?;
-    let idents: Vec<Result<(journal::Identity, u64), String>> =
+    let idents: Vec<Ident> =
         m.entries.iter().map(|e| journal::identity(e).map_err(|err| child::clean_message(&format!("{err:#}")))).collect();
     let keep: Vec<usize> = match common.shard {
         Some(s) => {
@@ -171,7 +174,20 @@ fn plan(common: Common) -> anyhow::Result<ExitCode> {
                 }
                 let mut args: Vec<OsString> = vec!["convert".into(), "--dry-run".into(), "--json".into()];
                 args.extend(e.argv.iter().cloned());
-                match child::run(&args, None, &mut |_| {}) {
+                // The dry run needs its output directory to exist: before the first run it
+                // does not, so the inspection runs against an empty scratch directory.
+                let scratch = (!e.storage.is_dir()).then(|| std::env::temp_dir().join(format!("ferry-plan-{}-{i}", std::process::id())));
+                if let Some(dir) = &scratch {
+                    std::fs::create_dir(dir).with_context(|| format!("{}: create", dir.display()))?;
+                    if let Some(k) = args.iter().position(|a| a == "--output-storage") {
+                        args[k + 1] = dir.clone().into_os_string();
+                    }
+                }
+                let outcome = child::run(&args, None, &mut |_| {});
+                if let Some(dir) = &scratch {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                match outcome {
                     Ok(o) if o.ok => {
                         v["inspection"] = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
                     }

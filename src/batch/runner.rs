@@ -4,7 +4,7 @@
 
 use super::child;
 use super::display::Display;
-use super::journal::{self, Identity, Journal, State};
+use super::journal::{self, Journal, State};
 use super::manifest::Entry;
 use super::report::{Status, Step, VmReport};
 use std::collections::VecDeque;
@@ -46,7 +46,7 @@ fn skipped(name: &str, why: &str) -> Step {
 }
 
 /// Runs the selected entries on `jobs` workers; the reports come back in `entries` order.
-pub fn run_all(entries: &[(&Entry, Result<(Identity, u64), String>)], jobs: usize, mode: Mode, disp: &Display) -> Vec<VmReport> {
+pub fn run_all(entries: &[(&Entry, super::Ident)], jobs: usize, mode: Mode, disp: &Display) -> Vec<VmReport> {
     let queue: Mutex<VecDeque<usize>> = Mutex::new((0..entries.len()).collect());
     let results: Mutex<Vec<Option<VmReport>>> = Mutex::new(vec![None; entries.len()]);
     std::thread::scope(|s| {
@@ -95,7 +95,7 @@ fn finish(entry: &Entry, bytes: u64, steps: Vec<Step>, outputs: Vec<PathBuf>, re
     VmReport { name: entry.name.clone(), status, resumed, disk_bytes: bytes, steps, outputs }
 }
 
-fn validate_vm(entry: &Entry, ident: &Result<(Identity, u64), String>, disp: &Display) -> VmReport {
+fn validate_vm(entry: &Entry, ident: &super::Ident, disp: &Display) -> VmReport {
     let bytes = ident.as_ref().map(|i| i.1).unwrap_or(0);
     let steps = vec![validate_step(entry, disp)];
     finish(entry, bytes, steps, vec![entry.spec_path()], false, disp)
@@ -115,7 +115,7 @@ fn outputs_present(entry: &Entry) -> Vec<PathBuf> {
     out
 }
 
-fn run_vm(entry: &Entry, ident: &Result<(Identity, u64), String>, disp: &Display) -> VmReport {
+fn run_vm(entry: &Entry, ident: &super::Ident, disp: &Display) -> VmReport {
     disp.step(&entry.name, "inspect");
     let t = Instant::now();
     let (identity, bytes) = match ident {

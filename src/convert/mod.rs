@@ -8,6 +8,7 @@
 mod boot_record;
 mod cache;
 pub(crate) mod copy;
+mod in_place;
 pub(crate) mod input;
 pub(crate) mod linux;
 mod network;
@@ -131,6 +132,15 @@ pub struct ConvertArgs {
     /// Write only the descriptions, naming the disks they would reference; copy nothing.
     #[arg(long = "no-copy")]
     pub no_copy: bool,
+    /// Convert the guest inside its disk images (qcow2 or raw, e.g. synced by `ferry img
+    /// sync`): only the changed blocks are written back, nothing is copied, and the
+    /// descriptions name the images themselves.
+    #[arg(long = "in-place", conflicts_with_all = ["no_copy", "dry_run"])]
+    pub in_place: bool,
+    /// Copy the disks without converting the guest (the base copy of a warm migration;
+    /// `ferry img sync` then applies snapshot deltas and `--in-place` converts at cutover).
+    #[arg(long = "copy-only", conflicts_with_all = ["no_copy", "in_place"])]
+    pub copy_only: bool,
     /// Show a progress bar of the disk copy on stderr even when it is not a terminal (it is
     /// shown on a terminal anyway); stdout, and so --json, is unaffected.
     #[arg(short = 'p', long)]
@@ -183,7 +193,8 @@ fn note_sources(src: &DiskSource) {
 
 /// The files this conversion writes: disks (unless `--no-copy`) and descriptions.
 fn output_files(args: &ConvertArgs, dir: &Path, name: &str, disks: &[PathBuf]) -> Vec<PathBuf> {
-    let mut out = if args.no_copy { Vec::new() } else { disks.to_vec() };
+    // In place, the disks are the sources themselves: only the descriptions are new.
+    let mut out = if args.no_copy || args.in_place { Vec::new() } else { disks.to_vec() };
     let (xml, sh, json) = descriptions(args.output);
     for (want, ext) in [(xml, "xml"), (sh, "sh"), (json, "ferry.json")] {
         if want {
@@ -262,7 +273,11 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     let dir = dir.canonicalize().with_context(|| format!("{}: canonicalize", dir.display()))?;
     let profile = Profile::builtin(&args.profile)?;
     let nic_backends = network::map_nics(&vm, &args.network, &args.bridge, &args.mac)?;
-    let disk_files: Vec<PathBuf> = (0..vm.disks.len()).map(|i| dir.join(format!("{name}-{}", disk_suffix(i)))).collect();
+    let mut disk_files: Vec<PathBuf> = (0..vm.disks.len()).map(|i| dir.join(format!("{name}-{}", disk_suffix(i)))).collect();
+    if args.in_place {
+        let probe: Vec<CopyJob> = vm.disks.iter().zip(&disk_files).map(|(d, out)| CopyJob::new(d, out.clone(), args.output_format, args.output_allocation)).collect();
+        disk_files = in_place::targets(&probe)?;
+    }
     let forced = match args.virtio {
         VirtioChoice::Legacy => Some(VirtioModel::Transitional),
         VirtioChoice::Modern => Some(VirtioModel::Modern),
@@ -271,7 +286,10 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     let mut plan = OutputPlan {
         name: name.clone(),
         disk_files: disk_files.clone(),
-        disk_format: image_choices::format_name(args.output_format).into(),
+        disk_format: match (args.in_place, disk_files.first()) {
+            (true, Some(first)) => ferry_formats::disk::probe_format(first)?.name().into(),
+            _ => image_choices::format_name(args.output_format).into(),
+        },
         nic_backends,
         virtio: forced.unwrap_or_default(),
     };
@@ -345,37 +363,40 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         for o in &outputs {
             ferry_formats::convert::temp::check_not_source(o)?;
         }
-        let opts = linux::Options { dry_run: args.dry_run, print: !args.json, root: args.root.clone() };
-        let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
-        print_warnings(&guest.warnings);
-        if let Some(need) = guest.plan.as_ref().map(|p| &p.virtio) {
-            let wanted = if need.transitional { VirtioModel::Transitional } else { VirtioModel::Modern };
-            if forced.is_none() && wanted != plan.virtio {
-                // Same slots, MACs and serials: only the devices' model changes.
-                plan.virtio = wanted;
-                layout = allocate(&vm, &profile, &plan)?;
-            }
-            virtio = serde_json::json!({
-                "model": plan.virtio.name(),
-                "chosen-by": if forced.is_some() { "--virtio" } else { "inspection" },
-                "kernel": need.kernel, "interface": need.interface, "reason": need.reason,
-            });
-            if !args.json {
-                match forced {
-                    Some(m) if m != wanted => println!(
-                        "virtio devices: {} (--virtio), though kernel {} needs {}: {}",
-                        m.name(),
-                        need.kernel,
-                        wanted.name(),
-                        need.reason
-                    ),
-                    _ => {}
+        // --copy-only: the disks as they are (the base copy of a warm migration).
+        if !args.copy_only {
+            let opts = linux::Options { dry_run: args.dry_run, print: !args.json, root: args.root.clone() };
+            let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
+            print_warnings(&guest.warnings);
+            if let Some(need) = guest.plan.as_ref().map(|p| &p.virtio) {
+                let wanted = if need.transitional { VirtioModel::Transitional } else { VirtioModel::Modern };
+                if forced.is_none() && wanted != plan.virtio {
+                    // Same slots, MACs and serials: only the devices' model changes.
+                    plan.virtio = wanted;
+                    layout = allocate(&vm, &profile, &plan)?;
+                }
+                virtio = serde_json::json!({
+                    "model": plan.virtio.name(),
+                    "chosen-by": if forced.is_some() { "--virtio" } else { "inspection" },
+                    "kernel": need.kernel, "interface": need.interface, "reason": need.reason,
+                });
+                if !args.json {
+                    match forced {
+                        Some(m) if m != wanted => println!(
+                            "virtio devices: {} (--virtio), though kernel {} needs {}: {}",
+                            m.name(),
+                            need.kernel,
+                            wanted.name(),
+                            need.reason
+                        ),
+                        _ => {}
+                    }
                 }
             }
+            report["virtio"] = virtio.clone();
+            layout.spec.boot = guest.boot.clone();
+            report["guest"] = serde_json::to_value(&guest)?;
         }
-        report["virtio"] = virtio.clone();
-        layout.spec.boot = guest.boot.clone();
-        report["guest"] = serde_json::to_value(&guest)?;
         if args.dry_run {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -383,11 +404,19 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         let mut disks = Vec::new();
+        if args.in_place {
+            for (overlay, path) in overlays.iter().zip(&disk_files) {
+                let edited = overlay.edited();
+                let t = std::time::Instant::now();
+                let bytes = in_place::write_back(&**overlay, &edited, path)?;
+                disks.push(serde_json::json!({ "in-place": path, "written-bytes": bytes, "ranges": edited.len(), "seconds": t.elapsed().as_secs_f64() }));
+            }
+        }
         // One bar over all disks: each disk's progress counts from the sizes before it.
         let total: u64 = overlays.iter().map(|o| o.size()).sum();
         let bar = crate::progress::bar(total, args.progress);
         let mut before = 0u64;
-        for (job, overlay) in jobs.iter().zip(&overlays) {
+        for (job, overlay) in jobs.iter().zip(&overlays).filter(|_| !args.in_place) {
             let t = std::time::Instant::now();
             let progress = |done: u64, _total: u64| {
                 if let Some(b) = &bar {

@@ -125,7 +125,7 @@ fn own_extents(source: &Path, size: u64) -> anyhow::Result<Vec<Extent>> {
 
 /// The target opened for writing.
 enum Target {
-    Qcow2(Qcow2Rw),
+    Qcow2(Box<Qcow2Rw>),
     Raw(std::fs::File, u64),
 }
 
@@ -136,7 +136,7 @@ impl Target {
             bail!("{}: the target must be a regular file (not a link or device)", path.display());
         }
         Ok(match probe_format(path)? {
-            ImageFormat::Qcow2 => Target::Qcow2(Qcow2Rw::open(path)?),
+            ImageFormat::Qcow2 => Target::Qcow2(Box::new(Qcow2Rw::open(path)?)),
             ImageFormat::Raw => {
                 let f = std::fs::OpenOptions::new()
                     .write(true)

@@ -64,6 +64,21 @@ impl<S: BlockDevice> CowOverlay<S> {
         self.read_slots().len() as u64 * OVERLAY_BLOCK
     }
 
+    /// The ranges the overlay holds, in order, adjacent ones merged: `Data` for written
+    /// blocks, `Zero` for discarded ones. What an in-place conversion writes back.
+    pub fn edited(&self) -> Vec<Extent> {
+        let slots = self.read_slots();
+        let extents = slots
+            .iter()
+            .map(|(&i, &slot)| Extent {
+                offset: i * OVERLAY_BLOCK,
+                length: self.block_len(i),
+                kind: if slot == Slot::Data { ExtentKind::Data } else { ExtentKind::Zero },
+            })
+            .collect();
+        coalesce(extents)
+    }
+
     fn read_slots(&self) -> RwLockReadGuard<'_, BTreeMap<u64, Slot>> {
         // A panic while holding the lock cannot leave the map half-updated (each update is
         // one insert), so a poisoned lock is still consistent.
