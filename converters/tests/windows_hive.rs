@@ -350,3 +350,29 @@ fn damaged_hives_never_panic() {
         }
     }
 }
+
+/// A hive file with slack after its bins (as Windows leaves some) keeps its size when the
+/// hive grows into the slack, and hivex reads the result as it reads its own edit.
+#[test]
+fn slack_after_bins_is_kept() {
+    if !have("hivexregedit") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let hive = build_hive(t.path(), "SYSTEM", 5, Some(&support().join("system-2022.reg")), SYS);
+    let big: Vec<String> = (0..10_000).map(|i| format!("{:02x}", (i * 7) as u8)).collect();
+    let edits = format!("{EDITS_2022}\n[{SYS}\\ControlSet001\\Services\\viostor]\n\"Big\"=hex:{}\n", big.join(","));
+    let (_, hivex) = edit_both(t.path(), &hive, &edits, SYS);
+    let mut bytes = std::fs::read(&hive).unwrap();
+    let bins = u32::from_le_bytes(bytes[40..44].try_into().unwrap());
+    bytes.resize(bytes.len() + (64 << 10), 0);
+    let len = bytes.len();
+    let mut h = Hive::open("SYSTEM", bytes).unwrap();
+    apply(&mut h, &parse_reg(&edits, SYS));
+    let out = h.to_bytes();
+    assert_eq!(out.len(), len);
+    assert!(u32::from_le_bytes(out[40..44].try_into().unwrap()) > bins, "the hive grew into its slack");
+    let f = t.path().join("slack.hive");
+    std::fs::write(&f, &out).unwrap();
+    assert_same(&export(&f), &export(&hivex));
+}

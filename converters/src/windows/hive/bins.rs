@@ -27,9 +27,10 @@ fn i32_at(b: &[u8], at: usize) -> i32 {
 }
 
 impl Store {
-    /// Walks the `bins_size` bytes of bins after the base block; the file is cut there.
-    pub fn open(file: &str, mut data: Vec<u8>, bins_size: u32) -> Result<Store, HiveError> {
-        data.truncate(BASE_SIZE + bins_size as usize);
+    /// Walks the `bins_size` bytes of bins after the base block. Bytes after the bins (slack
+    /// some hive files carry) are kept; new bins take their place first, so a hive that grows
+    /// into its slack keeps its file size.
+    pub fn open(file: &str, data: Vec<u8>, bins_size: u32) -> Result<Store, HiveError> {
         let mut s = Store {
             file: file.into(),
             data,
@@ -140,7 +141,11 @@ impl Store {
         put_u32(&mut bin, 8, size);
         bin[20..28].copy_from_slice(&super::base::filetime_now().to_le_bytes());
         put_u32(&mut bin, BIN_HEADER as usize, size - BIN_HEADER);
-        self.data.extend_from_slice(&bin);
+        let p = BASE_SIZE + at as usize;
+        if self.data.len() < p + bin.len() {
+            self.data.resize(p + bin.len(), 0);
+        }
+        self.data[p..p + bin.len()].copy_from_slice(&bin);
         self.bins.insert(at, size);
         self.bins_size += size;
         let cell = at + BIN_HEADER;
