@@ -1,10 +1,10 @@
 //! Hive bins and cells: the walk that checks every "hbin" and cell on open, and the cell
-//! allocator (first fit over free cells, split and coalesced within a bin; a new bin is
+//! allocator (best fit over free cells, split and coalesced within a bin; a new bin is
 //! appended when nothing fits). Offsets are relative to the first bin, as in the format.
 
 use super::base::{put_u32, u32_at, BASE_SIZE};
 use super::error::HiveError;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const BIN_HEADER: u32 = 32;
 /// Hives are capped well under the format's 2 GiB (offsets are 31-bit in practice).
@@ -17,6 +17,8 @@ pub(crate) struct Store {
     /// Every cell: offset -> size; allocated cells only (free ones are in `free`).
     used: BTreeMap<u32, u32>,
     free: BTreeMap<u32, u32>,
+    /// The free cells by (size, offset), for best-fit allocation.
+    by_size: BTreeSet<(u32, u32)>,
     /// Every bin: offset -> size.
     bins: BTreeMap<u32, u32>,
     bins_size: u32,
@@ -36,6 +38,7 @@ impl Store {
             data,
             used: BTreeMap::new(),
             free: BTreeMap::new(),
+            by_size: BTreeSet::new(),
             bins: BTreeMap::new(),
             bins_size,
         };
@@ -64,7 +67,7 @@ impl Store {
                 if raw < 0 {
                     s.used.insert(c, len);
                 } else {
-                    s.free.insert(c, len);
+                    s.free_insert(c, len);
                 }
                 c += len;
             }
@@ -110,15 +113,15 @@ impl Store {
             return Err(HiveError::TooLarge { file: self.file.clone(), limit: MAX_HIVE });
         }
         let need = need as u32;
-        let found = self.free.iter().find(|(_, &size)| size >= need).map(|(&o, &s)| (o, s));
+        let found = self.by_size.range((need, 0)..).next().map(|&(s, o)| (o, s));
         let (off, size) = match found {
             Some(f) => f,
             None => self.grow(need)?,
         };
-        self.free.remove(&off);
+        self.free_remove(off);
         let take = if size - need >= 8 { need } else { size };
         if take < size {
-            self.free.insert(off + take, size - take);
+            self.free_insert(off + take, size - take);
             self.set_size(off + take, (size - take) as i32);
         }
         self.used.insert(off, take);
@@ -149,7 +152,7 @@ impl Store {
         self.bins.insert(at, size);
         self.bins_size += size;
         let cell = at + BIN_HEADER;
-        self.free.insert(cell, size - BIN_HEADER);
+        self.free_insert(cell, size - BIN_HEADER);
         Ok((cell, size - BIN_HEADER))
     }
 
@@ -164,20 +167,31 @@ impl Store {
         let mut start = off;
         if let Some((&prev, &psize)) = self.free.range(bin..off).next_back() {
             if prev + psize == off {
-                self.free.remove(&prev);
+                self.free_remove(prev);
                 start = prev;
                 size += psize;
             }
         }
         let next = start + size;
         if next < bin + bin_size {
-            if let Some(nsize) = self.free.remove(&next) {
+            if let Some(nsize) = self.free_remove(next) {
                 size += nsize;
             }
         }
-        self.free.insert(start, size);
+        self.free_insert(start, size);
         self.set_size(start, size as i32);
         Ok(())
+    }
+
+    fn free_insert(&mut self, off: u32, size: u32) {
+        self.free.insert(off, size);
+        self.by_size.insert((size, off));
+    }
+
+    fn free_remove(&mut self, off: u32) -> Option<u32> {
+        let size = self.free.remove(&off)?;
+        self.by_size.remove(&(size, off));
+        Some(size)
     }
 
     /// Number of allocated cells (tests check frees balance allocations).
