@@ -23,7 +23,7 @@ pub fn support() -> PathBuf {
 pub fn run(cmd: &str, args: &[&str]) -> String {
     let o = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
     assert!(o.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// Recomputes the base block checksum (after a test patches a field).
