@@ -163,7 +163,9 @@ impl Store {
         };
         let p = BASE_SIZE + off as usize;
         self.data[p + 4..p + size as usize].fill(0);
-        let (&bin, &bin_size) = self.bins.range(..=off).next_back().expect("a cell lies in a bin");
+        let Some((&bin, &bin_size)) = self.bins.range(..=off).next_back() else {
+            return Err(self.bad("cell offset", format!("{off:#x}"), "outside every hive bin"));
+        };
         let mut start = off;
         if let Some((&prev, &psize)) = self.free.range(bin..off).next_back() {
             if prev + psize == off {
