@@ -53,7 +53,7 @@ impl Store {
             if off != at {
                 return Err(s.bad(&format!("hbin offset at {at:#x}"), format!("{off:#x}"), "does not match its position"));
             }
-            if size < 4096 || size % 4096 != 0 || size > bins_size - at {
+            if size < 4096 || !size.is_multiple_of(4096) || size > bins_size - at {
                 return Err(s.bad(&format!("hbin size at {at:#x}"), size.to_string(), "not a multiple of 4096 within the hive"));
             }
             let end = at + size;
@@ -61,7 +61,7 @@ impl Store {
             while c < end {
                 let raw = i32_at(&s.data, BASE_SIZE + c as usize);
                 let len = raw.unsigned_abs();
-                if len < 8 || len % 8 != 0 || len > end - c {
+                if len < 8 || !len.is_multiple_of(8) || len > end - c {
                     return Err(s.bad(&format!("cell size at {c:#x}"), raw.to_string(), "not a multiple of 8 within its bin"));
                 }
                 if raw < 0 {
