@@ -320,22 +320,7 @@ fn damaged_hives_never_panic() {
     let t = tempfile::tempdir().unwrap();
     let hive = build_hive(t.path(), "SYSTEM", 5, Some(&support().join("system-2022.reg")), SYS);
     let good = std::fs::read(&hive).unwrap();
-    let walk = |h: &mut Hive| {
-        let mut stack = vec![h.root()];
-        let mut n = 0;
-        while let Some(k) = stack.pop() {
-            n += 1;
-            if n > 10_000 {
-                break;
-            }
-            let _ = h.values(k);
-            if let Ok(subs) = h.subkeys(k) {
-                stack.extend(subs.into_iter().map(|(_, k)| k));
-            }
-        }
-        let _ = h.create_key("ControlSet001\\Services\\viostor").and_then(|k| h.set_value(k, "Start", &Value::Dword(0)));
-        let _ = h.delete_key("ControlSet001\\Services\\VMTools");
-    };
+    let walk = walk_and_edit;
     for len in (0..good.len()).step_by(509) {
         if let Ok(mut h) = Hive::open("t", good[..len].to_vec()) {
             walk(&mut h);
@@ -349,4 +334,105 @@ fn damaged_hives_never_panic() {
             Err(e) => assert!(!e.to_string().contains('\n')),
         }
     }
+}
+
+/// A hive file with slack after its bins (as Windows leaves some) keeps its size when the
+/// hive grows into the slack, and hivex reads the result as it reads its own edit.
+#[test]
+fn slack_after_bins_is_kept() {
+    if !have("hivexregedit") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let hive = build_hive(t.path(), "SYSTEM", 5, Some(&support().join("system-2022.reg")), SYS);
+    let big: Vec<String> = (0..10_000).map(|i| format!("{:02x}", (i * 7) as u8)).collect();
+    let edits = format!("{EDITS_2022}\n[{SYS}\\ControlSet001\\Services\\viostor]\n\"Big\"=hex:{}\n", big.join(","));
+    let (_, hivex) = edit_both(t.path(), &hive, &edits, SYS);
+    let mut bytes = std::fs::read(&hive).unwrap();
+    let bins = u32::from_le_bytes(bytes[40..44].try_into().unwrap());
+    bytes.resize(bytes.len() + (64 << 10), 0);
+    let len = bytes.len();
+    let mut h = Hive::open("SYSTEM", bytes).unwrap();
+    apply(&mut h, &parse_reg(&edits, SYS));
+    let out = h.to_bytes();
+    assert_eq!(out.len(), len);
+    assert!(u32::from_le_bytes(out[40..44].try_into().unwrap()) > bins, "the hive grew into its slack");
+    let f = t.path().join("slack.hive");
+    std::fs::write(&f, &out).unwrap();
+    assert_same(&export(&f), &export(&hivex));
+}
+
+/// Opt-in: real hives given by the user (`FERRY_REAL_HIVES=path[:path...]`, e.g. NTUSER.DAT
+/// or SYSTEM copied off a Windows guest). Ferry deletes the root's first subtree, adds keys
+/// with every value type (big data included) and overwrites one; `hivexregedit --export`
+/// of Ferry's output equals hivex's own edit of the same file, and Ferry reads as many keys
+/// as hivex exports.
+#[test]
+fn real_hives_match_hivex() {
+    let Ok(list) = std::env::var("FERRY_REAL_HIVES") else {
+        eprintln!("skipped: FERRY_REAL_HIVES is not set (colon-separated hive files)");
+        return;
+    };
+    if !have("hivexregedit") {
+        return;
+    }
+    for (i, src) in list.split(':').filter(|p| !p.is_empty()).enumerate() {
+        let t = tempfile::tempdir().unwrap();
+        let hive = t.path().join(format!("hive{i}"));
+        std::fs::copy(src, &hive).unwrap();
+        let h = Hive::open(src, std::fs::read(&hive).unwrap()).unwrap();
+        let mut keys = 0;
+        let mut stack = vec![h.root()];
+        while let Some(k) = stack.pop() {
+            keys += 1;
+            h.values(k).unwrap();
+            stack.extend(h.subkeys(k).unwrap().into_iter().map(|(_, k)| k));
+        }
+        let before = export(&hive);
+        assert_eq!(keys, before.lines().filter(|l| l.starts_with('[')).count(), "{src}");
+        let first = h.subkeys(h.root()).unwrap()[0].0.clone();
+        let p = "HKEY_LOCAL_MACHINE\\X";
+        let big: Vec<String> = (0..40_000).map(|i| format!("{:02x}", (i * 13) as u8)).collect();
+        let edits = format!(
+            "Windows Registry Editor Version 5.00\n\n[-{p}\\{first}]\n\n[{p}\\Ferry]\n\"Sz\"=\"text\"\n\
+             \"Exp\"=hex(2):25,00,41,00,25,00,00,00\n\"Multi\"=hex(7):61,00,00,00,62,00,00,00,00,00\n\
+             \"D\"=dword:00000007\n\"Q\"=hex(b):01,02,03,04,05,06,07,08\n\"Big\"=hex:{}\n\n\
+             [{p}\\Ferry\\Sub]\n@=\"default\"\n\n[{p}\\Ferry]\n\"D\"=dword:00000008\n",
+            big.join(",")
+        );
+        let (ferry, hivex) = edit_both(t.path(), &hive, &edits, p);
+        let got = export(&ferry);
+        assert_same(&got, &export(&hivex));
+        assert_eq!(std::fs::metadata(&ferry).unwrap().len(), std::fs::metadata(&hive).unwrap().len(), "{src}: size kept");
+        eprintln!("{src}: {keys} keys read, edits match hivex");
+        // Corruptions of the real hive never panic: 400 single-byte changes spread over it.
+        let good = std::fs::read(&hive).unwrap();
+        for i in (4096..good.len()).step_by(good.len() / 400) {
+            let mut b = good.clone();
+            b[i] = b[i].wrapping_add(0x41);
+            if let Ok(mut h) = Hive::open("t", b) {
+                walk_and_edit(&mut h);
+            }
+        }
+    }
+}
+
+/// Reads every key and value (bounded), then creates, sets and deletes; errors are fine.
+fn walk_and_edit(h: &mut Hive) {
+    let mut stack = vec![h.root()];
+    let mut n = 0;
+    while let Some(k) = stack.pop() {
+        n += 1;
+        if n > 10_000 {
+            break;
+        }
+        let _ = h.values(k);
+        if let Ok(subs) = h.subkeys(k) {
+            stack.extend(subs.into_iter().map(|(_, k)| k));
+        }
+    }
+    let _ = h.create_key("ControlSet001\\Services\\viostor").and_then(|k| h.set_value(k, "Start", &Value::Dword(0)));
+    let _ = h.delete_key("ControlSet001\\Services\\VMTools");
+    let _ = h.delete_key("AppEvents");
+    let _ = h.to_bytes();
 }

@@ -9,6 +9,7 @@ mod windows_support;
 use ferry_converters::fs::Volume;
 use ferry_converters::windows::hive::{Hive, Value};
 use ferry_converters::windows::ntfs::{NtfsWriteError, NtfsWriter};
+use ferry_converters::windows::{edit_hive_file, HiveFileError};
 use ferry_formats::disk::{BlockDevice, CowOverlay, RawImage};
 use std::path::Path;
 use std::process::Command;
@@ -70,6 +71,23 @@ fn hive_edited_in_place_on_ntfs() {
     assert_eq!(new.len(), old.len(), "the edit fits in the hive's free cells");
     w.replace_data(HIVE, &new).unwrap();
 
+    // The one-step form: a second edit through edit_hive_file.
+    edit_hive_file(&mut w, "w.img", HIVE, |h| {
+        let k = h.create_key("ControlSet001\\Services\\viostor\\Parameters")?;
+        h.set_value(k, "BusType", &Value::Dword(1))
+    })
+    .unwrap();
+    let new = w.read_file(HIVE, 1 << 30).unwrap().unwrap();
+    // Growth past the file is refused in one line, and nothing is written.
+    let e = edit_hive_file(&mut w, "w.img", HIVE, |h| {
+        let k = h.create_key("Big")?;
+        h.set_value(k, "Blob", &Value::Binary(vec![1; 1 << 20]))
+    })
+    .unwrap_err();
+    assert!(matches!(e, HiveFileError::Grew { .. }));
+    assert!(e.to_string().starts_with("w.img: /Windows/System32/config/SYSTEM: the edited hive needs"), "{e}");
+    assert_eq!(w.read_file(HIVE, 1 << 30).unwrap().unwrap(), new);
+
     // A size change is refused in one line naming the volume and path.
     let e = w.replace_data(HIVE, &new[..new.len() - 4096]).unwrap_err();
     assert!(matches!(e, NtfsWriteError::Unsupported { .. }));
@@ -87,6 +105,7 @@ fn hive_edited_in_place_on_ntfs() {
     assert_eq!(run("hivexget", &[g, "ControlSet001\\Services\\viostor", "Start"]).trim(), "0");
     assert_eq!(run("hivexget", &[g, "ControlSet001\\Services\\viostor", "Group"]).trim(), "SCSI miniport");
     assert_eq!(run("hivexget", &[g, "ControlSet001\\Services\\pvscsi", "Start"]).trim(), "4");
+    assert_eq!(run("hivexget", &[g, "ControlSet001\\Services\\viostor\\Parameters", "BusType"]).trim(), "1");
     let o = Command::new("ntfsfix").args(["--no-action", out.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }

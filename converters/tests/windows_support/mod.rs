@@ -23,7 +23,7 @@ pub fn support() -> PathBuf {
 pub fn run(cmd: &str, args: &[&str]) -> String {
     let o = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
     assert!(o.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// Recomputes the base block checksum (after a test patches a field).
@@ -167,10 +167,15 @@ pub fn edit_both(dir: &Path, hive: &Path, reg_text: &str, prefix: &str) -> (Path
     std::fs::copy(hive, &hivex).unwrap();
     let reg = dir.join("edits.reg");
     std::fs::write(&reg, reg_text).unwrap();
+    let t = std::time::Instant::now();
     merge(&hivex, &reg, prefix);
+    let hivex_time = t.elapsed();
+    let ops = parse_reg(reg_text, prefix);
+    let t = std::time::Instant::now();
     let mut h = Hive::open(&hive.display().to_string(), std::fs::read(hive).unwrap()).unwrap();
-    apply(&mut h, &parse_reg(reg_text, prefix));
+    apply(&mut h, &ops);
     std::fs::write(&ferry, h.to_bytes()).unwrap();
+    eprintln!("{} edits: Ferry {:?}, hivexregedit {hivex_time:?}", ops.len(), t.elapsed());
     (ferry, hivex)
 }
 

@@ -73,7 +73,7 @@ pub(crate) fn parse(file: &str, data: &[u8]) -> Result<Base, HiveError> {
         return Err(bad("file format", format.to_string(), "not direct memory load (1)"));
     }
     let bins_size = u32_at(data, 40);
-    if bins_size == 0 || bins_size % 4096 != 0 || bins_size as usize > data.len() - BASE_SIZE {
+    if bins_size == 0 || !bins_size.is_multiple_of(4096) || bins_size as usize > data.len() - BASE_SIZE {
         return Err(bad(
             "hive bins data size",
             bins_size.to_string(),

@@ -1,10 +1,10 @@
 //! Hive bins and cells: the walk that checks every "hbin" and cell on open, and the cell
-//! allocator (first fit over free cells, split and coalesced within a bin; a new bin is
+//! allocator (best fit over free cells, split and coalesced within a bin; a new bin is
 //! appended when nothing fits). Offsets are relative to the first bin, as in the format.
 
 use super::base::{put_u32, u32_at, BASE_SIZE};
 use super::error::HiveError;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const BIN_HEADER: u32 = 32;
 /// Hives are capped well under the format's 2 GiB (offsets are 31-bit in practice).
@@ -17,6 +17,8 @@ pub(crate) struct Store {
     /// Every cell: offset -> size; allocated cells only (free ones are in `free`).
     used: BTreeMap<u32, u32>,
     free: BTreeMap<u32, u32>,
+    /// The free cells by (size, offset), for best-fit allocation.
+    by_size: BTreeSet<(u32, u32)>,
     /// Every bin: offset -> size.
     bins: BTreeMap<u32, u32>,
     bins_size: u32,
@@ -27,14 +29,16 @@ fn i32_at(b: &[u8], at: usize) -> i32 {
 }
 
 impl Store {
-    /// Walks the `bins_size` bytes of bins after the base block; the file is cut there.
-    pub fn open(file: &str, mut data: Vec<u8>, bins_size: u32) -> Result<Store, HiveError> {
-        data.truncate(BASE_SIZE + bins_size as usize);
+    /// Walks the `bins_size` bytes of bins after the base block. Bytes after the bins (slack
+    /// some hive files carry) are kept; new bins take their place first, so a hive that grows
+    /// into its slack keeps its file size.
+    pub fn open(file: &str, data: Vec<u8>, bins_size: u32) -> Result<Store, HiveError> {
         let mut s = Store {
             file: file.into(),
             data,
             used: BTreeMap::new(),
             free: BTreeMap::new(),
+            by_size: BTreeSet::new(),
             bins: BTreeMap::new(),
             bins_size,
         };
@@ -49,7 +53,7 @@ impl Store {
             if off != at {
                 return Err(s.bad(&format!("hbin offset at {at:#x}"), format!("{off:#x}"), "does not match its position"));
             }
-            if size < 4096 || size % 4096 != 0 || size > bins_size - at {
+            if size < 4096 || !size.is_multiple_of(4096) || size > bins_size - at {
                 return Err(s.bad(&format!("hbin size at {at:#x}"), size.to_string(), "not a multiple of 4096 within the hive"));
             }
             let end = at + size;
@@ -57,13 +61,13 @@ impl Store {
             while c < end {
                 let raw = i32_at(&s.data, BASE_SIZE + c as usize);
                 let len = raw.unsigned_abs();
-                if len < 8 || len % 8 != 0 || len > end - c {
+                if len < 8 || !len.is_multiple_of(8) || len > end - c {
                     return Err(s.bad(&format!("cell size at {c:#x}"), raw.to_string(), "not a multiple of 8 within its bin"));
                 }
                 if raw < 0 {
                     s.used.insert(c, len);
                 } else {
-                    s.free.insert(c, len);
+                    s.free_insert(c, len);
                 }
                 c += len;
             }
@@ -109,15 +113,15 @@ impl Store {
             return Err(HiveError::TooLarge { file: self.file.clone(), limit: MAX_HIVE });
         }
         let need = need as u32;
-        let found = self.free.iter().find(|(_, &size)| size >= need).map(|(&o, &s)| (o, s));
+        let found = self.by_size.range((need, 0)..).next().map(|&(s, o)| (o, s));
         let (off, size) = match found {
             Some(f) => f,
             None => self.grow(need)?,
         };
-        self.free.remove(&off);
+        self.free_remove(off);
         let take = if size - need >= 8 { need } else { size };
         if take < size {
-            self.free.insert(off + take, size - take);
+            self.free_insert(off + take, size - take);
             self.set_size(off + take, (size - take) as i32);
         }
         self.used.insert(off, take);
@@ -140,11 +144,15 @@ impl Store {
         put_u32(&mut bin, 8, size);
         bin[20..28].copy_from_slice(&super::base::filetime_now().to_le_bytes());
         put_u32(&mut bin, BIN_HEADER as usize, size - BIN_HEADER);
-        self.data.extend_from_slice(&bin);
+        let p = BASE_SIZE + at as usize;
+        if self.data.len() < p + bin.len() {
+            self.data.resize(p + bin.len(), 0);
+        }
+        self.data[p..p + bin.len()].copy_from_slice(&bin);
         self.bins.insert(at, size);
         self.bins_size += size;
         let cell = at + BIN_HEADER;
-        self.free.insert(cell, size - BIN_HEADER);
+        self.free_insert(cell, size - BIN_HEADER);
         Ok((cell, size - BIN_HEADER))
     }
 
@@ -155,24 +163,37 @@ impl Store {
         };
         let p = BASE_SIZE + off as usize;
         self.data[p + 4..p + size as usize].fill(0);
-        let (&bin, &bin_size) = self.bins.range(..=off).next_back().expect("a cell lies in a bin");
+        let Some((&bin, &bin_size)) = self.bins.range(..=off).next_back() else {
+            return Err(self.bad("cell offset", format!("{off:#x}"), "outside every hive bin"));
+        };
         let mut start = off;
         if let Some((&prev, &psize)) = self.free.range(bin..off).next_back() {
             if prev + psize == off {
-                self.free.remove(&prev);
+                self.free_remove(prev);
                 start = prev;
                 size += psize;
             }
         }
         let next = start + size;
         if next < bin + bin_size {
-            if let Some(nsize) = self.free.remove(&next) {
+            if let Some(nsize) = self.free_remove(next) {
                 size += nsize;
             }
         }
-        self.free.insert(start, size);
+        self.free_insert(start, size);
         self.set_size(start, size as i32);
         Ok(())
+    }
+
+    fn free_insert(&mut self, off: u32, size: u32) {
+        self.free.insert(off, size);
+        self.by_size.insert((size, off));
+    }
+
+    fn free_remove(&mut self, off: u32) -> Option<u32> {
+        let size = self.free.remove(&off)?;
+        self.by_size.remove(&(size, off));
+        Some(size)
     }
 
     /// Number of allocated cells (tests check frees balance allocations).

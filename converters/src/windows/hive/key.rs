@@ -62,6 +62,20 @@ pub(crate) fn read(s: &Store, off: u32) -> Result<Nk, HiveError> {
     })
 }
 
+/// The stored name bytes of the key node at `off` and whether they are Latin-1.
+pub(crate) fn raw_name(s: &Store, off: u32) -> Result<(&[u8], bool), HiveError> {
+    let c = s.cell(off)?;
+    if c.len() < NAME || &c[..2] != b"nk" {
+        return read(s, off).map(|_| (&[][..], true));
+    }
+    let flags = u16::from_le_bytes([c[2], c[3]]);
+    let len = u16::from_le_bytes([c[NAME_LEN], c[NAME_LEN + 1]]) as usize;
+    let raw = c.get(NAME..NAME + len).ok_or_else(|| {
+        s.bad(&format!("key name length at {off:#x}"), len.to_string(), "runs past its cell")
+    })?;
+    Ok((raw, flags & FLAG_COMP_NAME != 0))
+}
+
 /// Writes one dword field of the key node at `off`.
 pub(crate) fn set(s: &mut Store, off: u32, field: usize, v: u32) -> Result<(), HiveError> {
     put_u32(s.cell_mut(off)?, field, v);

@@ -11,7 +11,24 @@ use super::name;
 /// Entries per leaf before a list is split under an "ri".
 pub(crate) const LEAF_MAX: usize = 512;
 
-fn leaf(s: &Store, off: u32, out: &mut Vec<u32>) -> Result<(), HiveError> {
+/// The leaf signature written for a hive of minor version `minor`.
+pub(crate) fn kind(minor: u32) -> &'static [u8; 2] {
+    match minor {
+        0..=2 => b"li",
+        3 | 4 => b"lf",
+        _ => b"lh",
+    }
+}
+
+/// One list entry: the key node and, when the leaf is of the kind written for this hive,
+/// its stored hash or hint (reused on rewrite instead of decoding the name again).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry {
+    pub off: u32,
+    pub hint: Option<u32>,
+}
+
+fn leaf(s: &Store, off: u32, minor: u32, out: &mut Vec<Entry>) -> Result<(), HiveError> {
     let c = s.cell(off)?;
     let sig = c.get(..2).unwrap_or(c);
     let step = match sig {
@@ -23,12 +40,21 @@ fn leaf(s: &Store, off: u32, out: &mut Vec<u32>) -> Result<(), HiveError> {
     if 4 + n * step > c.len() {
         return Err(s.bad(&format!("subkey list count at {off:#x}"), n.to_string(), "runs past its cell"));
     }
-    out.extend((0..n).map(|i| u32_at(c, 4 + i * step)));
+    let reuse = sig == kind(minor) && step == 8;
+    out.extend((0..n).map(|i| Entry {
+        off: u32_at(c, 4 + i * step),
+        hint: reuse.then(|| u32_at(c, 8 + i * step)),
+    }));
     Ok(())
 }
 
 /// The key node offsets of a subkey list, in stored order.
 pub(crate) fn read(s: &Store, off: u32) -> Result<Vec<u32>, HiveError> {
+    Ok(entries(s, off, 0)?.into_iter().map(|e| e.off).collect())
+}
+
+/// The entries of a subkey list, in stored order, with hints valid for `minor`'s kind.
+pub(crate) fn entries(s: &Store, off: u32, minor: u32) -> Result<Vec<Entry>, HiveError> {
     let mut out = Vec::new();
     let c = s.cell(off)?;
     if c.len() >= 4 && &c[..2] == b"ri" {
@@ -37,10 +63,10 @@ pub(crate) fn read(s: &Store, off: u32) -> Result<Vec<u32>, HiveError> {
             return Err(s.bad(&format!("index root count at {off:#x}"), n.to_string(), "runs past its cell"));
         }
         for i in 0..n {
-            leaf(s, u32_at(c, 4 + i * 4), &mut out)?;
+            leaf(s, u32_at(c, 4 + i * 4), minor, &mut out)?;
         }
     } else if c.len() >= 4 {
-        leaf(s, off, &mut out)?;
+        leaf(s, off, minor, &mut out)?;
     } else {
         return Err(s.bad(&format!("subkey list at {off:#x}"), c.len().to_string(), "cell too small"));
     }
@@ -60,29 +86,33 @@ pub(crate) fn free(s: &mut Store, off: u32) -> Result<(), HiveError> {
     s.free(off)
 }
 
-fn write_leaf(s: &mut Store, minor: u32, keys: &[(String, u32)]) -> Result<u32, HiveError> {
-    let (sig, step): (&[u8; 2], usize) = match minor {
-        0..=2 => (b"li", 4),
-        3 | 4 => (b"lf", 8),
-        _ => (b"lh", 8),
-    };
+fn write_leaf(s: &mut Store, minor: u32, keys: &[(u32, u32)]) -> Result<u32, HiveError> {
+    let sig = kind(minor);
+    let step = if sig == b"li" { 4 } else { 8 };
     let off = s.alloc(4 + keys.len() * step)?;
     let c = s.cell_mut(off)?;
     c[..2].copy_from_slice(sig);
     c[2..4].copy_from_slice(&(keys.len() as u16).to_le_bytes());
-    for (i, (n, k)) in keys.iter().enumerate() {
+    for (i, (k, hint)) in keys.iter().enumerate() {
         put_u32(c, 4 + i * step, *k);
-        match sig {
-            b"lf" => put_u32(c, 8 + i * step, name::lf_hint(n)),
-            b"lh" => put_u32(c, 8 + i * step, name::lh_hash(n)),
-            _ => {}
+        if step == 8 {
+            put_u32(c, 8 + i * step, *hint);
         }
     }
     Ok(off)
 }
 
-/// Writes a list for `keys` (already sorted); `None` for no keys.
-pub(crate) fn write(s: &mut Store, minor: u32, keys: &[(String, u32)]) -> Result<Option<u32>, HiveError> {
+/// The hash or hint of `key_name` in a leaf of `minor`'s kind.
+pub(crate) fn hint(minor: u32, key_name: &str) -> u32 {
+    match kind(minor) {
+        b"lf" => name::lf_hint(key_name),
+        b"lh" => name::lh_hash(key_name),
+        _ => 0,
+    }
+}
+
+/// Writes a list for `keys` (node offset, hint; already sorted); `None` for no keys.
+pub(crate) fn write(s: &mut Store, minor: u32, keys: &[(u32, u32)]) -> Result<Option<u32>, HiveError> {
     if keys.is_empty() {
         return Ok(None);
     }

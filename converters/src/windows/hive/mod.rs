@@ -102,7 +102,42 @@ impl Hive {
 
     /// The subkey of `k` named `name` (case-insensitive).
     pub fn subkey(&self, k: Key, name: &str) -> Result<Option<Key>, HiveError> {
-        Ok(self.subkeys(k)?.into_iter().find(|(n, _)| name::eq(n, name)).map(|(_, k)| k))
+        let want = name::upper(name);
+        for e in self.entries(k)? {
+            let (raw, comp) = key::raw_name(&self.s, e.off)?;
+            if name::cmp_raw(raw, comp, &want).is_eq() {
+                return Ok(Some(Key(e.off)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The subkey list entries of `k`, checked against its subkey count.
+    fn entries(&self, k: Key) -> Result<Vec<list::Entry>, HiveError> {
+        let nk = key::read(&self.s, k.0)?;
+        if nk.subkeys == 0 || nk.subkey_list == NONE {
+            return Ok(Vec::new());
+        }
+        let entries = list::entries(&self.s, nk.subkey_list, self.minor)?;
+        if entries.len() != nk.subkeys as usize {
+            return Err(self.s.bad(
+                &format!("subkey count of key at {:#x}", k.0),
+                nk.subkeys.to_string(),
+                &format!("its list holds {}", entries.len()),
+            ));
+        }
+        Ok(entries)
+    }
+
+    /// (node, hint) pairs for rewriting a list, decoding names only where no hint is stored.
+    fn with_hints(&self, entries: &[list::Entry]) -> Result<Vec<(u32, u32)>, HiveError> {
+        entries
+            .iter()
+            .map(|e| match e.hint {
+                Some(h) => Ok((e.off, h)),
+                None => Ok((e.off, list::hint(self.minor, &key::read(&self.s, e.off)?.name))),
+            })
+            .collect()
     }
 
     /// The key at a backslash-separated path from the root (case-insensitive).
@@ -175,15 +210,26 @@ impl Hive {
     fn add_subkey(&mut self, parent: Key, name: &str) -> Result<Key, HiveError> {
         let now = base::filetime_now();
         let p = key::read(&self.s, parent.0)?;
-        let mut keys = self.subkeys(parent)?;
+        let mut keys = self.entries(parent)?;
         if p.security != NONE {
             security::retain(&mut self.s, p.security)?;
         }
         let rec = key::build(name, parent.0, p.security, now);
         let off = self.s.alloc(rec.len())?;
         self.s.cell_mut(off)?[..rec.len()].copy_from_slice(&rec);
-        let at = keys.partition_point(|(n, _)| name::cmp(n, name).is_lt());
-        keys.insert(at, (name.to_string(), Key(off)));
+        let want = name::upper(name);
+        let (mut lo, mut hi) = (0, keys.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let (raw, comp) = key::raw_name(&self.s, keys[mid].off)?;
+            if name::cmp_raw(raw, comp, &want).is_lt() {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        keys.insert(lo, list::Entry { off, hint: Some(list::hint(self.minor, name)) });
+        let keys = self.with_hints(&keys)?;
         self.replace_subkey_list(parent, p.subkey_list, &keys)?;
         let longest = key::MAX_SUBKEY_NAME;
         let cur = base::u32_at(self.s.cell(parent.0)?, longest);
@@ -195,9 +241,8 @@ impl Hive {
         Ok(Key(off))
     }
 
-    fn replace_subkey_list(&mut self, parent: Key, old: u32, keys: &[(String, Key)]) -> Result<(), HiveError> {
-        let entries: Vec<(String, u32)> = keys.iter().map(|(n, k)| (n.clone(), k.0)).collect();
-        let new = list::write(&mut self.s, self.minor, &entries)?;
+    fn replace_subkey_list(&mut self, parent: Key, old: u32, keys: &[(u32, u32)]) -> Result<(), HiveError> {
+        let new = list::write(&mut self.s, self.minor, keys)?;
         if old != NONE {
             list::free(&mut self.s, old)?;
         }
@@ -298,13 +343,17 @@ impl Hive {
             return Err(self.path_err(path, "the root key cannot be deleted"));
         };
         let Some(parent) = self.lookup(&up.join("\\"))? else { return Ok(false) };
-        let mut keys = self.subkeys(parent)?;
-        let Some(i) = keys.iter().position(|(n, _)| name::eq(n, last)) else { return Ok(false) };
-        let (_, victim) = keys.remove(i);
+        let Some(victim) = self.subkey(parent, last)? else { return Ok(false) };
+        let mut keys = self.entries(parent)?;
+        keys.retain(|e| e.off != victim.0);
+        let keys = self.with_hints(&keys)?;
         let old = key::read(&self.s, parent.0)?.subkey_list;
         self.free_tree(victim)?;
         self.replace_subkey_list(parent, old, &keys)?;
-        let longest = keys.iter().map(|(n, _)| name::utf16_len(n)).max().unwrap_or(0);
+        let mut longest = 0;
+        for (o, _) in &keys {
+            longest = longest.max(name::utf16_len(&key::read(&self.s, *o)?.name));
+        }
         let cur = base::u32_at(self.s.cell(parent.0)?, key::MAX_SUBKEY_NAME);
         key::set(&mut self.s, parent.0, key::MAX_SUBKEY_NAME, (cur & !0xffff) | longest)?;
         key::touch(&mut self.s, parent.0, base::filetime_now())?;

@@ -45,6 +45,20 @@ fn upper_units(name: &str) -> impl Iterator<Item = u16> + '_ {
     name.encode_utf16().map(upcase)
 }
 
+/// The upcased UTF-16 units of a name, for [`cmp_raw`].
+pub(crate) fn upper(name: &str) -> Vec<u16> {
+    upper_units(name).collect()
+}
+
+/// Compares a stored name with an upcased one, without decoding it to a `String`.
+pub(crate) fn cmp_raw(raw: &[u8], compressed: bool, upper: &[u16]) -> Ordering {
+    if compressed {
+        raw.iter().map(|&b| upcase(b as u16)).cmp(upper.iter().copied())
+    } else {
+        raw.chunks_exact(2).map(|c| upcase(u16::from_le_bytes([c[0], c[1]]))).cmp(upper.iter().copied())
+    }
+}
+
 /// The order of keys in a subkey list.
 pub(crate) fn cmp(a: &str, b: &str) -> Ordering {
     upper_units(a).cmp(upper_units(b))

@@ -37,7 +37,7 @@ fn utf16z(s: &str) -> impl Iterator<Item = u8> + '_ {
 }
 
 fn from_utf16(b: &[u8]) -> Option<String> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     let units: Vec<u16> = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
