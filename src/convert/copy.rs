@@ -147,18 +147,14 @@ pub fn open_device(src: &DiskSource, format: Option<&str>) -> anyhow::Result<Opt
             length,
         } => {
             let file = ferry_formats::disk::ReadOnlyFile::open(archive)?;
-            let mut head = [0u8; 4];
-            if *length >= 4 {
-                file.read_exact_at(&mut head, *offset, "member header")?;
-            }
             let name = format!("{}:{member}", archive.display());
-            match &head {
-                b"QFI\xfb" => {
-                    bail!("{name}: a qcow2 image inside an archive cannot be read in place: extract it first")
+            match ferry_formats::disk::probe_range(&file, *offset, *length, &name)? {
+                ImageFormat::Vmdk => Ok(Some(vmdk::open_slice(archive, *offset, *length)?)),
+                ImageFormat::Raw if format == Some("vmdk") => Ok(Some(vmdk::open_slice(archive, *offset, *length)?)),
+                f @ (ImageFormat::Qcow2 | ImageFormat::Vpc | ImageFormat::Vhdx | ImageFormat::Vdi) => {
+                    bail!("{name}: a {} image inside an archive cannot be read in place: extract it first", f.name())
                 }
-                b"KDMV" | b"COWD" | [0xbe, 0xba, 0xfe, 0xca] => Ok(Some(vmdk::open_slice(archive, *offset, *length)?)),
-                _ if format == Some("vmdk") => Ok(Some(vmdk::open_slice(archive, *offset, *length)?)),
-                _ => {
+                ImageFormat::Raw => {
                     let raw: Arc<dyn BlockDevice> = Arc::new(RawImage::from_file(file));
                     Ok(Some(Box::new(Slice::new(raw, *offset, *length, &name)?)))
                 }
