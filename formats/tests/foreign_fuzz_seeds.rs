@@ -24,7 +24,7 @@ fn seed(dir: &Path, fmt: &str, opts: &str) -> Option<Vec<u8>> {
 
 /// Copies of `seed` with 4- and 8-byte fields at `offsets` set to extreme values; `fix` runs
 /// on each mutant (to recompute a checksum).
-fn mutants(seed: &[u8], offsets: impl Iterator<Item = usize>, fix: &dyn Fn(&mut Vec<u8>)) -> Vec<Vec<u8>> {
+fn mutants(seed: &[u8], offsets: impl Iterator<Item = usize>, fix: &dyn Fn(&mut [u8])) -> Vec<Vec<u8>> {
     let mut out = vec![seed.to_vec(), seed[..seed.len() / 2].to_vec(), seed[..seed.len().min(700)].to_vec()];
     let extremes: [&[u8]; 5] = [&[0xff; 8], &[0; 8], &[0, 0, 0, 0x80, 0, 0, 0, 0], &[0, 0, 0x10, 0, 0, 0, 0, 0], &[1, 0, 0, 0, 0, 0, 0, 0]];
     for at in offsets {
@@ -43,7 +43,7 @@ fn mutants(seed: &[u8], offsets: impl Iterator<Item = usize>, fix: &dyn Fn(&mut 
     out
 }
 
-fn vhd_fix(m: &mut Vec<u8>) {
+fn vhd_fix(m: &mut [u8]) {
     for at in [0, m.len().saturating_sub(512)] {
         if m.len() >= at + 512 && &m[at..at + 8] == b"conectix" {
             m[at + 64..at + 68].fill(0);
@@ -92,7 +92,7 @@ fn vhdx_seeds_and_mutants() {
     assert!(ferry_formats::vhdx::fuzz_image(&s).is_ok());
     // Headers and region tables carry CRC-32C: recomputed so the mutants reach the parsers
     // behind them. The metadata table and the BAT have none.
-    let fix = |m: &mut Vec<u8>| {
+    let fix = |m: &mut [u8]| {
         for (at, len) in [(64usize << 10, 4096usize), (128 << 10, 4096), (192 << 10, 65536), (256 << 10, 65536)] {
             if m.len() >= at + len {
                 m[at + 4..at + 8].fill(0);
