@@ -311,7 +311,9 @@ fn damaged_headers_name_file_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let raw = standard_raw(d);
-    let cases: Vec<(&str, &str, &[&str], u64, Vec<u8>, &str)> = vec![
+    // (file, format, qemu-img options, offset, bytes written there, field named).
+    type Case = (&'static str, &'static str, &'static [&'static str], u64, Vec<u8>, &'static str);
+    let cases: Vec<Case> = vec![
         // VDI block size 4 KiB.
         ("bs.vdi", "vdi", &[], 0x178, 4096u32.to_le_bytes().to_vec(), "block_size"),
         // VDI block map past the end of the file.
@@ -382,4 +384,21 @@ fn convert_sources() {
     let disk = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with("-sda")).unwrap();
     let cmp = std::process::Command::new("qemu-img").args(["compare", "-f", "vpc", s(&d.join("g1.vhd")), s(&disk)]).output().unwrap();
     assert!(cmp.status.success(), "{}", String::from_utf8_lossy(&cmp.stdout));
+
+    // A VMX naming a VDI and a VHDX (a VMX states no format: its "vmdk" yields to the magic).
+    let vmx = d.join("vm.vmx");
+    std::fs::write(
+        &vmx,
+        "config.version = \"8\"\nvirtualHW.version = \"14\"\ndisplayName = \"vm\"\nmemsize = \"512\"\nnumvcpus = \"1\"\nguestOS = \"debian10-64\"\nscsi0.present = \"TRUE\"\nscsi0.virtualDev = \"pvscsi\"\nscsi0:0.present = \"TRUE\"\nscsi0:0.fileName = \"g3.vdi\"\nscsi0:1.present = \"TRUE\"\nscsi0:1.fileName = \"g2.vhdx\"\n",
+    )
+    .unwrap();
+    let out = d.join("out-vmx");
+    std::fs::create_dir(&out).unwrap();
+    let (code, _, err) = run(ferry(&["convert", "-i", "vmx", s(&vmx), "-o", "local", "-os", s(&out)]));
+    assert_eq!(code, 0, "{err}");
+    for (src, fmt, dev) in [("g3.vdi", "vdi", "sda"), ("g2.vhdx", "vhdx", "sdb")] {
+        let disk = out.join(format!("vm-{dev}"));
+        let cmp = std::process::Command::new("qemu-img").args(["compare", "-f", fmt, s(&d.join(src)), s(&disk)]).output().unwrap();
+        assert!(cmp.status.success(), "{src}: {}{}", String::from_utf8_lossy(&cmp.stdout), String::from_utf8_lossy(&cmp.stderr));
+    }
 }
