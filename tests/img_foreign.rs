@@ -178,6 +178,46 @@ fn differencing_vhd_reads_through_its_parent() {
     let parent = data_runs(&json(ferry(&["img", "map", "--json", s(&base)])));
     assert!(is_data_at(&runs, 4096) && is_data_at(&runs, 8192) && is_data_at(&runs, 4 << 20));
     assert_eq!(is_data_at(&runs, 40 << 20), is_data_at(&parent, 40 << 20));
+    // Hyper-V style: the parent moved, `parent_name` names nothing there, and a W2ru locator
+    // (a relative Windows path, UTF-16LE, in a sector before the end footer) finds it.
+    std::fs::create_dir(d.join("parents")).unwrap();
+    std::fs::rename(&base, d.join("parents").join("base.vhd")).unwrap();
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&child).unwrap();
+    let len = f.metadata().unwrap().len();
+    let mut end_footer = [0u8; 512];
+    f.read_exact_at(&mut end_footer, len - 512).unwrap();
+    let loc: Vec<u8> = ".\\parents\\base.vhd".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+    let mut sector = [0u8; 512];
+    sector[..loc.len()].copy_from_slice(&loc);
+    f.write_all_at(&sector, len - 512).unwrap();
+    f.write_all_at(&end_footer, len).unwrap();
+    f.read_exact_at(&mut h, dyn_at).unwrap();
+    h[64..576].fill(0);
+    let name: Vec<u8> = "C:\\gone\\elsewhere.vhd".encode_utf16().flat_map(|u| u.to_be_bytes()).collect();
+    h[64..64 + name.len()].copy_from_slice(&name);
+    h[576..580].copy_from_slice(b"W2ru");
+    h[580..584].copy_from_slice(&512u32.to_be_bytes());
+    h[584..588].copy_from_slice(&(loc.len() as u32).to_be_bytes());
+    h[592..600].copy_from_slice(&(len - 512).to_be_bytes());
+    h[36..40].fill(0);
+    let sum = !h.iter().fold(0u32, |s, &x| s.wrapping_add(x as u32));
+    h[36..40].copy_from_slice(&sum.to_be_bytes());
+    f.write_all_at(&h, dyn_at).unwrap();
+    drop(f);
+    let moved = d.join("moved.qcow2");
+    let (code, _, err) = run(ferry(&["img", "convert", "-O", "qcow2", s(&child), s(&moved)]));
+    assert_eq!(code, 0, "{err}");
+    assert_same(&moved, &ours);
+    let info = json(ferry(&["img", "info", "--json", s(&child)]));
+    assert!(info["backing-filename"].as_str().unwrap().ends_with("parents/base.vhd"), "{info}");
+    // Without the parent: one line naming parent_name and where it looked.
+    std::fs::rename(d.join("parents").join("base.vhd"), d.join("parents").join("other.vhd")).unwrap();
+    let (code, _, err) = run(ferry(&["img", "info", s(&child)]));
+    assert_ne!(code, 0);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("parent_name") && err.contains("elsewhere.vhd") && err.contains("parents/base.vhd"), "{err}");
+    std::fs::rename(d.join("parents").join("other.vhd"), d.join("parents").join("base.vhd")).unwrap();
+
     // A wrong parent UUID is refused in one line naming the field.
     let f = std::fs::OpenOptions::new().read(true).write(true).open(&child).unwrap();
     f.write_all_at(&[0xee], dyn_at + 40).unwrap();
