@@ -178,6 +178,46 @@ fn differencing_vhd_reads_through_its_parent() {
     let parent = data_runs(&json(ferry(&["img", "map", "--json", s(&base)])));
     assert!(is_data_at(&runs, 4096) && is_data_at(&runs, 8192) && is_data_at(&runs, 4 << 20));
     assert_eq!(is_data_at(&runs, 40 << 20), is_data_at(&parent, 40 << 20));
+    // Hyper-V style: the parent moved, `parent_name` names nothing there, and a W2ru locator
+    // (a relative Windows path, UTF-16LE, in a sector before the end footer) finds it.
+    std::fs::create_dir(d.join("parents")).unwrap();
+    std::fs::rename(&base, d.join("parents").join("base.vhd")).unwrap();
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&child).unwrap();
+    let len = f.metadata().unwrap().len();
+    let mut end_footer = [0u8; 512];
+    f.read_exact_at(&mut end_footer, len - 512).unwrap();
+    let loc: Vec<u8> = ".\\parents\\base.vhd".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+    let mut sector = [0u8; 512];
+    sector[..loc.len()].copy_from_slice(&loc);
+    f.write_all_at(&sector, len - 512).unwrap();
+    f.write_all_at(&end_footer, len).unwrap();
+    f.read_exact_at(&mut h, dyn_at).unwrap();
+    h[64..576].fill(0);
+    let name: Vec<u8> = "C:\\gone\\elsewhere.vhd".encode_utf16().flat_map(|u| u.to_be_bytes()).collect();
+    h[64..64 + name.len()].copy_from_slice(&name);
+    h[576..580].copy_from_slice(b"W2ru");
+    h[580..584].copy_from_slice(&512u32.to_be_bytes());
+    h[584..588].copy_from_slice(&(loc.len() as u32).to_be_bytes());
+    h[592..600].copy_from_slice(&(len - 512).to_be_bytes());
+    h[36..40].fill(0);
+    let sum = !h.iter().fold(0u32, |s, &x| s.wrapping_add(x as u32));
+    h[36..40].copy_from_slice(&sum.to_be_bytes());
+    f.write_all_at(&h, dyn_at).unwrap();
+    drop(f);
+    let moved = d.join("moved.qcow2");
+    let (code, _, err) = run(ferry(&["img", "convert", "-O", "qcow2", s(&child), s(&moved)]));
+    assert_eq!(code, 0, "{err}");
+    assert_same(&moved, &ours);
+    let info = json(ferry(&["img", "info", "--json", s(&child)]));
+    assert!(info["backing-filename"].as_str().unwrap().ends_with("parents/base.vhd"), "{info}");
+    // Without the parent: one line naming parent_name and where it looked.
+    std::fs::rename(d.join("parents").join("base.vhd"), d.join("parents").join("other.vhd")).unwrap();
+    let (code, _, err) = run(ferry(&["img", "info", s(&child)]));
+    assert_ne!(code, 0);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("parent_name") && err.contains("elsewhere.vhd") && err.contains("parents/base.vhd"), "{err}");
+    std::fs::rename(d.join("parents").join("other.vhd"), d.join("parents").join("base.vhd")).unwrap();
+
     // A wrong parent UUID is refused in one line naming the field.
     let f = std::fs::OpenOptions::new().read(true).write(true).open(&child).unwrap();
     f.write_all_at(&[0xee], dyn_at + 40).unwrap();
@@ -311,7 +351,9 @@ fn damaged_headers_name_file_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let raw = standard_raw(d);
-    let cases: Vec<(&str, &str, &[&str], u64, Vec<u8>, &str)> = vec![
+    // (file, format, qemu-img options, offset, bytes written there, field named).
+    type Case = (&'static str, &'static str, &'static [&'static str], u64, Vec<u8>, &'static str);
+    let cases: Vec<Case> = vec![
         // VDI block size 4 KiB.
         ("bs.vdi", "vdi", &[], 0x178, 4096u32.to_le_bytes().to_vec(), "block_size"),
         // VDI block map past the end of the file.
@@ -382,4 +424,21 @@ fn convert_sources() {
     let disk = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with("-sda")).unwrap();
     let cmp = std::process::Command::new("qemu-img").args(["compare", "-f", "vpc", s(&d.join("g1.vhd")), s(&disk)]).output().unwrap();
     assert!(cmp.status.success(), "{}", String::from_utf8_lossy(&cmp.stdout));
+
+    // A VMX naming a VDI and a VHDX (a VMX states no format: its "vmdk" yields to the magic).
+    let vmx = d.join("vm.vmx");
+    std::fs::write(
+        &vmx,
+        "config.version = \"8\"\nvirtualHW.version = \"14\"\ndisplayName = \"vm\"\nmemsize = \"512\"\nnumvcpus = \"1\"\nguestOS = \"debian10-64\"\nscsi0.present = \"TRUE\"\nscsi0.virtualDev = \"pvscsi\"\nscsi0:0.present = \"TRUE\"\nscsi0:0.fileName = \"g3.vdi\"\nscsi0:1.present = \"TRUE\"\nscsi0:1.fileName = \"g2.vhdx\"\n",
+    )
+    .unwrap();
+    let out = d.join("out-vmx");
+    std::fs::create_dir(&out).unwrap();
+    let (code, _, err) = run(ferry(&["convert", "-i", "vmx", s(&vmx), "-o", "local", "-os", s(&out)]));
+    assert_eq!(code, 0, "{err}");
+    for (src, fmt, dev) in [("g3.vdi", "vdi", "sda"), ("g2.vhdx", "vhdx", "sdb")] {
+        let disk = out.join(format!("vm-{dev}"));
+        let cmp = std::process::Command::new("qemu-img").args(["compare", "-f", fmt, s(&d.join(src)), s(&disk)]).output().unwrap();
+        assert!(cmp.status.success(), "{src}: {}{}", String::from_utf8_lossy(&cmp.stdout), String::from_utf8_lossy(&cmp.stderr));
+    }
 }

@@ -16,7 +16,7 @@
 
 use anyhow::{bail, Context};
 use ferry_formats::convert::{self, ConvertOptions, ConvertStats, OutputFormat, Source};
-use ferry_formats::disk::{open_image, BlockDevice, Chunk, ChunkData, DiskError, ImageFormat, RawImage, StreamSource};
+use ferry_formats::disk::{open_image, probe_format, BlockDevice, Chunk, ChunkData, DiskError, ImageFormat, RawImage, StreamSource};
 use ferry_formats::model::{Disk, DiskSource};
 use ferry_formats::qcow2::Preallocation;
 use ferry_formats::vmdk;
@@ -137,12 +137,25 @@ fn parse_format(name: Option<&str>) -> anyhow::Result<Option<ImageFormat>> {
     }
 }
 
+/// The format to open a file with. A VMX never states one: its disks are "vmdk" by
+/// assumption, so a file a VMX (or any config) calls vmdk whose magic says VHD, VHDX, VDI
+/// or qcow2 is read as what it is.
+fn file_format(path: &std::path::Path, format: Option<&str>) -> anyhow::Result<Option<ImageFormat>> {
+    let declared = parse_format(format)?;
+    if declared == Some(ImageFormat::Vmdk) {
+        if let Ok(f @ (ImageFormat::Vpc | ImageFormat::Vhdx | ImageFormat::Vdi | ImageFormat::Qcow2)) = probe_format(path) {
+            return Ok(Some(f));
+        }
+    }
+    Ok(declared)
+}
+
 /// Opens a source for random access: files, block devices and members stored in place.
 /// `Ok(None)` for sources only readable front to back (compressed, gzip'd, chunked).
 pub fn open_device(src: &DiskSource, format: Option<&str>) -> anyhow::Result<Option<Box<dyn BlockDevice>>> {
     check_resolved(src)?;
     match src {
-        DiskSource::File { path } | DiskSource::Block { path } => Ok(Some(open_image(path, parse_format(format)?)?)),
+        DiskSource::File { path } | DiskSource::Block { path } => Ok(Some(open_image(path, file_format(path, format)?)?)),
         DiskSource::InPlace {
             archive,
             member,
@@ -150,18 +163,14 @@ pub fn open_device(src: &DiskSource, format: Option<&str>) -> anyhow::Result<Opt
             length,
         } => {
             let file = ferry_formats::disk::ReadOnlyFile::open(archive)?;
-            let mut head = [0u8; 4];
-            if *length >= 4 {
-                file.read_exact_at(&mut head, *offset, "member header")?;
-            }
             let name = format!("{}:{member}", archive.display());
-            match &head {
-                b"QFI\xfb" => {
-                    bail!("{name}: a qcow2 image inside an archive cannot be read in place: extract it first")
+            match ferry_formats::disk::probe_range(&file, *offset, *length, &name)? {
+                ImageFormat::Vmdk => Ok(Some(vmdk::open_slice(archive, *offset, *length)?)),
+                ImageFormat::Raw if format == Some("vmdk") => Ok(Some(vmdk::open_slice(archive, *offset, *length)?)),
+                f @ (ImageFormat::Qcow2 | ImageFormat::Vpc | ImageFormat::Vhdx | ImageFormat::Vdi) => {
+                    bail!("{name}: a {} image inside an archive cannot be read in place: extract it first", f.name())
                 }
-                b"KDMV" | b"COWD" | [0xbe, 0xba, 0xfe, 0xca] => Ok(Some(vmdk::open_slice(archive, *offset, *length)?)),
-                _ if format == Some("vmdk") => Ok(Some(vmdk::open_slice(archive, *offset, *length)?)),
-                _ => {
+                ImageFormat::Raw => {
                     let raw: Arc<dyn BlockDevice> = Arc::new(RawImage::from_file(file));
                     Ok(Some(Box::new(Slice::new(raw, *offset, *length, &name)?)))
                 }

@@ -16,7 +16,7 @@ mod stream;
 pub use error::DiskError;
 pub use file::{note_source, open_input, opened_source, FileId, ReadOnlyFile};
 pub use inflate::{inflate_deflate, inflate_grain, inflate_zlib};
-pub use open::{open_image, probe_format, ImageFormat};
+pub use open::{open_image, probe_format, probe_range, ImageFormat};
 pub use overlay::{CowOverlay, OVERLAY_BLOCK};
 pub use raw::RawImage;
 pub use stream::{Chunk, ChunkData, StreamSource};

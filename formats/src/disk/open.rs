@@ -70,6 +70,23 @@ pub fn probe_format(path: &Path) -> Result<ImageFormat, DiskError> {
     }
 }
 
+/// [`probe_format`] for the byte range `[offset, offset + len)` of `file` (a member of an
+/// uncompressed archive); `name` names it in errors.
+pub fn probe_range(file: &ReadOnlyFile, offset: u64, len: u64, name: &str) -> Result<ImageFormat, DiskError> {
+    let mut head = vec![0u8; len.min(1024) as usize];
+    file.read_exact_at(&mut head, offset, "member header")?;
+    let tail_len = len.min(512);
+    let mut tail = vec![0u8; tail_len as usize];
+    file.read_exact_at(&mut tail, offset + len - tail_len, "member trailer")?;
+    match probe_bytes(&head, &tail) {
+        Probe::Known(f) => Ok(f),
+        Probe::Refused(what) => Err(DiskError::unsupported(
+            Path::new(name),
+            format!("image format {what}: Ferry cannot read it (convert it to qcow2 with qemu-img first)"),
+        )),
+    }
+}
+
 fn probe_bytes(head: &[u8], tail: &[u8]) -> Probe {
     use ImageFormat::*;
     let magic = head.get(..4).unwrap_or_default();

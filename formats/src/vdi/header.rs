@@ -47,10 +47,10 @@ pub fn parse(path: &Path, b: &[u8; HEADER_LEN], file_len: u64) -> Result<Header,
     }
     let offset_bmap = le32(b, 0x154);
     let offset_data = le32(b, 0x158);
-    if offset_bmap % 512 != 0 {
+    if !offset_bmap.is_multiple_of(512) {
         return bad("offset_bmap", offset_bmap.to_string(), "not a multiple of 512".into());
     }
-    if offset_data % 512 != 0 {
+    if !offset_data.is_multiple_of(512) {
         return bad("offset_data", offset_data.to_string(), "not a multiple of 512".into());
     }
     let sector_size = le32(b, 0x168);

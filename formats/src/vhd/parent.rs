@@ -72,3 +72,47 @@ pub fn locate(child: &Path, h: &DynHeader, file: &ReadOnlyFile) -> Result<PathBu
         ),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vhd::footer::Locator;
+
+    /// A child file holding `data` at 0, a parent `base.vhd` beside it, a header with one
+    /// locator of `platform` over `data`.
+    fn find(platform: &[u8; 4], data: &[u8], parent_name: &str) -> Result<PathBuf, DiskError> {
+        let dir = tempfile::tempdir().unwrap();
+        let child = dir.path().join("child.vhd");
+        std::fs::write(&child, data).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub").join("base.vhd"), b"x").unwrap();
+        let h = DynHeader {
+            table_offset: 0,
+            max_table_entries: 0,
+            block_size: 0,
+            parent_uuid: [0; 16],
+            parent_name: parent_name.into(),
+            locators: vec![Locator { platform: *platform, data_length: data.len() as u32, data_offset: 0 }],
+        };
+        let file = ReadOnlyFile::open(&child).unwrap();
+        locate(&child, &h, &file).map(|p| p.strip_prefix(dir.path()).unwrap().to_path_buf())
+    }
+
+    fn utf16(s: &str) -> Vec<u8> {
+        s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn locators_of_xen_and_hyper_v() {
+        // Xen's vhd-util: a UTF-8 file URL relative to the child.
+        assert_eq!(find(b"MacX", b"file://./sub/base.vhd\0", "").unwrap(), Path::new("sub/base.vhd"));
+        // Hyper-V: relative and absolute Windows paths in UTF-16LE.
+        assert_eq!(find(b"W2ru", &utf16(".\\sub\\base.vhd"), "").unwrap(), Path::new("sub/base.vhd"));
+        // An absolute path elsewhere: the name is looked for beside the child only.
+        let e = find(b"W2ku", &utf16("D:\\vms\\base.vhd"), "").unwrap_err().to_string();
+        assert!(e.contains("parent_name missing") && e.contains("child.vhd"), "{e}");
+        // Unknown platforms are skipped; parent_name is the last resort.
+        let e = find(b"Mac ", b"alias", "other.vhd").unwrap_err().to_string();
+        assert!(e.contains("\"other.vhd\"") && !e.contains('\n'), "{e}");
+    }
+}

@@ -157,7 +157,7 @@ pub fn read_regions(file: &ReadOnlyFile) -> Result<(Region, Region), DiskError> 
             let guid = Guid::read(&b, at);
             let r = Region { offset: le64(&b, at + 16), length: le32(&b, at + 24) };
             let required = le32(&b, at + 28) & 1 != 0;
-            if r.offset % (1 << 20) != 0 || r.offset < (1 << 20) || r.offset.checked_add(r.length as u64).is_none_or(|e| e > file.len()) {
+            if !r.offset.is_multiple_of(1 << 20) || r.offset < (1 << 20) || r.offset.checked_add(r.length as u64).is_none_or(|e| e > file.len()) {
                 return Err(DiskError::invalid(
                     path,
                     format!("region {guid} file offset"),
@@ -190,7 +190,7 @@ pub fn check_log(file: &ReadOnlyFile, h: &Header) -> Result<(), DiskError> {
         return Ok(());
     }
     let path = file.path();
-    if h.log_length % (1 << 20) != 0 || h.log_length > MAX_LOG || h.log_offset % (1 << 20) != 0
+    if !h.log_length.is_multiple_of(1 << 20) || h.log_length > MAX_LOG || !h.log_offset.is_multiple_of(1 << 20)
         || h.log_offset.checked_add(h.log_length as u64).is_none_or(|e| e > file.len())
     {
         return Err(DiskError::invalid(
@@ -208,7 +208,7 @@ pub fn check_log(file: &ReadOnlyFile, h: &Header) -> Result<(), DiskError> {
             continue;
         }
         let len = le32(e, 8) as usize;
-        if len < 4096 || len % 4096 != 0 || len > e.len() {
+        if len < 4096 || !len.is_multiple_of(4096) || len > e.len() {
             continue;
         }
         if le32(e, 4) == crc_without(&e[..len], 4) {

@@ -85,7 +85,7 @@ pub fn read(file: &ReadOnlyFile, region: Region) -> Result<Metadata, DiskError> 
     let physical_sector = le32(&ps, 0);
     let vs = item(VIRTUAL_DISK_SIZE, 8)?.ok_or_else(|| missing("virtual disk size"))?;
     let virtual_size = le64(&vs, 0);
-    if virtual_size > MAX_SIZE || virtual_size % logical_sector as u64 != 0 {
+    if virtual_size > MAX_SIZE || !virtual_size.is_multiple_of(logical_sector as u64) {
         return Err(DiskError::invalid(
             path,
             "metadata virtual disk size",

@@ -62,7 +62,7 @@ impl VhdxImage {
         file.read_exact_at(&mut raw, bat_region.offset, "BAT")?;
         let mut bat = Vec::with_capacity(blocks as usize);
         for (i, c) in raw.chunks_exact(8).enumerate() {
-            if (i as u64 + 1) % (chunk_ratio + 1) == 0 {
+            if (i as u64 + 1).is_multiple_of(chunk_ratio + 1) {
                 continue; // a sector bitmap entry
             }
             let e = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
