@@ -3,8 +3,10 @@
 //! line). `ferry convert` (`--virtio auto`) lays it out on transitional devices and says why;
 //! under QEMU TCG, with the kernel + initrd from its converted `/boot`, its `grub.cfg`
 //! arguments and the emitted script as written, it reaches a login prompt with its root on
-//! virtio-blk and its NIC under the configured name. The same guest converted with
-//! `--virtio modern` (modern-only devices) is booted the same way for comparison.
+//! virtio-blk and its NIC under the configured name. `--virtio modern` overrides the choice
+//! and says what the kernel needs. (Not booted: Linux 4.0+ with force_legacy=1 falls back to
+//! the modern interface when a device has no legacy one, so this guest also boots on
+//! modern-only devices — measured, see the notes; a truly legacy-only kernel is older.)
 
 mod convert_linux_support;
 
@@ -61,19 +63,29 @@ fn legacy_only_guest_gets_transitional_devices_and_boots() {
         auto.stdout
     );
     let spec = std::fs::read_to_string(t.path().join("auto/debian-legacy.ferry.json")).unwrap();
-    assert_eq!(spec.matches("\"model\": \"transitional\"").count(), 4, "{spec}");
+    assert_eq!(spec.matches("\"model\": \"transitional\"").count(), 5, "{spec}");
     let sh = std::fs::read_to_string(t.path().join("auto/debian-legacy.sh")).unwrap();
     assert!(sh.contains("-device virtio-blk-pci-transitional,") && !sh.contains("non-transitional"), "{sh}");
     assert!(auto.log.contains("debian-legacy login:"), "transitional: no login prompt:\n{}", tail(&auto.log, 40));
     assert!(auto.log.contains("EXT4-fs (vda1): mounted filesystem"), "transitional: root not on vda1:\n{}", tail(&auto.log, 40));
     assert!(auto.log.contains(&format!("{}: renamed from eth0", auto.iface)), "transitional: NIC not {}:\n{}", auto.iface, tail(&auto.log, 60));
 
-    // The modern-only layout, for comparison.
-    let modern = convert_and_boot(&g, t.path(), "modern", &["--virtio", "modern"]);
-    assert!(modern.stdout.contains("virtio devices: modern (--virtio), though kernel "), "{}", modern.stdout);
-    let reached = modern.log.contains("debian-legacy login:");
-    eprintln!("modern-only layout with force_legacy=1: login reached: {reached}\n{}", tail(&modern.log, 30));
-    assert!(!reached, "the legacy-only guest reached userspace on modern-only devices:\n{}", tail(&modern.log, 40));
+    // The --json report names the choice and its reason.
+    let vmx = g.join("debian-legacy.vmx");
+    let dry = new_dir(t.path(), "dry");
+    let report: serde_json::Value = serde_json::from_str(&convert_local_ok("vmx", &vmx, &dry, &["--dry-run", "--json"])).unwrap();
+    assert_eq!(report["virtio"]["model"], "transitional", "{report}");
+    assert_eq!(report["virtio"]["chosen-by"], "inspection", "{report}");
+    assert_eq!(report["virtio"]["interface"], "legacy", "{report}");
+    assert!(report["virtio"]["reason"].as_str().unwrap().contains("force_legacy"), "{report}");
+    assert_eq!(report["guest"]["plan"]["virtio"]["transitional"], true, "{report}");
+    // The override: modern-only devices, and the conversion says what the kernel needs.
+    let stdout = convert_local_ok("vmx", &vmx, &dry, &["--dry-run", "--virtio", "modern"]);
+    assert!(stdout.contains("virtio devices: modern (--virtio), though kernel 6.1.0-"), "{stdout}");
+    let out = new_dir(t.path(), "modern");
+    convert_local_ok("vmx", &vmx, &out, &["--virtio", "modern", "--no-copy"]);
+    let sh = std::fs::read_to_string(out.join("debian-legacy.sh")).unwrap();
+    assert!(sh.contains("-device virtio-blk-pci-non-transitional,"), "{sh}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `ferry convert --no-copy -o local` over every realistic input: the libvirt XML passes
-//! `virt-xml-validate FILE domain`, all three descriptions match their golden files, and two
-//! runs give byte-identical output. Plus --print-source, network mapping, datastores, and
+//! `virt-xml-validate FILE domain`, all three descriptions under the v1 profile match their
+//! golden files (the ABI of guests converted before the v2 profiles), two runs give
+//! byte-identical output, and the default profile (q35-v2) places them identically. Plus --print-source, network mapping, datastores, and
 //! the disk-copy step's errors (a missing source, a streamed member that is not a VMDK).
 
 mod convert_support;
@@ -50,8 +51,9 @@ fn every_input_validates_matches_golden_and_is_reproducible() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let a = a.path().canonicalize().unwrap();
         let b = b.path().canonicalize().unwrap();
-        convert(mode, &input, &a, &[]);
-        convert(mode, &input, &b, &[]);
+        // The goldens pin the v1 profiles' outputs byte for byte.
+        convert(mode, &input, &a, &["--profile", "q35-v1"]);
+        convert(mode, &input, &b, &["--profile", "q35-v1"]);
         let name = only_file(&a, ".ferry.json");
         let out_a = outputs(&a, &name);
         assert_eq!(out_a, outputs(&b, &name), "{rel}: two runs differ");
@@ -77,6 +79,14 @@ fn every_input_validates_matches_golden_and_is_reproducible() {
         let n = spec["devices"].as_array().unwrap().len();
         assert_eq!(xml.matches("<address type='pci'").count(), n + 2, "{rel}");
         assert_eq!(out_a[1].1.matches(",addr=0x").count(), n + 1, "{rel}");
+        // The default profile (q35-v2) places these guests exactly as q35-v1 does: only the
+        // profile's name differs.
+        let c = tempfile::tempdir().unwrap();
+        let c = c.path().canonicalize().unwrap();
+        convert(mode, &input, &c, &[]);
+        let v1: Vec<String> = outputs(&a, &name).iter().map(|(_, t)| t.replace("q35-v1", "q35-v2")).collect();
+        let v2: Vec<String> = outputs(&c, &name).iter().map(|(_, t)| t.clone()).collect();
+        assert_eq!(v1, v2, "{rel}: the default profile moved a device");
     }
 }
 

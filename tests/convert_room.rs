@@ -3,7 +3,8 @@
 //! PCI bridge (pc-v2) once the root bus is full. Every address is the spec's in the libvirt
 //! XML (virt-xml-validate accepts it) and in the QEMU script, which QEMU 10 starts with `-S`:
 //! QMP `query-pci` shows each bridge at its root-bus address and each device behind the bridge
-//! the spec names, at the spec's slot. Two runs give the same bytes; the v1 profiles refuse.
+//! the spec names, at the spec's slot. Two runs give the same bytes; the v1 profiles refuse;
+//! `ferry run` refuses such a spec in one line naming the first device off the root bus.
 
 mod convert_support;
 
@@ -182,4 +183,26 @@ fn v1_profiles_refuse_what_does_not_fit() {
     let vmx = write_vmx(&out);
     let err = ferry_err(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap(), "--no-copy", "--profile", "q35-v1"]);
     assert!(err.contains("10 nic devices do not fit machine profile q35-v1 (at most 8)"), "{err}");
+}
+
+#[test]
+fn runtime_refuses_devices_behind_bridges_in_one_line() {
+    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+        eprintln!("SKIP: /dev/kvm unavailable");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().canonicalize().unwrap();
+    let vmx = write_vmx(&out);
+    ferry_ok(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "-o", "ferry", "-os", out.to_str().unwrap(), "--no-copy", "-of", "raw"]);
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(out.join("big.ferry.json")).unwrap()).unwrap();
+    assert_eq!(spec["profile"], "q35-v2", "the default profile");
+    spec["boot"] = json!({"kernel": out.join("vmlinuz"), "cmdline": ""});
+    std::fs::write(out.join("big.ferry.json"), spec.to_string()).unwrap();
+    for d in spec["devices"].as_array().unwrap().iter().filter(|d| d["type"] == "virtio-blk") {
+        std::fs::File::create(d["file"].as_str().unwrap()).unwrap().set_len(1 << 20).unwrap();
+    }
+    let err = ferry_err(&["run", out.join("big.ferry.json").to_str().unwrap(), "--timeout", "5"]);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("01:00.0") && err.contains("device net8: only bus 0 is supported"), "{err}");
 }

@@ -68,7 +68,8 @@ fn answers(profile: &str) -> Option<(Value, Option<Value>)> {
     Some((qemu, Some(ours)))
 }
 
-const PLUG_STEPS: [&str; 5] = ["add_net_root_bus", "add_net_no_bus", "add_blk_root_bus", "del_coldplugged_net", "del_coldplugged_disk"];
+const PLUG_STEPS: [&str; 6] =
+    ["add_net_root_bus", "add_net_no_bus", "add_transitional_net_root_bus", "add_blk_root_bus", "del_coldplugged_net", "del_coldplugged_disk"];
 const REFUSED_BY_BOTH: [&str; 4] = ["add_blk_unknown_bus", "add_unknown_model", "add_no_driver", "del_unknown_id"];
 
 #[test]

@@ -74,3 +74,36 @@ fn frames_cross_the_tap_both_ways() {
     assert_eq!(text(&out.console), want);
     assert!(peer_result(p).contains("got ferry-tx-frame"));
 }
+
+/// The same exchange through the legacy interface of a transitional virtio-net (10-byte
+/// headers on the guest side, 12 on the tap): QEMU's `virtio-net-pci-transitional` and the
+/// runtime print the same lines and the host peer gets the frame.
+#[test]
+fn legacy_frames_cross_the_tap_both_ways() {
+    let Some(tap) = make_tap() else { return };
+    let elf = guest("legacynet");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = dir.path().join("disk.raw");
+    sparse_disk(&disk, 1 << 20);
+    let mut v = spec_json(&elf, &disk, "q35-v1", [4, 3, 5, 6]);
+    v["devices"] = serde_json::json!([{"id": "net0", "addr": {"bus": 0, "slot": 3, "function": 0}, "type": "virtio-net",
+        "model": "transitional", "mac": "52:54:00:12:34:56", "backend": {"kind": "tap", "name": tap.0}}]);
+    let spec = ferry_formats::layout::MachineSpec::from_json(&v.to_string()).expect("spec");
+    let want = "tx done\nrx ferry-rx-frame len-ok 1\n";
+    if qemu_available() {
+        let p = peer(&tap.0);
+        let mut args = vec!["-machine".to_string(), "q35".into(), "-m".into(), "128".into()];
+        args.extend(["-netdev".into(), format!("tap,id=n0,ifname={},script=no,downscript=no", tap.0)]);
+        args.extend(["-device".into(), "virtio-net-pci-transitional,netdev=n0,bus=pcie.0,addr=0x3,mac=52:54:00:12:34:56".into()]);
+        let q = qemu(&args, &elf, "tcg");
+        assert_eq!(q.serial, want);
+        assert!(peer_result(p).contains("got ferry-tx-frame"));
+    }
+    if !kvm_available() {
+        return;
+    }
+    let p = peer(&tap.0);
+    let out = run_spec(&spec);
+    assert_eq!(text(&out.console), want);
+    assert!(peer_result(p).contains("got ferry-tx-frame"));
+}

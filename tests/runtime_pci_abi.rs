@@ -76,3 +76,10 @@ fn q35_transitional_pci_table_matches_emitted_qemu_script() {
 fn pc_transitional_pci_table_matches_emitted_qemu_script() {
     scan("pc-v1", &["--virtio", "legacy"]);
 }
+
+/// The default profiles (v2) on a guest that fits the root bus.
+#[test]
+fn v2_pci_tables_match_emitted_qemu_script() {
+    scan("q35-v2", &[]);
+    scan("pc-v2", &[]);
+}

@@ -308,11 +308,19 @@ fn virtio_model_follows_the_kernels() {
     let plan = linux::plan(&facts, &layout, &fs).unwrap();
     assert!(plan.virtio.transitional, "{:?}", plan.virtio);
     assert_eq!(plan.virtio.interface, linux::VirtioInterface::Legacy);
-    assert!(plan.virtio.reason.contains("Linux 2.6 predates virtio 1.0"), "{}", plan.virtio.reason);
+    assert!(
+        plan.virtio.reason.contains("Linux 2.6 predates virtio 1.0"),
+        "{}",
+        plan.virtio.reason
+    );
     let json = serde_json::to_value(&plan).unwrap();
     assert_eq!(json["virtio"]["transitional"], true);
     assert_eq!(json["virtio"]["interface"], "legacy");
-    assert!(plan.to_string().contains("note: virtio devices: transitional (kernel 2.6.32-754."), "{plan}");
+    assert!(
+        plan.to_string()
+            .contains("note: virtio devices: transitional (kernel 2.6.32-754."),
+        "{plan}"
+    );
 
     let (dir, layout) = fixture_copy("rhel9-vmware");
     let fs = HostDirFs::new(dir.path());
@@ -320,22 +328,36 @@ fn virtio_model_follows_the_kernels() {
     let plan = linux::plan(&facts, &layout, &fs).unwrap();
     assert!(!plan.virtio.transitional, "{:?}", plan.virtio);
     assert_eq!(plan.virtio.interface, linux::VirtioInterface::Modern);
-    assert!(plan.virtio.reason.contains("CONFIG_VIRTIO_PCI_LIB"), "{}", plan.virtio.reason);
+    assert!(
+        plan.virtio.reason.contains("CONFIG_VIRTIO_PCI_LIB"),
+        "{}",
+        plan.virtio.reason
+    );
 
     // The same modern guest booted with virtio_pci.force_legacy=1 needs transitional devices.
     let (dir, layout) = fixture_copy("rhel9-vmware");
     std::fs::create_dir_all(dir.path().join("etc/modprobe.d")).unwrap();
-    std::fs::write(dir.path().join("etc/modprobe.d/legacy.conf"), "options virtio_pci force_legacy=1\n").unwrap();
+    std::fs::write(
+        dir.path().join("etc/modprobe.d/legacy.conf"),
+        "options virtio_pci force_legacy=1\n",
+    )
+    .unwrap();
     let fs = HostDirFs::new(dir.path());
     let facts = linux::detect::detect(&fs).unwrap();
     let plan = linux::plan(&facts, &layout, &fs).unwrap();
     assert!(plan.virtio.transitional);
-    assert!(plan.virtio.reason.contains("/etc/modprobe.d/legacy.conf"), "{}", plan.virtio.reason);
+    assert!(
+        plan.virtio.reason.contains("/etc/modprobe.d/legacy.conf"),
+        "{}",
+        plan.virtio.reason
+    );
 
     // A damaged virtio_pci module: the conservative, transitional choice, and it says so.
     let (dir, layout) = fixture_copy("debian12-vmware");
     for k in ["6.1.0-26-amd64", "6.1.0-27-amd64"] {
-        let p = dir.path().join(format!("lib/modules/{k}/kernel/drivers/virtio/virtio_pci.ko"));
+        let p = dir.path().join(format!(
+            "lib/modules/{k}/kernel/drivers/virtio/virtio_pci.ko"
+        ));
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, b"\x7fELF\x02\x01\x01 truncated").unwrap();
     }
@@ -344,5 +366,10 @@ fn virtio_model_follows_the_kernels() {
     let plan = linux::plan(&facts, &layout, &fs).unwrap();
     assert!(plan.virtio.transitional);
     assert_eq!(plan.virtio.interface, linux::VirtioInterface::Unknown);
-    assert!(plan.virtio.reason.contains("module metadata unreadable") && plan.virtio.reason.contains("conservative"), "{}", plan.virtio.reason);
+    assert!(
+        plan.virtio.reason.contains("module metadata unreadable")
+            && plan.virtio.reason.contains("conservative"),
+        "{}",
+        plan.virtio.reason
+    );
 }

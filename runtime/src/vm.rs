@@ -250,12 +250,6 @@ impl Vm {
         let intx_lines = crate::devices::intx::IntxLines::new(vm.clone());
         let mut balloon = None;
         let mut channel = channel;
-        if let Some(d) = cfg.devices.iter().find(|d| d.addr.bus != 0) {
-            return Err(VmError::Setup(format!(
-                "device {} at {}: devices behind PCIe root ports / PCI bridges are not served by the runtime (root bus only; use the QEMU script)",
-                d.id, d.addr
-            )));
-        }
         for d in &cfg.devices {
             let dev: Box<dyn VirtioDevice> = match &d.kind {
                 DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {

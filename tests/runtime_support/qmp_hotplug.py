@@ -31,6 +31,7 @@ async def main(path, bus):
     blk = "virtio-blk-pci-non-transitional"
     await step("add_net_root_bus", "device_add", driver=net, id="hpnet", bus=bus, addr="0x1a")
     await step("add_net_no_bus", "device_add", driver=net, id="hpnet2")
+    await step("add_transitional_net_root_bus", "device_add", driver="virtio-net-pci-transitional", id="hptnet", bus=bus, addr="0x1c")
     # QEMU needs a block node for virtio-blk; the runtime has no blockdev-add (not compared).
     await step("blockdev_add", "blockdev-add", driver="null-co", **{"node-name": "hpnode"})
     await step("add_blk_root_bus", "device_add", driver=blk, id="hpblk", drive="hpnode", bus=bus, addr="0x1b")

@@ -174,7 +174,15 @@ fn kernel(fs: &dyn GuestFs, version: &str) -> Result<KernelFacts, LinuxError> {
         .map(|m| (*m).to_owned())
         .collect();
     let builtin: Vec<String> = virtio.iter().filter(|m| is_builtin(m)).cloned().collect();
-    let virtio_pci = virtio_support(fs, version, &config, dep.as_deref(), &builtin, &virtio, &loadable)?;
+    let virtio_pci = virtio_support(
+        fs,
+        version,
+        &config,
+        dep.as_deref(),
+        &builtin,
+        &virtio,
+        &loadable,
+    )?;
     Ok(KernelFacts {
         version: version.to_owned(),
         vmlinuz: format!("/boot/vmlinuz-{version}"),
@@ -221,7 +229,9 @@ fn virtio_support(
         None => ModuleFile::NotModule,
     };
     let builtin_modinfo = match fs.stat(&format!("{dir}/modules.builtin.modinfo"))? {
-        Some(st) if st.size <= MAX_READ => fs.read_file(&format!("{dir}/modules.builtin.modinfo")).ok(),
+        Some(st) if st.size <= MAX_READ => {
+            fs.read_file(&format!("{dir}/modules.builtin.modinfo")).ok()
+        }
         _ => None,
     };
     let force_legacy = force_legacy(fs, version)?;
@@ -268,7 +278,9 @@ fn force_legacy(fs: &dyn GuestFs, version: &str) -> Result<Option<String>, Linux
     for m in menus.iter().chain(&bls) {
         let Some(t) = read_text(fs, m)? else { continue };
         let entry = bls.contains(m);
-        if t.lines().any(|l| (entry || l.contains(&image)) && v::force_legacy_cmdline(l)) {
+        if t.lines()
+            .any(|l| (entry || l.contains(&image)) && v::force_legacy_cmdline(l))
+        {
             return Ok(Some(format!("kernel command line in {m}")));
         }
     }

@@ -118,7 +118,11 @@ pub fn plan(
     let need = kernel::virtio_need(facts, best);
     d.note(format!(
         "virtio devices: {} (kernel {}: {})",
-        if need.transitional { "transitional" } else { "modern" },
+        if need.transitional {
+            "transitional"
+        } else {
+            "modern"
+        },
         need.kernel,
         need.reason
     ));

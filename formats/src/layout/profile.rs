@@ -14,7 +14,7 @@ const PROFILES: &[(&str, &str)] = &[
 ];
 
 /// The profile used when none is asked for.
-pub const DEFAULT_PROFILE: &str = "q35-v1";
+pub const DEFAULT_PROFILE: &str = "q35-v2";
 
 /// A function the chipset itself provides (not allocated).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

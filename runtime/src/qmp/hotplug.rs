@@ -47,8 +47,12 @@ pub(super) fn device_add(ctl: &Controller, args: &Value) -> Value {
         return error("GenericError", "Parameter 'driver' is missing".into());
     };
     let Some((profile, _)) = machine(ctl) else { return not_running() };
-    // The device models the profile places: QEMU's modern-only names and their transitional base.
-    let known = profile.classes.iter().any(|c| c.qemu_device == driver || c.qemu_device.strip_suffix("-non-transitional") == Some(driver));
+    // The device models the profile places: QEMU's modern-only names, their transitional forms
+    // and their base names.
+    let transitional = |c: &ferry_formats::layout::SlotClass| ferry_formats::layout::VirtioModel::Transitional.qemu_device(&c.qemu_device);
+    let known = profile.classes.iter().any(|c| {
+        c.qemu_device == driver || c.qemu_device.strip_suffix("-non-transitional") == Some(driver) || transitional(c).as_deref() == Some(driver)
+    });
     if !known {
         return error("GenericError", format!("'{driver}' is not a valid device model name"));
     }

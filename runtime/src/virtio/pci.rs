@@ -47,6 +47,8 @@ pub struct VirtioPci {
     kicks: Option<Vec<EventFd>>,
     /// ioeventfds registered for `kicks`: (guest-physical notify address, queue).
     ioevents: Vec<(u64, usize)>,
+    /// ioeventfds on the legacy queue-notify port (matching the queue index written there).
+    pio_ioevents: Vec<(u64, usize)>,
     /// Whether I/O BAR 0 carries the legacy interface.
     transitional: bool,
 }
@@ -121,6 +123,7 @@ impl VirtioPci {
             queues,
             kicks: None,
             ioevents: Vec::new(),
+            pio_ioevents: Vec::new(),
             transitional: legacy_id.is_some(),
         }
     }
@@ -173,6 +176,16 @@ impl VirtioPci {
                 }
             }
         }
+        if let Some(io) = self.cfg.bar_addr(0).filter(|_| self.transitional) {
+            // The legacy notify register: a 16-bit write of the queue index.
+            let port = io + 0x10;
+            for (q, k) in kicks.iter().enumerate() {
+                match self.vm.register_ioevent(k, &IoEventAddress::Pio(port), q as u16) {
+                    Ok(()) => self.pio_ioevents.push((port, q)),
+                    Err(e) => log(&self.id, &format!("ioeventfd at port {port:#x}: {e}; notifications take the exit path")),
+                }
+            }
+        }
         self.kicks = Some(kicks);
     }
 
@@ -182,6 +195,13 @@ impl VirtioPci {
             if let Some(k) = kicks.get(q) {
                 if let Err(e) = self.vm.unregister_ioevent(k, &IoEventAddress::Mmio(addr), NoDatamatch) {
                     log(&self.id, &format!("ioeventfd at {addr:#x}: {e}"));
+                }
+            }
+        }
+        for (port, q) in self.pio_ioevents.drain(..) {
+            if let Some(k) = kicks.get(q) {
+                if let Err(e) = self.vm.unregister_ioevent(k, &IoEventAddress::Pio(port), q as u16) {
+                    log(&self.id, &format!("ioeventfd at port {port:#x}: {e}"));
                 }
             }
         }
@@ -447,11 +467,12 @@ impl PciFunction for VirtioPci {
                 return;
             }
         }
-        let bar4 = self.cfg.bar_addr(4);
+        let (bar0, bar4) = (self.cfg.bar_addr(0), self.cfg.bar_addr(4));
         self.cfg.write(off, data);
         self.msix_sync();
-        if !self.ioevents.is_empty() && self.cfg.bar_addr(4) != bar4 {
-            // The notify area moved: its writes now reach `notify` through MMIO exits.
+        let moved = (!self.ioevents.is_empty() && self.cfg.bar_addr(4) != bar4) || (!self.pio_ioevents.is_empty() && self.cfg.bar_addr(0) != bar0);
+        if moved {
+            // A notify area moved: its writes now reach `notify` through exits.
             self.unregister_ioevents();
         }
     }

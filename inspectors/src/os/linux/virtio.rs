@@ -3,9 +3,12 @@
 //! inspector and the conversion (`converters::linux::detect`) decide alike.
 //!
 //! Evidence, strongest first: `virtio_pci.force_legacy=1` on the kernel command line or in
-//! modprobe configuration (the driver then ignores the modern interface); the driver's own
-//! `.modinfo` (the `force_legacy` parameter exists exactly in drivers with modern support,
-//! Linux 4.0 and backports); the kernel configuration (`CONFIG_VIRTIO_PCI_LEGACY`,
+//! modprobe configuration (the driver then uses the legacy interface of a transitional device;
+//! Linux 4.x+ still falls back to the modern one on a modern-only device, older kernels have no
+//! modern interface at all — transitional devices serve both); the driver's own `.modinfo`
+//! (the `force_legacy` parameter exists only in drivers with modern support, Linux 4.0 and
+//! backports — though a modern driver built without CONFIG_VIRTIO_PCI_LEGACY lacks it too, so
+//! its absence alone decides nothing); the kernel configuration (`CONFIG_VIRTIO_PCI_LEGACY`,
 //! `CONFIG_VIRTIO_PCI_LIB` exist only where modern support does); the helper modules
 //! `virtio_pci_modern_dev`; and last the version, where distribution backports make the
 //! upstream number lie (a RHEL 7 3.10 kernel may or may not carry virtio 1.0). Damaged or
@@ -144,11 +147,12 @@ pub fn assess(k: &KernelEvidence) -> VirtioSupport {
     let mut note = String::new();
     if k.builtin {
         if let Some(mi) = k.builtin_modinfo {
-            return if modinfo_has_force_legacy(mi, "virtio_pci.") {
-                r(VirtioInterface::Modern, "built-in virtio_pci declares force_legacy (modules.builtin.modinfo): virtio 1.0 capable".into())
-            } else {
-                r(VirtioInterface::Legacy, "built-in virtio_pci has no force_legacy parameter (modules.builtin.modinfo): legacy virtio only".into())
-            };
+            if modinfo_has_force_legacy(mi, "virtio_pci.") {
+                return r(VirtioInterface::Modern, "built-in virtio_pci declares force_legacy (modules.builtin.modinfo): virtio 1.0 capable".into());
+            }
+            // No force_legacy: a legacy-only driver, or a modern one built without
+            // CONFIG_VIRTIO_PCI_LEGACY; the configuration and version tell which.
+            note = "built-in virtio_pci has no force_legacy parameter; ".into();
         }
     } else {
         match &k.module {
@@ -156,7 +160,7 @@ pub fn assess(k: &KernelEvidence) -> VirtioSupport {
                 Some(mi) if modinfo_has_force_legacy(mi, "") => {
                     return r(VirtioInterface::Modern, format!("{path} declares force_legacy: virtio 1.0 capable"));
                 }
-                Some(_) => return r(VirtioInterface::Legacy, format!("{path} has no force_legacy parameter: legacy virtio only")),
+                Some(_) => note = format!("{path} has no force_legacy parameter; "),
                 None => {
                     return r(
                         VirtioInterface::Unknown,
@@ -246,7 +250,13 @@ mod tests {
         e.builtin = true;
         e.builtin_modinfo = Some(bi);
         assert_eq!(assess(&e).interface, VirtioInterface::Modern);
+        // No force_legacy: the version decides (5.10: modern without CONFIG_VIRTIO_PCI_LEGACY).
         e.builtin_modinfo = Some(b"virtio_pci.license=GPL\0");
+        let m = assess(&e);
+        assert_eq!(m.interface, VirtioInterface::Modern);
+        assert!(m.reason.starts_with("built-in virtio_pci has no force_legacy parameter; Linux 5.x"), "{}", m.reason);
+        e.version = "3.13.0-170-generic";
+        e.config = "CONFIG_VIRTIO_PCI=y\n";
         assert_eq!(assess(&e).interface, VirtioInterface::Legacy);
         // A damaged module: not ELF.
         let d = assess(&ev("6.1.0", "", ModuleFile::Plain("/lib/modules/6.1.0/virtio_pci.ko", Some(b"\x7fELF garbage"))));
