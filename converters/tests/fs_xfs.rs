@@ -405,10 +405,14 @@ impl Drop for Mounted {
     }
 }
 
-/// What only the kernel makes: a B+tree (bmbt) data fork, a v5 remote symlink, and a log
-/// left dirty by a shutdown. Skipped where loop mounts are not available.
+/// What only the kernel makes: a B+tree (bmbt) data fork, a v5 remote symlink, extended
+/// attributes (shortform, leaf, remote value), and a log left dirty by a shutdown. Skipped where loop mounts are not available.
 #[test]
-fn kernel_made_bmbt_remote_symlink_dirty_log() {
+fn kernel_made_bmbt_remote_symlink_xattrs_dirty_log() {
+    if !have("setfattr") || !have("xfs_io") {
+        eprintln!("skipping: attr (setfattr) or xfs_io not installed");
+        return;
+    }
     let Some((im, _)) = make(&[]) else { return };
     let dir = im.img.parent().unwrap().to_path_buf();
     let frag = dir.join("frag.img");
@@ -427,16 +431,36 @@ fn kernel_made_bmbt_remote_symlink_dirty_log() {
         }
         f.sync_all().unwrap();
         std::os::unix::fs::symlink(&target, m.0.join("remote")).unwrap();
+        // Attributes: a shortform fork, and a leaf fork with a remote value.
+        let setfattr = |file: &str, name: &str, value: &str| {
+            let o = run("setfattr", &["-n", name, "-v", value, m.0.join(file).to_str().unwrap()]);
+            assert!(o.status.success(), "setfattr {name}: {}", String::from_utf8_lossy(&o.stderr));
+        };
+        std::fs::write(m.0.join("labelled"), b"x").unwrap();
+        setfattr("labelled", "security.selinux", "system_u:object_r:etc_t:s0");
+        setfattr("frag", "security.selinux", "system_u:object_r:var_t:s0");
+        setfattr("frag", "user.big", &"v".repeat(3000));
+        for i in 0..40 {
+            setfattr("frag", &format!("user.attribute_number_{i}"), &format!("value {i}"));
+        }
     }
     assert_repair_clean(&frag);
     assert_eq!(db_field(&frag, "/frag", "core.format"), "3 (btree)");
     assert_eq!(db_field(&frag, "/remote", "core.format"), "2 (extents)");
+    assert_eq!(db_field(&frag, "/labelled", "core.aformat"), "1 (local)");
+    assert_eq!(db_field(&frag, "/frag", "core.aformat"), "2 (extents)");
     let ov = CowOverlay::new(RawImage::open(&frag).unwrap()).unwrap();
     let shorter = pattern(100_000, 4);
     {
         let mut x = open(&ov).unwrap();
         assert_eq!(x.read_file("/frag", 1 << 30).unwrap(), want);
         assert_eq!(x.read_link("/remote").unwrap(), target.as_bytes());
+        assert_eq!(x.get_xattr("/labelled", "security.selinux").unwrap().unwrap(), b"system_u:object_r:etc_t:s0");
+        assert_eq!(x.get_xattr("/labelled", "user.selinux").unwrap(), None);
+        assert_eq!(x.get_xattr("/frag", "security.selinux").unwrap().unwrap(), b"system_u:object_r:var_t:s0");
+        assert_eq!(x.get_xattr("/frag", "user.big").unwrap().unwrap(), "v".repeat(3000).as_bytes());
+        assert_eq!(x.get_xattr("/frag", "user.attribute_number_39").unwrap().unwrap(), b"value 39");
+        assert_eq!(x.get_xattr("/frag", "user.missing").unwrap(), None);
         // The first 100 000 bytes' blocks are every other one: the rewrite must refuse (holes).
         let e = x.write_file("/frag", &shorter).unwrap_err();
         assert!(matches!(e, FsError::Unsupported { .. }), "{e}");

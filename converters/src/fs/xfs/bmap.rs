@@ -37,11 +37,19 @@ fn record(b: &[u8], at: usize) -> Extent {
 impl Xfs<'_> {
     /// The data fork's extents, in file order.
     pub(super) fn extents(&self, ino: &Inode) -> Result<Vec<Extent>, FsError> {
-        let fork = ino.data_fork();
+        self.fork_extents(ino, ino.data_fork(), ino.format(), ino.nextents())
+    }
+
+    /// The attribute fork's extents (extents or btree format).
+    pub(super) fn attr_extents(&self, ino: &Inode) -> Result<Vec<Extent>, FsError> {
+        self.fork_extents(ino, ino.attr_fork(), ino.aformat(), ino.anextents())
+    }
+
+    fn fork_extents(&self, ino: &Inode, fork: &[u8], format: u8, nextents: u64) -> Result<Vec<Extent>, FsError> {
         let mut out = Vec::new();
-        match ino.format() {
+        match format {
             FMT_EXTENTS => {
-                let n = ino.nextents();
+                let n = nextents;
                 if n > (fork.len() / 16) as u64 {
                     return Err(self.invalid(&format!("inode {} di_nextents", ino.ino), n, "more than its fork holds"));
                 }
@@ -65,7 +73,7 @@ impl Xfs<'_> {
                     self.bmbt_block(ino.ino, ptr, level - 1, &mut out)?;
                 }
             }
-            f => return Err(self.invalid(&format!("inode {} di_format", ino.ino), f, "no block map in this fork format")),
+            f => return Err(self.invalid(&format!("inode {} fork format", ino.ino), f, "no block map in this fork format")),
         }
         self.check_extents(ino.ino, &out)?;
         Ok(out)

@@ -182,6 +182,13 @@ impl Xfs<'_> {
         Ok(self.dir_entries(&i)?.into_iter().map(|e| DirEntry { name: e.name, ino: e.ino }).collect())
     }
 
+    /// The value of extended attribute `name` (`security.selinux`, `user.*`, `trusted.*`) of
+    /// `path` itself (no symlink following); `None` if it has none by that name.
+    pub fn get_xattr(&self, path: &str, name: &str) -> Result<Option<Vec<u8>>, FsError> {
+        let i = self.resolve(path, false)?;
+        self.inode_xattr(&i, name)
+    }
+
     /// `chmod` (no symlink following).
     pub fn set_mode(&mut self, path: &str, perm: u16) -> Result<(), FsError> {
         let mut i = self.resolve(path, false)?;
