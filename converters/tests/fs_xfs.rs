@@ -490,3 +490,39 @@ fn kernel_made_bmbt_remote_symlink_xattrs_dirty_log() {
     let e = open(&ov).map(|_| ()).unwrap_err();
     assert_eq!(e.to_string(), "the XFS log of fs.img needs recovery: shut the guest down cleanly");
 }
+
+/// The dispatch's XFS writer as a guest root behind `GuestFs`: reads and in-place edits go
+/// through, what needs the allocator is refused as Unsupported and writes nothing.
+#[test]
+fn guestfs_over_an_xfs_root() {
+    use ferry_converters::guestfs::{Ext4GuestFs, FileKind as GKind, GuestFs, GuestFsError};
+    let Some((im, _)) = make(&[]) else { return };
+    let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
+    {
+        let root = fs::open(Volume::new(&ov, 0, ov.size(), "fs.img").unwrap(), "xfs", "fs.img").unwrap();
+        let mut g = Ext4GuestFs::with_root(root);
+        assert_eq!(g.read_dir("/").unwrap(), ["big.bin", "bin", "blk", "etc", "leaf", "node", "sf"]);
+        assert_eq!(g.lstat("/bin").unwrap().unwrap().kind, GKind::Symlink);
+        assert_eq!(g.read_link("/bin").unwrap(), "usr/bin");
+        assert!(g.stat("/bin").unwrap().is_none(), "dangling: /usr/bin does not exist");
+        assert_eq!(g.read_file("/etc/fstab").unwrap(), b"/dev/sda1 / xfs defaults 0 0\n");
+        assert_eq!(g.stat("/etc/shadow").unwrap().unwrap().mode, 0o600);
+        g.write_file("/etc/fstab", b"UUID=1 / xfs defaults 0 0\n", 0o644).unwrap();
+        g.set_mode("/etc/hostname", 0o600).unwrap();
+        g.set_owner("/etc/hostname", 7, 8).unwrap();
+        let before = ov.overlay_bytes();
+        let unsupported = |r: Result<(), GuestFsError>| matches!(r, Err(GuestFsError::Unsupported { .. }));
+        assert!(unsupported(g.write_file("/etc/new", b"x", 0o644)));
+        assert!(unsupported(g.mkdir("/etc/newdir", 0o755)));
+        assert!(unsupported(g.symlink("/x", "/etc/link")));
+        assert!(unsupported(g.unlink("/etc/hostname")));
+        assert!(unsupported(g.rename("/etc/hostname", "/etc/hostname2")));
+        assert_eq!(ov.overlay_bytes(), before, "a refused operation wrote nothing");
+        assert!(matches!(g.read_file("/etc/missing"), Err(GuestFsError::NotFound { .. })));
+    }
+    extract(&ov, &im.work);
+    assert_repair_clean(&im.work);
+    assert_eq!(db_read(&im.work, "/etc/fstab"), b"UUID=1 / xfs defaults 0 0\n");
+    assert_eq!(db_field(&im.work, "/etc/hostname", "core.mode"), "0100600");
+    assert_eq!(db_field(&im.work, "/etc/hostname", "core.uid"), "7");
+}
