@@ -341,9 +341,20 @@ fn v4_crc0_1k_dirblocks_8k() {
 #[test]
 fn refusals() {
     let Some((im, _)) = make(&[]) else { return };
-    let raw = std::fs::read(&im.img).unwrap();
-    let try_open = |bytes: &[u8]| -> String {
-        std::fs::write(&im.work, bytes).unwrap();
+    // The superblock sector and the first log blocks, patched into sparse copies.
+    let raw = {
+        let mut b = vec![0u8; 512];
+        std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(&im.img).unwrap(), &mut b, 0).unwrap();
+        b
+    };
+    let try_open = |patches: &[(u64, Vec<u8>)]| -> String {
+        let o = run("cp", &["--sparse=always", im.img.to_str().unwrap(), im.work.to_str().unwrap()]);
+        assert!(o.status.success());
+        let f = std::fs::OpenOptions::new().write(true).open(&im.work).unwrap();
+        for (at, bytes) in patches {
+            std::os::unix::fs::FileExt::write_all_at(&f, bytes, *at).unwrap();
+        }
+        drop(f);
         let ov = CowOverlay::new(RawImage::open(&im.work).unwrap()).unwrap();
         let r = open(&ov).map(|_| ());
         r.map_err(|e| e.to_string()).err().unwrap_or_default()
@@ -351,7 +362,7 @@ fn refusals() {
     // A flipped superblock byte: the CRC catches it.
     let mut b = raw.clone();
     b[150] ^= 1;
-    let e = try_open(&b);
+    let e = try_open(&[(0, b)]);
     assert!(e.contains("XFS superblock crc"), "{e}");
     // An unknown incompat feature, CRC fixed up: refused by name.
     let mut b = raw.clone();
@@ -360,7 +371,7 @@ fn refusals() {
     b[224..228].fill(0);
     let c = crc32c::crc32c(&b[..512]);
     b[224..228].copy_from_slice(&c.to_le_bytes());
-    let e = try_open(&b);
+    let e = try_open(&[(0, b)]);
     assert!(e.contains("incompat features unknown bits 0x100000"), "{e}");
     assert!(!e.contains('\n'));
     // A log whose last record is not an unmount record: dirty, as xfs_repair -n also says.
@@ -369,16 +380,24 @@ fn refusals() {
     let agblklog = raw[124];
     let bs = u64::from(u32::from_be_bytes(raw[4..8].try_into().unwrap()));
     let log = ((logstart >> agblklog) * agblocks + (logstart & ((1 << agblklog) - 1))) * bs;
-    let mut b = raw.clone();
-    let hdr = (0..64u64).map(|k| (log + k * 512) as usize).find(|&p| b[p..p + 4] == [0xfe, 0xed, 0xba, 0xbe]).unwrap();
-    b[hdr + 512 + 9] &= !0x20;
-    let e = try_open(&b);
+    let mut head = vec![0u8; 64 * 512];
+    std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(&im.img).unwrap(), &mut head, log).unwrap();
+    let hdr = (0..64usize).map(|k| k * 512).find(|&p| head[p..p + 4] == [0xfe, 0xed, 0xba, 0xbe]).unwrap();
+    let mut op = head[hdr + 512..hdr + 1024].to_vec();
+    op[9] &= !0x20;
+    let e = try_open(&[(log + hdr as u64 + 512, op)]);
     assert_eq!(e, "the XFS log of fs.img needs recovery: shut the guest down cleanly");
     let o = run("xfs_repair", &["-n", "-f", im.work.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&o.stderr).to_lowercase() + &String::from_utf8_lossy(&o.stdout).to_lowercase();
     assert!(!o.status.success() && text.contains("log"), "xfs_repair -n agrees the log is dirty: {text}");
     // The clean image opens.
-    assert_eq!(try_open(&raw), "");
+    assert_eq!(try_open(&[]), "");
+    // The dispatch names a type it has no writer for.
+    let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
+    let vol = Volume::new(&ov, 0, ov.size(), "fs.img").unwrap();
+    let e = fs::open(vol, "btrfs", "fs.img").err().unwrap().to_string();
+    assert_eq!(e, "fs.img: unsupported filesystem type btrfs (Ferry edits ext2/3/4, XFS and FAT)");
+    assert!(fs::supported("xfs") && !fs::writable("xfs") && fs::writable("ext4"));
 }
 
 /// A loop mount of an image, unmounted on drop.
