@@ -147,6 +147,9 @@ impl Xfs<'_> {
         let mut out = Vec::new();
         for e in &ext {
             for k in 0..e.len {
+                if out.len() as u64 >= size {
+                    break;
+                }
                 let mut b = vec![0u8; bs];
                 let fsb = e.fsb + k;
                 self.read_fsb(&mut b, fsb, &format!("symlink inode {} block", i.ino))?;
