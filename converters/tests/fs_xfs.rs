@@ -328,6 +328,11 @@ fn v5_rhel7_like_no_reflink_no_bigtime() {
 }
 
 #[test]
+fn v5_nrext64_4k_sectors() {
+    exercise(&["-i", "nrext64=1", "-s", "size=4096"]);
+}
+
+#[test]
 fn v4_crc0_4k() {
     exercise(&["-m", "crc=0"]);
 }
