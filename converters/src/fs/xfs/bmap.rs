@@ -11,6 +11,8 @@ const MAX_EXTENTS: u64 = 1 << 20;
 /// Deepest bmbt accepted (the kernel's limit for 64-bit extent counts is 9 or so).
 const MAX_LEVELS: u16 = 12;
 const BMBT_CRC: usize = 64;
+/// Most bmbt blocks read for one fork (a tree whose pointers repeat cannot loop for long).
+const MAX_BLOCKS: u64 = 1 << 17;
 
 /// One mapping: file blocks `[off, off+len)` at filesystem block `fsb`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,9 +70,10 @@ impl Xfs<'_> {
                         "not a valid B+tree root",
                     ));
                 }
+                let mut budget = MAX_BLOCKS;
                 for i in 0..n {
                     let ptr = be64(fork, 4 + maxrecs * 8 + i * 8);
-                    self.bmbt_block(ino.ino, ptr, level - 1, &mut out)?;
+                    self.bmbt_block(ino.ino, ptr, level - 1, &mut out, &mut budget)?;
                 }
             }
             f => return Err(self.invalid(&format!("inode {} fork format", ino.ino), f, "no block map in this fork format")),
@@ -79,8 +82,12 @@ impl Xfs<'_> {
         Ok(out)
     }
 
-    fn bmbt_block(&self, owner: u64, fsb: u64, level: u16, out: &mut Vec<Extent>) -> Result<(), FsError> {
+    fn bmbt_block(&self, owner: u64, fsb: u64, level: u16, out: &mut Vec<Extent>, budget: &mut u64) -> Result<(), FsError> {
         let field = format!("inode {owner} bmbt block {fsb}");
+        if *budget == 0 {
+            return Err(self.invalid(&field, MAX_BLOCKS, "more bmbt blocks than any fork has"));
+        }
+        *budget -= 1;
         let mut b = vec![0u8; self.sb.block as usize];
         self.read_fsb(&mut b, fsb, &field)?;
         let (magic, hdr): (&[u8; 4], usize) = if self.sb.v5 { (b"BMA3", 72) } else { (b"BMAP", 24) };
@@ -114,7 +121,7 @@ impl Xfs<'_> {
         }
         for i in 0..n {
             let ptr = be64(&b, hdr + maxrecs * 8 + i * 8);
-            self.bmbt_block(owner, ptr, level - 1, out)?;
+            self.bmbt_block(owner, ptr, level - 1, out, budget)?;
         }
         Ok(())
     }
