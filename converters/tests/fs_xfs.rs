@@ -402,7 +402,7 @@ fn refusals() {
     let vol = Volume::new(&ov, 0, ov.size(), "fs.img").unwrap();
     let e = fs::open(vol, "btrfs", "fs.img").err().unwrap().to_string();
     assert_eq!(e, "fs.img: unsupported filesystem type btrfs (Ferry edits ext2/3/4, XFS and FAT)");
-    assert!(fs::supported("xfs") && !fs::writable("xfs") && fs::writable("ext4"));
+    assert!(fs::supported("xfs") && fs::supported("vfat") && !fs::writable("xfs") && !fs::writable("vfat") && fs::writable("ext4"));
 }
 
 /// A loop mount of an image, unmounted on drop.
