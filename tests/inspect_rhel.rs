@@ -86,6 +86,12 @@ fn rhel_gpt_lvm_every_fact() {
     assert_eq!(bl.get("UUID"), Some(&m["RH_ROOT_UUID"]));
     assert_eq!(fs(&r, "/dev/sda3")["fstype"], "LVM2_member");
     assert_eq!(fs(&r, "/dev/rhel/root")["version"], "v5");
+    // mkfs.xfs's v5 defaults, as xfs_db names them (CRC, FINOBT, SPARSE_INODES, ...).
+    let features: Vec<&str> =
+        fs(&r, "/dev/rhel/root")["features"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    for f in ["crc", "finobt", "sparse", "ftype"] {
+        assert!(features.contains(&f), "{f} not in {features:?}");
+    }
 
     // OS facts.
     let os = os(&r, "/dev/rhel/root");

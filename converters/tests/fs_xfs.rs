@@ -328,6 +328,11 @@ fn v5_rhel7_like_no_reflink_no_bigtime() {
 }
 
 #[test]
+fn v5_nrext64_4k_sectors() {
+    exercise(&["-i", "nrext64=1", "-s", "size=4096"]);
+}
+
+#[test]
 fn v4_crc0_4k() {
     exercise(&["-m", "crc=0"]);
 }
@@ -341,9 +346,20 @@ fn v4_crc0_1k_dirblocks_8k() {
 #[test]
 fn refusals() {
     let Some((im, _)) = make(&[]) else { return };
-    let raw = std::fs::read(&im.img).unwrap();
-    let try_open = |bytes: &[u8]| -> String {
-        std::fs::write(&im.work, bytes).unwrap();
+    // The superblock sector and the first log blocks, patched into sparse copies.
+    let raw = {
+        let mut b = vec![0u8; 512];
+        std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(&im.img).unwrap(), &mut b, 0).unwrap();
+        b
+    };
+    let try_open = |patches: &[(u64, Vec<u8>)]| -> String {
+        let o = run("cp", &["--sparse=always", im.img.to_str().unwrap(), im.work.to_str().unwrap()]);
+        assert!(o.status.success());
+        let f = std::fs::OpenOptions::new().write(true).open(&im.work).unwrap();
+        for (at, bytes) in patches {
+            std::os::unix::fs::FileExt::write_all_at(&f, bytes, *at).unwrap();
+        }
+        drop(f);
         let ov = CowOverlay::new(RawImage::open(&im.work).unwrap()).unwrap();
         let r = open(&ov).map(|_| ());
         r.map_err(|e| e.to_string()).err().unwrap_or_default()
@@ -351,7 +367,7 @@ fn refusals() {
     // A flipped superblock byte: the CRC catches it.
     let mut b = raw.clone();
     b[150] ^= 1;
-    let e = try_open(&b);
+    let e = try_open(&[(0, b)]);
     assert!(e.contains("XFS superblock crc"), "{e}");
     // An unknown incompat feature, CRC fixed up: refused by name.
     let mut b = raw.clone();
@@ -360,7 +376,7 @@ fn refusals() {
     b[224..228].fill(0);
     let c = crc32c::crc32c(&b[..512]);
     b[224..228].copy_from_slice(&c.to_le_bytes());
-    let e = try_open(&b);
+    let e = try_open(&[(0, b)]);
     assert!(e.contains("incompat features unknown bits 0x100000"), "{e}");
     assert!(!e.contains('\n'));
     // A log whose last record is not an unmount record: dirty, as xfs_repair -n also says.
@@ -369,16 +385,24 @@ fn refusals() {
     let agblklog = raw[124];
     let bs = u64::from(u32::from_be_bytes(raw[4..8].try_into().unwrap()));
     let log = ((logstart >> agblklog) * agblocks + (logstart & ((1 << agblklog) - 1))) * bs;
-    let mut b = raw.clone();
-    let hdr = (0..64u64).map(|k| (log + k * 512) as usize).find(|&p| b[p..p + 4] == [0xfe, 0xed, 0xba, 0xbe]).unwrap();
-    b[hdr + 512 + 9] &= !0x20;
-    let e = try_open(&b);
+    let mut head = vec![0u8; 64 * 512];
+    std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(&im.img).unwrap(), &mut head, log).unwrap();
+    let hdr = (0..64usize).map(|k| k * 512).find(|&p| head[p..p + 4] == [0xfe, 0xed, 0xba, 0xbe]).unwrap();
+    let mut op = head[hdr + 512..hdr + 1024].to_vec();
+    op[9] &= !0x20;
+    let e = try_open(&[(log + hdr as u64 + 512, op)]);
     assert_eq!(e, "the XFS log of fs.img needs recovery: shut the guest down cleanly");
     let o = run("xfs_repair", &["-n", "-f", im.work.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&o.stderr).to_lowercase() + &String::from_utf8_lossy(&o.stdout).to_lowercase();
     assert!(!o.status.success() && text.contains("log"), "xfs_repair -n agrees the log is dirty: {text}");
     // The clean image opens.
-    assert_eq!(try_open(&raw), "");
+    assert_eq!(try_open(&[]), "");
+    // The dispatch names a type it has no writer for.
+    let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
+    let vol = Volume::new(&ov, 0, ov.size(), "fs.img").unwrap();
+    let e = fs::open(vol, "btrfs", "fs.img").err().unwrap().to_string();
+    assert_eq!(e, "fs.img: unsupported filesystem type btrfs (Ferry edits ext2/3/4, XFS and FAT)");
+    assert!(fs::supported("xfs") && fs::supported("vfat") && !fs::writable("xfs") && !fs::writable("vfat") && fs::writable("ext4"));
 }
 
 /// A loop mount of an image, unmounted on drop.
@@ -405,10 +429,14 @@ impl Drop for Mounted {
     }
 }
 
-/// What only the kernel makes: a B+tree (bmbt) data fork, a v5 remote symlink, and a log
-/// left dirty by a shutdown. Skipped where loop mounts are not available.
+/// What only the kernel makes: a B+tree (bmbt) data fork, a v5 remote symlink, extended
+/// attributes (shortform, leaf, remote value), and a log left dirty by a shutdown. Skipped where loop mounts are not available.
 #[test]
-fn kernel_made_bmbt_remote_symlink_dirty_log() {
+fn kernel_made_bmbt_remote_symlink_xattrs_dirty_log() {
+    if !have("setfattr") || !have("xfs_io") {
+        eprintln!("skipping: attr (setfattr) or xfs_io not installed");
+        return;
+    }
     let Some((im, _)) = make(&[]) else { return };
     let dir = im.img.parent().unwrap().to_path_buf();
     let frag = dir.join("frag.img");
@@ -427,16 +455,36 @@ fn kernel_made_bmbt_remote_symlink_dirty_log() {
         }
         f.sync_all().unwrap();
         std::os::unix::fs::symlink(&target, m.0.join("remote")).unwrap();
+        // Attributes: a shortform fork, and a leaf fork with a remote value.
+        let setfattr = |file: &str, name: &str, value: &str| {
+            let o = run("setfattr", &["-n", name, "-v", value, m.0.join(file).to_str().unwrap()]);
+            assert!(o.status.success(), "setfattr {name}: {}", String::from_utf8_lossy(&o.stderr));
+        };
+        std::fs::write(m.0.join("labelled"), b"x").unwrap();
+        setfattr("labelled", "security.selinux", "system_u:object_r:etc_t:s0");
+        setfattr("frag", "security.selinux", "system_u:object_r:var_t:s0");
+        setfattr("frag", "user.big", &"v".repeat(3000));
+        for i in 0..40 {
+            setfattr("frag", &format!("user.attribute_number_{i}"), &format!("value {i}"));
+        }
     }
     assert_repair_clean(&frag);
     assert_eq!(db_field(&frag, "/frag", "core.format"), "3 (btree)");
     assert_eq!(db_field(&frag, "/remote", "core.format"), "2 (extents)");
+    assert_eq!(db_field(&frag, "/labelled", "core.aformat"), "1 (local)");
+    assert_eq!(db_field(&frag, "/frag", "core.aformat"), "2 (extents)");
     let ov = CowOverlay::new(RawImage::open(&frag).unwrap()).unwrap();
     let shorter = pattern(100_000, 4);
     {
         let mut x = open(&ov).unwrap();
         assert_eq!(x.read_file("/frag", 1 << 30).unwrap(), want);
         assert_eq!(x.read_link("/remote").unwrap(), target.as_bytes());
+        assert_eq!(x.get_xattr("/labelled", "security.selinux").unwrap().unwrap(), b"system_u:object_r:etc_t:s0");
+        assert_eq!(x.get_xattr("/labelled", "user.selinux").unwrap(), None);
+        assert_eq!(x.get_xattr("/frag", "security.selinux").unwrap().unwrap(), b"system_u:object_r:var_t:s0");
+        assert_eq!(x.get_xattr("/frag", "user.big").unwrap().unwrap(), "v".repeat(3000).as_bytes());
+        assert_eq!(x.get_xattr("/frag", "user.attribute_number_39").unwrap().unwrap(), b"value 39");
+        assert_eq!(x.get_xattr("/frag", "user.missing").unwrap(), None);
         // The first 100 000 bytes' blocks are every other one: the rewrite must refuse (holes).
         let e = x.write_file("/frag", &shorter).unwrap_err();
         assert!(matches!(e, FsError::Unsupported { .. }), "{e}");
@@ -465,4 +513,40 @@ fn kernel_made_bmbt_remote_symlink_dirty_log() {
     let ov = CowOverlay::new(RawImage::open(&dirty).unwrap()).unwrap();
     let e = open(&ov).map(|_| ()).unwrap_err();
     assert_eq!(e.to_string(), "the XFS log of fs.img needs recovery: shut the guest down cleanly");
+}
+
+/// The dispatch's XFS writer as a guest root behind `GuestFs`: reads and in-place edits go
+/// through, what needs the allocator is refused as Unsupported and writes nothing.
+#[test]
+fn guestfs_over_an_xfs_root() {
+    use ferry_converters::guestfs::{Ext4GuestFs, FileKind as GKind, GuestFs, GuestFsError};
+    let Some((im, _)) = make(&[]) else { return };
+    let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
+    {
+        let root = fs::open(Volume::new(&ov, 0, ov.size(), "fs.img").unwrap(), "xfs", "fs.img").unwrap();
+        let mut g = Ext4GuestFs::with_root(root);
+        assert_eq!(g.read_dir("/").unwrap(), ["big.bin", "bin", "blk", "etc", "leaf", "node", "sf"]);
+        assert_eq!(g.lstat("/bin").unwrap().unwrap().kind, GKind::Symlink);
+        assert_eq!(g.read_link("/bin").unwrap(), "usr/bin");
+        assert!(g.stat("/bin").unwrap().is_none(), "dangling: /usr/bin does not exist");
+        assert_eq!(g.read_file("/etc/fstab").unwrap(), b"/dev/sda1 / xfs defaults 0 0\n");
+        assert_eq!(g.stat("/etc/shadow").unwrap().unwrap().mode, 0o600);
+        g.write_file("/etc/fstab", b"UUID=1 / xfs defaults 0 0\n", 0o644).unwrap();
+        g.set_mode("/etc/hostname", 0o600).unwrap();
+        g.set_owner("/etc/hostname", 7, 8).unwrap();
+        let before = ov.overlay_bytes();
+        let unsupported = |r: Result<(), GuestFsError>| matches!(r, Err(GuestFsError::Unsupported { .. }));
+        assert!(unsupported(g.write_file("/etc/new", b"x", 0o644)));
+        assert!(unsupported(g.mkdir("/etc/newdir", 0o755)));
+        assert!(unsupported(g.symlink("/x", "/etc/link")));
+        assert!(unsupported(g.unlink("/etc/hostname")));
+        assert!(unsupported(g.rename("/etc/hostname", "/etc/hostname2")));
+        assert_eq!(ov.overlay_bytes(), before, "a refused operation wrote nothing");
+        assert!(matches!(g.read_file("/etc/missing"), Err(GuestFsError::NotFound { .. })));
+    }
+    extract(&ov, &im.work);
+    assert_repair_clean(&im.work);
+    assert_eq!(db_read(&im.work, "/etc/fstab"), b"UUID=1 / xfs defaults 0 0\n");
+    assert_eq!(db_field(&im.work, "/etc/hostname", "core.mode"), "0100600");
+    assert_eq!(db_field(&im.work, "/etc/hostname", "core.uid"), "7");
 }

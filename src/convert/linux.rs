@@ -2,8 +2,8 @@
 //! under a copy-on-write overlay; the guest is inspected on the overlays; the Linux root
 //! chosen by `--root` is opened read-write through the converters' one dispatch by type
 //! ([`ferry_converters::fs::open`]; plus a separate `/boot` or `/usr`, on partitions, whole
-//! disks or LVM LVs: [`super::volumes`]) and the FAT ESP at `/boot/efi`, the conversion planned, printed, applied, and the initramfs rebuilt
-//! with virtio. The overlays
+//! disks or LVM LVs: [`super::volumes`]) and the FAT ESP at `/boot/efi`, the conversion
+//! planned, printed, applied, and the initramfs rebuilt with virtio. The overlays
 //! (source + edits) are what the copy step then writes to the output in one pass.
 //!
 //! Disks only readable front to back (inside a compressed OVA) are first copied to a

@@ -41,10 +41,11 @@ pub fn supported(fstype: &str) -> bool {
     matches!(fstype, "ext2" | "ext3" | "ext4" | "xfs" | "vfat")
 }
 
-/// The types whose writer creates, removes and grows files (what converting a root or
-/// `/boot` needs). XFS is opened and edited in place only, until its allocator is written.
+/// The types a Linux root, `/boot` or `/usr` can be converted on: the writer creates,
+/// removes and grows files and makes symlinks. XFS is opened and edited in place only, until
+/// its allocator is written; FAT is opened for the ESP only.
 pub fn writable(fstype: &str) -> bool {
-    matches!(fstype, "ext2" | "ext3" | "ext4" | "vfat")
+    matches!(fstype, "ext2" | "ext3" | "ext4")
 }
 
 /// Opens the filesystem of type `fstype` (inspection's name: `ext4`, `xfs`, `vfat`, ...) in

@@ -11,6 +11,8 @@ const MAX_EXTENTS: u64 = 1 << 20;
 /// Deepest bmbt accepted (the kernel's limit for 64-bit extent counts is 9 or so).
 const MAX_LEVELS: u16 = 12;
 const BMBT_CRC: usize = 64;
+/// Most bmbt blocks read for one fork (a tree whose pointers repeat cannot loop for long).
+const MAX_BLOCKS: u64 = 1 << 17;
 
 /// One mapping: file blocks `[off, off+len)` at filesystem block `fsb`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,11 +39,19 @@ fn record(b: &[u8], at: usize) -> Extent {
 impl Xfs<'_> {
     /// The data fork's extents, in file order.
     pub(super) fn extents(&self, ino: &Inode) -> Result<Vec<Extent>, FsError> {
-        let fork = ino.data_fork();
+        self.fork_extents(ino, ino.data_fork(), ino.format(), ino.nextents())
+    }
+
+    /// The attribute fork's extents (extents or btree format).
+    pub(super) fn attr_extents(&self, ino: &Inode) -> Result<Vec<Extent>, FsError> {
+        self.fork_extents(ino, ino.attr_fork(), ino.aformat(), ino.anextents())
+    }
+
+    fn fork_extents(&self, ino: &Inode, fork: &[u8], format: u8, nextents: u64) -> Result<Vec<Extent>, FsError> {
         let mut out = Vec::new();
-        match ino.format() {
+        match format {
             FMT_EXTENTS => {
-                let n = ino.nextents();
+                let n = nextents;
                 if n > (fork.len() / 16) as u64 {
                     return Err(self.invalid(&format!("inode {} di_nextents", ino.ino), n, "more than its fork holds"));
                 }
@@ -60,19 +70,24 @@ impl Xfs<'_> {
                         "not a valid B+tree root",
                     ));
                 }
+                let mut budget = MAX_BLOCKS;
                 for i in 0..n {
                     let ptr = be64(fork, 4 + maxrecs * 8 + i * 8);
-                    self.bmbt_block(ino.ino, ptr, level - 1, &mut out)?;
+                    self.bmbt_block(ino.ino, ptr, level - 1, &mut out, &mut budget)?;
                 }
             }
-            f => return Err(self.invalid(&format!("inode {} di_format", ino.ino), f, "no block map in this fork format")),
+            f => return Err(self.invalid(&format!("inode {} fork format", ino.ino), f, "no block map in this fork format")),
         }
         self.check_extents(ino.ino, &out)?;
         Ok(out)
     }
 
-    fn bmbt_block(&self, owner: u64, fsb: u64, level: u16, out: &mut Vec<Extent>) -> Result<(), FsError> {
+    fn bmbt_block(&self, owner: u64, fsb: u64, level: u16, out: &mut Vec<Extent>, budget: &mut u64) -> Result<(), FsError> {
         let field = format!("inode {owner} bmbt block {fsb}");
+        if *budget == 0 {
+            return Err(self.invalid(&field, MAX_BLOCKS, "more bmbt blocks than any fork has"));
+        }
+        *budget -= 1;
         let mut b = vec![0u8; self.sb.block as usize];
         self.read_fsb(&mut b, fsb, &field)?;
         let (magic, hdr): (&[u8; 4], usize) = if self.sb.v5 { (b"BMA3", 72) } else { (b"BMAP", 24) };
@@ -106,7 +121,7 @@ impl Xfs<'_> {
         }
         for i in 0..n {
             let ptr = be64(&b, hdr + maxrecs * 8 + i * 8);
-            self.bmbt_block(owner, ptr, level - 1, out)?;
+            self.bmbt_block(owner, ptr, level - 1, out, budget)?;
         }
         Ok(())
     }

@@ -107,6 +107,26 @@ impl Inode {
             u64::from(be32(&self.raw, 76))
         }
     }
+    /// Attribute fork extent count.
+    pub fn anextents(&self) -> u64 {
+        if self.flags2() & FL2_NREXT64 != 0 {
+            u64::from(be32(&self.raw, 76))
+        } else {
+            u64::from(be16(&self.raw, 80))
+        }
+    }
+    /// Attribute fork format (meaningful only when [`Inode::attr_fork`] is not empty).
+    pub fn aformat(&self) -> u8 {
+        byte(&self.raw, 83)
+    }
+    /// The attribute fork's bytes inside the inode (empty without one).
+    pub fn attr_fork(&self) -> &[u8] {
+        let lit = if self.version() >= 3 { CORE_V3 } else { CORE_V2 };
+        match usize::from(byte(&self.raw, 82)) * 8 {
+            0 => &[],
+            off => self.raw.get(lit + off..).unwrap_or(&[]),
+        }
+    }
     /// The data fork's bytes inside the inode.
     pub fn data_fork(&self) -> &[u8] {
         let lit = if self.version() >= 3 { CORE_V3 } else { CORE_V2 };

@@ -3,7 +3,8 @@
 //! [`Xfs::open`] validates the superblock (CRC, geometry, every feature bit: unknown ones are
 //! refused by name), the AGF/AGI/AGFL of every AG, and refuses a filesystem whose log needs
 //! recovery. Reading covers v2/v3 inodes with CRCs, data forks in extent and B+tree (bmbt)
-//! format, shortform, block, leaf and node directories, inline and remote symlinks.
+//! format, shortform, block, leaf and node directories, inline and remote symlinks, extended
+//! attributes (shortform and leaf attribute forks, local and remote values).
 //!
 //! Writes change inodes and file blocks in place, keeping every CRC right and the log clean:
 //! mode, owner and times, and a file's contents when they fit the blocks it already has.
@@ -19,6 +20,7 @@ mod inode;
 mod log;
 mod ops;
 mod superblock;
+mod xattr;
 
 pub use inode::FileKind;
 pub use ops::{DirEntry, Metadata};

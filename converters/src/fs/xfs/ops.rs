@@ -147,6 +147,9 @@ impl Xfs<'_> {
         let mut out = Vec::new();
         for e in &ext {
             for k in 0..e.len {
+                if out.len() as u64 >= size {
+                    break;
+                }
                 let mut b = vec![0u8; bs];
                 let fsb = e.fsb + k;
                 self.read_fsb(&mut b, fsb, &format!("symlink inode {} block", i.ino))?;
@@ -180,6 +183,13 @@ impl Xfs<'_> {
             return Err(self.path_err(path, PathProblem::NotDirectory));
         }
         Ok(self.dir_entries(&i)?.into_iter().map(|e| DirEntry { name: e.name, ino: e.ino }).collect())
+    }
+
+    /// The value of extended attribute `name` (`security.selinux`, `user.*`, `trusted.*`) of
+    /// `path` itself (no symlink following); `None` if it has none by that name.
+    pub fn get_xattr(&self, path: &str, name: &str) -> Result<Option<Vec<u8>>, FsError> {
+        let i = self.resolve(path, false)?;
+        self.inode_xattr(&i, name)
     }
 
     /// `chmod` (no symlink following).

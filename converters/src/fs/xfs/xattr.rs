@@ -1,0 +1,160 @@
+//! Extended attributes, read (SELinux labels live in `security.selinux`): shortform
+//! attribute forks in the inode, and the leaf blocks of extent- or btree-format attribute
+//! forks (the da-btree node blocks above them are indexes, skipped), with local values in the
+//! leaf and remote values in their own blocks (v5: `XARM` header, CRC-checked).
+
+use super::bmap::Extent;
+use super::bytes::{be16, be32, be64, byte, crc_ok};
+use super::inode::{Inode, FMT_BTREE, FMT_EXTENTS, FMT_LOCAL};
+use super::Xfs;
+use crate::fs::FsError;
+
+const ATTR_ROOT: u8 = 2;
+const ATTR_SECURE: u8 = 4;
+const ATTR_LOCAL: u8 = 1;
+const ATTR_INCOMPLETE: u8 = 0x80;
+const LEAF_MAGIC_V4: u16 = 0xfbee;
+const LEAF_MAGIC_V5: u16 = 0x3bee;
+/// Largest attribute value Linux allows.
+const MAX_VALUE: usize = 65536;
+/// Most attribute-fork blocks scanned for one lookup.
+const MAX_BLOCKS: u64 = 4096;
+const RMT_HDR: usize = 56;
+
+/// `security.selinux` → (namespace flags, `selinux`); `None` for other namespaces.
+fn split_name(name: &str) -> Option<(u8, &[u8])> {
+    let (ns, n) = name.split_once('.')?;
+    let flags = match ns {
+        "user" => 0,
+        "trusted" => ATTR_ROOT,
+        "security" => ATTR_SECURE,
+        _ => return None,
+    };
+    Some((flags, n.as_bytes()))
+}
+
+impl Xfs<'_> {
+    /// The value of extended attribute `name` (`security.selinux`, `user.x`, `trusted.x`) of
+    /// the inode, `None` if it has none by that name.
+    pub(super) fn inode_xattr(&self, ino: &Inode, name: &str) -> Result<Option<Vec<u8>>, FsError> {
+        let Some((ns, want)) = split_name(name) else { return Ok(None) };
+        let fork = ino.attr_fork();
+        if fork.is_empty() {
+            return Ok(None);
+        }
+        let field = format!("inode {} attribute fork", ino.ino);
+        match ino.aformat() {
+            FMT_LOCAL => {
+                let total = usize::from(be16(fork, 0));
+                if total < 4 || total > fork.len() {
+                    return Err(self.invalid(&format!("{field} totsize"), total, format!("not 4..{}", fork.len())));
+                }
+                let count = byte(fork, 2);
+                let mut at = 4;
+                for _ in 0..count {
+                    let (nlen, vlen, flags) = (usize::from(byte(fork, at)), usize::from(byte(fork, at + 1)), byte(fork, at + 2));
+                    let end = at + 3 + nlen + vlen;
+                    if end > total {
+                        return Err(self.invalid(&format!("{field} entry at {at}"), nlen, "runs past totsize"));
+                    }
+                    if flags & (ATTR_ROOT | ATTR_SECURE) == ns && &fork[at + 3..at + 3 + nlen] == want {
+                        return Ok(Some(fork[at + 3 + nlen..end].to_vec()));
+                    }
+                    at = end;
+                }
+                Ok(None)
+            }
+            FMT_EXTENTS | FMT_BTREE => {
+                let ext = self.attr_extents(ino)?;
+                let mut scanned = 0u64;
+                for e in &ext {
+                    for k in 0..e.len {
+                        scanned += 1;
+                        if scanned > MAX_BLOCKS {
+                            return Err(self.invalid(&field, scanned, "too many attribute blocks"));
+                        }
+                        let mut b = vec![0u8; self.sb.block as usize];
+                        self.read_fsb(&mut b, e.fsb + k, &field)?;
+                        if let Some(v) = self.leaf_lookup(ino.ino, &ext, &b, ns, want)? {
+                            return Ok(Some(v));
+                        }
+                    }
+                }
+                Ok(None)
+            }
+            f => Err(self.invalid(&format!("{field} format"), f, "not an attribute fork format")),
+        }
+    }
+
+    /// Looks `want` up in one attribute leaf block (other block types are skipped).
+    fn leaf_lookup(&self, ino: u64, ext: &[Extent], b: &[u8], ns: u8, want: &[u8]) -> Result<Option<Vec<u8>>, FsError> {
+        let (magic, hdr, count_at) = if self.sb.v5 { (LEAF_MAGIC_V5, 80, 56) } else { (LEAF_MAGIC_V4, 32, 12) };
+        if be16(b, 8) != magic {
+            return Ok(None);
+        }
+        let field = format!("inode {ino} attribute leaf");
+        if self.sb.v5 && (!crc_ok(b, 12) || be64(b, 48) != ino) {
+            return Err(self.invalid(&format!("{field} crc/owner"), format!("{:#010x}", be32(b, 12)), "checksum mismatch or another inode's block"));
+        }
+        let count = usize::from(be16(b, count_at));
+        if hdr + count * 8 > b.len() {
+            return Err(self.invalid(&format!("{field} count"), count, "more entries than the block holds"));
+        }
+        for i in 0..count {
+            let e = hdr + i * 8;
+            let (idx, flags) = (usize::from(be16(b, e + 4)), byte(b, e + 6));
+            if flags & ATTR_INCOMPLETE != 0 || flags & (ATTR_ROOT | ATTR_SECURE) != ns {
+                continue;
+            }
+            if flags & ATTR_LOCAL != 0 {
+                let (vlen, nlen) = (usize::from(be16(b, idx)), usize::from(byte(b, idx + 2)));
+                let Some(nv) = b.get(idx + 3..idx + 3 + nlen + vlen) else {
+                    return Err(self.invalid(&format!("{field} entry {i}"), idx, "runs past the block"));
+                };
+                if &nv[..nlen] == want {
+                    return Ok(Some(nv[nlen..].to_vec()));
+                }
+            } else {
+                let (blk, vlen, nlen) = (u64::from(be32(b, idx)), be32(b, idx + 4) as usize, usize::from(byte(b, idx + 8)));
+                if b.get(idx + 9..idx + 9 + nlen) != Some(want) {
+                    continue;
+                }
+                if vlen > MAX_VALUE {
+                    return Err(self.invalid(&format!("{field} entry {i} valuelen"), vlen, "larger than 64 KiB"));
+                }
+                return Ok(Some(self.remote_value(ino, ext, blk, vlen)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A remote attribute value of `vlen` bytes starting at attribute-fork block `blk`.
+    fn remote_value(&self, ino: u64, ext: &[Extent], mut blk: u64, vlen: usize) -> Result<Vec<u8>, FsError> {
+        let field = format!("inode {ino} remote attribute value");
+        let bs = self.sb.block as usize;
+        let mut out = Vec::with_capacity(vlen);
+        while out.len() < vlen {
+            let Some(e) = ext.iter().find(|e| e.off <= blk && blk < e.off + e.len) else {
+                return Err(self.invalid(&format!("{field} block"), blk, "not mapped"));
+            };
+            let mut b = vec![0u8; bs];
+            self.read_fsb(&mut b, e.fsb + (blk - e.off), &field)?;
+            let data = if self.sb.v5 {
+                if b.get(0..4) != Some(b"XARM") || !crc_ok(&b, 12) || be64(&b, 32) != ino {
+                    return Err(self.invalid(&format!("{field} header"), format!("{:#010x}", be32(&b, 0)), "bad magic, checksum or owner"));
+                }
+                let n = (be32(&b, 8) as usize).min(bs - RMT_HDR);
+                b[RMT_HDR..RMT_HDR + n].to_vec()
+            } else {
+                b
+            };
+            if data.is_empty() {
+                return Err(self.invalid(&format!("{field} block"), blk, "empty"));
+            }
+            let take = data.len().min(vlen - out.len());
+            out.extend_from_slice(&data[..take]);
+            blk += 1;
+        }
+        Ok(out)
+    }
+}
