@@ -18,7 +18,11 @@ pub fn targets(jobs: &[CopyJob]) -> anyhow::Result<Vec<PathBuf>> {
         .map(|j| match &j.source {
             DiskSource::File { path } => match probe_format(path)? {
                 ImageFormat::Qcow2 | ImageFormat::Raw => Ok(path.clone()),
-                ImageFormat::Vmdk => bail!("{}: --in-place needs a qcow2 or raw image (copy it with ferry img convert first)", path.display()),
+                other => bail!(
+                    "{}: --in-place needs a qcow2 or raw image, not {} (copy it with ferry img convert first)",
+                    path.display(),
+                    other.name()
+                ),
             },
             other => bail!("{}: --in-place needs a plain image file", other.describe()),
         })
