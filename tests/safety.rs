@@ -157,3 +157,25 @@ fn huge_zero_extents_take_no_time() {
         }
     }
 }
+
+#[test]
+fn vmx_whose_disk_has_the_output_name_is_refused() {
+    // The repro: `ferry convert -i vmx vm.vmx -o local -os .` where the VM's disk is
+    // already named NAME-sda.
+    let top = tempfile::tempdir().unwrap();
+    let d = top.path();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sample");
+    std::fs::copy(format!("{sample}/sample.vmdk"), d.join("sample-sda")).unwrap();
+    let vmx = std::fs::read_to_string(format!("{sample}/sample.vmx")).unwrap();
+    std::fs::write(d.join("sample.vmx"), vmx.replace("\"sample.vmdk\"", "\"sample-sda\"")).unwrap();
+    let sum = sha(&d.join("sample-sda"));
+    let before = listing(d);
+    let vmx_path = d.join("sample.vmx");
+    let base = ["convert", "-i", "vmx", s(&vmx_path), "-o", "local", "-os", s(d)];
+    refused(ferry_t(120, &base), 1, &["sample-sda", "already exists", "--overwrite"]);
+    let mut over = base.to_vec();
+    over.push("--overwrite");
+    refused(ferry_t(120, &over), 1, &["sample-sda", "is a source of this conversion"]);
+    assert_eq!(sha(&d.join("sample-sda")), sum);
+    assert_eq!(listing(d), before);
+}

@@ -31,7 +31,9 @@ fn ext4(dir: &Path, name: &str, extra: &[&str]) -> Option<PathBuf> {
 fn damaged_ext4_superblocks_are_one_line_errors() {
     let top = tempfile::tempdir().unwrap();
     let d = top.path();
-    let cases: [(&str, &[&str], u64, Vec<u8>, &str); 3] = [
+    /// (image, mkfs.ext4 options, byte offset, bytes written there, expected field and value)
+    type Case<'a> = (&'a str, &'a [&'a str], u64, Vec<u8>, &'a str);
+    let cases: [Case; 3] = [
         ("first.img", &[], 1024 + 20, 0xffff_fff0u32.to_le_bytes().to_vec(), "s_first_data_block 4294967280"),
         ("bpg.img", &[], 1024 + 32, 0u32.to_le_bytes().to_vec(), "s_blocks_per_group 0"),
         ("count.img", &["-O", "64bit"], 1024 + 4, u32::MAX.to_le_bytes().to_vec(), "s_blocks_count 18446744073709551615"),
