@@ -10,6 +10,7 @@ use ferry_converters::fs::Volume;
 use ferry_converters::initramfs::Compression;
 use ferry_formats::disk::{BlockDevice, DiskError, Extent, ExtentKind, ImageInfo, WritableDevice};
 use libfuzzer_sys::fuzz_target;
+use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
 static GZ: &[u8] = include_bytes!("../../../testdata/fs/xfs-v5.img.gz");
@@ -19,16 +20,36 @@ fn base() -> &'static [u8] {
     IMG.get_or_init(|| Compression::Gzip.decompress("xfs-v5.img.gz", GZ, 64 << 20).expect("seed image").0)
 }
 
-struct Mem(Mutex<Vec<u8>>);
+const PAGE: u64 = 4096;
+
+/// The seed image with the fuzzer's and the writer's changes in copied pages (no 32 MiB copy
+/// per run).
+struct Mem {
+    base: &'static [u8],
+    pages: Mutex<BTreeMap<u64, Vec<u8>>>,
+}
+
+impl Mem {
+    fn page(&self, n: u64) -> Vec<u8> {
+        let p = self.pages.lock().unwrap();
+        p.get(&n).cloned().unwrap_or_else(|| self.base[(n * PAGE) as usize..((n + 1) * PAGE) as usize].to_vec())
+    }
+}
 
 impl BlockDevice for Mem {
     fn size(&self) -> u64 {
-        self.0.lock().unwrap().len() as u64
+        self.base.len() as u64
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
-        let v = self.0.lock().unwrap();
-        ferry_formats::disk::check_range(std::path::Path::new("mem"), offset, buf.len() as u64, v.len() as u64)?;
-        buf.copy_from_slice(&v[offset as usize..offset as usize + buf.len()]);
+        ferry_formats::disk::check_range(std::path::Path::new("mem"), offset, buf.len() as u64, self.size())?;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let (n, o) = (at / PAGE, (at % PAGE) as usize);
+            let take = (PAGE as usize - o).min(buf.len() - done);
+            buf[done..done + take].copy_from_slice(&self.page(n)[o..o + take]);
+            done += take;
+        }
         Ok(())
     }
     fn map(&self, offset: u64, length: u64) -> Result<Vec<Extent>, DiskError> {
@@ -41,10 +62,17 @@ impl BlockDevice for Mem {
 
 impl WritableDevice for Mem {
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
-        let mut v = self.0.lock().unwrap();
-        let len = v.len() as u64;
-        ferry_formats::disk::check_range(std::path::Path::new("mem"), offset, buf.len() as u64, len)?;
-        v[offset as usize..offset as usize + buf.len()].copy_from_slice(buf);
+        ferry_formats::disk::check_range(std::path::Path::new("mem"), offset, buf.len() as u64, self.size())?;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let (n, o) = (at / PAGE, (at % PAGE) as usize);
+            let take = (PAGE as usize - o).min(buf.len() - done);
+            let mut page = self.page(n);
+            page[o..o + take].copy_from_slice(&buf[done..done + take]);
+            self.pages.lock().unwrap().insert(n, page);
+            done += take;
+        }
         Ok(())
     }
     fn flush(&self) -> Result<(), DiskError> {
@@ -79,18 +107,15 @@ fn walk(fs: &Xfs, path: &str, depth: u32, budget: &mut u32) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut img = base().to_vec();
-    let half = img.len() / 2;
+    let dev = Mem { base: base(), pages: Mutex::new(BTreeMap::new()) };
+    let half = dev.size() / 2;
     for m in data.chunks_exact(5) {
-        let off = u32::from_le_bytes([m[0], m[1], m[2], m[3]]) as usize;
+        let off = u64::from(u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
         // Either AG's first 2 MiB: headers, btree roots, inodes, directory blocks.
-        let at = (off & (2 << 20) - 1) + if off & (1 << 31) != 0 { half } else { 0 };
-        if let Some(b) = img.get_mut(at) {
-            *b = m[4];
-        }
+        let at = (off & ((2 << 20) - 1)) + if off & (1 << 31) != 0 { half } else { 0 };
+        let _ = dev.write_at(&m[4..5], at);
     }
-    let len = img.len() as u64;
-    let dev = Mem(Mutex::new(img));
+    let len = dev.size();
     let Ok(vol) = Volume::new(&dev, 0, len, "fuzz") else { return };
     let Ok(mut fs) = Xfs::open(vol, "fuzz") else { return };
     let mut budget = 400;

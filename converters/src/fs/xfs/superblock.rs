@@ -120,7 +120,7 @@ impl Superblock {
         }
         let inodesize = u64::from(be16(&raw, 104));
         let inodelog = u32::from(byte(&raw, 122));
-        if !(256..=2048).contains(&inodesize) || inodesize != 1 << inodelog || (v5 && inodesize < 512) {
+        if !(256..=2048).contains(&inodesize) || inodelog > 11 || inodesize != 1 << inodelog || (v5 && inodesize < 512) {
             return Err(bad("inodesize", inodesize.to_string(), "not a power of two from 256 (512 on v5) to 2048"));
         }
         let inopblog = u32::from(byte(&raw, 123));
