@@ -3,7 +3,7 @@
 //! `virtio_pci.force_legacy=1` on transitional devices drives its virtio-blk root through the
 //! legacy I/O BAR and reaches `Run /sbin/init` under QEMU TCG (QEMU's
 //! `virtio-*-pci-transitional`, from the same spec); the same boot on the runtime is an ignored
-//! test (unverified on a loaded kvm_pvm machine), which also checks the runtime logs that
+//! test (minutes of emulated CPL0 on kvm_pvm), which also checks the runtime logs that
 //! the driver chose the legacy interface. And the `legacyblk` micro-guest drives a legacy queue (PFN, 4096-aligned
 //! vring, I/O-port notify, ISR read-to-clear, reset) to completion on both, with identical output.
 mod runtime_support;
@@ -88,7 +88,7 @@ fn tiny_kernel_with_force_legacy_reaches_init_under_qemu_from_the_spec() {
 }
 
 #[test]
-#[ignore = "unverified: on this loaded kvm_pvm machine it stopped after 21.8 s of guest time (the modern tiny-kernel baseline also timed out, at the virtio probe); run with -- --ignored on an idle machine"]
+#[ignore = "slow on kvm_pvm: passed here once the machine was quieter (q35 238 s, pc 80 s, legacy interface logged for disk0 and console0) but timed out under heavy load; run with -- --ignored"]
 fn tiny_kernel_with_force_legacy_reaches_init_on_the_runtime() {
     tiny_kernel_force_legacy("ferry");
 }
