@@ -30,7 +30,7 @@ if ((${#targets[@]} == 0)); then
 fi
 if [[ ${targets[0]} == all ]]; then
   targets=()
-  for f in fuzz/fuzz_targets/*.rs */fuzz*/fuzz_targets/*.rs; do targets+=("$(basename "$f" .rs)"); done
+  for f in */fuzz*/fuzz_targets/*.rs; do targets+=("$(basename "$f" .rs)"); done
 fi
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
@@ -128,9 +128,9 @@ seed_foreign() {
 }
 
 for t in "${targets[@]}"; do
-  src=$(ls fuzz/fuzz_targets/"$t".rs */fuzz*/fuzz_targets/"$t".rs 2>/dev/null | head -1 || true)
+  src=$(ls */fuzz*/fuzz_targets/"$t".rs 2>/dev/null | head -1 || true)
   if [[ -z $src ]]; then
-    echo "fuzz.sh: no target $t (looked for fuzz/fuzz_targets/$t.rs and */fuzz*/fuzz_targets/$t.rs)" >&2
+    echo "fuzz.sh: no target $t (looked for */fuzz*/fuzz_targets/$t.rs)" >&2
     exit 2
   fi
   fuzzdir=$root/${src%%/fuzz_targets/*}
@@ -152,6 +152,7 @@ for t in "${targets[@]}"; do
       ext4_metadata) seed_bytes "$corpus" 3 64 ;;
       virtio_queues) seed_bytes "$corpus" 5 4096 ;;
       vhd | vhdx | vdi) seed_foreign "$corpus" "$t" ;;
+      xfs_metadata | ntfs_write) seed_bytes "$corpus" 4 10 ;;
     esac
   fi
   if [[ -z $(ls -A "$corpus" | grep -v '^\.tool-seeds$' | head -1) ]]; then

@@ -2,7 +2,7 @@
 //! line scan) must give a manifest or a one-line error, never a panic.
 #![no_main]
 
-#[path = "../../src/batch/parse.rs"]
+#[path = "../../../src/batch/parse.rs"]
 #[allow(dead_code)]
 mod parse;
 
