@@ -1,5 +1,5 @@
 //! The text layer of batch manifests, with no dependency on the rest of Ferry (the fuzz
-//! target `fuzz/fuzz_targets/manifest.rs` compiles it alone): TOML or YAML into
+//! target `tests/fuzz/fuzz_targets/manifest.rs` compiles it alone): TOML or YAML into
 //! [`RawManifest`], each key with its line. TOML positions come from the parser's spans;
 //! YAML's from a scan of the block-style text (flow style gets the section's line).
 //! Errors are `LINE: message`, control characters escaped.
