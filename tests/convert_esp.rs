@@ -54,6 +54,11 @@ fn make_guest(dir: &Path) -> PathBuf {
         ("etc/hostname", b"uefi\n"),
         ("etc/network/interfaces", b"auto lo\niface lo inet loopback\n\nallow-hotplug ens192\niface ens192 inet dhcp\n"),
         (&format!("boot/vmlinuz-{KERNEL}"), b"not a real kernel"),
+        // Virtio built in, as a kernel must have it for the conversion to go ahead.
+        (
+            &format!("lib/modules/{KERNEL}/modules.builtin"),
+            b"kernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio_ring.ko\nkernel/drivers/virtio/virtio_pci.ko\nkernel/drivers/block/virtio_blk.ko\nkernel/drivers/net/virtio_net.ko\n",
+        ),
         ("bin/sh", b""),
         ("usr/lib/systemd/systemd", b""),
     ];

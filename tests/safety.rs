@@ -120,6 +120,31 @@ fn fifos_are_refused_without_hanging() {
         1,
         &["f.fifo", "is a FIFO"],
     );
+    // As an OVA archive and as a VM description.
+    for mode in ["ova", "vmx"] {
+        refused(
+            ferry_t(20, &["convert", "-i", mode, s(&fifo), "-on", "g", "-o", "local", "-os", s(d)]),
+            1,
+            &["f.fifo", "is a FIFO"],
+        );
+    }
+    // As a disk of a directory OVA (the OVF's files are FIFOs).
+    let ova = d.join("ova");
+    std::fs::create_dir(&ova).unwrap();
+    let ovf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/configs/ovf/ovftool-esxi8.ovf");
+    std::fs::copy(&ovf, ova.join("web01.ovf")).unwrap();
+    for f in ["web01-disk1.vmdk", "web01-disk2.vmdk", "web01-file1.nvram"] {
+        mkfifo(&ova.join(f));
+    }
+    let vm_out = d.join("ova-out");
+    std::fs::create_dir(&vm_out).unwrap();
+    refused(
+        ferry_t(20, &["convert", "-i", "ova", s(&ova), "-o", "local", "-os", s(&vm_out)]),
+        1,
+        // A FIFO is no member of a directory OVA: refused at once, naming the disk.
+        &["ova", "web01-disk", "not in the OVA"],
+    );
+    assert!(std::fs::read_dir(&vm_out).unwrap().next().is_none());
     // As an extent of a descriptor and as a backing file.
     std::fs::write(
         d.join("desc.vmdk"),

@@ -38,7 +38,14 @@ pub fn libvirt_xml(layout: &Layout) -> String {
     let kib = spec.memory_mib * 1024;
     let _ = writeln!(w, "  <memory unit='KiB'>{kib}</memory>");
     let _ = writeln!(w, "  <currentMemory unit='KiB'>{kib}</currentMemory>");
-    let _ = writeln!(w, "  <vcpu placement='static'>{}</vcpu>", spec.vcpus);
+    match spec.max_vcpus {
+        Some(max) => {
+            let _ = writeln!(w, "  <vcpu placement='static' current='{}'>{max}</vcpu>", spec.vcpus);
+        }
+        None => {
+            let _ = writeln!(w, "  <vcpu placement='static'>{}</vcpu>", spec.vcpus);
+        }
+    }
     if let Some(u) = &spec.smbios_uuid {
         let _ = writeln!(w, "  <sysinfo type='smbios'>\n    <system>\n      <entry name='uuid'>{}</entry>\n    </system>\n  </sysinfo>", esc(u));
     }

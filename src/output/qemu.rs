@@ -43,9 +43,10 @@ pub fn qemu_script(layout: &Layout) -> String {
     a("$accel".into());
     a("-cpu max".into());
     a(format!("-m {}", spec.memory_mib));
+    let max = spec.max_vcpus.map(|m| format!(",maxcpus={m}")).unwrap_or_default();
     match spec.topology {
-        Some(t) => a(format!("-smp {},sockets={},cores={},threads={}", spec.vcpus, t.sockets, t.cores, t.threads)),
-        None => a(format!("-smp {}", spec.vcpus)),
+        Some(t) => a(format!("-smp {}{max},sockets={},cores={},threads={}", spec.vcpus, t.sockets, t.cores, t.threads)),
+        None => a(format!("-smp {}{max}", spec.vcpus)),
     }
     if let Some(u) = &spec.smbios_uuid {
         a(format!("-uuid {}", sh(u)));

@@ -25,9 +25,10 @@ pub fn args(spec: &MachineSpec, boot: &QemuBoot) -> anyhow::Result<Vec<OsString>
     push("-m".into());
     push(spec.memory_mib.to_string());
     push("-smp".into());
+    let max = spec.max_vcpus.map(|m| format!(",maxcpus={m}")).unwrap_or_default();
     push(match spec.topology {
-        Some(t) => format!("{},sockets={},cores={},threads={}", spec.vcpus, t.sockets, t.cores, t.threads),
-        None => spec.vcpus.to_string(),
+        Some(t) => format!("{}{max},sockets={},cores={},threads={}", spec.vcpus, t.sockets, t.cores, t.threads),
+        None => format!("{}{max}", spec.vcpus),
     });
     if let Some(u) = &spec.smbios_uuid {
         push("-smbios".into());

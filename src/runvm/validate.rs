@@ -156,6 +156,15 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let log = args.console_log.clone().unwrap_or_else(|| tmp_log.clone());
     std::fs::write(&log, b"").with_context(|| format!("{}: cannot create console log", log.display()))?;
     let engine_name = if engine == Engine::Qemu { if hw { "qemu-kvm" } else { "qemu-tcg" } } else { "ferry" };
+    if engine == Engine::Qemu && !on_path("qemu-system-x86_64") {
+        if args.console_log.is_none() {
+            let _ = std::fs::remove_file(&tmp_log);
+        }
+        anyhow::bail!(
+            "{}: --engine qemu needs qemu-system-x86_64, which is not installed: install the qemu-system-x86 package (apt-get install qemu-system-x86)",
+            args.spec.display()
+        );
+    }
     let tmp = tempfile::Builder::new().prefix("ferry-validate-").tempdir().context("cannot create a temporary directory")?;
     let prepared = match engine {
         Engine::Qemu => qemu_boot(&spec, &args.boot, tmp.path()).map(Prepared::Qemu),
@@ -174,7 +183,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             if args.console_log.is_none() {
                 let _ = std::fs::remove_file(&tmp_log);
             }
-            eprintln!("ferry validate: {}: cannot boot on {engine_name}: {e:#}", spec.name);
+            eprintln!("ferry validate: {}: cannot boot {} on {engine_name}: {e:#}", args.spec.display(), spec.name);
             return Ok(ExitCode::from(1));
         }
     };
@@ -271,4 +280,12 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// Whether `name` is an executable file in one of `$PATH`'s directories.
+fn on_path(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| std::fs::metadata(d.join(name)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+    })
 }

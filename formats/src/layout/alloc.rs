@@ -204,6 +204,7 @@ pub fn allocate(vm: &VmModel, profile: &Profile, plan: &OutputPlan) -> Result<La
         profile: profile.name.clone(),
         memory_mib: vm.memory_bytes.div_ceil(1 << 20).max(1),
         vcpus: vm.vcpus.max(1),
+        max_vcpus: vm.max_vcpus.filter(|&m| m > vm.vcpus.max(1)),
         topology: vm.topology.map(|t| Topology { sockets: t.sockets, cores: t.cores, threads: t.threads }),
         firmware: match vm.firmware {
             model::Firmware::Bios => Firmware::Bios,

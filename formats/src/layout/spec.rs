@@ -21,7 +21,12 @@ pub struct MachineSpec {
     /// The device-layout profile the addresses come from, e.g. "q35-v1".
     pub profile: String,
     pub memory_mib: u64,
+    /// vCPUs at boot.
     pub vcpus: u32,
+    /// The most vCPUs the guest may have (xl `maxvcpus`, libvirt `<vcpu>` with `current=`),
+    /// when above `vcpus`; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_vcpus: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<Topology>,
     pub firmware: Firmware,

@@ -81,7 +81,7 @@ fn pax_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, String)> 
 pub type BudgetFn = dyn Fn(&str) -> u64;
 
 fn sniff(path: &Path) -> Result<Kind, ConfigError> {
-    let mut f = File::open(path).map_err(|e| ConfigError::io(path, "open", e))?;
+    let mut f = crate::disk::open_input(path).map(|(f, _)| f).map_err(|e| ConfigError::io(path, "open", e))?;
     let mut head = [0u8; 512];
     let mut n = 0;
     while n < head.len() {
@@ -218,7 +218,7 @@ impl Archive {
 
     fn list_tar(&mut self, _ovfs: &mut Vec<(String, String)>) -> Result<(), ConfigError> {
         let path = self.path.clone();
-        let file = File::open(&path).map_err(|e| ConfigError::io(&path, "open", e))?;
+        let file = crate::disk::open_input(&path).map(|(f, _)| f).map_err(|e| ConfigError::io(&path, "open", e))?;
         let total = file.metadata().map_err(|e| ConfigError::io(&path, "stat", e))?.len();
         let mut ar = tar::Archive::new(file);
         let entries = ar.entries_with_seek().map_err(|e| ConfigError::invalid(&path, "tar header", "", e.to_string()))?;
@@ -252,7 +252,7 @@ impl Archive {
 
     fn list_zip(&mut self, ovfs: &mut Vec<(String, String)>) -> Result<(), ConfigError> {
         let path = self.path.clone();
-        let file = File::open(&path).map_err(|e| ConfigError::io(&path, "open", e))?;
+        let file = crate::disk::open_input(&path).map(|(f, _)| f).map_err(|e| ConfigError::io(&path, "open", e))?;
         let total = file.metadata().map_err(|e| ConfigError::io(&path, "stat", e))?.len();
         let mut zip = zip::ZipArchive::new(file).map_err(|e| ConfigError::invalid(&path, "zip directory", "", e.to_string()))?;
         for i in 0..zip.len() {
@@ -289,7 +289,7 @@ impl Archive {
     /// .ovf declares.
     fn scan_compressed(&mut self, c: Container, ovfs: &mut Vec<(String, String)>, budget_of: &BudgetFn) -> Result<(), ConfigError> {
         let path = self.path.clone();
-        let file = File::open(&path).map_err(|e| ConfigError::io(&path, "open", e))?;
+        let file = crate::disk::open_input(&path).map(|(f, _)| f).map_err(|e| ConfigError::io(&path, "open", e))?;
         let budget = Budget::default();
         budget.limit.set(PRE_OVF_BUDGET);
         let inner: Box<dyn Read> = match c {

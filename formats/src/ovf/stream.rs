@@ -3,22 +3,21 @@
 
 use super::archive::seek_to;
 use crate::model::{ConfigError, Container, DiskSource};
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 
 /// Opens a reader over the source's bytes, as stored (a `Gzip` source is decompressed).
 pub fn open_stream(src: &DiskSource) -> Result<Box<dyn Read + Send>, ConfigError> {
     match src {
         DiskSource::File { path } | DiskSource::Block { path } => {
-            Ok(Box::new(File::open(path).map_err(|e| ConfigError::io(path, "open", e))?))
+            Ok(Box::new(crate::disk::open_input(path).map(|(f, _)| f).map_err(|e| ConfigError::io(path, "open", e))?))
         }
         DiskSource::InPlace { archive, offset, length, .. } => {
-            let mut f = File::open(archive).map_err(|e| ConfigError::io(archive, "open", e))?;
+            let mut f = crate::disk::open_input(archive).map(|(f, _)| f).map_err(|e| ConfigError::io(archive, "open", e))?;
             seek_to(&mut f, *offset, archive)?;
             Ok(Box::new(Exact { inner: f.take(*length), left: *length }))
         }
         DiskSource::Streamed { archive, container, offset, length, .. } => {
-            let f = BufReader::new(File::open(archive).map_err(|e| ConfigError::io(archive, "open", e))?);
+            let f = BufReader::new(crate::disk::open_input(archive).map(|(f, _)| f).map_err(|e| ConfigError::io(archive, "open", e))?);
             let mut r: Box<dyn Read + Send> = match container {
                 Container::TarGz => Box::new(flate2::read::MultiGzDecoder::new(f)),
                 Container::TarXz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(f)),
