@@ -96,7 +96,8 @@ fn convert_and_check(profile: &str, bridge_kind: &str, bridges: usize) {
     let args = ["convert", "-i", "vmx", vmx.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap(), "--no-copy", "--profile", profile, "-of", "raw"];
     ferry_ok(&args);
     let first = outputs(&out, "big");
-    ferry_ok(&args);
+    let again: Vec<&str> = args.iter().copied().chain(["--overwrite"]).collect();
+    ferry_ok(&again);
     assert_eq!(first, outputs(&out, "big"), "{profile}: two runs differ");
     let spec: Value = serde_json::from_str(&std::fs::read_to_string(out.join("big.ferry.json")).unwrap()).unwrap();
     let devs = spec["devices"].as_array().unwrap();

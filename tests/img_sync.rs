@@ -173,7 +173,8 @@ fn cutover_in_place_equals_converting_the_whole_chain() {
     compare(d, "warm2/g-sda", "base.vmdk");
     ferry_ok(d, &["img", "sync", "warm2/g-sda", "base-000001.vmdk"]);
     ferry_ok(d, &["img", "sync", "warm2/g-sda", "base-000002.vmdk"]);
-    convert(&["convert", "-i", "disk", "warm2/g-sda", "--in-place", "-o", "local", "-os", "warm2", "-on", "g"]);
+    // The base copy's descriptions are in warm2: the cutover replaces them (--overwrite).
+    convert(&["convert", "-i", "disk", "warm2/g-sda", "--in-place", "-o", "local", "-os", "warm2", "-on", "g", "--overwrite"]);
     compare(d, "whole/g-sda", "warm2/g-sda");
     // A VMDK cannot be converted in place.
     let o = ferry(d, &["convert", "-i", "disk", "base.vmdk", "--in-place", "-o", "local", "-os", "warm"]);

@@ -206,6 +206,14 @@ fn virtio_support(
 ) -> Result<VirtioSupport, LinuxError> {
     use ferry_inspectors::os::linux::virtio::{self as v, KernelEvidence, ModuleFile};
     let dir = format!("/lib/modules/{version}");
+    if dep.is_none() && builtin.is_empty() && fs.stat(&dir)?.is_none() {
+        // No module metadata at all: which drivers the kernel has cannot be told.
+        return Ok(VirtioSupport {
+            interface: v::VirtioInterface::Unknown,
+            force_legacy: force_legacy(fs, version)?,
+            reason: format!("{dir} is missing: the kernel's drivers cannot be judged: transitional devices, the conservative choice"),
+        });
+    }
     let is_builtin = builtin.iter().any(|m| m == "virtio_pci");
     let path = dep
         .iter()
