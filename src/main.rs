@@ -72,7 +72,7 @@ fn main() -> ExitCode {
 
 /// The error and its causes on one line: a cause whose text the line already holds (an OS
 /// error a message quotes) is not repeated, and control characters are escaped.
-fn error_line(e: &anyhow::Error) -> String {
+pub(crate) fn error_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
         let text = cause.to_string();

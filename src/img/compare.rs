@@ -41,7 +41,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
     let verdict = match verdict {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("ferry: {e:#}");
+            eprintln!("ferry: {}", crate::error_line(&e));
             return Ok(ExitCode::from(2));
         }
     };

@@ -176,14 +176,14 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             if args.json {
                 let report = serde_json::json!({
                     "spec": args.spec, "engine": engine_name, "passed": false,
-                    "failed_milestone": milestones.first().map(|m| m.name.clone()), "error": format!("{e:#}"),
+                    "failed_milestone": milestones.first().map(|m| m.name.clone()), "error": crate::error_line(&e),
                 });
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
             if args.console_log.is_none() {
                 let _ = std::fs::remove_file(&tmp_log);
             }
-            eprintln!("ferry validate: {}: cannot boot {} on {engine_name}: {e:#}", args.spec.display(), spec.name);
+            eprintln!("ferry validate: {}: cannot boot {} on {engine_name}: {}", args.spec.display(), spec.name, crate::error_line(&e));
             return Ok(ExitCode::from(1));
         }
     };
