@@ -65,3 +65,35 @@ fn raw_xen_guest_is_converted_on_its_overlay() {
     assert!(debugfs_cat(&part, "/etc/network/interfaces").contains("iface enp0s5 inet dhcp"));
     assert_eq!(sha256(&raw), before, "the source disk changed");
 }
+
+#[test]
+fn a_kernel_without_virtio_pci_is_refused_and_one_without_module_metadata_gets_transitional_devices() {
+    if !tiny_tools() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    // Module metadata that lists no virtio_pci: the guest cannot drive virtio at all.
+    let tree = t.path().join("tree");
+    let mut files = tiny_debian("tiny", "xvda", "console=hvc0");
+    files.push(("lib/modules/6.1.0-9-amd64/modules.dep".into(), "kernel/drivers/block/xen-blkfront.ko:\n".into()));
+    files.push(("lib/modules/6.1.0-9-amd64/modules.builtin".into(), "kernel/fs/ext4/ext4.ko\n".into()));
+    write_tree(&tree, &files);
+    let raw = t.path().join("tiny.raw");
+    mbr_ext4_disk(&raw, 64 << 20, &tree);
+    let cfg = xl(t.path(), &raw);
+    let out = new_dir(t.path(), "out");
+    let o = convert_local("xen", &cfg, &out, &[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("kernel 6.1.0-9-amd64 has no virtio_pci driver"), "{err}");
+    assert_eq!(list(&out), Vec::<String>::new());
+
+    // No /lib/modules at all: nothing tells which drivers it has, so transitional devices.
+    let Some(raw) = make_guest(&t.path().join("bare")) else { return };
+    let cfg = xl(&t.path().join("bare"), &raw);
+    let json = convert_local_ok("xen", &cfg, &out, &["--dry-run", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["virtio"]["model"], "transitional", "{json}");
+    assert!(v["virtio"]["reason"].as_str().unwrap().contains("conservative"), "{json}");
+}
