@@ -60,12 +60,15 @@ fn drive(path: PathBuf) -> (Vec<u64>, Vec<u64>) {
     };
     let mut seen: Vec<u64> = Vec::new();
     let Some(_) = reply(&mut w, serde_json::json!({"execute": "qmp_capabilities"}), &mut events) else { return (seen, events) };
-    let mut target = None;
+    let (mut target, mut sent) = (None, None);
     while start.elapsed() < Duration::from_secs(60) {
-        if let Some(t) = target {
+        // Each target once: a repeated `balloon` raises another config interrupt, which a
+        // slow guest would see in a later step's ISR.
+        if let Some(t) = target.filter(|t| sent != Some(*t)) {
             if reply(&mut w, serde_json::json!({"execute": "balloon", "arguments": {"value": t}}), &mut events).is_none() {
                 break;
             }
+            sent = Some(t);
         }
         let Some(q) = reply(&mut w, serde_json::json!({"execute": "query-balloon"}), &mut events) else { break };
         if q.get("error").is_some() && !seen.is_empty() {
