@@ -8,10 +8,9 @@
 
 mod convert_support;
 
+use convert_support::qmp::Qmp;
 use convert_support::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,50 +34,6 @@ fn write_vmx(dir: &Path) -> std::path::PathBuf {
     p
 }
 
-struct Qmp {
-    r: BufReader<UnixStream>,
-    w: UnixStream,
-}
-
-impl Qmp {
-    fn connect(sock: &Path, child: &mut std::process::Child) -> Qmp {
-        let start = Instant::now();
-        let s = loop {
-            if let Ok(s) = UnixStream::connect(sock) {
-                break s;
-            }
-            if let Ok(Some(st)) = child.try_wait() {
-                let mut err = String::new();
-                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-                panic!("qemu exited {st}: {err}");
-            }
-            assert!(start.elapsed() < Duration::from_secs(60), "no QMP socket");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut q = Qmp { r: BufReader::new(s.try_clone().unwrap()), w: s };
-        let mut line = String::new();
-        q.r.read_line(&mut line).unwrap();
-        q.cmd("qmp_capabilities");
-        q
-    }
-
-    fn cmd(&mut self, execute: &str) -> Value {
-        writeln!(self.w, "{}", json!({ "execute": execute })).unwrap();
-        loop {
-            let mut line = String::new();
-            self.r.read_line(&mut line).unwrap();
-            let v: Value = serde_json::from_str(&line).unwrap();
-            if v.get("event").is_some() {
-                continue;
-            }
-            assert!(v.get("error").is_none(), "{execute}: {v}");
-            return v["return"].clone();
-        }
-    }
-}
-
-/// (parent bridge qdev id or "", slot, function, qdev id) of every function QEMU shows.
 fn flatten(devices: &Value, parent: &str, out: &mut Vec<(String, u64, u64, String)>) {
     for d in devices.as_array().unwrap() {
         let id = d["qdev_id"].as_str().unwrap_or("").to_string();
@@ -132,23 +87,23 @@ fn convert_and_check(profile: &str, bridge_kind: &str, bridges: usize) {
     let mut q = Qmp::connect(&sock, &mut child);
     // Stopped (-S): the root bus, bridges included, as the spec places it.
     let mut got = Vec::new();
-    flatten(&q.cmd("query-pci")[0]["devices"], "", &mut got);
+    flatten(&q.cmd("query-pci", json!({}))[0]["devices"], "", &mut got);
     for b in br {
         let want = (String::new(), b["addr"]["slot"].as_u64().unwrap(), b["addr"]["function"].as_u64().unwrap(), b["id"].as_str().unwrap().to_string());
         assert!(got.contains(&want), "{profile}: bridge {want:?} not in {got:?}");
     }
     // The buses behind the bridges are numbered by the firmware: run it, then look again.
-    q.cmd("cont");
+    q.cmd("cont", json!({}));
     let start = Instant::now();
     let pci = loop {
-        let pci = q.cmd("query-pci");
+        let pci = q.cmd("query-pci", json!({}));
         let numbered = pci[0]["devices"].as_array().unwrap().iter().filter_map(|d| d.get("pci_bridge")).all(|b| b["bus"]["secondary"].as_u64().unwrap_or(0) != 0);
         if numbered || start.elapsed() > Duration::from_secs(60) {
             break pci;
         }
         std::thread::sleep(Duration::from_millis(500));
     };
-    q.cmd("quit");
+    q.cmd("quit", json!({}));
     assert!(child.wait().unwrap().success());
     let mut got = Vec::new();
     flatten(&pci[0]["devices"], "", &mut got);

@@ -1,6 +1,8 @@
 //! Helpers for the `ferry convert` integration tests.
 #![allow(dead_code)]
 
+pub mod qmp;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
