@@ -16,7 +16,10 @@ impl Drop for TapDev {
 }
 
 fn make_tap() -> Option<TapDev> {
-    let name = format!("fyt{}", std::process::id() % 100_000);
+    // One name per test: the tests of this file run in parallel in one process.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("fyt{}x{n}", std::process::id() % 100_000);
     let ok = Command::new("ip").args(["tuntap", "add", "dev", &name, "mode", "tap"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
     if !ok {
         eprintln!("SKIP: cannot create a tap device (needs root and /dev/net/tun)");
@@ -47,32 +50,7 @@ fn peer_result(mut child: Child) -> String {
 
 #[test]
 fn frames_cross_the_tap_both_ways() {
-    let Some(tap) = make_tap() else { return };
-    let elf = guest("nettap");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let disk = dir.path().join("disk.raw");
-    sparse_disk(&disk, 1 << 20);
-    let mut v = spec_json(&elf, &disk, "q35-v1", [4, 3, 5, 6]);
-    v["devices"] = serde_json::json!([{"id": "net0", "addr": {"bus": 0, "slot": 3, "function": 0}, "type": "virtio-net",
-        "mac": "52:54:00:12:34:56", "backend": {"kind": "tap", "name": tap.0}}]);
-    let spec = ferry_formats::layout::MachineSpec::from_json(&v.to_string()).expect("spec");
-    let want = "tx done\nrx ferry-rx-frame len-ok 1\n";
-    if qemu_available() {
-        let p = peer(&tap.0);
-        let mut args = vec!["-machine".to_string(), "q35".into(), "-m".into(), "128".into()];
-        args.extend(["-netdev".into(), format!("tap,id=n0,ifname={},script=no,downscript=no", tap.0)]);
-        args.extend(["-device".into(), "virtio-net-pci-non-transitional,netdev=n0,bus=pcie.0,addr=0x3,mac=52:54:00:12:34:56".into()]);
-        let q = qemu(&args, &elf, "tcg");
-        assert_eq!(q.serial, want);
-        assert!(peer_result(p).contains("got ferry-tx-frame"));
-    }
-    if !kvm_available() {
-        return;
-    }
-    let p = peer(&tap.0);
-    let out = run_spec(&spec);
-    assert_eq!(text(&out.console), want);
-    assert!(peer_result(p).contains("got ferry-tx-frame"));
+    exchange("nettap", None, "virtio-net-pci-non-transitional");
 }
 
 /// The same exchange through the legacy interface of a transitional virtio-net (10-byte
@@ -80,21 +58,32 @@ fn frames_cross_the_tap_both_ways() {
 /// runtime print the same lines and the host peer gets the frame.
 #[test]
 fn legacy_frames_cross_the_tap_both_ways() {
+    exchange("legacynet", Some("transitional"), "virtio-net-pci-transitional");
+}
+
+/// Boots micro-guest `name` with one virtio-net at 00:03.0 on a fresh tap, under QEMU
+/// (`qemu_device`) and on the runtime (spec `model`): both print the same lines and the
+/// host peer receives the guest's frame each time.
+fn exchange(name: &str, model: Option<&str>, qemu_device: &str) {
     let Some(tap) = make_tap() else { return };
-    let elf = guest("legacynet");
+    let elf = guest(name);
     let dir = tempfile::tempdir().expect("tempdir");
     let disk = dir.path().join("disk.raw");
     sparse_disk(&disk, 1 << 20);
     let mut v = spec_json(&elf, &disk, "q35-v1", [4, 3, 5, 6]);
-    v["devices"] = serde_json::json!([{"id": "net0", "addr": {"bus": 0, "slot": 3, "function": 0}, "type": "virtio-net",
-        "model": "transitional", "mac": "52:54:00:12:34:56", "backend": {"kind": "tap", "name": tap.0}}]);
+    let mut net = serde_json::json!({"id": "net0", "addr": {"bus": 0, "slot": 3, "function": 0}, "type": "virtio-net",
+        "mac": "52:54:00:12:34:56", "backend": {"kind": "tap", "name": tap.0}});
+    if let Some(m) = model {
+        net["model"] = m.into();
+    }
+    v["devices"] = serde_json::json!([net]);
     let spec = ferry_formats::layout::MachineSpec::from_json(&v.to_string()).expect("spec");
     let want = "tx done\nrx ferry-rx-frame len-ok 1\n";
     if qemu_available() {
         let p = peer(&tap.0);
         let mut args = vec!["-machine".to_string(), "q35".into(), "-m".into(), "128".into()];
         args.extend(["-netdev".into(), format!("tap,id=n0,ifname={},script=no,downscript=no", tap.0)]);
-        args.extend(["-device".into(), "virtio-net-pci-transitional,netdev=n0,bus=pcie.0,addr=0x3,mac=52:54:00:12:34:56".into()]);
+        args.extend(["-device".into(), format!("{qemu_device},netdev=n0,bus=pcie.0,addr=0x3,mac=52:54:00:12:34:56")]);
         let q = qemu(&args, &elf, "tcg");
         assert_eq!(q.serial, want);
         assert!(peer_result(p).contains("got ferry-tx-frame"));
