@@ -58,6 +58,8 @@ pub struct VmConfig {
     /// Unix socket serving the host end of the first virtio-console's port 1
     /// ("org.ferry.channel.0"); none leaves the port without a host end.
     pub channel_socket: Option<PathBuf>,
+    /// How guest RAM is backed and advised.
+    pub memory: crate::memory::MemoryOptions,
 }
 
 /// A spec the runtime cannot boot.
@@ -113,6 +115,7 @@ impl VmConfig {
             console: ConsoleSink::None,
             no_reboot: false,
             channel_socket: None,
+            memory: Default::default(),
         })
     }
 }

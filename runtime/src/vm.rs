@@ -203,7 +203,7 @@ impl Vm {
         vm.create_irq_chip().map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
         vm.create_pit2(kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() })
             .map_err(kvm_err("KVM_CREATE_PIT2"))?;
-        let mem = memory::create(&vm, cfg.memory_mib)?;
+        let mem = memory::create(&vm, cfg.memory_mib, &cfg.memory)?;
         let mem_bytes = cfg.memory_mib << 20;
         boot::write_tables(&mem)?;
         let entry = match (&cfg.images, &cfg.guest_root) {

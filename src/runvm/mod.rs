@@ -42,6 +42,37 @@ pub struct RunArgs {
     pub timeout: Option<u64>,
     #[command(flatten)]
     pub boot: BootArgs,
+    /// Do not advise guest RAM for KSM merging (MADV_MERGEABLE).
+    #[arg(long)]
+    pub no_ksm: bool,
+    /// Do not advise guest RAM for transparent huge pages (MADV_HUGEPAGE).
+    #[arg(long)]
+    pub no_thp: bool,
+    /// What backs guest RAM: anonymous memory, a shared memfd, or a memfd on hugetlbfs
+    /// (2 MiB pages the host reserved in vm.nr_hugepages).
+    #[arg(long, value_enum, default_value = "anonymous")]
+    pub memory_backing: MemoryBacking,
+}
+
+/// `--memory-backing`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum MemoryBacking {
+    Anonymous,
+    Memfd,
+    Hugetlb,
+}
+
+impl RunArgs {
+    /// The guest-RAM options these flags ask for.
+    fn memory_options(&self) -> ferry_runtime::memory::MemoryOptions {
+        use ferry_runtime::memory::Backing;
+        let backing = match self.memory_backing {
+            MemoryBacking::Anonymous => Backing::Anonymous,
+            MemoryBacking::Memfd => Backing::Memfd,
+            MemoryBacking::Hugetlb => Backing::Hugetlb,
+        };
+        ferry_runtime::memory::MemoryOptions { thp: !self.no_thp, ksm: !self.no_ksm, backing }
+    }
 }
 
 /// How to boot the spec (shared by `run` and `validate`).
@@ -90,6 +121,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     cfg.console = if args.console == "-" { ConsoleSink::Stdout } else { ConsoleSink::File(PathBuf::from(&args.console)) };
     cfg.no_reboot = args.no_reboot;
     cfg.channel_socket = args.console_socket.clone();
+    cfg.memory = args.memory_options();
     let ctl = Controller::new(args.paused);
     let _qmp = match &args.qmp {
         Some(p) => Some(ferry_runtime::qmp::serve(p, ctl.clone()).with_context(|| format!("{}: cannot serve QMP", p.display()))?),

@@ -96,14 +96,7 @@ impl Balloon {
 
     /// Drops the host pages behind `pfn`; false when it is not a whole page of guest RAM.
     fn discard(mem: &Memory, pfn: u32) -> bool {
-        let addr = GuestAddress(u64::from(pfn) * PAGE);
-        let Ok(slice) = mem.get_slice(addr, PAGE as usize) else { return false };
-        let guard = slice.ptr_guard_mut();
-        // SAFETY: the range is one whole page inside a private anonymous guest-RAM mapping
-        // (get_slice checked it lies in a region); MADV_DONTNEED only drops its contents,
-        // which the guest gave up by inflating the page, and the mapping stays valid.
-        let r = unsafe { libc::madvise(guard.as_ptr().cast(), PAGE as usize, libc::MADV_DONTNEED) };
-        r == 0
+        crate::memory::discard(mem, GuestAddress(u64::from(pfn) * PAGE), PAGE as usize)
     }
 
     fn pfns(&mut self, q: usize, queue: &mut Queue, mem: &Memory) -> Result<bool, VirtioError> {
