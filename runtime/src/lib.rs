@@ -17,6 +17,7 @@ pub mod memory;
 pub mod pci;
 pub mod qmp;
 pub mod regs;
+pub mod sandbox;
 pub mod tables;
 pub mod virtio;
 pub mod vm;

@@ -76,7 +76,7 @@ pub fn create(vm: &VmFd, mib: u64, opts: &MemoryOptions) -> Result<Memory, Memor
         }
         Backing::Memfd | Backing::Hugetlb => {
             let huge = opts.backing == Backing::Hugetlb;
-            if huge && mib % 2 != 0 {
+            if huge && !mib.is_multiple_of(2) {
                 return Err(MemoryError::HugeSize(mib));
             }
             let file = memfd(huge, mib << 20)?;

@@ -31,6 +31,10 @@ pub fn serve(path: &Path, ctl: Arc<Controller>) -> std::io::Result<QmpServer> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
     std::thread::Builder::new().name("qmp".into()).spawn(move || {
+        // Clients and their event writers start from this thread and inherit its filter.
+        if let Err(e) = crate::sandbox::enter(crate::sandbox::ThreadClass::Monitor) {
+            return eprintln!("ferry run: QMP not served: {e}");
+        }
         for conn in listener.incoming().flatten() {
             let ctl = ctl.clone();
             let _ = std::thread::Builder::new().name("qmp-client".into()).spawn(move || client(conn, &ctl));

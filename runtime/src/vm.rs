@@ -420,6 +420,9 @@ impl Vm {
 
 /// Waits for backend input (tap frames) and lets the devices deliver it.
 fn poll_loop(fds: Vec<std::os::unix::io::RawFd>, shared: &Shared) {
+    if let Err(e) = crate::sandbox::enter(crate::sandbox::ThreadClass::Io) {
+        return shared.finish(ExitReason::Error(e.to_string()));
+    }
     let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
     while !shared.stopping.load(Ordering::SeqCst) {
         // SAFETY: `pfds` is a valid array of pollfd of the given length for the call's duration.
@@ -444,6 +447,9 @@ fn install_kick_handler() {
 }
 
 fn vcpu_loop(mut vcpu: VcpuFd, shared: &Shared, ctl: &Controller) {
+    if let Err(e) = crate::sandbox::enter(crate::sandbox::ThreadClass::Vcpu) {
+        return shared.finish(ExitReason::Error(e.to_string()));
+    }
     loop {
         if shared.stopping.load(Ordering::SeqCst) {
             return;

@@ -4,6 +4,7 @@ mod boot_mode;
 mod guest_kernel;
 mod milestones;
 mod qemu;
+mod sandbox;
 mod validate;
 
 use anyhow::{bail, Context};
@@ -52,6 +53,14 @@ pub struct RunArgs {
     /// (2 MiB pages the host reserved in vm.nr_hugepages).
     #[arg(long, value_enum, default_value = "anonymous")]
     pub memory_backing: MemoryBacking,
+    /// Run without the sandbox (by default the VMM restricts itself with Landlock to the
+    /// spec's files and sockets, and each VMM thread with a seccomp filter).
+    #[arg(long)]
+    pub no_sandbox: bool,
+    /// Also let the sandboxed VMM open PATH (a file, or a directory and what is beneath it)
+    /// read-write: disks to hot-plug with QMP `blockdev-add`. Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub sandbox_allow: Vec<PathBuf>,
 }
 
 /// `--memory-backing`.
@@ -122,6 +131,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     cfg.no_reboot = args.no_reboot;
     cfg.channel_socket = args.console_socket.clone();
     cfg.memory = args.memory_options();
+    if !args.no_sandbox {
+        let policy = sandbox::policy(&spec, &cfg, &args)?;
+        sandbox::enter(&policy)?;
+    }
     let ctl = Controller::new(args.paused);
     let _qmp = match &args.qmp {
         Some(p) => Some(ferry_runtime::qmp::serve(p, ctl.clone()).with_context(|| format!("{}: cannot serve QMP", p.display()))?),

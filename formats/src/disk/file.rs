@@ -25,6 +25,13 @@ pub fn opened_source(id: FileId) -> Option<PathBuf> {
     OPENED.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|m| m.get(&id).cloned())
 }
 
+/// Every source file opened so far by this process (a disk's whole chain once it is opened).
+pub fn opened_sources() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = OPENED.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|m| m.values().cloned().collect()).unwrap_or_default();
+    v.sort();
+    v
+}
+
 /// Records `path` as a source (the description files a reader opens, for instance).
 pub fn note_source(id: FileId, path: &Path) {
     OPENED.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(HashMap::new).entry(id).or_insert_with(|| path.to_path_buf());

@@ -14,7 +14,7 @@ mod raw;
 mod stream;
 
 pub use error::DiskError;
-pub use file::{note_source, open_input, opened_source, FileId, ReadOnlyFile};
+pub use file::{note_source, open_input, opened_source, opened_sources, FileId, ReadOnlyFile};
 pub use inflate::{inflate_deflate, inflate_grain, inflate_zlib};
 pub use open::{open_image, probe_format, probe_range, ImageFormat};
 pub use overlay::{CowOverlay, OVERLAY_BLOCK};

@@ -111,6 +111,9 @@ impl Drop for Blk {
 
 /// The I/O thread: waits for queue notifications and serves every available request.
 fn io_thread(requests: &Mutex<Requests>, queue: &mut Queue, mem: &Memory, irq: &Irq, kick: &EventFd, stop: &AtomicBool) {
+    if let Err(e) = crate::sandbox::enter(crate::sandbox::ThreadClass::Io) {
+        return log("blk", &format!("I/O thread not started: {e}"));
+    }
     loop {
         let _ = kick.read(); // blocks until the guest (or `stop`) kicks
         if stop.load(Ordering::SeqCst) {

@@ -101,6 +101,9 @@ fn post(inbox: &Mutex<Inbox>, wake: &EventFd, f: impl FnOnce(&mut Inbox)) {
 }
 
 fn serve(listener: &UnixListener, inbox: &Mutex<Inbox>, conn: &Mutex<Option<UnixStream>>, wake: &EventFd, stop: &AtomicBool) {
+    if let Err(e) = crate::sandbox::enter(crate::sandbox::ThreadClass::Monitor) {
+        return crate::virtio::log("console-channel", &format!("not serving: {e}"));
+    }
     let tick = Duration::from_millis(50);
     while !stop.load(Ordering::SeqCst) {
         let mut s = match listener.accept() {
