@@ -59,7 +59,7 @@ fn forbidden_opens_and_syscalls_are_refused_in_every_thread_class() {
     let (spec, disk) = blk_spec(dir.path());
     let qmp = dir.path().join("qmp.sock");
     let probe = format!("open:/etc/hostname,open:{},thread", disk.display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["run", "-S", "--no-reboot", "--timeout", "60", "--console"])
         .arg(dir.path().join("console.log"))
         .arg("--qmp")

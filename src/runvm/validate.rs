@@ -99,7 +99,7 @@ pub fn hardware_kvm() -> bool {
 
 enum Prepared {
     Qemu(QemuBoot),
-    Ferry(VmConfig),
+    Ferry(Box<VmConfig>),
 }
 
 enum Running {
@@ -168,7 +168,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::Builder::new().prefix("ferry-validate-").tempdir().context("cannot create a temporary directory")?;
     let prepared = match engine {
         Engine::Qemu => qemu_boot(&spec, &args.boot, tmp.path()).map(Prepared::Qemu),
-        _ => super::runtime_config(&spec, &args.boot).map(Prepared::Ferry),
+        _ => super::runtime_config(&spec, &args.boot).map(|c| Prepared::Ferry(Box::new(c))),
     };
     let prepared = match prepared {
         Ok(p) => p,
