@@ -101,3 +101,38 @@ fn forbidden_opens_and_syscalls_are_refused_in_every_thread_class() {
         assert!(err.contains(&want), "{class}: {err}");
     }
 }
+
+/// The VMM needs no root: as `nobody` with only /dev/kvm's group (`setpriv`), inside the
+/// sandbox, the micro-guest boots; the guest files are the only other files it can open.
+#[test]
+fn runs_as_an_unprivileged_user_with_only_dev_kvm() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !kvm_available() {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_ferry");
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let kvm_gid = std::fs::metadata("/dev/kvm").map(|m| m.gid()).unwrap_or(0);
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv").args(["--reuid=65534", "--regid=65534", &format!("--groups={kvm_gid}")]).args(args).output()
+    };
+    if !root || !as_nobody(&["test", "-x", bin]).is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIP: needs root and setpriv to drop to nobody, and {bin} reachable by nobody");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let elf = dir.path().join("hello.elf");
+    std::fs::copy(guest("hello"), &elf).expect("copy");
+    let disk = dir.path().join("disk.raw");
+    test_disk(&disk);
+    std::fs::set_permissions(&disk, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let spec = dir.path().join("spec.json");
+    let mut v = spec_json(&elf, &disk, "q35-v1", [4, 3, 5, 6]);
+    v["devices"] = serde_json::json!([v["devices"][0].clone()]);
+    std::fs::write(&spec, v.to_string()).expect("write spec");
+    let out = as_nobody(&[bin, "run", "--no-reboot", "--timeout", "60", spec.to_str().expect("utf-8")]).expect("setpriv");
+    assert_eq!(out.status.code(), Some(0x31), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ferry micro-guest: hello"));
+}
