@@ -99,6 +99,11 @@ pub fn for_vcpu(base: &CpuId, topo: &CpuTopology, index: u32, quirks: CpuidQuirk
                 e.edx = id;
             }
             0x8000_0008 if quirks.pvm => e.ebx |= 1 << 2, // XSAVEERPTR: AMD FPU path without FXSAVE leak checks
+            // KVM's PV features that the guest reaches through the hypercall instruction:
+            // kvm_pvm leaves a vCPU spinning on it (an AP's first PV IPI, KVM_HC_SEND_IPI, never
+            // returns), so a multi-vCPU Linux hangs bringing up its APs. Hide PV_UNHALT (7,
+            // KVM_HC_KICK_CPU), PV_SEND_IPI (11) and PV_SCHED_YIELD (13); MSR-based ones stay.
+            0x4000_0001 if quirks.pvm => e.eax &= !((1 << 7) | (1 << 11) | (1 << 13)),
             _ => {}
         }
     }

@@ -446,13 +446,28 @@ fn install_kick_handler() {
     });
 }
 
+/// With `FERRY_VCPU_DUMP` set, a stopping vCPU prints where it was (diagnosing hangs).
+fn dump_state(vcpu: &VcpuFd) {
+    if std::env::var_os("FERRY_VCPU_DUMP").is_none() {
+        return;
+    }
+    let name = std::thread::current().name().unwrap_or("vcpu").to_string();
+    match (vcpu.get_regs(), vcpu.get_sregs(), vcpu.get_mp_state()) {
+        (Ok(r), Ok(s), Ok(mp)) => eprintln!(
+            "ferry-runtime: {name}: rip {:#x} rsp {:#x} rflags {:#x} rax {:#x} rcx {:#x} cs {:#x} cr0 {:#x} cr3 {:#x} mp_state {}",
+            r.rip, r.rsp, r.rflags, r.rax, r.rcx, s.cs.selector, s.cr0, s.cr3, mp.mp_state
+        ),
+        (r, _, _) => eprintln!("ferry-runtime: {name}: registers unreadable: {:?}", r.err()),
+    }
+}
+
 fn vcpu_loop(mut vcpu: VcpuFd, shared: &Shared, ctl: &Controller) {
     if let Err(e) = crate::sandbox::enter(crate::sandbox::ThreadClass::Vcpu) {
         return shared.finish(ExitReason::Error(e.to_string()));
     }
     loop {
         if shared.stopping.load(Ordering::SeqCst) {
-            return;
+            return dump_state(&vcpu);
         }
         ctl.wait_while_paused(&shared.stopping);
         match vcpu.run() {
