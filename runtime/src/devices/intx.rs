@@ -30,10 +30,20 @@ pub fn gsi(profile: Machine, slot: u8, pin: u8) -> Option<u32> {
     }
 }
 
+/// The GSI that pin `pin` (1..=4) of a device at `slot` behind a PCI bridge at root slot
+/// `bridge_slot` reaches: QEMU's pci-bridge swizzles (pin + slot) onto its own pins. PCIe root
+/// ports (q35 slots 0x18..) are not routed, like the root-bus slots there.
+pub fn gsi_behind(profile: Machine, bridge_slot: u8, slot: u8, pin: u8) -> Option<u32> {
+    if !(1..=4).contains(&pin) {
+        return None;
+    }
+    gsi(profile, bridge_slot, (pin - 1 + (slot & 3)) % 4 + 1)
+}
+
 /// Level state of the INTx GSIs, shared by every function.
 pub struct IntxLines {
     vm: Arc<VmFd>,
-    asserted: Mutex<HashMap<u32, BTreeSet<(u8, u8)>>>,
+    asserted: Mutex<HashMap<u32, BTreeSet<(u8, u8, u8)>>>,
 }
 
 impl IntxLines {
@@ -42,8 +52,8 @@ impl IntxLines {
         Arc::new(IntxLines { vm, asserted: Mutex::new(HashMap::new()) })
     }
 
-    /// Function `source` (slot, function) drives `gsi` to `level`.
-    pub fn set(&self, gsi: u32, source: (u8, u8), level: bool) {
+    /// Function `source` (bus, slot, function) drives `gsi` to `level`.
+    pub fn set(&self, gsi: u32, source: (u8, u8, u8), level: bool) {
         let Ok(mut a) = self.asserted.lock() else { return };
         let set = a.entry(gsi).or_default();
         let before = !set.is_empty();
@@ -65,14 +75,18 @@ impl IntxLines {
 pub struct IntxPin {
     lines: Arc<IntxLines>,
     gsi: u32,
-    source: (u8, u8),
+    source: (u8, u8, u8),
     level: bool,
 }
 
 impl IntxPin {
     /// The pin of function `slot.function` routed to `gsi`.
     pub fn new(lines: Arc<IntxLines>, gsi: u32, slot: u8, function: u8) -> Self {
-        IntxPin { lines, gsi, source: (slot, function), level: false }
+        IntxPin { lines, gsi, source: (0, slot, function), level: false }
+    }
+    /// The pin of function `bus:slot.function` behind a bridge, routed to `gsi`.
+    pub fn behind(lines: Arc<IntxLines>, gsi: u32, bus: u8, slot: u8, function: u8) -> Self {
+        IntxPin { lines, gsi, source: (bus, slot, function), level: false }
     }
     /// Drives the pin (no ioctl when unchanged).
     pub fn set(&mut self, level: bool) {
