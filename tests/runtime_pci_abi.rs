@@ -162,3 +162,72 @@ fn disk_behind_a_bridge_serves_a_queue_on_both_engines() {
         assert_eq!(ours, want, "{profile} {extra:?}: the runtime differs from QEMU");
     }
 }
+
+/// INTx behind bridges: virtio-rng devices behind PCIe root ports at 0x1b.0, 0x1b.1, 0x1d.0
+/// and 0x1e.0 (q35-v2) and at slots 1-4 behind the PCI bridge at 0x1f (pc-v2), driven with
+/// MSI-X off by the `intx` micro-guest: each bridge swizzles the pin onto its own, which the
+/// chipset routes (q35: ICH9's DxxIR reset values, GSI 16 and for slot 0x1e 20; pc: PIIX PIRQs,
+/// 11 10 10 11). QEMU and the runtime print the same lines, with the GSIs measured under QEMU.
+#[test]
+fn intx_behind_bridges_same_on_runtime_and_qemu() {
+    let elf = guest("intx");
+    let rp = |bus: u8, slot: u8, function: u8| {
+        serde_json::json!({"id": format!("pci.{bus}"), "addr": {"bus": 0, "slot": slot, "function": function}, "bus": bus,
+            "kind": "pcie-root-port", "chassis": bus, "port": 0x0f + bus})
+    };
+    let rng = |bus: u8, slot: u8| serde_json::json!({"id": format!("rng{bus}_{slot}"), "addr": {"bus": bus, "slot": slot, "function": 0}, "type": "virtio-rng"});
+    let layouts = [
+        ("q35-v2", vec![rp(1, 0x1b, 0), rp(2, 0x1b, 1), rp(3, 0x1d, 0), rp(4, 0x1e, 0)], vec![rng(1, 0), rng(2, 0), rng(3, 0), rng(4, 0)], vec![(1, 0, 16), (2, 0, 16), (3, 0, 16), (4, 0, 20)]),
+        (
+            "pc-v2",
+            vec![serde_json::json!({"id": "pci.1", "addr": {"bus": 0, "slot": 0x1f, "function": 0}, "bus": 1, "kind": "pci-bridge", "chassis": 1})],
+            vec![rng(1, 1), rng(1, 2), rng(1, 3), rng(1, 4)],
+            vec![(1, 1, 11), (1, 2, 10), (1, 3, 10), (1, 4, 11)],
+        ),
+    ];
+    for (profile, bridges, devices, want) in layouts {
+        let spec = serde_json::json!({
+            "spec_version": 1, "name": "intx", "profile": profile, "memory_mib": 128, "vcpus": 1,
+            "firmware": "bios", "boot": {"kernel": elf, "cmdline": ""}, "bridges": bridges, "devices": devices,
+        });
+        let spec = ferry_formats::layout::MachineSpec::from_json(&spec.to_string()).expect("spec");
+        let mut runs = Vec::new();
+        if qemu_tools() {
+            let machine = ferry_formats::layout::Profile::builtin(profile).expect("profile").qemu_machine;
+            let mut args: Vec<String> = vec!["-machine".into(), machine, "-m".into(), "128".into()];
+            for b in &spec.bridges {
+                let multi = if b.addr.function == 0 && spec.bridges.iter().any(|o| o.addr.slot == b.addr.slot && o.addr.function != 0) { ",multifunction=on" } else { "" };
+                let root = if profile.starts_with("q35") { "pcie.0" } else { "pci.0" };
+                let at = format!("bus={root},addr=0x{:x}.{}{multi}", b.addr.slot, b.addr.function);
+                args.extend(["-device".to_string(), match b.port {
+                    Some(p) => format!("pcie-root-port,id={},chassis={},port=0x{p:x},{at}", b.id, b.chassis),
+                    None => format!("pci-bridge,id={},chassis_nr={},{at}", b.id, b.chassis),
+                }]);
+            }
+            for d in &spec.devices {
+                args.extend(["-device".to_string(), format!("virtio-rng-pci-non-transitional,bus=pci.{},addr=0x{:x}", d.addr.bus, d.addr.slot)]);
+            }
+            let r = qemu(&args, &elf, "tcg");
+            assert_eq!(r.exit_code, Some(0x61), "{}", r.serial);
+            runs.push(("qemu", r.serial));
+        }
+        if kvm_available() {
+            let out = run_spec(&spec);
+            assert_eq!(out.reason, ferry_runtime::ExitReason::DebugExit(0x30), "{}", text(&out.console));
+            runs.push(("ferry", text(&out.console)));
+        }
+        for (engine, out) in &runs {
+            eprintln!("{profile} {engine}:\n{out}");
+            for (bus, slot, gsi) in &want {
+                let line = format!(
+                    "intx: bus={bus} slot={slot} pin=1 msix_enabled=0 gsi={gsi} lapic_irr=1 status_int=1 held=1 isr=1 isr_reread=0 status_int_after=0 redelivered=0 second=1 disabled=0 status_int_disabled=1 reenabled=1 msix_on=0"
+                );
+                assert!(out.lines().any(|l| l == line), "{profile} {engine}: no {line:?} in:\n{out}");
+            }
+        }
+        if let [(_, a), (_, b)] = &runs[..] {
+            let pick = |t: &str| t.lines().filter(|l| l.starts_with("intx: ")).map(str::to_string).collect::<Vec<_>>();
+            assert_eq!(pick(a), pick(b), "{profile}");
+        }
+    }
+}
