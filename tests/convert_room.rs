@@ -203,6 +203,86 @@ fn runtime_runs_the_bridged_spec_as_qemu_does() {
     }
 }
 
+/// QMP on the bridged spec: `query-pci` nests every device behind the bridge QEMU shows it
+/// behind, at the same slot; `device_del` of a NIC behind a root port, which QEMU accepts
+/// (ACPI PCI hotplug on the root ports of pc-q35-7.2), is refused by the runtime in a
+/// GenericError naming the missing ACPI hotplug pieces, as is `device_add` onto a root port.
+#[test]
+fn qmp_on_the_bridged_spec() {
+    if !have("qemu-system-x86_64") || !runtime_support::kvm_available() {
+        eprintln!("SKIP: qemu-system-x86_64 or /dev/kvm missing");
+        return;
+    }
+    let elf = runtime_support::guest("idle");
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().canonicalize().unwrap();
+    let vmx = write_vmx(&out);
+    ferry_ok(&["convert", "-i", "vmx", vmx.to_str().unwrap(), "-o", "local", "-os", out.to_str().unwrap(), "--no-copy", "-of", "raw"]);
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(out.join("big.ferry.json")).unwrap()).unwrap();
+    for d in spec["devices"].as_array().unwrap().iter().filter(|d| d["type"] == "virtio-blk") {
+        std::fs::File::create(d["file"].as_str().unwrap()).unwrap().set_len(1 << 20).unwrap();
+    }
+    let ids: Vec<String> = spec["devices"].as_array().unwrap().iter().chain(spec["bridges"].as_array().unwrap()).map(|d| d["id"].as_str().unwrap().to_string()).collect();
+    let placed = |pci: &Value| {
+        let mut got = Vec::new();
+        flatten(&pci[0]["devices"], "", &mut got);
+        got.retain(|g| ids.contains(&g.3));
+        got.sort();
+        got
+    };
+    // QEMU: device_del is accepted (ACPI hotplug).
+    let sock = out.join("qemu.sock");
+    let mut child = Command::new("sh")
+        .arg(out.join("big.sh"))
+        .args(["-S", "-display", "none", "-qmp"])
+        .arg(format!("unix:{},server=on,wait=off", sock.display()))
+        .env("FERRY_QEMU_ACCEL", "-accel tcg")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut q = Qmp::connect(&sock, &mut child);
+    // SeaBIOS numbers the buses behind the bridges; query-pci nests devices once it has.
+    q.cmd("cont", json!({}));
+    let start = Instant::now();
+    let qemu_pci = loop {
+        let got = placed(&q.cmd("query-pci", json!({})));
+        if got.len() == ids.len() || start.elapsed() > Duration::from_secs(60) {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(q.answer("device_del", json!({"id": "net8"})), json!({"return": {}}));
+    q.cmd("quit", json!({}));
+    assert!(child.wait().unwrap().success());
+    // The runtime, running the idle micro-guest.
+    spec["boot"] = json!({"kernel": elf, "cmdline": ""});
+    std::fs::write(out.join("run.ferry.json"), spec.to_string()).unwrap();
+    let sock = out.join("ferry.sock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["run", "--console", "-", "--qmp"])
+        .arg(&sock)
+        .arg(out.join("run.ferry.json"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut r = Qmp::connect(&sock, &mut child);
+    let ours = placed(&r.cmd("query-pci", json!({})));
+    assert_eq!(ours, qemu_pci, "query-pci: the runtime places devices differently");
+    assert_eq!(ours.len(), ids.len(), "{ours:?}");
+    for (what, args) in [("device_del", json!({"id": "net8"})), ("device_add", json!({"driver": "virtio-net-pci-non-transitional", "bus": "pci.1", "id": "hp"}))] {
+        let a = r.answer(what, args);
+        assert_eq!(a["error"]["class"], "GenericError", "{what}: {a}");
+        let desc = a["error"]["desc"].as_str().unwrap_or_default();
+        assert!(desc.starts_with("Bus 'pci.1' hotplug is not available in ferry-runtime") && desc.contains("ACPI PCI hotplug"), "{what}: {desc}");
+    }
+    r.cmd("quit", json!({}));
+    assert!(child.wait().unwrap().success());
+}
+
 /// A spec naming a bridge kind the runtime does not serve is refused in one line naming it.
 #[test]
 fn runtime_refuses_an_unknown_bridge_kind_in_one_line() {

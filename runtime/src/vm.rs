@@ -251,7 +251,7 @@ impl Vm {
         for b in &cfg.bridges {
             let kind = crate::pci::BridgeKind::of(&b.kind).ok_or_else(|| VmError::Setup(format!("bridge {}: kind {:?} is not served by the runtime", b.id, b.kind)))?;
             let multi = b.addr.function == 0 && cfg.bridges.iter().any(|o| o.addr.slot == b.addr.slot && o.addr.function != 0);
-            let bridge = crate::pci::Bridge::new(kind, b.bus, b.chassis, b.port.unwrap_or(0), multi);
+            let bridge = crate::pci::Bridge::new(kind, b.bus, b.chassis, b.port.unwrap_or(0), multi).with_id(&b.id);
             if !pci.add_bridge(b.addr.slot, b.addr.function, bridge) {
                 return Err(VmError::Setup(format!("bridge {}: address {} or bus {} is taken", b.id, b.addr, b.bus)));
             }

@@ -48,6 +48,8 @@ pub struct Bridge {
     msix: [u8; 16],
     /// The bus behind it, as the spec numbers it.
     pub bus: u8,
+    /// QEMU `id=` ("pci.1"), for `query-pci`.
+    id: String,
 }
 
 /// Sets `v` at `off` of `b` (little endian).
@@ -95,7 +97,13 @@ impl Bridge {
                 None
             }
         };
-        Bridge { kind, cfg: c, ext, msix: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], bus }
+        Bridge { kind, cfg: c, ext, msix: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], bus, id: String::new() }
+    }
+
+    /// Names the bridge (its QEMU `id=`, e.g. "pci.1").
+    pub fn with_id(mut self, id: &str) -> Self {
+        self.id = id.to_string();
+        self
     }
 
     /// Which bridge this is.
@@ -268,7 +276,7 @@ impl PciFunction for Bridge {
             Some((b, l)) => serde_json::json!({"base": b, "limit": l}),
             None => serde_json::json!({"base": 0, "limit": 0}),
         };
-        serde_json::json!({"pci_bridge": {"bus": {
+        serde_json::json!({"qdev_id": self.id, "pci_bridge": {"bus": {
             "number": self.secondary(), "secondary": self.secondary(), "subordinate": self.subordinate(),
             "io_range": range(self.io_window()), "memory_range": range(self.mem_window()),
             "prefetchable_range": range(self.pref_window())}}})
