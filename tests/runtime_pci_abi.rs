@@ -231,3 +231,58 @@ fn intx_behind_bridges_same_on_runtime_and_qemu() {
         }
     }
 }
+
+/// The tiny Linux 6.1 kernel with its root disk behind a PCIe root port (q35-v2, 00:1b.0) or
+/// the PCI bridge (pc-v2, 00:1f.0, slot 3 behind it): Linux enumerates the bus behind the
+/// bridge with the windows and bus numbers firmware (SeaBIOS, or the runtime's pre-programming)
+/// left, binds virtio-pci (MSI-X) and mounts the root: `ferry validate` expects kernel, virtio,
+/// root and init on `engine`.
+fn tiny_kernel_behind_bridges(engine: &str, timeout: u64) {
+    let Some(kernel) = tiny_kernel() else {
+        eprintln!("SKIP: tiny kernel not cached; run `cargo test --test runtime_kernel -- --ignored` to build it");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(root) = busybox_root(dir.path()) else {
+        eprintln!("SKIP: busybox-static or mkfs.ext4 missing");
+        return;
+    };
+    let cmdline = "console=ttyS0 root=/dev/vda rw noxsave clearcpuid=308,151,288,534,298,145,158,306,114,141";
+    for (profile, bridge, slot) in [
+        ("q35-v2", serde_json::json!({"id": "pci.1", "addr": {"bus": 0, "slot": 0x1b, "function": 0}, "bus": 1, "kind": "pcie-root-port", "chassis": 1, "port": 0x10}), 0),
+        ("pc-v2", serde_json::json!({"id": "pci.1", "addr": {"bus": 0, "slot": 0x1f, "function": 0}, "bus": 1, "kind": "pci-bridge", "chassis": 1}), 3),
+    ] {
+        let mut v = spec_json(&kernel, &root, profile, [4, 3, 5, 6]);
+        v["memory_mib"] = 256.into();
+        v["boot"] = serde_json::json!({"kernel": kernel, "cmdline": cmdline});
+        v["bridges"] = serde_json::json!([bridge]);
+        v["devices"][0]["addr"] = serde_json::json!({"bus": 1, "slot": slot, "function": 0});
+        v["devices"][0]["physical_block_size"] = 512.into();
+        let spec = dir.path().join(format!("{profile}.json"));
+        std::fs::write(&spec, v.to_string()).expect("spec");
+        let start = std::time::Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["validate", "--json", "--engine", engine, "--expect", "kernel,virtio,root,init", "--timeout", &timeout.to_string()])
+            .arg(&spec)
+            .output()
+            .expect("ferry validate");
+        let report = String::from_utf8_lossy(&out.stdout);
+        eprintln!("{profile} {engine} ({:.1} s): {report}\n{}", start.elapsed().as_secs_f64(), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{profile} on {engine}: {report}");
+    }
+}
+
+#[test]
+fn tiny_kernel_boots_from_a_disk_behind_a_bridge_under_qemu() {
+    if qemu_tools() {
+        tiny_kernel_behind_bridges("qemu", 120);
+    }
+}
+
+#[test]
+#[ignore = "slow on kvm_pvm (the guest kernel is emulated): minutes per boot; run with -- --ignored"]
+fn tiny_kernel_boots_from_a_disk_behind_a_bridge_on_the_runtime() {
+    if kvm_available() {
+        tiny_kernel_behind_bridges("ferry", 400);
+    }
+}

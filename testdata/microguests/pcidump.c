@@ -19,7 +19,8 @@ static void ext(u32 b, u32 s, u32 f) {
 		u32 h = rd32(base + p);
 		putc(' '); puthex(h, 8); putc('@'); puthex(p, 3);
 		if (!h) break;
-		for (u32 o = 4; o < 0x48 && (h & 0xffff) == 1 ? o < 0x48 : o < 8; o += 4) { putc(','); puthex(rd32(base + p + o), 8); }
+		u32 body = (h & 0xffff) == 1 ? 0x48 : 8; /* AER: the whole capability */
+		for (u32 o = 4; o < body; o += 4) { putc(','); puthex(rd32(base + p + o), 8); }
 		p = h >> 20;
 	}
 	puts("\n");
@@ -42,9 +43,8 @@ static void bus(u32 b, int ecam) {
 }
 
 int main(u32 start_info) {
-	int ecam = start_info != 0; /* PVH start_info present: cmdline checked below */
+	int ecam = 0; /* `ecam` on the command line (PVH start_info cmdline_paddr) */
 	u32 cmd = start_info ? rd32(start_info + 24) : 0;
-	ecam = 0;
 	if (cmd) for (const char *c = (const char *)cmd; *c; c++) if (c[0] == 'e' && c[1] == 'c' && c[2] == 'a' && c[3] == 'm') ecam = 1;
 	serial_init();
 	bus(0, ecam);
