@@ -8,7 +8,7 @@
 //! vring, I/O-port notify, ISR read-to-clear, reset) to completion on both, with identical output.
 mod runtime_support;
 use runtime_support::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const CMDLINE: &str = "console=ttyS0 root=/dev/vda rw noxsave clearcpuid=308,151,288,534,298,145,158,306,114,141 virtio_pci.force_legacy=1";
