@@ -106,15 +106,18 @@ fn iasl_accepts_every_table() {
             if sig == "DSDT" {
                 let hid = if profile == Machine::Q35 { "EisaId (\"PNP0A08\")" } else { "EisaId (\"PNP0A03\")" };
                 assert!(dsl.contains(hid), "{profile:?}: {dsl}");
-                // INTx as QEMU routes it: q35 slot 2 INTA → GSI 22, INTD → 21; pc slot 2 INTA → 10, INTD → 11.
-                let prt: [&str; 3] = if profile == Machine::Q35 {
-                    [
-                        "Name (_PRT, Package (0x60)",
+                // INTx as QEMU routes it: q35 slot 2 INTA → GSI 22, INTD → 21, the root-port slots
+                // 0x1b INTA → 16 and 0x1e INTA → 20 (QEMU's _PRT); pc slot 2 INTA → 10, INTD → 11.
+                let prt: &[&str] = if profile == Machine::Q35 {
+                    &[
+                        "Name (_PRT, Package (0x80)",
                         "Package (0x04) { 0x0002FFFF, Zero, Zero, 0x16 }",
                         "Package (0x04) { 0x0002FFFF, 0x03, Zero, 0x15 }",
+                        "Package (0x04) { 0x001BFFFF, Zero, Zero, 0x10 }",
+                        "Package (0x04) { 0x001EFFFF, Zero, Zero, 0x14 }",
                     ]
                 } else {
-                    [
+                    &[
                         "Name (_PRT, Package (0x80)",
                         "Package (0x04) { 0x0002FFFF, Zero, Zero, 0x0A }",
                         "Package (0x04) { 0x0002FFFF, 0x03, Zero, 0x0A }",
@@ -123,11 +126,11 @@ fn iasl_accepts_every_table() {
                 for p in prt {
                     assert!(squeezed.contains(p), "{profile:?}: {p}: {dsl}");
                 }
-                // q35's host bridge answers the PCIe _OSC like QEMU's (control mask 0x1F).
+                // q35's host bridge answers the PCIe _OSC like QEMU's pc-q35-7.2 (control mask 0x1E).
                 let osc = "Method (_OSC, 4, NotSerialized)";
                 assert_eq!(dsl.contains(osc), profile == Machine::Q35, "{profile:?}: {dsl}");
                 assert_eq!(dsl.contains("ToUUID (\"33db4d5b-1ff7-401c-9657-7441c03dd766\""), profile == Machine::Q35, "{dsl}");
-                assert_eq!(squeezed.contains("Local0 = (CDW3 & 0x1F)"), profile == Machine::Q35, "{dsl}");
+                assert_eq!(squeezed.contains("Local0 = (CDW3 & 0x1E)"), profile == Machine::Q35, "{dsl}");
                 // The disassembly must compile back without errors.
                 let out = Command::new("iasl").arg("-p").arg(dir.path().join("recompiled")).arg(dir.path().join("dsdt.dsl")).output().expect("iasl");
                 assert!(out.status.success(), "iasl compile: {}", String::from_utf8_lossy(&out.stdout));

@@ -8,33 +8,10 @@
 //! vring, I/O-port notify, ISR read-to-clear, reset) to completion on both, with identical output.
 mod runtime_support;
 use runtime_support::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const CMDLINE: &str = "console=ttyS0 root=/dev/vda rw noxsave clearcpuid=308,151,288,534,298,145,158,306,114,141 virtio_pci.force_legacy=1";
-
-fn cached_tiny_kernel() -> Option<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/microguests/tiny-kernel.sh");
-    let cache = std::env::var("FERRY_CACHE").unwrap_or_else(|_| "/var/tmp/ferry-cache".into());
-    let hash = Command::new("sha256sum").arg(&script).output().ok()?;
-    let h = String::from_utf8_lossy(&hash.stdout).chars().take(16).collect::<String>();
-    let k = Path::new(&cache).join(format!("tiny-kernel-{h}/vmlinux"));
-    k.exists().then_some(k)
-}
-
-fn busybox_root(dir: &Path) -> Option<PathBuf> {
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().map(PathBuf::from).find(|p| p.exists())?;
-    let tree = dir.join("tree");
-    for d in ["sbin", "bin", "dev", "proc", "sys", "etc"] {
-        std::fs::create_dir_all(tree.join(d)).ok()?;
-    }
-    std::fs::copy(&busybox, tree.join("bin/busybox")).ok()?;
-    std::os::unix::fs::symlink("/bin/busybox", tree.join("sbin/init")).ok()?;
-    std::os::unix::fs::symlink("/bin/busybox", tree.join("bin/sh")).ok()?;
-    let img = dir.join("root.ext4");
-    let st = Command::new("mkfs.ext4").args(["-q", "-F", "-d"]).arg(&tree).arg(&img).arg("64M").status().ok()?;
-    st.success().then_some(img)
-}
 
 fn validate(spec: &Path, engine: &str, expect: &str, timeout: u64) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -50,7 +27,7 @@ fn validate(spec: &Path, engine: &str, expect: &str, timeout: u64) -> (bool, Str
 
 /// The tiny kernel with force_legacy on transitional devices, under `engine` ("qemu" or "ferry").
 fn tiny_kernel_force_legacy(engine: &str) {
-    let Some(kernel) = cached_tiny_kernel() else {
+    let Some(kernel) = tiny_kernel() else {
         eprintln!("SKIP: tiny kernel not cached; run `cargo test --test runtime_kernel -- --ignored` to build it");
         return;
     };

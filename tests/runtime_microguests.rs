@@ -16,6 +16,7 @@ fn config(kernel: &Path) -> VmConfig {
         guest_root: None,
         images: None,
         cmdline: String::new(),
+        bridges: Vec::new(),
         devices: Vec::new(),
         smbios_uuid: None,
         console: ferry_runtime::ConsoleSink::None,

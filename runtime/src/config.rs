@@ -1,6 +1,6 @@
 //! What to boot: a [`VmConfig`], usually built from a `MachineSpec`.
 use crate::cpuid::CpuTopology;
-use ferry_formats::layout::{MachineSpec, Profile, SpecDevice};
+use ferry_formats::layout::{MachineSpec, Profile, SpecBridge, SpecDevice};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -47,6 +47,8 @@ pub struct VmConfig {
     pub images: Option<(LoadedImage, Option<LoadedImage>)>,
     /// Kernel command line.
     pub cmdline: String,
+    /// PCIe root ports / PCI bridges in front of buses 1.. (spec `bridges`).
+    pub bridges: Vec<SpecBridge>,
     /// Devices with their pinned addresses.
     pub devices: Vec<SpecDevice>,
     /// SMBIOS type-1 UUID.
@@ -95,11 +97,7 @@ impl VmConfig {
         if !(16..=1 << 20).contains(&spec.memory_mib) {
             return Err(ConfigError::Invalid("memory_mib", spec.memory_mib.to_string(), "must be 16..=1048576".into()));
         }
-        for d in &spec.devices {
-            if d.addr.bus != 0 || d.addr.slot >= 32 || d.addr.function >= 8 {
-                return Err(ConfigError::Invalid("addr", d.addr.to_string(), format!("device {}: only bus 0 is supported", d.id)));
-            }
-        }
+        check_addresses(spec)?;
         Ok(VmConfig {
             name: spec.name.clone(),
             memory_mib: spec.memory_mib,
@@ -110,6 +108,7 @@ impl VmConfig {
             guest_root: boot.guest_root.clone(),
             images: None,
             cmdline: boot.cmdline.clone(),
+            bridges: spec.bridges.clone(),
             devices: spec.devices.clone(),
             smbios_uuid: spec.smbios_uuid.clone(),
             console: ConsoleSink::None,
@@ -118,4 +117,36 @@ impl VmConfig {
             memory: Default::default(),
         })
     }
+}
+
+/// Bridges of a kind the runtime serves, on the root bus, each in front of its own bus; every
+/// device on the root bus or behind a bridge (slot 0 only behind a PCIe root port).
+fn check_addresses(spec: &MachineSpec) -> Result<(), ConfigError> {
+    let valid = |a: &ferry_formats::layout::PciAddr| a.slot < 32 && a.function < 8;
+    let mut buses = std::collections::BTreeMap::new();
+    for b in &spec.bridges {
+        let Some(kind) = crate::pci::BridgeKind::of(&b.kind) else {
+            return Err(ConfigError::Invalid("kind", format!("{:?}", b.kind), format!("bridge {}: the runtime serves pcie-root-port and pci-bridge only", b.id)));
+        };
+        if b.addr.bus != 0 || !valid(&b.addr) {
+            return Err(ConfigError::Invalid("addr", b.addr.to_string(), format!("bridge {}: bridges must sit on the root bus", b.id)));
+        }
+        if b.bus == 0 || buses.insert(b.bus, kind).is_some() {
+            return Err(ConfigError::Invalid("bus", b.bus.to_string(), format!("bridge {}: bus 0 or a bus another bridge already serves", b.id)));
+        }
+    }
+    for d in &spec.devices {
+        if !valid(&d.addr) {
+            return Err(ConfigError::Invalid("addr", d.addr.to_string(), format!("device {}: slot or function out of range", d.id)));
+        }
+        match (d.addr.bus, buses.get(&d.addr.bus)) {
+            (0, _) => {}
+            (_, None) => return Err(ConfigError::Invalid("addr", d.addr.to_string(), format!("device {}: no bridge in the spec serves bus {}", d.id, d.addr.bus))),
+            (_, Some(crate::pci::BridgeKind::RootPort)) if d.addr.slot != 0 => {
+                return Err(ConfigError::Invalid("addr", d.addr.to_string(), format!("device {}: a PCIe root port has slot 0 only", d.id)));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }

@@ -246,6 +246,20 @@ impl Vm {
         for (s, f, c) in crate::pci::chipset::functions(&cfg.profile).map_err(|e| VmError::Setup(e.to_string()))? {
             pci.add(s, f, Box::new(Stub(c)));
         }
+        let mut root_ports = std::collections::BTreeSet::new();
+        let mut bridge_slots = std::collections::BTreeMap::new();
+        for b in &cfg.bridges {
+            let kind = crate::pci::BridgeKind::of(&b.kind).ok_or_else(|| VmError::Setup(format!("bridge {}: kind {:?} is not served by the runtime", b.id, b.kind)))?;
+            let multi = b.addr.function == 0 && cfg.bridges.iter().any(|o| o.addr.slot == b.addr.slot && o.addr.function != 0);
+            let bridge = crate::pci::Bridge::new(kind, b.bus, b.chassis, b.port.unwrap_or(0), multi).with_id(&b.id);
+            if !pci.add_bridge(b.addr.slot, b.addr.function, bridge) {
+                return Err(VmError::Setup(format!("bridge {}: address {} or bus {} is taken", b.id, b.addr, b.bus)));
+            }
+            if kind == crate::pci::BridgeKind::RootPort {
+                root_ports.insert(b.bus);
+            }
+            bridge_slots.insert(b.bus, b.addr.slot);
+        }
         let mut blocks = Vec::new();
         let intx_lines = crate::devices::intx::IntxLines::new(vm.clone());
         let mut balloon = None;
@@ -286,10 +300,18 @@ impl Vm {
             let vectors = cfg.profile.class(d.kind.class()).ok().and_then(|c| c.msix_vectors);
             let legacy_id = (d.model == VirtioModel::Transitional).then(|| d.kind.pci_device_id(d.model));
             let mut f = VirtioPci::new(&d.id, dev, mem.clone(), vm.clone(), vectors, legacy_id);
-            if let Some(gsi) = crate::devices::intx::gsi(machine, d.addr.slot, 1) {
-                f = f.with_intx(crate::devices::intx::IntxPin::new(intx_lines.clone(), gsi, d.addr.slot, d.addr.function));
+            if root_ports.contains(&d.addr.bus) {
+                f = f.express_endpoint();
             }
-            if !pci.add(d.addr.slot, d.addr.function, Box::new(f)) {
+            let a = d.addr;
+            let gsi = match bridge_slots.get(&a.bus) {
+                None => crate::devices::intx::gsi(machine, a.slot, 1),
+                Some(&bs) => crate::devices::intx::gsi_behind(machine, bs, a.slot, 1),
+            };
+            if let Some(gsi) = gsi {
+                f = f.with_intx(crate::devices::intx::IntxPin::behind(intx_lines.clone(), gsi, a.bus, a.slot, a.function));
+            }
+            if !pci.add_on(a.bus, a.slot, a.function, Box::new(f)) {
                 return Err(VmError::Setup(format!("device {}: address {} is taken or invalid", d.id, d.addr)));
             }
         }

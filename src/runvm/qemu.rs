@@ -37,7 +37,7 @@ pub fn args(spec: &MachineSpec, boot: &QemuBoot) -> anyhow::Result<Vec<OsString>
     // The VGA adapter the emitted script places (the runtime presents it too), unless the
     // spec uses its slot.
     if let Ok(video) = profile.class("video") {
-        if !spec.devices.iter().any(|d| d.addr.slot == video.first) {
+        if !spec.devices.iter().any(|d| d.addr.bus == 0 && d.addr.slot == video.first) {
             push("-device".into());
             push(format!("{},id=video0,bus={bus},addr=0x{:x}.0", video.qemu_device, video.first));
         }

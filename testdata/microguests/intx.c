@@ -1,4 +1,4 @@
-/* INTx: drives every virtio-rng (1af4:1044) with MSI-X off and watches its legacy interrupt
+/* INTx: drives every virtio-rng (1af4:1044), on bus 0 and behind its bridges, with MSI-X off and watches its legacy interrupt
  * arrive through the IOAPIC, polled with IF=0 (kvm_pvm cannot deliver interrupts to a 32-bit
  * guest): GSIs 5, 10, 11 (PIIX PIRQ targets) and 16..23 (ICH9 PIRQs) are level-triggered to
  * vector 0x30; the pin whose Remote IRR goes up
@@ -80,20 +80,24 @@ static int request(struct vdev *v) {
 	return -1;
 }
 
+static u32 MSIX; /* the MSI-X capability of the device under test */
+
 static int find_from(struct vdev *v, u32 start) {
 	for (u32 s = start; s < 32; s++) {
-		if (pci_rd32(0, s, 0, 0) != 0x10441af4u) continue;
+		if (pci_rd32(VBUS, s, 0, 0) != 0x10441af4u) continue;
 		v->slot = s;
-		pci_wr16(0, s, 0, 4, 0x6); /* memory + bus master, INTx not disabled */
-		for (u32 p = pci_rd8(0, s, 0, 0x34); p; p = (pci_rd32(0, s, 0, p) >> 8) & 0xfc) {
-			u32 h = pci_rd32(0, s, 0, p);
+		pci_wr16(VBUS, s, 0, 4, 0x6); /* memory + bus master, INTx not disabled */
+		for (u32 p = pci_rd8(VBUS, s, 0, 0x34); p; p = (pci_rd32(VBUS, s, 0, p) >> 8) & 0xfc) {
+			u32 h = pci_rd32(VBUS, s, 0, p);
 			if ((h & 0xff) != 0x09) continue;
 			u32 type = (h >> 24) & 0xff;
-			u32 addr = (type >= 1 && type <= 4) ? bar_base(s, pci_rd8(0, s, 0, p + 4)) + pci_rd32(0, s, 0, p + 8) : 0;
+			u32 addr = (type >= 1 && type <= 4) ? bar_base(s, pci_rd8(VBUS, s, 0, p + 4)) + pci_rd32(VBUS, s, 0, p + 8) : 0;
 			if (type == 1) v->common = addr;
-			if (type == 2) { v->notify = addr; v->notify_mult = pci_rd32(0, s, 0, p + 16); }
+			if (type == 2) { v->notify = addr; v->notify_mult = pci_rd32(VBUS, s, 0, p + 16); }
 			if (type == 3) v->isr = addr;
 		}
+		for (u32 p = pci_rd8(VBUS, s, 0, 0x34); p; p = (pci_rd32(VBUS, s, 0, p) >> 8) & 0xfc)
+			if ((pci_rd32(VBUS, s, 0, p) & 0xff) == 0x11) MSIX = p;
 		return 1;
 	}
 	return 0;
@@ -108,16 +112,30 @@ int main(u32 start_info) {
 	wr32(0xfee000f0, 0x1ff); /* LAPIC on */
 	int devices = 0, bad = 0;
 	struct vdev v;
-	for (u32 s = 0; find_from(&v, s); s = v.slot + 1) {
+	/* Bus 0, then the buses behind its bridges (as firmware numbered them). */
+	u32 buses[33], nbus = 0;
+	buses[nbus++] = 0;
+	for (u32 s = 0; s < 32; s++)
+		for (u32 f = 0; f < 8; f++) {
+			u32 id = pci_rd32(0, s, f, 0);
+			if ((id & 0xffff) == 0xffff) { if (f == 0) break; continue; }
+			u8 hdr = pci_rd8(0, s, f, 0x0e);
+			if ((hdr & 0x7f) == 1 && pci_rd8(0, s, f, 0x19) && nbus < 33) buses[nbus++] = pci_rd8(0, s, f, 0x19);
+			if (f == 0 && !(hdr & 0x80)) break;
+		}
+	for (u32 b = 0; b < nbus; b++)
+	for (u32 start = 0; (VBUS = buses[b], find_from(&v, start)); start = v.slot + 1) {
 		devices++;
 		idx = 0;
 		for (u32 i = 0; i < NGSI; i++) rearm(gsis[i]);
-		puts("intx: slot=");
+		puts("intx: ");
+		if (VBUS) { puts("bus="); putdec(VBUS); putc(' '); }
+		puts("slot=");
 		putdec(v.slot);
 		puts(" pin=");
-		putdec(pci_rd8(0, v.slot, 0, 0x3d));
+		putdec(pci_rd8(VBUS, v.slot, 0, 0x3d));
 		puts(" msix_enabled=");
-		putdec(pci_rd16(0, v.slot, 0, 0x98 + 2) >> 15);
+		putdec(pci_rd16(VBUS, v.slot, 0, MSIX + 2) >> 15);
 		int e = vdev_init(&v);
 		if (e || request(&v)) {
 			puts(e ? " init failed\n" : " request failed\n");
@@ -137,7 +155,7 @@ int main(u32 start_info) {
 		puts(" lapic_irr=");
 		putdec((rd32(0xfee00210) >> 0x10) & 1); /* vector 0x30 */
 		puts(" status_int=");
-		putdec((pci_rd16(0, v.slot, 0, 6) >> 3) & 1);
+		putdec((pci_rd16(VBUS, v.slot, 0, 6) >> 3) & 1);
 		rearm((u32)gsi); /* still asserted: must re-deliver at once */
 		spin(1000);
 		puts(" held=");
@@ -147,7 +165,7 @@ int main(u32 start_info) {
 		puts(" isr_reread=");
 		putdec(rd8(v.isr));
 		puts(" status_int_after=");
-		putdec((pci_rd16(0, v.slot, 0, 6) >> 3) & 1);
+		putdec((pci_rd16(VBUS, v.slot, 0, 6) >> 3) & 1);
 		rearm((u32)gsi);
 		spin(100000);
 		puts(" redelivered=");
@@ -165,7 +183,7 @@ int main(u32 start_info) {
 		rd8(v.isr);
 		rearm((u32)gsi);
 		/* Command INTX_DISABLE holds the line low; the status bit still shows the interrupt. */
-		pci_wr16(0, v.slot, 0, 4, 0x406);
+		pci_wr16(VBUS, v.slot, 0, 4, 0x406);
 		if (request(&v)) {
 			puts(" third request failed\n");
 			bad++;
@@ -175,8 +193,8 @@ int main(u32 start_info) {
 		puts(" disabled=");
 		putdec(remote_irr((u32)gsi));
 		puts(" status_int_disabled=");
-		putdec((pci_rd16(0, v.slot, 0, 6) >> 3) & 1);
-		pci_wr16(0, v.slot, 0, 4, 0x006);
+		putdec((pci_rd16(VBUS, v.slot, 0, 6) >> 3) & 1);
+		pci_wr16(VBUS, v.slot, 0, 4, 0x006);
 		again = 0;
 		budget_start();
 		while (!again && within(3)) again = remote_irr((u32)gsi);
@@ -185,7 +203,7 @@ int main(u32 start_info) {
 		rd8(v.isr);
 		rearm((u32)gsi);
 		/* MSI-X on (function-masked, no vectors assigned): no INTx either. */
-		pci_wr16(0, v.slot, 0, 0x98 + 2, 0xc000);
+		pci_wr16(VBUS, v.slot, 0, MSIX + 2, 0xc000);
 		if (request(&v)) {
 			puts(" msi-x request failed\n");
 			bad++;
@@ -195,7 +213,7 @@ int main(u32 start_info) {
 		puts(" msix_on=");
 		putdec(remote_irr((u32)gsi));
 		rd8(v.isr);
-		pci_wr16(0, v.slot, 0, 0x98 + 2, 0x0000);
+		pci_wr16(VBUS, v.slot, 0, MSIX + 2, 0x0000);
 		puts("\n");
 		wr8(v.common + 0x14, 0); /* reset: the device forgets the rings */
 		while (rd8(v.common + 0x14)) {

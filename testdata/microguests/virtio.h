@@ -5,6 +5,8 @@
 #include "lib.h"
 
 struct vdev { u32 slot, common, notify, isr, device, notify_mult; };
+/* The bus of the device being set up (0 unless vdev_find_behind found one behind a bridge). */
+static u32 VBUS;
 #define QSZ 16
 #define DESC 0x300000u
 #define AVAIL 0x301000u
@@ -20,38 +22,81 @@ static __attribute__((unused)) void desc_set(u32 table, u32 i, u64 addr, u32 len
 
 static u32 bar_base(u32 s, u32 bar) {
 	u32 off = 0x10 + 4 * bar;
-	u32 lo = pci_rd32(0, s, 0, off);
-	u32 hi = ((lo & 6) == 4) ? pci_rd32(0, s, 0, off + 4) : 0;
+	u32 lo = pci_rd32(VBUS, s, 0, off);
+	u32 hi = ((lo & 6) == 4) ? pci_rd32(VBUS, s, 0, off + 4) : 0;
 	if (hi || (lo & ~0xfu) == 0) { /* above 4 GiB or unassigned: place it ourselves */
 		lo = 0xe0000000u + (s << 16);
-		pci_wr32(0, s, 0, off, lo);
-		if ((pci_rd32(0, s, 0, off) & 6) == 4) pci_wr32(0, s, 0, off + 4, 0);
+		pci_wr32(VBUS, s, 0, off, lo);
+		if ((pci_rd32(VBUS, s, 0, off) & 6) == 4) pci_wr32(VBUS, s, 0, off + 4, 0);
 	}
 	return lo & ~0xfu;
 }
 
-static int vdev_find(struct vdev *v, u16 device) {
+static __attribute__((unused)) int vdev_find(struct vdev *v, u16 device) {
+	VBUS = 0;
 	for (u32 s = 0; s < 32; s++) {
-		if (pci_rd32(0, s, 0, 0) != (0x1af4u | (u32)device << 16)) continue;
+		if (pci_rd32(VBUS, s, 0, 0) != (0x1af4u | (u32)device << 16)) continue;
 		v->slot = s;
-		pci_wr16(0, s, 0, 4, 0x6); /* memory decoding + bus master */
-		u32 p = pci_rd8(0, s, 0, 0x34);
+		pci_wr16(VBUS, s, 0, 4, 0x6); /* memory decoding + bus master */
+		u32 p = pci_rd8(VBUS, s, 0, 0x34);
 		while (p) {
-			u32 h = pci_rd32(0, s, 0, p);
+			u32 h = pci_rd32(VBUS, s, 0, p);
 			if ((h & 0xff) == 0x09) {
 				u32 type = (h >> 24) & 0xff;
-				u32 bar = pci_rd8(0, s, 0, p + 4);
-				u32 addr = (type >= 1 && type <= 4) ? bar_base(s, bar) + pci_rd32(0, s, 0, p + 8) : 0;
+				u32 bar = pci_rd8(VBUS, s, 0, p + 4);
+				u32 addr = (type >= 1 && type <= 4) ? bar_base(s, bar) + pci_rd32(VBUS, s, 0, p + 8) : 0;
 				if (type == 1) v->common = addr;
-				if (type == 2) { v->notify = addr; v->notify_mult = pci_rd32(0, s, 0, p + 16); }
+				if (type == 2) { v->notify = addr; v->notify_mult = pci_rd32(VBUS, s, 0, p + 16); }
 				if (type == 3) v->isr = addr;
 				if (type == 4) v->device = addr;
 			}
 			p = (h >> 8) & 0xfc;
 		}
-		pci_wr16(0, s, 0, 4, 0x6);
+		pci_wr16(VBUS, s, 0, 4, 0x6);
 		return 1;
 	}
+	return 0;
+}
+
+/* Like vdev_find, on the buses behind the root bus's bridges (as firmware numbered them):
+ * the first match in slot order; VBUS is then its bus. */
+static __attribute__((unused)) int vdev_find_behind(struct vdev *v, u16 device) {
+	for (u32 s = 0; s < 32; s++)
+		for (u32 f = 0; f < 8; f++) {
+			u32 id = pci_rd32(0, s, f, 0);
+			if ((id & 0xffff) == 0xffff) { if (f == 0) break; continue; }
+			u8 hdr = pci_rd8(0, s, f, 0x0e);
+			u32 sec = pci_rd8(0, s, f, 0x19);
+			if ((hdr & 0x7f) == 1 && sec) {
+				VBUS = sec;
+				for (u32 d = 0; d < 32; d++) {
+					if (pci_rd32(VBUS, d, 0, 0) != (0x1af4u | (u32)device << 16)) continue;
+					struct vdev w = {0};
+					/* vdev_find's walk, on this bus from slot d */
+					v->slot = d;
+					pci_wr16(VBUS, d, 0, 4, 0x6);
+					u32 p = pci_rd8(VBUS, d, 0, 0x34);
+					while (p) {
+						u32 h = pci_rd32(VBUS, d, 0, p);
+						if ((h & 0xff) == 0x09) {
+							u32 type = (h >> 24) & 0xff;
+							u32 bar = pci_rd8(VBUS, d, 0, p + 4);
+							u32 addr = (type >= 1 && type <= 4) ? bar_base(d, bar) + pci_rd32(VBUS, d, 0, p + 8) : 0;
+							if (type == 1) w.common = addr;
+							if (type == 2) { w.notify = addr; w.notify_mult = pci_rd32(VBUS, d, 0, p + 16); }
+							if (type == 3) w.isr = addr;
+							if (type == 4) w.device = addr;
+						}
+						p = (h >> 8) & 0xfc;
+					}
+					v->common = w.common; v->notify = w.notify; v->notify_mult = w.notify_mult;
+					v->isr = w.isr; v->device = w.device;
+					return 1;
+				}
+			}
+			if (f == 0 && !(hdr & 0x80)) break;
+		}
+	VBUS = 0;
 	return 0;
 }
 

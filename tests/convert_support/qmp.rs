@@ -42,6 +42,17 @@ impl Qmp {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
     }
 
+    /// The whole answer: `{"return": ...}` or `{"error": ...}`.
+    pub fn answer(&mut self, execute: &str, arguments: Value) -> Value {
+        writeln!(self.w, "{}", json!({"execute": execute, "arguments": arguments})).unwrap();
+        loop {
+            let v = self.read();
+            if v.get("event").is_none() {
+                return v;
+            }
+        }
+    }
+
     pub fn cmd(&mut self, execute: &str, arguments: Value) -> Value {
         writeln!(self.w, "{}", json!({"execute": execute, "arguments": arguments})).unwrap();
         loop {

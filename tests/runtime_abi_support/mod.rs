@@ -16,18 +16,24 @@ pub struct Emitted {
     pub spec: Value,
 }
 
-/// A BIOS VMware guest with three SCSI disks and three vmxnet3 NICs (static MACs).
-fn write_vmx(dir: &Path) -> PathBuf {
+/// A BIOS VMware guest with `disks` SCSI disks (15 per controller) and `nics` vmxnet3 NICs
+/// (static MACs).
+fn write_vmx(dir: &Path, disks: usize, nics: usize) -> PathBuf {
     let mut v = String::from(
         ".encoding = \"UTF-8\"\nconfig.version = \"8\"\nvirtualHW.version = \"19\"\ndisplayName = \"abi-guest\"\n\
          memsize = \"128\"\nnumvcpus = \"1\"\nguestOS = \"debian11-64\"\n\
          uuid.bios = \"42 25 6e c1 e0 66 93 64-3d d1 36 a0 b7 52 63 dd\"\n\
-         scsi0.present = \"TRUE\"\nscsi0.virtualDev = \"pvscsi\"\n",
+",
     );
-    for i in 0..3 {
-        v += &format!("scsi0:{i}.present = \"TRUE\"\nscsi0:{i}.deviceType = \"scsi-hardDisk\"\nscsi0:{i}.fileName = \"abi-guest_{i}.vmdk\"\n");
+    for i in 0..disks {
+        let (c, u) = (i / 15, i % 15);
+        let u = if u >= 7 { u + 1 } else { u };
+        if u == 0 {
+            v += &format!("scsi{c}.present = \"TRUE\"\nscsi{c}.virtualDev = \"pvscsi\"\n");
+        }
+        v += &format!("scsi{c}:{u}.present = \"TRUE\"\nscsi{c}:{u}.deviceType = \"scsi-hardDisk\"\nscsi{c}:{u}.fileName = \"abi-guest_{i}.vmdk\"\n");
     }
-    for i in 0..3 {
+    for i in 0..nics {
         v += &format!(
             "ethernet{i}.present = \"TRUE\"\nethernet{i}.virtualDev = \"vmxnet3\"\nethernet{i}.networkName = \"net{i}\"\n\
              ethernet{i}.addressType = \"static\"\nethernet{i}.address = \"00:50:56:00:ab:{i:02x}\"\n"
@@ -60,9 +66,14 @@ pub fn emit(profile: &str) -> Emitted {
 
 /// [`emit`] with extra `ferry convert` arguments (`--virtio legacy`).
 pub fn emit_with(profile: &str, extra: &[&str]) -> Emitted {
+    emit_sized(profile, extra, 3, 3)
+}
+
+/// [`emit_with`] for a guest with `disks` disks and `nics` NICs.
+pub fn emit_sized(profile: &str, extra: &[&str], disks: usize, nics: usize) -> Emitted {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().canonicalize().expect("canonicalize");
-    let vmx = write_vmx(&out);
+    let vmx = write_vmx(&out, disks, nics);
     for mode in ["qemu", "ferry"] {
         let mut args = vec!["convert", "-i", "vmx", vmx.to_str().expect("utf8"), "-o", mode, "-os", out.to_str().expect("utf8"), "--no-copy", "--profile", profile, "-of", "qcow2"];
         args.extend_from_slice(extra);
@@ -71,7 +82,7 @@ pub fn emit_with(profile: &str, extra: &[&str]) -> Emitted {
     let spec: Value = serde_json::from_str(&std::fs::read_to_string(out.join("abi-guest.ferry.json")).expect("spec")).expect("spec json");
     let devices = spec["devices"].as_array().expect("devices");
     let count = |t: &str| devices.iter().filter(|d| d["type"] == t).count();
-    assert_eq!((count("virtio-blk"), count("virtio-net"), count("virtio-balloon")), (3, 3, 1), "{spec}");
+    assert_eq!((count("virtio-blk"), count("virtio-net"), count("virtio-balloon")), (disks, nics, 1), "{spec}");
     for d in devices.iter().filter(|d| d["type"] == "virtio-blk") {
         let st = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(d["file"].as_str().expect("file")).arg("64M").status().expect("qemu-img");
         assert!(st.success());

@@ -106,7 +106,7 @@ pub fn qemu_args(spec: &ferry_formats::layout::MachineSpec) -> Vec<String> {
     }
     // The VGA adapter the emitted script places (the runtime presents it too) when its slot is free.
     if let Ok(video) = profile.class("video") {
-        if !spec.devices.iter().any(|d| d.addr.slot == video.first) {
+        if !spec.devices.iter().any(|d| d.addr.bus == 0 && d.addr.slot == video.first) {
             a.extend(["-device".into(), format!("{},id=video0,bus={bus},addr=0x{:x}.0", video.qemu_device, video.first)]);
         }
     }
@@ -177,4 +177,29 @@ pub fn run_spec(spec: &ferry_formats::layout::MachineSpec) -> ferry_runtime::Out
     let mut cfg = ferry_runtime::VmConfig::from_spec(spec).expect("config");
     cfg.no_reboot = true;
     ferry_runtime::run_machine(&cfg, &ferry_runtime::Controller::new(false), Some(Duration::from_secs(60))).expect("boot")
+}
+
+/// The tiny Linux 6.1 kernel (`testdata/microguests/tiny-kernel.sh`) if it is cached.
+pub fn tiny_kernel() -> Option<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/microguests/tiny-kernel.sh");
+    let cache = std::env::var("FERRY_CACHE").unwrap_or_else(|_| "/var/tmp/ferry-cache".into());
+    let hash = Command::new("sha256sum").arg(&script).output().ok()?;
+    let h = String::from_utf8_lossy(&hash.stdout).chars().take(16).collect::<String>();
+    let k = Path::new(&cache).join(format!("tiny-kernel-{h}/vmlinux"));
+    k.exists().then_some(k)
+}
+
+/// A 64 MiB ext4 image (in `dir`) holding busybox as /sbin/init; None without busybox or mkfs.ext4.
+pub fn busybox_root(dir: &Path) -> Option<PathBuf> {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().map(PathBuf::from).find(|p| p.exists())?;
+    let tree = dir.join("tree");
+    for d in ["sbin", "bin", "dev", "proc", "sys", "etc"] {
+        std::fs::create_dir_all(tree.join(d)).ok()?;
+    }
+    std::fs::copy(&busybox, tree.join("bin/busybox")).ok()?;
+    std::os::unix::fs::symlink("/bin/busybox", tree.join("sbin/init")).ok()?;
+    std::os::unix::fs::symlink("/bin/busybox", tree.join("bin/sh")).ok()?;
+    let img = dir.join("root.ext4");
+    let st = Command::new("mkfs.ext4").args(["-q", "-F", "-d"]).arg(&tree).arg(&img).arg("64M").status().ok()?;
+    st.success().then_some(img)
 }

@@ -1,4 +1,8 @@
-//! Bus 0 of segment 0: configuration mechanism #1 (ports 0xcf8/0xcfc), ECAM, and BAR dispatch.
+//! Segment 0: configuration mechanism #1 (ports 0xcf8/0xcfc), ECAM, and BAR dispatch, for the
+//! root bus and the buses behind its bridges ([`super::bridge`]): a config cycle for bus N
+//! reaches the secondary bus of the bridge whose secondary number is N; a BAR behind a bridge
+//! answers only inside that bridge's windows.
+use super::bridge::{Bridge, Window};
 use super::config::{BarKind, ConfigSpace};
 use crate::layout;
 use std::collections::BTreeMap;
@@ -31,6 +35,14 @@ pub trait PciFunction: Send {
     fn describe(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
+    /// The function as a bridge.
+    fn bridge(&self) -> Option<&Bridge> {
+        None
+    }
+    /// The function as a bridge, mutably.
+    fn bridge_mut(&mut self) -> Option<&mut Bridge> {
+        None
+    }
 }
 
 /// A function without behaviour beyond its config header (chipset stubs).
@@ -45,10 +57,13 @@ impl PciFunction for Stub {
     }
 }
 
-/// The root bus.
+/// The root bus and the buses behind its bridges.
 #[derive(Default)]
 pub struct PciBus {
-    functions: BTreeMap<(u8, u8), Box<dyn PciFunction>>,
+    /// Keyed by (spec bus, slot, function).
+    functions: BTreeMap<(u8, u8, u8), Box<dyn PciFunction>>,
+    /// Spec bus → the root-bus (slot, function) of the bridge in front of it.
+    parents: BTreeMap<u8, (u8, u8)>,
     cf8: u32,
     next_mmio: u64,
     next_io: u64,
@@ -57,43 +72,89 @@ pub struct PciBus {
 impl PciBus {
     /// An empty bus.
     pub fn new() -> Self {
-        PciBus { functions: BTreeMap::new(), cf8: 0, next_mmio: layout::PCI_MMIO_START, next_io: 0xc000 }
+        PciBus { functions: BTreeMap::new(), parents: BTreeMap::new(), cf8: 0, next_mmio: layout::PCI_MMIO_START, next_io: 0xc000 }
     }
-    /// Places `f` at slot.function; false if taken or out of range.
+    /// Places `f` at root-bus slot.function; false if taken or out of range.
     pub fn add(&mut self, slot: u8, function: u8, f: Box<dyn PciFunction>) -> bool {
-        if slot >= 32 || function >= 8 || self.functions.contains_key(&(slot, function)) {
+        self.add_on(0, slot, function, f)
+    }
+    /// Places `f` at bus:slot.function (bus as the spec numbers it; a bus other than 0 must
+    /// have its bridge added first); false if taken, out of range or behind no bridge.
+    pub fn add_on(&mut self, bus: u8, slot: u8, function: u8, f: Box<dyn PciFunction>) -> bool {
+        if slot >= 32 || function >= 8 || self.functions.contains_key(&(bus, slot, function)) || (bus != 0 && !self.parents.contains_key(&bus)) {
             return false;
         }
-        self.functions.insert((slot, function), f);
+        self.functions.insert((bus, slot, function), f);
         true
     }
-    /// Assigns BAR addresses to every function, as firmware would (decoding stays off).
+    /// Places bridge `b` at root-bus slot.function, in front of its spec bus; false if the
+    /// address or the bus is taken.
+    pub fn add_bridge(&mut self, slot: u8, function: u8, b: Bridge) -> bool {
+        let bus = b.bus;
+        if bus == 0 || self.parents.contains_key(&bus) || !self.add(slot, function, Box::new(b)) {
+            return false;
+        }
+        self.parents.insert(bus, (slot, function));
+        true
+    }
+    /// Whether a device on spec bus `bus` is reachable at `addr`: on the root bus always, behind
+    /// a bridge when the bridge forwards it.
+    fn forwarded(&self, bus: u8, addr: u64, io: bool) -> bool {
+        bus == 0 || self.parents.get(&bus).and_then(|&(s, f)| self.functions.get(&(0, s, f))).and_then(|p| p.bridge()).is_some_and(|b| b.forwards(addr, io))
+    }
+    /// The spec bus that guest bus number `n` reaches (through the bridge whose secondary bus
+    /// it is).
+    fn route(&self, n: u32) -> Option<u8> {
+        if n == 0 {
+            return Some(0);
+        }
+        self.parents.iter().find_map(|(&bus, &(s, f))| {
+            let b = self.functions.get(&(0, s, f))?.bridge()?;
+            (u32::from(b.secondary()) == n && b.secondary() != 0).then_some(bus)
+        })
+    }
+    /// Assigns BAR addresses to every function, as firmware would (decoding stays off), and
+    /// programs every bridge as SeaBIOS does: its spec bus number, and I/O (4 KiB), memory
+    /// and prefetchable (2 MiB aligned) windows around the BARs behind it.
     pub fn assign_bars(&mut self) -> Vec<(u8, u8, usize, u64)> {
         let mut out = Vec::new();
         let (mut mmio, mut io) = (self.next_mmio, self.next_io);
-        for (&(s, f), func) in self.functions.iter_mut() {
-            let bars = *func.config().bars();
-            for (i, bar) in bars.iter().enumerate() {
-                let Some(bar) = bar else { continue };
-                let addr = if bar.kind == BarKind::Io {
-                    io = io.next_multiple_of(bar.size);
-                    let a = io;
-                    io += bar.size;
-                    a
-                } else {
-                    mmio = mmio.next_multiple_of(bar.size);
-                    let a = mmio;
-                    mmio += bar.size;
-                    a
-                };
-                let mut data = [0u8; 8];
-                let off = 0x10 + 4 * i;
-                let flags = func.config().get32(off) & 0xf;
-                data[..4].copy_from_slice(&((addr as u32 & !0xf) | flags).to_le_bytes());
-                data[4..].copy_from_slice(&((addr >> 32) as u32).to_le_bytes());
-                let len = if matches!(bar.kind, BarKind::Mem64 { .. }) { 8 } else { 4 };
-                func.config_write(off, &data[..len]);
-                out.push((s, f, i, addr));
+        let root: Vec<_> = self.functions.keys().copied().filter(|k| k.0 == 0).collect();
+        for key in root {
+            if let Some(func) = self.functions.get_mut(&key) {
+                for (i, addr) in place(func.as_mut(), &mut mmio, &mut io, |_| true) {
+                    out.push((key.1, key.2, i, addr));
+                }
+            }
+        }
+        let parents: Vec<_> = self.parents.iter().map(|(&b, &p)| (b, p)).collect();
+        for (bus, (ps, pf)) in parents {
+            let behind: Vec<_> = self.functions.keys().copied().filter(|k| k.0 == bus).collect();
+            const MEM_ALIGN: u64 = 2 << 20;
+            let mut window = |cursor: &mut u64, align: u64, class: &dyn Fn(BarKind) -> bool, out: &mut Vec<(u8, u8, usize, u64)>| -> Window {
+                *cursor = cursor.next_multiple_of(align);
+                let start = *cursor;
+                for key in &behind {
+                    if let Some(func) = self.functions.get_mut(key) {
+                        // `class` picks one kind of BAR: the other cursor is unused.
+                        let mut unused = 0;
+                        let (m, i_o) = if class(BarKind::Io) { (&mut unused, &mut *cursor) } else { (&mut *cursor, &mut unused) };
+                        for (i, addr) in place(func.as_mut(), m, i_o, class) {
+                            out.push((key.1, key.2, i, addr));
+                        }
+                    }
+                }
+                if *cursor == start {
+                    return None;
+                }
+                *cursor = cursor.next_multiple_of(align);
+                Some((start, *cursor - 1))
+            };
+            let iow = window(&mut io, 0x1000, &|k| k == BarKind::Io, &mut out);
+            let memw = window(&mut mmio, MEM_ALIGN, &|k| matches!(k, BarKind::Mem32 | BarKind::Mem64 { prefetch: false }), &mut out);
+            let prefw = window(&mut mmio, MEM_ALIGN, &|k| matches!(k, BarKind::Mem32Prefetch | BarKind::Mem64 { prefetch: true }), &mut out);
+            if let Some(b) = self.functions.get_mut(&(0, ps, pf)).and_then(|f| f.bridge_mut()) {
+                b.program(bus, iow, memw, prefw);
             }
         }
         (self.next_mmio, self.next_io) = (mmio, io);
@@ -101,7 +162,10 @@ impl PciBus {
     }
 
     fn config_access(&mut self, bus: u32, slot: u8, func: u8, off: usize, read: Option<&mut [u8]>, write: &[u8]) {
-        let f = if bus == 0 { self.functions.get_mut(&(slot, func)) } else { None };
+        let f = match self.route(bus) {
+            Some(b) => self.functions.get_mut(&(b, slot, func)),
+            None => None,
+        };
         match (f, read) {
             (Some(f), Some(data)) => f.config_read(off, data),
             (None, Some(data)) => data.fill(0xff),
@@ -153,14 +217,8 @@ impl PciBus {
         if (layout::ECAM_BASE..layout::ECAM_BASE + layout::ECAM_SIZE).contains(&addr) {
             let o = addr - layout::ECAM_BASE;
             let (bus, slot, func, off) = ((o >> 20) as u32, ((o >> 15) & 0x1f) as u8, ((o >> 12) & 7) as u8, (o & 0xfff) as usize);
-            if off >= 256 {
-                if let Some(d) = read {
-                    let exists = bus == 0 && self.functions.contains_key(&(slot, func));
-                    d.fill(if exists { 0 } else { 0xff });
-                }
-            } else {
-                self.config_access(bus, slot, func, off, read, write);
-            }
+            // Extended space (0x100..) reads zero on functions without extended capabilities.
+            self.config_access(bus, slot, func, off, read, write);
             return true;
         }
         self.bar_access(addr, false, read, write)
@@ -172,7 +230,8 @@ impl PciBus {
     }
 
     fn bar_access(&mut self, addr: u64, io: bool, read: Option<&mut [u8]>, write: &[u8]) -> bool {
-        for f in self.functions.values_mut() {
+        let mut hit = None;
+        for (&key, f) in &self.functions {
             let bars = *f.config().bars();
             for (i, bar) in bars.iter().enumerate() {
                 let Some(bar) = bar else { continue };
@@ -180,16 +239,22 @@ impl PciBus {
                     continue;
                 }
                 let Some(base) = f.config().bar_addr(i) else { continue };
-                if addr >= base && addr - base < bar.size {
-                    match read {
-                        Some(d) => f.bar_read(i, addr - base, d),
-                        None => f.bar_write(i, addr - base, write),
-                    }
-                    return true;
+                if addr >= base && addr - base < bar.size && self.forwarded(key.0, addr, io) {
+                    hit = Some((key, i, addr - base));
+                    break;
                 }
             }
+            if hit.is_some() {
+                break;
+            }
         }
-        false
+        let Some((key, i, off)) = hit else { return false };
+        let Some(f) = self.functions.get_mut(&key) else { return false };
+        match read {
+            Some(d) => f.bar_read(i, off, d),
+            None => f.bar_write(i, off, write),
+        }
+        true
     }
 
     /// Backend descriptors of all functions.
@@ -205,52 +270,91 @@ impl PciBus {
         any
     }
 
-    /// `query-pci`-style description of every function.
+    /// `query-pci`-style description of every function; a bridge's lists the devices behind
+    /// it under `pci_bridge.devices`, as QEMU's does.
     pub fn describe(&self) -> Vec<serde_json::Value> {
+        self.describe_bus(0)
+    }
+
+    fn describe_bus(&self, bus: u8) -> Vec<serde_json::Value> {
         self.functions
-            .iter()
-            .map(|(&(slot, func), f)| {
-                let c = f.config();
-                let bars: Vec<serde_json::Value> = c
-                    .bars()
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, b)| b.map(|b| (i, b)))
-                    .map(|(i, b)| {
-                        let kind = if b.kind == BarKind::Io { "io" } else { "memory" };
-                        let mut v = serde_json::json!({"bar": i, "type": kind, "size": b.size,
-                            "address": c.bar_addr(i).map(|a| a as i64).unwrap_or(-1)});
-                        if let BarKind::Mem64 { prefetch } = b.kind {
-                            v["mem_type_64"] = true.into();
-                            v["prefetch"] = prefetch.into();
-                        } else if b.kind == BarKind::Mem32Prefetch {
-                            v["mem_type_64"] = false.into();
-                            v["prefetch"] = true.into();
-                        } else if b.kind == BarKind::Mem32 {
-                            v["mem_type_64"] = false.into();
-                            v["prefetch"] = false.into();
-                        }
-                        v
-                    })
-                    .collect();
-                let mut v = serde_json::json!({
-                    "bus": 0, "slot": slot, "function": func,
-                    "class_info": {"class": c.get16(0x0a)},
-                    "id": {"vendor": c.get16(0), "device": c.get16(2),
-                           "subsystem-vendor": c.get16(0x2c), "subsystem": c.get16(0x2e)},
-                    "irq_pin": c.get8(0x3d),
-                    "revision": c.get8(8),
-                    "regions": bars,
-                });
-                if let serde_json::Value::Object(extra) = f.describe() {
-                    for (k, x) in extra {
-                        v[k] = x;
-                    }
+            .range((bus, 0, 0)..=(bus, 0xff, 0xff))
+            .map(|(&(_, slot, func), f)| {
+                let mut v = describe_function(f.as_ref(), slot, func);
+                v["bus"] = serde_json::json!(self.parents.get(&bus).and_then(|&(s, pf)| self.functions.get(&(0, s, pf))).and_then(|p| p.bridge()).map_or(0, |b| b.secondary()));
+                if let Some(b) = f.bridge() {
+                    v["pci_bridge"]["devices"] = serde_json::Value::Array(self.describe_bus(b.bus));
                 }
                 v
             })
             .collect()
     }
+}
+
+/// Assigns the BARs of `func` whose kind `class` accepts, memory from `mmio`, I/O from `io`.
+fn place(func: &mut dyn PciFunction, mmio: &mut u64, io: &mut u64, class: impl Fn(BarKind) -> bool) -> Vec<(usize, u64)> {
+    let mut out = Vec::new();
+    let bars = *func.config().bars();
+    for (i, bar) in bars.iter().enumerate() {
+        let Some(bar) = bar else { continue };
+        if !class(bar.kind) {
+            continue;
+        }
+        let cursor = if bar.kind == BarKind::Io { &mut *io } else { &mut *mmio };
+        *cursor = cursor.next_multiple_of(bar.size);
+        let addr = *cursor;
+        *cursor += bar.size;
+        let mut data = [0u8; 8];
+        let off = 0x10 + 4 * i;
+        let flags = func.config().get32(off) & 0xf;
+        data[..4].copy_from_slice(&((addr as u32 & !0xf) | flags).to_le_bytes());
+        data[4..].copy_from_slice(&((addr >> 32) as u32).to_le_bytes());
+        let len = if matches!(bar.kind, BarKind::Mem64 { .. }) { 8 } else { 4 };
+        func.config_write(off, &data[..len]);
+        out.push((i, addr));
+    }
+    out
+}
+
+fn describe_function(f: &dyn PciFunction, slot: u8, func: u8) -> serde_json::Value {
+    let c = f.config();
+    let bars: Vec<serde_json::Value> = c
+        .bars()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| b.map(|b| (i, b)))
+        .map(|(i, b)| {
+            let kind = if b.kind == BarKind::Io { "io" } else { "memory" };
+            let mut v = serde_json::json!({"bar": i, "type": kind, "size": b.size,
+                "address": c.bar_addr(i).map(|a| a as i64).unwrap_or(-1)});
+            if let BarKind::Mem64 { prefetch } = b.kind {
+                v["mem_type_64"] = true.into();
+                v["prefetch"] = prefetch.into();
+            } else if b.kind == BarKind::Mem32Prefetch {
+                v["mem_type_64"] = false.into();
+                v["prefetch"] = true.into();
+            } else if b.kind == BarKind::Mem32 {
+                v["mem_type_64"] = false.into();
+                v["prefetch"] = false.into();
+            }
+            v
+        })
+        .collect();
+    let mut v = serde_json::json!({
+        "bus": 0, "slot": slot, "function": func,
+        "class_info": {"class": c.get16(0x0a)},
+        "id": {"vendor": c.get16(0), "device": c.get16(2),
+               "subsystem-vendor": c.get16(0x2c), "subsystem": c.get16(0x2e)},
+        "irq_pin": c.get8(0x3d),
+        "revision": c.get8(8),
+        "regions": bars,
+    });
+    if let serde_json::Value::Object(extra) = f.describe() {
+        for (k, x) in extra {
+            v[k] = x;
+        }
+    }
+    v
 }
 
 #[cfg(test)]

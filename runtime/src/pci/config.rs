@@ -49,6 +49,10 @@ impl ConfigSpace {
         c.wmask[0x3c] = 0xff; // interrupt line
         c
     }
+    /// 256 zero bytes, nothing writable (extended config space).
+    pub fn blank() -> Self {
+        ConfigSpace { data: [0; 256], wmask: [0; 256], bars: [None; 6] }
+    }
     /// Sets a byte.
     pub fn set8(&mut self, off: usize, v: u8) {
         if let Some(b) = self.data.get_mut(off) {
@@ -137,6 +141,21 @@ impl ConfigSpace {
             }
         }
         self.data[6] |= 0x10; // status: capability list
+    }
+    /// Removes every capability (0x40..0x100 reads zero and is read-only again).
+    pub fn clear_caps(&mut self) {
+        for o in 0x40..0x100 {
+            self.data[o] = 0;
+            self.wmask[o] = 0;
+        }
+        self.data[0x34] = 0;
+        self.data[6] &= !0x10;
+    }
+    /// Makes bits of a byte guest-writable.
+    pub fn wmask8(&mut self, off: usize, m: u8) {
+        if let Some(w) = self.wmask.get_mut(off) {
+            *w = m;
+        }
     }
     /// Sets the capability-list head (0x34).
     pub fn set_cap_head(&mut self, off: u8) {

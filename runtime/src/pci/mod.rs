@@ -1,8 +1,11 @@
-//! PCI: config spaces, the chipset stubs of each profile, and the root bus (CF8/CFC + ECAM).
+//! PCI: config spaces, the chipset stubs of each profile, the root bus (CF8/CFC + ECAM) and
+//! the bridges behind which the buses 1.. hang.
+pub mod bridge;
 pub mod bus;
 pub mod chipset;
 pub mod config;
 
+pub use bridge::{Bridge, BridgeKind};
 pub use bus::{PciBus, PciFunction};
 pub use chipset::ChipsetError;
 pub use config::{BarKind, ConfigSpace};

@@ -23,11 +23,54 @@ use vmm_sys_util::eventfd::EventFd;
 
 mod legacy;
 
+const MSIX_CAP: usize = 0x98;
+const CFG_CAP: usize = 0x84;
+
+/// The virtio capabilities (common, ISR, device, notify, PCI-cfg window) and MSI-X, at QEMU's
+/// root-bus offsets plus `shift`.
+fn add_virtio_caps(cfg: &mut ConfigSpace, shift: usize, nvec: u16) {
+    let vcap = |kind: u8, off: u32, len: u32| {
+        let mut b = vec![0u8; 14];
+        b[0] = if kind == 2 || kind == 5 { 0x14 } else { 0x10 };
+        b[1] = kind;
+        b[2] = if kind == 5 { 0 } else { 4 };
+        b[6..10].copy_from_slice(&off.to_le_bytes());
+        b[10..14].copy_from_slice(&len.to_le_bytes());
+        b
+    };
+    // The first virtio capability links to what precedes it (0 on the root bus, the power
+    // management capability behind a root port).
+    let first_next = if shift == 0 { 0 } else { 0x7c };
+    let at = |o: usize| o + shift;
+    cfg.add_cap(at(0x40), 0x09, first_next, &vcap(1, 0, 0x1000), &[]);
+    cfg.add_cap(at(0x50), 0x09, at(0x40) as u8, &vcap(3, 0x1000, 0x1000), &[]);
+    cfg.add_cap(at(0x60), 0x09, at(0x50) as u8, &vcap(4, 0x2000, 0x1000), &[]);
+    let mut notify = vcap(2, 0x3000, 0x1000);
+    notify.extend_from_slice(&4u32.to_le_bytes()); // notify_off_multiplier
+    cfg.add_cap(at(0x70), 0x09, at(0x60) as u8, &notify, &[]);
+    let mut win = vcap(5, 0, 0);
+    win.extend_from_slice(&[0; 4]);
+    cfg.add_cap(at(CFG_CAP), 0x09, at(0x70) as u8, &win, &[]);
+    cfg.writable(at(CFG_CAP) + 4, at(CFG_CAP) + 5); // bar
+    cfg.writable(at(CFG_CAP) + 8, at(CFG_CAP) + 20); // offset, length, data
+    if nvec > 0 {
+        let mut msix = Vec::new();
+        msix.extend_from_slice(&(nvec - 1).to_le_bytes());
+        msix.extend_from_slice(&1u32.to_le_bytes()); // table: BIR 1, offset 0
+        msix.extend_from_slice(&0x801u32.to_le_bytes()); // PBA: BIR 1, offset 0x800
+        cfg.add_cap(at(MSIX_CAP), 0x11, at(CFG_CAP) as u8, &msix, &[0x00, 0xc0]);
+        cfg.set_cap_head(at(MSIX_CAP) as u8);
+    } else {
+        cfg.set_cap_head(at(CFG_CAP) as u8);
+    }
+}
+
 const STATUS_ACK_DRIVER: u8 = 3;
 const STATUS_FEATURES_OK: u8 = 8;
 const STATUS_NEEDS_RESET: u8 = 0x40;
-const MSIX_CAP: usize = 0x98;
-const CFG_CAP: usize = 0x84;
+/// Where the virtio capabilities move behind a PCIe root port (after the PCI Express
+/// endpoint capability at 0x40 and power management at 0x7c, as QEMU lays them out).
+const EXPRESS_SHIFT: usize = 0x44;
 
 /// A virtio device behind the PCI transport.
 pub struct VirtioPci {
@@ -51,6 +94,11 @@ pub struct VirtioPci {
     pio_ioevents: Vec<(u64, usize)>,
     /// Whether I/O BAR 0 carries the legacy interface.
     transitional: bool,
+    /// The MSI-X capability (0x98; 0xdc behind a root port).
+    msix_cap: usize,
+    /// The VIRTIO_PCI_CAP_PCI_CFG window capability (0x84; 0xc8 behind a root port).
+    cfg_cap: usize,
+    nvec: u16,
 }
 
 impl VirtioPci {
@@ -76,36 +124,7 @@ impl VirtioPci {
         if dev.rom_size() > 0 {
             cfg.add_rom(dev.rom_size());
         }
-        let vcap = |kind: u8, off: u32, len: u32| {
-            let mut b = vec![0u8; 14];
-            b[0] = if kind == 2 || kind == 5 { 0x14 } else { 0x10 };
-            b[1] = kind;
-            b[2] = if kind == 5 { 0 } else { 4 };
-            b[6..10].copy_from_slice(&off.to_le_bytes());
-            b[10..14].copy_from_slice(&len.to_le_bytes());
-            b
-        };
-        cfg.add_cap(0x40, 0x09, 0x00, &vcap(1, 0, 0x1000), &[]);
-        cfg.add_cap(0x50, 0x09, 0x40, &vcap(3, 0x1000, 0x1000), &[]);
-        cfg.add_cap(0x60, 0x09, 0x50, &vcap(4, 0x2000, 0x1000), &[]);
-        let mut notify = vcap(2, 0x3000, 0x1000);
-        notify.extend_from_slice(&4u32.to_le_bytes()); // notify_off_multiplier
-        cfg.add_cap(0x70, 0x09, 0x60, &notify, &[]);
-        let mut win = vcap(5, 0, 0);
-        win.extend_from_slice(&[0; 4]);
-        cfg.add_cap(CFG_CAP, 0x09, 0x70, &win, &[]);
-        cfg.writable(CFG_CAP + 4, CFG_CAP + 5); // bar
-        cfg.writable(CFG_CAP + 8, CFG_CAP + 20); // offset, length, data
-        if nvec > 0 {
-            let mut msix = Vec::new();
-            msix.extend_from_slice(&(nvec - 1).to_le_bytes());
-            msix.extend_from_slice(&1u32.to_le_bytes()); // table: BIR 1, offset 0
-            msix.extend_from_slice(&0x801u32.to_le_bytes()); // PBA: BIR 1, offset 0x800
-            cfg.add_cap(MSIX_CAP, 0x11, CFG_CAP as u8, &msix, &[0x00, 0xc0]);
-            cfg.set_cap_head(MSIX_CAP as u8);
-        } else {
-            cfg.set_cap_head(CFG_CAP as u8);
-        }
+        add_virtio_caps(&mut cfg, 0, nvec);
         let queues = dev.queue_sizes().into_iter().filter_map(|s| Queue::new(s).ok()).collect::<Vec<_>>();
         let irq = Irq::new(id, vm.clone(), nvec, queues.len());
         VirtioPci {
@@ -125,11 +144,42 @@ impl VirtioPci {
             ioevents: Vec::new(),
             pio_ioevents: Vec::new(),
             transitional: legacy_id.is_some(),
+            msix_cap: MSIX_CAP,
+            cfg_cap: CFG_CAP,
+            nvec,
         }
     }
 
+    /// Presents the function as a PCI Express endpoint, as QEMU does for a virtio device on
+    /// the secondary bus of a PCIe root port: the Express capability (v2, endpoint, FLR) at
+    /// 0x40, power management at 0x7c, and the virtio capabilities and MSI-X 0x44 higher.
+    pub fn express_endpoint(mut self) -> Self {
+        self.cfg.clear_caps();
+        // Express: flags v2/endpoint; devcap role-based errors + FLR; link 2.5 GT/s x1 with
+        // ASPM L0s; devcap2 extended fmt + end-end TLP prefix. Writable: devctl error
+        // reporting enables + FLR, lnkctl ASPM + extended synch, devctl2 end-end TLP prefix
+        // blocking.
+        let mut exp = vec![0u8; 0x3a];
+        exp[0..2].copy_from_slice(&0x0002u16.to_le_bytes());
+        exp[2..6].copy_from_slice(&0x1000_8000u32.to_le_bytes());
+        exp[10..14].copy_from_slice(&0x0000_0411u32.to_le_bytes());
+        exp[16..18].copy_from_slice(&0x0011u16.to_le_bytes());
+        exp[34..38].copy_from_slice(&0x0030_0000u32.to_le_bytes());
+        let mut wm = vec![0u8; 0x3a];
+        wm[6..8].copy_from_slice(&0x800fu16.to_le_bytes());
+        wm[14..16].copy_from_slice(&0x0083u16.to_le_bytes());
+        wm[38..40].copy_from_slice(&0x8000u16.to_le_bytes());
+        self.cfg.add_cap(0x40, 0x10, 0x00, &exp, &wm);
+        // Power management v3, D0; PMCSR power state writable.
+        self.cfg.add_cap(0x7c, 0x01, 0x40, &[0x03, 0x00, 0, 0, 0, 0], &[0, 0, 0x03, 0]);
+        add_virtio_caps(&mut self.cfg, EXPRESS_SHIFT, self.nvec);
+        self.msix_cap = MSIX_CAP + EXPRESS_SHIFT;
+        self.cfg_cap = CFG_CAP + EXPRESS_SHIFT;
+        self
+    }
+
     fn msix_control(&self) -> u16 {
-        self.cfg.get16(MSIX_CAP + 2)
+        self.cfg.get16(self.msix_cap + 2)
     }
 
     /// Wires the legacy interrupt pin (used while MSI-X is disabled).
@@ -440,9 +490,10 @@ impl PciFunction for VirtioPci {
         &self.cfg
     }
     fn config_read(&mut self, off: usize, data: &mut [u8]) {
-        if (CFG_CAP + 16..CFG_CAP + 20).contains(&off) {
+        let c = self.cfg_cap;
+        if (c + 16..c + 20).contains(&off) {
             // VIRTIO_PCI_CAP_PCI_CFG window: access BAR `bar` at `offset`, `length` bytes.
-            let (bar, boff, len) = (self.cfg.get8(CFG_CAP + 4), self.cfg.get32(CFG_CAP + 8), self.cfg.get32(CFG_CAP + 12));
+            let (bar, boff, len) = (self.cfg.get8(c + 4), self.cfg.get32(c + 8), self.cfg.get32(c + 12));
             let n = (len as usize).min(data.len()).min(4);
             if bar == 4 && n > 0 {
                 self.bar4_read(u64::from(boff), &mut data[..n]);
@@ -459,8 +510,9 @@ impl PciFunction for VirtioPci {
         }
     }
     fn config_write(&mut self, off: usize, data: &[u8]) {
-        if (CFG_CAP + 16..CFG_CAP + 20).contains(&off) {
-            let (bar, boff, len) = (self.cfg.get8(CFG_CAP + 4), self.cfg.get32(CFG_CAP + 8), self.cfg.get32(CFG_CAP + 12));
+        let c = self.cfg_cap;
+        if (c + 16..c + 20).contains(&off) {
+            let (bar, boff, len) = (self.cfg.get8(c + 4), self.cfg.get32(c + 8), self.cfg.get32(c + 12));
             let n = (len as usize).min(data.len()).min(4);
             if bar == 4 && n > 0 {
                 self.bar4_write(u64::from(boff), &data[..n]);
@@ -469,6 +521,12 @@ impl PciFunction for VirtioPci {
         }
         let (bar0, bar4) = (self.cfg.bar_addr(0), self.cfg.bar_addr(4));
         self.cfg.write(off, data);
+        let devctl = 0x40 + 8;
+        if self.msix_cap != MSIX_CAP && self.cfg.get8(devctl + 1) & 0x80 != 0 {
+            // Function-level reset (devctl bit 15): the device resets; the bit reads as zero.
+            self.cfg.set8(devctl + 1, self.cfg.get8(devctl + 1) & 0x7f);
+            self.reset();
+        }
         self.msix_sync();
         let moved = (!self.ioevents.is_empty() && self.cfg.bar_addr(4) != bar4) || (!self.pio_ioevents.is_empty() && self.cfg.bar_addr(0) != bar0);
         if moved {
