@@ -21,6 +21,7 @@ fn config(kernel: &Path) -> VmConfig {
         console: ferry_runtime::ConsoleSink::None,
         no_reboot: true,
         channel_socket: None,
+        firmware: None,
     }
 }
 

@@ -55,6 +55,10 @@ pub struct BootArgs {
     /// Firmware file (default: SeaBIOS bios-256k.bin or OVMF from the distribution).
     #[arg(long)]
     pub firmware: Option<PathBuf>,
+    /// Append what the firmware writes to its debug console (I/O port 0x402, QEMU's
+    /// isa-debugcon) to this file.
+    #[arg(long)]
+    pub firmware_log: Option<PathBuf>,
 }
 
 /// The runtime configuration of `spec` booted as `boot` asks: a direct boot of the guest's
@@ -66,10 +70,19 @@ pub fn runtime_config(spec: &MachineSpec, boot: &BootArgs) -> anyhow::Result<VmC
         if let Some(why) = boot_mode::missing_boot_loader(spec, &disks) {
             bail!("{why}");
         }
-        bail!(
-            "firmware boot ({}) is not available on Ferry's runtime yet (it serves no fw_cfg and maps no firmware flash): use --boot direct",
-            fw.display()
-        );
+        if spec.firmware == ferry_formats::layout::Firmware::Uefi {
+            bail!(
+                "UEFI firmware boot ({}) is not available on Ferry's runtime yet (it maps no pflash for OVMF): use --boot direct or --engine qemu",
+                fw.display()
+            );
+        }
+        let data = std::fs::read(&fw).with_context(|| format!("firmware file {}: cannot read", fw.display()))?;
+        let image = ferry_runtime::firmware::FirmwareImage {
+            name: fw.display().to_string(),
+            data: data.into(),
+            debugcon: boot.firmware_log.clone(),
+        };
+        return Ok(VmConfig::with_firmware(spec, image)?);
     }
     let mut cfg = VmConfig::from_spec(spec)?;
     if let Some(b) = spec.boot.as_ref().filter(|b| b.guest_root.is_some()) {

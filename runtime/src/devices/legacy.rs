@@ -71,6 +71,10 @@ impl Rtc {
         ram[0x5b..0x5e].copy_from_slice(&high.to_le_bytes()[..3]);
         Rtc { index: 0, ram }
     }
+    /// Sets CMOS byte `index` (firmware-visible configuration).
+    pub fn set(&mut self, index: u8, v: u8) {
+        self.ram[usize::from(index & 0x7f)] = v;
+    }
     /// Reads port 0x70/0x71.
     pub fn read(&mut self, port: u16) -> u8 {
         if port == 0x70 {
