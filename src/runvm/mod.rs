@@ -47,9 +47,10 @@ pub struct RunArgs {
 /// How to boot the spec (shared by `run` and `validate`).
 #[derive(clap::Args, Clone, Debug)]
 pub struct BootArgs {
-    /// firmware: SeaBIOS/OVMF then the guest's boot loader; direct: the kernel, initrd and
-    /// command line the spec records (read from the guest's disk); auto: direct for a spec
-    /// naming host files, else firmware where the engine has it and its files exist.
+    /// firmware: SeaBIOS/OVMF then the guest's boot loader (Ferry's runtime: SeaBIOS only);
+    /// direct: the kernel, initrd and command line the spec records (read from the guest's
+    /// disk); auto: direct for a spec naming host files and, on Ferry's runtime, for any spec
+    /// recording a kernel (its fast path), else firmware where its files exist.
     #[arg(long, value_enum, default_value = "auto")]
     pub boot: BootMode,
     /// Firmware file (default: SeaBIOS bios-256k.bin or OVMF from the distribution).
