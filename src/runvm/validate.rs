@@ -189,6 +189,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     };
     let boot_name = match &prepared {
         Prepared::Qemu(QemuBoot::Firmware { .. }) => "firmware",
+        Prepared::Ferry(cfg) if cfg.firmware.is_some() => "firmware",
         _ => "direct",
     };
     let start = Instant::now();
