@@ -355,7 +355,7 @@ impl Vm {
         }
         let io = Io {
             serial: Uart::new(trigger, serial_out),
-            i8042: I8042::default(),
+            i8042: if firmware.is_some() { I8042::with_keyboard() } else { I8042::default() },
             rtc,
             markers: Markers::new(),
             pm: Pm::new(PmPorts::for_profile(machine), {
