@@ -67,17 +67,21 @@ pub struct BootArgs {
 pub fn runtime_config(spec: &MachineSpec, boot: &BootArgs) -> anyhow::Result<VmConfig> {
     if boot_mode::resolve(spec, boot.boot, false)? == BootMode::Firmware {
         let fw = boot_mode::firmware_file(spec, boot.firmware.as_deref())?;
-        let disks = guest_kernel::open_disks(spec)?;
-        if let Some(why) = boot_mode::missing_boot_loader(spec, &disks) {
-            bail!("{why}");
-        }
         if spec.firmware == ferry_formats::layout::Firmware::Uefi {
             bail!(
                 "UEFI firmware boot ({}) is not available on Ferry's runtime yet (it maps no pflash for OVMF): use --boot direct or --engine qemu",
                 fw.display()
             );
         }
-        let data = std::fs::read(&fw).with_context(|| format!("firmware file {}: cannot read", fw.display()))?;
+        let disks = guest_kernel::open_disks(spec)?;
+        if let Some(why) = boot_mode::missing_boot_loader(spec, &disks) {
+            bail!("{why}");
+        }
+        // Bounded read: an image over the largest size QEMU maps is refused by its size.
+        let mut data = Vec::new();
+        std::fs::File::open(&fw)
+            .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, ferry_runtime::firmware::MAX_IMAGE as u64 + 1), &mut data))
+            .with_context(|| format!("firmware file {}: cannot read", fw.display()))?;
         let image = ferry_runtime::firmware::FirmwareImage {
             name: fw.display().to_string(),
             data: data.into(),
