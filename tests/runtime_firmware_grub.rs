@@ -1,6 +1,7 @@
 //! A guest laid out like a converted Debian guest, with real GRUB (i386-pc) in its MBR and
 //! embedding area, boots through SeaBIOS → GRUB → its own kernel after `ferry convert`:
-//! under QEMU TCG (the emitted machine) and on Ferry's runtime. GRUB is placed as
+//! under QEMU TCG (`validate --engine qemu` and the script `-o qemu` emits) and on Ferry's
+//! runtime (`validate --engine ferry` on the `-o ferry` spec). GRUB is placed as
 //! `grub-bios-setup` embeds it: `boot.img` in the MBR's code area (hard-disk drive check
 //! off), `core.img` (from `grub-mkimage`: biosdisk, part_msdos, ext2; prefix
 //! `(hd0,msdos1)/grub`) from sector 1, its blocklist already naming sector 2 onwards; the
@@ -160,6 +161,45 @@ fn converted_guest_boots_through_seabios_and_grub_on_both_engines() {
     if qemu_available() {
         let (ok, report) = validate(&spec, "qemu", 120);
         assert!(ok, "QEMU TCG, SeaBIOS → GRUB → kernel: {report}");
+    }
+    if qemu_available() {
+        // The QEMU script `ferry convert -o qemu` emits (its own qcow2; QEMU's default
+        // SeaBIOS, the disk's bootindex) reaches the same lines.
+        let qout = dir.path().join("out-qemu");
+        std::fs::create_dir_all(&qout).expect("mkdir");
+        let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["convert", "-i", "disk"])
+            .arg(&img)
+            .args(["-o", "qemu", "-os"])
+            .arg(&qout)
+            .args(["-on", "tiny"])
+            .output()
+            .expect("ferry");
+        assert!(o.status.success(), "convert -o qemu: {}", String::from_utf8_lossy(&o.stderr));
+        let script = std::fs::read_dir(&qout).expect("out").flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "sh")).expect("emitted script");
+        let log = dir.path().join("script.log");
+        let mut child = Command::new("sh")
+            .arg(&script)
+            .args(["-display", "none", "-no-reboot", "-m", "256"])
+            .env("FERRY_QEMU_ACCEL", "-accel tcg")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run the emitted script");
+        let start = std::time::Instant::now();
+        let seen = loop {
+            let text = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+            let done = text.find(GRUB_LINE).is_some_and(|g| text[g..].contains("Linux version"));
+            let exited = child.try_wait().ok().flatten().is_some();
+            if done || exited || start.elapsed() > std::time::Duration::from_secs(120) {
+                break (done, text);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(seen.0, "the emitted QEMU script did not reach GRUB's line then the kernel's: {}", seen.1);
     }
     if kvm_available() {
         let (ok, report) = validate(&spec, "ferry", 400);
