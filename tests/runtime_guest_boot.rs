@@ -186,7 +186,7 @@ fn converted_microguest_kernel_is_read_from_the_disk() {
         let o = ferry(&[&["validate", "--engine", engine, "--boot", "direct", "--timeout", "60"][..], &args[..], &[spec.to_str().expect("utf-8")][..]].concat());
         assert!(o.status.success(), "{engine}: {}", String::from_utf8_lossy(&o.stderr));
     }
-    // `ferry run` (auto: the runtime has no firmware boot, so the recorded kernel) ends on the
+    // `ferry run` (auto on the runtime: the recorded kernel, its fast path) ends on the
     // guest's debug exit 0x31.
     if kvm_available() {
         let o = ferry(&["run", "--console", "-", "--timeout", "60", spec.to_str().expect("utf-8")]);
@@ -259,8 +259,7 @@ fn refusals_say_why() {
 }
 
 /// An MBR boot sector (`testdata/microguests/mbr-marker.S`) printing a marker: firmware boot
-/// (SeaBIOS from the distribution) under QEMU reaches it; the runtime refuses firmware boot in
-/// one line naming what it lacks.
+/// (SeaBIOS from the distribution) under QEMU reaches it (the runtime too: runtime_firmware.rs).
 #[test]
 fn mbr_marker_boots_through_firmware_under_qemu() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -289,8 +288,6 @@ fn mbr_marker_boots_through_firmware_under_qemu() {
         // auto picks firmware for a spec without `boot` where the firmware file exists.
         let o = ferry(&["validate", "--engine", "qemu", "--expect", "marker", "--marker", "ferry mbr: booted by firmware", "--timeout", "60", s]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let o = ferry(&["validate", "--engine", "ferry", "--boot", "firmware", "--expect", "marker", "--marker", "x", "--timeout", "5", s]);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains("firmware boot (/usr/share/seabios/bios-256k.bin) is not available on Ferry's runtime yet"), "{err}");
+        // The runtime boots it through the same firmware: tests/runtime_firmware.rs.
     }
 }

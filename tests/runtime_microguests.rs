@@ -23,6 +23,7 @@ fn config(kernel: &Path) -> VmConfig {
         no_reboot: true,
         channel_socket: None,
         memory: Default::default(),
+        firmware: None,
     }
 }
 

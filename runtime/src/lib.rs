@@ -1,9 +1,10 @@
 //! Ferry's KVM runtime: a small VMM on the rust-vmm crates presenting the device-layout
-//! profile (q35-v1 / pc-v1) with modern virtio-pci devices, booted by direct kernel load.
+//! profile (q35 / pc) with virtio-pci devices, booted by direct kernel load or through firmware.
 //!
 //! Layout: [`layout`] (memory map), [`memory`], [`cpuid`], [`boot`] + [`regs`] (PVH / 64-bit
 //! Linux entry), [`acpi`] (RSDP, XSDT, FADT, DSDT, MADT, MCFG), [`tables`] (MP table, SMBIOS),
-//! [`devices`] (serial, i8042, RTC, ACPI PM, debug ports),
+//! [`devices`] (serial, i8042, RTC, ACPI PM, debug ports), [`firmware`] (SeaBIOS boot: fw_cfg,
+//! PAM, CMOS),
 //! [`pci`] (config spaces, chipset stubs, CF8/ECAM bus), [`virtio`] (transport + blk, net,
 //! console, rng), [`disk`] (backends), [`vm`] (one boot), [`qmp`] (monitor subset).
 pub mod acpi;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod cpuid;
 pub mod devices;
 pub mod disk;
+pub mod firmware;
 pub mod layout;
 pub mod memory;
 pub mod pci;

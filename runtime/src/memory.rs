@@ -65,6 +65,12 @@ pub enum MemoryError {
 /// Maps `mib` MiB of guest RAM (split around the PCI hole) as `opts` asks and registers it
 /// with `vm`.
 pub fn create(vm: &VmFd, mib: u64, opts: &MemoryOptions) -> Result<Memory, MemoryError> {
+    create_with_hole(vm, mib, opts, None)
+}
+
+/// Like [`create`], leaving `hole` (start, end) of RAM out of KVM's slots: the firmware's
+/// PAM segments map it themselves (the RAM behind them stays in the returned memory).
+pub fn create_with_hole(vm: &VmFd, mib: u64, opts: &MemoryOptions, hole: Option<(u64, u64)>) -> Result<Memory, MemoryError> {
     if !(16..=1 << 20).contains(&mib) {
         return Err(MemoryError::Size(mib));
     }
@@ -91,7 +97,8 @@ pub fn create(vm: &VmFd, mib: u64, opts: &MemoryOptions) -> Result<Memory, Memor
         }
     }
     .map_err(|e| MemoryError::Map(e.to_string()))?;
-    for (slot, region) in mem.iter().enumerate() {
+    let mut slot = 0u32;
+    for region in mem.iter() {
         let host = region.as_ptr();
         let len = region.len() as usize;
         for (wanted, advice) in [(opts.thp && opts.backing != Backing::Hugetlb, libc::MADV_HUGEPAGE), (opts.ksm && opts.backing == Backing::Anonymous, libc::MADV_MERGEABLE)] {
@@ -101,16 +108,26 @@ pub fn create(vm: &VmFd, mib: u64, opts: &MemoryOptions) -> Result<Memory, Memor
                 unsafe { libc::madvise(host.cast(), len, advice) };
             }
         }
-        let desc = kvm_userspace_memory_region {
-            slot: slot as u32,
-            flags: 0,
-            guest_phys_addr: region.start_addr().0,
-            memory_size: region.len(),
-            userspace_addr: host as u64,
+        let start = region.start_addr().0;
+        let end = start + region.len();
+        let pieces = match hole {
+            Some((hs, he)) if hs >= start && he <= end && hs < he => vec![(start, hs), (he, end)],
+            _ => vec![(start, end)],
         };
-        // SAFETY: the region stays mapped as long as `mem` lives, and the VMM keeps `mem`
-        // alive for the whole life of `vm` (both are owned by the same `Vm`).
-        unsafe { vm.set_user_memory_region(desc) }.map_err(MemoryError::Kvm)?;
+        for (s, e) in pieces.into_iter().filter(|(s, e)| s < e) {
+            let desc = kvm_userspace_memory_region {
+                slot,
+                flags: 0,
+                guest_phys_addr: s,
+                memory_size: e - s,
+                userspace_addr: host as u64 + (s - start),
+            };
+            // SAFETY: the piece lies inside the region, which stays mapped as long as `mem`
+            // lives, and the VMM keeps `mem` alive for the whole life of `vm` (both are owned
+            // by the same `Vm`).
+            unsafe { vm.set_user_memory_region(desc) }.map_err(MemoryError::Kvm)?;
+            slot += 1;
+        }
     }
     Ok(mem)
 }

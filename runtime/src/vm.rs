@@ -40,6 +40,7 @@ pub(crate) struct Shared {
     pub(crate) blocks: Vec<serde_json::Value>,
     pub(crate) profile: ferry_formats::layout::Profile,
     pub(crate) balloon: Option<Arc<BalloonCtl>>,
+    firmware: Option<crate::firmware::Devices>,
     exit: Mutex<Option<ExitReason>>,
     exit_cv: Condvar,
     stopping: AtomicBool,
@@ -68,6 +69,9 @@ impl Shared {
 
     fn pio_read(&self, port: u16, data: &mut [u8]) {
         data.fill(0xff);
+        if self.firmware.as_ref().is_some_and(|f| f.pio_read(port, data)) {
+            return;
+        }
         let Ok(mut io) = self.io.lock() else { return };
         match port {
             0x3f8..=0x3ff => data[0] = io.serial.read((port - 0x3f8) as u8),
@@ -86,6 +90,9 @@ impl Shared {
     }
 
     fn pio_write(&self, port: u16, data: &[u8]) -> Option<Action> {
+        if let Some(action) = self.firmware.as_ref().and_then(|f| f.pio_write(port, data)) {
+            return action;
+        }
         let Ok(mut io) = self.io.lock() else { return None };
         let v = data[0];
         match port {
@@ -125,6 +132,9 @@ impl Shared {
                 pci.mmio(addr, Some(d), &[]);
             }
             None => {
+                if self.firmware.as_ref().is_some_and(|f| f.mmio_write(addr, write)) {
+                    return;
+                }
                 pci.mmio(addr, None, write);
             }
         }
@@ -142,6 +152,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Everything written to the serial console and virtio-console port 0.
     pub console: Vec<u8>,
+    /// What the firmware wrote to its debug console (port 0x402; firmware boots only).
+    pub debugcon: Vec<u8>,
 }
 
 /// A created, not yet running, VM.
@@ -185,6 +197,35 @@ pub fn host_is_pvm() -> bool {
 }
 
 impl Vm {
+    /// Direct boot: the kernel (and initrd), the tables in the BIOS area; returns the entry.
+    fn load_boot_data(cfg: &VmConfig, mem: &Memory, acpi: &crate::acpi::AcpiTables, uuid: Option<[u8; 16]>) -> Result<boot::Entry, VmError> {
+        let mem_bytes = cfg.memory_mib << 20;
+        boot::write_tables(mem)?;
+        let entry = match (&cfg.images, &cfg.guest_root) {
+            (Some((k, rd)), _) => boot::load_image(
+                mem,
+                mem_bytes,
+                boot::Image::Bytes(&k.name, &k.data),
+                rd.as_ref().map(|r| boot::Image::Bytes(&r.name, &r.data)),
+                &cfg.cmdline,
+            )?,
+            (None, Some(root)) => {
+                return Err(VmError::Setup(format!(
+                    "kernel {} is inside the guest ({root}): it must be read from the disks before the boot",
+                    cfg.kernel.display()
+                )))
+            }
+            (None, None) => boot::load(mem, mem_bytes, &cfg.kernel, cfg.initrd.as_deref(), &cfg.cmdline)?,
+        };
+        for (_, at, blob) in &acpi.tables {
+            boot::write_blob(mem, *at, blob)?;
+        }
+        boot::set_rsdp(mem, entry, acpi.rsdp_addr())?;
+        boot::write_blob(mem, layout::MPTABLE_ADDR, &tables::mptable(layout::MPTABLE_ADDR, &cfg.topology))?;
+        boot::write_blob(mem, 0xf8000, &tables::smbios(0xf8000, uuid, &cfg.name))?;
+        Ok(entry)
+    }
+
     /// Creates the VM for `cfg`: memory, boot data, devices, vCPUs.
     pub fn new(cfg: &VmConfig) -> Result<Self, VmError> {
         Self::with_channel(cfg, open_channel(cfg)?)
@@ -203,38 +244,26 @@ impl Vm {
         vm.create_irq_chip().map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
         vm.create_pit2(kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() })
             .map_err(kvm_err("KVM_CREATE_PIT2"))?;
-        let mem = memory::create(&vm, cfg.memory_mib, &cfg.memory)?;
+        let hole = cfg.firmware.as_ref().map(|_| (crate::firmware::pam::AREA_START, crate::firmware::pam::AREA_END));
+        let mem = memory::create_with_hole(&vm, cfg.memory_mib, &cfg.memory, hole)?;
         let mem_bytes = cfg.memory_mib << 20;
-        boot::write_tables(&mem)?;
-        let entry = match (&cfg.images, &cfg.guest_root) {
-            (Some((k, rd)), _) => boot::load_image(
-                &mem,
-                mem_bytes,
-                boot::Image::Bytes(&k.name, &k.data),
-                rd.as_ref().map(|r| boot::Image::Bytes(&r.name, &r.data)),
-                &cfg.cmdline,
-            )?,
-            (None, Some(root)) => {
-                return Err(VmError::Setup(format!(
-                    "kernel {} is inside the guest ({root}): it must be read from the disks before the boot",
-                    cfg.kernel.display()
-                )))
-            }
-            (None, None) => boot::load(&mem, mem_bytes, &cfg.kernel, cfg.initrd.as_deref(), &cfg.cmdline)?,
-        };
         let machine = crate::pci::Machine::of(&cfg.profile)
             .ok_or_else(|| VmError::Setup(format!("profile {}: machine {:?} is not q35 or pc", cfg.profile.name, cfg.profile.machine)))?;
         let acpi = crate::acpi::build(machine, &cfg.topology).map_err(|e| VmError::Setup(e.to_string()))?;
-        for (_, at, blob) in &acpi.tables {
-            boot::write_blob(&mem, *at, blob)?;
-        }
-        boot::set_rsdp(&mem, entry, acpi.rsdp_addr())?;
-        boot::write_blob(&mem, layout::MPTABLE_ADDR, &tables::mptable(layout::MPTABLE_ADDR, &cfg.topology))?;
         let uuid = match &cfg.smbios_uuid {
             Some(u) => Some(tables::smbios_uuid_bytes(u).ok_or_else(|| VmError::Setup(format!("invalid smbios_uuid {u:?}: not a UUID")))?),
             None => None,
         };
-        boot::write_blob(&mem, 0xf8000, &tables::smbios(0xf8000, uuid, &cfg.name))?;
+        let firmware = match &cfg.firmware {
+            Some(image) => {
+                let order = crate::firmware::boot_order(&cfg.devices);
+                let items = crate::firmware::Items { mem_bytes, topology: &cfg.topology, acpi: &acpi, uuid, name: &cfg.name, boot_order: &order };
+                let fw_cfg = crate::firmware::fw_cfg(&items, &image.name).map_err(|e| VmError::Setup(e.to_string()))?;
+                Some(crate::firmware::Devices::new(&vm, &mem, image, machine, fw_cfg).map_err(|e| VmError::Setup(e.to_string()))?)
+            }
+            None => None,
+        };
+        let entry = if firmware.is_some() { None } else { Some(Self::load_boot_data(cfg, &mem, &acpi, uuid)?) };
 
         let serial_evt = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| VmError::Setup(format!("eventfd: {e}")))?;
         vm.register_irqfd(&serial_evt, 4).map_err(kvm_err("KVM_IRQFD"))?;
@@ -243,7 +272,16 @@ impl Vm {
         let captured = serial_out.captured.clone();
 
         let mut pci = PciBus::new();
-        for (s, f, c) in crate::pci::chipset::functions(&cfg.profile).map_err(|e| VmError::Setup(e.to_string()))? {
+        for (s, f, mut c) in crate::pci::chipset::functions(&cfg.profile).map_err(|e| VmError::Setup(e.to_string()))? {
+            match (&firmware, s, f) {
+                (Some(fw), 0, 0) => {
+                    pci.add(s, f, Box::new(crate::firmware::pam::PamHost::new(c, machine, fw.pam.clone())));
+                    continue;
+                }
+                // PIIX4 DEVACTB.APMC_EN: SMM reads as set up, as QEMU's without SMM.
+                (Some(_), 1, 3) if machine == crate::pci::Machine::Pc => c.set8(0x5b, 0x02),
+                _ => {}
+            }
             pci.add(s, f, Box::new(Stub(c)));
         }
         let mut root_ports = std::collections::BTreeSet::new();
@@ -328,15 +366,19 @@ impl Vm {
             let vcpu = vm.create_vcpu(u64::from(cpuid::apic_id(&cfg.topology, i))).map_err(kvm_err("KVM_CREATE_VCPU"))?;
             vcpu.set_cpuid2(&cpuid::for_vcpu(&base, &cfg.topology, i, quirks)).map_err(kvm_err("KVM_SET_CPUID2"))?;
             crate::regs::setup_common(&vcpu).map_err(kvm_err("vCPU setup"))?;
-            if i == 0 {
+            if let (0, Some(entry)) = (i, entry) {
                 crate::regs::setup_boot_vcpu(&vcpu, entry).map_err(kvm_err("boot vCPU registers"))?;
             }
             vcpus.push(vcpu);
         }
+        let mut rtc = Rtc::new(mem_bytes);
+        if firmware.is_some() {
+            crate::firmware::cmos::fill(&mut rtc, cfg.topology.vcpus());
+        }
         let io = Io {
             serial: Uart::new(trigger, serial_out),
-            i8042: I8042::default(),
-            rtc: Rtc::new(mem_bytes),
+            i8042: if firmware.is_some() { I8042::with_keyboard() } else { I8042::default() },
+            rtc,
             markers: Markers::new(),
             pm: Pm::new(PmPorts::for_profile(machine), {
                 let vm = vm.clone();
@@ -353,6 +395,7 @@ impl Vm {
             blocks,
             profile: cfg.profile.clone(),
             balloon,
+            firmware,
             exit: Mutex::new(None),
             exit_cv: Condvar::new(),
             stopping: AtomicBool::new(false),
@@ -436,7 +479,8 @@ impl Vm {
         ctl.detach();
         let markers = self.shared.io.lock().map(|io| io.markers.seen.clone()).unwrap_or_default();
         let console = self.captured.lock().map(|c| c.clone()).unwrap_or_default();
-        Outcome { reason, markers, elapsed, console }
+        let debugcon = self.shared.firmware.as_ref().map(|f| f.debugcon()).unwrap_or_default();
+        Outcome { reason, markers, elapsed, console, debugcon }
     }
 }
 

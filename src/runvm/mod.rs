@@ -87,14 +87,19 @@ impl RunArgs {
 /// How to boot the spec (shared by `run` and `validate`).
 #[derive(clap::Args, Clone, Debug)]
 pub struct BootArgs {
-    /// firmware: SeaBIOS/OVMF then the guest's boot loader; direct: the kernel, initrd and
-    /// command line the spec records (read from the guest's disk); auto: direct for a spec
-    /// naming host files, else firmware where the engine has it and its files exist.
+    /// firmware: SeaBIOS/OVMF then the guest's boot loader (Ferry's runtime: SeaBIOS only);
+    /// direct: the kernel, initrd and command line the spec records (read from the guest's
+    /// disk); auto: direct for a spec naming host files and, on Ferry's runtime, for any spec
+    /// recording a kernel (its fast path), else firmware where its files exist.
     #[arg(long, value_enum, default_value = "auto")]
     pub boot: BootMode,
     /// Firmware file (default: SeaBIOS bios-256k.bin or OVMF from the distribution).
     #[arg(long)]
     pub firmware: Option<PathBuf>,
+    /// Append what the firmware writes to its debug console (I/O port 0x402, QEMU's
+    /// isa-debugcon) to this file.
+    #[arg(long)]
+    pub firmware_log: Option<PathBuf>,
 }
 
 /// The runtime configuration of `spec` booted as `boot` asks: a direct boot of the guest's
@@ -102,14 +107,27 @@ pub struct BootArgs {
 pub fn runtime_config(spec: &MachineSpec, boot: &BootArgs) -> anyhow::Result<VmConfig> {
     if boot_mode::resolve(spec, boot.boot, false)? == BootMode::Firmware {
         let fw = boot_mode::firmware_file(spec, boot.firmware.as_deref())?;
+        if spec.firmware == ferry_formats::layout::Firmware::Uefi {
+            bail!(
+                "UEFI firmware boot ({}) is not available on Ferry's runtime yet (it maps no pflash for OVMF): use --boot direct or --engine qemu",
+                fw.display()
+            );
+        }
         let disks = guest_kernel::open_disks(spec)?;
         if let Some(why) = boot_mode::missing_boot_loader(spec, &disks) {
             bail!("{why}");
         }
-        bail!(
-            "firmware boot ({}) is not available on Ferry's runtime yet (it serves no fw_cfg and maps no firmware flash): use --boot direct",
-            fw.display()
-        );
+        // Bounded read: an image over the largest size QEMU maps is refused by its size.
+        let mut data = Vec::new();
+        std::fs::File::open(&fw)
+            .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, ferry_runtime::firmware::MAX_IMAGE as u64 + 1), &mut data))
+            .with_context(|| format!("firmware file {}: cannot read", fw.display()))?;
+        let image = ferry_runtime::firmware::FirmwareImage {
+            name: fw.display().to_string(),
+            data: data.into(),
+            debugcon: boot.firmware_log.clone(),
+        };
+        return Ok(VmConfig::with_firmware(spec, image)?);
     }
     let mut cfg = VmConfig::from_spec(spec)?;
     if let Some(b) = spec.boot.as_ref().filter(|b| b.guest_root.is_some()) {

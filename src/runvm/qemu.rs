@@ -57,7 +57,7 @@ pub fn args(spec: &MachineSpec, boot: &QemuBoot) -> anyhow::Result<Vec<OsString>
         let addr = format!("bus={},addr=0x{:x}.{}", bus_of(d.addr.bus), d.addr.slot, d.addr.function);
         let drv = |modern: &str| d.model.qemu_device(modern).unwrap_or_else(|| modern.to_string());
         match &d.kind {
-            DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
+            DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, bootindex } => {
                 push("-drive".into());
                 push(format!(
                     "if=none,id=drv-{},file={},format={format},readonly={}",
@@ -67,9 +67,11 @@ pub fn args(spec: &MachineSpec, boot: &QemuBoot) -> anyhow::Result<Vec<OsString>
                 ));
                 push("-device".into());
                 push(format!(
-                    "{1},drive=drv-{0},id={0},serial={serial},logical_block_size={logical_block_size},physical_block_size={physical_block_size},{addr}",
+                    "{1},drive=drv-{0},id={0},serial={serial},logical_block_size={logical_block_size},physical_block_size={physical_block_size},{addr}{2}",
                     d.id,
-                    drv("virtio-blk-pci-non-transitional")
+                    drv("virtio-blk-pci-non-transitional"),
+                    // the boot order the emitted script and the runtime's fw_cfg `bootorder` give
+                    bootindex.map(|b| format!(",bootindex={b}")).unwrap_or_default()
                 ));
             }
             DeviceKind::VirtioNet { mac, .. } => {

@@ -189,6 +189,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     };
     let boot_name = match &prepared {
         Prepared::Qemu(QemuBoot::Firmware { .. }) => "firmware",
+        Prepared::Ferry(cfg) if cfg.firmware.is_some() => "firmware",
         _ => "direct",
     };
     let start = Instant::now();
@@ -198,6 +199,10 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             cmd.args(qemu::args(&spec, &boot)?)
                 .args(["-accel", if hw { "kvm" } else { "tcg" }, "-no-reboot"])
                 .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
+                .args(match &args.boot.firmware_log {
+                    Some(p) => vec!["-chardev".to_string(), format!("file,id=fwlog,path={}", p.display()), "-device".into(), "isa-debugcon,iobase=0x402,chardev=fwlog".into()],
+                    None => vec![],
+                })
                 .arg("-serial")
                 .arg(format!("file:{}", log.display()))
                 .stdin(Stdio::null())

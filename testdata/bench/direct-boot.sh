@@ -6,40 +6,51 @@
 # process), host load average before each run. The runs alternate.
 #
 # usage: testdata/bench/direct-boot.sh SPEC KERNEL INITRD [RUNS]
-#   SPEC: NAME.ferry.json written by `ferry convert` (its `boot` names the guest's kernel);
-#   KERNEL, INITRD: host copies of the same files, for QEMU.
+#   SPEC: NAME.ferry.json written by `ferry convert` (its `boot` names the guest's kernel),
+#   or a spec whose `boot` names host files;
+#   KERNEL, INITRD: host copies of the same files, for QEMU (INITRD "-": none).
+#   WANT: the console line that ends a run (default "Run /init").
+# QEMU runs with its default CPU model: `-cpu host` aborts on kvm_pvm (MSR 0x10a).
 set -euo pipefail
 spec=$1 kernel=$2 initrd=$3 runs=${4:-3}
 ferry=${FERRY:-$(dirname "$0")/../../target/debug/ferry}
 cmdline=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["boot"]["cmdline"])' "$spec")
 mem=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["memory_mib"])' "$spec")
 disk=$(python3 -c 'import json,sys; d=[x for x in json.load(open(sys.argv[1]))["devices"] if x["type"]=="virtio-blk"][0]; print(d["file"])' "$spec")
-want="Run /init"
+want=${WANT:-Run /init}
+fmt=$(python3 -c 'import json,sys; d=[x for x in json.load(open(sys.argv[1]))["devices"] if x["type"]=="virtio-blk"][0]; print(d["format"])' "$spec")
+initrd_args=()
+[ "$initrd" = - ] || initrd_args=(-initrd "$initrd")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# Runs "$@" with its console in $tmp/log until $want appears; prints "wall cpu".
+# Runs "$@" with its console in $tmp/log until $want appears; prints "wall cpu" (the CPU
+# time last read while it ran).
 timed() {
   : >"$tmp/log"
-  local t0 pid
+  local t0 pid ticks=0 t
   t0=$(date +%s.%N)
   "$@" >/dev/null 2>&1 &
   pid=$!
   until grep -q "$want" "$tmp/log" 2>/dev/null; do
-    kill -0 $pid 2>/dev/null || { echo "died" ; return; }
+    t=$(awk '{print $14+$15}' /proc/$pid/stat 2>/dev/null) && ticks=$t
+    if ! kill -0 $pid 2>/dev/null; then
+      grep -q "$want" "$tmp/log" && break
+      echo "died"; return
+    fi
     sleep 0.05
   done
-  local t1 ticks
+  local t1
   t1=$(date +%s.%N)
-  ticks=$(awk '{print $14+$15}' /proc/$pid/stat)
-  kill $pid; wait $pid 2>/dev/null || true
+  t=$(awk '{print $14+$15}' /proc/$pid/stat 2>/dev/null) && ticks=$t
+  kill $pid 2>/dev/null; wait $pid 2>/dev/null || true
   echo "$(echo "$t1 - $t0" | bc) $(echo "scale=2; $ticks / $(getconf CLK_TCK)" | bc)"
 }
 
 for i in $(seq 1 "$runs"); do
   echo "run $i load $(cut -d' ' -f1 /proc/loadavg)"
   echo "  ferry run:  $(timed "$ferry" run --boot direct --console "$tmp/log" --timeout 300 "$spec")"
-  echo "  qemu kvm:   $(timed qemu-system-x86_64 -accel kvm -machine q35 -cpu host -nodefaults -display none -m "$mem" \
-    -drive if=none,id=d0,file="$disk",format=qcow2,readonly=on -device virtio-blk-pci-non-transitional,drive=d0 \
-    -kernel "$kernel" -initrd "$initrd" -append "$cmdline" -serial file:"$tmp/log")"
+  echo "  qemu kvm:   $(timed qemu-system-x86_64 -accel kvm -machine q35 -nodefaults -display none -m "$mem" \
+    -drive if=none,id=d0,file="$disk",format="$fmt",readonly=on -device virtio-blk-pci-non-transitional,drive=d0 \
+    -kernel "$kernel" "${initrd_args[@]}" -append "$cmdline" -serial file:"$tmp/log")"
 done

@@ -16,6 +16,8 @@ fn io(len: u8, access: AccessSize, port: u16) -> GAS {
 pub fn fadt(profile: Machine, ports: PmPorts, dsdt: u64, facs: u64) -> Vec<u8> {
     let mut b = FADTBuilder::new(super::OEM_ID, *b"FERRYFAC", 1)
         .dsdt_64(dsdt)
+        // Also the 32-bit field, as QEMU fills both: SeaBIOS parses the DSDT it names.
+        .dsdt_32(u32::try_from(dsdt).unwrap_or(0))
         .firmware_ctrl_64(facs)
         .flag(Flags::Wbinvd)
         .flag(Flags::ProcC1)

@@ -7,35 +7,76 @@ pub const DEBUG_EXIT_PORT: u16 = 0xf4;
 /// Boot-marker port: the guest writes a code byte, the VMM timestamps it.
 pub const MARKER_PORT: u16 = 0x80;
 
-/// The keyboard controller, enough for Linux's probe and the 0xfe CPU-reset command.
+/// The keyboard controller, enough for Linux's probe and the 0xfe CPU-reset command. With
+/// [`I8042::with_keyboard`] (firmware boots) a keyboard answers its commands as QEMU's PS/2
+/// keyboard does (ACK, self-test, ID), for firmware that polls for the answers; it raises no
+/// IRQ 1 and has no keys.
 #[derive(Default)]
 pub struct I8042 {
     cmd: u8,
     ram0: u8,
-    outbuf: Option<u8>,
+    out: std::collections::VecDeque<u8>,
+    keyboard: bool,
+    kbd_param: bool,
 }
 
+/// Bytes the output queue holds at most.
+const I8042_QUEUE: usize = 16;
+
 impl I8042 {
+    /// A controller with a keyboard that answers commands.
+    pub fn with_keyboard() -> Self {
+        I8042 { keyboard: true, ..Default::default() }
+    }
+    fn push(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            if self.out.len() < I8042_QUEUE {
+                self.out.push_back(*b);
+            }
+        }
+    }
     /// Reads port 0x60 or 0x64.
     pub fn read(&mut self, port: u16) -> u8 {
         match port {
-            0x64 => u8::from(self.outbuf.is_some()) | 0x04 | 0x10, // OBF, system flag, unlocked
-            _ => self.outbuf.take().unwrap_or(0),
+            0x64 => u8::from(!self.out.is_empty()) | 0x04 | 0x10, // OBF, system flag, unlocked
+            _ => self.out.pop_front().unwrap_or(0),
+        }
+    }
+    /// A byte for the keyboard (port 0x60 with no controller command pending).
+    fn keyboard_write(&mut self, v: u8) {
+        if !self.keyboard {
+            return;
+        }
+        if self.kbd_param {
+            self.kbd_param = false;
+            return self.push(&[0xfa]);
+        }
+        match v {
+            0xff => self.push(&[0xfa, 0xaa]),       // reset: ACK, self-test passed
+            0xf2 => self.push(&[0xfa, 0xab, 0x83]), // get ID: MF2 keyboard
+            0xee => self.push(&[0xee]),             // echo
+            0xed | 0xf0 | 0xf3 => {
+                self.kbd_param = true; // LEDs, scan-code set, typematic rate: a parameter follows
+                self.push(&[0xfa]);
+            }
+            _ => self.push(&[0xfa]),
         }
     }
     /// Writes port 0x60 or 0x64.
     pub fn write(&mut self, port: u16, v: u8) -> Option<Action> {
         match (port, v) {
             (0x64, 0xfe) => return Some(Action::Reset),
-            (0x64, 0x20) => self.outbuf = Some(self.ram0),
-            (0x64, 0xaa) => self.outbuf = Some(0x55), // self test passed
-            (0x64, 0xab) => self.outbuf = Some(0x00), // port test passed
-            (0x64, 0xd0) => self.outbuf = Some(0x01), // output port: reset line high
+            (0x64, 0x20) => self.push(&[self.ram0]),
+            (0x64, 0xaa) => self.push(&[0x55]), // self test passed
+            (0x64, 0xab) => self.push(&[0x00]), // port test passed
+            (0x64, 0xd0) => self.push(&[0x01]), // output port: reset line high
             (0x64, c) => self.cmd = c,
             (_, v) => {
                 match self.cmd {
                     0x60 => self.ram0 = v,
                     0xd1 if v & 1 == 0 => return Some(Action::Reset),
+                    0xd4 => {} // the mouse: not present
+                    0 => self.keyboard_write(v),
                     _ => {}
                 }
                 self.cmd = 0;
@@ -70,6 +111,10 @@ impl Rtc {
         let high = (mem_bytes.saturating_sub(crate::layout::LOW_RAM_END) >> 16).min(0xff_ffff) as u32;
         ram[0x5b..0x5e].copy_from_slice(&high.to_le_bytes()[..3]);
         Rtc { index: 0, ram }
+    }
+    /// Sets CMOS byte `index` (firmware-visible configuration).
+    pub fn set(&mut self, index: u8, v: u8) {
+        self.ram[usize::from(index & 0x7f)] = v;
     }
     /// Reads port 0x70/0x71.
     pub fn read(&mut self, port: u16) -> u8 {
@@ -160,5 +205,20 @@ mod tests {
         assert_eq!(k.read(0x64) & 1, 1);
         assert_eq!(k.read(0x60), 0x55);
         assert_eq!(k.write(0x64, 0xfe), Some(Action::Reset));
+    }
+
+    #[test]
+    fn keyboard_answers_reset_and_id_only_when_present() {
+        let mut k = I8042::with_keyboard();
+        k.write(0x60, 0xff);
+        assert_eq!((k.read(0x60), k.read(0x60), k.read(0x64) & 1), (0xfa, 0xaa, 0));
+        k.write(0x60, 0xf2);
+        assert_eq!((k.read(0x60), k.read(0x60), k.read(0x60)), (0xfa, 0xab, 0x83));
+        k.write(0x60, 0xed);
+        k.write(0x60, 0x07);
+        assert_eq!((k.read(0x60), k.read(0x60)), (0xfa, 0xfa));
+        let mut none = I8042::default();
+        none.write(0x60, 0xff);
+        assert_eq!(none.read(0x64) & 1, 0);
     }
 }
