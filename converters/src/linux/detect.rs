@@ -201,24 +201,34 @@ fn kernel(fs: &dyn GuestFs, version: &str) -> Result<KernelFacts, LinuxError> {
 
 /// The largest initramfs image read to list its drivers, and what that may decompress.
 const MAX_INITRD: u64 = 256 << 20;
-const INITRD_LIMITS: ferry_inspectors::initramfs::Limits =
-    ferry_inspectors::initramfs::Limits { max_segment: 512 << 20, max_total: 512 << 20 };
+const INITRD_LIMITS: ferry_inspectors::initramfs::Limits = ferry_inspectors::initramfs::Limits {
+    max_segment: 512 << 20,
+    max_total: 512 << 20,
+};
 
 /// The virtio drivers of the initramfs at `path`; an oversized or damaged image is recorded as
 /// unreadable with its one-line reason (the rebuild then reports it too).
 fn initrd_drivers(fs: &dyn GuestFs, path: &str) -> Result<InitrdDrivers, LinuxError> {
     let Some(st) = fs.stat(path)? else {
-        return Ok(InitrdDrivers::unreadable(path, format!("{path}: not found")));
+        return Ok(InitrdDrivers::unreadable(
+            path,
+            format!("{path}: not found"),
+        ));
     };
     if st.kind != crate::guestfs::FileKind::File || st.size > MAX_INITRD {
         return Ok(InitrdDrivers::unreadable(
             path,
-            format!("{path}: invalid size {}: not a file of at most {MAX_INITRD} bytes", st.size),
+            format!(
+                "{path}: invalid size {}: not a file of at most {MAX_INITRD} bytes",
+                st.size
+            ),
         ));
     }
     let raw = fs.read_file(path)?;
-    Ok(ferry_inspectors::initramfs::virtio_drivers(path, raw, INITRD_LIMITS)
-        .unwrap_or_else(|e| InitrdDrivers::unreadable(path, e)))
+    Ok(
+        ferry_inspectors::initramfs::virtio_drivers(path, raw, INITRD_LIMITS)
+            .unwrap_or_else(|e| InitrdDrivers::unreadable(path, e)),
+    )
 }
 
 /// The kernel's virtio-pci interface, judged by the inspector's rules from the same files.

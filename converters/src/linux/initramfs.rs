@@ -214,7 +214,10 @@ pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, best: &KernelFacts) -> Result
             .filter(|m| BOOT_CRITICAL.contains(m) && !held.holds(m))
             .collect();
         match &held.error {
-            Some(e) => d.note(format!("the initramfs of kernel {} could not be listed: {e}", best.version)),
+            Some(e) => d.note(format!(
+                "the initramfs of kernel {} could not be listed: {e}",
+                best.version
+            )),
             None if lacks.is_empty() => d.note(format!(
                 "the initramfs {} of kernel {} already holds its disk drivers ({})",
                 held.path,

@@ -55,7 +55,10 @@ impl InitrdDrivers {
 
     /// Whether the image holds `driver` as a module or lists it as built in.
     pub fn holds(&self, driver: &str) -> bool {
-        self.modules.iter().chain(&self.builtin).any(|m| m == driver)
+        self.modules
+            .iter()
+            .chain(&self.builtin)
+            .any(|m| m == driver)
     }
 }
 
@@ -63,7 +66,10 @@ impl InitrdDrivers {
 /// `virtio_blk` (dashes as underscores); `None` when it is not a module file.
 fn module_name(path: &str) -> Option<String> {
     let file = path.rsplit('/').next()?;
-    let stem = MODULE_SUFFIXES.iter().rev().find_map(|s| file.strip_suffix(s))?;
+    let stem = MODULE_SUFFIXES
+        .iter()
+        .rev()
+        .find_map(|s| file.strip_suffix(s))?;
     Some(stem.replace('-', "_"))
 }
 
@@ -88,7 +94,9 @@ pub fn virtio_drivers(
             }
         } else if p.ends_with("/modules.builtin") && p.contains("lib/modules/") {
             for line in String::from_utf8_lossy(image.data(e)).lines() {
-                let Some(m) = module_name(line.trim()) else { continue };
+                let Some(m) = module_name(line.trim()) else {
+                    continue;
+                };
                 if VIRTIO_DRIVERS.contains(&m.as_str()) && !builtin.contains(&m) {
                     builtin.push(m);
                 }
@@ -126,25 +134,63 @@ mod tests {
 
     #[test]
     fn lists_modules_of_every_suffix_and_builtin_behind_a_microcode_prefix() {
-        let mut raw = archive(&[Entry::file("kernel/x86/microcode/GenuineIntel.bin", 0o644, vec![1; 10])]);
+        let mut raw = archive(&[Entry::file(
+            "kernel/x86/microcode/GenuineIntel.bin",
+            0o644,
+            vec![1; 10],
+        )]);
         while raw.len() % 4 != 0 {
             raw.push(0);
         }
         let main = archive(&[
             Entry::dir("usr/lib/modules/6.1.0-9-amd64", 0o755),
-            Entry::file("usr/lib/modules/6.1.0-9-amd64/kernel/drivers/block/virtio_blk.ko.zst", 0o644, vec![2; 5]),
-            Entry::file("usr/lib/modules/6.1.0-9-amd64/kernel/drivers/net/virtio_net.ko.xz", 0o644, vec![3; 5]),
-            Entry::file("lib/modules/6.1.0-9-amd64/kernel/drivers/virtio/virtio_pci.ko", 0o644, vec![4; 5]),
-            Entry::file("lib/modules/6.1.0-9-amd64/kernel/drivers/scsi/virtio-scsi.ko.gz", 0o644, vec![5; 5]),
-            Entry::file("lib/modules/6.1.0-9-amd64/kernel/fs/ext4/ext4.ko", 0o644, vec![6; 5]),
-            Entry::file("lib/modules/6.1.0-9-amd64/modules.builtin", 0o644, b"kernel/drivers/virtio/virtio_ring.ko\nkernel/drivers/char/virtio_console.ko\n".to_vec()),
+            Entry::file(
+                "usr/lib/modules/6.1.0-9-amd64/kernel/drivers/block/virtio_blk.ko.zst",
+                0o644,
+                vec![2; 5],
+            ),
+            Entry::file(
+                "usr/lib/modules/6.1.0-9-amd64/kernel/drivers/net/virtio_net.ko.xz",
+                0o644,
+                vec![3; 5],
+            ),
+            Entry::file(
+                "lib/modules/6.1.0-9-amd64/kernel/drivers/virtio/virtio_pci.ko",
+                0o644,
+                vec![4; 5],
+            ),
+            Entry::file(
+                "lib/modules/6.1.0-9-amd64/kernel/drivers/scsi/virtio-scsi.ko.gz",
+                0o644,
+                vec![5; 5],
+            ),
+            Entry::file(
+                "lib/modules/6.1.0-9-amd64/kernel/fs/ext4/ext4.ko",
+                0o644,
+                vec![6; 5],
+            ),
+            Entry::file(
+                "lib/modules/6.1.0-9-amd64/modules.builtin",
+                0o644,
+                b"kernel/drivers/virtio/virtio_ring.ko\nkernel/drivers/char/virtio_console.ko\n"
+                    .to_vec(),
+            ),
         ]);
-        for c in [Compression::Gzip, Compression::Zstd, Compression::Xz, Compression::Lz4Legacy] {
+        for c in [
+            Compression::Gzip,
+            Compression::Zstd,
+            Compression::Xz,
+            Compression::Lz4Legacy,
+        ] {
             let mut image = raw.clone();
             image.extend_from_slice(&c.compress(&main).unwrap());
             let d = virtio_drivers("/boot/initrd.img", image, Limits::default()).unwrap();
             assert_eq!(d.segments, ["stored", c.name()]);
-            assert_eq!(d.modules, ["virtio_pci", "virtio_blk", "virtio_scsi", "virtio_net"], "{c:?}");
+            assert_eq!(
+                d.modules,
+                ["virtio_pci", "virtio_blk", "virtio_scsi", "virtio_net"],
+                "{c:?}"
+            );
             assert_eq!(d.builtin, ["virtio_console", "virtio_ring"]);
             assert!(d.holds("virtio_console") && !d.holds("virtio_rng"));
         }
@@ -152,13 +198,21 @@ mod tests {
 
     #[test]
     fn bad_images_are_one_line_errors() {
-        let e = virtio_drivers("/boot/initrd.img-x", b"initrd\n".to_vec(), Limits::default()).unwrap_err();
+        let e = virtio_drivers(
+            "/boot/initrd.img-x",
+            b"initrd\n".to_vec(),
+            Limits::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "/boot/initrd.img-x at offset 0: invalid segment magic 696e6974: neither cpio nor a known compression"
         );
         let big = Compression::Gzip.compress(&vec![0u8; 1 << 20]).unwrap();
-        let small = Limits { max_segment: 1000, max_total: 1000 };
+        let small = Limits {
+            max_segment: 1000,
+            max_total: 1000,
+        };
         let e = virtio_drivers("i", big, small).unwrap_err().to_string();
         assert!(e.contains("decompressed size > 1000"), "{e}");
         assert_eq!(e.lines().count(), 1);
