@@ -197,6 +197,25 @@ mod tests {
     }
 
     #[test]
+    fn images_made_by_gnu_cpio_gzip_and_zstd() {
+        // The committed fuzz seeds: GNU cpio -H newc archives, a microcode prefix then gzip -9n,
+        // and zstd (testdata/inspect/fuzz-seeds/initramfs_virtio/).
+        let gz = include_bytes!(
+            "../../../testdata/inspect/fuzz-seeds/initramfs_virtio/microcode-then-gzip.img"
+        );
+        let zst = include_bytes!("../../../testdata/inspect/fuzz-seeds/initramfs_virtio/zstd.img");
+        for (raw, segments) in [
+            (&gz[..], &["stored", "gzip"][..]),
+            (&zst[..], &["zstd"][..]),
+        ] {
+            let d = virtio_drivers("seed", raw.to_vec(), Limits::default()).unwrap();
+            assert_eq!(d.segments, segments);
+            assert_eq!(d.modules, ["virtio_pci", "virtio_blk"]);
+            assert_eq!(d.builtin, ["virtio_ring"]);
+        }
+    }
+
+    #[test]
     fn bad_images_are_one_line_errors() {
         let e = virtio_drivers(
             "/boot/initrd.img-x",
