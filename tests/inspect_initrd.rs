@@ -43,11 +43,11 @@ fn inspection_lists_the_virtio_drivers_of_each_initramfs() {
         assert!(rd.get("error").is_none(), "{k}");
         assert_eq!(listed(k), oracle, "{name}: lsinitramfs in the guest listed {oracle:?}");
         assert!(oracle.is_empty(), "{name}: the fixture's initrd was expected without virtio");
-        assert_eq!(rd["missing"], serde_json::json!(["virtio_pci", "virtio_blk"]), "{k}");
+        assert_eq!(rd["missing"], serde_json::json!(["virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci", "virtio_blk"]), "{k}");
         let text = ferry_ok(&["inspect", disk.to_str().unwrap()]);
-        assert!(text.contains(&format!("    initrd ({compression}) virtio modules: -; built in: -\n    initrd lacks virtio_pci virtio_blk:")), "{text}");
+        assert!(text.contains(&format!("    initrd ({compression}) virtio modules: -; built in: -\n    initrd lacks virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk:")), "{text}");
         let xml = ferry_ok(&["inspect", "--xml", disk.to_str().unwrap()]);
-        assert!(xml.contains(&format!("<initrd path=\"{}\" virtio-modules=\"\" virtio-builtin=\"\" missing=\"virtio_pci virtio_blk\"/>", k["initrd"].as_str().unwrap())), "{xml}");
+        assert!(xml.contains(&format!("<initrd path=\"{}\" virtio-modules=\"\" virtio-builtin=\"\" missing=\"virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk\"/>", k["initrd"].as_str().unwrap())), "{xml}");
     }
 }
 

@@ -35,8 +35,9 @@ pub struct InitrdDrivers {
     pub modules: Vec<String>,
     /// Drivers of [`VIRTIO_DRIVERS`] that the image's `modules.builtin` lists.
     pub builtin: Vec<String>,
-    /// Drivers the kernel needs to find a virtio disk that it has as modules but the image
-    /// lacks (filled by the caller, which knows the kernel).
+    /// Drivers the kernel needs to find a virtio-blk disk (virtio_pci and its library
+    /// modules, virtio_blk) that it has as modules but the image lacks (filled by the caller,
+    /// which knows the kernel).
     pub missing: Vec<String>,
     /// Why the image could not be read (then the lists are empty).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -79,8 +79,16 @@ pub fn detect(g: &GuestFs) -> (Vec<Kernel>, Vec<String>) {
             let mut d = initrd_drivers(g, p);
             if d.error.is_none() {
                 // The converted root disk is on virtio-blk behind virtio-pci: a kernel that has
-                // them as modules needs them in its initramfs.
-                for (m, drv) in [(DRIVERS[2].0, pci), (DRIVERS[0].0, driver(DRIVERS[0].0, DRIVERS[0].1))] {
+                // them as modules needs them in its initramfs, with virtio_pci's library
+                // modules (5.x+: virtio_pci_modern_dev, virtio_pci_legacy_dev) when it has them.
+                let lib = |m: &str| if pci == Driver::Module && modules.iter().any(|x| x == m) { Driver::Module } else { Driver::Absent };
+                let boot = [
+                    ("virtio_pci_modern_dev", lib("virtio_pci_modern_dev")),
+                    ("virtio_pci_legacy_dev", lib("virtio_pci_legacy_dev")),
+                    (DRIVERS[2].0, pci),
+                    (DRIVERS[0].0, driver(DRIVERS[0].0, DRIVERS[0].1)),
+                ];
+                for (m, drv) in boot {
                     if drv == Driver::Module && !d.holds(m) {
                         d.missing.push(m.to_string());
                     }
