@@ -79,6 +79,11 @@ fn legacy_only_kernel_needs_transitional_devices_under_qemu() {
 
     // auto: inspection judges the 6.1 kernel modern (honestly: nothing in its files says
     // otherwise), so the layout is modern and the guest does not find its disk either.
+    let o = ferry(&["convert", "-i", "disk", img.to_str().expect("utf-8"), "-o", "ferry", "-os", dir.path().to_str().expect("utf-8"), "-on", "dry", "--dry-run", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("convert --json");
+    assert_eq!(report["virtio"]["model"], "modern", "{report}");
+    assert_eq!(report["virtio"]["interface"], "modern", "{report}");
+    assert!(report["virtio"]["reason"].as_str().is_some_and(|r| r.contains("CONFIG_VIRTIO_PCI_LIB")), "{report}");
     let (auto, v) = convert(dir.path(), &img, "auto");
     assert!(models(&v).iter().all(|m| m == "modern"), "{v}");
     let (ok, report, _) = validate_log(&auto, "qemu", "kernel,virtio", 20);

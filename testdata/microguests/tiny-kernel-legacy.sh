@@ -21,7 +21,8 @@ cache=${FERRY_CACHE:-/var/tmp/ferry-cache}
 hash=$(cat "$0" "$here/tiny-kernel.sh" | sha256sum | cut -c1-16)
 out="$cache/tiny-kernel-legacy-$hash"
 [ -f "$out/vmlinux" ] && [ -f "$out/bzImage" ] && { echo "$out/vmlinux"; exit 0; }
-base=$(dirname "$(sh "$here/tiny-kernel.sh")")
+# Its last output line is the vmlinux path (a fresh build prints kconfig lines before it).
+base=$(dirname "$(sh "$here/tiny-kernel.sh" | tail -n 1)")
 [ -f "$base/.config" ] || { echo "tiny-kernel-legacy.sh: $base/.config is missing" >&2; exit 2; }
 tarball=$(ls /usr/src/linux-source-6.1*.tar.xz 2>/dev/null | head -1)
 [ -n "$tarball" ] || { echo "tiny-kernel-legacy.sh: linux-source-6.1 is not installed" >&2; exit 2; }
@@ -32,7 +33,7 @@ src=$(ls -d "$work"/linux-source-6.1*)
 cd "$src"
 # As tiny-kernel.sh: kvm_pvm's instruction emulator cannot deliver INT3.
 sed -i 's/^\tint3_selftest();/\t\/\* int3_selftest() skipped for kvm_pvm \*\//' arch/x86/kernel/alternative.c
-patch -p1 --no-backup-if-mismatch <<'EOF'
+patch -s -p1 --no-backup-if-mismatch <<'EOF'
 --- a/drivers/virtio/virtio_pci_common.c
 +++ b/drivers/virtio/virtio_pci_common.c
 @@ -544,20 +544,11 @@ static int virtio_pci_probe(struct pci_dev *pci_dev,
