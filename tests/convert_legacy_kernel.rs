@@ -93,8 +93,12 @@ fn legacy_only_kernel_needs_transitional_devices_under_qemu() {
 /// The transitional conversion on Ferry's runtime (legacy transport), disk-only spec (each
 /// more device probed costs tens of seconds of emulated kernel mode on kvm_pvm). Measured on
 /// kvm_pvm at host load 3-5: kernel 46.8 s, [vda] 136.5 s, Run /init 148.2 s (whole test
-/// 149 s); under 4 minutes, so not ignored. On hardware KVM it takes seconds.
+/// 149 s, passed). At host load 11-12 the same test reached `kernel` at 72 s and not `[vda]`
+/// within its 300 s timeout. Emulated guest kernel mode makes it too load-sensitive for CI
+/// here, so it is ignored; run it with `-- --ignored` on a quiet or hardware-KVM host (seconds
+/// there).
 #[test]
+#[ignore = "minutes of emulated guest kernel mode on kvm_pvm (148 s quiet, > 300 s at load 12); see the doc comment"]
 fn legacy_only_kernel_reaches_init_on_the_runtime_with_transitional_devices() {
     if !kvm_available() {
         eprintln!("SKIP: no /dev/kvm");
