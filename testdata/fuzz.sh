@@ -83,6 +83,9 @@ seed_cpio() {
   mkdir -p "$tmp/t/etc" "$tmp/t/lib/modules"
   echo guest >"$tmp/t/etc/hostname"
   ln -s ../etc/hostname "$tmp/t/lib/link"
+  mkdir -p "$tmp/t/lib/modules/6.1.0/kernel/drivers/block"
+  echo module >"$tmp/t/lib/modules/6.1.0/kernel/drivers/block/virtio_blk.ko"
+  echo kernel/drivers/virtio/virtio_pci.ko >"$tmp/t/lib/modules/6.1.0/modules.builtin"
   (cd "$tmp/t" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$dir/newc.cpio"
   gzip -9c "$dir/newc.cpio" >"$dir/newc.cpio.gz"
   command -v zstd >/dev/null && zstd -q -c "$dir/newc.cpio" >"$dir/newc.cpio.zst"
@@ -148,7 +151,7 @@ for t in "${targets[@]}"; do
       vmdk_sparse) seed_vmdk "$corpus" sparse ;;
       vmdk_descriptor) seed_vmdk "$corpus" descriptor ;;
       qcow2) seed_qcow2 "$corpus" ;;
-      cpio | initramfs) seed_cpio "$corpus" ;;
+      cpio | initramfs | initramfs_virtio) seed_cpio "$corpus" ;;
       ext4_metadata) seed_bytes "$corpus" 3 64 ;;
       virtio_queues) seed_bytes "$corpus" 5 4096 ;;
       fw_cfg_dma) seed_bytes "$corpus" 2 512 ;;

@@ -89,6 +89,14 @@ fn debian_mbr_every_fact() {
         ["module", "module", "builtin", "module"]
     );
     assert_eq!(k["xen_pv_only"], false);
+    // The fixture's initrd is a text file, not an initramfs: one line naming it and its bytes.
+    let rd = format!("/boot/initrd.img-{}", m["DEB_KVER"]);
+    assert_eq!(k["initrd_virtio"]["path"], rd.as_str());
+    assert_eq!(
+        k["initrd_virtio"]["error"],
+        format!("{rd} at offset 0: invalid segment magic 696e6974: neither cpio nor a known compression")
+    );
+    assert_eq!(x_initrd_virtio(ks, &m["XEN_KVER"]), serde_json::Value::Null);
     let x = ks.iter().find(|k| k["version"] == m["XEN_KVER"]).unwrap();
     assert_eq!(x["xen_pv_only"], true);
     assert_eq!(x["initrd"], serde_json::Value::Null);
@@ -133,4 +141,9 @@ fn debian_xml_and_summary() {
     let text = ferry(&["inspect", &img]);
     assert!(text.contains("linux debian 12.5"), "{text}");
     assert!(!text.contains("No operating system"), "{text}");
+}
+
+/// The `initrd_virtio` of kernel `ver` (null: the kernel has no initrd).
+fn x_initrd_virtio(ks: &[serde_json::Value], ver: &str) -> serde_json::Value {
+    ks.iter().find(|k| k["version"] == ver).map(|k| k["initrd_virtio"].clone()).unwrap_or_default()
 }

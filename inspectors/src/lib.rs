@@ -8,6 +8,7 @@
 mod bytes;
 pub mod device;
 pub mod fs;
+pub mod initramfs;
 pub mod inspect;
 pub mod lvm;
 pub mod md;

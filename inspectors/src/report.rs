@@ -126,6 +126,20 @@ impl Inspection {
                     w.write_event(Event::Start(v))?;
                     w.write_event(Event::Text(BytesText::new(&k.virtio.reason)))?;
                     w.write_event(Event::End(BytesEnd::new("virtio")))?;
+                    if let Some(d) = &k.initrd_virtio {
+                        let mut i = BytesStart::new("initrd");
+                        i.push_attribute(("path", d.path.as_str()));
+                        let (mods, built, missing) = (d.modules.join(" "), d.builtin.join(" "), d.missing.join(" "));
+                        match &d.error {
+                            Some(e) => i.push_attribute(("error", e.as_str())),
+                            None => {
+                                i.push_attribute(("virtio-modules", mods.as_str()));
+                                i.push_attribute(("virtio-builtin", built.as_str()));
+                                i.push_attribute(("missing", missing.as_str()));
+                            }
+                        }
+                        w.write_event(Event::Empty(i))?;
+                    }
                     w.write_event(Event::End(BytesEnd::new("kernel")))?;
                 }
                 w.write_event(Event::End(BytesEnd::new("kernels")))?;
@@ -209,6 +223,20 @@ impl Inspection {
                     if k.xen_pv_only { " xen-pv-only" } else { "" }
                 );
                 let _ = writeln!(s, "    virtio-pci interface {:?}: {}", k.virtio.interface, k.virtio.reason);
+                if let Some(d) = &k.initrd_virtio {
+                    match &d.error {
+                        Some(e) => {
+                            let _ = writeln!(s, "    initrd unreadable: {e}");
+                        }
+                        None => {
+                            let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(" ") };
+                            let _ = writeln!(s, "    initrd ({}) virtio modules: {}; built in: {}", d.segments.join("+"), list(&d.modules), list(&d.builtin));
+                            if !d.missing.is_empty() {
+                                let _ = writeln!(s, "    initrd lacks {}: the kernel cannot find a virtio-blk root disk from it", d.missing.join(" "));
+                            }
+                        }
+                    }
+                }
             }
             if let Some(b) = &os.bootloader {
                 let _ = writeln!(s, "  bootloader {b} ({}) firmware {}", os.bootloader_config.as_deref().unwrap_or("-"), os.firmware);

@@ -103,6 +103,7 @@ mod tests {
             virtio: vec![],
             builtin: vec![],
             virtio_pci: Default::default(),
+            initrd_drivers: None,
         }
     }
 

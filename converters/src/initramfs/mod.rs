@@ -1,89 +1,36 @@
-//! Initramfs images as the Linux kernel reads them: a sequence of segments, each a cpio
-//! "newc" archive either stored (the early-microcode prefix) or compressed (gzip, xz, lzma,
-//! zstd, lz4 legacy), with zero padding between them; and the injection of kernel modules
-//! (virtio) into an initramfs-tools or dracut image.
+//! Initramfs images: the reader and writer live in `ferry_inspectors::initramfs` (inspection
+//! reads the same images) and are re-exported here; this module adds the injection of kernel
+//! modules (virtio) into an initramfs-tools or dracut image.
 
-pub mod compress;
-pub mod cpio;
-pub mod image;
 pub mod inject;
 
-pub use compress::Compression;
-pub use cpio::Entry;
-pub use image::{Initramfs, Segment};
+pub use ferry_inspectors::initramfs::{compress, cpio, image};
+pub use ferry_inspectors::initramfs::{Compression, Entry, Initramfs, Limits, Segment};
 pub use inject::{add_modules, Flavor, InjectReport, VIRTIO_MODULES};
 
 use crate::kmod::KmodError;
 
-/// Bounds on what parsing an image may allocate.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Largest decompressed size of one segment.
-    pub max_segment: u64,
-    /// Largest total decompressed size of the image.
-    pub max_total: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_segment: 1 << 30,
-            max_total: 2 << 30,
-        }
-    }
-}
-
-/// Errors of the initramfs readers and writers.
+/// Errors of the initramfs injection: the image's own, or the guest's modules'.
 #[derive(Debug, thiserror::Error)]
 pub enum InitramfsError {
-    /// Malformed input: one line naming the file, the field and the value.
-    #[error("{path}: invalid {field} {value}: {reason}")]
-    Invalid {
-        /// The image (or member) being read.
-        path: String,
-        /// The field or structure that is wrong.
-        field: &'static str,
-        /// The offending value.
-        value: String,
-        /// Why it is rejected.
-        reason: String,
-    },
-    /// A format the kernel may accept but this crate does not handle.
-    #[error("{path}: {what} is not supported")]
-    Unsupported {
-        /// The image.
-        path: String,
-        /// What is not supported.
-        what: String,
-    },
-    /// Compressing or decompressing failed.
-    #[error("{path}: {what}: {source}")]
-    Codec {
-        /// The image.
-        path: String,
-        /// The operation.
-        what: String,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    /// Reading or writing the image failed.
+    #[error(transparent)]
+    Image(#[from] ferry_inspectors::initramfs::InitramfsError),
     /// Reading the guest's modules failed.
     #[error(transparent)]
     Kmod(#[from] KmodError),
 }
 
 impl InitramfsError {
-    /// Builds [`InitramfsError::Invalid`].
+    /// Malformed input: one line naming the file, the field and the value.
     pub fn invalid(
         path: impl Into<String>,
         field: &'static str,
         value: impl std::fmt::Display,
         reason: impl Into<String>,
     ) -> Self {
-        InitramfsError::Invalid {
-            path: path.into(),
-            field,
-            value: value.to_string(),
-            reason: reason.into(),
-        }
+        InitramfsError::Image(ferry_inspectors::initramfs::InitramfsError::invalid(
+            path, field, value, reason,
+        ))
     }
 }

@@ -183,15 +183,52 @@ fn kernel(fs: &dyn GuestFs, version: &str) -> Result<KernelFacts, LinuxError> {
         &virtio,
         &loadable,
     )?;
+    let initrd_drivers = match &initrd {
+        Some(p) => Some(initrd_drivers(fs, p)?),
+        None => None,
+    };
     Ok(KernelFacts {
         version: version.to_owned(),
         vmlinuz: format!("/boot/vmlinuz-{version}"),
         initrd,
+        initrd_drivers,
         xen_pv_only,
         virtio,
         builtin,
         virtio_pci,
     })
+}
+
+/// The largest initramfs image read to list its drivers, and what that may decompress.
+const MAX_INITRD: u64 = 256 << 20;
+const INITRD_LIMITS: ferry_inspectors::initramfs::Limits = ferry_inspectors::initramfs::Limits {
+    max_segment: 512 << 20,
+    max_total: 512 << 20,
+};
+
+/// The virtio drivers of the initramfs at `path`; an oversized or damaged image is recorded as
+/// unreadable with its one-line reason (the rebuild then reports it too).
+fn initrd_drivers(fs: &dyn GuestFs, path: &str) -> Result<InitrdDrivers, LinuxError> {
+    let Some(st) = fs.stat(path)? else {
+        return Ok(InitrdDrivers::unreadable(
+            path,
+            format!("{path}: not found"),
+        ));
+    };
+    if st.kind != crate::guestfs::FileKind::File || st.size > MAX_INITRD {
+        return Ok(InitrdDrivers::unreadable(
+            path,
+            format!(
+                "{path}: invalid size {}: not a file of at most {MAX_INITRD} bytes",
+                st.size
+            ),
+        ));
+    }
+    let raw = fs.read_file(path)?;
+    Ok(
+        ferry_inspectors::initramfs::virtio_drivers(path, raw, INITRD_LIMITS)
+            .unwrap_or_else(|e| InitrdDrivers::unreadable(path, e)),
+    )
 }
 
 /// The kernel's virtio-pci interface, judged by the inspector's rules from the same files.

@@ -1,6 +1,7 @@
 //! What the Linux conversion needs to know about the guest (filled by the inspector, or by
 //! [`super::detect`]) and about the target machine (disk order, NIC slots).
 
+pub use ferry_inspectors::initramfs::InitrdDrivers;
 pub use ferry_inspectors::os::linux::virtio::{VirtioInterface, VirtioSupport};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -38,6 +39,9 @@ pub struct KernelFacts {
     /// Which virtio-pci interface the kernel drives (modern, legacy, unknown, none) and why.
     #[serde(default)]
     pub virtio_pci: VirtioSupport,
+    /// The virtio drivers its initramfs holds, when it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initrd_drivers: Option<InitrdDrivers>,
 }
 
 impl KernelFacts {

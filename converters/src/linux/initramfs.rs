@@ -206,7 +206,33 @@ pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, best: &KernelFacts) -> Result
         .filter(|m| best.has(m) && !best.is_builtin(m))
         .map(str::to_owned)
         .collect();
-    if !needed.iter().any(|m| BOOT_CRITICAL.contains(&m.as_str())) {
+    let critical = needed.iter().any(|m| BOOT_CRITICAL.contains(&m.as_str()));
+    if let Some(held) = best.initrd_drivers.as_ref().filter(|_| critical) {
+        let lacks: Vec<&str> = needed
+            .iter()
+            .map(String::as_str)
+            .filter(|m| BOOT_CRITICAL.contains(m) && !held.holds(m))
+            .collect();
+        match &held.error {
+            Some(e) => d.note(format!(
+                "the initramfs of kernel {} could not be listed: {e}",
+                best.version
+            )),
+            None if lacks.is_empty() => d.note(format!(
+                "the initramfs {} of kernel {} already holds its disk drivers ({})",
+                held.path,
+                best.version,
+                held.modules.join(" ")
+            )),
+            None => d.note(format!(
+                "the initramfs {} of kernel {} lacks {}: they are added to it",
+                held.path,
+                best.version,
+                lacks.join(" ")
+            )),
+        }
+    }
+    if !critical {
         d.note(format!(
             "the disk drivers of kernel {} are built in: its initramfs needs no rebuild",
             best.version

@@ -114,7 +114,7 @@ pub fn rebuild_initramfs(
     let original = if have_backup { &backup } else { &initrd };
     let raw = fs.read_file(original)?;
     let old_size = raw.len() as u64;
-    let image = Initramfs::parse(original, raw, Limits::default())?;
+    let image = Initramfs::parse(original, raw, Limits::default()).map_err(InitramfsError::from)?;
     let wanted: Vec<&str> = modules.iter().map(String::as_str).collect();
     let (new, report) = add_modules(&Files(&*fs), kernel_version, &image, &wanted)?;
     drop(image);

@@ -64,6 +64,8 @@ pub struct Kernel {
     pub virtio_balloon: Driver,
     /// Which virtio-pci interface the kernel drives, and why.
     pub virtio: linux::virtio::VirtioSupport,
+    /// The virtio drivers its initramfs holds (`None`: no initramfs).
+    pub initrd_virtio: Option<crate::initramfs::InitrdDrivers>,
     /// Built only for Xen paravirtualisation (CONFIG_X86_XEN / CONFIG_X86_64_XEN).
     pub xen_pv_only: bool,
 }

@@ -4,6 +4,7 @@
 use super::super::{Driver, GuestFs, Kernel};
 use super::virtio::{self, KernelEvidence, ModuleFile};
 use crate::fs::FileKind;
+use crate::initramfs::{self, InitrdDrivers, Limits};
 
 /// Module base names and the Kconfig options that build them.
 const DRIVERS: [(&str, &str); 7] = [
@@ -18,6 +19,9 @@ const DRIVERS: [(&str, &str); 7] = [
 /// The largest virtio_pci module read for its `.modinfo`.
 const MODULE_LIMIT: u64 = 8 << 20;
 const MODULE_SUFFIXES: [&str; 4] = [".ko", ".ko.xz", ".ko.zst", ".ko.gz"];
+/// The largest initramfs image read, and what reading it may decompress.
+const INITRD_LIMIT: u64 = 256 << 20;
+const INITRD_LIMITS: Limits = Limits { max_segment: 512 << 20, max_total: 512 << 20 };
 
 /// Kernels found, and kernel images that have no modules directory.
 pub fn detect(g: &GuestFs) -> (Vec<Kernel>, Vec<String>) {
@@ -70,10 +74,33 @@ pub fn detect(g: &GuestFs) -> (Vec<Kernel>, Vec<String>) {
             modules: &modules,
             force_legacy: force_legacy(g, ver),
         });
+        let initrd = initrd(&boot, ver);
+        let initrd_virtio = initrd.as_deref().map(|p| {
+            let mut d = initrd_drivers(g, p);
+            if d.error.is_none() {
+                // The converted root disk is on virtio-blk behind virtio-pci: a kernel that has
+                // them as modules needs them in its initramfs, with virtio_pci's library
+                // modules (5.x+: virtio_pci_modern_dev, virtio_pci_legacy_dev) when it has them.
+                let lib = |m: &str| if pci == Driver::Module && modules.iter().any(|x| x == m) { Driver::Module } else { Driver::Absent };
+                let boot = [
+                    ("virtio_pci_modern_dev", lib("virtio_pci_modern_dev")),
+                    ("virtio_pci_legacy_dev", lib("virtio_pci_legacy_dev")),
+                    (DRIVERS[2].0, pci),
+                    (DRIVERS[0].0, driver(DRIVERS[0].0, DRIVERS[0].1)),
+                ];
+                for (m, drv) in boot {
+                    if drv == Driver::Module && !d.holds(m) {
+                        d.missing.push(m.to_string());
+                    }
+                }
+            }
+            d
+        });
         kernels.push(Kernel {
             version: ver.to_string(),
             vmlinuz: format!("/boot/{name}"),
-            initrd: initrd(&boot, ver),
+            initrd,
+            initrd_virtio,
             modules_dir,
             virtio_blk: driver(DRIVERS[0].0, DRIVERS[0].1),
             virtio_net: driver(DRIVERS[1].0, DRIVERS[1].1),
@@ -169,6 +196,16 @@ fn module_names(g: &GuestFs, dir: &str) -> (Vec<String>, Vec<String>) {
         }
     }
     (out, paths)
+}
+
+/// The virtio drivers of the initramfs at `path`; a missing, oversized or damaged image is
+/// recorded as unreadable with a one-line reason.
+fn initrd_drivers(g: &GuestFs, path: &str) -> InitrdDrivers {
+    match g.read(path, INITRD_LIMIT) {
+        Ok(Some(raw)) => initramfs::virtio_drivers(path, raw, INITRD_LIMITS).unwrap_or_else(|e| InitrdDrivers::unreadable(path, e)),
+        Ok(None) => InitrdDrivers::unreadable(path, format!("{path}: not found")),
+        Err(e) => InitrdDrivers::unreadable(path, format!("{path}: {e}")),
+    }
 }
 
 /// The shortest `initrd.img-*VER*` / `initramfs-*VER*.img` / `initrd-*VER*`, not kdump.
