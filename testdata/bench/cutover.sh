@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Warm-migration cutover on the real Debian 12 test guest (debian-vmware from $FERRY_CACHE):
-# the guest's disk grown to DISK GiB (base: a monolithicSparse VMDK; 1 GiB of data written past
-# the guest's 1.5 GiB partition), a snapshot delta VMDK with DELTA MiB written in 1 MiB pieces
+# the guest's disk grown to DISK GiB (base: a monolithicSparse VMDK; FILL_GIB GiB (default 1) of
+# data written from 2 GiB on, past the guest's 1.5 GiB partition), a snapshot delta VMDK with DELTA MiB written in 1 MiB pieces
 # spread over the disk past the partition (qemu-io), the target: the base copied to qcow2 by
 # `ferry img convert` (not timed: done while the source runs). Cutover = `ferry img sync` of
 # the delta + `ferry convert --in-place`; against `ferry convert` of the whole chain (the
@@ -24,7 +24,9 @@ for disk in ${1:-4 32}; do
   rm -rf "${work:?}"/*
   qemu-img create -q -f vmdk -o subformat=monolithicSparse "$work/base.vmdk" "${disk}G"
   qemu-img convert -n -O vmdk "$src" "$work/base.vmdk"
-  qemu-io -f vmdk -c "write -P 0xaa 2G 1G" "$work/base.vmdk" >/dev/null
+  for g in $(seq 2 $((2 + ${FILL_GIB:-1} - 1))); do
+    qemu-io -f vmdk -c "write -P 0xaa ${g}G 1G" "$work/base.vmdk" >/dev/null
+  done
   for delta in ${2:-16 64 256}; do
     rm -rf "$work/d.vmdk" "$work/cut" "$work/full"
     mkdir "$work/cut" "$work/full"

@@ -25,18 +25,23 @@ export SOURCE_DATE_EPOCH=1700000000
 mkdir -p "$work/seq" "$work/out"
 keep="01 $(printf %02d $((n / 2))) $(printf %02d "$n")"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# Both timings end with `sync`: the outputs are on disk (ferry convert does not fsync its
+# outputs, and a deleted output's dirty pages would never be written).
 cat >"$work/seq.sh" <<SEQ
 for i in \$(seq -w 1 $n); do
   "$ferry" convert -i vmx "$vmx" -o local -os "$work/seq" -on "g\$i" >/dev/null 2>&1
-  # Keep three for the comparison; the disk space of the rest is given back.
-  case " $keep " in *" \$i "*) ;; *) rm -f "$work/seq/g\$i-sda" ;; esac
 done
+sync
 SEQ
 sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true
 python3 "$rss" -- bash "$work/seq.sh" 2>"$work/seq.json"
 echo "sequential: $(cat "$work/seq.json")"
+# Keep three for the comparison; the disk space of the rest is given back.
+for f in "$work"/seq/g*-sda; do
+  case " $keep " in *" $(basename "$f" -sda | cut -c2-) "*) ;; *) rm -f "$f" ;; esac
+done
 sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true
-(cd "$work" && python3 "$rss" -- "$ferry" batch run ${jobs:+-j "$jobs"} --report report.json fleet.toml 2>"$work/batch.err") 2>&1 || true
+(cd "$work" && python3 "$rss" -- sh -c "\"\$0\" batch run ${jobs:+-j $jobs} --report report.json fleet.toml && sync" "$ferry" 2>"$work/batch.err") 2>&1 || true
 tail -1 "$work/batch.err" | grep -q '"peak_tree_rss_kib"' || { cat "$work/batch.err"; exit 1; }
 echo "batch: $(tail -1 "$work/batch.err")"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

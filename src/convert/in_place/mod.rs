@@ -130,6 +130,9 @@ pub fn commit(edits: &[(&dyn BlockDevice, Vec<Extent>)], images: &[PathBuf], des
     Ok(stats)
 }
 
+/// Writes bytes at a guest offset of one image (through its journal).
+type WriteAt = Box<dyn Fn(&[u8], u64) -> anyhow::Result<()>>;
+
 fn write_journal(
     jw: &Arc<journal::JournalWriter>,
     edits: &[(&dyn BlockDevice, Vec<Extent>)],
@@ -150,7 +153,7 @@ fn write_journal(
             bail!("{}: --in-place needs a regular file", path.display());
         }
         let rec = Recorder::new(base, jw.clone()).with_context(|| format!("{}: stat", path.display()))?;
-        let target: Box<dyn Fn(&[u8], u64) -> anyhow::Result<()>> = match probe_format(path)? {
+        let target: WriteAt = match probe_format(path)? {
             ImageFormat::Qcow2 => {
                 let q = Qcow2Rw::open_on(path, Box::new(rec.clone()))?;
                 Box::new(move |buf, pos| Ok(q.write_at(buf, pos)?))
