@@ -44,6 +44,7 @@ sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true
 (cd "$work" && python3 "$rss" -- sh -c "\"\$0\" batch run ${jobs:+-j $jobs} --report report.json fleet.toml && sync" "$ferry" 2>"$work/batch.err") 2>&1 || true
 tail -1 "$work/batch.err" | grep -q '"peak_tree_rss_kib"' || { cat "$work/batch.err"; exit 1; }
 echo "batch: $(tail -1 "$work/batch.err")"
+echo "batch's own report: peak_rss_kib=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("peak_rss_kib"))' "$work/report.json")"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in $keep; do
   [ -e "$work/seq/g$i-sda" ] && qemu-img compare -q "$work/seq/g$i-sda" "$work/out/g$i-sda"
