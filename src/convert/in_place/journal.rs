@@ -8,8 +8,9 @@
 //! then fsynced itself, and that is the commit point. Applying it is idempotent: every range
 //! is a plain overwrite.
 
+pub use super::format::{FileIndex, Found, Index, TargetIndex};
+use super::format::{self, CHUNK, HEADER};
 use anyhow::{bail, Context};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io;
@@ -17,45 +18,10 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-const MAGIC: &[u8; 8] = b"FERRYIPJ";
-const TRAILER_MAGIC: &[u8; 8] = b"FERRYIPC";
-const VERSION: u32 = 1;
-const HEADER: u64 = 4096;
-const TRAILER: u64 = 64;
-/// An index larger than this is refused (it would describe millions of ranges).
-const MAX_INDEX: u64 = 256 << 20;
-/// Bytes copied per read/write when applying.
-const CHUNK: u64 = 4 << 20;
-
 /// The journal of `target` (the first image of a conversion).
 pub fn path_for(target: &Path) -> PathBuf {
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     target.with_file_name(format!(".{name}.ferry-in-place"))
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TargetIndex {
-    pub path: PathBuf,
-    pub dev: u64,
-    pub ino: u64,
-    pub len_before: u64,
-    pub len_after: u64,
-    /// `[target offset, length, journal position]`, in target order, non-overlapping.
-    pub ranges: Vec<[u64; 3]>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct FileIndex {
-    pub path: PathBuf,
-    pub executable: bool,
-    pub jpos: u64,
-    pub len: u64,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Index {
-    pub targets: Vec<TargetIndex>,
-    pub files: Vec<FileIndex>,
 }
 
 struct WriterState {
@@ -82,10 +48,7 @@ impl JournalWriter {
             .mode(0o600)
             .open(path)
             .with_context(|| format!("{}: create in-place journal", path.display()))?;
-        let mut head = vec![0u8; HEADER as usize];
-        head[..8].copy_from_slice(MAGIC);
-        head[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        head[12..16].copy_from_slice(&std::process::id().to_le_bytes());
+        let head = format::header(std::process::id());
         file.write_all_at(&head, 0).with_context(|| format!("{}: write", path.display()))?;
         sync_dir(path)?;
         let mut hash = Sha256::new();
@@ -125,23 +88,11 @@ impl JournalWriter {
         before_trailer();
         let st = self.lock();
         let digest = st.hash.clone().finalize();
-        let mut tr = [0u8; TRAILER as usize];
-        tr[..8].copy_from_slice(TRAILER_MAGIC);
-        tr[8..16].copy_from_slice(&index_pos.to_le_bytes());
-        tr[16..24].copy_from_slice(&(text.len() as u64).to_le_bytes());
-        tr[24..56].copy_from_slice(&digest);
+        let tr = format::trailer(index_pos, text.len() as u64, &digest);
         self.file.write_all_at(&tr, st.end).with_context(|| format!("{shown}: write trailer"))?;
         self.file.sync_all().with_context(|| format!("{shown}: fsync"))?;
         Ok(())
     }
-}
-
-/// What a journal found on disk holds.
-pub enum Found {
-    /// Committed: it must be applied.
-    Complete(Index),
-    /// Never committed, written by `pid`: the targets were not touched.
-    Incomplete { pid: u32 },
 }
 
 /// Reads and verifies the journal at `path` (opened read-only, `O_NOFOLLOW`).
@@ -156,53 +107,8 @@ pub fn read(path: &Path) -> anyhow::Result<(Found, File)> {
     if !meta.is_file() {
         bail!("{shown}: the in-place journal is not a regular file");
     }
-    let len = meta.len();
-    let mut head = [0u8; 16];
-    if len < HEADER || file.read_exact_at(&mut head, 0).is_err() || &head[..8] != MAGIC {
-        // Torn before its header reached the disk: nothing was applied.
-        return Ok((Found::Incomplete { pid: 0 }, file));
-    }
-    let version = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
-    if version != VERSION {
-        bail!("{shown}: in-place journal version {version} is not supported (this ferry writes {VERSION})");
-    }
-    let pid = u32::from_le_bytes([head[12], head[13], head[14], head[15]]);
-    let incomplete = Ok((Found::Incomplete { pid }, file.try_clone()?));
-    if len < HEADER + TRAILER {
-        return incomplete;
-    }
-    let mut tr = [0u8; TRAILER as usize];
-    file.read_exact_at(&mut tr, len - TRAILER).with_context(|| format!("{shown}: read"))?;
-    let word = |i: usize| u64::from_le_bytes(tr[i..i + 8].try_into().unwrap_or([0; 8]));
-    let (index_pos, index_len) = (word(8), word(16));
-    if &tr[..8] != TRAILER_MAGIC || index_pos < HEADER || index_len > MAX_INDEX || index_pos.checked_add(index_len) != Some(len - TRAILER) {
-        return incomplete;
-    }
-    // The checksum covers everything before the trailer.
-    let mut hash = Sha256::new();
-    let mut buf = vec![0u8; CHUNK as usize];
-    let mut pos = 0;
-    while pos < index_pos + index_len {
-        let n = (index_pos + index_len - pos).min(CHUNK) as usize;
-        file.read_exact_at(&mut buf[..n], pos).with_context(|| format!("{shown}: read"))?;
-        hash.update(&buf[..n]);
-        pos += n as u64;
-    }
-    if hash.finalize().as_slice() != &tr[24..56] {
-        return incomplete;
-    }
-    let mut text = vec![0u8; index_len as usize];
-    file.read_exact_at(&mut text, index_pos).with_context(|| format!("{shown}: read index"))?;
-    let index: Index = serde_json::from_slice(&text).with_context(|| format!("{shown}: index"))?;
-    for t in &index.targets {
-        if t.ranges.iter().any(|&[_, l, j]| j < HEADER || j.checked_add(l).is_none_or(|e| e > index_pos)) {
-            bail!("{shown}: a range of {} lies outside the journal's data", t.path.display());
-        }
-    }
-    if index.files.iter().any(|f| f.jpos < HEADER || f.jpos.checked_add(f.len).is_none_or(|e| e > index_pos) || f.len > MAX_INDEX) {
-        bail!("{shown}: a description file lies outside the journal's data");
-    }
-    Ok((Found::Complete(index), file))
+    let found = format::parse(meta.len(), &mut |buf, off| file.read_exact_at(buf, off)).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    Ok((found, file))
 }
 
 /// Applies a complete journal: every range written into its target (grown to its final

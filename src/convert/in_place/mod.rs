@@ -12,6 +12,7 @@
 //! the image first [`recover`]s: a committed journal is applied again (idempotent), an
 //! uncommitted one is discarded (the images were never touched).
 
+pub mod format;
 mod journal;
 mod recorder;
 
