@@ -67,6 +67,9 @@ fn parallel_run_isolates_failures_reports_and_resumes() {
     }
     assert_eq!(vms[3]["status"], "failed");
     assert!(vms[3]["steps"][0]["message"].as_str().unwrap().contains("nope.vmx"), "{}", vms[3]);
+    // The whole batch's peak memory (batch + children, sampled): there, and under 512 MiB.
+    let peak = rep["peak_rss_kib"].as_u64().unwrap_or(0);
+    assert!(peak > 1024 && peak < 512 << 10, "{rep}");
     let out = d.join("out");
     for n in ["a", "b", "c"] {
         let disk = out.join(format!("{n}-sda"));

@@ -2,7 +2,7 @@
 //! `ferry convert` long option (`output-storage`, `network`, `root`...) or one of virt-v2v's
 //! two-letter spellings (`os`, `of`, `on`, `oa`), plus `name` (required, the output name
 //! unless `output-name` is given), `source` (a path or a list) and `validate` (true, or a
-//! table of `ferry validate` options: engine, timeout, expect, marker).
+//! table of `ferry validate` options: engine, timeout, expect, marker, boot).
 //!
 //! Every entry is checked before anything runs: each option is parsed by `ferry convert`'s
 //! own clap definitions, relative paths are resolved against the manifest's directory, and
@@ -162,8 +162,8 @@ fn validate_opts(f: &Field, who: &str) -> Result<Option<ValidateOpts>, String> {
                 let Some(s) = scalar(v) else {
                     return Err(field_err(f, who, format_args!("{}: expected a string or number", k.escape_debug())));
                 };
-                if !matches!(k.as_str(), "engine" | "timeout" | "expect" | "marker") {
-                    return Err(field_err(f, who, format_args!("{}: unknown validate option (engine, timeout, expect, marker)", k.escape_debug())));
+                if !matches!(k.as_str(), "engine" | "timeout" | "expect" | "marker" | "boot") {
+                    return Err(field_err(f, who, format_args!("{}: unknown validate option (engine, timeout, expect, marker, boot)", k.escape_debug())));
                 }
                 args.push(format!("--{k}"));
                 args.push(s);

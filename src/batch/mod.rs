@@ -11,6 +11,7 @@ mod journal;
 pub mod manifest;
 mod parse;
 mod report;
+mod rss;
 mod runner;
 pub mod shard;
 
@@ -135,7 +136,9 @@ fn execute(o: RunOpts, mode: runner::Mode) -> anyhow::Result<ExitCode> {
         None => runner::default_jobs(),
     };
     let disp = display::Display::new(selected.len());
+    let sampler = rss::Sampler::start();
     let vms = runner::run_all(&selected, jobs, mode, &disp);
+    let peak_rss_kib = sampler.finish();
     disp.close();
     let rep = report::Report {
         command: if mode == runner::Mode::Run { "run" } else { "validate" }.into(),
@@ -143,6 +146,7 @@ fn execute(o: RunOpts, mode: runner::Mode) -> anyhow::Result<ExitCode> {
         shards: o.common.shard.map(|s| vec![s.to_string()]).unwrap_or_default(),
         jobs,
         seconds: started.elapsed().as_secs_f64(),
+        peak_rss_kib,
         vms,
     };
     report::write(&rep, o.report.as_deref(), o.junit.as_deref())?;

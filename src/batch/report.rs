@@ -50,6 +50,10 @@ pub struct Report {
     pub shards: Vec<String>,
     pub jobs: usize,
     pub seconds: f64,
+    /// Peak VmRSS summed over the batch and all its child processes at one moment (KiB,
+    /// sampled every 20 ms); a merged report has the largest shard's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_kib: Option<u64>,
     pub vms: Vec<VmReport>,
 }
 
@@ -88,8 +92,10 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
     let mut shards = Vec::new();
     let mut seconds: f64 = 0.0;
     let mut jobs = 0;
+    let mut peak_rss_kib: Option<u64> = None;
     for (file, r) in reports {
         seconds = seconds.max(r.seconds);
+        peak_rss_kib = peak_rss_kib.max(r.peak_rss_kib);
         jobs += r.jobs;
         shards.extend(r.shards.iter().cloned());
         for v in &r.vms {
@@ -102,7 +108,7 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
     vms.sort_by(|a, b| a.name.cmp(&b.name));
     shards.sort();
     let manifest = reports.first().map(|(_, r)| r.manifest.clone()).unwrap_or_default();
-    Ok(Report { command: "merged".into(), manifest, shards, jobs, seconds, vms })
+    Ok(Report { command: "merged".into(), manifest, shards, jobs, seconds, peak_rss_kib, vms })
 }
 
 /// The JUnit XML rendering: one `testsuite` per VM, one `testcase` per step.

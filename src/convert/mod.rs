@@ -8,7 +8,7 @@
 mod boot_record;
 mod cache;
 pub(crate) mod copy;
-mod in_place;
+pub(crate) mod in_place;
 pub(crate) mod input;
 pub(crate) mod linux;
 mod network;
@@ -24,7 +24,7 @@ use ferry_formats::qcow2::Preallocation;
 use anyhow::{bail, Context};
 use clap::ValueEnum;
 use ferry_formats::disk::BlockDevice;
-use ferry_formats::layout::{allocate, OutputPlan, Profile, VirtioModel, DEFAULT_PROFILE};
+use ferry_formats::layout::{allocate, Layout, OutputPlan, Profile, VirtioModel, DEFAULT_PROFILE};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -204,6 +204,22 @@ fn output_files(args: &ConvertArgs, dir: &Path, name: &str, disks: &[PathBuf]) -
     out
 }
 
+/// The description files an output mode writes, with their bytes and executable bit.
+fn description_files(mode: OutputMode, dir: &Path, name: &str, layout: &Layout) -> Vec<in_place::Description> {
+    let (xml, sh, json) = descriptions(mode);
+    let mut out = Vec::new();
+    if xml {
+        out.push((dir.join(format!("{name}.xml")), output::libvirt_xml(layout).into_bytes(), false));
+    }
+    if sh {
+        out.push((dir.join(format!("{name}.sh")), output::qemu_script(layout).into_bytes(), true));
+    }
+    if json {
+        out.push((dir.join(format!("{name}.ferry.json")), output::ferry_spec(layout).into_bytes(), false));
+    }
+    out
+}
+
 /// Which descriptions an output mode writes: (libvirt XML, QEMU script, Ferry spec).
 fn descriptions(mode: OutputMode) -> (bool, bool, bool) {
     match mode {
@@ -277,6 +293,17 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     if args.in_place {
         let probe: Vec<CopyJob> = vm.disks.iter().zip(&disk_files).map(|(d, out)| CopyJob::new(d, out.clone(), args.output_format, args.output_allocation)).collect();
         disk_files = in_place::targets(&probe)?;
+        // An interrupted in-place conversion of these images is finished, not redone.
+        if !args.dry_run {
+            for f in &disk_files {
+                if let Some(journal) = in_place::recover(f)? {
+                    if args.json {
+                        println!("{}", serde_json::json!({ "name": name, "recovered-journal": journal }));
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+        }
     }
     let forced = match args.virtio {
         VirtioChoice::Legacy => Some(VirtioModel::Transitional),
@@ -315,6 +342,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     let mut virtio = serde_json::json!({ "model": plan.virtio.name(), "chosen-by": if forced.is_some() { "--virtio" } else { "default" } });
     let started = std::time::Instant::now();
     let mut report = serde_json::json!({ "name": name });
+    let mut descriptions_written = false;
     if !args.no_copy || args.dry_run {
         let jobs: Vec<CopyJob> = vm
             .disks
@@ -405,12 +433,11 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         }
         let mut disks = Vec::new();
         if args.in_place {
-            for (overlay, path) in overlays.iter().zip(&disk_files) {
-                let edited = overlay.edited();
-                let t = std::time::Instant::now();
-                let bytes = in_place::write_back(&**overlay, &edited, path)?;
-                disks.push(serde_json::json!({ "in-place": path, "written-bytes": bytes, "ranges": edited.len(), "seconds": t.elapsed().as_secs_f64() }));
-            }
+            // The images and the descriptions change together, through one journal.
+            let edits: Vec<(&dyn ferry_formats::disk::BlockDevice, _)> = overlays.iter().map(|o| (&**o as _, o.edited())).collect();
+            let files = description_files(args.output, &dir, &name, &layout);
+            disks = in_place::commit(&edits, &disk_files, &files)?;
+            descriptions_written = true;
         }
         // One bar over all disks: each disk's progress counts from the sizes before it.
         let total: u64 = overlays.iter().map(|o| o.size()).sum();
@@ -437,15 +464,10 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         }
         report["disks"] = serde_json::Value::Array(disks);
     }
-    let (xml, sh, json) = descriptions(args.output);
-    if xml {
-        write_atomic(&dir.join(format!("{name}.xml")), output::libvirt_xml(&layout).as_bytes(), false)?;
-    }
-    if sh {
-        write_atomic(&dir.join(format!("{name}.sh")), output::qemu_script(&layout).as_bytes(), true)?;
-    }
-    if json {
-        write_atomic(&dir.join(format!("{name}.ferry.json")), output::ferry_spec(&layout).as_bytes(), false)?;
+    if !descriptions_written {
+        for (path, data, executable) in description_files(args.output, &dir, &name, &layout) {
+            write_atomic(&path, &data, executable)?;
+        }
     }
     if report.get("virtio").is_none() {
         report["virtio"] = virtio;

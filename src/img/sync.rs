@@ -8,7 +8,8 @@
 //! same target. A state file next to the target (`.TARGET.ferry-sync.json`, replaced
 //! atomically) says a round is running; the target stays a valid image throughout (qcow2
 //! clusters are written before the tables that point at them), and a rerun of the same round
-//! finishes it. A different round is refused until the interrupted one is finished.
+//! finishes it. A different round is refused until the interrupted one is finished. An
+//! in-place conversion's journal left next to the target is applied or discarded first.
 
 use anyhow::{bail, Context};
 use ferry_formats::disk::{open_image, probe_format, BlockDevice, Extent, ExtentKind, ImageFormat, WritableDevice};
@@ -188,6 +189,8 @@ impl NoFollow for std::fs::OpenOptions {
 
 pub fn run(a: SyncArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    // An interrupted `convert --in-place` of this image is finished (or discarded) first.
+    crate::convert::in_place::recover(&a.target)?;
     let id = source_id(&a)?;
     let sp = state_path(&a.target);
     if let Ok(text) = std::fs::read(&sp) {

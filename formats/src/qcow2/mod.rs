@@ -11,7 +11,7 @@ pub mod writer;
 
 pub use header::{CompressionType, Header};
 pub use reader::{open, Qcow2Image, MAX_CHAIN};
-pub use rw::Qcow2Rw;
+pub use rw::{HostFile, Qcow2Rw};
 pub use writer::{Preallocation, Qcow2Writer, WriterOptions};
 
 /// Parses `bytes` as a whole qcow2 file and reads everything it maps. For fuzzing: any

@@ -2,7 +2,8 @@
 //! the end of the file, L2 tables and 16-bit refcounts are updated in place, and clusters
 //! that are unallocated, zero, compressed or shared are copied on write (their old content
 //! read through the backing chain). Metadata is guarded by one lock; reads and writes are
-//! served from `&self`.
+//! served from `&self`. The image's bytes are reached through [`HostFile`]: the file itself,
+//! or a layer that records the writes elsewhere (the crash-safe `--in-place` journal).
 use super::codec;
 use super::header::Header;
 use super::table::{be_entries, decode_l1, decode_l2, Mapping, COMPRESSED, COPIED, OFFSET_MASK, ZERO};
@@ -13,6 +14,33 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+/// Where a [`Qcow2Rw`]'s bytes live: positioned reads and writes, length and fsync.
+pub trait HostFile: Send + Sync {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()>;
+    fn file_len(&self) -> std::io::Result<u64>;
+    fn set_len(&self, len: u64) -> std::io::Result<()>;
+    fn sync_all(&self) -> std::io::Result<()>;
+}
+
+impl HostFile for File {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        FileExt::write_all_at(self, buf, offset)
+    }
+    fn file_len(&self) -> std::io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        File::set_len(self, len)
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        File::sync_all(self)
+    }
+}
 
 /// Metadata of the open image.
 struct State {
@@ -29,7 +57,7 @@ const L2_CACHED: usize = 256;
 
 /// A writable qcow2 image.
 pub struct Qcow2Rw {
-    file: File,
+    file: Box<dyn HostFile>,
     path: PathBuf,
     header: Header,
     backing: Option<Box<dyn BlockDevice>>,
@@ -40,7 +68,13 @@ impl Qcow2Rw {
     /// Opens an existing qcow2 image for reading and writing (its backing chain read-only).
     pub fn open(path: &Path) -> Result<Self, DiskError> {
         let file = std::fs::OpenOptions::new().read(true).write(true).open(path).map_err(|e| DiskError::io(path, "open", e))?;
-        let len = file.metadata().map_err(|e| DiskError::io(path, "stat", e))?.len();
+        Self::open_on(path, Box::new(file))
+    }
+
+    /// Opens the qcow2 image whose bytes `file` serves (`path` names it in errors and finds
+    /// its backing file); every write goes through `file`.
+    pub fn open_on(path: &Path, file: Box<dyn HostFile>) -> Result<Self, DiskError> {
+        let len = file.file_len().map_err(|e| DiskError::io(path, "stat", e))?;
         let mut head = vec![0u8; len.min(1 << 21) as usize];
         file.read_exact_at(&mut head, 0).map_err(|e| DiskError::io(path, "read", e))?;
         let header = Header::parse(path, &head, len)?;
