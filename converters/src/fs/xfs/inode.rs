@@ -164,6 +164,41 @@ impl Inode {
     pub fn set_size(&mut self, size: u64) {
         set64(&mut self.raw, 56, size);
     }
+    /// Blocks the inode holds (data, attribute and bmbt blocks).
+    pub fn nblocks(&self) -> u64 {
+        be64(&self.raw, 64)
+    }
+    pub fn set_nblocks(&mut self, n: u64) {
+        set64(&mut self.raw, 64, n);
+    }
+    /// Extent records the data fork holds inline.
+    pub fn data_fork_slots(&self) -> usize {
+        self.data_fork().len() / 16
+    }
+    /// Stores `ext` as the data fork in extents format (at most [`Inode::data_fork_slots`]),
+    /// with the extent count; the rest of the fork is zeroed.
+    pub fn set_data_extents(&mut self, ext: &[super::bmap::Extent]) {
+        let lit = if self.version() >= 3 { CORE_V3 } else { CORE_V2 };
+        let len = self.data_fork().len();
+        if let Some(fork) = self.raw.get_mut(lit..lit + len) {
+            fork.fill(0);
+            for (k, e) in ext.iter().take(len / 16).enumerate() {
+                let l0 = (u64::from(e.unwritten) << 63) | ((e.off & ((1 << 54) - 1)) << 9) | (e.fsb >> 43);
+                let l1 = (e.fsb << 21) | (e.len & ((1 << 21) - 1));
+                set64(fork, k * 16, l0);
+                set64(fork, k * 16 + 8, l1);
+            }
+        }
+        if let Some(f) = self.raw.get_mut(5) {
+            *f = FMT_EXTENTS;
+        }
+        let n = ext.len().min(len / 16) as u64;
+        if self.flags2() & FL2_NREXT64 != 0 {
+            set64(&mut self.raw, 24, n);
+        } else {
+            set32(&mut self.raw, 76, n as u32);
+        }
+    }
     /// Marks a change (ctime now, and the v3 change counter).
     pub fn touch_ctime(&mut self) {
         let (s, ns) = super::now();

@@ -6,16 +6,19 @@
 //! format, shortform, block, leaf and node directories, inline and remote symlinks, extended
 //! attributes (shortform and leaf attribute forks, local and remote values).
 //!
-//! Writes change inodes and file blocks in place, keeping every CRC right and the log clean:
-//! mode, owner and times, and a file's contents when they fit the blocks it already has.
-//! Operations that need the allocator (growing a file past its blocks, creating or removing
-//! names) are refused with [`FsError::Unsupported`], so the caller's overlay is dropped
-//! untouched rather than half-written.
+//! Writes keep every CRC right and the log clean: mode, owner and times in place, and a
+//! file's contents, growing or shrinking it through the free-space allocator (bnobt/cntbt,
+//! AGFL, AGF and superblock counters; refused on rmapbt filesystems). Operations not written
+//! yet (creating or removing names) are refused with [`FsError::Unsupported`] before
+//! anything is written, so the caller's overlay is dropped untouched rather than half-written.
 
 mod ag;
+mod alloc;
 mod bmap;
+mod btree;
 mod bytes;
 mod dir;
+mod file;
 mod inode;
 mod log;
 mod ops;

@@ -1,0 +1,157 @@
+//! Replacing a regular file's contents: the written extents from block 0 that the new
+//! contents need are kept and rewritten, what lies past the new end (and any hole or
+//! unwritten extent after them) is freed, and the rest is allocated near the file's last
+//! block (or its inode), contiguous where the AG allows; the extent list stays in the inode.
+
+use super::alloc::{AgSpace, MAX_EXTLEN};
+use super::bmap::Extent;
+use super::inode::{FileKind, FMT_EXTENTS, MTIME};
+use super::Xfs;
+use crate::fs::{FsError, PathProblem};
+use std::collections::BTreeMap;
+
+impl Xfs<'_> {
+    /// Replaces the contents of an existing regular file. Growth allocates blocks and
+    /// shrinking frees them (extents-format files); a file whose block map is a bmbt B+tree
+    /// is rewritten only within its blocks. Reflinked files (blocks possibly shared) are
+    /// refused. Everything is worked out before the first write, so a refusal writes nothing.
+    pub fn write_file(&mut self, path: &str, data: &[u8]) -> Result<(), FsError> {
+        let mut i = self.resolve(path, true)?;
+        if i.kind() != FileKind::Regular {
+            return Err(self.path_err(path, PathProblem::IsDirectory));
+        }
+        if i.reflinked() {
+            return Err(self.unsupported(format!("{path}: rewriting a reflinked file (its blocks may be shared)")));
+        }
+        let bs = self.sb.block;
+        let need = (data.len() as u64).div_ceil(bs);
+        let ext = self.extents(&i)?;
+        // The written extents from block 0 that the new contents reuse, and what is freed.
+        let mut keep: Vec<Extent> = Vec::new();
+        let mut drop: Vec<Extent> = Vec::new();
+        let mut covered = 0u64;
+        for e in &ext {
+            if e.off == covered && !e.unwritten && covered < need {
+                let take = e.len.min(need - covered);
+                keep.push(Extent { len: take, ..*e });
+                if take < e.len {
+                    drop.push(Extent { off: e.off + take, fsb: e.fsb + take, len: e.len - take, unwritten: e.unwritten });
+                }
+                covered += take;
+            } else {
+                drop.push(*e);
+            }
+        }
+        let mut spaces: BTreeMap<u64, AgSpace> = BTreeMap::new();
+        let mut new_ext = keep.clone();
+        let can_free = i.format() == FMT_EXTENTS && self.check_can_allocate(path).is_ok();
+        if covered >= need && !can_free {
+            // Blocks past the new end stay allocated (as XFS's speculative preallocation
+            // leaves them) where freeing them needs what is not written: a bmbt block map
+            // or an rmapbt filesystem.
+            drop.clear();
+        }
+        let changes = covered < need || !drop.is_empty();
+        if changes {
+            if i.format() != FMT_EXTENTS {
+                return Err(self.unsupported(format!(
+                    "{path}: growing a file whose block map is a bmbt B+tree ({} bytes into {covered} blocks)",
+                    data.len()
+                )));
+            }
+            self.check_can_allocate(path)?;
+            self.plan_file_blocks(i.ino, &drop, need - covered, &mut new_ext, &mut spaces)?;
+            if new_ext.len() > i.data_fork_slots() {
+                return Err(self.unsupported(format!(
+                    "{path}: {} extents do not fit the inode's extent list (converting it to a bmbt B+tree is not written)",
+                    new_ext.len()
+                )));
+            }
+        }
+        for sp in spaces.values_mut() {
+            self.space_prepare(sp)?;
+        }
+        // Everything checked: write.
+        let mut delta = 0i64;
+        for sp in spaces.values_mut() {
+            delta += self.space_write(sp)?;
+        }
+        self.sb_add_free(delta)?;
+        for e in &new_ext {
+            let start = e.off * bs;
+            let n = (e.len * bs) as usize;
+            let mut buf = vec![0u8; n];
+            let have = data.len().saturating_sub(start as usize).min(n);
+            buf[..have].copy_from_slice(&data[start as usize..start as usize + have]);
+            self.write_fsb(&buf, e.fsb, &format!("inode {} extent", i.ino))?;
+        }
+        if changes {
+            let before: u64 = ext.iter().map(|e| e.len).sum();
+            let after: u64 = new_ext.iter().map(|e| e.len).sum();
+            i.set_nblocks((i.nblocks() + after).saturating_sub(before));
+            i.set_data_extents(&new_ext);
+        }
+        i.set_size(data.len() as u64);
+        let (s, ns) = super::now();
+        i.set_time(MTIME, s, ns);
+        i.touch_ctime();
+        self.write_inode(&mut i)
+    }
+
+    /// Frees `drop` and allocates `more` blocks after `ext` (merged into its last extent
+    /// where contiguous), in memory: the AGs touched are left in `spaces`.
+    fn plan_file_blocks(
+        &self,
+        ino: u64,
+        drop: &[Extent],
+        more: u64,
+        ext: &mut Vec<Extent>,
+        spaces: &mut BTreeMap<u64, AgSpace>,
+    ) -> Result<(), FsError> {
+        let mask = (1u64 << self.sb.agblklog) - 1;
+        for e in drop {
+            let ag = e.fsb >> self.sb.agblklog;
+            let sp = self.space_entry(spaces, ag)?;
+            self.space_free(sp, e.fsb & mask, e.len)?;
+        }
+        let (mut ag, mut near) = match ext.last() {
+            Some(e) => ((e.fsb + e.len) >> self.sb.agblklog, (e.fsb + e.len) & mask),
+            None => (ino >> (self.sb.agblklog + self.sb.inopblog), (ino >> self.sb.inopblog) & mask),
+        };
+        let mut left = more;
+        let mut off = ext.last().map_or(0, |e| e.off + e.len);
+        let mut tried = 0;
+        while left > 0 {
+            if tried >= self.sb.agcount {
+                return Err(FsError::NoSpace { fs: self.name.clone(), what: format!("inode {ino}: {more} blocks") });
+            }
+            let sp = self.space_entry(spaces, ag)?;
+            match sp.alloc(left.min(MAX_EXTLEN), near) {
+                Some((bno, got)) => {
+                    let fsb = (ag << self.sb.agblklog) | bno;
+                    match ext.last_mut() {
+                        Some(l) if l.fsb + l.len == fsb && l.off + l.len == off && l.len + got <= MAX_EXTLEN => l.len += got,
+                        _ => ext.push(Extent { off, fsb, len: got, unwritten: false }),
+                    }
+                    off += got;
+                    left -= got;
+                    near = bno + got;
+                }
+                None => {
+                    ag = (ag + 1) % self.sb.agcount;
+                    near = 0;
+                    tried += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn space_entry<'s>(&self, spaces: &'s mut BTreeMap<u64, AgSpace>, ag: u64) -> Result<&'s mut AgSpace, FsError> {
+        if !spaces.contains_key(&ag) {
+            let sp = self.space_load(ag)?;
+            spaces.insert(ag, sp);
+        }
+        spaces.get_mut(&ag).ok_or_else(|| self.invalid("AG", ag, "not loaded"))
+    }
+}
