@@ -227,8 +227,10 @@ impl Xfs<'_> {
                     sp.fl.extend(s..s + got);
                     need -= got;
                 }
-            } else if pool > target {
-                for _ in 0..pool - target {
+            } else if pool > nb + nc + self.agfl_size() {
+                // Only what the AGFL cannot hold goes back to free space: trimming it to the
+                // minimum could add free extents, grow a tree, and take blocks again.
+                for _ in 0..pool - (nb + nc + self.agfl_size()) {
                     let b = match sp.fl.pop() {
                         Some(b) => b,
                         None => sp.tree_blocks.pop().unwrap_or_default(),
