@@ -635,3 +635,104 @@ fn allocator_churn_v5_1k_blocks() {
 fn allocator_churn_v4_4k() {
     churn(&["-m", "crc=0"]);
 }
+
+/// `xfs_db ls` of a directory: name -> inode number.
+fn db_ls(img: &Path, dir: &str) -> BTreeMap<String, u64> {
+    let out = xfs_db(img, &[&format!("path {dir}"), "ls"]);
+    // "8          128                directory      0x0000002e   1 . (good)"
+    out.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() >= 7 && w.last() == Some(&"(good)")).then(|| (w[w.len() - 2].to_string(), w[1].parse().unwrap()))
+        })
+        .collect()
+}
+
+/// Creates, links, renames and removes names in shortform directories: new files (with
+/// data through the allocator), a directory, inline and remote symlinks; replaced and
+/// removed files give their inode and blocks back. Judged by xfs_repair -n (inobt, finobt,
+/// AGI and superblock inode counts, directory structure, link counts) and xfs_db's ls and
+/// block maps; a block directory and a full shortform directory are refused, writing nothing.
+fn names(args: &[&str]) {
+    let Some((im, _)) = make(args) else { return };
+    let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
+    let bs = db_sb(&im.img, "blocksize") as usize;
+    let ifree0 = db_sb(&im.img, "ifree");
+    let long: String = "/".to_string() + &"z/".repeat(349) + "q";
+    let small = b"new file\n".to_vec();
+    let big = pattern(5 * bs + 100, 11);
+    {
+        let mut x = open(&ov).unwrap();
+        x.create_file("/sf/small", &small, 0o640, 7, 8).unwrap();
+        x.create_file("/sf/big", &big, 0o644, 0, 0).unwrap();
+        x.create_file("/sf/empty", b"", 0o600, 0, 0).unwrap();
+        x.mkdir("/sf/d", 0o750, 0, 0).unwrap();
+        x.create_file("/sf/d/inner", b"inner\n", 0o644, 0, 0).unwrap();
+        x.symlink("/sf/short", b"../etc/fstab", 0, 0).unwrap();
+        x.symlink("/sf/long", long.as_bytes(), 0, 0).unwrap();
+        x.unlink("/sf/entry_number_00000").unwrap();
+        x.rename("/sf/entry_number_00001", "/sf/d/moved").unwrap();
+        x.rename("/sf/small", "/sf/empty").unwrap();
+        x.mkdir("/sf/d/sub", 0o755, 0, 0).unwrap();
+        x.rename("/sf/d", "/moved_dir").unwrap();
+        assert!(matches!(x.rename("/moved_dir", "/moved_dir/sub/x").unwrap_err().path_problem(), Some(fs::PathProblem::IntoItself)));
+        assert!(matches!(x.create_file("/sf/big", b"", 0o644, 0, 0).unwrap_err().path_problem(), Some(fs::PathProblem::Exists)));
+        // Refusals write nothing.
+        let e = x.create_file("/blk/new", b"x", 0o644, 0, 0).unwrap_err();
+        assert!(matches!(e, FsError::Unsupported { .. }) && e.to_string().contains("block, leaf or node directory"), "{e}");
+        let mut k = 0;
+        let e = loop {
+            match x.create_file(&format!("/sf/filler_with_a_long_name_{k:03}"), b"", 0o644, 0, 0) {
+                Ok(()) => k += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(k > 0 && matches!(e, FsError::Unsupported { .. }), "{k}: {e}");
+        let before = ov.overlay_bytes();
+        assert!(x.create_file(&format!("/sf/filler_with_a_long_name_{k:03}"), b"", 0o644, 0, 0).is_err());
+        assert_eq!(ov.overlay_bytes(), before, "a refused create wrote nothing");
+        for j in 0..k {
+            x.unlink(&format!("/sf/filler_with_a_long_name_{j:03}")).unwrap();
+        }
+    }
+    extract(&ov, &im.work);
+    assert_repair_clean(&im.work);
+    let w = &im.work;
+    let sf = db_ls(w, "/sf");
+    let names: Vec<&str> = sf.keys().map(String::as_str).collect();
+    assert_eq!(names, [".", "..", "big", "empty", "entry_number_00002", "long", "short"]);
+    let md = db_ls(w, "/moved_dir");
+    assert_eq!(md.keys().map(String::as_str).collect::<Vec<_>>(), [".", "..", "inner", "moved", "sub"]);
+    assert_eq!(db_ls(w, "/moved_dir/sub")[".."], md["."]);
+    assert_eq!(db_field(w, "/moved_dir", "core.nlinkv2"), "3");
+    assert_eq!(db_read(w, "/sf/big"), big);
+    assert_eq!(db_read(w, "/sf/empty"), small, "renamed over");
+    assert_eq!(db_field(w, "/sf/empty", "core.mode"), "0100640");
+    assert_eq!(db_field(w, "/sf/empty", "core.uid"), "7");
+    assert_eq!(db_read(w, "/moved_dir/inner"), b"inner\n");
+    assert_eq!(db_read(w, "/moved_dir/moved"), b"sf 1\n");
+    // Eight inodes taken (small, big, empty, d, inner, short, long, sub), two given back
+    // (the unlinked entry and the file renamed over); the fillers came and went.
+    assert_eq!(db_sb(w, "ifree"), ifree0 - 6);
+    let ov2 = CowOverlay::new(RawImage::open(w).unwrap()).unwrap();
+    let x = open(&ov2).unwrap();
+    assert_eq!(x.read_link("/sf/long").unwrap(), long.as_bytes());
+    assert_eq!(x.read_link("/sf/short").unwrap(), b"../etc/fstab");
+    assert_eq!(x.read_file("/sf/short", 1 << 20).unwrap(), b"/dev/sda1 / xfs defaults 0 0\n");
+    assert_eq!(x.read_file("/sf/big", 1 << 20).unwrap(), big);
+}
+
+#[test]
+fn names_v5_4k() {
+    names(&[]);
+}
+
+#[test]
+fn names_v5_1k_finobt_sparse() {
+    names(&["-b", "size=1024", "-m", "rmapbt=0,finobt=1", "-i", "sparse=1"]);
+}
+
+#[test]
+fn names_v4_4k() {
+    names(&["-m", "crc=0"]);
+}

@@ -100,7 +100,7 @@ impl Xfs<'_> {
 
     /// Frees `drop` and allocates `more` blocks after `ext` (merged into its last extent
     /// where contiguous), in memory: the AGs touched are left in `spaces`.
-    fn plan_file_blocks(
+    pub(super) fn plan_file_blocks(
         &self,
         ino: u64,
         drop: &[Extent],
@@ -147,7 +147,7 @@ impl Xfs<'_> {
         Ok(())
     }
 
-    fn space_entry<'s>(&self, spaces: &'s mut BTreeMap<u64, AgSpace>, ag: u64) -> Result<&'s mut AgSpace, FsError> {
+    pub(super) fn space_entry<'s>(&self, spaces: &'s mut BTreeMap<u64, AgSpace>, ag: u64) -> Result<&'s mut AgSpace, FsError> {
         if !spaces.contains_key(&ag) {
             let sp = self.space_load(ag)?;
             spaces.insert(ag, sp);
