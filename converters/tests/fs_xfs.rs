@@ -526,8 +526,9 @@ fn kernel_made_bmbt_remote_symlink_xattrs_dirty_log() {
     assert_eq!(e.to_string(), "the XFS log of fs.img needs recovery: shut the guest down cleanly");
 }
 
-/// The dispatch's XFS writer as a guest root behind `GuestFs`: reads and in-place edits go
-/// through, what needs the allocator is refused as Unsupported and writes nothing.
+/// The dispatch's XFS writer as a guest root behind `GuestFs`: reads, edits, new files,
+/// directories and symlinks, unlink and rename go through; what is not written (editing a
+/// block-format directory) is refused as Unsupported and writes nothing.
 #[test]
 fn guestfs_over_an_xfs_root() {
     use ferry_converters::guestfs::{Ext4GuestFs, FileKind as GKind, GuestFs, GuestFsError};
@@ -545,21 +546,31 @@ fn guestfs_over_an_xfs_root() {
         g.write_file("/etc/fstab", b"UUID=1 / xfs defaults 0 0\n", 0o644).unwrap();
         g.set_mode("/etc/hostname", 0o600).unwrap();
         g.set_owner("/etc/hostname", 7, 8).unwrap();
+        g.write_file("/etc/new", b"x\n", 0o600).unwrap();
+        g.mkdir("/etc/newdir", 0o700).unwrap();
+        g.write_file("/etc/newdir/grown", &pattern(50_000, 4), 0o644).unwrap();
+        g.symlink("/etc/fstab", "/etc/link").unwrap();
+        g.unlink("/etc/shadow").unwrap();
+        g.rename("/etc/hostname", "/etc/hostname2").unwrap();
+        assert_eq!(g.read_dir("/etc").unwrap(), ["fstab", "hostname2", "link", "new", "newdir"]);
+        assert_eq!(g.read_file("/etc/link").unwrap(), b"UUID=1 / xfs defaults 0 0\n");
+        assert!(matches!(g.unlink("/etc/newdir"), Err(GuestFsError::Io { .. } | GuestFsError::Unsupported { .. })));
+        // Editing a block-format directory is refused, writing nothing.
         let before = ov.overlay_bytes();
-        let unsupported = |r: Result<(), GuestFsError>| matches!(r, Err(GuestFsError::Unsupported { .. }));
-        assert!(unsupported(g.write_file("/etc/new", b"x", 0o644)));
-        assert!(unsupported(g.mkdir("/etc/newdir", 0o755)));
-        assert!(unsupported(g.symlink("/x", "/etc/link")));
-        assert!(unsupported(g.unlink("/etc/hostname")));
-        assert!(unsupported(g.rename("/etc/hostname", "/etc/hostname2")));
+        assert!(matches!(g.write_file("/blk/new", b"x", 0o644), Err(GuestFsError::Unsupported { .. })));
         assert_eq!(ov.overlay_bytes(), before, "a refused operation wrote nothing");
         assert!(matches!(g.read_file("/etc/missing"), Err(GuestFsError::NotFound { .. })));
     }
     extract(&ov, &im.work);
     assert_repair_clean(&im.work);
     assert_eq!(db_read(&im.work, "/etc/fstab"), b"UUID=1 / xfs defaults 0 0\n");
-    assert_eq!(db_field(&im.work, "/etc/hostname", "core.mode"), "0100600");
-    assert_eq!(db_field(&im.work, "/etc/hostname", "core.uid"), "7");
+    assert_eq!(db_field(&im.work, "/etc/hostname2", "core.mode"), "0100600");
+    assert_eq!(db_field(&im.work, "/etc/hostname2", "core.uid"), "7");
+    assert_eq!(db_read(&im.work, "/etc/new"), b"x\n");
+    assert_eq!(db_field(&im.work, "/etc/new", "core.mode"), "0100600");
+    assert_eq!(db_read(&im.work, "/etc/newdir/grown"), pattern(50_000, 4));
+    let etc = db_ls(&im.work, "/etc");
+    assert!(!etc.contains_key("shadow") && etc.contains_key("link"), "{etc:?}");
 }
 
 /// The largest free-space B+tree height over all AGs, as xfs_db reads the AGFs.
