@@ -528,7 +528,7 @@ fn kernel_made_bmbt_remote_symlink_xattrs_dirty_log() {
 
 /// The dispatch's XFS writer as a guest root behind `GuestFs`: reads, edits, new files,
 /// directories and symlinks, unlink and rename go through; what is not written (editing a
-/// block-format directory) is refused as Unsupported and writes nothing.
+/// leaf-format directory) is refused as Unsupported and writes nothing.
 #[test]
 fn guestfs_over_an_xfs_root() {
     use ferry_converters::guestfs::{Ext4GuestFs, FileKind as GKind, GuestFs, GuestFsError};
@@ -555,9 +555,9 @@ fn guestfs_over_an_xfs_root() {
         assert_eq!(g.read_dir("/etc").unwrap(), ["fstab", "hostname2", "link", "new", "newdir"]);
         assert_eq!(g.read_file("/etc/link").unwrap(), b"UUID=1 / xfs defaults 0 0\n");
         assert!(matches!(g.unlink("/etc/newdir"), Err(GuestFsError::Io { .. } | GuestFsError::Unsupported { .. })));
-        // Editing a block-format directory is refused, writing nothing.
+        // Editing a leaf-format directory is refused, writing nothing.
         let before = ov.overlay_bytes();
-        assert!(matches!(g.write_file("/blk/new", b"x", 0o644), Err(GuestFsError::Unsupported { .. })));
+        assert!(matches!(g.write_file("/leaf/new", b"x", 0o644), Err(GuestFsError::Unsupported { .. })));
         assert_eq!(ov.overlay_bytes(), before, "a refused operation wrote nothing");
         assert!(matches!(g.read_file("/etc/missing"), Err(GuestFsError::NotFound { .. })));
     }
@@ -689,8 +689,16 @@ fn names(args: &[&str]) {
         assert!(matches!(x.rename("/moved_dir", "/moved_dir/sub/x").unwrap_err().path_problem(), Some(fs::PathProblem::IntoItself)));
         assert!(matches!(x.create_file("/sf/big", b"", 0o644, 0, 0).unwrap_err().path_problem(), Some(fs::PathProblem::Exists)));
         // Refusals write nothing.
-        let e = x.create_file("/blk/new", b"x", 0o644, 0, 0).unwrap_err();
-        assert!(matches!(e, FsError::Unsupported { .. }) && e.to_string().contains("block, leaf or node directory"), "{e}");
+        let before = ov.overlay_bytes();
+        let e = x.create_file("/leaf/new", b"x", 0o644, 0, 0).unwrap_err();
+        assert!(matches!(e, FsError::Unsupported { .. }) && e.to_string().contains("leaf, node or B+tree directory"), "{e}");
+        assert_eq!(ov.overlay_bytes(), before, "a refused create wrote nothing");
+        // A block directory: entries added, removed, renamed in and out.
+        x.create_file("/blk/added", b"added\n", 0o644, 0, 0).unwrap();
+        x.unlink("/blk/entry_number_00003").unwrap();
+        x.rename("/blk/entry_number_00004", "/sf/from_blk").unwrap();
+        x.rename("/sf/entry_number_00002", "/blk/from_sf").unwrap();
+        // The shortform directory fills up, becomes a block directory, and fills that.
         let mut k = 0;
         let e = loop {
             match x.create_file(&format!("/sf/filler_with_a_long_name_{k:03}"), b"", 0o644, 0, 0) {
@@ -698,7 +706,8 @@ fn names(args: &[&str]) {
                 Err(e) => break e,
             }
         };
-        assert!(k > 0 && matches!(e, FsError::Unsupported { .. }), "{k}: {e}");
+        assert!(k > 20 && matches!(e, FsError::Unsupported { .. }) && e.to_string().contains("outgrows one directory block"), "{k}: {e}");
+        assert_eq!(x.read_dir("/sf").unwrap().len(), 5 + k);
         let before = ov.overlay_bytes();
         assert!(x.create_file(&format!("/sf/filler_with_a_long_name_{k:03}"), b"", 0o644, 0, 0).is_err());
         assert_eq!(ov.overlay_bytes(), before, "a refused create wrote nothing");
@@ -711,7 +720,13 @@ fn names(args: &[&str]) {
     let w = &im.work;
     let sf = db_ls(w, "/sf");
     let names: Vec<&str> = sf.keys().map(String::as_str).collect();
-    assert_eq!(names, [".", "..", "big", "empty", "entry_number_00002", "long", "short"]);
+    assert_eq!(names, [".", "..", "big", "empty", "from_blk", "long", "short"]);
+    assert_eq!(db_field(w, "/sf", "core.format"), "2 (extents)", "/sf became a block directory");
+    let blk = db_ls(w, "/blk");
+    assert_eq!(blk.len(), 2 + 30 - 2 + 2, "{blk:?}");
+    assert!(blk.contains_key("added") && blk.contains_key("from_sf") && !blk.contains_key("entry_number_00003"));
+    assert_eq!(db_read(w, "/blk/added"), b"added\n");
+    assert_eq!(db_read(w, "/sf/from_blk"), b"blk 4\n");
     let md = db_ls(w, "/moved_dir");
     assert_eq!(md.keys().map(String::as_str).collect::<Vec<_>>(), [".", "..", "inner", "moved", "sub"]);
     assert_eq!(db_ls(w, "/moved_dir/sub")[".."], md["."]);
@@ -722,8 +737,8 @@ fn names(args: &[&str]) {
     assert_eq!(db_field(w, "/sf/empty", "core.uid"), "7");
     assert_eq!(db_read(w, "/moved_dir/inner"), b"inner\n");
     assert_eq!(db_read(w, "/moved_dir/moved"), b"sf 1\n");
-    // Eight inodes taken (small, big, empty, d, inner, short, long, sub), two given back
-    // (the unlinked entry and the file renamed over); the fillers came and went.
+    // Nine inodes taken (small, big, empty, d, inner, short, long, sub, added), three given
+    // back (two unlinked entries and the file renamed over); the fillers came and went.
     assert_eq!(db_sb(w, "ifree"), ifree0 - 6);
     let ov2 = CowOverlay::new(RawImage::open(w).unwrap()).unwrap();
     let x = open(&ov2).unwrap();

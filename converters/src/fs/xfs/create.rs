@@ -1,5 +1,5 @@
 //! Creating and removing names: new regular files, directories and symlinks (inline and
-//! remote), unlink and rename, in shortform parent directories. Each operation gathers every
+//! remote), unlink and rename, in shortform and block directories. Each operation gathers every
 //! change in a [`Txn`] (free space and inode indexes of the AGs touched, inodes, data
 //! blocks), checks it all in memory, then writes: a refusal leaves the volume untouched.
 
@@ -20,12 +20,12 @@ const SYMLINK_HDR: usize = 56;
 /// Everything one operation changes, applied by [`Xfs::commit`].
 #[derive(Default)]
 pub(super) struct Txn {
-    spaces: BTreeMap<u64, AgSpace>,
+    pub spaces: BTreeMap<u64, AgSpace>,
     inodes: BTreeMap<u64, AgInodes>,
     /// Inodes to write, in order (a later copy of the same inode wins).
     nodes: Vec<Inode>,
     /// Blocks to write: (filesystem block, bytes).
-    data: Vec<(u64, Vec<u8>)>,
+    pub data: Vec<(u64, Vec<u8>)>,
 }
 
 fn split(path: &str) -> (String, Vec<u8>) {
@@ -127,7 +127,7 @@ impl Xfs<'_> {
         let ag = self.ag_of_ino(parent.ino);
         let ino = self.inode_alloc(ag, &mut t.inodes)?;
         let i = self.new_inode(ino, mode, uid, gid)?;
-        self.sf_add(parent, name, ino, ftype_of(i.kind(), mode), what)?;
+        self.dir_add(t, parent, name, ino, ftype_of(i.kind(), mode), what)?;
         parent.touch_ctime();
         let (s, ns) = super::now();
         parent.set_time(MTIME, s, ns);
@@ -258,7 +258,7 @@ impl Xfs<'_> {
         }
         self.check_can_allocate(path)?;
         let mut t = Txn::default();
-        self.sf_remove(&mut parent, &name, path)?;
+        self.dir_remove(&mut t, &mut parent, &name, path)?;
         parent.touch_ctime();
         let (s, ns) = super::now();
         parent.set_time(MTIME, s, ns);
@@ -304,17 +304,17 @@ impl Xfs<'_> {
             if victim.kind() == FileKind::Directory {
                 return Err(self.path_err(to, PathProblem::Exists));
             }
-            self.sf_remove(dst.as_mut().unwrap_or(&mut src), &tname, to)?;
+            self.dir_remove(&mut t, dst.as_mut().unwrap_or(&mut src), &tname, to)?;
             self.plan_unlink_inode(&mut t, victim, to)?;
         }
-        self.sf_remove(&mut src, &fname, from)?;
+        self.dir_remove(&mut t, &mut src, &fname, from)?;
         let ft = ftype_of(moving.kind(), moving.mode());
-        self.sf_add(dst.as_mut().unwrap_or(&mut src), &tname, moving.ino, ft, to)?;
+        self.dir_add(&mut t, dst.as_mut().unwrap_or(&mut src), &tname, moving.ino, ft, to)?;
         let (s, ns) = super::now();
         let mut moved = moving;
         if moved.kind() == FileKind::Directory {
             if let Some(d) = dst.as_mut() {
-                self.sf_set_parent(&mut moved, d.ino, from)?;
+                self.dir_set_parent(&mut t, &mut moved, d.ino, from)?;
                 d.set_nlink(d.nlink() + 1);
                 src.set_nlink(src.nlink().saturating_sub(1));
             }

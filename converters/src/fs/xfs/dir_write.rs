@@ -2,8 +2,7 @@
 //! 8-byte-inode count, parent, then name length, the entry's offset in the block form the
 //! directory would have, name, file type, inode number). A name is added after the last
 //! entry, at the offset following it, when both the inode and that block form have room;
-//! converting a full shortform directory to block form, and editing block, leaf and node
-//! directories, are not written and are refused in one line before anything changes.
+//! a full one becomes a block directory (dir_block.rs).
 
 use super::bytes::{be16, be32, be64, byte, set32};
 use super::dir::entry_size;
@@ -80,8 +79,9 @@ impl Xfs<'_> {
         Ok((parent, out))
     }
 
-    /// Stores `parent` and `entries` as `dir`'s shortform data (and its size).
-    fn sf_store(&self, dir: &mut Inode, parent: u64, entries: &[SfEntry], what: &str) -> Result<(), FsError> {
+    /// Stores `parent` and `entries` as `dir`'s shortform data (and its size); `false`
+    /// (nothing changed) when they do not fit the inode.
+    fn sf_store(&self, dir: &mut Inode, parent: u64, entries: &[SfEntry], what: &str) -> Result<bool, FsError> {
         let wide = parent > u64::from(u32::MAX) || entries.iter().any(|e| e.ino > u64::from(u32::MAX));
         if wide {
             return Err(self.unsupported(format!("{what}: 8-byte inode numbers in a shortform directory")));
@@ -98,13 +98,10 @@ impl Xfs<'_> {
             b.extend_from_slice(&(e.ino as u32).to_be_bytes());
         }
         if b.len() > dir.data_fork().len() || entries.len() > 255 {
-            return Err(self.unsupported(format!(
-                "{what}: the shortform directory (inode {}) is full (converting it to block form is not written)",
-                dir.ino
-            )));
+            return Ok(false);
         }
         dir.set_local_data(&b);
-        Ok(())
+        Ok(true)
     }
 
     /// Whether directory `dir` holds `name` (any format).
@@ -112,14 +109,15 @@ impl Xfs<'_> {
         Ok(self.dir_entries(dir)?.into_iter().find(|e| e.name == name).map(|e| e.ino))
     }
 
-    /// Adds `name` -> `ino` to shortform directory `dir` (in memory).
-    pub(super) fn sf_add(&self, dir: &mut Inode, name: &[u8], ino: u64, ftype: u8, what: &str) -> Result<(), FsError> {
+    /// Adds `name` -> `ino` to shortform directory `dir` (in memory); `false` (nothing
+    /// changed) when the inode or the block form has no room for it.
+    pub(super) fn sf_add(&self, dir: &mut Inode, name: &[u8], ino: u64, ftype: u8, what: &str) -> Result<bool, FsError> {
         let (parent, mut entries) = self.sf_parse(dir, what)?;
         let offset = entries.last().map_or(self.dir_first_offset(), |e| usize::from(e.offset) + entry_size(e.name.len(), self.sb.ftype));
         // The block form must hold every entry at its offset, plus the leaf and tail.
         let end = offset + entry_size(name.len(), self.sb.ftype) + 8 * (entries.len() + 3) + 8;
         if end as u64 > self.sb.dirblock() {
-            return Err(self.unsupported(format!("{what}: the shortform directory (inode {}) has no room left at its end", dir.ino)));
+            return Ok(false);
         }
         entries.push(SfEntry { name: name.to_vec(), offset: offset as u16, ftype, ino });
         self.sf_store(dir, parent, &entries, what)
@@ -134,10 +132,16 @@ impl Xfs<'_> {
         Ok(ino)
     }
 
+    /// (parent, (name, inode, file type) of every entry) of shortform directory `dir`.
+    pub(super) fn sf_list(&self, dir: &Inode, what: &str) -> Result<(u64, Vec<(Vec<u8>, u64, u8)>), FsError> {
+        let (parent, entries) = self.sf_parse(dir, what)?;
+        Ok((parent, entries.into_iter().map(|e| (e.name, e.ino, e.ftype)).collect()))
+    }
+
     /// Points the ".." of shortform directory `dir` at `parent` (in memory).
     pub(super) fn sf_set_parent(&self, dir: &mut Inode, parent: u64, what: &str) -> Result<(), FsError> {
         let (_, entries) = self.sf_parse(dir, what)?;
-        self.sf_store(dir, parent, &entries, what)
+        self.sf_store(dir, parent, &entries, what).map(|_| ())
     }
 
     /// Makes `dir` an empty shortform directory whose ".." is `parent`.

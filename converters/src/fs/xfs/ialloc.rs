@@ -98,8 +98,8 @@ impl Xfs<'_> {
         for r in &ino.recs {
             let c = self.decode_chunk(r);
             let field = format!("AG {ag} inobt record {}", c.start);
-            if u64::from(c.start) < next || u64::from(c.start) % u64::from(CHUNK) != 0 || u64::from(c.start) + u64::from(CHUNK) > max_agino {
-                return Err(self.invalid(&field, c.start, "out of order, unaligned or outside the AG"));
+            if u64::from(c.start) < next || u64::from(c.start) % (1u64 << self.sb.inopblog) != 0 || u64::from(c.start) + u64::from(CHUNK) > max_agino {
+                return Err(self.invalid(&field, c.start, "out of order, not at a block boundary or outside the AG"));
             }
             if c.holemask != 0 && !self.sparse() {
                 return Err(self.invalid(&field, c.holemask, "a hole mask without sparse inodes"));

@@ -19,6 +19,7 @@ mod btree;
 mod bytes;
 mod create;
 mod dir;
+mod dir_block;
 mod dir_write;
 mod file;
 mod ialloc;
