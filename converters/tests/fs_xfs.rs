@@ -689,10 +689,17 @@ fn names(args: &[&str]) {
         assert!(matches!(x.rename("/moved_dir", "/moved_dir/sub/x").unwrap_err().path_problem(), Some(fs::PathProblem::IntoItself)));
         assert!(matches!(x.create_file("/sf/big", b"", 0o644, 0, 0).unwrap_err().path_problem(), Some(fs::PathProblem::Exists)));
         // Refusals write nothing.
-        let before = ov.overlay_bytes();
-        let e = x.create_file("/leaf/new", b"x", 0o644, 0, 0).unwrap_err();
-        assert!(matches!(e, FsError::Unsupported { .. }) && e.to_string().contains("leaf, node or B+tree directory"), "{e}");
-        assert_eq!(ov.overlay_bytes(), before, "a refused create wrote nothing");
+        // Leaf and node directories, within their blocks.
+        for d in ["leaf", "node"] {
+            for j in 0..20 {
+                x.create_file(&format!("/{d}/added_{j}"), format!("{d} added {j}\n").as_bytes(), 0o644, 0, 0).unwrap();
+            }
+            for j in (0..40).step_by(2) {
+                x.unlink(&format!("/{d}/entry_number_{j:05}")).unwrap();
+            }
+            x.rename(&format!("/{d}/entry_number_00001"), &format!("/{d}/renamed_in_place")).unwrap();
+        }
+        x.rename("/node/entry_number_00003", "/leaf/from_node").unwrap();
         // A block directory: entries added, removed, renamed in and out.
         x.create_file("/blk/added", b"added\n", 0o644, 0, 0).unwrap();
         x.unlink("/blk/entry_number_00003").unwrap();
@@ -726,6 +733,15 @@ fn names(args: &[&str]) {
     assert_eq!(blk.len(), 2 + 30 - 2 + 2, "{blk:?}");
     assert!(blk.contains_key("added") && blk.contains_key("from_sf") && !blk.contains_key("entry_number_00003"));
     assert_eq!(db_read(w, "/blk/added"), b"added\n");
+    for (d, n) in [("leaf", 400), ("node", 3000)] {
+        let ls = db_ls(w, &format!("/{d}"));
+        let extra = if d == "leaf" { 1 } else { -1 };
+        assert_eq!(ls.len() as i64, 2 + n + 20 - 20 + extra, "/{d}");
+        assert!(ls.contains_key("added_19") && ls.contains_key("renamed_in_place") && !ls.contains_key("entry_number_00000"));
+        assert_eq!(db_read(w, &format!("/{d}/added_7")), format!("{d} added 7\n").as_bytes());
+        assert_eq!(db_read(w, &format!("/{d}/renamed_in_place")), format!("{d} 1\n").as_bytes());
+    }
+    assert_eq!(db_read(w, "/leaf/from_node"), b"node 3\n");
     assert_eq!(db_read(w, "/sf/from_blk"), b"blk 4\n");
     let md = db_ls(w, "/moved_dir");
     assert_eq!(md.keys().map(String::as_str).collect::<Vec<_>>(), [".", "..", "inner", "moved", "sub"]);
@@ -737,8 +753,9 @@ fn names(args: &[&str]) {
     assert_eq!(db_field(w, "/sf/empty", "core.uid"), "7");
     assert_eq!(db_read(w, "/moved_dir/inner"), b"inner\n");
     assert_eq!(db_read(w, "/moved_dir/moved"), b"sf 1\n");
-    // Nine inodes taken (small, big, empty, d, inner, short, long, sub, added), three given
-    // back (two unlinked entries and the file renamed over); the fillers came and went.
+    // Nine inodes taken (small, big, empty, d, inner, short, long, sub, added) and 40 in
+    // leaf/node, three given back (two unlinked entries and the file renamed over) and 40
+    // in leaf/node; the fillers came and went.
     assert_eq!(db_sb(w, "ifree"), ifree0 - 6);
     let ov2 = CowOverlay::new(RawImage::open(w).unwrap()).unwrap();
     let x = open(&ov2).unwrap();

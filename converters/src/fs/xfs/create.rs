@@ -28,6 +28,18 @@ pub(super) struct Txn {
     pub data: Vec<(u64, Vec<u8>)>,
 }
 
+impl Txn {
+    /// Lays the blocks this transaction will write over `buf`, read from block `fsb` on.
+    pub fn overlay(&self, buf: &mut [u8], fsb: u64, bs: usize) {
+        for (k, chunk) in buf.chunks_mut(bs).enumerate() {
+            if let Some((_, b)) = self.data.iter().rev().find(|(f, _)| *f == fsb + k as u64) {
+                let n = chunk.len().min(b.len());
+                chunk[..n].copy_from_slice(&b[..n]);
+            }
+        }
+    }
+}
+
 fn split(path: &str) -> (String, Vec<u8>) {
     let t = path.trim_end_matches('/');
     match t.rfind('/') {

@@ -4,8 +4,9 @@
 //! writing its block again, entries packed after "." and "..", one free region after them
 //! (the header's best-free table says where), the leaf array sorted by name hash; a full
 //! shortform directory becomes a block directory the same way, in a newly allocated block.
-//! Leaf and node directories, and a block directory that would need to become one, are
-//! refused in one line before anything is written.
+//! Leaf and node directories are edited within their blocks (dir_leaf.rs); a block
+//! directory that would need to become a leaf directory is refused in one line before
+//! anything is written.
 
 use super::bmap::Extent;
 use super::bytes::{be16, be32, be64, byte, crc_ok, set16, set32, set64, set_crc};
@@ -47,7 +48,7 @@ impl Xfs<'_> {
 
     /// The extents and contents of block directory `dir`, or `None` if it is in another
     /// format (leaf, node, B+tree).
-    fn block_dir(&self, dir: &Inode) -> Result<Option<(Vec<Extent>, Vec<u8>)>, FsError> {
+    fn block_dir(&self, t: &Txn, dir: &Inode) -> Result<Option<(Vec<Extent>, Vec<u8>)>, FsError> {
         let dbs = self.sb.dirblock();
         if dir.format() != FMT_EXTENTS || dir.size() != dbs {
             return Ok(None);
@@ -58,7 +59,13 @@ impl Xfs<'_> {
         if mapped != fsbs || ext.iter().any(|e| e.unwritten) {
             return Ok(None);
         }
-        let raw = self.read_mapped(dir.ino, &ext, dbs)?;
+        let mut raw = self.read_mapped(dir.ino, &ext, dbs)?;
+        for e in &ext {
+            let (from, to) = ((e.off * self.sb.block) as usize, (((e.off + e.len) * self.sb.block).min(dbs)) as usize);
+            if from < to {
+                t.overlay(&mut raw[from..to], e.fsb, self.sb.block as usize);
+            }
+        }
         let magic: &[u8] = if self.sb.v5 { b"XDB3" } else { b"XD2B" };
         if raw.get(0..4) != Some(magic) {
             return Ok(None);
@@ -206,12 +213,12 @@ impl Xfs<'_> {
 
     /// The entries of shortform or block directory `dir` and its block map (`None` for
     /// shortform); other formats are refused.
-    fn dir_load(&self, dir: &Inode, what: &str) -> Result<(u64, Entries, Option<Vec<Extent>>), FsError> {
+    fn dir_load(&self, t: &Txn, dir: &Inode, what: &str) -> Result<(u64, Entries, Option<Vec<Extent>>), FsError> {
         if dir.format() == FMT_LOCAL {
             let (p, e) = self.sf_list(dir, what)?;
             return Ok((p, e, None));
         }
-        match self.block_dir(dir)? {
+        match self.block_dir(t, dir)? {
             Some((ext, raw)) => {
                 let (p, e) = self.block_parse(dir.ino, &raw)?;
                 Ok((p, e, Some(ext)))
@@ -228,7 +235,10 @@ impl Xfs<'_> {
         if dir.format() == FMT_LOCAL && self.sf_add(dir, name, ino, ftype, what)? {
             return Ok(());
         }
-        let (parent, mut entries, ext) = self.dir_load(dir, what)?;
+        if dir.format() != FMT_LOCAL && self.block_dir(t, dir)?.is_none() && self.leaf_add(t, dir, name, ino, ftype, what)? {
+            return Ok(());
+        }
+        let (parent, mut entries, ext) = self.dir_load(t, dir, what)?;
         entries.push((name.to_vec(), ino, ftype));
         self.block_store(t, dir, ext, parent, &entries, what)
     }
@@ -238,7 +248,12 @@ impl Xfs<'_> {
         if dir.format() == FMT_LOCAL {
             return self.sf_remove(dir, name, what);
         }
-        let (parent, mut entries, ext) = self.dir_load(dir, what)?;
+        if self.block_dir(t, dir)?.is_none() {
+            if let Some(ino) = self.leaf_remove(t, dir, name, what)? {
+                return Ok(ino);
+            }
+        }
+        let (parent, mut entries, ext) = self.dir_load(t, dir, what)?;
         let k = entries.iter().position(|e| e.0 == name).ok_or_else(|| self.invalid(what, "", "name not in the directory"))?;
         let ino = entries.remove(k).1;
         self.block_store(t, dir, ext, parent, &entries, what)?;
@@ -250,7 +265,10 @@ impl Xfs<'_> {
         if dir.format() == FMT_LOCAL {
             return self.sf_set_parent(dir, parent, what);
         }
-        let (_, entries, ext) = self.dir_load(dir, what)?;
+        if self.block_dir(t, dir)?.is_none() && self.leaf_set_parent(t, dir, parent)? {
+            return Ok(());
+        }
+        let (_, entries, ext) = self.dir_load(t, dir, what)?;
         self.block_store(t, dir, ext, parent, &entries, what)
     }
 }

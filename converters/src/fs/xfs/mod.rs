@@ -20,6 +20,7 @@ mod bytes;
 mod create;
 mod dir;
 mod dir_block;
+mod dir_leaf;
 mod dir_write;
 mod file;
 mod ialloc;
