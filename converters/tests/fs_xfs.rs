@@ -779,3 +779,43 @@ fn names_v5_1k_finobt_sparse() {
 fn names_v4_4k() {
     names(&["-m", "crc=0"]);
 }
+
+/// More files than the existing inode chunks have free inodes: new chunks are allocated
+/// (aligned, their inodes initialised free, inobt/finobt records inserted, AGI and
+/// superblock counts), judged by xfs_repair -n and xfs_db's inode counts.
+fn chunks(args: &[&str]) {
+    let Some((im, _)) = make(args) else { return };
+    let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
+    let (icount0, ifree0) = (db_sb(&im.img, "icount"), db_sb(&im.img, "ifree"));
+    let want = ifree0 + 100;
+    let dirs = want.div_ceil(30);
+    {
+        let mut x = open(&ov).unwrap();
+        for d in 0..dirs {
+            x.mkdir(&format!("/c{d}"), 0o755, 0, 0).unwrap();
+            for f in 0..30 {
+                x.create_file(&format!("/c{d}/f{f:02}"), format!("{d}/{f}\n").as_bytes(), 0o644, 0, 0).unwrap();
+            }
+        }
+    }
+    extract(&ov, &im.work);
+    assert_repair_clean(&im.work);
+    let w = &im.work;
+    let used = dirs * 31;
+    let (icount, ifree) = (db_sb(w, "icount"), db_sb(w, "ifree"));
+    assert!(icount > icount0, "new chunks: icount {icount0} -> {icount}");
+    assert_eq!((icount - icount0) % 64, 0);
+    assert_eq!(icount - ifree, icount0 - ifree0 + used);
+    assert_eq!(db_read(w, &format!("/c{}/f29", dirs - 1)), format!("{}/29\n", dirs - 1).as_bytes());
+    assert_eq!(db_ls(w, "/c0").len(), 32);
+}
+
+#[test]
+fn inode_chunks_v5_4k() {
+    chunks(&[]);
+}
+
+#[test]
+fn inode_chunks_v4_1k() {
+    chunks(&["-m", "crc=0", "-b", "size=1024"]);
+}

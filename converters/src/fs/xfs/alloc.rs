@@ -89,6 +89,21 @@ impl AgSpace {
         Some((s, got))
     }
 
+    /// Takes exactly `len` blocks starting at a multiple of `align` (first fit), keeping
+    /// [`RESERVE`] back; `None` if no free extent holds such a run.
+    pub fn alloc_aligned(&mut self, len: u64, align: u64) -> Option<u64> {
+        if self.free_blocks() < len + RESERVE {
+            return None;
+        }
+        let align = align.max(1);
+        let (s, l, at) = self.free.iter().find_map(|(&s, &l)| {
+            let at = s.div_ceil(align) * align;
+            (at + len <= s + l).then_some((s, l, at))
+        })?;
+        self.take(s, l, at, len);
+        Some(at)
+    }
+
     /// Removes `[at, at+len)` from the free extent `(s, l)` that holds it.
     fn take(&mut self, s: u64, l: u64, at: u64, len: u64) {
         self.free.remove(&s);

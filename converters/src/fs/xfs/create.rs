@@ -21,7 +21,7 @@ const SYMLINK_HDR: usize = 56;
 #[derive(Default)]
 pub(super) struct Txn {
     pub spaces: BTreeMap<u64, AgSpace>,
-    inodes: BTreeMap<u64, AgInodes>,
+    pub inodes: BTreeMap<u64, AgInodes>,
     /// Inodes to write, in order (a later copy of the same inode wins).
     nodes: Vec<Inode>,
     /// Blocks to write: (filesystem block, bytes).
@@ -82,12 +82,14 @@ impl Xfs<'_> {
         for sp in t.spaces.values_mut() {
             free += self.space_write(sp)?;
         }
-        let mut ifree = 0;
+        let (mut ifree, mut icount) = (0, 0);
         for ai in t.inodes.values_mut() {
-            ifree += self.inodes_write(ai)?;
+            let (f, c) = self.inodes_write(ai)?;
+            ifree += f;
+            icount += c;
         }
         self.sb_add_free(free)?;
-        self.sb_add_ifree(ifree)?;
+        self.sb_add_inodes(ifree, icount)?;
         for mut n in t.nodes {
             self.write_inode(&mut n)?;
         }
@@ -137,7 +139,7 @@ impl Xfs<'_> {
     fn plan_new(&self, t: &mut Txn, parent: &mut Inode, name: &[u8], mode: u16, uid: u32, gid: u32, what: &str) -> Result<Inode, FsError> {
         self.check_can_allocate(what)?;
         let ag = self.ag_of_ino(parent.ino);
-        let ino = self.inode_alloc(ag, &mut t.inodes)?;
+        let ino = self.inode_alloc(ag, t)?;
         let i = self.new_inode(ino, mode, uid, gid)?;
         self.dir_add(t, parent, name, ino, ftype_of(i.kind(), mode), what)?;
         parent.touch_ctime();

@@ -4,18 +4,19 @@
 //! and both trees are written again on commit (the finobt drops a chunk that fills up and
 //! gains one that gets a free inode; its blocks come from and go back to the AG's free space
 //! like the kernel's), with the AGI's free count, roots, levels, `iblocks`/`fblocks`
-//! (inobtcount) and the superblock's `sb_ifree` kept right. Holes of sparse chunks are
-//! never handed out. New chunks are not allocated: an AG with no free inode is skipped, and a
-//! filesystem with none at all is refused in one line.
+//! (inobtcount) and the superblock's `sb_icount`/`sb_ifree` kept right. Holes of sparse
+//! chunks are never handed out. When no chunk has a free inode, a new full chunk of 64 is
+//! allocated at `sb_inoalignmt` alignment (preferring the parent's AG), its inodes written
+//! free as the kernel's `xfs_ialloc_inode_init` writes them, and its record inserted.
 
 use super::alloc::AgSpace;
+use super::create::Txn;
 use super::btree::Kind;
 use super::bytes::{be16, be32, be64, byte, set16, set32, set64, set_crc};
 use super::superblock::{IN_SPINODES, RO_FINOBT, RO_INOBTCNT};
 use super::ag::AGI_CRC;
 use super::Xfs;
 use crate::fs::FsError;
-use std::collections::BTreeMap;
 
 pub const INOBT: Kind = Kind { name: "inobt", magic_v4: b"IABT", magic_v5: b"IAB3", rec: 16, key: 4 };
 pub const FINOBT: Kind = Kind { name: "finobt", magic_v4: b"FIBT", magic_v5: b"FIB3", rec: 16, key: 4 };
@@ -29,6 +30,9 @@ const AGI_FREE_LEVEL: usize = 332;
 const AGI_IBLOCKS: usize = 336;
 const AGI_FBLOCKS: usize = 340;
 const SB_IFREE: usize = 136;
+const SB_ICOUNT: usize = 128;
+const SB_INOALIGNMT: usize = 180;
+const AGI_COUNT: usize = 16;
 /// Inodes per chunk record.
 const CHUNK: u32 = 64;
 
@@ -57,6 +61,8 @@ pub(super) struct AgInodes {
     fino_blocks: Vec<u64>,
     /// Change in free inodes since loading.
     free_delta: i64,
+    /// Inodes added by new chunks.
+    count_delta: i64,
 }
 
 impl Xfs<'_> {
@@ -125,7 +131,7 @@ impl Xfs<'_> {
             }
             fino_blocks = fino.blocks;
         }
-        Ok(AgInodes { ag, agi, chunks, ino_blocks: ino.blocks, fino_blocks, free_delta: 0 })
+        Ok(AgInodes { ag, agi, chunks, ino_blocks: ino.blocks, fino_blocks, free_delta: 0, count_delta: 0 })
     }
 
     /// Takes a free inode of AG `ai.ag` (the lowest one), or `None` if its chunks are full.
@@ -168,8 +174,10 @@ impl Xfs<'_> {
                 self.space_free(sp, b, 1)?;
             }
         }
-        if ai.ino_blocks.len() < need {
-            return Err(self.invalid(&format!("AG {} inobt", ai.ag), ai.ino_blocks.len(), format!("fewer blocks than its {} records need", ai.chunks.len())));
+        let near = ai.ino_blocks.first().copied().unwrap_or(0);
+        while ai.ino_blocks.len() < need {
+            let (b, _) = sp.alloc(1, near).ok_or_else(|| FsError::NoSpace { fs: self.name.clone(), what: format!("AG {}'s inobt", ai.ag) })?;
+            ai.ino_blocks.push(b);
         }
         if self.sb.ro_compat & RO_FINOBT == 0 {
             return Ok(());
@@ -189,8 +197,9 @@ impl Xfs<'_> {
         Ok(())
     }
 
-    /// Writes both trees and the AGI; returns the change in free inodes (for `sb_ifree`).
-    pub(super) fn inodes_write(&self, ai: &mut AgInodes) -> Result<i64, FsError> {
+    /// Writes both trees and the AGI; returns the change in free and in allocated inodes
+    /// (for `sb_ifree` and `sb_icount`).
+    pub(super) fn inodes_write(&self, ai: &mut AgInodes) -> Result<(i64, i64), FsError> {
         let lsn = be64(&ai.agi, AGI_LSN);
         let recs: Vec<Vec<u8>> = ai.chunks.iter().map(|c| self.encode_chunk(c)).collect();
         let (root, level) = self.bt_write(ai.ag, INOBT, &recs, &ai.ino_blocks, lsn)?;
@@ -204,6 +213,8 @@ impl Xfs<'_> {
         }
         let free: u32 = ai.chunks.iter().map(|c| c.freecount).sum();
         set32(&mut ai.agi, AGI_FREECOUNT, free);
+        let count = i64::from(be32(&ai.agi, AGI_COUNT)) + ai.count_delta;
+        set32(&mut ai.agi, AGI_COUNT, count.max(0) as u32);
         if self.sb.ro_compat & RO_INOBTCNT != 0 {
             set32(&mut ai.agi, AGI_IBLOCKS, ai.ino_blocks.len() as u32);
             set32(&mut ai.agi, AGI_FBLOCKS, ai.fino_blocks.len() as u32);
@@ -212,33 +223,92 @@ impl Xfs<'_> {
             set_crc(&mut ai.agi, AGI_CRC);
         }
         self.vol.write(&ai.agi, self.ag_sector(ai.ag, 2), &self.name)?;
-        Ok(std::mem::take(&mut ai.free_delta))
+        Ok((std::mem::take(&mut ai.free_delta), std::mem::take(&mut ai.count_delta)))
     }
 
-    /// Adds `delta` to the superblock's free inode count and writes it.
-    pub(super) fn sb_add_ifree(&mut self, delta: i64) -> Result<(), FsError> {
-        if delta == 0 {
+    /// Adds to the superblock's free and allocated inode counts and writes it.
+    pub(super) fn sb_add_inodes(&mut self, free: i64, count: i64) -> Result<(), FsError> {
+        if free == 0 && count == 0 {
             return Ok(());
         }
-        let v = be64(&self.sb.raw, SB_IFREE).saturating_add_signed(delta);
+        let v = be64(&self.sb.raw, SB_IFREE).saturating_add_signed(free);
         set64(&mut self.sb.raw, SB_IFREE, v);
+        let v = be64(&self.sb.raw, SB_ICOUNT).saturating_add_signed(count);
+        set64(&mut self.sb.raw, SB_ICOUNT, v);
         self.write_sb()
     }
 
-    /// Finds a free inode, preferring AG `ag`; the AGs loaded are left in `inodes`.
-    pub(super) fn inode_alloc(&self, ag: u64, inodes: &mut BTreeMap<u64, AgInodes>) -> Result<u64, FsError> {
-        for k in 0..self.sb.agcount {
-            let a = (ag + k) % self.sb.agcount;
-            if !inodes.contains_key(&a) {
-                let ai = self.inodes_load(a)?;
-                inodes.insert(a, ai);
+    /// Allocates a new chunk of 64 free inodes in AG `ag` (blocks aligned to
+    /// `sb_inoalignmt`), queues its inodes, and adds its record; `false` if the AG has no
+    /// room for one.
+    fn chunk_alloc(&self, ag: u64, t: &mut Txn) -> Result<bool, FsError> {
+        let per_block = 1u64 << self.sb.inopblog;
+        if per_block > u64::from(CHUNK) {
+            return Ok(false);
+        }
+        let blocks = u64::from(CHUNK) / per_block;
+        let align = if self.sb.aligned_inodes() { u64::from(be32(&self.sb.raw, SB_INOALIGNMT)).max(1) } else { 1 };
+        let sp = self.space_entry(&mut t.spaces, ag)?;
+        let Some(bno) = sp.alloc_aligned(blocks, align) else { return Ok(false) };
+        let start = bno << self.sb.inopblog;
+        if start + u64::from(CHUNK) > u64::from(u32::MAX) {
+            return Ok(false);
+        }
+        let bs = self.sb.block as usize;
+        let isz = self.sb.inodesize as usize;
+        for k in 0..blocks {
+            let mut b = vec![0u8; bs];
+            for (j, raw) in b.chunks_mut(isz).enumerate() {
+                let agino = start + k * per_block + j as u64;
+                let ino = (ag << (self.sb.agblklog + self.sb.inopblog)) | agino;
+                raw[0..2].copy_from_slice(b"IN");
+                raw[4] = if self.sb.v5 { 3 } else { 2 };
+                set32(raw, 92, 1);
+                set32(raw, 96, u32::MAX);
+                if self.sb.v5 {
+                    set64(raw, 152, ino);
+                    raw[160..176].copy_from_slice(&self.sb.meta_uuid);
+                    set_crc(raw, super::inode::INODE_CRC);
+                }
             }
-            if let Some(ai) = inodes.get_mut(&a) {
-                if let Some(ino) = self.inode_take(ai) {
-                    return Ok(ino);
+            t.data.push(((ag << self.sb.agblklog) | (bno + k), b));
+        }
+        if !t.inodes.contains_key(&ag) {
+            let ai = self.inodes_load(ag)?;
+            t.inodes.insert(ag, ai);
+        }
+        let ai = t.inodes.get_mut(&ag).ok_or_else(|| self.invalid("AG", ag, "not loaded"))?;
+        let c = Chunk { start: start as u32, holemask: 0, freecount: CHUNK, free: u64::MAX };
+        let at = ai.chunks.partition_point(|x| x.start < c.start);
+        if ai.chunks.get(at).is_some_and(|x| x.start == c.start) {
+            return Err(self.invalid(&format!("AG {ag} inobt"), start, "a new chunk's blocks were already an inode chunk"));
+        }
+        ai.chunks.insert(at, c);
+        ai.free_delta += i64::from(CHUNK);
+        ai.count_delta += i64::from(CHUNK);
+        Ok(true)
+    }
+
+    /// Finds a free inode, preferring AG `ag`, allocating a new chunk when every chunk is
+    /// full; what it changes is left in `t`.
+    pub(super) fn inode_alloc(&self, ag: u64, t: &mut Txn) -> Result<u64, FsError> {
+        for round in 0..2 {
+            for k in 0..self.sb.agcount {
+                let a = (ag + k) % self.sb.agcount;
+                if round == 1 && !self.chunk_alloc(a, t)? {
+                    continue;
+                }
+                if !t.inodes.contains_key(&a) {
+                    let ai = self.inodes_load(a)?;
+                    t.inodes.insert(a, ai);
+                }
+                if let Some(ai) = t.inodes.get_mut(&a) {
+                    if let Some(ino) = self.inode_take(ai) {
+                        return Ok(ino);
+                    }
                 }
             }
         }
-        Err(self.unsupported("a new inode: every inode chunk is full (allocating inode chunks is not written)"))
+        Err(FsError::NoSpace { fs: self.name.clone(), what: "a new inode chunk".into() })
     }
 }
