@@ -206,9 +206,14 @@ impl Xfs<'_> {
                 ext
             }
         };
-        let b = self.block_build(dir.ino, parent, entries, self.dir_daddr(&ext)).ok_or_else(full)?;
-        self.queue_dir_block(t, &ext, &b);
-        Ok(())
+        match self.block_build(dir.ino, parent, entries, self.dir_daddr(&ext)) {
+            Some(b) => {
+                self.queue_dir_block(t, &ext, &b);
+                Ok(())
+            }
+            // A full block directory becomes a leaf directory.
+            None => self.leaf_rebuild(t, dir, parent, entries, what),
+        }
     }
 
     /// The entries of shortform or block directory `dir` and its block map (`None` for
@@ -235,8 +240,17 @@ impl Xfs<'_> {
         if dir.format() == FMT_LOCAL && self.sf_add(dir, name, ino, ftype, what)? {
             return Ok(());
         }
-        if dir.format() != FMT_LOCAL && self.block_dir(t, dir)?.is_none() && self.leaf_add(t, dir, name, ino, ftype, what)? {
-            return Ok(());
+        if dir.format() != FMT_LOCAL && self.block_dir(t, dir)?.is_none() {
+            if self.leaf_add(t, dir, name, ino, ftype)? {
+                return Ok(());
+            }
+            if self.is_leaf1(t, dir)? {
+                // No room in its blocks: written again in leaf form, one data block more.
+                let parent = self.leaf_parent(t, dir)?;
+                let mut entries = self.leaf_entries_txn(t, dir)?;
+                entries.push((name.to_vec(), ino, ftype));
+                return self.leaf_rebuild(t, dir, parent, &entries, what);
+            }
         }
         let (parent, mut entries, ext) = self.dir_load(t, dir, what)?;
         entries.push((name.to_vec(), ino, ftype));

@@ -150,7 +150,8 @@ impl Xfs<'_> {
 
     /// Whether `dir` (extents or bmbt fork, several data blocks) is in leaf or node form.
     fn leaf_form(&self, t: &Txn, dir: &Inode, ext: &[Extent]) -> Result<Option<DBlock>, FsError> {
-        if dir.size() <= self.dirblk() {
+        let leaf_lb = LEAF_OFFSET / self.sb.block;
+        if dir.size() < self.dirblk() || !ext.iter().any(|e| e.off <= leaf_lb && leaf_lb < e.off + e.len) {
             return Ok(None);
         }
         let Some(root) = self.dir_block_read(t, dir.ino, ext, LEAF_OFFSET)? else { return Ok(None) };
@@ -273,8 +274,8 @@ impl Xfs<'_> {
     }
 
     /// Adds `name` to leaf/node directory `dir` in its existing blocks; `Ok(false)` if
-    /// `dir` is in another format.
-    pub(super) fn leaf_add(&self, t: &mut Txn, dir: &Inode, name: &[u8], ino: u64, ftype: u8, what: &str) -> Result<bool, FsError> {
+    /// `dir` is in another format or its blocks have no room (nothing changed then).
+    pub(super) fn leaf_add(&self, t: &mut Txn, dir: &Inode, name: &[u8], ino: u64, ftype: u8) -> Result<bool, FsError> {
         let ext = self.extents(dir)?;
         let Some(root) = self.leaf_form(t, dir, &ext)? else { return Ok(false) };
         let need = entry_size(name.len(), self.sb.ftype);
@@ -290,16 +291,14 @@ impl Xfs<'_> {
                 break;
             }
         }
-        let Some((db, mut d, o, l)) = target else {
-            return Err(self.unsupported(format!("{what}: no data block of directory inode {} has room (adding directory blocks is not written)", dir.ino)));
-        };
+        let Some((db, mut d, o, l)) = target else { return Ok(false) };
         let (path, mut leaf) = self.da_path(t, dir.ino, &ext, root, hash)?;
         let end = self.leaf_end(&leaf);
         let mut ents = self.leaf_entries(dir.ino, &leaf, end)?;
         let addr = ((d.at + o as u64) >> 3) as u32;
         ents.push((hash, addr));
         if !self.leaf_store(&mut leaf, &mut ents, end) {
-            return Err(self.unsupported(format!("{what}: the leaf block of directory inode {} is full (splitting it is not written)", dir.ino)));
+            return Ok(false);
         }
         // The entry, and what is left of the free region after it.
         let b = &mut d.b;
@@ -340,7 +339,7 @@ impl Xfs<'_> {
 
     /// Removes `name` from leaf/node directory `dir`; `Ok(None)` if `dir` is in another
     /// format.
-    pub(super) fn leaf_remove(&self, t: &mut Txn, dir: &Inode, name: &[u8], what: &str) -> Result<Option<u64>, FsError> {
+    pub(super) fn leaf_remove(&self, t: &mut Txn, dir: &mut Inode, name: &[u8], what: &str) -> Result<Option<u64>, FsError> {
         let ext = self.extents(dir)?;
         let Some(root) = self.leaf_form(t, dir, &ext)? else { return Ok(None) };
         let hash = name_hash(name);
@@ -377,17 +376,25 @@ impl Xfs<'_> {
         if ents.len() + 1 != before {
             return Err(self.invalid(&format!("directory inode {} leaf", dir.ino), format!("{hash:#x}/{addr}"), "no leaf entry for the name"));
         }
-        if ents.is_empty() {
-            return Err(self.unsupported(format!("{what}: removing the last entry of a directory leaf block (freeing it is not written)")));
-        }
+        let mut emptied = ents.is_empty();
         self.leaf_store(&mut leaf, &mut ents, end);
         // The entry becomes free space, merged with its neighbours.
         set16(&mut d.b, at, FREE_TAG);
         set16(&mut d.b, at + 2, len as u16);
         set16(&mut d.b, at + len - 2, at as u16);
         let best = self.data_refree(dir.ino, &mut d.b)?;
-        if best + self.data_hdr() == self.dirblk() as usize {
-            return Err(self.unsupported(format!("{what}: emptying a directory data block (freeing it is not written)")));
+        emptied |= best + self.data_hdr() == self.dirblk() as usize;
+        if emptied {
+            // A data or leaf block would be left empty: a leaf directory is written again
+            // without it; freeing blocks of a node directory is not written.
+            if !self.is_leaf1(t, dir)? {
+                return Err(self.unsupported(format!("{what}: emptying a block of a node directory (freeing it is not written)")));
+            }
+            let parent = self.leaf_parent(t, dir)?;
+            let mut entries = self.leaf_entries_txn(t, dir)?;
+            entries.retain(|e| e.0 != name);
+            self.leaf_rebuild(t, dir, parent, &entries, what)?;
+            return Ok(Some(ino));
         }
         self.dir_block_queue(t, &ext, &mut d, 4);
         self.finish_leaf(t, dir.ino, &ext, path, leaf, ents.last().map_or(0, |e| e.0), db, best)?;
@@ -412,5 +419,147 @@ impl Xfs<'_> {
         set32(&mut d.b, dotdot + 4, parent as u32);
         self.dir_block_queue(t, &ext, &mut d, 4);
         Ok(true)
+    }
+
+    /// Writes `dir` again in leaf form holding `entries`: packed data blocks ("." and ".."
+    /// first) and one leaf block (hash-sorted entries, bests table), on newly allocated
+    /// blocks, its old blocks freed. For a full block directory or a leaf directory whose
+    /// blocks have no room; refused in one line when the hashes outgrow one leaf block
+    /// (node form is not written) or the extents outgrow the inode.
+    pub(super) fn leaf_rebuild(&self, t: &mut Txn, dir: &mut Inode, parent: u64, entries: &[(Vec<u8>, u64, u8)], what: &str) -> Result<(), FsError> {
+        let dbs = self.dirblk() as usize;
+        let hdr = self.data_hdr();
+        // Data blocks.
+        let mut blocks: Vec<Vec<u8>> = Vec::new();
+        let mut leaf: Vec<(u32, u32)> = Vec::new();
+        let mut best: Vec<usize> = Vec::new();
+        let all = [(b".".to_vec(), dir.ino, 2u8), (b"..".to_vec(), parent, 2u8)];
+        let mut at = dbs;
+        for (name, ino, ft) in all.iter().chain(entries.iter()) {
+            let len = entry_size(name.len(), self.sb.ftype);
+            if at + len > dbs {
+                let mut b = vec![0u8; dbs];
+                b[0..4].copy_from_slice(if self.sb.v5 { b"XDD3" } else { b"XD2D" });
+                blocks.push(b);
+                best.push(0);
+                at = hdr;
+            }
+            let db = blocks.len() - 1;
+            let b = &mut blocks[db];
+            set32(b, at, (ino >> 32) as u32);
+            set32(b, at + 4, *ino as u32);
+            b[at + 8] = name.len() as u8;
+            b[at + 9..at + 9 + name.len()].copy_from_slice(name);
+            if self.sb.ftype {
+                b[at + 9 + name.len()] = *ft;
+            }
+            set16(b, at + len - 2, at as u16);
+            leaf.push((name_hash(name), ((db * dbs + at) >> 3) as u32));
+            at += len;
+            if at < dbs {
+                let free = dbs - at;
+                set16(b, at, FREE_TAG);
+                set16(b, at + 2, free as u16);
+                set16(b, dbs - 2, at as u16);
+                best[db] = free;
+            } else {
+                best[db] = 0;
+            }
+        }
+        let n = blocks.len();
+        let (_, _, _, lhdr) = self.da_magics();
+        let tail = 4 + 2 * n;
+        if lhdr + 8 * leaf.len() + tail > dbs {
+            return Err(self.unsupported(format!(
+                "{what}: directory inode {} outgrows one leaf block ({} entries; node form is not written)",
+                dir.ino,
+                leaf.len()
+            )));
+        }
+        // Blocks: the old ones freed, new ones allocated near the directory.
+        self.check_can_allocate(what)?;
+        let old = self.extents(dir)?;
+        let fsbs = self.dirblk() / self.sb.block;
+        let old_blocks: u64 = old.iter().map(|e| e.len).sum();
+        let mut ext = Vec::new();
+        self.plan_file_blocks(dir.ino, &old, n as u64 * fsbs, &mut ext, &mut t.spaces)?;
+        let mut lext = Vec::new();
+        self.plan_file_blocks(dir.ino, &[], fsbs, &mut lext, &mut t.spaces)?;
+        for e in &mut lext {
+            e.off += LEAF_OFFSET / self.sb.block;
+        }
+        ext.extend(lext);
+        if ext.len() > dir.data_fork_slots() {
+            return Err(self.unsupported(format!("{what}: directory inode {}: {} extents do not fit its extent list", dir.ino, ext.len())));
+        }
+        for (db, b) in blocks.into_iter().enumerate() {
+            let mut d = DBlock { at: db as u64 * self.dirblk(), b };
+            let daddr = self.dir_fsb(&ext, d.at);
+            if self.sb.v5 {
+                super::bytes::set64(&mut d.b, 8, daddr);
+                d.b[24..40].copy_from_slice(&self.sb.meta_uuid);
+                super::bytes::set64(&mut d.b, 40, dir.ino);
+            }
+            self.data_refree(dir.ino, &mut d.b)?;
+            self.dir_block_queue(t, &ext, &mut d, 4);
+        }
+        let (leaf1, _, _, _) = self.da_magics();
+        let mut l = DBlock { at: LEAF_OFFSET, b: vec![0u8; dbs] };
+        set16(&mut l.b, 8, leaf1);
+        if self.sb.v5 {
+            let daddr = self.dir_fsb(&ext, LEAF_OFFSET);
+            super::bytes::set64(&mut l.b, 16, daddr);
+            l.b[32..48].copy_from_slice(&self.sb.meta_uuid);
+            super::bytes::set64(&mut l.b, 48, dir.ino);
+        }
+        let end = dbs - tail;
+        self.leaf_store(&mut l, &mut leaf, end);
+        for (k, bl) in best.iter().enumerate() {
+            set16(&mut l.b, end + 2 * k, *bl as u16);
+        }
+        set32(&mut l.b, dbs - 4, n as u32);
+        self.dir_block_queue(t, &ext, &mut l, 12);
+        dir.set_data_extents(&ext);
+        dir.set_size(n as u64 * self.dirblk());
+        let new_blocks: u64 = ext.iter().map(|e| e.len).sum();
+        dir.set_nblocks((dir.nblocks() + new_blocks).saturating_sub(old_blocks));
+        Ok(())
+    }
+
+    /// The 512-byte address of the directory block at byte `at` (v5 headers record it).
+    fn dir_fsb(&self, ext: &[Extent], at: u64) -> u64 {
+        let lb = at / self.sb.block;
+        let fsb = ext.iter().find(|e| e.off <= lb && lb < e.off + e.len).map_or(0, |e| e.fsb + (lb - e.off));
+        self.daddr(fsb >> self.sb.agblklog, fsb & ((1 << self.sb.agblklog) - 1))
+    }
+
+    /// Whether `dir` is a leaf-form (single leaf block) directory.
+    pub(super) fn is_leaf1(&self, t: &Txn, dir: &Inode) -> Result<bool, FsError> {
+        let ext = self.extents(dir)?;
+        let (leaf1, _, _, _) = self.da_magics();
+        Ok(self.leaf_form(t, dir, &ext)?.is_some_and(|r| be16(&r.b, 8) == leaf1))
+    }
+
+    /// The entries of leaf/node directory `dir` as this operation left them so far.
+    pub(super) fn leaf_entries_txn(&self, t: &Txn, dir: &Inode) -> Result<Vec<(Vec<u8>, u64, u8)>, FsError> {
+        let ext = self.extents(dir)?;
+        let mut out = Vec::new();
+        for db in 0..dir.size().min(LEAF_OFFSET) / self.dirblk() {
+            if let Some(d) = self.dir_block_read(t, dir.ino, &ext, db * self.dirblk())? {
+                self.data_block(dir.ino, &d.b, false, &mut out)?;
+            }
+        }
+        Ok(out.into_iter().map(|e| (e.name, e.ino, e.ftype)).collect())
+    }
+
+    /// ".." of leaf/node directory `dir` (data block 0's second entry).
+    pub(super) fn leaf_parent(&self, t: &Txn, dir: &Inode) -> Result<u64, FsError> {
+        let ext = self.extents(dir)?;
+        let d = self.dir_block_read(t, dir.ino, &ext, 0)?.ok_or_else(|| self.invalid(&format!("directory inode {} block 0", dir.ino), 0, "unmapped"))?;
+        let dotdot = self.data_hdr() + entry_size(1, self.sb.ftype);
+        if d.b.get(dotdot + 8..dotdot + 11) != Some(&[2, b'.', b'.'][..]) {
+            return Err(self.invalid(&format!("directory inode {} block 0", dir.ino), "", "no \"..\" entry"));
+        }
+        Ok(be64(&d.b, dotdot))
     }
 }
