@@ -527,8 +527,8 @@ fn kernel_made_bmbt_remote_symlink_xattrs_dirty_log() {
 }
 
 /// The dispatch's XFS writer as a guest root behind `GuestFs`: reads, edits, new files,
-/// directories and symlinks, unlink and rename go through; what is not written (editing a
-/// leaf-format directory) is refused as Unsupported and writes nothing.
+/// directories and symlinks, unlink and rename go through; what is not written (allocation
+/// on an rmapbt filesystem) is refused as Unsupported and writes nothing.
 #[test]
 fn guestfs_over_an_xfs_root() {
     use ferry_converters::guestfs::{Ext4GuestFs, FileKind as GKind, GuestFs, GuestFsError};
@@ -555,10 +555,7 @@ fn guestfs_over_an_xfs_root() {
         assert_eq!(g.read_dir("/etc").unwrap(), ["fstab", "hostname2", "link", "new", "newdir"]);
         assert_eq!(g.read_file("/etc/link").unwrap(), b"UUID=1 / xfs defaults 0 0\n");
         assert!(matches!(g.unlink("/etc/newdir"), Err(GuestFsError::Io { .. } | GuestFsError::Unsupported { .. })));
-        // Editing a leaf-format directory is refused, writing nothing.
-        let before = ov.overlay_bytes();
-        assert!(matches!(g.write_file("/leaf/new", b"x", 0o644), Err(GuestFsError::Unsupported { .. })));
-        assert_eq!(ov.overlay_bytes(), before, "a refused operation wrote nothing");
+        g.write_file("/leaf/new", b"x", 0o644).unwrap();
         assert!(matches!(g.read_file("/etc/missing"), Err(GuestFsError::NotFound { .. })));
     }
     extract(&ov, &im.work);
@@ -571,6 +568,17 @@ fn guestfs_over_an_xfs_root() {
     assert_eq!(db_read(&im.work, "/etc/newdir/grown"), pattern(50_000, 4));
     let etc = db_ls(&im.work, "/etc");
     assert!(!etc.contains_key("shadow") && etc.contains_key("link"), "{etc:?}");
+    assert!(db_ls(&im.work, "/leaf").contains_key("new"));
+    // On an rmapbt filesystem what needs allocation is refused, writing nothing.
+    let Some((im, _)) = make(&["-m", "rmapbt=1"]) else { return };
+    let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
+    let root = fs::open(Volume::new(&ov, 0, ov.size(), "fs.img").unwrap(), "xfs", "fs.img").unwrap();
+    let mut g = Ext4GuestFs::with_root(root);
+    let before = ov.overlay_bytes();
+    for r in [g.write_file("/etc/new", b"x", 0o644), g.mkdir("/etc/d", 0o755), g.unlink("/etc/fstab"), g.rename("/etc/fstab", "/etc/f2")] {
+        assert!(matches!(&r, Err(GuestFsError::Unsupported { reason, .. }) if reason.contains("rmapbt")), "{r:?}");
+    }
+    assert_eq!(ov.overlay_bytes(), before, "a refused operation wrote nothing");
 }
 
 /// The largest free-space B+tree height over all AGs, as xfs_db reads the AGFs.
@@ -665,6 +673,8 @@ fn db_ls(img: &Path, dir: &str) -> BTreeMap<String, u64> {
 /// AGI and superblock inode counts, directory structure, link counts) and xfs_db's ls and
 /// block maps; a block directory and a full shortform directory are refused, writing nothing.
 fn names(args: &[&str]) {
+    /// Enough names to take /sf from shortform through block and leaf to node form.
+    const FILLERS: usize = 700;
     let Some((im, _)) = make(args) else { return };
     let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
     let bs = db_sb(&im.img, "blocksize") as usize;
@@ -705,21 +715,27 @@ fn names(args: &[&str]) {
         x.unlink("/blk/entry_number_00003").unwrap();
         x.rename("/blk/entry_number_00004", "/sf/from_blk").unwrap();
         x.rename("/sf/entry_number_00002", "/blk/from_sf").unwrap();
-        // The shortform directory fills up, becomes a block directory, then a leaf directory
-        // (data blocks added as it grows) until its hashes outgrow one leaf block.
-        let mut k = 0;
-        let e = loop {
-            match x.create_file(&format!("/sf/filler_with_a_long_name_{k:03}"), b"", 0o644, 0, 0) {
-                Ok(()) => k += 1,
-                Err(e) => break e,
-            }
-        };
-        assert!(k > 200 && matches!(e, FsError::Unsupported { .. }) && e.to_string().contains("outgrows one leaf block"), "{k}: {e}");
-        assert_eq!(x.read_dir("/sf").unwrap().len(), 5 + k);
-        let before = ov.overlay_bytes();
-        assert!(x.create_file(&format!("/sf/filler_with_a_long_name_{k:03}"), b"", 0o644, 0, 0).is_err());
-        assert_eq!(ov.overlay_bytes(), before, "a refused create wrote nothing");
-        for j in 0..k {
+        // The shortform directory fills up and becomes a block directory, a leaf directory
+        // (data blocks added as it grows), then a node directory.
+        for j in 0..FILLERS {
+            x.create_file(&format!("/sf/filler_with_a_long_name_{j:03}"), b"", 0o644, 0, 0).unwrap();
+        }
+        assert_eq!(x.read_dir("/sf").unwrap().len(), 5 + FILLERS);
+    }
+    let mid = im.work.with_extension("mid");
+    extract(&ov, &mid);
+    assert_repair_clean(&mid);
+    let free_index = (64u64 << 30) / bs as u64;
+    let bmap = xfs_db(&mid, &["path /sf", "bmap"]);
+    assert!(
+        bmap.lines().any(|l| l.split_whitespace().nth(2).and_then(|o| o.parse::<u64>().ok()).is_some_and(|o| o >= free_index)),
+        "/sf has free-index blocks (node form): {bmap}"
+    );
+    assert_eq!(db_ls(&mid, "/sf").len(), 2 + 5 + FILLERS);
+    std::fs::remove_file(&mid).unwrap();
+    {
+        let mut x = open(&ov).unwrap();
+        for j in 0..FILLERS {
             x.unlink(&format!("/sf/filler_with_a_long_name_{j:03}")).unwrap();
         }
     }

@@ -385,10 +385,10 @@ impl Xfs<'_> {
         let best = self.data_refree(dir.ino, &mut d.b)?;
         emptied |= best + self.data_hdr() == self.dirblk() as usize;
         if emptied {
-            // A data or leaf block would be left empty: a leaf directory is written again
-            // without it; freeing blocks of a node directory is not written.
+            // A data or leaf block would be left empty: the directory is written again
+            // without it.
             if !self.is_leaf1(t, dir)? {
-                return Err(self.unsupported(format!("{what}: emptying a block of a node directory (freeing it is not written)")));
+                return Err(self.unsupported(format!("{what}: emptying a block of directory inode {}", dir.ino)));
             }
             let parent = self.leaf_parent(t, dir)?;
             let mut entries = self.leaf_entries_txn(t, dir)?;
@@ -421,12 +421,17 @@ impl Xfs<'_> {
         Ok(true)
     }
 
-    /// Writes `dir` again in leaf form holding `entries`: packed data blocks ("." and ".."
-    /// first) and one leaf block (hash-sorted entries, bests table), on newly allocated
-    /// blocks, its old blocks freed. For a full block directory or a leaf directory whose
-    /// blocks have no room; refused in one line when the hashes outgrow one leaf block
-    /// (node form is not written) or the extents outgrow the inode.
+    /// Writes `dir` again holding `entries`: packed data blocks ("." and ".." first), then
+    /// one leaf block (hash-sorted entries, bests table) when the hashes fit it, else node
+    /// form (hash-ordered LEAFN blocks under a one-level da node, free-index blocks with the
+    /// bests), on newly allocated blocks, its old blocks freed. For a full block directory,
+    /// or a leaf/node directory whose blocks have no room or would be left empty; refused
+    /// in one line when a deeper da tree is needed, the extents outgrow the inode, or the
+    /// directory has a bmbt block map.
     pub(super) fn leaf_rebuild(&self, t: &mut Txn, dir: &mut Inode, parent: u64, entries: &[(Vec<u8>, u64, u8)], what: &str) -> Result<(), FsError> {
+        if dir.format() != super::inode::FMT_EXTENTS && dir.format() != super::inode::FMT_LOCAL {
+            return Err(self.unsupported(format!("{what}: directory inode {} has a bmbt block map (rewriting it is not written)", dir.ino)));
+        }
         let dbs = self.dirblk() as usize;
         let hdr = self.data_hdr();
         // Data blocks.
@@ -467,11 +472,18 @@ impl Xfs<'_> {
             }
         }
         let n = blocks.len();
-        let (_, _, _, lhdr) = self.da_magics();
+        let (leaf1, node_magic, leafn, lhdr) = self.da_magics();
         let tail = 4 + 2 * n;
-        if lhdr + 8 * leaf.len() + tail > dbs {
+        let node = lhdr + 8 * leaf.len() + tail > dbs;
+        // Node form: hash-ordered LEAFN blocks under one da node, bests in free-index blocks.
+        let per_leaf = (dbs - lhdr) / 8;
+        let nleaves = if node { leaf.len().div_ceil(per_leaf) } else { 1 };
+        let fhdr = if self.sb.v5 { 64 } else { 16 };
+        let per_free = (dbs - fhdr) / 2;
+        let nfree = if node { n.div_ceil(per_free) } else { 0 };
+        if node && nleaves > (dbs - lhdr) / 8 {
             return Err(self.unsupported(format!(
-                "{what}: directory inode {} outgrows one leaf block ({} entries; node form is not written)",
+                "{what}: directory inode {} needs a da B+tree of more than one level ({} entries)",
                 dir.ino,
                 leaf.len()
             )));
@@ -483,12 +495,18 @@ impl Xfs<'_> {
         let old_blocks: u64 = old.iter().map(|e| e.len).sum();
         let mut ext = Vec::new();
         self.plan_file_blocks(dir.ino, &old, n as u64 * fsbs, &mut ext, &mut t.spaces)?;
-        let mut lext = Vec::new();
-        self.plan_file_blocks(dir.ino, &[], fsbs, &mut lext, &mut t.spaces)?;
-        for e in &mut lext {
-            e.off += LEAF_OFFSET / self.sb.block;
+        let leafspace = if node { 1 + nleaves as u64 } else { 1 };
+        for (base, count) in [(LEAF_OFFSET, leafspace), (FREE_OFFSET, nfree as u64)] {
+            if count == 0 {
+                continue;
+            }
+            let mut more = Vec::new();
+            self.plan_file_blocks(dir.ino, &[], count * fsbs, &mut more, &mut t.spaces)?;
+            for e in &mut more {
+                e.off += base / self.sb.block;
+            }
+            ext.extend(more);
         }
-        ext.extend(lext);
         if ext.len() > dir.data_fork_slots() {
             return Err(self.unsupported(format!("{what}: directory inode {}: {} extents do not fit its extent list", dir.ino, ext.len())));
         }
@@ -503,22 +521,74 @@ impl Xfs<'_> {
             self.data_refree(dir.ino, &mut d.b)?;
             self.dir_block_queue(t, &ext, &mut d, 4);
         }
-        let (leaf1, _, _, _) = self.da_magics();
-        let mut l = DBlock { at: LEAF_OFFSET, b: vec![0u8; dbs] };
-        set16(&mut l.b, 8, leaf1);
-        if self.sb.v5 {
-            let daddr = self.dir_fsb(&ext, LEAF_OFFSET);
-            super::bytes::set64(&mut l.b, 16, daddr);
-            l.b[32..48].copy_from_slice(&self.sb.meta_uuid);
-            super::bytes::set64(&mut l.b, 48, dir.ino);
+        let da_block = |this: &Self, at: u64, magic: u16| {
+            let mut l = DBlock { at, b: vec![0u8; dbs] };
+            set16(&mut l.b, 8, magic);
+            if this.sb.v5 {
+                let daddr = this.dir_fsb(&ext, at);
+                super::bytes::set64(&mut l.b, 16, daddr);
+                l.b[32..48].copy_from_slice(&this.sb.meta_uuid);
+                super::bytes::set64(&mut l.b, 48, dir.ino);
+            }
+            l
+        };
+        if !node {
+            let mut l = da_block(self, LEAF_OFFSET, leaf1);
+            let end = dbs - tail;
+            self.leaf_store(&mut l, &mut leaf, end);
+            for (k, bl) in best.iter().enumerate() {
+                set16(&mut l.b, end + 2 * k, *bl as u16);
+            }
+            set32(&mut l.b, dbs - 4, n as u32);
+            self.dir_block_queue(t, &ext, &mut l, 12);
+        } else {
+            leaf.sort_unstable();
+            let dablk = |k: usize| (LEAF_OFFSET + (1 + k as u64) * self.dirblk()) / self.sb.block;
+            let mut root = da_block(self, LEAF_OFFSET, node_magic);
+            let (count_off, level_off) = if self.sb.v5 { (56, 58) } else { (12, 14) };
+            set16(&mut root.b, count_off, nleaves as u16);
+            set16(&mut root.b, level_off, 1);
+            let mut at = 0;
+            for k in 0..nleaves {
+                let take = leaf.len() / nleaves + usize::from(k < leaf.len() % nleaves);
+                let mut part = leaf[at..at + take].to_vec();
+                at += take;
+                let mut l = da_block(self, LEAF_OFFSET + (1 + k as u64) * self.dirblk(), leafn);
+                if k > 0 {
+                    set32(&mut l.b, 4, dablk(k - 1) as u32);
+                }
+                if k + 1 < nleaves {
+                    set32(&mut l.b, 0, dablk(k + 1) as u32);
+                }
+                self.leaf_store(&mut l, &mut part, dbs);
+                set32(&mut root.b, lhdr + 8 * k, part.last().map_or(0, |e| e.0));
+                set32(&mut root.b, lhdr + 8 * k + 4, dablk(k) as u32);
+                self.dir_block_queue(t, &ext, &mut l, 12);
+            }
+            self.dir_block_queue(t, &ext, &mut root, 12);
+            for f in 0..nfree {
+                let mut b = DBlock { at: FREE_OFFSET + f as u64 * self.dirblk(), b: vec![0u8; dbs] };
+                let first = f * per_free;
+                let valid = (n - first).min(per_free);
+                b.b[0..4].copy_from_slice(if self.sb.v5 { b"XDF3" } else { b"XD2F" });
+                let h = if self.sb.v5 {
+                    let daddr = self.dir_fsb(&ext, b.at);
+                    super::bytes::set64(&mut b.b, 8, daddr);
+                    b.b[24..40].copy_from_slice(&self.sb.meta_uuid);
+                    super::bytes::set64(&mut b.b, 40, dir.ino);
+                    48
+                } else {
+                    4
+                };
+                set32(&mut b.b, h, first as u32);
+                set32(&mut b.b, h + 4, valid as u32);
+                set32(&mut b.b, h + 8, valid as u32);
+                for k in 0..valid {
+                    set16(&mut b.b, fhdr + 2 * k, best[first + k] as u16);
+                }
+                self.dir_block_queue(t, &ext, &mut b, 4);
+            }
         }
-        let end = dbs - tail;
-        self.leaf_store(&mut l, &mut leaf, end);
-        for (k, bl) in best.iter().enumerate() {
-            set16(&mut l.b, end + 2 * k, *bl as u16);
-        }
-        set32(&mut l.b, dbs - 4, n as u32);
-        self.dir_block_queue(t, &ext, &mut l, 12);
         dir.set_data_extents(&ext);
         dir.set_size(n as u64 * self.dirblk());
         let new_blocks: u64 = ext.iter().map(|e| e.len).sum();
@@ -533,11 +603,10 @@ impl Xfs<'_> {
         self.daddr(fsb >> self.sb.agblklog, fsb & ((1 << self.sb.agblklog) - 1))
     }
 
-    /// Whether `dir` is a leaf-form (single leaf block) directory.
+    /// Whether `dir` is a leaf or node directory this writer can write again whole.
     pub(super) fn is_leaf1(&self, t: &Txn, dir: &Inode) -> Result<bool, FsError> {
         let ext = self.extents(dir)?;
-        let (leaf1, _, _, _) = self.da_magics();
-        Ok(self.leaf_form(t, dir, &ext)?.is_some_and(|r| be16(&r.b, 8) == leaf1))
+        Ok(self.leaf_form(t, dir, &ext)?.is_some())
     }
 
     /// The entries of leaf/node directory `dir` as this operation left them so far.
