@@ -34,6 +34,29 @@ impl Xfs<'_> {
         self.sb.dirblock()
     }
 
+    /// The data blocks `dir`'s block map holds below its size (mapped ones only, so a
+    /// corrupt size cannot make the walk long), at most 2^20.
+    fn data_blocks(&self, dir: &Inode, ext: &[Extent]) -> Result<Vec<u64>, FsError> {
+        let per = self.dirblk() / self.sb.block;
+        let limit = dir.size().min(LEAF_OFFSET) / self.dirblk();
+        let mut out: Vec<u64> = Vec::new();
+        for e in ext {
+            let first = e.off / per;
+            let end = (e.off + e.len).div_ceil(per).min(limit);
+            for db in first..end {
+                if out.len() >= 1 << 20 {
+                    return Err(self.invalid(&format!("directory inode {} block map", dir.ino), out.len(), "more directory blocks than any directory has"));
+                }
+                out.push(db);
+            }
+            if first >= limit {
+                break;
+            }
+        }
+        out.dedup();
+        Ok(out)
+    }
+
     /// Reads the directory block at byte `at` of `dir`'s address space, or `None` if unmapped.
     fn dir_block_read(&self, t: &Txn, dir: u64, ext: &[Extent], at: u64) -> Result<Option<DBlock>, FsError> {
         let bs = self.sb.block;
@@ -280,10 +303,9 @@ impl Xfs<'_> {
         let Some(root) = self.leaf_form(t, dir, &ext)? else { return Ok(false) };
         let need = entry_size(name.len(), self.sb.ftype);
         let hash = name_hash(name);
-        let nblocks = dir.size().min(LEAF_OFFSET) / self.dirblk();
         // A data block with room.
         let mut target = None;
-        for db in 0..nblocks {
+        for db in self.data_blocks(dir, &ext)? {
             let Some(d) = self.dir_block_read(t, dir.ino, &ext, db * self.dirblk())? else { continue };
             let free = self.data_free(dir.ino, &d.b, true)?;
             if let Some(&(o, l)) = free.iter().find(|&&(_, l)| l >= need) {
@@ -343,9 +365,8 @@ impl Xfs<'_> {
         let ext = self.extents(dir)?;
         let Some(root) = self.leaf_form(t, dir, &ext)? else { return Ok(None) };
         let hash = name_hash(name);
-        let nblocks = dir.size().min(LEAF_OFFSET) / self.dirblk();
         let mut found = None;
-        'blocks: for db in 0..nblocks {
+        'blocks: for db in self.data_blocks(dir, &ext)? {
             let Some(d) = self.dir_block_read(t, dir.ino, &ext, db * self.dirblk())? else { continue };
             self.data_free(dir.ino, &d.b, true)?;
             let mut at = self.data_hdr();
@@ -613,7 +634,7 @@ impl Xfs<'_> {
     pub(super) fn leaf_entries_txn(&self, t: &Txn, dir: &Inode) -> Result<Vec<(Vec<u8>, u64, u8)>, FsError> {
         let ext = self.extents(dir)?;
         let mut out = Vec::new();
-        for db in 0..dir.size().min(LEAF_OFFSET) / self.dirblk() {
+        for db in self.data_blocks(dir, &ext)? {
             if let Some(d) = self.dir_block_read(t, dir.ino, &ext, db * self.dirblk())? {
                 self.data_block(dir.ino, &d.b, false, &mut out)?;
             }
