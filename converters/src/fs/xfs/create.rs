@@ -237,14 +237,14 @@ impl Xfs<'_> {
         }
         match i.format() {
             FMT_LOCAL => {}
-            FMT_EXTENTS => {
+            FMT_EXTENTS | FMT_BTREE => {
                 let mask = (1u64 << self.sb.agblklog) - 1;
-                for e in self.extents(&i)? {
-                    let sp = self.space_entry(&mut t.spaces, e.fsb >> self.sb.agblklog)?;
-                    self.space_free(sp, e.fsb & mask, e.len)?;
+                let (ext, bmbt) = self.data_map(&i)?;
+                for (fsb, len) in ext.iter().map(|e| (e.fsb, e.len)).chain(bmbt.iter().map(|&b| (b, 1))) {
+                    let sp = self.space_entry(&mut t.spaces, fsb >> self.sb.agblklog)?;
+                    self.space_free(sp, fsb & mask, len)?;
                 }
             }
-            FMT_BTREE => return Err(self.unsupported(format!("{what}: freeing a file whose block map is a bmbt B+tree"))),
             f => return Err(self.invalid(&format!("inode {} di_format", i.ino), f, "unknown")),
         }
         let ai = self.inodes_entry(t, self.ag_of_ino(i.ino))?;

@@ -1,11 +1,13 @@
 //! Replacing a regular file's contents: the written extents from block 0 that the new
 //! contents need are kept and rewritten, what lies past the new end (and any hole or
 //! unwritten extent after them) is freed, and the rest is allocated near the file's last
-//! block (or its inode), contiguous where the AG allows; the extent list stays in the inode.
+//! block (or its inode), contiguous where the AG allows. The extent list goes in the inode
+//! when it fits, else in a two-level bmbt (root in the inode, leaves in new blocks; the old
+//! tree's blocks are freed).
 
 use super::alloc::{AgSpace, MAX_EXTLEN};
 use super::bmap::Extent;
-use super::inode::{FileKind, FMT_EXTENTS, MTIME};
+use super::inode::{FileKind, FMT_BTREE, FMT_EXTENTS, MTIME};
 use super::Xfs;
 use crate::fs::{FsError, PathProblem};
 use std::collections::BTreeMap;
@@ -25,7 +27,7 @@ impl Xfs<'_> {
         }
         let bs = self.sb.block;
         let need = (data.len() as u64).div_ceil(bs);
-        let ext = self.extents(&i)?;
+        let (ext, old_bmbt) = self.data_map(&i)?;
         // The written extents from block 0 that the new contents reuse, and what is freed.
         let mut keep: Vec<Extent> = Vec::new();
         let mut drop: Vec<Extent> = Vec::new();
@@ -44,7 +46,7 @@ impl Xfs<'_> {
         }
         let mut spaces: BTreeMap<u64, AgSpace> = BTreeMap::new();
         let mut new_ext = keep.clone();
-        let can_free = i.format() == FMT_EXTENTS && self.check_can_allocate(path).is_ok();
+        let can_free = (i.format() == FMT_EXTENTS || i.format() == FMT_BTREE) && self.check_can_allocate(path).is_ok();
         if covered >= need && !can_free {
             // Blocks past the new end stay allocated (as XFS's speculative preallocation
             // leaves them) where freeing them needs what is not written: a bmbt block map
@@ -52,20 +54,26 @@ impl Xfs<'_> {
             drop.clear();
         }
         let changes = covered < need || !drop.is_empty();
+        let mut new_bmbt: Vec<(u64, Vec<u8>)> = Vec::new();
         if changes {
-            if i.format() != FMT_EXTENTS {
-                return Err(self.unsupported(format!(
-                    "{path}: growing a file whose block map is a bmbt B+tree ({} bytes into {covered} blocks)",
-                    data.len()
-                )));
-            }
             self.check_can_allocate(path)?;
             self.plan_file_blocks(i.ino, &drop, need - covered, &mut new_ext, &mut spaces)?;
+            // The old bmbt blocks go; a new tree is built if the extents outgrow the inode.
+            let mask = (1u64 << self.sb.agblklog) - 1;
+            for &b in &old_bmbt {
+                let sp = self.space_entry(&mut spaces, b >> self.sb.agblklog)?;
+                self.space_free(sp, b & mask, 1)?;
+            }
             if new_ext.len() > i.data_fork_slots() {
-                return Err(self.unsupported(format!(
-                    "{path}: {} extents do not fit the inode's extent list (converting it to a bmbt B+tree is not written)",
-                    new_ext.len()
-                )));
+                let hdr = if self.sb.v5 { 72 } else { 24 };
+                let per = (self.sb.block as usize - hdr) / 16;
+                let nleaves = new_ext.len().div_ceil(per) as u64;
+                let mut lext = Vec::new();
+                self.plan_file_blocks(i.ino, &[], nleaves, &mut lext, &mut spaces)?;
+                let leaves: Vec<u64> = lext.iter().flat_map(|e| e.fsb..e.fsb + e.len).collect();
+                new_bmbt = self.bmbt_build(&mut i, &new_ext, &leaves).ok_or_else(|| {
+                    self.unsupported(format!("{path}: {} extents need a bmbt deeper than two levels (not written)", new_ext.len()))
+                })?;
             }
         }
         for sp in spaces.values_mut() {
@@ -85,11 +93,16 @@ impl Xfs<'_> {
             buf[..have].copy_from_slice(&data[start as usize..start as usize + have]);
             self.write_fsb(&buf, e.fsb, &format!("inode {} extent", i.ino))?;
         }
+        for (fsb, b) in &new_bmbt {
+            self.write_fsb(b, *fsb, &format!("inode {} bmbt block", i.ino))?;
+        }
         if changes {
-            let before: u64 = ext.iter().map(|e| e.len).sum();
-            let after: u64 = new_ext.iter().map(|e| e.len).sum();
+            let before: u64 = ext.iter().map(|e| e.len).sum::<u64>() + old_bmbt.len() as u64;
+            let after: u64 = new_ext.iter().map(|e| e.len).sum::<u64>() + new_bmbt.len() as u64;
             i.set_nblocks((i.nblocks() + after).saturating_sub(before));
-            i.set_data_extents(&new_ext);
+            if new_bmbt.is_empty() {
+                i.set_data_extents(&new_ext);
+            }
         }
         i.set_size(data.len() as u64);
         let (s, ns) = super::now();

@@ -31,6 +31,13 @@ const CRTIME: usize = 144;
 /// Seconds between the bigtime epoch (the earliest 32-bit time) and the Unix epoch.
 const BIGTIME_OFFSET: i64 = 1 << 31;
 
+/// The packed 128-bit bmbt record of `e`.
+pub fn pack_extent(e: &super::bmap::Extent) -> (u64, u64) {
+    let l0 = (u64::from(e.unwritten) << 63) | ((e.off & ((1 << 54) - 1)) << 9) | (e.fsb >> 43);
+    let l1 = (e.fsb << 21) | (e.len & ((1 << 21) - 1));
+    (l0, l1)
+}
+
 /// What kind of object an inode is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
@@ -186,6 +193,25 @@ impl Inode {
             set32(&mut self.raw, 76, 0);
         }
     }
+    /// Stores `root` (a bmbt root, the fork's size) as the data fork in btree format with
+    /// `nextents` extents.
+    pub fn set_btree_root(&mut self, root: &[u8], nextents: u64) {
+        let lit = if self.version() >= 3 { CORE_V3 } else { CORE_V2 };
+        let len = self.data_fork().len();
+        if let Some(fork) = self.raw.get_mut(lit..lit + len) {
+            let n = root.len().min(len);
+            fork[..n].copy_from_slice(&root[..n]);
+        }
+        if let Some(f) = self.raw.get_mut(5) {
+            *f = FMT_BTREE;
+        }
+        if self.flags2() & FL2_NREXT64 != 0 {
+            set64(&mut self.raw, 24, nextents);
+        } else {
+            set32(&mut self.raw, 76, nextents as u32);
+        }
+    }
+
     /// Drops the attribute fork (its bytes, offset and extent count).
     pub fn clear_attr_fork(&mut self) {
         let lit = if self.version() >= 3 { CORE_V3 } else { CORE_V2 };
@@ -234,8 +260,7 @@ impl Inode {
         if let Some(fork) = self.raw.get_mut(lit..lit + len) {
             fork.fill(0);
             for (k, e) in ext.iter().take(len / 16).enumerate() {
-                let l0 = (u64::from(e.unwritten) << 63) | ((e.off & ((1 << 54) - 1)) << 9) | (e.fsb >> 43);
-                let l1 = (e.fsb << 21) | (e.len & ((1 << 21) - 1));
+                let (l0, l1) = pack_extent(e);
                 set64(fork, k * 16, l0);
                 set64(fork, k * 16 + 8, l1);
             }
