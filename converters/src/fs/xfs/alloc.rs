@@ -246,10 +246,7 @@ impl Xfs<'_> {
                 // Only what the AGFL cannot hold goes back to free space: trimming it to the
                 // minimum could add free extents, grow a tree, and take blocks again.
                 for _ in 0..pool - (nb + nc + self.agfl_size()) {
-                    let b = match sp.fl.pop() {
-                        Some(b) => b,
-                        None => sp.tree_blocks.pop().unwrap_or_default(),
-                    };
+                    let Some(b) = sp.fl.pop().or_else(|| sp.tree_blocks.pop()) else { break };
                     self.space_free(sp, b, 1)?;
                 }
             } else {
