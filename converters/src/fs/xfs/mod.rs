@@ -6,10 +6,13 @@
 //! format, shortform, block, leaf and node directories, inline and remote symlinks, extended
 //! attributes (shortform and leaf attribute forks, local and remote values).
 //!
-//! Writes keep every CRC right and the log clean: mode, owner and times in place, and a
-//! file's contents, growing or shrinking it through the free-space allocator (bnobt/cntbt,
-//! AGFL, AGF and superblock counters; refused on rmapbt filesystems). Operations not written
-//! yet (creating or removing names) are refused with [`FsError::Unsupported`] before
+//! Writes keep every CRC right and the log clean: mode, owner and times in place; file
+//! contents grown or shrunk through the free-space allocator (bnobt/cntbt, AGFL, AGF and
+//! superblock counters), extent lists moving to a bmbt when they outgrow the inode; new
+//! files, directories and symlinks (inodes from the inobt/finobt, new chunks when full),
+//! unlink and rename, directories converted shortform → block → leaf → node as they grow.
+//! What is not written (rmapbt upkeep: allocation on rmapbt filesystems; xattr writes; a
+//! bmbt or da tree deeper than two levels) is refused with [`FsError::Unsupported`] before
 //! anything is written, so the caller's overlay is dropped untouched rather than half-written.
 
 mod ag;
