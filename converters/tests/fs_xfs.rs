@@ -508,6 +508,18 @@ fn kernel_made_bmbt_remote_symlink_xattrs_dirty_log() {
     assert_repair_clean(&im.work);
     assert_eq!(db_read(&im.work, "/frag"), b"rewritten\n");
     assert_eq!(db_field(&im.work, "/frag", "core.format"), "2 (extents)", "back from btree format");
+    // Removed with its leaf attribute fork and remote value blocks.
+    {
+        let ov2 = CowOverlay::new(RawImage::open(&im.work).unwrap()).unwrap();
+        let mut x = open(&ov2).unwrap();
+        x.unlink("/frag").unwrap();
+        drop(x);
+        let gone = dir.join("gone.img");
+        extract(&ov2, &gone);
+        assert_repair_clean(&gone);
+        assert!(!db_ls(&gone, "/").contains_key("frag"));
+        std::fs::remove_file(&gone).unwrap();
+    }
     assert_eq!(db_field(&im.work, "/frag", "core.mode"), "0100600");
 
     // A shutdown with a logged but unwritten change leaves the log dirty.

@@ -56,6 +56,11 @@ impl Xfs<'_> {
         self.fork_map(ino, ino.data_fork(), ino.format(), ino.nextents())
     }
 
+    /// The attribute fork's extents (leaf/node blocks and remote values) and bmbt blocks.
+    pub(super) fn attr_map(&self, ino: &Inode) -> Result<(Vec<Extent>, Vec<u64>), FsError> {
+        self.fork_map(ino, ino.attr_fork(), ino.aformat(), ino.anextents())
+    }
+
     fn fork_map(&self, ino: &Inode, fork: &[u8], format: u8, nextents: u64) -> Result<(Vec<Extent>, Vec<u64>), FsError> {
         let mut out = Vec::new();
         let mut blocks = Vec::new();

@@ -232,13 +232,18 @@ impl Xfs<'_> {
         if i.reflinked() {
             return Err(self.unsupported(format!("{what}: freeing a reflinked file (its blocks may be shared)")));
         }
+        let mask = (1u64 << self.sb.agblklog) - 1;
         if !i.attr_fork().is_empty() && i.aformat() != FMT_LOCAL {
-            return Err(self.unsupported(format!("{what}: freeing an inode whose attribute fork has blocks")));
+            // Leaf/node attribute blocks and remote values, and the fork's bmbt blocks.
+            let (ext, bmbt) = self.attr_map(&i)?;
+            for (fsb, len) in ext.iter().map(|e| (e.fsb, e.len)).chain(bmbt.iter().map(|&b| (b, 1))) {
+                let sp = self.space_entry(&mut t.spaces, fsb >> self.sb.agblklog)?;
+                self.space_free(sp, fsb & mask, len)?;
+            }
         }
         match i.format() {
             FMT_LOCAL => {}
             FMT_EXTENTS | FMT_BTREE => {
-                let mask = (1u64 << self.sb.agblklog) - 1;
                 let (ext, bmbt) = self.data_map(&i)?;
                 for (fsb, len) in ext.iter().map(|e| (e.fsb, e.len)).chain(bmbt.iter().map(|&b| (b, 1))) {
                     let sp = self.space_entry(&mut t.spaces, fsb >> self.sb.agblklog)?;
