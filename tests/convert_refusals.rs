@@ -37,7 +37,8 @@ fn xfs_root_on_lvm_is_refused_in_one_line() {
     assert_eq!(
         stderr.trim_end(),
         "ferry: the root filesystem /dev/rhel/root is xfs: Ferry converts only on ext2/3/4 filesystems \
-         (the XFS writer edits in place but cannot create files yet; there is no btrfs writer)"
+         (the XFS writer does not yet maintain rmapbt or write extended attributes, and no XFS guest \
+         has been converted end to end; there is no btrfs writer)"
     );
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "output written");
     assert_eq!(mtimes(), before, "a source changed");

@@ -273,21 +273,28 @@ fn exercise(args: &[&str]) {
     let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
     let new_fstab = b"UUID=0c8e4f6a-1f2e-4d3c-9b8a-7a6b5c4d3e2f / xfs defaults 0 0\n".to_vec();
     let short_big = pattern(5_000, 9);
+    let grown = pattern(100_000, 3);
     {
         let mut x = open(&ov).unwrap();
         check_reads(&x, &t, &im.img);
         check_features(&x, &im.img);
         x.write_file("/etc/fstab", &new_fstab).unwrap();
         x.write_file("/big.bin", &short_big).unwrap();
+        if args.iter().any(|a| a.contains("rmapbt=1")) {
+            // The reverse-mapping B+tree is not maintained: allocation refused, nothing written.
+            let before = ov.overlay_bytes();
+            let e = x.write_file("/etc/hostname", &pattern(100_000, 3)).unwrap_err();
+            assert!(matches!(e, FsError::Unsupported { .. }), "{e}");
+            assert!(e.to_string().contains("rmapbt"), "{e}");
+            assert_eq!(ov.overlay_bytes(), before);
+        } else {
+            // Growing past the file's blocks goes through the allocator.
+            x.write_file("/etc/hostname", &grown).unwrap();
+        }
         x.set_mode("/etc/shadow", 0o640).unwrap();
         x.set_owner("/etc/hostname", 1000, 100).unwrap();
         x.set_times("/etc/hostname", 1_600_000_000, 1_700_000_000).unwrap();
         x.set_mode("/node", 0o700).unwrap();
-        // Growing past the blocks the file has needs the allocator: refused, nothing written.
-        let before = ov.overlay_bytes();
-        let e = x.write_file("/etc/hostname", &pattern(100_000, 3)).unwrap_err();
-        assert!(matches!(e, FsError::Unsupported { .. }), "{e}");
-        assert_eq!(ov.overlay_bytes(), before);
     }
     std::fs::remove_file(&im.work).ok();
     extract(&ov, &im.work);
@@ -298,6 +305,10 @@ fn exercise(args: &[&str]) {
     assert_eq!(db_field(w, "/big.bin", "core.size"), "5000");
     assert_eq!(db_field(w, "/etc/shadow", "core.mode"), "0100640");
     assert_eq!(db_field(w, "/etc/shadow", "core.gid"), "42");
+    if !args.iter().any(|a| a.contains("rmapbt=1")) {
+        assert_eq!(db_read(w, "/etc/hostname"), grown);
+        assert_eq!(db_field(w, "/etc/hostname", "core.size"), "100000");
+    }
     assert_eq!(db_field(w, "/etc/hostname", "core.uid"), "1000");
     assert_eq!(db_field(w, "/etc/hostname", "core.gid"), "100");
     assert!(db_field(w, "/etc/hostname", "core.mtime.sec").contains("2023"), "mtime 1.7e9 is in Nov 2023");
@@ -485,9 +496,10 @@ fn kernel_made_bmbt_remote_symlink_xattrs_dirty_log() {
         assert_eq!(x.get_xattr("/frag", "user.big").unwrap().unwrap(), "v".repeat(3000).as_bytes());
         assert_eq!(x.get_xattr("/frag", "user.attribute_number_39").unwrap().unwrap(), b"value 39");
         assert_eq!(x.get_xattr("/frag", "user.missing").unwrap(), None);
-        // The first 100 000 bytes' blocks are every other one: the rewrite must refuse (holes).
-        let e = x.write_file("/frag", &shorter).unwrap_err();
-        assert!(matches!(e, FsError::Unsupported { .. }), "{e}");
+        // The first 100 000 bytes' blocks are every other one (holes between): the rewrite
+        // frees what follows the first block, the old bmbt with it, and allocates the rest.
+        x.write_file("/frag", &shorter).unwrap();
+        assert_eq!(x.read_file("/frag", 1 << 30).unwrap(), shorter);
         // Within the first block it fits.
         x.write_file("/frag", b"rewritten\n").unwrap();
         x.set_mode("/frag", 0o600).unwrap();
@@ -495,6 +507,19 @@ fn kernel_made_bmbt_remote_symlink_xattrs_dirty_log() {
     extract(&ov, &im.work);
     assert_repair_clean(&im.work);
     assert_eq!(db_read(&im.work, "/frag"), b"rewritten\n");
+    assert_eq!(db_field(&im.work, "/frag", "core.format"), "2 (extents)", "back from btree format");
+    // Removed with its leaf attribute fork and remote value blocks.
+    {
+        let ov2 = CowOverlay::new(RawImage::open(&im.work).unwrap()).unwrap();
+        let mut x = open(&ov2).unwrap();
+        x.unlink("/frag").unwrap();
+        drop(x);
+        let gone = dir.join("gone.img");
+        extract(&ov2, &gone);
+        assert_repair_clean(&gone);
+        assert!(!db_ls(&gone, "/").contains_key("frag"));
+        std::fs::remove_file(&gone).unwrap();
+    }
     assert_eq!(db_field(&im.work, "/frag", "core.mode"), "0100600");
 
     // A shutdown with a logged but unwritten change leaves the log dirty.
@@ -515,8 +540,9 @@ fn kernel_made_bmbt_remote_symlink_xattrs_dirty_log() {
     assert_eq!(e.to_string(), "the XFS log of fs.img needs recovery: shut the guest down cleanly");
 }
 
-/// The dispatch's XFS writer as a guest root behind `GuestFs`: reads and in-place edits go
-/// through, what needs the allocator is refused as Unsupported and writes nothing.
+/// The dispatch's XFS writer as a guest root behind `GuestFs`: reads, edits, new files,
+/// directories and symlinks, unlink and rename go through; what is not written (allocation
+/// on an rmapbt filesystem) is refused as Unsupported and writes nothing.
 #[test]
 fn guestfs_over_an_xfs_root() {
     use ferry_converters::guestfs::{Ext4GuestFs, FileKind as GKind, GuestFs, GuestFsError};
@@ -534,19 +560,347 @@ fn guestfs_over_an_xfs_root() {
         g.write_file("/etc/fstab", b"UUID=1 / xfs defaults 0 0\n", 0o644).unwrap();
         g.set_mode("/etc/hostname", 0o600).unwrap();
         g.set_owner("/etc/hostname", 7, 8).unwrap();
-        let before = ov.overlay_bytes();
-        let unsupported = |r: Result<(), GuestFsError>| matches!(r, Err(GuestFsError::Unsupported { .. }));
-        assert!(unsupported(g.write_file("/etc/new", b"x", 0o644)));
-        assert!(unsupported(g.mkdir("/etc/newdir", 0o755)));
-        assert!(unsupported(g.symlink("/x", "/etc/link")));
-        assert!(unsupported(g.unlink("/etc/hostname")));
-        assert!(unsupported(g.rename("/etc/hostname", "/etc/hostname2")));
-        assert_eq!(ov.overlay_bytes(), before, "a refused operation wrote nothing");
+        g.write_file("/etc/new", b"x\n", 0o600).unwrap();
+        g.mkdir("/etc/newdir", 0o700).unwrap();
+        g.write_file("/etc/newdir/grown", &pattern(50_000, 4), 0o644).unwrap();
+        g.symlink("/etc/fstab", "/etc/link").unwrap();
+        g.unlink("/etc/shadow").unwrap();
+        g.rename("/etc/hostname", "/etc/hostname2").unwrap();
+        assert_eq!(g.read_dir("/etc").unwrap(), ["fstab", "hostname2", "link", "new", "newdir"]);
+        assert_eq!(g.read_file("/etc/link").unwrap(), b"UUID=1 / xfs defaults 0 0\n");
+        assert!(matches!(g.unlink("/etc/newdir"), Err(GuestFsError::Io { .. } | GuestFsError::Unsupported { .. })));
+        g.write_file("/leaf/new", b"x", 0o644).unwrap();
         assert!(matches!(g.read_file("/etc/missing"), Err(GuestFsError::NotFound { .. })));
     }
     extract(&ov, &im.work);
     assert_repair_clean(&im.work);
     assert_eq!(db_read(&im.work, "/etc/fstab"), b"UUID=1 / xfs defaults 0 0\n");
-    assert_eq!(db_field(&im.work, "/etc/hostname", "core.mode"), "0100600");
-    assert_eq!(db_field(&im.work, "/etc/hostname", "core.uid"), "7");
+    assert_eq!(db_field(&im.work, "/etc/hostname2", "core.mode"), "0100600");
+    assert_eq!(db_field(&im.work, "/etc/hostname2", "core.uid"), "7");
+    assert_eq!(db_read(&im.work, "/etc/new"), b"x\n");
+    assert_eq!(db_field(&im.work, "/etc/new", "core.mode"), "0100600");
+    assert_eq!(db_read(&im.work, "/etc/newdir/grown"), pattern(50_000, 4));
+    let etc = db_ls(&im.work, "/etc");
+    assert!(!etc.contains_key("shadow") && etc.contains_key("link"), "{etc:?}");
+    assert!(db_ls(&im.work, "/leaf").contains_key("new"));
+    // On an rmapbt filesystem what needs allocation is refused, writing nothing.
+    let Some((im, _)) = make(&["-m", "rmapbt=1"]) else { return };
+    let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
+    let root = fs::open(Volume::new(&ov, 0, ov.size(), "fs.img").unwrap(), "xfs", "fs.img").unwrap();
+    let mut g = Ext4GuestFs::with_root(root);
+    let before = ov.overlay_bytes();
+    for r in [g.write_file("/etc/new", b"x", 0o644), g.mkdir("/etc/d", 0o755), g.unlink("/etc/fstab"), g.rename("/etc/fstab", "/etc/f2")] {
+        assert!(matches!(&r, Err(GuestFsError::Unsupported { reason, .. }) if reason.contains("rmapbt")), "{r:?}");
+    }
+    assert_eq!(ov.overlay_bytes(), before, "a refused operation wrote nothing");
+}
+
+/// The largest free-space B+tree height over all AGs, as xfs_db reads the AGFs.
+fn free_tree_levels(img: &Path) -> u32 {
+    let agcount: u32 = db_sb(img, "agcount") as u32;
+    (0..agcount)
+        .map(|ag| {
+            let out = xfs_db(img, &[&format!("agf {ag}"), "print bnolevel cntlevel"]);
+            out.lines().filter_map(|l| l.split_once(" = ")).map(|(_, v)| v.trim().parse::<u32>().unwrap()).max().unwrap()
+        })
+        .max()
+        .unwrap()
+}
+
+fn db_sb(img: &Path, field: &str) -> u64 {
+    let out = xfs_db(img, &["sb 0", &format!("print {field}")]);
+    out.lines().find_map(|l| l.strip_prefix(&format!("{field} = "))).unwrap().trim().parse().unwrap()
+}
+
+/// Thousands of frees and allocations: every other file of the node and leaf directories
+/// emptied (free space fragmented into a multi-level bnobt/cntbt), then all of them and
+/// /big.bin grown again from that fragmented space (trees shrink back). xfs_repair -n is
+/// clean after each phase (it checks both trees, the AGFL, the AGF and superblock counters);
+/// contents read back through xfs_db's block maps and a reopened filesystem.
+fn churn(args: &[&str]) {
+    let Some((im, t)) = make(args) else { return };
+    let victims: Vec<String> =
+        t.files.keys().filter(|p| p.starts_with("node/") || p.starts_with("leaf/")).step_by(2).map(|p| format!("/{p}")).collect();
+    assert!(victims.len() >= 1700);
+    let bs = db_sb(&im.img, "blocksize") as usize;
+    let free0 = db_sb(&im.img, "fdblocks");
+    let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
+    {
+        let mut x = open(&ov).unwrap();
+        for v in &victims {
+            x.write_file(v, b"").unwrap();
+        }
+    }
+    let mid = im.work.with_extension("mid");
+    extract(&ov, &mid);
+    assert_repair_clean(&mid);
+    assert!(free_tree_levels(&mid) >= 2, "fragmented free space needs a multi-level tree");
+    assert_eq!(db_sb(&mid, "fdblocks"), free0 + victims.len() as u64, "each emptied file gave its block back");
+    assert_eq!(db_field(&mid, &victims[0], "core.nblocks"), "0");
+    std::fs::remove_file(&mid).unwrap();
+    let big = pattern(2 << 20, 5);
+    {
+        let mut x = open(&ov).unwrap();
+        for (k, v) in victims.iter().enumerate() {
+            x.write_file(v, &pattern(2 * bs + k % bs, k as u64)).unwrap();
+        }
+        x.write_file("/big.bin", &big).unwrap();
+    }
+    extract(&ov, &im.work);
+    assert_repair_clean(&im.work);
+    let w = &im.work;
+    for (k, v) in victims.iter().enumerate().step_by(97) {
+        assert_eq!(db_read(w, v), pattern(2 * bs + k % bs, k as u64), "{v}");
+    }
+    assert_eq!(db_read(w, "/big.bin"), big);
+    let ov2 = CowOverlay::new(RawImage::open(w).unwrap()).unwrap();
+    let x = open(&ov2).unwrap();
+    assert_eq!(x.read_file(&victims[1], 1 << 20).unwrap(), pattern(2 * bs + 1, 1));
+    assert_eq!(x.read_file("/big.bin", 4 << 20).unwrap(), big);
+}
+
+#[test]
+fn allocator_churn_v5_1k_blocks() {
+    churn(&["-b", "size=1024", "-m", "rmapbt=0,reflink=1"]);
+}
+
+#[test]
+fn allocator_churn_v4_4k() {
+    churn(&["-m", "crc=0"]);
+}
+
+/// `xfs_db ls` of a directory: name -> inode number.
+fn db_ls(img: &Path, dir: &str) -> BTreeMap<String, u64> {
+    let out = xfs_db(img, &[&format!("path {dir}"), "ls"]);
+    // "8          128                directory      0x0000002e   1 . (good)"
+    out.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() >= 7 && w.last() == Some(&"(good)")).then(|| (w[w.len() - 2].to_string(), w[1].parse().unwrap()))
+        })
+        .collect()
+}
+
+/// Creates, links, renames and removes names in shortform directories: new files (with
+/// data through the allocator), a directory, inline and remote symlinks; replaced and
+/// removed files give their inode and blocks back. Judged by xfs_repair -n (inobt, finobt,
+/// AGI and superblock inode counts, directory structure, link counts) and xfs_db's ls and
+/// block maps; a block directory and a full shortform directory are refused, writing nothing.
+fn names(args: &[&str]) {
+    /// Enough names to take /sf from shortform through block and leaf to node form.
+    const FILLERS: usize = 700;
+    let Some((im, _)) = make(args) else { return };
+    let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
+    let bs = db_sb(&im.img, "blocksize") as usize;
+    let (icount0, ifree0) = (db_sb(&im.img, "icount"), db_sb(&im.img, "ifree"));
+    let long: String = "/".to_string() + &"z/".repeat(349) + "q";
+    let small = b"new file\n".to_vec();
+    let big = pattern(5 * bs + 100, 11);
+    {
+        let mut x = open(&ov).unwrap();
+        x.create_file("/sf/small", &small, 0o640, 7, 8).unwrap();
+        x.create_file("/sf/big", &big, 0o644, 0, 0).unwrap();
+        x.create_file("/sf/empty", b"", 0o600, 0, 0).unwrap();
+        x.mkdir("/sf/d", 0o750, 0, 0).unwrap();
+        x.create_file("/sf/d/inner", b"inner\n", 0o644, 0, 0).unwrap();
+        x.symlink("/sf/short", b"../etc/fstab", 0, 0).unwrap();
+        x.symlink("/sf/long", long.as_bytes(), 0, 0).unwrap();
+        x.unlink("/sf/entry_number_00000").unwrap();
+        x.rename("/sf/entry_number_00001", "/sf/d/moved").unwrap();
+        x.rename("/sf/small", "/sf/empty").unwrap();
+        x.mkdir("/sf/d/sub", 0o755, 0, 0).unwrap();
+        x.rename("/sf/d", "/moved_dir").unwrap();
+        assert!(matches!(x.rename("/moved_dir", "/moved_dir/sub/x").unwrap_err().path_problem(), Some(fs::PathProblem::IntoItself)));
+        assert!(matches!(x.create_file("/sf/big", b"", 0o644, 0, 0).unwrap_err().path_problem(), Some(fs::PathProblem::Exists)));
+        // Refusals write nothing.
+        // Leaf and node directories, within their blocks.
+        for d in ["leaf", "node"] {
+            for j in 0..20 {
+                x.create_file(&format!("/{d}/added_{j}"), format!("{d} added {j}\n").as_bytes(), 0o644, 0, 0).unwrap();
+            }
+            for j in (0..40).step_by(2) {
+                x.unlink(&format!("/{d}/entry_number_{j:05}")).unwrap();
+            }
+            x.rename(&format!("/{d}/entry_number_00001"), &format!("/{d}/renamed_in_place")).unwrap();
+        }
+        x.rename("/node/entry_number_00003", "/leaf/from_node").unwrap();
+        // A block directory: entries added, removed, renamed in and out.
+        x.create_file("/blk/added", b"added\n", 0o644, 0, 0).unwrap();
+        x.unlink("/blk/entry_number_00003").unwrap();
+        x.rename("/blk/entry_number_00004", "/sf/from_blk").unwrap();
+        x.rename("/sf/entry_number_00002", "/blk/from_sf").unwrap();
+        // The shortform directory fills up and becomes a block directory, a leaf directory
+        // (data blocks added as it grows), then a node directory.
+        for j in 0..FILLERS {
+            x.create_file(&format!("/sf/filler_with_a_long_name_{j:03}"), b"", 0o644, 0, 0).unwrap();
+        }
+        assert_eq!(x.read_dir("/sf").unwrap().len(), 5 + FILLERS);
+    }
+    let mid = im.work.with_extension("mid");
+    extract(&ov, &mid);
+    assert_repair_clean(&mid);
+    let free_index = (64u64 << 30) / bs as u64;
+    let bmap = xfs_db(&mid, &["path /sf", "bmap"]);
+    assert!(
+        bmap.lines().any(|l| l.split_whitespace().nth(2).and_then(|o| o.parse::<u64>().ok()).is_some_and(|o| o >= free_index)),
+        "/sf has free-index blocks (node form): {bmap}"
+    );
+    assert_eq!(db_ls(&mid, "/sf").len(), 2 + 5 + FILLERS);
+    std::fs::remove_file(&mid).unwrap();
+    {
+        let mut x = open(&ov).unwrap();
+        for j in 0..FILLERS {
+            x.unlink(&format!("/sf/filler_with_a_long_name_{j:03}")).unwrap();
+        }
+    }
+    extract(&ov, &im.work);
+    assert_repair_clean(&im.work);
+    let w = &im.work;
+    let sf = db_ls(w, "/sf");
+    let names: Vec<&str> = sf.keys().map(String::as_str).collect();
+    assert_eq!(names, [".", "..", "big", "empty", "from_blk", "long", "short"]);
+    assert_eq!(db_field(w, "/sf", "core.format"), "2 (extents)", "/sf became a block directory");
+    let blk = db_ls(w, "/blk");
+    assert_eq!(blk.len(), 2 + 30 - 2 + 2, "{blk:?}");
+    assert!(blk.contains_key("added") && blk.contains_key("from_sf") && !blk.contains_key("entry_number_00003"));
+    assert_eq!(db_read(w, "/blk/added"), b"added\n");
+    for (d, n) in [("leaf", 400), ("node", 3000)] {
+        let ls = db_ls(w, &format!("/{d}"));
+        let extra = if d == "leaf" { 1 } else { -1 };
+        assert_eq!(ls.len() as i64, 2 + n + 20 - 20 + extra, "/{d}");
+        assert!(ls.contains_key("added_19") && ls.contains_key("renamed_in_place") && !ls.contains_key("entry_number_00000"));
+        assert_eq!(db_read(w, &format!("/{d}/added_7")), format!("{d} added 7\n").as_bytes());
+        assert_eq!(db_read(w, &format!("/{d}/renamed_in_place")), format!("{d} 1\n").as_bytes());
+    }
+    assert_eq!(db_read(w, "/leaf/from_node"), b"node 3\n");
+    assert_eq!(db_read(w, "/sf/from_blk"), b"blk 4\n");
+    let md = db_ls(w, "/moved_dir");
+    assert_eq!(md.keys().map(String::as_str).collect::<Vec<_>>(), [".", "..", "inner", "moved", "sub"]);
+    assert_eq!(db_ls(w, "/moved_dir/sub")[".."], md["."]);
+    assert_eq!(db_field(w, "/moved_dir", "core.nlinkv2"), "3");
+    assert_eq!(db_read(w, "/sf/big"), big);
+    assert_eq!(db_read(w, "/sf/empty"), small, "renamed over");
+    assert_eq!(db_field(w, "/sf/empty", "core.mode"), "0100640");
+    assert_eq!(db_field(w, "/sf/empty", "core.uid"), "7");
+    assert_eq!(db_read(w, "/moved_dir/inner"), b"inner\n");
+    assert_eq!(db_read(w, "/moved_dir/moved"), b"sf 1\n");
+    // Nine inodes taken (small, big, empty, d, inner, short, long, sub, added) and 40 in
+    // leaf/node, three given back (two unlinked entries and the file renamed over) and 40
+    // in leaf/node; the fillers came and went.
+    // (The fillers needed new inode chunks, whose inodes are free again.)
+    assert_eq!(db_sb(w, "icount") - db_sb(w, "ifree"), icount0 - ifree0 + 6);
+    let ov2 = CowOverlay::new(RawImage::open(w).unwrap()).unwrap();
+    let x = open(&ov2).unwrap();
+    assert_eq!(x.read_link("/sf/long").unwrap(), long.as_bytes());
+    assert_eq!(x.read_link("/sf/short").unwrap(), b"../etc/fstab");
+    assert_eq!(x.read_file("/sf/short", 1 << 20).unwrap(), b"/dev/sda1 / xfs defaults 0 0\n");
+    assert_eq!(x.read_file("/sf/big", 1 << 20).unwrap(), big);
+}
+
+#[test]
+fn names_v5_4k() {
+    names(&[]);
+}
+
+#[test]
+fn names_v5_1k_finobt_sparse() {
+    names(&["-b", "size=1024", "-m", "rmapbt=0,finobt=1", "-i", "sparse=1"]);
+}
+
+#[test]
+fn names_v4_4k() {
+    names(&["-m", "crc=0"]);
+}
+
+/// More files than the existing inode chunks have free inodes: new chunks are allocated
+/// (aligned, their inodes initialised free, inobt/finobt records inserted, AGI and
+/// superblock counts), judged by xfs_repair -n and xfs_db's inode counts.
+fn chunks(args: &[&str]) {
+    let Some((im, _)) = make(args) else { return };
+    let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
+    let (icount0, ifree0) = (db_sb(&im.img, "icount"), db_sb(&im.img, "ifree"));
+    let want = ifree0 + 100;
+    let dirs = want.div_ceil(30);
+    {
+        let mut x = open(&ov).unwrap();
+        for d in 0..dirs {
+            x.mkdir(&format!("/c{d}"), 0o755, 0, 0).unwrap();
+            for f in 0..30 {
+                x.create_file(&format!("/c{d}/f{f:02}"), format!("{d}/{f}\n").as_bytes(), 0o644, 0, 0).unwrap();
+            }
+        }
+    }
+    extract(&ov, &im.work);
+    assert_repair_clean(&im.work);
+    let w = &im.work;
+    let used = dirs * 31;
+    let (icount, ifree) = (db_sb(w, "icount"), db_sb(w, "ifree"));
+    assert!(icount > icount0, "new chunks: icount {icount0} -> {icount}");
+    assert_eq!((icount - icount0) % 64, 0);
+    assert_eq!(icount - ifree, icount0 - ifree0 + used);
+    assert_eq!(db_read(w, &format!("/c{}/f29", dirs - 1)), format!("{}/29\n", dirs - 1).as_bytes());
+    assert_eq!(db_ls(w, "/c0").len(), 32);
+}
+
+#[test]
+fn inode_chunks_v5_4k() {
+    chunks(&[]);
+}
+
+#[test]
+fn inode_chunks_v4_1k() {
+    chunks(&["-m", "crc=0", "-b", "size=1024"]);
+}
+
+/// Two files grown a block at a time in turn interleave their blocks: one extent per step,
+/// so their extent lists outgrow the inode and become bmbt B+trees (root in the inode,
+/// leaves in new blocks); then one shrinks back to extents format and the other is removed
+/// with its tree. xfs_repair -n and xfs_db judge each stage.
+fn bmbt(args: &[&str]) {
+    let Some((im, _)) = make(args) else { return };
+    let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
+    let bs = db_sb(&im.img, "blocksize") as usize;
+    let free0 = db_sb(&im.img, "fdblocks");
+    let rounds = 120;
+    {
+        let mut x = open(&ov).unwrap();
+        x.create_file("/a", b"", 0o644, 0, 0).unwrap();
+        x.create_file("/b", b"", 0o644, 0, 0).unwrap();
+        for r in 1..=rounds {
+            x.write_file("/a", &pattern(r * bs, 1)).unwrap();
+            x.write_file("/b", &pattern(r * bs, 2)).unwrap();
+        }
+    }
+    let mid = im.work.with_extension("mid");
+    extract(&ov, &mid);
+    assert_repair_clean(&mid);
+    assert_eq!(db_field(&mid, "/a", "core.format"), "3 (btree)");
+    assert_eq!(db_field(&mid, "/b", "core.format"), "3 (btree)");
+    assert!(db_field(&mid, "/a", "core.nextents").parse::<u64>().unwrap() > 50);
+    assert_eq!(db_read(&mid, "/a"), pattern(rounds * bs, 1));
+    assert_eq!(db_read(&mid, "/b"), pattern(rounds * bs, 2));
+    std::fs::remove_file(&mid).unwrap();
+    {
+        let mut x = open(&ov).unwrap();
+        assert_eq!(x.read_file("/b", 1 << 30).unwrap(), pattern(rounds * bs, 2));
+        x.write_file("/a", b"short\n").unwrap();
+        x.unlink("/b").unwrap();
+    }
+    extract(&ov, &im.work);
+    assert_repair_clean(&im.work);
+    assert_eq!(db_field(&im.work, "/a", "core.format"), "2 (extents)");
+    assert_eq!(db_read(&im.work, "/a"), b"short\n");
+    // Everything but /a's one block (and the root directory's growth, if any) is free again.
+    let free = db_sb(&im.work, "fdblocks");
+    assert!(free + 2 >= free0 - 1 && free < free0, "fdblocks {free0} -> {free}");
+}
+
+#[test]
+fn bmbt_files_v5_4k() {
+    bmbt(&[]);
+}
+
+#[test]
+fn bmbt_files_v4_1k() {
+    bmbt(&["-m", "crc=0", "-b", "size=1024"]);
 }

@@ -219,7 +219,7 @@ pub fn convert_guest(
     report.root = os.root.clone();
     if !is_writable(&rep, &os.root) {
         bail!(
-            "the root filesystem {} is {}: Ferry converts only on ext2/3/4 filesystems (the XFS writer edits in place but cannot create files yet; there is no btrfs writer)",
+            "the root filesystem {} is {}: Ferry converts only on ext2/3/4 filesystems (the XFS writer does not yet maintain rmapbt or write extended attributes, and no XFS guest has been converted end to end; there is no btrfs writer)",
             os.root,
             match fstype(&rep, &os.root) {
                 "" => "of an unknown type",

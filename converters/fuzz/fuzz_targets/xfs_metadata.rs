@@ -2,7 +2,9 @@
 //! overwrites bytes of the small committed v5 image (testdata/fs/xfs-v5.img.gz: superblock,
 //! AG headers, inodes, shortform/block/leaf directories, symlinks), each 5-byte chunk being a
 //! little-endian offset into the metadata-dense first 2 MiB of either AG and a byte; then the
-//! filesystem is opened, walked, read, and edited in place.
+//! filesystem is opened, walked, read, edited in place, and edited through the allocator:
+//! files grown, shrunk, created, linked, renamed and removed in shortform, block and leaf
+//! directories (free-space, inobt/finobt and directory writes on corrupted trees).
 #![no_main]
 
 use ferry_converters::fs::xfs::{FileKind, Xfs};
@@ -125,6 +127,19 @@ fuzz_target!(|data: &[u8]| {
     let _ = fs.set_mode("/many/entry_number_7", 0o600);
     let _ = fs.set_owner("/block", 1, 2);
     let _ = fs.set_times("/bin", 1, 2);
+    let _ = fs.write_file("/etc/hostname", &[b'h'; 9000]);
+    let _ = fs.write_file("/var/data", b"short");
+    let _ = fs.create_file("/etc/new", &[b'n'; 5000], 0o644, 0, 0);
+    let _ = fs.create_file("/block/new_entry", b"x", 0o644, 0, 0);
+    let _ = fs.create_file("/many/new_entry", b"y", 0o644, 0, 0);
+    let _ = fs.mkdir("/var/dir", 0o755, 0, 0);
+    let _ = fs.symlink("/var/dir/link", b"../../etc/fstab", 0, 0);
+    let _ = fs.symlink("/var/remote", &[b'r'; 600], 0, 0);
+    let _ = fs.unlink("/many/entry_number_9");
+    let _ = fs.unlink("/block/entry_3");
+    let _ = fs.rename("/block/entry_4", "/var/dir/moved");
+    let _ = fs.rename("/many/entry_number_10", "/many/renamed");
+    let _ = fs.rename("/var/dir", "/etc/dir");
     let mut budget = 400;
     walk(&fs, "/", 0, &mut budget);
 });

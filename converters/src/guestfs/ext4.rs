@@ -243,7 +243,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .write_file(&inner, data, perm(mode), 0, 0)
                 .map_err(|e| fs_err(&canon, "write", e)),
             Mount::Fat(f) => vfat::write_file(f, &inner, &canon, data),
-            Mount::Xfs(x) => gxfs::write_file(x, &inner, &canon, data),
+            Mount::Xfs(x) => gxfs::write_file(x, &inner, &canon, data, mode),
         }
     }
 
@@ -281,7 +281,7 @@ impl GuestFs for Ext4GuestFs<'_> {
         let (i, inner, canon) = self.place(path, false)?;
         let fs = match self.fs_mut(i) {
             Mount::Ext(fs) => fs,
-            Mount::Xfs(_) => return Err(gxfs::unsupported(&canon, "creating a symbolic link")),
+            Mount::Xfs(x) => return gxfs::symlink(x, target, &inner, &canon),
             Mount::Fat(_) => return Err(vfat::unsupported(&canon, "symbolic links")),
         };
         fs.symlink(&inner, target, 0, 0)
@@ -296,7 +296,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .unlink(&inner)
                 .map_err(|e| fs_err(&canon, "unlink", e)),
             Mount::Fat(f) => vfat::unlink(f, &inner, &canon),
-            Mount::Xfs(_) => Err(gxfs::unsupported(&canon, "removing a file")),
+            Mount::Xfs(x) => gxfs::unlink(x, &inner, &canon),
         }
     }
 
@@ -316,7 +316,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .rename(&inner_from, &inner_to)
                 .map_err(|e| fs_err(&canon_from, "rename", e)),
             Mount::Fat(f) => vfat::rename(f, &inner_from, &inner_to, &canon_from),
-            Mount::Xfs(_) => Err(gxfs::unsupported(&canon_from, "renaming")),
+            Mount::Xfs(x) => gxfs::rename(x, &inner_from, &inner_to, &canon_from),
         }
     }
 
@@ -327,7 +327,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .mkdir(&inner, perm(mode), 0, 0)
                 .map_err(|e| fs_err(&canon, "mkdir", e)),
             Mount::Fat(f) => vfat::mkdir(f, &inner, &canon),
-            Mount::Xfs(_) => Err(gxfs::unsupported(&canon, "creating a directory")),
+            Mount::Xfs(x) => gxfs::mkdir(x, &inner, &canon, mode),
         }
     }
 

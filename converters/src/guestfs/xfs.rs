@@ -1,8 +1,8 @@
 //! The [`GuestFs`](super::GuestFs) operations on an XFS filesystem, for
 //! [`Ext4GuestFs`](super::Ext4GuestFs)'s XFS mounts. Reads cover everything; edits are those
-//! the XFS writer does in place (chmod, chown, rewriting a file within its blocks); the ones
-//! that need its allocator (new names, removals, growth) come back as
-//! [`GuestFsError::Unsupported`] naming the operation.
+//! the XFS writer does (chmod, chown, rewriting, growing and creating files, mkdir, symlink,
+//! unlink, rename); what it refuses (allocation on rmapbt filesystems, ...) comes back as
+//! [`GuestFsError::Unsupported`] naming it.
 
 use super::{FileKind, GuestFsError, Stat};
 use crate::fs::xfs::{FileKind as XfsKind, Xfs};
@@ -26,13 +26,6 @@ fn err(path: &str, op: &'static str, e: FsError) -> GuestFsError {
     }
 }
 
-/// What the XFS writer cannot do yet, for `path`.
-pub fn unsupported(path: &str, what: &str) -> GuestFsError {
-    GuestFsError::Unsupported {
-        path: path.into(),
-        reason: format!("{what} on XFS needs the XFS allocator, which is not written yet"),
-    }
-}
 
 fn kind_of(k: XfsKind) -> FileKind {
     match k {
@@ -84,11 +77,27 @@ pub fn read_link(fs: &Xfs, inner: &str, canon: &str) -> Result<String, GuestFsEr
     Ok(String::from_utf8_lossy(&t).into_owned())
 }
 
-pub fn write_file(fs: &mut Xfs, inner: &str, canon: &str, data: &[u8]) -> Result<(), GuestFsError> {
+pub fn write_file(fs: &mut Xfs, inner: &str, canon: &str, data: &[u8], mode: u32) -> Result<(), GuestFsError> {
     if lstat(fs, inner, canon)?.is_none() {
-        return Err(unsupported(canon, "creating a file"));
+        return fs.create_file(inner, data, (mode & 0o7777) as u16, 0, 0).map_err(|e| err(canon, "create", e));
     }
     fs.write_file(inner, data).map_err(|e| err(canon, "write", e))
+}
+
+pub fn mkdir(fs: &mut Xfs, inner: &str, canon: &str, mode: u32) -> Result<(), GuestFsError> {
+    fs.mkdir(inner, (mode & 0o7777) as u16, 0, 0).map_err(|e| err(canon, "mkdir", e))
+}
+
+pub fn symlink(fs: &mut Xfs, target: &str, inner: &str, canon: &str) -> Result<(), GuestFsError> {
+    fs.symlink(inner, target.as_bytes(), 0, 0).map_err(|e| err(canon, "symlink", e))
+}
+
+pub fn unlink(fs: &mut Xfs, inner: &str, canon: &str) -> Result<(), GuestFsError> {
+    fs.unlink(inner).map_err(|e| err(canon, "unlink", e))
+}
+
+pub fn rename(fs: &mut Xfs, from: &str, to: &str, canon: &str) -> Result<(), GuestFsError> {
+    fs.rename(from, to).map_err(|e| err(canon, "rename", e))
 }
 
 pub fn set_mode(fs: &mut Xfs, inner: &str, canon: &str, mode: u32) -> Result<(), GuestFsError> {

@@ -1,7 +1,7 @@
 //! Block maps: the packed 128-bit extent records of a data fork, in the inode (extents
 //! format) or in a bmbt B+tree whose root sits in the inode (btree format).
 
-use super::bytes::{be16, be32, be64, crc_ok};
+use super::bytes::{be16, be32, be64, crc_ok, set16, set64, set_crc};
 use super::inode::{Inode, FMT_BTREE, FMT_EXTENTS};
 use super::Xfs;
 use crate::fs::FsError;
@@ -48,7 +48,22 @@ impl Xfs<'_> {
     }
 
     fn fork_extents(&self, ino: &Inode, fork: &[u8], format: u8, nextents: u64) -> Result<Vec<Extent>, FsError> {
+        Ok(self.fork_map(ino, fork, format, nextents)?.0)
+    }
+
+    /// The data fork's extents and the bmbt blocks holding them (none in extents format).
+    pub(super) fn data_map(&self, ino: &Inode) -> Result<(Vec<Extent>, Vec<u64>), FsError> {
+        self.fork_map(ino, ino.data_fork(), ino.format(), ino.nextents())
+    }
+
+    /// The attribute fork's extents (leaf/node blocks and remote values) and bmbt blocks.
+    pub(super) fn attr_map(&self, ino: &Inode) -> Result<(Vec<Extent>, Vec<u64>), FsError> {
+        self.fork_map(ino, ino.attr_fork(), ino.aformat(), ino.anextents())
+    }
+
+    fn fork_map(&self, ino: &Inode, fork: &[u8], format: u8, nextents: u64) -> Result<(Vec<Extent>, Vec<u64>), FsError> {
         let mut out = Vec::new();
+        let mut blocks = Vec::new();
         match format {
             FMT_EXTENTS => {
                 let n = nextents;
@@ -73,21 +88,22 @@ impl Xfs<'_> {
                 let mut budget = MAX_BLOCKS;
                 for i in 0..n {
                     let ptr = be64(fork, 4 + maxrecs * 8 + i * 8);
-                    self.bmbt_block(ino.ino, ptr, level - 1, &mut out, &mut budget)?;
+                    self.bmbt_block(ino.ino, ptr, level - 1, &mut out, &mut budget, &mut blocks)?;
                 }
             }
             f => return Err(self.invalid(&format!("inode {} fork format", ino.ino), f, "no block map in this fork format")),
         }
         self.check_extents(ino.ino, &out)?;
-        Ok(out)
+        Ok((out, blocks))
     }
 
-    fn bmbt_block(&self, owner: u64, fsb: u64, level: u16, out: &mut Vec<Extent>, budget: &mut u64) -> Result<(), FsError> {
+    fn bmbt_block(&self, owner: u64, fsb: u64, level: u16, out: &mut Vec<Extent>, budget: &mut u64, blocks: &mut Vec<u64>) -> Result<(), FsError> {
         let field = format!("inode {owner} bmbt block {fsb}");
         if *budget == 0 {
             return Err(self.invalid(&field, MAX_BLOCKS, "more bmbt blocks than any fork has"));
         }
         *budget -= 1;
+        blocks.push(fsb);
         let mut b = vec![0u8; self.sb.block as usize];
         self.read_fsb(&mut b, fsb, &field)?;
         let (magic, hdr): (&[u8; 4], usize) = if self.sb.v5 { (b"BMA3", 72) } else { (b"BMAP", 24) };
@@ -121,7 +137,7 @@ impl Xfs<'_> {
         }
         for i in 0..n {
             let ptr = be64(&b, hdr + maxrecs * 8 + i * 8);
-            self.bmbt_block(owner, ptr, level - 1, out, budget)?;
+            self.bmbt_block(owner, ptr, level - 1, out, budget, blocks)?;
         }
         Ok(())
     }
@@ -154,5 +170,55 @@ impl Xfs<'_> {
             self.read_fsb(dst, e.fsb, &format!("inode {ino} extent"))?;
         }
         Ok(out)
+    }
+
+    /// Builds a two-level bmbt for `ext` (too many for the inode): leaves of records spread
+    /// evenly (each at least half full), on `leaves` (one block each), and the root in the
+    /// inode. Returns the leaf blocks' contents to write; `None` if the root cannot point at
+    /// that many leaves (a deeper tree is not written).
+    pub(super) fn bmbt_build(&self, ino: &mut Inode, ext: &[Extent], leaves: &[u64]) -> Option<Vec<(u64, Vec<u8>)>> {
+        let bs = self.sb.block as usize;
+        let hdr = if self.sb.v5 { 72 } else { 24 };
+        let per = (bs - hdr) / 16;
+        let n = leaves.len();
+        let fork = ino.data_fork().len();
+        let rootmax = fork.saturating_sub(4) / 16;
+        if n == 0 || n > rootmax || ext.len() > n * per || ext.len().div_ceil(per) != n {
+            return None;
+        }
+        let mut out = Vec::with_capacity(n);
+        let mut at = 0;
+        let mut keys = Vec::with_capacity(n);
+        for (k, &fsb) in leaves.iter().enumerate() {
+            let take = ext.len() / n + usize::from(k < ext.len() % n);
+            let mut b = vec![0u8; bs];
+            b[0..4].copy_from_slice(if self.sb.v5 { b"BMA3" } else { b"BMAP" });
+            set16(&mut b, 6, take as u16);
+            set64(&mut b, 8, if k == 0 { u64::MAX } else { leaves[k - 1] });
+            set64(&mut b, 16, leaves.get(k + 1).copied().unwrap_or(u64::MAX));
+            for (j, e) in ext[at..at + take].iter().enumerate() {
+                let (l0, l1) = super::inode::pack_extent(e);
+                set64(&mut b, hdr + 16 * j, l0);
+                set64(&mut b, hdr + 16 * j + 8, l1);
+            }
+            keys.push(ext[at].off);
+            at += take;
+            if self.sb.v5 {
+                set64(&mut b, 24, self.daddr(fsb >> self.sb.agblklog, fsb & ((1 << self.sb.agblklog) - 1)));
+                b[40..56].copy_from_slice(&self.sb.meta_uuid);
+                set64(&mut b, 56, ino.ino);
+                set_crc(&mut b, BMBT_CRC);
+            }
+            out.push((fsb, b));
+        }
+        let mut root = vec![0u8; fork];
+        set16(&mut root, 0, 1);
+        set16(&mut root, 2, n as u16);
+        for k in 0..n {
+            set64(&mut root, 4 + 8 * k, keys[k]);
+            set64(&mut root, 4 + 8 * rootmax + 8 * k, leaves[k]);
+        }
+        ino.set_btree_root(&root, ext.len() as u64);
+        Some(out)
     }
 }

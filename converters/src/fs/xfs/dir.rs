@@ -19,6 +19,8 @@ const DIR_CRC: usize = 4;
 pub struct RawEntry {
     pub name: Vec<u8>,
     pub ino: u64,
+    /// The file type byte (0 without ftype).
+    pub ftype: u8,
 }
 
 /// Size of a data-block entry with a `namelen`-byte name.
@@ -57,7 +59,8 @@ impl Xfs<'_> {
                 return Err(self.invalid(&format!("{field} entry {i}"), namelen, "runs past the fork"));
             }
             let name = b[at + 3..at + 3 + namelen].to_vec();
-            out.push(RawEntry { name, ino: read_ino(end - inolen) });
+            let ftype = if self.sb.ftype { byte(b, at + 3 + namelen) } else { 0 };
+            out.push(RawEntry { name, ino: read_ino(end - inolen), ftype });
             at = end;
         }
         Ok(out)
@@ -84,7 +87,7 @@ impl Xfs<'_> {
     }
 
     /// Parses one directory data block (or the single block of a block directory).
-    fn data_block(&self, ino: u64, b: &[u8], single: bool, out: &mut Vec<RawEntry>) -> Result<(), FsError> {
+    pub(super) fn data_block(&self, ino: u64, b: &[u8], single: bool, out: &mut Vec<RawEntry>) -> Result<(), FsError> {
         let field = format!("directory inode {ino} data block");
         let (block_magic, data_magic, hdr): (&[u8], &[u8], usize) =
             if self.sb.v5 { (b"XDB3", b"XDD3", 64) } else { (b"XD2B", b"XD2D", 16) };
@@ -124,7 +127,8 @@ impl Xfs<'_> {
             }
             let name = &b[at + 9..at + 9 + namelen];
             if name != b"." && name != b".." {
-                out.push(RawEntry { name: name.to_vec(), ino: be64(b, at) });
+                let ftype = if self.sb.ftype { byte(b, at + 9 + namelen) } else { 0 };
+                out.push(RawEntry { name: name.to_vec(), ino: be64(b, at), ftype });
             }
             at += len;
         }

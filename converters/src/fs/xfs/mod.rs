@@ -6,16 +6,27 @@
 //! format, shortform, block, leaf and node directories, inline and remote symlinks, extended
 //! attributes (shortform and leaf attribute forks, local and remote values).
 //!
-//! Writes change inodes and file blocks in place, keeping every CRC right and the log clean:
-//! mode, owner and times, and a file's contents when they fit the blocks it already has.
-//! Operations that need the allocator (growing a file past its blocks, creating or removing
-//! names) are refused with [`FsError::Unsupported`], so the caller's overlay is dropped
-//! untouched rather than half-written.
+//! Writes keep every CRC right and the log clean: mode, owner and times in place; file
+//! contents grown or shrunk through the free-space allocator (bnobt/cntbt, AGFL, AGF and
+//! superblock counters), extent lists moving to a bmbt when they outgrow the inode; new
+//! files, directories and symlinks (inodes from the inobt/finobt, new chunks when full),
+//! unlink and rename, directories converted shortform → block → leaf → node as they grow.
+//! What is not written (rmapbt upkeep: allocation on rmapbt filesystems; xattr writes; a
+//! bmbt or da tree deeper than two levels) is refused with [`FsError::Unsupported`] before
+//! anything is written, so the caller's overlay is dropped untouched rather than half-written.
 
 mod ag;
+mod alloc;
 mod bmap;
+mod btree;
 mod bytes;
+mod create;
 mod dir;
+mod dir_block;
+mod dir_leaf;
+mod dir_write;
+mod file;
+mod ialloc;
 mod inode;
 mod log;
 mod ops;

@@ -41,13 +41,13 @@ fn components(path: &str) -> impl Iterator<Item = &[u8]> {
 }
 
 impl Xfs<'_> {
-    fn path_err(&self, path: &str, problem: PathProblem) -> FsError {
+    pub(super) fn path_err(&self, path: &str, problem: PathProblem) -> FsError {
         FsError::Path { fs: self.name.clone(), path: path.to_string(), problem }
     }
 
     /// Resolves `path` from the root; symlinks in the middle are always followed, the last
     /// component only when `follow_last`. `..` is looked up as stored (the root's is itself).
-    fn resolve(&self, path: &str, follow_last: bool) -> Result<Inode, FsError> {
+    pub(super) fn resolve(&self, path: &str, follow_last: bool) -> Result<Inode, FsError> {
         let mut todo: VecDeque<Vec<u8>> = components(path).map(<[u8]>::to_vec).collect();
         let mut stack = vec![self.read_inode(self.sb.rootino)?];
         let mut followed = 0;
@@ -213,57 +213,6 @@ impl Xfs<'_> {
         let mut i = self.resolve(path, false)?;
         i.set_time(ATIME, atime, 0);
         i.set_time(MTIME, mtime, 0);
-        i.touch_ctime();
-        self.write_inode(&mut i)
-    }
-
-    /// Replaces the contents of an existing regular file, in place: the new contents must fit
-    /// the blocks the file already has written (blocks past the new end stay allocated, as
-    /// XFS's own speculative preallocation leaves them). Reflinked files (whose blocks may be
-    /// shared), holes and unwritten extents in the range, and growth past the allocated
-    /// blocks need the allocator and are refused.
-    pub fn write_file(&mut self, path: &str, data: &[u8]) -> Result<(), FsError> {
-        let mut i = self.resolve(path, true)?;
-        if i.kind() != FileKind::Regular {
-            return Err(self.path_err(path, PathProblem::IsDirectory));
-        }
-        if i.reflinked() {
-            return Err(self.unsupported(format!("{path}: rewriting a reflinked file (its blocks may be shared)")));
-        }
-        let bs = self.sb.block;
-        let need = (data.len() as u64).div_ceil(bs);
-        let ext = self.extents(&i)?;
-        let mut covered = 0u64;
-        for e in &ext {
-            if e.off != covered || covered >= need {
-                break;
-            }
-            if e.unwritten {
-                break;
-            }
-            covered = e.off + e.len;
-        }
-        if covered < need {
-            return Err(self.unsupported(format!(
-                "{path}: growing a file past its allocated blocks ({} bytes into {} blocks) needs the XFS allocator, which is not written yet",
-                data.len(),
-                covered
-            )));
-        }
-        for e in &ext {
-            let start = e.off * bs;
-            if start >= need * bs {
-                break;
-            }
-            let n = ((e.len * bs).min(need * bs - start)) as usize;
-            let mut buf = vec![0u8; n];
-            let have = data.len().saturating_sub(start as usize).min(n);
-            buf[..have].copy_from_slice(&data[start as usize..start as usize + have]);
-            self.write_fsb(&buf, e.fsb, &format!("inode {} extent", i.ino))?;
-        }
-        i.set_size(data.len() as u64);
-        let (s, ns) = super::now();
-        i.set_time(MTIME, s, ns);
         i.touch_ctime();
         self.write_inode(&mut i)
     }

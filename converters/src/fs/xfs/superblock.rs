@@ -261,6 +261,11 @@ impl Superblock {
         }
     }
 
+    /// Inode chunks are aligned to `sb_inoalignmt` blocks.
+    pub fn aligned_inodes(&self) -> bool {
+        self.v5 || self.versionnum & V_ALIGN != 0
+    }
+
     /// Directory block size in bytes.
     pub fn dirblock(&self) -> u64 {
         self.block << self.dirblklog

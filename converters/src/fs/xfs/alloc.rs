@@ -1,0 +1,343 @@
+//! Free-space allocation in one AG: the bnobt (free extents by block) and cntbt (by size)
+//! are read whole into memory and cross-checked, extents are taken and given back there, and
+//! on commit both trees are written again from the new free-extent set (any height), with
+//! their blocks taken from and returned to the AGFL, the AGFL refilled from free space to the
+//! kernel's minimum (`xfs_alloc_min_freelist`: one more block than each tree's height), and
+//! the AGF's roots, levels, free-list indexes, `freeblks`, `longest` and `btreeblks`
+//! rewritten (v5: CRC kept, LSN of the AGF reused for the new blocks, owner = the AG).
+//!
+//! Rebuilding the two trees on commit instead of splitting and merging single blocks gives
+//! the same on-disk result a sequence of kernel inserts and deletes may give (valid trees,
+//! blocks from the AGFL), and keeps one code path for every height.
+//!
+//! Filesystems with the reverse-mapping B+tree are refused before anything is allocated:
+//! its records are not maintained here. Reflink needs nothing: new extents are unshared,
+//! and extents of reflinked files are never freed (the callers refuse those files).
+
+use super::btree::{BNOBT, CNTBT};
+use super::bytes::{be32, be64, set32, set64, set_crc};
+use super::superblock::{RO_RMAPBT, SB_CRC};
+use super::ag::{AGFL_CRC, AGF_CRC};
+use super::Xfs;
+use crate::fs::FsError;
+use std::collections::BTreeMap;
+
+/// The largest extent a bmbt record holds (21-bit length).
+pub const MAX_EXTLEN: u64 = (1 << 21) - 1;
+const NULL_AGBNO: u32 = u32::MAX;
+/// Blocks an allocation leaves free in its AG, so the trees can grow and the AGFL refill
+/// on commit cannot run out.
+const RESERVE: u64 = 24;
+
+// AGF fields.
+const AGF_ROOTS: usize = 16;
+const AGF_LEVELS: usize = 28;
+const AGF_FLFIRST: usize = 40;
+const AGF_FLLAST: usize = 44;
+const AGF_FLCOUNT: usize = 48;
+const AGF_FREEBLKS: usize = 52;
+const AGF_LONGEST: usize = 56;
+const AGF_BTREEBLKS: usize = 60;
+const AGF_LSN: usize = 208;
+/// Superblock free data block count.
+const SB_FDBLOCKS: usize = 144;
+
+/// One AG's free space, loaded and being changed.
+pub(super) struct AgSpace {
+    pub ag: u64,
+    agf: Vec<u8>,
+    agfl: Vec<u8>,
+    /// Free extents: start -> length.
+    free: BTreeMap<u64, u64>,
+    /// Blocks of the bnobt and cntbt as read.
+    tree_blocks: Vec<u64>,
+    /// The AGFL's blocks, first to last.
+    fl: Vec<u64>,
+    /// freeblks + flcount + btreeblks as loaded: this AG's share of `sb_fdblocks`.
+    old_total: u64,
+    /// Set by [`Xfs::space_prepare`]: blocks for the bnobt and the cntbt.
+    plan: Option<(usize, usize)>,
+}
+
+impl AgSpace {
+    /// Free blocks in the AG (outside the AGFL).
+    pub fn free_blocks(&self) -> u64 {
+        self.free.values().sum()
+    }
+
+    /// Takes up to `want` blocks: at `near` if an extent starts or runs there, else the
+    /// smallest extent that holds `want` (ties nearest to `near`), else the largest. The
+    /// AG keeps [`RESERVE`] blocks back. Returns (start, length).
+    pub fn alloc(&mut self, want: u64, near: u64) -> Option<(u64, u64)> {
+        let spare = self.free_blocks().saturating_sub(RESERVE);
+        let want = want.min(spare).min(MAX_EXTLEN);
+        if want == 0 {
+            return None;
+        }
+        if let Some((&s, &l)) = self.free.range(..=near).next_back() {
+            if near < s + l {
+                let got = want.min(s + l - near);
+                self.take(s, l, near, got);
+                return Some((near, got));
+            }
+        }
+        let dist = |s: u64| s.abs_diff(near);
+        let fit = self.free.iter().filter(|(_, &l)| l >= want).min_by_key(|(&s, &l)| (l, dist(s))).map(|(&s, &l)| (s, l));
+        let (s, l) = fit.or_else(|| self.free.iter().max_by_key(|(&s, &l)| (l, std::cmp::Reverse(dist(s)))).map(|(&s, &l)| (s, l)))?;
+        let got = want.min(l);
+        self.take(s, l, s, got);
+        Some((s, got))
+    }
+
+    /// Takes exactly `len` blocks starting at a multiple of `align` (first fit), keeping
+    /// [`RESERVE`] back; `None` if no free extent holds such a run.
+    pub fn alloc_aligned(&mut self, len: u64, align: u64) -> Option<u64> {
+        if self.free_blocks() < len + RESERVE {
+            return None;
+        }
+        let align = align.max(1);
+        let (s, l, at) = self.free.iter().find_map(|(&s, &l)| {
+            let at = s.div_ceil(align) * align;
+            (at + len <= s + l).then_some((s, l, at))
+        })?;
+        self.take(s, l, at, len);
+        Some(at)
+    }
+
+    /// Removes `[at, at+len)` from the free extent `(s, l)` that holds it.
+    fn take(&mut self, s: u64, l: u64, at: u64, len: u64) {
+        self.free.remove(&s);
+        if at > s {
+            self.free.insert(s, at - s);
+        }
+        if at + len < s + l {
+            self.free.insert(at + len, s + l - at - len);
+        }
+    }
+
+    /// Gives `[start, start+len)` back, merged with its neighbours; `None` if any of it is
+    /// already free (the caller's map and the free-space trees disagree).
+    fn give(&mut self, start: u64, len: u64) -> Option<()> {
+        let (mut s, mut l) = (start, len);
+        if let Some((&ps, &pl)) = self.free.range(..=start).next_back() {
+            if ps + pl > start {
+                return None;
+            }
+            if ps + pl == start {
+                self.free.remove(&ps);
+                s = ps;
+                l += pl;
+            }
+        }
+        if let Some((&ns, &nl)) = self.free.range(start..).next() {
+            if ns < start + len {
+                return None;
+            }
+            if ns == start + len {
+                self.free.remove(&ns);
+                l += nl;
+            }
+        }
+        self.free.insert(s, l);
+        Some(())
+    }
+}
+
+impl Xfs<'_> {
+    /// Refuses allocation where this writer would leave a structure stale.
+    pub(super) fn check_can_allocate(&self, what: &str) -> Result<(), FsError> {
+        if self.sb.ro_compat & RO_RMAPBT != 0 {
+            return Err(self.unsupported(format!("{what}: allocating on XFS with rmapbt (the reverse-mapping B+tree is not maintained)")));
+        }
+        Ok(())
+    }
+
+    /// Loads AG `ag`'s free space: both trees read and compared, the AGFL, the AGF counts.
+    pub(super) fn space_load(&self, ag: u64) -> Result<AgSpace, FsError> {
+        let agf = self.ag_header(ag, 1)?;
+        let agfl = self.ag_header(ag, 3)?;
+        let ag_len = self.sb.ag_len(ag);
+        let f = |n: &str| format!("AG {ag} AGF {n}");
+        let bno = self.bt_read(ag, BNOBT, u64::from(be32(&agf, AGF_ROOTS)), be32(&agf, AGF_LEVELS))?;
+        let cnt = self.bt_read(ag, CNTBT, u64::from(be32(&agf, AGF_ROOTS + 4)), be32(&agf, AGF_LEVELS + 4))?;
+        let rec = |r: &[u8]| (u64::from(be32(r, 0)), u64::from(be32(r, 4)));
+        let mut free = BTreeMap::new();
+        let mut end = 0u64;
+        let mut total = 0u64;
+        for r in &bno.recs {
+            let (s, l) = rec(r);
+            if l == 0 || s < end || s + l > ag_len {
+                return Err(self.invalid(&format!("AG {ag} bnobt record"), format!("{s}+{l}"), "empty, out of order or outside the AG"));
+            }
+            end = s + l;
+            total += l;
+            free.insert(s, l);
+        }
+        let mut by_size: Vec<(u64, u64)> = bno.recs.iter().map(|r| rec(r)).map(|(s, l)| (l, s)).collect();
+        by_size.sort_unstable();
+        let cnt_recs: Vec<(u64, u64)> = cnt.recs.iter().map(|r| rec(r)).map(|(s, l)| (l, s)).collect();
+        if cnt_recs != by_size {
+            return Err(self.invalid(&format!("AG {ag} cntbt"), cnt_recs.len(), format!("does not hold the bnobt's {} free extents in size order", by_size.len())));
+        }
+        if u64::from(be32(&agf, AGF_FREEBLKS)) != total {
+            return Err(self.invalid(&f("freeblks"), be32(&agf, AGF_FREEBLKS), format!("the bnobt holds {total} free blocks")));
+        }
+        let size = self.agfl_size();
+        let (first, last, count) = (be32(&agf, AGF_FLFIRST) as usize, be32(&agf, AGF_FLLAST) as usize, be32(&agf, AGF_FLCOUNT) as usize);
+        let mut fl = Vec::with_capacity(count.min(size));
+        if count > 0 {
+            if count > size || first >= size || last >= size || (first + count - 1) % size != last {
+                return Err(self.invalid(&f("flfirst/fllast/flcount"), format!("{first}/{last}/{count}"), format!("not a run of the {size}-entry AGFL")));
+            }
+            let base = if self.sb.v5 { 36 } else { 0 };
+            for k in 0..count {
+                let b = u64::from(be32(&agfl, base + 4 * ((first + k) % size)));
+                if b == 0 || b >= ag_len || free.range(..=b).next_back().is_some_and(|(&s, &l)| b < s + l) {
+                    return Err(self.invalid(&format!("AG {ag} AGFL entry"), b, "outside the AG or also free"));
+                }
+                fl.push(b);
+            }
+        }
+        let mut tree_blocks = bno.blocks;
+        tree_blocks.extend(cnt.blocks);
+        let old_total = total + count as u64 + u64::from(be32(&agf, AGF_BTREEBLKS));
+        Ok(AgSpace { ag, agf, agfl, free, tree_blocks, fl, old_total, plan: None })
+    }
+
+    /// Entries the AGFL sector holds.
+    fn agfl_size(&self) -> usize {
+        let hdr = if self.sb.v5 { 36 } else { 0 };
+        (self.sb.sectsize as usize - hdr) / 4
+    }
+
+    /// Returns `[start, start+len)` of AG `sp.ag` to free space.
+    pub(super) fn space_free(&self, sp: &mut AgSpace, start: u64, len: u64) -> Result<(), FsError> {
+        if len == 0 || start + len > self.sb.ag_len(sp.ag) {
+            return Err(self.invalid(&format!("AG {} extent", sp.ag), format!("{start}+{len}"), "outside the AG"));
+        }
+        sp.give(start, len).ok_or_else(|| self.invalid(&format!("AG {} extent", sp.ag), format!("{start}+{len}"), "freed but already free"))
+    }
+
+    /// Works out, in memory, the blocks both trees need for the new free-extent set and the
+    /// AGFL's fill (taking blocks from free space or giving excess back until they agree).
+    /// Fails, without writing, when the AG cannot hold its own trees.
+    pub(super) fn space_prepare(&self, sp: &mut AgSpace) -> Result<(), FsError> {
+        let maxlv = self.bt_maxlevels(BNOBT, self.sb.ag_len(sp.ag).div_ceil(2));
+        for _ in 0..32 {
+            let (nb, lb) = self.bt_blocks_for(BNOBT, sp.free.len());
+            let (nc, lc) = self.bt_blocks_for(CNTBT, sp.free.len());
+            let min_fl = ((lb + 1).min(maxlv) + (lc + 1).min(maxlv)) as usize;
+            let target = nb + nc + min_fl;
+            let pool = sp.tree_blocks.len() + sp.fl.len();
+            if pool < target {
+                let mut need = (target - pool) as u64;
+                while need > 0 {
+                    // Refill takes single blocks from wherever (smallest extents first), as
+                    // the kernel's freelist fix-up does by size.
+                    let Some((&s, &l)) = sp.free.iter().min_by_key(|(&s, &l)| (l, s)) else {
+                        return Err(FsError::NoSpace { fs: self.name.clone(), what: format!("AG {}'s free-space B+trees", sp.ag) });
+                    };
+                    let got = need.min(l);
+                    sp.take(s, l, s, got);
+                    sp.fl.extend(s..s + got);
+                    need -= got;
+                }
+            } else if pool > nb + nc + self.agfl_size() {
+                // Only what the AGFL cannot hold goes back to free space: trimming it to the
+                // minimum could add free extents, grow a tree, and take blocks again.
+                for _ in 0..pool - (nb + nc + self.agfl_size()) {
+                    let Some(b) = sp.fl.pop().or_else(|| sp.tree_blocks.pop()) else { break };
+                    self.space_free(sp, b, 1)?;
+                }
+            } else {
+                if min_fl > self.agfl_size() {
+                    return Err(self.unsupported(format!("AG {}: an AGFL of {} entries (needs {min_fl})", sp.ag, self.agfl_size())));
+                }
+                sp.plan = Some((nb, nc));
+                return Ok(());
+            }
+        }
+        Err(self.invalid(&format!("AG {} free space", sp.ag), sp.free.len(), "the B+tree sizes did not settle"))
+    }
+
+    /// Writes what [`Xfs::space_prepare`] planned: both trees, the AGFL, the AGF. Returns
+    /// the change in this AG's share of `sb_fdblocks`.
+    pub(super) fn space_write(&self, sp: &mut AgSpace) -> Result<i64, FsError> {
+        let Some((nb, nc)) = sp.plan else {
+            return Err(self.invalid(&format!("AG {} free space", sp.ag), "", "written before it was prepared"));
+        };
+        let mut pool = std::mem::take(&mut sp.tree_blocks);
+        pool.append(&mut sp.fl);
+        let fl = pool.split_off(nb + nc);
+        let enc = |s: u64, l: u64| {
+            let mut r = vec![0u8; 8];
+            set32(&mut r, 0, s as u32);
+            set32(&mut r, 4, l as u32);
+            r
+        };
+        let by_bno: Vec<Vec<u8>> = sp.free.iter().map(|(&s, &l)| enc(s, l)).collect();
+        let mut sizes: Vec<(u64, u64)> = sp.free.iter().map(|(&s, &l)| (l, s)).collect();
+        sizes.sort_unstable();
+        let by_cnt: Vec<Vec<u8>> = sizes.iter().map(|&(l, s)| enc(s, l)).collect();
+        let lsn = be64(&sp.agf, AGF_LSN);
+        let (broot, blev) = self.bt_write(sp.ag, BNOBT, &by_bno, &pool[..nb], lsn)?;
+        let (croot, clev) = self.bt_write(sp.ag, CNTBT, &by_cnt, &pool[nb..], lsn)?;
+        // AGFL: the list from entry 0, unused entries NULL.
+        let base = if self.sb.v5 { 36 } else { 0 };
+        for k in 0..self.agfl_size() {
+            set32(&mut sp.agfl, base + 4 * k, fl.get(k).map_or(NULL_AGBNO, |&b| b as u32));
+        }
+        if self.sb.v5 {
+            set_crc(&mut sp.agfl, AGFL_CRC);
+        }
+        self.vol.write(&sp.agfl, self.ag_sector(sp.ag, 3), &self.name)?;
+        let freeblks = sp.free_blocks();
+        let longest = sp.free.values().copied().max().unwrap_or(0);
+        let btreeblks = (nb + nc - 2) as u64;
+        let agf = &mut sp.agf;
+        set32(agf, AGF_ROOTS, broot as u32);
+        set32(agf, AGF_ROOTS + 4, croot as u32);
+        set32(agf, AGF_LEVELS, blev);
+        set32(agf, AGF_LEVELS + 4, clev);
+        set32(agf, AGF_FLFIRST, 0);
+        set32(agf, AGF_FLLAST, (fl.len().max(1) - 1) as u32);
+        set32(agf, AGF_FLCOUNT, fl.len() as u32);
+        set32(agf, AGF_FREEBLKS, freeblks as u32);
+        set32(agf, AGF_LONGEST, longest as u32);
+        set32(agf, AGF_BTREEBLKS, btreeblks as u32);
+        if self.sb.v5 {
+            set_crc(agf, AGF_CRC);
+        }
+        self.vol.write(agf, self.ag_sector(sp.ag, 1), &self.name)?;
+        let new_total = freeblks + fl.len() as u64 + btreeblks;
+        let delta = new_total as i64 - sp.old_total as i64;
+        sp.tree_blocks = pool;
+        sp.fl = fl;
+        sp.old_total = new_total;
+        sp.plan = None;
+        Ok(delta)
+    }
+
+    /// Adds `delta` to the superblock's free block count (which lazy-count filesystems
+    /// trust on a clean mount) and writes the primary superblock.
+    pub(super) fn sb_add_free(&mut self, delta: i64) -> Result<(), FsError> {
+        if delta == 0 {
+            return Ok(());
+        }
+        let raw = &mut self.sb.raw;
+        let v = be64(raw, SB_FDBLOCKS).saturating_add_signed(delta);
+        set64(raw, SB_FDBLOCKS, v);
+        self.write_sb()
+    }
+
+    /// Writes the primary superblock from `sb.raw` (v5: CRC over the sector).
+    pub(super) fn write_sb(&mut self) -> Result<(), FsError> {
+        if self.sb.v5 {
+            let n = self.sb.sectsize as usize;
+            if let Some(sector) = self.sb.raw.get_mut(..n) {
+                set_crc(sector, SB_CRC);
+            }
+        }
+        self.vol.write(&self.sb.raw, 0, &self.name)
+    }
+}
