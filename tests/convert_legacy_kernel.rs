@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use tiny_guest_support::*;
 
 fn legacy_kernel() -> Option<PathBuf> {
-    tiny_kernel("tiny-kernel-legacy.sh", "tiny-kernel-legacy", &["tiny-kernel-legacy.sh", "tiny-kernel.sh"])
+    tiny_guest_support::tiny_kernel("tiny-kernel-legacy.sh", "tiny-kernel-legacy", &["tiny-kernel-legacy.sh", "tiny-kernel.sh"])
 }
 
 /// Converts the legacy-kernel guest with `--virtio choice`; the spec (memory lowered to 256

@@ -38,10 +38,15 @@ pub fn policy(spec: &MachineSpec, cfg: &VmConfig, args: &RunArgs) -> anyhow::Res
         // The free huge pages are checked when guest RAM is mapped.
         p.read_only.push(PathBuf::from("/proc/meminfo"));
     }
-    if let ConsoleSink::File(f) = &cfg.console {
-        // The sandbox allows existing files only: create the console file now, as the
-        // runtime would (appending).
-        std::fs::OpenOptions::new().create(true).append(true).open(f).with_context(|| format!("{}: cannot open the console file", f.display()))?;
+    // The sandbox allows existing files only: create the console file and the firmware's
+    // debug-console log now, as the runtime would (appending).
+    let console = match &cfg.console {
+        ConsoleSink::File(f) => Some(f),
+        _ => None,
+    };
+    let debugcon = cfg.firmware.as_ref().and_then(|f| f.debugcon.as_ref());
+    for f in console.into_iter().chain(debugcon) {
+        std::fs::OpenOptions::new().create(true).append(true).open(f).with_context(|| format!("{}: cannot open for appending", f.display()))?;
         p.read_write.push(f.clone());
     }
     for s in args.qmp.iter().chain(args.console_socket.iter()) {
