@@ -29,7 +29,7 @@ pub fn policy(spec: &MachineSpec, cfg: &VmConfig, args: &RunArgs) -> anyhow::Res
         }
     }
     p.read_only.extend(ferry_formats::disk::opened_sources());
-    if cfg.guest_root.is_none() {
+    if cfg.guest_root.is_none() && cfg.firmware.is_none() {
         p.read_only.push(cfg.kernel.clone());
         p.read_only.extend(cfg.initrd.clone());
     }
