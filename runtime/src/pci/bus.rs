@@ -115,44 +115,83 @@ impl PciBus {
     }
     /// Assigns BAR addresses to every function, as firmware would (decoding stays off), and
     /// programs every bridge as SeaBIOS does: its spec bus number, and I/O (4 KiB), memory
-    /// and prefetchable (2 MiB aligned) windows around the BARs behind it.
+    /// and prefetchable (2 MiB aligned) windows around the BARs behind it. Bridge I/O windows
+    /// come from 0x1000..0xa000, then after the root bus's I/O BARs up to 0x10000; a bridge
+    /// whose I/O does not fit gets a closed I/O window and its devices' I/O BARs stay
+    /// unassigned, as on a machine out of I/O space.
     pub fn assign_bars(&mut self) -> Vec<(u8, u8, usize, u64)> {
+        const MEM_ALIGN: u64 = 2 << 20;
         let mut out = Vec::new();
         let (mut mmio, mut io) = (self.next_mmio, self.next_io);
         let root: Vec<_> = self.functions.keys().copied().filter(|k| k.0 == 0).collect();
         for key in root {
             if let Some(func) = self.functions.get_mut(&key) {
-                for (i, addr) in place(func.as_mut(), &mut mmio, &mut io, |_| true) {
+                for (i, addr) in place(func.as_mut(), &mut mmio, &mut io, &|_| true) {
                     out.push((key.1, key.2, i, addr));
                 }
             }
         }
+        let mut low_io = 0x1000u64;
+        let is_io = |k: BarKind| k == BarKind::Io;
+        let is_mem = |k: BarKind| matches!(k, BarKind::Mem32 | BarKind::Mem64 { prefetch: false });
+        let is_pref = |k: BarKind| matches!(k, BarKind::Mem32Prefetch | BarKind::Mem64 { prefetch: true });
         let parents: Vec<_> = self.parents.iter().map(|(&b, &p)| (b, p)).collect();
         for (bus, (ps, pf)) in parents {
             let behind: Vec<_> = self.functions.keys().copied().filter(|k| k.0 == bus).collect();
-            const MEM_ALIGN: u64 = 2 << 20;
-            let mut window = |cursor: &mut u64, align: u64, class: &dyn Fn(BarKind) -> bool, out: &mut Vec<(u8, u8, usize, u64)>| -> Window {
-                *cursor = cursor.next_multiple_of(align);
-                let start = *cursor;
+            // Bytes the BARs of one kind behind the bridge take, packed from an aligned base.
+            let need = |funcs: &BTreeMap<(u8, u8, u8), Box<dyn PciFunction>>, class: &dyn Fn(BarKind) -> bool| {
+                let mut n = 0u64;
+                for f in behind.iter().filter_map(|k| funcs.get(k)) {
+                    for bar in f.config().bars().iter().flatten().filter(|b| class(b.kind)) {
+                        n = n.next_multiple_of(bar.size) + bar.size;
+                    }
+                }
+                n
+            };
+            let (io_need, mem_need, pref_need) = (need(&self.functions, &is_io), need(&self.functions, &is_mem), need(&self.functions, &is_pref));
+            // Places the BARs of `class` from `base`; the window is [base, base + size).
+            let mut window = |base: u64, size: u64, class: &dyn Fn(BarKind) -> bool, out: &mut Vec<(u8, u8, usize, u64)>| -> Window {
+                let mut cursor = base;
                 for key in &behind {
                     if let Some(func) = self.functions.get_mut(key) {
                         // `class` picks one kind of BAR: the other cursor is unused.
                         let mut unused = 0;
-                        let (m, i_o) = if class(BarKind::Io) { (&mut unused, &mut *cursor) } else { (&mut *cursor, &mut unused) };
+                        let (m, i_o) = if class(BarKind::Io) { (&mut unused, &mut cursor) } else { (&mut cursor, &mut unused) };
                         for (i, addr) in place(func.as_mut(), m, i_o, class) {
                             out.push((key.1, key.2, i, addr));
                         }
                     }
                 }
-                if *cursor == start {
-                    return None;
-                }
-                *cursor = cursor.next_multiple_of(align);
-                Some((start, *cursor - 1))
+                Some((base, base + size - 1))
             };
-            let iow = window(&mut io, 0x1000, &|k| k == BarKind::Io, &mut out);
-            let memw = window(&mut mmio, MEM_ALIGN, &|k| matches!(k, BarKind::Mem32 | BarKind::Mem64 { prefetch: false }), &mut out);
-            let prefw = window(&mut mmio, MEM_ALIGN, &|k| matches!(k, BarKind::Mem32Prefetch | BarKind::Mem64 { prefetch: true }), &mut out);
+            let mut iow = None;
+            if io_need > 0 {
+                let size = io_need.next_multiple_of(0x1000);
+                let high = io.next_multiple_of(0x1000);
+                if low_io + size <= 0xa000 {
+                    iow = window(low_io, size, &is_io, &mut out);
+                    low_io += size;
+                } else if high + size <= 0x1_0000 {
+                    iow = window(high, size, &is_io, &mut out);
+                    io = high + size;
+                }
+            }
+            let mut memw = None;
+            if mem_need > 0 {
+                let (base, size) = (mmio.next_multiple_of(MEM_ALIGN), mem_need.next_multiple_of(MEM_ALIGN));
+                if base + size <= layout::PCI_MMIO_END {
+                    memw = window(base, size, &is_mem, &mut out);
+                    mmio = base + size;
+                }
+            }
+            let mut prefw = None;
+            if pref_need > 0 {
+                let (base, size) = (mmio.next_multiple_of(MEM_ALIGN), pref_need.next_multiple_of(MEM_ALIGN));
+                if base + size <= layout::PCI_MMIO_END {
+                    prefw = window(base, size, &is_pref, &mut out);
+                    mmio = base + size;
+                }
+            }
             if let Some(b) = self.functions.get_mut(&(0, ps, pf)).and_then(|f| f.bridge_mut()) {
                 b.program(bus, iow, memw, prefw);
             }
@@ -292,7 +331,7 @@ impl PciBus {
 }
 
 /// Assigns the BARs of `func` whose kind `class` accepts, memory from `mmio`, I/O from `io`.
-fn place(func: &mut dyn PciFunction, mmio: &mut u64, io: &mut u64, class: impl Fn(BarKind) -> bool) -> Vec<(usize, u64)> {
+fn place(func: &mut dyn PciFunction, mmio: &mut u64, io: &mut u64, class: &dyn Fn(BarKind) -> bool) -> Vec<(usize, u64)> {
     let mut out = Vec::new();
     let bars = *func.config().bars();
     for (i, bar) in bars.iter().enumerate() {
@@ -381,5 +420,61 @@ mod tests {
         assert_eq!(u32::from_le_bytes(e), 0x2922_8086);
         let assigned = bus.assign_bars();
         assert_eq!(assigned.len(), 3); // AHCI io+mem, SMBus io
+    }
+
+    /// A legacy-I/O-only function (one 0x80-port I/O BAR), as a transitional virtio device has.
+    struct IoDev(ConfigSpace);
+    impl PciFunction for IoDev {
+        fn config(&self) -> &ConfigSpace {
+            &self.0
+        }
+        fn config_write(&mut self, off: usize, data: &[u8]) {
+            self.0.write(off, data)
+        }
+    }
+
+    #[test]
+    fn bridge_windows_hold_their_bars_and_io_space_runs_out_cleanly() {
+        use crate::pci::{Bridge, BridgeKind};
+        let mut bus = PciBus::new();
+        for k in 0..28u8 {
+            let b = Bridge::new(BridgeKind::RootPort, k + 1, k + 1, 0x10 + k, true);
+            assert!(bus.add_bridge(0x1b + k / 8, k % 8, b));
+            let mut c = ConfigSpace::new(0x1af4, 0x1001, 0x0100_0000, 0, (0x1af4, 2));
+            c.add_bar(0, 0x80, BarKind::Io);
+            c.add_bar(4, 0x4000, BarKind::Mem64 { prefetch: true });
+            assert!(bus.add_on(k + 1, 0, 0, Box::new(IoDev(c))));
+        }
+        assert!(!bus.add_on(29, 0, 0, Box::new(Stub(ConfigSpace::blank()))), "no bridge serves bus 29");
+        let assigned = bus.assign_bars();
+        let mut io_windows = 0;
+        for k in 0..28u8 {
+            let (s, f) = (0x1b + k / 8, k % 8);
+            let b = bus.functions.get(&(0, s, f)).and_then(|f| f.bridge()).expect("bridge");
+            assert_eq!((b.secondary(), b.subordinate()), (k + 1, k + 1));
+            let dev = bus.functions.get(&(k + 1, 0, 0)).expect("device").config();
+            let pref = (u64::from(dev.get32(0x24)) << 32) | u64::from(dev.get32(0x20) & !0xf);
+            let (pb, pl) = b.pref_window().expect("prefetchable window");
+            assert!(pb <= pref && pref + 0x4000 - 1 <= pl, "{k}: {pref:#x} outside {pb:#x}-{pl:#x}");
+            match b.io_window() {
+                Some((ib, il)) => {
+                    io_windows += 1;
+                    let port = u64::from(dev.get32(0x10) & !3);
+                    assert!(ib <= port && port + 0x7f <= il && il < 0x1_0000, "{k}: {port:#x} outside {ib:#x}-{il:#x}");
+                }
+                None => assert_eq!(dev.get32(0x10) & !3, 0, "{k}: I/O BAR assigned without a window"),
+            }
+        }
+        // 0x1000..0xa000 holds 9 windows, 0xc000..0x10000 (no root-bus I/O BARs here) 4 more.
+        assert_eq!(io_windows, 13);
+        assert!(assigned.iter().all(|&(_, _, _, a)| a < layout::PCI_MMIO_END));
+        // Config cycles reach bus 5 through the bridge numbered 5, and nothing else.
+        let mut d = [0u8; 4];
+        bus.pio_write(0xcf8, &0x8005_0000u32.to_le_bytes());
+        bus.pio_read(0xcfc, &mut d);
+        assert_eq!(u32::from_le_bytes(d), 0x1001_1af4);
+        bus.pio_write(0xcf8, &0x801e_0000u32.to_le_bytes());
+        bus.pio_read(0xcfc, &mut d);
+        assert_eq!(u32::from_le_bytes(d), 0xffff_ffff);
     }
 }
