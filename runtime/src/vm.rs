@@ -306,7 +306,9 @@ impl Vm {
             let dev: Box<dyn VirtioDevice> = match &d.kind {
                 DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
                     let disk = crate::disk::open(file, format, *readonly).map_err(|e| VmError::Setup(format!("device {}: {e}", d.id)))?;
-                    let b = Blk::new(&d.id, disk, serial, *logical_block_size, *physical_block_size);
+                    // QEMU's virtio-blk-pci default (num-queues auto): a request queue per vCPU.
+                    let queues = u16::try_from(cfg.topology.vcpus()).unwrap_or(1);
+                    let b = Blk::new(&d.id, disk, serial, *logical_block_size, *physical_block_size).with_queues(queues);
                     blocks.push(b.describe());
                     Box::new(b)
                 }

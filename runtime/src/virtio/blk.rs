@@ -22,6 +22,7 @@ const F_RO: u64 = 1 << 5;
 const F_BLK_SIZE: u64 = 1 << 6;
 const F_FLUSH: u64 = 1 << 9;
 const F_TOPOLOGY: u64 = 1 << 10;
+const F_MQ: u64 = 1 << 12;
 const F_DISCARD: u64 = 1 << 13;
 const F_WRITE_ZEROES: u64 = 1 << 14;
 const QUEUE_SIZE: u16 = 256;
@@ -40,7 +41,9 @@ pub struct Blk {
     logical: u32,
     physical: u32,
     requests: Arc<Mutex<Requests>>,
-    worker: Option<Worker>,
+    /// Request queues (QEMU's virtio-blk-pci default: one per vCPU).
+    queues: u16,
+    workers: Vec<Worker>,
 }
 
 /// The request server: owned by the I/O thread while the device runs.
@@ -74,26 +77,44 @@ impl Blk {
             logical,
             physical,
             requests: Arc::new(Mutex::new(requests)),
-            worker: None,
+            queues: 1,
+            workers: Vec::new(),
         }
     }
 
+    /// With `n` request queues (1..=64), as QEMU's `num-queues` (whose default is the number
+    /// of vCPUs): `VIRTIO_BLK_F_MQ`, `num_queues` in the config and `n + 1` MSI-X vectors.
+    pub fn with_queues(mut self, n: u16) -> Self {
+        self.queues = n.clamp(1, 64);
+        self
+    }
+
+    /// One I/O thread per ready queue; returns a kick per queue index (the kick of a queue
+    /// the driver did not enable wakes nobody).
     fn start(&mut self, queues: &[Queue], mem: &Memory, irq: Arc<Irq>) -> std::io::Result<Vec<EventFd>> {
-        let queue = queues.first().map(|q| Queue::try_from(q.state())).transpose().map_err(|e| std::io::Error::other(e.to_string()))?;
-        let Some(mut queue) = queue.filter(|q| q.ready()) else { return Ok(Vec::new()) };
-        let kick = EventFd::new(0)?;
-        let (k2, stop, requests, mem) = (kick.try_clone()?, Arc::new(AtomicBool::new(false)), self.requests.clone(), mem.clone());
-        let stop2 = stop.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("blk-{}", self.id))
-            .spawn(move || io_thread(&requests, &mut queue, &mem, &irq, &k2, &stop2))?;
-        let ret = vec![kick.try_clone()?];
-        self.worker = Some(Worker { kick, stop, handle });
-        Ok(ret)
+        let mut kicks = Vec::new();
+        for (q, state) in queues.iter().enumerate() {
+            let kick = EventFd::new(0)?;
+            kicks.push(kick.try_clone()?);
+            let queue = Queue::try_from(state.state()).map_err(|e| std::io::Error::other(e.to_string()))?;
+            if !queue.ready() {
+                continue;
+            }
+            let mut queue = queue;
+            let (k2, stop, requests, mem, irq) = (kick.try_clone()?, Arc::new(AtomicBool::new(false)), self.requests.clone(), mem.clone(), irq.clone());
+            let stop2 = stop.clone();
+            let name = if q == 0 { format!("blk-{}", self.id) } else { format!("blk-{}.{q}", self.id) };
+            let handle = std::thread::Builder::new().name(name).spawn(move || io_thread(q, &requests, &mut queue, &mem, &irq, &k2, &stop2))?;
+            self.workers.push(Worker { kick, stop, handle });
+        }
+        if self.workers.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(kicks)
     }
 
     fn stop(&mut self) {
-        if let Some(w) = self.worker.take() {
+        for w in self.workers.drain(..) {
             w.stop.store(true, Ordering::SeqCst);
             let _ = w.kick.write(1);
             if w.handle.join().is_err() {
@@ -109,8 +130,9 @@ impl Drop for Blk {
     }
 }
 
-/// The I/O thread: waits for queue notifications and serves every available request.
-fn io_thread(requests: &Mutex<Requests>, queue: &mut Queue, mem: &Memory, irq: &Irq, kick: &EventFd, stop: &AtomicBool) {
+/// The I/O thread of queue `q`: waits for its notifications and serves every available
+/// request.
+fn io_thread(q: usize, requests: &Mutex<Requests>, queue: &mut Queue, mem: &Memory, irq: &Irq, kick: &EventFd, stop: &AtomicBool) {
     if let Err(e) = crate::sandbox::enter(crate::sandbox::ThreadClass::Io) {
         return log("blk", &format!("I/O thread not started: {e}"));
     }
@@ -122,11 +144,11 @@ fn io_thread(requests: &Mutex<Requests>, queue: &mut Queue, mem: &Memory, irq: &
         if irq.needs_reset() {
             continue;
         }
-        let r = requests.lock().unwrap_or_else(|p| p.into_inner()).serve(0, queue, mem);
+        let r = requests.lock().unwrap_or_else(|p| p.into_inner()).serve(q, queue, mem);
         match r {
             Ok(true) => {
                 if queue.needs_notification(mem).unwrap_or(true) {
-                    irq.queue(0);
+                    irq.queue(q);
                 }
             }
             Ok(false) => {}
@@ -263,7 +285,8 @@ impl VirtioDevice for Blk {
         0x01_0000 << 8
     }
     fn features(&self) -> u64 {
-        let base = F_VERSION_1 | F_INDIRECT_DESC | F_SEG_MAX | F_BLK_SIZE | F_TOPOLOGY | F_FLUSH;
+        let mq = if self.queues > 1 { F_MQ } else { 0 };
+        let base = F_VERSION_1 | F_INDIRECT_DESC | F_SEG_MAX | F_BLK_SIZE | F_TOPOLOGY | F_FLUSH | mq;
         if self.readonly {
             base | F_RO
         } else {
@@ -271,7 +294,10 @@ impl VirtioDevice for Blk {
         }
     }
     fn queue_sizes(&self) -> Vec<u16> {
-        vec![QUEUE_SIZE]
+        vec![QUEUE_SIZE; usize::from(self.queues)]
+    }
+    fn msix_vectors(&self) -> u16 {
+        self.queues + 1
     }
     fn read_config(&self, off: u64, data: &mut [u8]) {
         let mut c = [0u8; 64];
@@ -280,7 +306,7 @@ impl VirtioDevice for Blk {
         c[20..24].copy_from_slice(&self.logical.to_le_bytes());
         c[24] = (self.physical / self.logical).trailing_zeros() as u8; // physical_block_exp
         c[26..28].copy_from_slice(&((self.physical / self.logical) as u16).to_le_bytes()); // min_io_size
-        c[34..36].copy_from_slice(&1u16.to_le_bytes()); // num_queues
+        c[34..36].copy_from_slice(&self.queues.to_le_bytes()); // num_queues
         c[36..40].copy_from_slice(&MAX_SECTORS.to_le_bytes()); // max_discard_sectors
         c[40..44].copy_from_slice(&1u32.to_le_bytes()); // max_discard_seg
         c[44..48].copy_from_slice(&(self.logical / 512).to_le_bytes()); // discard_sector_alignment
