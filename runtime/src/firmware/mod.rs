@@ -56,7 +56,7 @@ pub enum FirmwareError {
 
 /// Checks the image's size.
 pub fn check_image(name: &str, data: &[u8]) -> Result<(), FirmwareError> {
-    if data.is_empty() || data.len() % 0x10000 != 0 || data.len() > MAX_IMAGE {
+    if data.is_empty() || !data.len().is_multiple_of(0x10000) || data.len() > MAX_IMAGE {
         return Err(FirmwareError::Size(name.escape_debug().to_string(), data.len()));
     }
     Ok(())
