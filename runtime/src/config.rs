@@ -73,7 +73,11 @@ pub enum ConfigError {
 impl VmConfig {
     /// Builds the configuration of a spec with direct kernel boot.
     pub fn from_spec(spec: &MachineSpec) -> Result<Self, ConfigError> {
-        let mut cfg = Self::machine(spec)?;
+        let profile = Profile::builtin(&spec.profile).map_err(|e| ConfigError::Invalid("profile", spec.profile.clone(), e.to_string()))?;
+        crate::pci::chipset::functions(&profile).map_err(|e| ConfigError::Invalid("profile", spec.profile.clone(), e.to_string()))?;
+        if crate::pci::Machine::of(&profile).is_none() {
+            return Err(ConfigError::Invalid("profile", spec.profile.clone(), format!("machine {:?} is not q35 or pc", profile.machine)));
+        }
         let boot = spec.boot.as_ref().ok_or_else(|| {
             ConfigError::Invalid(
                 "boot",
@@ -81,29 +85,6 @@ impl VmConfig {
                 "the spec records no kernel to boot directly (convert the guest again with `ferry convert -o ferry` to record its kernel)".into(),
             )
         })?;
-        cfg.kernel = boot.kernel.clone();
-        cfg.initrd = boot.initrd.clone();
-        cfg.guest_root = boot.guest_root.clone();
-        cfg.cmdline = boot.cmdline.clone();
-        Ok(cfg)
-    }
-
-    /// The machine of `spec` booted through `firmware` (the spec's `boot` is not used).
-    pub fn with_firmware(spec: &MachineSpec, firmware: crate::firmware::FirmwareImage) -> Result<Self, ConfigError> {
-        crate::firmware::check_image(&firmware.name, &firmware.data)
-            .map_err(|e| ConfigError::Invalid("firmware", firmware.name.clone(), e.to_string()))?;
-        let mut cfg = Self::machine(spec)?;
-        cfg.firmware = Some(firmware);
-        Ok(cfg)
-    }
-
-    fn machine(spec: &MachineSpec) -> Result<Self, ConfigError> {
-        let profile = Profile::builtin(&spec.profile).map_err(|e| ConfigError::Invalid("profile", spec.profile.clone(), e.to_string()))?;
-        crate::pci::chipset::functions(&profile).map_err(|e| ConfigError::Invalid("profile", spec.profile.clone(), e.to_string()))?;
-        if crate::pci::Machine::of(&profile).is_none() {
-            return Err(ConfigError::Invalid("profile", spec.profile.clone(), format!("machine {:?} is not q35 or pc", profile.machine)));
-        }
-
         let topology = match spec.topology {
             Some(t) => CpuTopology { sockets: t.sockets, cores: t.cores, threads: t.threads },
             None => CpuTopology::flat(spec.vcpus),
@@ -124,11 +105,11 @@ impl VmConfig {
             memory_mib: spec.memory_mib,
             topology,
             profile,
-            kernel: PathBuf::new(),
-            initrd: None,
-            guest_root: None,
+            kernel: boot.kernel.clone(),
+            initrd: boot.initrd.clone(),
+            guest_root: boot.guest_root.clone(),
             images: None,
-            cmdline: String::new(),
+            cmdline: boot.cmdline.clone(),
             devices: spec.devices.clone(),
             smbios_uuid: spec.smbios_uuid.clone(),
             console: ConsoleSink::None,
@@ -136,5 +117,16 @@ impl VmConfig {
             channel_socket: None,
             firmware: None,
         })
+    }
+
+    /// The machine of `spec` booted through `firmware`: the spec's `boot`, if any, is not used.
+    pub fn with_firmware(spec: &MachineSpec, firmware: crate::firmware::FirmwareImage) -> Result<Self, ConfigError> {
+        crate::firmware::check_image(&firmware.name, &firmware.data)
+            .map_err(|e| ConfigError::Invalid("firmware", firmware.name.clone(), e.to_string()))?;
+        let mut machine = spec.clone();
+        machine.boot = Some(ferry_formats::layout::DirectBoot { kernel: PathBuf::new(), initrd: None, cmdline: String::new(), guest_root: None });
+        let mut cfg = Self::from_spec(&machine)?;
+        cfg.firmware = Some(firmware);
+        Ok(cfg)
     }
 }

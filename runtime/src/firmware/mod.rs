@@ -62,13 +62,15 @@ pub fn check_image(name: &str, data: &[u8]) -> Result<(), FirmwareError> {
     Ok(())
 }
 
-/// QEMU's boot device paths (`bootorder`) of the disks with a `bootindex`, in its order:
-/// `/pci@i0cf8/scsi@SLOT[,FN]/disk@0,0` for a virtio-blk function on the root bus.
+/// QEMU's boot device paths (`bootorder`) of the root-bus disks with a `bootindex`, in its
+/// order: `/pci@i0cf8/scsi@SLOT[,FN]/disk@0,0` for a virtio-blk function.
 pub fn boot_order(devices: &[SpecDevice]) -> Vec<String> {
     let mut disks: Vec<(u32, String)> = devices
         .iter()
         .filter_map(|d| match &d.kind {
-            DeviceKind::VirtioBlk { bootindex: Some(i), .. } => {
+            // Behind a bridge QEMU's path names the bridge too; the runtime's spec carries no
+            // bridges yet, so such disks are left to SeaBIOS's default order.
+            DeviceKind::VirtioBlk { bootindex: Some(i), .. } if d.addr.bus == 0 => {
                 let f = if d.addr.function == 0 { String::new() } else { format!(",{:x}", d.addr.function) };
                 Some((*i, format!("/pci@i0cf8/scsi@{:x}{f}/disk@0,0", d.addr.slot)))
             }
