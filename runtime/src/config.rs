@@ -35,6 +35,8 @@ pub struct VmConfig {
     pub topology: CpuTopology,
     /// Machine profile (its chipset functions are built from its data).
     pub profile: Profile,
+    /// Boot through this firmware (SeaBIOS) instead of loading a kernel.
+    pub firmware: Option<crate::firmware::FirmwareImage>,
     /// Kernel image (PVH ELF or bzImage): a host file, or with `guest_root` a path inside the
     /// guest whose bytes the caller puts in `images`.
     pub kernel: PathBuf,
@@ -58,8 +60,6 @@ pub struct VmConfig {
     /// Unix socket serving the host end of the first virtio-console's port 1
     /// ("org.ferry.channel.0"); none leaves the port without a host end.
     pub channel_socket: Option<PathBuf>,
-    /// Boot through this firmware (SeaBIOS) instead of loading a kernel.
-    pub firmware: Option<crate::firmware::FirmwareImage>,
 }
 
 /// A spec the runtime cannot boot.
@@ -105,6 +105,7 @@ impl VmConfig {
             memory_mib: spec.memory_mib,
             topology,
             profile,
+            firmware: None,
             kernel: boot.kernel.clone(),
             initrd: boot.initrd.clone(),
             guest_root: boot.guest_root.clone(),
@@ -115,7 +116,6 @@ impl VmConfig {
             console: ConsoleSink::None,
             no_reboot: false,
             channel_socket: None,
-            firmware: None,
         })
     }
 
