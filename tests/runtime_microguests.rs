@@ -11,7 +11,6 @@ fn config(kernel: &Path) -> VmConfig {
         memory_mib: 128,
         topology: ferry_runtime::cpuid::CpuTopology::flat(1),
         profile: ferry_formats::layout::Profile::builtin("q35-v1").expect("profile"),
-        firmware: None,
         kernel: kernel.to_path_buf(),
         initrd: None,
         guest_root: None,
@@ -22,6 +21,7 @@ fn config(kernel: &Path) -> VmConfig {
         console: ferry_runtime::ConsoleSink::None,
         no_reboot: true,
         channel_socket: None,
+        firmware: None,
     }
 }
 

@@ -35,8 +35,6 @@ pub struct VmConfig {
     pub topology: CpuTopology,
     /// Machine profile (its chipset functions are built from its data).
     pub profile: Profile,
-    /// Boot through this firmware (SeaBIOS) instead of loading a kernel.
-    pub firmware: Option<crate::firmware::FirmwareImage>,
     /// Kernel image (PVH ELF or bzImage): a host file, or with `guest_root` a path inside the
     /// guest whose bytes the caller puts in `images`.
     pub kernel: PathBuf,
@@ -60,6 +58,8 @@ pub struct VmConfig {
     /// Unix socket serving the host end of the first virtio-console's port 1
     /// ("org.ferry.channel.0"); none leaves the port without a host end.
     pub channel_socket: Option<PathBuf>,
+    /// Boot through this firmware (SeaBIOS) instead of loading a kernel.
+    pub firmware: Option<crate::firmware::FirmwareImage>,
 }
 
 /// A spec the runtime cannot boot.
@@ -73,11 +73,7 @@ pub enum ConfigError {
 impl VmConfig {
     /// Builds the configuration of a spec with direct kernel boot.
     pub fn from_spec(spec: &MachineSpec) -> Result<Self, ConfigError> {
-        let profile = Profile::builtin(&spec.profile).map_err(|e| ConfigError::Invalid("profile", spec.profile.clone(), e.to_string()))?;
-        crate::pci::chipset::functions(&profile).map_err(|e| ConfigError::Invalid("profile", spec.profile.clone(), e.to_string()))?;
-        if crate::pci::Machine::of(&profile).is_none() {
-            return Err(ConfigError::Invalid("profile", spec.profile.clone(), format!("machine {:?} is not q35 or pc", profile.machine)));
-        }
+        let mut cfg = Self::machine(spec)?;
         let boot = spec.boot.as_ref().ok_or_else(|| {
             ConfigError::Invalid(
                 "boot",
@@ -85,6 +81,29 @@ impl VmConfig {
                 "the spec records no kernel to boot directly (convert the guest again with `ferry convert -o ferry` to record its kernel)".into(),
             )
         })?;
+        cfg.kernel = boot.kernel.clone();
+        cfg.initrd = boot.initrd.clone();
+        cfg.guest_root = boot.guest_root.clone();
+        cfg.cmdline = boot.cmdline.clone();
+        Ok(cfg)
+    }
+
+    /// The machine of `spec` booted through `firmware` (the spec's `boot` is not used).
+    pub fn with_firmware(spec: &MachineSpec, firmware: crate::firmware::FirmwareImage) -> Result<Self, ConfigError> {
+        crate::firmware::check_image(&firmware.name, &firmware.data)
+            .map_err(|e| ConfigError::Invalid("firmware", firmware.name.clone(), e.to_string()))?;
+        let mut cfg = Self::machine(spec)?;
+        cfg.firmware = Some(firmware);
+        Ok(cfg)
+    }
+
+    fn machine(spec: &MachineSpec) -> Result<Self, ConfigError> {
+        let profile = Profile::builtin(&spec.profile).map_err(|e| ConfigError::Invalid("profile", spec.profile.clone(), e.to_string()))?;
+        crate::pci::chipset::functions(&profile).map_err(|e| ConfigError::Invalid("profile", spec.profile.clone(), e.to_string()))?;
+        if crate::pci::Machine::of(&profile).is_none() {
+            return Err(ConfigError::Invalid("profile", spec.profile.clone(), format!("machine {:?} is not q35 or pc", profile.machine)));
+        }
+
         let topology = match spec.topology {
             Some(t) => CpuTopology { sockets: t.sockets, cores: t.cores, threads: t.threads },
             None => CpuTopology::flat(spec.vcpus),
@@ -105,28 +124,17 @@ impl VmConfig {
             memory_mib: spec.memory_mib,
             topology,
             profile,
-            firmware: None,
-            kernel: boot.kernel.clone(),
-            initrd: boot.initrd.clone(),
-            guest_root: boot.guest_root.clone(),
+            kernel: PathBuf::new(),
+            initrd: None,
+            guest_root: None,
             images: None,
-            cmdline: boot.cmdline.clone(),
+            cmdline: String::new(),
             devices: spec.devices.clone(),
             smbios_uuid: spec.smbios_uuid.clone(),
             console: ConsoleSink::None,
             no_reboot: false,
             channel_socket: None,
+            firmware: None,
         })
-    }
-
-    /// The machine of `spec` booted through `firmware`: the spec's `boot`, if any, is not used.
-    pub fn with_firmware(spec: &MachineSpec, firmware: crate::firmware::FirmwareImage) -> Result<Self, ConfigError> {
-        crate::firmware::check_image(&firmware.name, &firmware.data)
-            .map_err(|e| ConfigError::Invalid("firmware", firmware.name.clone(), e.to_string()))?;
-        let mut machine = spec.clone();
-        machine.boot = Some(ferry_formats::layout::DirectBoot { kernel: PathBuf::new(), initrd: None, cmdline: String::new(), guest_root: None });
-        let mut cfg = Self::from_spec(&machine)?;
-        cfg.firmware = Some(firmware);
-        Ok(cfg)
     }
 }
