@@ -9,8 +9,9 @@
 //!
 //! Oracles: GRUB's own line from `grub.cfg` (`echo`) and the tiny kernel's first line
 //! ("Linux version") on the serial console of each engine. On kvm_pvm the runtime's boot
-//! takes about two minutes (real-mode GRUB and the kernel's decompressor run as emulated
-//! kernel mode; measured in docs/benchmarks.md).
+//! takes about two minutes at load ~5 and 6–8 minutes at load ~13 (real-mode GRUB reading the
+//! kernel through SeaBIOS's int 13h, and the kernel's decompressor, run as emulated kernel
+//! mode; QEMU -accel kvm takes as long: docs/benchmarks.md), hence its 900 s limit.
 mod runtime_support;
 use runtime_support::*;
 use std::path::{Path, PathBuf};
@@ -202,7 +203,7 @@ fn converted_guest_boots_through_seabios_and_grub_on_both_engines() {
         assert!(seen.0, "the emitted QEMU script did not reach GRUB's line then the kernel's: {}", seen.1);
     }
     if kvm_available() {
-        let (ok, report) = validate(&spec, "ferry", 400);
+        let (ok, report) = validate(&spec, "ferry", 900);
         assert!(ok, "Ferry runtime, SeaBIOS → GRUB → kernel: {report}");
     }
 }

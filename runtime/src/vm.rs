@@ -256,8 +256,7 @@ impl Vm {
         };
         let firmware = match &cfg.firmware {
             Some(image) => {
-                let order = crate::firmware::boot_order(&cfg.devices);
-                let items = crate::firmware::Items { mem_bytes, topology: &cfg.topology, acpi: &acpi, uuid, name: &cfg.name, boot_order: &order };
+                let items = crate::firmware::Items { mem_bytes, topology: &cfg.topology, acpi: &acpi, uuid, name: &cfg.name, boot_order: &image.boot_order };
                 let fw_cfg = crate::firmware::fw_cfg(&items, &image.name).map_err(|e| VmError::Setup(e.to_string()))?;
                 Some(crate::firmware::Devices::new(&vm, &mem, image, machine, fw_cfg).map_err(|e| VmError::Setup(e.to_string()))?)
             }

@@ -126,6 +126,7 @@ pub fn runtime_config(spec: &MachineSpec, boot: &BootArgs) -> anyhow::Result<VmC
             name: fw.display().to_string(),
             data: data.into(),
             debugcon: boot.firmware_log.clone(),
+            boot_order: ferry_runtime::firmware::boot_order(&spec.devices, &spec.bridges),
         };
         return Ok(VmConfig::with_firmware(spec, image)?);
     }

@@ -14,7 +14,7 @@ use crate::cpuid::CpuTopology;
 use crate::layout;
 use crate::memory::Memory;
 use crate::pci::Machine;
-use ferry_formats::layout::{DeviceKind, SpecDevice};
+use ferry_formats::layout::{DeviceKind, SpecBridge, SpecDevice};
 use fw_cfg::FwCfg;
 use kvm_bindings::{kvm_userspace_memory_region, KVM_MEM_READONLY};
 use kvm_ioctls::VmFd;
@@ -38,6 +38,8 @@ pub struct FirmwareImage {
     pub data: Arc<[u8]>,
     /// Also write the debug console (port 0x402) to this file.
     pub debugcon: Option<PathBuf>,
+    /// `bootorder` lines ([`boot_order`] of the spec).
+    pub boot_order: Vec<String>,
 }
 
 /// The image or the machine cannot be set up.
@@ -56,21 +58,29 @@ pub enum FirmwareError {
 
 /// Checks the image's size.
 pub fn check_image(name: &str, data: &[u8]) -> Result<(), FirmwareError> {
-    if data.is_empty() || data.len() % 0x10000 != 0 || data.len() > MAX_IMAGE {
+    if data.is_empty() || !data.len().is_multiple_of(0x10000) || data.len() > MAX_IMAGE {
         return Err(FirmwareError::Size(name.escape_debug().to_string(), data.len()));
     }
     Ok(())
 }
 
 /// QEMU's boot device paths (`bootorder`) of the disks with a `bootindex`, in its order:
-/// `/pci@i0cf8/scsi@SLOT[,FN]/disk@0,0` for a virtio-blk function on the root bus.
-pub fn boot_order(devices: &[SpecDevice]) -> Vec<String> {
+/// `/pci@i0cf8/scsi@SLOT[,FN]/disk@0,0` for a virtio-blk function on the root bus, and
+/// `/pci@i0cf8/pci-bridge@BSLOT[,BFN]/scsi@SLOT[,FN]/disk@0,0` behind the bridge (PCIe root
+/// port or PCI bridge) serving its bus. A disk on a bus no bridge serves is left out.
+pub fn boot_order(devices: &[SpecDevice], bridges: &[SpecBridge]) -> Vec<String> {
+    let at = |slot: u8, function: u8| if function == 0 { format!("{slot:x}") } else { format!("{slot:x},{function:x}") };
     let mut disks: Vec<(u32, String)> = devices
         .iter()
         .filter_map(|d| match &d.kind {
             DeviceKind::VirtioBlk { bootindex: Some(i), .. } => {
-                let f = if d.addr.function == 0 { String::new() } else { format!(",{:x}", d.addr.function) };
-                Some((*i, format!("/pci@i0cf8/scsi@{:x}{f}/disk@0,0", d.addr.slot)))
+                let prefix = if d.addr.bus == 0 {
+                    String::new()
+                } else {
+                    let b = bridges.iter().find(|b| b.bus == d.addr.bus && b.addr.bus == 0)?;
+                    format!("/pci-bridge@{}", at(b.addr.slot, b.addr.function))
+                };
+                Some((*i, format!("/pci@i0cf8{prefix}/scsi@{}/disk@0,0", at(d.addr.slot, d.addr.function))))
             }
             _ => None,
         })
@@ -258,8 +268,21 @@ mod tests {
                 bootindex,
             },
         };
-        let devs = [disk(0x0d, 0, Some(2)), disk(4, 0, Some(1)), disk(5, 1, None), disk(0x1e, 3, Some(3))];
-        assert_eq!(boot_order(&devs), ["/pci@i0cf8/scsi@4/disk@0,0", "/pci@i0cf8/scsi@d/disk@0,0", "/pci@i0cf8/scsi@1e,3/disk@0,0"]);
+        let mut behind = disk(0, 0, Some(4));
+        behind.addr.bus = 1;
+        let mut orphan = disk(0, 0, Some(5));
+        orphan.addr.bus = 7;
+        let devs = [disk(0x0d, 0, Some(2)), disk(4, 0, Some(1)), disk(5, 1, None), disk(0x1e, 3, Some(3)), behind, orphan];
+        let rp = SpecBridge { id: "rp1".into(), addr: PciAddr { bus: 0, slot: 0x1c, function: 0 }, bus: 1, kind: "pcie-root-port".into(), chassis: 1, port: Some(0x10) };
+        assert_eq!(
+            boot_order(&devs, &[rp]),
+            [
+                "/pci@i0cf8/scsi@4/disk@0,0",
+                "/pci@i0cf8/scsi@d/disk@0,0",
+                "/pci@i0cf8/scsi@1e,3/disk@0,0",
+                "/pci@i0cf8/pci-bridge@1c/scsi@0/disk@0,0"
+            ]
+        );
     }
 
     #[test]
