@@ -178,6 +178,20 @@ fn sample_guest_in_place_survives_sigkill() {
         c
     });
     crash_everywhere(d, &d.join("synced"), &[5, 30, 60]);
+    // Another image's journal that cannot be read does not block this one; its own does.
+    let r = d.join("reference");
+    let mut foreign = b"FERRYIPJ".to_vec();
+    foreign.extend_from_slice(&99u32.to_le_bytes());
+    foreign.resize(4096, 0);
+    std::fs::write(r.join(".other.qcow2.ferry-in-place"), &foreign).unwrap();
+    std::fs::write(r.join("none.txt"), "").unwrap();
+    let sync = || Command::new(env!("CARGO_BIN_EXE_ferry")).args(["img", "sync", "--changed-blocks", "none.txt", "g.qcow2", "g.qcow2"]).current_dir(&r).output().unwrap();
+    let o = sync();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::rename(r.join(".other.qcow2.ferry-in-place"), journal(&r)).unwrap();
+    let o = sync();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains(".g.qcow2.ferry-in-place: in-place journal version 99 is not supported") && e.lines().count() == 1, "{e}");
 }
 
 /// The Debian 12 VMware test guest (1.5 GiB; the conversion rebuilds its initramfs and

@@ -73,7 +73,13 @@ pub fn recover(target: &Path) -> anyhow::Result<Option<PathBuf>> {
         .collect();
     found.sort();
     for jpath in found {
-        let (state, file) = journal::read(&jpath)?;
+        let mine = jpath.file_name() == own.file_name();
+        let (state, file) = match journal::read(&jpath) {
+            Ok(r) => r,
+            // Another image's journal that cannot be read is that image's business.
+            Err(_) if !mine => continue,
+            Err(e) => return Err(e),
+        };
         match state {
             journal::Found::Complete(index) => {
                 if !index.targets.iter().any(|t| (t.dev, t.ino) == id) {
@@ -85,7 +91,7 @@ pub fn recover(target: &Path) -> anyhow::Result<Option<PathBuf>> {
                 return Ok(Some(jpath));
             }
             journal::Found::Incomplete { pid } => {
-                if jpath.file_name() != own.file_name() {
+                if !mine {
                     continue;
                 }
                 // SAFETY: kill() with signal 0 only checks that the process exists.
@@ -123,7 +129,11 @@ pub fn commit(edits: &[(&dyn BlockDevice, Vec<Extent>)], images: &[PathBuf], des
         }
     };
     let stats = result.map(|(_, s)| s).unwrap_or_default();
-    jw.commit(&index, || crash_point("journaled"))?;
+    if let Err(e) = jw.commit(&index, || crash_point("journaled")) {
+        // Not committed (a torn trailer fails its checksum): the images are untouched.
+        let _ = journal::remove(&jpath);
+        return Err(e);
+    }
     crash_point("committed");
     let file = std::fs::File::open(jw.path()).with_context(|| format!("{}: open", jw.path().display()))?;
     journal::apply(&jpath, &file, &index, || crash_point("applying"))?;
