@@ -904,3 +904,43 @@ fn bmbt_files_v5_4k() {
 fn bmbt_files_v4_1k() {
     bmbt(&["-m", "crc=0", "-b", "size=1024"]);
 }
+
+/// Corrupt free-space and inode trees give one-line errors naming the structure, before
+/// anything is written; nothing panics.
+#[test]
+fn corrupt_trees_are_refused() {
+    let Some((im, _)) = make(&["-m", "crc=0"]) else { return };
+    let bs = db_sb(&im.img, "blocksize");
+    let (agcount, agblocks) = (db_sb(&im.img, "agcount"), db_sb(&im.img, "agblocks"));
+    let field = |hdr: &str, ag: u64, f: &str| -> u64 {
+        let out = xfs_db(&im.img, &[&format!("{hdr} {ag}"), &format!("print {f}")]);
+        out.lines().find_map(|l| l.strip_prefix(&format!("{f} = "))).unwrap().trim().parse().unwrap()
+    };
+    // (header, root field, byte offset in the root block, value, what the error must name):
+    // a numrecs past the block's capacity, a cntbt record changed so the trees disagree, an
+    // inobt free count that contradicts its bitmap. Every AG gets it.
+    let cases = [("agf", "bnoroot", 6usize, 0xffu8, "bnobt"), ("agf", "cntroot", 16 + 4, 0x7f, "cntbt"), ("agi", "root", 16 + 7, 0x3f, "inobt")];
+    for (hdr, root, off, val, what) in cases {
+        let bad = im.img.with_extension(what);
+        std::fs::copy(&im.img, &bad).unwrap();
+        let mut f = std::fs::OpenOptions::new().write(true).open(&bad).unwrap();
+        for ag in 0..agcount {
+            let blk = ag * agblocks + field(hdr, ag, root);
+            f.seek(SeekFrom::Start(blk * bs + off as u64)).unwrap();
+            f.write_all(&[val]).unwrap();
+        }
+        drop(f);
+        let ov = CowOverlay::new(RawImage::open(&bad).unwrap()).unwrap();
+        let mut x = open(&ov).unwrap();
+        let before = ov.overlay_bytes();
+        let e = if what == "inobt" {
+            x.create_file("/etc/new", b"x", 0o644, 0, 0).unwrap_err()
+        } else {
+            x.write_file("/etc/hostname", &pattern(200_000, 1)).unwrap_err()
+        };
+        let msg = e.to_string();
+        assert!(msg.contains(what) && !msg.contains('\n'), "{what}: {msg}");
+        assert_eq!(ov.overlay_bytes(), before, "{what}: nothing written");
+        std::fs::remove_file(&bad).unwrap();
+    }
+}

@@ -1,7 +1,8 @@
-//! The Linux conversion plan applied through `GuestFs` on an XFS root: the rhel9-vmware
-//! fixture tree (testdata/linux) put into an XFS image by `mkfs.xfs -p`, detected, planned
-//! and applied on the XFS writer; the plan must be the golden one, the converted tree must
-//! read back equal to the golden converted tree, and `xfs_repair -n` must be clean.
+//! The Linux conversion plan applied through `GuestFs` on an XFS root: the RHEL-family
+//! fixture trees (testdata/linux: rhel9-vmware, rhel8-xen, centos7-vmware) put into an XFS
+//! image by `mkfs.xfs -p`, detected, planned and applied on the XFS writer; the plan must be
+//! the golden one, the converted tree must read back equal to the golden converted tree, and
+//! `xfs_repair -n` must be clean.
 
 mod fs_support;
 mod linux_support;
@@ -65,11 +66,24 @@ fn compare(g: &dyn GuestFs, want: &Path, guest: &str) {
 
 #[test]
 fn rhel9_plan_applied_on_an_xfs_root() {
+    plan_on_xfs("rhel9-vmware");
+}
+
+#[test]
+fn rhel8_plan_applied_on_an_xfs_root() {
+    plan_on_xfs("rhel8-xen");
+}
+
+#[test]
+fn centos7_plan_applied_on_an_xfs_root() {
+    plan_on_xfs("centos7-vmware");
+}
+
+fn plan_on_xfs(name: &str) {
     if !have("mkfs.xfs") || !have("xfs_repair") {
         eprintln!("skipping: xfsprogs not installed");
         return;
     }
-    let name = "rhel9-vmware";
     let base = testdata().join(name);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");

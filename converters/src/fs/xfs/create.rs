@@ -319,6 +319,10 @@ impl Xfs<'_> {
         let same = src.ino == dst_parent.ino;
         let mut dst = if same { None } else { Some(dst_parent) };
         if let Some(old) = self.dir_lookup(dst.as_ref().unwrap_or(&src), &tname)? {
+            if old == moving.ino {
+                // Two names of one inode: rename(2) leaves both.
+                return Ok(());
+            }
             let victim = self.read_inode(old)?;
             if victim.kind() == FileKind::Directory {
                 return Err(self.path_err(to, PathProblem::Exists));
