@@ -37,21 +37,6 @@ fn cached_tiny_kernel(build: bool) -> Option<PathBuf> {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).parent().map(Path::to_path_buf)
 }
 
-/// A 64 MiB ext4 root holding busybox as /sbin/init (built with mkfs.ext4 -d).
-fn busybox_root(dir: &Path) -> Option<PathBuf> {
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().map(PathBuf::from).find(|p| p.exists())?;
-    let tree = dir.join("tree");
-    for d in ["sbin", "bin", "dev", "proc", "sys", "etc"] {
-        std::fs::create_dir_all(tree.join(d)).ok()?;
-    }
-    std::fs::copy(&busybox, tree.join("bin/busybox")).ok()?;
-    std::os::unix::fs::symlink("/bin/busybox", tree.join("sbin/init")).ok()?;
-    std::os::unix::fs::symlink("/bin/busybox", tree.join("bin/sh")).ok()?;
-    let img = dir.join("root.ext4");
-    let st = Command::new("mkfs.ext4").args(["-q", "-F", "-d"]).arg(&tree).arg(&img).arg("64M").status().ok()?;
-    st.success().then_some(img)
-}
-
 fn spec(dir: &Path, kernel: &Path, initrd: Option<&Path>, disk: &Path, cmdline: &str) -> PathBuf {
     let mut v = spec_json(kernel, disk, "q35-v1", [4, 3, 5, 6]);
     v["memory_mib"] = 256.into();
