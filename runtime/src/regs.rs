@@ -71,6 +71,15 @@ pub fn setup_common(vcpu: &VcpuFd) -> Result<(), kvm_ioctls::Error> {
         // Hosts that refuse an MSR (kvm_pvm refuses some) still boot: the kernel sets them up.
         let _ = vcpu.set_msrs(&msrs);
     }
+    if host_is_amd() {
+        // HWCR.TscFreqSel (bit 24) reads 1 on every AMD CPU since family 10h; KVM starts it at
+        // 0, and Linux then reports "[Firmware Bug]: TSC doesn't count with P0 frequency!"
+        // (KVM accepts this bit from user space since Linux 6.7; older hosts refuse: ignored).
+        let hwcr = [kvm_msr_entry { index: 0xc001_0015, data: 1 << 24, ..Default::default() }];
+        if let Ok(msrs) = Msrs::from_entries(&hwcr) {
+            let _ = vcpu.set_msrs(&msrs);
+        }
+    }
     let mut lapic = vcpu.get_lapic()?;
     let set = |regs: &mut [std::os::raw::c_char; 1024], off: usize, mode: u32| {
         let mut v = [0u8; 4];
@@ -85,4 +94,10 @@ pub fn setup_common(vcpu: &VcpuFd) -> Result<(), kvm_ioctls::Error> {
     set(&mut lapic.regs, 0x350, 7); // LINT0: ExtINT
     set(&mut lapic.regs, 0x360, 4); // LINT1: NMI
     vcpu.set_lapic(&lapic)
+}
+
+/// Whether the host CPU is AMD's (its CPUID vendor string; KVM passes its family through).
+fn host_is_amd() -> bool {
+    let id = std::arch::x86_64::__cpuid(0);
+    [id.ebx, id.edx, id.ecx].iter().flat_map(|r| r.to_le_bytes()).eq(*b"AuthenticAMD")
 }
