@@ -27,4 +27,6 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    // libFuzzer stops between inputs: removing the file here leaves no temp behind.
+    let _ = std::fs::remove_file(&p);
 });
