@@ -24,28 +24,7 @@ initrd_args=()
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# Runs "$@" with its console in $tmp/log until $want appears; prints "wall cpu" (the CPU
-# time last read while it ran).
-timed() {
-  : >"$tmp/log"
-  local t0 pid ticks=0 t
-  t0=$(date +%s.%N)
-  "$@" >/dev/null 2>&1 &
-  pid=$!
-  until grep -q "$want" "$tmp/log" 2>/dev/null; do
-    t=$(awk '{print $14+$15}' /proc/$pid/stat 2>/dev/null) && ticks=$t
-    if ! kill -0 $pid 2>/dev/null; then
-      grep -q "$want" "$tmp/log" && break
-      echo "died"; return
-    fi
-    sleep 0.05
-  done
-  local t1
-  t1=$(date +%s.%N)
-  t=$(awk '{print $14+$15}' /proc/$pid/stat 2>/dev/null) && ticks=$t
-  kill $pid 2>/dev/null; wait $pid 2>/dev/null || true
-  echo "$(echo "$t1 - $t0" | bc) $(echo "scale=2; $ticks / $(getconf CLK_TCK)" | bc)"
-}
+. "$(dirname "$0")/console-timer.sh"
 
 for i in $(seq 1 "$runs"); do
   echo "run $i load $(cut -d' ' -f1 /proc/loadavg)"
