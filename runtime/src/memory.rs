@@ -63,13 +63,8 @@ pub enum MemoryError {
 }
 
 /// Maps `mib` MiB of guest RAM (split around the PCI hole) as `opts` asks and registers it
-/// with `vm`.
-pub fn create(vm: &VmFd, mib: u64, opts: &MemoryOptions) -> Result<Memory, MemoryError> {
-    create_with_hole(vm, mib, opts, None)
-}
-
-/// Like [`create`], leaving `hole` (start, end) of RAM out of KVM's slots: the firmware's
-/// PAM segments map it themselves (the RAM behind them stays in the returned memory).
+/// with `vm`, leaving `hole` (start, end) of RAM out of KVM's slots: the firmware's PAM
+/// segments map it themselves (the RAM behind them stays in the returned memory).
 pub fn create_with_hole(vm: &VmFd, mib: u64, opts: &MemoryOptions, hole: Option<(u64, u64)>) -> Result<Memory, MemoryError> {
     if !(16..=1 << 20).contains(&mib) {
         return Err(MemoryError::Size(mib));
