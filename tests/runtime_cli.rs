@@ -3,15 +3,6 @@ mod runtime_support;
 use runtime_support::*;
 use std::process::Command;
 
-fn write_spec(dir: &std::path::Path, guest_name: &str) -> std::path::PathBuf {
-    let elf = guest(guest_name);
-    let disk = dir.join("disk.raw");
-    test_disk(&disk);
-    let spec = dir.join("spec.json");
-    std::fs::write(&spec, spec_json(&elf, &disk, "q35-v1", [4, 3, 5, 6]).to_string()).expect("write spec");
-    spec
-}
-
 #[test]
 fn run_boots_a_spec_and_exits_with_the_guest_code() {
     if !kvm_available() {

@@ -10,15 +10,6 @@ use std::time::{Duration, Instant};
 /// The spec's 128 MiB of RAM is one mapping of this size.
 const RAM_KIB: u64 = 128 << 10;
 
-fn write_spec(dir: &std::path::Path) -> std::path::PathBuf {
-    let elf = guest("hello");
-    let disk = dir.join("disk.raw");
-    test_disk(&disk);
-    let spec = dir.join("spec.json");
-    std::fs::write(&spec, spec_json(&elf, &disk, "q35-v1", [4, 3, 5, 6]).to_string()).expect("write spec");
-    spec
-}
-
 /// Starts `ferry run -S` (vCPUs stopped, memory mapped) with `flags`, returns the header line
 /// and `VmFlags` of the guest-RAM mapping, then kills it.
 fn ram_mapping(spec: &std::path::Path, flags: &[&str]) -> (String, Vec<String>) {
@@ -71,7 +62,7 @@ fn guest_ram_is_advised_for_thp_and_ksm_unless_opted_out() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let spec = write_spec(dir.path());
+    let spec = write_spec(dir.path(), "hello");
     let (_, flags) = ram_mapping(&spec, &[]);
     assert!(flags.contains(&"hg".into()) && flags.contains(&"mg".into()), "{flags:?}");
     let (_, flags) = ram_mapping(&spec, &["--no-ksm"]);
@@ -86,7 +77,7 @@ fn memfd_backing_is_a_shared_memfd_and_the_guest_runs_on_it() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let spec = write_spec(dir.path());
+    let spec = write_spec(dir.path(), "hello");
     let (header, flags) = ram_mapping(&spec, &["--memory-backing", "memfd"]);
     assert!(header.contains("/memfd:ferry-guest-ram"), "{header}");
     assert!(flags.contains(&"sh".into()) && flags.contains(&"hg".into()) && !flags.contains(&"mg".into()), "{flags:?}");
@@ -107,7 +98,7 @@ fn hugetlb_backing_needs_reserved_pages() {
     let info = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
     let free: u64 = info.lines().find_map(|l| l.strip_prefix("HugePages_Free:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
     let dir = tempfile::tempdir().expect("tempdir");
-    let spec = write_spec(dir.path());
+    let spec = write_spec(dir.path(), "hello");
     if free >= 64 {
         let (header, _) = ram_mapping(&spec, &["--memory-backing", "hugetlb"]);
         assert!(header.contains("/memfd:ferry-guest-ram"), "{header}");

@@ -172,6 +172,17 @@ pub fn test_disk(path: &Path) {
     f.write_all_at(&pattern(2, 512), 0x80_0007 * 512).expect("write");
 }
 
+/// Writes `dir/spec.json`: micro-guest `guest_name` with the four device kinds of
+/// [`spec_json`] on q35-v1 and a [`test_disk`] at `dir/disk.raw`.
+pub fn write_spec(dir: &Path, guest_name: &str) -> PathBuf {
+    let elf = guest(guest_name);
+    let disk = dir.join("disk.raw");
+    test_disk(&disk);
+    let spec = dir.join("spec.json");
+    std::fs::write(&spec, spec_json(&elf, &disk, "q35-v1", [4, 3, 5, 6]).to_string()).expect("write spec");
+    spec
+}
+
 /// Runs a spec on Ferry's runtime with a timeout and returns the outcome.
 pub fn run_spec(spec: &ferry_formats::layout::MachineSpec) -> ferry_runtime::Outcome {
     let mut cfg = ferry_runtime::VmConfig::from_spec(spec).expect("config");
