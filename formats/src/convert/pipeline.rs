@@ -71,9 +71,11 @@ pub fn run(
     let (batch_tx, batch_rx) = sync_channel::<Batch>(1);
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || batch_stream(s, cs, opts.batch_bytes, &batch_tx));
-        // On a pool thread, so the loop itself takes part in each batch's parallel work.
+        // On this thread, never on a rayon worker: the stage blocks on the channel, and the
+        // reader's decoding needs a free worker. Two conversions at once on a two-thread pool
+        // (two tests, or two guests of a batch) each parked a worker in `recv` and deadlocked.
         let stage = Stage { pool: &BufferPool::default(), size, opts, progress };
-        let processed = rayon::scope(|_| stage.run(batch_rx, &mut output));
+        let processed = stage.run(batch_rx, &mut output);
         // A reader error closes the channel early; it is the one to report.
         let r = reader.join().unwrap_or_else(|_| Err(DiskError::unsupported(path, "reader thread panicked")));
         r?;
