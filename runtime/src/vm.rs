@@ -1,4 +1,5 @@
 //! One boot of a machine: KVM VM, memory, vCPU threads, devices; runs until the guest exits.
+use std::os::unix::fs::OpenOptionsExt;
 use crate::boot;
 use crate::config::{ConsoleSink, VmConfig};
 use crate::cpuid::{self, CpuidQuirks};
@@ -175,6 +176,7 @@ fn open_sink(s: &ConsoleSink) -> Result<Option<Box<dyn Write + Send>>, VmError> 
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(p)
                 .map_err(|e| VmError::Setup(format!("{}: {e}", p.display())))?,
         )),

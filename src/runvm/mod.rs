@@ -133,8 +133,29 @@ pub fn runtime_config(spec: &MachineSpec, boot: &BootArgs) -> anyhow::Result<VmC
     let mut cfg = VmConfig::from_spec(spec)?;
     if let Some(b) = spec.boot.as_ref().filter(|b| b.guest_root.is_some()) {
         cfg.images = Some(guest_kernel::read(spec, b)?);
+    } else {
+        // Host files are read once, as QEMU reads -kernel/-initrd once: a guest reboot loads
+        // the same bytes, even if the file was replaced meanwhile (the sandbox would refuse
+        // the new file, and a half-written one would be worse).
+        let limit = cfg.memory_mib << 20;
+        let kernel = host_image(&cfg.kernel, limit)?;
+        let initrd = cfg.initrd.as_deref().map(|p| host_image(p, limit)).transpose()?;
+        cfg.images = Some((kernel, initrd));
     }
     Ok(cfg)
+}
+
+/// Reads a host kernel or initrd, refusing one larger than the guest's RAM by its size.
+fn host_image(path: &Path, limit: u64) -> anyhow::Result<ferry_runtime::LoadedImage> {
+    use std::io::Read;
+    let name = path.display().to_string();
+    let f = std::fs::File::open(path).with_context(|| name.clone())?;
+    let mut data = Vec::new();
+    f.take(limit + 1).read_to_end(&mut data).with_context(|| name.clone())?;
+    if data.len() as u64 > limit {
+        bail!("{name}: invalid size: over the guest's {} MiB of RAM", limit >> 20);
+    }
+    Ok(ferry_runtime::LoadedImage { name, data: data.into() })
 }
 
 /// Reads and parses a spec, naming the file in errors.

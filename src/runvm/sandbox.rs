@@ -6,12 +6,13 @@ use anyhow::Context;
 use ferry_formats::layout::{DeviceKind, MachineSpec, NetBackend};
 use ferry_runtime::sandbox::{self, FilePolicy, LandlockOutcome};
 use ferry_runtime::{ConsoleSink, VmConfig};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The policy for `spec` run as `cfg` with `args`: its disks (a qcow2/VMDK disk's whole
-/// backing chain read-only), host kernel/initrd/firmware files, the console file (created
-/// here), `/dev/kvm`, `/dev/net/tun` for tap NICs, the sockets' directories and every
-/// `--sandbox-allow` path.
+/// backing chain read-only), the console file (created here), `/dev/kvm`, `/dev/net/tun` for
+/// tap NICs, the sockets' directories and every `--sandbox-allow` path. Host kernel, initrd and
+/// firmware files are not in it: they were read before (`runtime_config`), once for all boots.
 pub fn policy(spec: &MachineSpec, cfg: &VmConfig, args: &RunArgs) -> anyhow::Result<FilePolicy> {
     let mut p = FilePolicy { read_write: vec![PathBuf::from("/dev/kvm")], ..Default::default() };
     for d in &spec.devices {
@@ -29,11 +30,6 @@ pub fn policy(spec: &MachineSpec, cfg: &VmConfig, args: &RunArgs) -> anyhow::Res
         }
     }
     p.read_only.extend(ferry_formats::disk::opened_sources());
-    if cfg.guest_root.is_none() && cfg.firmware.is_none() {
-        p.read_only.push(cfg.kernel.clone());
-        p.read_only.extend(cfg.initrd.clone());
-    }
-    p.read_only.extend(args.boot.firmware.clone());
     if cfg.memory.backing == ferry_runtime::memory::Backing::Hugetlb {
         // The free huge pages are checked when guest RAM is mapped.
         p.read_only.push(PathBuf::from("/proc/meminfo"));
@@ -46,7 +42,7 @@ pub fn policy(spec: &MachineSpec, cfg: &VmConfig, args: &RunArgs) -> anyhow::Res
     };
     let debugcon = cfg.firmware.as_ref().and_then(|f| f.debugcon.as_ref());
     for f in console.into_iter().chain(debugcon) {
-        std::fs::OpenOptions::new().create(true).append(true).open(f).with_context(|| format!("{}: cannot open for appending", f.display()))?;
+        std::fs::OpenOptions::new().create(true).append(true).custom_flags(libc::O_NOFOLLOW).open(f).with_context(|| format!("{}: cannot open for appending", f.display()))?;
         p.read_write.push(f.clone());
     }
     for s in args.qmp.iter().chain(args.console_socket.iter()) {

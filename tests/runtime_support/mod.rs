@@ -5,13 +5,18 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-static BUILD_LOCK: Mutex<()> = Mutex::new(());
+/// The micro-guests this test process has built (each once: a rebuild replaces the file
+/// under a test that is running it).
+static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// Builds `testdata/microguests/NAME.c` into a PVH ELF (gcc + ld + objcopy).
+/// Builds `testdata/microguests/NAME.c` into a PVH ELF (gcc + ld + objcopy), once per process.
 pub fn guest(name: &str) -> PathBuf {
-    let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("microguests");
+    if built.iter().any(|b| b == name) {
+        return out.join(format!("{name}.elf"));
+    }
     let st = Command::new("sh")
         .arg(root.join("testdata/microguests/build.sh"))
         .arg(name)
@@ -19,6 +24,7 @@ pub fn guest(name: &str) -> PathBuf {
         .status()
         .expect("run build.sh");
     assert!(st.success(), "building micro-guest {name} failed");
+    built.push(name.to_string());
     out.join(format!("{name}.elf"))
 }
 

@@ -9,6 +9,7 @@ pub mod loader;
 pub mod pam;
 pub mod ports;
 
+use std::os::unix::fs::OpenOptionsExt;
 use crate::acpi::AcpiTables;
 use crate::cpuid::CpuTopology;
 use crate::layout;
@@ -195,7 +196,7 @@ impl Devices {
         let pam = pam::Pam::new(vm.clone(), mem.clone(), rom.clone(), len).map_err(|e| kvm(&e))?;
         let sink: Option<Box<dyn std::io::Write + Send>> = match &image.debugcon {
             Some(p) => Some(Box::new(
-                std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(|e| FirmwareError::Item(p.display().to_string(), e.to_string()))?,
+                std::fs::OpenOptions::new().create(true).append(true).custom_flags(libc::O_NOFOLLOW).open(p).map_err(|e| FirmwareError::Item(p.display().to_string(), e.to_string()))?,
             )),
             None => None,
         };

@@ -1,7 +1,7 @@
 //! The VMM's sandbox, Ferry's equivalent of sVirt: after setup a `ferry run` process
-//! restricts itself with Landlock (only its disks, firmware/kernel files, console file,
-//! sockets and `/dev/kvm` + `/dev/net/tun`; no TCP; no signals or abstract sockets outside
-//! its domain) and each VMM thread installs a seccomp-bpf filter for its class (vCPU, device
+//! restricts itself with Landlock (only its disks, console file, sockets and `/dev/kvm` +
+//! `/dev/net/tun`: kernel, initrd and firmware were read before; no TCP; no signals or
+//! abstract sockets outside its domain) and each VMM thread installs a seccomp-bpf filter for its class (vCPU, device
 //! I/O, monitor) allowing only the system calls that class makes. A forbidden call fails with
 //! `EPERM`; a forbidden file open with `EACCES`.
 //!
