@@ -95,6 +95,18 @@ impl Controller {
             *c = Some(s);
         }
     }
+    /// Waits until the first boot's machine exists (or the VM stopped, or `limit` passed):
+    /// QEMU serves its monitor only once the machine is built, so `query-pci` right after the
+    /// greeting lists every device.
+    pub(crate) fn wait_attached(&self, limit: Duration) {
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit && !self.shut_down.load(Ordering::SeqCst) {
+            if self.current.lock().map(|c| c.is_some()).unwrap_or(true) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
     pub(crate) fn detach(&self) {
         if let Ok(mut c) = self.current.lock() {
             *c = None;

@@ -58,6 +58,7 @@ fn client(conn: UnixStream, ctl: &Arc<Controller>) {
     let Ok(w) = conn.try_clone() else { return };
     let writer = Arc::new(Mutex::new(w));
     let version = env!("CARGO_PKG_VERSION");
+    ctl.wait_attached(std::time::Duration::from_secs(60));
     let greeting = json!({"QMP": {"version": {"qemu": {"major": 0, "minor": 1, "micro": 0}, "package": format!("ferry-runtime {version}")}, "capabilities": []}});
     if !send(&writer, &greeting) {
         return;

@@ -42,7 +42,7 @@ static void kick(void) {
 /* Waits for `n` completions; records their request numbers in `order`. */
 static int wait(u32 n, u32 *order) {
 	u32 got = 0;
-	for (u32 k = 0; k < 50000000 && got < n; k++) {
+	for (u64 d = deadline(); before(d) && got < n;) {
 		if (rd16(USED + 2) == used_seen) continue;
 		u32 id = rd32(USED + 4 + 8 * (used_seen % QSZ));
 		used_seen++;

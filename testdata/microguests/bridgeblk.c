@@ -45,7 +45,7 @@ int main(u32 start_info) {
 	barrier();
 	wr16(v.notify + rd16(c + 0x1e) * v.notify_mult, 0);
 	int r = -1;
-	for (u32 n = 0; n < 2000000; n++) if (rd16(USED + 2) != used0) { r = 0; break; }
+	for (u64 d = deadline(); before(d);) if (rd16(USED + 2) != used0) { r = 0; break; }
 	u32 irr = 0;
 	for (u32 n = 0; n < 200000 && !irr; n++) irr = (rd32(0xfee00220) >> 1) & 1; /* vector 0x41 */
 	puts("read sector 0 submit "); putdec((u32)r); puts(" status "); putdec(rd8(ST));

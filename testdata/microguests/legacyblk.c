@@ -49,8 +49,7 @@ int main(u32 start_info) {
 	wr16(avail + 2, 1);
 	barrier();
 	outw(io + 0x10, 0);
-	u32 n;
-	for (n = 0; n < 2000000 && rd16(used + 2) == 0; n++) {
+	for (u64 d = deadline(); before(d) && rd16(used + 2) == 0;) {
 	}
 	u8 isr = inb(io + 0x13);
 	u8 isr2 = inb(io + 0x13);

@@ -62,7 +62,7 @@ int main(u32 start_info) {
 	barrier();
 	wr16(tx.avail + 2, 1);
 	outw(io + 0x10, 1);
-	for (u32 k = 0; k < 1000000 && rd16(tx.used + 2) == 0; k++) {
+	for (u64 d = deadline(); before(d) && rd16(tx.used + 2) == 0;) {
 	}
 	puts(rd16(tx.used + 2) == 1 ? "tx done\n" : "tx stuck\n");
 	u16 seen = 0, avail = 4;

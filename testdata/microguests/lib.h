@@ -21,6 +21,14 @@ static inline u32 rd32(u32 a) { return *(volatile u32 *)a; }
 static inline void wr8(u32 a, u8 v) { *(volatile u8 *)a = v; }
 static inline void wr16(u32 a, u16 v) { *(volatile u16 *)a = v; }
 static inline void wr32(u32 a, u32 v) { *(volatile u32 *)a = v; }
+/* Time-stamp counter: waits for a device are bounded in time, not in loop turns (a loop
+ * count that is seconds on kvm_pvm is milliseconds under TCG, less than a loaded host may
+ * take to run QEMU's or the runtime's device thread). */
+static inline u64 rdtsc(void) { u32 lo, hi; __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)); return ((u64)hi << 32) | lo; }
+/* About 5-10 s of TSC ticks on current hosts: only a device that never answers waits it out. */
+#define WAIT_TICKS (1ull << 34)
+static inline u64 deadline(void) { return rdtsc() + WAIT_TICKS; }
+static inline int before(u64 d) { return rdtsc() < d; }
 static inline void barrier(void) { __asm__ volatile("lock; addl $0,(%%esp)" ::: "memory"); }
 
 static __attribute__((unused)) void serial_init(void) {

@@ -52,7 +52,7 @@ int main(u32 start_info) {
 	barrier();
 	wr16(AVAIL + 2, 1);
 	wr16(n.notify + 1 * mult, 1);
-	for (u32 k = 0; k < 1000000 && rd16(USED + 2) == 0; k++) {
+	for (u64 d = deadline(); before(d) && rd16(USED + 2) == 0;) {
 	}
 	puts(rd16(USED + 2) == 1 ? "tx done\n" : "tx stuck\n");
 	/* Skip unrelated frames (IPv6 neighbour discovery etc.), re-posting their buffers. */

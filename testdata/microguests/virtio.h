@@ -137,7 +137,7 @@ static __attribute__((unused)) int vdev_submit(struct vdev *v, u16 head, u16 bum
 	wr16(AVAIL + 2, avail_idx);
 	barrier();
 	wr16(v->notify + rd16(v->common + 0x1e) * v->notify_mult, 0);
-	for (u32 n = 0; n < 2000000; n++) {
+	for (u64 d = deadline(); before(d);) {
 		if (rd16(USED + 2) != used0) return 0;
 		if (rd8(v->common + 0x14) & 0x40) return -2;
 	}
