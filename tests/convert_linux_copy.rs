@@ -27,7 +27,7 @@ fn sparse_vmdk_guest(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     patterned_raw(&raw, SIZE);
     make_vmdk(&raw, &dir.join("guest.vmdk"), "monolithicSparse");
     let vmx = dir.join("guest.vmx");
-    write_vmx(&vmx, name, &["guest.vmdk"]);
+    write_data_vmx(&vmx, name, &["guest.vmdk"]);
     (raw, vmx)
 }
 
@@ -43,7 +43,7 @@ fn vmx_with_sparse_and_flat_vmdks_copies_to_clean_qcow2() {
     make_vmdk(&raw0, &t.path().join("guest.vmdk"), "monolithicSparse");
     make_vmdk(&raw1, &t.path().join("guest_1.vmdk"), "monolithicFlat");
     let vmx = t.path().join("guest.vmx");
-    write_vmx(&vmx, "copytest", &["guest.vmdk", "guest_1.vmdk"]);
+    write_data_vmx(&vmx, "copytest", &["guest.vmdk", "guest_1.vmdk"]);
     let hashes = || -> Vec<String> {
         ["guest.vmdk", "guest_1.vmdk", "guest_1-flat.vmdk", "guest.vmx"]
             .iter()

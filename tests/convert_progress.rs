@@ -20,7 +20,7 @@ fn progress_goes_to_stderr_and_json_stays_clean() {
     make_vmdk(&raw0, &t.path().join("p.vmdk"), "monolithicSparse");
     make_vmdk(&raw1, &t.path().join("p_1.vmdk"), "monolithicSparse");
     let vmx = t.path().join("p.vmx");
-    write_vmx(&vmx, "progress", &["p.vmdk", "p_1.vmdk"]);
+    write_data_vmx(&vmx, "progress", &["p.vmdk", "p_1.vmdk"]);
     let convert = |out: &str, extra: &[&str]| {
         let out = t.path().join(out);
         std::fs::create_dir(&out).unwrap();

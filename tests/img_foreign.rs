@@ -429,7 +429,7 @@ fn convert_sources() {
     let vmx = d.join("vm.vmx");
     std::fs::write(
         &vmx,
-        "config.version = \"8\"\nvirtualHW.version = \"14\"\ndisplayName = \"vm\"\nmemsize = \"512\"\nnumvcpus = \"1\"\nguestOS = \"debian10-64\"\nscsi0.present = \"TRUE\"\nscsi0.virtualDev = \"pvscsi\"\nscsi0:0.present = \"TRUE\"\nscsi0:0.fileName = \"g3.vdi\"\nscsi0:1.present = \"TRUE\"\nscsi0:1.fileName = \"g2.vhdx\"\n",
+        "config.version = \"8\"\nvirtualHW.version = \"14\"\ndisplayName = \"vm\"\nmemsize = \"512\"\nnumvcpus = \"1\"\nguestOS = \"other-64\"\nscsi0.present = \"TRUE\"\nscsi0.virtualDev = \"pvscsi\"\nscsi0:0.present = \"TRUE\"\nscsi0:0.fileName = \"g3.vdi\"\nscsi0:1.present = \"TRUE\"\nscsi0:1.fileName = \"g2.vhdx\"\n",
     )
     .unwrap();
     let out = d.join("out-vmx");

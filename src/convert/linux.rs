@@ -206,9 +206,12 @@ pub fn convert_guest(
                     o.os_type
                 ));
             }
-            None => report
-                .warnings
-                .push("no operating system found on the disks: copied unchanged".into()),
+            None => {
+                if let Some(why) = super::no_os::refusal(vm, &rep) {
+                    bail!("{why}");
+                }
+                report.warnings.push("no operating system found on the disks: copied unchanged".into())
+            }
         }
         return Ok(report);
     }

@@ -12,6 +12,7 @@ pub(crate) mod in_place;
 pub(crate) mod input;
 pub(crate) mod linux;
 mod network;
+mod no_os;
 pub(crate) mod root;
 mod volumes;
 
@@ -139,6 +140,9 @@ pub struct ConvertArgs {
     pub in_place: bool,
     /// Copy the disks without converting the guest (the base copy of a warm migration;
     /// `ferry img sync` then applies snapshot deltas and `--in-place` converts at cutover).
+    /// Also the way to copy a guest whose OS Ferry cannot find: without it, a source that
+    /// names a guest OS, or disks holding Linux or Windows filesystems, with no OS found, is
+    /// refused.
     #[arg(long = "copy-only", conflicts_with_all = ["no_copy", "in_place"])]
     pub copy_only: bool,
     /// Show a progress bar of the disk copy on stderr even when it is not a terminal (it is

@@ -156,9 +156,19 @@ pub fn make_vmdk(raw: &Path, vmdk: &Path, subformat: &str) {
 /// A minimal ESXi-style VMX with the given pvscsi disks (file names relative to the VMX) and
 /// one vmxnet3 NIC.
 pub fn write_vmx(path: &Path, name: &str, disks: &[&str]) {
+    vmx_with_os(path, name, disks, "debian12-64");
+}
+
+/// Like [`write_vmx`], for disks of test patterns: guestOS "other-64" names no OS, so the
+/// conversion copies them with a warning (a VMX naming one is refused when none is found).
+pub fn write_data_vmx(path: &Path, name: &str, disks: &[&str]) {
+    vmx_with_os(path, name, disks, "other-64");
+}
+
+fn vmx_with_os(path: &Path, name: &str, disks: &[&str], os: &str) {
     let mut s = format!(
         ".encoding = \"UTF-8\"\nconfig.version = \"8\"\nvirtualHW.version = \"19\"\ndisplayName = \"{name}\"\n\
-         guestOS = \"debian12-64\"\nmemSize = \"512\"\nnumvcpus = \"1\"\nuuid.bios = \"42 1d 3c 5e 8a 2b 4f 61-9c 0d 7e 2a 11 b3 c4 00\"\n\
+         guestOS = \"{os}\"\nmemSize = \"512\"\nnumvcpus = \"1\"\nuuid.bios = \"42 1d 3c 5e 8a 2b 4f 61-9c 0d 7e 2a 11 b3 c4 00\"\n\
          scsi0.present = \"TRUE\"\nscsi0.virtualDev = \"pvscsi\"\n\
          ethernet0.present = \"TRUE\"\nethernet0.virtualDev = \"vmxnet3\"\nethernet0.networkName = \"VM Network\"\n\
          ethernet0.addressType = \"generated\"\nethernet0.generatedAddress = \"00:0c:29:b3:c4:00\"\n"
@@ -190,7 +200,7 @@ pub fn ovf(name: &str, href: &str, file_size: u64, capacity: u64) -> String {
   <VirtualSystem ovf:id="{name}">
     <Info>A virtual machine</Info>
     <Name>{name}</Name>
-    <OperatingSystemSection ovf:id="96" vmw:osType="debian12_64Guest"><Info>OS</Info></OperatingSystemSection>
+    <OperatingSystemSection ovf:id="1" vmw:osType="otherGuest"><Info>OS</Info></OperatingSystemSection>
     <VirtualHardwareSection>
       <Info>Virtual hardware requirements</Info>
       <System><vssd:ElementName>Virtual Hardware Family</vssd:ElementName><vssd:InstanceID>0</vssd:InstanceID><vssd:VirtualSystemType>vmx-19</vssd:VirtualSystemType></System>

@@ -114,6 +114,11 @@ pub fn open(dev: &Device, info: &FsInfo) -> Result<Option<Box<dyn FileSystem>>, 
     })
 }
 
+/// Whether [`open`] reads files on the type `blkid` names `fstype` (keep the two in step).
+pub fn readable(fstype: &str) -> bool {
+    matches!(fstype, "ext2" | "ext3" | "ext4" | "vfat" | "ntfs" | "xfs")
+}
+
 /// Splits an absolute path into its non-empty components.
 pub(crate) fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
     path.split('/').filter(|c| !c.is_empty() && *c != ".")
