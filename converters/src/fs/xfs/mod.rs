@@ -77,6 +77,11 @@ impl<'a> Xfs<'a> {
         self.sb.features()
     }
 
+    /// The name errors start with (device and partition).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Block size in bytes.
     pub fn block_size(&self) -> u64 {
         self.sb.block
