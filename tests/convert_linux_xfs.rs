@@ -7,7 +7,8 @@
 //! are byte-identical. The unconverted guest, booted the same way on virtio-blk, does not
 //! find its root. Small XFS guests built here (`mkfs.xfs -p`): one with rmapbt is refused in
 //! one line naming rmapbt, nothing written; one with SELinux permissive gets `/.autorelabel`,
-//! said in the plan, and its converted root is clean.
+//! said in the plan, and labelled with its directory's `security.selinux` (xfs_db); its
+//! converted root is clean.
 
 mod convert_linux_support;
 
@@ -96,7 +97,7 @@ fn unconverted_xfs_guest_does_not_find_its_root_on_virtio() {
 
 /// A tiny Debian-like guest with its root on XFS (`mkfs.xfs MKFS_ARGS`), as a raw disk and
 /// an xl config naming it.
-fn tiny_xfs_guest(dir: &Path, mkfs_args: &[&str], extra: &[(&str, &str)]) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+fn tiny_xfs_guest(dir: &Path, mkfs_args: &[&str], extra: &[(&str, &str)], labelled: &[&str]) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
     if !tiny_tools() || !XFS_TOOLS.iter().all(|t| have(t)) {
         eprintln!("skipped: xfsprogs or the disk tools not installed (tests/run.sh installs them)");
         return None;
@@ -112,7 +113,7 @@ fn tiny_xfs_guest(dir: &Path, mkfs_args: &[&str], extra: &[(&str, &str)]) -> Opt
     write_tree(&tree, &files);
     let raw = dir.join("tinyxfs.raw");
     // 320 MiB: mkfs.xfs refuses new filesystems under 300 MiB.
-    mbr_xfs_disk(&raw, 321 << 20, &tree, mkfs_args);
+    mbr_xfs_disk(&raw, 321 << 20, &tree, mkfs_args, labelled);
     let cfg = dir.join("tinyxfs.cfg");
     std::fs::write(
         &cfg,
@@ -129,7 +130,7 @@ fn tiny_xfs_guest(dir: &Path, mkfs_args: &[&str], extra: &[(&str, &str)]) -> Opt
 #[test]
 fn xfs_root_with_rmapbt_is_refused_naming_rmapbt() {
     let t = tempfile::tempdir().unwrap();
-    let Some((raw, cfg)) = tiny_xfs_guest(t.path(), &["-m", "rmapbt=1,reflink=1"], &[]) else { return };
+    let Some((raw, cfg)) = tiny_xfs_guest(t.path(), &["-m", "rmapbt=1,reflink=1"], &[], &[]) else { return };
     let before = sha256(&raw);
     let out = new_dir(t.path(), "out");
     let o = convert_local("xen", &cfg, &out, &[]);
@@ -148,7 +149,10 @@ fn xfs_root_with_rmapbt_is_refused_naming_rmapbt() {
 fn selinux_xfs_root_gets_autorelabel() {
     let t = tempfile::tempdir().unwrap();
     let selinux = "# SELinux\nSELINUX=permissive\nSELINUXTYPE=targeted\n";
-    let Some((raw, cfg)) = tiny_xfs_guest(t.path(), &[], &[("etc/selinux/config", selinux)]) else { return };
+    // The root and /etc labelled (as SELinux guests' are); /etc/network not.
+    let Some((raw, cfg)) = tiny_xfs_guest(t.path(), &[], &[("etc/selinux/config", selinux)], &["/", "/etc"]) else {
+        return;
+    };
     let before = sha256(&raw);
     let out = new_dir(t.path(), "out");
     let stdout = convert_local_ok("xen", &cfg, &out, &[]);
@@ -161,6 +165,13 @@ fn selinux_xfs_root_gets_autorelabel() {
     let part = first_partition(&out.join("tinyxfs-sda"), t.path());
     xfs_repair_clean(&part, "the converted root");
     assert_eq!(xfs_read(&part, "/.autorelabel"), Some(Vec::new()));
+    // New files take their directory's label (the XFS writer's one attribute write); the
+    // relabel at first boot then fixes the rest.
+    assert!(xfs_labelled(&part, "/.autorelabel"), "/.autorelabel is not labelled");
+    assert!(xfs_labelled(&part, "/etc"), "/etc lost its label");
+    let plain = xfs_db(&part, &["path /etc/network/interfaces", "print core.forkoff"]);
+    // Edited in place (same inode): an unlabelled file stays as it was.
+    assert!(plain.contains("core.forkoff = 0"), "an unlabelled file got a label: {plain}");
     let fstab = xfs_cat(&part, "/etc/fstab");
     assert!(fstab.starts_with("UUID=") && fstab.contains(" xfs "), "{fstab}");
 }
@@ -169,7 +180,7 @@ fn selinux_xfs_root_gets_autorelabel() {
 fn selinux_disabled_xfs_root_gets_no_autorelabel() {
     let t = tempfile::tempdir().unwrap();
     let selinux = "SELINUX=disabled\n";
-    let Some((_, cfg)) = tiny_xfs_guest(t.path(), &[], &[("etc/selinux/config", selinux)]) else { return };
+    let Some((_, cfg)) = tiny_xfs_guest(t.path(), &[], &[("etc/selinux/config", selinux)], &[]) else { return };
     let out = new_dir(t.path(), "out");
     let stdout = convert_local_ok("xen", &cfg, &out, &[]);
     assert!(!stdout.contains("autorelabel"), "{stdout}");

@@ -32,8 +32,9 @@ fn protofile(tree: &Path) -> String {
 }
 
 /// A `size`-byte raw disk: MBR, one Linux partition at 1 MiB holding an XFS made by
-/// `mkfs.xfs MKFS_ARGS -p` from `tree`.
-pub fn mbr_xfs_disk(raw: &Path, size: u64, tree: &Path, mkfs_args: &[&str]) {
+/// `mkfs.xfs MKFS_ARGS -p` from `tree`; the directories `labelled` get a 28-byte
+/// `security.selinux` (`xfs_db attr_set`, value "vvv...").
+pub fn mbr_xfs_disk(raw: &Path, size: u64, tree: &Path, mkfs_args: &[&str], labelled: &[&str]) {
     super::partitioned(raw, size, "label: dos\nstart=2048, type=83\n");
     let dir = raw.parent().unwrap();
     let proto = dir.join("xfs.proto");
@@ -41,6 +42,11 @@ pub fn mbr_xfs_disk(raw: &Path, size: u64, tree: &Path, mkfs_args: &[&str]) {
     let part = dir.join("xfs.part");
     std::fs::File::create(&part).unwrap().set_len(size - (1 << 20)).unwrap();
     run(Command::new("mkfs.xfs").args(["-q", "-f"]).args(mkfs_args).arg("-p").arg(&proto).arg(&part));
+    for dir in labelled {
+        run(Command::new("xfs_db")
+            .args(["-x", "-f", "-c", &format!("path {dir}"), "-c", "attr_set -s -v 28 selinux"])
+            .arg(&part));
+    }
     run(Command::new("dd")
         .arg(format!("if={}", part.display()))
         .arg(format!("of={}", raw.display()))
@@ -105,6 +111,16 @@ pub fn xfs_read(part: &Path, path: &str) -> Option<Vec<u8>> {
             .unwrap();
     }
     Some(out)
+}
+
+/// Whether `path`'s inode holds the one 28-byte `security.selinux` that
+/// [`mbr_xfs_disk`] gives labelled directories (`xfs_db print a`).
+pub fn xfs_labelled(part: &Path, path: &str) -> bool {
+    let out = xfs_db(part, &[&format!("path {path}"), "print a"]);
+    out.contains("a.sfattr.hdr.count = 1")
+        && out.contains("a.sfattr.list[0].secure = 1")
+        && out.contains("a.sfattr.list[0].name = \"selinux\"")
+        && out.contains(&format!("a.sfattr.list[0].value = \"{}\"", "v".repeat(28)))
 }
 
 /// [`xfs_read`] as text; panics when the file is missing.
