@@ -1,7 +1,9 @@
 //! What `ferry convert` refuses, and how it says so: the inspection fixture's RHEL 9 guest
 //! (`testdata/inspect/build-fixtures.sh`: GPT + ESP, /boot, root on XFS in an LVM LV, the VG
-//! across two disks) has an XFS root, which Ferry cannot write: one line naming the root LV
-//! and its type, and nothing is written to the output directory; the sources are unchanged.
+//! across two disks) has its XFS root opened for writing now (issue 14), but its ext4 /boot
+//! has no `efi` directory for the ESP its fstab mounts there: one line naming the mountpoint,
+//! and nothing is written to the output directory; the sources are unchanged. (XFS with
+//! rmapbt, the one XFS refusal: `tests/convert_linux_xfs.rs`.)
 
 mod inspect_support;
 
@@ -9,7 +11,7 @@ use inspect_support::fixtures;
 use std::process::Command;
 
 #[test]
-fn xfs_root_on_lvm_is_refused_in_one_line() {
+fn missing_esp_mountpoint_is_refused_in_one_line() {
     let Some(dir) = fixtures() else { return };
     let t = tempfile::tempdir().unwrap();
     let (a, b) = (dir.join("rhel-a.img"), dir.join("rhel-b.img"));
@@ -36,9 +38,7 @@ fn xfs_root_on_lvm_is_refused_in_one_line() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(
         stderr.trim_end(),
-        "ferry: the root filesystem /dev/rhel/root is xfs: Ferry converts only on ext2/3/4 filesystems \
-         (the XFS writer does not yet maintain rmapbt or write extended attributes, and no XFS guest \
-         has been converted end to end; there is no btrfs writer)"
+        "ferry: /boot/efi: not a directory"
     );
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "output written");
     assert_eq!(mtimes(), before, "a source changed");

@@ -166,7 +166,9 @@ fn open_fs<'v>(vols: &'v Volumes, rep: &Inspection, names: &[String], vm: &VmMod
         .open(rep, names, describe, dev)?
         .with_context(|| format!("{dev} is not a partition, whole disk or logical volume of the guest (md RAID is not edited)"))?;
     let vol = Volume::new(e.dev, e.start, e.len, &e.name)?;
-    Ok(fs::open(vol, fstype(rep, dev), &e.name)?)
+    let f = fs::open(vol, fstype(rep, dev), &e.name)?;
+    f.check_convertible()?;
+    Ok(f)
 }
 
 /// Options of the conversion step.
@@ -222,7 +224,7 @@ pub fn convert_guest(
     report.root = os.root.clone();
     if !is_writable(&rep, &os.root) {
         bail!(
-            "the root filesystem {} is {}: Ferry converts only on ext2/3/4 filesystems (the XFS writer does not yet maintain rmapbt or write extended attributes, and no XFS guest has been converted end to end; there is no btrfs writer)",
+            "the root filesystem {} is {}: Ferry converts only on ext2/3/4 and XFS filesystems (there is no btrfs writer)",
             os.root,
             match fstype(&rep, &os.root) {
                 "" => "of an unknown type",

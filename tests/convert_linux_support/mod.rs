@@ -6,11 +6,14 @@
 
 mod disk;
 mod guest;
+mod xfs;
 
 #[allow(unused_imports)]
 pub use disk::*;
 #[allow(unused_imports)]
 pub use guest::*;
+#[allow(unused_imports)]
+pub use xfs::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -25,7 +25,7 @@ pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts) -> Result<(), LinuxError> {
             "/.autorelabel",
             String::new(),
             0o644,
-            "SELinux labels files changed host-side on the first boot",
+            "SELinux is on and files written host-side are not labelled by its policy: the guest relabels itself at its first boot, as an admin does with touch /.autorelabel",
         )?;
     }
     Ok(())

@@ -140,7 +140,8 @@ impl Xfs<'_> {
         self.check_can_allocate(what)?;
         let ag = self.ag_of_ino(parent.ino);
         let ino = self.inode_alloc(ag, t)?;
-        let i = self.new_inode(ino, mode, uid, gid)?;
+        let mut i = self.new_inode(ino, mode, uid, gid)?;
+        self.inherit_label(parent, &mut i)?;
         self.dir_add(t, parent, name, ino, ftype_of(i.kind(), mode), what)?;
         parent.touch_ctime();
         let (s, ns) = super::now();

@@ -212,6 +212,37 @@ impl Inode {
         }
     }
 
+    /// Gives an inode without an attribute fork a shortform one holding the one attribute
+    /// `name` = `value` (namespace `flags`), placed at the end of the literal area so the data
+    /// fork keeps the rest (dynamic fork offset: attr2). False, nothing changed, when the
+    /// inode has a fork already, the name or value is over 255 bytes, or fewer than 64 bytes
+    /// would be left to the data fork.
+    pub fn set_local_attr(&mut self, flags: u8, name: &[u8], value: &[u8]) -> bool {
+        let lit = if self.version() >= 3 { CORE_V3 } else { CORE_V2 };
+        let (Ok(nlen), Ok(vlen)) = (u8::try_from(name.len()), u8::try_from(value.len())) else { return false };
+        let total = 4 + 3 + name.len() + value.len();
+        let room = self.raw.len().saturating_sub(lit);
+        let fork = total.div_ceil(8) * 8;
+        if byte(&self.raw, 82) != 0 || name.is_empty() || room < fork + 64 {
+            return false;
+        }
+        let forkoff = (room - fork) / 8;
+        let Ok(forkoff_byte) = u8::try_from(forkoff) else { return false };
+        let at = lit + forkoff * 8;
+        let a = &mut self.raw[at..];
+        a.fill(0);
+        set16(a, 0, total as u16);
+        a[2] = 1;
+        a[4] = nlen;
+        a[5] = vlen;
+        a[6] = flags;
+        a[7..7 + name.len()].copy_from_slice(name);
+        a[7 + name.len()..total].copy_from_slice(value);
+        self.raw[82] = forkoff_byte;
+        self.raw[83] = FMT_LOCAL;
+        true
+    }
+
     /// Drops the attribute fork (its bytes, offset and extent count).
     pub fn clear_attr_fork(&mut self) {
         let lit = if self.version() >= 3 { CORE_V3 } else { CORE_V2 };

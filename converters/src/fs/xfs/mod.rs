@@ -10,8 +10,10 @@
 //! contents grown or shrunk through the free-space allocator (bnobt/cntbt, AGFL, AGF and
 //! superblock counters), extent lists moving to a bmbt when they outgrow the inode; new
 //! files, directories and symlinks (inodes from the inobt/finobt, new chunks when full),
-//! unlink and rename, directories converted shortform → block → leaf → node as they grow.
-//! What is not written (rmapbt upkeep: allocation on rmapbt filesystems; xattr writes; a
+//! unlink and rename, directories converted shortform → block → leaf → node as they grow;
+//! a new inode takes its parent directory's `security.selinux` label (shortform attribute
+//! fork). What is not written (rmapbt upkeep: allocation on rmapbt filesystems; other xattr
+//! writes; a
 //! bmbt or da tree deeper than two levels) is refused with [`FsError::Unsupported`] before
 //! anything is written, so the caller's overlay is dropped untouched rather than half-written.
 
@@ -75,6 +77,11 @@ impl<'a> Xfs<'a> {
     /// The feature names the superblock sets (`crc`, `finobt`, `sparse`, `reflink`, ...).
     pub fn features(&self) -> Vec<&'static str> {
         self.sb.features()
+    }
+
+    /// The name errors start with (device and partition).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Block size in bytes.

@@ -248,6 +248,12 @@ impl Superblock {
     }
 
     /// The feature names the superblock sets (inspection's names).
+    /// Whether attribute forks may start anywhere in the inode (`attr2`: every v5
+    /// filesystem, v4 with the features2 bit).
+    pub fn attr2(&self) -> bool {
+        self.v5 || self.features2 & F2_ATTR2 != 0
+    }
+
     pub fn features(&self) -> Vec<&'static str> {
         ferry_inspectors::fs::xfs_features(&self.raw)
     }

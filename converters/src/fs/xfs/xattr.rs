@@ -1,4 +1,5 @@
-//! Extended attributes, read (SELinux labels live in `security.selinux`): shortform
+//! Extended attributes, read (SELinux labels live in `security.selinux`), and the one write:
+//! a new inode inherits its parent directory's SELinux label. Read: shortform
 //! attribute forks in the inode, and the leaf blocks of extent- or btree-format attribute
 //! forks (the da-btree node blocks above them are indexes, skipped), with local values in the
 //! leaf and remote values in their own blocks (v5: `XARM` header, CRC-checked).
@@ -34,6 +35,20 @@ fn split_name(name: &str) -> Option<(u8, &[u8])> {
 }
 
 impl Xfs<'_> {
+    /// Gives the new inode `child` (no attribute fork yet) the `security.selinux` label of
+    /// its parent directory, as a shortform attribute fork, when the parent has one (what a
+    /// new file gets under most policies: its directory's context). True when labelled;
+    /// false when the parent has no label, or the filesystem or label does not allow a
+    /// shortform fork (v4 without attr2, a label over 255 bytes): that file is left to the
+    /// guest's relabel.
+    pub(super) fn inherit_label(&self, parent: &Inode, child: &mut Inode) -> Result<bool, FsError> {
+        if !self.sb.attr2() {
+            return Ok(false);
+        }
+        let Some(label) = self.inode_xattr(parent, "security.selinux")? else { return Ok(false) };
+        Ok(child.set_local_attr(ATTR_SECURE, b"selinux", &label))
+    }
+
     /// The value of extended attribute `name` (`security.selinux`, `user.x`, `trusted.x`) of
     /// the inode, `None` if it has none by that name.
     pub(super) fn inode_xattr(&self, ino: &Inode, name: &str) -> Result<Option<Vec<u8>>, FsError> {

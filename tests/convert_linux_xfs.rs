@@ -1,0 +1,190 @@
+//! Issue 14, XFS roots through the binary. `ferry convert` of the real Debian 12 guest with
+//! its root on XFS (`testdata/guests/debian-xfs.sh`: mkfs.xfs 6.1 defaults, initramfs with
+//! VMware storage drivers only) → `xfs_repair -n` is clean on the converted root; the qcow2,
+//! booted under QEMU TCG with the kernel + initrd read from ITS OWN /boot (xfs_db), the
+//! `root=` of ITS grub.cfg and the generated QEMU script, mounts its XFS root from virtio-blk,
+//! reaches a login prompt and names its NIC as the converted configuration does; the sources
+//! are byte-identical. The unconverted guest, booted the same way on virtio-blk, does not
+//! find its root. Small XFS guests built here (`mkfs.xfs -p`): one with rmapbt is refused in
+//! one line naming rmapbt, nothing written; one with SELinux permissive gets `/.autorelabel`,
+//! said in the plan, and labelled with its directory's `security.selinux` (xfs_db); its
+//! converted root is clean.
+
+mod convert_linux_support;
+
+use convert_linux_support::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const XFS_TOOLS: [&str; 3] = ["xfs_repair", "xfs_db", "mkfs.xfs"];
+
+#[test]
+fn xfs_root_guest_converts_and_boots_on_virtio() {
+    let Some(g) = guest("debian-xfs", &XFS_TOOLS) else { return };
+    let t = tempfile::Builder::new().prefix("ferry-xfs-").tempdir_in("/var/tmp").unwrap();
+    let (vmx, vmdk) = (g.join("debian-xfs.vmx"), g.join("debian-xfs.vmdk"));
+    let before = [sha256(&vmx), sha256(&vmdk)];
+    let out = new_dir(t.path(), "out");
+    let started = Instant::now();
+    let stdout = convert_local_ok("vmx", &vmx, &out, &[]);
+    eprintln!("ferry convert -i vmx (XFS root): {:.1?}\n{stdout}", started.elapsed());
+    assert!(stdout.contains("rebuilt /boot/initrd.img-"), "{stdout}");
+    assert_eq!([sha256(&vmx), sha256(&vmdk)], before, "a source file changed");
+
+    let disk = out.join("debian-xfs-sda");
+    assert_qcow2_clean(&disk);
+    let part = first_partition(&disk, t.path());
+    xfs_repair_clean(&part, "the converted root");
+
+    let cfg = xfs_cat(&part, "/boot/grub/grub.cfg");
+    let (kpath, args) = grub_linux(&cfg);
+    assert!(args.contains("root=UUID=") && !args.contains("/dev/sd"), "grub.cfg root: {args}");
+    let fstab = xfs_cat(&part, "/etc/fstab");
+    assert!(fstab.lines().any(|l| l.starts_with("UUID=") && l.contains(" xfs ")), "{fstab}");
+    let kver = kpath.trim_start_matches("/boot/vmlinuz-");
+    let kernel = t.path().join("vmlinuz");
+    let initrd = t.path().join("initrd.img");
+    std::fs::write(&kernel, xfs_read(&part, &kpath).expect("the kernel")).unwrap();
+    let new_initrd = xfs_read(&part, &format!("/boot/initrd.img-{kver}")).expect("the initrd");
+    let old_initrd = xfs_read(&part, &format!("/boot/initrd.img-{kver}.pre-ferry")).expect("the backup");
+    assert_ne!(new_initrd, old_initrd);
+    // The backup is the guest's own initrd, moved aside unchanged.
+    assert_eq!(old_initrd, std::fs::read(g.join(format!("root/boot/initrd.img-{kver}"))).unwrap());
+    std::fs::write(&initrd, new_initrd).unwrap();
+    let iface = configured_nic(&xfs_cat(&part, "/etc/network/interfaces"), &out.join("debian-xfs.ferry.json"));
+
+    let log = boot_script(
+        &out.join("debian-xfs.sh"),
+        &kernel,
+        &initrd,
+        &serial_append(&args),
+        &t.path().join("serial.log"),
+        Duration::from_secs(400),
+    );
+    assert!(log.contains("debian-xfs login:"), "no login prompt:\n{}", tail(&log, 40));
+    assert!(log.contains("XFS (vda1): Ending clean mount"), "root not mounted from vda1:\n{}", tail(&log, 40));
+    assert!(log.contains(&format!("{iface}: renamed from eth0")), "the NIC is not named {iface}:\n{}", tail(&log, 60));
+}
+
+#[test]
+fn unconverted_xfs_guest_does_not_find_its_root_on_virtio() {
+    let Some(g) = guest("debian-xfs", &XFS_TOOLS) else { return };
+    let t = tempfile::tempdir().unwrap();
+    let kver = std::fs::read_to_string(g.join("kernel-version")).unwrap();
+    let kver = kver.trim();
+    // A throwaway qcow2 over the source (never written: -snapshot), on virtio-blk.
+    let log = watch(
+        std::process::Command::new("qemu-system-x86_64")
+            .args(["-accel", "tcg", "-m", "1024", "-display", "none", "-no-reboot", "-serial", "stdio", "-snapshot"])
+            .arg("-kernel")
+            .arg(g.join(format!("root/boot/vmlinuz-{kver}")))
+            .arg("-initrd")
+            .arg(g.join(format!("root/boot/initrd.img-{kver}")))
+            .args(["-append", "root=/dev/vda1 ro console=ttyS0 no_timer_check rootdelay=1 panic=-1"])
+            .arg("-drive")
+            .arg(format!("file={},format=raw,if=virtio,readonly=on", g.join("disk.raw").display())),
+        &t.path().join("serial.log"),
+        Duration::from_secs(400),
+    );
+    assert!(!log.contains(" login:"), "the unconverted guest booted on virtio:\n{}", tail(&log, 40));
+    assert!(
+        log.contains("Gave up waiting for root file system device")
+            || log.contains("ALERT!  /dev/vda1 does not exist"),
+        "the unconverted guest stopped for another reason:\n{}",
+        tail(&log, 40)
+    );
+}
+
+/// A tiny Debian-like guest with its root on XFS (`mkfs.xfs MKFS_ARGS`), as a raw disk and
+/// an xl config naming it.
+fn tiny_xfs_guest(dir: &Path, mkfs_args: &[&str], extra: &[(&str, &str)], labelled: &[&str]) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    if !tiny_tools() || !XFS_TOOLS.iter().all(|t| have(t)) {
+        eprintln!("skipped: xfsprogs or the disk tools not installed (tests/run.sh installs them)");
+        return None;
+    }
+    let tree = dir.join("tree");
+    let mut files = tiny_debian("tinyxfs", "xvda", "console=hvc0");
+    for (p, d) in &mut files {
+        if p == "etc/fstab" {
+            *d = "/dev/xvda1 / xfs defaults 0 0\n".into();
+        }
+    }
+    files.extend(extra.iter().map(|(p, d)| (p.to_string(), d.to_string())));
+    write_tree(&tree, &files);
+    let raw = dir.join("tinyxfs.raw");
+    // 320 MiB: mkfs.xfs refuses new filesystems under 300 MiB.
+    mbr_xfs_disk(&raw, 321 << 20, &tree, mkfs_args, labelled);
+    let cfg = dir.join("tinyxfs.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "name = \"tinyxfs\"\ntype = \"pv\"\nmemory = 512\nvcpus = 1\n\
+             disk = [ 'format=raw, vdev=xvda, access=rw, target={}' ]\nvif = [ 'mac=00:16:3e:00:00:02, bridge=xenbr0' ]\n",
+            raw.display()
+        ),
+    )
+    .unwrap();
+    Some((raw, cfg))
+}
+
+#[test]
+fn xfs_root_with_rmapbt_is_refused_naming_rmapbt() {
+    let t = tempfile::tempdir().unwrap();
+    let Some((raw, cfg)) = tiny_xfs_guest(t.path(), &["-m", "rmapbt=1,reflink=1"], &[], &[]) else { return };
+    let before = sha256(&raw);
+    let out = new_dir(t.path(), "out");
+    let o = convert_local("xen", &cfg, &out, &[]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("ferry: ") && stderr.contains("unsupported XFS with rmapbt"),
+        "{stderr}"
+    );
+    assert_eq!(list(&out), Vec::<String>::new(), "output written");
+    assert_eq!(sha256(&raw), before, "the source disk changed");
+}
+
+#[test]
+fn selinux_xfs_root_gets_autorelabel() {
+    let t = tempfile::tempdir().unwrap();
+    let selinux = "# SELinux\nSELINUX=permissive\nSELINUXTYPE=targeted\n";
+    // The root and /etc labelled (as SELinux guests' are); /etc/network not.
+    let Some((raw, cfg)) = tiny_xfs_guest(t.path(), &[], &[("etc/selinux/config", selinux)], &["/", "/etc"]) else {
+        return;
+    };
+    let before = sha256(&raw);
+    let out = new_dir(t.path(), "out");
+    let stdout = convert_local_ok("xen", &cfg, &out, &[]);
+    assert!(
+        stdout.lines().any(|l| l.starts_with("create  /.autorelabel (mode 644): SELinux is on")
+            && l.contains("touch /.autorelabel")),
+        "{stdout}"
+    );
+    assert_eq!(sha256(&raw), before, "the source disk changed");
+    let part = first_partition(&out.join("tinyxfs-sda"), t.path());
+    xfs_repair_clean(&part, "the converted root");
+    assert_eq!(xfs_read(&part, "/.autorelabel"), Some(Vec::new()));
+    // New files take their directory's label (the XFS writer's one attribute write); the
+    // relabel at first boot then fixes the rest.
+    assert!(xfs_labelled(&part, "/.autorelabel"), "/.autorelabel is not labelled");
+    assert!(xfs_labelled(&part, "/etc"), "/etc lost its label");
+    let plain = xfs_db(&part, &["path /etc/network/interfaces", "print core.forkoff"]);
+    // Edited in place (same inode): an unlabelled file stays as it was.
+    assert!(plain.contains("core.forkoff = 0"), "an unlabelled file got a label: {plain}");
+    let fstab = xfs_cat(&part, "/etc/fstab");
+    assert!(fstab.starts_with("UUID=") && fstab.contains(" xfs "), "{fstab}");
+}
+
+#[test]
+fn selinux_disabled_xfs_root_gets_no_autorelabel() {
+    let t = tempfile::tempdir().unwrap();
+    let selinux = "SELINUX=disabled\n";
+    let Some((_, cfg)) = tiny_xfs_guest(t.path(), &[], &[("etc/selinux/config", selinux)], &[]) else { return };
+    let out = new_dir(t.path(), "out");
+    let stdout = convert_local_ok("xen", &cfg, &out, &[]);
+    assert!(!stdout.contains("autorelabel"), "{stdout}");
+    let part = first_partition(&out.join("tinyxfs-sda"), t.path());
+    xfs_repair_clean(&part, "the converted root");
+    assert_eq!(xfs_read(&part, "/.autorelabel"), None);
+}
