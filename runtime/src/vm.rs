@@ -130,6 +130,9 @@ impl Shared {
         match read {
             Some(d) => {
                 d.fill(0xff);
+                if self.firmware.as_ref().is_some_and(|f| f.mmio_read(addr, d)) {
+                    return;
+                }
                 pci.mmio(addr, Some(d), &[]);
             }
             None => {
