@@ -245,7 +245,15 @@ impl Vm {
         };
         let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
         let vm = Arc::new(kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?);
-        vm.set_tss_address(0xfffb_d000).map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
+        if cfg.firmware.is_some() {
+            // QEMU's pages (reserved in `etc/e820`), below the flash: OVMF's units reach
+            // down to 4 GiB - 8 MiB, over KVM's default identity map at 0xfffbc000.
+            let (identity, _) = crate::firmware::KVM_PAGES;
+            vm.set_identity_map_address(identity).map_err(kvm_err("KVM_SET_IDENTITY_MAP_ADDR"))?;
+            vm.set_tss_address(identity as usize + 0x1000).map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
+        } else {
+            vm.set_tss_address(0xfffb_d000).map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
+        }
         vm.create_irq_chip().map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
         vm.create_pit2(kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() })
             .map_err(kvm_err("KVM_CREATE_PIT2"))?;

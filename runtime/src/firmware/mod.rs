@@ -30,8 +30,9 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 pub const MAX_IMAGE: usize = 16 << 20;
 /// KVM slot of the image below 4 GiB.
 const ROM_SLOT: u32 = 31;
-/// Where KVM's TSS and identity-map pages are (reserved in `etc/e820`, as QEMU reserves its own).
-const KVM_PAGES: (u64, u64) = (0xfffb_c000, 0x4000);
+/// Where a firmware boot puts KVM's identity-map page and TSS: QEMU's addresses (its
+/// `kvm_arch_init`), reserved in `etc/e820` as QEMU reserves them.
+pub const KVM_PAGES: (u64, u64) = (0xfeff_c000, 0x4000);
 
 /// The firmware to boot from.
 #[derive(Clone, Debug)]
