@@ -567,7 +567,11 @@ fn vcpu_loop(mut vcpu: VcpuFd, shared: &Shared, ctl: &Controller) {
             } else {
                 ExitReason::Shutdown
             }),
-            Ok(other) => return shared.finish(ExitReason::Error(format!("unexpected vCPU exit {other:?}"))),
+            Ok(other) => {
+                let what = format!("unexpected vCPU exit {other:?}");
+                dump_state(&vcpu);
+                return shared.finish(ExitReason::Error(what));
+            }
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
             Err(e) => return shared.finish(ExitReason::Error(format!("KVM_RUN: {e}"))),
         }

@@ -41,11 +41,10 @@ start32:
 1:	hlt
 	jmp 1b
 
-	/* The descriptors carry their accessed bit: loading one without it makes the CPU write
-	 * it into the GDT, here flash (a read-only KVM slot). On hardware KVM and QEMU that write
-	 * is a flash command cycle (0x00: read array), harmless; kvm_pvm cannot complete it and
-	 * spins in the kernel, so OVMF's own reset vector (GDT without accessed bits) does not
-	 * get past its first far jump there. */
+	/* The descriptors carry their accessed bit, as OVMF's reset-vector GDT does: loading one
+	 * without it makes the CPU write the bit into the GDT, here flash (a read-only KVM slot).
+	 * Under kvm_pvm that write never completes (measured: the vCPU spins in the kernel at the
+	 * far jump); under QEMU it is a flash write cycle (0x00: read array). */
 	.balign 8
 gdt:
 	.quad 0
