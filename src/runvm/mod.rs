@@ -88,7 +88,8 @@ impl RunArgs {
 /// How to boot the spec (shared by `run` and `validate`).
 #[derive(clap::Args, Clone, Debug)]
 pub struct BootArgs {
-    /// firmware: SeaBIOS/OVMF then the guest's boot loader (Ferry's runtime: SeaBIOS only);
+    /// firmware: SeaBIOS/OVMF then the guest's boot loader (OVMF's variables: NAME.vars.fd
+    /// beside the spec, created from the build's VARS template on first start);
     /// direct: the kernel, initrd and command line the spec records (read from the guest's
     /// disk); auto: direct for a spec naming host files and, on Ferry's runtime, for any spec
     /// recording a kernel (its fast path), else firmware where its files exist.

@@ -112,6 +112,61 @@ pub fn cfi_table(len: u64) -> [u8; CFI_LEN] {
 }
 
 impl Unit {
+    /// A unit of `source`'s bytes at guest-physical `base`, in read-array mode (not mapped).
+    pub fn new(index: usize, base: u64, source: UnitSource) -> Result<Self, PflashError> {
+        let len = source.data.len();
+        let mem = Memory::from_ranges(&[(GuestAddress(0), len)]).map_err(|e| PflashError::Memory(index, e.to_string()))?;
+        mem.write_slice(&source.data, GuestAddress(0)).map_err(|e| PflashError::Memory(index, e.to_string()))?;
+        Ok(Unit {
+            name: source.name,
+            base,
+            len: len as u64,
+            mem,
+            ro: source.readonly,
+            file: source.file,
+            slot: SLOTS[index.min(SLOTS.len() - 1)],
+            mapped: false,
+            wcycle: 0,
+            cmd: 0,
+            status: STATUS_READY,
+            counter: 0,
+            blk: None,
+            cfi: cfi_table(len as u64),
+            write_failed: false,
+        })
+    }
+
+    /// A read of `data.len()` bytes at `offset` in the unit, split as QEMU's memory core
+    /// splits it; nothing past the unit's end.
+    pub fn mmio_read(&mut self, offset: u64, data: &mut [u8]) {
+        for (at, w) in Pflash::pieces(data.len()) {
+            let o = offset.saturating_add(at as u64);
+            if o >= self.len {
+                return;
+            }
+            let v = self.read(o, w);
+            data[at..at + w].copy_from_slice(&v.to_le_bytes()[..w]);
+        }
+    }
+
+    /// A write at `offset` in the unit (command cycles), split likewise.
+    pub fn mmio_write(&mut self, offset: u64, data: &[u8]) {
+        for (at, w) in Pflash::pieces(data.len()) {
+            let o = offset.saturating_add(at as u64);
+            if o >= self.len {
+                return;
+            }
+            let mut b = [0u8; 4];
+            b[..w].copy_from_slice(&data[at..at + w]);
+            self.write(o, u32::from_le_bytes(b), w);
+        }
+    }
+
+    /// The unit's current bytes.
+    pub fn memory(&self) -> &Memory {
+        &self.mem
+    }
+
     /// Whether `addr` is inside the unit.
     fn contains(&self, addr: u64) -> bool {
         addr >= self.base && addr - self.base < self.len
@@ -333,27 +388,8 @@ impl Pflash {
         let mut top = 1u64 << 32;
         let mut units = Vec::new();
         for (i, s) in sources.into_iter().enumerate().take(SLOTS.len()) {
-            let len = s.data.len() as u64;
-            top -= len;
-            let mem = Memory::from_ranges(&[(GuestAddress(0), s.data.len())]).map_err(|e| PflashError::Memory(i, e.to_string()))?;
-            mem.write_slice(&s.data, GuestAddress(0)).map_err(|e| PflashError::Memory(i, e.to_string()))?;
-            units.push(Unit {
-                name: s.name,
-                base: top,
-                len,
-                mem,
-                ro: s.readonly,
-                file: s.file,
-                slot: SLOTS[i],
-                mapped: false,
-                wcycle: 0,
-                cmd: 0,
-                status: STATUS_READY,
-                counter: 0,
-                blk: None,
-                cfi: cfi_table(len),
-                write_failed: false,
-            });
+            top -= s.data.len() as u64;
+            units.push(Unit::new(i, top, s)?);
         }
         let mut p = Pflash { vm, units };
         for i in 0..p.units.len() {
@@ -364,7 +400,7 @@ impl Pflash {
 
     /// Unit `i`'s bytes (unit 0: the firmware image PAM shows at 0xe0000).
     pub fn memory(&self, i: usize) -> Option<&Memory> {
-        self.units.get(i).map(|u| &u.mem)
+        self.units.get(i).map(Unit::memory)
     }
 
     /// Unit `i`'s guest-physical base.
@@ -416,10 +452,7 @@ impl Pflash {
     pub fn read(&mut self, addr: u64, data: &mut [u8]) -> bool {
         let Some(i) = self.units.iter().position(|u| u.contains(addr)) else { return false };
         let u = &mut self.units[i];
-        for (at, w) in Self::pieces(data.len()) {
-            let v = u.read(addr - u.base + at as u64, w);
-            data[at..at + w].copy_from_slice(&v.to_le_bytes()[..w]);
-        }
+        u.mmio_read(addr - u.base, data);
         let _ = self.sync_slot(i);
         true
     }
@@ -428,11 +461,7 @@ impl Pflash {
     pub fn write(&mut self, addr: u64, data: &[u8]) -> Result<bool, PflashError> {
         let Some(i) = self.units.iter().position(|u| u.contains(addr)) else { return Ok(false) };
         let u = &mut self.units[i];
-        for (at, w) in Self::pieces(data.len()) {
-            let mut b = [0u8; 4];
-            b[..w].copy_from_slice(&data[at..at + w]);
-            u.write(addr - u.base + at as u64, u32::from_le_bytes(b), w);
-        }
+        u.mmio_write(addr - u.base, data);
         self.sync_slot(i)?;
         Ok(true)
     }
@@ -443,25 +472,8 @@ mod tests {
     use super::*;
 
     fn unit(len: usize, ro: bool) -> Unit {
-        let mem = Memory::from_ranges(&[(GuestAddress(0), len)]).unwrap();
-        mem.write_slice(&vec![0x5a; len], GuestAddress(0)).unwrap();
-        Unit {
-            name: "t".into(),
-            base: 0,
-            len: len as u64,
-            mem,
-            ro,
-            file: None,
-            slot: 0,
-            mapped: false,
-            wcycle: 0,
-            cmd: 0,
-            status: STATUS_READY,
-            counter: 0,
-            blk: None,
-            cfi: cfi_table(len as u64),
-            write_failed: false,
-        }
+        let data: Arc<[u8]> = vec![0x5a; len].into();
+        Unit::new(0, 0, UnitSource { name: "t".into(), data, readonly: ro, file: None }).unwrap()
     }
 
     fn byte(u: &Unit, at: u64) -> u8 {
