@@ -327,19 +327,15 @@ impl Unit {
                 }
                 self.counter = self.counter.wrapping_sub(1);
             }
-            3 if self.cmd == 0xe8 => {
-                if cmd == 0xd0 && self.status & STATUS_PROGRAM_ERROR == 0 {
-                    if let Some((start, buf)) = self.blk.take() {
-                        let n = self.len.saturating_sub(start).min(WRITE_BLOCK) as usize;
-                        let _ = self.mem.write_slice(&buf[..n], GuestAddress(start));
-                        self.update(start, WRITE_BLOCK);
-                    }
-                    self.wcycle = 0;
-                    self.status |= STATUS_READY;
-                } else {
-                    self.blk = None;
-                    self.read_array();
+            3 if self.cmd == 0xe8 && cmd == 0xd0 && self.status & STATUS_PROGRAM_ERROR == 0 => {
+                // Confirm: the update buffer goes to the flash and the NVRAM file.
+                if let Some((start, buf)) = self.blk.take() {
+                    let n = self.len.saturating_sub(start).min(WRITE_BLOCK) as usize;
+                    let _ = self.mem.write_slice(&buf[..n], GuestAddress(start));
+                    self.update(start, WRITE_BLOCK);
                 }
+                self.wcycle = 0;
+                self.status |= STATUS_READY;
             }
             _ => {
                 self.blk = None;
@@ -370,7 +366,7 @@ impl Pflash {
     pub fn check(units: &[(&str, usize)]) -> Result<(), PflashError> {
         let mut total = 0u64;
         for (i, (name, size)) in units.iter().enumerate() {
-            if *size == 0 || *size as u64 % SECTOR != 0 {
+            if *size == 0 || !(*size as u64).is_multiple_of(SECTOR) {
                 return Err(PflashError::Size { unit: i, name: name.escape_debug().to_string(), size: *size });
             }
             total += *size as u64;
