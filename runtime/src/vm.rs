@@ -567,6 +567,12 @@ fn vcpu_loop(mut vcpu: VcpuFd, shared: &Shared, ctl: &Controller) {
             } else {
                 ExitReason::Shutdown
             }),
+            Ok(VcpuExit::InternalError) => {
+                // KVM could not emulate an instruction (kvm_pvm: guest ring 0 is emulated).
+                let at = vcpu.get_regs().map(|r| format!(" at rip {:#x}", r.rip)).unwrap_or_default();
+                dump_state(&vcpu);
+                return shared.finish(ExitReason::Error(format!("KVM internal error{at}: KVM could not emulate the guest's instruction there")));
+            }
             Ok(other) => {
                 let what = format!("unexpected vCPU exit {other:?}");
                 dump_state(&vcpu);
