@@ -155,6 +155,7 @@ for t in "${targets[@]}"; do
       ext4_metadata) seed_bytes "$corpus" 3 64 ;;
       virtio_queues) seed_bytes "$corpus" 5 4096 ;;
       fw_cfg_dma) seed_bytes "$corpus" 2 512 ;;
+      pflash_commands) seed_bytes "$corpus" 2 1024 ;;
       vhd | vhdx | vdi) seed_foreign "$corpus" "$t" ;;
       xfs_metadata | ntfs_write) seed_bytes "$corpus" 4 10 ;;
     esac

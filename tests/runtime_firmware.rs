@@ -137,7 +137,7 @@ fn mbr_marker_boots_through_seabios_on_both_engines() {
 }
 
 /// A disk without boot code is refused before booting, with the MBR message, on both engines;
-/// a bad image size and a UEFI spec (no pflash yet) are refused on the runtime in one line.
+/// a bad image size and a UEFI spec without an ESP are refused on the runtime in one line.
 #[test]
 fn firmware_boot_refusals_say_why() {
     if !Path::new(SEABIOS).exists() {
@@ -162,11 +162,11 @@ fn firmware_boot_refusals_say_why() {
     let o = ferry(&["run", "--boot", "firmware", "--firmware", odd.to_str().expect("utf-8"), &good]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("size 1000 bytes is not a multiple of 64 KiB"), "{err}");
-    // UEFI: OVMF needs pflash, which the runtime does not map yet.
+    // UEFI: an MBR-only disk has no ESP for OVMF to boot from (pflash: tests/runtime_pflash.rs).
     let uefi = std::fs::read_to_string(&good).expect("spec").replace("\"bios\"", "\"uefi\"");
     let uefi_spec = dir.path().join("uefi.ferry.json");
     std::fs::write(&uefi_spec, uefi).expect("spec");
     let o = ferry(&["run", "--boot", "firmware", "--firmware", odd.to_str().expect("utf-8"), uefi_spec.to_str().expect("utf-8")]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("UEFI firmware boot") && err.contains("maps no pflash for OVMF"), "{err}");
+    assert!(!o.status.success() && err.contains("the boot disk has no boot loader in its ESP"), "{err}");
 }

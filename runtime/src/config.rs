@@ -94,7 +94,7 @@ impl VmConfig {
 
     /// The machine of `spec` booted through `firmware` (the spec's `boot` is not used).
     pub fn with_firmware(spec: &MachineSpec, firmware: crate::firmware::FirmwareImage) -> Result<Self, ConfigError> {
-        crate::firmware::check_image(&firmware.name, &firmware.data)
+        crate::firmware::check_image(&firmware.name, &firmware.data, firmware.vars.as_ref().map(|v| (v.name.as_str(), v.file.metadata().map_or(0, |m| m.len() as usize))))
             .map_err(|e| ConfigError::Invalid("firmware", firmware.name.clone(), e.to_string()))?;
         let mut cfg = Self::machine(spec)?;
         cfg.firmware = Some(firmware);

@@ -130,6 +130,9 @@ impl Shared {
         match read {
             Some(d) => {
                 d.fill(0xff);
+                if self.firmware.as_ref().is_some_and(|f| f.mmio_read(addr, d)) {
+                    return;
+                }
                 pci.mmio(addr, Some(d), &[]);
             }
             None => {
@@ -242,7 +245,15 @@ impl Vm {
         };
         let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
         let vm = Arc::new(kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?);
-        vm.set_tss_address(0xfffb_d000).map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
+        if cfg.firmware.is_some() {
+            // QEMU's pages (reserved in `etc/e820`), below the flash: OVMF's units reach
+            // down to 4 GiB - 8 MiB, over KVM's default identity map at 0xfffbc000.
+            let (identity, _) = crate::firmware::KVM_PAGES;
+            vm.set_identity_map_address(identity).map_err(kvm_err("KVM_SET_IDENTITY_MAP_ADDR"))?;
+            vm.set_tss_address(identity as usize + 0x1000).map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
+        } else {
+            vm.set_tss_address(0xfffb_d000).map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
+        }
         vm.create_irq_chip().map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
         vm.create_pit2(kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() })
             .map_err(kvm_err("KVM_CREATE_PIT2"))?;
@@ -556,7 +567,17 @@ fn vcpu_loop(mut vcpu: VcpuFd, shared: &Shared, ctl: &Controller) {
             } else {
                 ExitReason::Shutdown
             }),
-            Ok(other) => return shared.finish(ExitReason::Error(format!("unexpected vCPU exit {other:?}"))),
+            Ok(VcpuExit::InternalError) => {
+                // KVM could not emulate an instruction (kvm_pvm: guest ring 0 is emulated).
+                let at = vcpu.get_regs().map(|r| format!(" at rip {:#x}", r.rip)).unwrap_or_default();
+                dump_state(&vcpu);
+                return shared.finish(ExitReason::Error(format!("KVM internal error{at}: KVM could not emulate the guest's instruction there")));
+            }
+            Ok(other) => {
+                let what = format!("unexpected vCPU exit {other:?}");
+                dump_state(&vcpu);
+                return shared.finish(ExitReason::Error(what));
+            }
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
             Err(e) => return shared.finish(ExitReason::Error(format!("KVM_RUN: {e}"))),
         }

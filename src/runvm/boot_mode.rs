@@ -48,8 +48,9 @@ pub fn firmware_file(spec: &MachineSpec, given: Option<&Path>) -> anyhow::Result
 /// The OVMF variable-store template next to an OVMF code file.
 pub fn ovmf_vars_template(code: &Path) -> Option<PathBuf> {
     OVMF.iter().find(|(c, _)| Path::new(c) == code).map(|(_, v)| PathBuf::from(v)).filter(|p| p.is_file()).or_else(|| {
-        let name = code.file_name()?.to_string_lossy().replace("CODE", "VARS");
-        Some(code.with_file_name(name)).filter(|p| p.is_file())
+        let name = code.file_name()?.to_string_lossy().into_owned();
+        // Only a name saying CODE has a VARS sibling (else the code would be its own template).
+        Some(code.with_file_name(name.replace("CODE", "VARS"))).filter(|p| name.contains("CODE") && p.is_file())
     })
 }
 

@@ -3,6 +3,7 @@
 mod boot_mode;
 mod guest_kernel;
 mod milestones;
+mod nvram;
 mod qemu;
 mod sandbox;
 mod validate;
@@ -87,7 +88,8 @@ impl RunArgs {
 /// How to boot the spec (shared by `run` and `validate`).
 #[derive(clap::Args, Clone, Debug)]
 pub struct BootArgs {
-    /// firmware: SeaBIOS/OVMF then the guest's boot loader (Ferry's runtime: SeaBIOS only);
+    /// firmware: SeaBIOS/OVMF then the guest's boot loader (OVMF's variables: NAME.vars.fd
+    /// beside the spec, created from the build's VARS template on first start);
     /// direct: the kernel, initrd and command line the spec records (read from the guest's
     /// disk); auto: direct for a spec naming host files and, on Ferry's runtime, for any spec
     /// recording a kernel (its fast path), else firmware where its files exist.
@@ -102,16 +104,15 @@ pub struct BootArgs {
     pub firmware_log: Option<PathBuf>,
 }
 
-/// The runtime configuration of `spec` booted as `boot` asks: a direct boot of the guest's
-/// own kernel reads it (and its initrd) from the spec's disks here.
-pub fn runtime_config(spec: &MachineSpec, boot: &BootArgs) -> anyhow::Result<VmConfig> {
+/// The runtime configuration of `spec` (read from `spec_path`) booted as `boot` asks: a
+/// direct boot of the guest's own kernel reads it (and its initrd) from the spec's disks
+/// here; a UEFI firmware boot opens the VM's variable store beside the spec.
+pub fn runtime_config(spec: &MachineSpec, spec_path: &Path, boot: &BootArgs) -> anyhow::Result<VmConfig> {
     if boot_mode::resolve(spec, boot.boot, false)? == BootMode::Firmware {
         let fw = boot_mode::firmware_file(spec, boot.firmware.as_deref())?;
-        if spec.firmware == ferry_formats::layout::Firmware::Uefi {
-            bail!(
-                "UEFI firmware boot ({}) is not available on Ferry's runtime yet (it maps no pflash for OVMF): use --boot direct or --engine qemu",
-                fw.display()
-            );
+        let uefi = spec.firmware == ferry_formats::layout::Firmware::Uefi;
+        if uefi {
+            nvram::refuse_smm(&fw)?;
         }
         let disks = guest_kernel::open_disks(spec)?;
         if let Some(why) = boot_mode::missing_boot_loader(spec, &disks) {
@@ -127,6 +128,7 @@ pub fn runtime_config(spec: &MachineSpec, boot: &BootArgs) -> anyhow::Result<VmC
             data: data.into(),
             debugcon: boot.firmware_log.clone(),
             boot_order: ferry_runtime::firmware::boot_order(&spec.devices, &spec.bridges),
+            vars: if uefi { Some(uefi_vars(spec, spec_path, &fw)?) } else { None },
         };
         return Ok(VmConfig::with_firmware(spec, image)?);
     }
@@ -143,6 +145,16 @@ pub fn runtime_config(spec: &MachineSpec, boot: &BootArgs) -> anyhow::Result<VmC
         cfg.images = Some((kernel, initrd));
     }
     Ok(cfg)
+}
+
+/// The VM's UEFI variable store (created from the OVMF build's template on first start),
+/// shared with the emitted QEMU script and `validate --engine qemu`.
+fn uefi_vars(spec: &MachineSpec, spec_path: &Path, code: &Path) -> anyhow::Result<ferry_runtime::firmware::Nvram> {
+    let store = nvram::path(spec_path, spec)?;
+    let template = boot_mode::ovmf_vars_template(code)
+        .with_context(|| format!("firmware file not found: the OVMF variable store beside {} (install ovmf)", code.display()))?;
+    let file = nvram::open(&store, &template)?;
+    Ok(ferry_runtime::firmware::Nvram { name: store.display().to_string(), file: std::sync::Arc::new(file) })
 }
 
 /// Reads a host kernel or initrd, refusing one larger than the guest's RAM by its size.
@@ -166,7 +178,7 @@ pub fn load_spec(path: &Path) -> anyhow::Result<MachineSpec> {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let spec = load_spec(&args.spec)?;
-    let mut cfg = runtime_config(&spec, &args.boot).with_context(|| format!("{}", args.spec.display()))?;
+    let mut cfg = runtime_config(&spec, &args.spec, &args.boot).with_context(|| format!("{}", args.spec.display()))?;
     cfg.console = if args.console == "-" { ConsoleSink::Stdout } else { ConsoleSink::File(PathBuf::from(&args.console)) };
     cfg.no_reboot = args.no_reboot;
     cfg.channel_socket = args.console_socket.clone();

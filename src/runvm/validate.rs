@@ -46,9 +46,10 @@ pub struct ValidateArgs {
     pub boot: BootArgs,
 }
 
-/// How QEMU boots `spec`; temporary files (the guest's kernel read from its disk, OVMF's
-/// variables) live in `tmp`.
-fn qemu_boot(spec: &ferry_formats::layout::MachineSpec, boot: &BootArgs, tmp: &std::path::Path) -> anyhow::Result<QemuBoot> {
+/// How QEMU boots `spec` (read from `spec_path`); temporary files (the guest's kernel read
+/// from its disk) live in `tmp`. OVMF gets the VM's own variable store, as the emitted script
+/// and `ferry run` use it.
+fn qemu_boot(spec: &ferry_formats::layout::MachineSpec, spec_path: &std::path::Path, boot: &BootArgs, tmp: &std::path::Path) -> anyhow::Result<QemuBoot> {
     let fw = boot_mode::firmware_file(spec, boot.firmware.as_deref());
     let mode = boot_mode::resolve(spec, boot.boot, fw.is_ok())?;
     if mode == BootMode::Firmware {
@@ -63,8 +64,8 @@ fn qemu_boot(spec: &ferry_formats::layout::MachineSpec, boot: &BootArgs, tmp: &s
                 let t = boot_mode::ovmf_vars_template(&code).with_context(|| {
                     format!("firmware file not found: the OVMF variable store beside {} (install ovmf)", code.display())
                 })?;
-                let v = tmp.join("OVMF_VARS.fd");
-                std::fs::copy(&t, &v).with_context(|| format!("{}: cannot copy to {}", t.display(), v.display()))?;
+                let v = super::nvram::path(spec_path, spec)?;
+                drop(super::nvram::open(&v, &t)?);
                 Some(v)
             }
         };
@@ -167,8 +168,8 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     }
     let tmp = tempfile::Builder::new().prefix("ferry-validate-").tempdir().context("cannot create a temporary directory")?;
     let prepared = match engine {
-        Engine::Qemu => qemu_boot(&spec, &args.boot, tmp.path()).map(Prepared::Qemu),
-        _ => super::runtime_config(&spec, &args.boot).map(|c| Prepared::Ferry(Box::new(c))),
+        Engine::Qemu => qemu_boot(&spec, &args.spec, &args.boot, tmp.path()).map(Prepared::Qemu),
+        _ => super::runtime_config(&spec, &args.spec, &args.boot).map(|c| Prepared::Ferry(Box::new(c))),
     };
     let prepared = match prepared {
         Ok(p) => p,

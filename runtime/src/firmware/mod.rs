@@ -3,10 +3,13 @@
 //! ([`pam`]), fw_cfg ([`fw_cfg`]) with the ACPI tables as a loader script ([`loader`]),
 //! `etc/e820`, SMBIOS and `bootorder`, the CMOS fields ([`cmos`]) and the small ports
 //! ([`ports`]). The vCPUs start from their reset state (real mode at 0xffff_fff0).
+//! OVMF instead boots from two flash units ([`pflash`]): its code below 4 GiB and the VM's
+//! variable store (NVRAM file) right below it.
 pub mod cmos;
 pub mod fw_cfg;
 pub mod loader;
 pub mod pam;
+pub mod pflash;
 pub mod ports;
 
 use std::os::unix::fs::OpenOptionsExt;
@@ -27,8 +30,9 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 pub const MAX_IMAGE: usize = 16 << 20;
 /// KVM slot of the image below 4 GiB.
 const ROM_SLOT: u32 = 31;
-/// Where KVM's TSS and identity-map pages are (reserved in `etc/e820`, as QEMU reserves its own).
-const KVM_PAGES: (u64, u64) = (0xfffb_c000, 0x4000);
+/// Where a firmware boot puts KVM's identity-map page and TSS: QEMU's addresses (its
+/// `kvm_arch_init`), reserved in `etc/e820` as QEMU reserves them.
+pub const KVM_PAGES: (u64, u64) = (0xfeff_c000, 0x4000);
 
 /// The firmware to boot from.
 #[derive(Clone, Debug)]
@@ -41,6 +45,32 @@ pub struct FirmwareImage {
     pub debugcon: Option<PathBuf>,
     /// `bootorder` lines ([`boot_order`] of the spec).
     pub boot_order: Vec<String>,
+    /// OVMF: the VM's variable store, flash unit 1 (the image is then unit 0).
+    pub vars: Option<Nvram>,
+}
+
+/// A VM's UEFI variable store: its NVRAM file, open read-write.
+#[derive(Clone, Debug)]
+pub struct Nvram {
+    /// The file's path (for messages).
+    pub name: String,
+    /// The open file: flash writes go to it.
+    pub file: Arc<std::fs::File>,
+}
+
+impl Nvram {
+    /// Reads the whole store (bounded by the flash limit; a larger file is refused by size).
+    pub fn read(&self) -> Result<Vec<u8>, FirmwareError> {
+        use std::os::unix::fs::FileExt;
+        let err = |e: &dyn std::fmt::Display| FirmwareError::Item(self.name.escape_debug().to_string(), e.to_string());
+        let len = self.file.metadata().map_err(|e| err(&e))?.len();
+        if len > pflash::FLASH_LIMIT {
+            return Err(err(&format!("invalid size {len} bytes: over QEMU's 8 MiB flash limit")));
+        }
+        let mut b = vec![0u8; len as usize];
+        self.file.read_exact_at(&mut b, 0).map_err(|e| err(&e))?;
+        Ok(b)
+    }
 }
 
 /// The image or the machine cannot be set up.
@@ -57,8 +87,12 @@ pub enum FirmwareError {
     Item(String, String),
 }
 
-/// Checks the image's size.
-pub fn check_image(name: &str, data: &[u8]) -> Result<(), FirmwareError> {
+/// Checks the image's size: `-bios` (64 KiB multiples) or, with a variable store of
+/// `vars` bytes, pflash units as QEMU checks them.
+pub fn check_image(name: &str, data: &[u8], vars: Option<(&str, usize)>) -> Result<(), FirmwareError> {
+    if let Some(v) = vars {
+        return pflash::Pflash::check(&[(name, data.len()), v]).map_err(|e| FirmwareError::Item(name.escape_debug().to_string(), e.to_string()));
+    }
     if data.is_empty() || !data.len().is_multiple_of(0x10000) || data.len() > MAX_IMAGE {
         return Err(FirmwareError::Size(name.escape_debug().to_string(), data.len()));
     }
@@ -169,6 +203,8 @@ pub struct Devices {
     pub pam: Arc<Mutex<pam::Pam>>,
     /// Debug console and the other ISA ports.
     pub ports: Mutex<ports::Ports>,
+    /// OVMF's flash units.
+    pub pflash: Option<Mutex<pflash::Pflash>>,
     /// Guest RAM (fw_cfg DMA).
     pub mem: Memory,
     _rom: Memory,
@@ -177,22 +213,38 @@ pub struct Devices {
 impl Devices {
     /// Maps `image` below 4 GiB and behind PAM, and builds the devices.
     pub fn new(vm: &Arc<VmFd>, mem: &Memory, image: &FirmwareImage, machine: Machine, cfg: FwCfg) -> Result<Self, FirmwareError> {
-        check_image(&image.name, &image.data)?;
         let kvm = |e: &dyn std::fmt::Display| FirmwareError::Kvm(image.name.clone(), e.to_string());
         let len = image.data.len() as u64;
-        let rom = Memory::from_ranges(&[(GuestAddress(0), image.data.len())]).map_err(|e| kvm(&e))?;
-        rom.write_slice(&image.data, GuestAddress(0)).map_err(|e| kvm(&e))?;
-        let host = rom.get_host_address(GuestAddress(0)).map_err(|e| kvm(&e))?;
-        let r = kvm_userspace_memory_region {
-            slot: ROM_SLOT,
-            flags: KVM_MEM_READONLY,
-            guest_phys_addr: (1u64 << 32) - len,
-            memory_size: len,
-            userspace_addr: host as u64,
+        let (rom, flash) = match &image.vars {
+            Some(vars) => {
+                let data = vars.read()?;
+                check_image(&image.name, &image.data, Some((&vars.name, data.len())))?;
+                let units = vec![
+                    pflash::UnitSource { name: image.name.clone(), data: image.data.clone(), readonly: true, file: None },
+                    pflash::UnitSource { name: vars.name.clone(), data: data.into(), readonly: false, file: Some(vars.file.clone()) },
+                ];
+                let p = pflash::Pflash::new(vm.clone(), units).map_err(|e| kvm(&e))?;
+                let rom = p.memory(0).cloned().ok_or_else(|| kvm(&"no unit 0"))?;
+                (rom, Some(Mutex::new(p)))
+            }
+            None => {
+                check_image(&image.name, &image.data, None)?;
+                let rom = Memory::from_ranges(&[(GuestAddress(0), image.data.len())]).map_err(|e| kvm(&e))?;
+                rom.write_slice(&image.data, GuestAddress(0)).map_err(|e| kvm(&e))?;
+                let host = rom.get_host_address(GuestAddress(0)).map_err(|e| kvm(&e))?;
+                let r = kvm_userspace_memory_region {
+                    slot: ROM_SLOT,
+                    flags: KVM_MEM_READONLY,
+                    guest_phys_addr: (1u64 << 32) - len,
+                    memory_size: len,
+                    userspace_addr: host as u64,
+                };
+                // SAFETY: `host..host+len` is `rom`'s mapping, which `Devices` keeps (as `_rom`,
+                // and inside `Pam`) as long as the `Vm` that owns both it and the VM fd.
+                unsafe { vm.set_user_memory_region(r) }.map_err(|e| kvm(&e))?;
+                (rom, None)
+            }
         };
-        // SAFETY: `host..host+len` is `rom`'s mapping, which `Devices` keeps (as `_rom`, and
-        // inside `Pam`) as long as the `Vm` that owns both it and the VM fd.
-        unsafe { vm.set_user_memory_region(r) }.map_err(|e| kvm(&e))?;
         let pam = pam::Pam::new(vm.clone(), mem.clone(), rom.clone(), len).map_err(|e| kvm(&e))?;
         let sink: Option<Box<dyn std::io::Write + Send>> = match &image.debugcon {
             Some(p) => Some(Box::new(
@@ -204,6 +256,7 @@ impl Devices {
             fw_cfg: Mutex::new(cfg),
             pam: Arc::new(Mutex::new(pam)),
             ports: Mutex::new(ports::Ports::new(machine == Machine::Q35, sink)),
+            pflash: flash,
             mem: mem.clone(),
             _rom: rom,
         })
@@ -237,9 +290,26 @@ impl Devices {
         p.decodes(port).then(|| p.write(port, data))
     }
 
-    /// An MMIO write that exited inside the PAM area; false outside it.
+    /// An MMIO write that exited inside the PAM area or a flash unit; false outside them.
     pub fn mmio_write(&self, addr: u64, data: &[u8]) -> bool {
+        if let Some(f) = &self.pflash {
+            if let Ok(mut f) = f.lock() {
+                match f.write(addr, data) {
+                    Ok(true) => return true,
+                    Ok(false) => {}
+                    Err(e) => {
+                        eprintln!("ferry runtime: {e}");
+                        return true;
+                    }
+                }
+            }
+        }
         self.pam.lock().map(|p| p.write(addr, data)).unwrap_or(false)
+    }
+
+    /// An MMIO read that exited inside a flash unit (a command mode); false elsewhere.
+    pub fn mmio_read(&self, addr: u64, data: &mut [u8]) -> bool {
+        self.pflash.as_ref().and_then(|f| f.lock().ok()).is_some_and(|mut f| f.read(addr, data))
     }
 
     /// The debug console's bytes so far.
@@ -288,9 +358,11 @@ mod tests {
 
     #[test]
     fn image_sizes_and_e820() {
-        assert!(check_image("x", &[0; 0x40000]).is_ok());
-        assert!(check_image("x", &[0; 1000]).is_err());
-        assert!(check_image("x", &[]).is_err());
+        assert!(check_image("x", &[0; 0x40000], None).is_ok());
+        assert!(check_image("x", &[0; 1000], None).is_err());
+        assert!(check_image("x", &[], None).is_err());
+        assert!(check_image("x", &[0; 0x37c000], Some(("v", 0x84000))).is_ok());
+        assert!(check_image("x", &[0; 0x37c000], None).is_err());
         let e = e820(128 << 20);
         assert_eq!(e.len(), 40);
         assert_eq!(&e[8..16], &(128u64 << 20).to_le_bytes());
