@@ -20,6 +20,9 @@ const CACHE_BLOCKS: usize = 2048;
 /// Most items one search collects (bounds memory on corrupt or huge trees).
 pub const MAX_ITEMS: usize = 1 << 20;
 
+/// What a tree walk calls on each item: false stops the walk.
+pub type Visit<'a> = dyn FnMut(Key, &[u8]) -> Result<bool, String> + 'a;
+
 /// A B-tree key: (objectid, type, offset), ordered in that order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key {
@@ -158,7 +161,7 @@ impl Core {
         level: u8,
         min: Key,
         max: Key,
-        f: &mut dyn FnMut(Key, &[u8]) -> Result<bool, String>,
+        f: &mut Visit,
     ) -> Result<(), String> {
         self.walk_inner(bytenr, level, min, max, f).map(|_| ())
     }
@@ -169,7 +172,7 @@ impl Core {
         level: u8,
         min: Key,
         max: Key,
-        f: &mut dyn FnMut(Key, &[u8]) -> Result<bool, String>,
+        f: &mut Visit,
     ) -> Result<bool, String> {
         let b = self.block(bytenr, level)?;
         let n = u32le(&b, 0x60) as usize;
