@@ -13,6 +13,8 @@ use std::collections::BTreeSet;
 const LAST_FREE_OBJECTID: u64 = u64::MAX - 255;
 /// Most tree blocks the compression scan reads before reporting itself incomplete.
 const SCAN_BLOCKS: usize = 4096;
+/// Most subvolumes listed (snapper keeps tens to hundreds).
+const MAX_SUBVOLUMES: usize = 16384;
 /// `BTRFS_ROOT_SUBVOL_RDONLY`.
 const ROOT_SUBVOL_RDONLY: u64 = 1;
 
@@ -88,6 +90,9 @@ impl BtrfsFs {
                 ROOT_ITEM => {
                     if subs.last().is_some_and(|s| s.id == k.objectid) {
                         subs.pop(); // a newer root item of the same subvolume follows
+                    }
+                    if subs.len() >= MAX_SUBVOLUMES {
+                        return Err(format!("more than {MAX_SUBVOLUMES} subvolumes"));
                     }
                     let extended = d.len() >= 279;
                     let uuid_raw = if extended { array(d, 247) } else { [0; 16] };

@@ -19,6 +19,10 @@ const KEY_PTR: usize = 33;
 const CACHE_BLOCKS: usize = 2048;
 /// Most items one search collects (bounds memory on corrupt or huge trees).
 pub const MAX_ITEMS: usize = 1 << 20;
+/// Most item bytes one search collects.
+const MAX_BYTES: usize = 64 << 20;
+/// Most tree blocks one walk visits (a corrupt tree can point at one block many times).
+const MAX_VISITS: usize = 1 << 16;
 
 /// What a tree walk calls on each item: false stops the walk.
 pub type Visit<'a> = dyn FnMut(Key, &[u8]) -> Result<bool, String> + 'a;
@@ -138,9 +142,11 @@ impl Core {
     /// Appends to `out` every item with `min <= key <= max` in the tree at `root`, in key
     /// order; fails past [`MAX_ITEMS`].
     pub fn search(&self, root: Root, min: Key, max: Key, out: &mut Vec<(Key, Vec<u8>)>) -> Result<(), String> {
+        let mut bytes = 0;
         self.walk(root.bytenr, root.level, min, max, &mut |k, d| {
-            if out.len() >= MAX_ITEMS {
-                return Err(format!("more than {MAX_ITEMS} items in one search"));
+            bytes += d.len();
+            if out.len() >= MAX_ITEMS || bytes > MAX_BYTES {
+                return Err(format!("more than {MAX_ITEMS} items or {MAX_BYTES} bytes in one search"));
             }
             out.push((k, d.to_vec()));
             Ok(true)
@@ -163,7 +169,7 @@ impl Core {
         max: Key,
         f: &mut Visit,
     ) -> Result<(), String> {
-        self.walk_inner(bytenr, level, min, max, f).map(|_| ())
+        self.walk_inner(bytenr, level, min, max, f, &mut 0).map(|_| ())
     }
 
     fn walk_inner(
@@ -173,7 +179,12 @@ impl Core {
         min: Key,
         max: Key,
         f: &mut Visit,
+        visits: &mut usize,
     ) -> Result<bool, String> {
+        *visits += 1;
+        if *visits > MAX_VISITS {
+            return Err(format!("more than {MAX_VISITS} tree blocks visited in one search"));
+        }
         let b = self.block(bytenr, level)?;
         let n = u32le(&b, 0x60) as usize;
         if level == 0 {
@@ -203,10 +214,16 @@ impl Core {
             if k > max {
                 return Ok(false);
             }
-            if i + 1 < n && Key::read(&b, p + KEY_PTR) <= min {
-                continue;
+            if i + 1 < n {
+                let next = Key::read(&b, p + KEY_PTR);
+                if next <= k {
+                    return Err(format!("tree block {bytenr}: keys out of order at pointer {i}"));
+                }
+                if next <= min {
+                    continue;
+                }
             }
-            if !self.walk_inner(u64le(&b, p + 17), level - 1, min, max, f)? {
+            if !self.walk_inner(u64le(&b, p + 17), level - 1, min, max, f, visits)? {
                 return Ok(false);
             }
         }
