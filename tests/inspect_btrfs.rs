@@ -277,6 +277,21 @@ fn btrfs_damage_is_one_line_naming_the_block() {
     let e = BtrfsFs::open(&dev(&flip(phys + 500))).err().unwrap().to_string();
     assert_eq!(e.lines().count(), 1);
     assert!(e.contains(&format!("tree block {root}: xxhash64 checksum ")), "{e}");
+
+    // Two devices: refused by name, as `ferry inspect` reports it.
+    let (a, b) = (tmp.path().join("a.img"), tmp.path().join("b.img"));
+    for p in [&a, &b] {
+        std::fs::File::create(p).unwrap().set_len(128 << 20).unwrap();
+    }
+    run("mkfs.btrfs", &["-q", "-d", "single", "-m", "single", &a.display().to_string(), &b.display().to_string()]);
+    let e = BtrfsFs::open(&dev(&a)).err().unwrap().to_string();
+    assert_eq!(e, "/dev/sdz: btrfs: /: superblock num_devices 2: multi-device btrfs is not supported (single device only)");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry")).args(["inspect", "--json", &a.display().to_string()]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/dev/sda: btrfs: /: superblock num_devices 2: multi-device btrfs is not supported"), "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(fs(&r, "/dev/sda")["fstype"], "btrfs");
 }
 
 /// A Debian-like disk: root in `@`, `/home` in `@home`, snapper snapshots of `@` and a

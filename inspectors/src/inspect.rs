@@ -157,7 +157,8 @@ pub fn inspect_with_views(disks: &[Device]) -> Result<(Inspection, Vec<(String, 
                 Err(e) => rep.warnings.push(e.to_string()),
             }
         }
-        match fs::open(&v.dev, info) {
+        let unreadable_btrfs = info.fstype == FsType::Btrfs && btrfs.is_none();
+        match if unreadable_btrfs { Ok(None) } else { fs::open(&v.dev, info) } {
             Ok(Some(f)) => {
                 let f: Rc<dyn FileSystem> = Rc::from(f);
                 opened.insert(v.dev.name.clone(), f);

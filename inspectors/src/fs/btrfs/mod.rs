@@ -7,6 +7,7 @@
 
 mod chunk;
 mod file;
+mod lzo;
 mod sb;
 mod subvol;
 mod tree;
