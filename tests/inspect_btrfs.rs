@@ -373,3 +373,57 @@ fn btrfs_debian_subvolumes_are_one_root_with_its_mounts() {
     assert!(xml.contains(&format!("<btrfs csum=\"crc32c\" default_subvolume=\"{root_id}\"")), "{xml}");
     assert!(xml.contains("<root>/dev/sda</root>"), "{xml}");
 }
+
+/// The SUSE layout: the root is snapper's `@/.snapshots/1/snapshot`, the default
+/// subvolume; `/.snapshots` and `/home` are subvolumes under `@`. One root; snapshot 2 is
+/// listed under it.
+#[test]
+fn btrfs_suse_snapper_root_is_the_default_subvolume() {
+    if !can_loop_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("@")).unwrap();
+    let img = tmp.path().join("suse.img");
+    std::fs::File::create(&img).unwrap().set_len(200 << 20).unwrap();
+    let imgs = img.display().to_string();
+    let uuid = "0c5d2a4e-7b1f-4e1a-a0d2-5e3f9b8c7d61";
+    run("mkfs.btrfs", &["-q", "--csum", "sha256", "-U", uuid, "-r", &src.display().to_string(), "-u", "rw:@", &imgs]);
+    let mnt = tmp.path().join("mnt");
+    {
+        let m = Mount::new(&img, &mnt, "");
+        run("btrfs", &["subvolume", "create", &m.path("@/.snapshots")]);
+        run("btrfs", &["subvolume", "create", &m.path("@/home")]);
+        std::fs::create_dir_all(mnt.join("@/.snapshots/1")).unwrap();
+        let root = m.path("@/.snapshots/1/snapshot");
+        run("btrfs", &["subvolume", "create", &root]);
+        let r = Path::new(&root);
+        write(&r.join("etc/os-release"), b"NAME=\"SLES\"\nVERSION=\"15-SP5\"\nVERSION_ID=\"15.5\"\nPRETTY_NAME=\"SUSE Linux Enterprise Server 15 SP5\"\nID=\"sles\"\n");
+        write(&r.join("etc/hostname"), b"sles15\n");
+        std::fs::create_dir_all(r.join("bin")).unwrap();
+        std::fs::create_dir_all(r.join(".snapshots")).unwrap();
+        std::fs::create_dir_all(r.join("home")).unwrap();
+        write(
+            &r.join("etc/fstab"),
+            format!("UUID={uuid} / btrfs defaults 0 0\nUUID={uuid} /.snapshots btrfs subvol=/@/.snapshots 0 0\nUUID={uuid} /home btrfs subvol=/@/home 0 0\n").as_bytes(),
+        );
+        std::fs::create_dir_all(mnt.join("@/.snapshots/2")).unwrap();
+        run("btrfs", &["subvolume", "snapshot", "-r", &root, &m.path("@/.snapshots/2/snapshot")]);
+        let id = run("btrfs", &["inspect-internal", "rootid", &root]);
+        run("btrfs", &["subvolume", "set-default", id.trim(), &m.path("")]);
+    }
+    let r = inspect_json(std::slice::from_ref(&img));
+    let oses = r["operating_systems"].as_array().unwrap();
+    assert_eq!(oses.len(), 1, "{oses:#?}");
+    let os = &oses[0];
+    assert_eq!(os["root"], "/dev/sda");
+    assert_eq!(os["distro"], "sles");
+    assert_eq!(os["hostname"], "sles15");
+    assert_eq!(
+        os["mountpoints"],
+        serde_json::json!([["/", "/dev/sda"], ["/.snapshots", "btrfsvol:/dev/sda/@/.snapshots"], ["/home", "btrfsvol:/dev/sda/@/home"]])
+    );
+    assert_eq!(os["snapshots"], serde_json::json!(["btrfsvol:/dev/sda/@/.snapshots/2/snapshot"]));
+    assert_eq!(fs(&r, "/dev/sda")["btrfs"]["csum"], "sha256");
+}
