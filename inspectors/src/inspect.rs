@@ -157,8 +157,12 @@ pub fn inspect_with_views(disks: &[Device]) -> Result<(Inspection, Vec<(String, 
                 Err(e) => rep.warnings.push(e.to_string()),
             }
         }
-        let unreadable_btrfs = info.fstype == FsType::Btrfs && btrfs.is_none();
-        match if unreadable_btrfs { Ok(None) } else { fs::open(&v.dev, info) } {
+        let opened_fs = match subvols.get(&v.dev.name) {
+            Some((b, _)) => Ok(Some(Box::new(b.clone()) as Box<dyn FileSystem>)),
+            None if info.fstype == FsType::Btrfs => Ok(None), // its error is already a warning
+            None => fs::open(&v.dev, info),
+        };
+        match opened_fs {
             Ok(Some(f)) => {
                 let f: Rc<dyn FileSystem> = Rc::from(f);
                 opened.insert(v.dev.name.clone(), f);
