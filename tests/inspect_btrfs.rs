@@ -427,3 +427,54 @@ fn btrfs_suse_snapper_root_is_the_default_subvolume() {
     assert_eq!(os["snapshots"], serde_json::json!(["btrfsvol:/dev/sda/@/.snapshots/2/snapshot"]));
     assert_eq!(fs(&r, "/dev/sda")["btrfs"]["csum"], "sha256");
 }
+
+/// The issue's guest: MBR, `/boot` on ext4 (sda1), root in `@` on btrfs (sda2) mounted by
+/// fstab `subvol=@`. Made without loop mounts (mkfs.ext4 -d, mkfs.btrfs --rootdir, sfdisk).
+#[test]
+fn btrfs_root_partition_with_ext4_boot() {
+    let have = |c: &str| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !(have("mkfs.btrfs") && have("sfdisk") && Command::new("mkfs.ext4").arg("-V").output().is_ok()) {
+        eprintln!("skipping: needs mkfs.btrfs, mkfs.ext4 and sfdisk");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (broot, eroot) = ("9d3c1f7a-4b2e-4c8d-8e1f-2a3b4c5d6e7f", "1e2d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b");
+    let src = tmp.path().join("root");
+    write(&src.join("@/etc/os-release"), b"PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\nID=debian\n");
+    write(&src.join("@/etc/hostname"), b"vmware-deb\n");
+    write(&src.join("@/etc/fstab"), format!("UUID={broot} / btrfs subvol=@ 0 0\nUUID={eroot} /boot ext4 defaults 0 2\n").as_bytes());
+    std::fs::create_dir_all(src.join("@/bin")).unwrap();
+    std::fs::create_dir_all(src.join("@/boot")).unwrap();
+    let boot = tmp.path().join("boot");
+    write(&boot.join("grub/grub.cfg"), b"# grub\n");
+    let (bimg, rimg, disk) = (tmp.path().join("b.img"), tmp.path().join("r.img"), tmp.path().join("disk.img"));
+    std::fs::File::create(&bimg).unwrap().set_len(64 << 20).unwrap();
+    std::fs::File::create(&rimg).unwrap().set_len(200 << 20).unwrap();
+    run("mkfs.ext4", &["-q", "-U", eroot, "-d", &boot.display().to_string(), &bimg.display().to_string()]);
+    run("mkfs.btrfs", &["-q", "-U", broot, "-r", &src.display().to_string(), "-u", "rw:@", &rimg.display().to_string()]);
+    std::fs::File::create(&disk).unwrap().set_len((1 + 64 + 200) << 20).unwrap();
+    let out = Command::new("sfdisk")
+        .args(["-q", &disk.display().to_string()])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"label: dos\nstart=2048, size=131072, type=83\nstart=133120, size=409600, type=83\n")?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(out.success());
+    let d = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+    d.write_all_at(&std::fs::read(&bimg).unwrap(), 2048 * 512).unwrap();
+    d.write_all_at(&std::fs::read(&rimg).unwrap(), 133120 * 512).unwrap();
+    drop(d);
+    let r = inspect_json(std::slice::from_ref(&disk));
+    let oses = r["operating_systems"].as_array().unwrap();
+    assert_eq!(oses.len(), 1, "{oses:#?}");
+    assert_eq!(oses[0]["root"], "btrfsvol:/dev/sda2/@");
+    assert_eq!(oses[0]["distro"], "debian");
+    assert_eq!(oses[0]["hostname"], "vmware-deb");
+    assert_eq!(oses[0]["mountpoints"], serde_json::json!([["/", "btrfsvol:/dev/sda2/@"], ["/boot", "/dev/sda1"]]));
+    assert_eq!(fs(&r, "/dev/sda2")["uuid"], broot);
+    assert_eq!(r["warnings"], serde_json::json!([]));
+}
