@@ -13,7 +13,7 @@ use ferry_inspectors::fs::{BtrfsFs, FileKind, FileSystem};
 use ferry_inspectors::Device;
 use inspect_support::*;
 use std::collections::BTreeMap;
-use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -107,6 +107,13 @@ fn source_tree(dir: &Path) {
     std::os::unix::fs::symlink("../etc/hostname", dir.join("usr/link-rel")).unwrap();
     std::os::unix::fs::symlink("/etc/hostname", dir.join("link-abs")).unwrap();
     std::os::unix::fs::symlink("x".repeat(300), dir.join("link-long")).unwrap();
+    // Owners, modes, a hard link and a FIFO, for the lstat comparison.
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(dir.join("etc/small"), Some(1000), Some(100)).unwrap();
+    std::fs::set_permissions(dir.join("etc/small"), std::fs::Permissions::from_mode(0o4750)).unwrap();
+    std::fs::set_permissions(dir.join("many"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::hard_link(dir.join("etc/hostname"), dir.join("hostname-link")).unwrap();
+    run("mkfifo", &[&dir.join("fifo").display().to_string()]);
 }
 
 fn kind(t: std::fs::FileType) -> FileKind {
@@ -137,6 +144,10 @@ fn compare(fs: &BtrfsFs, inner: &str, real: &Path) -> usize {
         let (p, r) = (format!("{}/{name}", inner.trim_end_matches('/')), real.join(&name));
         let meta = fs.metadata(&p).unwrap().unwrap();
         assert_eq!(meta.kind, k, "{p}");
+        // Inode number, mode, owner and link count against the kernel's lstat.
+        let st = fs.stat(&p).unwrap().unwrap();
+        let m = std::fs::symlink_metadata(&r).unwrap();
+        assert_eq!((st.ino, st.mode, st.uid, st.gid, st.nlink), (m.ino(), m.mode(), m.uid(), m.gid(), m.nlink() as u32), "{p}");
         n += 1;
         match k {
             FileKind::Dir => n += compare(fs, &p, &r),

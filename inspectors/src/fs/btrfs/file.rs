@@ -21,6 +21,9 @@ pub const MAX_UNCOMPRESSED: u64 = 128 * 1024;
 #[derive(Clone, Copy, Debug)]
 pub struct Inode {
     pub size: u64,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
     pub mode: u32,
 }
 
@@ -29,7 +32,7 @@ impl Inode {
         if d.len() < 160 {
             return Err(format!("inode item of {} bytes, not 160", d.len()));
         }
-        Ok(Inode { size: u64le(d, 16), mode: u32le(d, 52) })
+        Ok(Inode { size: u64le(d, 16), nlink: u32le(d, 40), uid: u32le(d, 44), gid: u32le(d, 48), mode: u32le(d, 52) })
     }
 }
 

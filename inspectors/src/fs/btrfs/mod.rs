@@ -31,6 +31,21 @@ const MAX_LINK: u64 = 4096;
 /// (`BTRFS_EMPTY_SUBVOL_DIR_OBJECTID`; real inodes start at 256).
 const EMPTY_SUBVOL_DIR: u64 = 2;
 
+/// An inode as `lstat` sees it on a mount of the subvolume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BtrfsStat {
+    /// The subvolume holding the inode (a nested subvolume's root is in that subvolume).
+    pub subvolume: u64,
+    /// Inode number (`st_ino`): 256 for a subvolume's root directory.
+    pub ino: u64,
+    /// `st_mode`: type and permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub size: u64,
+}
+
 /// A subvolume of an opened btrfs filesystem, read as a filesystem of its own.
 #[derive(Clone)]
 pub struct BtrfsFs {
@@ -110,7 +125,7 @@ impl BtrfsFs {
 
     fn inode_at(&self, loc: Loc) -> Result<Option<Inode>, String> {
         if loc.ino == EMPTY_SUBVOL_DIR {
-            return Ok(Some(Inode { size: 0, mode: 0o40755 }));
+            return Ok(Some(Inode { size: 0, nlink: 1, uid: 0, gid: 0, mode: 0o40755 }));
         }
         match self.core.get(loc.root, Key::new(loc.ino, INODE_ITEM, 0))? {
             Some(d) => Inode::parse(&d).map(Some).map_err(|e| format!("inode {} of subvolume {}: {e}", loc.ino, loc.subvol)),
@@ -216,6 +231,21 @@ impl BtrfsFs {
             out[at as usize..at as usize + n].copy_from_slice(&bytes[..n]);
         }
         Ok(out)
+    }
+}
+
+impl BtrfsFs {
+    /// The inode at `path` (a final symlink not followed); `None` if it does not exist.
+    pub fn stat(&self, path: &str) -> Result<Option<BtrfsStat>, FsError> {
+        Ok(self.lookup(path)?.map(|(loc, i)| BtrfsStat {
+            subvolume: loc.subvol,
+            ino: loc.ino,
+            mode: i.mode,
+            uid: i.uid,
+            gid: i.gid,
+            nlink: i.nlink,
+            size: i.size,
+        }))
     }
 }
 
