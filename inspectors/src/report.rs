@@ -29,6 +29,9 @@ pub struct FsReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
     pub size: u64,
+    /// btrfs: checksum, default subvolume, subvolumes and snapshots, compression.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub btrfs: Option<crate::fs::BtrfsReport>,
 }
 
 /// Everything `ferry inspect` found.
@@ -110,6 +113,25 @@ impl Inspection {
                 }
                 if let Some(u) = &f.uuid {
                     elem(w, "uuid", u)?;
+                }
+                if let Some(b) = &f.btrfs {
+                    let mut s = BytesStart::new("btrfs");
+                    let (def, comp) = (b.default_subvolume.to_string(), b.compression.join(" "));
+                    s.push_attribute(("csum", b.csum.as_str()));
+                    s.push_attribute(("default_subvolume", def.as_str()));
+                    s.push_attribute(("compression", comp.as_str()));
+                    w.write_event(Event::Start(s))?;
+                    for sv in &b.subvolumes {
+                        let mut e = BytesStart::new("subvolume");
+                        let (id, of) = (sv.id.to_string(), sv.snapshot_of.map(|i| i.to_string()).unwrap_or_default());
+                        e.push_attribute(("id", id.as_str()));
+                        e.push_attribute(("path", sv.path.as_str()));
+                        if !of.is_empty() {
+                            e.push_attribute(("snapshot_of", of.as_str()));
+                        }
+                        w.write_event(Event::Empty(e))?;
+                    }
+                    w.write_event(Event::End(BytesEnd::new("btrfs")))?;
                 }
                 w.write_event(Event::End(BytesEnd::new("filesystem")))?;
             }
@@ -196,6 +218,22 @@ impl Inspection {
                     _ => String::new(),
                 }
             );
+            if let Some(b) = &f.btrfs {
+                let comp = if b.compression.is_empty() { "none".to_string() } else { b.compression.join(",") };
+                let partial = if b.compression_scan_complete { "" } else { " (scan incomplete)" };
+                let _ = writeln!(s, "    btrfs csum {}, default subvolume {}, compression {comp}{partial}", b.csum, b.default_subvolume);
+                for sv in &b.subvolumes {
+                    let _ = writeln!(
+                        s,
+                        "    subvolume {} /{}{}{}{}",
+                        sv.id,
+                        sv.path,
+                        if sv.readonly { " ro" } else { "" },
+                        sv.snapshot_of.map(|i| format!(" snapshot of {i}")).unwrap_or_default(),
+                        sv.snapper.map(|n| format!(" snapper #{n}")).unwrap_or_default()
+                    );
+                }
+            }
         }
         if self.operating_systems.is_empty() {
             s.push_str("No operating system found on these disks.\n");
@@ -206,6 +244,9 @@ impl Inspection {
             let _ = writeln!(s, "  hostname {}, packages {}/{}", os.hostname, os.package_format, os.package_management);
             for (mp, dev) in &os.mountpoints {
                 let _ = writeln!(s, "  mount {mp} <- {dev}");
+            }
+            for snap in &os.snapshots {
+                let _ = writeln!(s, "  snapshot {snap}");
             }
             for k in &os.kernels {
                 let _ = writeln!(

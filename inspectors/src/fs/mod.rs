@@ -1,6 +1,7 @@
 //! Filesystems: signature probing (type, UUID, label) and read-only file access for the
-//! ones inspection needs to look inside (ext2/3/4, XFS, FAT, NTFS).
+//! ones inspection needs to look inside (ext2/3/4, XFS, btrfs, FAT, NTFS).
 
+mod btrfs;
 mod ext;
 mod ext_raw;
 mod ext_sb;
@@ -10,6 +11,7 @@ mod probe;
 mod reader;
 mod xfs;
 
+pub use btrfs::{snapper_number, BtrfsFs, BtrfsStat, BtrfsReport, CsumType as BtrfsCsum, Subvolume};
 pub use ext::ExtFs;
 pub use fat::FatFs;
 pub use ntfs::NtfsFs;
@@ -110,13 +112,14 @@ pub fn open(dev: &Device, info: &FsInfo) -> Result<Option<Box<dyn FileSystem>>, 
         FsType::Vfat => Some(Box::new(FatFs::open(dev)?)),
         FsType::Ntfs => Some(Box::new(NtfsFs::open(dev)?)),
         FsType::Xfs => Some(Box::new(XfsFs::open(dev)?)),
+        FsType::Btrfs => Some(Box::new(BtrfsFs::open(dev)?)),
         _ => None,
     })
 }
 
 /// Whether [`open`] reads files on the type `blkid` names `fstype` (keep the two in step).
 pub fn readable(fstype: &str) -> bool {
-    matches!(fstype, "ext2" | "ext3" | "ext4" | "vfat" | "ntfs" | "xfs")
+    matches!(fstype, "ext2" | "ext3" | "ext4" | "vfat" | "ntfs" | "xfs" | "btrfs")
 }
 
 /// Splits an absolute path into its non-empty components.

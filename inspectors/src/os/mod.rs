@@ -101,6 +101,9 @@ pub struct OsInfo {
     /// (mountpoint, device), shortest mountpoint first.
     pub mountpoints: Vec<(String, String)>,
     pub fstab: Vec<FstabEntry>,
+    /// btrfs: the snapshots of the root subvolume (snapper's and others), never roots.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<String>,
     pub kernels: Vec<Kernel>,
     /// Kernel images in /boot without a /lib/modules directory.
     pub kernels_without_modules: Vec<String>,
