@@ -20,6 +20,7 @@
 mod error;
 pub mod ext4;
 pub mod fat;
+pub mod ntfs;
 mod volume;
 pub mod xfs;
 
