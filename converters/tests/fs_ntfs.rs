@@ -125,3 +125,187 @@ fn create_write_rename_delete() {
     assert_eq!(ntfsls(&out, "/VirtIO", false), vec!["netkvm.inf", "vioscsi.sys"]);
     assert!(std::fs::read(&img).unwrap() == before, "the source image is unchanged");
 }
+
+/// A shuffled order of `0..n`.
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let r = bytes(seed, n * 8);
+    let mut v: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let k = u64::from_le_bytes(r[i * 8..i * 8 + 8].try_into().unwrap()) as usize % (i + 1);
+        v.swap(i, k);
+    }
+    v
+}
+
+#[test]
+fn thousands_of_entries_split_the_index() {
+    if !tools() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let Some((img, mut model)) = filled(t.path(), 64, 0) else { return };
+    let overlay = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+    let vol = Volume::new(&overlay, 0, overlay.size(), "src.img").unwrap();
+    let mut fs = Ntfs::open(vol, "src.img").unwrap();
+    let start = std::time::Instant::now();
+    const N: usize = 4000;
+    let name = |i: usize| format!("/Windows/System32/drivers/oem{i:05}-Ferry Driver Package.inf");
+    for i in shuffled(N, 7) {
+        let d = format!("driver {i}\r\n").into_bytes();
+        fs.write_file(&name(i), &d).unwrap();
+        model.insert(name(i), Some(d));
+    }
+    // A quarter deleted (the index rebuilt), a few renamed across directories.
+    for i in (0..N).step_by(4) {
+        fs.remove(&name(i)).unwrap();
+        model.remove(&name(i));
+    }
+    for i in (1..N).step_by(400) {
+        let to = format!("/Windows/moved-{i}.inf");
+        fs.rename(&name(i), &to).unwrap();
+        let v = model.remove(&name(i)).unwrap();
+        model.insert(to, v);
+    }
+    let listed = fs.list("/Windows/System32/drivers").unwrap();
+    eprintln!("{} creates, {} deletes, {} renames: {:?}", N, N / 4, N / 400, start.elapsed());
+    drop(fs);
+    let out = verify(t.path(), &overlay, &model);
+    let want: Vec<String> = model.keys().filter_map(|k| k.strip_prefix("/Windows/System32/drivers/").map(String::from)).collect();
+    let mut got_ferry: Vec<String> = listed.into_iter().map(|e| e.name).collect();
+    got_ferry.sort();
+    assert_eq!(ntfsls(&out, "/Windows/System32/drivers", false), want);
+    assert_eq!(got_ferry, want);
+}
+
+#[test]
+fn dos_names_where_the_directory_uses_them() {
+    if !tools() || !have("setfattr") || !have("getfattr") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let img = mkvol(t.path(), "dos.img", 32, 0);
+    let mnt = t.path().join("m");
+    if !mount(&img, &mnt, false) {
+        return;
+    }
+    std::fs::create_dir_all(mnt.join("Windows/System32/drivers")).unwrap();
+    std::fs::create_dir_all(mnt.join("Plain")).unwrap();
+    std::fs::write(mnt.join("Windows/System32/drivers/LongFileName.sys"), b"x").unwrap();
+    let o = std::process::Command::new("setfattr")
+        .args(["-h", "-n", "system.ntfs_dos_name", "-v", "LONGFI~1.SYS"])
+        .arg(mnt.join("Windows/System32/drivers/LongFileName.sys"))
+        .output()
+        .unwrap();
+    umount(&mnt);
+    assert!(o.status.success(), "setfattr: {}", String::from_utf8_lossy(&o.stderr));
+    let overlay = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+    let vol = Volume::new(&overlay, 0, overlay.size(), "dos.img").unwrap();
+    let mut fs = Ntfs::open(vol, "dos.img").unwrap();
+    fs.write_file("/Windows/System32/drivers/LongFileNameTwo.sys", b"two").unwrap();
+    fs.write_file("/Windows/System32/drivers/VIOSTOR.SYS", b"viostor").unwrap();
+    fs.write_file("/Windows/System32/drivers/Long File Name.sys", b"three").unwrap();
+    fs.write_file("/Plain/Long Name Without Short.txt", b"plain").unwrap();
+    fs.rename("/Windows/System32/drivers/Long File Name.sys", "/Plain/Moved Long Name.sys").unwrap();
+    // The DOS name finds the file too.
+    assert_eq!(fs.read_file("/Windows/System32/drivers/LONGFI~2.SYS", 100).unwrap().unwrap(), b"two");
+    drop(fs);
+    let out = t.path().join("out.img");
+    materialize(&overlay, &out);
+    check(&out);
+    let d = "/Windows/System32/drivers";
+    assert_eq!(ntfsls(&out, d, false), vec!["LongFileName.sys", "LongFileNameTwo.sys", "VIOSTOR.SYS"]);
+    assert_eq!(ntfsls(&out, d, true), vec!["LONGFI~1.SYS", "LONGFI~2.SYS", "VIOSTOR.SYS"]);
+    assert_eq!(ntfsls(&out, "/Plain", false), vec!["Long Name Without Short.txt", "Moved Long Name.sys"]);
+    assert!(ntfsls(&out, "/Plain", true).is_empty(), "no DOS names where the directory has none");
+    assert!(mount(&out, &mnt, true));
+    let dos = |p: &str| {
+        let o = std::process::Command::new("getfattr").args(["-h", "--only-values", "-n", "system.ntfs_dos_name"]).arg(mnt.join(p)).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let got = (dos("Windows/System32/drivers/LongFileNameTwo.sys"), dos("Plain/Moved Long Name.sys"));
+    let content = std::fs::read(mnt.join("Windows/System32/drivers/LONGFI~2.SYS")).ok();
+    umount(&mnt);
+    assert_eq!(got.0, "LONGFI~2.SYS");
+    assert_eq!(got.1, "", "no DOS name in a directory without them");
+    assert_eq!(content.as_deref(), Some(&b"two"[..]));
+}
+
+#[test]
+fn random_operations_match_a_model() {
+    if !tools() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let Some((img, mut model)) = filled(t.path(), 96, 0) else { return };
+    let before = std::fs::read(&img).unwrap();
+    let overlay = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+    let vol = Volume::new(&overlay, 0, overlay.size(), "src.img").unwrap();
+    let mut fs = Ntfs::open(vol, "src.img").unwrap();
+    let r = bytes(99, 3000 * 16);
+    let start = std::time::Instant::now();
+    let mut counts = [0usize; 6];
+    for op in 0..3000 {
+        let x = |k: usize| u16::from_le_bytes([r[op * 16 + 2 * k], r[op * 16 + 2 * k + 1]]) as usize;
+        let dirs: Vec<String> = model.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.clone()).chain(["".to_string()]).collect();
+        let files: Vec<String> = model.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.clone()).collect();
+        let dir = &dirs[x(0) % dirs.len()];
+        let fresh = format!("{dir}/n{}{}", x(1) % 300, ["", ".txt", " long name.dat", "_Mixed_Case.SYS"][x(2) % 4]);
+        let taken = model.keys().any(|k| k.eq_ignore_ascii_case(&fresh));
+        match x(3) % 10 {
+            0..=3 if !taken => {
+                let size = [0, 10, 700, 3000, 5000, 70_000][x(4) % 6] + x(5) % 100;
+                let d = bytes(op as u64, size);
+                fs.write_file(&fresh, &d).unwrap();
+                model.insert(fresh, Some(d));
+                counts[0] += 1;
+            }
+            4 | 5 if !files.is_empty() => {
+                let f = &files[x(4) % files.len()];
+                let size = [0, 20, 900, 4096, 12_000, 150_000][x(5) % 6] + x(6) % 50;
+                let d = bytes(op as u64 + 1_000_000, size);
+                fs.write_file(f, &d).unwrap();
+                model.insert(f.clone(), Some(d));
+                counts[1] += 1;
+            }
+            6 if !taken && dirs.len() < 40 => {
+                fs.mkdir(&fresh).unwrap();
+                model.insert(fresh, None);
+                counts[2] += 1;
+            }
+            7 if !taken && !files.is_empty() => {
+                let f = files[x(4) % files.len()].clone();
+                fs.rename(&f, &fresh).unwrap();
+                let v = model.remove(&f).unwrap();
+                model.insert(fresh, v);
+                counts[3] += 1;
+            }
+            8 if !files.is_empty() => {
+                let f = files[x(4) % files.len()].clone();
+                fs.remove(&f).unwrap();
+                model.remove(&f);
+                counts[4] += 1;
+            }
+            9 => {
+                let empty: Vec<&String> = dirs.iter().filter(|d| !d.is_empty() && !model.keys().any(|k| k.starts_with(&format!("{d}/")))).collect();
+                if let Some(d) = empty.first() {
+                    let d = (*d).clone();
+                    fs.remove(&d).unwrap();
+                    model.remove(&d);
+                    counts[5] += 1;
+                }
+            }
+            _ => {}
+        }
+        if op % 500 == 499 {
+            for (k, v) in &model {
+                if let Some(v) = v {
+                    assert!(fs.read_file(k, 1 << 30).unwrap().as_ref() == Some(v), "{k} after op {op}");
+                }
+            }
+        }
+    }
+    eprintln!("ops (create, rewrite, mkdir, rename, delete file, delete dir) {counts:?} in {:?}", start.elapsed());
+    drop(fs);
+    verify(t.path(), &overlay, &model);
+    assert!(std::fs::read(&img).unwrap() == before, "the source image is unchanged");
+}

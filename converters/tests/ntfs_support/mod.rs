@@ -95,12 +95,12 @@ pub fn check(img: &Path) {
     assert!(o.status.success() && text.contains("Accounting clusters") && !text.contains("ERROR"), "ntfsresize: {text}");
 }
 
-/// `ntfsls` of a directory: its names (long and, with `-s`, DOS ones).
+/// `ntfsls` of a directory: its long names, or with `dos` its DOS 8.3 names.
 pub fn ntfsls(img: &Path, dir: &str, dos: bool) -> Vec<String> {
     let mut c = Command::new("ntfsls");
     c.args(["-f", "-p", dir]);
     if dos {
-        c.arg("-s");
+        c.arg("-x");
     }
     let o = c.arg(img).output().unwrap();
     assert!(o.status.success(), "ntfsls: {}", String::from_utf8_lossy(&o.stderr));

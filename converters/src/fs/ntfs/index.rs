@@ -16,6 +16,8 @@ use std::collections::HashMap;
 
 const MAX_DEPTH: usize = 32;
 const LARGE_INDEX: u32 = 1;
+/// Directory indexes kept in memory (a path's ancestors and the directories written).
+const INDEX_CACHE: usize = 16;
 
 /// One index entry: the file it names, its `$FILE_NAME` key, its left subtree.
 #[derive(Clone, Debug)]
@@ -168,15 +170,19 @@ impl<'a> Ntfs<'a> {
     /// The cached index of `dir`, loaded if needed (taken out of the cache: put it back
     /// with `put_index` when the operation succeeded).
     pub(super) fn take_index(&mut self, dir: u64) -> Result<Index, FsError> {
-        match self.cache.take() {
-            Some(ix) if ix.dir == dir => Ok(ix),
-            _ => self.load_index(dir),
+        match self.cache.iter().position(|ix| ix.dir == dir) {
+            Some(i) => Ok(self.cache.remove(i)),
+            None => self.load_index(dir),
         }
     }
 
     pub(super) fn put_index(&mut self, ix: Index) {
-        self.cache = Some(ix);
+        if self.cache.len() >= INDEX_CACHE {
+            self.cache.remove(0);
+        }
+        self.cache.push(ix);
     }
+
 
     fn node(&self, ix: &mut Index, loc: Loc) -> Result<Node, FsError> {
         let vcn = match loc {
@@ -295,6 +301,11 @@ impl<'a> Ntfs<'a> {
             Loc::Root => {
                 if self.write_root(ix, &node)? {
                     return Ok(None);
+                }
+                // The root's entries move into a block: the root is emptied first so the
+                // record has room for $INDEX_ALLOCATION and $BITMAP.
+                if !self.write_root(ix, &Node::default())? {
+                    return Err(self.unsupported(&format!("directory record {}", ix.dir), "an index root that needs an attribute list"));
                 }
                 let b = self.alloc_block(ix)?;
                 let mut root = Node { entries: Vec::new(), end_child: Some(b) };
@@ -448,6 +459,9 @@ impl<'a> Ntfs<'a> {
         if self.write_root(ix, &leaf)? {
             return Ok(());
         }
+        if !self.write_root(ix, &Node::default())? {
+            return Err(self.unsupported(&format!("directory record {}", ix.dir), "an index root that needs an attribute list"));
+        }
         let cap = self.block_cap(ix);
         let (mut level, mut trailing) = (leaf.entries, None);
         for _ in 0..MAX_DEPTH {
@@ -517,6 +531,43 @@ impl<'a> Ntfs<'a> {
                         Loc::Block(v) => self.write_block(ix, v, node)?,
                     }
                     return Ok(true);
+                }
+                if collate(&self.upcase, name, &en) == Ordering::Less {
+                    next = node.entries[i].child;
+                    break;
+                }
+            }
+            match next {
+                Some(c) => loc = Loc::Block(c),
+                None => return Ok(false),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Removes the entry named exactly `name` where that is cheap: from a leaf that keeps
+    /// an entry, or from a root without subnodes. `false`: not done (rebuild instead).
+    pub(super) fn index_remove_leaf(&mut self, ix: &mut Index, name: &[u16]) -> Result<bool, FsError> {
+        let mut loc = Loc::Root;
+        for _ in 0..MAX_DEPTH {
+            let mut node = self.node(ix, loc)?;
+            let mut next = node.end_child;
+            for i in 0..node.entries.len() {
+                let en = node.entries[i].name();
+                if en == name {
+                    let leaf = node.entries[i].child.is_none();
+                    return match loc {
+                        Loc::Root if leaf => {
+                            node.entries.remove(i);
+                            self.write_root(ix, &node)
+                        }
+                        Loc::Block(v) if leaf && node.entries.len() > 1 => {
+                            node.entries.remove(i);
+                            self.write_block(ix, v, node)?;
+                            Ok(true)
+                        }
+                        _ => Ok(false),
+                    };
                 }
                 if collate(&self.upcase, name, &en) == Ordering::Less {
                     next = node.entries[i].child;

@@ -41,8 +41,8 @@ pub struct Ntfs<'a> {
     /// Next cluster to try.
     hint: u64,
     upcase: Vec<u16>,
-    /// The last directory index used, cached.
-    cache: Option<index::Index>,
+    /// The directory indexes used last (most recent last), cached.
+    cache: Vec<index::Index>,
 }
 
 impl<'a> Ntfs<'a> {
@@ -61,7 +61,7 @@ impl<'a> Ntfs<'a> {
             bitmap_runs: Vec::new(),
             hint: 0,
             upcase: Vec::new(),
-            cache: None,
+            cache: Vec::new(),
         };
         fs.load_mft()?;
         fs.check_clean()?;

@@ -377,9 +377,21 @@ impl<'a> Ntfs<'a> {
         Ok(())
     }
 
-    /// The index entries of `f` in `dir`: removed, the index rebuilt.
-    fn unlink_entries(&mut self, dir: u64, f: u64) -> Result<(), FsError> {
+    /// The index entries of `f` in `dir` (named `names`): removed from their leaves, or
+    /// the index rebuilt without them.
+    fn unlink_entries(&mut self, dir: u64, f: u64, names: &[Vec<u16>]) -> Result<(), FsError> {
         self.with_index(dir, |fs, ix| {
+            let mut done = 0;
+            for n in names {
+                if fs.index_remove_leaf(ix, n)? {
+                    done += 1;
+                } else {
+                    break;
+                }
+            }
+            if done == names.len() {
+                return Ok(());
+            }
             let all = fs.index_all(ix)?;
             let keep: Vec<Entry> = all.iter().filter(|e| e.file_ref & REF_MASK != f & REF_MASK).cloned().collect();
             if keep.len() == all.len() {
@@ -429,7 +441,8 @@ impl<'a> Ntfs<'a> {
             let (r, _) = self.attr_runs(&rec, &a)?;
             self.free_clusters(&r)?;
         }
-        self.unlink_entries(parents[0], f)?;
+        let names: Vec<Vec<u16>> = links.into_iter().map(|l| l.2).collect();
+        self.unlink_entries(parents[0], f, &names)?;
         self.free_record(rec)
     }
 
@@ -469,7 +482,8 @@ impl<'a> Ntfs<'a> {
         }
         let fn_old = rec.attrs().into_iter().find(|a| a.ty == AT_FILE_NAME).map(|a| rec.value(&a).to_vec()).unwrap_or_default();
         let (t, alloc, size, attrs) = (now(), u64_at(&fn_old, 0x28).unwrap_or(0), u64_at(&fn_old, 0x30).unwrap_or(0), u32_at(&fn_old, 0x38).unwrap_or(0));
-        self.unlink_entries(old_parent, f)?;
+        let names: Vec<Vec<u16>> = links.iter().map(|l| l.2.clone()).collect();
+        self.unlink_entries(old_parent, f, &names)?;
         let names = self.names_for(np, &name)?;
         while let Some(a) = rec.attrs().into_iter().find(|a| a.ty == AT_FILE_NAME) {
             rec.remove(&a);
