@@ -47,8 +47,9 @@ impl<'a> Ntfs<'a> {
     pub(super) fn read_record(&self, n: u64) -> Result<Record, FsError> {
         let mut b = vec![0u8; self.geo.record];
         let c = self.geo.cluster as usize;
+        let first = self.record_pos(n)?;
         if self.geo.record <= c {
-            self.read(&mut b, self.record_pos(n)?)?;
+            self.read(&mut b, first)?;
         } else {
             for (i, chunk) in b.chunks_mut(c).enumerate() {
                 let pos = self.map(&self.mft_runs, n * self.geo.record as u64 + (i * c) as u64, "$MFT").map_err(|e| self.bad("$MFT runs", n.to_string(), e))?;

@@ -323,6 +323,9 @@ impl<'a> Ntfs<'a> {
                     self.write_block(ix, vcn, node)?;
                     return Ok(None);
                 }
+                if node.entries.len() < 2 {
+                    return Err(self.bad("index entry", format!("directory record {} VCN {vcn}", ix.dir), format!("one entry larger than an index block ({} bytes)", ix.block)));
+                }
                 let total: usize = node.entries.iter().map(|e| e.size()).sum();
                 let mut acc = 0;
                 let mut m = 0;

@@ -410,7 +410,7 @@ impl<'a> Ntfs<'a> {
                 let v = rec.value(&a);
                 let n = *v.get(0x40)? as usize;
                 let name = (0..n).map(|i| u16_at(v, 0x42 + 2 * i)).collect::<Option<Vec<u16>>>()?;
-                Some((u64_at(v, 0)?, v[0x41], name))
+                Some((u64_at(v, 0)?, *v.get(0x41)?, name))
             })
             .collect()
     }
