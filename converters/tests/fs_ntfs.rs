@@ -139,16 +139,21 @@ fn shuffled(n: usize, seed: u64) -> Vec<usize> {
 
 #[test]
 fn thousands_of_entries_split_the_index() {
+    many_entries(0, 4000);
+}
+
+fn many_entries(cluster: u32, n: usize) {
     if !tools() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
-    let Some((img, mut model)) = filled(t.path(), 64, 0) else { return };
+    let Some((img, mut model)) = filled(t.path(), 64, cluster) else { return };
     let overlay = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
     let vol = Volume::new(&overlay, 0, overlay.size(), "src.img").unwrap();
     let mut fs = Ntfs::open(vol, "src.img").unwrap();
     let start = std::time::Instant::now();
-    const N: usize = 4000;
+    #[allow(non_snake_case)]
+    let (N, s4, s400) = (n, 4, n / 10);
     let name = |i: usize| format!("/Windows/System32/drivers/oem{i:05}-Ferry Driver Package.inf");
     for i in shuffled(N, 7) {
         let d = format!("driver {i}\r\n").into_bytes();
@@ -156,18 +161,18 @@ fn thousands_of_entries_split_the_index() {
         model.insert(name(i), Some(d));
     }
     // A quarter deleted (the index rebuilt), a few renamed across directories.
-    for i in (0..N).step_by(4) {
+    for i in (0..N).step_by(s4) {
         fs.remove(&name(i)).unwrap();
         model.remove(&name(i));
     }
-    for i in (1..N).step_by(400) {
+    for i in (1..N).step_by(s400) {
         let to = format!("/Windows/moved-{i}.inf");
         fs.rename(&name(i), &to).unwrap();
         let v = model.remove(&name(i)).unwrap();
         model.insert(to, v);
     }
     let listed = fs.list("/Windows/System32/drivers").unwrap();
-    eprintln!("{} creates, {} deletes, {} renames: {:?}", N, N / 4, N / 400, start.elapsed());
+    eprintln!("cluster {cluster}: {} creates, {} deletes, {} renames: {:?}", N, N / s4, N / s400, start.elapsed());
     drop(fs);
     let out = verify(t.path(), &overlay, &model);
     let want: Vec<String> = model.keys().filter_map(|k| k.strip_prefix("/Windows/System32/drivers/").map(String::from)).collect();
@@ -232,19 +237,33 @@ fn dos_names_where_the_directory_uses_them() {
 
 #[test]
 fn random_operations_match_a_model() {
+    random_operations(0, 3000);
+}
+
+/// Index blocks larger than a cluster (VCNs count clusters) and smaller (VCNs count 512
+/// bytes), records in one cluster or spread over several.
+#[test]
+fn random_operations_other_cluster_sizes() {
+    random_operations(512, 700);
+    random_operations(65536, 700);
+    many_entries(512, 1200);
+    many_entries(65536, 1200);
+}
+
+fn random_operations(cluster: u32, n: usize) {
     if !tools() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
-    let Some((img, mut model)) = filled(t.path(), 96, 0) else { return };
+    let Some((img, mut model)) = filled(t.path(), 96, cluster) else { return };
     let before = std::fs::read(&img).unwrap();
     let overlay = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
     let vol = Volume::new(&overlay, 0, overlay.size(), "src.img").unwrap();
     let mut fs = Ntfs::open(vol, "src.img").unwrap();
-    let r = bytes(99, 3000 * 16);
+    let r = bytes(99 + cluster as u64, n * 16);
     let start = std::time::Instant::now();
     let mut counts = [0usize; 6];
-    for op in 0..3000 {
+    for op in 0..n {
         let x = |k: usize| u16::from_le_bytes([r[op * 16 + 2 * k], r[op * 16 + 2 * k + 1]]) as usize;
         let dirs: Vec<String> = model.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.clone()).chain(["".to_string()]).collect();
         let files: Vec<String> = model.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.clone()).collect();
@@ -304,7 +323,7 @@ fn random_operations_match_a_model() {
             }
         }
     }
-    eprintln!("ops (create, rewrite, mkdir, rename, delete file, delete dir) {counts:?} in {:?}", start.elapsed());
+    eprintln!("cluster {cluster}: ops (create, rewrite, mkdir, rename, delete file, delete dir) {counts:?} in {:?}", start.elapsed());
     drop(fs);
     verify(t.path(), &overlay, &model);
     assert!(std::fs::read(&img).unwrap() == before, "the source image is unchanged");

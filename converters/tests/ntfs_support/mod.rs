@@ -93,6 +93,19 @@ pub fn check(img: &Path) {
     let o = Command::new("ntfsresize").args(["--info", "--no-action", "--force"]).arg(img).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success() && text.contains("Accounting clusters") && !text.contains("ERROR"), "ntfsresize: {text}");
+    mirror_equal(img);
+}
+
+/// `$MFTMirr` (ntfscat of record 1) equals the first records of `$MFT` (record 0).
+pub fn mirror_equal(img: &Path) {
+    let cat = |i: &str| {
+        let o = Command::new("ntfscat").args(["-i", i]).arg(img).output().unwrap();
+        assert!(o.status.success(), "ntfscat -i {i}: {}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let (mft, mirr) = (cat("0"), cat("1"));
+    assert!(mirr.len() >= 4096 && mft.len() > mirr.len(), "$MFTMirr {} bytes, $MFT {}", mirr.len(), mft.len());
+    assert!(mft[..mirr.len()] == mirr[..], "$MFTMirr equals the first records of $MFT");
 }
 
 /// `ntfsls` of a directory: its long names, or with `dos` its DOS 8.3 names.
