@@ -9,7 +9,7 @@ mod windows_support;
 use ferry_converters::fs::Volume;
 use ferry_converters::windows::hive::{Hive, Value};
 use ferry_converters::fs::ntfs::Ntfs;
-use ferry_converters::windows::{edit_hive_file, HiveFileError};
+use ferry_converters::windows::{edit_hive_file, install_boot_driver, HiveFileError};
 use ferry_formats::disk::{BlockDevice, CowOverlay, RawImage};
 use std::path::Path;
 use std::process::Command;
@@ -127,4 +127,46 @@ fn hibernated_volume_refused() {
     let o = Command::new("ntfs-3g").args([img.to_str().unwrap(), mnt.to_str().unwrap()]).output().unwrap();
     let _ = Command::new("umount").arg(&mnt).status();
     assert!(String::from_utf8_lossy(&o.stderr).contains("Windows is hibernated"));
+}
+
+/// Issue 16 point 3, first step: viostor.sys copied into Windows\System32\drivers and
+/// made boot-start in the current control set. Oracles: ntfscat (the driver's bytes),
+/// ntfsls (exactly the names expected), hivexget (the Services key), ntfsfix.
+#[test]
+fn boot_driver_installed() {
+    if !have("hivexregedit") || !have("mkntfs") || !have("ntfscat") || !have("ntfsls") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let system = build_hive(t.path(), "SYSTEM", 5, Some(&support().join("system-2022.reg")), SYS);
+    let Some(img) = volume(t.path(), "d.img", &system, false) else { return };
+    let before = std::fs::read(&img).unwrap();
+    let overlay = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+    let vol = Volume::new(&overlay, 0, overlay.size(), "d.img").unwrap();
+    let mut w = Ntfs::open(vol, "d.img").unwrap();
+    w.mkdir("/Windows/System32/drivers").unwrap();
+    let sys: Vec<u8> = (0..180_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    install_boot_driver(&mut w, "d.img", "viostor", &sys).unwrap();
+    let e = install_boot_driver(&mut w, "d.img", "../x", &sys).unwrap_err();
+    assert_eq!(e.to_string(), "d.img: invalid driver name \"../x\" (letters, digits, _ and -, at most 32)");
+    drop(w);
+    let out = t.path().join("out.img");
+    materialize(&overlay, &out);
+    assert_eq!(std::fs::read(&img).unwrap(), before, "the source is unchanged");
+    let o = Command::new("ntfscat").args([out.to_str().unwrap(), "/Windows/System32/drivers/viostor.sys"]).output().unwrap();
+    assert!(o.status.success() && o.stdout == sys, "ntfscat reads the driver back");
+    let names = run("ntfsls", &["-f", "-p", "/Windows/System32/drivers", out.to_str().unwrap()]);
+    assert_eq!(names.lines().filter(|l| *l != "." && *l != "..").collect::<Vec<_>>(), ["viostor.sys"]);
+    let o = Command::new("ntfscat").args([out.to_str().unwrap(), HIVE]).output().unwrap();
+    let got = t.path().join("SYSTEM.out");
+    std::fs::write(&got, &o.stdout).unwrap();
+    let g = got.to_str().unwrap();
+    let k = "ControlSet001\\Services\\viostor";
+    assert_eq!(run("hivexget", &[g, k, "Type"]).trim(), "1");
+    assert_eq!(run("hivexget", &[g, k, "Start"]).trim(), "0");
+    assert_eq!(run("hivexget", &[g, k, "ErrorControl"]).trim(), "1");
+    assert_eq!(run("hivexget", &[g, k, "Group"]).trim(), "SCSI miniport");
+    assert_eq!(run("hivexget", &[g, k, "ImagePath"]).trim(), "system32\\drivers\\viostor.sys");
+    let o = Command::new("ntfsfix").args(["--no-action", out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }

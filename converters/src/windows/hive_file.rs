@@ -20,6 +20,9 @@ pub enum HiveFileError {
 
     #[error("{volume}: {path}: no such hive file")]
     Missing { volume: String, path: String },
+
+    #[error("{volume}: invalid driver name \"{name}\" (letters, digits, _ and -, at most 32)")]
+    DriverName { volume: String, name: String },
 }
 
 /// Applies `edit` to the hive at `path` on the volume and writes it back.
