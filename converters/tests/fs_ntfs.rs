@@ -38,6 +38,11 @@ fn filled(dir: &std::path::Path, mb: u64, cluster: u32) -> Option<(std::path::Pa
     std::fs::write(mnt.join("Windows/System32/config/SYSTEM"), bytes(2, 300_000)).unwrap();
     std::fs::write(mnt.join("Windows/win.ini"), b"[fonts]\r\n").unwrap();
     std::fs::write(mnt.join("Program Files/VMware/tools.exe"), bytes(3, 9000)).unwrap();
+    // A sparse file: a hole, then data.
+    let f = std::fs::File::create(mnt.join("sparse.bin")).unwrap();
+    f.set_len(1 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_at(&f, b"tail", 1 << 20).unwrap();
+    drop(f);
     let model = walk(&mnt);
     umount(&mnt);
     Some((img, model))
@@ -116,6 +121,10 @@ fn create_write_rename_delete() {
     assert_eq!(fs.remove("/Windows").unwrap_err().to_string(), "src.img: /Windows: directory not empty");
     assert_eq!(fs.mkdir("/WINDOWS").unwrap_err().to_string(), "src.img: /WINDOWS: already exists");
     assert_eq!(fs.rename("/VirtIO", "/VirtIO/x").unwrap_err().to_string(), "src.img: /VirtIO/x: cannot move a directory into itself");
+    let e = fs.write_file("/sparse.bin", b"x").unwrap_err().to_string();
+    assert!(e.starts_with("src.img: invalid $DATA flags /sparse.bin: 0x8000: compressed, encrypted or sparse"), "{e}");
+    let sparse = fs.read_file("/sparse.bin", 4 << 20).unwrap().unwrap();
+    assert!(sparse.len() == (1 << 20) + 4 && sparse.ends_with(b"tail") && sparse[..1 << 20].iter().all(|b| *b == 0));
     let e = fs.write_file("/bad:name", b"x").unwrap_err().to_string();
     assert_eq!(e, "src.img: invalid file name \"/bad:name\": a character Windows forbids in names");
     drop(fs);
@@ -375,4 +384,24 @@ fn corrupt_metadata_never_panics() {
         }
     }
     eprintln!("700 corruptions: {opened} opened, {wrote} writes read back, {:?}", start.elapsed());
+}
+
+/// A volume marked dirty (ntfsfix marks it so Windows runs chkdsk) is refused in one line;
+/// ntfs-3g agrees that it needs a check.
+#[test]
+fn dirty_volume_refused() {
+    if !tools() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let img = mkvol(t.path(), "dirty.img", 16, 0);
+    let o = std::process::Command::new("ntfsfix").arg(&img).output().unwrap();
+    assert!(o.status.success());
+    let o = std::process::Command::new("ntfsls").arg(&img).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("scheduled for check"), "ntfs-3g sees the dirty flag");
+    let raw = RawImage::open(&img).unwrap();
+    let overlay = CowOverlay::new(raw).unwrap();
+    let vol = Volume::new(&overlay, 0, overlay.size(), "dirty.img").unwrap();
+    let e = Ntfs::open(vol, "dirty.img").err().unwrap().to_string();
+    assert_eq!(e, "dirty.img: the NTFS volume is marked dirty: start Windows and shut it down fully (no hibernation, Fast Startup off)");
 }
