@@ -131,6 +131,15 @@ fn create_write_rename_delete() {
 
     let out = verify(t.path(), &overlay, &model);
     assert_eq!(ntfscat(&out, "/Windows/System32/drivers/viostor.sys"), bytes(10, 123_457));
+    // New files carry their parent directory's security descriptor (ntfs-3g's view).
+    if have("getfattr") {
+        let mnt = t.path().join("acl");
+        assert!(mount(&out, &mnt, true));
+        let acl = |p: &str| std::process::Command::new("getfattr").args(["-h", "-e", "hex", "--only-values", "-n", "system.ntfs_acl"]).arg(mnt.join(p)).output().unwrap().stdout;
+        let (parent, child, dir) = (acl("Windows/System32/drivers"), acl("Windows/System32/drivers/viostor.sys"), acl("VirtIO"));
+        umount(&mnt);
+        assert!(parent.len() > 20 && parent == child && dir == acl_root_windows(&out), "security descriptors inherited");
+    }
     assert_eq!(ntfsls(&out, "/VirtIO", false), vec!["netkvm.inf", "vioscsi.sys"]);
     assert!(std::fs::read(&img).unwrap() == before, "the source image is unchanged");
 }
@@ -404,4 +413,13 @@ fn dirty_volume_refused() {
     let vol = Volume::new(&overlay, 0, overlay.size(), "dirty.img").unwrap();
     let e = Ntfs::open(vol, "dirty.img").err().unwrap().to_string();
     assert_eq!(e, "dirty.img: the NTFS volume is marked dirty: start Windows and shut it down fully (no hibernation, Fast Startup off)");
+}
+
+/// The descriptor of /Windows (VirtIO was made in /Windows/Drivers, made in /Windows).
+fn acl_root_windows(img: &std::path::Path) -> Vec<u8> {
+    let mnt = img.with_extension("aclmnt");
+    assert!(mount(img, &mnt, true));
+    let o = std::process::Command::new("getfattr").args(["-h", "-e", "hex", "--only-values", "-n", "system.ntfs_acl"]).arg(mnt.join("Windows")).output().unwrap().stdout;
+    umount(&mnt);
+    o
 }

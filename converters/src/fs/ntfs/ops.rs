@@ -240,9 +240,16 @@ impl<'a> Ntfs<'a> {
         let mut rec = Record::blank(n, self.geo.record, seq);
         let dir = data.is_none();
         rec.set_flags(REC_IN_USE | if dir { REC_DIRECTORY } else { 0 });
-        rec.set_links(names.iter().filter(|(ns, _)| *ns != NS_DOS).count() as u16);
+        rec.set_links(names.len() as u16);
         let attrs = if dir { FILE_ATTR_DIR_INDEX } else { FILE_ATTR_ARCHIVE };
         rec.insert(resident(AT_STANDARD_INFORMATION, &[], &std_info(t, if dir { 0 } else { FILE_ATTR_ARCHIVE }, sid), false));
+        // A parent without a $Secure id but with its own descriptor (as ntfs-3g leaves
+        // them): the new file gets a copy.
+        if sid == 0 {
+            if let Some(a) = prec.find(AT_SECURITY_DESCRIPTOR, &[]).filter(|a| !a.nonres) {
+                rec.insert(resident(AT_SECURITY_DESCRIPTOR, &[], prec.value(&a), false));
+            }
+        }
         let (alloc, size) = match data {
             Some(d) => match self.put_data(path, &mut rec, d) {
                 Ok(s) => s,
@@ -489,6 +496,7 @@ impl<'a> Ntfs<'a> {
             rec.remove(&a);
         }
         let keys: Vec<Vec<u8>> = names.iter().map(|(ns, nm)| file_name(np, nm, *ns, t, alloc, size, attrs)).collect();
+        rec.set_links(keys.len() as u16);
         for k in &keys {
             if !rec.insert(resident(AT_FILE_NAME, &[], k, true)) {
                 return Err(self.unsupported(to, "a name that does not fit in the file's record"));

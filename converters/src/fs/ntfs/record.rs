@@ -10,6 +10,7 @@ pub(super) const STRIDE: usize = 512;
 pub(super) const AT_STANDARD_INFORMATION: u32 = 0x10;
 pub(super) const AT_ATTRIBUTE_LIST: u32 = 0x20;
 pub(super) const AT_FILE_NAME: u32 = 0x30;
+pub(super) const AT_SECURITY_DESCRIPTOR: u32 = 0x50;
 pub(super) const AT_DATA: u32 = 0x80;
 pub(super) const AT_INDEX_ROOT: u32 = 0x90;
 pub(super) const AT_INDEX_ALLOCATION: u32 = 0xa0;
