@@ -13,6 +13,9 @@ const FIRST_USER_RECORD: u64 = 24;
 /// `$MFT` grows by at least this many records at a time.
 const MFT_GROWTH: u64 = 64;
 
+/// Record 0, its `$BITMAP` attribute, the bitmap, and its runs when non-resident.
+type MftBitmap = (Record, Attr, Vec<u8>, Option<Vec<Run>>);
+
 impl<'a> Ntfs<'a> {
     fn bit(&self, c: u64) -> bool {
         self.bitmap[(c / 8) as usize] & (1 << (c % 8)) != 0
@@ -102,7 +105,7 @@ impl<'a> Ntfs<'a> {
     }
 
     /// `$MFT`'s `$BITMAP` value, and its runs when non-resident.
-    fn mft_bitmap(&self) -> Result<(Record, Attr, Vec<u8>, Option<Vec<Run>>), FsError> {
+    fn mft_bitmap(&self) -> Result<MftBitmap, FsError> {
         let r0 = self.read_record(0)?;
         let a = r0.find(AT_BITMAP, &[]).ok_or_else(|| self.bad("$MFT", "record 0", "no $BITMAP"))?;
         if !a.nonres {

@@ -85,7 +85,7 @@ fn parse_node(b: &[u8], h: usize) -> Result<Node, String> {
         let len = u16_at(b, p + 8).ok_or(format!("entry at {p} past the node"))? as usize;
         let klen = u16_at(b, p + 10).unwrap_or(0) as usize;
         let flags = u16_at(b, p + 12).unwrap_or(0);
-        if len < 16 || len % 8 != 0 || p + len > end {
+        if len < 16 || !len.is_multiple_of(8) || p + len > end {
             return Err(format!("entry at {p} of length {len} (node ends at {end})"));
         }
         let child = if flags & 1 != 0 {

@@ -56,7 +56,7 @@ pub(super) fn is_dos(name: &[u16]) -> bool {
         None => (&s[..], &[][..]),
     };
     let ok = |p: &[u16]| p.iter().all(|&c| dos_char(c) && !(b'a' as u16..=b'z' as u16).contains(&c));
-    !base.is_empty() && base.len() <= 8 && ext.len() <= 3 && ok(base) && ok(ext) && !(name.last() == Some(&(b'.' as u16)))
+    !base.is_empty() && base.len() <= 8 && ext.len() <= 3 && ok(base) && ok(ext) && name.last() != Some(&(b'.' as u16))
 }
 
 /// The DOS name Windows would give `name` with tail number `n` (`BASE~N.EXT`).

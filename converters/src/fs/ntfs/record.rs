@@ -26,7 +26,7 @@ pub(super) fn unfixup(b: &mut [u8], magic: &[u8; 4]) -> Result<(), String> {
         return Err(format!("magic \"{}\", expected \"{}\"", escape(b.get(..4).unwrap_or(b)), escape(magic)));
     }
     let (ofs, cnt) = (u16_at(b, 4).unwrap_or(0) as usize, u16_at(b, 6).unwrap_or(0) as usize);
-    if b.len() % STRIDE != 0 || cnt != b.len() / STRIDE + 1 || ofs % 2 != 0 || ofs < 0x28 || ofs + 2 * cnt > STRIDE - 2 {
+    if !b.len().is_multiple_of(STRIDE) || cnt != b.len() / STRIDE + 1 || ofs % 2 != 0 || ofs < 0x28 || ofs + 2 * cnt > STRIDE - 2 {
         return Err(format!("update sequence array at {ofs} with {cnt} entries for a {}-byte block", b.len()));
     }
     let usn = [b[ofs], b[ofs + 1]];
@@ -88,7 +88,7 @@ impl Record {
         unfixup(&mut b, b"FILE").map_err(|e| bad("record header", num.to_string(), &e))?;
         let used = u32_at(&b, 0x18).unwrap_or(0) as usize;
         let first = u16_at(&b, 0x14).unwrap_or(0) as usize;
-        if used > b.len() || used < 0x30 || first % 8 != 0 || first < 0x30 || first + 8 > used {
+        if used > b.len() || used < 0x30 || !first.is_multiple_of(8) || first < 0x30 || first + 8 > used {
             return Err(bad("record header", format!("{num}: used {used}, first attribute {first}"), "outside the record"));
         }
         let r = Record { num, b };
@@ -100,7 +100,7 @@ impl Record {
             }
             let len = u32_at(&r.b, off + 4).unwrap_or(0) as usize;
             let v = || format!("record {num} attribute {ty:#x} at {off} length {len}");
-            if len < 0x18 || len % 8 != 0 || off + len > used.saturating_sub(8) {
+            if len < 0x18 || !len.is_multiple_of(8) || off + len > used.saturating_sub(8) {
                 return Err(bad("attribute length", v(), "outside the record"));
             }
             let nonres = r.b[off + 8] != 0;
