@@ -10,7 +10,8 @@ use crate::fs::FsError;
 
 /// Records 0..24 are the system files and the reserved records after them.
 const FIRST_USER_RECORD: u64 = 24;
-/// `$MFT` grows by at least this many records at a time.
+/// `$MFT` grows by at least this many records at a time (and by a quarter of its size
+/// when larger: few extents in record 0's runlist).
 const MFT_GROWTH: u64 = 64;
 
 /// Record 0, its `$BITMAP` attribute, the bitmap, and its runs when non-resident.
@@ -34,6 +35,19 @@ impl<'a> Ntfs<'a> {
         let bytes = self.bitmap[a..b].to_vec();
         let runs = self.bitmap_runs.clone();
         self.write_runs(&runs, a as u64, &bytes)
+    }
+
+    /// Allocates `n` clusters right after `runs` when they are free there, else as
+    /// [`Self::alloc_clusters`] does.
+    pub(super) fn alloc_after(&mut self, runs: &[Run], n: u64) -> Result<Vec<Run>, FsError> {
+        if let Some(Run { lcn: Some(l), len }) = runs.last() {
+            let goal = l + len;
+            if n > 0 && goal.checked_add(n).is_some_and(|e| e <= self.geo.clusters) && (goal..goal + n).all(|c| !self.bit(c)) {
+                self.set_bits(goal, n, true)?;
+                return Ok(vec![Run { lcn: Some(goal), len: n }]);
+            }
+        }
+        self.alloc_clusters(n)
     }
 
     /// Allocates `n` clusters, contiguous when a free extent that long exists.
@@ -180,8 +194,9 @@ impl<'a> Ntfs<'a> {
     fn extend_mft(&mut self) -> Result<(), FsError> {
         let (rec, c) = (self.geo.record as u64, self.geo.cluster);
         let old_records = self.mft_size / rec;
-        let add_bytes = (MFT_GROWTH * rec).div_ceil(c) * c;
-        let new_runs = self.alloc_clusters(add_bytes / c)?;
+        let add_bytes = (MFT_GROWTH.max(old_records / 4) * rec).div_ceil(c) * c;
+        let mft_runs_now = self.mft_runs.clone();
+        let new_runs = self.alloc_after(&mft_runs_now, add_bytes / c)?;
         let mut mft_runs = self.mft_runs.clone();
         runs::append(&mut mft_runs, &new_runs);
         let new_size = self.mft_size + add_bytes;

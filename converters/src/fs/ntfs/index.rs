@@ -400,9 +400,11 @@ impl<'a> Ntfs<'a> {
         let i = match free {
             Some(i) => i,
             None => {
+                // Grown by a quarter (at least a block, at most 64): few extents.
                 let c = self.geo.cluster;
-                let add = bs.max(c).div_ceil(c);
-                let got = self.alloc_clusters(add)?;
+                let blocks = (n / 4).clamp(1, 64);
+                let add = (blocks * bs).max(c).div_ceil(c);
+                let got = self.alloc_after(&ix.alloc_runs, add)?;
                 runs::append(&mut ix.alloc_runs, &got);
                 ix.alloc_bytes += add * c;
                 n

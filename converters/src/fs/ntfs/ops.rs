@@ -337,7 +337,7 @@ impl<'a> Ntfs<'a> {
                     let tail = runs::truncate(&mut r, need);
                     self.free_clusters(&tail)?;
                 } else if need > have {
-                    fresh = self.alloc_clusters(need - have)?;
+                    fresh = self.alloc_after(&r, need - have)?;
                     runs::append(&mut r, &fresh);
                 }
                 let attr = nonresident(AT_DATA, &[], &runs::encode(&r), need, need * c, data.len() as u64, data.len() as u64);
