@@ -476,3 +476,91 @@ fn fragmented_free_space() {
     drop(fs);
     verify(t.path(), &overlay, &model);
 }
+
+/// A journal with an active client and no "clean" flag (Windows powered off while
+/// running): ntfs-3g reports an unclean file system, and Ferry refuses to edit it. The restart pages
+/// are written here by hand (where ntfsinfo says `$LogFile` lies), as a running Windows
+/// leaves them; with the clean flag set both accept the volume.
+#[test]
+fn unclean_journal_refused() {
+    if !tools() || !have("ntfsinfo") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let img = mkvol(t.path(), "log.img", 32, 4096);
+    let info = std::process::Command::new("ntfsinfo").args(["-v", "-i", "2"]).arg(&img).output().unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    let runs = text.lines().skip_while(|l| !l.contains("Runlist:")).nth(1).unwrap().to_string();
+    let f: Vec<u64> = runs.split_whitespace().map(|x| u64::from_str_radix(x.trim_start_matches("0x"), 16).unwrap()).collect();
+    let (lcn, len) = (f[1], f[2]);
+    let size = len * 4096;
+    let page = |clean: bool| -> Vec<u8> {
+        let mut p = vec![0u8; 4096];
+        let put16 = |p: &mut [u8], o: usize, v: u16| p[o..o + 2].copy_from_slice(&v.to_le_bytes());
+        p[..4].copy_from_slice(b"RSTR");
+        put16(&mut p, 4, 0x1e); // update sequence array at 0x1e, 9 entries
+        put16(&mut p, 6, 9);
+        p[0x10..0x14].copy_from_slice(&4096u32.to_le_bytes()); // system page size
+        p[0x14..0x18].copy_from_slice(&4096u32.to_le_bytes()); // log page size
+        put16(&mut p, 0x18, 0x30); // restart area offset
+        put16(&mut p, 0x1a, 1); // version 1.1
+        put16(&mut p, 0x1c, 1);
+        let ra = 0x30;
+        p[ra..ra + 8].copy_from_slice(&0x12345u64.to_le_bytes()); // current LSN
+        put16(&mut p, ra + 8, 1); // one log client
+        put16(&mut p, ra + 0xa, 0xffff); // free list empty
+        put16(&mut p, ra + 0xc, 0); // client 0 in use
+        put16(&mut p, ra + 0xe, if clean { 2 } else { 0 });
+        let bits = 64 - size.leading_zeros();
+        p[ra + 0x10..ra + 0x14].copy_from_slice(&(67 - bits).to_le_bytes());
+        put16(&mut p, ra + 0x14, 0x40 + 0xa0); // restart area length
+        put16(&mut p, ra + 0x16, 0x40); // client array offset
+        p[ra + 0x18..ra + 0x20].copy_from_slice(&size.to_le_bytes());
+        put16(&mut p, ra + 0x24, 0x30); // log record header length
+        put16(&mut p, ra + 0x26, 0x40); // log page data offset
+        let c = ra + 0x40;
+        put16(&mut p, c + 0x10, 0xffff); // prev client
+        put16(&mut p, c + 0x12, 0xffff); // next client
+        // Fixups: sequence number 1 at the end of each sector, originals in the array.
+        put16(&mut p, 0x1e, 1);
+        for i in 1..=8 {
+            let end = i * 512 - 2;
+            let (a, b) = (p[end], p[end + 1]);
+            p[0x1e + 2 * i] = a;
+            p[0x1e + 2 * i + 1] = b;
+            put16(&mut p, end, 1);
+        }
+        p
+    };
+    for (clean, name) in [(false, "dirty-log.img"), (true, "clean-log.img")] {
+        let mut b = std::fs::read(&img).unwrap();
+        let at = (lcn * 4096) as usize;
+        let pg = page(clean);
+        b[at..at + 4096].copy_from_slice(&pg);
+        b[at + 4096..at + 8192].copy_from_slice(&pg);
+        let p = t.path().join(name);
+        std::fs::write(&p, b).unwrap();
+        let mnt = t.path().join(format!("{name}.mnt"));
+        std::fs::create_dir_all(&mnt).unwrap();
+        let ferry = {
+            let overlay = CowOverlay::new(RawImage::open(&p).unwrap()).unwrap();
+            let vol = Volume::new(&overlay, 0, overlay.size(), name).unwrap();
+            Ntfs::open(vol, name).err().map(|e| e.to_string())
+        };
+        // ntfs-3g checks the journal on a read-write mount (this copy is thrown away).
+        let o = std::process::Command::new("ntfs-3g").arg(&p).arg(&mnt).output().unwrap();
+        if o.status.success() {
+            umount(&mnt);
+        }
+        let said = String::from_utf8_lossy(&o.stderr).to_string();
+        if clean {
+            assert!(o.status.success() && !said.contains("unclean"), "ntfs-3g mounts the clean journal: {said}");
+            assert_eq!(ferry, None);
+        } else {
+            // ntfs-3g reports it unclean (then, by default, resets the journal: the data
+            // it held is lost, which is why Ferry refuses instead).
+            assert!(said.contains("The disk contains an unclean file system"), "ntfs-3g: {said}");
+            assert_eq!(ferry.as_deref(), Some("dirty-log.img: the NTFS journal ($LogFile) has pending transactions (Windows was not shut down cleanly): start Windows and shut it down fully (no hibernation, Fast Startup off)"));
+        }
+    }
+}

@@ -8,7 +8,7 @@
 //!   `index`: `$I30` B-trees (index root, INDX blocks with their `$BITMAP`, node splits);
 //!   `ops`: the path operations.
 //! - Refused in one line: a dirty or hibernated volume (also Fast Startup, which leaves
-//!   hiberfil.sys "hibr"), compressed, encrypted or sparse targets, records that would need
+//!   hiberfil.sys "hibr"), a journal with pending transactions (`logfile`), compressed, encrypted or sparse targets, records that would need
 //!   an attribute list. The USN journal is not written (Windows tolerates a journal that
 //!   misses entries; `$LogFile` is left clean as found).
 
@@ -17,6 +17,7 @@ mod boot;
 mod bytes;
 mod data;
 mod index;
+mod logfile;
 mod name;
 mod ops;
 mod record;
@@ -65,6 +66,7 @@ impl<'a> Ntfs<'a> {
         };
         fs.load_mft()?;
         fs.check_clean()?;
+        fs.check_logfile()?;
         fs.load_bitmap()?;
         fs.load_upcase()?;
         if let Some(h) = fs.read_head("/hiberfil.sys", 4)? {
