@@ -141,7 +141,8 @@ impl<'a> Ntfs<'a> {
         loop {
             let (_, _, bm, runs) = self.mft_bitmap()?;
             let records = self.mft_size / self.geo.record as u64;
-            let free = (FIRST_USER_RECORD..records).find(|&i| (i / 8) < bm.len() as u64 && bm[(i / 8) as usize] & (1 << (i % 8)) == 0);
+            let from = self.mft_hint.max(FIRST_USER_RECORD);
+            let free = (from..records).find(|&i| (i / 8) < bm.len() as u64 && bm[(i / 8) as usize] & (1 << (i % 8)) == 0);
             let Some(n) = free else {
                 self.extend_mft()?;
                 continue;
@@ -152,6 +153,7 @@ impl<'a> Ntfs<'a> {
             }
             let seq = old.map(|r| r.seq()).filter(|s| *s != 0).unwrap_or(1);
             self.set_record_bit(n, true, &runs)?;
+            self.mft_hint = n + 1;
             return Ok((n, seq));
         }
     }
@@ -186,7 +188,9 @@ impl<'a> Ntfs<'a> {
         rec.set_seq(if s == 0 { 1 } else { s });
         self.write_record(&rec)?;
         let (_, _, _, runs) = self.mft_bitmap()?;
-        self.set_record_bit(rec.num, false, &runs)
+        self.set_record_bit(rec.num, false, &runs)?;
+        self.mft_hint = self.mft_hint.min(rec.num);
+        Ok(())
     }
 
     /// Grows `$MFT` by at least `MFT_GROWTH` records (whole clusters), formats them free,

@@ -551,7 +551,8 @@ impl<'a> Ntfs<'a> {
     }
 
     /// Removes the entry named exactly `name` where that is cheap: from a leaf that keeps
-    /// an entry, or from a root without subnodes. `false`: not done (rebuild instead).
+    /// an entry, from the root, or from an inner node by moving its predecessor up (when
+    /// that leaf keeps an entry). `false`: nothing changed (rebuild instead).
     pub(super) fn index_remove_leaf(&mut self, ix: &mut Index, name: &[u16]) -> Result<bool, FsError> {
         let mut loc = Loc::Root;
         for _ in 0..MAX_DEPTH {
@@ -560,19 +561,56 @@ impl<'a> Ntfs<'a> {
             for i in 0..node.entries.len() {
                 let en = node.entries[i].name();
                 if en == name {
-                    let leaf = node.entries[i].child.is_none();
-                    return match loc {
-                        Loc::Root if leaf => {
-                            node.entries.remove(i);
-                            self.write_root(ix, &node)
-                        }
-                        Loc::Block(v) if leaf && node.entries.len() > 1 => {
-                            node.entries.remove(i);
-                            self.write_block(ix, v, node)?;
-                            Ok(true)
-                        }
-                        _ => Ok(false),
+                    let Some(left) = node.entries[i].child else {
+                        return match loc {
+                            Loc::Root => {
+                                node.entries.remove(i);
+                                self.write_root(ix, &node)
+                            }
+                            Loc::Block(v) if node.entries.len() > 1 => {
+                                node.entries.remove(i);
+                                self.write_block(ix, v, node)?;
+                                Ok(true)
+                            }
+                            Loc::Block(_) => Ok(false),
+                        };
                     };
+                    // In an inner node: replaced by its predecessor, the last entry of the
+                    // rightmost leaf under its left subtree, when that leaf keeps one.
+                    let mut leaf = left;
+                    let mut lnode = self.node(ix, Loc::Block(leaf))?;
+                    for _ in 0..MAX_DEPTH {
+                        match lnode.end_child {
+                            Some(c) => {
+                                leaf = c;
+                                lnode = self.node(ix, Loc::Block(c))?;
+                            }
+                            None => break,
+                        }
+                    }
+                    if lnode.end_child.is_some() || lnode.entries.len() < 2 {
+                        return Ok(false);
+                    }
+                    let Some(mut pred) = lnode.entries.pop() else { return Ok(false) };
+                    pred.child = Some(left);
+                    let old = std::mem::replace(&mut node.entries[i], pred);
+                    let fits = match loc {
+                        Loc::Root => self.write_root(ix, &node)?,
+                        Loc::Block(v) => {
+                            if node.bytes().len() > self.block_cap(ix) {
+                                false
+                            } else {
+                                self.write_block(ix, v, node)?;
+                                true
+                            }
+                        }
+                    };
+                    if !fits {
+                        let _ = old;
+                        return Ok(false);
+                    }
+                    self.write_block(ix, leaf, lnode)?;
+                    return Ok(true);
                 }
                 if collate(&self.upcase, name, &en) == Ordering::Less {
                     next = node.entries[i].child;

@@ -41,6 +41,8 @@ pub struct Ntfs<'a> {
     bitmap_runs: Vec<runs::Run>,
     /// Next cluster to try.
     hint: u64,
+    /// No MFT record below this one is free (from the user records on).
+    mft_hint: u64,
     upcase: Vec<u16>,
     /// The directory indexes used last (most recent last), cached.
     cache: Vec<index::Index>,
@@ -61,6 +63,7 @@ impl<'a> Ntfs<'a> {
             bitmap: Vec::new(),
             bitmap_runs: Vec::new(),
             hint: 0,
+            mft_hint: 0,
             upcase: Vec::new(),
             cache: Vec::new(),
         };
