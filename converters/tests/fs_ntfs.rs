@@ -566,3 +566,73 @@ fn unclean_journal_refused() {
         }
     }
 }
+
+/// An `$MFT` so fragmented that ntfs-3g gave it an attribute list (its `$DATA` continues
+/// in another record): Ferry maps it through the list, edits the volume within the free
+/// records, and refuses in one line to extend it; ntfs-3g reads everything back.
+#[test]
+fn fragmented_mft_with_attribute_list() {
+    if !tools() || !have("ntfsinfo") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let img = mkvol(t.path(), "al.img", 16, 4096);
+    let mnt = t.path().join("m");
+    if !mount(&img, &mnt, false) {
+        return;
+    }
+    // Free space in single clusters, then empty files until $MFT grows into them.
+    std::fs::create_dir_all(mnt.join("f")).unwrap();
+    let mut n = 0;
+    while std::fs::write(mnt.join(format!("f/{n:05}")), [7u8; 4000]).is_ok() {
+        n += 1;
+    }
+    for i in (0..n).step_by(2) {
+        std::fs::remove_file(mnt.join(format!("f/{i:05}"))).unwrap();
+    }
+    std::fs::create_dir_all(mnt.join("g")).unwrap();
+    let mut k = 0;
+    while std::fs::File::create(mnt.join(format!("g/{k:05}"))).is_ok() {
+        k += 1;
+    }
+    // Room again: the rest of f goes (records and clusters free, $MFT stays fragmented).
+    std::fs::remove_dir_all(mnt.join("f")).unwrap();
+    let mut model = walk(&mnt);
+    umount(&mnt);
+    let info = std::process::Command::new("ntfsinfo").args(["-i", "0"]).arg(&img).output().unwrap();
+    assert!(String::from_utf8_lossy(&info.stdout).contains("$ATTRIBUTE_LIST"), "ntfs-3g gave $MFT an attribute list ({n} files, {k} empty ones)");
+
+    let overlay = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+    let vol = Volume::new(&overlay, 0, overlay.size(), "al.img").unwrap();
+    let mut fs = Ntfs::open(vol, "al.img").unwrap();
+    assert_eq!(fs.list("/g").unwrap().len(), k);
+    fs.mkdir("/h").unwrap();
+    model.insert("/h".into(), None);
+    for i in 0..20 {
+        let d = bytes(i, i as usize * 3000);
+        fs.write_file(&format!("/h/file {i}.bin"), &d).unwrap();
+        model.insert(format!("/h/file {i}.bin"), Some(d));
+    }
+    fs.rename("/g/00010", "/h/moved").unwrap();
+    model.remove("/g/00010");
+    model.insert("/h/moved".into(), Some(Vec::new()));
+    fs.remove("/g/00011").unwrap();
+    model.remove("/g/00011");
+    // Empty files until no MFT record is left: then one line, nothing half-made.
+    let mut e = None;
+    for i in 0..20_000 {
+        let p = format!("/h/e{i:05}");
+        match fs.write_file(&p, b"") {
+            Ok(()) => {
+                model.insert(p, Some(Vec::new()));
+            }
+            Err(x) => {
+                e = Some(x.to_string());
+                break;
+            }
+        }
+    }
+    assert_eq!(e.as_deref(), Some("al.img: unsupported $MFT: extending an $MFT that has an attribute list (no free MFT record left)"));
+    drop(fs);
+    verify(t.path(), &overlay, &model);
+}

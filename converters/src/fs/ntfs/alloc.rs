@@ -196,6 +196,9 @@ impl<'a> Ntfs<'a> {
     /// Grows `$MFT` by at least `MFT_GROWTH` records (whole clusters), formats them free,
     /// and grows its bitmap to cover them.
     fn extend_mft(&mut self) -> Result<(), FsError> {
+        if self.mft_list {
+            return Err(self.unsupported("$MFT", "extending an $MFT that has an attribute list (no free MFT record left)"));
+        }
         let (rec, c) = (self.geo.record as u64, self.geo.cluster);
         let old_records = self.mft_size / rec;
         let add_bytes = (MFT_GROWTH.max(old_records / 4) * rec).div_ceil(c) * c;

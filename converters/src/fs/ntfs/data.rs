@@ -168,21 +168,64 @@ impl<'a> Ntfs<'a> {
         self.attr_runs(&rec, &a)
     }
 
+    /// The runs of one extent of a non-resident attribute (its first VCN and runs).
+    fn extent_runs(&self, rec: &Record, a: &Attr) -> Result<(u64, Vec<Run>), FsError> {
+        let raw = rec.raw(a);
+        let lowest = u64_at(raw, 0x10).unwrap_or(0);
+        let mp = u16_at(raw, 0x20).unwrap_or(0) as usize;
+        let r = runs::decode(&raw[mp..], self.geo.clusters).map_err(|e| self.bad("mapping pairs", format!("record {} attribute {:#x}", rec.num, a.ty), e))?;
+        Ok((lowest, r))
+    }
+
     pub(super) fn load_mft(&mut self) -> Result<(), FsError> {
         let rec = self.geo.record;
         let mut b = vec![0u8; rec];
         self.read(&mut b, self.geo.mft_lcn * self.geo.cluster)?;
         let r0 = Record::parse(0, b).map_err(|(f, v, r)| self.bad(&f, v, r))?;
-        if r0.find(AT_ATTRIBUTE_LIST, &[]).is_some() {
-            return Err(self.unsupported("$MFT", "an $MFT with an attribute list (a heavily fragmented MFT)"));
-        }
         let a = r0.find(AT_DATA, &[]).filter(|a| a.nonres).ok_or_else(|| self.bad("$MFT", "record 0", "no non-resident $DATA"))?;
-        let (runs, s) = self.attr_runs(&r0, &a)?;
-        if s.size < 16 * rec as u64 || runs.first().and_then(|r| r.lcn) != Some(self.geo.mft_lcn) {
+        let raw = r0.raw(&a);
+        let s = Sizes { alloc: u64_at(raw, 0x28).unwrap_or(0), size: u64_at(raw, 0x30).unwrap_or(0), init: u64_at(raw, 0x38).unwrap_or(0) };
+        let (lowest, mut runs) = self.extent_runs(&r0, &a)?;
+        if lowest != 0 || s.size < 16 * rec as u64 || s.size > s.alloc || runs.first().and_then(|r| r.lcn) != Some(self.geo.mft_lcn) {
             return Err(self.bad("$MFT data", format!("{} bytes at {:?}", s.size, runs.first()), "does not match the boot sector"));
         }
-        self.mft_runs = runs;
-        self.mft_size = s.size;
+        self.mft_runs = runs.clone();
+        self.mft_size = s.size.min(runs::clusters(&runs).saturating_mul(self.geo.cluster));
+        // A fragmented $MFT continues its $DATA in other records, named by its attribute
+        // list; those records lie in the part already mapped.
+        if let Some(l) = r0.find(AT_ATTRIBUTE_LIST, &[]) {
+            self.mft_list = true;
+            let list = self.attr_value(&r0, &l, 1 << 18)?;
+            let mut p = 0usize;
+            let mut extents = Vec::new();
+            while p + 0x1a <= list.len() {
+                let (ty, len) = (u32_at(&list, p).unwrap_or(0), u16_at(&list, p + 4).unwrap_or(0) as usize);
+                if len < 0x1a || p + len > list.len() {
+                    return Err(self.bad("$MFT attribute list", format!("entry at {p} of length {len}"), "outside the list"));
+                }
+                let fref = u64_at(&list, p + 0x10).unwrap_or(0) & ((1 << 48) - 1);
+                if ty == AT_DATA && list[p + 6] == 0 && fref != 0 {
+                    extents.push((u64_at(&list, p + 8).unwrap_or(0), fref));
+                }
+                p += len;
+            }
+            extents.sort();
+            for (vcn, n) in extents {
+                if vcn != runs::clusters(&runs) {
+                    return Err(self.bad("$MFT attribute list", format!("$DATA extent at VCN {vcn} in record {n}"), format!("expected VCN {}", runs::clusters(&runs))));
+                }
+                let ext = self.read_record(n)?;
+                let e = ext.attrs().into_iter().find(|x| x.ty == AT_DATA && x.nonres && x.name.is_empty() && u64_at(ext.raw(x), 0x10) == Some(vcn));
+                let Some(e) = e else { return Err(self.bad("$MFT attribute list", format!("record {n}"), format!("no $DATA extent at VCN {vcn}"))) };
+                let (_, more) = self.extent_runs(&ext, &e)?;
+                runs.extend(more);
+                self.mft_runs = runs.clone();
+                self.mft_size = s.size.min(runs::clusters(&runs).saturating_mul(self.geo.cluster));
+            }
+        }
+        if runs::clusters(&runs).saturating_mul(self.geo.cluster) < s.size {
+            return Err(self.bad("$MFT data", format!("{} bytes", s.size), "longer than its runs"));
+        }
         let (_, ms) = self.system_data(1, "$MFTMirr")?;
         self.mirr = (ms.size / rec as u64).min(self.mft_size / rec as u64);
         Ok(())

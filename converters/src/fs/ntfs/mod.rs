@@ -8,9 +8,11 @@
 //!   `index`: `$I30` B-trees (index root, INDX blocks with their `$BITMAP`, node splits);
 //!   `ops`: the path operations.
 //! - Refused in one line: a dirty or hibernated volume (also Fast Startup, which leaves
-//!   hiberfil.sys "hibr"), a journal with pending transactions (`logfile`), compressed, encrypted or sparse targets, records that would need
-//!   an attribute list. The USN journal is not written (Windows tolerates a journal that
-//!   misses entries; `$LogFile` is left clean as found).
+//!   hiberfil.sys "hibr"), a journal with pending transactions (`logfile`), compressed,
+//!   encrypted or sparse targets, records that would need an attribute list (a fragmented
+//!   `$MFT` that has one is mapped through it and written, never extended). The USN
+//!   journal is not written (Windows tolerates a journal that misses entries); `$LogFile`
+//!   is left clean as found.
 
 mod alloc;
 mod boot;
@@ -34,6 +36,8 @@ pub struct Ntfs<'a> {
     /// `$MFT`'s data runs and size in bytes.
     mft_runs: Vec<runs::Run>,
     mft_size: u64,
+    /// `$MFT`'s `$DATA` continues in other records (its attribute list): never extended.
+    mft_list: bool,
     /// Records mirrored in `$MFTMirr`.
     mirr: u64,
     /// The cluster bitmap (`$Bitmap`'s data) and its runs.
@@ -59,6 +63,7 @@ impl<'a> Ntfs<'a> {
             geo,
             mft_runs: Vec::new(),
             mft_size: 0,
+            mft_list: false,
             mirr: 0,
             bitmap: Vec::new(),
             bitmap_runs: Vec::new(),
