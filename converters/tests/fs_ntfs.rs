@@ -74,6 +74,15 @@ fn create_write_rename_delete() {
     let t = tempfile::tempdir().unwrap();
     let Some((img, mut model)) = filled(t.path(), 64, 0) else { return };
     let before = std::fs::read(&img).unwrap();
+    let mtimes = |img: &std::path::Path| {
+        let mnt = img.with_extension("times");
+        assert!(mount(img, &mnt, true));
+        let m = ["Windows", "Program Files", "Windows/System32/drivers"].map(|d| std::fs::metadata(mnt.join(d)).unwrap().modified().unwrap());
+        umount(&mnt);
+        m
+    };
+    let old_times = mtimes(&img);
+    std::thread::sleep(std::time::Duration::from_millis(20));
     let overlay = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
     let vol = Volume::new(&overlay, 0, overlay.size(), "src.img").unwrap();
     let mut fs = Ntfs::open(vol, "src.img").unwrap();
@@ -143,6 +152,11 @@ fn create_write_rename_delete() {
         assert!(parent.len() > 20 && parent == child && dir == acl_root_windows(&out), "security descriptors inherited");
     }
     assert_eq!(ntfsls(&out, "/VirtIO", false), vec!["netkvm.inf", "vioscsi.sys"]);
+    // Directories whose entries changed have a newer modification time (ntfs-3g's stat).
+    let new_times = mtimes(&out);
+    for (i, d) in ["/Windows", "/Program Files", "/Windows/System32/drivers"].iter().enumerate() {
+        assert!(new_times[i] > old_times[i], "{d}: {:?} -> {:?}", old_times[i], new_times[i]);
+    }
     assert!(std::fs::read(&img).unwrap() == before, "the source image is unchanged");
 }
 

@@ -288,6 +288,7 @@ impl<'a> Ntfs<'a> {
                 fs.index_insert(ix, Entry { file_ref: fref, key: k, child: None })
             })?;
         }
+        self.dir_changed(parent)?;
         Ok(fref)
     }
 
@@ -353,6 +354,24 @@ impl<'a> Ntfs<'a> {
         };
         self.touch(&mut rec, alloc, size)?;
         self.write_record(&rec)?;
+        Ok(())
+    }
+
+    /// Directory `dir` changed (an entry added, removed or renamed): its modification and
+    /// MFT change times in `$STANDARD_INFORMATION` set to now, as Windows does.
+    fn dir_changed(&mut self, dir: u64) -> Result<(), FsError> {
+        let mut rec = self.read_record(dir & REF_MASK)?;
+        let Some(a) = rec.find(AT_STANDARD_INFORMATION, &[]) else { return Ok(()) };
+        let mut v = rec.value(&a).to_vec();
+        if v.len() < 0x20 {
+            return Ok(());
+        }
+        let t = now();
+        put64(&mut v, 8, t);
+        put64(&mut v, 0x10, t);
+        if rec.replace(&a, resident(AT_STANDARD_INFORMATION, &[], &v, false)) {
+            self.write_record(&rec)?;
+        }
         Ok(())
     }
 
@@ -450,7 +469,8 @@ impl<'a> Ntfs<'a> {
         }
         let names: Vec<Vec<u16>> = links.into_iter().map(|l| l.2).collect();
         self.unlink_entries(parents[0], f, &names)?;
-        self.free_record(rec)
+        self.free_record(rec)?;
+        self.dir_changed(parents[0])
     }
 
     /// Renames (or moves) `from` to `to`; `to` must not exist (a case-only change of the
@@ -510,6 +530,10 @@ impl<'a> Ntfs<'a> {
                 }
                 fs.index_insert(ix, Entry { file_ref: f, key: k, child: None })
             })?;
+        }
+        self.dir_changed(old_parent)?;
+        if np & REF_MASK != old_parent {
+            self.dir_changed(np)?;
         }
         Ok(())
     }
