@@ -78,6 +78,18 @@ impl<'a> Ntfs<'a> {
         Ok(rec)
     }
 
+    /// Refuses files other metadata indexes point at: reparse points (`$Extend\$Reparse`)
+    /// for any change, object ids (`$Extend\$ObjId`) for deletion.
+    fn check_indexed(&self, path: &str, rec: &Record, deleting: bool) -> Result<(), FsError> {
+        if rec.find(AT_REPARSE_POINT, &[]).is_some() {
+            return Err(self.unsupported(path, "changing a reparse point (symbolic link, junction, deduplicated or cloud file)"));
+        }
+        if deleting && rec.find(AT_OBJECT_ID, &[]).is_some() {
+            return Err(self.unsupported(path, "deleting a file with an object id (indexed in $Extend\\$ObjId)"));
+        }
+        Ok(())
+    }
+
     fn with_index<T>(&mut self, dir: u64, f: impl FnOnce(&mut Self, &mut Index) -> Result<T, FsError>) -> Result<T, FsError> {
         let mut ix = self.take_index(dir)?;
         let r = f(self, &mut ix);
@@ -308,6 +320,7 @@ impl<'a> Ntfs<'a> {
         if rec.flags() & REC_DIRECTORY != 0 {
             return Err(self.path_err(path, PathProblem::IsDirectory));
         }
+        self.check_indexed(path, &rec, false)?;
         if rec.find(AT_ATTRIBUTE_LIST, &[]).is_some() {
             return Err(self.unsupported(path, "a file with an attribute list"));
         }
@@ -451,6 +464,7 @@ impl<'a> Ntfs<'a> {
         if rec.find(AT_ATTRIBUTE_LIST, &[]).is_some() {
             return Err(self.unsupported(path, "a file with an attribute list"));
         }
+        self.check_indexed(path, &rec, true)?;
         let links = self.links(&rec);
         let parents: Vec<u64> = links.iter().map(|l| l.0 & REF_MASK).collect();
         if links.iter().filter(|l| l.1 != NS_DOS).count() != 1 || parents.iter().any(|p| *p != parents[0]) {
@@ -502,6 +516,7 @@ impl<'a> Ntfs<'a> {
         if rec.find(AT_ATTRIBUTE_LIST, &[]).is_some() {
             return Err(self.unsupported(from, "a file with an attribute list"));
         }
+        self.check_indexed(from, &rec, false)?;
         let links = self.links(&rec);
         let old_parent = links.first().map(|l| l.0 & REF_MASK).unwrap_or(ROOT);
         if links.iter().filter(|l| l.1 != NS_DOS).count() != 1 || links.iter().any(|l| l.0 & REF_MASK != old_parent) {
