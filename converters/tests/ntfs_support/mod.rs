@@ -55,8 +55,19 @@ pub fn mount(img: &Path, mnt: &Path, ro: bool) -> bool {
     }
 }
 
+/// Unmounts, retrying while the mount is busy (ntfs-3g may still be closing files on a
+/// loaded machine).
 pub fn umount(mnt: &Path) {
-    assert!(Command::new("umount").arg(mnt).status().unwrap().success());
+    let mut last = String::new();
+    for _ in 0..50 {
+        let o = Command::new("umount").arg(mnt).output().unwrap();
+        if o.status.success() {
+            return;
+        }
+        last = String::from_utf8_lossy(&o.stderr).trim().to_string();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("umount {}: {last}", mnt.display());
 }
 
 /// What ntfs-3g sees under `mnt`: path → Some(content) for files (or

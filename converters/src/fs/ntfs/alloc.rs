@@ -2,7 +2,6 @@
 //! MFT records through `$MFT`'s `$BITMAP`, `$MFT` extended by whole clusters of formatted
 //! free records when its bitmap has no free bit left.
 
-use super::bytes::*;
 use super::record::*;
 use super::runs::{self, Run};
 use super::Ntfs;
@@ -57,11 +56,10 @@ impl<'a> Ntfs<'a> {
         }
         let total = self.geo.clusters;
         let mut best: Option<(u64, u64)> = None;
-        let mut c = 0u64;
         let start = self.hint.min(total);
         // First fit from the hint, then from the start.
         'outer: for (from, to) in [(start, total), (0, start)] {
-            c = from;
+            let mut c = from;
             while c < to {
                 if self.bit(c) {
                     c += 1;
@@ -77,7 +75,6 @@ impl<'a> Ntfs<'a> {
                 }
             }
         }
-        let _ = c;
         let mut out = Vec::new();
         if let Some((s, l)) = best {
             out.push(Run { lcn: Some(s), len: l });
@@ -256,8 +253,6 @@ impl<'a> Ntfs<'a> {
         }
         self.mft_runs = mft_runs;
         self.mft_size = new_size;
-        self.write_record(&r0)?;
-        let _ = u16_at(&r0.b, 0);
-        Ok(())
+        self.write_record(&r0)
     }
 }

@@ -593,7 +593,7 @@ impl<'a> Ntfs<'a> {
                     }
                     let Some(mut pred) = lnode.entries.pop() else { return Ok(false) };
                     pred.child = Some(left);
-                    let old = std::mem::replace(&mut node.entries[i], pred);
+                    node.entries[i] = pred;
                     let fits = match loc {
                         Loc::Root => self.write_root(ix, &node)?,
                         Loc::Block(v) => {
@@ -606,7 +606,6 @@ impl<'a> Ntfs<'a> {
                         }
                     };
                     if !fits {
-                        let _ = old;
                         return Ok(false);
                     }
                     self.write_block(ix, leaf, lnode)?;
