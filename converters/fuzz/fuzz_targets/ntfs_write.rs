@@ -1,12 +1,14 @@
-//! The NTFS metadata the in-place writer reads: the input overwrites bytes anywhere in a
-//! small committed volume (testdata/windows/ntfs-hive.img: mkntfs, a hive written through
-//! ntfs-3g), then the volume is opened, the hive read, edited within its size and written
-//! back, and read again. Never panics; a write that succeeds reads back.
+//! The NTFS metadata the writer reads: the input overwrites bytes anywhere in a small
+//! committed volume (testdata/windows/ntfs-hive.img: mkntfs, a hive written through
+//! ntfs-3g), then the volume is opened, listed, the hive read, edited and written back
+//! grown, and files and directories created, renamed and deleted (MFT records, runlists,
+//! `$Bitmap`, `$MFT`'s bitmap, `$I30` roots and INDX blocks all read from the mutated
+//! bytes). Never panics; a write that succeeds reads back.
 #![no_main]
 
+use ferry_converters::fs::ntfs::Ntfs;
 use ferry_converters::fs::Volume;
 use ferry_converters::windows::hive::{Hive, Value};
-use ferry_converters::windows::ntfs::NtfsWriter;
 use libfuzzer_sys::fuzz_target;
 use std::sync::Mutex;
 
@@ -26,14 +28,25 @@ fuzz_target!(|data: &[u8]| {
     let len = img.len() as u64;
     let dev = Mem(Mutex::new(img));
     let Ok(vol) = Volume::new(&dev, 0, len, "fuzz") else { return };
-    let Ok(mut w) = NtfsWriter::open(vol, "fuzz") else { return };
+    let Ok(mut w) = Ntfs::open(vol, "fuzz") else { return };
     let _ = w.read_file("/Windows/missing", 1 << 20);
+    let _ = w.list("/Windows/System32");
+    for i in 0..40 {
+        let p = format!("/Windows/f{i:03}-with-a-longer-name.sys");
+        if w.write_file(&p, &vec![i as u8; i * 97]).is_ok() {
+            assert_eq!(w.read_file(&p, 1 << 20).expect("re-read").expect("created"), vec![i as u8; i * 97]);
+        }
+    }
+    let _ = w.mkdir("/Windows/Drivers");
+    let _ = w.rename("/Windows/f001-with-a-longer-name.sys", "/Windows/Drivers/g.sys");
+    let _ = w.remove("/Windows/f002-with-a-longer-name.sys");
+    let _ = w.list("/Windows");
     let Ok(Some(old)) = w.read_file(HIVE, 8 << 20) else { return };
-    let Ok(mut h) = Hive::open("fuzz", old.clone()) else { return };
+    let Ok(mut h) = Hive::open("fuzz", old) else { return };
     let Ok(k) = h.create_key("Fuzz") else { return };
-    let _ = h.set_value(k, "Start", &Value::Dword(0));
+    let _ = h.set_value(k, "Blob", &Value::Binary(vec![7; 20_000]));
     let new = h.to_bytes();
-    if new.len() == old.len() && w.replace_data(HIVE, &new).is_ok() {
+    if w.write_file(HIVE, &new).is_ok() {
         assert_eq!(w.read_file(HIVE, 8 << 20).expect("re-read").expect("still there"), new);
     }
 });

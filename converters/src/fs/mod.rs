@@ -1,4 +1,5 @@
-//! Host-side filesystem editing: ext2/3/4, XFS and FAT, written through a [`Volume`] window
+//! Host-side filesystem editing: ext2/3/4, XFS and FAT (and NTFS, opened directly as
+//! [`ntfs::Ntfs`] by the Windows conversion), written through a [`Volume`] window
 //! of a [`WritableDevice`](ferry_formats::disk::WritableDevice) (in conversion, the
 //! copy-on-write overlay over the source disk). [`open`] is the one dispatch by type: it
 //! returns the right writer for a filesystem type as inspection names it.
@@ -20,6 +21,7 @@
 mod error;
 pub mod ext4;
 pub mod fat;
+pub mod ntfs;
 mod volume;
 pub mod xfs;
 

@@ -1,8 +1,10 @@
-//! Host-side Windows conversion pieces: registry hives edited in place (`hive`), and NTFS
-//! files written in place (`ntfs`), the two joined by [`edit_hive_file`].
+//! Host-side Windows conversion pieces: registry hives edited in place (`hive`), joined
+//! with the NTFS writer ([`crate::fs::ntfs`]) by [`edit_hive_file`]; a boot-start driver
+//! installed with both ([`install_boot_driver`]).
 
+mod boot_driver;
 pub mod hive;
 mod hive_file;
-pub mod ntfs;
 
+pub use boot_driver::install_boot_driver;
 pub use hive_file::{edit_hive_file, HiveFileError};
