@@ -68,7 +68,7 @@ mod tests {
     use ferry_inspectors::report::FsReport;
 
     fn fs(device: &str, fstype: &str) -> FsReport {
-        FsReport { device: device.into(), fstype: fstype.into(), uuid: None, label: None, version: None, features: Vec::new(), size: 1 << 30 }
+        FsReport { device: device.into(), fstype: fstype.into(), uuid: None, label: None, version: None, features: Vec::new(), size: 1 << 30, btrfs: None }
     }
 
     #[test]
@@ -81,12 +81,12 @@ mod tests {
         vm.os_hint = Some("other-64".into());
         assert_eq!(refusal(&vm, &rep), None);
         vm.os_hint = Some("debian12-64".into());
-        rep.filesystems.push(fs("/dev/sda2", "btrfs"));
+        rep.filesystems.push(fs("/dev/sda2", "crypto_LUKS"));
         assert_eq!(
             refusal(&vm, &rep).as_deref(),
             Some(
                 "no operating system found on the disks, though the source names guest OS \"debian12-64\" and the disks hold \
-                 /dev/sda2 (btrfs) (could not read: /dev/sda2: btrfs is not read by Ferry yet): nothing converted; use \
+                 /dev/sda2 (crypto_LUKS) (could not read: /dev/sda2: crypto_LUKS is not read by Ferry yet): nothing converted; use \
                  --copy-only to copy the disks unchanged"
             )
         );
