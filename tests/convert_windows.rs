@@ -7,7 +7,8 @@
 //! back byte-identical; the output hives, exported by `hivexregedit --export`, equal the
 //! source hives with the expected edits merged by `hivexregedit --merge` (so exactly those
 //! keys and values, nothing else), and `hivexget` shows the key values; the source image is
-//! byte-identical. A hibernated volume is refused in one line (ntfs-3g agrees it is).
+//! byte-identical. A hibernated, dirty or Fast Startup volume is refused in one line (ntfs-3g / ntfsls
+//! / hivexget agree it is).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -301,8 +302,8 @@ fn server_2008r2_converted() {
 }
 
 #[test]
-fn hibernated_refused() {
-    if !["hivexregedit", "mkntfs", "ntfs-3g"].iter().all(|t| have(t)) {
+fn hibernated_dirty_fast_startup_refused() {
+    if !["hivexregedit", "hivexget", "mkntfs", "ntfs-3g", "ntfsfix", "ntfsls"].iter().all(|t| have(t)) {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -328,4 +329,26 @@ fn hibernated_refused() {
     );
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
     assert_eq!(sha(&img), before);
+
+    // Marked dirty by ntfsfix (ntfsls agrees: "scheduled for check").
+    let clean = volume(dir, "dirty.img", &system, &software, None).unwrap();
+    let _ = Command::new("ntfsfix").arg(&clean).output().unwrap();
+    let o = Command::new("ntfsls").arg(&clean).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Volume is scheduled for check"), "{o:?}");
+    let o = ferry(&["convert", "-i", "disk", p(&clean), "-os", p(&out), "-on", "win", "--virtio-win", p(&vw)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.lines().count() == 1, "{err}");
+    assert!(err.contains("/dev/sda: the NTFS volume is marked dirty"), "{err}");
+
+    // Fast Startup on (HiberbootEnabled = 1, read back by hivexget).
+    let reg = dir.join("power.reg");
+    std::fs::write(&reg, format!("Windows Registry Editor Version 5.00\n\n[{SYS}\\ControlSet001\\Control\\Session Manager\\Power]\n\"HiberbootEnabled\"=dword:00000001\n")).unwrap();
+    run("hivexregedit", &["--merge", "--prefix", SYS, p(&system), p(&reg)]);
+    assert_eq!(get(&system, "ControlSet001\\Control\\Session Manager\\Power", "HiberbootEnabled"), "1");
+    let fast = volume(dir, "fast.img", &system, &software, None).unwrap();
+    let o = ferry(&["convert", "-i", "disk", p(&fast), "-os", p(&out), "-on", "win", "--virtio-win", p(&vw)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.lines().count() == 1, "{err}");
+    assert!(err.contains("/dev/sda: Windows has Fast Startup on (HiberbootEnabled = 1)"), "{err}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
 }
