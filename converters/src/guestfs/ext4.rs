@@ -234,7 +234,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .read_file(&inner, MAX_READ)
                 .map_err(|e| fs_err(&canon, "read", e)),
             Mount::Fat(f) => vfat::read_file(f, &inner, &canon, MAX_READ),
-            Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
+            Mount::Ntfs(_) => Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => gxfs::read_file(x, &inner, &canon, MAX_READ),
         }
     }
@@ -246,7 +246,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .write_file(&inner, data, perm(mode), 0, 0)
                 .map_err(|e| fs_err(&canon, "write", e)),
             Mount::Fat(f) => vfat::write_file(f, &inner, &canon, data),
-            Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
+            Mount::Ntfs(_) => Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => gxfs::write_file(x, &inner, &canon, data, mode),
         }
     }
@@ -303,7 +303,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .unlink(&inner)
                 .map_err(|e| fs_err(&canon, "unlink", e)),
             Mount::Fat(f) => vfat::unlink(f, &inner, &canon),
-            Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
+            Mount::Ntfs(_) => Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => gxfs::unlink(x, &inner, &canon),
         }
     }
@@ -324,7 +324,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .rename(&inner_from, &inner_to)
                 .map_err(|e| fs_err(&canon_from, "rename", e)),
             Mount::Fat(f) => vfat::rename(f, &inner_from, &inner_to, &canon_from),
-            Mount::Ntfs(_) => return Err(vfat::unsupported(&canon_from, "NTFS in a Linux guest")),
+            Mount::Ntfs(_) => Err(vfat::unsupported(&canon_from, "NTFS in a Linux guest")),
             Mount::Xfs(x) => gxfs::rename(x, &inner_from, &inner_to, &canon_from),
         }
     }
@@ -336,7 +336,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .mkdir(&inner, perm(mode), 0, 0)
                 .map_err(|e| fs_err(&canon, "mkdir", e)),
             Mount::Fat(f) => vfat::mkdir(f, &inner, &canon),
-            Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
+            Mount::Ntfs(_) => Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => gxfs::mkdir(x, &inner, &canon, mode),
         }
     }
