@@ -186,6 +186,19 @@ fn convert_shape(s: &Shape) {
     assert!(plan.contains(&format!("virtio-win drivers: {}/amd64 (10 files)", s.os_dir)), "{plan}");
     assert!(plan.contains("Services\\viostor: Type=1 Start=0"), "{plan}");
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    // The JSON report carries the same plan (VIRTIO_WIN instead of --virtio-win).
+    let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["convert", "-i", "disk", p(&img), "-os", p(&out), "-on", "win", "--dry-run", "--json"])
+        .env("VIRTIO_WIN", &vw)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let wp = &r["guest"]["windows_plan"];
+    assert_eq!((wp["os_dir"].as_str(), wp["arch_dir"].as_str(), wp["control_set"].as_str()), (Some(s.os_dir), Some("amd64"), Some(s.cs)));
+    assert_eq!(wp["files"].as_array().unwrap().len(), 11);
+    assert_eq!(r["guest"]["os_type"], "windows");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
 
     // Without drivers: refused in one line.
     let o = ferry(&["convert", "-i", "disk", p(&img), "-os", p(&out), "-on", "win"]);
