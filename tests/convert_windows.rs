@@ -164,6 +164,8 @@ struct Shape {
     software: &'static str,
     cs: &'static str,
     os_dir: &'static str,
+    /// Converted from a VMX (else `-i disk`).
+    vmx: bool,
     /// The expected SYSTEM edits beyond Services\viostor.
     system_edits: String,
 }
@@ -205,8 +207,23 @@ fn convert_shape(s: &Shape) {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("needs the virtio-win drivers: give --virtio-win DIR"), "{err}");
 
+    // Server 2022 comes through a VMX naming a Windows guestOS, 2008 R2 as a bare disk.
+    let vmx = dir.join("win.vmx");
+    std::fs::write(
+        &vmx,
+        "config.version = \"8\"\nvirtualHW.version = \"19\"\ndisplayName = \"win\"\nguestOS = \"windows2019srvnext-64\"\n\
+         memSize = \"2048\"\nnumvcpus = \"2\"\nscsi0.present = \"TRUE\"\nscsi0.virtualDev = \"lsisas1068\"\n\
+         scsi0:0.present = \"TRUE\"\nscsi0:0.fileName = \"win.vmdk\"\n",
+    )
+    .unwrap();
+    let desc = "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\nRW 98304 FLAT \"win.img\" 0\n\nddb.adapterType = \"lsilogic\"\n";
+    std::fs::write(dir.join("win.vmdk"), desc).unwrap();
+    let input: [&str; 3] = if s.vmx { ["-i", "vmx", p(&vmx)] } else { ["-i", "disk", p(&img)] };
     let t0 = std::time::Instant::now();
-    let o = ferry(&["convert", "-i", "disk", p(&img), "-os", p(&out), "-on", "win", "--output-format", "raw", "--virtio-win", p(&vw)]);
+    let mut args = vec!["convert"];
+    args.extend(input);
+    args.extend(["-os", p(&out), "-on", "win", "--output-format", "raw", "--virtio-win", p(&vw)]);
+    let o = ferry(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     eprintln!("{}: ferry convert {:?}", s.name, t0.elapsed());
     assert_eq!(sha(&img), before, "the source changed");
@@ -280,6 +297,7 @@ fn server_2022_converted() {
         software: "software-2022.reg",
         cs: "ControlSet001",
         os_dir: "2k22",
+        vmx: true,
         system_edits: edits,
     });
 }
@@ -310,6 +328,7 @@ fn server_2008r2_converted() {
         software: "software-2008r2.reg",
         cs: "ControlSet002",
         os_dir: "2k8R2",
+        vmx: false,
         system_edits: edits,
     });
 }
