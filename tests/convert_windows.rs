@@ -166,6 +166,8 @@ struct Shape {
     os_dir: &'static str,
     /// Converted from a VMX (else `-i disk`).
     vmx: bool,
+    /// The drivers given as an ISO 9660 image of the tree (genisoimage -J), else the directory.
+    iso: bool,
     /// The expected SYSTEM edits beyond Services\viostor.
     system_edits: String,
 }
@@ -205,7 +207,7 @@ fn convert_shape(s: &Shape) {
     // Without drivers: refused in one line.
     let o = ferry(&["convert", "-i", "disk", p(&img), "-os", p(&out), "-on", "win"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("needs the virtio-win drivers: give --virtio-win DIR"), "{err}");
+    assert!(!o.status.success() && err.contains("needs the virtio-win drivers: give --virtio-win PATH"), "{err}");
 
     // Server 2022 comes through a VMX naming a Windows guestOS, 2008 R2 as a bare disk.
     let vmx = dir.join("win.vmx");
@@ -222,7 +224,13 @@ fn convert_shape(s: &Shape) {
     let t0 = std::time::Instant::now();
     let mut args = vec!["convert"];
     args.extend(input);
-    args.extend(["-os", p(&out), "-on", "win", "--output-format", "raw", "--virtio-win", p(&vw)]);
+    // The ISO shape reads the drivers from a Joliet image of the same tree, as virtio-win ships.
+    let iso = dir.join("virtio-win.iso");
+    if s.iso {
+        run("genisoimage", &["-quiet", "-J", "-V", "virtio-win", "-o", p(&iso), p(&vw)]);
+    }
+    let drivers = if s.iso { &iso } else { &vw };
+    args.extend(["-os", p(&out), "-on", "win", "--output-format", "raw", "--virtio-win", p(drivers)]);
     let o = ferry(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     eprintln!("{}: ferry convert {:?}", s.name, t0.elapsed());
@@ -298,6 +306,7 @@ fn server_2022_converted() {
         cs: "ControlSet001",
         os_dir: "2k22",
         vmx: true,
+        iso: false,
         system_edits: edits,
     });
 }
@@ -329,6 +338,7 @@ fn server_2008r2_converted() {
         cs: "ControlSet002",
         os_dir: "2k8R2",
         vmx: false,
+        iso: true,
         system_edits: edits,
     });
 }

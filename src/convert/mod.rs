@@ -161,11 +161,12 @@ pub struct ConvertArgs {
     /// else as `single`). As virt-v2v's --root.
     #[arg(long, default_value = "single", value_name = "ask|single|first|DEVICE")]
     pub root: root::RootChoice,
-    /// Windows guests: the virtio-win drivers, a directory laid out as the virtio-win ISO
-    /// (`viostor/2k22/amd64/viostor.sys`, ...); else the `VIRTIO_WIN` environment variable.
+    /// Windows guests: the virtio-win drivers, the virtio-win ISO image (read by Ferry) or a
+    /// directory laid out as it (`viostor/2k22/amd64/viostor.sys`, ...); else the
+    /// `VIRTIO_WIN` environment variable.
     /// The drivers for the guest's version and architecture are copied to
     /// `%SystemRoot%\Drivers\VirtIO` and `viostor` is made boot-start.
-    #[arg(long = "virtio-win", value_name = "DIR")]
+    #[arg(long = "virtio-win", value_name = "PATH")]
     pub virtio_win: Option<PathBuf>,
     /// Replace this guest's outputs already in the output directory (refused otherwise).
     #[arg(long)]

@@ -35,10 +35,11 @@ pub fn convert(
     plan::check_safe(os)?;
     let Some(vw) = virtio_win(opts.virtio_win.as_ref()) else {
         bail!(
-            "{}: converting Windows needs the virtio-win drivers: give --virtio-win DIR (or VIRTIO_WIN=DIR), a directory laid out as the virtio-win ISO; --copy-only copies the disks unchanged",
+            "{}: converting Windows needs the virtio-win drivers: give --virtio-win PATH (or VIRTIO_WIN=PATH), the virtio-win ISO or a directory laid out as it; --copy-only copies the disks unchanged",
             os.root
         );
     };
+    let vw = plan::VirtioWin::open(&vw)?;
     let p = plan::plan(os, &vw)?;
     if opts.print {
         println!(
@@ -65,7 +66,7 @@ pub fn convert(
         bail!("{}: the Windows system volume is {fstype}, not NTFS: Ferry converts Windows only on NTFS", os.root);
     };
     report.mounted = vec!["C:".into()];
-    report.applied = plan::apply(&p, &mut ntfs, &e.name)?;
+    report.applied = plan::apply(&p, &vw, &mut ntfs, &e.name)?;
     if opts.print {
         println!("applied {} changes", report.applied);
     }

@@ -11,6 +11,7 @@
 use super::hive::{Hive, HiveError, Value};
 use super::hive_file::{edit_hive_file, HiveFileError};
 use crate::fs::ntfs::Ntfs;
+use ferry_formats::iso9660::Iso;
 use ferry_inspectors::os::OsInfo;
 use serde::Serialize;
 use std::fmt;
@@ -71,7 +72,8 @@ pub enum DeviceDatabase {
 /// One driver file copied into the guest.
 #[derive(Clone, Debug, Serialize)]
 pub struct DriverFile {
-    pub source: PathBuf,
+    /// Path in the virtio-win tree (`viostor/2k22/amd64/viostor.sys`).
+    pub source: String,
     /// Path on the system volume (`/Windows/Drivers/VirtIO/viostor.sys`).
     pub target: String,
     pub size: u64,
@@ -83,6 +85,8 @@ pub struct WindowsPlan {
     /// virtio-win's directory names for the guest: `2k22`, `w10`, ... and `amd64` / `x86`.
     pub os_dir: String,
     pub arch_dir: String,
+    /// The virtio-win directory or ISO image.
+    pub virtio_win: String,
     /// `/Windows` (from `%SystemRoot%`).
     pub systemroot: String,
     /// `ControlSet001`, from `Select\Current`.
@@ -128,7 +132,9 @@ fn arch_dir(arch: &str) -> Option<&'static str> {
 
 /// Refuses a volume that is dirty, hibernated or has Fast Startup on (as virt-v2v).
 pub fn check_safe(os: &OsInfo) -> Result<(), WindowsPlanError> {
-    let Some(s) = &os.windows_state else { return Ok(()) };
+    let Some(s) = &os.windows_state else {
+        return Ok(());
+    };
     let why = if s.hibernated {
         "Windows is hibernated (hiberfil.sys holds an image)"
     } else if s.fast_startup {
@@ -141,9 +147,122 @@ pub fn check_safe(os: &OsInfo) -> Result<(), WindowsPlanError> {
     Err(WindowsPlanError::Unsafe { root: os.root.clone(), why: why.into() })
 }
 
-/// Plans the conversion of the Windows root `os` with drivers from the virtio-win tree at
-/// `virtio_win` (a directory laid out as the virtio-win ISO: `viostor/2k22/amd64/...`).
-pub fn plan(os: &OsInfo, virtio_win: &Path) -> Result<WindowsPlan, WindowsPlanError> {
+/// The virtio-win drivers: a directory laid out as the ISO, or the ISO image itself.
+pub enum VirtioWin {
+    Dir(PathBuf),
+    Iso(Iso),
+}
+
+impl VirtioWin {
+    /// A directory, else an ISO 9660 image read by Ferry.
+    pub fn open(path: &Path) -> Result<VirtioWin, WindowsPlanError> {
+        if path.is_dir() {
+            return Ok(VirtioWin::Dir(path.to_path_buf()));
+        }
+        Iso::open(path).map(VirtioWin::Iso).map_err(|e| WindowsPlanError::VirtioWin {
+            path: path.display().to_string(),
+            why: format!("neither a directory nor a readable ISO 9660 image: {}", one_line(&e.to_string())),
+        })
+    }
+
+    fn err(&self, why: String) -> WindowsPlanError {
+        WindowsPlanError::VirtioWin { path: self.name(), why }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            VirtioWin::Dir(d) => d.display().to_string(),
+            VirtioWin::Iso(i) => i.name().to_string(),
+        }
+    }
+
+    /// How a file of the tree is shown: a host path, or `image.iso:/path`.
+    pub fn describe(&self, rel: &str) -> String {
+        match self {
+            VirtioWin::Dir(d) => d.join(rel).display().to_string(),
+            VirtioWin::Iso(i) => format!("{}:/{rel}", i.name()),
+        }
+    }
+
+    /// The names of the directories at the top.
+    fn top_dirs(&self) -> Result<Vec<String>, WindowsPlanError> {
+        let mut v: Vec<String> = match self {
+            VirtioWin::Dir(d) => std::fs::read_dir(d)
+                .map_err(|e| self.err(format!("cannot read the virtio-win directory: {e}")))?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            VirtioWin::Iso(i) => {
+                i.read_dir(&i.root()).map_err(|e| self.err(one_line(&e.to_string())))?.into_iter().filter(|e| e.is_dir).map(|e| e.name).collect()
+            }
+        };
+        v.sort();
+        Ok(v)
+    }
+
+    /// The regular files of the directory `rel` (name, size, path in the tree), sorted;
+    /// None when there is no such directory.
+    fn files(&self, rel: &str) -> Result<Option<Vec<(String, u64, String)>>, WindowsPlanError> {
+        let mut v: Vec<(String, u64, String)> = match self {
+            VirtioWin::Dir(d) => {
+                let Ok(rd) = std::fs::read_dir(d.join(rel)) else {
+                    return Ok(None);
+                };
+                let mut v = Vec::new();
+                for e in rd.filter_map(|e| e.ok()) {
+                    if !e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                        continue;
+                    }
+                    let size = e.metadata().map_err(|err| self.err(format!("{}: {err}", e.path().display())))?.len();
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    v.push((name.clone(), size, format!("{rel}/{name}")));
+                }
+                v
+            }
+            VirtioWin::Iso(i) => {
+                let map = |e: ferry_formats::iso9660::IsoError| self.err(one_line(&e.to_string()));
+                let Some(dir) = i.lookup(rel).map_err(map)?.filter(|d| d.is_dir) else {
+                    return Ok(None);
+                };
+                i.read_dir(&dir)
+                    .map_err(map)?
+                    .into_iter()
+                    .filter(|e| !e.is_dir)
+                    .map(|e| (e.name.clone(), u64::from(e.size), format!("{rel}/{}", e.name)))
+                    .collect()
+            }
+        };
+        v.sort();
+        Ok(Some(v))
+    }
+
+    /// The bytes of the file `rel`, refused above the driver file limit.
+    fn read(&self, rel: &str) -> Result<Vec<u8>, WindowsPlanError> {
+        match self {
+            VirtioWin::Dir(d) => {
+                let data = std::fs::read(d.join(rel)).map_err(|e| self.err(format!("{rel}: read: {e}")))?;
+                if data.len() as u64 > MAX_DRIVER_FILE {
+                    return Err(self.err(format!("{rel}: grew past the driver file limit")));
+                }
+                Ok(data)
+            }
+            VirtioWin::Iso(i) => {
+                let map = |e: ferry_formats::iso9660::IsoError| self.err(one_line(&e.to_string()));
+                let e = i.lookup(rel).map_err(map)?.ok_or_else(|| self.err(format!("{rel}: gone from the image")))?;
+                i.read(&e, MAX_DRIVER_FILE).map_err(map)
+            }
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// Plans the conversion of the Windows root `os` with drivers from `vw` (laid out as the
+/// virtio-win ISO: `viostor/2k22/amd64/...`).
+pub fn plan(os: &OsInfo, vw: &VirtioWin) -> Result<WindowsPlan, WindowsPlanError> {
     check_safe(os)?;
     let unsupported = |what: String| WindowsPlanError::Unsupported { root: os.root.clone(), what };
     let arch = arch_dir(&os.arch).ok_or_else(|| unsupported(format!("architecture {:?}", os.arch.escape_default().to_string())))?;
@@ -155,54 +274,52 @@ pub fn plan(os: &OsInfo, virtio_win: &Path) -> Result<WindowsPlan, WindowsPlanEr
             os.product_name.escape_default().to_string()
         ))
     })?;
-    let vw_err = |why: String| WindowsPlanError::VirtioWin { path: virtio_win.display().to_string(), why };
-    let mut top: Vec<(String, PathBuf)> = std::fs::read_dir(virtio_win)
-        .map_err(|e| vw_err(format!("cannot read the virtio-win directory: {e}")))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
-        .collect();
-    top.sort();
+    let top = vw.top_dirs()?;
     // The first OS directory any driver has, in fallback order.
-    let os_dir = dirs
-        .iter()
-        .find(|d| top.iter().any(|(_, p)| p.join(d).join(arch).is_dir()))
-        .ok_or_else(|| vw_err(format!("no drivers for {} {arch} (looked for */{}/{arch})", os.osinfo, dirs.join("|"))))?;
+    let mut found = None;
+    'os: for d in dirs.iter() {
+        for t in &top {
+            if let Some(f) = vw.files(&format!("{t}/{d}/{arch}"))? {
+                if !f.is_empty() {
+                    found = Some(*d);
+                    break 'os;
+                }
+            }
+        }
+    }
+    let os_dir = found.ok_or_else(|| vw.err(format!("no drivers for {} {arch} (looked for */{}/{arch})", os.osinfo, dirs.join("|"))))?;
     let systemroot = format!("/{}", os.windows_systemroot.as_deref().unwrap_or("\\Windows").trim_start_matches('\\').replace('\\', "/"));
     let vdir = format!("{systemroot}/{}", VIRTIO_DIR.replace('\\', "/"));
     let mut files: Vec<DriverFile> = Vec::new();
     let mut warnings = Vec::new();
     let mut block_sys = None;
-    for (_, d) in &top {
-        let src = d.join(os_dir).join(arch);
-        let Ok(rd) = std::fs::read_dir(&src) else { continue };
-        let mut names: Vec<_> = rd.filter_map(|e| e.ok()).filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false)).collect();
-        names.sort_by_key(|e| e.file_name());
-        for e in names {
-            let name = e.file_name().to_string_lossy().into_owned();
+    for t in &top {
+        let Some(list) = vw.files(&format!("{t}/{os_dir}/{arch}"))? else {
+            continue;
+        };
+        for (name, size, rel) in list {
             if name.is_empty() || name.chars().any(|c| c.is_control() || "\\/:*?\"<>|".contains(c)) {
-                warnings.push(format!("{}: not a Windows file name: skipped", e.path().display()));
+                warnings.push(format!("{}: not a Windows file name: skipped", vw.describe(&rel).escape_debug()));
                 continue;
             }
-            let size = e.metadata().map_err(|err| vw_err(format!("{}: {err}", e.path().display())))?.len();
             if size > MAX_DRIVER_FILE {
-                return Err(vw_err(format!("{}: {size} bytes, larger than a driver file can be ({MAX_DRIVER_FILE})", e.path().display())));
+                return Err(vw.err(format!("{rel}: {size} bytes, larger than a driver file can be ({MAX_DRIVER_FILE})")));
             }
             let target = format!("{vdir}/{name}");
             if files.iter().any(|f| f.target.eq_ignore_ascii_case(&target)) {
-                warnings.push(format!("{}: a file of that name is already copied: skipped", e.path().display()));
+                warnings.push(format!("{}: a file of that name is already copied: skipped", vw.describe(&rel)));
                 continue;
             }
             if name.eq_ignore_ascii_case(&format!("{BLOCK_DRIVER}.sys")) {
-                block_sys = Some((e.path(), size));
+                block_sys = Some((rel.clone(), size));
             }
-            files.push(DriverFile { source: e.path(), target, size });
+            files.push(DriverFile { source: rel, target, size });
             if files.len() > MAX_DRIVER_FILES {
-                return Err(vw_err(format!("more than {MAX_DRIVER_FILES} driver files for {os_dir}/{arch}")));
+                return Err(vw.err(format!("more than {MAX_DRIVER_FILES} driver files for {os_dir}/{arch}")));
             }
         }
     }
-    let (sys, size) = block_sys.ok_or_else(|| vw_err(format!("no {BLOCK_DRIVER}/{os_dir}/{arch}/{BLOCK_DRIVER}.sys: the guest would not boot on virtio")))?;
+    let (sys, size) = block_sys.ok_or_else(|| vw.err(format!("no {BLOCK_DRIVER}/{os_dir}/{arch}/{BLOCK_DRIVER}.sys: the guest would not boot on virtio")))?;
     files.push(DriverFile { source: sys, target: format!("{systemroot}/System32/drivers/{BLOCK_DRIVER}.sys"), size });
     let device_database = match (os.windows_device_database.as_deref(), os.major_version, os.minor_version) {
         (Some("DriverDatabase"), _, _) => DeviceDatabase::DriverDatabase,
@@ -210,14 +327,10 @@ pub fn plan(os: &OsInfo, virtio_win: &Path) -> Result<WindowsPlan, WindowsPlanEr
         (None, maj, min) if (maj, min) >= (6, 2) => DeviceDatabase::DriverDatabase,
         _ => DeviceDatabase::CriticalDeviceDatabase,
     };
-    let disable = os
-        .windows_services
-        .iter()
-        .filter(|s| s.role == "hypervisor" && s.start != Some(4))
-        .map(|s| s.name.clone())
-        .collect();
+    let disable = os.windows_services.iter().filter(|s| s.role == "hypervisor" && s.start != Some(4)).map(|s| s.name.clone()).collect();
     Ok(WindowsPlan {
         os_dir: os_dir.to_string(),
+        virtio_win: vw.name(),
         arch_dir: arch.into(),
         systemroot,
         control_set: os.windows_current_control_set.clone().unwrap_or_else(|| "ControlSet001".into()),
@@ -234,20 +347,17 @@ impl fmt::Display for WindowsPlan {
         let win = |p: &str| format!("C:{}", p.replace('/', "\\"));
         writeln!(f, "  virtio-win drivers: {}/{} ({} files)", self.os_dir, self.arch_dir, self.files.len() - 1)?;
         for d in &self.files {
-            writeln!(f, "    copy {} -> {}", d.source.display(), win(&d.target))?;
+            writeln!(f, "    copy {}/{} -> {}", self.virtio_win, d.source, win(&d.target))?;
         }
         let cs = &self.control_set;
         let drv = &self.block_driver;
         writeln!(f, "  HKLM\\SYSTEM\\{cs}\\Services\\{drv}: Type=1 Start=0 ErrorControl=1 Group=\"SCSI miniport\" ImagePath=system32\\drivers\\{drv}.sys")?;
         for id in BLOCK_IDS {
             match self.device_database {
-                DeviceDatabase::DriverDatabase => {
-                    writeln!(f, "  HKLM\\SYSTEM\\DriverDatabase\\DeviceIds\\PCI\\VEN_1AF4&DEV_{id}: {drv}.inf=01 ff 00 00")?
+                DeviceDatabase::DriverDatabase => writeln!(f, "  HKLM\\SYSTEM\\DriverDatabase\\DeviceIds\\PCI\\VEN_1AF4&DEV_{id}: {drv}.inf=01 ff 00 00")?,
+                DeviceDatabase::CriticalDeviceDatabase => {
+                    writeln!(f, "  HKLM\\SYSTEM\\{cs}\\Control\\CriticalDeviceDatabase\\pci#ven_1af4&dev_{id}: Service={drv} ClassGUID={SCSI_CLASS}")?
                 }
-                DeviceDatabase::CriticalDeviceDatabase => writeln!(
-                    f,
-                    "  HKLM\\SYSTEM\\{cs}\\Control\\CriticalDeviceDatabase\\pci#ven_1af4&dev_{id}: Service={drv} ClassGUID={SCSI_CLASS}"
-                )?,
             }
         }
         writeln!(f, "  HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion DevicePath += %SystemRoot%\\{VIRTIO_DIR}")?;
@@ -316,7 +426,7 @@ fn device_path(old: Option<Value>) -> Value {
 }
 
 /// Carries out `p` on the NTFS system volume `fs` (named `volume` in errors).
-pub fn apply(p: &WindowsPlan, fs: &mut Ntfs<'_>, volume: &str) -> Result<usize, WindowsPlanError> {
+pub fn apply(p: &WindowsPlan, vw: &VirtioWin, fs: &mut Ntfs<'_>, volume: &str) -> Result<usize, WindowsPlanError> {
     let root = &p.systemroot;
     for hive in [SYSTEM, SOFTWARE] {
         let path = format!("{root}/{hive}");
@@ -332,11 +442,7 @@ pub fn apply(p: &WindowsPlan, fs: &mut Ntfs<'_>, volume: &str) -> Result<usize, 
         }
     }
     for f in &p.files {
-        let data = std::fs::read(&f.source)
-            .map_err(|e| WindowsPlanError::VirtioWin { path: f.source.display().to_string(), why: format!("read: {e}") })?;
-        if data.len() as u64 > MAX_DRIVER_FILE {
-            return Err(WindowsPlanError::VirtioWin { path: f.source.display().to_string(), why: "grew past the driver file limit".into() });
-        }
+        let data = vw.read(&f.source)?;
         fs.write_file(&f.target, &data)?;
     }
     edit_hive_file(fs, volume, &format!("{root}/{SYSTEM}"), |h| edit_system(p, h))?;
