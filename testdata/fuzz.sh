@@ -92,6 +92,20 @@ seed_cpio() {
   rm -rf "$tmp"
 }
 
+# ISO 9660 seeds: a Joliet image and a plain one, laid out as a small virtio-win tree.
+seed_iso() {
+  local dir=$1 tmp mk
+  mk=$(command -v genisoimage || command -v mkisofs || true)
+  [[ -n $mk ]] || return 0
+  tmp=$(mktemp -d)
+  mkdir -p "$tmp/t/viostor/2k22/amd64"
+  echo driver >"$tmp/t/viostor/2k22/amd64/viostor.sys"
+  echo inf >"$tmp/t/viostor/2k22/amd64/viostor.inf"
+  "$mk" -quiet -J -V VIRTIO -o "$dir/joliet.iso" "$tmp/t"
+  "$mk" -quiet -V VIRTIO -o "$dir/plain.iso" "$tmp/t"
+  rm -rf "$tmp"
+}
+
 # Committed files that are real inputs of a target.
 seed_files() {
   case $1 in
@@ -157,6 +171,7 @@ for t in "${targets[@]}"; do
       fw_cfg_dma) seed_bytes "$corpus" 2 512 ;;
       pflash_commands) seed_bytes "$corpus" 2 1024 ;;
       vhd | vhdx | vdi) seed_foreign "$corpus" "$t" ;;
+      iso9660) seed_iso "$corpus" ;;
       xfs_metadata | ntfs_write) seed_bytes "$corpus" 4 10 ;;
     esac
   fi

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 packages=(
   ovmf libxml2-utils acpica-tools
   qemu-utils qemu-system-x86 seabios
-  e2fsprogs dosfstools mtools fdisk gdisk lvm2 xfsprogs attr btrfs-progs ntfs-3g libhivex-bin libwin-hivex-perl cryptsetup-bin
+  e2fsprogs dosfstools mtools fdisk gdisk lvm2 xfsprogs attr btrfs-progs ntfs-3g libhivex-bin libwin-hivex-perl cryptsetup-bin genisoimage
   libvirt-clients cpio zstd xz-utils busybox-static debootstrap grub-common netplan.io gcc mdadm kmod lz4 python3-pip
   linux-source-6.1 flex bison bc libelf-dev grub-pc-bin patch
 )

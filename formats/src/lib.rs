@@ -4,6 +4,7 @@
 //!
 //! Nothing here depends on the other Ferry crates; everything else depends on this one.
 
+pub mod iso9660;
 pub mod convert;
 pub mod disk;
 pub mod layout;

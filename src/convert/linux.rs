@@ -3,7 +3,8 @@
 //! chosen by `--root` is opened read-write through the converters' one dispatch by type
 //! ([`ferry_converters::fs::open`]; plus a separate `/boot` or `/usr`, on partitions, whole
 //! disks or LVM LVs: [`super::volumes`]) and the FAT ESP at `/boot/efi`, the conversion
-//! planned, printed, applied, and the initramfs rebuilt with virtio. The overlays
+//! planned, printed, applied, and the initramfs rebuilt with virtio. A Windows guest goes
+//! to [`super::windows`]. The overlays
 //! (source + edits) are what the copy step then writes to the output in one pass.
 //!
 //! Disks only readable front to back (inside a compressed OVA) are first copied to a
@@ -46,6 +47,9 @@ pub struct GuestReport {
     /// Guest mountpoints opened for editing.
     pub mounted: Vec<String>,
     pub plan: Option<Plan>,
+    /// The Windows plan (drivers copied, registry edits), for a Windows guest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows_plan: Option<ferry_converters::windows::WindowsPlan>,
     /// Changes written, and changes found already in place.
     pub applied: usize,
     pub already_done: usize,
@@ -178,6 +182,8 @@ pub struct Options {
     pub print: bool,
     /// Which root to convert when there are several.
     pub root: RootChoice,
+    /// `--virtio-win`: the virtio-win tree for Windows guests (else `VIRTIO_WIN`).
+    pub virtio_win: Option<std::path::PathBuf>,
 }
 
 /// Inspects the guest on `overlays` and converts it in place (on the overlays).
@@ -201,6 +207,10 @@ pub fn convert_guest(
     let linux: Vec<&OsInfo> = rep.operating_systems.iter().filter(|o| o.os_type == "linux").collect();
     if linux.is_empty() {
         match rep.operating_systems.first() {
+            Some(o) if o.os_type == "windows" => {
+                let vols = Volumes::new(&rep, overlays, &names)?;
+                super::windows::convert(o, &rep, &vols, &names, vm, opts, &mut report)?;
+            }
             Some(o) => {
                 report.os_type = o.os_type.clone();
                 report.warnings.push(format!(

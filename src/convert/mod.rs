@@ -15,6 +15,7 @@ mod network;
 mod no_os;
 pub(crate) mod root;
 mod volumes;
+mod windows;
 
 pub use copy::CopyJob;
 
@@ -160,6 +161,13 @@ pub struct ConvertArgs {
     /// else as `single`). As virt-v2v's --root.
     #[arg(long, default_value = "single", value_name = "ask|single|first|DEVICE")]
     pub root: root::RootChoice,
+    /// Windows guests: the virtio-win drivers, the virtio-win ISO image (read by Ferry) or a
+    /// directory laid out as it (`viostor/2k22/amd64/viostor.sys`, ...); else the
+    /// `VIRTIO_WIN` environment variable.
+    /// The drivers for the guest's version and architecture are copied to
+    /// `%SystemRoot%\Drivers\VirtIO` and `viostor` is made boot-start.
+    #[arg(long = "virtio-win", value_name = "PATH")]
+    pub virtio_win: Option<PathBuf>,
     /// Replace this guest's outputs already in the output directory (refused otherwise).
     #[arg(long)]
     pub overwrite: bool,
@@ -397,7 +405,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         }
         // --copy-only: the disks as they are (the base copy of a warm migration).
         if !args.copy_only {
-            let opts = linux::Options { dry_run: args.dry_run, print: !args.json, root: args.root.clone() };
+            let opts = linux::Options { dry_run: args.dry_run, print: !args.json, root: args.root.clone(), virtio_win: args.virtio_win.clone() };
             let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
             print_warnings(&guest.warnings);
             if let Some(need) = guest.plan.as_ref().map(|p| &p.virtio) {

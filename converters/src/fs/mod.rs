@@ -1,5 +1,4 @@
-//! Host-side filesystem editing: ext2/3/4, XFS and FAT (and NTFS, opened directly as
-//! [`ntfs::Ntfs`] by the Windows conversion), written through a [`Volume`] window
+//! Host-side filesystem editing: ext2/3/4, XFS, FAT and NTFS, written through a [`Volume`] window
 //! of a [`WritableDevice`](ferry_formats::disk::WritableDevice) (in conversion, the
 //! copy-on-write overlay over the source disk). [`open`] is the one dispatch by type: it
 //! returns the right writer for a filesystem type as inspection names it.
@@ -36,11 +35,13 @@ pub enum Filesystem<'a> {
     Xfs(xfs::Xfs<'a>),
     /// FAT12/16/32 (the EFI system partition).
     Fat(fat::Fat<'a>),
+    /// NTFS 3.x (a Windows system volume).
+    Ntfs(ntfs::Ntfs<'a>),
 }
 
 /// The filesystem types [`open`] handles, by inspection's names.
 pub fn supported(fstype: &str) -> bool {
-    matches!(fstype, "ext2" | "ext3" | "ext4" | "xfs" | "vfat")
+    matches!(fstype, "ext2" | "ext3" | "ext4" | "xfs" | "vfat" | "ntfs")
 }
 
 /// The types a Linux root, `/boot` or `/usr` can be converted on: the writer creates,
@@ -73,7 +74,8 @@ pub fn open<'a>(vol: Volume<'a>, fstype: &str, name: &str) -> Result<Filesystem<
         "ext2" | "ext3" | "ext4" => Ok(Filesystem::Ext(ext4::Ext4::open(vol, name)?)),
         "xfs" => Ok(Filesystem::Xfs(xfs::Xfs::open(vol, name)?)),
         "vfat" => Ok(Filesystem::Fat(fat::Fat::open(vol, name)?)),
+        "ntfs" => Ok(Filesystem::Ntfs(ntfs::Ntfs::open(vol, name)?)),
         "" => Err(FsError::Unsupported { fs: name.into(), what: "filesystem of an unknown type".into() }),
-        other => Err(FsError::Unsupported { fs: name.into(), what: format!("filesystem type {other} (Ferry edits ext2/3/4, XFS and FAT)") }),
+        other => Err(FsError::Unsupported { fs: name.into(), what: format!("filesystem type {other} (Ferry edits ext2/3/4, XFS, FAT and NTFS)") }),
     }
 }

@@ -119,6 +119,7 @@ impl<'a> Ext4GuestFs<'a> {
                 Mount::Ext(fs) => fs,
                 Mount::Xfs(x) => return gxfs::link_of(x, &inner, p),
                 Mount::Fat(_) => return Ok(None),
+                Mount::Ntfs(_) => return Ok(None),
             };
             match fs.symlink_metadata(&inner) {
                 Ok(md) if md.kind == ExtKind::Symlink => {
@@ -210,6 +211,7 @@ impl GuestFs for Ext4GuestFs<'_> {
         let fs = match self.fs(i) {
             Mount::Ext(fs) => fs,
             Mount::Fat(f) => return vfat::lstat(f, &inner, &canon),
+            Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => return gxfs::lstat(x, &inner, &canon),
         };
         match fs.symlink_metadata(&inner) {
@@ -232,6 +234,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .read_file(&inner, MAX_READ)
                 .map_err(|e| fs_err(&canon, "read", e)),
             Mount::Fat(f) => vfat::read_file(f, &inner, &canon, MAX_READ),
+            Mount::Ntfs(_) => Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => gxfs::read_file(x, &inner, &canon, MAX_READ),
         }
     }
@@ -243,6 +246,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .write_file(&inner, data, perm(mode), 0, 0)
                 .map_err(|e| fs_err(&canon, "write", e)),
             Mount::Fat(f) => vfat::write_file(f, &inner, &canon, data),
+            Mount::Ntfs(_) => Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => gxfs::write_file(x, &inner, &canon, data, mode),
         }
     }
@@ -252,6 +256,7 @@ impl GuestFs for Ext4GuestFs<'_> {
         let fs = match self.fs(i) {
             Mount::Ext(fs) => fs,
             Mount::Fat(f) => return vfat::read_dir(f, &inner, &canon),
+            Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => return gxfs::read_dir(x, &inner, &canon),
         };
         let mut names: Vec<String> = fs
@@ -270,6 +275,7 @@ impl GuestFs for Ext4GuestFs<'_> {
             Mount::Ext(fs) => fs,
             Mount::Xfs(x) => return gxfs::read_link(x, &inner, &canon),
             Mount::Fat(_) => return Err(vfat::unsupported(&canon, "symbolic links")),
+            Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
         };
         let t = fs
             .read_link(&inner)
@@ -283,6 +289,7 @@ impl GuestFs for Ext4GuestFs<'_> {
             Mount::Ext(fs) => fs,
             Mount::Xfs(x) => return gxfs::symlink(x, target, &inner, &canon),
             Mount::Fat(_) => return Err(vfat::unsupported(&canon, "symbolic links")),
+            Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
         };
         fs.symlink(&inner, target, 0, 0)
             .map_err(|e| fs_err(&canon, "symlink", e))
@@ -296,6 +303,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .unlink(&inner)
                 .map_err(|e| fs_err(&canon, "unlink", e)),
             Mount::Fat(f) => vfat::unlink(f, &inner, &canon),
+            Mount::Ntfs(_) => Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => gxfs::unlink(x, &inner, &canon),
         }
     }
@@ -316,6 +324,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .rename(&inner_from, &inner_to)
                 .map_err(|e| fs_err(&canon_from, "rename", e)),
             Mount::Fat(f) => vfat::rename(f, &inner_from, &inner_to, &canon_from),
+            Mount::Ntfs(_) => Err(vfat::unsupported(&canon_from, "NTFS in a Linux guest")),
             Mount::Xfs(x) => gxfs::rename(x, &inner_from, &inner_to, &canon_from),
         }
     }
@@ -327,6 +336,7 @@ impl GuestFs for Ext4GuestFs<'_> {
                 .mkdir(&inner, perm(mode), 0, 0)
                 .map_err(|e| fs_err(&canon, "mkdir", e)),
             Mount::Fat(f) => vfat::mkdir(f, &inner, &canon),
+            Mount::Ntfs(_) => Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => gxfs::mkdir(x, &inner, &canon, mode),
         }
     }
@@ -337,6 +347,7 @@ impl GuestFs for Ext4GuestFs<'_> {
             Mount::Ext(fs) => fs,
             Mount::Xfs(x) => return gxfs::set_mode(x, &inner, &canon, mode),
             Mount::Fat(_) => return Err(vfat::unsupported(&canon, "permission bits")),
+            Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
         };
         fs.set_mode(&inner, perm(mode))
             .map_err(|e| fs_err(&canon, "chmod", e))
@@ -348,6 +359,7 @@ impl GuestFs for Ext4GuestFs<'_> {
             Mount::Ext(fs) => fs,
             Mount::Xfs(x) => return gxfs::set_owner(x, &inner, &canon, uid, gid),
             Mount::Fat(_) => return Err(vfat::unsupported(&canon, "owners")),
+            Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
         };
         fs.set_owner(&inner, uid, gid)
             .map_err(|e| fs_err(&canon, "chown", e))

@@ -1,10 +1,13 @@
 //! Host-side Windows conversion pieces: registry hives edited in place (`hive`), joined
 //! with the NTFS writer ([`crate::fs::ntfs`]) by [`edit_hive_file`]; a boot-start driver
-//! installed with both ([`install_boot_driver`]).
+//! installed with both ([`install_boot_driver`]); the conversion plan ([`plan`]): virtio-win
+//! drivers chosen by version and architecture, copied, bound and made boot-start.
 
 mod boot_driver;
 pub mod hive;
 mod hive_file;
+pub mod plan;
 
 pub use boot_driver::install_boot_driver;
 pub use hive_file::{edit_hive_file, HiveFileError};
+pub use plan::{WindowsPlan, WindowsPlanError};

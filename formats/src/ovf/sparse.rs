@@ -167,7 +167,7 @@ pub fn pax(
     if let Some(map) = get("GNU.sparse.map") {
         // 0.1: "off,len,off,len".
         let v: Vec<&str> = map.split(',').filter(|s| !s.is_empty()).collect();
-        if v.len() % 2 != 0 || v.len() / 2 > MAX_SEGMENTS {
+        if !v.len().is_multiple_of(2) || v.len() / 2 > MAX_SEGMENTS {
             return Err(ConfigError::invalid(path, format!("tar member {name} GNU.sparse.map"), v.len(), "not an even count of numbers within bounds"));
         }
         for p in v.chunks_exact(2) {

@@ -42,10 +42,13 @@ pub fn gsi_behind(profile: Machine, bridge_slot: u8, slot: u8, pin: u8) -> Optio
     gsi(profile, bridge_slot, (pin - 1 + (slot & 3)) % 4 + 1)
 }
 
+/// A PCI function asserting a line: (bus, slot, function).
+type Asserter = (u8, u8, u8);
+
 /// Level state of the INTx GSIs, shared by every function.
 pub struct IntxLines {
     vm: Arc<VmFd>,
-    asserted: Mutex<HashMap<u32, BTreeSet<(u8, u8, u8)>>>,
+    asserted: Mutex<HashMap<u32, BTreeSet<Asserter>>>,
 }
 
 impl IntxLines {

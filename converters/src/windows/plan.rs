@@ -1,0 +1,477 @@
+//! The Windows conversion plan, as virt-v2v's pre-conversion: the virtio-win drivers for the
+//! guest's version and architecture copied to `%SystemRoot%\Drivers\VirtIO`, the block
+//! driver (`viostor`) to `System32\drivers` and made boot-start, bound to the virtio block
+//! PCI IDs (modern 1AF4:1042, transitional 1AF4:1001) through `CriticalDeviceDatabase`
+//! (Windows 7 / 2008 R2 and older) or `DriverDatabase` (Windows 8 and later), `DevicePath`
+//! extended with the VirtIO directory, and VMware Tools / Xen PV services disabled.
+//!
+//! [`plan`] reads only the inspection facts and the virtio-win tree; [`apply`] writes the
+//! plan on the NTFS system volume through the NTFS and hive writers.
+
+use super::hive::{Hive, HiveError, Value};
+use super::hive_file::{edit_hive_file, HiveFileError};
+use crate::fs::ntfs::Ntfs;
+use ferry_formats::iso9660::Iso;
+use ferry_inspectors::os::OsInfo;
+use serde::Serialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The block driver made boot-start.
+pub const BLOCK_DRIVER: &str = "viostor";
+/// Storage controllers' device class.
+const SCSI_CLASS: &str = "{4D36E97B-E325-11CE-BFC1-08002BE10318}";
+/// Virtio block: transitional and modern PCI device IDs (vendor 1AF4).
+const BLOCK_IDS: [&str; 2] = ["1001", "1042"];
+/// Driver files larger than this are refused (real ones are under 2 MiB).
+const MAX_DRIVER_FILE: u64 = 64 << 20;
+/// At most this many files are copied from the virtio-win tree.
+const MAX_DRIVER_FILES: usize = 2000;
+/// The guest directory the drivers are copied to (`%SystemRoot%\Drivers\VirtIO`).
+const VIRTIO_DIR: &str = "Drivers\\VirtIO";
+const SYSTEM: &str = "System32/config/SYSTEM";
+const SOFTWARE: &str = "System32/config/SOFTWARE";
+
+/// Every way planning or applying a Windows conversion fails; one line each.
+#[derive(Debug, thiserror::Error)]
+pub enum WindowsPlanError {
+    #[error("{root}: {why}: refusing to convert (boot Windows, shut it down fully with `shutdown /s /t 0`, and try again)")]
+    Unsafe { root: String, why: String },
+
+    #[error("{root}: {what}: Ferry does not convert this Windows guest")]
+    Unsupported { root: String, what: String },
+
+    #[error("{path}: {why}")]
+    VirtioWin { path: String, why: String },
+
+    #[error(transparent)]
+    Edit(#[from] HiveFileError),
+}
+
+impl From<HiveError> for WindowsPlanError {
+    fn from(e: HiveError) -> Self {
+        WindowsPlanError::Edit(e.into())
+    }
+}
+
+impl From<crate::fs::FsError> for WindowsPlanError {
+    fn from(e: crate::fs::FsError) -> Self {
+        WindowsPlanError::Edit(e.into())
+    }
+}
+
+/// Where PnP binds boot devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum DeviceDatabase {
+    /// `SYSTEM\DriverDatabase\DeviceIds\PCI` (Windows 8 / 2012 and later).
+    DriverDatabase,
+    /// `ControlSetNNN\Control\CriticalDeviceDatabase` (Windows 7 / 2008 R2 and older).
+    CriticalDeviceDatabase,
+}
+
+/// One driver file copied into the guest.
+#[derive(Clone, Debug, Serialize)]
+pub struct DriverFile {
+    /// Path in the virtio-win tree (`viostor/2k22/amd64/viostor.sys`).
+    pub source: String,
+    /// Path on the system volume (`/Windows/Drivers/VirtIO/viostor.sys`).
+    pub target: String,
+    pub size: u64,
+}
+
+/// What converting a Windows guest changes.
+#[derive(Clone, Debug, Serialize)]
+pub struct WindowsPlan {
+    /// virtio-win's directory names for the guest: `2k22`, `w10`, ... and `amd64` / `x86`.
+    pub os_dir: String,
+    pub arch_dir: String,
+    /// The virtio-win directory or ISO image.
+    pub virtio_win: String,
+    /// `/Windows` (from `%SystemRoot%`).
+    pub systemroot: String,
+    /// `ControlSet001`, from `Select\Current`.
+    pub control_set: String,
+    pub block_driver: String,
+    pub device_database: DeviceDatabase,
+    /// Every file copied (the block driver's `.sys` once more to `System32\drivers`).
+    pub files: Vec<DriverFile>,
+    /// Services set to Start 4 (disabled): VMware Tools, Xen PV drivers.
+    pub disable: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// virtio-win's OS directory names for libosinfo ids, with fallbacks tried in order (an
+/// older ISO has no `w11` or `2k25` directory; their drivers are the `w10` / `2k22` ones).
+fn os_dirs(osinfo: &str) -> Option<&'static [&'static str]> {
+    Some(match osinfo {
+        "win2k25" => &["2k25", "2k22"],
+        "win2k22" => &["2k22", "2k19"],
+        "win2k19" => &["2k19", "2k16"],
+        "win2k16" => &["2k16"],
+        "win11" => &["w11", "w10"],
+        "win10" => &["w10"],
+        "win2k12r2" => &["2k12R2"],
+        "win8.1" => &["w8.1"],
+        "win2k12" => &["2k12"],
+        "win8" => &["w8"],
+        "win2k8r2" => &["2k8R2"],
+        "win7" => &["w7"],
+        "win2k8" => &["2k8"],
+        _ => return None,
+    })
+}
+
+fn arch_dir(arch: &str) -> Option<&'static str> {
+    match arch {
+        "x86_64" => Some("amd64"),
+        "i386" | "i686" | "x86" => Some("x86"),
+        "aarch64" => Some("ARM64"),
+        _ => None,
+    }
+}
+
+/// Refuses a volume that is dirty, hibernated or has Fast Startup on (as virt-v2v).
+pub fn check_safe(os: &OsInfo) -> Result<(), WindowsPlanError> {
+    let Some(s) = &os.windows_state else {
+        return Ok(());
+    };
+    let why = if s.hibernated {
+        "Windows is hibernated (hiberfil.sys holds an image)"
+    } else if s.fast_startup {
+        "Windows has Fast Startup on (HiberbootEnabled = 1), so its volume is left hibernated"
+    } else if s.dirty {
+        "the NTFS volume is marked dirty (not shut down cleanly, or chkdsk is pending)"
+    } else {
+        return Ok(());
+    };
+    Err(WindowsPlanError::Unsafe { root: os.root.clone(), why: why.into() })
+}
+
+/// The virtio-win drivers: a directory laid out as the ISO, or the ISO image itself.
+pub enum VirtioWin {
+    Dir(PathBuf),
+    Iso(Iso),
+}
+
+impl VirtioWin {
+    /// A directory, else an ISO 9660 image read by Ferry.
+    pub fn open(path: &Path) -> Result<VirtioWin, WindowsPlanError> {
+        if path.is_dir() {
+            return Ok(VirtioWin::Dir(path.to_path_buf()));
+        }
+        Iso::open(path).map(VirtioWin::Iso).map_err(|e| WindowsPlanError::VirtioWin {
+            path: path.display().to_string(),
+            why: format!("neither a directory nor a readable ISO 9660 image: {}", one_line(&e.to_string())),
+        })
+    }
+
+    fn err(&self, why: String) -> WindowsPlanError {
+        WindowsPlanError::VirtioWin { path: self.name(), why }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            VirtioWin::Dir(d) => d.display().to_string(),
+            VirtioWin::Iso(i) => i.name().to_string(),
+        }
+    }
+
+    /// How a file of the tree is shown: a host path, or `image.iso:/path`.
+    pub fn describe(&self, rel: &str) -> String {
+        match self {
+            VirtioWin::Dir(d) => d.join(rel).display().to_string(),
+            VirtioWin::Iso(i) => format!("{}:/{rel}", i.name()),
+        }
+    }
+
+    /// The names of the directories at the top.
+    fn top_dirs(&self) -> Result<Vec<String>, WindowsPlanError> {
+        let mut v: Vec<String> = match self {
+            VirtioWin::Dir(d) => std::fs::read_dir(d)
+                .map_err(|e| self.err(format!("cannot read the virtio-win directory: {e}")))?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            VirtioWin::Iso(i) => {
+                i.read_dir(&i.root()).map_err(|e| self.err(one_line(&e.to_string())))?.into_iter().filter(|e| e.is_dir).map(|e| e.name).collect()
+            }
+        };
+        v.sort();
+        Ok(v)
+    }
+
+    /// The regular files of the directory `rel` (name, size, path in the tree), sorted;
+    /// None when there is no such directory.
+    fn files(&self, rel: &str) -> Result<Option<Vec<(String, u64, String)>>, WindowsPlanError> {
+        let mut v: Vec<(String, u64, String)> = match self {
+            VirtioWin::Dir(d) => {
+                let Ok(rd) = std::fs::read_dir(d.join(rel)) else {
+                    return Ok(None);
+                };
+                let mut v = Vec::new();
+                for e in rd.filter_map(|e| e.ok()) {
+                    if !e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                        continue;
+                    }
+                    let size = e.metadata().map_err(|err| self.err(format!("{}: {err}", e.path().display())))?.len();
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    v.push((name.clone(), size, format!("{rel}/{name}")));
+                }
+                v
+            }
+            VirtioWin::Iso(i) => {
+                let map = |e: ferry_formats::iso9660::IsoError| self.err(one_line(&e.to_string()));
+                let Some(dir) = i.lookup(rel).map_err(map)?.filter(|d| d.is_dir) else {
+                    return Ok(None);
+                };
+                i.read_dir(&dir)
+                    .map_err(map)?
+                    .into_iter()
+                    .filter(|e| !e.is_dir)
+                    .map(|e| (e.name.clone(), u64::from(e.size), format!("{rel}/{}", e.name)))
+                    .collect()
+            }
+        };
+        v.sort();
+        Ok(Some(v))
+    }
+
+    /// The bytes of the file `rel`, refused above the driver file limit.
+    fn read(&self, rel: &str) -> Result<Vec<u8>, WindowsPlanError> {
+        match self {
+            VirtioWin::Dir(d) => {
+                let data = std::fs::read(d.join(rel)).map_err(|e| self.err(format!("{rel}: read: {e}")))?;
+                if data.len() as u64 > MAX_DRIVER_FILE {
+                    return Err(self.err(format!("{rel}: grew past the driver file limit")));
+                }
+                Ok(data)
+            }
+            VirtioWin::Iso(i) => {
+                let map = |e: ferry_formats::iso9660::IsoError| self.err(one_line(&e.to_string()));
+                let e = i.lookup(rel).map_err(map)?.ok_or_else(|| self.err(format!("{rel}: gone from the image")))?;
+                i.read(&e, MAX_DRIVER_FILE).map_err(map)
+            }
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// Plans the conversion of the Windows root `os` with drivers from `vw` (laid out as the
+/// virtio-win ISO: `viostor/2k22/amd64/...`).
+pub fn plan(os: &OsInfo, vw: &VirtioWin) -> Result<WindowsPlan, WindowsPlanError> {
+    check_safe(os)?;
+    let unsupported = |what: String| WindowsPlanError::Unsupported { root: os.root.clone(), what };
+    let arch = arch_dir(&os.arch).ok_or_else(|| unsupported(format!("architecture {:?}", os.arch.escape_default().to_string())))?;
+    let dirs = os_dirs(&os.osinfo).ok_or_else(|| {
+        unsupported(format!(
+            "Windows {}.{} ({:?}): virtio-win has no drivers for it",
+            os.major_version,
+            os.minor_version,
+            os.product_name.escape_default().to_string()
+        ))
+    })?;
+    let top = vw.top_dirs()?;
+    // The first OS directory any driver has, in fallback order.
+    let mut found = None;
+    'os: for d in dirs.iter() {
+        for t in &top {
+            if let Some(f) = vw.files(&format!("{t}/{d}/{arch}"))? {
+                if !f.is_empty() {
+                    found = Some(*d);
+                    break 'os;
+                }
+            }
+        }
+    }
+    let os_dir = found.ok_or_else(|| vw.err(format!("no drivers for {} {arch} (looked for */{}/{arch})", os.osinfo, dirs.join("|"))))?;
+    let systemroot = format!("/{}", os.windows_systemroot.as_deref().unwrap_or("\\Windows").trim_start_matches('\\').replace('\\', "/"));
+    let vdir = format!("{systemroot}/{}", VIRTIO_DIR.replace('\\', "/"));
+    let mut files: Vec<DriverFile> = Vec::new();
+    let mut warnings = Vec::new();
+    let mut block_sys = None;
+    for t in &top {
+        let Some(list) = vw.files(&format!("{t}/{os_dir}/{arch}"))? else {
+            continue;
+        };
+        for (name, size, rel) in list {
+            if name.is_empty() || name.chars().any(|c| c.is_control() || "\\/:*?\"<>|".contains(c)) {
+                warnings.push(format!("{}: not a Windows file name: skipped", vw.describe(&rel).escape_debug()));
+                continue;
+            }
+            if size > MAX_DRIVER_FILE {
+                return Err(vw.err(format!("{rel}: {size} bytes, larger than a driver file can be ({MAX_DRIVER_FILE})")));
+            }
+            let target = format!("{vdir}/{name}");
+            if files.iter().any(|f| f.target.eq_ignore_ascii_case(&target)) {
+                warnings.push(format!("{}: a file of that name is already copied: skipped", vw.describe(&rel)));
+                continue;
+            }
+            if name.eq_ignore_ascii_case(&format!("{BLOCK_DRIVER}.sys")) {
+                block_sys = Some((rel.clone(), size));
+            }
+            files.push(DriverFile { source: rel, target, size });
+            if files.len() > MAX_DRIVER_FILES {
+                return Err(vw.err(format!("more than {MAX_DRIVER_FILES} driver files for {os_dir}/{arch}")));
+            }
+        }
+    }
+    let (sys, size) = block_sys.ok_or_else(|| vw.err(format!("no {BLOCK_DRIVER}/{os_dir}/{arch}/{BLOCK_DRIVER}.sys: the guest would not boot on virtio")))?;
+    files.push(DriverFile { source: sys, target: format!("{systemroot}/System32/drivers/{BLOCK_DRIVER}.sys"), size });
+    let device_database = match (os.windows_device_database.as_deref(), os.major_version, os.minor_version) {
+        (Some("DriverDatabase"), _, _) => DeviceDatabase::DriverDatabase,
+        (Some(_), _, _) => DeviceDatabase::CriticalDeviceDatabase,
+        (None, maj, min) if (maj, min) >= (6, 2) => DeviceDatabase::DriverDatabase,
+        _ => DeviceDatabase::CriticalDeviceDatabase,
+    };
+    let disable = os.windows_services.iter().filter(|s| s.role == "hypervisor" && s.start != Some(4)).map(|s| s.name.clone()).collect();
+    Ok(WindowsPlan {
+        os_dir: os_dir.to_string(),
+        virtio_win: vw.name(),
+        arch_dir: arch.into(),
+        systemroot,
+        control_set: os.windows_current_control_set.clone().unwrap_or_else(|| "ControlSet001".into()),
+        block_driver: BLOCK_DRIVER.into(),
+        device_database,
+        files,
+        disable,
+        warnings,
+    })
+}
+
+impl fmt::Display for WindowsPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let win = |p: &str| format!("C:{}", p.replace('/', "\\"));
+        writeln!(f, "  virtio-win drivers: {}/{} ({} files)", self.os_dir, self.arch_dir, self.files.len() - 1)?;
+        for d in &self.files {
+            writeln!(f, "    copy {}/{} -> {}", self.virtio_win, d.source, win(&d.target))?;
+        }
+        let cs = &self.control_set;
+        let drv = &self.block_driver;
+        writeln!(f, "  HKLM\\SYSTEM\\{cs}\\Services\\{drv}: Type=1 Start=0 ErrorControl=1 Group=\"SCSI miniport\" ImagePath=system32\\drivers\\{drv}.sys")?;
+        for id in BLOCK_IDS {
+            match self.device_database {
+                DeviceDatabase::DriverDatabase => writeln!(f, "  HKLM\\SYSTEM\\DriverDatabase\\DeviceIds\\PCI\\VEN_1AF4&DEV_{id}: {drv}.inf=01 ff 00 00")?,
+                DeviceDatabase::CriticalDeviceDatabase => {
+                    writeln!(f, "  HKLM\\SYSTEM\\{cs}\\Control\\CriticalDeviceDatabase\\pci#ven_1af4&dev_{id}: Service={drv} ClassGUID={SCSI_CLASS}")?
+                }
+            }
+        }
+        writeln!(f, "  HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion DevicePath += %SystemRoot%\\{VIRTIO_DIR}")?;
+        for s in &self.disable {
+            writeln!(f, "  HKLM\\SYSTEM\\{cs}\\Services\\{s}: Start=4 (disabled)")?;
+        }
+        Ok(())
+    }
+}
+
+/// The CriticalDeviceDatabase keys for the virtio block IDs (with and without the
+/// subsystem and revision, as Windows 7 looks them up).
+fn critical_keys() -> Vec<String> {
+    vec![
+        "pci#ven_1af4&dev_1001&subsys_00021af4&rev_00".into(),
+        "pci#ven_1af4&dev_1001".into(),
+        "pci#ven_1af4&dev_1042&subsys_11001af4&rev_01".into(),
+        "pci#ven_1af4&dev_1042".into(),
+    ]
+}
+
+/// The SYSTEM hive edits.
+fn edit_system(p: &WindowsPlan, h: &mut Hive) -> Result<(), HiveError> {
+    let cs = &p.control_set;
+    let drv = &p.block_driver;
+    let k = h.create_key(&format!("{cs}\\Services\\{drv}"))?;
+    h.set_value(k, "Type", &Value::Dword(1))?;
+    h.set_value(k, "Start", &Value::Dword(0))?;
+    h.set_value(k, "ErrorControl", &Value::Dword(1))?;
+    h.set_value(k, "Group", &Value::Sz("SCSI miniport".into()))?;
+    h.set_value(k, "ImagePath", &Value::ExpandSz(format!("system32\\drivers\\{drv}.sys")))?;
+    match p.device_database {
+        DeviceDatabase::DriverDatabase => {
+            for id in BLOCK_IDS {
+                let k = h.create_key(&format!("DriverDatabase\\DeviceIds\\PCI\\VEN_1AF4&DEV_{id}"))?;
+                h.set_value(k, &format!("{drv}.inf"), &Value::Binary(vec![1, 0xff, 0, 0]))?;
+            }
+        }
+        DeviceDatabase::CriticalDeviceDatabase => {
+            for name in critical_keys() {
+                let k = h.create_key(&format!("{cs}\\Control\\CriticalDeviceDatabase\\{name}"))?;
+                h.set_value(k, "ClassGUID", &Value::Sz(SCSI_CLASS.into()))?;
+                h.set_value(k, "Service", &Value::Sz(drv.clone()))?;
+            }
+        }
+    }
+    for s in &p.disable {
+        if let Some(k) = h.lookup(&format!("{cs}\\Services\\{s}"))? {
+            h.set_value(k, "Start", &Value::Dword(4))?;
+        }
+    }
+    Ok(())
+}
+
+/// `DevicePath` with `%SystemRoot%\Drivers\VirtIO` appended (once).
+fn device_path(old: Option<Value>) -> Value {
+    let add = format!("%SystemRoot%\\{VIRTIO_DIR}");
+    let cur = match old {
+        Some(Value::Sz(s) | Value::ExpandSz(s)) => s.trim_end_matches('\0').to_string(),
+        _ => "%SystemRoot%\\inf".to_string(),
+    };
+    if cur.split(';').any(|p| p.eq_ignore_ascii_case(&add)) {
+        return Value::ExpandSz(cur);
+    }
+    Value::ExpandSz(if cur.is_empty() { add } else { format!("{cur};{add}") })
+}
+
+/// Carries out `p` on the NTFS system volume `fs` (named `volume` in errors).
+pub fn apply(p: &WindowsPlan, vw: &VirtioWin, fs: &mut Ntfs<'_>, volume: &str) -> Result<usize, WindowsPlanError> {
+    let root = &p.systemroot;
+    for hive in [SYSTEM, SOFTWARE] {
+        let path = format!("{root}/{hive}");
+        if !fs.exists(&path)? {
+            return Err(HiveFileError::Missing { volume: volume.into(), path }.into());
+        }
+    }
+    let mut dir = root.clone();
+    for part in VIRTIO_DIR.split('\\') {
+        dir = format!("{dir}/{part}");
+        if !fs.exists(&dir)? {
+            fs.mkdir(&dir)?;
+        }
+    }
+    for f in &p.files {
+        let data = vw.read(&f.source)?;
+        fs.write_file(&f.target, &data)?;
+    }
+    edit_hive_file(fs, volume, &format!("{root}/{SYSTEM}"), |h| edit_system(p, h))?;
+    edit_hive_file(fs, volume, &format!("{root}/{SOFTWARE}"), |h| {
+        let k = h.create_key("Microsoft\\Windows\\CurrentVersion")?;
+        let v = device_path(h.value(k, "DevicePath")?);
+        h.set_value(k, "DevicePath", &v)
+    })?;
+    Ok(p.files.len() + 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_path_appended_once() {
+        let v = device_path(Some(Value::ExpandSz("%SystemRoot%\\inf".into())));
+        assert_eq!(v, Value::ExpandSz("%SystemRoot%\\inf;%SystemRoot%\\Drivers\\VirtIO".into()));
+        assert_eq!(device_path(Some(v.clone())), v);
+        assert_eq!(device_path(None), v);
+    }
+
+    #[test]
+    fn os_directories() {
+        assert_eq!(os_dirs("win2k22"), Some(&["2k22", "2k19"][..]));
+        assert_eq!(os_dirs("win2k8r2"), Some(&["2k8R2"][..]));
+        assert_eq!(os_dirs("winvista"), None);
+        assert_eq!(arch_dir("x86_64"), Some("amd64"));
+        assert_eq!(arch_dir("unknown"), None);
+    }
+}

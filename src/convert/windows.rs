@@ -1,0 +1,75 @@
+//! The Windows branch of the conversion step: the system volume opened through the one
+//! dispatch by type ([`ferry_converters::fs::open`], NTFS), the plan made from inspection
+//! and the virtio-win tree (`--virtio-win`, else `VIRTIO_WIN`, as virt-v2v), printed, and
+//! applied on the overlay.
+
+use super::linux::{GuestReport, Options};
+use super::volumes::Volumes;
+use anyhow::{bail, Context};
+use ferry_converters::fs::{self, Filesystem, Volume};
+use ferry_converters::windows::plan;
+use ferry_formats::model::VmModel;
+use ferry_inspectors::os::OsInfo;
+use ferry_inspectors::Inspection;
+use std::path::PathBuf;
+
+/// The virtio-win tree: `--virtio-win`, else the `VIRTIO_WIN` environment variable.
+pub fn virtio_win(opt: Option<&PathBuf>) -> Option<PathBuf> {
+    opt.cloned().or_else(|| std::env::var_os("VIRTIO_WIN").filter(|v| !v.is_empty()).map(PathBuf::from))
+}
+
+/// Converts the Windows root `os` on the overlays behind `vols`.
+pub fn convert(
+    os: &OsInfo,
+    rep: &Inspection,
+    vols: &Volumes,
+    names: &[String],
+    vm: &VmModel,
+    opts: &Options,
+    report: &mut GuestReport,
+) -> anyhow::Result<()> {
+    report.os_type = "windows".into();
+    report.distro = os.product_name.clone();
+    report.version = format!("{}.{}", os.major_version, os.minor_version);
+    report.root = os.root.clone();
+    plan::check_safe(os)?;
+    let Some(vw) = virtio_win(opts.virtio_win.as_ref()) else {
+        bail!(
+            "{}: converting Windows needs the virtio-win drivers: give --virtio-win PATH (or VIRTIO_WIN=PATH), the virtio-win ISO or a directory laid out as it; --copy-only copies the disks unchanged",
+            os.root
+        );
+    };
+    let vw = plan::VirtioWin::open(&vw)?;
+    let p = plan::plan(os, &vw)?;
+    if opts.print {
+        println!(
+            "Converting {} (build {}, {}) on {} to KVM:",
+            os.product_name,
+            os.windows_build.as_deref().unwrap_or("?"),
+            os.arch,
+            os.root
+        );
+        print!("{p}");
+    }
+    report.warnings.extend(p.warnings.iter().cloned());
+    if opts.dry_run {
+        report.windows_plan = Some(p);
+        return Ok(());
+    }
+    let describe = |i: usize| vm.disks.get(i).map(|d| d.source.describe()).unwrap_or_default();
+    let e = vols
+        .open(rep, names, describe, &os.root)?
+        .with_context(|| format!("{} is not a partition, whole disk or logical volume of the guest", os.root))?;
+    let vol = Volume::new(e.dev, e.start, e.len, &e.name)?;
+    let fstype = rep.filesystems.iter().find(|f| f.device == os.root).map_or("", |f| f.fstype.as_str());
+    let Filesystem::Ntfs(mut ntfs) = fs::open(vol, fstype, &e.name)? else {
+        bail!("{}: the Windows system volume is {fstype}, not NTFS: Ferry converts Windows only on NTFS", os.root);
+    };
+    report.mounted = vec!["C:".into()];
+    report.applied = plan::apply(&p, &vw, &mut ntfs, &e.name)?;
+    if opts.print {
+        println!("applied {} changes", report.applied);
+    }
+    report.windows_plan = Some(p);
+    Ok(())
+}

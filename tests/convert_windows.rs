@@ -1,0 +1,396 @@
+//! `ferry convert` of Windows guests: whole-disk NTFS volumes made by mkntfs and filled
+//! through an ntfs-3g FUSE mount with SYSTEM/SOFTWARE hives built by hivexregedit from the
+//! .reg fixtures of converters/tests/windows_support (shaped like Server 2022 and 2008 R2),
+//! and a virtio-win tree laid out as the ISO with placeholder payloads.
+//!
+//! Oracles (not Ferry): `ntfsfix --no-action` on the output; `ntfscat` reads every new file
+//! back byte-identical; the output hives, exported by `hivexregedit --export`, equal the
+//! source hives with the expected edits merged by `hivexregedit --merge` (so exactly those
+//! keys and values, nothing else), and `hivexget` shows the key values; the source image is
+//! byte-identical. A hibernated, dirty or Fast Startup volume is refused in one line (ntfs-3g / ntfsls
+//! / hivexget agree it is).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const SYS: &str = "HKEY_LOCAL_MACHINE\\SYSTEM";
+const SOFT: &str = "HKEY_LOCAL_MACHINE\\SOFTWARE";
+
+fn have(tool: &str) -> bool {
+    let ok = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map(|o| o.status.success());
+    if !matches!(ok, Ok(true)) {
+        eprintln!("skipped: {tool} is not installed (tests/run.sh installs it)");
+        return false;
+    }
+    true
+}
+
+fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
+    let o = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(o.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    o.stdout
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// The empty hive of testdata/inspect/minimal-hive.pl with regf minor `minor`, `reg` merged.
+fn build_hive(dir: &Path, name: &str, minor: u32, reg: &str, prefix: &str) -> PathBuf {
+    let out = dir.join(name);
+    run("perl", &[p(&root().join("testdata/inspect/minimal-hive.pl")), p(&out)]);
+    let mut b = std::fs::read(&out).unwrap();
+    b[24..28].copy_from_slice(&minor.to_le_bytes());
+    let mut x = 0u32;
+    for i in 0..127 {
+        x ^= u32::from_le_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());
+    }
+    b[508..512].copy_from_slice(&x.to_le_bytes());
+    std::fs::write(&out, &b).unwrap();
+    let reg = root().join("converters/tests/windows_support").join(reg);
+    run("hivexregedit", &["--merge", "--prefix", prefix, p(&out), p(&reg)]);
+    out
+}
+
+/// A whole-disk NTFS volume with the hives and a hiberfil.sys if given; None when FUSE
+/// mounts are not allowed here.
+fn volume(dir: &Path, name: &str, system: &Path, software: &Path, hiberfil: Option<&[u8]>) -> Option<PathBuf> {
+    let img = dir.join(name);
+    std::fs::File::create(&img).unwrap().set_len(48 << 20).unwrap();
+    run("mkntfs", &["-q", "-F", "-f", "-L", "Windows", p(&img)]);
+    let mnt = dir.join(format!("{name}.mnt"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    let ok = Command::new("ntfs-3g").args([p(&img), p(&mnt)]).status();
+    if !matches!(ok, Ok(s) if s.success()) {
+        eprintln!("skipped: ntfs-3g cannot mount here (needs root and /dev/fuse)");
+        return None;
+    }
+    let config = mnt.join("Windows/System32/config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::create_dir_all(mnt.join("Windows/System32/drivers")).unwrap();
+    std::fs::write(mnt.join("Windows/System32/drivers/pvscsi.sys"), vec![7u8; 70_000]).unwrap();
+    std::fs::copy(system, config.join("SYSTEM")).unwrap();
+    std::fs::copy(software, config.join("SOFTWARE")).unwrap();
+    if let Some(h) = hiberfil {
+        let mut b = h.to_vec();
+        b.resize(64 << 10, 0);
+        std::fs::write(mnt.join("hiberfil.sys"), b).unwrap();
+    }
+    for _ in 0..20 {
+        if Command::new("umount").arg(&mnt).status().unwrap().success() {
+            return Some(img);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    panic!("umount {}", mnt.display());
+}
+
+/// Placeholder payload: distinct bytes per file, `len` long.
+fn payload(name: &str, len: usize) -> Vec<u8> {
+    let seed = name.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    (0..len).map(|i| (seed.wrapping_add(i as u32).wrapping_mul(2654435761) >> 13) as u8).collect()
+}
+
+/// A virtio-win tree as the ISO lays it out: DRIVER/OS/ARCH/files. Returns it and every
+/// file under it with its bytes.
+fn virtio_win(dir: &Path) -> PathBuf {
+    let vw = dir.join("virtio-win");
+    let files: &[(&str, &[&str], usize)] = &[
+        ("viostor", &["viostor.sys", "viostor.inf", "viostor.cat"], 0),
+        ("NetKVM", &["netkvm.sys", "netkvm.inf", "netkvm.cat", "netkvmco.exe"], 1),
+        ("Balloon", &["balloon.sys", "balloon.inf", "blnsvr.exe"], 2),
+    ];
+    for (drv, names, k) in files {
+        for os in ["2k22", "2k19", "2k8R2", "w10", "w7"] {
+            for arch in ["amd64", "x86"] {
+                let d = vw.join(drv).join(os).join(arch);
+                std::fs::create_dir_all(&d).unwrap();
+                for (i, n) in names.iter().enumerate() {
+                    // Resident (small) and non-resident (tens of KiB) payloads.
+                    let len = if i == 0 { 40_000 + 1000 * k } else { 300 + 10 * i };
+                    std::fs::write(d.join(n), payload(&format!("{drv}/{os}/{arch}/{n}"), len)).unwrap();
+                }
+            }
+        }
+    }
+    vw
+}
+
+fn ferry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferry")).args(args).env_remove("VIRTIO_WIN").output().unwrap()
+}
+
+fn sha(path: &Path) -> String {
+    String::from_utf8(run("sha256sum", &[p(path)])).unwrap()
+}
+
+fn ntfscat(img: &Path, path: &str) -> Vec<u8> {
+    run("ntfscat", &[p(img), path])
+}
+
+fn utf16_hex(s: &str) -> String {
+    let mut b: Vec<u8> = s.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect();
+    let v: Vec<String> = b.drain(..).map(|x| format!("{x:02x}")).collect();
+    v.join(",")
+}
+
+/// Exports of `hive` after hivexregedit merges `reg`, and of `got`: must be equal.
+fn assert_hive(dir: &Path, hive: &Path, got: &Path, reg: &str, prefix: &str) {
+    let want = dir.join(format!("{}.want", hive.file_name().unwrap().to_string_lossy()));
+    std::fs::copy(hive, &want).unwrap();
+    let r = dir.join("edits.reg");
+    std::fs::write(&r, format!("Windows Registry Editor Version 5.00\n\n{reg}")).unwrap();
+    run("hivexregedit", &["--merge", "--prefix", prefix, p(&want), p(&r)]);
+    let export = |h: &Path| String::from_utf8(run("hivexregedit", &["--export", p(h), "\\"])).unwrap();
+    let (g, w) = (export(got), export(&want));
+    if g != w {
+        let diff: Vec<String> = g.lines().zip(w.lines()).filter(|(a, b)| a != b).take(6).map(|(a, b)| format!("got  {a}\nwant {b}")).collect();
+        panic!("{}: export differs from hivexregedit's edit ({} vs {} lines)\n{}", got.display(), g.lines().count(), w.lines().count(), diff.join("\n"));
+    }
+}
+
+fn get(hive: &Path, key: &str, val: &str) -> String {
+    String::from_utf8(run("hivexget", &[p(hive), key, val])).unwrap().trim_end().to_string()
+}
+
+struct Shape {
+    name: &'static str,
+    minor: u32,
+    system: &'static str,
+    software: &'static str,
+    cs: &'static str,
+    os_dir: &'static str,
+    /// Converted from a VMX (else `-i disk`).
+    vmx: bool,
+    /// The drivers given as an ISO 9660 image of the tree (genisoimage -J), else the directory.
+    iso: bool,
+    /// The expected SYSTEM edits beyond Services\viostor.
+    system_edits: String,
+}
+
+fn convert_shape(s: &Shape) {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let system = build_hive(dir, "SYSTEM", s.minor, s.system, SYS);
+    let software = build_hive(dir, "SOFTWARE", s.minor, s.software, SOFT);
+    let Some(img) = volume(dir, "win.img", &system, &software, None) else { return };
+    let vw = virtio_win(dir);
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let before = sha(&img);
+
+    // --dry-run prints the plan and writes nothing.
+    let o = ferry(&["convert", "-i", "disk", p(&img), "-os", p(&out), "-on", "win", "--virtio-win", p(&vw), "--dry-run"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plan = String::from_utf8_lossy(&o.stdout);
+    assert!(plan.contains(&format!("virtio-win drivers: {}/amd64 (10 files)", s.os_dir)), "{plan}");
+    assert!(plan.contains("Services\\viostor: Type=1 Start=0"), "{plan}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    // The JSON report carries the same plan (VIRTIO_WIN instead of --virtio-win).
+    let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["convert", "-i", "disk", p(&img), "-os", p(&out), "-on", "win", "--dry-run", "--json"])
+        .env("VIRTIO_WIN", &vw)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let wp = &r["guest"]["windows_plan"];
+    assert_eq!((wp["os_dir"].as_str(), wp["arch_dir"].as_str(), wp["control_set"].as_str()), (Some(s.os_dir), Some("amd64"), Some(s.cs)));
+    assert_eq!(wp["files"].as_array().unwrap().len(), 11);
+    assert_eq!(r["guest"]["os_type"], "windows");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+
+    // Without drivers: refused in one line.
+    let o = ferry(&["convert", "-i", "disk", p(&img), "-os", p(&out), "-on", "win"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("needs the virtio-win drivers: give --virtio-win PATH"), "{err}");
+
+    // Server 2022 comes through a VMX naming a Windows guestOS, 2008 R2 as a bare disk.
+    let vmx = dir.join("win.vmx");
+    std::fs::write(
+        &vmx,
+        "config.version = \"8\"\nvirtualHW.version = \"19\"\ndisplayName = \"win\"\nguestOS = \"windows2019srvnext-64\"\n\
+         memSize = \"2048\"\nnumvcpus = \"2\"\nscsi0.present = \"TRUE\"\nscsi0.virtualDev = \"lsisas1068\"\n\
+         scsi0:0.present = \"TRUE\"\nscsi0:0.fileName = \"win.vmdk\"\n",
+    )
+    .unwrap();
+    let desc = "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\nRW 98304 FLAT \"win.img\" 0\n\nddb.adapterType = \"lsilogic\"\n";
+    std::fs::write(dir.join("win.vmdk"), desc).unwrap();
+    let input: [&str; 3] = if s.vmx { ["-i", "vmx", p(&vmx)] } else { ["-i", "disk", p(&img)] };
+    let t0 = std::time::Instant::now();
+    let mut args = vec!["convert"];
+    args.extend(input);
+    // The ISO shape reads the drivers from a Joliet image of the same tree, as virtio-win ships.
+    let iso = dir.join("virtio-win.iso");
+    if s.iso {
+        run("genisoimage", &["-quiet", "-J", "-V", "virtio-win", "-o", p(&iso), p(&vw)]);
+    }
+    let drivers = if s.iso { &iso } else { &vw };
+    args.extend(["-os", p(&out), "-on", "win", "--output-format", "raw", "--virtio-win", p(drivers)]);
+    let o = ferry(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    eprintln!("{}: ferry convert {:?}", s.name, t0.elapsed());
+    assert_eq!(sha(&img), before, "the source changed");
+    let disk = out.join("win-sda");
+    let fix = Command::new("ntfsfix").args(["--no-action", p(&disk)]).output().unwrap();
+    assert!(fix.status.success(), "ntfsfix: {}{}", String::from_utf8_lossy(&fix.stdout), String::from_utf8_lossy(&fix.stderr));
+
+    // Every driver file for the OS and arch, byte-identical; viostor.sys also in drivers.
+    let mut n = 0;
+    for drv in ["viostor", "NetKVM", "Balloon"] {
+        let src = vw.join(drv).join(s.os_dir).join("amd64");
+        for e in std::fs::read_dir(&src).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert_eq!(ntfscat(&disk, &format!("/Windows/Drivers/VirtIO/{name}")), std::fs::read(e.path()).unwrap(), "{name}");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 10);
+    let listed = String::from_utf8(run("ntfsls", &[p(&disk), "-p", "/Windows/Drivers/VirtIO"])).unwrap();
+    let names: Vec<&str> = listed.lines().filter(|l| *l != "." && *l != "..").collect();
+    assert_eq!(
+        names,
+        ["balloon.inf", "balloon.sys", "blnsvr.exe", "netkvm.cat", "netkvm.inf", "netkvm.sys", "netkvmco.exe", "viostor.cat", "viostor.inf", "viostor.sys"]
+    );
+    let sys = std::fs::read(vw.join("viostor").join(s.os_dir).join("amd64/viostor.sys")).unwrap();
+    assert_eq!(ntfscat(&disk, "/Windows/System32/drivers/viostor.sys"), sys);
+    assert_eq!(ntfscat(&disk, "/Windows/System32/drivers/pvscsi.sys"), vec![7u8; 70_000]);
+
+    // The hives: exactly the expected edits.
+    let got_sys = dir.join("SYSTEM.out");
+    let got_soft = dir.join("SOFTWARE.out");
+    std::fs::write(&got_sys, ntfscat(&disk, "/Windows/System32/config/SYSTEM")).unwrap();
+    std::fs::write(&got_soft, ntfscat(&disk, "/Windows/System32/config/SOFTWARE")).unwrap();
+    let cs = s.cs;
+    let reg = format!(
+        "[{SYS}\\{cs}\\Services\\viostor]\n\"Type\"=dword:00000001\n\"Start\"=dword:00000000\n\"ErrorControl\"=dword:00000001\n\"Group\"=\"SCSI miniport\"\n\"ImagePath\"=hex(2):{}\n\n{}",
+        utf16_hex("system32\\drivers\\viostor.sys"),
+        s.system_edits
+    );
+    assert_hive(dir, &system, &got_sys, &reg, SYS);
+    let reg = format!(
+        "[{SOFT}\\Microsoft\\Windows\\CurrentVersion]\n\"DevicePath\"=hex(2):{}\n",
+        utf16_hex("%SystemRoot%\\inf;%SystemRoot%\\Drivers\\VirtIO")
+    );
+    assert_hive(dir, &software, &got_soft, &reg, SOFT);
+    let k = format!("{cs}\\Services\\viostor");
+    assert_eq!(
+        ["Type", "Start", "ErrorControl", "Group", "ImagePath"].map(|v| get(&got_sys, &k, v)),
+        ["1", "0", "1", "SCSI miniport", "system32\\drivers\\viostor.sys"]
+    );
+    assert_eq!(get(&got_soft, "Microsoft\\Windows\\CurrentVersion", "DevicePath"), "%SystemRoot%\\inf;%SystemRoot%\\Drivers\\VirtIO");
+}
+
+#[test]
+fn server_2022_converted() {
+    if !["hivexregedit", "hivexget", "mkntfs", "ntfs-3g", "ntfsfix", "ntfscat", "ntfsls"].iter().all(|t| have(t)) {
+        return;
+    }
+    let mut edits = String::new();
+    for id in ["1001", "1042"] {
+        edits += &format!("[{SYS}\\DriverDatabase\\DeviceIds\\PCI\\VEN_1AF4&DEV_{id}]\n\"viostor.inf\"=hex:01,ff,00,00\n\n");
+    }
+    for svc in ["VMTools", "vmci"] {
+        edits += &format!("[{SYS}\\ControlSet001\\Services\\{svc}]\n\"Start\"=dword:00000004\n\n");
+    }
+    convert_shape(&Shape {
+        name: "Server 2022",
+        minor: 5,
+        system: "system-2022.reg",
+        software: "software-2022.reg",
+        cs: "ControlSet001",
+        os_dir: "2k22",
+        vmx: true,
+        iso: false,
+        system_edits: edits,
+    });
+}
+
+#[test]
+fn server_2008r2_converted() {
+    if !["hivexregedit", "hivexget", "mkntfs", "ntfs-3g", "ntfsfix", "ntfscat", "ntfsls"].iter().all(|t| have(t)) {
+        return;
+    }
+    let mut edits = String::new();
+    for k in [
+        "pci#ven_1af4&dev_1001&subsys_00021af4&rev_00",
+        "pci#ven_1af4&dev_1001",
+        "pci#ven_1af4&dev_1042&subsys_11001af4&rev_01",
+        "pci#ven_1af4&dev_1042",
+    ] {
+        edits += &format!(
+            "[{SYS}\\ControlSet002\\Control\\CriticalDeviceDatabase\\{k}]\n\"ClassGUID\"=\"{{4D36E97B-E325-11CE-BFC1-08002BE10318}}\"\n\"Service\"=\"viostor\"\n\n"
+        );
+    }
+    for svc in ["xenbus", "xennet", "xenvbd"] {
+        edits += &format!("[{SYS}\\ControlSet002\\Services\\{svc}]\n\"Start\"=dword:00000004\n\n");
+    }
+    convert_shape(&Shape {
+        name: "Server 2008 R2",
+        minor: 3,
+        system: "system-2008r2.reg",
+        software: "software-2008r2.reg",
+        cs: "ControlSet002",
+        os_dir: "2k8R2",
+        vmx: false,
+        iso: true,
+        system_edits: edits,
+    });
+}
+
+#[test]
+fn hibernated_dirty_fast_startup_refused() {
+    if !["hivexregedit", "hivexget", "mkntfs", "ntfs-3g", "ntfsfix", "ntfsls"].iter().all(|t| have(t)) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let system = build_hive(dir, "SYSTEM", 5, "system-2022.reg", SYS);
+    let software = build_hive(dir, "SOFTWARE", 5, "software-2022.reg", SOFT);
+    let Some(img) = volume(dir, "hiber.img", &system, &software, Some(b"hibr")) else { return };
+    let mnt = dir.join("probe.mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let o = Command::new("ntfs-3g").args([p(&img), p(&mnt)]).output().unwrap();
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Windows is hibernated"), "{o:?}");
+    let vw = virtio_win(dir);
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let before = sha(&img);
+    let o = ferry(&["convert", "-i", "disk", p(&img), "-os", p(&out), "-on", "win", "--virtio-win", p(&vw)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "ferry: /dev/sda: Windows is hibernated (hiberfil.sys holds an image): refusing to convert (boot Windows, shut it down fully with `shutdown /s /t 0`, and try again)"
+    );
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    assert_eq!(sha(&img), before);
+
+    // Marked dirty by ntfsfix (ntfsls agrees: "scheduled for check").
+    let clean = volume(dir, "dirty.img", &system, &software, None).unwrap();
+    let _ = Command::new("ntfsfix").arg(&clean).output().unwrap();
+    let o = Command::new("ntfsls").arg(&clean).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Volume is scheduled for check"), "{o:?}");
+    let o = ferry(&["convert", "-i", "disk", p(&clean), "-os", p(&out), "-on", "win", "--virtio-win", p(&vw)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.lines().count() == 1, "{err}");
+    assert!(err.contains("/dev/sda: the NTFS volume is marked dirty"), "{err}");
+
+    // Fast Startup on (HiberbootEnabled = 1, read back by hivexget).
+    let reg = dir.join("power.reg");
+    std::fs::write(&reg, format!("Windows Registry Editor Version 5.00\n\n[{SYS}\\ControlSet001\\Control\\Session Manager\\Power]\n\"HiberbootEnabled\"=dword:00000001\n")).unwrap();
+    run("hivexregedit", &["--merge", "--prefix", SYS, p(&system), p(&reg)]);
+    assert_eq!(get(&system, "ControlSet001\\Control\\Session Manager\\Power", "HiberbootEnabled"), "1");
+    let fast = volume(dir, "fast.img", &system, &software, None).unwrap();
+    let o = ferry(&["convert", "-i", "disk", p(&fast), "-os", p(&out), "-on", "win", "--virtio-win", p(&vw)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.lines().count() == 1, "{err}");
+    assert!(err.contains("/dev/sda: Windows has Fast Startup on (HiberbootEnabled = 1)"), "{err}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+}
