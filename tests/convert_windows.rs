@@ -112,16 +112,32 @@ fn virtio_win(dir: &Path) -> PathBuf {
                 for (i, n) in names.iter().enumerate() {
                     // Resident (small) and non-resident (tens of KiB) payloads.
                     let len = if i == 0 { 40_000 + 1000 * k } else { 300 + 10 * i };
-                    std::fs::write(d.join(n), payload(&format!("{drv}/{os}/{arch}/{n}"), len)).unwrap();
+                    let mut data = payload(&format!("{drv}/{os}/{arch}/{n}"), len);
+                    // viostor.inf binds the modern ID except in the Windows 7-era builds.
+                    if *n == "viostor.inf" {
+                        let modern = if matches!(os, "2k8R2" | "w7") { "" } else { ", PCI\\VEN_1AF4&DEV_1042&SUBSYS_11001AF4&REV_01" };
+                        data = format!("[Manufacturer]\r\n%RHEL% = RHEL, NTamd64\r\n[RHEL.NTamd64]\r\n%Disk% = viostor_inst, PCI\\VEN_1AF4&DEV_1001&SUBSYS_00021AF4&REV_00{modern}\r\n").into_bytes();
+                    }
+                    std::fs::write(d.join(n), data).unwrap();
                 }
             }
         }
+    }
+    // The QEMU guest agent MSIs, as the ISO's guest-agent/ holds them.
+    std::fs::create_dir_all(vw.join("guest-agent")).unwrap();
+    for msi in ["qemu-ga-x86_64.msi", "qemu-ga-i386.msi"] {
+        std::fs::write(vw.join("guest-agent").join(msi), payload(msi, 9000)).unwrap();
     }
     vw
 }
 
 fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry")).args(args).env_remove("VIRTIO_WIN").output().unwrap()
+    ferry_tools(args, Path::new("/nonexistent"))
+}
+
+/// `ferry` with `VIRT_TOOLS_DATA_DIR` (where rhsrvany.exe is looked for) set to `tools`.
+fn ferry_tools(args: &[&str], tools: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferry")).args(args).env_remove("VIRTIO_WIN").env("VIRT_TOOLS_DATA_DIR", tools).output().unwrap()
 }
 
 fn sha(path: &Path) -> String {
@@ -168,6 +184,14 @@ struct Shape {
     vmx: bool,
     /// The drivers given as an ISO 9660 image of the tree (genisoimage -J), else the directory.
     iso: bool,
+    /// virt-v2v's rhsrvany.exe found in VIRT_TOOLS_DATA_DIR (else the cmd.exe host).
+    srvany: bool,
+    /// The virtio model the injected viostor.inf allows.
+    virtio: &'static str,
+    /// The first-boot scripts.
+    scripts: &'static [&'static str],
+    /// The uninstall line of the first tools script.
+    uninstall: &'static str,
     /// The expected SYSTEM edits beyond Services\viostor.
     system_edits: String,
 }
@@ -182,6 +206,11 @@ fn convert_shape(s: &Shape) {
     let out = dir.join("out");
     std::fs::create_dir(&out).unwrap();
     let before = sha(&img);
+    let tools = dir.join("virt-tools");
+    std::fs::create_dir(&tools).unwrap();
+    if s.srvany {
+        std::fs::write(tools.join("rhsrvany.exe"), payload("rhsrvany", 5000)).unwrap();
+    }
 
     // --dry-run prints the plan and writes nothing.
     let o = ferry(&["convert", "-i", "disk", p(&img), "-os", p(&out), "-on", "win", "--virtio-win", p(&vw), "--dry-run"]);
@@ -189,11 +218,15 @@ fn convert_shape(s: &Shape) {
     let plan = String::from_utf8_lossy(&o.stdout);
     assert!(plan.contains(&format!("virtio-win drivers: {}/amd64 (10 files)", s.os_dir)), "{plan}");
     assert!(plan.contains("Services\\viostor: Type=1 Start=0"), "{plan}");
+    assert!(plan.contains("first boot: service FerryFirstboot (cmd.exe) runs C:\\Program Files\\Ferry\\Firstboot\\firstboot.bat:\n"), "{plan}");
+    assert!(plan.contains(&format!("  virtio devices: {} (", s.virtio)), "{plan}");
+    assert!(plan.contains("SanPolicy=1"), "{plan}");
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
     // The JSON report carries the same plan (VIRTIO_WIN instead of --virtio-win).
     let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["convert", "-i", "disk", p(&img), "-os", p(&out), "-on", "win", "--dry-run", "--json"])
         .env("VIRTIO_WIN", &vw)
+        .env("VIRT_TOOLS_DATA_DIR", &tools)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -202,6 +235,11 @@ fn convert_shape(s: &Shape) {
     assert_eq!((wp["os_dir"].as_str(), wp["arch_dir"].as_str(), wp["control_set"].as_str()), (Some(s.os_dir), Some("amd64"), Some(s.cs)));
     assert_eq!(wp["files"].as_array().unwrap().len(), 11);
     assert_eq!(r["guest"]["os_type"], "windows");
+    // The virtio model follows the injected viostor.inf; the first boot runs the scripts.
+    assert_eq!(r["virtio"]["model"], s.virtio, "{}", r["virtio"]);
+    assert_eq!(r["virtio"]["chosen-by"], "inspection");
+    let names: Vec<&str> = wp["firstboot"]["scripts"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, s.scripts);
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
 
     // Without drivers: refused in one line.
@@ -231,7 +269,7 @@ fn convert_shape(s: &Shape) {
     }
     let drivers = if s.iso { &iso } else { &vw };
     args.extend(["-os", p(&out), "-on", "win", "--output-format", "raw", "--virtio-win", p(drivers)]);
-    let o = ferry(&args);
+    let o = ferry_tools(&args, &tools);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     eprintln!("{}: ferry convert {:?}", s.name, t0.elapsed());
     assert_eq!(sha(&img), before, "the source changed");
@@ -261,16 +299,47 @@ fn convert_shape(s: &Shape) {
     assert_eq!(ntfscat(&disk, "/Windows/System32/drivers/viostor.sys"), sys);
     assert_eq!(ntfscat(&disk, "/Windows/System32/drivers/pvscsi.sys"), vec![7u8; 70_000]);
 
+    // The first-boot directory: the batch file, the scripts, the agent MSI, the host.
+    let fb = "/Program Files/Ferry/Firstboot";
+    let driver = String::from_utf8(ntfscat(&disk, &format!("{fb}/firstboot.bat"))).unwrap();
+    assert!(driver.contains("\r\n%SystemRoot%\\System32\\sc.exe delete FerryFirstboot\r\n"), "{driver}");
+    assert!(driver.contains("call :main >> \"%log%\" 2>&1"), "{driver}");
+    let listed = String::from_utf8(run("ntfsls", &[p(&disk), "-p", &format!("{fb}/scripts")])).unwrap();
+    let names: Vec<&str> = listed.lines().filter(|l| *l != "." && *l != "..").collect();
+    assert_eq!(names, s.scripts);
+    let tools_script = String::from_utf8(ntfscat(&disk, &format!("{fb}/scripts/0004-uninstall.bat"))).unwrap();
+    assert!(tools_script.contains(&format!("\r\n{}\r\n", s.uninstall)), "{tools_script}");
+    assert_eq!(ntfscat(&disk, &format!("{fb}/qemu-ga-x86_64.msi")), std::fs::read(vw.join("guest-agent/qemu-ga-x86_64.msi")).unwrap());
+    if s.srvany {
+        assert_eq!(ntfscat(&disk, &format!("{fb}/rhsrvany.exe")), payload("rhsrvany", 5000));
+    }
+
     // The hives: exactly the expected edits.
     let got_sys = dir.join("SYSTEM.out");
     let got_soft = dir.join("SOFTWARE.out");
     std::fs::write(&got_sys, ntfscat(&disk, "/Windows/System32/config/SYSTEM")).unwrap();
     std::fs::write(&got_soft, ntfscat(&disk, "/Windows/System32/config/SOFTWARE")).unwrap();
     let cs = s.cs;
+    let fb_win = "%SystemDrive%\\Program Files\\Ferry\\Firstboot";
+    let (image, params) = if s.srvany {
+        (
+            format!("\"{fb_win}\\rhsrvany.exe\""),
+            format!(
+                "[{SYS}\\{cs}\\Services\\FerryFirstboot\\Parameters]\n\"CommandLine\"=hex(2):{}\n\"PWD\"=hex(2):{}\n\n",
+                utf16_hex(&format!("\"{fb_win}\\firstboot.bat\"")),
+                utf16_hex(fb_win)
+            ),
+        )
+    } else {
+        (format!("%SystemRoot%\\System32\\cmd.exe /c start \"\" /b \"{fb_win}\\firstboot.bat\""), String::new())
+    };
     let reg = format!(
-        "[{SYS}\\{cs}\\Services\\viostor]\n\"Type\"=dword:00000001\n\"Start\"=dword:00000000\n\"ErrorControl\"=dword:00000001\n\"Group\"=\"SCSI miniport\"\n\"ImagePath\"=hex(2):{}\n\n{}",
+        "[{SYS}\\{cs}\\Services\\viostor]\n\"Type\"=dword:00000001\n\"Start\"=dword:00000000\n\"ErrorControl\"=dword:00000001\n\"Group\"=\"SCSI miniport\"\n\"ImagePath\"=hex(2):{}\n\n{}\
+         [{SYS}\\{cs}\\Services\\partmgr]\n\n[{SYS}\\{cs}\\Services\\partmgr\\Parameters]\n\"SanPolicy\"=dword:00000001\n\n\
+         [{SYS}\\{cs}\\Services\\FerryFirstboot]\n\"Type\"=dword:00000010\n\"Start\"=dword:00000002\n\"ErrorControl\"=dword:00000001\n\"ImagePath\"=hex(2):{}\n\"DisplayName\"=\"Ferry first boot\"\n\"ObjectName\"=\"LocalSystem\"\n\n{params}",
         utf16_hex("system32\\drivers\\viostor.sys"),
-        s.system_edits
+        s.system_edits,
+        utf16_hex(&image),
     );
     assert_hive(dir, &system, &got_sys, &reg, SYS);
     let reg = format!(
@@ -284,6 +353,7 @@ fn convert_shape(s: &Shape) {
         ["1", "0", "1", "SCSI miniport", "system32\\drivers\\viostor.sys"]
     );
     assert_eq!(get(&got_soft, "Microsoft\\Windows\\CurrentVersion", "DevicePath"), "%SystemRoot%\\inf;%SystemRoot%\\Drivers\\VirtIO");
+    assert_eq!(get(&got_sys, &format!("{cs}\\Services\\FerryFirstboot"), "ImagePath"), image);
 }
 
 #[test]
@@ -307,6 +377,10 @@ fn server_2022_converted() {
         os_dir: "2k22",
         vmx: true,
         iso: false,
+        srvany: true,
+        virtio: "modern",
+        scripts: &["0001-pnputil.bat", "0002-qemuga.bat", "0003-disks.bat", "0004-uninstall.bat"],
+        uninstall: "msiexec.exe /x {B8F1C4E2-0D8A-4C7B-9E1F-5A2B3C4D5E6F} /qn /norestart",
         system_edits: edits,
     });
 }
@@ -339,6 +413,10 @@ fn server_2008r2_converted() {
         os_dir: "2k8R2",
         vmx: false,
         iso: true,
+        srvany: false,
+        virtio: "transitional",
+        scripts: &["0001-pnputil.bat", "0002-qemuga.bat", "0003-disks.bat", "0004-uninstall.bat", "0005-uninstall.bat"],
+        uninstall: "\"C:\\Program Files\\Citrix\\XenTools\\uninstaller.exe\" /S",
         system_edits: edits,
     });
 }

@@ -408,7 +408,8 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             let opts = linux::Options { dry_run: args.dry_run, print: !args.json, root: args.root.clone(), virtio_win: args.virtio_win.clone() };
             let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
             print_warnings(&guest.warnings);
-            if let Some(need) = guest.plan.as_ref().map(|p| &p.virtio) {
+            // Linux: the kernels' virtio-pci; Windows: the injected block driver's INF.
+            if let Some(need) = guest.plan.as_ref().map(|p| &p.virtio).or_else(|| guest.windows_plan.as_ref().map(|w| &w.virtio)) {
                 let wanted = if need.transitional { VirtioModel::Transitional } else { VirtioModel::Modern };
                 if forced.is_none() && wanted != plan.virtio {
                     // Same slots, MACs and serials: only the devices' model changes.

@@ -7,7 +7,7 @@ use super::linux::{GuestReport, Options};
 use super::volumes::Volumes;
 use anyhow::{bail, Context};
 use ferry_converters::fs::{self, Filesystem, Volume};
-use ferry_converters::windows::plan;
+use ferry_converters::windows::{firstboot, plan};
 use ferry_formats::model::VmModel;
 use ferry_inspectors::os::OsInfo;
 use ferry_inspectors::Inspection;
@@ -40,7 +40,8 @@ pub fn convert(
         );
     };
     let vw = plan::VirtioWin::open(&vw)?;
-    let p = plan::plan(os, &vw)?;
+    let host = firstboot::find_host(std::env::var_os("VIRT_TOOLS_DATA_DIR").map(PathBuf::from).as_deref());
+    let p = plan::plan(os, &vw, host)?;
     if opts.print {
         println!(
             "Converting {} (build {}, {}) on {} to KVM:",

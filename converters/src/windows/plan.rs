@@ -3,12 +3,19 @@
 //! driver (`viostor`) to `System32\drivers` and made boot-start, bound to the virtio block
 //! PCI IDs (modern 1AF4:1042, transitional 1AF4:1001) through `CriticalDeviceDatabase`
 //! (Windows 7 / 2008 R2 and older) or `DriverDatabase` (Windows 8 and later), `DevicePath`
-//! extended with the VirtIO directory, and VMware Tools / Xen PV services disabled.
+//! extended with the VirtIO directory, VMware Tools / Xen PV services disabled, the SAN
+//! policy set to bring every disk online, and a first-boot service ([`super::firstboot`])
+//! that installs the other drivers and the guest agent and uninstalls the hypervisor tools.
+//! The virtio devices are modern when the block driver's INF binds the modern ID
+//! (`DEV_1042`), else transitional, as virt-v2v decides from the injected drivers.
 //!
 //! [`plan`] reads only the inspection facts and the virtio-win tree; [`apply`] writes the
 //! plan on the NTFS system volume through the NTFS and hive writers.
 
+use super::firstboot::{self, FirstBoot, ServiceHost};
 use super::hive::{Hive, HiveError, Value};
+use crate::linux::VirtioNeed;
+use ferry_inspectors::os::linux::virtio::VirtioInterface;
 use super::hive_file::{edit_hive_file, HiveFileError};
 use crate::fs::ntfs::Ntfs;
 use ferry_formats::iso9660::Iso;
@@ -97,6 +104,12 @@ pub struct WindowsPlan {
     pub files: Vec<DriverFile>,
     /// Services set to Start 4 (disabled): VMware Tools, Xen PV drivers.
     pub disable: Vec<String>,
+    /// The virtio device model the injected block driver binds.
+    pub virtio: VirtioNeed,
+    /// The first-boot service and its scripts.
+    pub firstboot: FirstBoot,
+    /// Files copied into the first-boot directory (the guest agent MSI).
+    pub firstboot_files: Vec<DriverFile>,
     pub warnings: Vec<String>,
 }
 
@@ -262,7 +275,7 @@ fn one_line(s: &str) -> String {
 
 /// Plans the conversion of the Windows root `os` with drivers from `vw` (laid out as the
 /// virtio-win ISO: `viostor/2k22/amd64/...`).
-pub fn plan(os: &OsInfo, vw: &VirtioWin) -> Result<WindowsPlan, WindowsPlanError> {
+pub fn plan(os: &OsInfo, vw: &VirtioWin, host: ServiceHost) -> Result<WindowsPlan, WindowsPlanError> {
     check_safe(os)?;
     let unsupported = |what: String| WindowsPlanError::Unsupported { root: os.root.clone(), what };
     let arch = arch_dir(&os.arch).ok_or_else(|| unsupported(format!("architecture {:?}", os.arch.escape_default().to_string())))?;
@@ -320,6 +333,7 @@ pub fn plan(os: &OsInfo, vw: &VirtioWin) -> Result<WindowsPlan, WindowsPlanError
         }
     }
     let (sys, size) = block_sys.ok_or_else(|| vw.err(format!("no {BLOCK_DRIVER}/{os_dir}/{arch}/{BLOCK_DRIVER}.sys: the guest would not boot on virtio")))?;
+    let virtio = block_virtio(vw, &sys)?;
     files.push(DriverFile { source: sys, target: format!("{systemroot}/System32/drivers/{BLOCK_DRIVER}.sys"), size });
     let device_database = match (os.windows_device_database.as_deref(), os.major_version, os.minor_version) {
         (Some("DriverDatabase"), _, _) => DeviceDatabase::DriverDatabase,
@@ -328,6 +342,20 @@ pub fn plan(os: &OsInfo, vw: &VirtioWin) -> Result<WindowsPlan, WindowsPlanError
         _ => DeviceDatabase::CriticalDeviceDatabase,
     };
     let disable = os.windows_services.iter().filter(|s| s.role == "hypervisor" && s.start != Some(4)).map(|s| s.name.clone()).collect();
+    // The guest agent MSI for the architecture, when the tree has one (guest-agent/).
+    let msi = if arch == "amd64" { "qemu-ga-x86_64.msi" } else { "qemu-ga-i386.msi" };
+    let mut firstboot_files = Vec::new();
+    for t in top.iter().filter(|t| t.eq_ignore_ascii_case("guest-agent")) {
+        if let Some((name, size, rel)) = vw.files(t)?.unwrap_or_default().into_iter().find(|(n, _, _)| n.eq_ignore_ascii_case(msi)) {
+            if size > MAX_DRIVER_FILE {
+                return Err(vw.err(format!("{rel}: {size} bytes, larger than a driver file can be ({MAX_DRIVER_FILE})")));
+            }
+            firstboot_files.push(DriverFile { source: rel, target: format!("{}/{name}", firstboot::DIR), size });
+        }
+    }
+    let agent = firstboot_files.first().and_then(|f| f.target.rsplit('/').next()).map(str::to_string);
+    let (firstboot, fb_warnings) = FirstBoot::new(host, agent.as_deref(), &os.windows_uninstall);
+    warnings.extend(fb_warnings);
     Ok(WindowsPlan {
         os_dir: os_dir.to_string(),
         virtio_win: vw.name(),
@@ -338,8 +366,36 @@ pub fn plan(os: &OsInfo, vw: &VirtioWin) -> Result<WindowsPlan, WindowsPlanError
         device_database,
         files,
         disable,
+        virtio,
+        firstboot,
+        firstboot_files,
         warnings,
     })
+}
+
+/// Modern virtio devices when the block driver's INF (beside its `.sys`) binds the modern
+/// device ID 1AF4:1042, else transitional ones (drivers older than virtio 1.0).
+fn block_virtio(vw: &VirtioWin, sys: &str) -> Result<VirtioNeed, WindowsPlanError> {
+    let inf = format!("{}.inf", sys.strip_suffix(".sys").or_else(|| sys.strip_suffix(".SYS")).unwrap_or(sys));
+    let text = match vw.read(&inf) {
+        Ok(b) => inf_text(&b),
+        Err(_) => String::new(),
+    };
+    let modern = text.to_ascii_uppercase().contains("VEN_1AF4&DEV_1042");
+    let (interface, reason) = match (text.is_empty(), modern) {
+        (true, _) => (VirtioInterface::Unknown, format!("{inf} is missing or empty: transitional devices, the safe choice")),
+        (false, true) => (VirtioInterface::Modern, format!("{inf} binds PCI\\VEN_1AF4&DEV_1042 (virtio 1.0)")),
+        (false, false) => (VirtioInterface::Legacy, format!("{inf} binds only the legacy ID (no PCI\\VEN_1AF4&DEV_1042)")),
+    };
+    Ok(VirtioNeed { transitional: interface.needs_transitional(), kernel: inf, interface, reason })
+}
+
+/// An INF's text: UTF-16LE with a byte-order mark, else bytes as Latin-1.
+fn inf_text(b: &[u8]) -> String {
+    match b {
+        [0xff, 0xfe, rest @ ..] => char::decode_utf16(rest.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]))).map(|c| c.unwrap_or('?')).collect(),
+        _ => b.iter().map(|&c| c as char).collect(),
+    }
 }
 
 impl fmt::Display for WindowsPlan {
@@ -363,6 +419,20 @@ impl fmt::Display for WindowsPlan {
         writeln!(f, "  HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion DevicePath += %SystemRoot%\\{VIRTIO_DIR}")?;
         for s in &self.disable {
             writeln!(f, "  HKLM\\SYSTEM\\{cs}\\Services\\{s}: Start=4 (disabled)")?;
+        }
+        writeln!(f, "  HKLM\\SYSTEM\\{cs}\\Services\\partmgr\\Parameters: SanPolicy=1 (every disk online)")?;
+        writeln!(f, "  virtio devices: {} ({})", if self.virtio.transitional { "transitional" } else { "modern" }, self.virtio.reason)?;
+        let fb = &self.firstboot;
+        let host = match &fb.host {
+            ServiceHost::Srvany { name, source } => format!("{name} from {}", source.display()),
+            ServiceHost::Cmd => "cmd.exe".into(),
+        };
+        writeln!(f, "  first boot: service {} ({host}) runs {}:", fb.service, win(&format!("{}/firstboot.bat", fb.dir)))?;
+        for file in &self.firstboot_files {
+            writeln!(f, "    copy {}/{} -> {}", self.virtio_win, file.source, win(&file.target))?;
+        }
+        for s in &fb.scripts {
+            writeln!(f, "    {}: {}", s.name, s.purpose)?;
         }
         Ok(())
     }
@@ -409,6 +479,23 @@ fn edit_system(p: &WindowsPlan, h: &mut Hive) -> Result<(), HiveError> {
             h.set_value(k, "Start", &Value::Dword(4))?;
         }
     }
+    // Disks found on the new controller come online (SAN policy OnlineAll).
+    let k = h.create_key(&format!("{cs}\\Services\\partmgr\\Parameters"))?;
+    h.set_value(k, "SanPolicy", &Value::Dword(1))?;
+    // The first-boot service: own process, automatic start, as LocalSystem.
+    let fb = &p.firstboot;
+    let k = h.create_key(&format!("{cs}\\Services\\{}", fb.service))?;
+    h.set_value(k, "Type", &Value::Dword(0x10))?;
+    h.set_value(k, "Start", &Value::Dword(2))?;
+    h.set_value(k, "ErrorControl", &Value::Dword(1))?;
+    h.set_value(k, "ImagePath", &Value::ExpandSz(fb.image_path()))?;
+    h.set_value(k, "DisplayName", &Value::Sz("Ferry first boot".into()))?;
+    h.set_value(k, "ObjectName", &Value::Sz("LocalSystem".into()))?;
+    if let Some((cmd, pwd)) = fb.srvany_parameters() {
+        let k = h.create_key(&format!("{cs}\\Services\\{}\\Parameters", fb.service))?;
+        h.set_value(k, "CommandLine", &Value::ExpandSz(cmd))?;
+        h.set_value(k, "PWD", &Value::ExpandSz(pwd))?;
+    }
     Ok(())
 }
 
@@ -434,16 +521,27 @@ pub fn apply(p: &WindowsPlan, vw: &VirtioWin, fs: &mut Ntfs<'_>, volume: &str) -
             return Err(HiveFileError::Missing { volume: volume.into(), path }.into());
         }
     }
-    let mut dir = root.clone();
-    for part in VIRTIO_DIR.split('\\') {
-        dir = format!("{dir}/{part}");
-        if !fs.exists(&dir)? {
-            fs.mkdir(&dir)?;
-        }
-    }
+    mkdir_p(fs, &format!("{root}/{}", VIRTIO_DIR.replace('\\', "/")))?;
     for f in &p.files {
         let data = vw.read(&f.source)?;
         fs.write_file(&f.target, &data)?;
+    }
+    let fb = &p.firstboot;
+    mkdir_p(fs, &format!("{}/scripts", fb.dir))?;
+    fs.write_file(&format!("{}/firstboot.bat", fb.dir), fb.driver().as_bytes())?;
+    for s in &fb.scripts {
+        fs.write_file(&format!("{}/scripts/{}", fb.dir, s.name), s.body.as_bytes())?;
+    }
+    for f in &p.firstboot_files {
+        let data = vw.read(&f.source)?;
+        fs.write_file(&f.target, &data)?;
+    }
+    if let ServiceHost::Srvany { name, source } = &fb.host {
+        let data = std::fs::read(source).map_err(|e| WindowsPlanError::VirtioWin { path: source.display().to_string(), why: format!("read: {e}") })?;
+        if data.len() as u64 > firstboot::MAX_HOST_FILE {
+            return Err(WindowsPlanError::VirtioWin { path: source.display().to_string(), why: "larger than a service host can be".into() });
+        }
+        fs.write_file(&format!("{}/{name}", fb.dir), &data)?;
     }
     edit_hive_file(fs, volume, &format!("{root}/{SYSTEM}"), |h| edit_system(p, h))?;
     edit_hive_file(fs, volume, &format!("{root}/{SOFTWARE}"), |h| {
@@ -451,7 +549,19 @@ pub fn apply(p: &WindowsPlan, vw: &VirtioWin, fs: &mut Ntfs<'_>, volume: &str) -
         let v = device_path(h.value(k, "DevicePath")?);
         h.set_value(k, "DevicePath", &v)
     })?;
-    Ok(p.files.len() + 2)
+    Ok(p.files.len() + p.firstboot_files.len() + p.firstboot.scripts.len() + 3)
+}
+
+/// Creates `path` and any missing parents.
+fn mkdir_p(fs: &mut Ntfs<'_>, path: &str) -> Result<(), WindowsPlanError> {
+    let mut dir = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        dir = format!("{dir}/{part}");
+        if !fs.exists(&dir)? {
+            fs.mkdir(&dir)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
