@@ -472,3 +472,67 @@ fn hibernated_dirty_fast_startup_refused() {
     assert!(err.contains("/dev/sda: Windows has Fast Startup on (HiberbootEnabled = 1)"), "{err}");
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
 }
+
+/// A UEFI Server 2022 disk: GPT with a FAT ESP holding Windows Boot Manager (mkfs.vfat,
+/// mtools) and the NTFS system volume; the conversion adds \EFI\BOOT\BOOTX64.EFI.
+#[test]
+fn uefi_guest_gets_the_fallback_loader() {
+    if !["hivexregedit", "mkntfs", "ntfs-3g", "ntfscat", "sgdisk", "mkfs.vfat", "mcopy", "mtype", "fsck.vfat"].iter().all(|t| have(t)) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let system = build_hive(dir, "SYSTEM", 5, "system-2022.reg", SYS);
+    let software = build_hive(dir, "SOFTWARE", 5, "software-2022.reg", SOFT);
+    let Some(ntfs) = volume(dir, "win.img", &system, &software, None) else { return };
+    let esp = dir.join("esp.img");
+    std::fs::File::create(&esp).unwrap().set_len(16 << 20).unwrap();
+    run("mkfs.vfat", &["-F", "16", "-n", "SYSTEM", p(&esp)]);
+    let bootmgr = payload("bootmgfw.efi", 150_000);
+    std::fs::write(dir.join("bootmgfw.efi"), &bootmgr).unwrap();
+    run("mmd", &["-i", p(&esp), "::/EFI", "::/EFI/Microsoft", "::/EFI/Microsoft/Boot"]);
+    run("mcopy", &["-i", p(&esp), p(&dir.join("bootmgfw.efi")), "::/EFI/Microsoft/Boot/bootmgfw.efi"]);
+    // GPT: ESP at 1 MiB (16 MiB), the NTFS volume after it (48 MiB).
+    let disk = dir.join("uefi.img");
+    std::fs::File::create(&disk).unwrap().set_len(66 << 20).unwrap();
+    run("sgdisk", &["-n1:2048:+16M", "-t1:ef00", "-n2:34816:+48M", "-t2:0700", p(&disk)]);
+    let place = |img: &Path, off: u64| {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+        f.write_all_at(&std::fs::read(img).unwrap(), off).unwrap();
+    };
+    place(&esp, 1 << 20);
+    place(&ntfs, 34816 * 512);
+    let before = sha(&disk);
+    let vw = virtio_win(dir);
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let o = ferry(&["convert", "-i", "disk", p(&disk), "-os", p(&out), "-on", "win", "--virtio-win", p(&vw), "--dry-run"]);
+    let plan = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && plan.contains("  UEFI: \\EFI\\BOOT\\BOOTX64.EFI ensured on the ESP"), "{plan}{}", String::from_utf8_lossy(&o.stderr));
+    let o = ferry(&["convert", "-i", "disk", p(&disk), "-os", p(&out), "-on", "win", "--output-format", "raw", "--virtio-win", p(&vw)]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("/dev/sda1: copied \\EFI\\Microsoft\\Boot\\bootmgfw.efi to \\EFI\\BOOT\\BOOTX64.EFI"), "{stdout}");
+    assert_eq!(sha(&disk), before, "the source changed");
+    let conv = out.join("win-sda");
+    let at = format!("{}@@1M", conv.display());
+    assert_eq!(run("mtype", &["-i", &at, "::/EFI/BOOT/BOOTX64.EFI"]), bootmgr);
+    assert_eq!(run("mtype", &["-i", &at, "::/EFI/Microsoft/Boot/bootmgfw.efi"]), bootmgr);
+    // Both filesystems stay clean for their own checkers.
+    let part = |name: &str, off: u64, len: u64| {
+        use std::os::unix::fs::FileExt;
+        let mut b = vec![0u8; len as usize];
+        std::fs::File::open(&conv).unwrap().read_exact_at(&mut b, off).unwrap();
+        let f = dir.join(name);
+        std::fs::write(&f, b).unwrap();
+        f
+    };
+    let esp_out = part("esp.out", 1 << 20, 16 << 20);
+    let fsck = Command::new("fsck.vfat").args(["-n", p(&esp_out)]).output().unwrap();
+    assert!(fsck.status.success(), "fsck.vfat: {}", String::from_utf8_lossy(&fsck.stdout));
+    let ntfs_out = part("ntfs.out", 34816 * 512, 48 << 20);
+    let fix = Command::new("ntfsfix").args(["--no-action", p(&ntfs_out)]).output().unwrap();
+    assert!(fix.status.success(), "ntfsfix: {}", String::from_utf8_lossy(&fix.stdout));
+    assert_eq!(ntfscat(&ntfs_out, "/Windows/System32/drivers/viostor.sys"), std::fs::read(vw.join("viostor/2k22/amd64/viostor.sys")).unwrap());
+}

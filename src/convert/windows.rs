@@ -7,7 +7,7 @@ use super::linux::{GuestReport, Options};
 use super::volumes::Volumes;
 use anyhow::{bail, Context};
 use ferry_converters::fs::{self, Filesystem, Volume};
-use ferry_converters::windows::{firstboot, plan};
+use ferry_converters::windows::{esp, firstboot, plan};
 use ferry_formats::model::VmModel;
 use ferry_inspectors::os::OsInfo;
 use ferry_inspectors::Inspection;
@@ -51,6 +51,9 @@ pub fn convert(
             os.root
         );
         print!("{p}");
+        if let (Some(path), true) = (esp::fallback_path(&os.arch), rep.filesystems.iter().any(|f| f.fstype == "vfat")) {
+            println!("  UEFI: \\{} ensured on the ESP (a copy of Windows Boot Manager) where missing", path.replace('/', "\\"));
+        }
     }
     report.warnings.extend(p.warnings.iter().cloned());
     if opts.dry_run {
@@ -68,6 +71,20 @@ pub fn convert(
     };
     report.mounted = vec!["C:".into()];
     report.applied = plan::apply(&p, &vw, &mut ntfs, &e.name)?;
+    // UEFI guests: the fallback loader on every ESP that holds Windows Boot Manager.
+    for f in rep.filesystems.iter().filter(|f| f.fstype == "vfat") {
+        let Some(e) = vols.open(rep, names, describe, &f.device)? else { continue };
+        let vol = Volume::new(e.dev, e.start, e.len, &e.name)?;
+        let Filesystem::Fat(fat) = fs::open(vol, "vfat", &e.name)? else { continue };
+        if let Some(path) = esp::ensure_fallback(&fat, &os.arch)? {
+            report.applied += 1;
+            report.mounted.push(format!("{} (ESP)", f.device));
+            if opts.print {
+                println!("{}: copied \\EFI\\Microsoft\\Boot\\bootmgfw.efi to \\{}", f.device, path.replace('/', "\\"));
+            }
+        }
+        fat.unmount()?;
+    }
     if opts.print {
         println!("applied {} changes", report.applied);
     }

@@ -2,9 +2,11 @@
 //! with the NTFS writer ([`crate::fs::ntfs`]) by [`edit_hive_file`]; a boot-start driver
 //! installed with both ([`install_boot_driver`]); the conversion plan ([`plan`]): virtio-win
 //! drivers chosen by version and architecture, copied, bound and made boot-start; the
-//! first-boot service ([`firstboot`]) that finishes the job inside the guest.
+//! first-boot service ([`firstboot`]) that finishes the job inside the guest; the UEFI
+//! fallback loader on the ESP ([`esp`]).
 
 mod boot_driver;
+pub mod esp;
 pub mod firstboot;
 pub mod hive;
 mod hive_file;
