@@ -192,6 +192,8 @@ struct Shape {
     scripts: &'static [&'static str],
     /// The uninstall line of the first tools script.
     uninstall: &'static str,
+    /// `--mac MAC:ip:...` given (a network script and network.ps1 expected).
+    mac: &'static [&'static str],
     /// The expected SYSTEM edits beyond Services\viostor.
     system_edits: String,
 }
@@ -225,6 +227,7 @@ fn convert_shape(s: &Shape) {
     // The JSON report carries the same plan (VIRTIO_WIN instead of --virtio-win).
     let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["convert", "-i", "disk", p(&img), "-os", p(&out), "-on", "win", "--dry-run", "--json"])
+        .args(s.mac)
         .env("VIRTIO_WIN", &vw)
         .env("VIRT_TOOLS_DATA_DIR", &tools)
         .output()
@@ -269,6 +272,7 @@ fn convert_shape(s: &Shape) {
     }
     let drivers = if s.iso { &iso } else { &vw };
     args.extend(["-os", p(&out), "-on", "win", "--output-format", "raw", "--virtio-win", p(drivers)]);
+    args.extend(s.mac);
     let o = ferry_tools(&args, &tools);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     eprintln!("{}: ferry convert {:?}", s.name, t0.elapsed());
@@ -307,11 +311,17 @@ fn convert_shape(s: &Shape) {
     let listed = String::from_utf8(run("ntfsls", &[p(&disk), "-p", &format!("{fb}/scripts")])).unwrap();
     let names: Vec<&str> = listed.lines().filter(|l| *l != "." && *l != "..").collect();
     assert_eq!(names, s.scripts);
-    let tools_script = String::from_utf8(ntfscat(&disk, &format!("{fb}/scripts/0004-uninstall.bat"))).unwrap();
+    let first_tools = s.scripts.iter().find(|n| n.contains("uninstall")).unwrap();
+    let tools_script = String::from_utf8(ntfscat(&disk, &format!("{fb}/scripts/{first_tools}"))).unwrap();
     assert!(tools_script.contains(&format!("\r\n{}\r\n", s.uninstall)), "{tools_script}");
     assert_eq!(ntfscat(&disk, &format!("{fb}/qemu-ga-x86_64.msi")), std::fs::read(vw.join("guest-agent/qemu-ga-x86_64.msi")).unwrap());
     if s.srvany {
         assert_eq!(ntfscat(&disk, &format!("{fb}/rhsrvany.exe")), payload("rhsrvany", 5000));
+    }
+    if !s.mac.is_empty() {
+        let ps = String::from_utf8(ntfscat(&disk, &format!("{fb}/network.ps1"))).unwrap();
+        assert!(ps.contains("$_.MACAddress -eq '00:50:56:AA:BB:CC'") && ps.contains("EnableStatic(@('192.168.1.10'), @('255.255.255.0'))"), "{ps}");
+        assert!(ps.contains("SetDNSServerSearchOrder(@('192.168.1.2'))"), "{ps}");
     }
 
     // The hives: exactly the expected edits.
@@ -379,7 +389,8 @@ fn server_2022_converted() {
         iso: false,
         srvany: true,
         virtio: "modern",
-        scripts: &["0001-pnputil.bat", "0002-qemuga.bat", "0003-disks.bat", "0004-uninstall.bat"],
+        scripts: &["0001-pnputil.bat", "0002-qemuga.bat", "0003-network.bat", "0004-disks.bat", "0005-uninstall.bat"],
+        mac: &["--mac", "00:50:56:AA:BB:CC:ip:192.168.1.10,192.168.1.1,24,192.168.1.2"],
         uninstall: "msiexec.exe /x {B8F1C4E2-0D8A-4C7B-9E1F-5A2B3C4D5E6F} /qn /norestart",
         system_edits: edits,
     });
@@ -416,6 +427,7 @@ fn server_2008r2_converted() {
         srvany: false,
         virtio: "transitional",
         scripts: &["0001-pnputil.bat", "0002-qemuga.bat", "0003-disks.bat", "0004-uninstall.bat", "0005-uninstall.bat"],
+        mac: &[],
         uninstall: "\"C:\\Program Files\\Citrix\\XenTools\\uninstaller.exe\" /S",
         system_edits: edits,
     });
@@ -535,4 +547,16 @@ fn uefi_guest_gets_the_fallback_loader() {
     let fix = Command::new("ntfsfix").args(["--no-action", p(&ntfs_out)]).output().unwrap();
     assert!(fix.status.success(), "ntfsfix: {}", String::from_utf8_lossy(&fix.stdout));
     assert_eq!(ntfscat(&ntfs_out, "/Windows/System32/drivers/viostor.sys"), std::fs::read(vw.join("viostor/2k22/amd64/viostor.sys")).unwrap());
+}
+
+/// A bad static address is refused in one line naming the option and the field.
+#[test]
+fn bad_static_address_is_one_line() {
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("d.img");
+    std::fs::File::create(&img).unwrap().set_len(1 << 20).unwrap();
+    let o = ferry(&["convert", "-i", "disk", p(&img), "-os", p(t.path()), "--dry-run", "--mac", "00:50:56:aa:bb:cc:ip:10.0.0.300"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.lines().count() == 1, "{err}");
+    assert!(err.contains("--mac \"00:50:56:aa:bb:cc:ip:10.0.0.300\": address \"10.0.0.300\" is not an IPv4 address"), "{err}");
 }

@@ -184,6 +184,8 @@ pub struct Options {
     pub root: RootChoice,
     /// `--virtio-win`: the virtio-win tree for Windows guests (else `VIRTIO_WIN`).
     pub virtio_win: Option<std::path::PathBuf>,
+    /// `--mac MAC:ip:...`: static addresses set at first boot (Windows guests, as virt-v2v).
+    pub static_ips: Vec<ferry_converters::windows::firstboot::StaticIp>,
 }
 
 /// Inspects the guest on `overlays` and converts it in place (on the overlays).
@@ -228,6 +230,9 @@ pub fn convert_guest(
         return Ok(report);
     }
     let os = root::choose(&linux, &opts.root)?;
+    if !opts.static_ips.is_empty() {
+        report.warnings.push("--mac MAC:ip:... sets addresses on Windows guests only (as virt-v2v): ignored for this Linux guest".into());
+    }
     report.os_type = "linux".into();
     report.distro = os.distro.clone();
     report.version = format!("{}.{}", os.major_version, os.minor_version);

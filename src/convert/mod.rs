@@ -98,7 +98,8 @@ pub struct ConvertArgs {
     /// Machine profile (guest ABI) to lay the guest out on.
     #[arg(long, default_value = DEFAULT_PROFILE)]
     pub profile: String,
-    /// Map a NIC by MAC: `MAC:network:NAME` or `MAC:bridge:NAME`.
+    /// Map a NIC by MAC: `MAC:network:NAME` or `MAC:bridge:NAME`; or give it a static IPv4
+    /// address at first boot, `MAC:ip:ADDR[,GW[,LEN[,DNS,...]]]` (Windows guests, as virt-v2v).
     #[arg(long = "mac")]
     pub mac: Vec<String>,
     /// Map source networks: `[in:]out`.
@@ -405,7 +406,13 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         }
         // --copy-only: the disks as they are (the base copy of a warm migration).
         if !args.copy_only {
-            let opts = linux::Options { dry_run: args.dry_run, print: !args.json, root: args.root.clone(), virtio_win: args.virtio_win.clone() };
+            let opts = linux::Options {
+                dry_run: args.dry_run,
+                print: !args.json,
+                root: args.root.clone(),
+                virtio_win: args.virtio_win.clone(),
+                static_ips: network::static_ips(&args.mac)?,
+            };
             let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
             print_warnings(&guest.warnings);
             // Linux: the kernels' virtio-pci; Windows: the injected block driver's INF.

@@ -1,4 +1,5 @@
-//! virt-v2v's network mapping: `-n [in:]out`, `-b [in:]out`, `--mac MAC:network|bridge:OUT`.
+//! virt-v2v's network mapping: `-n [in:]out`, `-b [in:]out`, `--mac MAC:network|bridge:OUT`,
+//! and its static addresses, `--mac MAC:ip:ADDR,GW,LEN,DNS...`.
 
 use anyhow::bail;
 use ferry_formats::layout::NetBackend;
@@ -29,6 +30,22 @@ fn parse_map(opts: &[String], what: &str) -> anyhow::Result<Map> {
         }
     }
     Ok(m)
+}
+
+/// The `--mac MAC:ip:...` options: static IPv4 addresses for Windows' first boot.
+pub fn static_ips(macs: &[String]) -> anyhow::Result<Vec<ferry_converters::windows::firstboot::StaticIp>> {
+    let mut out: Vec<ferry_converters::windows::firstboot::StaticIp> = Vec::new();
+    for o in macs {
+        let (mac, rest) = (o.get(..17).unwrap_or(""), o.get(17..).unwrap_or(""));
+        let Some(spec) = rest.strip_prefix(":ip:") else { continue };
+        let Some(mac) = normalize_mac(mac) else { bail!("--mac {o:?}: expected MAC:ip:ADDR[,GW[,LEN[,DNS...]]]") };
+        let ip = ferry_converters::windows::firstboot::StaticIp::parse(&mac, spec).map_err(|e| anyhow::anyhow!("--mac {o:?}: {e}"))?;
+        if out.iter().any(|s| s.mac == ip.mac) {
+            bail!("--mac {o:?}: this MAC already has an address");
+        }
+        out.push(ip);
+    }
+    Ok(out)
 }
 
 /// One backend per NIC of `vm`, after applying the mappings.

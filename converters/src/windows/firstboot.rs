@@ -4,7 +4,9 @@
 //! removes its service at the end. Ferry's scripts: `pnputil` for the drivers in
 //! `%SystemRoot%\Drivers\VirtIO`, the QEMU guest agent MSI when the virtio-win tree has
 //! one, offline disks brought online, VMware Tools / Xen PV tools uninstalled through their
-//! `UninstallString` (MSI products with `msiexec /x`).
+//! `UninstallString` (MSI products with `msiexec /x`), static IPv4 addresses set by MAC
+//! (`--mac MAC:ip:ADDR,GW,LEN,DNS...`, as virt-v2v, through WMI so that PowerShell 2.0 on
+//! Windows 7 / 2008 R2 runs it too).
 //!
 //! The service host is virt-v2v's `rhsrvany.exe` or `pvvxsvc.exe` when found (in
 //! `$VIRT_TOOLS_DATA_DIR`, else `/usr/share/virt-tools`, as virt-v2v looks), with the batch
@@ -14,6 +16,7 @@
 
 use ferry_inspectors::os::WindowsUninstall;
 use serde::Serialize;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 /// The service's name.
@@ -56,6 +59,67 @@ pub struct FirstBoot {
     pub dir: String,
     pub host: ServiceHost,
     pub scripts: Vec<Script>,
+    /// Other files of the first-boot directory (`network.ps1`).
+    pub files: Vec<Script>,
+}
+
+/// A static IPv4 configuration for the NIC with a MAC (`--mac MAC:ip:...`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StaticIp {
+    /// `aa:bb:cc:dd:ee:ff`, lower case.
+    pub mac: String,
+    pub address: Ipv4Addr,
+    pub gateway: Option<Ipv4Addr>,
+    pub prefix: u8,
+    pub nameservers: Vec<Ipv4Addr>,
+}
+
+impl StaticIp {
+    /// virt-v2v's `ADDR[,GW[,LEN[,NS,...]]]` for `mac` (LEN defaults to 24); one line
+    /// naming the bad field.
+    pub fn parse(mac: &str, spec: &str) -> Result<StaticIp, String> {
+        let mut parts = spec.split(',');
+        let ip = |field: &str, v: &str| v.parse::<Ipv4Addr>().map_err(|_| format!("{field} {:?} is not an IPv4 address", v.escape_debug().to_string()));
+        let address = ip("address", parts.next().unwrap_or(""))?;
+        let gateway = match parts.next() {
+            Some("") | None => None,
+            Some(g) => Some(ip("gateway", g)?),
+        };
+        let prefix = match parts.next() {
+            Some("") | None => 24,
+            Some(l) => l.parse::<u8>().ok().filter(|l| (1..=32).contains(l)).ok_or_else(|| format!("prefix length {:?} is not 1 to 32", l.escape_debug().to_string()))?,
+        };
+        let nameservers = parts.map(|n| ip("nameserver", n)).collect::<Result<Vec<_>, _>>()?;
+        if nameservers.len() > 8 {
+            return Err("more than 8 nameservers".into());
+        }
+        Ok(StaticIp { mac: mac.to_ascii_lowercase(), address, gateway, prefix, nameservers })
+    }
+
+    fn mask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0))
+    }
+}
+
+/// `network.ps1`: each NIC found by MAC through WMI (waiting for its driver), then given
+/// its static address, gateway and nameservers.
+fn network_ps1(ips: &[StaticIp]) -> String {
+    let mut lines = vec!["$ErrorActionPreference = 'Continue'".to_string()];
+    for s in ips {
+        let mac = s.mac.to_ascii_uppercase();
+        lines.push(format!("$a = $null; for ($i = 0; $i -lt 60 -and -not $a; $i++) {{ $a = Get-WmiObject Win32_NetworkAdapterConfiguration | Where-Object {{ $_.MACAddress -eq '{mac}' }}; if (-not $a) {{ Start-Sleep 2 }} }}"));
+        lines.push(format!("if (-not $a) {{ Write-Output 'no network adapter with MAC {mac}' }} else {{"));
+        lines.push(format!("  Write-Output ('{mac}: ' + $a.EnableStatic(@('{}'), @('{}')).ReturnValue)", s.address, s.mask()));
+        if let Some(g) = s.gateway {
+            lines.push(format!("  Write-Output ('{mac} gateway: ' + $a.SetGateways(@('{g}'), @([uint16]1)).ReturnValue)"));
+        }
+        if !s.nameservers.is_empty() {
+            let ns: Vec<String> = s.nameservers.iter().map(|n| format!("'{n}'")).collect();
+            lines.push(format!("  Write-Output ('{mac} DNS: ' + $a.SetDNSServerSearchOrder(@({})).ReturnValue)", ns.join(", ")));
+        }
+        lines.push("}".into());
+    }
+    bat(&lines)
 }
 
 /// The service host virt-v2v would use: `$VIRT_TOOLS_DATA_DIR` (else
@@ -123,8 +187,9 @@ impl FirstBoot {
     /// The scripts for a guest: drivers installed, the guest agent MSI at `agent` (a file in
     /// the first-boot directory) when given, disks onlined, `tools` uninstalled. Entries that
     /// cannot be run safely are returned as warnings.
-    pub fn new(host: ServiceHost, agent: Option<&str>, tools: &[WindowsUninstall]) -> (FirstBoot, Vec<String>) {
+    pub fn new(host: ServiceHost, agent: Option<&str>, tools: &[WindowsUninstall], ips: &[StaticIp]) -> (FirstBoot, Vec<String>) {
         let mut scripts = Vec::new();
+        let mut files = Vec::new();
         let mut warnings = Vec::new();
         let mut add = |purpose: &str, lines: Vec<String>| {
             let n = scripts.len() + 1;
@@ -149,6 +214,18 @@ impl FirstBoot {
                 ],
             );
         }
+        if !ips.is_empty() {
+            files.push(Script { name: "network.ps1".into(), purpose: "static addresses by MAC".into(), body: network_ps1(ips) });
+            let macs: Vec<&str> = ips.iter().map(|s| s.mac.as_str()).collect();
+            add(
+                &format!("network: static IPv4 addresses for {}", macs.join(", ")),
+                vec![
+                    "@echo off".into(),
+                    "echo setting static addresses".into(),
+                    format!("%SystemRoot%\\System32\\WindowsPowerShell\\v1.0\\powershell.exe -NoProfile -ExecutionPolicy Bypass -File \"{DIR_WIN}\\network.ps1\""),
+                ],
+            );
+        }
         add(
             "disks: bring offline disks online",
             vec![
@@ -166,7 +243,7 @@ impl FirstBoot {
                 Err(why) => warnings.push(format!("first boot: {why}: not uninstalled")),
             }
         }
-        (FirstBoot { service: SERVICE.into(), dir: DIR.into(), host, scripts }, warnings)
+        (FirstBoot { service: SERVICE.into(), dir: DIR.into(), host, scripts, files }, warnings)
     }
 
     /// `firstboot.bat`: runs each script of `scripts\` once, logs to `log.txt`, then deletes
@@ -240,7 +317,7 @@ mod tests {
 
     #[test]
     fn scripts_are_numbered_and_crlf() {
-        let (fb, warn) = FirstBoot::new(ServiceHost::Cmd, Some("qemu-ga-x86_64.msi"), &[tools("VMware Tools", Some("MsiExec.exe /X{B8F1C4E2-0D8A-4C7B-9E1F-5A2B3C4D5E6F}")), tools("bad", Some("x\ny"))]);
+        let (fb, warn) = FirstBoot::new(ServiceHost::Cmd, Some("qemu-ga-x86_64.msi"), &[tools("VMware Tools", Some("MsiExec.exe /X{B8F1C4E2-0D8A-4C7B-9E1F-5A2B3C4D5E6F}")), tools("bad", Some("x\ny"))], &[]);
         let names: Vec<&str> = fb.scripts.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["0001-pnputil.bat", "0002-qemuga.bat", "0003-disks.bat", "0004-uninstall.bat"]);
         assert_eq!(warn.len(), 1);
@@ -248,5 +325,24 @@ mod tests {
         assert!(fb.driver().contains("sc.exe delete FerryFirstboot\r\n"));
         assert!(fb.image_path().starts_with("%SystemRoot%\\System32\\cmd.exe /c start \"\" /b "));
         assert_eq!(fb.srvany_parameters(), None);
+    }
+
+    #[test]
+    fn static_addresses_parse_and_become_wmi_calls() {
+        let s = StaticIp::parse("00:50:56:AA:BB:CC", "192.168.1.10,192.168.1.1,20,192.168.1.2,192.168.1.3").unwrap();
+        assert_eq!((s.prefix, s.mask().to_string(), s.nameservers.len()), (20, "255.255.240.0".into(), 2));
+        let ps = network_ps1(std::slice::from_ref(&s));
+        assert!(ps.contains("$_.MACAddress -eq '00:50:56:AA:BB:CC'"), "{ps}");
+        assert!(ps.contains("EnableStatic(@('192.168.1.10'), @('255.255.240.0'))"), "{ps}");
+        assert!(ps.contains("SetGateways(@('192.168.1.1'), @([uint16]1))"), "{ps}");
+        assert!(ps.contains("SetDNSServerSearchOrder(@('192.168.1.2', '192.168.1.3'))"), "{ps}");
+        assert_eq!(StaticIp::parse("m", "10.0.0.1").unwrap().prefix, 24);
+        assert_eq!(StaticIp::parse("m", "10.0.0.1,,32").unwrap().gateway, None);
+        assert!(StaticIp::parse("m", "300.1.1.1").unwrap_err().contains("address \"300.1.1.1\" is not an IPv4 address"));
+        assert!(StaticIp::parse("m", "10.0.0.1,10.0.0.254,33").unwrap_err().contains("prefix length \"33\""));
+        assert!(StaticIp::parse("m", "fe80::1").is_err());
+        let (fb, _) = FirstBoot::new(ServiceHost::Cmd, None, &[], &[s]);
+        assert_eq!(fb.scripts[1].name, "0002-network.bat");
+        assert_eq!(fb.files[0].name, "network.ps1");
     }
 }

@@ -275,7 +275,7 @@ fn one_line(s: &str) -> String {
 
 /// Plans the conversion of the Windows root `os` with drivers from `vw` (laid out as the
 /// virtio-win ISO: `viostor/2k22/amd64/...`).
-pub fn plan(os: &OsInfo, vw: &VirtioWin, host: ServiceHost) -> Result<WindowsPlan, WindowsPlanError> {
+pub fn plan(os: &OsInfo, vw: &VirtioWin, host: ServiceHost, ips: &[firstboot::StaticIp]) -> Result<WindowsPlan, WindowsPlanError> {
     check_safe(os)?;
     let unsupported = |what: String| WindowsPlanError::Unsupported { root: os.root.clone(), what };
     let arch = arch_dir(&os.arch).ok_or_else(|| unsupported(format!("architecture {:?}", os.arch.escape_default().to_string())))?;
@@ -354,7 +354,7 @@ pub fn plan(os: &OsInfo, vw: &VirtioWin, host: ServiceHost) -> Result<WindowsPla
         }
     }
     let agent = firstboot_files.first().and_then(|f| f.target.rsplit('/').next()).map(str::to_string);
-    let (firstboot, fb_warnings) = FirstBoot::new(host, agent.as_deref(), &os.windows_uninstall);
+    let (firstboot, fb_warnings) = FirstBoot::new(host, agent.as_deref(), &os.windows_uninstall, ips);
     warnings.extend(fb_warnings);
     Ok(WindowsPlan {
         os_dir: os_dir.to_string(),
@@ -532,6 +532,9 @@ pub fn apply(p: &WindowsPlan, vw: &VirtioWin, fs: &mut Ntfs<'_>, volume: &str) -
     for s in &fb.scripts {
         fs.write_file(&format!("{}/scripts/{}", fb.dir, s.name), s.body.as_bytes())?;
     }
+    for s in &fb.files {
+        fs.write_file(&format!("{}/{}", fb.dir, s.name), s.body.as_bytes())?;
+    }
     for f in &p.firstboot_files {
         let data = vw.read(&f.source)?;
         fs.write_file(&f.target, &data)?;
@@ -549,7 +552,7 @@ pub fn apply(p: &WindowsPlan, vw: &VirtioWin, fs: &mut Ntfs<'_>, volume: &str) -
         let v = device_path(h.value(k, "DevicePath")?);
         h.set_value(k, "DevicePath", &v)
     })?;
-    Ok(p.files.len() + p.firstboot_files.len() + p.firstboot.scripts.len() + 3)
+    Ok(p.files.len() + p.firstboot_files.len() + p.firstboot.scripts.len() + p.firstboot.files.len() + 3)
 }
 
 /// Creates `path` and any missing parents.
