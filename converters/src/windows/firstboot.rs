@@ -12,7 +12,8 @@
 //! `$VIRT_TOOLS_DATA_DIR`, else `/usr/share/virt-tools`, as virt-v2v looks), with the batch
 //! file as its `Parameters\CommandLine`; without one, `cmd.exe` starts the batch file
 //! detached (`start "" /b`), so it runs to its end after the service manager gives up on
-//! the non-service process.
+//! the non-service process. Each script's exit code and the end are also written to COM1,
+//! where a validation run reads "Ferry first boot finished".
 
 use ferry_inspectors::os::WindowsUninstall;
 use serde::Serialize;
@@ -268,11 +269,14 @@ impl FirstBoot {
             "  pushd \"%scripts_done%\"".into(),
             "  call \"%%~nxf\"".into(),
             "  echo %%~nxf exited with !errorlevel!".into(),
+            "  echo Ferry first boot: %%~nxf exited with !errorlevel! > COM1".into(),
             "  popd".into(),
             ")".into(),
             format!("echo removing the {} service", self.service),
             format!("%SystemRoot%\\System32\\sc.exe delete {}", self.service),
             "echo Ferry first boot finished: %date% %time%".into(),
+            // The same milestone on the first serial port, for `ferry validate` and tests.
+            "echo Ferry first boot finished > COM1".into(),
         ])
     }
 
