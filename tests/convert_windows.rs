@@ -184,7 +184,8 @@ struct Shape {
     vmx: bool,
     /// The drivers given as an ISO 9660 image of the tree (genisoimage -J), else the directory.
     iso: bool,
-    /// virt-v2v's rhsrvany.exe found in VIRT_TOOLS_DATA_DIR (else the cmd.exe host).
+    /// virt-v2v's rhsrvany.exe and pnp_wait.exe found in VIRT_TOOLS_DATA_DIR (else the
+    /// cmd.exe host and no PnP wait).
     srvany: bool,
     /// The virtio model the injected viostor.inf allows.
     virtio: &'static str,
@@ -212,6 +213,7 @@ fn convert_shape(s: &Shape) {
     std::fs::create_dir(&tools).unwrap();
     if s.srvany {
         std::fs::write(tools.join("rhsrvany.exe"), payload("rhsrvany", 5000)).unwrap();
+        std::fs::write(tools.join("pnp_wait.exe"), payload("pnp_wait", 3000)).unwrap();
     }
 
     // --dry-run prints the plan and writes nothing.
@@ -314,9 +316,13 @@ fn convert_shape(s: &Shape) {
     let first_tools = s.scripts.iter().find(|n| n.contains("uninstall")).unwrap();
     let tools_script = String::from_utf8(ntfscat(&disk, &format!("{fb}/scripts/{first_tools}"))).unwrap();
     assert!(tools_script.contains(&format!("\r\n{}\r\n", s.uninstall)), "{tools_script}");
+    assert!(tools_script.ends_with("\r\nif errorlevel 3010 exit /b 0\r\n"), "{tools_script}");
+    let ga = String::from_utf8(ntfscat(&disk, &format!("{fb}/qemu-ga.ps1"))).unwrap();
+    assert!(ga.contains("/RU SYSTEM /TN FerryQemuGa") && ga.contains("qemu-ga-x86_64.msi\" /qn /norestart"), "{ga}");
     assert_eq!(ntfscat(&disk, &format!("{fb}/qemu-ga-x86_64.msi")), std::fs::read(vw.join("guest-agent/qemu-ga-x86_64.msi")).unwrap());
     if s.srvany {
         assert_eq!(ntfscat(&disk, &format!("{fb}/rhsrvany.exe")), payload("rhsrvany", 5000));
+        assert_eq!(ntfscat(&disk, &format!("{fb}/pnp_wait.exe")), payload("pnp_wait", 3000));
     }
     if !s.mac.is_empty() {
         let ps = String::from_utf8(ntfscat(&disk, &format!("{fb}/network.ps1"))).unwrap();
@@ -378,6 +384,7 @@ fn server_2022_converted() {
     for svc in ["VMTools", "vmci"] {
         edits += &format!("[{SYS}\\ControlSet001\\Services\\{svc}]\n\"Start\"=dword:00000004\n\n");
     }
+    edits += &format!("[{SYS}\\ControlSet001\\Control\\CrashControl]\n\"AutoReboot\"=dword:00000000\n\n");
     convert_shape(&Shape {
         name: "Server 2022",
         minor: 5,
@@ -389,7 +396,7 @@ fn server_2022_converted() {
         iso: false,
         srvany: true,
         virtio: "modern",
-        scripts: &["0001-pnputil.bat", "0002-qemuga.bat", "0003-network.bat", "0004-disks.bat", "0005-uninstall.bat"],
+        scripts: &["0001-pnputil.bat", "0002-pnpwait.bat", "0003-qemuga.bat", "0004-network.bat", "0005-disks.bat", "0006-uninstall.bat"],
         mac: &["--mac", "00:50:56:AA:BB:CC:ip:192.168.1.10,192.168.1.1,24,192.168.1.2"],
         uninstall: "msiexec.exe /x {B8F1C4E2-0D8A-4C7B-9E1F-5A2B3C4D5E6F} /qn /norestart",
         system_edits: edits,
@@ -412,9 +419,12 @@ fn server_2008r2_converted() {
             "[{SYS}\\ControlSet002\\Control\\CriticalDeviceDatabase\\{k}]\n\"ClassGUID\"=\"{{4D36E97B-E325-11CE-BFC1-08002BE10318}}\"\n\"Service\"=\"viostor\"\n\n"
         );
     }
-    for svc in ["xenbus", "xennet", "xenvbd"] {
+    for svc in ["rhelscsi", "xenbus", "xennet", "xenvbd"] {
         edits += &format!("[{SYS}\\ControlSet002\\Services\\{svc}]\n\"Start\"=dword:00000004\n\n");
     }
+    // prl_strg leaves the disk class's LowerFilters.
+    let filters: Vec<String> = "EhStorClass\0\0".encode_utf16().flat_map(u16::to_le_bytes).map(|b| format!("{b:02x}")).collect();
+    edits += &format!("[{SYS}\\ControlSet002\\Control\\Class\\{{4D36E967-E325-11CE-BFC1-08002BE10318}}]\n\"LowerFilters\"=hex(7):{}\n\n", filters.join(","));
     convert_shape(&Shape {
         name: "Server 2008 R2",
         minor: 3,

@@ -131,7 +131,7 @@ fn server_2008r2_xen_and_critical_device_database() {
     assert_eq!(os.hostname, get(&system, "ControlSet002\\Services\\Tcpip\\Parameters", "Hostname"));
     assert_eq!(os.windows_device_database.as_deref(), Some("CriticalDeviceDatabase"));
     let names: Vec<&str> = os.windows_services.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["intelide", "pvscsi", "xenbus", "xennet", "xenvbd"]);
+    assert_eq!(names, ["intelide", "pvscsi", "rhelscsi", "xenbus", "xennet", "xenvbd"]);
     let xenvbd = os.windows_services.iter().find(|s| s.name == "xenvbd").unwrap();
     assert_eq!(xenvbd.start.map(|v| v.to_string()), Some(get(&system, "ControlSet002\\Services\\xenvbd", "Start")));
     let tools: Vec<(&str, &str)> = os.windows_uninstall.iter().map(|u| (u.key.as_str(), u.tools.as_str())).collect();

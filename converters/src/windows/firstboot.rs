@@ -60,8 +60,10 @@ pub struct FirstBoot {
     pub dir: String,
     pub host: ServiceHost,
     pub scripts: Vec<Script>,
-    /// Other files of the first-boot directory (`network.ps1`).
+    /// Other files of the first-boot directory (`network.ps1`, `qemu-ga.ps1`).
     pub files: Vec<Script>,
+    /// virt-v2v's `pnp_wait.exe`, copied beside the scripts, when found.
+    pub pnp_wait: Option<PathBuf>,
 }
 
 /// A static IPv4 configuration for the NIC with a MAC (`--mac MAC:ip:...`).
@@ -102,6 +104,18 @@ impl StaticIp {
     }
 }
 
+/// `qemu-ga.ps1`: a one-time task, as SYSTEM, two minutes on, that installs the MSI.
+fn qemu_ga_ps1(msi: &str) -> String {
+    bat(&[
+        "schtasks.exe /Delete /TN FerryQemuGa /F 2>$null".into(),
+        "$d = (Get-Date).AddSeconds(120)".into(),
+        "$f = [System.Globalization.DateTimeFormatInfo]::CurrentInfo.ShortDatePattern -replace 'y+', 'yyyy' -replace 'M+', 'MM' -replace 'd+', 'dd'".into(),
+        format!(
+            "schtasks.exe /Create /SC ONCE /ST $d.ToString('HH:mm') /SD $d.ToString($f) /RU SYSTEM /TN FerryQemuGa /TR '\"%SystemRoot%\\System32\\msiexec.exe\" /i \"{DIR_WIN}\\{msi}\" /qn /norestart /l*v \"{DIR_WIN}\\qemu-ga-install.log\"'"
+        ),
+    ])
+}
+
 /// `network.ps1`: each NIC found by MAC through WMI (waiting for its driver), then given
 /// its static address, gateway and nameservers.
 fn network_ps1(ips: &[StaticIp]) -> String {
@@ -123,10 +137,21 @@ fn network_ps1(ips: &[StaticIp]) -> String {
     bat(&lines)
 }
 
+fn tools_dir(data_dir: Option<&Path>) -> PathBuf {
+    data_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/usr/share/virt-tools"))
+}
+
+/// virt-v2v's `pnp_wait.exe` (waits until Plug and Play has installed the new devices) in
+/// the same directory as the service host, when there.
+pub fn find_pnp_wait(data_dir: Option<&Path>) -> Option<PathBuf> {
+    let p = tools_dir(data_dir).join("pnp_wait.exe");
+    p.metadata().map(|m| m.is_file()).unwrap_or(false).then_some(p)
+}
+
 /// The service host virt-v2v would use: `$VIRT_TOOLS_DATA_DIR` (else
 /// `/usr/share/virt-tools`) holding `rhsrvany.exe` or `pvvxsvc.exe`.
 pub fn find_host(data_dir: Option<&Path>) -> ServiceHost {
-    let dir = data_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/usr/share/virt-tools"));
+    let dir = tools_dir(data_dir);
     for name in HOSTS {
         let p = dir.join(name);
         if p.metadata().map(|m| m.is_file()).unwrap_or(false) {
@@ -188,7 +213,7 @@ impl FirstBoot {
     /// The scripts for a guest: drivers installed, the guest agent MSI at `agent` (a file in
     /// the first-boot directory) when given, disks onlined, `tools` uninstalled. Entries that
     /// cannot be run safely are returned as warnings.
-    pub fn new(host: ServiceHost, agent: Option<&str>, tools: &[WindowsUninstall], ips: &[StaticIp]) -> (FirstBoot, Vec<String>) {
+    pub fn new(host: ServiceHost, pnp_wait: Option<PathBuf>, agent: Option<&str>, tools: &[WindowsUninstall], ips: &[StaticIp]) -> (FirstBoot, Vec<String>) {
         let mut scripts = Vec::new();
         let mut files = Vec::new();
         let mut warnings = Vec::new();
@@ -205,13 +230,22 @@ impl FirstBoot {
                 "for %%i in (\"%SystemRoot%\\Drivers\\VirtIO\\*.inf\") do %SystemRoot%\\System32\\pnputil.exe -i -a \"%%i\"".into(),
             ],
         );
-        if let Some(msi) = agent {
+        if pnp_wait.is_some() {
             add(
-                "qemu-ga: install the QEMU guest agent",
+                "pnpwait: wait for Plug and Play to finish",
+                vec!["@echo off".into(), "echo waiting for Plug and Play".into(), format!("\"{DIR_WIN}\\pnp_wait.exe\"")],
+            );
+        }
+        if let Some(msi) = agent {
+            // Installed by a task two minutes later, not from the first-boot service itself
+            // (virt-v2v found msiexec unreliable there).
+            files.push(Script { name: "qemu-ga.ps1".into(), purpose: "schedule the guest agent MSI".into(), body: qemu_ga_ps1(msi) });
+            add(
+                "qemu-ga: install the QEMU guest agent (a scheduled task)",
                 vec![
                     "@echo off".into(),
-                    format!("echo installing {msi}"),
-                    format!("msiexec.exe /i \"{DIR_WIN}\\{msi}\" /qn /norestart /l*v \"{DIR_WIN}\\qemu-ga-install.log\""),
+                    format!("echo scheduling the installation of {msi}"),
+                    format!("%SystemRoot%\\System32\\WindowsPowerShell\\v1.0\\powershell.exe -NoProfile -ExecutionPolicy Bypass -File \"{DIR_WIN}\\qemu-ga.ps1\""),
                 ],
             );
         }
@@ -239,12 +273,21 @@ impl FirstBoot {
             match uninstall_command(u) {
                 Ok(cmd) => {
                     let name = batch_safe(&u.display_name).unwrap_or_else(|| u.tools.clone());
-                    add(&format!("uninstall {name} ({})", u.tools), vec!["@echo off".into(), format!("echo uninstalling {name}"), cmd]);
+                    add(
+                        &format!("uninstall {name} ({})", u.tools),
+                        vec![
+                            "@echo off".into(),
+                            format!("echo uninstalling {name}"),
+                            cmd,
+                            // ERROR_SUCCESS_REBOOT_REQUIRED is success too (as virt-v2v).
+                            "if errorlevel 3010 exit /b 0".into(),
+                        ],
+                    );
                 }
                 Err(why) => warnings.push(format!("first boot: {why}: not uninstalled")),
             }
         }
-        (FirstBoot { service: SERVICE.into(), dir: DIR.into(), host, scripts, files }, warnings)
+        (FirstBoot { service: SERVICE.into(), dir: DIR.into(), host, scripts, files, pnp_wait }, warnings)
     }
 
     /// `firstboot.bat`: runs each script of `scripts\` once, logs to `log.txt`, then deletes
@@ -321,7 +364,7 @@ mod tests {
 
     #[test]
     fn scripts_are_numbered_and_crlf() {
-        let (fb, warn) = FirstBoot::new(ServiceHost::Cmd, Some("qemu-ga-x86_64.msi"), &[tools("VMware Tools", Some("MsiExec.exe /X{B8F1C4E2-0D8A-4C7B-9E1F-5A2B3C4D5E6F}")), tools("bad", Some("x\ny"))], &[]);
+        let (fb, warn) = FirstBoot::new(ServiceHost::Cmd, None, Some("qemu-ga-x86_64.msi"), &[tools("VMware Tools", Some("MsiExec.exe /X{B8F1C4E2-0D8A-4C7B-9E1F-5A2B3C4D5E6F}")), tools("bad", Some("x\ny"))], &[]);
         let names: Vec<&str> = fb.scripts.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["0001-pnputil.bat", "0002-qemuga.bat", "0003-disks.bat", "0004-uninstall.bat"]);
         assert_eq!(warn.len(), 1);
@@ -345,7 +388,7 @@ mod tests {
         assert!(StaticIp::parse("m", "300.1.1.1").unwrap_err().contains("address \"300.1.1.1\" is not an IPv4 address"));
         assert!(StaticIp::parse("m", "10.0.0.1,10.0.0.254,33").unwrap_err().contains("prefix length \"33\""));
         assert!(StaticIp::parse("m", "fe80::1").is_err());
-        let (fb, _) = FirstBoot::new(ServiceHost::Cmd, None, &[], &[s]);
+        let (fb, _) = FirstBoot::new(ServiceHost::Cmd, None, None, &[], &[s]);
         assert_eq!(fb.scripts[1].name, "0002-network.bat");
         assert_eq!(fb.files[0].name, "network.ps1");
     }

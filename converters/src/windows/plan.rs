@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 
 /// The block driver made boot-start.
 pub const BLOCK_DRIVER: &str = "viostor";
+/// Disk drives' device class.
+const DISK_CLASS: &str = "{4d36e967-e325-11ce-bfc1-08002be10318}";
 /// Storage controllers' device class.
 const SCSI_CLASS: &str = "{4D36E97B-E325-11CE-BFC1-08002BE10318}";
 /// Virtio block: transitional and modern PCI device IDs (vendor 1AF4).
@@ -275,7 +277,7 @@ fn one_line(s: &str) -> String {
 
 /// Plans the conversion of the Windows root `os` with drivers from `vw` (laid out as the
 /// virtio-win ISO: `viostor/2k22/amd64/...`).
-pub fn plan(os: &OsInfo, vw: &VirtioWin, host: ServiceHost, ips: &[firstboot::StaticIp]) -> Result<WindowsPlan, WindowsPlanError> {
+pub fn plan(os: &OsInfo, vw: &VirtioWin, host: ServiceHost, pnp_wait: Option<PathBuf>, ips: &[firstboot::StaticIp]) -> Result<WindowsPlan, WindowsPlanError> {
     check_safe(os)?;
     let unsupported = |what: String| WindowsPlanError::Unsupported { root: os.root.clone(), what };
     let arch = arch_dir(&os.arch).ok_or_else(|| unsupported(format!("architecture {:?}", os.arch.escape_default().to_string())))?;
@@ -354,7 +356,7 @@ pub fn plan(os: &OsInfo, vw: &VirtioWin, host: ServiceHost, ips: &[firstboot::St
         }
     }
     let agent = firstboot_files.first().and_then(|f| f.target.rsplit('/').next()).map(str::to_string);
-    let (firstboot, fb_warnings) = FirstBoot::new(host, agent.as_deref(), &os.windows_uninstall, ips);
+    let (firstboot, fb_warnings) = FirstBoot::new(host, pnp_wait, agent.as_deref(), &os.windows_uninstall, ips);
     warnings.extend(fb_warnings);
     Ok(WindowsPlan {
         os_dir: os_dir.to_string(),
@@ -479,6 +481,19 @@ fn edit_system(p: &WindowsPlan, h: &mut Hive) -> Result<(), HiveError> {
             h.set_value(k, "Start", &Value::Dword(4))?;
         }
     }
+    // A crash stays on screen (0x7B is seen, not a reboot loop), where the key exists.
+    if let Some(k) = h.lookup(&format!("{cs}\\Control\\CrashControl"))? {
+        h.set_value(k, "AutoReboot", &Value::Dword(0))?;
+    }
+    // Parallels' storage filter leaves the disk class's LowerFilters (its DelReg).
+    if let Some(k) = h.lookup(&format!("{cs}\\Control\\Class\\{DISK_CLASS}"))? {
+        if let Some(Value::MultiSz(filters)) = h.value(k, "LowerFilters")? {
+            let kept: Vec<String> = filters.iter().filter(|f| !f.eq_ignore_ascii_case("prl_strg") && !f.is_empty()).cloned().collect();
+            if kept.len() != filters.len() {
+                h.set_value(k, "LowerFilters", &Value::MultiSz(kept))?;
+            }
+        }
+    }
     // Disks found on the new controller come online (SAN policy OnlineAll).
     let k = h.create_key(&format!("{cs}\\Services\\partmgr\\Parameters"))?;
     h.set_value(k, "SanPolicy", &Value::Dword(1))?;
@@ -539,10 +554,17 @@ pub fn apply(p: &WindowsPlan, vw: &VirtioWin, fs: &mut Ntfs<'_>, volume: &str) -
         let data = vw.read(&f.source)?;
         fs.write_file(&f.target, &data)?;
     }
+    let mut tools: Vec<(&str, &Path)> = Vec::new();
     if let ServiceHost::Srvany { name, source } = &fb.host {
+        tools.push((name, source));
+    }
+    if let Some(p) = &fb.pnp_wait {
+        tools.push(("pnp_wait.exe", p));
+    }
+    for (name, source) in tools {
         let data = std::fs::read(source).map_err(|e| WindowsPlanError::VirtioWin { path: source.display().to_string(), why: format!("read: {e}") })?;
         if data.len() as u64 > firstboot::MAX_HOST_FILE {
-            return Err(WindowsPlanError::VirtioWin { path: source.display().to_string(), why: "larger than a service host can be".into() });
+            return Err(WindowsPlanError::VirtioWin { path: source.display().to_string(), why: "larger than a virt-tools file can be".into() });
         }
         fs.write_file(&format!("{}/{name}", fb.dir), &data)?;
     }

@@ -25,7 +25,7 @@ pub struct WindowsService {
 pub struct WindowsUninstall {
     /// The subkey of `Microsoft\Windows\CurrentVersion\Uninstall`.
     pub key: String,
-    /// `vmware-tools` or `xen-tools`.
+    /// `vmware-tools`, `xen-tools` or `parallels-tools`.
     pub tools: String,
     pub display_name: String,
     pub display_version: Option<String>,
@@ -76,6 +76,23 @@ const KNOWN: &[(&str, &str)] = &[
     ("xennet", "hypervisor"),
     ("xensvc", "hypervisor"),
     ("xenpci", "hypervisor"),
+    // The old RHEL Xen PV block driver, and Parallels' drivers (virt-v2v disables them).
+    ("rhelscsi", "hypervisor"),
+    ("prl_boot", "hypervisor"),
+    ("prl_dd", "hypervisor"),
+    ("prl_eth5", "hypervisor"),
+    ("prl_fs", "hypervisor"),
+    ("prl_memdev", "hypervisor"),
+    ("prl_mouf", "hypervisor"),
+    ("prl_pv32", "hypervisor"),
+    ("prl_pv64", "hypervisor"),
+    ("prl_scsi", "hypervisor"),
+    ("prl_sound", "hypervisor"),
+    ("prl_strg", "hypervisor"),
+    ("prl_tg", "hypervisor"),
+    ("prl_time", "hypervisor"),
+    ("prl_uprof", "hypervisor"),
+    ("prl_va", "hypervisor"),
 ];
 
 type K<'h> = KeyNode<'h, &'h [u8]>;
@@ -137,6 +154,9 @@ fn tools_of(display: &str, publisher: &str) -> Option<&'static str> {
     let p = publisher.to_ascii_lowercase();
     if d == "vmware tools" || (p.starts_with("vmware") && d.contains("tools")) {
         return Some("vmware-tools");
+    }
+    if p.starts_with("parallels") && d.contains("tools") {
+        return Some("parallels-tools");
     }
     let xen = d.contains("xen") && (d.contains("tools") || d.contains("pv") || d.contains("agent") || d.contains("driver"));
     (xen || p.contains("xen project")).then_some("xen-tools")
