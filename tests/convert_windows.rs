@@ -10,6 +10,9 @@
 //! byte-identical. A hibernated, dirty or Fast Startup volume is refused in one line (ntfs-3g / ntfsls
 //! / hivexget agree it is).
 
+#[path = "../converters/tests/windows_support/mod.rs"]
+mod windows_support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -58,35 +61,16 @@ fn build_hive(dir: &Path, name: &str, minor: u32, reg: &str, prefix: &str) -> Pa
 
 /// A whole-disk NTFS volume with the hives and a hiberfil.sys if given; None when FUSE
 /// mounts are not allowed here.
-fn volume(dir: &Path, name: &str, system: &Path, software: &Path, hiberfil: Option<&[u8]>) -> Option<PathBuf> {
-    let img = dir.join(name);
-    std::fs::File::create(&img).unwrap().set_len(48 << 20).unwrap();
-    run("mkntfs", &["-q", "-F", "-f", "-L", "Windows", p(&img)]);
-    let mnt = dir.join(format!("{name}.mnt"));
-    std::fs::create_dir_all(&mnt).unwrap();
-    let ok = Command::new("ntfs-3g").args([p(&img), p(&mnt)]).status();
-    if !matches!(ok, Ok(s) if s.success()) {
-        eprintln!("skipped: ntfs-3g cannot mount here (needs root and /dev/fuse)");
-        return None;
+fn volume(dir: &Path, name: &str, system: &Path, software: &Path, hiber: Option<&[u8]>) -> Option<PathBuf> {
+    let mut files = vec![
+        ("Windows/System32/config/SYSTEM", std::fs::read(system).unwrap()),
+        ("Windows/System32/config/SOFTWARE", std::fs::read(software).unwrap()),
+        ("Windows/System32/drivers/pvscsi.sys", vec![7u8; 70_000]),
+    ];
+    if let Some(h) = hiber {
+        files.push(("hiberfil.sys", windows_support::hiberfil(h, 64 << 10)));
     }
-    let config = mnt.join("Windows/System32/config");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::create_dir_all(mnt.join("Windows/System32/drivers")).unwrap();
-    std::fs::write(mnt.join("Windows/System32/drivers/pvscsi.sys"), vec![7u8; 70_000]).unwrap();
-    std::fs::copy(system, config.join("SYSTEM")).unwrap();
-    std::fs::copy(software, config.join("SOFTWARE")).unwrap();
-    if let Some(h) = hiberfil {
-        let mut b = h.to_vec();
-        b.resize(64 << 10, 0);
-        std::fs::write(mnt.join("hiberfil.sys"), b).unwrap();
-    }
-    for _ in 0..20 {
-        if Command::new("umount").arg(&mnt).status().unwrap().success() {
-            return Some(img);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
-    panic!("umount {}", mnt.display());
+    windows_support::ntfs_volume(dir, name, 48, &files)
 }
 
 /// Placeholder payload: distinct bytes per file, `len` long.

@@ -20,28 +20,15 @@ const SOFT: &str = "HKEY_LOCAL_MACHINE\\SOFTWARE";
 
 /// An NTFS volume holding `Windows/System32/config/{SYSTEM,SOFTWARE}` and optionally a
 /// hiberfil.sys with a hibernation header. `None` when FUSE mounts are not allowed here.
-fn volume(dir: &Path, name: &str, system: &Path, software: &Path, hiberfil: Option<&[u8]>) -> Option<PathBuf> {
-    let img = dir.join(name);
-    std::fs::File::create(&img).unwrap().set_len(48 << 20).unwrap();
-    run("mkntfs", &["-q", "-F", "-f", "-L", "Windows", img.to_str().unwrap()]);
-    let mnt = dir.join(format!("{name}.mnt"));
-    std::fs::create_dir_all(&mnt).unwrap();
-    let ok = Command::new("ntfs-3g").args([img.to_str().unwrap(), mnt.to_str().unwrap()]).status();
-    if !matches!(ok, Ok(s) if s.success()) {
-        eprintln!("skipped: ntfs-3g cannot mount here (needs root and /dev/fuse)");
-        return None;
+fn volume(dir: &Path, name: &str, system: &Path, software: &Path, hiber: Option<&[u8]>) -> Option<PathBuf> {
+    let mut files = vec![
+        ("Windows/System32/config/SYSTEM", std::fs::read(system).unwrap()),
+        ("Windows/System32/config/SOFTWARE", std::fs::read(software).unwrap()),
+    ];
+    if let Some(h) = hiber {
+        files.push(("hiberfil.sys", hiberfil(h, 64 << 10)));
     }
-    let config = mnt.join("Windows/System32/config");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::copy(system, config.join("SYSTEM")).unwrap();
-    std::fs::copy(software, config.join("SOFTWARE")).unwrap();
-    if let Some(h) = hiberfil {
-        let mut b = h.to_vec();
-        b.resize(64 << 10, 0);
-        std::fs::write(mnt.join("hiberfil.sys"), b).unwrap();
-    }
-    assert!(Command::new("umount").arg(&mnt).status().unwrap().success());
-    Some(img)
+    ntfs_volume(dir, name, 48, &files)
 }
 
 fn inspect_os(img: &Path) -> OsInfo {

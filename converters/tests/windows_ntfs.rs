@@ -18,26 +18,12 @@ use windows_support::*;
 const SYS: &str = "HKEY_LOCAL_MACHINE\\SYSTEM";
 const HIVE: &str = "/Windows/System32/config/SYSTEM";
 
-fn volume(dir: &Path, name: &str, system: &Path, hiberfil: bool) -> Option<std::path::PathBuf> {
-    let img = dir.join(name);
-    std::fs::File::create(&img).unwrap().set_len(32 << 20).unwrap();
-    run("mkntfs", &["-q", "-F", "-f", "-L", "Windows", img.to_str().unwrap()]);
-    let mnt = dir.join(format!("{name}.mnt"));
-    std::fs::create_dir_all(&mnt).unwrap();
-    let ok = Command::new("ntfs-3g").args([img.to_str().unwrap(), mnt.to_str().unwrap()]).status();
-    if !matches!(ok, Ok(s) if s.success()) {
-        eprintln!("skipped: ntfs-3g cannot mount here (needs root and /dev/fuse)");
-        return None;
+fn volume(dir: &Path, name: &str, system: &Path, with_hiberfil: bool) -> Option<std::path::PathBuf> {
+    let mut files = vec![("Windows/System32/config/SYSTEM", std::fs::read(system).unwrap())];
+    if with_hiberfil {
+        files.push(("hiberfil.sys", hiberfil(b"hibr", 8192)));
     }
-    std::fs::create_dir_all(mnt.join("Windows/System32/config")).unwrap();
-    std::fs::copy(system, mnt.join("Windows/System32/config/SYSTEM")).unwrap();
-    if hiberfil {
-        let mut b = b"hibr".to_vec();
-        b.resize(8192, 0);
-        std::fs::write(mnt.join("hiberfil.sys"), b).unwrap();
-    }
-    assert!(Command::new("umount").arg(&mnt).status().unwrap().success());
-    Some(img)
+    ntfs_volume(dir, name, 32, &files)
 }
 
 fn materialize(dev: &dyn BlockDevice, out: &Path) {

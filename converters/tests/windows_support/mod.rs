@@ -191,3 +191,38 @@ pub fn assert_same(got: &str, want: &str) {
     let at = gl.bytes().zip(wl.bytes()).position(|(a, b)| a != b);
     panic!("exports differ at line {i} ({} vs {} lines), line lengths {} vs {}, first byte difference at {at:?}\nFerry:\n{}\nhivex:\n{}", g.len(), w.len(), gl.len(), wl.len(), show(&g), show(&w));
 }
+
+/// A whole-disk NTFS volume of `mib` MiB made by mkntfs and filled through an ntfs-3g FUSE
+/// mount with `files` (volume path, bytes; parents created); None, with the reason printed,
+/// when FUSE mounts are not allowed here. The unmount is retried while the mount is busy.
+pub fn ntfs_volume(dir: &Path, name: &str, mib: u64, files: &[(&str, Vec<u8>)]) -> Option<PathBuf> {
+    let img = dir.join(name);
+    std::fs::File::create(&img).unwrap().set_len(mib << 20).unwrap();
+    run("mkntfs", &["-q", "-F", "-f", "-L", "Windows", img.to_str().unwrap()]);
+    let mnt = dir.join(format!("{name}.mnt"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    let ok = Command::new("ntfs-3g").args([img.to_str().unwrap(), mnt.to_str().unwrap()]).status();
+    if !matches!(ok, Ok(s) if s.success()) {
+        eprintln!("skipped: ntfs-3g cannot mount here (needs root and /dev/fuse)");
+        return None;
+    }
+    for (path, data) in files {
+        let f = mnt.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, data).unwrap();
+    }
+    for _ in 0..20 {
+        if Command::new("umount").arg(&mnt).status().unwrap().success() {
+            return Some(img);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    panic!("umount {}", mnt.display());
+}
+
+/// A hiberfil.sys beginning with `magic`, `len` bytes.
+pub fn hiberfil(magic: &[u8], len: usize) -> Vec<u8> {
+    let mut b = magic.to_vec();
+    b.resize(len, 0);
+    b
+}
