@@ -13,9 +13,21 @@ packages=(
   libvirt-clients cpio zstd xz-utils busybox-static debootstrap grub-common netplan.io gcc mdadm kmod lz4 python3-pip
   linux-source-6.1 flex bison bc libelf-dev grub-pc-bin patch
 )
+# Ferry's runtime presents the devices of QEMU 10 (PCIe root ports, pflash) and the btrfs
+# fixtures need mkfs.btrfs --compress (btrfs-progs 6.3+): on Debian 12 these come from
+# bookworm-backports, whatever version the machine had, as does everything installed with
+# them. The backports line uses the mirror apt is already configured with (its own parse of
+# sources.list and sources.list.d, deb822 or one-line), never a hard-coded host.
+from_backports=(qemu-utils qemu-system-x86 seabios btrfs-progs)
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  elif [ "$codename" = bookworm ] && [[ " ${from_backports[*]} " == *" $p "* ]] &&
+    ! dpkg-query -W -f='${Version}' "$p" | grep -q bpo; then
+    missing+=("$p")
+  fi
 done
 if ((${#missing[@]})); then
   echo "tests/run.sh: installing ${missing[*]}"
@@ -24,16 +36,12 @@ if ((${#missing[@]})); then
     exit 1
   fi
   apt-get update -qq
-  # Machines whose qemu-utils came from backports need qemu-system-x86 from there too. The
-  # backports line uses the mirror apt is already configured with (its own parse of
-  # sources.list and sources.list.d, deb822 or one-line), never a hard-coded host.
   target=()
-  if dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null | grep -q bpo; then
-    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  if [ "$codename" = bookworm ]; then
     if ! apt-get indextargets --format '$(RELEASE)' 'Created-By: Packages' | grep -qx "$codename-backports"; then
       mirror=$(tests/apt-mirror.sh "$codename")
-      if [ -z "$codename" ] || [ -z "$mirror" ]; then
-        echo "tests/run.sh: qemu-utils is from backports, but no apt source serves $codename to derive a backports line from" >&2
+      if [ -z "$mirror" ]; then
+        echo "tests/run.sh: no apt source serves $codename to derive a $codename-backports line from" >&2
         exit 1
       fi
       echo "deb $mirror $codename-backports main" >/etc/apt/sources.list.d/ferry-backports.list
@@ -58,9 +66,9 @@ cargo test --workspace --no-fail-fast "$@" || status=$?
 
 # A short bounded fuzz pass of every target (FERRY_FUZZ_SECONDS each, 0 skips it; not when
 # tests are filtered): a dev build without sanitizer (quick to build, overflow checks on),
-# all fuzz workspaces in one target directory.
+# all fuzz workspaces in one target directory, one target per core at a time.
 fuzz_secs=${FERRY_FUZZ_SECONDS:-8}
 if (($# == 0 && fuzz_secs > 0)); then
-  FUZZ_TARGET_DIR="$PWD/target/fuzz" FUZZ_FLAGS="--dev -s none" testdata/fuzz.sh all "$fuzz_secs" || status=$?
+  FUZZ_TARGET_DIR="$PWD/target/fuzz" FUZZ_FLAGS="--dev -s none" FUZZ_JOBS="$(nproc)" testdata/fuzz.sh all "$fuzz_secs" || status=$?
 fi
 exit "$status"

@@ -412,8 +412,8 @@ fn refusals() {
     let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
     let vol = Volume::new(&ov, 0, ov.size(), "fs.img").unwrap();
     let e = fs::open(vol, "btrfs", "fs.img").err().unwrap().to_string();
-    assert_eq!(e, "fs.img: unsupported filesystem type btrfs (Ferry edits ext2/3/4, XFS and FAT)");
-    assert!(fs::supported("xfs") && fs::supported("vfat") && !fs::writable("xfs") && !fs::writable("vfat") && fs::writable("ext4"));
+    assert_eq!(e, "fs.img: unsupported filesystem type btrfs (Ferry edits ext2/3/4, XFS, FAT and NTFS)");
+    assert!(fs::supported("xfs") && fs::supported("vfat") && fs::supported("ntfs") && fs::writable("xfs") && !fs::writable("vfat") && !fs::writable("ntfs") && fs::writable("ext4"));
 }
 
 /// A loop mount of an image, unmounted on drop.

@@ -11,10 +11,12 @@
 # 0x1000-0x103f and returns -ENODEV for the rest, as pre-4.0 kernels' virtio_pci_probe did;
 # a modern-only device (0x1040+) is therefore left without a driver.
 #
-# Same config as tiny-kernel.sh (its cached .config is reused; running it first builds it if
-# needed). Output: $FERRY_CACHE/tiny-kernel-legacy-<hash of this script and
-# tiny-kernel.sh>/{vmlinux,bzImage,.config} (cached; one tinyconfig build, ~3-5 min on 2 idle
-# cores). Needs what tiny-kernel.sh needs, plus patch.
+# Same config as tiny-kernel.sh (running it first builds it if needed): a copy of its built
+# tree (tiny-kernel-<hash>.tree) is patched and rebuilt, so only the patched file and the
+# link run again (~1 min); without that tree, a fresh tree from linux-source with its
+# .config (one tinyconfig build, ~3-5 min on 2 idle cores). Output:
+# $FERRY_CACHE/tiny-kernel-legacy-<hash of this script and tiny-kernel.sh>/{vmlinux,bzImage,
+# .config} (cached). Needs what tiny-kernel.sh needs, plus patch.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${FERRY_CACHE:-/var/tmp/ferry-cache}
@@ -28,11 +30,18 @@ tarball=$(ls /usr/src/linux-source-6.1*.tar.xz 2>/dev/null | head -1)
 [ -n "$tarball" ] || { echo "tiny-kernel-legacy.sh: linux-source-6.1 is not installed" >&2; exit 2; }
 work=$(mktemp -d "$cache/tiny-kernel-legacy-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-tar -C "$work" -xf "$tarball"
-src=$(ls -d "$work"/linux-source-6.1*)
-cd "$src"
-# As tiny-kernel.sh: kvm_pvm's instruction emulator cannot deliver INT3.
-sed -i 's/^\tint3_selftest();/\t\/\* int3_selftest() skipped for kvm_pvm \*\//' arch/x86/kernel/alternative.c
+if [ -f "$base.tree/vmlinux" ]; then
+  # The base build's tree, timestamps kept: make rebuilds only what the patch touches.
+  cp -a "$base.tree" "$work/linux-source-6.1"
+  src=$work/linux-source-6.1
+  cd "$src"
+else
+  tar -C "$work" -xf "$tarball"
+  src=$(ls -d "$work"/linux-source-6.1*)
+  cd "$src"
+  # As tiny-kernel.sh: kvm_pvm's instruction emulator cannot deliver INT3.
+  sed -i 's/^\tint3_selftest();/\t\/\* int3_selftest() skipped for kvm_pvm \*\//' arch/x86/kernel/alternative.c
+fi
 patch -s -p1 --no-backup-if-mismatch <<'EOF'
 --- a/drivers/virtio/virtio_pci_common.c
 +++ b/drivers/virtio/virtio_pci_common.c

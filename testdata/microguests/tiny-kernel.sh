@@ -6,7 +6,8 @@
 # LZ4-compressed: its decompressor runs in guest kernel mode, which kvm_pvm emulates at ~1 M
 # instructions/s, where tinyconfig's XZ takes minutes.
 # Output: $FERRY_CACHE/tiny-kernel-<hash of this script>/{vmlinux,bzImage} (cached; ~3-5 min on 2
-# idle cores).
+# idle cores), and its built tree beside it (tiny-kernel-<hash>.tree) so that variants
+# (tiny-kernel-legacy.sh) rebuild only what they patch.
 # Needs: linux-source-6.1 flex bison bc libelf-dev lz4 (Debian).
 set -eu
 cache=${FERRY_CACHE:-/var/tmp/ferry-cache}
@@ -35,5 +36,8 @@ make -s olddefconfig
 make -s -j"$(nproc)" vmlinux bzImage
 mkdir -p "$out.tmp"
 cp vmlinux arch/x86/boot/bzImage .config "$out.tmp/"
+# The built tree is kept for variants (moved, so the EXIT trap finds nothing to remove).
+rm -rf "$out.tree"
+mv "$src" "$out.tree"
 mv "$out.tmp" "$out"
 echo "$out/vmlinux"
