@@ -11,12 +11,12 @@
 # 0x1000-0x103f and returns -ENODEV for the rest, as pre-4.0 kernels' virtio_pci_probe did;
 # a modern-only device (0x1040+) is therefore left without a driver.
 #
-# Same config as tiny-kernel.sh (running it first builds it if needed): a copy of its built
-# tree (tiny-kernel-<hash>.tree) is patched and rebuilt, so only the patched file and the
-# link run again (~1 min); without that tree, a fresh tree from linux-source with its
-# .config (one tinyconfig build, ~3-5 min on 2 idle cores). Output:
+# Same config as tiny-kernel.sh (running it first builds it if needed). Its kept build tree
+# (tiny-kernel-<hash>.tree) is patched, rebuilt (only the patched file and the link run
+# again, ~1 min) and unpatched, under a lock; without that tree, a fresh tree from
+# linux-source with its .config (one tinyconfig build, ~3-5 min on 2 idle cores). Output:
 # $FERRY_CACHE/tiny-kernel-legacy-<hash of this script and tiny-kernel.sh>/{vmlinux,bzImage,
-# .config} (cached). Needs what tiny-kernel.sh needs, plus patch.
+# .config} (cached). Needs what tiny-kernel.sh needs, plus patch and flock.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${FERRY_CACHE:-/var/tmp/ferry-cache}
@@ -30,19 +30,7 @@ tarball=$(ls /usr/src/linux-source-6.1*.tar.xz 2>/dev/null | head -1)
 [ -n "$tarball" ] || { echo "tiny-kernel-legacy.sh: linux-source-6.1 is not installed" >&2; exit 2; }
 work=$(mktemp -d "$cache/tiny-kernel-legacy-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-if [ -f "$base.tree/vmlinux" ]; then
-  # The base build's tree, timestamps kept: make rebuilds only what the patch touches.
-  cp -a "$base.tree" "$work/linux-source-6.1"
-  src=$work/linux-source-6.1
-  cd "$src"
-else
-  tar -C "$work" -xf "$tarball"
-  src=$(ls -d "$work"/linux-source-6.1*)
-  cd "$src"
-  # As tiny-kernel.sh: kvm_pvm's instruction emulator cannot deliver INT3.
-  sed -i 's/^\tint3_selftest();/\t\/\* int3_selftest() skipped for kvm_pvm \*\//' arch/x86/kernel/alternative.c
-fi
-patch -s -p1 --no-backup-if-mismatch <<'EOF'
+cat >"$work/legacy.patch" <<'EOF'
 --- a/drivers/virtio/virtio_pci_common.c
 +++ b/drivers/virtio/virtio_pci_common.c
 @@ -544,20 +544,11 @@ static int virtio_pci_probe(struct pci_dev *pci_dev,
@@ -72,9 +60,29 @@ patch -s -p1 --no-backup-if-mismatch <<'EOF'
  	pci_set_master(pci_dev);
  
 EOF
-cp "$base/.config" .config
-make -s olddefconfig
-make -s -j"$(nproc)" vmlinux bzImage
+if [ -f "$base.tree/vmlinux" ]; then
+  # The base build's own tree, in place (its recorded paths stay valid), one user at a time;
+  # the patch is taken out again at the end (and first, if a run stopped half-way).
+  exec 9>"$base.tree.lock"
+  flock 9
+  src=$base.tree
+  cd "$src"
+  p() { patch -s -p1 --no-backup-if-mismatch "$@" <"$work/legacy.patch"; }
+  p -R --dry-run >/dev/null 2>&1 && p -R
+  p
+  trap 'cd "$src" && p -R; rm -rf "$work"' EXIT
+  make -s -j"$(nproc)" vmlinux bzImage
+else
+  tar -C "$work" -xf "$tarball"
+  src=$(ls -d "$work"/linux-source-6.1*)
+  cd "$src"
+  # As tiny-kernel.sh: kvm_pvm's instruction emulator cannot deliver INT3.
+  sed -i 's/^\tint3_selftest();/\t\/\* int3_selftest() skipped for kvm_pvm \*\//' arch/x86/kernel/alternative.c
+  patch -s -p1 --no-backup-if-mismatch <"$work/legacy.patch"
+  cp "$base/.config" .config
+  make -s olddefconfig
+  make -s -j"$(nproc)" vmlinux bzImage
+fi
 mkdir -p "$out.tmp"
 cp vmlinux arch/x86/boot/bzImage .config "$out.tmp/"
 mv "$out.tmp" "$out"

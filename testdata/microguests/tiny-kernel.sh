@@ -6,8 +6,9 @@
 # LZ4-compressed: its decompressor runs in guest kernel mode, which kvm_pvm emulates at ~1 M
 # instructions/s, where tinyconfig's XZ takes minutes.
 # Output: $FERRY_CACHE/tiny-kernel-<hash of this script>/{vmlinux,bzImage} (cached; ~3-5 min on 2
-# idle cores), and its built tree beside it (tiny-kernel-<hash>.tree) so that variants
-# (tiny-kernel-legacy.sh) rebuild only what they patch.
+# idle cores). The kernel is built in place in tiny-kernel-<hash>.tree, which is kept: the
+# build records absolute paths (objtool's), so a variant (tiny-kernel-legacy.sh) patches and
+# rebuilds that very tree, where only what its patch touches is compiled again.
 # Needs: linux-source-6.1 flex bison bc libelf-dev lz4 (Debian).
 set -eu
 cache=${FERRY_CACHE:-/var/tmp/ferry-cache}
@@ -17,10 +18,12 @@ out="$cache/tiny-kernel-$hash"
 tarball=$(ls /usr/src/linux-source-6.1*.tar.xz 2>/dev/null | head -1)
 [ -n "$tarball" ] || { echo "tiny-kernel.sh: linux-source-6.1 is not installed" >&2; exit 2; }
 mkdir -p "$cache"
-work=$(mktemp -d "$cache/tiny-kernel-build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-tar -C "$work" -xf "$tarball"
-src=$(ls -d "$work"/linux-source-6.1*)
+src="$out.tree"
+# A tree left by an interrupted build is started again.
+rm -rf "$src" "$out.tmp"
+mkdir -p "$src"
+trap '[ -f "$out/vmlinux" ] || rm -rf "$src"' EXIT
+tar -C "$src" --strip-components=1 -xf "$tarball"
 cd "$src"
 # kvm_pvm's instruction emulator cannot deliver INT3: skip the boot-time int3 self test.
 sed -i 's/^\tint3_selftest();/\t\/\* int3_selftest() skipped for kvm_pvm \*\//' arch/x86/kernel/alternative.c
@@ -36,8 +39,5 @@ make -s olddefconfig
 make -s -j"$(nproc)" vmlinux bzImage
 mkdir -p "$out.tmp"
 cp vmlinux arch/x86/boot/bzImage .config "$out.tmp/"
-# The built tree is kept for variants (moved, so the EXIT trap finds nothing to remove).
-rm -rf "$out.tree"
-mv "$src" "$out.tree"
 mv "$out.tmp" "$out"
 echo "$out/vmlinux"
