@@ -219,7 +219,12 @@ finish_one() {
   ((st == 0)) || failed=$st
 }
 for t in "${targets[@]}"; do
-  ( one_target "$t" >"$outdir/$t.out" 2>&1; st=$?; touch "$outdir/$t.done"; exit "$st" ) &
+  # one_target exits on a setup error: its own subshell, so the summary is still printed.
+  (
+    if (one_target "$t") >"$outdir/$t.out" 2>&1; then st=0; else st=$?; fi
+    touch "$outdir/$t.done"
+    exit "$st"
+  ) &
   running=$((running + 1))
   if ((running >= jobs_max)); then finish_one; fi
   ((failed == 0)) || break
