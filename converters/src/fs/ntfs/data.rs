@@ -92,56 +92,57 @@ impl<'a> Ntfs<'a> {
         Ok((r, sizes))
     }
 
-    /// Reads `buf.len()` bytes at `off` of data held in `runs` (sparse runs read as zeros).
-    pub(super) fn read_runs(&self, runs: &[Run], off: u64, buf: &mut [u8]) -> Result<(), FsError> {
+    /// Walks the `len` bytes at `off` of data held in `runs`, calling `piece(lcn, disk byte
+    /// offset within the run's first cluster, range of the caller's buffer)` for each run
+    /// they cross, in order; refused when the runs end first.
+    fn walk_runs(
+        &self,
+        runs: &[Run],
+        off: u64,
+        len: usize,
+        mut piece: impl FnMut(Option<u64>, u64, std::ops::Range<usize>) -> Result<(), FsError>,
+    ) -> Result<(), FsError> {
         let c = self.geo.cluster;
         let (mut vcn, mut done) = (0u64, 0usize);
         for r in runs {
             let (start, end) = (vcn * c, (vcn + r.len) * c);
             vcn += r.len;
             let pos = off + done as u64;
-            if done == buf.len() {
+            if done == len {
                 break;
             }
             if pos >= end {
                 continue;
             }
-            let n = ((end - pos) as usize).min(buf.len() - done);
-            match r.lcn {
-                Some(l) => self.read(&mut buf[done..done + n], l * c + (pos - start))?,
-                None => buf[done..done + n].fill(0),
-            }
+            let n = ((end - pos) as usize).min(len - done);
+            piece(r.lcn.map(|l| l * c), pos - start, done..done + n)?;
             done += n;
         }
-        if done < buf.len() {
-            return Err(self.bad("runlist", format!("{} clusters", vcn), format!("ends before byte {}", off + buf.len() as u64)));
+        if done < len {
+            return Err(self.bad("runlist", format!("{} clusters", vcn), format!("ends before byte {}", off + len as u64)));
         }
         Ok(())
     }
 
+    /// Reads `buf.len()` bytes at `off` of data held in `runs` (sparse runs read as zeros).
+    pub(super) fn read_runs(&self, runs: &[Run], off: u64, buf: &mut [u8]) -> Result<(), FsError> {
+        self.walk_runs(runs, off, buf.len(), |disk, within, range| match disk {
+            Some(d) => self.read(&mut buf[range], d + within),
+            None => {
+                buf[range].fill(0);
+                Ok(())
+            }
+        })
+    }
+
     /// Writes `buf` at `off` of data held in `runs` (no sparse run may be touched).
     pub(super) fn write_runs(&self, runs: &[Run], off: u64, buf: &[u8]) -> Result<(), FsError> {
-        let c = self.geo.cluster;
-        let (mut vcn, mut done) = (0u64, 0usize);
-        for r in runs {
-            let (start, end) = (vcn * c, (vcn + r.len) * c);
-            vcn += r.len;
-            let pos = off + done as u64;
-            if done == buf.len() {
-                break;
-            }
-            if pos >= end {
-                continue;
-            }
-            let n = ((end - pos) as usize).min(buf.len() - done);
-            let Some(l) = r.lcn else { return Err(self.bad("runlist", format!("byte {pos}"), "a sparse run would be written")) };
-            self.write(&buf[done..done + n], l * c + (pos - start))?;
-            done += n;
-        }
-        if done < buf.len() {
-            return Err(self.bad("runlist", format!("{} clusters", vcn), format!("ends before byte {}", off + buf.len() as u64)));
-        }
-        Ok(())
+        self.walk_runs(runs, off, buf.len(), |disk, within, range| {
+            let Some(d) = disk else {
+                return Err(self.bad("runlist", format!("byte {}", off + range.start as u64), "a sparse run would be written"));
+            };
+            self.write(&buf[range], d + within)
+        })
     }
 
     /// The whole value of attribute `a` of `rec`, refused above `limit` bytes.
