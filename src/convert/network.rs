@@ -32,11 +32,17 @@ fn parse_map(opts: &[String], what: &str) -> anyhow::Result<Map> {
     Ok(m)
 }
 
+/// A `--mac` option's MAC and the rest: the MAC itself contains colons, so it is the first
+/// 17 characters.
+fn split_mac(o: &str) -> (&str, &str) {
+    (o.get(..17).unwrap_or(""), o.get(17..).unwrap_or(""))
+}
+
 /// The `--mac MAC:ip:...` options: static IPv4 addresses for Windows' first boot.
 pub fn static_ips(macs: &[String]) -> anyhow::Result<Vec<ferry_converters::windows::firstboot::StaticIp>> {
     let mut out: Vec<ferry_converters::windows::firstboot::StaticIp> = Vec::new();
     for o in macs {
-        let (mac, rest) = (o.get(..17).unwrap_or(""), o.get(17..).unwrap_or(""));
+        let (mac, rest) = split_mac(o);
         let Some(spec) = rest.strip_prefix(":ip:") else { continue };
         let Some(mac) = normalize_mac(mac) else { bail!("--mac {o:?}: expected MAC:ip:ADDR[,GW[,LEN[,DNS...]]]") };
         let ip = ferry_converters::windows::firstboot::StaticIp::parse(&mac, spec).map_err(|e| anyhow::anyhow!("--mac {o:?}: {e}"))?;
@@ -54,8 +60,7 @@ pub fn map_nics(vm: &VmModel, networks: &[String], bridges: &[String], macs: &[S
     let brs = parse_map(bridges, "bridge")?;
     let mut by_mac: BTreeMap<String, NetBackend> = BTreeMap::new();
     for o in macs {
-        // The MAC itself contains colons: it is the first 17 characters.
-        let (mac, rest) = (o.get(..17).unwrap_or(""), o.get(17..).unwrap_or(""));
+        let (mac, rest) = split_mac(o);
         let Some(mac) = normalize_mac(mac) else { bail!("--mac {o:?}: expected MAC:network:NAME or MAC:bridge:NAME") };
         let backend = match rest.strip_prefix(':').and_then(|r| r.split_once(':')) {
             Some(("network", n)) if !n.is_empty() => NetBackend::Network { name: n.into() },

@@ -335,11 +335,6 @@ impl FirstBoot {
     pub fn srvany_parameters(&self) -> Option<(String, String)> {
         matches!(self.host, ServiceHost::Srvany { .. }).then(|| (format!("\"{DIR_WIN}\\firstboot.bat\""), DIR_WIN.to_string()))
     }
-
-    /// The batch file's path as the guest names it.
-    pub fn driver_path_win() -> String {
-        format!("{DIR_WIN}\\firstboot.bat")
-    }
 }
 
 #[cfg(test)]
