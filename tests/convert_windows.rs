@@ -554,3 +554,41 @@ fn bad_static_address_is_one_line() {
     assert!(!o.status.success() && err.lines().count() == 1, "{err}");
     assert!(err.contains("--mac \"00:50:56:aa:bb:cc:ip:10.0.0.300\": address \"10.0.0.300\" is not an IPv4 address"), "{err}");
 }
+
+/// Hostile --virtio-win paths: a FIFO (never opened blocking), a truncated ISO, a symlink
+/// loop: each refused in one line naming the path, nothing written, the source unchanged.
+#[test]
+fn hostile_virtio_win_paths_are_one_line() {
+    if !["hivexregedit", "mkntfs", "ntfs-3g", "mkfifo", "timeout", "genisoimage"].iter().all(|t| have(t)) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let system = build_hive(dir, "SYSTEM", 5, "system-2022.reg", SYS);
+    let software = build_hive(dir, "SOFTWARE", 5, "software-2022.reg", SOFT);
+    let Some(img) = volume(dir, "win.img", &system, &software, None) else { return };
+    let before = sha(&img);
+    let fifo = dir.join("vw.fifo");
+    run("mkfifo", &[p(&fifo)]);
+    let iso = dir.join("cut.iso");
+    run("genisoimage", &["-quiet", "-J", "-o", p(&iso), p(&virtio_win(dir))]);
+    let f = std::fs::OpenOptions::new().write(true).open(&iso).unwrap();
+    f.set_len(18 * 2048).unwrap();
+    let looped = dir.join("loop.iso");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    for (vw, why) in [(&fifo, "is a FIFO"), (&iso, "past the end of the image"), (&looped, "Too many levels of symbolic links")] {
+        let o = Command::new("timeout")
+            .args(["60", env!("CARGO_BIN_EXE_ferry"), "convert", "-i", "disk", p(&img), "-os", p(&out), "-on", "win", "--virtio-win", p(vw)])
+            .env_remove("VIRTIO_WIN")
+            .env("VIRT_TOOLS_DATA_DIR", "/nonexistent")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{}: {err}", vw.display());
+        assert!(err.lines().count() == 1 && err.contains(p(vw)) && err.contains(why), "{err}");
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    }
+    assert_eq!(sha(&img), before);
+}

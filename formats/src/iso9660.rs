@@ -53,8 +53,8 @@ impl Iso {
     /// Opens `path` read-only and reads its volume descriptors.
     pub fn open(path: &Path) -> Result<Iso, IsoError> {
         let name = path.display().to_string();
-        let file = File::open(path).map_err(|e| IsoError::Io { file: name.clone(), e })?;
-        let len = file.metadata().map_err(|e| IsoError::Io { file: name.clone(), e })?.len();
+        // Read-only, without blocking on a FIFO, regular files and block devices only.
+        let (file, len) = crate::disk::open_input(path).map_err(|e| IsoError::Io { file: name.clone(), e })?;
         let mut iso = Iso { file, name, len, joliet: false, root: IsoEntry { name: String::new(), is_dir: true, lba: 0, size: 0 } };
         let (mut primary, mut joliet) = (None, None);
         for i in 16..16 + MAX_DESCRIPTORS {

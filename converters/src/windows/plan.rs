@@ -256,7 +256,15 @@ impl VirtioWin {
     fn read(&self, rel: &str) -> Result<Vec<u8>, WindowsPlanError> {
         match self {
             VirtioWin::Dir(d) => {
-                let data = std::fs::read(d.join(rel)).map_err(|e| self.err(format!("{rel}: read: {e}")))?;
+                // Opened as every source is (no FIFO, no device), read at most one byte past
+                // the limit.
+                let read = || -> std::io::Result<Vec<u8>> {
+                    let (f, _) = ferry_formats::disk::open_input(&d.join(rel))?;
+                    let mut data = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_DRIVER_FILE + 1), &mut data)?;
+                    Ok(data)
+                };
+                let data = read().map_err(|e| self.err(format!("{rel}: read: {e}")))?;
                 if data.len() as u64 > MAX_DRIVER_FILE {
                     return Err(self.err(format!("{rel}: grew past the driver file limit")));
                 }
