@@ -310,6 +310,8 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         if !args.dry_run {
             for f in &disk_files {
                 if let Some(journal) = in_place::recover(f)? {
+                    // The crashed run's temporaries go too (its descriptions' .part files).
+                    crate::signals::remove_stale_temps(&dir);
                     if args.json {
                         println!("{}", serde_json::json!({ "name": name, "recovered-journal": journal }));
                     }
