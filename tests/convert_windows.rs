@@ -18,6 +18,7 @@ use std::process::{Command, Output};
 
 const SYS: &str = "HKEY_LOCAL_MACHINE\\SYSTEM";
 const SOFT: &str = "HKEY_LOCAL_MACHINE\\SOFTWARE";
+const BCDP: &str = "HKEY_LOCAL_MACHINE\\BCD00000000";
 
 fn have(tool: &str) -> bool {
     let ok = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map(|o| o.status.success());
@@ -480,7 +481,9 @@ fn hibernated_dirty_fast_startup_refused() {
 }
 
 /// A UEFI Server 2022 disk: GPT with a FAT ESP holding Windows Boot Manager (mkfs.vfat,
-/// mtools) and the NTFS system volume; the conversion adds \EFI\BOOT\BOOTX64.EFI.
+/// mtools) holding a stale fallback loader and a BCD store, and the NTFS system volume; the
+/// conversion makes \EFI\BOOT\BOOTX64.EFI a copy of the boot manager and drops the default
+/// loader's graphicsmodedisabled from the BCD.
 #[test]
 fn uefi_guest_gets_the_fallback_loader() {
     if !["hivexregedit", "mkntfs", "ntfs-3g", "ntfscat", "sgdisk", "mkfs.vfat", "mcopy", "mtype", "fsck.vfat"].iter().all(|t| have(t)) {
@@ -498,6 +501,13 @@ fn uefi_guest_gets_the_fallback_loader() {
     std::fs::write(dir.join("bootmgfw.efi"), &bootmgr).unwrap();
     run("mmd", &["-i", p(&esp), "::/EFI", "::/EFI/Microsoft", "::/EFI/Microsoft/Boot"]);
     run("mcopy", &["-i", p(&esp), p(&dir.join("bootmgfw.efi")), "::/EFI/Microsoft/Boot/bootmgfw.efi"]);
+    // A stale fallback loader (an older boot manager): replaced, as virt-v2v does.
+    std::fs::write(dir.join("stale.efi"), payload("stale-bootx64.efi", 90_000)).unwrap();
+    run("mmd", &["-i", p(&esp), "::/EFI/BOOT"]);
+    run("mcopy", &["-i", p(&esp), p(&dir.join("stale.efi")), "::/EFI/BOOT/BOOTX64.EFI"]);
+    // The BCD store, a hive made by hivexregedit: its default loader has graphicsmodedisabled.
+    let bcd = build_hive(dir, "BCD", 5, "bcd.reg", BCDP);
+    run("mcopy", &["-i", p(&esp), p(&bcd), "::/EFI/Microsoft/Boot/BCD"]);
     // GPT: ESP at 1 MiB (16 MiB), the NTFS volume after it (48 MiB).
     let disk = dir.join("uefi.img");
     std::fs::File::create(&disk).unwrap().set_len(66 << 20).unwrap();
@@ -515,7 +525,7 @@ fn uefi_guest_gets_the_fallback_loader() {
     std::fs::create_dir(&out).unwrap();
     let o = ferry(&["convert", "-i", "disk", p(&disk), "-os", p(&out), "-on", "win", "--virtio-win", p(&vw), "--dry-run"]);
     let plan = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success() && plan.contains("  UEFI: \\EFI\\BOOT\\BOOTX64.EFI ensured on the ESP"), "{plan}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success() && plan.contains("  UEFI: \\EFI\\BOOT\\BOOTX64.EFI ensured on the ESP") && plan.contains("  UEFI: graphicsmodedisabled removed"), "{plan}{}", String::from_utf8_lossy(&o.stderr));
     let o = ferry(&["convert", "-i", "disk", p(&disk), "-os", p(&out), "-on", "win", "--output-format", "raw", "--virtio-win", p(&vw)]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
@@ -525,6 +535,11 @@ fn uefi_guest_gets_the_fallback_loader() {
     let at = format!("{}@@1M", conv.display());
     assert_eq!(run("mtype", &["-i", &at, "::/EFI/BOOT/BOOTX64.EFI"]), bootmgr);
     assert_eq!(run("mtype", &["-i", &at, "::/EFI/Microsoft/Boot/bootmgfw.efi"]), bootmgr);
+    // The BCD: exactly the default loader's 16000046 gone (the recovery loader keeps its own).
+    assert!(stdout.contains("/dev/sda1: removed graphicsmodedisabled (16000046) from the default loader {3f6c2a5e-8d1b-11ee-b962-0242ac120002}"), "{stdout}");
+    let bcd_out = dir.join("BCD.out");
+    std::fs::write(&bcd_out, run("mtype", &["-i", &at, "::/EFI/Microsoft/Boot/BCD"])).unwrap();
+    assert_hive(dir, &bcd, &bcd_out, &format!("[{BCDP}\\Objects\\{{3f6c2a5e-8d1b-11ee-b962-0242ac120002}}\\Elements\\16000046]\n").replacen('[', "[-", 1), BCDP);
     // Both filesystems stay clean for their own checkers.
     let part = |name: &str, off: u64, len: u64| {
         use std::os::unix::fs::FileExt;

@@ -53,7 +53,8 @@ pub fn convert(
         );
         print!("{p}");
         if let (Some(path), true) = (esp::fallback_path(&os.arch), rep.filesystems.iter().any(|f| f.fstype == "vfat")) {
-            println!("  UEFI: \\{} ensured on the ESP (a copy of Windows Boot Manager) where missing", path.replace('/', "\\"));
+            println!("  UEFI: \\{} ensured on the ESP (a copy of Windows Boot Manager) where missing or different", path.replace('/', "\\"));
+            println!("  UEFI: graphicsmodedisabled removed from the default loader in \\EFI\\Microsoft\\Boot\\BCD where set");
         }
     }
     report.warnings.extend(p.warnings.iter().cloned());
@@ -77,12 +78,27 @@ pub fn convert(
         let Some(e) = vols.open(rep, names, describe, &f.device)? else { continue };
         let vol = Volume::new(e.dev, e.start, e.len, &e.name)?;
         let Filesystem::Fat(fat) = fs::open(vol, "vfat", &e.name)? else { continue };
+        let mut changes = 0;
         if let Some(path) = esp::ensure_fallback(&fat, &os.arch)? {
-            report.applied += 1;
-            report.mounted.push(format!("{} (ESP)", f.device));
+            changes += 1;
             if opts.print {
                 println!("{}: copied \\EFI\\Microsoft\\Boot\\bootmgfw.efi to \\{}", f.device, path.replace('/', "\\"));
             }
+        }
+        match esp::fix_bcd(&fat, &f.device) {
+            Ok(esp::BcdEdit::Unchanged) => {}
+            Ok(esp::BcdEdit::Removed(object)) => {
+                changes += 1;
+                if opts.print {
+                    println!("{}: removed graphicsmodedisabled (16000046) from the default loader {object} in \\EFI\\Microsoft\\Boot\\BCD", f.device);
+                }
+            }
+            Err(esp::BcdError::Fs(e)) => return Err(e.into()),
+            Err(e) => report.warnings.push(format!("{e}: the BCD store is left as it was")),
+        }
+        if changes > 0 {
+            report.applied += changes;
+            report.mounted.push(format!("{} (ESP)", f.device));
         }
         fat.unmount()?;
     }
