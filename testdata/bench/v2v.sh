@@ -5,6 +5,8 @@
 #
 # usage: testdata/bench/v2v.sh        RUNS=3 (timed runs per tool, median reported)
 #   BENCH_DIR=...   where the bench guest and outputs live (default /var/tmp/ferry-bench)
+#   GUEST=xfs       the XFS-root guest (testdata/guests/debian-xfs.sh, its mkfs.xfs options)
+#                   instead of the ext4 one (default GUEST=ext4)
 #
 # The guest is testdata/guests/debian-vmware.sh's (debootstrap + linux-image-amd64, sda1 in
 # fstab, MODULES=list with VMware storage drivers only, open-vm-tools, ens192) plus grub-pc
@@ -14,6 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-3}
+GUEST=${GUEST:-ext4}
 DIR=${BENCH_DIR:-/var/tmp/ferry-bench}
 FERRY=$PWD/target/release/ferry
 export LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg
@@ -26,11 +29,16 @@ command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -
 cargo build --release --quiet
 
 # The bench guest, rebuilt when this script or the guest's scripts change.
-guest=$(testdata/guests/debian-vmware.sh)
+case $GUEST in
+  ext4) guest=$(testdata/guests/debian-vmware.sh | tail -1); vmx=debian-vmware.vmx ;;
+  xfs) guest=$(testdata/guests/debian-xfs.sh | tail -1); vmx=debian-xfs.vmx
+    XFS_OPTS=$(sed -n 's/^XFS_OPTS=(\(.*\))$/\1/p' testdata/guests/debian-xfs.sh) ;;
+  *) echo "v2v.sh: GUEST is ext4 or xfs, not $GUEST" >&2; exit 2 ;;
+esac
 base=$(testdata/guests/base.sh)
 source testdata/guests/common.sh
 stamp=$( (cat "$0"; echo "$guest") | sha256sum | cut -c1-16)
-g="$DIR/v2v-guest"
+g="$DIR/v2v-guest-$GUEST"
 if [ "$(cat "$g/stamp" 2>/dev/null)" != "$stamp" ]; then
   rm -rf "$g"; mkdir -p "$g"
   cp -a "$guest/root" "$g/root"
@@ -43,15 +51,28 @@ if [ "$(cat "$g/stamp" 2>/dev/null)" != "$stamp" ]; then
   truncate -s 1536M "$g/disk.raw"
   echo 'label: dos
 start=2048, type=83, bootable' | sfdisk -q "$g/disk.raw"
-  mkfs.ext4 -q -F -b 4096 -L "" -E offset=1048576 -d "$g/root" "$g/disk.raw" $(((1536 * 1048576 - 1048576) / 4096))
+  if [ "$GUEST" = ext4 ]; then
+    mkfs.ext4 -q -F -b 4096 -L "" -E offset=1048576 -d "$g/root" "$g/disk.raw" $(((1536 * 1048576 - 1048576) / 4096))
+  else
+    # As debian-xfs.sh: mkfs.xfs on a file, filled through a loop mount in a private mount
+    # namespace, checked, written at 1 MiB.
+    truncate -s $((1536 * 1048576 - 1048576)) "$g/part"
+    # shellcheck disable=SC2086
+    mkfs.xfs -q -f $XFS_OPTS "$g/part"
+    unshare --mount --propagation private -- bash -euc '
+      m=$(mktemp -d); mount -o loop "$1" "$m"; cp -a "$2/." "$m/"; umount "$m"; rmdir "$m"' fill "$g/part" "$g/root"
+    xfs_repair -n -f "$g/part" >/dev/null 2>&1 || { echo "v2v.sh: xfs_repair -n fails on the bench guest" >&2; exit 1; }
+    dd if="$g/part" of="$g/disk.raw" bs=1M seek=1 conv=notrunc,sparse status=none
+    rm -f "$g/part"
+  fi
   qemu-img convert -f raw -O vmdk "$g/disk.raw" "$g/bench.vmdk"
   sed -e 's/^displayName = .*/displayName = "bench"/' \
-    -e 's/^scsi0:0.fileName = .*/scsi0:0.fileName = "bench.vmdk"/' "$guest/debian-vmware.vmx" >"$g/bench.vmx"
+    -e 's/^scsi0:0.fileName = .*/scsi0:0.fileName = "bench.vmdk"/' "$guest/$vmx" >"$g/bench.vmx"
   rm -rf "$g/root" "$g/disk.raw"
   echo "$stamp" >"$g/stamp"
 fi
 
-results="$DIR/v2v-results.tsv"
+results="$DIR/v2v-results-$GUEST.tsv"
 : >"$results"
 # run TOOL: one timed conversion into a fresh directory; appends "tool seconds rss_kib".
 run() {
@@ -62,23 +83,27 @@ run() {
     ferry) cmd=("$FERRY" convert -i vmx "$g/bench.vmx" -o local -os "$out" -of qcow2) ;;
     virt-v2v) cmd=(virt-v2v -i vmx "$g/bench.vmx" -o local -os "$out" -of qcow2) ;;
   esac
-  /usr/bin/time -f "%e %M" -o "$DIR/time.txt" "${cmd[@]}" >"$DIR/v2v-$tool.log" 2>&1 ||
+  /usr/bin/time -f "%e %M %U %S" -o "$DIR/time.txt" "${cmd[@]}" >"$DIR/v2v-$tool.log" 2>&1 ||
     { echo "$tool failed, see $DIR/v2v-$tool.log" >&2; tail -5 "$DIR/v2v-$tool.log" >&2; exit 1; }
   qemu-img check -q "$out/bench-sda" || { echo "$tool output fails qemu-img check" >&2; exit 1; }
   echo "$tool $(cat "$DIR/time.txt")" >>"$results"
 }
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((i = 0; i < RUNS; i++)); do
   if ((i % 2)); then run ferry; run virt-v2v; else run virt-v2v; run ferry; fi
 done
 
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$results" <<'P'
 import statistics, sys, collections
 d = collections.defaultdict(list)
 for line in open(sys.argv[1]):
-    tool, secs, rss = line.split()
-    d[tool].append((float(secs), int(rss)))
-v = statistics.median(s for s, _ in d["virt-v2v"])
+    tool, secs, rss, user, sys_ = line.split()
+    d[tool].append((float(secs), int(rss), float(user) + float(sys_)))
+v = statistics.median(r[0] for r in d["virt-v2v"])
+vc = statistics.median(r[2] for r in d["virt-v2v"])
 for tool, runs in d.items():
-    m = statistics.median(s for s, _ in runs)
-    print(f"{tool:9} median {m:8.2f} s  ratio {m / v:.4f}  peak RSS {max(r for _, r in runs) // 1024} MiB  runs {[s for s, _ in runs]}")
+    m = statistics.median(r[0] for r in runs)
+    c = statistics.median(r[2] for r in runs)
+    print(f"{tool:9} median {m:8.2f} s wall, {c:8.2f} s CPU  ratio {m / v:.4f} wall, {c / vc:.4f} CPU  peak RSS {max(r[1] for r in runs) // 1024} MiB  runs {[r[0] for r in runs]}")
 P
