@@ -235,3 +235,72 @@ fn refc_cow_staging_leftovers_refused() {
     drop(x);
     assert_eq!(ov.overlay_bytes(), 0, "a refused write wrote nothing");
 }
+
+/// Sum of the AGFs' refcountbt block counts.
+fn refcount_blocks(img: &Path) -> u64 {
+    (0..db_sb(img, "agcount"))
+        .map(|ag| xfs_db(img, &[&format!("agf {ag}"), "print refcntblocks"]).trim().rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+/// A refcountbt of two levels (1 KiB blocks: 80 records a leaf): a 400-page file shared three
+/// ways, every other page of one copy overwritten, gives about 400 records of counts 3 and
+/// 2. Ferry unlinks the untouched copy (counts 2 and 1: every other record goes, the tree
+/// is rebuilt smaller, nothing freed) and rewrites the original (the rest go, the pages only
+/// it still held are freed): xfs_repair -n is clean after each, the overwritten copy reads
+/// back, and sb_fdblocks moves by exactly the blocks freed and taken and the refcountbt
+/// blocks given back.
+#[test]
+fn refc_two_level_refcountbt_1k() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(img) = mkfs(dir.path(), 1024) else { return };
+    const PG: usize = 4096;
+    let orig = pattern(400 * PG, 3);
+    let mut patched = orig.clone();
+    {
+        let Some(m) = Mounted::new(&img, dir.path()) else { return };
+        std::fs::write(m.0.join("o"), &orig).unwrap();
+        run("sync", &[]);
+        reflink(&m, "o", "p");
+        reflink(&m, "o", "q");
+        let f = std::fs::OpenOptions::new().write(true).open(m.0.join("p")).unwrap();
+        for k in (0..400).step_by(2) {
+            let b = vec![k as u8; PG];
+            f.write_at(&b, (k * PG) as u64).unwrap();
+            patched[k * PG..(k + 1) * PG].copy_from_slice(&b);
+        }
+        f.sync_all().unwrap();
+    }
+    assert_repair_clean(&img);
+    let levels = xfs_db(&img, &["agf 0", "print refcntlevel"]) + &xfs_db(&img, &["agf 1", "print refcntlevel"]);
+    assert!(levels.contains("refcntlevel = 2"), "the kernel made a two-level refcountbt: {levels}");
+    let (fd0, rb0) = (db_sb(&img, "fdblocks"), refcount_blocks(&img));
+    let ov = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+    {
+        let mut x = open(&ov).unwrap();
+        x.unlink("/q").unwrap();
+    }
+    let mid = dir.path().join("mid.img");
+    extract(&ov, &mid);
+    assert_repair_clean(&mid);
+    let (fd1, rb1) = (db_sb(&mid, "fdblocks"), refcount_blocks(&mid));
+    assert!(rb1 < rb0, "the rebuilt refcountbt is smaller: {rb0} -> {rb1} blocks");
+    assert_eq!(fd1, fd0 + (rb0 - rb1), "only refcountbt blocks were freed");
+    {
+        let mut x = open(&ov).unwrap();
+        x.write_file("/o", b"one block\n").unwrap();
+        assert_eq!(x.read_file("/p", 1 << 30).unwrap(), patched);
+    }
+    let out = dir.path().join("out.img");
+    extract(&ov, &out);
+    assert_repair_clean(&out);
+    let (fd2, rb2) = (db_sb(&out, "fdblocks"), refcount_blocks(&out));
+    assert_eq!(refcount_recs(&out), Vec::<String>::new(), "nothing is shared any more");
+    // The 200 pages p overwrote were o's and q's, o's alone since q went: freed (800
+    // blocks); the other 200 are p's alone now.
+    assert_eq!(fd2 as i64, fd1 as i64 + 800 - 1 + (rb1 - rb2) as i64, "o's own blocks freed, one taken, refcountbt blocks given back");
+    eprintln!("two-level refcountbt: {rb0} -> {rb1} -> {rb2} blocks; sb_fdblocks {fd0} -> {fd1} -> {fd2}");
+    let Some(m) = Mounted::new_ro(&out, dir.path()) else { return };
+    assert_eq!(std::fs::read(m.0.join("p")).unwrap(), patched);
+    assert_eq!(std::fs::read(m.0.join("o")).unwrap(), b"one block\n");
+}
