@@ -4,8 +4,9 @@
 mod fs_support;
 
 use ferry_converters::fs::xfs::{FileKind, Xfs};
-use ferry_converters::fs::{self, Filesystem, FsError, Volume};
+use ferry_converters::fs::{self, FsError, Volume};
 use ferry_formats::disk::{BlockDevice, CowOverlay, RawImage};
+use fs_support::xfs::{assert_repair_clean, db_sb, extract, open, xfs_db, Mounted};
 use fs_support::{have, pattern, run};
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
@@ -116,44 +117,6 @@ fn make(args: &[&str]) -> Option<(Image, Tree)> {
     Some((Image { _dir: dir, img, work }, t))
 }
 
-/// Copies the overlay's view to `to` (sparse: zero MiBs are skipped).
-fn extract(ov: &CowOverlay<RawImage>, to: &Path) {
-    let mut f = std::fs::File::create(to).unwrap();
-    f.set_len(ov.size()).unwrap();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at = 0;
-    while at < ov.size() {
-        ov.read_at(&mut buf, at).unwrap();
-        if buf.iter().any(|&b| b != 0) {
-            f.seek(SeekFrom::Start(at)).unwrap();
-            f.write_all(&buf).unwrap();
-        }
-        at += buf.len() as u64;
-    }
-}
-
-/// `xfs_repair -n` exits 0.
-fn assert_repair_clean(img: &Path) {
-    let o = run("xfs_repair", &["-n", "-f", img.to_str().unwrap()]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "xfs_repair -n:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn xfs_db(img: &Path, cmds: &[&str]) -> String {
-    let mut a = vec!["-r", "-f"];
-    for c in cmds {
-        a.extend_from_slice(&["-c", c]);
-    }
-    a.push(img.to_str().unwrap());
-    let o = run("xfs_db", &a);
-    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
-}
-
 /// `field = value` of `xfs_db print` on `path`'s inode.
 fn db_field(img: &Path, path: &str, field: &str) -> String {
     let out = xfs_db(img, &[&format!("path {path}"), &format!("print {field}")]);
@@ -194,13 +157,6 @@ fn db_read(img: &Path, path: &str) -> Vec<u8> {
         }
     }
     out
-}
-
-fn open<'a>(ov: &'a CowOverlay<RawImage>) -> Result<Xfs<'a>, FsError> {
-    match fs::open(Volume::new(ov, 0, ov.size(), "fs.img")?, "xfs", "fs.img")? {
-        Filesystem::Xfs(x) => Ok(x),
-        _ => panic!("the dispatch returned another writer for xfs"),
-    }
 }
 
 /// Everything in [`tree`] reads back as written, each directory format is what xfs_db says.
@@ -416,30 +372,6 @@ fn refusals() {
     assert!(fs::supported("xfs") && fs::supported("vfat") && fs::supported("ntfs") && fs::writable("xfs") && !fs::writable("vfat") && !fs::writable("ntfs") && fs::writable("ext4"));
 }
 
-/// A loop mount of an image, unmounted on drop.
-struct Mounted(PathBuf);
-
-impl Mounted {
-    /// Mounts `img` at a new directory under `dir`; None (one line said) where this host
-    /// cannot loop-mount XFS (not root, no loop devices, no xfs module).
-    fn new(img: &Path, dir: &Path) -> Option<Self> {
-        let mnt = dir.join("mnt");
-        std::fs::create_dir_all(&mnt).ok()?;
-        let o = std::process::Command::new("mount").args(["-t", "xfs", "-o", "loop"]).arg(img).arg(&mnt).output().ok()?;
-        if !o.status.success() {
-            eprintln!("skipping the kernel-made XFS cases: cannot loop-mount ({})", String::from_utf8_lossy(&o.stderr).trim());
-            return None;
-        }
-        Some(Mounted(mnt))
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// What only the kernel makes: a B+tree (bmbt) data fork, a v5 remote symlink, extended
 /// attributes (shortform, leaf, remote value), and a log left dirty by a shutdown. Skipped where loop mounts are not available.
 #[test]
@@ -605,11 +537,6 @@ fn free_tree_levels(img: &Path) -> u32 {
         })
         .max()
         .unwrap()
-}
-
-fn db_sb(img: &Path, field: &str) -> u64 {
-    let out = xfs_db(img, &["sb 0", &format!("print {field}")]);
-    out.lines().find_map(|l| l.strip_prefix(&format!("{field} = "))).unwrap().trim().parse().unwrap()
 }
 
 /// Thousands of frees and allocations: every other file of the node and leaf directories

@@ -5,6 +5,10 @@
 //! filesystem is opened, walked, read, edited in place, and edited through the allocator:
 //! files grown, shrunk, created, linked, renamed and removed in shortform, block and leaf
 //! directories (free-space, inobt/finobt and directory writes on corrupted trees).
+//! An input whose length is not a multiple of 5 mutates testdata/fs/xfs-reflink.img.gz
+//! instead (files the kernel shared 2 and 3 ways, partly overwritten, multi-extent), whose
+//! sharers are then unlinked, rewritten and renamed: refcountbt-driven frees and the tree's
+//! rebuild on corrupted reference counts, AGFs and inodes.
 #![no_main]
 
 use ferry_converters::fs::xfs::{FileKind, Xfs};
@@ -16,10 +20,16 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
 static GZ: &[u8] = include_bytes!("../../../testdata/fs/xfs-v5.img.gz");
+static GZ_REFLINK: &[u8] = include_bytes!("../../../testdata/fs/xfs-reflink.img.gz");
 
-fn base() -> &'static [u8] {
+fn base(reflink: bool) -> &'static [u8] {
     static IMG: OnceLock<Vec<u8>> = OnceLock::new();
-    IMG.get_or_init(|| Compression::Gzip.decompress("xfs-v5.img.gz", GZ, 64 << 20).expect("seed image").0)
+    static REFLINK: OnceLock<Vec<u8>> = OnceLock::new();
+    if reflink {
+        REFLINK.get_or_init(|| Compression::Gzip.decompress("xfs-reflink.img.gz", GZ_REFLINK, 64 << 20).expect("seed image").0)
+    } else {
+        IMG.get_or_init(|| Compression::Gzip.decompress("xfs-v5.img.gz", GZ, 64 << 20).expect("seed image").0)
+    }
 }
 
 const PAGE: u64 = 4096;
@@ -109,7 +119,8 @@ fn walk(fs: &Xfs, path: &str, depth: u32, budget: &mut u32) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let dev = Mem { base: base(), pages: Mutex::new(BTreeMap::new()) };
+    let reflink = data.len() % 5 != 0;
+    let dev = Mem { base: base(reflink), pages: Mutex::new(BTreeMap::new()) };
     let half = dev.size() / 2;
     for m in data.chunks_exact(5) {
         let off = u64::from(u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
@@ -140,6 +151,14 @@ fuzz_target!(|data: &[u8]| {
     let _ = fs.rename("/block/entry_4", "/var/dir/moved");
     let _ = fs.rename("/many/entry_number_10", "/many/renamed");
     let _ = fs.rename("/var/dir", "/etc/dir");
+    if reflink {
+        let _ = fs.unlink("/r/a");
+        let _ = fs.write_file("/r/m", &[b'm'; 20000]);
+        let _ = fs.write_file("/r/c", b"c");
+        let _ = fs.rename("/r/b", "/r/m2");
+        let _ = fs.unlink("/r/c");
+        let _ = fs.write_file("/r/m2", &[b'n'; 9000]);
+    }
     let mut budget = 400;
     walk(&fs, "/", 0, &mut budget);
 });

@@ -2,6 +2,8 @@
 //! (mkfs, e2fsck -D, debugfs) and the oracles that judge the results (e2fsck, debugfs).
 #![allow(dead_code)]
 
+pub mod xfs;
+
 use ferry_formats::disk::{BlockDevice, CowOverlay, RawImage};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

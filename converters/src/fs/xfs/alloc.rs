@@ -11,13 +11,15 @@
 //! blocks from the AGFL), and keeps one code path for every height.
 //!
 //! Filesystems with the reverse-mapping B+tree are refused before anything is allocated:
-//! its records are not maintained here. Reflink needs nothing: new extents are unshared,
-//! and extents of reflinked files are never freed (the callers refuse those files).
+//! its records are not maintained here. On reflink filesystems new extents are unshared;
+//! data-fork frees go through the AG's refcountbt ([`super::refcount`]), loaded into the
+//! same [`AgSpace`] and rebuilt on commit before the free-space trees are planned.
 
 use super::btree::{BNOBT, CNTBT};
 use super::bytes::{be32, be64, set32, set64, set_crc};
 use super::superblock::{RO_RMAPBT, SB_CRC};
 use super::ag::{AGFL_CRC, AGF_CRC};
+use super::refcount::Refc;
 use super::Xfs;
 use crate::fs::FsError;
 use std::collections::BTreeMap;
@@ -45,7 +47,7 @@ const SB_FDBLOCKS: usize = 144;
 /// One AG's free space, loaded and being changed.
 pub(super) struct AgSpace {
     pub ag: u64,
-    agf: Vec<u8>,
+    pub(super) agf: Vec<u8>,
     agfl: Vec<u8>,
     /// Free extents: start -> length.
     free: BTreeMap<u64, u64>,
@@ -57,12 +59,19 @@ pub(super) struct AgSpace {
     old_total: u64,
     /// Set by [`Xfs::space_prepare`]: blocks for the bnobt and the cntbt.
     plan: Option<(usize, usize)>,
+    /// The AG's refcountbt, once a data-fork free on a reflink filesystem loaded it.
+    pub(super) refc: Option<Refc>,
 }
 
 impl AgSpace {
     /// Free blocks in the AG (outside the AGFL).
     pub fn free_blocks(&self) -> u64 {
         self.free.values().sum()
+    }
+
+    /// Whether any block of `[start, start+len)` is free.
+    pub fn overlaps_free(&self, start: u64, len: u64) -> bool {
+        self.free.range(..start + len).next_back().is_some_and(|(&s, &l)| s + l > start)
     }
 
     /// Takes up to `want` blocks: at `near` if an extent starts or runs there, else the
@@ -144,12 +153,13 @@ impl AgSpace {
 }
 
 impl Xfs<'_> {
-    /// Refuses allocation where this writer would leave a structure stale.
+    /// Refuses allocation where this writer would leave a structure stale (rmapbt upkeep,
+    /// CoW staging leftovers in a refcountbt).
     pub(super) fn check_can_allocate(&self, what: &str) -> Result<(), FsError> {
         if self.sb.ro_compat & RO_RMAPBT != 0 {
             return Err(self.unsupported(format!("{what}: allocating on XFS with rmapbt (the reverse-mapping B+tree is not maintained)")));
         }
-        Ok(())
+        self.check_no_cow_leftovers()
     }
 
     /// Loads AG `ag`'s free space: both trees read and compared, the AGFL, the AGF counts.
@@ -201,7 +211,7 @@ impl Xfs<'_> {
         let mut tree_blocks = bno.blocks;
         tree_blocks.extend(cnt.blocks);
         let old_total = total + count as u64 + u64::from(be32(&agf, AGF_BTREEBLKS));
-        Ok(AgSpace { ag, agf, agfl, free, tree_blocks, fl, old_total, plan: None })
+        Ok(AgSpace { ag, agf, agfl, free, tree_blocks, fl, old_total, plan: None, refc: None })
     }
 
     /// Entries the AGFL sector holds.
@@ -222,6 +232,7 @@ impl Xfs<'_> {
     /// AGFL's fill (taking blocks from free space or giving excess back until they agree).
     /// Fails, without writing, when the AG cannot hold its own trees.
     pub(super) fn space_prepare(&self, sp: &mut AgSpace) -> Result<(), FsError> {
+        self.refc_prepare(sp)?;
         let maxlv = self.bt_maxlevels(BNOBT, self.sb.ag_len(sp.ag).div_ceil(2));
         for _ in 0..32 {
             let (nb, lb) = self.bt_blocks_for(BNOBT, sp.free.len());
@@ -282,6 +293,7 @@ impl Xfs<'_> {
         let lsn = be64(&sp.agf, AGF_LSN);
         let (broot, blev) = self.bt_write(sp.ag, BNOBT, &by_bno, &pool[..nb], lsn)?;
         let (croot, clev) = self.bt_write(sp.ag, CNTBT, &by_cnt, &pool[nb..], lsn)?;
+        self.refc_write(sp, lsn)?;
         // AGFL: the list from entry 0, unused entries NULL.
         let base = if self.sb.v5 { 36 } else { 0 };
         for k in 0..self.agfl_size() {

@@ -10,6 +10,7 @@ use super::bytes::{set64, set_crc};
 use super::dir_write::ftype_of;
 use super::ialloc::AgInodes;
 use super::inode::{FileKind, Inode, FMT_BTREE, FMT_EXTENTS, FMT_LOCAL, MTIME};
+use super::release::{Fork, Mapping};
 use super::Xfs;
 use crate::fs::{FsError, PathProblem};
 use std::collections::BTreeMap;
@@ -222,7 +223,7 @@ impl Xfs<'_> {
     }
 
     /// Drops one link to `i`; at zero, frees its blocks and the inode.
-    fn plan_unlink_inode(&self, t: &mut Txn, mut i: Inode, what: &str) -> Result<(), FsError> {
+    fn plan_unlink_inode(&self, t: &mut Txn, mut i: Inode) -> Result<(), FsError> {
         let links = i.nlink();
         if links > 1 {
             i.set_nlink(links - 1);
@@ -230,26 +231,17 @@ impl Xfs<'_> {
             t.nodes.push(i);
             return Ok(());
         }
-        if i.reflinked() {
-            return Err(self.unsupported(format!("{what}: freeing a reflinked file (its blocks may be shared)")));
-        }
-        let mask = (1u64 << self.sb.agblklog) - 1;
         if !i.attr_fork().is_empty() && i.aformat() != FMT_LOCAL {
             // Leaf/node attribute blocks and remote values, and the fork's bmbt blocks.
             let (ext, bmbt) = self.attr_map(&i)?;
-            for (fsb, len) in ext.iter().map(|e| (e.fsb, e.len)).chain(bmbt.iter().map(|&b| (b, 1))) {
-                let sp = self.space_entry(&mut t.spaces, fsb >> self.sb.agblklog)?;
-                self.space_free(sp, fsb & mask, len)?;
-            }
+            self.release_fork(t, i.ino, Fork::Attr, &ext, &bmbt)?;
         }
         match i.format() {
             FMT_LOCAL => {}
             FMT_EXTENTS | FMT_BTREE => {
+                // Reflinked extents lose one reference; only unshared blocks become free.
                 let (ext, bmbt) = self.data_map(&i)?;
-                for (fsb, len) in ext.iter().map(|e| (e.fsb, e.len)).chain(bmbt.iter().map(|&b| (b, 1))) {
-                    let sp = self.space_entry(&mut t.spaces, fsb >> self.sb.agblklog)?;
-                    self.space_free(sp, fsb & mask, len)?;
-                }
+                self.release_fork(t, i.ino, Fork::Data, &ext, &bmbt)?;
             }
             f => return Err(self.invalid(&format!("inode {} di_format", i.ino), f, "unknown")),
         }
@@ -262,9 +254,21 @@ impl Xfs<'_> {
         dead.set_data_extents(&[]);
         dead.set_size(0);
         dead.set_nblocks(0);
+        dead.set_reflinked(false);
         dead.clear_attr_fork();
         set32(&mut dead.raw, 92, gen.wrapping_add(1));
         t.nodes.push(dead);
+        Ok(())
+    }
+
+    /// Releases every extent and bmbt block of `ino`'s `fork`.
+    fn release_fork(&self, t: &mut Txn, ino: u64, fork: Fork, ext: &[Extent], bmbt: &[u64]) -> Result<(), FsError> {
+        for e in ext {
+            self.release(&mut t.spaces, Mapping { ino, fork, off: Some(e.off), fsb: e.fsb, len: e.len })?;
+        }
+        for &b in bmbt {
+            self.release(&mut t.spaces, Mapping { ino, fork, off: None, fsb: b, len: 1 })?;
+        }
         Ok(())
     }
 
@@ -283,7 +287,7 @@ impl Xfs<'_> {
         let (s, ns) = super::now();
         parent.set_time(MTIME, s, ns);
         t.nodes.push(parent);
-        self.plan_unlink_inode(&mut t, i, path)?;
+        self.plan_unlink_inode(&mut t, i)?;
         self.commit(t)
     }
 
@@ -329,7 +333,7 @@ impl Xfs<'_> {
                 return Err(self.path_err(to, PathProblem::Exists));
             }
             self.dir_remove(&mut t, dst.as_mut().unwrap_or(&mut src), &tname, to)?;
-            self.plan_unlink_inode(&mut t, victim, to)?;
+            self.plan_unlink_inode(&mut t, victim)?;
         }
         self.dir_remove(&mut t, &mut src, &fname, from)?;
         let ft = ftype_of(moving.kind(), moving.mode());

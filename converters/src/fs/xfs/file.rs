@@ -1,5 +1,6 @@
 //! Replacing a regular file's contents: the written extents from block 0 that the new
-//! contents need are kept and rewritten, what lies past the new end (and any hole or
+//! contents need are kept and rewritten (never those of a reflinked file, which may be
+//! shared: its contents go to new blocks and the old mappings are released), what lies past the new end (and any hole or
 //! unwritten extent after them) is freed, and the rest is allocated near the file's last
 //! block (or its inode), contiguous where the AG allows. The extent list goes in the inode
 //! when it fits, else in a two-level bmbt (root in the inode, leaves in new blocks; the old
@@ -8,6 +9,7 @@
 use super::alloc::{AgSpace, MAX_EXTLEN};
 use super::bmap::Extent;
 use super::inode::{FileKind, FMT_BTREE, FMT_EXTENTS, MTIME};
+use super::release::{Fork, Mapping};
 use super::Xfs;
 use crate::fs::{FsError, PathProblem};
 use std::collections::BTreeMap;
@@ -15,15 +17,19 @@ use std::collections::BTreeMap;
 impl Xfs<'_> {
     /// Replaces the contents of an existing regular file. Growth allocates blocks and
     /// shrinking frees them (extents-format files); a file whose block map is a bmbt B+tree
-    /// is rewritten only within its blocks. Reflinked files (blocks possibly shared) are
-    /// refused. Everything is worked out before the first write, so a refusal writes nothing.
+    /// is rewritten only within its blocks. A reflinked file (blocks possibly shared) gets
+    /// all-new blocks and loses its REFLINK flag. Everything is worked out before the first write, so a refusal writes nothing.
     pub fn write_file(&mut self, path: &str, data: &[u8]) -> Result<(), FsError> {
+        self.check_no_cow_leftovers()?;
         let mut i = self.resolve(path, true)?;
         if i.kind() != FileKind::Regular {
             return Err(self.path_err(path, PathProblem::IsDirectory));
         }
-        if i.reflinked() {
-            return Err(self.unsupported(format!("{path}: rewriting a reflinked file (its blocks may be shared)")));
+        // A reflinked file's blocks may be shared: none is rewritten, the new contents all
+        // go to new blocks and every old mapping is released (shared ones lose a reference).
+        let fresh = i.reflinked();
+        if fresh {
+            self.check_can_allocate(path)?;
         }
         let bs = self.sb.block;
         let need = (data.len() as u64).div_ceil(bs);
@@ -33,7 +39,7 @@ impl Xfs<'_> {
         let mut drop: Vec<Extent> = Vec::new();
         let mut covered = 0u64;
         for e in &ext {
-            if e.off == covered && !e.unwritten && covered < need {
+            if e.off == covered && !e.unwritten && covered < need && !fresh {
                 let take = e.len.min(need - covered);
                 keep.push(Extent { len: take, ..*e });
                 if take < e.len {
@@ -59,10 +65,8 @@ impl Xfs<'_> {
             self.check_can_allocate(path)?;
             self.plan_file_blocks(i.ino, &drop, need - covered, &mut new_ext, &mut spaces)?;
             // The old bmbt blocks go; a new tree is built if the extents outgrow the inode.
-            let mask = (1u64 << self.sb.agblklog) - 1;
             for &b in &old_bmbt {
-                let sp = self.space_entry(&mut spaces, b >> self.sb.agblklog)?;
-                self.space_free(sp, b & mask, 1)?;
+                self.release(&mut spaces, Mapping { ino: i.ino, fork: Fork::Data, off: None, fsb: b, len: 1 })?;
             }
             if new_ext.len() > i.data_fork_slots() {
                 let hdr = if self.sb.v5 { 72 } else { 24 };
@@ -103,6 +107,10 @@ impl Xfs<'_> {
             if new_bmbt.is_empty() {
                 i.set_data_extents(&new_ext);
             }
+            if fresh {
+                // Every extent is new: nothing of the file is shared any more.
+                i.set_reflinked(false);
+            }
         }
         i.set_size(data.len() as u64);
         let (s, ns) = super::now();
@@ -123,9 +131,7 @@ impl Xfs<'_> {
     ) -> Result<(), FsError> {
         let mask = (1u64 << self.sb.agblklog) - 1;
         for e in drop {
-            let ag = e.fsb >> self.sb.agblklog;
-            let sp = self.space_entry(spaces, ag)?;
-            self.space_free(sp, e.fsb & mask, e.len)?;
+            self.release(spaces, Mapping { ino, fork: Fork::Data, off: Some(e.off), fsb: e.fsb, len: e.len })?;
         }
         let (mut ag, mut near) = match ext.last() {
             Some(e) => ((e.fsb + e.len) >> self.sb.agblklog, (e.fsb + e.len) & mask),

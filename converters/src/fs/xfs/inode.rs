@@ -105,6 +105,13 @@ impl Inode {
     pub fn reflinked(&self) -> bool {
         self.flags2() & FL2_REFLINK != 0
     }
+    /// Sets or clears the REFLINK flag (v3 inodes only have it).
+    pub fn set_reflinked(&mut self, on: bool) {
+        if self.version() >= 3 {
+            let f = self.flags2();
+            set64(&mut self.raw, 120, if on { f | FL2_REFLINK } else { f & !FL2_REFLINK });
+        }
+    }
     pub fn realtime(&self) -> bool {
         be16(&self.raw, 90) & FL_REALTIME != 0
     }

@@ -12,9 +12,13 @@
 //! files, directories and symlinks (inodes from the inobt/finobt, new chunks when full),
 //! unlink and rename, directories converted shortform → block → leaf → node as they grow;
 //! a new inode takes its parent directory's `security.selinux` label (shortform attribute
-//! fork). What is not written (rmapbt upkeep: allocation on rmapbt filesystems; other xattr
-//! writes; a
-//! bmbt or da tree deeper than two levels) is refused with [`FsError::Unsupported`] before
+//! fork). On reflink filesystems every block an inode gives up goes through one release
+//! path (`release.rs`): data-fork extents lose a reference in the AG's refcountbt
+//! (`refcount.rs`, rebuilt whole on commit) and only unshared blocks are freed; a reflinked
+//! file's rewrite goes to new blocks, never into shared ones. A refcountbt holding CoW
+//! staging records (an unclean shutdown's leftovers) refuses every write. What is not
+//! written (rmapbt upkeep: allocation on rmapbt filesystems; other xattr writes; a bmbt or
+//! da tree deeper than two levels) is refused with [`FsError::Unsupported`] before
 //! anything is written, so the caller's overlay is dropped untouched rather than half-written.
 
 mod ag;
@@ -32,6 +36,8 @@ mod ialloc;
 mod inode;
 mod log;
 mod ops;
+mod refcount;
+mod release;
 mod superblock;
 mod xattr;
 
@@ -46,6 +52,8 @@ pub struct Xfs<'a> {
     vol: Volume<'a>,
     name: String,
     sb: Superblock,
+    /// No refcountbt holds CoW staging records (checked before the first allocating write).
+    cow_checked: std::cell::Cell<bool>,
 }
 
 impl<'a> Xfs<'a> {
@@ -59,7 +67,7 @@ impl<'a> Xfs<'a> {
             vol.read(&mut raw, 0, name)?;
         }
         let sb = Superblock::parse(raw, vol.len(), name)?;
-        let fs = Xfs { vol, name: name.to_string(), sb };
+        let fs = Xfs { vol, name: name.to_string(), sb, cow_checked: std::cell::Cell::new(false) };
         fs.check_ags()?;
         fs.check_log()?;
         Ok(fs)

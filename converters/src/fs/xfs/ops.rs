@@ -194,6 +194,7 @@ impl Xfs<'_> {
 
     /// `chmod` (no symlink following).
     pub fn set_mode(&mut self, path: &str, perm: u16) -> Result<(), FsError> {
+        self.check_no_cow_leftovers()?;
         let mut i = self.resolve(path, false)?;
         i.set_mode((i.mode() & 0o170000) | (perm & 0o7777));
         i.touch_ctime();
@@ -202,6 +203,7 @@ impl Xfs<'_> {
 
     /// `lchown`.
     pub fn set_owner(&mut self, path: &str, uid: u32, gid: u32) -> Result<(), FsError> {
+        self.check_no_cow_leftovers()?;
         let mut i = self.resolve(path, false)?;
         i.set_owner(uid, gid);
         i.touch_ctime();
@@ -210,6 +212,7 @@ impl Xfs<'_> {
 
     /// Sets access and modification times (seconds since the epoch).
     pub fn set_times(&mut self, path: &str, atime: i64, mtime: i64) -> Result<(), FsError> {
+        self.check_no_cow_leftovers()?;
         let mut i = self.resolve(path, false)?;
         i.set_time(ATIME, atime, 0);
         i.set_time(MTIME, mtime, 0);
