@@ -44,6 +44,7 @@ mod devices;
 pub mod diff;
 mod draft;
 pub mod facts;
+pub mod file_contexts;
 mod grub;
 mod grubcfg;
 mod grubmenu;
