@@ -12,8 +12,9 @@
 //! files, directories and symlinks (inodes from the inobt/finobt, new chunks when full),
 //! unlink and rename, directories converted shortform → block → leaf → node as they grow;
 //! a new inode takes its parent directory's `security.selinux` label (shortform attribute
-//! fork). What is not written (rmapbt upkeep: allocation on rmapbt filesystems; other xattr
-//! writes; a
+//! fork), and [`Xfs::set_xattr`] sets an attribute that fits the inode's shortform fork. What
+//! is not written (rmapbt upkeep: allocation on rmapbt filesystems; xattrs in attribute
+//! blocks; a
 //! bmbt or da tree deeper than two levels) is refused with [`FsError::Unsupported`] before
 //! anything is written, so the caller's overlay is dropped untouched rather than half-written.
 
