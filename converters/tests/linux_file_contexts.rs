@@ -1,7 +1,7 @@
 //! SELinux file labels from a guest's own policy (`linux::file_contexts`) against the oracle,
 //! libselinux's `matchpathcon -f`, on Debian's reference policy (5,000+ entries, path aliases):
 //! the files a Linux conversion writes, a path under every entry of the policy, and every file
-//! type.
+//! type; with a `file_contexts.local` read after the base file.
 
 mod selinux_support;
 
@@ -103,6 +103,9 @@ fn fctx_labels_equal_matchpathcon_on_debian_reference_policy() {
     std::fs::create_dir_all(&files).unwrap();
     let Some(fc_path) = reference_policy(&files) else { return };
     let text = std::fs::read(&fc_path).unwrap();
+    // Local customisations (semanage fcontext writes them here): read after the base file.
+    let local = "/etc/fstab\t--\tsystem_u:object_r:local_fstab_t:s0\n/srv/www(/.*)?\tsystem_u:object_r:httpd_sys_content_t:s0\n/etc/ferry-local(/.*)?\t<<none>>\n";
+    std::fs::write(files.join("file_contexts.local"), local).unwrap();
     let guest = HostDirFs::new(t.path().join("root"));
     let t0 = std::time::Instant::now();
     let fc = FileContexts::load(&guest, "default").unwrap().expect("file_contexts read");
@@ -117,7 +120,7 @@ fn fctx_labels_equal_matchpathcon_on_debian_reference_policy() {
     let mut paths: Vec<String> = PLAN_PATHS.iter().map(|p| p.to_string()).collect();
     paths.extend(sample_paths(&text));
     // Aliased trees (file_contexts.subs_dist) and doubled slashes.
-    paths.extend(["/lib64/ld-linux-x86-64.so.2", "/var/run/sshd.pid", "/sbin/ferry-x", "/etc/init.d/x", "/usr/lib64/libfoo.so.1", "//etc//fstab", "/etc/", "/", "/nonexistent-top"].map(String::from));
+    paths.extend(["/lib64/ld-linux-x86-64.so.2", "/var/run/sshd.pid", "/sbin/ferry-x", "/etc/init.d/x", "/usr/lib64/libfoo.so.1", "//etc//fstab", "/etc/", "/", "/nonexistent-top", "/srv/www/index.html", "/etc/ferry-local/x"].map(String::from));
     assert!(paths.len() > 1000, "{} paths", paths.len());
     let mut compared = 0;
     let mut ferry_time = std::time::Duration::ZERO;
@@ -133,6 +136,7 @@ fn fctx_labels_equal_matchpathcon_on_debian_reference_policy() {
             labelled += usize::from(got != "<<none>>");
         }
     }
+    assert_eq!(fc.lookup("/etc/fstab", FileType::File).unwrap(), Some("system_u:object_r:local_fstab_t:s0"), "file_contexts.local not read last");
     eprintln!(
         "{compared} lookups ({labelled} labelled) equal matchpathcon's on {} entries; Ferry: load {load:?}, the {} plan paths {plan_lookups:?}, all lookups {ferry_time:?}",
         fc.len(),
