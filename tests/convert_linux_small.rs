@@ -2,6 +2,8 @@
 //! no cache needed): a Xen xl config whose disk is a raw file. The converted qcow2's root
 //! passes `e2fsck -fn` and holds the planned edits (read back with debugfs); the source raw
 //! file is byte-identical afterwards; `--dry-run` writes nothing; `--json` reports the plan.
+//! With SELinux and a file_contexts, the labels the ext4 writer cannot set fall back to
+//! `/.autorelabel`, with a warning.
 
 mod convert_linux_support;
 

@@ -4,6 +4,8 @@
 //! directories, inline and remote symlinks are created through the writer, some grown, a
 //! labelled directory taken from shortform to block form by 60 new names, one unlinked.
 //! Judged by `xfs_repair -n` (exit 0) and `xfs_db print a`/`core.forkoff` on each new inode.
+//! Then `Xfs::set_xattr` (labels from a guest's policy) sets and replaces labels, judged the
+//! same way.
 
 mod fs_support;
 
