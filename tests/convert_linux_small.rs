@@ -2,6 +2,8 @@
 //! no cache needed): a Xen xl config whose disk is a raw file. The converted qcow2's root
 //! passes `e2fsck -fn` and holds the planned edits (read back with debugfs); the source raw
 //! file is byte-identical afterwards; `--dry-run` writes nothing; `--json` reports the plan.
+//! With SELinux and a file_contexts, the labels the ext4 writer cannot set fall back to
+//! `/.autorelabel`, with a warning.
 
 mod convert_linux_support;
 
@@ -96,4 +98,39 @@ fn a_kernel_without_virtio_pci_is_refused_and_one_without_module_metadata_gets_t
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["virtio"]["model"], "transitional", "{json}");
     assert!(v["virtio"]["reason"].as_str().unwrap().contains("conservative"), "{json}");
+}
+
+/// An ext4 guest with SELinux enforcing and a file_contexts for its policy: the ext4 writer
+/// sets no xattrs, so the plan's labels fall back to `/.autorelabel` when applied, with a
+/// warning naming why; the root passes `e2fsck -fn`.
+#[test]
+fn fctx_selinux_ext4_guest_falls_back_to_autorelabel() {
+    let t = tempfile::tempdir().unwrap();
+    if !tiny_tools() {
+        return;
+    }
+    let tree = t.path().join("tree");
+    let mut files = tiny_debian("tiny", "xvda", "console=hvc0");
+    for (p, d) in [
+        ("etc/selinux/config", "SELINUX=enforcing\nSELINUXTYPE=targeted\n"),
+        ("etc/selinux/targeted/contexts/files/file_contexts", "/.*\tsystem_u:object_r:default_t:s0\n/etc(/.*)?\tsystem_u:object_r:etc_t:s0\n/etc/systemd/system(/.*)?\tsystem_u:object_r:systemd_unit_t:s0\n"),
+        ("lib/systemd/system/open-vm-tools.service", "[Service]\n"),
+    ] {
+        files.push((p.into(), d.into()));
+    }
+    write_tree(&tree, &files);
+    let raw = t.path().join("tiny.raw");
+    mbr_ext4_disk(&raw, 64 << 20, &tree);
+    let cfg = xl(t.path(), &raw);
+    let out = new_dir(t.path(), "out");
+    let stdout = convert_local_ok("xen", &cfg, &out, &[]);
+    assert!(stdout.contains("label   /etc/systemd/system/open-vm-tools.service system_u:object_r:systemd_unit_t:s0: SELinux"), "{stdout}");
+    assert!(stdout.contains("note: SELinux: labelled from the guest's file_contexts (3 files)"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("warning: SELinux: /etc/systemd not labelled (") && l.contains("do not write attributes") && l.ends_with("/.autorelabel created, the guest relabels itself at its first boot")),
+        "{stdout}"
+    );
+    let part = first_partition(&out.join("tiny-sda"), t.path());
+    e2fsck_clean(&part, "the converted root");
+    assert!(debugfs(&part, "stat /.autorelabel").contains("Size: 0"), "no /.autorelabel");
 }

@@ -6,11 +6,16 @@
 //! reaches a login prompt and names its NIC as the converted configuration does; the sources
 //! are byte-identical. The unconverted guest, booted the same way on virtio-blk, does not
 //! find its root. Small XFS guests built here (`mkfs.xfs -p`): one with rmapbt is refused in
-//! one line naming rmapbt, nothing written; one with SELinux permissive gets `/.autorelabel`,
-//! said in the plan, and labelled with its directory's `security.selinux` (xfs_db); its
-//! converted root is clean.
+//! one line naming rmapbt, nothing written; one with SELinux permissive but no file_contexts
+//! for its policy gets `/.autorelabel`, said in the plan with the reason, and labelled with
+//! its directory's `security.selinux` (xfs_db); one with SELinux enforcing and Debian's
+//! reference policy gets, on every file, directory and symlink the conversion writes, the
+//! label `matchpathcon -f` gives (xfs_db), and no `/.autorelabel`; their converted roots are
+//! clean.
 
 mod convert_linux_support;
+#[path = "../converters/tests/selinux_support/mod.rs"]
+mod selinux_support;
 
 use convert_linux_support::*;
 use std::path::Path;
@@ -175,6 +180,11 @@ fn selinux_xfs_root_gets_autorelabel() {
             && l.contains("touch /.autorelabel")),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("note: SELinux: not labelled from the guest's file_contexts (/etc/selinux/targeted/contexts/files/file_contexts is missing): /.autorelabel"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("label   "), "{stdout}");
     assert_eq!(sha256(&raw), before, "the source disk changed");
     let part = first_partition(&out.join("tinyxfs-sda"), t.path());
     xfs_repair_clean(&part, "the converted root");
@@ -201,4 +211,89 @@ fn selinux_disabled_xfs_root_gets_no_autorelabel() {
     let part = first_partition(&out.join("tinyxfs-sda"), t.path());
     xfs_repair_clean(&part, "the converted root");
     assert_eq!(xfs_read(&part, "/.autorelabel"), None);
+}
+
+/// The `security.selinux` value of `path`'s inode as xfs_db prints it (`\000` for the NUL),
+/// `None` without one.
+fn xfs_selinux(part: &Path, path: &str) -> Option<String> {
+    let out = xfs_db(part, &[&format!("path {path}"), "print a"]);
+    let k = out.lines().find_map(|l| {
+        let (k, v) = l.strip_prefix("a.sfattr.list[")?.split_once("].name = ")?;
+        (v == "\"selinux\"").then(|| k.to_string())
+    })?;
+    assert!(out.contains(&format!("a.sfattr.list[{k}].secure = 1")), "{out}");
+    out.lines().find_map(|l| l.strip_prefix(&format!("a.sfattr.list[{k}].value = \"")).map(|v| v.trim_end_matches('"').to_string()))
+}
+
+/// The type `matchpathcon -m` names for `path`'s inode (xfs_db `core.mode`).
+fn xfs_type(part: &Path, path: &str) -> &'static str {
+    let out = xfs_db(part, &[&format!("path {path}"), "print core.mode"]);
+    let mode = out.lines().find_map(|l| l.strip_prefix("core.mode = ")).unwrap_or_else(|| panic!("{path}: {out}"));
+    match u32::from_str_radix(mode.trim(), 8).unwrap() & 0o170000 {
+        0o040000 => "dir",
+        0o120000 => "lnk_file",
+        0o100000 => "file",
+        m => panic!("{path}: mode {m:o}"),
+    }
+}
+
+#[test]
+fn selinux_xfs_root_labelled_from_its_file_contexts() {
+    let t = tempfile::tempdir().unwrap();
+    let pol = new_dir(t.path(), "policy");
+    let Some(fc) = selinux_support::reference_policy(&pol) else { return };
+    let fc_text = String::from_utf8(std::fs::read(&fc).unwrap()).unwrap();
+    let subs = std::fs::read_to_string(pol.join("file_contexts.subs_dist")).unwrap();
+    let selinux = "SELINUX=enforcing\nSELINUXTYPE=default\n";
+    let files = "etc/selinux/default/contexts/files/file_contexts";
+    let subs_path = format!("{files}.subs_dist");
+    // Hypervisor tools to mask: symlinks under /etc/systemd/system, which does not exist yet
+    // (two new directories; the policy labels it through a file_contexts.subs_dist alias).
+    let extra = [
+        ("etc/selinux/config", selinux),
+        (files, fc_text.as_str()),
+        (subs_path.as_str(), subs.as_str()),
+        ("lib/systemd/system/open-vm-tools.service", "[Service]\n"),
+        ("usr/lib/systemd/system/xe-daemon.service", "[Service]\n"),
+    ];
+    let Some((raw, cfg)) = tiny_xfs_guest(t.path(), &[], &extra, &["/", "/etc"]) else { return };
+    let before = sha256(&raw);
+    let out = new_dir(t.path(), "out");
+    let stdout = convert_local_ok("xen", &cfg, &out, &[]);
+    assert_eq!(sha256(&raw), before, "the source disk changed");
+    assert!(!stdout.contains("autorelabel"), "{stdout}");
+    let labels: Vec<(String, String)> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("label   "))
+        .map(|l| {
+            let (p, rest) = l.split_once(' ').unwrap();
+            (p.to_string(), rest.split_once(": ").unwrap().0.to_string())
+        })
+        .collect();
+    assert!(stdout.contains(&format!("note: SELinux: labelled from the guest's file_contexts ({} files)", labels.len())), "{stdout}");
+    // Everything the plan puts at a new inode is labelled.
+    for l in stdout.lines() {
+        let new = l.strip_prefix("create  ").map(|r| r.split(' ').next().unwrap())
+            .or_else(|| l.strip_prefix("symlink ").map(|r| r.split(' ').next().unwrap()))
+            .or_else(|| l.strip_prefix("mask    ").map(|r| r.split(' ').next().unwrap()))
+            .or_else(|| l.strip_prefix("rename  ").map(|r| r.split(' ').nth(2).unwrap().trim_end_matches(':')));
+        if let Some(p) = new {
+            assert!(labels.iter().any(|(q, _)| q == p), "{p} is written but not labelled:\n{stdout}");
+        }
+    }
+    for p in ["/etc/systemd", "/etc/systemd/system", "/etc/systemd/system/open-vm-tools.service", "/etc/systemd/system/xe-daemon.service"] {
+        assert!(labels.iter().any(|(q, _)| q == p), "{p} not labelled:\n{stdout}");
+    }
+    let part = first_partition(&out.join("tinyxfs-sda"), t.path());
+    xfs_repair_clean(&part, "the converted root");
+    assert_eq!(xfs_read(&part, "/.autorelabel"), None);
+    for (path, ctx) in &labels {
+        let ty = xfs_type(&part, path);
+        let want = &selinux_support::matchpathcon(&fc, ty, std::slice::from_ref(path))[0];
+        assert_eq!(ctx, want, "{path} ({ty}): the plan's label is not matchpathcon's");
+        assert_eq!(xfs_selinux(&part, path).as_deref(), Some(format!("{want}\\000").as_str()), "{path} ({ty})");
+    }
+    eprintln!("{} new files labelled as matchpathcon labels them", labels.len());
+    // Edited in place: the root directory keeps its label.
+    assert!(xfs_labelled(&part, "/etc"), "/etc lost its label");
 }

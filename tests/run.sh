@@ -12,6 +12,7 @@ packages=(
   e2fsprogs dosfstools mtools fdisk gdisk lvm2 xfsprogs attr btrfs-progs ntfs-3g libhivex-bin libwin-hivex-perl cryptsetup-bin genisoimage
   libvirt-clients cpio zstd xz-utils busybox-static debootstrap grub-common netplan.io gcc mdadm kmod lz4 python3-pip
   linux-source-6.1 flex bison bc libelf-dev grub-pc-bin patch
+  selinux-utils semodule-utils bzip2
 )
 # Ferry's runtime presents the devices of QEMU 10 (PCIe root ports, pflash) and the btrfs
 # fixtures need mkfs.btrfs --compress (btrfs-progs 6.3+): on Debian 12 these come from
@@ -60,6 +61,16 @@ command -v kubernetes-validate >/dev/null || pip3 install -q kubernetes-validate
 
 export FERRY_CACHE="${FERRY_CACHE:-/var/tmp/ferry-cache}"
 mkdir -p "$FERRY_CACHE"
+
+# The SELinux label tests compare Ferry with matchpathcon on Debian's reference policy, which
+# they unpack from its package (dpkg-deb -x, semodule_unpackage) into a temporary directory:
+# the package is downloaded here, never installed (the host does not become SELinux-enabled).
+policy_deb_dir="$FERRY_CACHE/selinux-policy-default"
+if ! compgen -G "$policy_deb_dir/selinux-policy-default_*.deb" >/dev/null; then
+  mkdir -p "$policy_deb_dir"
+  (cd "$policy_deb_dir" && apt-get download -qq selinux-policy-default 2>/dev/null) ||
+    echo "tests/run.sh: could not download selinux-policy-default: the file_contexts oracle tests will skip" >&2
+fi
 
 status=0
 cargo test --workspace --no-fail-fast "$@" || status=$?

@@ -7,7 +7,7 @@
 //! links in the intermediate components are followed *inside the guest* (an absolute link target
 //! starts again at the guest root, `..` never climbs above it). The last component is followed by
 //! `read_file`, `write_file`, `read_dir` and the provided `stat`; it is not followed by `lstat`,
-//! `read_link`, `symlink`, `unlink`, `rename`, `mkdir`, `set_mode` and `set_owner`.
+//! `read_link`, `symlink`, `unlink`, `rename`, `mkdir`, `set_mode`, `set_owner` and the xattr calls.
 
 mod ext4;
 mod fat;
@@ -107,6 +107,20 @@ pub trait GuestFs {
     fn set_mode(&mut self, path: &str, mode: u32) -> Result<(), GuestFsError>;
     /// Sets owner and group.
     fn set_owner(&mut self, path: &str, uid: u32, gid: u32) -> Result<(), GuestFsError>;
+
+    /// The value of extended attribute `name` (`security.selinux`) of `path` itself (a final
+    /// symlink is not followed); `None` if it has none, or the implementation keeps none.
+    fn get_xattr(&self, path: &str, name: &str) -> Result<Option<Vec<u8>>, GuestFsError> {
+        let _ = (path, name);
+        Ok(None)
+    }
+    /// Sets extended attribute `name` of `path` itself to `value`;
+    /// [`GuestFsError::Unsupported`] where the filesystem's writer does not write attributes
+    /// (the default).
+    fn set_xattr(&mut self, path: &str, name: &str, value: &[u8]) -> Result<(), GuestFsError> {
+        let _ = value;
+        Err(GuestFsError::Unsupported { path: path.into(), reason: format!("extended attribute {name}: not written on this filesystem") })
+    }
 
     /// The guest-absolute path with every symlink resolved inside the guest. Components that do
     /// not exist are kept as written (so a file about to be created has a canonical name too).

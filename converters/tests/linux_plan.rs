@@ -373,3 +373,52 @@ fn virtio_model_follows_the_kernels() {
         plan.virtio.reason
     );
 }
+
+/// SELinux with a file_contexts for its policy: the plan labels what it writes (the policy's
+/// label for each path and type, last match winning, plain paths first) instead of planning
+/// `/.autorelabel`; a filesystem that cannot set labels (a host directory) falls back to
+/// `/.autorelabel` when applying, and says so.
+#[test]
+fn fctx_selinux_labels_planned_from_file_contexts() {
+    let (dir, layout) = fixture_copy("rhel9-vmware");
+    let files = dir.path().join("etc/selinux/targeted/contexts/files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(
+        files.join("file_contexts"),
+        "/.*\tsystem_u:object_r:default_t:s0\n/etc/.*\tsystem_u:object_r:etc_t:s0\n/etc/systemd/system(/.*)?\tsystem_u:object_r:systemd_unit_t:s0\n/etc/dracut\\.conf\\.d(/.*)?\t--\tsystem_u:object_r:dracut_conf_t:s0\n/\\.autorelabel\t--\t<<none>>\n",
+    )
+    .unwrap();
+    let mut fs = HostDirFs::new(dir.path());
+    let facts = linux::detect::detect(&fs).unwrap();
+    let plan = linux::plan(&facts, &layout, &fs).unwrap();
+    let labels: Vec<(&str, &str)> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match &c.kind {
+            ChangeKind::Label { context } => Some((c.path.as_str(), context.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert!(labels.contains(&("/etc/dracut.conf.d/ferry-virtio.conf", "system_u:object_r:dracut_conf_t:s0")), "{plan}");
+    assert!(labels.contains(&("/etc/systemd/system/vmtoolsd.service", "system_u:object_r:systemd_unit_t:s0")), "{plan}");
+    assert!(!plan.paths().contains(&"/.autorelabel".to_string()), "{plan}");
+    let text = plan.to_string();
+    assert!(text.contains(&format!("note: SELinux: labelled from the guest's file_contexts ({} files)", labels.len())), "{text}");
+    assert!(text.contains("label   /etc/dracut.conf.d/ferry-virtio.conf system_u:object_r:dracut_conf_t:s0: SELinux"), "{text}");
+    // A host directory keeps no labels: the apply falls back to the relabel flag.
+    let report = linux::apply(&plan, &mut fs).unwrap();
+    assert!(dir.path().join(".autorelabel").exists());
+    assert!(report.warnings.iter().any(|w| w.contains("not labelled") && w.contains("/.autorelabel created")), "{:?}", report.warnings);
+    // A path the policy gives no label: /.autorelabel planned, the note says why.
+    std::fs::remove_file(dir.path().join(".autorelabel")).unwrap();
+    let (dir2, layout2) = fixture_copy("rhel9-vmware");
+    let files2 = dir2.path().join("etc/selinux/targeted/contexts/files");
+    std::fs::create_dir_all(&files2).unwrap();
+    std::fs::write(files2.join("file_contexts"), "/etc/.*\tsystem_u:object_r:etc_t:s0\n/etc/systemd(/.*)?\t<<none>>\n").unwrap();
+    let fs2 = HostDirFs::new(dir2.path());
+    let plan = linux::plan(&linux::detect::detect(&fs2).unwrap(), &layout2, &fs2).unwrap();
+    let text = plan.to_string();
+    assert!(text.contains("create  /.autorelabel (mode 644)"), "{text}");
+    assert!(text.contains("note: SELinux: not labelled from the guest's file_contexts (the policy gives /etc/systemd/system/"), "{text}");
+    assert!(!text.contains("label   "), "{text}");
+}

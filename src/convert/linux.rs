@@ -299,7 +299,25 @@ pub fn convert_guest(
     let applied = linux::apply(&plan, &mut gfs)?;
     report.applied = applied.applied.len();
     report.already_done = applied.already_done.len();
+    for w in &applied.warnings {
+        if opts.print {
+            println!("warning: {w}");
+        }
+        report.warnings.push(w.clone());
+    }
     for step in &applied.deferred {
+        if let linux::ChangeKind::Label { .. } = step.kind {
+            match linux::plan::label(&mut gfs, step).with_context(|| format!("labelling {}", step.path))? {
+                linux::plan::Labelled::Fallback(w) => {
+                    if opts.print {
+                        println!("warning: {w}");
+                    }
+                    report.warnings.push(w);
+                }
+                _ => report.applied += 1,
+            }
+            continue;
+        }
         let r = rebuild_initramfs(&mut gfs, step).with_context(|| format!("rebuilding {}", step.path))?;
         if !r.missing.is_empty() {
             report

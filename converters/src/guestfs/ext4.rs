@@ -364,6 +364,23 @@ impl GuestFs for Ext4GuestFs<'_> {
         fs.set_owner(&inner, uid, gid)
             .map_err(|e| fs_err(&canon, "chown", e))
     }
+
+    fn get_xattr(&self, path: &str, name: &str) -> Result<Option<Vec<u8>>, GuestFsError> {
+        let (i, inner, canon) = self.place(path, false)?;
+        match self.fs(i) {
+            Mount::Xfs(x) => gxfs::get_xattr(x, &inner, &canon, name),
+            _ => Ok(None),
+        }
+    }
+
+    /// Written on XFS mounts (shortform attribute forks); the ext writer writes no attributes.
+    fn set_xattr(&mut self, path: &str, name: &str, value: &[u8]) -> Result<(), GuestFsError> {
+        let (i, inner, canon) = self.place(path, false)?;
+        match self.fs_mut(i) {
+            Mount::Xfs(x) => gxfs::set_xattr(x, &inner, &canon, name, value),
+            _ => Err(GuestFsError::Unsupported { path: canon, reason: format!("extended attribute {name}: the ext4/FAT writers do not write attributes") }),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The [`GuestFs`](super::GuestFs) operations on an XFS filesystem, for
 //! [`Ext4GuestFs`](super::Ext4GuestFs)'s XFS mounts. Reads cover everything; edits are those
 //! the XFS writer does (chmod, chown, rewriting, growing and creating files, mkdir, symlink,
-//! unlink, rename); what it refuses (allocation on rmapbt filesystems, ...) comes back as
+//! unlink, rename, an xattr that fits the inode); what it refuses (allocation on rmapbt filesystems, ...) comes back as
 //! [`GuestFsError::Unsupported`] naming it.
 
 use super::{FileKind, GuestFsError, Stat};
@@ -106,4 +106,12 @@ pub fn set_mode(fs: &mut Xfs, inner: &str, canon: &str, mode: u32) -> Result<(),
 
 pub fn set_owner(fs: &mut Xfs, inner: &str, canon: &str, uid: u32, gid: u32) -> Result<(), GuestFsError> {
     fs.set_owner(inner, uid, gid).map_err(|e| err(canon, "chown", e))
+}
+
+pub fn get_xattr(fs: &Xfs, inner: &str, canon: &str, name: &str) -> Result<Option<Vec<u8>>, GuestFsError> {
+    fs.get_xattr(inner, name).map_err(|e| err(canon, "getxattr", e))
+}
+
+pub fn set_xattr(fs: &mut Xfs, inner: &str, canon: &str, name: &str, value: &[u8]) -> Result<(), GuestFsError> {
+    fs.set_xattr(inner, name, value).map_err(|e| err(canon, "setxattr", e))
 }

@@ -298,6 +298,45 @@ impl<'a> Draft<'a> {
         Ok(())
     }
 
+    /// What the plan so far puts at new inodes, in order: files created, symlinks made or
+    /// retargeted, the new names of renamed files, initramfs images rebuilt (and their
+    /// `.pre-ferry` copies), and the missing directories above them that applying creates;
+    /// with each one's type. Files edited in place are not listed (they keep their inode).
+    pub fn written(&self) -> Result<Vec<(String, FileKind)>, LinuxError> {
+        let mut out: Vec<(String, FileKind)> = Vec::new();
+        fn add(out: &mut Vec<(String, FileKind)>, path: &str, kind: FileKind, fs: &dyn GuestFs) -> Result<(), LinuxError> {
+            let mut dir = String::new();
+            let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+            for c in comps.iter().take(comps.len().saturating_sub(1)) {
+                dir.push('/');
+                dir.push_str(c);
+                if fs.lstat(&dir)?.is_none() && !out.iter().any(|(p, _)| *p == dir) {
+                    out.push((dir.clone(), FileKind::Dir));
+                }
+            }
+            out.retain(|(p, _)| p != path);
+            out.push((path.to_owned(), kind));
+            Ok(())
+        }
+        for o in &self.order {
+            let Pending::Other(c) = o else { continue };
+            match &c.kind {
+                ChangeKind::Create { .. } => add(&mut out, &c.path, FileKind::File, self.fs)?,
+                ChangeKind::Symlink { .. } | ChangeKind::Mask => add(&mut out, &c.path, FileKind::Symlink, self.fs)?,
+                ChangeKind::Rename { to } => {
+                    let kind = self.fs.lstat(&c.path)?.map_or(FileKind::File, |st| st.kind);
+                    add(&mut out, to, kind, self.fs)?;
+                }
+                ChangeKind::InitramfsRebuild { .. } => {
+                    add(&mut out, &c.path, FileKind::File, self.fs)?;
+                    add(&mut out, &format!("{}.pre-ferry", c.path), FileKind::File, self.fs)?;
+                }
+                ChangeKind::Edit { .. } | ChangeKind::Delete | ChangeKind::Label { .. } => {}
+            }
+        }
+        Ok(out)
+    }
+
     /// Records a change that is not a file edit (e.g. an initramfs rebuild).
     pub fn other(&mut self, change: Change) {
         self.order.push(Pending::Other(change));

@@ -10,13 +10,14 @@
 //! | hypervisor tools disabled | `tools.rs` |
 //! | `modprobe` aliases, X11 driver | `modprobe.rs`, `xorg.rs` |
 //! | network names | `network/` |
-//! | SELinux relabel | `selinux.rs` |
+//! | SELinux labels from the guest's policy, or a relabel at first boot | `selinux.rs`, `file_contexts.rs` |
 //! | virtio in the initramfs (configuration + rebuild step) | `initramfs.rs` |
 //!
 //! The caller fills [`GuestFacts`] (from the inspector, or [`detect::detect`]) and the
 //! [`TargetLayout`] (disk order, NIC slots), prints the plan for `--dry-run` (its `Display`) or
 //! serialises it for `--json`, then applies it and performs the returned
-//! [`ChangeKind::InitramfsRebuild`] steps itself:
+//! [`ChangeKind::InitramfsRebuild`] steps itself, then the [`ChangeKind::Label`] steps of the
+//! images they wrote ([`plan::label`]):
 //!
 //! ```
 //! use ferry_converters::guestfs::{GuestFs, MemFs};
@@ -44,6 +45,7 @@ mod devices;
 pub mod diff;
 mod draft;
 pub mod facts;
+pub mod file_contexts;
 mod grub;
 mod grubcfg;
 mod grubmenu;
@@ -112,9 +114,9 @@ pub fn plan(
     modprobe::plan(&mut d)?;
     xorg::plan(&mut d)?;
     network::plan(&mut d, target)?;
-    selinux::plan(&mut d, facts)?;
     initramfs::plan(&mut d, facts, best)?;
     grub::plan_default(&mut d, facts, best)?;
+    selinux::plan(&mut d, facts)?;
     let need = kernel::virtio_need(facts, best);
     d.note(format!(
         "virtio devices: {} (kernel {}: {})",

@@ -5,7 +5,7 @@
 use super::diff::line_diff;
 use super::facts::InitramfsGenerator;
 use super::LinuxError;
-use crate::guestfs::{FileKind, GuestFs};
+use crate::guestfs::{FileKind, GuestFs, GuestFsError};
 use serde::Serialize;
 use std::fmt;
 
@@ -37,6 +37,10 @@ pub enum ChangeKind {
     Mask,
     /// Rename a file to `to`.
     Rename { to: String },
+    /// Set the SELinux label (`security.selinux`) of `path` to `context`, from the guest's own
+    /// policy. Labels of rebuilt initramfs images are applied by the caller after the rebuild
+    /// ([`apply`] returns them after the rebuild steps; [`label`] applies one).
+    Label { context: String },
     /// Rebuild the initramfs of `kernel_version` with the virtio `modules` (done by the caller:
     /// [`apply`] returns these). The old image is kept as `<initrd>.pre-ferry`.
     InitramfsRebuild {
@@ -101,6 +105,7 @@ impl fmt::Display for Plan {
                 ChangeKind::Rename { to } => {
                     writeln!(f, "rename  {} -> {to}: {}", c.path, c.reason)?
                 }
+                ChangeKind::Label { context } => writeln!(f, "label   {} {context}: {}", c.path, c.reason)?,
                 ChangeKind::InitramfsRebuild {
                     kernel_version,
                     generator,
@@ -149,8 +154,11 @@ pub struct ApplyReport {
     pub applied: Vec<usize>,
     /// Indexes of changes already in place, skipped.
     pub already_done: Vec<usize>,
-    /// Steps left to the caller (initramfs rebuilds), in order.
+    /// Steps left to the caller (initramfs rebuilds, then the labels of the images they
+    /// write), in order.
     pub deferred: Vec<Change>,
+    /// Labels that could not be set, each with the fallback taken (`/.autorelabel`).
+    pub warnings: Vec<String>,
 }
 
 /// Applies `plan` to the guest. Each change is checked first: an edit whose file no longer has
@@ -158,8 +166,30 @@ pub struct ApplyReport {
 /// never overwrites what it did not see.
 pub fn apply(plan: &Plan, fs: &mut dyn GuestFs) -> Result<ApplyReport, LinuxError> {
     let mut report = ApplyReport::default();
+    let rebuilt: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| matches!(c.kind, ChangeKind::InitramfsRebuild { .. }))
+        .flat_map(|c| [c.path.clone(), format!("{}.pre-ferry", c.path)])
+        .collect();
     for (i, c) in plan.changes.iter().enumerate() {
-        let done = apply_one(c, fs)?;
+        if matches!(c.kind, ChangeKind::Label { .. }) && rebuilt.contains(&c.path) {
+            report.deferred.push(c.clone());
+            continue;
+        }
+        let done = match &c.kind {
+            ChangeKind::Label { .. } => match label(fs, c)? {
+                Labelled::Set => true,
+                Labelled::AlreadySet => false,
+                Labelled::Fallback(w) => {
+                    if !report.warnings.contains(&w) {
+                        report.warnings.push(w);
+                    }
+                    true
+                }
+            },
+            _ => apply_one(c, fs)?,
+        };
         match (&c.kind, done) {
             (ChangeKind::InitramfsRebuild { .. }, _) => report.deferred.push(c.clone()),
             (_, true) => report.applied.push(i),
@@ -167,6 +197,45 @@ pub fn apply(plan: &Plan, fs: &mut dyn GuestFs) -> Result<ApplyReport, LinuxErro
         }
     }
     Ok(report)
+}
+
+/// What [`label`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Labelled {
+    /// The label was written.
+    Set,
+    /// The file already had it.
+    AlreadySet,
+    /// The filesystem's writer cannot set it: `/.autorelabel` was created instead (the guest
+    /// relabels itself at first boot); the message says so.
+    Fallback(String),
+}
+
+/// The reason of the `/.autorelabel` flag created when labels cannot be set.
+pub const AUTORELABEL_REASON: &str = "SELinux is on and files written host-side are not labelled by its policy: the guest relabels itself at its first boot, as an admin does with touch /.autorelabel";
+
+/// Applies one [`ChangeKind::Label`] change (other kinds: nothing done). The value stored is the
+/// context with a terminating NUL, as the kernel stores labels set by `setfiles`.
+pub fn label(fs: &mut dyn GuestFs, c: &Change) -> Result<Labelled, LinuxError> {
+    let ChangeKind::Label { context } = &c.kind else { return Ok(Labelled::AlreadySet) };
+    let mut value = context.as_bytes().to_vec();
+    value.push(0);
+    if fs.get_xattr(&c.path, "security.selinux")?.as_deref() == Some(&value[..]) {
+        return Ok(Labelled::AlreadySet);
+    }
+    match fs.set_xattr(&c.path, "security.selinux", &value) {
+        Ok(()) => Ok(Labelled::Set),
+        Err(GuestFsError::Unsupported { reason, .. }) => {
+            if fs.lstat("/.autorelabel")?.is_none() {
+                fs.write_file("/.autorelabel", b"", 0o644)?;
+            }
+            Ok(Labelled::Fallback(format!(
+                "SELinux: {} not labelled ({reason}): /.autorelabel created, the guest relabels itself at its first boot",
+                c.path
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn parent(path: &str) -> &str {
@@ -214,7 +283,7 @@ fn apply_one(c: &Change, fs: &mut dyn GuestFs) -> Result<bool, LinuxError> {
             }
             fs.rename(p, to)?;
         }
-        ChangeKind::InitramfsRebuild { .. } => return Ok(false),
+        ChangeKind::InitramfsRebuild { .. } | ChangeKind::Label { .. } => return Ok(false),
     }
     Ok(true)
 }

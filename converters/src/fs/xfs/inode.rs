@@ -250,6 +250,47 @@ impl Inode {
         true
     }
 
+    /// Makes the attribute fork a shortform one holding `sf` (header and entries): in place
+    /// when the inode has a shortform fork it fits in, else at a fork offset moved down so it
+    /// fits, as long as the data fork's contents (local bytes, or its extent records) still
+    /// fit before it. False, nothing changed, otherwise: a btree data fork (its root's layout
+    /// follows the fork size), attributes in blocks, fewer than 64 bytes left to the data
+    /// fork.
+    pub fn set_attr_sf(&mut self, sf: &[u8]) -> bool {
+        let lit = if self.version() >= 3 { CORE_V3 } else { CORE_V2 };
+        let off = usize::from(byte(&self.raw, 82)) * 8;
+        if off != 0 && self.aformat() != FMT_LOCAL {
+            return false;
+        }
+        if off != 0 {
+            if let Some(a) = self.raw.get_mut(lit + off..).filter(|a| sf.len() <= a.len()) {
+                a.fill(0);
+                a[..sf.len()].copy_from_slice(sf);
+                return true;
+            }
+        }
+        let room = self.raw.len().saturating_sub(lit);
+        let fork = sf.len().div_ceil(8) * 8;
+        let used = match self.format() {
+            FMT_LOCAL => usize::try_from(self.size()).unwrap_or(usize::MAX),
+            FMT_EXTENTS => usize::try_from(self.nextents()).unwrap_or(usize::MAX).saturating_mul(16),
+            0 => 8,
+            _ => usize::MAX,
+        };
+        if room < fork + 64.max(used) {
+            return false;
+        }
+        let forkoff = (room - fork) / 8;
+        let Ok(forkoff_byte) = u8::try_from(forkoff) else { return false };
+        let at = lit + forkoff * 8;
+        let a = &mut self.raw[at..];
+        a.fill(0);
+        a[..sf.len()].copy_from_slice(sf);
+        self.raw[82] = forkoff_byte;
+        self.raw[83] = FMT_LOCAL;
+        true
+    }
+
     /// Drops the attribute fork (its bytes, offset and extent count).
     pub fn clear_attr_fork(&mut self) {
         let lit = if self.version() >= 3 { CORE_V3 } else { CORE_V2 };

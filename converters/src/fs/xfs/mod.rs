@@ -12,13 +12,14 @@
 //! files, directories and symlinks (inodes from the inobt/finobt, new chunks when full),
 //! unlink and rename, directories converted shortform → block → leaf → node as they grow;
 //! a new inode takes its parent directory's `security.selinux` label (shortform attribute
-//! fork). On reflink filesystems every block an inode gives up goes through one release
+//! fork), and [`Xfs::set_xattr`] sets an attribute that fits the inode's shortform fork. On
+//! reflink filesystems every block an inode gives up goes through one release
 //! path (`release.rs`): data-fork extents lose a reference in the AG's refcountbt
 //! (`refcount.rs`, rebuilt whole on commit) and only unshared blocks are freed; a reflinked
 //! file's rewrite goes to new blocks, never into shared ones. A refcountbt holding CoW
 //! staging records (an unclean shutdown's leftovers) refuses every write. What is not
-//! written (rmapbt upkeep: allocation on rmapbt filesystems; other xattr writes; a bmbt or
-//! da tree deeper than two levels) is refused with [`FsError::Unsupported`] before
+//! written (rmapbt upkeep: allocation on rmapbt filesystems; xattrs in attribute blocks; a
+//! bmbt or da tree deeper than two levels) is refused with [`FsError::Unsupported`] before
 //! anything is written, so the caller's overlay is dropped untouched rather than half-written.
 
 mod ag;

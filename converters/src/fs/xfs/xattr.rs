@@ -1,5 +1,6 @@
-//! Extended attributes, read (SELinux labels live in `security.selinux`), and the one write:
-//! a new inode inherits its parent directory's SELinux label. Read: shortform
+//! Extended attributes, read (SELinux labels live in `security.selinux`), and the writes
+//! that fit in the inode: a new inode inherits its parent directory's SELinux label, and
+//! [`Xfs::set_xattr`] sets one attribute in a shortform fork. Read: shortform
 //! attribute forks in the inode, and the leaf blocks of extent- or btree-format attribute
 //! forks (the da-btree node blocks above them are indexes, skipped), with local values in the
 //! leaf and remote values in their own blocks (v5: `XARM` header, CRC-checked).
@@ -47,6 +48,65 @@ impl Xfs<'_> {
         }
         let Some(label) = self.inode_xattr(parent, "security.selinux")? else { return Ok(false) };
         Ok(child.set_local_attr(ATTR_SECURE, b"selinux", &label))
+    }
+
+    /// Sets extended attribute `name` (`security.selinux`...) of `path` itself (no symlink
+    /// following) to `value`, in the inode's shortform attribute fork: a new fork when it has
+    /// none, else the fork rewritten with the entry replaced or added. Refused with
+    /// [`FsError::Unsupported`], nothing written, where that does not fit (attribute blocks,
+    /// a fork that would have to grow, v4 without attr2, names or values over 255 bytes).
+    pub fn set_xattr(&mut self, path: &str, name: &str, value: &[u8]) -> Result<(), FsError> {
+        let Some((ns, want)) = split_name(name) else { return Err(self.unsupported(format!("extended attribute namespace of {name}"))) };
+        let mut i = self.resolve(path, false)?;
+        if !self.sb.attr2() {
+            return Err(self.unsupported("extended attribute writes on XFS v4 without attr2"));
+        }
+        if want.is_empty() || want.len() > 255 || value.len() > 255 {
+            return Err(self.unsupported(format!("extended attribute {name} of {} bytes outside an inode", value.len())));
+        }
+        let fork = i.attr_fork();
+        let mut entries: Vec<Vec<u8>> = Vec::new();
+        if !fork.is_empty() {
+            let field = format!("inode {} attribute fork", i.ino);
+            if i.aformat() != FMT_LOCAL {
+                return Err(self.unsupported(format!("setting {name} of {path}: inode {} keeps its attributes in blocks", i.ino)));
+            }
+            let total = usize::from(be16(fork, 0));
+            if total < 4 || total > fork.len() {
+                return Err(self.invalid(&format!("{field} totsize"), total, format!("not 4..{}", fork.len())));
+            }
+            let mut at = 4;
+            for _ in 0..byte(fork, 2) {
+                let (nlen, vlen, flags) = (usize::from(byte(fork, at)), usize::from(byte(fork, at + 1)), byte(fork, at + 2));
+                let end = at + 3 + nlen + vlen;
+                if end > total {
+                    return Err(self.invalid(&format!("{field} entry at {at}"), nlen, "runs past totsize"));
+                }
+                let same = flags & (ATTR_ROOT | ATTR_SECURE) == ns && &fork[at + 3..at + 3 + nlen] == want;
+                if !same {
+                    entries.push(fork[at..end].to_vec());
+                }
+                at = end;
+            }
+        }
+        let mut e = vec![want.len() as u8, value.len() as u8, ns];
+        e.extend_from_slice(want);
+        e.extend_from_slice(value);
+        entries.push(e);
+        let total = 4 + entries.iter().map(Vec::len).sum::<usize>();
+        let (Ok(count), Ok(tot16)) = (u8::try_from(entries.len()), u16::try_from(total)) else {
+            return Err(self.unsupported(format!("inode {} attribute fork of {total} bytes", i.ino)));
+        };
+        let mut sf = Vec::with_capacity(total);
+        sf.extend_from_slice(&tot16.to_be_bytes());
+        sf.extend_from_slice(&[count, 0]);
+        entries.iter().for_each(|e| sf.extend_from_slice(e));
+        let done = i.set_attr_sf(&sf);
+        if !done {
+            return Err(self.unsupported(format!("setting {name} of {path}: inode {} has no room for it in its shortform attribute fork", i.ino)));
+        }
+        i.touch_ctime();
+        self.write_inode(&mut i)
     }
 
     /// The value of extended attribute `name` (`security.selinux`, `user.x`, `trusted.x`) of
