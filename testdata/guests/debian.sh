@@ -294,8 +294,10 @@ build_guest() {
   make_disk "$root" "$out/disk.raw"
   variant_wrap "$out"
   touch "$out/done"
-  # Older builds of this guest (made by older scripts) are no longer used.
+  # Older builds of this guest (made by older scripts) are no longer used; only
+  # guest-NAME-HASH itself matches (not guest-NAME-more-HASH, another guest's).
   local old; for old in "$FERRY_CACHE/guest-$NAME-"*; do
+    [[ ${old#"$FERRY_CACHE/guest-$NAME-"} =~ ^[0-9a-f]{16}$ ]] || continue
     [ "$old" = "$out" ] || rm -rf "$old"
   done
   echo "$out"

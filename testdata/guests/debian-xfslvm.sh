@@ -10,7 +10,7 @@
 # CONFIG_XFS_SUPPORT_V4 (this project's build hosts' among them) refuse to mount v4. LVM is
 # made by the host's lvm2 with activation disabled (lvm_on_disk; lvm.env says where the
 # root LV is). Prints the cache directory.
-NAME=debian-xfs-lvm DISK=sda NIC=ens192 INITRD=dracut GRUB_CMDLINE="rd.lvm.lv=rhel/root"
+NAME=debian-xfslvm DISK=sda NIC=ens192 INITRD=dracut GRUB_CMDLINE="rd.lvm.lv=rhel/root"
 GRUB_ROOT=/dev/mapper/rhel-root BOOT_PART=yes GRUB_FS=xfs
 STORAGE_MODULES="vmw_pvscsi mptspi mptsas ahci ata_piix sd_mod xfs dm_mod"
 source "$(dirname "$0")/debian.sh"
@@ -72,4 +72,4 @@ variant_wrap() {
   vmware_wrap "$out" d9
 }
 
-build_guest debian-xfs-lvm.sh
+build_guest debian-xfslvm.sh

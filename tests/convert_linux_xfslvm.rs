@@ -1,4 +1,4 @@
-//! Issue 14, a RHEL-shaped XFS guest through the binary (`testdata/guests/debian-xfs-lvm.sh`:
+//! Issue 14, a RHEL-shaped XFS guest through the binary (`testdata/guests/debian-xfslvm.sh`:
 //! Debian 12 with a dracut host-only initramfs holding the VMware storage drivers + xfs + lvm,
 //! /boot XFS v4 on sda1 named by UUID, / XFS v5 with RHEL 9's defaults on the LV
 //! `/dev/mapper/rhel-root`, `rd.lvm.lv=rhel/root`, ens192 by ifupdown).
@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const NAME: &str = "debian-xfs-lvm";
+const NAME: &str = "debian-xfslvm";
 const TOOLS: [&str; 5] = ["xfs_repair", "xfs_db", "mkfs.xfs", "lvm", "sfdisk"];
 const BOOT_START: u64 = 1 << 20;
 const BOOT_LEN: u64 = 320 << 20;
@@ -39,7 +39,7 @@ fn xfs_version(part: &Path) -> String {
 }
 
 #[test]
-fn unconverted_xfs_lvm_guest_does_not_reach_userspace_on_virtio_blk() {
+fn unconverted_xfslvm_guest_does_not_reach_userspace_on_virtio_blk() {
     let Some(g) = xfs_guest(NAME, &TOOLS) else { return };
     let kver = std::fs::read_to_string(g.join("kernel-version")).unwrap();
     let kver = kver.trim();
@@ -73,7 +73,7 @@ fn unconverted_xfs_lvm_guest_does_not_reach_userspace_on_virtio_blk() {
 }
 
 #[test]
-fn xfs_lvm_guest_converts_and_boots_on_virtio() {
+fn xfslvm_guest_converts_and_boots_on_virtio() {
     let Some(g) = xfs_guest(NAME, &TOOLS) else { return };
     let vmx = g.join(format!("{NAME}.vmx"));
     let vmdk = g.join(format!("{NAME}.vmdk"));
@@ -83,7 +83,9 @@ fn xfs_lvm_guest_converts_and_boots_on_virtio() {
     let started = Instant::now();
     let stdout = convert_local_ok("vmx", &vmx, &out, &[]);
     eprintln!("ferry convert -i vmx (XFS v4 /boot, XFS v5 root LV, dracut): {:.1?}\n{stdout}", started.elapsed());
-    assert!(stdout.contains("rebuilt /boot/initrd.img-"), "{stdout}");
+    // The root LV found, and /boot on sda1 found by the UUID fstab names.
+    assert!(stdout.contains("Converting debian 12 on /dev/rhel/root (/ /boot)"), "{stdout}");
+    assert!(stdout.contains("rebuilt /boot/initrd.img-") && stdout.contains("(dracut)"), "{stdout}");
     assert_eq!(before, [sha256(&vmx), sha256(&vmdk)], "a source file changed");
 
     let disk = out.join(format!("{NAME}-sda"));
