@@ -23,23 +23,9 @@ use std::time::{Duration, Instant};
 
 const XFS_TOOLS: [&str; 3] = ["xfs_repair", "xfs_db", "mkfs.xfs"];
 
-/// The debian-xfs guest: its script fills the XFS through a loop mount, so building it needs
-/// loop devices and the host kernel's xfs (a cached build needs neither).
-fn xfs_guest() -> Option<std::path::PathBuf> {
-    if cached_guest("debian-xfs").is_none() {
-        let _ = std::process::Command::new("modprobe").arg("xfs").output();
-        let xfs = std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| f.lines().any(|l| l.trim_end().ends_with("\txfs")));
-        if !Path::new("/dev/loop-control").exists() || !xfs {
-            eprintln!("skipped: building the debian-xfs guest needs loop devices and the host kernel's xfs");
-            return None;
-        }
-    }
-    guest("debian-xfs", &XFS_TOOLS)
-}
-
 #[test]
 fn xfs_root_guest_converts_and_boots_on_virtio() {
-    let Some(g) = xfs_guest() else { return };
+    let Some(g) = xfs_guest("debian-xfs", &XFS_TOOLS) else { return };
     let t = tempfile::Builder::new().prefix("ferry-xfs-").tempdir_in("/var/tmp").unwrap();
     let (vmx, vmdk) = (g.join("debian-xfs.vmx"), g.join("debian-xfs.vmdk"));
     let before = [sha256(&vmx), sha256(&vmdk)];
@@ -87,7 +73,7 @@ fn xfs_root_guest_converts_and_boots_on_virtio() {
 
 #[test]
 fn unconverted_xfs_guest_does_not_find_its_root_on_virtio() {
-    let Some(g) = xfs_guest() else { return };
+    let Some(g) = xfs_guest("debian-xfs", &XFS_TOOLS) else { return };
     let t = tempfile::tempdir().unwrap();
     let kver = std::fs::read_to_string(g.join("kernel-version")).unwrap();
     let kver = kver.trim();

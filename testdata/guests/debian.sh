@@ -3,10 +3,14 @@
 #   NAME     cache name            DISK     guest disk name (sda, xvda)
 #   CONSOLE  kernel console        INITRD   initramfs-tools | dracut
 #   STORAGE_MODULES  the only storage drivers the initramfs gets (no virtio)
+#   GRUB_ROOT  root= in grub.cfg (default /dev/DISK1)   GRUB_FS  grub module of /boot (ext2)
+#   BOOT_PART  yes: /boot is its own filesystem on DISK1 (grub.cfg paths relative to it)
 # Output in $FERRY_CACHE/guest-NAME-HASH/: root/ (the guest's files), disk.raw (MBR, one ext4
 # partition at 1 MiB), and the variant's wrappers (VMDK/VMX/OVA or xl config).
+# Helpers the variants share: guest_apt_install (packages from the mirror), xfs_from_tree /
+# xfs_from_proto (an XFS filled by the host kernel or by mkfs.xfs -p), lvm_on_disk (a PV, VG
+# and LV made by the host's lvm2 without activating them), vmware_wrap (VMDK + VMX).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-
 ROOT_PASSWORD=ferry
 PART_OFFSET=$((1024 * 1024))
 DISK_SIZE=$((1536 * 1024 * 1024))
@@ -49,9 +53,16 @@ F
 }
 
 # write_grub_cfg ROOT KVER : a grub.cfg laid out like Debian 12's update-grub output
-# (written here because grub-mkconfig needs the real boot device).
+# (written here because grub-mkconfig needs the real boot device). With BOOT_PART=yes the
+# paths are relative to /boot's own filesystem (and no grubenv block, as debian-lvm had).
 write_grub_cfg() {
-  local root=$1 kver=$2
+  local root=$1 kver=$2 dev=${GRUB_ROOT:-/dev/${DISK}1} fs=${GRUB_FS:-ext2} boot=/boot env
+  env='if [ -s $prefix/grubenv ]; then
+  set have_grubenv=true
+  load_env
+fi
+'
+  if [ "${BOOT_PART:-no}" = yes ]; then boot="" env=""; fi
   mkdir -p "$root/boot/grub"
   cat >"$root/boot/grub/grub.cfg" <<F
 #
@@ -62,11 +73,7 @@ write_grub_cfg() {
 #
 
 ### BEGIN /etc/grub.d/00_header ###
-if [ -s \$prefix/grubenv ]; then
-  set have_grubenv=true
-  load_env
-fi
-set default="0"
+${env}set default="0"
 function load_video {
   insmod all_video
 }
@@ -76,26 +83,26 @@ set timeout=5
 ### END /etc/grub.d/00_header ###
 
 ### BEGIN /etc/grub.d/10_linux ###
-menuentry 'Debian GNU/Linux' --class debian --class gnu-linux --class gnu --class os \$menuentry_id_option 'gnulinux-simple-/dev/${DISK}1' {
+menuentry 'Debian GNU/Linux' --class debian --class gnu-linux --class gnu --class os \$menuentry_id_option 'gnulinux-simple-$dev' {
 	load_video
 	insmod gzio
 	insmod part_msdos
-	insmod ext2
+	insmod $fs
 	set root='hd0,msdos1'
 	echo	'Loading Linux $kver ...'
-	linux	/boot/vmlinuz-$kver root=/dev/${DISK}1 ro $GRUB_CMDLINE quiet
+	linux	$boot/vmlinuz-$kver root=$dev ro $GRUB_CMDLINE quiet
 	echo	'Loading initial ramdisk ...'
-	initrd	/boot/initrd.img-$kver
+	initrd	$boot/initrd.img-$kver
 }
-submenu 'Advanced options for Debian GNU/Linux' \$menuentry_id_option 'gnulinux-advanced-/dev/${DISK}1' {
-	menuentry 'Debian GNU/Linux, with Linux $kver (recovery mode)' --class debian --class gnu-linux --class gnu --class os \$menuentry_id_option 'gnulinux-$kver-recovery-/dev/${DISK}1' {
+submenu 'Advanced options for Debian GNU/Linux' \$menuentry_id_option 'gnulinux-advanced-$dev' {
+	menuentry 'Debian GNU/Linux, with Linux $kver (recovery mode)' --class debian --class gnu-linux --class gnu --class os \$menuentry_id_option 'gnulinux-$kver-recovery-$dev' {
 		load_video
 		insmod gzio
 		insmod part_msdos
-		insmod ext2
+		insmod $fs
 		set root='hd0,msdos1'
-		linux	/boot/vmlinuz-$kver root=/dev/${DISK}1 ro single $GRUB_CMDLINE
-		initrd	/boot/initrd.img-$kver
+		linux	$boot/vmlinuz-$kver root=$dev ro single $GRUB_CMDLINE
+		initrd	$boot/initrd.img-$kver
 	}
 }
 ### END /etc/grub.d/10_linux ###
@@ -137,6 +144,128 @@ start=2048, type=83, bootable' | sfdisk -q "$raw"
   mkfs.ext4 -q -F -b 4096 -L "" -E offset=$PART_OFFSET -d "$root" "$raw" "$blocks"
 }
 
+# guest_apt_install ROOT PKG... : installs PKGs in the guest from the mirror (no service is
+# started), then drops apt's package lists again.
+guest_apt_install() {
+  local root=$1; shift
+  cat >"$root/usr/sbin/policy-rc.d" <<'P'
+#!/bin/sh
+exit 101
+P
+  chmod +x "$root/usr/sbin/policy-rc.d"
+  in_chroot "$root" apt-get update -qq >&2
+  in_chroot "$root" apt-get install -y -qq --no-install-recommends "$@" >&2
+  rm -f "$root/usr/sbin/policy-rc.d"
+  rm -rf "$root/var/lib/apt/lists/"*_Packages "$root/var/lib/apt/lists/"*_Translation*
+}
+
+# The features mkfs.xfs of xfsprogs 6.1 (and RHEL 9's) enables by default, stated explicitly:
+# v5, finobt, sparse inodes, reflink, bigtime, inobtcount; no rmapbt, no nrext64.
+XFS_V5_OPTS=(-m crc=1,finobt=1,reflink=1,rmapbt=0,bigtime=1,inobtcount=1 -i sparse=1,nrext64=0)
+
+# xfs_from_tree IMG BYTES TREE MKFS_OPTS... : IMG, a BYTES-long file holding an XFS made by
+# mkfs.xfs MKFS_OPTS and filled with TREE by the host kernel through a loop mount (in a
+# private mount namespace, so nothing stays mounted); checked by xfs_repair -n.
+xfs_from_tree() {
+  local img=$1 bytes=$2 tree=$3; shift 3
+  rm -f "$img"; truncate -s "$bytes" "$img"
+  mkfs.xfs -q -f "$@" "$img"
+  unshare --mount --propagation private -- bash -euc '
+    m=$(mktemp -d); mount -o loop "$1" "$m"; cp -a "$2/." "$m/"; umount "$m"; rmdir "$m"' \
+    fill "$img" "$tree"
+  xfs_repair -n -f "$img" >/dev/null 2>&1 || { echo "$NAME: xfs_repair -n fails" >&2; exit 1; }
+}
+
+# xfs_from_proto IMG BYTES TREE MKFS_OPTS... : like xfs_from_tree, but filled by mkfs.xfs
+# itself from a protofile (-p) describing TREE: directories, regular files and symlinks with
+# their modes, owned by root. For XFS the host kernel will not mount (v4: a kernel built
+# without CONFIG_XFS_SUPPORT_V4 refuses it).
+xfs_from_proto() {
+  local img=$1 bytes=$2 tree=$3; shift 3
+  rm -f "$img"; truncate -s "$bytes" "$img"
+  xfs_proto_dir "$tree" 1 >"$img.proto.body"
+  { printf '/dev/null\n0 0\nd--%s 0 0\n' "$(stat -c %a "$tree")"; cat "$img.proto.body"; echo '$'; } >"$img.proto"
+  mkfs.xfs -q -f "$@" -p "$img.proto" "$img" 2>/dev/null
+  rm -f "$img.proto" "$img.proto.body"
+  xfs_repair -n -f "$img" >/dev/null 2>&1 || { echo "$NAME: xfs_repair -n fails" >&2; exit 1; }
+}
+
+# xfs_proto_dir DIR DEPTH : the protofile lines of DIR's entries.
+xfs_proto_dir() {
+  local dir=$1 depth=$2 pad e name mode
+  pad=$(printf '%*s' "$depth" '')
+  for e in "$dir"/* "$dir"/.[!.]*; do
+    [ -e "$e" ] || [ -L "$e" ] || continue
+    name=${e##*/}; mode=$(stat -c %a "$e")
+    if [ -L "$e" ]; then echo "$pad$name l--777 0 0 $(readlink "$e")"
+    elif [ -d "$e" ]; then echo "$pad$name d--$mode 0 0"; xfs_proto_dir "$e" $((depth + 1)); echo "$pad\$"
+    elif [ -f "$e" ]; then echo "$pad$name ---$mode 0 0 $e"
+    else echo "$NAME: $e: not a file, directory or symlink" >&2; exit 1
+    fi
+  done
+}
+
+# lvm_on_disk RAW START_SECTOR VG LV LV_MIB : an LVM PV from START_SECTOR to the end of RAW
+# holding VG with the one LV (LV_MIB), made by the host's lvm2 on a loop device with
+# activation disabled (--driverloaded n, a private filter, no backups); sets LV_OFFSET (the
+# LV's first byte in RAW: it is one run of extents) and writes lvm.env.
+lvm_on_disk() {
+  local raw=$1 start=$2 vg=$3 lv=$4 mib=$5
+  local bytes=$(($(stat -c %s "$raw") - start * 512))
+  local loop; loop=$(losetup -f --show -o $((start * 512)) --sizelimit "$bytes" "$raw"); LVM_LOOP=$loop
+  local tmp="ferrylvm$$"
+  local cfg=(--config "devices { filter=[\"a|^$loop\$|\",\"r|.*|\"] use_devicesfile=0 } backup { backup=0 archive=0 }")
+  pvcreate -q -ff -y "${cfg[@]}" "$loop" >/dev/null
+  vgcreate -q -s 4M "${cfg[@]}" "$tmp" "$loop" >/dev/null
+  lvcreate -q --driverloaded n -an -Zn -y "${cfg[@]}" -L "${mib}M" -n "$lv" "$tmp" >/dev/null
+  vgrename -q "${cfg[@]}" "$tmp" "$vg" >/dev/null
+  local pe_start ranges
+  pe_start=$(pvs --noheadings --units s --nosuffix -o pe_start "${cfg[@]}" "$loop" | tr -d ' ')
+  ranges=$(lvs --noheadings -o seg_pe_ranges "${cfg[@]}" "$vg/$lv" | tr -d ' ')
+  losetup -d "$loop"; LVM_LOOP=""
+  local first=${ranges#*:}; first=${first%-*}
+  LV_OFFSET=$((start * 512 + pe_start * 512 + first * 4 * 1024 * 1024))
+  printf 'PE_START_SECTORS=%s\nROOT_FIRST_EXTENT=%s\nROOT_LV_OFFSET=%s\nROOT_LV_BYTES=%s\n' \
+    "$pe_start" "$first" "$LV_OFFSET" $((mib * 1024 * 1024)) >"$OUT/lvm.env"
+}
+
+# lvm_cleanup: the EXIT trap of the scripts using lvm_on_disk (and a work dir LVM_WORK).
+LVM_LOOP="" LVM_WORK=""
+lvm_cleanup() {
+  if [ -n "$LVM_LOOP" ]; then losetup -d "$LVM_LOOP" || true; fi
+  if [ -n "$LVM_WORK" ]; then rm -rf "$LVM_WORK"; fi
+}
+
+# vmware_wrap OUT ID [VMX_EXTRA] : OUT/NAME.vmdk (monolithicSparse, from disk.raw) and the
+# ESXi-style OUT/NAME.vmx naming it (pvscsi, vmxnet3; ID, two hex digits, ends the BIOS
+# UUID and the MAC); VMX_EXTRA=short leaves out deviceType and networkName (as debian-lvm's).
+vmware_wrap() {
+  local out=$1 id=$2 dev='scsi0:0.deviceType = "scsi-hardDisk"
+' net='ethernet0.networkName = "VM Network"
+'
+  if [ "${3:-}" = short ]; then dev="" net=""; fi
+  qemu-img convert -f raw -O vmdk -o subformat=monolithicSparse "$out/disk.raw" "$out/$NAME.vmdk"
+  cat >"$out/$NAME.vmx" <<F
+.encoding = "UTF-8"
+config.version = "8"
+virtualHW.version = "19"
+displayName = "$NAME"
+guestOS = "debian12-64"
+memSize = "1024"
+numvcpus = "1"
+firmware = "bios"
+uuid.bios = "42 1d 3c 5e 8a 2b 4f 61-9c 0d 7e 2a 11 b3 c4 $id"
+scsi0.present = "TRUE"
+scsi0.virtualDev = "pvscsi"
+scsi0:0.present = "TRUE"
+scsi0:0.fileName = "$NAME.vmdk"
+${dev}ethernet0.present = "TRUE"
+ethernet0.virtualDev = "vmxnet3"
+${net}ethernet0.addressType = "generated"
+ethernet0.generatedAddress = "00:0c:29:b3:c4:$id"
+F
+}
+
 build_guest() {
   local scripts=("$@")
   local hash; hash=$(scripts_hash common.sh base.sh debian.sh "${scripts[@]}")
@@ -165,8 +294,10 @@ build_guest() {
   make_disk "$root" "$out/disk.raw"
   variant_wrap "$out"
   touch "$out/done"
-  # Older builds of this guest (made by older scripts) are no longer used.
+  # Older builds of this guest (made by older scripts) are no longer used; only
+  # guest-NAME-HASH itself matches (not guest-NAME-more-HASH, another guest's).
   local old; for old in "$FERRY_CACHE/guest-$NAME-"*; do
+    [[ ${old#"$FERRY_CACHE/guest-$NAME-"} =~ ^[0-9a-f]{16}$ ]] || continue
     [ "$old" = "$out" ] || rm -rf "$old"
   done
   echo "$out"

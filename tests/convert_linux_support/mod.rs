@@ -239,7 +239,11 @@ pub fn cached_guest(name: &str) -> Option<PathBuf> {
     let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&cache)
         .ok()?
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        // guest-NAME-HASH only: guest-NAME-more-HASH is another guest.
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_prefix(&prefix).is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
         .map(|e| e.path())
         .filter(|d| d.join("done").is_file())
         .filter_map(|d| Some((std::fs::metadata(&d).ok()?.modified().ok()?, d)))

@@ -1,8 +1,8 @@
 //! XFS guest disks built in the tests (`mkfs.xfs -p` protofile from a tree of files) and
 //! XFS roots read back with xfsprogs as the oracle: `xfs_repair -n`, files through `xfs_db`'s
-//! `bmap` read straight from the image.
+//! `bmap` read straight from the image; the cached Debian guests with XFS filesystems.
 
-use super::run;
+use super::{cached_guest, guest, run};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command;
@@ -126,4 +126,19 @@ pub fn xfs_labelled(part: &Path, path: &str) -> bool {
 /// [`xfs_read`] as text; panics when the file is missing.
 pub fn xfs_cat(part: &Path, path: &str) -> String {
     String::from_utf8(xfs_read(part, path).unwrap_or_else(|| panic!("xfs_db finds no {path}"))).unwrap()
+}
+
+/// The cached Debian guest NAME with XFS filesystems ([`guest`], needing `tools` too): its
+/// script fills an XFS through a loop mount, so building it needs loop devices and the host
+/// kernel's xfs (a cached build needs neither); None, with the reason printed, otherwise.
+pub fn xfs_guest(name: &str, tools: &[&str]) -> Option<std::path::PathBuf> {
+    if cached_guest(name).is_none() {
+        let _ = Command::new("modprobe").arg("xfs").output();
+        let xfs = std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| f.lines().any(|l| l.trim_end().ends_with("\txfs")));
+        if !Path::new("/dev/loop-control").exists() || !xfs {
+            eprintln!("skipped: building the {name} guest needs loop devices and the host kernel's xfs");
+            return None;
+        }
+    }
+    guest(name, tools)
 }
