@@ -965,8 +965,8 @@ fn db_bmbt_height(img: &Path, path: &str) -> u32 {
 /// landing in another hole, until its bmbt has three levels (root in the inode, a node
 /// level, leaves); then shrunk to two levels and back to extents format. xfs_repair -n is
 /// clean at each stage (bmbt keys, siblings, owners, CRCs, levels, block counts, free
-/// space); contents read back through xfs_db's block map and a reopened Ferry; the heights
-/// are xfs_db's.
+/// space); contents read back through xfs_db's block map, a reopened Ferry and (where this
+/// host can loop-mount XFS) the kernel at three levels; the heights are xfs_db's.
 fn deep_bmbt(args: &[&str], rounds: usize) {
     let Some((im, t)) = make(args) else { return };
     let victims: Vec<String> = t.files.keys().filter(|p| p.starts_with("node/")).step_by(2).map(|p| format!("/{p}")).collect();
@@ -990,6 +990,10 @@ fn deep_bmbt(args: &[&str], rounds: usize) {
     assert_eq!(db_bmbt_height(w, f), 3, "nextents {}", db_field(w, f, "core.nextents"));
     let mut prev = pattern(rounds * bs, 3);
     assert_eq!(db_read(w, f), prev);
+    if let Some(m) = Mounted::new(w, w.parent().unwrap()) {
+        // The kernel's bmbt verifiers and block map walk agree.
+        assert_eq!(std::fs::read(m.0.join(&f[1..])).unwrap(), prev, "read through a loop mount");
+    }
     for (blocks, height) in [(rounds / 4, 2), (3, 0)] {
         let now = pattern(blocks * bs - 5, 4);
         {
@@ -1048,7 +1052,8 @@ fn db_dir_form(img: &Path, path: &str) -> &'static str {
 /// blocks under a da node), then emptied name by name: it is written again in the smallest
 /// form that holds it as blocks empty (node, leaf, block, shortform, as the kernel converts
 /// them back). At each stage xfs_repair -n is clean and `xfs_db ls` lists exactly the names
-/// left with the inode numbers Ferry gave them, in the form xfs_db sees.
+/// left with the inode numbers Ferry gave them, in the form xfs_db sees, and (where this host
+/// can loop-mount XFS) the kernel's readdir lists the same.
 fn deep_dir(args: &[&str]) {
     let Some((im, _)) = make(args) else { return };
     let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
@@ -1082,6 +1087,12 @@ fn deep_dir(args: &[&str]) {
         assert_eq!(dotdot, db_ls(w, "/")["."]);
         assert_eq!(dot, db_ls(w, "/")["d"]);
         assert_eq!(ls, want, "{keep} names");
+        if let Some(m) = Mounted::new(w, w.parent().unwrap()) {
+            // The kernel's directory verifiers and readdir agree.
+            use std::os::unix::fs::DirEntryExt;
+            let seen: BTreeMap<String, u64> = std::fs::read_dir(m.0.join("d")).unwrap().map(|e| e.unwrap()).map(|e| (e.file_name().into_string().unwrap(), e.ino())).collect();
+            assert_eq!(seen, want, "readdir through a loop mount, {keep} names");
+        }
     }
 }
 

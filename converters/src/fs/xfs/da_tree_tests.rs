@@ -4,8 +4,8 @@
 //! in, as hard links to one file (xfs_repair -n then checks its link count). Names are then
 //! added, renamed and removed through the public API down the three levels, and rebuilds
 //! with fewer names take the directory back to two levels, leaf, block and shortform form.
-//! Judged by xfs_repair -n and xfs_db (`ls`, the da root's level, the inode's format); the
-//! test skips in one line without xfsprogs.
+//! Judged by xfs_repair -n and xfs_db (`ls`, the da root's level, the inode's format), and
+//! the kernel's readdir where a loop mount works; the test skips in one line without xfsprogs.
 
 use super::create::Txn;
 use super::Xfs;
@@ -71,6 +71,16 @@ fn judge(ov: &CowOverlay<RawImage>, img: &Path, want: usize, form: &str) {
         }
     };
     assert_eq!(seen, form, "{want} names");
+    // Where this host can loop-mount XFS (root, loop devices, v4 support for v4), the
+    // kernel's verifiers and readdir see the same names.
+    let mnt = img.with_extension("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = Command::new("mount").args(["-t", "xfs", "-o", "loop,ro"]).arg(img).arg(&mnt).output().is_ok_and(|o| o.status.success());
+    if mounted {
+        let listed = std::fs::read_dir(mnt.join("d")).map(|d| d.filter(Result::is_ok).count());
+        let _ = Command::new("umount").arg(&mnt).status();
+        assert_eq!(listed.unwrap(), want, "readdir through a loop mount");
+    }
 }
 
 fn three_levels(args: &[&str]) {
