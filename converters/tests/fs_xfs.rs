@@ -612,7 +612,7 @@ fn db_ls(img: &Path, dir: &str) -> BTreeMap<String, u64> {
 /// data through the allocator), a directory, inline and remote symlinks; replaced and
 /// removed files give their inode and blocks back. Judged by xfs_repair -n (inobt, finobt,
 /// AGI and superblock inode counts, directory structure, link counts) and xfs_db's ls and
-/// block maps; a block directory and a full shortform directory are refused, writing nothing.
+/// block maps; /sf grown to node form and emptied again goes back to shortform.
 fn names(args: &[&str]) {
     /// Enough names to take /sf from shortform through block and leaf to node form.
     const FILLERS: usize = 700;
@@ -686,7 +686,7 @@ fn names(args: &[&str]) {
     let sf = db_ls(w, "/sf");
     let names: Vec<&str> = sf.keys().map(String::as_str).collect();
     assert_eq!(names, [".", "..", "big", "empty", "from_blk", "long", "short"]);
-    assert_eq!(db_field(w, "/sf", "core.format"), "2 (extents)", "/sf became a block directory");
+    assert_eq!(db_field(w, "/sf", "core.format"), "1 (local)", "/sf went back to shortform");
     let blk = db_ls(w, "/blk");
     assert_eq!(blk.len(), 2 + 30 - 2 + 2, "{blk:?}");
     assert!(blk.contains_key("added") && blk.contains_key("from_sf") && !blk.contains_key("entry_number_00003"));
@@ -870,4 +870,165 @@ fn corrupt_trees_are_refused() {
         assert_eq!(ov.overlay_bytes(), before, "{what}: nothing written");
         std::fs::remove_file(&bad).unwrap();
     }
+}
+
+/// Height of `path`'s data-fork bmbt as xfs_db reads the root in the inode (the root's
+/// level + 1), or 0 in another format.
+fn db_bmbt_height(img: &Path, path: &str) -> u32 {
+    if db_field(img, path, "core.format") != "3 (btree)" {
+        return 0;
+    }
+    // v5 inodes name the fork u3, v4 ones u.
+    let mut out = xfs_db(img, &[&format!("path {path}"), "print u3.bmbt.level"]);
+    if out.contains("not found") {
+        out = xfs_db(img, &[&format!("path {path}"), "print u.bmbt.level"]);
+    }
+    let level = out.lines().find_map(|l| l.split_once(".bmbt.level = ")).unwrap_or_else(|| panic!("xfs_db: no bmbt level: {out}")).1;
+    level.trim().parse::<u32>().unwrap() + 1
+}
+
+/// Free space fragmented through Ferry (every other one-block file of /node unlinked:
+/// 1500 one-block holes in its AG), then /node/deep grown a block at a time, each block
+/// landing in another hole, until its bmbt has three levels (root in the inode, a node
+/// level, leaves); then shrunk to two levels and back to extents format. xfs_repair -n is
+/// clean at each stage (bmbt keys, siblings, owners, CRCs, levels, block counts, free
+/// space); contents read back through xfs_db's block map, a reopened Ferry and (where this
+/// host can loop-mount XFS) the kernel at three levels; the heights are xfs_db's.
+fn deep_bmbt(args: &[&str], rounds: usize) {
+    let Some((im, t)) = make(args) else { return };
+    let victims: Vec<String> = t.files.keys().filter(|p| p.starts_with("node/")).step_by(2).map(|p| format!("/{p}")).collect();
+    assert!(victims.len() > rounds);
+    let bs = db_sb(&im.img, "blocksize") as usize;
+    let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
+    let f = "/node/deep";
+    {
+        let mut x = open(&ov).unwrap();
+        for v in &victims {
+            x.unlink(v).unwrap();
+        }
+        x.create_file(f, b"", 0o644, 0, 0).unwrap();
+        for r in 1..=rounds {
+            x.write_file(f, &pattern(r * bs, 3)).unwrap();
+        }
+    }
+    let w = &im.work;
+    extract(&ov, w);
+    assert_repair_clean(w);
+    assert_eq!(db_bmbt_height(w, f), 3, "nextents {}", db_field(w, f, "core.nextents"));
+    let mut prev = pattern(rounds * bs, 3);
+    assert_eq!(db_read(w, f), prev);
+    if let Some(m) = Mounted::new(w, w.parent().unwrap()) {
+        // The kernel's bmbt verifiers and block map walk agree.
+        assert_eq!(std::fs::read(m.0.join(&f[1..])).unwrap(), prev, "read through a loop mount");
+    }
+    for (blocks, height) in [(rounds / 4, 2), (3, 0)] {
+        let now = pattern(blocks * bs - 5, 4);
+        {
+            let mut x = open(&ov).unwrap();
+            assert_eq!(x.read_file(f, 1 << 30).unwrap(), prev);
+            x.write_file(f, &now).unwrap();
+        }
+        extract(&ov, w);
+        assert_repair_clean(w);
+        assert_eq!(db_bmbt_height(w, f), height, "{blocks} blocks");
+        assert_eq!(db_read(w, f), now);
+        let ov2 = CowOverlay::new(RawImage::open(w).unwrap()).unwrap();
+        assert_eq!(open(&ov2).unwrap().read_file(f, 1 << 30).unwrap(), now);
+        if height == 0 {
+            assert_eq!(db_field(w, f, "core.format"), "2 (extents)");
+        }
+        prev = now;
+    }
+}
+
+#[test]
+fn deep_bmbt_v5_1k() {
+    // Root in a 512-byte inode: 20 pointers; 59 records a leaf: three levels past 1180.
+    deep_bmbt(&["-b", "size=1024", "-m", "rmapbt=0"], 1300);
+}
+
+#[test]
+fn deep_bmbt_v4_1k() {
+    // Root in a 256-byte inode: 9 pointers; 62 records a leaf: three levels past 558.
+    deep_bmbt(&["-m", "crc=0", "-b", "size=1024"], 640);
+}
+
+/// Which form `xfs_db` sees directory `path` in: "shortform", "block", "leaf" or "node"
+/// (by the blocks its map has at 32 GiB, leaf, and 64 GiB, free index, in its address space).
+fn db_dir_form(img: &Path, path: &str) -> &'static str {
+    let bs = db_sb(img, "blocksize");
+    let dbs = bs << db_sb(img, "dirblklog");
+    match db_field(img, path, "core.format").as_str() {
+        "1 (local)" => return "shortform",
+        "2 (extents)" | "3 (btree)" => {}
+        f => panic!("{path}: format {f}"),
+    }
+    let bmap = xfs_db(img, &[&format!("path {path}"), "bmap"]);
+    let offs = bmap.lines().filter_map(|l| l.split_whitespace().nth(2).and_then(|o| o.parse::<u64>().ok()));
+    if offs.clone().any(|o| o >= (64u64 << 30) / bs) {
+        "node"
+    } else if offs.clone().any(|o| o >= (32u64 << 30) / bs) {
+        "leaf"
+    } else {
+        assert_eq!(db_field(img, path, "core.size").parse::<u64>().unwrap(), dbs, "{path}: one block");
+        "block"
+    }
+}
+
+/// A directory grown through Ferry from shortform to node form (2000 names, half-full LEAFN
+/// blocks under a da node), then emptied name by name: it is written again in the smallest
+/// form that holds it as blocks empty (node, leaf, block, shortform, as the kernel converts
+/// them back). At each stage xfs_repair -n is clean and `xfs_db ls` lists exactly the names
+/// left with the inode numbers Ferry gave them, in the form xfs_db sees, and (where this host
+/// can loop-mount XFS) the kernel's readdir lists the same.
+fn deep_dir(args: &[&str]) {
+    let Some((im, _)) = make(args) else { return };
+    let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
+    let w = &im.work;
+    let n = 2000;
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    {
+        let mut x = open(&ov).unwrap();
+        x.mkdir("/d", 0o755, 0, 0).unwrap();
+        for i in 0..n {
+            let p = format!("/d/{i:04x}");
+            x.create_file(&p, b"", 0o644, 0, 0).unwrap();
+            want.insert(format!("{i:04x}"), x.metadata(&p).unwrap().ino);
+        }
+    }
+    let mut left = n;
+    for (keep, form) in [(n, "node"), (400, "leaf"), (60, "block"), (8, "shortform"), (0, "shortform")] {
+        {
+            let mut x = open(&ov).unwrap();
+            while left > keep {
+                left -= 1;
+                x.unlink(&format!("/d/{left:04x}")).unwrap();
+                want.remove(&format!("{left:04x}"));
+            }
+        }
+        extract(&ov, w);
+        assert_repair_clean(w);
+        assert_eq!(db_dir_form(w, "/d"), form, "{keep} names");
+        let mut ls = db_ls(w, "/d");
+        let (dot, dotdot) = (ls.remove(".").unwrap(), ls.remove("..").unwrap());
+        assert_eq!(dotdot, db_ls(w, "/")["."]);
+        assert_eq!(dot, db_ls(w, "/")["d"]);
+        assert_eq!(ls, want, "{keep} names");
+        if let Some(m) = Mounted::new(w, w.parent().unwrap()) {
+            // The kernel's directory verifiers and readdir agree.
+            use std::os::unix::fs::DirEntryExt;
+            let seen: BTreeMap<String, u64> = std::fs::read_dir(m.0.join("d")).unwrap().map(|e| e.unwrap()).map(|e| (e.file_name().into_string().unwrap(), e.ino())).collect();
+            assert_eq!(seen, want, "readdir through a loop mount, {keep} names");
+        }
+    }
+}
+
+#[test]
+fn deep_dir_v5_1k_blocks() {
+    deep_dir(&["-b", "size=1024", "-m", "rmapbt=0"]);
+}
+
+#[test]
+fn deep_dir_v4_4k() {
+    deep_dir(&["-m", "crc=0"]);
 }

@@ -1,10 +1,16 @@
 //! Block maps: the packed 128-bit extent records of a data fork, in the inode (extents
-//! format) or in a bmbt B+tree whose root sits in the inode (btree format).
+//! format) or in a bmbt B+tree whose root sits in the inode (btree format). Reading follows
+//! trees of any height; writing builds a new tree of the height the extent count needs
+//! (every height) from the sorted extent list, or goes back to extents format when the
+//! list fits the inode again.
 
+use super::alloc::AgSpace;
+use super::release::{Fork, Mapping};
 use super::bytes::{be16, be32, be64, crc_ok, set16, set64, set_crc};
 use super::inode::{Inode, FMT_BTREE, FMT_EXTENTS};
 use super::Xfs;
 use crate::fs::FsError;
+use std::collections::BTreeMap;
 
 /// Most extents collected for one file (bounds memory on a corrupt tree).
 const MAX_EXTENTS: u64 = 1 << 20;
@@ -172,53 +178,151 @@ impl Xfs<'_> {
         Ok(out)
     }
 
-    /// Builds a two-level bmbt for `ext` (too many for the inode): leaves of records spread
-    /// evenly (each at least half full), on `leaves` (one block each), and the root in the
-    /// inode. Returns the leaf blocks' contents to write; `None` if the root cannot point at
-    /// that many leaves (a deeper tree is not written).
-    pub(super) fn bmbt_build(&self, ino: &mut Inode, ext: &[Extent], leaves: &[u64]) -> Option<Vec<(u64, Vec<u8>)>> {
-        let bs = self.sb.block as usize;
-        let hdr = if self.sb.v5 { 72 } else { 24 };
-        let per = (bs - hdr) / 16;
-        let n = leaves.len();
-        let fork = ino.data_fork().len();
-        let rootmax = fork.saturating_sub(4) / 16;
-        if n == 0 || n > rootmax || ext.len() > n * per || ext.len().div_ceil(per) != n {
+    /// Bytes of a bmbt block header (long form; v5 adds blkno, LSN, UUID, owner, CRC).
+    fn bmbt_hdr(&self) -> usize {
+        if self.sb.v5 {
+            72
+        } else {
+            24
+        }
+    }
+
+    /// Blocks a bmbt holding `nrecs` extent records takes under an inode root of `rootmax`
+    /// pointers (leaves, then node levels until the keys fit the root); `None` past
+    /// [`MAX_LEVELS`] or without room for a root.
+    pub(super) fn bmbt_blocks_for(&self, nrecs: usize, rootmax: usize) -> Option<usize> {
+        let per = (self.sb.block as usize - self.bmbt_hdr()) / 16;
+        if rootmax == 0 || per < 2 {
             return None;
         }
-        let mut out = Vec::with_capacity(n);
+        let mut count = nrecs.div_ceil(per).max(1);
+        let mut total = count;
+        let mut levels = 1u16;
+        while count > rootmax {
+            count = count.div_ceil(per);
+            total += count;
+            levels += 1;
+            if levels >= MAX_LEVELS {
+                return None;
+            }
+        }
+        Some(total)
+    }
+
+    /// Builds a bmbt for `ext` (too many for the inode) on `blocks` (exactly
+    /// [`Xfs::bmbt_blocks_for`] of them): leaves of records spread evenly over as few blocks
+    /// as hold them (so every block below the root's children is at least half full), then
+    /// node levels of (first file offset, block) pairs built the same way until they fit the
+    /// root in the inode. Siblings link each level; v5 blocks carry their address, the UUID,
+    /// the owner and a CRC. Returns the blocks to write; `None` if `blocks` is the wrong count.
+    pub(super) fn bmbt_build(&self, ino: &mut Inode, ext: &[Extent], blocks: &[u64]) -> Option<Vec<(u64, Vec<u8>)>> {
+        let bs = self.sb.block as usize;
+        let hdr = self.bmbt_hdr();
+        let per = (bs - hdr) / 16;
+        let fork = ino.data_fork().len();
+        let rootmax = fork.saturating_sub(4) / 16;
+        if ext.is_empty() || self.bmbt_blocks_for(ext.len(), rootmax) != Some(blocks.len()) {
+            return None;
+        }
+        let mut out = Vec::with_capacity(blocks.len());
+        let mut free = blocks.iter().copied();
+        // (first file offset, block) of each block of the level just built.
+        let mut level: Vec<(u64, u64)> = Vec::new();
+        let mut height = 0u16;
+        let nrecs = ext.len();
+        let nleaves = nrecs.div_ceil(per);
         let mut at = 0;
-        let mut keys = Vec::with_capacity(n);
-        for (k, &fsb) in leaves.iter().enumerate() {
-            let take = ext.len() / n + usize::from(k < ext.len() % n);
-            let mut b = vec![0u8; bs];
-            b[0..4].copy_from_slice(if self.sb.v5 { b"BMA3" } else { b"BMAP" });
-            set16(&mut b, 6, take as u16);
-            set64(&mut b, 8, if k == 0 { u64::MAX } else { leaves[k - 1] });
-            set64(&mut b, 16, leaves.get(k + 1).copied().unwrap_or(u64::MAX));
+        let mine: Vec<u64> = free.by_ref().take(nleaves).collect();
+        for (k, &fsb) in mine.iter().enumerate() {
+            let take = nrecs / nleaves + usize::from(k < nrecs % nleaves);
+            let mut b = self.bmbt_block_new(ino.ino, fsb, 0, take, &mine, k);
             for (j, e) in ext[at..at + take].iter().enumerate() {
                 let (l0, l1) = super::inode::pack_extent(e);
                 set64(&mut b, hdr + 16 * j, l0);
                 set64(&mut b, hdr + 16 * j + 8, l1);
             }
-            keys.push(ext[at].off);
+            level.push((ext[at].off, fsb));
             at += take;
-            if self.sb.v5 {
-                set64(&mut b, 24, self.daddr(fsb >> self.sb.agblklog, fsb & ((1 << self.sb.agblklog) - 1)));
-                b[40..56].copy_from_slice(&self.sb.meta_uuid);
-                set64(&mut b, 56, ino.ino);
-                set_crc(&mut b, BMBT_CRC);
-            }
             out.push((fsb, b));
         }
-        let mut root = vec![0u8; fork];
-        set16(&mut root, 0, 1);
-        set16(&mut root, 2, n as u16);
-        for k in 0..n {
-            set64(&mut root, 4 + 8 * k, keys[k]);
-            set64(&mut root, 4 + 8 * rootmax + 8 * k, leaves[k]);
+        while level.len() > rootmax {
+            height += 1;
+            let n = level.len();
+            let nb = n.div_ceil(per);
+            let mine: Vec<u64> = free.by_ref().take(nb).collect();
+            let mut next = Vec::with_capacity(nb);
+            let mut at = 0;
+            for (k, &fsb) in mine.iter().enumerate() {
+                let take = n / nb + usize::from(k < n % nb);
+                let mut b = self.bmbt_block_new(ino.ino, fsb, height, take, &mine, k);
+                for (j, &(key, ptr)) in level[at..at + take].iter().enumerate() {
+                    set64(&mut b, hdr + 8 * j, key);
+                    set64(&mut b, hdr + 8 * per + 8 * j, ptr);
+                }
+                next.push((level[at].0, fsb));
+                at += take;
+                out.push((fsb, b));
+            }
+            level = next;
         }
-        ino.set_btree_root(&root, ext.len() as u64);
+        for (_, b) in &mut out {
+            if self.sb.v5 {
+                set_crc(b, BMBT_CRC);
+            }
+        }
+        let mut root = vec![0u8; fork];
+        set16(&mut root, 0, height + 1);
+        set16(&mut root, 2, level.len() as u16);
+        for (k, &(key, ptr)) in level.iter().enumerate() {
+            set64(&mut root, 4 + 8 * k, key);
+            set64(&mut root, 4 + 8 * rootmax + 8 * k, ptr);
+        }
+        ino.set_btree_root(&root, nrecs as u64);
         Some(out)
+    }
+
+    /// A bmbt block's header: block `k` of `row` (one level, left to right) at `level`
+    /// holding `numrecs` records (the CRC is set later).
+    fn bmbt_block_new(&self, owner: u64, fsb: u64, level: u16, numrecs: usize, row: &[u64], k: usize) -> Vec<u8> {
+        let mut b = vec![0u8; self.sb.block as usize];
+        b[0..4].copy_from_slice(if self.sb.v5 { b"BMA3" } else { b"BMAP" });
+        set16(&mut b, 4, level);
+        set16(&mut b, 6, numrecs as u16);
+        set64(&mut b, 8, if k == 0 { u64::MAX } else { row[k - 1] });
+        set64(&mut b, 16, row.get(k + 1).copied().unwrap_or(u64::MAX));
+        if self.sb.v5 {
+            set64(&mut b, 24, self.daddr(fsb >> self.sb.agblklog, fsb & ((1 << self.sb.agblklog) - 1)));
+            b[40..56].copy_from_slice(&self.sb.meta_uuid);
+            set64(&mut b, 56, owner);
+        }
+        b
+    }
+
+    /// Makes `ext` the data fork of `i`, in memory: in the inode when it fits, else in a
+    /// bmbt of the height it needs, its blocks allocated near the inode in `spaces`. The old
+    /// tree's blocks `old` are freed first. Returns the bmbt blocks to write (none in
+    /// extents format).
+    pub(super) fn plan_data_fork(
+        &self,
+        i: &mut Inode,
+        ext: &[Extent],
+        old: &[u64],
+        spaces: &mut BTreeMap<u64, AgSpace>,
+        what: &str,
+    ) -> Result<Vec<(u64, Vec<u8>)>, FsError> {
+        for &fsb in old {
+            self.release(spaces, Mapping { ino: i.ino, fork: Fork::Data, off: None, fsb, len: 1 })?;
+        }
+        if ext.len() <= i.data_fork_slots() {
+            i.set_data_extents(ext);
+            return Ok(Vec::new());
+        }
+        let rootmax = i.data_fork().len().saturating_sub(4) / 16;
+        let deep = || self.unsupported(format!("{what}: {} extents need a bmbt deeper than {MAX_LEVELS} levels", ext.len()));
+        let nblocks = self.bmbt_blocks_for(ext.len(), rootmax).ok_or_else(deep)?;
+        let mut bext = Vec::new();
+        self.plan_file_blocks(i.ino, &[], nblocks as u64, &mut bext, spaces)?;
+        let blocks: Vec<u64> = bext.iter().flat_map(|e| e.fsb..e.fsb + e.len).collect();
+        self.bmbt_build(i, ext, &blocks).ok_or_else(deep)
     }
 }

@@ -24,7 +24,7 @@ pub(super) struct Txn {
     pub spaces: BTreeMap<u64, AgSpace>,
     pub inodes: BTreeMap<u64, AgInodes>,
     /// Inodes to write, in order (a later copy of the same inode wins).
-    nodes: Vec<Inode>,
+    pub nodes: Vec<Inode>,
     /// Blocks to write: (filesystem block, bytes).
     pub data: Vec<(u64, Vec<u8>)>,
 }
@@ -64,7 +64,7 @@ impl Xfs<'_> {
 
     /// Checks every AG's plan, then writes data, free space, inode indexes, superblock
     /// counters and inodes.
-    fn commit(&mut self, mut t: Txn) -> Result<(), FsError> {
+    pub(super) fn commit(&mut self, mut t: Txn) -> Result<(), FsError> {
         for (ag, ai) in t.inodes.iter_mut() {
             if !t.spaces.contains_key(ag) {
                 let sp = self.space_load(*ag)?;
@@ -121,9 +121,6 @@ impl Xfs<'_> {
         if need > 0 {
             self.plan_file_blocks(i.ino, &[], need, &mut ext, &mut t.spaces)?;
         }
-        if ext.len() > i.data_fork_slots() {
-            return Err(self.unsupported(format!("inode {}: {} extents do not fit its extent list", i.ino, ext.len())));
-        }
         for e in &ext {
             let start = e.off as usize * bs;
             let mut b = vec![0u8; e.len as usize * bs];
@@ -131,8 +128,9 @@ impl Xfs<'_> {
             b[..have].copy_from_slice(&data[start..start + have]);
             t.data.push((e.fsb, b));
         }
-        i.set_data_extents(&ext);
-        i.set_nblocks(ext.iter().map(|e| e.len).sum());
+        let bmbt = self.plan_data_fork(i, &ext, &[], &mut t.spaces, &format!("inode {}", i.ino))?;
+        i.set_nblocks(ext.iter().map(|e| e.len).sum::<u64>() + bmbt.len() as u64);
+        t.data.extend(bmbt);
         Ok(ext)
     }
 

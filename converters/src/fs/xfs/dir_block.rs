@@ -3,10 +3,10 @@
 //! (hash, address) pairs and a tail with the leaf count). A block directory is edited by
 //! writing its block again, entries packed after "." and "..", one free region after them
 //! (the header's best-free table says where), the leaf array sorted by name hash; a full
-//! shortform directory becomes a block directory the same way, in a newly allocated block.
-//! Leaf and node directories are edited within their blocks (dir_leaf.rs); a block
-//! directory that would need to become a leaf directory is refused in one line before
-//! anything is written.
+//! shortform directory becomes a block directory the same way, in a newly allocated block,
+//! and a block directory whose entries fit the inode again becomes shortform (its block
+//! freed). Leaf and node directories are edited within their blocks (dir_leaf.rs); a full
+//! block directory is written again in leaf form there.
 
 use super::bmap::Extent;
 use super::bytes::{be16, be32, be64, byte, crc_ok, set16, set32, set64, set_crc};
@@ -115,7 +115,7 @@ impl Xfs<'_> {
     }
 
     /// A block directory's block holding `entries`, or `None` if they do not fit.
-    fn block_build(&self, ino: u64, parent: u64, entries: &Entries, daddr: u64) -> Option<Vec<u8>> {
+    pub(super) fn block_build(&self, ino: u64, parent: u64, entries: &Entries, daddr: u64) -> Option<Vec<u8>> {
         let dbs = self.sb.dirblock() as usize;
         let mut b = vec![0u8; dbs];
         b[0..4].copy_from_slice(if self.sb.v5 { b"XDB3" } else { b"XD2B" });
@@ -164,7 +164,7 @@ impl Xfs<'_> {
     }
 
     /// Queues the directory block `b` over the fs blocks `ext` maps.
-    fn queue_dir_block(&self, t: &mut Txn, ext: &[Extent], b: &[u8]) {
+    pub(super) fn queue_dir_block(&self, t: &mut Txn, ext: &[Extent], b: &[u8]) {
         let bs = self.sb.block as usize;
         for e in ext {
             for j in 0..e.len {
@@ -176,7 +176,7 @@ impl Xfs<'_> {
         }
     }
 
-    fn dir_daddr(&self, ext: &[Extent]) -> u64 {
+    pub(super) fn dir_daddr(&self, ext: &[Extent]) -> u64 {
         let fsb = ext.first().map_or(0, |e| e.fsb);
         self.daddr(fsb >> self.sb.agblklog, fsb & ((1 << self.sb.agblklog) - 1))
     }
@@ -190,6 +190,18 @@ impl Xfs<'_> {
                 "{what}: the directory (inode {dino}) outgrows one directory block (converting it to leaf form is not written)"
             ))
         };
+        if let Some(e) = &ext {
+            // Shrunk small enough for the inode: back to shortform, the block freed (where
+            // the allocator may free: not on rmapbt filesystems).
+            let mut sf = Inode { ino: dir.ino, raw: dir.raw.clone() };
+            if self.check_can_allocate(what).is_ok() && self.sf_rebuild(&mut sf, parent, entries, what)? {
+                self.plan_file_blocks(dir.ino, e, 0, &mut Vec::new(), &mut t.spaces)?;
+                let freed: u64 = e.iter().map(|x| x.len).sum();
+                sf.set_nblocks(sf.nblocks().saturating_sub(freed));
+                *dir = sf;
+                return Ok(());
+            }
+        }
         let ext = match ext {
             Some(e) => e,
             None => {

@@ -4,8 +4,10 @@
 //! block the da B+tree leads to for that hash (stale entries dropped, the array kept sorted,
 //! the keys on the path above kept equal to each leaf's highest hash), and the data block's
 //! best free length into the leaf's bests table (leaf form) or the free-index block (node
-//! form). Anything needing a new directory block, or emptying a leaf, is refused in one line
-//! before anything is written.
+//! form). When the blocks have no room, or a data or leaf block would be left empty, the
+//! whole directory is written again in the smallest form that holds it (shortform, block,
+//! leaf, or node form under a da B+tree of any height, with a bmbt block map when its
+//! extents outgrow the inode) on newly allocated blocks, the old ones freed.
 
 use super::bmap::Extent;
 use super::bytes::{be16, be32, be64, byte, crc_ok, set16, set32, set_crc};
@@ -21,6 +23,8 @@ const FREE_OFFSET: u64 = 64 << 30;
 const FREE_TAG: u16 = 0xffff;
 /// Deepest da B+tree followed.
 const MAX_DA_LEVELS: usize = 5;
+/// Most LEAFN blocks read after a removal to see whether a node directory fits leaf form.
+const SHRINK_LEAVES: usize = 16;
 
 /// One directory block read through the directory's block map.
 struct DBlock {
@@ -419,7 +423,48 @@ impl Xfs<'_> {
         }
         self.dir_block_queue(t, &ext, &mut d, 4);
         self.finish_leaf(t, dir.ino, &ext, path, leaf, ents.last().map_or(0, |e| e.0), db, best)?;
+        if self.leaf_shrinks(t, dir, &ext)? {
+            // Small enough for a smaller form (node → leaf, leaf → block), as the kernel
+            // converts a directory back when its names fit.
+            let parent = self.leaf_parent(t, dir)?;
+            let entries = self.leaf_entries_txn(t, dir)?;
+            self.leaf_rebuild(t, dir, parent, &entries, what)?;
+        }
         Ok(Some(ino))
+    }
+
+    /// Whether leaf/node directory `dir` (as this operation left it) fits a smaller form: a
+    /// leaf directory of one data block whose names fit a block directory, or a node
+    /// directory whose da root points at a few LEAFN blocks (at most [`SHRINK_LEAVES`], all
+    /// read) whose live entries fit one leaf block with the bests of its data blocks.
+    fn leaf_shrinks(&self, t: &Txn, dir: &Inode, ext: &[Extent]) -> Result<bool, FsError> {
+        let Some(root) = self.leaf_form(t, dir, ext)? else { return Ok(false) };
+        let (leaf1, node, _, lhdr) = self.da_magics();
+        let ndata = self.data_blocks(dir, ext)?.len();
+        let magic = self.da_check(dir.ino, &root)?;
+        if magic == leaf1 {
+            if ndata != 1 {
+                return Ok(false);
+            }
+            let parent = self.leaf_parent(t, dir)?;
+            let entries = self.leaf_entries_txn(t, dir)?;
+            return Ok(self.block_build(dir.ino, parent, &entries, 0).is_some());
+        }
+        let (count_off, level_off) = if self.sb.v5 { (56, 58) } else { (12, 14) };
+        let count = usize::from(be16(&root.b, count_off));
+        if magic != node || be16(&root.b, level_off) != 1 || count == 0 || count > SHRINK_LEAVES {
+            return Ok(false);
+        }
+        let mut live = 0;
+        for k in 0..count {
+            let child = u64::from(be32(&root.b, lhdr + 8 * k + 4)) * self.sb.block;
+            let l = self
+                .dir_block_read(t, dir.ino, ext, child)?
+                .ok_or_else(|| self.invalid(&format!("directory inode {} da node pointer", dir.ino), child / self.sb.block, "unmapped"))?;
+            self.da_check(dir.ino, &l)?;
+            live += self.leaf_entries(dir.ino, &l, l.b.len())?.len();
+        }
+        Ok(lhdr + 8 * live + 4 + 2 * ndata <= self.dirblk() as usize)
     }
 
     /// Points the ".." entry (data block 0) of leaf/node directory `dir` at `parent`;
@@ -442,16 +487,42 @@ impl Xfs<'_> {
         Ok(true)
     }
 
-    /// Writes `dir` again holding `entries`: packed data blocks ("." and ".." first), then
-    /// one leaf block (hash-sorted entries, bests table) when the hashes fit it, else node
-    /// form (hash-ordered LEAFN blocks under a one-level da node, free-index blocks with the
-    /// bests), on newly allocated blocks, its old blocks freed. For a full block directory,
-    /// or a leaf/node directory whose blocks have no room or would be left empty; refused
-    /// in one line when a deeper da tree is needed, the extents outgrow the inode, or the
-    /// directory has a bmbt block map.
+    /// Writes `dir` again holding `entries`, its old blocks (and bmbt blocks) freed: as a
+    /// shortform directory when they fit the inode, else a block directory when they fit one
+    /// block, else packed data blocks ("." and ".." first), then one leaf block
+    /// (hash-sorted entries, bests table) when the hashes fit it, else node form: half-full
+    /// hash-ordered LEAFN blocks (room for names added later) under a da B+tree of the height
+    /// they need (full node levels up to one root), free-index blocks with the bests. New
+    /// blocks are allocated near the directory; an extent list too long for the inode goes
+    /// in a bmbt. For a full block directory, or a leaf/node directory whose blocks have no
+    /// room or would be left empty.
     pub(super) fn leaf_rebuild(&self, t: &mut Txn, dir: &mut Inode, parent: u64, entries: &[(Vec<u8>, u64, u8)], what: &str) -> Result<(), FsError> {
-        if dir.format() != super::inode::FMT_EXTENTS && dir.format() != super::inode::FMT_LOCAL {
-            return Err(self.unsupported(format!("{what}: directory inode {} has a bmbt block map (rewriting it is not written)", dir.ino)));
+        self.check_can_allocate(what)?;
+        let (old, old_bmbt) = if dir.format() == super::inode::FMT_LOCAL { (Vec::new(), Vec::new()) } else { self.data_map(dir)? };
+        let old_blocks: u64 = old.iter().map(|e| e.len).sum::<u64>() + old_bmbt.len() as u64;
+        // Everything the directory had goes back to free space first.
+        self.plan_file_blocks(dir.ino, &old, 0, &mut Vec::new(), &mut t.spaces)?;
+        for &fsb in &old_bmbt {
+            self.release(&mut t.spaces, super::release::Mapping { ino: dir.ino, fork: super::release::Fork::Data, off: None, fsb, len: 1 })?;
+        }
+        let fsbs = self.dirblk() / self.sb.block;
+        if self.sf_rebuild(dir, parent, entries, what)? {
+            dir.set_nblocks(dir.nblocks().saturating_sub(old_blocks));
+            return Ok(());
+        }
+        let entries_vec = entries.to_vec();
+        if self.block_build(dir.ino, parent, &entries_vec, 0).is_some() {
+            let mut ext = Vec::new();
+            self.plan_file_blocks(dir.ino, &[], fsbs, &mut ext, &mut t.spaces)?;
+            if ext.len() > dir.data_fork_slots() {
+                return Err(self.unsupported(format!("{what}: directory inode {}: its block takes {} extents", dir.ino, ext.len())));
+            }
+            let b = self.block_build(dir.ino, parent, &entries_vec, self.dir_daddr(&ext)).ok_or_else(|| self.invalid(what, "", "block form"))?;
+            self.queue_dir_block(t, &ext, &b);
+            dir.set_data_extents(&ext);
+            dir.set_size(self.dirblk());
+            dir.set_nblocks((dir.nblocks() + fsbs).saturating_sub(old_blocks));
+            return Ok(());
         }
         let dbs = self.dirblk() as usize;
         let hdr = self.data_hdr();
@@ -496,27 +567,24 @@ impl Xfs<'_> {
         let (leaf1, node_magic, leafn, lhdr) = self.da_magics();
         let tail = 4 + 2 * n;
         let node = lhdr + 8 * leaf.len() + tail > dbs;
-        // Node form: hash-ordered LEAFN blocks under one da node, bests in free-index blocks.
-        let per_leaf = (dbs - lhdr) / 8;
-        let nleaves = if node { leaf.len().div_ceil(per_leaf) } else { 1 };
+        // Node form: LEAFN blocks half full, then da node levels (full) up to one root.
+        let per_node = (dbs - lhdr) / 8;
+        let nleaves = if node { leaf.len().div_ceil((per_node / 2).max(1)) } else { 1 };
+        let mut inner = 0usize;
+        let mut count = nleaves;
+        while node && count > per_node {
+            count = count.div_ceil(per_node);
+            inner += count;
+            if inner + nleaves > (FREE_OFFSET - LEAF_OFFSET) as usize / dbs {
+                return Err(self.unsupported(format!("{what}: directory inode {}: {} entries", dir.ino, leaf.len())));
+            }
+        }
         let fhdr = if self.sb.v5 { 64 } else { 16 };
         let per_free = (dbs - fhdr) / 2;
         let nfree = if node { n.div_ceil(per_free) } else { 0 };
-        if node && nleaves > (dbs - lhdr) / 8 {
-            return Err(self.unsupported(format!(
-                "{what}: directory inode {} needs a da B+tree of more than one level ({} entries)",
-                dir.ino,
-                leaf.len()
-            )));
-        }
-        // Blocks: the old ones freed, new ones allocated near the directory.
-        self.check_can_allocate(what)?;
-        let old = self.extents(dir)?;
-        let fsbs = self.dirblk() / self.sb.block;
-        let old_blocks: u64 = old.iter().map(|e| e.len).sum();
         let mut ext = Vec::new();
-        self.plan_file_blocks(dir.ino, &old, n as u64 * fsbs, &mut ext, &mut t.spaces)?;
-        let leafspace = if node { 1 + nleaves as u64 } else { 1 };
+        self.plan_file_blocks(dir.ino, &[], n as u64 * fsbs, &mut ext, &mut t.spaces)?;
+        let leafspace = if node { 1 + nleaves as u64 + inner as u64 } else { 1 };
         for (base, count) in [(LEAF_OFFSET, leafspace), (FREE_OFFSET, nfree as u64)] {
             if count == 0 {
                 continue;
@@ -527,9 +595,6 @@ impl Xfs<'_> {
                 e.off += base / self.sb.block;
             }
             ext.extend(more);
-        }
-        if ext.len() > dir.data_fork_slots() {
-            return Err(self.unsupported(format!("{what}: directory inode {}: {} extents do not fit its extent list", dir.ino, ext.len())));
         }
         for (db, b) in blocks.into_iter().enumerate() {
             let mut d = DBlock { at: db as u64 * self.dirblk(), b };
@@ -564,29 +629,64 @@ impl Xfs<'_> {
             self.dir_block_queue(t, &ext, &mut l, 12);
         } else {
             leaf.sort_unstable();
-            let dablk = |k: usize| (LEAF_OFFSET + (1 + k as u64) * self.dirblk()) / self.sb.block;
-            let mut root = da_block(self, LEAF_OFFSET, node_magic);
-            let (count_off, level_off) = if self.sb.v5 { (56, 58) } else { (12, 14) };
-            set16(&mut root.b, count_off, nleaves as u16);
-            set16(&mut root.b, level_off, 1);
+            // Da block `k` of the leaf space (0: the root, then the leaves, then the nodes
+            // below the root, level by level) as a directory block number and byte offset.
+            let dablk = |k: usize| (LEAF_OFFSET + k as u64 * self.dirblk()) / self.sb.block;
+            let da_at = |k: usize| LEAF_OFFSET + k as u64 * self.dirblk();
+            // (highest hash, da block) of each block of the level just built.
+            let mut row: Vec<(u32, u32)> = Vec::with_capacity(nleaves);
             let mut at = 0;
             for k in 0..nleaves {
                 let take = leaf.len() / nleaves + usize::from(k < leaf.len() % nleaves);
                 let mut part = leaf[at..at + take].to_vec();
                 at += take;
-                let mut l = da_block(self, LEAF_OFFSET + (1 + k as u64) * self.dirblk(), leafn);
+                let mut l = da_block(self, da_at(1 + k), leafn);
                 if k > 0 {
-                    set32(&mut l.b, 4, dablk(k - 1) as u32);
+                    set32(&mut l.b, 4, dablk(k) as u32);
                 }
                 if k + 1 < nleaves {
-                    set32(&mut l.b, 0, dablk(k + 1) as u32);
+                    set32(&mut l.b, 0, dablk(k + 2) as u32);
                 }
                 self.leaf_store(&mut l, &mut part, dbs);
-                set32(&mut root.b, lhdr + 8 * k, part.last().map_or(0, |e| e.0));
-                set32(&mut root.b, lhdr + 8 * k + 4, dablk(k) as u32);
+                row.push((part.last().map_or(0, |e| e.0), dablk(1 + k) as u32));
                 self.dir_block_queue(t, &ext, &mut l, 12);
             }
-            self.dir_block_queue(t, &ext, &mut root, 12);
+            let (count_off, level_off) = if self.sb.v5 { (56, 58) } else { (12, 14) };
+            let mut next_k = 1 + nleaves;
+            let mut level = 1u16;
+            loop {
+                let root = row.len() <= per_node;
+                let nb = if root { 1 } else { row.len().div_ceil(per_node) };
+                let first = next_k;
+                let mut up = Vec::with_capacity(nb);
+                let mut at = 0;
+                for j in 0..nb {
+                    let take = row.len() / nb + usize::from(j < row.len() % nb);
+                    let k = if root { 0 } else { first + j };
+                    let mut b = da_block(self, da_at(k), node_magic);
+                    if !root && j > 0 {
+                        set32(&mut b.b, 4, dablk(first + j - 1) as u32);
+                    }
+                    if !root && j + 1 < nb {
+                        set32(&mut b.b, 0, dablk(first + j + 1) as u32);
+                    }
+                    set16(&mut b.b, count_off, take as u16);
+                    set16(&mut b.b, level_off, level);
+                    for (e, &(h, p)) in row[at..at + take].iter().enumerate() {
+                        set32(&mut b.b, lhdr + 8 * e, h);
+                        set32(&mut b.b, lhdr + 8 * e + 4, p);
+                    }
+                    up.push((row[at + take - 1].0, dablk(k) as u32));
+                    at += take;
+                    self.dir_block_queue(t, &ext, &mut b, 12);
+                }
+                if root {
+                    break;
+                }
+                next_k += nb;
+                level += 1;
+                row = up;
+            }
             for f in 0..nfree {
                 let mut b = DBlock { at: FREE_OFFSET + f as u64 * self.dirblk(), b: vec![0u8; dbs] };
                 let first = f * per_free;
@@ -610,10 +710,11 @@ impl Xfs<'_> {
                 self.dir_block_queue(t, &ext, &mut b, 4);
             }
         }
-        dir.set_data_extents(&ext);
+        let bmbt = self.plan_data_fork(dir, &ext, &[], &mut t.spaces, what)?;
         dir.set_size(n as u64 * self.dirblk());
-        let new_blocks: u64 = ext.iter().map(|e| e.len).sum();
+        let new_blocks: u64 = ext.iter().map(|e| e.len).sum::<u64>() + bmbt.len() as u64;
         dir.set_nblocks((dir.nblocks() + new_blocks).saturating_sub(old_blocks));
+        t.data.extend(bmbt);
         Ok(())
     }
 

@@ -2,7 +2,8 @@
 //! 8-byte-inode count, parent, then name length, the entry's offset in the block form the
 //! directory would have, name, file type, inode number). A name is added after the last
 //! entry, at the offset following it, when both the inode and that block form have room;
-//! a full one becomes a block directory (dir_block.rs).
+//! a full one becomes a block directory (dir_block.rs); a directory shrunk back small enough
+//! is written in this form again (dir_leaf.rs).
 
 use super::bytes::{be16, be32, be64, byte, set32};
 use super::dir::entry_size;
@@ -121,6 +122,25 @@ impl Xfs<'_> {
         }
         entries.push(SfEntry { name: name.to_vec(), offset: offset as u16, ftype, ino });
         self.sf_store(dir, parent, &entries, what)
+    }
+
+    /// Makes `dir` a shortform directory holding `parent` and `entries` (in memory, its
+    /// size and format set); `false` (nothing changed) when they do not fit the inode, their
+    /// block form, or 4-byte inode numbers.
+    pub(super) fn sf_rebuild(&self, dir: &mut Inode, parent: u64, entries: &[(Vec<u8>, u64, u8)], what: &str) -> Result<bool, FsError> {
+        if entries.len() > 255 || parent > u64::from(u32::MAX) || entries.iter().any(|e| e.1 > u64::from(u32::MAX)) {
+            return Ok(false);
+        }
+        let mut offset = self.dir_first_offset();
+        let mut sf = Vec::with_capacity(entries.len());
+        for (name, ino, ftype) in entries {
+            sf.push(SfEntry { name: name.clone(), offset: offset as u16, ftype: *ftype, ino: *ino });
+            offset += entry_size(name.len(), self.sb.ftype);
+            if (offset + 8 * (entries.len() + 2) + 8) as u64 > self.sb.dirblock() {
+                return Ok(false);
+            }
+        }
+        self.sf_store(dir, parent, &sf, what)
     }
 
     /// Removes `name` from shortform directory `dir` (in memory); returns its inode.

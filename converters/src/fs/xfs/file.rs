@@ -3,8 +3,9 @@
 //! shared: its contents go to new blocks and the old mappings are released), what lies past the new end (and any hole or
 //! unwritten extent after them) is freed, and the rest is allocated near the file's last
 //! block (or its inode), contiguous where the AG allows. The extent list goes in the inode
-//! when it fits, else in a two-level bmbt (root in the inode, leaves in new blocks; the old
-//! tree's blocks are freed).
+//! when it fits, else in a bmbt of the height it needs (root in the inode, leaves and nodes
+//! in new blocks; the old tree's blocks are freed), so trees grow and collapse back to
+//! extents format with the file.
 
 use super::alloc::{AgSpace, MAX_EXTLEN};
 use super::bmap::Extent;
@@ -64,21 +65,9 @@ impl Xfs<'_> {
         if changes {
             self.check_can_allocate(path)?;
             self.plan_file_blocks(i.ino, &drop, need - covered, &mut new_ext, &mut spaces)?;
-            // The old bmbt blocks go; a new tree is built if the extents outgrow the inode.
-            for &b in &old_bmbt {
-                self.release(&mut spaces, Mapping { ino: i.ino, fork: Fork::Data, off: None, fsb: b, len: 1 })?;
-            }
-            if new_ext.len() > i.data_fork_slots() {
-                let hdr = if self.sb.v5 { 72 } else { 24 };
-                let per = (self.sb.block as usize - hdr) / 16;
-                let nleaves = new_ext.len().div_ceil(per) as u64;
-                let mut lext = Vec::new();
-                self.plan_file_blocks(i.ino, &[], nleaves, &mut lext, &mut spaces)?;
-                let leaves: Vec<u64> = lext.iter().flat_map(|e| e.fsb..e.fsb + e.len).collect();
-                new_bmbt = self.bmbt_build(&mut i, &new_ext, &leaves).ok_or_else(|| {
-                    self.unsupported(format!("{path}: {} extents need a bmbt deeper than two levels (not written)", new_ext.len()))
-                })?;
-            }
+            // The old bmbt blocks go; a new tree of the height needed is built if the
+            // extents outgrow the inode.
+            new_bmbt = self.plan_data_fork(&mut i, &new_ext, &old_bmbt, &mut spaces, path)?;
         }
         for sp in spaces.values_mut() {
             self.space_prepare(sp)?;
@@ -104,9 +93,6 @@ impl Xfs<'_> {
             let before: u64 = ext.iter().map(|e| e.len).sum::<u64>() + old_bmbt.len() as u64;
             let after: u64 = new_ext.iter().map(|e| e.len).sum::<u64>() + new_bmbt.len() as u64;
             i.set_nblocks((i.nblocks() + after).saturating_sub(before));
-            if new_bmbt.is_empty() {
-                i.set_data_extents(&new_ext);
-            }
             if fresh {
                 // Every extent is new: nothing of the file is shared any more.
                 i.set_reflinked(false);

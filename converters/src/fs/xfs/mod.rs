@@ -8,19 +8,21 @@
 //!
 //! Writes keep every CRC right and the log clean: mode, owner and times in place; file
 //! contents grown or shrunk through the free-space allocator (bnobt/cntbt, AGFL, AGF and
-//! superblock counters), extent lists moving to a bmbt when they outgrow the inode; new
-//! files, directories and symlinks (inodes from the inobt/finobt, new chunks when full),
-//! unlink and rename, directories converted shortform → block → leaf → node as they grow;
-//! a new inode takes its parent directory's `security.selinux` label (shortform attribute
-//! fork), and [`Xfs::set_xattr`] sets an attribute that fits the inode's shortform fork. On
-//! reflink filesystems every block an inode gives up goes through one release
-//! path (`release.rs`): data-fork extents lose a reference in the AG's refcountbt
-//! (`refcount.rs`, rebuilt whole on commit) and only unshared blocks are freed; a reflinked
-//! file's rewrite goes to new blocks, never into shared ones. A refcountbt holding CoW
-//! staging records (an unclean shutdown's leftovers) refuses every write. What is not
-//! written (rmapbt upkeep: allocation on rmapbt filesystems; xattrs in attribute blocks; a
-//! bmbt or da tree deeper than two levels) is refused with [`FsError::Unsupported`] before
-//! anything is written, so the caller's overlay is dropped untouched rather than half-written.
+//! superblock counters), extent lists moving to a bmbt of any height when they outgrow the
+//! inode and back to extents format as they shrink; new files, directories and symlinks
+//! (inodes from the inobt/finobt, new chunks when full), unlink and rename, directories
+//! converted shortform → block → leaf → node (a da B+tree of any height, the block map a
+//! bmbt when needed) as they grow and back as they shrink; a new inode takes its parent
+//! directory's `security.selinux` label (shortform attribute fork), and [`Xfs::set_xattr`]
+//! sets an attribute that fits the inode's shortform fork. On reflink filesystems every
+//! block an inode gives up goes through one release path (`release.rs`): data-fork extents
+//! lose a reference in the AG's refcountbt (`refcount.rs`, rebuilt whole on commit) and only
+//! unshared blocks are freed; a reflinked file's rewrite goes to new blocks, never into
+//! shared ones. A refcountbt holding CoW staging records (an unclean shutdown's leftovers)
+//! refuses every write. What is not written (rmapbt upkeep: allocation on rmapbt
+//! filesystems; xattrs in attribute blocks, so attribute fork trees of any kind) is refused
+//! with [`FsError::Unsupported`] before anything is written, so the caller's overlay is
+//! dropped untouched rather than half-written.
 
 mod ag;
 mod alloc;
@@ -28,6 +30,8 @@ mod bmap;
 mod btree;
 mod bytes;
 mod create;
+#[cfg(test)]
+mod da_tree_tests;
 mod dir;
 mod dir_block;
 mod dir_leaf;
