@@ -5,6 +5,8 @@
 
 use super::alloc::AgSpace;
 use super::bmap::Extent;
+use super::file::Blocks;
+use super::rmap::Owner;
 use super::bytes::set32;
 use super::bytes::{set64, set_crc};
 use super::dir_write::ftype_of;
@@ -118,7 +120,7 @@ impl Xfs<'_> {
         let need = data.len().div_ceil(bs) as u64;
         let mut ext = Vec::new();
         if need > 0 {
-            self.plan_file_blocks(i.ino, &[], need, &mut ext, &mut t.spaces)?;
+            self.plan_file_blocks(i.ino, &[], need, Blocks::Data(0), &mut ext, &mut t.spaces)?;
         }
         if ext.len() > i.data_fork_slots() {
             return Err(self.unsupported(format!("inode {}: {} extents do not fit its extent list", i.ino, ext.len())));
@@ -137,7 +139,6 @@ impl Xfs<'_> {
 
     /// Takes a new inode near `parent` and links it there under `name`.
     fn plan_new(&self, t: &mut Txn, parent: &mut Inode, name: &[u8], mode: u16, uid: u32, gid: u32, what: &str) -> Result<Inode, FsError> {
-        self.check_can_allocate(what)?;
         let ag = self.ag_of_ino(parent.ino);
         let ino = self.inode_alloc(ag, t)?;
         let mut i = self.new_inode(ino, mode, uid, gid)?;
@@ -237,18 +238,20 @@ impl Xfs<'_> {
         if !i.attr_fork().is_empty() && i.aformat() != FMT_LOCAL {
             // Leaf/node attribute blocks and remote values, and the fork's bmbt blocks.
             let (ext, bmbt) = self.attr_map(&i)?;
-            for (fsb, len) in ext.iter().map(|e| (e.fsb, e.len)).chain(bmbt.iter().map(|&b| (b, 1))) {
+            let blocks = ext.iter().map(|e| (e.fsb, e.len, Owner::file(i.ino, e.off, true, e.unwritten)));
+            for (fsb, len, owner) in blocks.chain(bmbt.iter().map(|&b| (b, 1, Owner::bmbt(i.ino, true)))) {
                 let sp = self.space_entry(&mut t.spaces, fsb >> self.sb.agblklog)?;
-                self.space_free(sp, fsb & mask, len)?;
+                self.space_free(sp, fsb & mask, len, owner)?;
             }
         }
         match i.format() {
             FMT_LOCAL => {}
             FMT_EXTENTS | FMT_BTREE => {
                 let (ext, bmbt) = self.data_map(&i)?;
-                for (fsb, len) in ext.iter().map(|e| (e.fsb, e.len)).chain(bmbt.iter().map(|&b| (b, 1))) {
+                let blocks = ext.iter().map(|e| (e.fsb, e.len, Owner::file(i.ino, e.off, false, e.unwritten)));
+                for (fsb, len, owner) in blocks.chain(bmbt.iter().map(|&b| (b, 1, Owner::bmbt(i.ino, false)))) {
                     let sp = self.space_entry(&mut t.spaces, fsb >> self.sb.agblklog)?;
-                    self.space_free(sp, fsb & mask, len)?;
+                    self.space_free(sp, fsb & mask, len, owner)?;
                 }
             }
             f => return Err(self.invalid(&format!("inode {} di_format", i.ino), f, "unknown")),
@@ -276,7 +279,6 @@ impl Xfs<'_> {
         if i.kind() == FileKind::Directory {
             return Err(self.path_err(path, PathProblem::IsDirectory));
         }
-        self.check_can_allocate(path)?;
         let mut t = Txn::default();
         self.dir_remove(&mut t, &mut parent, &name, path)?;
         parent.touch_ctime();
@@ -314,7 +316,6 @@ impl Xfs<'_> {
                 }
             }
         }
-        self.check_can_allocate(from)?;
         let mut t = Txn::default();
         let mut src = src_parent;
         let same = src.ino == dst_parent.ino;

@@ -11,6 +11,7 @@
 use super::bmap::Extent;
 use super::bytes::{be16, be32, be64, byte, crc_ok, set16, set32, set64, set_crc};
 use super::create::Txn;
+use super::file::Blocks;
 use super::dir::entry_size;
 use super::inode::{Inode, FMT_EXTENTS, FMT_LOCAL};
 use super::Xfs;
@@ -193,10 +194,9 @@ impl Xfs<'_> {
         let ext = match ext {
             Some(e) => e,
             None => {
-                self.check_can_allocate(what)?;
                 let fsbs = self.sb.dirblock() / self.sb.block;
                 let mut ext = Vec::new();
-                self.plan_file_blocks(dir.ino, &[], fsbs, &mut ext, &mut t.spaces)?;
+                self.plan_file_blocks(dir.ino, &[], fsbs, Blocks::Data(0), &mut ext, &mut t.spaces)?;
                 if ext.len() > dir.data_fork_slots() {
                     return Err(full());
                 }

@@ -10,6 +10,7 @@
 use super::bmap::Extent;
 use super::bytes::{be16, be32, be64, byte, crc_ok, set16, set32, set_crc};
 use super::create::Txn;
+use super::file::Blocks;
 use super::dir::entry_size;
 use super::dir_block::name_hash;
 use super::inode::Inode;
@@ -510,22 +511,18 @@ impl Xfs<'_> {
             )));
         }
         // Blocks: the old ones freed, new ones allocated near the directory.
-        self.check_can_allocate(what)?;
         let old = self.extents(dir)?;
         let fsbs = self.dirblk() / self.sb.block;
         let old_blocks: u64 = old.iter().map(|e| e.len).sum();
         let mut ext = Vec::new();
-        self.plan_file_blocks(dir.ino, &old, n as u64 * fsbs, &mut ext, &mut t.spaces)?;
+        self.plan_file_blocks(dir.ino, &old, n as u64 * fsbs, Blocks::Data(0), &mut ext, &mut t.spaces)?;
         let leafspace = if node { 1 + nleaves as u64 } else { 1 };
         for (base, count) in [(LEAF_OFFSET, leafspace), (FREE_OFFSET, nfree as u64)] {
             if count == 0 {
                 continue;
             }
             let mut more = Vec::new();
-            self.plan_file_blocks(dir.ino, &[], count * fsbs, &mut more, &mut t.spaces)?;
-            for e in &mut more {
-                e.off += base / self.sb.block;
-            }
+            self.plan_file_blocks(dir.ino, &[], count * fsbs, Blocks::Data(base / self.sb.block), &mut more, &mut t.spaces)?;
             ext.extend(more);
         }
         if ext.len() > dir.data_fork_slots() {

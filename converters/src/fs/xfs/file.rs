@@ -3,14 +3,24 @@
 //! unwritten extent after them) is freed, and the rest is allocated near the file's last
 //! block (or its inode), contiguous where the AG allows. The extent list goes in the inode
 //! when it fits, else in a two-level bmbt (root in the inode, leaves in new blocks; the old
-//! tree's blocks are freed).
+//! tree's blocks are freed). On rmapbt filesystems each extent is mapped to (or unmapped
+//! from) the inode at its file offset, bmbt blocks as the fork's bmbt blocks.
 
 use super::alloc::{AgSpace, MAX_EXTLEN};
 use super::bmap::Extent;
+use super::rmap::Owner;
 use super::inode::{FileKind, FMT_BTREE, FMT_EXTENTS, MTIME};
 use super::Xfs;
 use crate::fs::{FsError, PathProblem};
 use std::collections::BTreeMap;
+
+/// What [`Xfs::plan_file_blocks`] allocates: data fork blocks (the first at file block
+/// `from` when the extent list is empty), or blocks of the data fork's bmbt.
+#[derive(Clone, Copy)]
+pub(super) enum Blocks {
+    Data(u64),
+    Bmbt,
+}
 
 impl Xfs<'_> {
     /// Replaces the contents of an existing regular file. Growth allocates blocks and
@@ -46,30 +56,28 @@ impl Xfs<'_> {
         }
         let mut spaces: BTreeMap<u64, AgSpace> = BTreeMap::new();
         let mut new_ext = keep.clone();
-        let can_free = (i.format() == FMT_EXTENTS || i.format() == FMT_BTREE) && self.check_can_allocate(path).is_ok();
+        let can_free = i.format() == FMT_EXTENTS || i.format() == FMT_BTREE;
         if covered >= need && !can_free {
             // Blocks past the new end stay allocated (as XFS's speculative preallocation
-            // leaves them) where freeing them needs what is not written: a bmbt block map
-            // or an rmapbt filesystem.
+            // leaves them) where the fork holds no block map to free them from.
             drop.clear();
         }
         let changes = covered < need || !drop.is_empty();
         let mut new_bmbt: Vec<(u64, Vec<u8>)> = Vec::new();
         if changes {
-            self.check_can_allocate(path)?;
-            self.plan_file_blocks(i.ino, &drop, need - covered, &mut new_ext, &mut spaces)?;
+            self.plan_file_blocks(i.ino, &drop, need - covered, Blocks::Data(0), &mut new_ext, &mut spaces)?;
             // The old bmbt blocks go; a new tree is built if the extents outgrow the inode.
             let mask = (1u64 << self.sb.agblklog) - 1;
             for &b in &old_bmbt {
                 let sp = self.space_entry(&mut spaces, b >> self.sb.agblklog)?;
-                self.space_free(sp, b & mask, 1)?;
+                self.space_free(sp, b & mask, 1, Owner::bmbt(i.ino, false))?;
             }
             if new_ext.len() > i.data_fork_slots() {
                 let hdr = if self.sb.v5 { 72 } else { 24 };
                 let per = (self.sb.block as usize - hdr) / 16;
                 let nleaves = new_ext.len().div_ceil(per) as u64;
                 let mut lext = Vec::new();
-                self.plan_file_blocks(i.ino, &[], nleaves, &mut lext, &mut spaces)?;
+                self.plan_file_blocks(i.ino, &[], nleaves, Blocks::Bmbt, &mut lext, &mut spaces)?;
                 let leaves: Vec<u64> = lext.iter().flat_map(|e| e.fsb..e.fsb + e.len).collect();
                 new_bmbt = self.bmbt_build(&mut i, &new_ext, &leaves).ok_or_else(|| {
                     self.unsupported(format!("{path}: {} extents need a bmbt deeper than two levels (not written)", new_ext.len()))
@@ -111,13 +119,15 @@ impl Xfs<'_> {
         self.write_inode(&mut i)
     }
 
-    /// Frees `drop` and allocates `more` blocks after `ext` (merged into its last extent
-    /// where contiguous), in memory: the AGs touched are left in `spaces`.
+    /// Frees `drop` (data fork extents of `ino`) and allocates `more` blocks after `ext`
+    /// (merged into its last extent where contiguous; from file block `Data(from)` when `ext`
+    /// is empty), in memory: the AGs touched are left in `spaces`.
     pub(super) fn plan_file_blocks(
         &self,
         ino: u64,
         drop: &[Extent],
         more: u64,
+        what: Blocks,
         ext: &mut Vec<Extent>,
         spaces: &mut BTreeMap<u64, AgSpace>,
     ) -> Result<(), FsError> {
@@ -125,21 +135,25 @@ impl Xfs<'_> {
         for e in drop {
             let ag = e.fsb >> self.sb.agblklog;
             let sp = self.space_entry(spaces, ag)?;
-            self.space_free(sp, e.fsb & mask, e.len)?;
+            self.space_free(sp, e.fsb & mask, e.len, Owner::file(ino, e.off, false, e.unwritten))?;
         }
         let (mut ag, mut near) = match ext.last() {
             Some(e) => ((e.fsb + e.len) >> self.sb.agblklog, (e.fsb + e.len) & mask),
             None => (ino >> (self.sb.agblklog + self.sb.inopblog), (ino >> self.sb.inopblog) & mask),
         };
         let mut left = more;
-        let mut off = ext.last().map_or(0, |e| e.off + e.len);
+        let mut off = ext.last().map_or(match what { Blocks::Data(from) => from, Blocks::Bmbt => 0 }, |e| e.off + e.len);
         let mut tried = 0;
         while left > 0 {
             if tried >= self.sb.agcount {
                 return Err(FsError::NoSpace { fs: self.name.clone(), what: format!("inode {ino}: {more} blocks") });
             }
             let sp = self.space_entry(spaces, ag)?;
-            match sp.alloc(left.min(MAX_EXTLEN), near) {
+            let owner = match what {
+                Blocks::Data(_) => Owner::file(ino, off, false, false),
+                Blocks::Bmbt => Owner::bmbt(ino, false),
+            };
+            match sp.alloc(left.min(MAX_EXTLEN), near, owner) {
                 Some((bno, got)) => {
                     let fsb = (ag << self.sb.agblklog) | bno;
                     match ext.last_mut() {

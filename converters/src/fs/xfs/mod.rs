@@ -12,10 +12,11 @@
 //! files, directories and symlinks (inodes from the inobt/finobt, new chunks when full),
 //! unlink and rename, directories converted shortform → block → leaf → node as they grow;
 //! a new inode takes its parent directory's `security.selinux` label (shortform attribute
-//! fork). What is not written (rmapbt upkeep: allocation on rmapbt filesystems; other xattr
-//! writes; a
-//! bmbt or da tree deeper than two levels) is refused with [`FsError::Unsupported`] before
-//! anything is written, so the caller's overlay is dropped untouched rather than half-written.
+//! fork). On rmapbt filesystems every allocation and free keeps the reverse-mapping B+tree
+//! exact (`rmap.rs`: owners and file offsets, rebuilt with the free-space trees on commit).
+//! What is not written (other xattr writes; rewriting or freeing reflinked files; a bmbt or
+//! da tree deeper than two levels) is refused with [`FsError::Unsupported`] before anything is
+//! written, so the caller's overlay is dropped untouched rather than half-written.
 
 mod ag;
 mod alloc;
@@ -32,6 +33,7 @@ mod ialloc;
 mod inode;
 mod log;
 mod ops;
+mod rmap;
 mod superblock;
 mod xattr;
 
