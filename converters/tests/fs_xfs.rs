@@ -1003,3 +1003,47 @@ fn corrupt_trees_are_refused() {
         std::fs::remove_file(&bad).unwrap();
     }
 }
+
+/// A corrupt rmapbt (its OWN_AG records not the free-space trees and AGFL; an AGF rmap
+/// block count that is not the tree's) gives a one-line error naming it before anything is
+/// written. The corruption is written with `xfs_db -x` (CRCs recomputed), so only the
+/// rmapbt's own checks can catch it.
+#[test]
+fn corrupt_rmapbt_is_refused() {
+    let Some((im, _)) = make(&["-m", "rmapbt=1,reflink=1"]) else { return };
+    let agcount = db_sb(&im.img, "agcount");
+    // The leftmost rmapbt leaf of each AG starts with mkfs's [0,1,OWN_FS] [1,2,OWN_AG] ...
+    let leaf = |img: &Path, ag: u64| -> Vec<String> {
+        let mut cmds = vec![format!("agf {ag}"), "addr rmaproot".to_string()];
+        loop {
+            let c: Vec<&str> = cmds.iter().map(|s| s.as_str()).collect();
+            let mut p = c.clone();
+            p.push("print level");
+            if xfs_db(img, &p).trim() == "level = 0" {
+                return cmds;
+            }
+            cmds.push("addr ptrs[1]".to_string());
+        }
+    };
+    let cases = [("recs[2].blockcount 1", "rmapbt", true), ("rmapblocks 99", "rmap_blocks", false)];
+    for (write, what, in_leaf) in cases {
+        let bad = im.img.with_extension("bad");
+        std::fs::copy(&im.img, &bad).unwrap();
+        for ag in 0..agcount {
+            let mut cmds = if in_leaf { leaf(&bad, ag) } else { vec![format!("agf {ag}")] };
+            cmds.push(format!("write {write}"));
+            let c: Vec<&str> = cmds.iter().map(|s| s.as_str()).collect();
+            let o = run("xfs_db", &[&["-x", "-f"][..], &c.iter().flat_map(|s| ["-c", s]).collect::<Vec<_>>(), &[bad.to_str().unwrap()]].concat());
+            assert!(o.status.success(), "{write}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        let ov = CowOverlay::new(RawImage::open(&bad).unwrap()).unwrap();
+        let mut x = open(&ov).unwrap();
+        let before = ov.overlay_bytes();
+        let e = x.write_file("/etc/hostname", &pattern(200_000, 1)).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains(what) && !msg.contains('\n'), "{write}: {msg}");
+        assert!(matches!(e, FsError::Invalid { .. }), "{e:?}");
+        assert_eq!(ov.overlay_bytes(), before, "{write}: nothing written");
+        std::fs::remove_file(&bad).unwrap();
+    }
+}

@@ -248,10 +248,20 @@ impl Xfs<'_> {
         if len == 0 || start + len > self.sb.ag_len(sp.ag) {
             return Err(self.invalid(&field(), format!("{start}+{len}"), "outside the AG"));
         }
-        if let Some(r) = sp.rmap.as_mut() {
-            r.unmap(start, len, owner).map_err(|why| self.invalid(&format!("{} rmapbt (owner {:#x})", field(), owner.owner), format!("{start}+{len}"), why))?;
-        }
+        self.rmap_unmap(sp, start, len, owner)?;
         sp.give(start, len).ok_or_else(|| self.invalid(&field(), format!("{start}+{len}"), "freed but already free"))
+    }
+
+    /// Removes `owner`'s reverse mapping of `[start, start+len)` (nothing without rmapbt),
+    /// leaving the blocks allocated: the step a free of a shared (reflinked) extent would
+    /// stop at while other owners keep it, the refcountbt dropping one count instead of
+    /// [`Xfs::space_free`] giving the blocks back.
+    pub(super) fn rmap_unmap(&self, sp: &mut AgSpace, start: u64, len: u64, owner: Owner) -> Result<(), FsError> {
+        let ag = sp.ag;
+        match sp.rmap.as_mut() {
+            Some(r) => r.unmap(start, len, owner).map_err(|why| self.invalid(&format!("AG {ag} rmapbt (owner {:#x})", owner.owner), format!("{start}+{len}"), why)),
+            None => Ok(()),
+        }
     }
 
     /// Works out, in memory, the blocks both trees need for the new free-extent set and the
@@ -348,7 +358,7 @@ impl Xfs<'_> {
         self.vol.write(&sp.agfl, self.ag_sector(sp.ag, 3), &self.name)?;
         let freeblks = sp.free_blocks();
         let longest = sp.free.values().copied().max().unwrap_or(0);
-        // Blocks beyond each tree's root (the rmapbt's count with rmapbt).
+        // Every tree block but the roots (the rmapbt's included when there is one).
         let btreeblks = (nb + nc + nr - 2 - usize::from(nr > 0)) as u64;
         let agf = &mut sp.agf;
         set32(agf, AGF_ROOTS, broot as u32);

@@ -16,8 +16,10 @@
 //! records it splits without a scan.
 //!
 //! Shared extents (reflink) are not freed by this writer: the callers refuse reflinked
-//! files. Freeing one would call [`Rmaps::unmap`] for this owner only and leave the space
-//! allocated while the refcountbt still counts other owners.
+//! files. Freeing one would call [`Xfs::rmap_unmap`](super::Xfs::rmap_unmap) for this owner
+//! only and leave the space allocated while the refcountbt still counts other owners.
+//! The writer never makes sparse inode chunks, so `OWN_INODES` records it adds are whole
+//! chunks; mkfs's and the kernel's sparse ones are kept as read.
 
 use super::bytes::{be32, be64, set32, set64};
 use std::collections::BTreeMap;
