@@ -1,8 +1,8 @@
 //! The [`GuestFs`](super::GuestFs) operations on an XFS filesystem, for
 //! [`Ext4GuestFs`](super::Ext4GuestFs)'s XFS mounts. Reads cover everything; edits are those
 //! the XFS writer does (chmod, chown, rewriting, growing and creating files, mkdir, symlink,
-//! unlink, rename); what it refuses (allocation on rmapbt filesystems, ...) comes back as
-//! [`GuestFsError::Unsupported`] naming it.
+//! unlink, rename, on rmapbt filesystems too); what it refuses (a bmbt or da tree deeper than
+//! two levels, reflinked files, ...) comes back as [`GuestFsError::Unsupported`] naming it.
 
 use super::{FileKind, GuestFsError, Stat};
 use crate::fs::xfs::{FileKind as XfsKind, Xfs};
