@@ -175,7 +175,9 @@ one_target() { # TARGET: seeds, then a bounded run; its summary lines on stdout
       pflash_commands) seed_bytes "$corpus" 2 1024 ;;
       vhd | vhdx | vdi) seed_foreign "$corpus" "$t" ;;
       iso9660) seed_iso "$corpus" ;;
-      xfs_metadata | ntfs_write) seed_bytes "$corpus" 4 10 ;;
+      ntfs_write) seed_bytes "$corpus" 4 10 ;;
+      # 11-byte seeds mutate the rmapbt image, a 10-byte one (length a multiple of 5) the plain one.
+      xfs_metadata) seed_bytes "$corpus" 4 10 && head -c 10 /dev/zero | tr '\0' '\1' >"$corpus/plain-image" ;;
     esac
   fi
   if [[ -z $(ls -A "$corpus" | grep -v '^\.tool-seeds$' | head -1) ]]; then

@@ -4,7 +4,10 @@
 //! little-endian offset into the metadata-dense first 2 MiB of either AG and a byte; then the
 //! filesystem is opened, walked, read, edited in place, and edited through the allocator:
 //! files grown, shrunk, created, linked, renamed and removed in shortform, block and leaf
-//! directories (free-space, inobt/finobt and directory writes on corrupted trees).
+//! directories (free-space, inobt/finobt and directory writes on corrupted trees). An input
+//! whose length is not a multiple of 5 mutates the same tree made with `-m rmapbt=1,reflink=1`
+//! instead (testdata/fs/xfs-v5-rmapbt.img.gz): every one of those writes also maps and unmaps
+//! in a possibly corrupted rmapbt.
 #![no_main]
 
 use ferry_converters::fs::xfs::{FileKind, Xfs};
@@ -16,10 +19,16 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
 static GZ: &[u8] = include_bytes!("../../../testdata/fs/xfs-v5.img.gz");
+static GZ_RMAPBT: &[u8] = include_bytes!("../../../testdata/fs/xfs-v5-rmapbt.img.gz");
 
-fn base() -> &'static [u8] {
+fn base(rmapbt: bool) -> &'static [u8] {
     static IMG: OnceLock<Vec<u8>> = OnceLock::new();
-    IMG.get_or_init(|| Compression::Gzip.decompress("xfs-v5.img.gz", GZ, 64 << 20).expect("seed image").0)
+    static IMG_RMAPBT: OnceLock<Vec<u8>> = OnceLock::new();
+    if rmapbt {
+        IMG_RMAPBT.get_or_init(|| Compression::Gzip.decompress("xfs-v5-rmapbt.img.gz", GZ_RMAPBT, 64 << 20).expect("seed image").0)
+    } else {
+        IMG.get_or_init(|| Compression::Gzip.decompress("xfs-v5.img.gz", GZ, 64 << 20).expect("seed image").0)
+    }
 }
 
 const PAGE: u64 = 4096;
@@ -109,7 +118,7 @@ fn walk(fs: &Xfs, path: &str, depth: u32, budget: &mut u32) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let dev = Mem { base: base(), pages: Mutex::new(BTreeMap::new()) };
+    let dev = Mem { base: base(data.len() % 5 != 0), pages: Mutex::new(BTreeMap::new()) };
     let half = dev.size() / 2;
     for m in data.chunks_exact(5) {
         let off = u64::from(u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
