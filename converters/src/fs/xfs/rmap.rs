@@ -196,14 +196,22 @@ impl Rmaps {
             }
             hit.push((rs, rl, roff));
         }
+        // Checked whole before anything changes: a refused free leaves the records as they were.
         let mut covered = 0;
-        for (rs, rl, roff) in hit {
+        for &(rs, rl, roff) in &hit {
             let (a, b) = (rs.max(start), (rs + rl).min(end));
             let want = o.at(a - start).off;
             let have = Owner { owner: o.owner, off: roff }.at(a - rs).off;
             if want != have {
                 return Err("maps it at another offset or state");
             }
+            covered += b - a;
+        }
+        if covered != len {
+            return Err("does not map all of it to this owner");
+        }
+        for (rs, rl, roff) in hit {
+            let (a, b) = (rs.max(start), (rs + rl).min(end));
             self.recs.remove(&(o.owner, class, rs));
             if a > rs {
                 self.recs.insert((o.owner, class, rs), (a - rs, roff));
@@ -212,10 +220,6 @@ impl Rmaps {
                 let rest = Owner { owner: o.owner, off: roff }.at(b - rs).off;
                 self.recs.insert((o.owner, class, b), (rs + rl - b, rest));
             }
-            covered += b - a;
-        }
-        if covered != len {
-            return Err("does not map all of it to this owner");
         }
         Ok(())
     }
