@@ -176,12 +176,14 @@ one_target() { # TARGET: seeds, then a bounded run; its summary lines on stdout
       vhd | vhdx | vdi) seed_foreign "$corpus" "$t" ;;
       iso9660) seed_iso "$corpus" ;;
       ntfs_write) seed_bytes "$corpus" 4 10 ;;
-      # 11-byte seeds mutate the reflink image, the 10-byte one the plain image; a single
-      # byte (no change) runs the reflink image's sharers as the kernel left them.
+      # The input's length modulo 5 picks the image (see the target): a 10-byte seed the
+      # plain one, a 1-byte one (no change) the reflink image's sharers as the kernel left
+      # them, a 3-byte one the rmapbt image.
       xfs_metadata)
         seed_bytes "$corpus" 4 10
         head -c 10 /dev/zero | tr '\0' '\1' >"$corpus/plain-image"
         printf 'r' >"$corpus/reflink-image"
+        printf 'mmm' >"$corpus/rmapbt-image"
         ;;
     esac
   fi

@@ -5,13 +5,13 @@
 //! `root=` of ITS grub.cfg and the generated QEMU script, mounts its XFS root from virtio-blk,
 //! reaches a login prompt and names its NIC as the converted configuration does; the sources
 //! are byte-identical. The unconverted guest, booted the same way on virtio-blk, does not
-//! find its root. Small XFS guests built here (`mkfs.xfs -p`): one with rmapbt is refused in
-//! one line naming rmapbt, nothing written; one with SELinux permissive but no file_contexts
-//! for its policy gets `/.autorelabel`, said in the plan with the reason, and labelled with
-//! its directory's `security.selinux` (xfs_db); one with SELinux enforcing and Debian's
-//! reference policy gets, on every file, directory and symlink the conversion writes, the
-//! label `matchpathcon -f` gives (xfs_db), and no `/.autorelabel`; their converted roots are
-//! clean.
+//! find its root. Small XFS guests built here (`mkfs.xfs -p`): one with rmapbt converts and
+//! its root is clean (xfs_repair -n checks the reverse mappings); one with SELinux permissive
+//! but no file_contexts for its policy gets `/.autorelabel`, said in the plan with the
+//! reason, and labelled with its directory's `security.selinux` (xfs_db); one with SELinux
+//! enforcing and Debian's reference policy gets, on every file, directory and symlink the
+//! conversion writes, the label `matchpathcon -f` gives (xfs_db), and no `/.autorelabel`;
+//! their converted roots are clean.
 
 mod convert_linux_support;
 #[path = "../converters/tests/selinux_support/mod.rs"]
@@ -132,22 +132,20 @@ fn tiny_xfs_guest(dir: &Path, mkfs_args: &[&str], extra: &[(&str, &str)], labell
     Some((raw, cfg))
 }
 
+/// RHEL/Oracle's `mkfs.xfs -m rmapbt=1,reflink=1`: the root converts, and xfs_repair -n
+/// (which checks every reverse mapping against what it finds) is clean on it.
 #[test]
-fn xfs_root_with_rmapbt_is_refused_naming_rmapbt() {
+fn xfs_root_with_rmapbt_converts_clean() {
     let t = tempfile::tempdir().unwrap();
     let Some((raw, cfg)) = tiny_xfs_guest(t.path(), &["-m", "rmapbt=1,reflink=1"], &[], &[]) else { return };
     let before = sha256(&raw);
     let out = new_dir(t.path(), "out");
-    let o = convert_local("xen", &cfg, &out, &[]);
-    assert!(!o.status.success());
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.starts_with("ferry: ") && stderr.contains("unsupported XFS with rmapbt"),
-        "{stderr}"
-    );
-    assert_eq!(list(&out), Vec::<String>::new(), "output written");
+    convert_local_ok("xen", &cfg, &out, &[]);
     assert_eq!(sha256(&raw), before, "the source disk changed");
+    let part = first_partition(&out.join("tinyxfs-sda"), t.path());
+    xfs_repair_clean(&part, "the converted rmapbt root");
+    let fstab = xfs_cat(&part, "/etc/fstab");
+    assert!(fstab.starts_with("UUID=") && fstab.contains(" xfs "), "{fstab}");
 }
 
 #[test]

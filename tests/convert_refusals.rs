@@ -2,8 +2,8 @@
 //! (`testdata/inspect/build-fixtures.sh`: GPT + ESP, /boot, root on XFS in an LVM LV, the VG
 //! across two disks) has its XFS root opened for writing now (issue 14), but its ext4 /boot
 //! has no `efi` directory for the ESP its fstab mounts there: one line naming the mountpoint,
-//! and nothing is written to the output directory; the sources are unchanged. (XFS with
-//! rmapbt, the one XFS refusal: `tests/convert_linux_xfs.rs`.)
+//! and nothing is written to the output directory; the sources are unchanged. (XFS roots,
+//! rmapbt ones included: `tests/convert_linux_xfs.rs`.)
 
 mod inspect_support;
 

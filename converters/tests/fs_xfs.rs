@@ -236,17 +236,9 @@ fn exercise(args: &[&str]) {
         check_features(&x, &im.img);
         x.write_file("/etc/fstab", &new_fstab).unwrap();
         x.write_file("/big.bin", &short_big).unwrap();
-        if args.iter().any(|a| a.contains("rmapbt=1")) {
-            // The reverse-mapping B+tree is not maintained: allocation refused, nothing written.
-            let before = ov.overlay_bytes();
-            let e = x.write_file("/etc/hostname", &pattern(100_000, 3)).unwrap_err();
-            assert!(matches!(e, FsError::Unsupported { .. }), "{e}");
-            assert!(e.to_string().contains("rmapbt"), "{e}");
-            assert_eq!(ov.overlay_bytes(), before);
-        } else {
-            // Growing past the file's blocks goes through the allocator.
-            x.write_file("/etc/hostname", &grown).unwrap();
-        }
+        // Growing past the file's blocks goes through the allocator (and, with rmapbt=1,
+        // the reverse mappings).
+        x.write_file("/etc/hostname", &grown).unwrap();
         x.set_mode("/etc/shadow", 0o640).unwrap();
         x.set_owner("/etc/hostname", 1000, 100).unwrap();
         x.set_times("/etc/hostname", 1_600_000_000, 1_700_000_000).unwrap();
@@ -261,10 +253,8 @@ fn exercise(args: &[&str]) {
     assert_eq!(db_field(w, "/big.bin", "core.size"), "5000");
     assert_eq!(db_field(w, "/etc/shadow", "core.mode"), "0100640");
     assert_eq!(db_field(w, "/etc/shadow", "core.gid"), "42");
-    if !args.iter().any(|a| a.contains("rmapbt=1")) {
-        assert_eq!(db_read(w, "/etc/hostname"), grown);
-        assert_eq!(db_field(w, "/etc/hostname", "core.size"), "100000");
-    }
+    assert_eq!(db_read(w, "/etc/hostname"), grown);
+    assert_eq!(db_field(w, "/etc/hostname", "core.size"), "100000");
     assert_eq!(db_field(w, "/etc/hostname", "core.uid"), "1000");
     assert_eq!(db_field(w, "/etc/hostname", "core.gid"), "100");
     assert!(db_field(w, "/etc/hostname", "core.mtime.sec").contains("2023"), "mtime 1.7e9 is in Nov 2023");
@@ -473,8 +463,7 @@ fn kernel_made_bmbt_remote_symlink_xattrs_dirty_log() {
 }
 
 /// The dispatch's XFS writer as a guest root behind `GuestFs`: reads, edits, new files,
-/// directories and symlinks, unlink and rename go through; what is not written (allocation
-/// on an rmapbt filesystem) is refused as Unsupported and writes nothing.
+/// directories and symlinks, unlink and rename go through, on an rmapbt filesystem too.
 #[test]
 fn guestfs_over_an_xfs_root() {
     use ferry_converters::guestfs::{Ext4GuestFs, FileKind as GKind, GuestFs, GuestFsError};
@@ -515,16 +504,35 @@ fn guestfs_over_an_xfs_root() {
     let etc = db_ls(&im.work, "/etc");
     assert!(!etc.contains_key("shadow") && etc.contains_key("link"), "{etc:?}");
     assert!(db_ls(&im.work, "/leaf").contains_key("new"));
-    // On an rmapbt filesystem what needs allocation is refused, writing nothing.
-    let Some((im, _)) = make(&["-m", "rmapbt=1"]) else { return };
+    // On an rmapbt filesystem the same operations keep the reverse mappings exact.
+    let Some((im, _)) = make(&["-m", "rmapbt=1,reflink=1"]) else { return };
     let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
-    let root = fs::open(Volume::new(&ov, 0, ov.size(), "fs.img").unwrap(), "xfs", "fs.img").unwrap();
-    let mut g = Ext4GuestFs::with_root(root);
-    let before = ov.overlay_bytes();
-    for r in [g.write_file("/etc/new", b"x", 0o644), g.mkdir("/etc/d", 0o755), g.unlink("/etc/fstab"), g.rename("/etc/fstab", "/etc/f2")] {
-        assert!(matches!(&r, Err(GuestFsError::Unsupported { reason, .. }) if reason.contains("rmapbt")), "{r:?}");
+    {
+        let root = fs::open(Volume::new(&ov, 0, ov.size(), "fs.img").unwrap(), "xfs", "fs.img").unwrap();
+        let mut g = Ext4GuestFs::with_root(root);
+        g.write_file("/etc/new", b"x", 0o644).unwrap();
+        g.mkdir("/etc/d", 0o755).unwrap();
+        g.write_file("/etc/d/grown", &pattern(70_000, 6), 0o644).unwrap();
+        g.unlink("/etc/fstab").unwrap();
+        g.rename("/etc/hostname", "/etc/f2").unwrap();
     }
-    assert_eq!(ov.overlay_bytes(), before, "a refused operation wrote nothing");
+    extract(&ov, &im.work);
+    assert_repair_clean(&im.work);
+    assert_eq!(db_read(&im.work, "/etc/d/grown"), pattern(70_000, 6));
+    assert!(!db_ls(&im.work, "/etc").contains_key("fstab"));
+}
+
+/// The largest rmapbt height over all AGs and the rmapbt blocks of all AGs together, as
+/// xfs_db reads the AGFs (xfs_repair -n checks them against the trees it walks).
+fn rmap_tree(img: &Path) -> (u32, u64) {
+    let agcount: u32 = db_sb(img, "agcount") as u32;
+    let mut out = (0, 0);
+    for ag in 0..agcount {
+        let f = xfs_db(img, &[&format!("agf {ag}"), "print rmaplevel rmapblocks"]);
+        let v: Vec<u64> = f.lines().filter_map(|l| l.split_once(" = ")).map(|(_, v)| v.trim().parse::<u64>().unwrap()).collect();
+        out = (out.0.max(v[0] as u32), out.1 + v[1]);
+    }
+    out
 }
 
 /// The largest free-space B+tree height over all AGs, as xfs_db reads the AGFs.
@@ -562,6 +570,12 @@ fn churn(args: &[&str]) {
     extract(&ov, &mid);
     assert_repair_clean(&mid);
     assert!(free_tree_levels(&mid) >= 2, "fragmented free space needs a multi-level tree");
+    let rmapbt = args.iter().any(|a| a.contains("rmapbt=1"));
+    if rmapbt {
+        // Every emptied file left a hole: the rmapbt has a record per remaining file and
+        // needs node blocks (low and high keys) to hold them.
+        assert!(rmap_tree(&mid).0 >= 2, "rmapbt levels {:?}", rmap_tree(&mid));
+    }
     assert_eq!(db_sb(&mid, "fdblocks"), free0 + victims.len() as u64, "each emptied file gave its block back");
     assert_eq!(db_field(&mid, &victims[0], "core.nblocks"), "0");
     std::fs::remove_file(&mid).unwrap();
@@ -589,6 +603,18 @@ fn churn(args: &[&str]) {
 #[test]
 fn allocator_churn_v5_1k_blocks() {
     churn(&["-b", "size=1024", "-m", "rmapbt=0,reflink=1"]);
+}
+
+/// RHEL/Oracle's `mkfs.xfs -m rmapbt=1,reflink=1` with 1 KiB blocks: the rmapbt grows to
+/// several levels and shrinks back, each stage judged by xfs_repair -n's rmap check.
+#[test]
+fn allocator_churn_v5_rmapbt_reflink_1k_blocks() {
+    churn(&["-b", "size=1024", "-m", "rmapbt=1,reflink=1"]);
+}
+
+#[test]
+fn allocator_churn_v5_rmapbt_reflink_4k() {
+    churn(&["-m", "rmapbt=1,reflink=1"]);
 }
 
 #[test]
@@ -735,6 +761,16 @@ fn names_v5_1k_finobt_sparse() {
 }
 
 #[test]
+fn names_v5_4k_rmapbt_reflink() {
+    names(&["-m", "rmapbt=1,reflink=1"]);
+}
+
+#[test]
+fn names_v5_1k_rmapbt_reflink_sparse() {
+    names(&["-b", "size=1024", "-m", "rmapbt=1,reflink=1,finobt=1", "-i", "sparse=1"]);
+}
+
+#[test]
 fn names_v4_4k() {
     names(&["-m", "crc=0"]);
 }
@@ -772,6 +808,18 @@ fn chunks(args: &[&str]) {
 #[test]
 fn inode_chunks_v5_4k() {
     chunks(&[]);
+}
+
+/// New chunks (OWN_INODES) and inobt/finobt growth (OWN_INOBT) mapped; the sparse=1 image
+/// starts with mkfs's sparse-capable records.
+#[test]
+fn inode_chunks_v5_rmapbt_reflink_1k_sparse() {
+    chunks(&["-b", "size=1024", "-m", "rmapbt=1,reflink=1,finobt=1", "-i", "sparse=1"]);
+}
+
+#[test]
+fn inode_chunks_v5_rmapbt_reflink_4k() {
+    chunks(&["-m", "rmapbt=1,reflink=1"]);
 }
 
 #[test]
@@ -825,6 +873,17 @@ fn bmbt(args: &[&str]) {
 #[test]
 fn bmbt_files_v5_4k() {
     bmbt(&[]);
+}
+
+/// Bmbt blocks are mapped with the bmbt flag, freed ones unmapped.
+#[test]
+fn bmbt_files_v5_rmapbt_reflink_4k() {
+    bmbt(&["-m", "rmapbt=1,reflink=1"]);
+}
+
+#[test]
+fn bmbt_files_v5_rmapbt_reflink_1k() {
+    bmbt(&["-b", "size=1024", "-m", "rmapbt=1,reflink=1"]);
 }
 
 #[test]
@@ -944,7 +1003,8 @@ fn deep_bmbt(args: &[&str], rounds: usize) {
 #[test]
 fn deep_bmbt_v5_1k() {
     // Root in a 512-byte inode: 20 pointers; 59 records a leaf: three levels past 1180.
-    deep_bmbt(&["-b", "size=1024", "-m", "rmapbt=0"], 1300);
+    // With the rmapbt (and reflink), as RHEL/Oracle make it: every bmbt block mapped too.
+    deep_bmbt(&["-b", "size=1024", "-m", "rmapbt=1,reflink=1"], 1300);
 }
 
 #[test]
@@ -1025,10 +1085,54 @@ fn deep_dir(args: &[&str]) {
 
 #[test]
 fn deep_dir_v5_1k_blocks() {
-    deep_dir(&["-b", "size=1024", "-m", "rmapbt=0"]);
+    deep_dir(&["-b", "size=1024", "-m", "rmapbt=1,reflink=1"]);
 }
 
 #[test]
 fn deep_dir_v4_4k() {
     deep_dir(&["-m", "crc=0"]);
+}
+
+/// A corrupt rmapbt (its OWN_AG records not the free-space trees and AGFL; an AGF rmap
+/// block count that is not the tree's) gives a one-line error naming it before anything is
+/// written. The corruption is written with `xfs_db -x` (CRCs recomputed), so only the
+/// rmapbt's own checks can catch it.
+#[test]
+fn corrupt_rmapbt_is_refused() {
+    let Some((im, _)) = make(&["-m", "rmapbt=1,reflink=1"]) else { return };
+    let agcount = db_sb(&im.img, "agcount");
+    // The leftmost rmapbt leaf of each AG starts with mkfs's [0,1,OWN_FS] [1,2,OWN_AG] ...
+    let leaf = |img: &Path, ag: u64| -> Vec<String> {
+        let mut cmds = vec![format!("agf {ag}"), "addr rmaproot".to_string()];
+        loop {
+            let c: Vec<&str> = cmds.iter().map(|s| s.as_str()).collect();
+            let mut p = c.clone();
+            p.push("print level");
+            if xfs_db(img, &p).trim() == "level = 0" {
+                return cmds;
+            }
+            cmds.push("addr ptrs[1]".to_string());
+        }
+    };
+    let cases = [("recs[2].blockcount 1", "rmapbt", true), ("rmapblocks 99", "rmap_blocks", false)];
+    for (write, what, in_leaf) in cases {
+        let bad = im.img.with_extension("bad");
+        std::fs::copy(&im.img, &bad).unwrap();
+        for ag in 0..agcount {
+            let mut cmds = if in_leaf { leaf(&bad, ag) } else { vec![format!("agf {ag}")] };
+            cmds.push(format!("write {write}"));
+            let c: Vec<&str> = cmds.iter().map(|s| s.as_str()).collect();
+            let o = run("xfs_db", &[&["-x", "-f"][..], &c.iter().flat_map(|s| ["-c", s]).collect::<Vec<_>>(), &[bad.to_str().unwrap()]].concat());
+            assert!(o.status.success(), "{write}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        let ov = CowOverlay::new(RawImage::open(&bad).unwrap()).unwrap();
+        let mut x = open(&ov).unwrap();
+        let before = ov.overlay_bytes();
+        let e = x.write_file("/etc/hostname", &pattern(200_000, 1)).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains(what) && !msg.contains('\n'), "{write}: {msg}");
+        assert!(matches!(e, FsError::Invalid { .. }), "{e:?}");
+        assert_eq!(ov.overlay_bytes(), before, "{write}: nothing written");
+        std::fs::remove_file(&bad).unwrap();
+    }
 }

@@ -19,17 +19,24 @@ use std::path::Path;
 /// mkfs.xfs refuses filesystems under 300 MB; the image is sparse.
 const FS_LEN: u64 = 320 << 20;
 
-/// An empty reflink=1, rmapbt=0 filesystem with `bs`-byte blocks; None without the tools.
-fn mkfs(dir: &Path, bs: u64) -> Option<std::path::PathBuf> {
+/// An empty reflink=1 filesystem with `bs`-byte blocks, rmapbt as `rmapbt` says; None without
+/// the tools.
+fn mkfs_with(dir: &Path, bs: u64, rmapbt: bool) -> Option<std::path::PathBuf> {
     if !have("mkfs.xfs") || !have("xfs_repair") || !have("xfs_db") || !have("cp") {
         eprintln!("skipping: xfsprogs or coreutils not installed");
         return None;
     }
     let img = dir.join("fs.img");
     std::fs::File::create(&img).unwrap().set_len(FS_LEN).unwrap();
-    let o = run("mkfs.xfs", &["-q", "-f", "-m", "crc=1,reflink=1,rmapbt=0", "-b", &format!("size={bs}"), img.to_str().unwrap()]);
+    let m = format!("crc=1,reflink=1,rmapbt={}", u8::from(rmapbt));
+    let o = run("mkfs.xfs", &["-q", "-f", "-m", &m, "-b", &format!("size={bs}"), img.to_str().unwrap()]);
     assert!(o.status.success(), "mkfs.xfs: {}", String::from_utf8_lossy(&o.stderr));
     Some(img)
+}
+
+/// An empty reflink=1, rmapbt=0 filesystem with `bs`-byte blocks; None without the tools.
+fn mkfs(dir: &Path, bs: u64) -> Option<std::path::PathBuf> {
+    mkfs_with(dir, bs, false)
 }
 
 fn reflink(m: &Mounted, from: &str, to: &str) {
@@ -73,9 +80,9 @@ fn refcount_recs(img: &Path) -> Vec<String> {
     out
 }
 
-fn scenario(bs: u64) {
+fn scenario(bs: u64, rmapbt: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(img) = mkfs(dir.path(), bs) else { return };
+    let Some(img) = mkfs_with(dir.path(), bs, rmapbt) else { return };
     // Sizes and overwrites in 4 KiB pages: the kernel copies on write whole pages, so a
     // 1 KiB-block filesystem unshares page-aligned runs exactly as written.
     const PG: u64 = 4096;
@@ -192,13 +199,20 @@ fn scenario(bs: u64) {
 /// 4 KiB blocks (Debian 12's and RHEL's mkfs defaults).
 #[test]
 fn refc_kernel_shared_files_4k() {
-    scenario(4096);
+    scenario(4096, false);
+}
+
+/// 4 KiB blocks with the rmapbt too (RHEL/Oracle with `-m rmapbt=1`): each sharer's release
+/// drops its own reverse mapping and keeps the others'; xfs_repair -n cross-checks both trees.
+#[test]
+fn refc_kernel_shared_files_rmapbt_4k() {
+    scenario(4096, true);
 }
 
 /// 1 KiB blocks.
 #[test]
 fn refc_kernel_shared_files_1k() {
-    scenario(1024);
+    scenario(1024, false);
 }
 
 /// A refcountbt record in the CoW domain (a staging extent an unclean shutdown leaves; the

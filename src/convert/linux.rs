@@ -170,9 +170,7 @@ fn open_fs<'v>(vols: &'v Volumes, rep: &Inspection, names: &[String], vm: &VmMod
         .open(rep, names, describe, dev)?
         .with_context(|| format!("{dev} is not a partition, whole disk or logical volume of the guest (md RAID is not edited)"))?;
     let vol = Volume::new(e.dev, e.start, e.len, &e.name)?;
-    let f = fs::open(vol, fstype(rep, dev), &e.name)?;
-    f.check_convertible()?;
-    Ok(f)
+    Ok(fs::open(vol, fstype(rep, dev), &e.name)?)
 }
 
 /// Options of the conversion step.

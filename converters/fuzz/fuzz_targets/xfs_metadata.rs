@@ -5,10 +5,13 @@
 //! filesystem is opened, walked, read, edited in place, and edited through the allocator:
 //! files grown, shrunk, created, linked, renamed and removed in shortform, block and leaf
 //! directories (free-space, inobt/finobt and directory writes on corrupted trees).
-//! An input whose length is not a multiple of 5 mutates testdata/fs/xfs-reflink.img.gz
-//! instead (files the kernel shared 2 and 3 ways, partly overwritten, multi-extent), whose
-//! sharers are then unlinked, rewritten and renamed: refcountbt-driven frees and the tree's
-//! rebuild on corrupted reference counts, AGFs and inodes.
+//! The input's length modulo 5 picks the image: 0, that one; 1 or 2,
+//! testdata/fs/xfs-reflink.img.gz (files the kernel shared 2 and 3 ways, partly
+//! overwritten, multi-extent), whose sharers are then also unlinked, rewritten and renamed:
+//! refcountbt-driven frees and the tree's rebuild on corrupted reference counts, AGFs and
+//! inodes; 3 or 4, the first tree made with `-m rmapbt=1,reflink=1`
+//! (testdata/fs/xfs-v5-rmapbt.img.gz): every write also maps and unmaps in a possibly
+//! corrupted rmapbt.
 #![no_main]
 
 use ferry_converters::fs::xfs::{FileKind, Xfs};
@@ -21,12 +24,17 @@ use std::sync::{Mutex, OnceLock};
 
 static GZ: &[u8] = include_bytes!("../../../testdata/fs/xfs-v5.img.gz");
 static GZ_REFLINK: &[u8] = include_bytes!("../../../testdata/fs/xfs-reflink.img.gz");
+static GZ_RMAPBT: &[u8] = include_bytes!("../../../testdata/fs/xfs-v5-rmapbt.img.gz");
 
-fn base(reflink: bool) -> &'static [u8] {
+/// The seed images: 0 plain, 1 reflink (kernel-made sharers), 2 rmapbt.
+fn base(which: usize) -> &'static [u8] {
     static IMG: OnceLock<Vec<u8>> = OnceLock::new();
     static REFLINK: OnceLock<Vec<u8>> = OnceLock::new();
-    if reflink {
+    static IMG_RMAPBT: OnceLock<Vec<u8>> = OnceLock::new();
+    if which == 1 {
         REFLINK.get_or_init(|| Compression::Gzip.decompress("xfs-reflink.img.gz", GZ_REFLINK, 64 << 20).expect("seed image").0)
+    } else if which == 2 {
+        IMG_RMAPBT.get_or_init(|| Compression::Gzip.decompress("xfs-v5-rmapbt.img.gz", GZ_RMAPBT, 64 << 20).expect("seed image").0)
     } else {
         IMG.get_or_init(|| Compression::Gzip.decompress("xfs-v5.img.gz", GZ, 64 << 20).expect("seed image").0)
     }
@@ -119,8 +127,9 @@ fn walk(fs: &Xfs, path: &str, depth: u32, budget: &mut u32) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let reflink = data.len() % 5 != 0;
-    let dev = Mem { base: base(reflink), pages: Mutex::new(BTreeMap::new()) };
+    let which = [0, 1, 1, 2, 2][data.len() % 5];
+    let reflink = which == 1;
+    let dev = Mem { base: base(which), pages: Mutex::new(BTreeMap::new()) };
     let half = dev.size() / 2;
     for m in data.chunks_exact(5) {
         let off = u64::from(u32::from_le_bytes([m[0], m[1], m[2], m[3]]));

@@ -45,26 +45,9 @@ pub fn supported(fstype: &str) -> bool {
 }
 
 /// The types a Linux root, `/boot` or `/usr` can be converted on: the writer creates,
-/// removes and grows files and makes symlinks. An XFS volume must still pass
-/// [`Filesystem::check_convertible`] once open (rmapbt is not maintained); FAT is opened for
-/// the ESP only.
+/// removes and grows files and makes symlinks. FAT is opened for the ESP only.
 pub fn writable(fstype: &str) -> bool {
     matches!(fstype, "ext2" | "ext3" | "ext4" | "xfs")
-}
-
-impl Filesystem<'_> {
-    /// Refuses, in one line naming the feature, a filesystem whose writer opens it but could
-    /// not carry out a conversion: an XFS volume with the reverse-mapping B+tree (rmapbt),
-    /// which the XFS writer does not maintain, so nothing could be created or grown on it.
-    pub fn check_convertible(&self) -> Result<(), FsError> {
-        match self {
-            Filesystem::Xfs(x) if x.features().contains(&"rmapbt") => Err(FsError::Unsupported {
-                fs: x.name().to_string(),
-                what: "XFS with rmapbt (the reverse-mapping B+tree is not maintained: no file can be created or grown on it)".into(),
-            }),
-            _ => Ok(()),
-        }
-    }
 }
 
 /// Opens the filesystem of type `fstype` (inspection's name: `ext4`, `xfs`, `vfat`, ...) in

@@ -1,7 +1,8 @@
 //! The [`GuestFs`](super::GuestFs) operations on an XFS filesystem, for
 //! [`Ext4GuestFs`](super::Ext4GuestFs)'s XFS mounts. Reads cover everything; edits are those
 //! the XFS writer does (chmod, chown, rewriting, growing and creating files, mkdir, symlink,
-//! unlink, rename, an xattr that fits the inode); what it refuses (allocation on rmapbt filesystems, ...) comes back as
+//! unlink, rename, an xattr that fits the inode, on rmapbt and reflink filesystems too); what
+//! it refuses (xattrs in attribute blocks, CoW staging leftovers, ...) comes back as
 //! [`GuestFsError::Unsupported`] naming it.
 
 use super::{FileKind, GuestFsError, Stat};

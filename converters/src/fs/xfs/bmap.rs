@@ -5,6 +5,7 @@
 //! list fits the inode again.
 
 use super::alloc::AgSpace;
+use super::file::Blocks;
 use super::release::{Fork, Mapping};
 use super::bytes::{be16, be32, be64, crc_ok, set16, set64, set_crc};
 use super::inode::{Inode, FMT_BTREE, FMT_EXTENTS};
@@ -311,7 +312,7 @@ impl Xfs<'_> {
         what: &str,
     ) -> Result<Vec<(u64, Vec<u8>)>, FsError> {
         for &fsb in old {
-            self.release(spaces, Mapping { ino: i.ino, fork: Fork::Data, off: None, fsb, len: 1 })?;
+            self.release(spaces, Mapping { ino: i.ino, fork: Fork::Data, off: None, fsb, len: 1, unwritten: false })?;
         }
         if ext.len() <= i.data_fork_slots() {
             i.set_data_extents(ext);
@@ -321,7 +322,7 @@ impl Xfs<'_> {
         let deep = || self.unsupported(format!("{what}: {} extents need a bmbt deeper than {MAX_LEVELS} levels", ext.len()));
         let nblocks = self.bmbt_blocks_for(ext.len(), rootmax).ok_or_else(deep)?;
         let mut bext = Vec::new();
-        self.plan_file_blocks(i.ino, &[], nblocks as u64, &mut bext, spaces)?;
+        self.plan_file_blocks(i.ino, &[], nblocks as u64, Blocks::Bmbt, &mut bext, spaces)?;
         let blocks: Vec<u64> = bext.iter().flat_map(|e| e.fsb..e.fsb + e.len).collect();
         self.bmbt_build(i, ext, &blocks).ok_or_else(deep)
     }

@@ -1,10 +1,12 @@
-//! Short-form AG B+trees (the free-space bnobt and cntbt): reading every record of a tree
+//! Short-form AG B+trees (the free-space bnobt and cntbt, the inobt/finobt, the rmapbt): reading every record of a tree
 //! with each block checked (magic, level, record count, v5 CRC/owner/UUID/address), and
 //! writing a tree of any height from a sorted record list onto given blocks.
 //!
 //! Block header: magic, level, numrecs, left and right siblings (AG block numbers); v5 adds
 //! the block's disk address, LSN, UUID, owning AG and CRC. Leaves hold records, nodes hold
 //! keys (the first record of each child) followed by child pointers at `hdr + maxrecs * key`.
+//! The rmapbt's records may overlap, so its node keys are pairs: the child's lowest key and
+//! the highest key any record under it reaches (see [`super::rmap`]).
 
 use super::bytes::{be16, be32, be64, crc_ok, set16, set32, set64, set_crc};
 use super::Xfs;
@@ -25,13 +27,18 @@ pub struct Kind {
     pub name: &'static str,
     pub magic_v4: &'static [u8; 4],
     pub magic_v5: &'static [u8; 4],
-    /// Record and key sizes in bytes (pointers are 4 bytes).
+    /// Record and key sizes in bytes (pointers are 4 bytes; a low/high key pair for
+    /// overlapping trees).
     pub rec: usize,
     pub key: usize,
+    /// Node keys are (low, high) pairs made by [`super::rmap::leaf_key`]/[`super::rmap::node_key`].
+    pub overlapping: bool,
 }
 
-pub const BNOBT: Kind = Kind { name: "bnobt", magic_v4: b"ABTB", magic_v5: b"AB3B", rec: 8, key: 8 };
-pub const CNTBT: Kind = Kind { name: "cntbt", magic_v4: b"ABTC", magic_v5: b"AB3C", rec: 8, key: 8 };
+pub const BNOBT: Kind = Kind { name: "bnobt", magic_v4: b"ABTB", magic_v5: b"AB3B", rec: 8, key: 8, overlapping: false };
+pub const CNTBT: Kind = Kind { name: "cntbt", magic_v4: b"ABTC", magic_v5: b"AB3C", rec: 8, key: 8, overlapping: false };
+/// v5 only (there is no v4 magic).
+pub const RMAPBT: Kind = Kind { name: "rmapbt", magic_v4: b"RMB3", magic_v5: b"RMB3", rec: 24, key: 40, overlapping: true };
 
 /// A whole tree as read: its records in key order and the AG blocks it occupies.
 pub struct Tree {
@@ -189,13 +196,21 @@ impl Xfs<'_> {
                     for (j, r) in recs[at..at + n].iter().enumerate() {
                         b[hdr + j * kind.rec..hdr + (j + 1) * kind.rec].copy_from_slice(r);
                     }
-                    first_key = recs.get(at).map_or_else(|| vec![0u8; kind.key], |r| r[..kind.key].to_vec());
+                    first_key = if kind.overlapping {
+                        super::rmap::leaf_key(&recs[at..at + n])
+                    } else {
+                        recs.get(at).map_or_else(|| vec![0u8; kind.key], |r| r[..kind.key].to_vec())
+                    };
                 } else {
                     for (j, (key, ptr)) in children[at..at + n].iter().enumerate() {
                         b[hdr + j * kind.key..hdr + (j + 1) * kind.key].copy_from_slice(key);
                         set32(&mut b, hdr + node * kind.key + j * 4, *ptr as u32);
                     }
-                    first_key = children[at].0.clone();
+                    first_key = if kind.overlapping {
+                        super::rmap::node_key(&children[at..at + n].iter().map(|(k, _)| &k[..]).collect::<Vec<_>>())
+                    } else {
+                        children[at].0.clone()
+                    };
                 }
                 at += n;
                 if self.sb.v5 {

@@ -5,6 +5,7 @@
 
 use super::alloc::AgSpace;
 use super::bmap::Extent;
+use super::file::Blocks;
 use super::bytes::set32;
 use super::bytes::{set64, set_crc};
 use super::dir_write::ftype_of;
@@ -119,7 +120,7 @@ impl Xfs<'_> {
         let need = data.len().div_ceil(bs) as u64;
         let mut ext = Vec::new();
         if need > 0 {
-            self.plan_file_blocks(i.ino, &[], need, &mut ext, &mut t.spaces)?;
+            self.plan_file_blocks(i.ino, &[], need, Blocks::Data(0), &mut ext, &mut t.spaces)?;
         }
         for e in &ext {
             let start = e.off as usize * bs;
@@ -262,10 +263,10 @@ impl Xfs<'_> {
     /// Releases every extent and bmbt block of `ino`'s `fork`.
     fn release_fork(&self, t: &mut Txn, ino: u64, fork: Fork, ext: &[Extent], bmbt: &[u64]) -> Result<(), FsError> {
         for e in ext {
-            self.release(&mut t.spaces, Mapping { ino, fork, off: Some(e.off), fsb: e.fsb, len: e.len })?;
+            self.release(&mut t.spaces, Mapping { ino, fork, off: Some(e.off), fsb: e.fsb, len: e.len, unwritten: e.unwritten })?;
         }
         for &b in bmbt {
-            self.release(&mut t.spaces, Mapping { ino, fork, off: None, fsb: b, len: 1 })?;
+            self.release(&mut t.spaces, Mapping { ino, fork, off: None, fsb: b, len: 1, unwritten: false })?;
         }
         Ok(())
     }

@@ -11,6 +11,7 @@
 use super::bmap::Extent;
 use super::bytes::{be16, be32, be64, byte, crc_ok, set16, set32, set64, set_crc};
 use super::create::Txn;
+use super::file::Blocks;
 use super::dir::entry_size;
 use super::inode::{Inode, FMT_EXTENTS, FMT_LOCAL};
 use super::Xfs;
@@ -192,10 +193,10 @@ impl Xfs<'_> {
         };
         if let Some(e) = &ext {
             // Shrunk small enough for the inode: back to shortform, the block freed (where
-            // the allocator may free: not on rmapbt filesystems).
+            // the allocator may free: no CoW leftovers).
             let mut sf = Inode { ino: dir.ino, raw: dir.raw.clone() };
             if self.check_can_allocate(what).is_ok() && self.sf_rebuild(&mut sf, parent, entries, what)? {
-                self.plan_file_blocks(dir.ino, e, 0, &mut Vec::new(), &mut t.spaces)?;
+                self.plan_file_blocks(dir.ino, e, 0, Blocks::Data(0), &mut Vec::new(), &mut t.spaces)?;
                 let freed: u64 = e.iter().map(|x| x.len).sum();
                 sf.set_nblocks(sf.nblocks().saturating_sub(freed));
                 *dir = sf;
@@ -205,10 +206,9 @@ impl Xfs<'_> {
         let ext = match ext {
             Some(e) => e,
             None => {
-                self.check_can_allocate(what)?;
                 let fsbs = self.sb.dirblock() / self.sb.block;
                 let mut ext = Vec::new();
-                self.plan_file_blocks(dir.ino, &[], fsbs, &mut ext, &mut t.spaces)?;
+                self.plan_file_blocks(dir.ino, &[], fsbs, Blocks::Data(0), &mut ext, &mut t.spaces)?;
                 if ext.len() > dir.data_fork_slots() {
                     return Err(full());
                 }

@@ -12,6 +12,7 @@
 use super::bmap::Extent;
 use super::bytes::{be16, be32, be64, byte, crc_ok, set16, set32, set_crc};
 use super::create::Txn;
+use super::file::Blocks;
 use super::dir::entry_size;
 use super::dir_block::name_hash;
 use super::inode::Inode;
@@ -501,9 +502,9 @@ impl Xfs<'_> {
         let (old, old_bmbt) = if dir.format() == super::inode::FMT_LOCAL { (Vec::new(), Vec::new()) } else { self.data_map(dir)? };
         let old_blocks: u64 = old.iter().map(|e| e.len).sum::<u64>() + old_bmbt.len() as u64;
         // Everything the directory had goes back to free space first.
-        self.plan_file_blocks(dir.ino, &old, 0, &mut Vec::new(), &mut t.spaces)?;
+        self.plan_file_blocks(dir.ino, &old, 0, Blocks::Data(0), &mut Vec::new(), &mut t.spaces)?;
         for &fsb in &old_bmbt {
-            self.release(&mut t.spaces, super::release::Mapping { ino: dir.ino, fork: super::release::Fork::Data, off: None, fsb, len: 1 })?;
+            self.release(&mut t.spaces, super::release::Mapping { ino: dir.ino, fork: super::release::Fork::Data, off: None, fsb, len: 1, unwritten: false })?;
         }
         let fsbs = self.dirblk() / self.sb.block;
         if self.sf_rebuild(dir, parent, entries, what)? {
@@ -513,7 +514,7 @@ impl Xfs<'_> {
         let entries_vec = entries.to_vec();
         if self.block_build(dir.ino, parent, &entries_vec, 0).is_some() {
             let mut ext = Vec::new();
-            self.plan_file_blocks(dir.ino, &[], fsbs, &mut ext, &mut t.spaces)?;
+            self.plan_file_blocks(dir.ino, &[], fsbs, Blocks::Data(0), &mut ext, &mut t.spaces)?;
             if ext.len() > dir.data_fork_slots() {
                 return Err(self.unsupported(format!("{what}: directory inode {}: its block takes {} extents", dir.ino, ext.len())));
             }
@@ -583,17 +584,14 @@ impl Xfs<'_> {
         let per_free = (dbs - fhdr) / 2;
         let nfree = if node { n.div_ceil(per_free) } else { 0 };
         let mut ext = Vec::new();
-        self.plan_file_blocks(dir.ino, &[], n as u64 * fsbs, &mut ext, &mut t.spaces)?;
+        self.plan_file_blocks(dir.ino, &[], n as u64 * fsbs, Blocks::Data(0), &mut ext, &mut t.spaces)?;
         let leafspace = if node { 1 + nleaves as u64 + inner as u64 } else { 1 };
         for (base, count) in [(LEAF_OFFSET, leafspace), (FREE_OFFSET, nfree as u64)] {
             if count == 0 {
                 continue;
             }
             let mut more = Vec::new();
-            self.plan_file_blocks(dir.ino, &[], count * fsbs, &mut more, &mut t.spaces)?;
-            for e in &mut more {
-                e.off += base / self.sb.block;
-            }
+            self.plan_file_blocks(dir.ino, &[], count * fsbs, Blocks::Data(base / self.sb.block), &mut more, &mut t.spaces)?;
             ext.extend(more);
         }
         for (db, b) in blocks.into_iter().enumerate() {

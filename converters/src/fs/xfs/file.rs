@@ -9,11 +9,20 @@
 
 use super::alloc::{AgSpace, MAX_EXTLEN};
 use super::bmap::Extent;
+use super::rmap::Owner;
 use super::inode::{FileKind, FMT_BTREE, FMT_EXTENTS, MTIME};
 use super::release::{Fork, Mapping};
 use super::Xfs;
 use crate::fs::{FsError, PathProblem};
 use std::collections::BTreeMap;
+
+/// What [`Xfs::plan_file_blocks`] allocates: data fork blocks (the first at file block
+/// `from` when the extent list is empty), or blocks of the data fork's bmbt.
+#[derive(Clone, Copy)]
+pub(super) enum Blocks {
+    Data(u64),
+    Bmbt,
+}
 
 impl Xfs<'_> {
     /// Replaces the contents of an existing regular file. Growth allocates blocks and
@@ -53,18 +62,17 @@ impl Xfs<'_> {
         }
         let mut spaces: BTreeMap<u64, AgSpace> = BTreeMap::new();
         let mut new_ext = keep.clone();
-        let can_free = (i.format() == FMT_EXTENTS || i.format() == FMT_BTREE) && self.check_can_allocate(path).is_ok();
+        let can_free = i.format() == FMT_EXTENTS || i.format() == FMT_BTREE;
         if covered >= need && !can_free {
             // Blocks past the new end stay allocated (as XFS's speculative preallocation
-            // leaves them) where freeing them needs what is not written: a bmbt block map
-            // or an rmapbt filesystem.
+            // leaves them) where the fork holds no block map to free them from.
             drop.clear();
         }
         let changes = covered < need || !drop.is_empty();
         let mut new_bmbt: Vec<(u64, Vec<u8>)> = Vec::new();
         if changes {
             self.check_can_allocate(path)?;
-            self.plan_file_blocks(i.ino, &drop, need - covered, &mut new_ext, &mut spaces)?;
+            self.plan_file_blocks(i.ino, &drop, need - covered, Blocks::Data(0), &mut new_ext, &mut spaces)?;
             // The old bmbt blocks go; a new tree of the height needed is built if the
             // extents outgrow the inode.
             new_bmbt = self.plan_data_fork(&mut i, &new_ext, &old_bmbt, &mut spaces, path)?;
@@ -105,33 +113,39 @@ impl Xfs<'_> {
         self.write_inode(&mut i)
     }
 
-    /// Frees `drop` and allocates `more` blocks after `ext` (merged into its last extent
-    /// where contiguous), in memory: the AGs touched are left in `spaces`.
+    /// Frees `drop` (data fork extents of `ino`) and allocates `more` blocks after `ext`
+    /// (merged into its last extent where contiguous; from file block `Data(from)` when `ext`
+    /// is empty), in memory: the AGs touched are left in `spaces`.
     pub(super) fn plan_file_blocks(
         &self,
         ino: u64,
         drop: &[Extent],
         more: u64,
+        what: Blocks,
         ext: &mut Vec<Extent>,
         spaces: &mut BTreeMap<u64, AgSpace>,
     ) -> Result<(), FsError> {
         let mask = (1u64 << self.sb.agblklog) - 1;
         for e in drop {
-            self.release(spaces, Mapping { ino, fork: Fork::Data, off: Some(e.off), fsb: e.fsb, len: e.len })?;
+            self.release(spaces, Mapping { ino, fork: Fork::Data, off: Some(e.off), fsb: e.fsb, len: e.len, unwritten: e.unwritten })?;
         }
         let (mut ag, mut near) = match ext.last() {
             Some(e) => ((e.fsb + e.len) >> self.sb.agblklog, (e.fsb + e.len) & mask),
             None => (ino >> (self.sb.agblklog + self.sb.inopblog), (ino >> self.sb.inopblog) & mask),
         };
         let mut left = more;
-        let mut off = ext.last().map_or(0, |e| e.off + e.len);
+        let mut off = ext.last().map_or(match what { Blocks::Data(from) => from, Blocks::Bmbt => 0 }, |e| e.off + e.len);
         let mut tried = 0;
         while left > 0 {
             if tried >= self.sb.agcount {
                 return Err(FsError::NoSpace { fs: self.name.clone(), what: format!("inode {ino}: {more} blocks") });
             }
             let sp = self.space_entry(spaces, ag)?;
-            match sp.alloc(left.min(MAX_EXTLEN), near) {
+            let owner = match what {
+                Blocks::Data(_) => Owner::file(ino, off, false, false),
+                Blocks::Bmbt => Owner::bmbt(ino, false),
+            };
+            match sp.alloc(left.min(MAX_EXTLEN), near, owner) {
                 Some((bno, got)) => {
                     let fsb = (ag << self.sb.agblklog) | bno;
                     match ext.last_mut() {

@@ -15,11 +15,12 @@ use super::btree::Kind;
 use super::bytes::{be16, be32, be64, byte, set16, set32, set64, set_crc};
 use super::superblock::{IN_SPINODES, RO_FINOBT, RO_INOBTCNT};
 use super::ag::AGI_CRC;
+use super::rmap::Owner;
 use super::Xfs;
 use crate::fs::FsError;
 
-pub const INOBT: Kind = Kind { name: "inobt", magic_v4: b"IABT", magic_v5: b"IAB3", rec: 16, key: 4 };
-pub const FINOBT: Kind = Kind { name: "finobt", magic_v4: b"FIBT", magic_v5: b"FIB3", rec: 16, key: 4 };
+pub const INOBT: Kind = Kind { name: "inobt", magic_v4: b"IABT", magic_v5: b"IAB3", rec: 16, key: 4, overlapping: false };
+pub const FINOBT: Kind = Kind { name: "finobt", magic_v4: b"FIBT", magic_v5: b"FIB3", rec: 16, key: 4, overlapping: false };
 
 const AGI_FREECOUNT: usize = 28;
 const AGI_ROOT: usize = 20;
@@ -171,12 +172,12 @@ impl Xfs<'_> {
         let (need, _) = self.bt_blocks_for(INOBT, ai.chunks.len());
         while ai.ino_blocks.len() > need {
             if let Some(b) = ai.ino_blocks.pop() {
-                self.space_free(sp, b, 1)?;
+                self.space_free(sp, b, 1, Owner::INOBT)?;
             }
         }
         let near = ai.ino_blocks.first().copied().unwrap_or(0);
         while ai.ino_blocks.len() < need {
-            let (b, _) = sp.alloc(1, near).ok_or_else(|| FsError::NoSpace { fs: self.name.clone(), what: format!("AG {}'s inobt", ai.ag) })?;
+            let (b, _) = sp.alloc(1, near, Owner::INOBT).ok_or_else(|| FsError::NoSpace { fs: self.name.clone(), what: format!("AG {}'s inobt", ai.ag) })?;
             ai.ino_blocks.push(b);
         }
         if self.sb.ro_compat & RO_FINOBT == 0 {
@@ -186,12 +187,12 @@ impl Xfs<'_> {
         let (need, _) = self.bt_blocks_for(FINOBT, n);
         let near = ai.fino_blocks.first().copied().unwrap_or(0);
         while ai.fino_blocks.len() < need {
-            let (b, _) = sp.alloc(1, near).ok_or_else(|| FsError::NoSpace { fs: self.name.clone(), what: format!("AG {}'s finobt", ai.ag) })?;
+            let (b, _) = sp.alloc(1, near, Owner::INOBT).ok_or_else(|| FsError::NoSpace { fs: self.name.clone(), what: format!("AG {}'s finobt", ai.ag) })?;
             ai.fino_blocks.push(b);
         }
         while ai.fino_blocks.len() > need {
             if let Some(b) = ai.fino_blocks.pop() {
-                self.space_free(sp, b, 1)?;
+                self.space_free(sp, b, 1, Owner::INOBT)?;
             }
         }
         Ok(())
@@ -249,7 +250,7 @@ impl Xfs<'_> {
         let blocks = u64::from(CHUNK) / per_block;
         let align = if self.sb.aligned_inodes() { u64::from(be32(&self.sb.raw, SB_INOALIGNMT)).max(1) } else { 1 };
         let sp = self.space_entry(&mut t.spaces, ag)?;
-        let Some(bno) = sp.alloc_aligned(blocks, align) else { return Ok(false) };
+        let Some(bno) = sp.alloc_aligned(blocks, align, Owner::INODES) else { return Ok(false) };
         let start = bno << self.sb.inopblog;
         if start + u64::from(CHUNK) > u64::from(u32::MAX) {
             return Ok(false);

@@ -19,10 +19,12 @@
 //! lose a reference in the AG's refcountbt (`refcount.rs`, rebuilt whole on commit) and only
 //! unshared blocks are freed; a reflinked file's rewrite goes to new blocks, never into
 //! shared ones. A refcountbt holding CoW staging records (an unclean shutdown's leftovers)
-//! refuses every write. What is not written (rmapbt upkeep: allocation on rmapbt
-//! filesystems; xattrs in attribute blocks, so attribute fork trees of any kind) is refused
-//! with [`FsError::Unsupported`] before anything is written, so the caller's overlay is
-//! dropped untouched rather than half-written.
+//! refuses every write. On rmapbt filesystems every allocation and free keeps the
+//! reverse-mapping B+tree exact (`rmap.rs`: owners and file offsets, rebuilt with the
+//! free-space trees on commit). What is not written (xattrs in attribute blocks, so
+//! attribute fork trees of any kind) is refused with [`FsError::Unsupported`] before
+//! anything is written, so the caller's overlay is dropped untouched rather than
+//! half-written.
 
 mod ag;
 mod alloc;
@@ -43,6 +45,7 @@ mod log;
 mod ops;
 mod refcount;
 mod release;
+mod rmap;
 mod superblock;
 mod xattr;
 

@@ -17,11 +17,12 @@ use super::alloc::AgSpace;
 use super::btree::Kind;
 use super::bytes::{be32, set32};
 use super::superblock::RO_REFLINK;
+use super::rmap::Owner;
 use super::Xfs;
 use crate::fs::FsError;
 use std::collections::BTreeMap;
 
-pub const REFCBT: Kind = Kind { name: "refcountbt", magic_v4: b"R3FC", magic_v5: b"R3FC", rec: 12, key: 4 };
+pub const REFCBT: Kind = Kind { name: "refcountbt", magic_v4: b"R3FC", magic_v5: b"R3FC", rec: 12, key: 4, overlapping: false };
 
 /// AGF: blocks, root and height of the refcountbt.
 const AGF_REFC_BLOCKS: usize = 84;
@@ -164,7 +165,8 @@ impl Xfs<'_> {
         }
         let freed = self.refc_load(sp)?.decrement(start, len);
         for (s, l) in freed {
-            self.space_free(sp, s, l)?;
+            // The owner's reverse mapping went first ([`Xfs::release`]).
+            self.space_give(sp, s, l)?;
         }
         Ok(())
     }
@@ -176,12 +178,12 @@ impl Xfs<'_> {
         if rc.dirty && rc.plan.is_none() {
             let near = rc.blocks.first().copied().unwrap_or(0);
             for b in std::mem::take(&mut rc.blocks) {
-                self.space_free(sp, b, 1)?;
+                self.space_free(sp, b, 1, Owner::REFC)?;
             }
             let (need, _) = self.bt_blocks_for(REFCBT, rc.recs.len());
             let mut got = Vec::with_capacity(need);
             while got.len() < need {
-                let Some((s, l)) = sp.alloc((need - got.len()) as u64, near) else {
+                let Some((s, l)) = sp.alloc((need - got.len()) as u64, near, Owner::REFC) else {
                     return Err(FsError::NoSpace { fs: self.name.clone(), what: format!("AG {}'s refcount B+tree", sp.ag) });
                 };
                 got.extend(s..s + l);
