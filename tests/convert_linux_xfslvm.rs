@@ -63,11 +63,14 @@ fn unconverted_xfslvm_guest_does_not_reach_userspace_on_virtio_blk() {
     );
     assert!(!log.contains(" login:"), "the unconverted guest booted on virtio:\n{}", tail(&log, 40));
     assert!(!log.contains("XFS (dm-0)"), "the unconverted guest mounted its root LV:\n{}", tail(&log, 40));
-    let gave_up = log.lines().any(|l| l.contains("Timed out waiting for device") && l.contains("/dev/mapper/rhel-root"));
+    // Which of systemd's device timeout and dracut's initqueue timeout fires first depends on
+    // the machine's speed under TCG: either names the root LV it waited for.
+    let gave_up = log.lines().any(|l| l.contains("Timed out waiting for device") && l.contains("/dev/mapper/rhel-root"))
+        || (log.contains("dracut-initqueue: timeout, still waiting for following initqueue hooks") && log.contains("[ -e \"/dev/mapper/rhel-root\" ]"));
     assert!(gave_up, "expected dracut to time out waiting for the root LV:\n{}", tail(&log, 40));
     assert!(
-        log.contains("Entering emergency mode") || log.contains("Emergency Mode"),
-        "expected dracut's emergency shell:\n{}",
+        log.contains("Entering emergency mode") || log.contains("Emergency Mode") || log.contains("Could not boot"),
+        "expected dracut to give up (emergency shell):\n{}",
         tail(&log, 40)
     );
 }
