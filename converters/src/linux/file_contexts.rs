@@ -269,9 +269,15 @@ fn literal_prefix(re: &str) -> String {
     out
 }
 
+/// Whitespace as C's `isspace` (libselinux splits its lines with it): Rust's ASCII
+/// whitespace plus the vertical tab.
+pub fn is_c_space(c: u8) -> bool {
+    c.is_ascii_whitespace() || c == 0x0b
+}
+
 /// Splits a line into at most `n` whitespace-separated tokens.
 fn tokens(line: &[u8], n: usize) -> Vec<&[u8]> {
-    line.split(|c| c.is_ascii_whitespace()).filter(|t| !t.is_empty()).take(n).collect()
+    line.split(|&c| is_c_space(c)).filter(|t| !t.is_empty()).take(n).collect()
 }
 
 impl FileContexts {
@@ -499,6 +505,9 @@ mod tests {
         assert_eq!(f.lookup("/z/q", FileType::File).unwrap(), None);
         assert_eq!(f.lookup("/z/q", FileType::Dir).unwrap(), Some("u:r:zd_t:s0"));
         assert_eq!(f.lookup("/tmp/x", FileType::File).unwrap(), None);
+        // A vertical tab separates fields as any other C whitespace (found by fuzzing).
+        let f = fc("/v\x0b--\x0bu:r:v_t:s0:c0.c\x0b1023\n", "");
+        assert_eq!(f.lookup("/v", FileType::File).unwrap(), Some("u:r:v_t:s0:c0.c"));
     }
 
     #[test]
