@@ -10,42 +10,17 @@
 mod convert_linux_support;
 
 use convert_linux_support::*;
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const NAME: &str = "debian-lvm";
 const BOOT_START: u64 = 1 << 20;
 const BOOT_LEN: u64 = 256 << 20;
 
-/// `KEY=value` from the build's lvm.env.
-fn lvm_env(g: &Path, key: &str) -> u64 {
-    let text = std::fs::read_to_string(g.join("lvm.env")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{key} in lvm.env:\n{text}"))
-}
-
 #[test]
 fn unconverted_lvm_guest_does_not_reach_userspace_on_virtio_blk() {
     let Some(g) = guest(NAME, &["lvm"]) else { return };
-    let kver = std::fs::read_to_string(g.join("kernel-version")).unwrap();
-    let kver = kver.trim();
     let t = tempfile::tempdir().unwrap();
-    let log = watch(
-        Command::new("qemu-system-x86_64")
-            .args(["-machine", "q35", "-accel", "tcg", "-nodefaults", "-m", "1024", "-display", "none"])
-            .args(["-no-reboot", "-serial", "stdio", "-kernel"])
-            .arg(g.join(format!("root/boot/vmlinuz-{kver}")))
-            .arg("-initrd")
-            .arg(g.join(format!("root/boot/initrd.img-{kver}")))
-            .args(["-append", "root=/dev/mapper/vg0-root ro console=ttyS0", "-drive"])
-            .arg(format!("file={},format=raw,if=none,id=d0,snapshot=on", g.join("disk.raw").display()))
-            .args(["-device", "virtio-blk-pci-non-transitional,drive=d0"]),
-        &t.path().join("serial.log"),
-        Duration::from_secs(400),
-    );
+    let log = boot_unconverted_on_virtio_blk(&g, "root=/dev/mapper/vg0-root ro console=ttyS0", &t.path().join("serial.log"), Duration::from_secs(400));
     assert!(
         log.contains("ALERT!  /dev/mapper/vg0-root does not exist"),
         "expected the initramfs to give up on the root LV:\n{}",

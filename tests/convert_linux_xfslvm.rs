@@ -14,7 +14,6 @@ mod convert_linux_support;
 
 use convert_linux_support::*;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const NAME: &str = "debian-xfslvm";
@@ -24,15 +23,6 @@ const BOOT_LEN: u64 = 320 << 20;
 /// The UUID the build script gives /boot (`mkfs.xfs -m uuid=`), as its fstab names it.
 const BOOT_UUID: &str = "5c1d3e7a-90b2-4f48-8d6e-2a7b41c9e0f3";
 
-/// `KEY=value` from the build's lvm.env.
-fn lvm_env(g: &Path, key: &str) -> u64 {
-    let text = std::fs::read_to_string(g.join("lvm.env")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{key} in lvm.env:\n{text}"))
-}
-
 /// xfs_db's `version` line of an XFS image.
 fn xfs_version(part: &Path) -> String {
     xfs_db(part, &["version"])
@@ -41,26 +31,10 @@ fn xfs_version(part: &Path) -> String {
 #[test]
 fn unconverted_xfslvm_guest_does_not_reach_userspace_on_virtio_blk() {
     let Some(g) = xfs_guest(NAME, &TOOLS) else { return };
-    let kver = std::fs::read_to_string(g.join("kernel-version")).unwrap();
-    let kver = kver.trim();
     let t = tempfile::tempdir().unwrap();
     // The guest's own command line; rd.retry/rd.timeout only shorten dracut's wait (default:
     // 3 minutes and more under TCG) before it gives up.
-    let log = watch(
-        Command::new("qemu-system-x86_64")
-            .args(["-machine", "q35", "-accel", "tcg", "-nodefaults", "-m", "1024", "-display", "none"])
-            .args(["-no-reboot", "-serial", "stdio", "-kernel"])
-            .arg(g.join(format!("root/boot/vmlinuz-{kver}")))
-            .arg("-initrd")
-            .arg(g.join(format!("root/boot/initrd.img-{kver}")))
-            .arg("-append")
-            .arg("root=/dev/mapper/rhel-root ro rd.lvm.lv=rhel/root console=ttyS0 no_timer_check rd.retry=10 rd.timeout=40")
-            .arg("-drive")
-            .arg(format!("file={},format=raw,if=none,id=d0,snapshot=on", g.join("disk.raw").display()))
-            .args(["-device", "virtio-blk-pci-non-transitional,drive=d0"]),
-        &t.path().join("serial.log"),
-        Duration::from_secs(400),
-    );
+    let log = boot_unconverted_on_virtio_blk(&g, "root=/dev/mapper/rhel-root ro rd.lvm.lv=rhel/root console=ttyS0 no_timer_check rd.retry=10 rd.timeout=40", &t.path().join("serial.log"), Duration::from_secs(400));
     assert!(!log.contains(" login:"), "the unconverted guest booted on virtio:\n{}", tail(&log, 40));
     assert!(!log.contains("XFS (dm-0)"), "the unconverted guest mounted its root LV:\n{}", tail(&log, 40));
     // Which of systemd's device timeout and dracut's initqueue timeout fires first depends on

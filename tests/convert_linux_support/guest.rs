@@ -126,3 +126,33 @@ pub fn configured_nic(interfaces: &str, spec: &Path) -> String {
     assert_eq!(iface, format!("enp0s{slot}"), "{interfaces}");
     iface
 }
+
+/// `KEY=value` from an LVM guest build's lvm.env (where its root LV lies in disk.raw).
+pub fn lvm_env(g: &Path, key: &str) -> u64 {
+    let text = std::fs::read_to_string(g.join("lvm.env")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{key} in lvm.env:\n{text}"))
+}
+
+/// Boots guest `g`'s own kernel and initrd, unconverted, with its disk.raw (a snapshot) on a
+/// modern virtio-blk device under QEMU TCG (q35, 1 GiB, serial on `log`), until a stop
+/// message or `timeout`; returns the log.
+pub fn boot_unconverted_on_virtio_blk(g: &Path, append: &str, log: &Path, timeout: Duration) -> String {
+    let kver = std::fs::read_to_string(g.join("kernel-version")).unwrap();
+    let kver = kver.trim();
+    watch(
+        Command::new("qemu-system-x86_64")
+            .args(["-machine", "q35", "-accel", "tcg", "-nodefaults", "-m", "1024", "-display", "none"])
+            .args(["-no-reboot", "-serial", "stdio", "-kernel"])
+            .arg(g.join(format!("root/boot/vmlinuz-{kver}")))
+            .arg("-initrd")
+            .arg(g.join(format!("root/boot/initrd.img-{kver}")))
+            .args(["-append", append, "-drive"])
+            .arg(format!("file={},format=raw,if=none,id=d0,snapshot=on", g.join("disk.raw").display()))
+            .args(["-device", "virtio-blk-pci-non-transitional,drive=d0"]),
+        log,
+        timeout,
+    )
+}
