@@ -259,13 +259,11 @@ impl Xfs<'_> {
 
     /// Returns `[start, start+len)` of AG `sp.ag`, owned by `owner`, to free space.
     pub(super) fn space_free(&self, sp: &mut AgSpace, start: u64, len: u64, owner: Owner) -> Result<(), FsError> {
-        let ag = sp.ag;
-        let field = || format!("AG {ag} extent");
         if len == 0 || start + len > self.sb.ag_len(sp.ag) {
-            return Err(self.invalid(&field(), format!("{start}+{len}"), "outside the AG"));
+            return Err(self.invalid(&format!("AG {} extent", sp.ag), format!("{start}+{len}"), "outside the AG"));
         }
         self.rmap_unmap(sp, start, len, owner)?;
-        sp.give(start, len).ok_or_else(|| self.invalid(&field(), format!("{start}+{len}"), "freed but already free"))
+        self.space_give(sp, start, len)
     }
 
     /// Returns `[start, start+len)` of AG `sp.ag` to free space whose owner's reverse mapping
