@@ -480,20 +480,13 @@ fn hibernated_dirty_fast_startup_refused() {
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
 }
 
-/// A UEFI Server 2022 disk: GPT with a FAT ESP holding Windows Boot Manager (mkfs.vfat,
-/// mtools) holding a stale fallback loader and a BCD store, and the NTFS system volume; the
-/// conversion makes \EFI\BOOT\BOOTX64.EFI a copy of the boot manager and drops the default
-/// loader's graphicsmodedisabled from the BCD.
-#[test]
-fn uefi_guest_gets_the_fallback_loader() {
-    if !["hivexregedit", "mkntfs", "ntfs-3g", "ntfscat", "sgdisk", "mkfs.vfat", "mcopy", "mtype", "fsck.vfat"].iter().all(|t| have(t)) {
-        return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path();
+/// A GPT disk of a UEFI Windows guest: the ESP (16 MiB at 1 MiB) with Windows Boot Manager,
+/// a stale fallback loader and the BCD store `bcd`, then the NTFS system volume (48 MiB).
+/// Returns the disk and the boot manager's bytes; None when FUSE mounts are not allowed.
+fn uefi_disk(dir: &Path, bcd: &Path) -> Option<(PathBuf, Vec<u8>)> {
     let system = build_hive(dir, "SYSTEM", 5, "system-2022.reg", SYS);
     let software = build_hive(dir, "SOFTWARE", 5, "software-2022.reg", SOFT);
-    let Some(ntfs) = volume(dir, "win.img", &system, &software, None) else { return };
+    let ntfs = volume(dir, "win.img", &system, &software, None)?;
     let esp = dir.join("esp.img");
     std::fs::File::create(&esp).unwrap().set_len(16 << 20).unwrap();
     run("mkfs.vfat", &["-F", "16", "-n", "SYSTEM", p(&esp)]);
@@ -505,8 +498,6 @@ fn uefi_guest_gets_the_fallback_loader() {
     std::fs::write(dir.join("stale.efi"), payload("stale-bootx64.efi", 90_000)).unwrap();
     run("mmd", &["-i", p(&esp), "::/EFI/BOOT"]);
     run("mcopy", &["-i", p(&esp), p(&dir.join("stale.efi")), "::/EFI/BOOT/BOOTX64.EFI"]);
-    // The BCD store, a hive made by hivexregedit: its default loader has graphicsmodedisabled.
-    let bcd = build_hive(dir, "BCD", 5, "bcd.reg", BCDP);
     run("mcopy", &["-i", p(&esp), p(&bcd), "::/EFI/Microsoft/Boot/BCD"]);
     // GPT: ESP at 1 MiB (16 MiB), the NTFS volume after it (48 MiB).
     let disk = dir.join("uefi.img");
@@ -519,6 +510,23 @@ fn uefi_guest_gets_the_fallback_loader() {
     };
     place(&esp, 1 << 20);
     place(&ntfs, 34816 * 512);
+    Some((disk, bootmgr))
+}
+
+/// A UEFI Server 2022 disk: GPT with a FAT ESP holding Windows Boot Manager (mkfs.vfat,
+/// mtools) holding a stale fallback loader and a BCD store, and the NTFS system volume; the
+/// conversion makes \EFI\BOOT\BOOTX64.EFI a copy of the boot manager and drops the default
+/// loader's graphicsmodedisabled from the BCD.
+#[test]
+fn uefi_guest_gets_the_fallback_loader() {
+    if !["hivexregedit", "mkntfs", "ntfs-3g", "ntfscat", "sgdisk", "mkfs.vfat", "mcopy", "mtype", "fsck.vfat"].iter().all(|t| have(t)) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    // The BCD store, a hive made by hivexregedit: its default loader has graphicsmodedisabled.
+    let bcd = build_hive(dir, "BCD", 5, "bcd.reg", BCDP);
+    let Some((disk, bootmgr)) = uefi_disk(dir, &bcd) else { return };
     let before = sha(&disk);
     let vw = virtio_win(dir);
     let out = dir.join("out");
@@ -556,6 +564,45 @@ fn uefi_guest_gets_the_fallback_loader() {
     let fix = Command::new("ntfsfix").args(["--no-action", p(&ntfs_out)]).output().unwrap();
     assert!(fix.status.success(), "ntfsfix: {}", String::from_utf8_lossy(&fix.stdout));
     assert_eq!(ntfscat(&ntfs_out, "/Windows/System32/drivers/viostor.sys"), std::fs::read(vw.join("viostor/2k22/amd64/viostor.sys")).unwrap());
+}
+
+/// A BCD store Ferry cannot parse (its first hive bin's magic overwritten with control bytes)
+/// is left byte-for-byte as it was, with one warning that names the ESP and escapes the
+/// bytes; the rest of the UEFI conversion (the fallback loader) still happens.
+#[test]
+fn corrupt_bcd_is_left_as_it_was_with_a_warning() {
+    if !["hivexregedit", "mkntfs", "ntfs-3g", "sgdisk", "mkfs.vfat", "mcopy", "mtype", "fsck.vfat"].iter().all(|t| have(t)) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let bcd = build_hive(dir, "BCD", 5, "bcd.reg", BCDP);
+    let mut bytes = std::fs::read(&bcd).unwrap();
+    assert_eq!(&bytes[4096..4100], b"hbin");
+    bytes[4096..4100].copy_from_slice(b"h\x1b\x07\n");
+    std::fs::write(&bcd, &bytes).unwrap();
+    let Some((disk, bootmgr)) = uefi_disk(dir, &bcd) else { return };
+    let before = sha(&disk);
+    let vw = virtio_win(dir);
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let o = ferry(&["convert", "-i", "disk", p(&disk), "-os", p(&out), "-on", "win", "--output-format", "raw", "--virtio-win", p(&vw)]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{stdout}{stderr}");
+    assert_eq!(sha(&disk), before, "the source changed");
+    let all = format!("{stdout}{stderr}");
+    let warning = all.lines().find(|l| l.contains("the BCD store is left as it was")).unwrap_or_else(|| panic!("no BCD warning: {all}"));
+    assert!(warning.contains("/dev/sda1: \\EFI\\Microsoft\\Boot\\BCD") && warning.contains(r"h\x1b\x07\n"), "{warning}");
+    assert!(!warning.contains('\x1b') && !warning.contains('\x07'), "raw control bytes in {warning:?}");
+    let at = format!("{}@@1M", out.join("win-sda").display());
+    assert_eq!(run("mtype", &["-i", &at, "::/EFI/Microsoft/Boot/BCD"]), bytes, "the BCD store changed");
+    assert_eq!(run("mtype", &["-i", &at, "::/EFI/BOOT/BOOTX64.EFI"]), bootmgr);
+    let esp_out = dir.join("esp.out");
+    let mut b = vec![0u8; 16 << 20];
+    std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(out.join("win-sda")).unwrap(), &mut b, 1 << 20).unwrap();
+    std::fs::write(&esp_out, b).unwrap();
+    let fsck = Command::new("fsck.vfat").args(["-n", p(&esp_out)]).output().unwrap();
+    assert!(fsck.status.success(), "fsck.vfat: {}", String::from_utf8_lossy(&fsck.stdout));
 }
 
 /// A bad static address is refused in one line naming the option and the field.
