@@ -222,7 +222,7 @@ fn suse_xen_initrd_modules_and_uefi_grub_on_esp() {
     let plan = linux::plan(&facts, &layout, &fs).unwrap();
     linux::apply(&plan, &mut fs).unwrap();
     let sk = String::from_utf8(fs.read_file("/etc/sysconfig/kernel").unwrap()).unwrap();
-    assert_eq!(sk, "## Path:\tSystem/Kernel\nINITRD_MODULES=\"ata_piix\"\nDOMU_INITRD_MODULES=\"\"\nMODULES_LOADED_ON_BOOT=\"\"\n");
+    assert_eq!(sk, "## Path:\tSystem/Kernel\nINITRD_MODULES=\"ata_piix virtio_pci virtio_blk virtio_net btrfs\"\nDOMU_INITRD_MODULES=\"\"\nMODULES_LOADED_ON_BOOT=\"\"\n");
     let cfg = String::from_utf8(fs.read_file("/boot/efi/EFI/sles/grub.cfg").unwrap()).unwrap();
     assert!(cfg.contains("root=/dev/vda2 console=ttyS0"));
     grub_script_check(&dir.path().join("boot/efi/EFI/sles/grub.cfg"));
