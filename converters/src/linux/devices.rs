@@ -1,9 +1,10 @@
 //! Block device names: `sdX`/`hdX`/`xvdX`/`nvmeXnY` (and partitions) become `vdX` in the order
 //! of the target's disks, or `UUID=`/`LABEL=` where the filesystem is known. md, sr, fd, cdrom
-//! and mapper names are left alone; disk names not in the layout are reported.
+//! and mapper names are left alone; disk names not in the layout are reported. Only device names
+//! change: mount options (btrfs `subvol=`) and snapper's subvolume paths stay as they are.
 
 use super::draft::Draft;
-use super::facts::{GuestFacts, TargetLayout};
+use super::facts::{BootloaderKind, GuestFacts, TargetLayout};
 use super::grub;
 use super::text::{rewrite_devices, DevRewrite};
 use super::LinuxError;
@@ -33,6 +34,7 @@ pub fn plan(
         "/etc/default/grub",
         "/etc/sysconfig/grub",
         "/etc/initramfs-tools/conf.d/resume",
+        grub::SUSE_BOOTLOADER,
     ]
     .iter()
     .map(|p| ((*p).to_owned(), config))
@@ -40,6 +42,24 @@ pub fn plan(
     let bl = &facts.bootloader;
     if let Some(cfg) = &bl.config {
         files.push((cfg.clone(), boot));
+    }
+    if bl.kind == BootloaderKind::Grub2 {
+        for menu in grub::snapshot_menus(d)? {
+            files.push((menu, boot));
+        }
+        let mut snaps: Vec<String> = Vec::new();
+        for n in d.list_dir("/.snapshots")? {
+            if n.bytes().all(|b| b.is_ascii_digit()) && d.fs().is_file(&format!("/.snapshots/{n}/snapshot/boot/grub2/grub.cfg"))? {
+                snaps.push(n);
+            }
+        }
+        snaps.sort_by_key(|n| n.parse::<u64>().unwrap_or(u64::MAX));
+        if !snaps.is_empty() {
+            d.warn(format!(
+                "snapper snapshots {} are read-only and left as they were taken (device names, console, an initrd without virtio): booting one from the snapshot menu on KVM may fail; the running root is converted",
+                snaps.join(", ")
+            ));
+        }
     }
     if let Some(map) = &bl.device_map {
         files.push((
