@@ -113,7 +113,7 @@ pub fn plan(
     tools::plan(&mut d)?;
     modprobe::plan(&mut d)?;
     xorg::plan(&mut d)?;
-    network::plan(&mut d, target)?;
+    network::plan(&mut d, facts, target)?;
     initramfs::plan(&mut d, facts, best)?;
     grub::plan_default(&mut d, facts, best)?;
     selinux::plan(&mut d, facts)?;
