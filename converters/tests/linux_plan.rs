@@ -456,3 +456,31 @@ fn suse_stale_persistent_net_rule_frees_the_name() {
     assert!(plan.notes.iter().any(|n| n.contains("keeps the kernel's name eth0")), "{:?}", plan.notes);
     assert!(fs.exists("/etc/sysconfig/network/ifcfg-eth0").unwrap());
 }
+
+/// SLES installers may mount by disk id (`/dev/disk/by-id/scsi-<VMware disk serial>-part2`):
+/// virtio-blk disks have no such id, the conversion cannot know the new one, so it says so.
+#[test]
+fn suse_mount_by_id_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fs = HostDirFs::new(dir.path());
+    let id = "/dev/disk/by-id/scsi-36000c2958e1d2f3a4b5c6d7e8f901234-part2";
+    let fstab = format!("{id}  /  btrfs  defaults  0  0\n/dev/disk/by-id/dm-uuid-LVM-Qk3vJ8xN2mT5rW9y  /srv  xfs  defaults  0  0\n/dev/sda1  swap  swap  defaults  0  0\n");
+    let files: &[(&str, &str)] = &[
+        ("/etc/os-release", "NAME=\"SLES\"\nVERSION_ID=\"12.5\"\nID=\"sles\"\n"),
+        ("/boot/vmlinuz-4.12.14-122.186-default", ""),
+        ("/boot/config-4.12.14-122.186-default", "CONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_PCI=m\n"),
+        ("/etc/fstab", &fstab),
+    ];
+    for (p, t) in files {
+        fs.mkdir_p(&p[..p.rfind('/').unwrap()], 0o755).unwrap();
+        fs.write_file(p, t.as_bytes(), 0o644).unwrap();
+    }
+    let layout: TargetLayout = serde_json::from_str(r#"{"disks":[{"source":"sda"}]}"#).unwrap();
+    let facts = linux::detect::detect(&fs).unwrap();
+    let plan = linux::plan(&facts, &layout, &fs).unwrap();
+    let warned: Vec<&String> = plan.warnings.iter().filter(|w| w.contains("hardware id")).collect();
+    assert_eq!(warned.len(), 1, "{:?}", plan.warnings);
+    assert!(warned[0].starts_with(&format!("/etc/fstab: {id} names a disk")));
+    linux::apply(&plan, &mut fs).unwrap();
+    assert_eq!(String::from_utf8(fs.read_file("/etc/fstab").unwrap()).unwrap(), fstab.replace("/dev/sda1", "/dev/vda1"));
+}
