@@ -484,3 +484,38 @@ fn suse_mount_by_id_is_reported() {
     linux::apply(&plan, &mut fs).unwrap();
     assert_eq!(String::from_utf8(fs.read_file("/etc/fstab").unwrap()).unwrap(), fstab.replace("/dev/sda1", "/dev/vda1"));
 }
+
+/// openSUSE Leap booted with `net.ifnames=1` uses predictable names: its NetworkManager keyfile
+/// and wicked files follow the NIC to its KVM name (`interface-name=`, `ifcfg-`/`ifroute-` files).
+#[test]
+fn opensuse_predictable_names_rename_nm_and_wicked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fs = HostDirFs::new(dir.path());
+    let nm = "/etc/NetworkManager/system-connections/Wired connection 1.nmconnection";
+    let files: &[(&str, &str)] = &[
+        ("/etc/os-release", "NAME=\"openSUSE Leap\"\nVERSION=\"15.5\"\nID=\"opensuse-leap\"\nID_LIKE=\"suse opensuse\"\nVERSION_ID=\"15.5\"\n"),
+        ("/usr/lib/systemd/systemd", ""),
+        ("/boot/vmlinuz-5.14.21-150500.55.19-default", ""),
+        ("/boot/config-5.14.21-150500.55.19-default", "CONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_PCI=m\nCONFIG_VIRTIO_NET=m\n"),
+        ("/etc/default/grub", "GRUB_CMDLINE_LINUX_DEFAULT=\"splash=silent net.ifnames=1 quiet\"\n"),
+        (nm, "[connection]\nid=Wired connection 1\nuuid=5f0e6b2c-3a41-4d8e-9b7f-1c2d3e4f5a6b\ntype=ethernet\ninterface-name=ens192\n\n[ethernet]\nmac-address=00:50:56:8E:21:0A\n\n[ipv4]\nmethod=auto\n"),
+        ("/etc/sysconfig/network/ifcfg-ens192", "BOOTPROTO='dhcp'\nSTARTMODE='auto'\n"),
+        ("/etc/sysconfig/network/ifroute-ens192", "10.9.0.0/16 192.168.1.254 - ens192\n"),
+    ];
+    for (p, t) in files {
+        fs.mkdir_p(&p[..p.rfind('/').unwrap()], 0o755).unwrap();
+        fs.write_file(p, t.as_bytes(), 0o644).unwrap();
+    }
+    let layout: TargetLayout = serde_json::from_str(
+        r#"{"nics":[{"old_name":null,"mac":"00:50:56:8e:21:0a","new_name":"enp0s3"}]}"#,
+    )
+    .unwrap();
+    let facts = linux::detect::detect(&fs).unwrap();
+    assert_eq!(facts.family, DistroFamily::Suse);
+    let plan = linux::plan(&facts, &layout, &fs).unwrap();
+    linux::apply(&plan, &mut fs).unwrap();
+    let read = |p: &str| String::from_utf8(fs.read_file(p).unwrap()).unwrap();
+    assert!(read(nm).contains("\ninterface-name=enp0s3\n") && read(nm).contains("mac-address=00:50:56:8E:21:0A\n"));
+    assert_eq!(fs.read_dir("/etc/sysconfig/network").unwrap(), ["ifcfg-enp0s3", "ifroute-enp0s3"]);
+    assert_eq!(read("/etc/sysconfig/network/ifroute-enp0s3"), "10.9.0.0/16 192.168.1.254 - enp0s3\n");
+}
