@@ -519,3 +519,39 @@ fn opensuse_predictable_names_rename_nm_and_wicked() {
     assert_eq!(fs.read_dir("/etc/sysconfig/network").unwrap(), ["ifcfg-enp0s3", "ifroute-enp0s3"]);
     assert_eq!(read("/etc/sysconfig/network/ifroute-enp0s3"), "10.9.0.0/16 192.168.1.254 - enp0s3\n");
 }
+
+/// SLES 11 (no os-release: `/etc/SuSE-release`) starts services from `/etc/init.d/rcN.d`: the links
+/// of VMware's OSP packages (`vmware-tools-services`) there are removed; the scripts stay.
+#[test]
+fn sles11_sysv_vmware_tools_links_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fs = HostDirFs::new(dir.path());
+    let files: &[(&str, &str)] = &[
+        ("/etc/SuSE-release", "SUSE Linux Enterprise Server 11 (x86_64)\nVERSION = 11\nPATCHLEVEL = 4\n"),
+        ("/boot/vmlinuz-3.0.101-108.13-default", ""),
+        ("/boot/config-3.0.101-108.13-default", "CONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_PCI=m\n"),
+        ("/etc/init.d/vmware-tools-services", "#!/bin/sh\n"),
+        ("/etc/init.d/network", "#!/bin/sh\n"),
+    ];
+    for (p, t) in files {
+        fs.mkdir_p(&p[..p.rfind('/').unwrap()], 0o755).unwrap();
+        fs.write_file(p, t.as_bytes(), 0o755).unwrap();
+    }
+    for (link, target) in [
+        ("/etc/init.d/rc3.d/S03vmware-tools-services", "../vmware-tools-services"),
+        ("/etc/init.d/rc5.d/S03vmware-tools-services", "../vmware-tools-services"),
+        ("/etc/init.d/rc3.d/K01vmware-tools-services", "../vmware-tools-services"),
+        ("/etc/init.d/rc3.d/S05network", "../network"),
+    ] {
+        fs.mkdir_p(&link[..link.rfind('/').unwrap()], 0o755).unwrap();
+        fs.symlink(target, link).unwrap();
+    }
+    let facts = linux::detect::detect(&fs).unwrap();
+    assert_eq!((facts.family, facts.distro.as_str(), facts.version.as_str()), (DistroFamily::Suse, "sles", "11.4"), "from /etc/SuSE-release");
+    let plan = linux::plan(&facts, &TargetLayout::default(), &fs).unwrap();
+    linux::apply(&plan, &mut fs).unwrap();
+    assert_eq!(fs.read_dir("/etc/init.d/rc3.d").unwrap(), ["S05network"]);
+    assert!(fs.read_dir("/etc/init.d/rc5.d").unwrap().is_empty());
+    assert!(fs.exists("/etc/init.d/vmware-tools-services").unwrap());
+    assert!(plan.notes.iter().any(|n| n == "VMware Tools disabled: removed 3 SysV rc links"), "{:?}", plan.notes);
+}
