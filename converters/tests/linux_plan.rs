@@ -223,6 +223,11 @@ fn suse_xen_initrd_modules_and_uefi_grub_on_esp() {
     linux::apply(&plan, &mut fs).unwrap();
     let sk = String::from_utf8(fs.read_file("/etc/sysconfig/kernel").unwrap()).unwrap();
     assert_eq!(sk, "## Path:\tSystem/Kernel\nINITRD_MODULES=\"ata_piix virtio_pci virtio_blk virtio_net btrfs\"\nDOMU_INITRD_MODULES=\"\"\nMODULES_LOADED_ON_BOOT=\"\"\n");
+    // Not a plain word list: left alone, with a warning.
+    fs.write_file("/etc/sysconfig/kernel", b"INITRD_MODULES=\"xenblk $EXTRA\" # site\n", 0o644).unwrap();
+    let plan = linux::plan(&linux::detect::detect(&fs).unwrap(), &layout, &fs).unwrap();
+    assert!(plan.changes.iter().all(|c| c.path != "/etc/sysconfig/kernel"));
+    assert!(plan.warnings.iter().any(|w| w == "/etc/sysconfig/kernel: INITRD_MODULES is not a plain list of modules; left unchanged: add the virtio drivers to it by hand"), "{:?}", plan.warnings);
     let cfg = String::from_utf8(fs.read_file("/boot/efi/EFI/sles/grub.cfg").unwrap()).unwrap();
     assert!(cfg.contains("root=/dev/vda2 console=ttyS0"));
     grub_script_check(&dir.path().join("boot/efi/EFI/sles/grub.cfg"));

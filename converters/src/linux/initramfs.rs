@@ -76,6 +76,7 @@ fn suse_sysconfig_kernel(d: &mut Draft<'_>, add: &[&str]) -> Result<(), LinuxErr
     let Some(text) = d.read(path)? else {
         return Ok(());
     };
+    let mut odd: Vec<String> = Vec::new();
     let new: String = text
         .split_inclusive('\n')
         .map(|l| {
@@ -87,6 +88,11 @@ fn suse_sysconfig_kernel(d: &mut Draft<'_>, add: &[&str]) -> Result<(), LinuxErr
                 return l.to_owned();
             }
             let v = value.trim().trim_matches('"').trim_matches('\'');
+            if v.contains(['"', '\'', '#', '$', '`', ';', '\\']) {
+                // Not a plain word list (a comment, an expansion): rewriting it could break the shell.
+                odd.push(key_t.to_owned());
+                return l.to_owned();
+            }
             let old: Vec<&str> = v.split_whitespace().collect();
             let mut kept: Vec<&str> = old
                 .iter()
@@ -106,6 +112,9 @@ fn suse_sysconfig_kernel(d: &mut Draft<'_>, add: &[&str]) -> Result<(), LinuxErr
             format!("{key}=\"{}\"\n", kept.join(" "))
         })
         .collect();
+    for key in odd {
+        d.warn(format!("{path}: {key} is not a plain list of modules; left unchanged: add the virtio drivers to it by hand"));
+    }
     d.edit(path, new, "the initrd needs the virtio drivers (and not the Xen or VMware ones) on KVM")
 }
 
