@@ -265,3 +265,110 @@ fn rhel8_xen_grubenv_kernelopts() {
         .path("/etc/sysconfig/network-scripts/ifcfg-enp0s3")
         .exists());
 }
+
+/// Every GRUB script of a SUSE btrfs root: the menu and snapper's snapshot menus.
+fn suse_grub_scripts(c: &Converted) -> Vec<std::path::PathBuf> {
+    let mut v = vec![c.path("/boot/grub2/grub.cfg"), c.path("/.snapshots/grub-snapshot.cfg")];
+    for e in std::fs::read_dir(c.path("/.snapshots")).unwrap() {
+        let p = e.unwrap().path().join("grub-snapshot.cfg");
+        if p.exists() {
+            v.push(p);
+        }
+    }
+    v
+}
+
+/// SLES 15 SP5 from VMware: btrfs root in snapper's layout, everything by UUID, wicked `eth0`.
+#[test]
+fn sles15_vmware_btrfs_snapper_wicked() {
+    let name = "sles15-vmware";
+    let c = convert_fixture(name);
+    let src = |p: &str| testdata().join(name).join("root").join(p.trim_start_matches('/'));
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    // fstab: the data disk by UUID, the btrfs subvolume lines as they were (options included).
+    let sources = findmnt_sources(&c.path("/etc/fstab"));
+    assert_eq!(sources.last().unwrap(), "UUID=3e6a9c1b-7d2f-4b58-a0c4-91e2f3d4b5a6");
+    assert_eq!(sources[..12], findmnt_sources(&src("/etc/fstab"))[..12]);
+    assert_eq!(findmnt_options(&c.path("/etc/fstab")), findmnt_options(&src("/etc/fstab")));
+    assert!(findmnt_options(&c.path("/etc/fstab")).contains(&("/.snapshots".into(), "subvol=/@/.snapshots".into())));
+    // GRUB: nothing names a device, so the menu and the snapshot menus are unchanged and valid.
+    for f in suse_grub_scripts(&c) {
+        grub_script_check(&f);
+        let rel = f.strip_prefix(c.root()).unwrap();
+        assert_eq!(read(&f), read(&testdata().join(name).join("root").join(rel)), "{rel:?}");
+    }
+    assert!(read(&c.path("/boot/grub2/grub.cfg")).contains("insmod btrfs\n"));
+    assert_eq!(sourced_var(&c.path("/etc/sysconfig/bootloader"), "LOADER_TYPE"), "grub2");
+    // initrd: SUSE's INITRD_MODULES and dracut's configuration, read as their tools read them.
+    let sk = c.path("/etc/sysconfig/kernel");
+    assert_eq!(sourced_var(&sk, "INITRD_MODULES"), "virtio_pci virtio_blk virtio_scsi virtio_net btrfs");
+    assert_eq!(sourced_var(&sk, "DOMU_INITRD_MODULES"), "");
+    let conf = c.path("/etc/dracut.conf.d/ferry-virtio.conf");
+    assert_eq!(sourced_var(&conf, "filesystems").trim(), "btrfs");
+    assert!(sourced_var(&conf, "add_drivers").split_whitespace().any(|m| m == "virtio_blk"));
+    assert!(c.plan.changes.iter().any(|ch| ch.path == "/boot/initrd-5.14.21-150500.55.19-default"
+        && matches!(&ch.kind, ferry_converters::linux::ChangeKind::InitramfsRebuild { modules, .. } if modules.iter().any(|m| m == "virtio_blk"))));
+    // open-vm-tools masked.
+    assert_eq!(std::fs::read_link(c.path("/etc/systemd/system/vmtoolsd.service")).unwrap(), std::path::Path::new("/dev/null"));
+    // SLES names NICs ethN (no net.ifnames=1): the virtio NIC is eth0 too, wicked is unchanged.
+    assert_eq!(read(&c.path("/etc/sysconfig/network/ifcfg-eth0")), read(&src("/etc/sysconfig/network/ifcfg-eth0")));
+    assert!(c.plan.notes.iter().any(|n| n.contains("keeps the kernel's name eth0")), "{:?}", c.plan.notes);
+    assert!(c.plan.warnings.iter().any(|w| w.starts_with("snapper snapshots 2, 3 are read-only")), "{:?}", c.plan.warnings);
+}
+
+/// SLES 12 SP5 Xen PV: `xvda` names with btrfs `subvol=` options, `hvc0`, Xen drivers in
+/// INITRD_MODULES, perl-Bootloader's `*_APPEND`, udev rules with `DRIVERS=="vif"`, wicked routes.
+#[test]
+fn sles12_xen_pv_btrfs_udev_wicked() {
+    let name = "sles12-xen";
+    let c = convert_fixture(name);
+    let src = |p: &str| testdata().join(name).join("root").join(p.trim_start_matches('/'));
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    let sources = findmnt_sources(&c.path("/etc/fstab"));
+    assert_eq!(sources[0], "/dev/vda1");
+    assert!(sources[1..13].iter().all(|s| s == "/dev/vda2"), "{sources:?}");
+    assert_eq!(sources[13], "/dev/vdb1");
+    assert_eq!(findmnt_options(&c.path("/etc/fstab")), findmnt_options(&src("/etc/fstab")), "subvolume options kept");
+    for f in suse_grub_scripts(&c) {
+        grub_script_check(&f);
+    }
+    let cfg = read(&c.path("/boot/grub2/grub.cfg"));
+    let before = read(&src("/boot/grub2/grub.cfg"));
+    assert!(cfg.contains("root=/dev/vda2 ${extra_cmdline} resume=/dev/vda1 splash=silent quiet showopts console=ttyS0\n"));
+    assert!(!cfg.contains("xvda") && !cfg.contains("hvc0"));
+    assert_eq!(cfg.matches("insmod btrfs").count(), before.matches("insmod btrfs").count());
+    assert!(cfg.contains("btrfs-mount-subvol ($root) /.snapshots @/.snapshots\nif [ -f \"/.snapshots/grub-snapshot.cfg\" ]; then\n  source \"/.snapshots/grub-snapshot.cfg\"\n"));
+    for f in ["/.snapshots/grub-snapshot.cfg", "/.snapshots/5/grub-snapshot.cfg", "/.snapshots/5/snapshot/boot/grub2/grub.cfg"] {
+        assert_eq!(read(&c.path(f)), read(&src(f)), "{f}: snapshots keep their subvolume paths and contents");
+    }
+    let grub = c.path("/etc/default/grub");
+    assert_eq!(sourced_var(&grub, "GRUB_CMDLINE_LINUX_DEFAULT"), "resume=/dev/vda1 splash=silent quiet showopts console=ttyS0");
+    let bl = c.path("/etc/sysconfig/bootloader");
+    assert_eq!(sourced_var(&bl, "LOADER_TYPE"), "grub2");
+    assert_eq!(sourced_var(&bl, "DEFAULT_APPEND"), "resume=/dev/vda1 splash=silent quiet showopts console=ttyS0");
+    assert!(sourced_var(&bl, "FAILSAFE_APPEND").ends_with(" console=ttyS0"));
+    let sk = c.path("/etc/sysconfig/kernel");
+    assert_eq!(sourced_var(&sk, "INITRD_MODULES"), "virtio_pci virtio_blk virtio_scsi virtio_net btrfs");
+    assert_eq!(sourced_var(&sk, "DOMU_INITRD_MODULES"), "");
+    // udev: the kept NIC's rule matches any driver and gives the new name; the stale one (a NIC
+    // removed long ago, its name claimed by no NIC) never matches and is left as it was.
+    let rules: Vec<String> = read(&c.path("/etc/udev/rules.d/70-persistent-net.rules"))
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(rules, [
+        "SUBSYSTEM==\"net\", ACTION==\"add\", DRIVERS==\"vif\", ATTR{address}==\"00:16:3e:4f:1a:99\", ATTR{dev_id}==\"0x0\", ATTR{type}==\"1\", KERNEL==\"eth*\", NAME=\"eth1\"",
+        "SUBSYSTEM==\"net\", ACTION==\"add\", DRIVERS==\"?*\", ATTR{address}==\"00:16:3e:4f:1a:22\", ATTR{dev_id}==\"0x0\", ATTR{type}==\"1\", KERNEL==\"eth*\", NAME=\"enp0s3\"",
+    ]);
+    // wicked: files renamed, routes name the new interface.
+    let net = "/etc/sysconfig/network";
+    assert!(!c.path(&format!("{net}/ifcfg-eth0")).exists() && !c.path(&format!("{net}/ifroute-eth0")).exists());
+    assert_eq!(read(&c.path(&format!("{net}/ifcfg-enp0s3"))), read(&src(&format!("{net}/ifcfg-eth0"))));
+    assert_eq!(read(&c.path(&format!("{net}/ifroute-enp0s3"))), read(&src(&format!("{net}/ifroute-eth0"))).replace(" eth0\n", " enp0s3\n"));
+    assert_eq!(read(&c.path(&format!("{net}/routes"))), "172.16.0.0/12 192.168.122.253 - enp0s3\n");
+    // Console.
+    assert!(c.path("/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service").is_symlink());
+    assert!(read(&c.path("/etc/securetty")).ends_with("hvc0\nttyS0\n"));
+    assert!(c.plan.warnings.iter().any(|w| w.starts_with("snapper snapshots 5 are read-only")), "{:?}", c.plan.warnings);
+}

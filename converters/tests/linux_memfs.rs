@@ -16,6 +16,8 @@ const FIXTURES: &[&str] = &[
     "centos7-vmware",
     "centos6-xen-vmware",
     "ubuntu2204-netplan",
+    "sles15-vmware",
+    "sles12-xen",
 ];
 
 #[test]

@@ -85,13 +85,52 @@ impl Rng {
     }
 }
 
-fn garbage(rng: &mut Rng) -> Vec<u8> {
+/// SUSE's files and the words their parsers care about (used by the SUSE run only, so the
+/// other runs' seeds keep their sequences).
+const SUSE_FILES: &[&str] = &[
+    "/etc/sysconfig/kernel",
+    "/etc/sysconfig/bootloader",
+    "/boot/grub2/grub.cfg",
+    "/boot/grub2/grubenv",
+    "/.snapshots/grub-snapshot.cfg",
+    "/.snapshots/5/grub-snapshot.cfg",
+    "/etc/sysconfig/network/ifcfg-eth0",
+    "/etc/sysconfig/network/ifroute-eth0",
+    "/etc/sysconfig/network/routes",
+];
+const SUSE_TOKENS: &[&str] = &[
+    "INITRD_MODULES=",
+    "DOMU_INITRD_MODULES=",
+    "DEFAULT_APPEND=",
+    "xenblk ",
+    "vmw_pvscsi",
+    "DRIVERS==\"vif\"",
+    "ATTR{address}==\"00:16:3e:4f:1a:22\"",
+    "ATTR{address}==\"00:16:3e:4f:1a:99\"",
+    "NAME=\"eth0\"",
+    "NAME=\"enp0s3\"",
+    "/dev/xvda2",
+    "/dev/xvda1",
+    " btrfs ",
+    " / ",
+    "subvol=@/home",
+    "/dev/disk/by-id/scsi-36000c29",
+    "/dev/disk/by-path/",
+    "net.ifnames=1",
+    "console=hvc0",
+    "default 192.168.122.1 - ",
+    "extra_cmdline=",
+];
+
+fn garbage(rng: &mut Rng, extra: &[&str]) -> Vec<u8> {
     let mut out = Vec::new();
     for _ in 0..rng.below(120) {
         if rng.below(40) == 0 {
             out.push(0xff); // invalid UTF-8
         } else {
-            out.extend_from_slice(TOKENS[rng.below(TOKENS.len())].as_bytes());
+            let i = rng.below(TOKENS.len() + extra.len());
+            let t = TOKENS.get(i).or_else(|| extra.get(i - TOKENS.len())).copied().unwrap_or_default();
+            out.extend_from_slice(t.as_bytes());
         }
     }
     out
@@ -120,6 +159,10 @@ const FILES: &[&str] = &[
 ];
 
 fn run(fixture: &str, seed: u64, rounds: usize) {
+    run_with(fixture, seed, rounds, &[], &[]);
+}
+
+fn run_with(fixture: &str, seed: u64, rounds: usize, extra_files: &[&str], extra_tokens: &[&str]) {
     let mut rng = Rng(seed);
     let mut applied = 0;
     for round in 0..rounds {
@@ -129,11 +172,11 @@ fn run(fixture: &str, seed: u64, rounds: usize) {
             &std::fs::read_to_string(testdata().join(fixture).join("layout.json")).unwrap(),
         )
         .unwrap();
-        for f in FILES {
+        for f in FILES.iter().chain(extra_files) {
             if rng.below(2) == 0 {
                 let p = dir.path().join(f.trim_start_matches('/'));
                 std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-                std::fs::write(&p, garbage(&mut rng)).unwrap();
+                std::fs::write(&p, garbage(&mut rng, extra_tokens)).unwrap();
             }
         }
         let mut fs = HostDirFs::new(dir.path());
@@ -175,4 +218,9 @@ fn garbage_debian() {
 #[test]
 fn garbage_centos6() {
     run("centos6-xen-vmware", 0xd1b5_4a32_d192_ed03, 40);
+}
+
+#[test]
+fn garbage_sles12() {
+    run_with("sles12-xen", 0x2545_f491_4f6c_dd1d, 40, SUSE_FILES, SUSE_TOKENS);
 }

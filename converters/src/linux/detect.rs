@@ -1,4 +1,5 @@
-//! A small detector that fills [`GuestFacts`] from the guest's own files: os-release, `/boot`,
+//! A small detector that fills [`GuestFacts`] from the guest's own files: os-release (or
+//! `redhat-release`, `SuSE-release`, `debian_version` on older guests), `/boot`,
 //! `/lib/modules/VER/modules.{dep,builtin}`, `/boot/config-VER`, GRUB files. The inspector
 //! does this in full; this is enough for the conversion and its tests.
 
@@ -102,6 +103,22 @@ fn distro(fs: &dyn GuestFs) -> Result<(DistroFamily, String, String), LinuxError
             .unwrap_or("")
             .to_owned();
         return Ok((DistroFamily::Rhel, id.into(), version));
+    }
+    if let Some(t) = read_text(fs, "/etc/SuSE-release")? {
+        // "SUSE Linux Enterprise Server 11 (x86_64)\nVERSION = 11\nPATCHLEVEL = 4\n"
+        let id = if t.starts_with("openSUSE") { "opensuse" } else { "sles" };
+        let field = |k: &str| {
+            t.lines()
+                .filter_map(|l| l.split_once('='))
+                .find(|(key, _)| key.trim() == k)
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        let version = match (field("VERSION"), field("PATCHLEVEL")) {
+            (Some(v), Some(p)) if !v.contains('.') => format!("{v}.{p}"),
+            (Some(v), _) => v,
+            (None, _) => String::new(),
+        };
+        return Ok((DistroFamily::Suse, id.into(), version));
     }
     if let Some(t) = read_text(fs, "/etc/debian_version")? {
         return Ok((DistroFamily::Debian, "debian".into(), t.trim().to_owned()));

@@ -1,5 +1,6 @@
 //! GRUB configuration helpers: the environment block (`grubenv`, fixed 1024 bytes), the kernel
-//! command lines in every place they live, and choosing the default entry.
+//! command lines in every place they live (SUSE's snapper menus and `/etc/sysconfig/bootloader`
+//! included), and choosing the default entry.
 
 use super::draft::Draft;
 use super::facts::{BootloaderKind, GuestFacts, KernelFacts};
@@ -153,6 +154,41 @@ fn edit_default_line(line: &str, f: &dyn Fn(&str) -> String) -> String {
     format!("{key}={}", f(value))
 }
 
+/// SUSE's boot loader settings (`LOADER_TYPE`; before SLES 15 also the kernel command lines
+/// perl-Bootloader writes into new entries: `DEFAULT_APPEND`, `FAILSAFE_APPEND`, `XEN_APPEND`...).
+pub const SUSE_BOOTLOADER: &str = "/etc/sysconfig/bootloader";
+
+/// Applies `f` to the value of the `*_APPEND` lines of `/etc/sysconfig/bootloader`.
+fn edit_append_line(line: &str, f: &dyn Fn(&str) -> String) -> String {
+    match line.split_once('=') {
+        Some((key, value)) if !key.trim_start().starts_with('#') && key.trim().ends_with("_APPEND") => {
+            format!("{key}={}", f(value))
+        }
+        _ => line.to_owned(),
+    }
+}
+
+/// The snapper boot menus of a SUSE btrfs root (grub2-snapper-plugin): the submenu
+/// `/.snapshots/grub-snapshot.cfg` that `grub.cfg` sources, and the `grub-snapshot.cfg` of each
+/// snapshot it sources in turn. Their entries select a snapshot by subvolume path
+/// (`btrfs_subvol`, `rootflags=subvol=`), which no step changes; the snapshots themselves
+/// (`/.snapshots/N/snapshot`) are read-only and never edited.
+pub fn snapshot_menus(d: &Draft<'_>) -> Result<Vec<String>, LinuxError> {
+    let mut out = Vec::new();
+    if d.fs().is_file("/.snapshots/grub-snapshot.cfg")? {
+        out.push("/.snapshots/grub-snapshot.cfg".to_owned());
+    }
+    for n in d.list_dir("/.snapshots")? {
+        if n.bytes().all(|b| b.is_ascii_digit()) {
+            let p = format!("/.snapshots/{n}/grub-snapshot.cfg");
+            if d.fs().is_file(&p)? {
+                out.push(p);
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn map_lines(text: &str, f: impl Fn(&str) -> String) -> String {
     text.split_inclusive('\n')
         .map(|l| {
@@ -184,6 +220,16 @@ pub fn edit_cmdlines(
         if let Some(text) = d.read(&path)? {
             d.edit(&path, map_lines(&text, |l| edit_kernel_line(l, f)), reason)?;
         }
+    }
+    if bl.kind == BootloaderKind::Grub2 {
+        for path in snapshot_menus(d)? {
+            if let Some(text) = d.read(&path)? {
+                d.edit(&path, map_lines(&text, |l| edit_kernel_line(l, f)), reason)?;
+            }
+        }
+    }
+    if let Some(text) = d.read(SUSE_BOOTLOADER)? {
+        d.edit(SUSE_BOOTLOADER, map_lines(&text, |l| edit_append_line(l, f)), reason)?;
     }
     if bl.kind == BootloaderKind::Grub2 {
         for path in ["/etc/default/grub", "/etc/sysconfig/grub"] {

@@ -1,5 +1,6 @@
 //! virtio drivers in the initramfs: make the guest's own generator include them from now on
-//! (`/etc/initramfs-tools/modules`, `/etc/dracut.conf.d/ferry-virtio.conf`), and ask the caller
+//! (`/etc/initramfs-tools/modules`, `/etc/dracut.conf.d/ferry-virtio.conf`, SUSE's
+//! `INITRD_MODULES` in `/etc/sysconfig/kernel`; `btrfs` too when the root is btrfs), and ask the caller
 //! to rebuild the chosen kernel's image now ([`ChangeKind::InitramfsRebuild`]).
 
 use super::draft::Draft;
@@ -46,36 +47,75 @@ fn wanted(facts: &GuestFacts) -> Vec<&'static str> {
         .collect()
 }
 
-/// Xen paravirtual drivers that SUSE lists in `/etc/sysconfig/kernel` for its initrd.
-const XEN_INITRD_MODULES: [&str; 4] = ["xennet", "xen-vnif", "xenblk", "xen-vbd"];
+/// Xen paravirtual drivers that SUSE lists in `/etc/sysconfig/kernel` for its initrd (the
+/// xenlinux names virt-v2v removes, and the pvops front ends of SLES 12+ kernels).
+const XEN_INITRD_MODULES: [&str; 8] = ["xennet", "xen-vnif", "xenblk", "xen-vbd", "xen-blkfront", "xen-netfront", "xen_blkfront", "xen_netfront"];
+/// VMware paravirtual drivers (PVSCSI, vmxnet, balloon, VMCI, shared folders): no such device on KVM.
+const VMWARE_INITRD_MODULES: [&str; 6] = ["vmw_pvscsi", "vmxnet3", "vmxnet", "vmw_balloon", "vmw_vmci", "vmhgfs"];
+/// The virtio drivers SUSE's `INITRD_MODULES` gets (their dependencies follow from `modules.dep`).
+const SUSE_INITRD_VIRTIO: [&str; 4] = ["virtio_pci", "virtio_blk", "virtio_scsi", "virtio_net"];
 
-/// SUSE: drop the Xen drivers from `INITRD_MODULES` / `DOMU_INITRD_MODULES`.
-fn suse_sysconfig_kernel(d: &mut Draft<'_>) -> Result<(), LinuxError> {
+/// The filesystem type of `/` in the guest's fstab, as planned so far.
+pub fn root_fstype(d: &mut Draft<'_>) -> Result<Option<String>, LinuxError> {
+    let Some(text) = d.read("/etc/fstab")? else { return Ok(None) };
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(1) == Some(&"/"))
+        .and_then(|f| f.get(2).map(|t| (*t).to_owned())))
+}
+
+/// SUSE: `/etc/sysconfig/kernel` lists the drivers its initrd must hold, and the `mkinitrd`
+/// wrapper (dracut's `mkinitrd-suse.sh` on SLES 12+, the old `mkinitrd` before) reads it. The
+/// Xen and VMware paravirtual drivers are dropped from `INITRD_MODULES` and
+/// `DOMU_INITRD_MODULES` (as virt-v2v does for Xen); `INITRD_MODULES` gets the virtio drivers
+/// the kernels have as modules, and `btrfs` when the root filesystem is btrfs.
+fn suse_sysconfig_kernel(d: &mut Draft<'_>, add: &[&str]) -> Result<(), LinuxError> {
     let path = "/etc/sysconfig/kernel";
     let Some(text) = d.read(path)? else {
         return Ok(());
     };
+    let mut odd: Vec<String> = Vec::new();
     let new: String = text
         .split_inclusive('\n')
         .map(|l| {
             let Some((key, value)) = l.split_once('=') else {
                 return l.to_owned();
             };
-            if !matches!(key.trim(), "INITRD_MODULES" | "DOMU_INITRD_MODULES") {
+            let key_t = key.trim();
+            if !matches!(key_t, "INITRD_MODULES" | "DOMU_INITRD_MODULES") || key.starts_with('#') {
                 return l.to_owned();
             }
-            let v = value.trim().trim_matches('"');
-            let kept: Vec<&str> = v
-                .split_whitespace()
-                .filter(|m| !XEN_INITRD_MODULES.contains(m))
+            let v = value.trim().trim_matches('"').trim_matches('\'');
+            if v.contains(['"', '\'', '#', '$', '`', ';', '\\']) {
+                // Not a plain word list (a comment, an expansion): rewriting it could break the shell.
+                odd.push(key_t.to_owned());
+                return l.to_owned();
+            }
+            let old: Vec<&str> = v.split_whitespace().collect();
+            let mut kept: Vec<&str> = old
+                .iter()
+                .copied()
+                .filter(|m| !XEN_INITRD_MODULES.contains(m) && !VMWARE_INITRD_MODULES.contains(m))
                 .collect();
-            if kept.len() == v.split_whitespace().count() {
+            if key_t == "INITRD_MODULES" {
+                for m in add {
+                    if !kept.contains(m) {
+                        kept.push(m);
+                    }
+                }
+            }
+            if kept == old {
                 return l.to_owned();
             }
             format!("{key}=\"{}\"\n", kept.join(" "))
         })
         .collect();
-    d.edit(path, new, "Xen paravirtual drivers are not used on KVM")
+    for key in odd {
+        d.warn(format!("{path}: {key} is not a plain list of modules; left unchanged: add the virtio drivers to it by hand"));
+    }
+    d.edit(path, new, "the initrd needs the virtio drivers (and not the Xen or VMware ones) on KVM")
 }
 
 /// dracut configuration that omits virtio drivers (a host-only image made on VMware) would
@@ -139,8 +179,14 @@ fn unomit_dracut(d: &mut Draft<'_>, mods: &[&str]) -> Result<(), LinuxError> {
 
 /// Plans the configuration and the rebuild of `best`'s initramfs.
 pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, best: &KernelFacts) -> Result<(), LinuxError> {
+    let mods = wanted(facts);
+    let btrfs_root = root_fstype(d)?.as_deref() == Some("btrfs");
     if facts.family == DistroFamily::Suse {
-        suse_sysconfig_kernel(d)?;
+        let mut add: Vec<&str> = SUSE_INITRD_VIRTIO.iter().copied().filter(|m| mods.contains(m)).collect();
+        if btrfs_root {
+            add.push("btrfs");
+        }
+        suse_sysconfig_kernel(d, &add)?;
     }
     if !best.has("virtio_blk") || !best.has("virtio_pci") {
         d.warn(format!(
@@ -148,7 +194,6 @@ pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, best: &KernelFacts) -> Result
             best.version
         ));
     }
-    let mods = wanted(facts);
     if !mods.iter().any(|m| BOOT_CRITICAL.contains(m)) {
         d.note(format!(
             "the virtio drivers of kernel {} are built in: its initramfs needs no change",
@@ -185,8 +230,18 @@ pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, best: &KernelFacts) -> Result
         }
         InitramfsGenerator::Dracut => {
             unomit_dracut(d, &mods)?;
-            let text = format!("# Written by ferry when converting to KVM: the root disk is on virtio.\nadd_drivers+=\" {} \"\n", mods.join(" "));
+            let mut text = format!("# Written by ferry when converting to KVM: the root disk is on virtio.\nadd_drivers+=\" {} \"\n", mods.join(" "));
+            if btrfs_root {
+                // A host-only image made elsewhere may lack it; the root filesystem is btrfs.
+                text.push_str("filesystems+=\" btrfs \"\n");
+            }
             d.create(DRACUT_CONF, text, 0o644, REASON)?;
+        }
+        InitramfsGenerator::Mkinitrd | InitramfsGenerator::Unknown
+            if facts.family == DistroFamily::Suse
+                && d.read("/etc/sysconfig/kernel")?.is_some_and(|t| t.lines().any(|l| l.trim_start().starts_with("INITRD_MODULES="))) =>
+        {
+            d.note("SUSE mkinitrd reads INITRD_MODULES from /etc/sysconfig/kernel: later rebuilds in the guest keep the virtio drivers".into());
         }
         InitramfsGenerator::Mkinitrd | InitramfsGenerator::Unknown => {
             d.warn("the initramfs generator is not initramfs-tools or dracut: a later rebuild in the guest may drop the virtio drivers".into());

@@ -5,13 +5,13 @@
 //! | step | file |
 //! |------|------|
 //! | kernel choice (Xen PV-only kernels refused), boot default | `kernel.rs`, `grub.rs` |
-//! | block device names `sdX`/`hdX`/`xvdX`/`nvmeXn1` → `vdX` | `devices.rs` |
+//! | block device names `sdX`/`hdX`/`xvdX`/`nvmeXn1` → `vdX` (SUSE snapper menus and `/etc/sysconfig/bootloader` included) | `devices.rs` |
 //! | console `hvc0`/`xvc0` → `ttyS0` | `console.rs` |
 //! | hypervisor tools disabled | `tools.rs` |
 //! | `modprobe` aliases, X11 driver | `modprobe.rs`, `xorg.rs` |
-//! | network names | `network/` |
+//! | network names, udev persistent-net rules | `network/` |
 //! | SELinux labels from the guest's policy, or a relabel at first boot | `selinux.rs`, `file_contexts.rs` |
-//! | virtio in the initramfs (configuration + rebuild step) | `initramfs.rs` |
+//! | virtio in the initramfs (configuration, SUSE `INITRD_MODULES`, rebuild step) | `initramfs.rs` |
 //!
 //! The caller fills [`GuestFacts`] (from the inspector, or [`detect::detect`]) and the
 //! [`TargetLayout`] (disk order, NIC slots), prints the plan for `--dry-run` (its `Display`) or
@@ -113,7 +113,7 @@ pub fn plan(
     tools::plan(&mut d)?;
     modprobe::plan(&mut d)?;
     xorg::plan(&mut d)?;
-    network::plan(&mut d, target)?;
+    network::plan(&mut d, facts, target)?;
     initramfs::plan(&mut d, facts, best)?;
     grub::plan_default(&mut d, facts, best)?;
     selinux::plan(&mut d, facts)?;

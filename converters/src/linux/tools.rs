@@ -1,6 +1,7 @@
 //! Hypervisor guest tools that must not run on KVM: open-vm-tools, VMware Tools (package or
 //! tarball), Citrix xe-guest-utilities, VirtualBox Guest Additions. systemd units are masked
-//! (`/etc/systemd/system/UNIT` → `/dev/null`), SysV `rc?.d` start/stop links removed.
+//! (`/etc/systemd/system/UNIT` → `/dev/null`), SysV `rc?.d` start/stop links removed (SUSE's
+//! `/etc/init.d/rc?.d` included).
 
 use super::draft::Draft;
 use super::LinuxError;
@@ -31,7 +32,7 @@ const TOOLS: &[Tool] = &[
             "vmware-tools-thinprint.service",
             "vmware-toolbox-cmd.service",
         ],
-        sysv: &["vmware-tools", "vmware-tools-thinprint"],
+        sysv: &["vmware-tools", "vmware-tools-thinprint", "vmware-tools-services"],
     },
     Tool {
         name: "xe-guest-utilities (Citrix Xen)",
@@ -55,7 +56,9 @@ const UNIT_DIRS: [&str; 4] = [
     "/usr/lib/systemd/system",
     "/run/systemd/system",
 ];
-const RC_DIRS: [&str; 15] = [
+/// SysV start/stop link directories: Debian (`/etc/rcN.d`), Red Hat (`/etc/rc.d/rcN.d`) and
+/// SUSE before systemd (`/etc/init.d/rcN.d`, SLES 11).
+const RC_DIRS: [&str; 23] = [
     "/etc/rc0.d",
     "/etc/rc1.d",
     "/etc/rc2.d",
@@ -71,6 +74,14 @@ const RC_DIRS: [&str; 15] = [
     "/etc/rc.d/rc4.d",
     "/etc/rc.d/rc5.d",
     "/etc/rc.d/rc6.d",
+    "/etc/init.d/rc0.d",
+    "/etc/init.d/rc1.d",
+    "/etc/init.d/rc2.d",
+    "/etc/init.d/rc3.d",
+    "/etc/init.d/rc4.d",
+    "/etc/init.d/rc5.d",
+    "/etc/init.d/rc6.d",
+    "/etc/init.d/rcS.d",
 ];
 
 /// Whether `name` is `S`/`K`, two digits, then `script`.

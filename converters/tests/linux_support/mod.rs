@@ -413,3 +413,31 @@ pub fn guest_listing(fs: &dyn ferry_converters::guestfs::GuestFs) -> Vec<(String
     walk(fs, "/", &mut out);
     out
 }
+
+/// The value of shell variable `name` after `bash` sources `file` (as SUSE's sysconfig readers,
+/// dracut and `grub2-mkconfig` read these files), `vars` set beforehand (`add_drivers+=` needs
+/// the variable to exist).
+pub fn sourced_var(file: &Path, name: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-c", "set -e; . \"$1\"; printf %s \"${!2}\"", "bash"])
+        .arg(file)
+        .arg(name)
+        .output()
+        .expect("bash");
+    assert!(out.status.success(), "bash . {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// (target, options) of each fstab line as util-linux parses it.
+pub fn findmnt_options(fstab: &Path) -> Vec<(String, String)> {
+    let out = Command::new("findmnt")
+        .args(["--tab-file"])
+        .arg(fstab)
+        .args(["-n", "-r", "-o", "TARGET,OPTIONS"])
+        .output()
+        .expect("findmnt (util-linux)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(t, o)| (t.to_owned(), o.to_owned())))
+        .collect()
+}

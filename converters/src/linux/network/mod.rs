@@ -1,13 +1,16 @@
 //! Network identity: on KVM each NIC gets the predictable name of its PCI slot (`enp0s3`), not
 //! the one it had (`ens192`, `eth0`). Either the guest's configuration is rewritten to the new
 //! names ([`NetStrategy::Rename`], `rename.rs`) or the old names are pinned to the MAC addresses
-//! ([`NetStrategy::PinOldName`], `pin.rs`).
+//! ([`NetStrategy::PinOldName`], `pin.rs`). udev persistent-net rules that name hardware the
+//! KVM machine does not have are cleaned (`udev.rs`). SUSE keeps the kernel's `ethN` names
+//! unless `net.ifnames=1` is set.
 
 mod pin;
 mod rename;
+mod udev;
 
 use super::draft::Draft;
-use super::facts::{NetStrategy, NicTarget, TargetLayout};
+use super::facts::{DistroFamily, GuestFacts, NetStrategy, NicTarget, TargetLayout};
 use super::text::has_word;
 use super::LinuxError;
 
@@ -149,15 +152,17 @@ fn old_names(d: &mut Draft<'_>, nics: &[NicTarget]) -> Result<Vec<Option<String>
 }
 
 /// Plans the network identity changes.
-pub fn plan(d: &mut Draft<'_>, target: &TargetLayout) -> Result<(), LinuxError> {
+pub fn plan(d: &mut Draft<'_>, facts: &GuestFacts, target: &TargetLayout) -> Result<(), LinuxError> {
     if target.nics.is_empty() {
         return Ok(());
     }
     let olds = old_names(d, &target.nics)?;
+    udev::plan(d, &target.nics, &olds)?;
     let systemd =
         d.fs().exists("/lib/systemd/systemd")? || d.fs().exists("/usr/lib/systemd/systemd")?;
-    // `net.ifnames=0` keeps the kernel's ethN names: nothing to rename to.
-    let ifnames_off = [
+    // `net.ifnames=0` keeps the kernel's ethN names: nothing to rename to. SUSE's systemd
+    // keeps them unless `net.ifnames=1` is given (SLES names NICs ethN by default).
+    let cmdlines = [
         "/etc/default/grub",
         "/boot/grub/grub.cfg",
         "/boot/grub2/grub.cfg",
@@ -167,7 +172,12 @@ pub fn plan(d: &mut Draft<'_>, target: &TargetLayout) -> Result<(), LinuxError> 
     .collect::<Result<Vec<_>, _>>()?
     .into_iter()
     .flatten()
-    .any(|t| has_word(&t, "net.ifnames=0"));
+    .collect::<Vec<_>>();
+    let ifnames_off = if facts.family == DistroFamily::Suse {
+        !cmdlines.iter().any(|t| has_word(t, "net.ifnames=1"))
+    } else {
+        cmdlines.iter().any(|t| has_word(t, "net.ifnames=0"))
+    };
     for (nic, old) in target.nics.iter().zip(olds) {
         let Some(old) = old else {
             d.note(format!(

@@ -1,6 +1,7 @@
 //! Rewrites the guest's network configuration from an interface's old name to its new one:
-//! ifupdown, `ifcfg-*` (files renamed too), NetworkManager keyfiles, netplan, systemd-networkd
-//! and udev persistent-net rules. MAC addresses are kept as they are.
+//! ifupdown, `ifcfg-*` (files renamed too; RHEL `route-*`/`rule-*`, SUSE wicked `ifroute-*`/
+//! `ifrule-*` and `routes`), NetworkManager keyfiles, netplan, systemd-networkd and udev
+//! persistent-net rules. MAC addresses are kept as they are.
 
 use super::super::draft::Draft;
 use super::super::text::replace_word;
@@ -83,7 +84,7 @@ pub fn plan(d: &mut Draft<'_>, old: &str, new: &str) -> Result<(), LinuxError> {
             let Some((prefix, dev)) = name.split_once('-') else {
                 continue;
             };
-            if !["ifcfg", "route", "route6", "rule", "rule6"].contains(&prefix) {
+            if !["ifcfg", "route", "route6", "rule", "rule6", "ifroute", "ifrule"].contains(&prefix) {
                 continue;
             }
             let mut path = format!("{dir}/{name}");
@@ -97,6 +98,12 @@ pub fn plan(d: &mut Draft<'_>, old: &str, new: &str) -> Result<(), LinuxError> {
                     path = to;
                 }
             }
+            if prefix == "ifroute" || prefix == "ifrule" {
+                // wicked: `DESTINATION GATEWAY NETMASK INTERFACE ...`, the interface often `-`.
+                if let Some(t) = d.read(&path)? {
+                    d.edit(&path, rewrite(&t, old, new, |_| true), r)?;
+                }
+            }
             if prefix == "ifcfg" {
                 if let Some(t) = d.read(&path)? {
                     d.edit(
@@ -106,6 +113,13 @@ pub fn plan(d: &mut Draft<'_>, old: &str, new: &str) -> Result<(), LinuxError> {
                     )?;
                 }
             }
+        }
+    }
+
+    // wicked's global routes name the interface in their fourth column.
+    for path in ["/etc/sysconfig/network/routes"] {
+        if let Some(t) = d.read(path)? {
+            d.edit(path, rewrite(&t, old, new, |_| true), r)?;
         }
     }
 
