@@ -348,6 +348,7 @@ impl Vm {
                     balloon = Some(ctl.clone());
                     Box::new(Balloon::new(ctl))
                 }
+                DeviceKind::VirtioScsi { .. } => return Err(VmError::Setup(format!("device {}: virtio-scsi is not served by the runtime", d.id))),
             };
             let vectors = cfg.profile.class(d.kind.class()).ok().and_then(|c| c.msix_vectors);
             let legacy_id = (d.model == VirtioModel::Transitional).then(|| d.kind.pci_device_id(d.model));

@@ -102,24 +102,27 @@ pub fn check_image(name: &str, data: &[u8], vars: Option<(&str, usize)>) -> Resu
 /// QEMU's boot device paths (`bootorder`) of the disks with a `bootindex`, in its order:
 /// `/pci@i0cf8/scsi@SLOT[,FN]/disk@0,0` for a virtio-blk function on the root bus, and
 /// `/pci@i0cf8/pci-bridge@BSLOT[,BFN]/scsi@SLOT[,FN]/disk@0,0` behind the bridge (PCIe root
-/// port or PCI bridge) serving its bus. A disk on a bus no bridge serves is left out.
+/// port or PCI bridge) serving its bus; a virtio-scsi disk is `.../scsi@SLOT/channel@0/disk@TARGET,0`
+/// (QEMU's SCSI bus path). A disk on a bus no bridge serves is left out.
 pub fn boot_order(devices: &[SpecDevice], bridges: &[SpecBridge]) -> Vec<String> {
     let at = |slot: u8, function: u8| if function == 0 { format!("{slot:x}") } else { format!("{slot:x},{function:x}") };
-    let mut disks: Vec<(u32, String)> = devices
-        .iter()
-        .filter_map(|d| match &d.kind {
-            DeviceKind::VirtioBlk { bootindex: Some(i), .. } => {
-                let prefix = if d.addr.bus == 0 {
-                    String::new()
-                } else {
-                    let b = bridges.iter().find(|b| b.bus == d.addr.bus && b.addr.bus == 0)?;
-                    format!("/pci-bridge@{}", at(b.addr.slot, b.addr.function))
-                };
-                Some((*i, format!("/pci@i0cf8{prefix}/scsi@{}/disk@0,0", at(d.addr.slot, d.addr.function))))
+    let mut disks: Vec<(u32, String)> = Vec::new();
+    for d in devices {
+        let prefix = if d.addr.bus == 0 {
+            String::new()
+        } else {
+            let Some(b) = bridges.iter().find(|b| b.bus == d.addr.bus && b.addr.bus == 0) else { continue };
+            format!("/pci-bridge@{}", at(b.addr.slot, b.addr.function))
+        };
+        let fn_path = format!("/pci@i0cf8{prefix}/scsi@{}", at(d.addr.slot, d.addr.function));
+        match &d.kind {
+            DeviceKind::VirtioBlk { bootindex: Some(i), .. } => disks.push((*i, format!("{fn_path}/disk@0,0"))),
+            DeviceKind::VirtioScsi { disks: on } => {
+                disks.extend(on.iter().filter_map(|s| s.bootindex.map(|i| (i, format!("{fn_path}/channel@0/disk@{:x},0", s.target)))));
             }
-            _ => None,
-        })
-        .collect();
+            _ => {}
+        }
+    }
     disks.sort();
     disks.into_iter().map(|(_, p)| p).collect()
 }
