@@ -324,7 +324,7 @@ impl Devices {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_formats::layout::{PciAddr, VirtioModel};
+    use ferry_formats::layout::{PciAddr, ScsiDisk, VirtioModel};
 
     #[test]
     fn boot_order_uses_qemu_device_paths() {
@@ -346,7 +346,9 @@ mod tests {
         behind.addr.bus = 1;
         let mut orphan = disk(0, 0, Some(5));
         orphan.addr.bus = 7;
-        let devs = [disk(0x0d, 0, Some(2)), disk(4, 0, Some(1)), disk(5, 1, None), disk(0x1e, 3, Some(3)), behind, orphan];
+        let scsi_disk = |target: u8, bootindex| ScsiDisk { id: format!("s{target}"), target, file: "x".into(), format: "raw".into(), serial: "s".into(), readonly: false, logical_block_size: 512, physical_block_size: 512, bootindex };
+        let scsi = SpecDevice { id: "scsi0".into(), addr: PciAddr { bus: 0, slot: 0x0e, function: 0 }, model: VirtioModel::Modern, kind: DeviceKind::VirtioScsi { disks: vec![scsi_disk(0, None), scsi_disk(0x11, Some(6))] } };
+        let devs = [disk(0x0d, 0, Some(2)), disk(4, 0, Some(1)), disk(5, 1, None), disk(0x1e, 3, Some(3)), behind, orphan, scsi];
         let rp = SpecBridge { id: "rp1".into(), addr: PciAddr { bus: 0, slot: 0x1c, function: 0 }, bus: 1, kind: "pcie-root-port".into(), chassis: 1, port: Some(0x10) };
         assert_eq!(
             boot_order(&devs, &[rp]),
@@ -354,7 +356,8 @@ mod tests {
                 "/pci@i0cf8/scsi@4/disk@0,0",
                 "/pci@i0cf8/scsi@d/disk@0,0",
                 "/pci@i0cf8/scsi@1e,3/disk@0,0",
-                "/pci@i0cf8/pci-bridge@1c/scsi@0/disk@0,0"
+                "/pci@i0cf8/pci-bridge@1c/scsi@0/disk@0,0",
+                "/pci@i0cf8/scsi@e/channel@0/disk@11,0"
             ]
         );
     }
