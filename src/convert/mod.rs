@@ -377,7 +377,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     }
     let mut virtio = serde_json::json!({ "model": plan.virtio.name(), "chosen-by": if forced.is_some() { "--virtio" } else { "default" } });
     let started = std::time::Instant::now();
-    let mut report = serde_json::json!({ "name": name });
+    let mut report = serde_json::json!({ "name": name, "block-driver": plan.block_driver.name() });
     let mut descriptions_written = false;
     if !args.no_copy || args.dry_run {
         let jobs: Vec<CopyJob> = vm
@@ -435,6 +435,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
                 root: args.root.clone(),
                 virtio_win: args.virtio_win.clone(),
                 static_ips: network::static_ips(&args.mac)?,
+                block_driver: plan.block_driver,
             };
             let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
             print_warnings(&guest.warnings);
