@@ -40,7 +40,6 @@ const RESP_HEAD: usize = 12;
 const S_OK: u8 = 0;
 const S_OVERRUN: u8 = 1;
 const S_BAD_TARGET: u8 = 3;
-const S_FUNCTION_SUCCEEDED: u8 = 10;
 const S_FUNCTION_REJECTED: u8 = 11;
 const S_INCORRECT_LUN: u8 = 12;
 /// SCSI status.
@@ -136,19 +135,23 @@ impl Scsi {
                 let lun = r.read_obj::<[u8; 8]>().map_err(|e| e.to_string())?;
                 let _tag = r.read_obj::<u64>().map_err(|e| e.to_string())?;
                 let addr = self.address(&lun);
+                // Subtypes: 0 ABORT TASK, 1 ABORT TASK SET, 2 CLEAR ACA, 3 CLEAR TASK SET,
+                // 4 I_T NEXUS RESET, 5 LOGICAL UNIT RESET, 6 QUERY TASK, 7 QUERY TASK SET. Every
+                // command completes before its notification returns: nothing is ever in flight
+                // to abort or find, so they complete; CLEAR ACA and unknown ones are rejected.
                 let response = match (subtype, addr) {
-                    // ABORT TASK, ABORT TASK SET, CLEAR TASK SET? (QEMU rejects CLEAR ACA and
-                    // unknown subtypes), LOGICAL UNIT RESET, QUERY TASK (SET): nothing is in
-                    // flight, so they complete.
-                    (0 | 1 | 3 | 5 | 6 | 7, Address::None) => S_BAD_TARGET,
+                    (0 | 1 | 3 | 5 | 6 | 7, Address::None) | (4, Address::None) => S_BAD_TARGET,
                     (0 | 1 | 3 | 5 | 6 | 7, Address::Unit(_, false)) => S_INCORRECT_LUN,
-                    (0 | 1 | 3 | 5 | 6 | 7, Address::Unit(_, true)) => S_OK,
-                    // I_T NEXUS RESET: for the target, any LUN.
-                    (4, Address::None) => S_BAD_TARGET,
-                    (4, Address::Unit(..)) => S_OK,
+                    (0 | 1 | 3 | 6 | 7, Address::Unit(_, true)) => S_OK,
+                    // A reset leaves a unit attention for the next command, as QEMU's.
+                    (4 | 5, Address::Unit(i, _)) => {
+                        if let Some(t) = self.targets.get_mut(i) {
+                            t.unit_attention = true;
+                        }
+                        S_OK
+                    }
                     _ => S_FUNCTION_REJECTED,
                 };
-                let _ = S_FUNCTION_SUCCEEDED;
                 if w.available_bytes() < 1 {
                     return Err("TMF request has no room for its response".into());
                 }
