@@ -200,7 +200,7 @@ pub fn execute(cdb: &[u8], unit: &Unit<'_>) -> Command {
         }
         0x9e if byte(cdb, 1) & 0x1f == 0x10 => {
             // READ CAPACITY(16): as many bytes as asked (zeros past the fields).
-            let mut v = vec![0u8; usize::try_from(xfer).unwrap_or(0).min(MAX_EMULATED).max(32)];
+            let mut v = vec![0u8; usize::try_from(xfer).unwrap_or(0).clamp(32, MAX_EMULATED)];
             v[0..8].copy_from_slice(&unit.blocks.saturating_sub(1).to_be_bytes());
             v[8..12].copy_from_slice(&(BLOCK as u32).to_be_bytes());
             v[14] = 0x80; // TPE: discard granularity is set
