@@ -2,7 +2,7 @@
  * and prints, one line each, what the target answers: the config, standard INQUIRY, VPD pages
  * 00/80/83 (bytes) and b0/b1/b2 (CRC32), READ CAPACITY(10)/(16), MODE SENSE(6) caching and
  * MODE SENSE(10) all pages, READ(10)/(16) of known sectors (CRC32), WRITE(10) + read back +
- * SYNCHRONIZE CACHE, TEST UNIT READY, REQUEST SENSE, REPORT LUNS, a bad opcode, a read past
+ * SYNCHRONIZE CACHE, UNMAP, TEST UNIT READY, REQUEST SENSE, REPORT LUNS, a bad opcode, a read past
  * the end, LUN 1 of target 0 and a target without a disk. */
 #include "virtio.h"
 
@@ -122,6 +122,13 @@ int main(u32 start_info) {
 	status_line("synchronize-cache", cmd(0, 0, sync, 10, 0, 0)); puts("\n");
 	const u8 back[10] = {0x28, 0, 0, 0, 0, 4, 0, 0, 2, 0};
 	in_line("read-back lba 4 blocks 2", 0, 0, back, 10, 1024, 1);
+	/* UNMAP one block (its status only: QEMU's default discard=ignore keeps the data). */
+	zero(DATA, 24);
+	wr8(DATA + 1, 22); wr8(DATA + 3, 16); wr8(DATA + 8 + 7, 6); wr8(DATA + 8 + 11, 1);
+	const u8 unmap[10] = {0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0};
+	status_line("unmap lba 6 blocks 1", cmd(0, 0, unmap, 10, 0, 24)); puts("\n");
+	wr8(DATA + 8 + 7, 0xff); wr8(DATA + 8 + 6, 0xff); wr8(DATA + 8 + 5, 0xff); wr8(DATA + 8 + 4, 0xff);
+	status_line("unmap past the end", cmd(0, 0, unmap, 10, 0, 24)); puts("\n");
 	const u8 bad[6] = {0x01};
 	status_line("bad-opcode", cmd(0, 0, bad, 6, 0, 0)); puts("\n");
 	const u8 far[16] = {0x88, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 0};

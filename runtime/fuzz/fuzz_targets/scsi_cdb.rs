@@ -1,8 +1,9 @@
 //! Guest-controlled SCSI CDBs: arbitrary bytes as a CDB of any length, for a present or absent
 //! LUN of any capacity, through the transfer-length parser and the command emulation. Nothing
-//! may panic, emulated data stays within its bound, and every READ/WRITE lies inside the disk.
+//! may panic, emulated data stays within its bound, and every READ/WRITE/UNMAP lies inside
+//! the disk.
 #![no_main]
-use ferry_runtime::virtio::scsi::cdb::{execute, transfer, Command, Unit, BLOCK, MAX_EMULATED};
+use ferry_runtime::virtio::scsi::cdb::{execute, transfer, unmap_ranges, Command, Unit, BLOCK, MAX_EMULATED};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,6 +19,12 @@ fuzz_target!(|data: &[u8]| {
         Command::Read { lba, blocks: n } | Command::Write { lba, blocks: n } => {
             assert!(lba.checked_add(n).is_some_and(|end| end <= blocks), "{lba}+{n} past {blocks}");
             let _ = lba.checked_mul(BLOCK);
+        }
+        Command::Unmap { .. } => {
+            // The same bytes as an UNMAP parameter list: every range inside the disk.
+            for (lba, n) in unmap_ranges(cdb, blocks).unwrap_or_default() {
+                assert!(lba.checked_add(n).is_some_and(|end| end <= blocks));
+            }
         }
         Command::Flush | Command::Check(_) => {}
     }

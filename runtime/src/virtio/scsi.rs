@@ -5,7 +5,7 @@
 //! its notification returns, so there is never a task to abort), queue 1 the event queue
 //! (buffers held; no hotplug events are sent), queues 2.. carry commands, served on the
 //! notifying vCPU thread. The commands themselves are [`cdb`]'s; READ and WRITE go to the
-//! disk backend through vm-memory's Reader/Writer in 1 MiB steps. A malformed request (no
+//! disk backend through vm-memory's Reader/Writer in 1 MiB steps, UNMAP to its discard. A malformed request (no
 //! room for the header or the response, data both ways) sets NEEDS_RESET, as QEMU's
 //! `virtio_error` does.
 pub mod cdb;
@@ -232,6 +232,22 @@ impl Scsi {
                 (n as u64, None)
             }
             Command::Flush => (0, t.disk.flush().err().map(|_| cdb::IO_ERROR)),
+            Command::Unmap { len } => {
+                // At most 8 + 255 descriptors of 16 bytes are read; a longer list is refused.
+                let n = usize::try_from(len).unwrap_or(usize::MAX);
+                let mut p = vec![0u8; n.min(8 + 16 * 256)];
+                if r.read_exact(&mut p).is_err() {
+                    (0, Some(cdb::IO_ERROR))
+                } else {
+                    match cdb::unmap_ranges(&p, t.disk.size() / cdb::BLOCK) {
+                        Ok(ranges) => {
+                            let failed = ranges.iter().any(|&(lba, count)| t.disk.discard(lba * cdb::BLOCK, count * cdb::BLOCK).is_err());
+                            (len, failed.then_some(cdb::IO_ERROR))
+                        }
+                        Err(s) => (len, Some(s)),
+                    }
+                }
+            }
             Command::Check(s) => (0, Some(s)),
             Command::Read { lba, blocks } => {
                 let (mut off, len) = (lba * cdb::BLOCK, blocks * cdb::BLOCK);

@@ -1,9 +1,9 @@
 //! The SCSI command set of one virtio-scsi target, answered as QEMU's `scsi-hd` answers it
 //! (hw/scsi/scsi-disk.c, scsi-bus.c): the transfer length and direction of each CDB, the
 //! emulated commands' data (INQUIRY and its VPD pages, READ CAPACITY, MODE SENSE, REQUEST
-//! SENSE, REPORT LUNS) and the sense of every refusal. READ/WRITE/SYNCHRONIZE CACHE are
-//! returned as [`Command::Read`] / [`Command::Write`] / [`Command::Flush`] for the caller to
-//! carry out on its disk. Every field comes from the CDB bytes the guest wrote: nothing here
+//! SENSE, REPORT LUNS) and the sense of every refusal. READ/WRITE/SYNCHRONIZE CACHE/UNMAP
+//! are returned as [`Command::Read`] / [`Command::Write`] / [`Command::Flush`] /
+//! [`Command::Unmap`] for the caller to carry out on its disk. Every field comes from the CDB bytes the guest wrote: nothing here
 //! panics or allocates more than [`MAX_EMULATED`] bytes.
 
 /// Emulated commands return at most this many bytes (QEMU's SCSI_MAX_INQUIRY_LEN is 256,
@@ -40,6 +40,8 @@ pub const SAVING_PARAMS_NOT_SUPPORTED: Sense = Sense { key: 5, asc: 0x39, ascq: 
 pub const WRITE_PROTECTED: Sense = Sense { key: 7, asc: 0x27, ascq: 0 };
 /// UNIT ATTENTION, POWER ON, RESET, OR BUS DEVICE RESET OCCURRED.
 pub const POWER_ON_RESET: Sense = Sense { key: 6, asc: 0x29, ascq: 0 };
+/// ILLEGAL REQUEST, PARAMETER LIST LENGTH ERROR.
+pub const INVALID_PARAM_LEN: Sense = Sense { key: 5, asc: 0x1a, ascq: 0 };
 /// ABORTED COMMAND, I/O PROCESS TERMINATED (QEMU's EIO).
 pub const IO_ERROR: Sense = Sense { key: 0x0b, asc: 0, ascq: 6 };
 
@@ -75,6 +77,8 @@ pub enum Command {
     Write { lba: u64, blocks: u64 },
     /// SYNCHRONIZE CACHE.
     Flush,
+    /// UNMAP: the data-out holds `len` bytes of parameter list (see [`unmap_ranges`]).
+    Unmap { len: u64 },
     /// CHECK CONDITION with this sense.
     Check(Sense),
 }
@@ -190,6 +194,8 @@ pub fn execute(cdb: &[u8], unit: &Unit<'_>) -> Command {
     match op {
         0x00 | 0x1b | 0x1e => Command::Data(Vec::new()),
         0x35 | 0x91 => Command::Flush,
+        0x42 if unit.readonly => Command::Check(WRITE_PROTECTED),
+        0x42 => Command::Unmap { len: xfer },
         0x03 => cut(NO_SENSE.fixed().to_vec()),
         0x12 => inquiry(cdb, unit, xfer).map_or(Command::Check(INVALID_FIELD), cut),
         0x25 => {
@@ -229,6 +235,28 @@ pub fn execute(cdb: &[u8], unit: &Unit<'_>) -> Command {
         }
         _ => Command::Check(INVALID_OPCODE),
     }
+}
+
+/// UNMAP's parameter list `p` (as QEMU's `scsi_disk_emulate_unmap` checks it): the (LBA,
+/// blocks) ranges of its descriptors, at most 255, each inside a disk of `blocks` blocks.
+pub fn unmap_ranges(p: &[u8], blocks: u64) -> Result<Vec<(u64, u64)>, Sense> {
+    let len = p.len() as u64;
+    if len < 8 || len < be16(p, 0) + 2 || len < be16(p, 2) + 8 || be16(p, 2) & 15 != 0 {
+        return Err(INVALID_PARAM_LEN);
+    }
+    let n = (be16(p, 2) / 16) as usize;
+    if n > 255 {
+        return Err(INVALID_FIELD);
+    }
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n {
+        let (lba, count) = (be64(p, 8 + 16 * i), be32(p, 16 + 16 * i));
+        if lba > blocks || count > blocks - lba {
+            return Err(LBA_OUT_OF_RANGE);
+        }
+        v.push((lba, count));
+    }
+    Ok(v)
 }
 
 /// REPORT LUNS: the one LUN (0) of the target; None for a bad SELECT REPORT or an
@@ -419,6 +447,17 @@ mod tests {
         assert_eq!(execute(&[0x2a, 0, 0, 0, 0, 0, 0, 0, 1, 0], &ro), Command::Check(WRITE_PROTECTED));
         let absent = Unit { present: false, ..UNIT };
         assert_eq!(execute(&[0x00; 6], &absent), Command::Check(LUN_NOT_SUPPORTED));
+    }
+
+    #[test]
+    fn unmap_parameter_lists() {
+        assert_eq!(execute(&[0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0], &UNIT), Command::Unmap { len: 24 });
+        let mut p = vec![0, 22, 0, 16, 0, 0, 0, 0];
+        p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 16, 0, 0, 0, 0]);
+        assert_eq!(unmap_ranges(&p, 0x20000), Ok(vec![(8, 16)]));
+        assert_eq!(unmap_ranges(&p[..20], 0x20000), Err(INVALID_PARAM_LEN));
+        assert_eq!(unmap_ranges(&p, 20), Err(LBA_OUT_OF_RANGE));
+        assert_eq!(unmap_ranges(&[], 20), Err(INVALID_PARAM_LEN));
     }
 
     #[test]
