@@ -1,7 +1,8 @@
 //! virtio-scsi driven by the scsi micro-guest on QEMU (TCG, `virtio-scsi-pci` + `scsi-hd`)
 //! and on Ferry's runtime: every line it prints (config, INQUIRY and VPD pages, READ
 //! CAPACITY, MODE SENSE, reads of known sectors, a write read back, sense of a bad opcode and
-//! of a read past the end, REQUEST SENSE, REPORT LUNS, LUN 1, a target without a disk) is
+//! of a read past the end, UNMAP, REQUEST SENSE, REPORT LUNS, LUN 1, a target without a disk,
+//! task management on the control queue and the unit attention a LUN reset leaves) is
 //! identical on both, the reads' CRC32s are those of the host file's sectors, and the disk
 //! files hold the same bytes after the run.
 mod runtime_support;
@@ -54,6 +55,8 @@ fn micro_guest_sees_the_same_scsi_target_on_qemu_and_the_runtime() {
         assert!(t.contains("target-5 test-unit-ready: response 3 "), "{t}");
         assert!(t.contains(" 'QEMU    ' 'QEMU HARDDISK   ' '2.5+' "), "{t}");
         assert!(t.contains("'FERRY-SCSI-0"), "{t}");
+        assert!(t.contains("abort-task target 0 lun 1: tmf response 12\nclear-aca target 0: tmf response 11\nlogical-unit-reset target 5: tmf response 3\n"), "{t}");
+        assert!(t.contains("after reset test-unit-ready: response 0 status 02 resid 0 sense_len 18 key 6 asc 29 ascq 00\n"), "{t}");
     };
     let mut expected = None;
     if qemu_available() {

@@ -3,7 +3,8 @@
  * 00/80/83 (bytes) and b0/b1/b2 (CRC32), READ CAPACITY(10)/(16), MODE SENSE(6) caching and
  * MODE SENSE(10) all pages, READ(10)/(16) of known sectors (CRC32), WRITE(10) + read back +
  * SYNCHRONIZE CACHE, UNMAP, TEST UNIT READY, REQUEST SENSE, REPORT LUNS, a bad opcode, a read past
- * the end, LUN 1 of target 0 and a target without a disk. */
+ * the end, LUN 1 of target 0, a target without a disk, and task management on the control
+ * queue (virtqueue 0, enabled after DRIVER_OK as the request queue's neighbour). */
 #include "virtio.h"
 
 #define REQ 0x303000u
@@ -12,6 +13,10 @@
 #define CDB_SIZE 32
 #define SENSE_SIZE 96
 #define RESP_LEN (12 + SENSE_SIZE)
+
+#define CDESC 0x320000u
+#define CAVAIL 0x321000u
+#define CUSED 0x322000u
 
 static u32 data_len;
 static struct vdev V;
@@ -69,11 +74,53 @@ static void in_line(const char *what, u8 target, u16 lun, const u8 *cdb, u32 n, 
 	puts("\n");
 }
 
+/* Adds the control queue (virtqueue 0) on its own rings; queue 2 stays selected after. */
+static int ctrl_init(void) {
+	u32 c = V.common;
+	wr16(c + 0x16, 0);
+	wr16(c + 0x18, QSZ);
+	wr16(c + 0x1a, 0xffff);
+	for (u32 i = 0; i < 0x3000; i += 4) wr32(CDESC + i, 0);
+	wr32(c + 0x20, CDESC); wr32(c + 0x24, 0);
+	wr32(c + 0x28, CAVAIL); wr32(c + 0x2c, 0);
+	wr32(c + 0x30, CUSED); wr32(c + 0x34, 0);
+	wr16(c + 0x1c, 1);
+	wr16(c + 0x16, 2);
+	return 0;
+}
+
+static u16 ctrl_idx;
+/* A TMF request on the control queue: subtype for target/lun; prints the response byte. */
+static void tmf(const char *what, u32 subtype, u8 target, u16 lun) {
+	zero(REQ, 32); zero(RESP, 8);
+	wr8(RESP, 0xee);
+	wr32(REQ, 0); wr32(REQ + 4, subtype);
+	wr8(REQ + 8, 1); wr8(REQ + 9, target); wr8(REQ + 10, lun ? (u8)(0x40 | (lun >> 8)) : 0); wr8(REQ + 11, (u8)lun);
+	desc_set(CDESC, 0, REQ, 28, VIRTQ_F_NEXT, 1);
+	desc_set(CDESC, 1, RESP, 1, VIRTQ_F_WRITE, 0);
+	u16 used0 = rd16(CUSED + 2);
+	wr16(CAVAIL, 1);
+	wr16(CAVAIL + 4 + 2 * (ctrl_idx % QSZ), 0);
+	barrier();
+	ctrl_idx++;
+	wr16(CAVAIL + 2, ctrl_idx);
+	barrier();
+	wr16(V.common + 0x16, 0);
+	wr16(V.notify + rd16(V.common + 0x1e) * V.notify_mult, 0);
+	wr16(V.common + 0x16, 2);
+	int done = 0;
+	for (u64 d = deadline(); before(d);) if (rd16(CUSED + 2) != used0) { done = 1; break; }
+	puts(what); puts(": tmf response ");
+	if (done) putdec(rd8(RESP)); else puts("none");
+	puts("\n");
+}
+
 int main(u32 start_info) {
 	(void)start_info;
 	serial_init();
 	if (!vdev_find(&V, 0x1048)) { puts("no virtio-scsi\n"); return 0x21; }
 	if (vdev_init_queue(&V, 2)) { puts("FEATURES_OK refused\n"); return 0x22; }
+	ctrl_init();
 	u32 c = V.device;
 	puts("config num_queues "); putdec(rd32(c)); puts(" seg_max "); putdec(rd32(c + 4));
 	puts(" max_sectors "); putdec(rd32(c + 8)); puts(" cmd_per_lun "); putdec(rd32(c + 12));
@@ -141,5 +188,13 @@ int main(u32 start_info) {
 	in_line("lun-1 inquiry", 0, 1, inq36, 6, 36, 1);
 	status_line("lun-1 test-unit-ready", cmd(0, 1, tur, 6, 0, 0)); puts("\n");
 	status_line("target-5 test-unit-ready", cmd(5, 0, tur, 6, 0, 0)); puts("\n");
+	/* Task management: nothing is in flight. */
+	tmf("abort-task target 0", 0, 0, 0);
+	tmf("query-task-set target 0", 7, 0, 0);
+	tmf("abort-task target 0 lun 1", 0, 0, 1);
+	tmf("clear-aca target 0", 2, 0, 0);
+	tmf("logical-unit-reset target 5", 5, 5, 0);
+	tmf("logical-unit-reset target 0", 5, 0, 0);
+	status_line("after reset test-unit-ready", cmd(0, 0, tur, 6, 0, 0)); puts("\n");
 	return 0x20;
 }
