@@ -171,6 +171,7 @@ one_target() { # TARGET: seeds, then a bounded run; its summary lines on stdout
       cpio | initramfs | initramfs_virtio) seed_cpio "$corpus" ;;
       ext4_metadata) seed_bytes "$corpus" 3 64 ;;
       virtio_queues) seed_bytes "$corpus" 5 4096 ;;
+      scsi_cdb) seed_bytes "$corpus" 4 64 ;;
       fw_cfg_dma) seed_bytes "$corpus" 2 512 ;;
       pflash_commands) seed_bytes "$corpus" 2 1024 ;;
       vhd | vhdx | vdi) seed_foreign "$corpus" "$t" ;;

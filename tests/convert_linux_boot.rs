@@ -7,8 +7,9 @@
 //! configuration names exists under that name (the kernel's rename message for the profile's
 //! slot); the source files are byte-identical afterwards. (That the unconverted guest does not
 //! boot on virtio-blk is shown by `converters/tests/guest_boot_*.rs` on the same images.)
-//! Guests: the VMware one from its VMX and from its OVA, the Xen PV one from its xl config,
-//! the dracut variant from its VMX.
+//! Guests: the VMware one from its VMX and from its OVA (the OVA one converted with
+//! `--block-driver virtio-scsi`: root mounted from sda1 behind QEMU's virtio-scsi HBA), the
+//! Xen PV one from its xl config, the dracut variant from its VMX.
 
 mod convert_linux_support;
 
@@ -16,8 +17,13 @@ use convert_linux_support::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Converts `input` (`-i mode`) and proves the result boots; `sources` are hashed.
+/// Converts `input` (`-i mode`, with `extra` options) and proves the result boots with its
+/// root on `root_dev`; `sources` are hashed.
 fn convert_and_boot(mode: &str, input: &Path, name: &str, sources: &[PathBuf]) {
+    convert_and_boot_on(mode, input, name, sources, &[], "vda1");
+}
+
+fn convert_and_boot_on(mode: &str, input: &Path, name: &str, sources: &[PathBuf], extra: &[&str], root_dev: &str) {
     let t = tempfile::Builder::new()
         .prefix("ferry-boot-")
         .tempdir_in("/var/tmp")
@@ -25,7 +31,7 @@ fn convert_and_boot(mode: &str, input: &Path, name: &str, sources: &[PathBuf]) {
     let out = new_dir(t.path(), "out");
     let before: Vec<String> = sources.iter().map(|s| sha256(s)).collect();
     let started = Instant::now();
-    let stdout = convert_local_ok(mode, input, &out, &[]);
+    let stdout = convert_local_ok(mode, input, &out, extra);
     eprintln!("ferry convert -i {mode}: {:.1?}\n{stdout}", started.elapsed());
     assert!(stdout.contains("rebuilt /boot/initrd.img-"), "{stdout}");
     let after: Vec<String> = sources.iter().map(|s| sha256(s)).collect();
@@ -38,9 +44,12 @@ fn convert_and_boot(mode: &str, input: &Path, name: &str, sources: &[PathBuf]) {
 
     let cfg = debugfs_cat(&part, "/boot/grub/grub.cfg");
     let (kpath, args) = grub_linux(&cfg);
+    // virtio-blk renames sdX (to UUID= or vdX); on virtio-scsi the disks keep their sdX names.
+    let scsi = extra.contains(&"virtio-scsi");
+    let gone = if scsi { "/dev/vd" } else { "/dev/sd" };
     assert!(
-        !args.contains("/dev/sd") && !args.contains("/dev/xvd"),
-        "grub.cfg still names the old disk: {args}"
+        !args.contains(gone) && !args.contains("/dev/xvd"),
+        "grub.cfg names a disk the guest will not have: {args}"
     );
     assert!(
         !args.contains("hvc0") && !args.contains("xvc0"),
@@ -72,10 +81,15 @@ fn convert_and_boot(mode: &str, input: &Path, name: &str, sources: &[PathBuf]) {
         tail(&log, 40)
     );
     assert!(
-        log.contains("EXT4-fs (vda1): mounted filesystem"),
-        "root not mounted from vda1:\n{}",
+        log.contains(&format!("EXT4-fs ({root_dev}): mounted filesystem")),
+        "root not mounted from {root_dev}:\n{}",
         tail(&log, 40)
     );
+    if scsi {
+        // The kernel found the disk behind the virtio-scsi HBA, as QEMU's scsi-hd.
+        assert!(log.contains("scsi host0: Virtio SCSI HBA"), "no virtio-scsi HBA:\n{}", tail(&log, 60));
+        assert!(log.contains("QEMU     QEMU HARDDISK"), "no QEMU HARDDISK on the HBA:\n{}", tail(&log, 60));
+    }
     assert!(
         log.contains(&format!("{iface}: renamed from eth0")),
         "the NIC is not named {iface}:\n{}",
@@ -95,11 +109,13 @@ fn vmware_vmx_guest_converts_and_boots_on_virtio() {
     );
 }
 
+/// The OVA input's boot also proves `--block-driver virtio-scsi` (the VMX one proves
+/// virtio-blk on the same guest): `virtio_scsi` in the rebuilt initramfs, the root on sda1.
 #[test]
-fn vmware_ova_guest_converts_and_boots_on_virtio() {
+fn vmware_ova_guest_converts_and_boots_on_virtio_scsi() {
     let Some(g) = guest("debian-vmware", &[]) else { return };
     let ova = g.join("debian-vmware.ova");
-    convert_and_boot("ova", &ova, "debian-vmware", std::slice::from_ref(&ova));
+    convert_and_boot_on("ova", &ova, "debian-vmware", std::slice::from_ref(&ova), &["--block-driver", "virtio-scsi"], "sda1");
 }
 
 #[test]

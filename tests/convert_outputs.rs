@@ -232,3 +232,48 @@ fn libvirt_output_round_trips_through_the_libvirt_reader() {
     let strip = |v: &serde_json::Value, dir: &Path| serde_json::to_string(v).unwrap().replace(&dir.display().to_string(), "@OUT@");
     assert_eq!(strip(&a, &out), strip(&b, &again));
 }
+
+#[test]
+fn virtio_scsi_descriptions_put_every_disk_on_one_controller() {
+    let input = configs().join("vmx/esxi8-rhel9.vmx");
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().canonicalize().unwrap();
+    convert("vmx", &input, &out, &["--block-driver", "virtio-scsi"]);
+    let name = only_file(&out, ".ferry.json");
+    let [(_, xml), (_, sh), (_, json)] = outputs(&out, &name);
+    if let Some(r) = validate_xml(&out.join(format!("{name}.xml"))) {
+        r.unwrap_or_else(|e| panic!("virt-xml-validate: {e}\n{xml}"));
+    } else {
+        eprintln!("virt-xml-validate not installed: XML schema validation skipped");
+    }
+    // libvirt: one virtio-scsi controller at the first disk slot, disks sda/sdb at targets 0/1.
+    assert!(xml.contains("<controller type='scsi' index='0' model='virtio-non-transitional'>\n      <alias name='ua-scsi0'/>\n      <address type='pci' domain='0x0000' bus='0x00' slot='0x0d' function='0x0'/>"), "{xml}");
+    for (dev, target) in [("sda", 0), ("sdb", 1)] {
+        assert!(xml.contains(&format!("<target dev='{dev}' bus='scsi'/>")), "{xml}");
+        assert!(xml.contains(&format!("<address type='drive' controller='0' bus='0' target='{target}' unit='0'/>")), "{xml}");
+    }
+    assert!(!xml.contains("bus='virtio'"), "{xml}");
+    assert_eq!(xml.matches("<boot order='1'/>").count(), 1, "{xml}");
+    // The SATA CD-ROM is named after the SCSI disks: every target name once.
+    let mut devs: Vec<&str> = xml.match_indices("<target dev='").map(|(i, _)| &xml[i + 13..i + 16]).collect();
+    assert_eq!(devs, ["sda", "sdb", "sdc"], "{xml}");
+    devs.dedup();
+    assert_eq!(devs.len(), 3);
+    // QEMU: the controller, then scsi-hd at channel 0, scsi-id N, LUN 0, the first bootable.
+    assert!(sh.contains("-device virtio-scsi-pci-non-transitional,id=scsi0,bus=pcie.0,addr=0xd \\"), "{sh}");
+    assert!(sh.contains("-device scsi-hd,bus=scsi0.0,channel=0,scsi-id=0,lun=0,drive=drive-disk0,id=disk0,serial='FRY"), "{sh}");
+    assert!(sh.contains("-device scsi-hd,bus=scsi0.0,channel=0,scsi-id=1,lun=0,drive=drive-disk1,id=disk1,serial='FRY"), "{sh}");
+    assert_eq!(sh.matches("bootindex=1").count(), 1, "{sh}");
+    assert!(!sh.contains("virtio-blk"), "{sh}");
+    // The spec: a virtio-scsi device holding both disks.
+    let spec: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let c: Vec<&serde_json::Value> = spec["devices"].as_array().unwrap().iter().filter(|d| d["type"] == "virtio-scsi").collect();
+    assert_eq!(c.len(), 1, "{json}");
+    assert_eq!(c[0]["disks"].as_array().unwrap().len(), 2, "{json}");
+    // The default stays virtio-blk.
+    let b = tempfile::tempdir().unwrap();
+    convert("vmx", &input, b.path(), &["--block-driver", "virtio-blk"]);
+    let c = tempfile::tempdir().unwrap();
+    convert("vmx", &input, c.path(), &[]);
+    assert_eq!(outputs(b.path(), &name), outputs(c.path(), &name));
+}

@@ -3,7 +3,9 @@
 //! it with the profile's vendor/device IDs, nothing else is there, and the MACs, disk
 //! serials and SMBIOS UUID are the spec's. Disks are small qcow2/raw images from qemu-img.
 //! With `--virtio legacy` every virtio function is QEMU's transitional one (legacy device
-//! ID, subsystem = virtio type, an I/O BAR 0) and the libvirt XML validates.
+//! ID, subsystem = virtio type, an I/O BAR 0) and the libvirt XML validates. With
+//! `--block-driver virtio-scsi` the disks' slot holds one virtio-scsi controller (1AF4:1048,
+//! transitional 1AF4:1004) and every disk is a `scsi-hd` at channel 0, the spec's target, LUN 0.
 
 mod convert_support;
 
@@ -30,7 +32,8 @@ fn boot_and_check(mode: &str, input: &Path, profile: &str, of: &str, extra: &[&s
     let spec: Value = serde_json::from_str(&std::fs::read_to_string(&spec_path).unwrap()).unwrap();
     let name = spec["name"].as_str().unwrap().to_string();
     // The disks the script names: small images made by qemu-img.
-    for d in spec["devices"].as_array().unwrap().iter().filter(|d| d["type"] == "virtio-blk") {
+    let scsi_disks: Vec<Value> = spec["devices"].as_array().unwrap().iter().filter(|d| d["type"] == "virtio-scsi").flat_map(|d| d["disks"].as_array().unwrap().clone()).collect();
+    for d in spec["devices"].as_array().unwrap().iter().filter(|d| d["type"] == "virtio-blk").chain(&scsi_disks) {
         let st = Command::new("qemu-img").args(["create", "-q", "-f", of]).arg(d["file"].as_str().unwrap()).arg("64M").status().unwrap();
         assert!(st.success());
     }
@@ -60,9 +63,14 @@ fn boot_and_check(mode: &str, input: &Path, profile: &str, of: &str, extra: &[&s
         "virtio-console" => "console",
         "virtio-rng" => "rng",
         "virtio-balloon" => "balloon",
+        "virtio-scsi" => "scsi",
         other => panic!("{other}"),
     };
     let ids = |class: &str| -> (u64, u64) {
+        // The virtio-scsi controller sits in a disk slot; its modern ID is 0x1040 + 8.
+        if class == "scsi" {
+            return (0x1af4, 0x1048);
+        }
         let c = profile_json["classes"].as_array().unwrap().iter().find(|c| c["class"] == class).unwrap();
         (hex(c["vendor"].as_str().unwrap()), hex(c["device"].as_str().unwrap()))
     };
@@ -82,6 +90,7 @@ fn boot_and_check(mode: &str, input: &Path, profile: &str, of: &str, extra: &[&s
         "virtio-balloon" => 0x1002,
         "virtio-console" => 0x1003,
         "virtio-rng" => 0x1005,
+        "virtio-scsi" => 0x1004,
         other => panic!("{other}"),
     };
     let transitional = |d: &Value| d["model"] == "transitional";
@@ -117,6 +126,7 @@ fn boot_and_check(mode: &str, input: &Path, profile: &str, of: &str, extra: &[&s
                 "virtio-blk" => 2,
                 "virtio-console" => 3,
                 "virtio-rng" => 4,
+                "virtio-scsi" => 8,
                 _ => 5,
             };
             let io0 = d["regions"].as_array().unwrap().iter().any(|r| r["bar"] == 0 && r["type"] == "io");
@@ -137,6 +147,12 @@ fn boot_and_check(mode: &str, input: &Path, profile: &str, of: &str, extra: &[&s
             "virtio-blk" => assert_eq!(qom(format!("/machine/peripheral/{id}/virtio-backend"), "serial"), d["serial"]),
             _ => {}
         }
+    }
+    // SCSI disks: on the controller's bus, channel 0, scsi-id = the spec's target, LUN 0.
+    for d in &scsi_disks {
+        let path = format!("/machine/peripheral/{}", d["id"].as_str().unwrap());
+        assert_eq!(qom(path.clone(), "serial"), d["serial"]);
+        assert_eq!((qom(path.clone(), "channel"), qom(path.clone(), "scsi-id"), qom(path.clone(), "lun")), (json!(0), d["target"].clone(), json!(0)), "{path}");
     }
     q.cmd("quit", json!({}));
     let st = child.wait().unwrap();
@@ -175,4 +191,15 @@ fn transitional_scripts_match_spec_under_qmp() {
     }
     boot_and_check("vmx", &configs().join("vmx/esxi8-rhel9.vmx"), "q35-v1", "qcow2", &["--virtio", "legacy"]);
     boot_and_check("xen", &configs().join("xen/web01-pv.cfg"), "pc-v1", "raw", &["--virtio", "legacy"]);
+}
+
+#[test]
+fn virtio_scsi_scripts_match_spec_under_qmp() {
+    if !have("qemu-system-x86_64") || !have("qemu-img") {
+        eprintln!("qemu-system-x86_64 or qemu-img missing: skipped");
+        return;
+    }
+    // Two disks and a SATA CD-ROM (q35), and a transitional controller on pc.
+    boot_and_check("vmx", &configs().join("vmx/esxi8-rhel9.vmx"), "q35-v2", "qcow2", &["--block-driver", "virtio-scsi"]);
+    boot_and_check("xen", &configs().join("xen/win01-hvm.xm"), "pc-v2", "raw", &["--block-driver", "virtio-scsi", "--virtio", "legacy"]);
 }

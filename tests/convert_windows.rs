@@ -654,3 +654,110 @@ fn hostile_virtio_win_paths_are_one_line() {
     }
     assert_eq!(sha(&img), before);
 }
+
+/// `--block-driver virtio-scsi`: `vioscsi` is the boot driver (copied to System32\drivers,
+/// Services\vioscsi boot-start, 1AF4:1004 and 1AF4:1048 bound to it through DriverDatabase
+/// (2022) or CriticalDeviceDatabase (2008 R2), as virt-v2v does), `viostor` is not made
+/// boot-start, the virtio model follows vioscsi.inf and the descriptions put the disk on a
+/// virtio-scsi controller. Oracles: hivexregedit's export equals the source hive with exactly
+/// these edits merged, hivexget, ntfscat, ntfsfix.
+fn convert_on_virtio_scsi(minor: u32, system_reg: &str, software_reg: &str, cs: &str, os_dir: &str, modern: bool, edits: &str) {
+    if !["hivexregedit", "hivexget", "mkntfs", "ntfs-3g", "ntfsfix", "ntfscat", "ntfsls"].iter().all(|t| have(t)) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let system = build_hive(dir, "SYSTEM", minor, system_reg, SYS);
+    let software = build_hive(dir, "SOFTWARE", minor, software_reg, SOFT);
+    let Some(img) = volume(dir, "win.img", &system, &software, None) else { return };
+    let vw = virtio_win(dir);
+    // vioscsi as the ISO has it; its INF binds the modern ID except in the 2008 R2 build.
+    let d = vw.join("vioscsi").join(os_dir).join("amd64");
+    std::fs::create_dir_all(&d).unwrap();
+    let sys = payload(&format!("vioscsi/{os_dir}/amd64/vioscsi.sys"), 45_000);
+    std::fs::write(d.join("vioscsi.sys"), &sys).unwrap();
+    let modern_id = if modern { ", PCI\\VEN_1AF4&DEV_1048&SUBSYS_11001AF4&REV_01" } else { "" };
+    std::fs::write(d.join("vioscsi.inf"), format!("[RHEL.NTamd64]\r\n%Scsi% = scsi_inst, PCI\\VEN_1AF4&DEV_1004&SUBSYS_00081AF4&REV_00{modern_id}\r\n")).unwrap();
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let o = ferry(&["convert", "-i", "disk", p(&img), "-os", p(&out), "-on", "win", "--output-format", "raw", "--virtio-win", p(&vw), "--block-driver", "virtio-scsi", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["block-driver"], "virtio-scsi");
+    assert_eq!(r["guest"]["windows_plan"]["block_driver"], "vioscsi");
+    assert_eq!(r["virtio"]["model"], if modern { "modern" } else { "transitional" }, "{}", r["virtio"]);
+    if modern {
+        assert!(r["virtio"]["reason"].as_str().unwrap().contains("vioscsi.inf binds PCI\\VEN_1AF4&DEV_1048"), "{}", r["virtio"]);
+    }
+    let disk = out.join("win-sda");
+    let fix = Command::new("ntfsfix").args(["--no-action", p(&disk)]).output().unwrap();
+    assert!(fix.status.success(), "ntfsfix: {}", String::from_utf8_lossy(&fix.stdout));
+    assert_eq!(ntfscat(&disk, "/Windows/System32/drivers/vioscsi.sys"), sys);
+    assert_eq!(ntfscat(&disk, "/Windows/Drivers/VirtIO/vioscsi.sys"), sys);
+    let drivers = String::from_utf8(run("ntfsls", &[p(&disk), "-p", "/Windows/System32/drivers"])).unwrap();
+    assert!(!drivers.lines().any(|l| l == "viostor.sys"), "{drivers}");
+    // SYSTEM: exactly the expected edits (hivexregedit's own merge of them is the oracle).
+    let got_sys = dir.join("SYSTEM.out");
+    std::fs::write(&got_sys, ntfscat(&disk, "/Windows/System32/config/SYSTEM")).unwrap();
+    let fb_win = "%SystemDrive%\\Program Files\\Ferry\\Firstboot";
+    let image = format!("%SystemRoot%\\System32\\cmd.exe /c start \"\" /b \"{fb_win}\\firstboot.bat\"");
+    let reg = format!(
+        "[{SYS}\\{cs}\\Services\\vioscsi]\n\"Type\"=dword:00000001\n\"Start\"=dword:00000000\n\"ErrorControl\"=dword:00000001\n\"Group\"=\"SCSI miniport\"\n\"ImagePath\"=hex(2):{}\n\n{edits}\
+         [{SYS}\\{cs}\\Services\\partmgr]\n\n[{SYS}\\{cs}\\Services\\partmgr\\Parameters]\n\"SanPolicy\"=dword:00000001\n\n\
+         [{SYS}\\{cs}\\Services\\FerryFirstboot]\n\"Type\"=dword:00000010\n\"Start\"=dword:00000002\n\"ErrorControl\"=dword:00000001\n\"ImagePath\"=hex(2):{}\n\"DisplayName\"=\"Ferry first boot\"\n\"ObjectName\"=\"LocalSystem\"\n\n",
+        utf16_hex("system32\\drivers\\vioscsi.sys"),
+        utf16_hex(&image),
+    );
+    assert_hive(dir, &system, &got_sys, &reg, SYS);
+    assert_eq!(
+        ["Type", "Start", "ErrorControl", "Group", "ImagePath"].map(|v| get(&got_sys, &format!("{cs}\\Services\\vioscsi"), v)),
+        ["1", "0", "1", "SCSI miniport", "system32\\drivers\\vioscsi.sys"]
+    );
+    if minor >= 5 {
+        assert_eq!(run("hivexget", &[p(&got_sys), "DriverDatabase\\DeviceIds\\PCI\\VEN_1AF4&DEV_1048", "vioscsi.inf"]), [1, 0xff, 0, 0]);
+    } else {
+        assert_eq!(get(&got_sys, &format!("{cs}\\Control\\CriticalDeviceDatabase\\pci#ven_1af4&dev_1004&subsys_00081af4&rev_00"), "Service"), "vioscsi");
+    }
+    // The descriptions: one virtio-scsi controller holding the disk.
+    let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("win.ferry.json")).unwrap()).unwrap();
+    let scsi: Vec<&serde_json::Value> = spec["devices"].as_array().unwrap().iter().filter(|d| d["type"] == "virtio-scsi").collect();
+    assert_eq!(scsi.len(), 1, "{spec}");
+    assert!(!spec["devices"].as_array().unwrap().iter().any(|d| d["type"] == "virtio-blk"), "{spec}");
+    // Without vioscsi in the tree: refused in one line naming it.
+    std::fs::remove_dir_all(vw.join("vioscsi")).unwrap();
+    let out2 = dir.join("out2");
+    std::fs::create_dir(&out2).unwrap();
+    let o = ferry(&["convert", "-i", "disk", p(&img), "-os", p(&out2), "-on", "win", "--virtio-win", p(&vw), "--block-driver", "virtio-scsi", "--dry-run"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains(&format!("no vioscsi/{os_dir}/amd64/vioscsi.sys: the guest would not boot on virtio-scsi")), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn server_2022_on_virtio_scsi() {
+    let mut edits = String::new();
+    for id in ["1004", "1048"] {
+        edits += &format!("[{SYS}\\DriverDatabase\\DeviceIds\\PCI\\VEN_1AF4&DEV_{id}]\n\"vioscsi.inf\"=hex:01,ff,00,00\n\n");
+    }
+    for svc in ["VMTools", "vmci"] {
+        edits += &format!("[{SYS}\\ControlSet001\\Services\\{svc}]\n\"Start\"=dword:00000004\n\n");
+    }
+    edits += &format!("[{SYS}\\ControlSet001\\Control\\CrashControl]\n\"AutoReboot\"=dword:00000000\n\n");
+    convert_on_virtio_scsi(5, "system-2022.reg", "software-2022.reg", "ControlSet001", "2k22", true, &edits);
+}
+
+#[test]
+fn server_2008r2_on_virtio_scsi() {
+    let mut edits = String::new();
+    for k in ["pci#ven_1af4&dev_1004&subsys_00081af4&rev_00", "pci#ven_1af4&dev_1004", "pci#ven_1af4&dev_1048&subsys_11001af4&rev_01", "pci#ven_1af4&dev_1048"] {
+        edits += &format!(
+            "[{SYS}\\ControlSet002\\Control\\CriticalDeviceDatabase\\{k}]\n\"ClassGUID\"=\"{{4D36E97B-E325-11CE-BFC1-08002BE10318}}\"\n\"Service\"=\"vioscsi\"\n\n"
+        );
+    }
+    for svc in ["rhelscsi", "xenbus", "xennet", "xenvbd"] {
+        edits += &format!("[{SYS}\\ControlSet002\\Services\\{svc}]\n\"Start\"=dword:00000004\n\n");
+    }
+    let filters: Vec<String> = "EhStorClass\0\0".encode_utf16().flat_map(u16::to_le_bytes).map(|b| format!("{b:02x}")).collect();
+    edits += &format!("[{SYS}\\ControlSet002\\Control\\Class\\{{4D36E967-E325-11CE-BFC1-08002BE10318}}]\n\"LowerFilters\"=hex(7):{}\n\n", filters.join(","));
+    convert_on_virtio_scsi(3, "system-2008r2.reg", "software-2008r2.reg", "ControlSet002", "2k8R2", false, &edits);
+}

@@ -7,7 +7,8 @@
 //! tables must be identical, every row (the VGA adapter is a data-only function on the
 //! runtime: it is headless, but the slot's ABI is QEMU's). The same holds for transitional
 //! devices (`--virtio legacy`), and for guests large enough to put devices behind PCIe root
-//! ports (q35-v2) or a PCI bridge (pc-v2): the micro-guest walks the buses behind bridges.
+//! ports (q35-v2) or a PCI bridge (pc-v2): the micro-guest walks the buses behind bridges, and
+//! for disks on a virtio-scsi controller (`--block-driver virtio-scsi`).
 mod runtime_abi_support;
 mod runtime_support;
 use runtime_abi_support::*;
@@ -95,6 +96,14 @@ fn pc_transitional_pci_table_matches_emitted_qemu_script() {
 fn v2_pci_tables_match_emitted_qemu_script() {
     scan("q35-v2", &[]);
     scan("pc-v2", &[]);
+}
+
+/// `--block-driver virtio-scsi`: the controller in the first disk slot (1AF4:1048, its
+/// queues' MSI-X table, the same capability chain), modern and transitional.
+#[test]
+fn virtio_scsi_pci_tables_match_emitted_qemu_script() {
+    scan("q35-v2", &["--block-driver", "virtio-scsi"]);
+    scan("pc-v2", &["--block-driver", "virtio-scsi", "--virtio", "legacy"]);
 }
 
 /// Room for real VMs: 10 NICs and 24 disks put 2 NICs and 10 disks behind 12 PCIe root ports

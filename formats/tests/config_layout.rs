@@ -1,7 +1,7 @@
 //! The machine profiles and the allocator: fixed slots from the profile data, MACs kept,
 //! stable serials, SMBIOS UUID = BIOS UUID, byte-identical output for the same input.
 
-use ferry_formats::layout::{allocate, parse_addr, DeviceKind, LayoutError, OutputPlan, PciAddr, Profile, VirtioModel};
+use ferry_formats::layout::{allocate, parse_addr, BlockDriver, DeviceKind, LayoutError, OutputPlan, PciAddr, Profile, VirtioModel};
 use ferry_formats::model::VmModel;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,7 @@ fn plan(vm: &VmModel) -> OutputPlan {
         disk_format: "qcow2".into(),
         nic_backends: Vec::new(),
         virtio: VirtioModel::Modern,
+        block_driver: BlockDriver::VirtioBlk,
     }
 }
 
@@ -183,4 +184,42 @@ fn v2_profiles_add_root_ports_and_bridges_once_the_root_bus_is_full() {
     vm.disks = (0..80).map(|_| disk.clone()).collect();
     let e = allocate(&vm, &Profile::builtin("q35-v2").unwrap(), &plan(&vm)).unwrap_err().to_string();
     assert_eq!(e, "80 disk devices do not fit machine profile q35-v2 (at most 44)");
+}
+
+#[test]
+fn virtio_scsi_puts_every_disk_on_one_controller_at_the_first_disk_slot() {
+    let mut vm = vmx("esxi8-rhel9.vmx");
+    let disk = vm.disks[0].clone();
+    for name in Profile::names() {
+        let profile = Profile::builtin(name).unwrap();
+        let blk = allocate(&vm, &profile, &plan(&vm)).unwrap();
+        let scsi = allocate(&vm, &profile, &OutputPlan { block_driver: BlockDriver::VirtioScsi, ..plan(&vm) }).unwrap();
+        let first_disk = blk.spec.devices.iter().find(|d| d.id == "disk0").unwrap().addr;
+        let c: Vec<_> = scsi.spec.devices.iter().filter(|d| matches!(d.kind, DeviceKind::VirtioScsi { .. })).collect();
+        assert_eq!(c.len(), 1, "{name}");
+        assert_eq!((c[0].id.as_str(), c[0].addr), ("scsi0", first_disk), "{name}");
+        assert!(!scsi.spec.devices.iter().any(|d| matches!(d.kind, DeviceKind::VirtioBlk { .. })), "{name}");
+        // The other devices keep their slots.
+        let others = |l: &ferry_formats::layout::Layout| l.spec.devices.iter().filter(|d| d.kind.class() != "disk").map(|d| (d.id.clone(), d.addr)).collect::<Vec<_>>();
+        assert_eq!(others(&blk), others(&scsi), "{name}");
+        let DeviceKind::VirtioScsi { disks } = &c[0].kind else { unreachable!() };
+        let blk_serials: Vec<String> = blk.spec.devices.iter().filter_map(|d| if let DeviceKind::VirtioBlk { serial, .. } = &d.kind { Some(serial.clone()) } else { None }).collect();
+        assert_eq!(disks.iter().map(|d| d.serial.clone()).collect::<Vec<_>>(), blk_serials, "{name}: serials as on virtio-blk");
+        assert_eq!(disks.iter().map(|d| (d.id.as_str(), d.target, d.bootindex)).collect::<Vec<_>>(), [("disk0", 0, Some(1)), ("disk1", 1, None)]);
+        assert_eq!(c[0].kind.pci_device_id(VirtioModel::Modern), 0x1048);
+        assert_eq!(c[0].kind.pci_device_id(VirtioModel::Transitional), 0x1004);
+        // The spec round-trips; its disks are listed in target order.
+        let json = scsi.spec.to_json();
+        assert!(json.contains("\"type\": \"virtio-scsi\""), "{json}");
+        let back = ferry_formats::layout::MachineSpec::from_json(&json).unwrap();
+        assert_eq!(back, scsi.spec);
+        assert_eq!(back.disks().iter().map(|d| d.id).collect::<Vec<_>>(), ["disk0", "disk1"]);
+    }
+    // 40 disks need one slot on virtio-scsi (44 at most on virtio-blk), 257 are refused.
+    vm.disks = (0..40).map(|_| disk.clone()).collect();
+    let l = allocate(&vm, &Profile::builtin("q35-v2").unwrap(), &OutputPlan { block_driver: BlockDriver::VirtioScsi, ..plan(&vm) }).unwrap();
+    assert!(l.spec.bridges.is_empty());
+    vm.disks = (0..257).map(|_| disk.clone()).collect();
+    let e = allocate(&vm, &Profile::builtin("q35-v2").unwrap(), &OutputPlan { block_driver: BlockDriver::VirtioScsi, ..plan(&vm) }).unwrap_err().to_string();
+    assert_eq!(e, "257 virtio-scsi disk devices do not fit machine profile q35-v2 (at most 256)");
 }

@@ -348,6 +348,16 @@ impl Vm {
                     balloon = Some(ctl.clone());
                     Box::new(Balloon::new(ctl))
                 }
+                DeviceKind::VirtioScsi { disks } => {
+                    let mut targets = Vec::new();
+                    for s in disks {
+                        let disk = crate::disk::open(&s.file, &s.format, s.readonly).map_err(|e| VmError::Setup(format!("device {}: {e}", s.id)))?;
+                        targets.push(crate::virtio::scsi::Target::new(&s.id, s.target, &s.serial, disk));
+                    }
+                    // QEMU 10's virtio-scsi-pci default: a request queue per vCPU.
+                    let queues = u16::try_from(cfg.topology.vcpus()).unwrap_or(1);
+                    Box::new(crate::virtio::scsi::Scsi::new(&d.id, targets, queues))
+                }
             };
             let vectors = cfg.profile.class(d.kind.class()).ok().and_then(|c| c.msix_vectors);
             let legacy_id = (d.model == VirtioModel::Transitional).then(|| d.kind.pci_device_id(d.model));

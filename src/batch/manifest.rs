@@ -328,6 +328,16 @@ validate = { engine = "qemu", timeout = 60 }
         assert_eq!(t[1].validate.as_ref().unwrap().args, ["--engine", "qemu", "--timeout", "60"]);
     }
 
+    #[test]
+    fn block_driver_is_a_manifest_key() {
+        let text = TOML.replace("output-format = \"raw\"", "output-format = \"raw\"\nblock-driver = \"virtio-scsi\"");
+        let t = check(&parse_toml(&text).unwrap(), Path::new("/m")).unwrap();
+        assert_eq!(t[0].convert.block_driver, crate::convert::BlockDriverChoice::VirtioBlk);
+        assert_eq!(t[1].convert.block_driver, crate::convert::BlockDriverChoice::VirtioScsi);
+        let e = err_toml(&TOML.replace("output-format = \"raw\"", "block-driver = \"ide\""));
+        assert!(e.contains("block-driver") && e.contains("ide"), "{e}");
+    }
+
     fn err_toml(text: &str) -> String {
         match parse_toml(text).and_then(|r| check(&r, Path::new("/m"))) {
             Ok(_) => panic!("accepted: {text}"),

@@ -23,7 +23,7 @@ use ferry_converters::linux::rebuild::{rebuild_initramfs, RebuildReport};
 use ferry_converters::linux::{self, DiskTarget, NicTarget, Plan, TargetLayout};
 use ferry_formats::convert::OutputFormat;
 use ferry_formats::disk::{open_image, BlockDevice, CowOverlay, ImageFormat};
-use ferry_formats::layout::{DeviceKind, Layout};
+use ferry_formats::layout::{BlockDriver, DeviceKind, Layout};
 use ferry_formats::model::{Bus, VmModel};
 use ferry_formats::qcow2::Preallocation;
 use ferry_inspectors::os::OsInfo;
@@ -184,6 +184,8 @@ pub struct Options {
     pub virtio_win: Option<std::path::PathBuf>,
     /// `--mac MAC:ip:...`: static addresses set at first boot (Windows guests, as virt-v2v).
     pub static_ips: Vec<ferry_converters::windows::firstboot::StaticIp>,
+    /// `--block-driver`: the device the disks sit on.
+    pub block_driver: ferry_formats::layout::BlockDriver,
 }
 
 /// Inspects the guest on `overlays` and converts it in place (on the overlays).
@@ -274,7 +276,15 @@ pub fn convert_guest(
     let facts = linux::detect::detect(&gfs)?;
     report.distro = facts.distro.clone();
     report.version = facts.version.clone();
-    let target = target(vm, layout, &names, &rep);
+    let mut target = target(vm, layout, &names, &rep);
+    if opts.block_driver == BlockDriver::VirtioScsi {
+        // On virtio-scsi the disks stay sdX: nothing is renamed to vdX.
+        target.disks.clear();
+        let best = linux::choose_kernel(&facts)?;
+        if let Some(why) = linux::initramfs::lacks_virtio_scsi(best) {
+            bail!("{root_name}: {why}");
+        }
+    }
     let plan = linux::plan(&facts, &target, &gfs)?;
     if plan.virtio.interface == linux::VirtioInterface::None {
         bail!("{}: the guest cannot drive virtio devices", plan.virtio.reason);

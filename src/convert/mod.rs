@@ -26,7 +26,7 @@ use ferry_formats::qcow2::Preallocation;
 use anyhow::{bail, Context};
 use clap::ValueEnum;
 use ferry_formats::disk::BlockDevice;
-use ferry_formats::layout::{allocate, Layout, OutputPlan, Profile, VirtioModel, DEFAULT_PROFILE};
+use ferry_formats::layout::{allocate, BlockDriver, Layout, OutputPlan, Profile, VirtioModel, DEFAULT_PROFILE};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -59,6 +59,16 @@ pub enum OutputMode {
     LibvirtXml,
     /// Disks plus Ferry's runtime spec NAME.ferry.json.
     Ferry,
+}
+
+/// `--block-driver`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BlockDriverChoice {
+    /// One virtio-blk PCI device per disk (`vdX` in the guest; Windows: `viostor`).
+    VirtioBlk,
+    /// One virtio-scsi controller, a SCSI disk per target (`sdX` in the guest; Windows:
+    /// `vioscsi`).
+    VirtioScsi,
 }
 
 /// `--virtio`.
@@ -162,11 +172,18 @@ pub struct ConvertArgs {
     /// else as `single`). As virt-v2v's --root.
     #[arg(long, default_value = "single", value_name = "ask|single|first|DEVICE")]
     pub root: root::RootChoice,
+    /// The device the converted guest's disks sit on, as virt-v2v's --block-driver:
+    /// `virtio-blk` (one virtio-blk device per disk) or `virtio-scsi` (one virtio-scsi
+    /// controller, a SCSI disk per target; Windows gets `vioscsi` as its boot driver, Linux
+    /// needs `virtio_scsi` in its initramfs).
+    #[arg(long = "block-driver", value_enum, default_value = "virtio-blk")]
+    pub block_driver: BlockDriverChoice,
     /// Windows guests: the virtio-win drivers, the virtio-win ISO image (read by Ferry) or a
     /// directory laid out as it (`viostor/2k22/amd64/viostor.sys`, ...); else the
     /// `VIRTIO_WIN` environment variable.
     /// The drivers for the guest's version and architecture are copied to
-    /// `%SystemRoot%\Drivers\VirtIO` and `viostor` is made boot-start.
+    /// `%SystemRoot%\Drivers\VirtIO` and `viostor` (`vioscsi` with --block-driver
+    /// virtio-scsi) is made boot-start.
     #[arg(long = "virtio-win", value_name = "PATH")]
     pub virtio_win: Option<PathBuf>,
     /// Replace this guest's outputs already in the output directory (refused otherwise).
@@ -334,6 +351,10 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         },
         nic_backends,
         virtio: forced.unwrap_or_default(),
+        block_driver: match args.block_driver {
+            BlockDriverChoice::VirtioBlk => BlockDriver::VirtioBlk,
+            BlockDriverChoice::VirtioScsi => BlockDriver::VirtioScsi,
+        },
     };
     let mut layout = allocate(&vm, &profile, &plan)?;
     let outputs = output_files(&args, &dir, &name, &disk_files);
@@ -356,7 +377,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     }
     let mut virtio = serde_json::json!({ "model": plan.virtio.name(), "chosen-by": if forced.is_some() { "--virtio" } else { "default" } });
     let started = std::time::Instant::now();
-    let mut report = serde_json::json!({ "name": name });
+    let mut report = serde_json::json!({ "name": name, "block-driver": plan.block_driver.name() });
     let mut descriptions_written = false;
     if !args.no_copy || args.dry_run {
         let jobs: Vec<CopyJob> = vm
@@ -414,6 +435,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
                 root: args.root.clone(),
                 virtio_win: args.virtio_win.clone(),
                 static_ips: network::static_ips(&args.mac)?,
+                block_driver: plan.block_driver,
             };
             let guest = linux::convert_guest(&vm, &layout, &overlays, &opts)?;
             print_warnings(&guest.warnings);

@@ -42,7 +42,7 @@ pub fn convert(
     let vw = plan::VirtioWin::open(&vw)?;
     let tools = std::env::var_os("VIRT_TOOLS_DATA_DIR").map(PathBuf::from);
     let host = firstboot::find_host(tools.as_deref());
-    let p = plan::plan(os, &vw, host, firstboot::find_pnp_wait(tools.as_deref()), &opts.static_ips)?;
+    let p = plan::plan(os, &vw, host, firstboot::find_pnp_wait(tools.as_deref()), &opts.static_ips, opts.block_driver)?;
     if opts.print {
         println!(
             "Converting {} (build {}, {}) on {} to KVM:",

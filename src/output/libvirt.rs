@@ -1,4 +1,5 @@
-//! libvirt domain XML with every PCI address pinned from the layout.
+//! libvirt domain XML with every PCI address pinned from the layout; disks on virtio-blk
+//! (`vdX`) or on one virtio-scsi controller (`sdX`, `<address type='drive'>` target N).
 
 use super::{libvirt_pci, xml_escape as esc};
 use ferry_formats::layout::{DeviceKind, Firmware, Layout, NetBackend};
@@ -75,6 +76,7 @@ pub fn libvirt_xml(layout: &Layout) -> String {
     let _ = writeln!(w, "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>restart</on_crash>");
     let _ = writeln!(w, "  <devices>");
     let mut ndisk = 0;
+    let mut nscsi = 0;
     for d in &spec.devices {
         let addr = libvirt_pci(d.addr);
         match &d.kind {
@@ -124,12 +126,36 @@ pub fn libvirt_xml(layout: &Layout) -> String {
                 let _ = writeln!(w, "    <memballoon model='{}'>", d.model.libvirt());
                 let _ = writeln!(w, "      <alias name='ua-{}'/>\n      {addr}\n    </memballoon>", d.id);
             }
+            // virtio-scsi: the controller at its PCI address (its model, as every virtio
+            // device's, modern-only or transitional), each disk `sdX` at target N, unit 0.
+            DeviceKind::VirtioScsi { disks } => {
+                let _ = writeln!(w, "    <controller type='scsi' index='0' model='{}'>", d.model.libvirt());
+                let _ = writeln!(w, "      <alias name='ua-{}'/>\n      {addr}\n    </controller>", d.id);
+                for disk in disks {
+                    let _ = writeln!(w, "    <disk type='file' device='disk'>");
+                    let _ = writeln!(w, "      <driver name='qemu' type='{}'/>", esc(&disk.format));
+                    let _ = writeln!(w, "      <source file='{}'/>", esc(&disk.file.to_string_lossy()));
+                    let _ = writeln!(w, "      <target dev='{}' bus='scsi'/>", drive_name("sd", usize::from(disk.target)));
+                    if disk.readonly {
+                        let _ = writeln!(w, "      <readonly/>");
+                    }
+                    let _ = writeln!(w, "      <serial>{}</serial>", esc(&disk.serial));
+                    if let Some(b) = disk.bootindex {
+                        let _ = writeln!(w, "      <boot order='{b}'/>");
+                    }
+                    let _ = writeln!(w, "      <alias name='ua-{}'/>", disk.id);
+                    let _ = writeln!(w, "      <address type='drive' controller='0' bus='0' target='{}' unit='0'/>\n    </disk>", disk.target);
+                    nscsi = nscsi.max(usize::from(disk.target) + 1);
+                }
+            }
         }
     }
+    // SATA CD-ROMs are `sdX` too: named after the SCSI disks.
+    let cd_base = if p.cdrom.libvirt_prefix == "sd" { nscsi } else { 0 };
     for cd in &layout.cdroms {
         let (bus, unit) = if p.cdrom.controller == "ide" { (cd.port / 2, cd.port % 2) } else { (0, cd.port) };
         let _ = writeln!(w, "    <disk type='file' device='cdrom'>\n      <driver name='qemu' type='raw'/>");
-        let _ = writeln!(w, "      <target dev='{}' bus='{}'/>\n      <readonly/>", drive_name(&p.cdrom.libvirt_prefix, cd.port as usize), p.cdrom.libvirt_bus);
+        let _ = writeln!(w, "      <target dev='{}' bus='{}'/>\n      <readonly/>", drive_name(&p.cdrom.libvirt_prefix, cd_base + cd.port as usize), p.cdrom.libvirt_bus);
         let _ = writeln!(w, "      <alias name='ua-{}'/>", cd.id);
         let _ = writeln!(w, "      <address type='drive' controller='0' bus='{bus}' target='0' unit='{unit}'/>\n    </disk>");
     }

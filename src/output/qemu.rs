@@ -1,6 +1,7 @@
 //! A POSIX shell script that starts the converted guest with `qemu-system-x86_64`: no
 //! default devices, every device on the root bus at the layout's `addr=`, modern-only
-//! or transitional virtio as the layout says, the source's MACs, disk serials and SMBIOS UUID. Extra arguments are appended
+//! or transitional virtio as the layout says, disks on virtio-blk or on one virtio-scsi
+//! controller (`scsi-hd`, channel 0, `scsi-id` N, LUN 0), the source's MACs, disk serials and SMBIOS UUID. Extra arguments are appended
 //! (`NAME.sh -S -qmp unix:sock,server=on,wait=off -display none`).
 
 use ferry_formats::layout::{DeviceKind, Firmware, Layout, NetBackend, PciAddr, SpecDevice};
@@ -26,7 +27,10 @@ fn at(layout: &Layout, a: PciAddr) -> String {
 
 /// The QEMU driver of `d` (the profile's driver in the device's virtio model).
 fn device_for(layout: &Layout, d: &SpecDevice) -> String {
-    layout.profile.qemu_device(d.kind.class(), d.model).unwrap_or_default()
+    match d.kind.qemu_driver_override() {
+        Some(modern) => d.model.qemu_device(modern).unwrap_or_default(),
+        None => layout.profile.qemu_device(d.kind.class(), d.model).unwrap_or_default(),
+    }
 }
 
 /// The launch script for `layout`.
@@ -108,6 +112,27 @@ pub fn qemu_script(layout: &Layout) -> String {
                     d.id,
                     sh(&qv(serial))
                 ));
+            }
+            DeviceKind::VirtioScsi { disks } => {
+                a(format!("-device {},id={},{loc}", device_for(layout, d), d.id));
+                for disk in disks {
+                    let ro = if disk.readonly { ",readonly=on" } else { "" };
+                    a(format!(
+                        "-drive file={},format={},if=none,id=drive-{}{ro}",
+                        sh(&qv(&disk.file.to_string_lossy())),
+                        qv(&disk.format),
+                        disk.id
+                    ));
+                    let boot = disk.bootindex.map(|b| format!(",bootindex={b}")).unwrap_or_default();
+                    a(format!(
+                        "-device scsi-hd,bus={}.0,channel=0,scsi-id={},lun=0,drive=drive-{},id={},serial={}{boot}",
+                        d.id,
+                        disk.target,
+                        disk.id,
+                        disk.id,
+                        sh(&qv(&disk.serial))
+                    ));
+                }
             }
         }
     }

@@ -5,7 +5,7 @@
 //! nothing is extracted beside the disk. The runtime gets the bytes.
 use anyhow::{bail, Context};
 use ferry_formats::disk::{open_image, BlockDevice, ImageFormat};
-use ferry_formats::layout::{DeviceKind, DirectBoot, MachineSpec};
+use ferry_formats::layout::{DirectBoot, MachineSpec};
 use ferry_inspectors::Device;
 use ferry_runtime::LoadedImage;
 use std::sync::Arc;
@@ -18,9 +18,9 @@ const INITRD_LIMIT: u64 = 2 << 30;
 /// The spec's virtio-blk disks, opened read-only in spec order (`/dev/sda`, `/dev/sdb`, ...).
 pub fn open_disks(spec: &MachineSpec) -> anyhow::Result<Vec<Device>> {
     let mut out = Vec::new();
-    for d in &spec.devices {
-        let DeviceKind::VirtioBlk { file, format, .. } = &d.kind else { continue };
-        let fmt = match format.as_str() {
+    for d in spec.disks() {
+        let (file, format) = (d.file, d.format);
+        let fmt = match format {
             "raw" => ImageFormat::Raw,
             "qcow2" => ImageFormat::Qcow2,
             "vmdk" => ImageFormat::Vmdk,
@@ -42,7 +42,7 @@ pub fn read(spec: &MachineSpec, boot: &DirectBoot) -> anyhow::Result<(LoadedImag
     };
     let disks = open_disks(spec)?;
     if disks.is_empty() {
-        bail!("the spec has no virtio-blk disk to read the kernel {} from", boot.kernel.display());
+        bail!("the spec has no disk to read the kernel {} from", boot.kernel.display());
     }
     let (rep, views) = ferry_inspectors::inspect_with_views(&disks).context("inspecting the boot disks")?;
     let dev = rep

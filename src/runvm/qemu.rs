@@ -92,6 +92,32 @@ pub fn args(spec: &MachineSpec, boot: &QemuBoot) -> anyhow::Result<Vec<OsString>
                 push("-device".into());
                 push(format!("{},id={},{addr}", drv("virtio-balloon-pci-non-transitional"), d.id));
             }
+            DeviceKind::VirtioScsi { disks } => {
+                push("-device".into());
+                push(format!("{},id={},{addr}", drv("virtio-scsi-pci-non-transitional"), d.id));
+                for s in disks {
+                    push("-drive".into());
+                    push(format!(
+                        "if=none,id=drv-{},file={},format={},readonly={}",
+                        s.id,
+                        s.file.display().to_string().replace(',', ",,"),
+                        s.format,
+                        if s.readonly { "on" } else { "off" }
+                    ));
+                    push("-device".into());
+                    push(format!(
+                        "scsi-hd,bus={}.0,channel=0,scsi-id={},lun=0,drive=drv-{},id={},serial={},logical_block_size={},physical_block_size={}{}",
+                        d.id,
+                        s.target,
+                        s.id,
+                        s.id,
+                        s.serial,
+                        s.logical_block_size,
+                        s.physical_block_size,
+                        s.bootindex.map(|b| format!(",bootindex={b}")).unwrap_or_default()
+                    ));
+                }
+            }
         }
     }
     match boot {

@@ -15,18 +15,17 @@ use std::path::{Path, PathBuf};
 /// firmware files are not in it: they were read before (`runtime_config`), once for all boots.
 pub fn policy(spec: &MachineSpec, cfg: &VmConfig, args: &RunArgs) -> anyhow::Result<FilePolicy> {
     let mut p = FilePolicy { read_write: vec![PathBuf::from("/dev/kvm")], ..Default::default() };
+    for disk in spec.disks() {
+        if disk.format != "raw" {
+            // Records the chain's files (see `opened_sources` below); errors are the
+            // runtime's to report when it opens the disk.
+            let _ = ferry_formats::disk::open_image(disk.file, None);
+        }
+        if disk.readonly { p.read_only.push(disk.file.clone()) } else { p.read_write.push(disk.file.clone()) }
+    }
     for d in &spec.devices {
-        match &d.kind {
-            DeviceKind::VirtioBlk { file, format, readonly, .. } => {
-                if format != "raw" {
-                    // Records the chain's files (see `opened_sources` below); errors are the
-                    // runtime's to report when it opens the disk.
-                    let _ = ferry_formats::disk::open_image(file, None);
-                }
-                if *readonly { p.read_only.push(file.clone()) } else { p.read_write.push(file.clone()) }
-            }
-            DeviceKind::VirtioNet { backend: NetBackend::Tap { .. }, .. } => p.read_write.push(PathBuf::from("/dev/net/tun")),
-            _ => {}
+        if let DeviceKind::VirtioNet { backend: NetBackend::Tap { .. }, .. } = &d.kind {
+            p.read_write.push(PathBuf::from("/dev/net/tun"));
         }
     }
     p.read_only.extend(ferry_formats::disk::opened_sources());

@@ -100,8 +100,8 @@ static __attribute__((unused)) int vdev_find_behind(struct vdev *v, u16 device) 
 	return 0;
 }
 
-/* Resets, negotiates VERSION_1 | INDIRECT_DESC and enables queue 0 (polled, no MSI-X). */
-static __attribute__((unused)) int vdev_init(struct vdev *v) {
+/* Resets, negotiates VERSION_1 | INDIRECT_DESC and enables queue `q` (polled, no MSI-X). */
+static __attribute__((unused)) int vdev_init_queue(struct vdev *v, u16 q) {
 	u32 c = v->common;
 	wr8(c + 0x14, 0);
 	while (rd8(c + 0x14)) {
@@ -114,7 +114,7 @@ static __attribute__((unused)) int vdev_init(struct vdev *v) {
 	wr32(c + 0x08, 1); wr32(c + 0x0c, hi & 1);
 	wr8(c + 0x14, 11);
 	if (!(rd8(c + 0x14) & 8)) return -1;
-	wr16(c + 0x16, 0);
+	wr16(c + 0x16, q);
 	wr16(c + 0x18, QSZ);
 	wr16(c + 0x1a, 0xffff);
 	wr32(c + 0x20, DESC); wr32(c + 0x24, 0);
@@ -125,6 +125,9 @@ static __attribute__((unused)) int vdev_init(struct vdev *v) {
 	wr8(c + 0x14, 15);
 	return 0;
 }
+
+/* Resets, negotiates VERSION_1 | INDIRECT_DESC and enables queue 0 (polled, no MSI-X). */
+static __attribute__((unused)) int vdev_init(struct vdev *v) { return vdev_init_queue(v, 0); }
 
 static u16 avail_idx;
 /* Publishes head `head`, notifies queue 0 and polls the used ring; returns 0 on completion. */

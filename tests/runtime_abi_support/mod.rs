@@ -82,8 +82,10 @@ pub fn emit_sized(profile: &str, extra: &[&str], disks: usize, nics: usize) -> E
     let spec: Value = serde_json::from_str(&std::fs::read_to_string(out.join("abi-guest.ferry.json")).expect("spec")).expect("spec json");
     let devices = spec["devices"].as_array().expect("devices");
     let count = |t: &str| devices.iter().filter(|d| d["type"] == t).count();
-    assert_eq!((count("virtio-blk"), count("virtio-net"), count("virtio-balloon")), (disks, nics, 1), "{spec}");
-    for d in devices.iter().filter(|d| d["type"] == "virtio-blk") {
+    // Disks on virtio-blk, or (--block-driver virtio-scsi) all on one virtio-scsi controller.
+    let scsi: Vec<&Value> = devices.iter().filter(|d| d["type"] == "virtio-scsi").flat_map(|d| d["disks"].as_array().expect("disks")).collect();
+    assert_eq!((count("virtio-blk") + scsi.len(), count("virtio-net"), count("virtio-balloon")), (disks, nics, 1), "{spec}");
+    for d in devices.iter().filter(|d| d["type"] == "virtio-blk").chain(scsi) {
         let st = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(d["file"].as_str().expect("file")).arg("64M").status().expect("qemu-img");
         assert!(st.success());
     }

@@ -133,6 +133,15 @@ pub fn qemu_args(spec: &ferry_formats::layout::MachineSpec) -> Vec<String> {
             DeviceKind::VirtioConsole => a.extend(["-device".into(), format!("{},id={},{addr}", drv("virtio-serial-pci-non-transitional"), d.id)]),
             DeviceKind::VirtioRng => a.extend(["-device".into(), format!("{},id={},{addr}", drv("virtio-rng-pci-non-transitional"), d.id)]),
             DeviceKind::VirtioBalloon => a.extend(["-device".into(), format!("{},id={},{addr}", drv("virtio-balloon-pci-non-transitional"), d.id)]),
+            DeviceKind::VirtioScsi { disks } => {
+                a.extend(["-device".into(), format!("{},id={},{addr}", drv("virtio-scsi-pci-non-transitional"), d.id)]);
+                for s in disks {
+                    a.push("-drive".into());
+                    a.push(format!("if=none,id=drv-{},file={},format={},readonly={}", s.id, s.file.display(), s.format, if s.readonly { "on" } else { "off" }));
+                    a.push("-device".into());
+                    a.push(format!("scsi-hd,bus={}.0,channel=0,scsi-id={},lun=0,drive=drv-{},id={},serial={}", d.id, s.target, s.id, s.id, s.serial));
+                }
+            }
         }
     }
     a

@@ -33,6 +33,14 @@ const BOOT_CRITICAL: [&str; 5] = [
     "virtio_scsi",
 ];
 
+/// `--block-driver virtio-scsi`: why the kernel `best` cannot boot with its disks on a
+/// virtio-scsi controller (it has no `virtio_scsi`, built in or as a module), in one line;
+/// None when it can. Where it is a module, [`plan`] puts it in the initramfs (it is one of
+/// [`BOOT_CRITICAL`]).
+pub fn lacks_virtio_scsi(best: &KernelFacts) -> Option<String> {
+    (!best.has("virtio_scsi")).then(|| format!("kernel {} has no virtio_scsi driver (built in or as a module): it would not find its disks on virtio-scsi; use --block-driver virtio-blk", best.version))
+}
+
 /// The modules of [`VIRTIO_MODULES`] that some bootable kernel has as a loadable module.
 fn wanted(facts: &GuestFacts) -> Vec<&'static str> {
     VIRTIO_MODULES

@@ -1,13 +1,14 @@
 //! The Windows conversion plan, as virt-v2v's pre-conversion: the virtio-win drivers for the
 //! guest's version and architecture copied to `%SystemRoot%\Drivers\VirtIO`, the block
-//! driver (`viostor`) to `System32\drivers` and made boot-start, bound to the virtio block
-//! PCI IDs (modern 1AF4:1042, transitional 1AF4:1001) through `CriticalDeviceDatabase`
+//! driver (`viostor`, or `vioscsi` for `--block-driver virtio-scsi`) to `System32\drivers` and
+//! made boot-start, bound to the virtio block PCI IDs (modern 1AF4:1042, transitional
+//! 1AF4:1001; virtio-scsi 1AF4:1048 and 1AF4:1004) through `CriticalDeviceDatabase`
 //! (Windows 7 / 2008 R2 and older) or `DriverDatabase` (Windows 8 and later), `DevicePath`
 //! extended with the VirtIO directory, VMware Tools / Xen PV services disabled, the SAN
 //! policy set to bring every disk online, and a first-boot service ([`super::firstboot`])
 //! that installs the other drivers and the guest agent and uninstalls the hypervisor tools.
 //! The virtio devices are modern when the block driver's INF binds the modern ID
-//! (`DEV_1042`), else transitional, as virt-v2v decides from the injected drivers.
+//! (`DEV_1042` / `DEV_1048`), else transitional, as virt-v2v decides from the injected drivers.
 //!
 //! [`plan`] reads only the inspection facts and the virtio-win tree; [`apply`] writes the
 //! plan on the NTFS system volume through the NTFS and hive writers.
@@ -19,19 +20,40 @@ use ferry_inspectors::os::linux::virtio::VirtioInterface;
 use super::hive_file::{edit_hive_file, HiveFileError};
 use crate::fs::ntfs::Ntfs;
 use ferry_formats::iso9660::Iso;
+use ferry_formats::layout::BlockDriver;
 use ferry_inspectors::os::OsInfo;
 use serde::Serialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The block driver made boot-start.
+/// The block driver made boot-start for virtio-blk disks.
 pub const BLOCK_DRIVER: &str = "viostor";
+/// The block driver made boot-start for disks on a virtio-scsi controller.
+pub const SCSI_DRIVER: &str = "vioscsi";
 /// Disk drives' device class.
 const DISK_CLASS: &str = "{4d36e967-e325-11ce-bfc1-08002be10318}";
 /// Storage controllers' device class.
 const SCSI_CLASS: &str = "{4D36E97B-E325-11CE-BFC1-08002BE10318}";
 /// Virtio block: transitional and modern PCI device IDs (vendor 1AF4).
 const BLOCK_IDS: [&str; 2] = ["1001", "1042"];
+/// Virtio SCSI: transitional and modern PCI device IDs (vendor 1AF4).
+const SCSI_IDS: [&str; 2] = ["1004", "1048"];
+
+/// The boot-critical driver for the disks' device, with its transitional and modern PCI IDs
+/// and the virtio device type (the transitional function's subsystem ID).
+fn boot_driver(block: BlockDriver) -> (&'static str, [&'static str; 2], u8) {
+    match block {
+        BlockDriver::VirtioBlk => (BLOCK_DRIVER, BLOCK_IDS, 2),
+        BlockDriver::VirtioScsi => (SCSI_DRIVER, SCSI_IDS, 8),
+    }
+}
+
+/// The PCI IDs and virtio type of a plan's block driver (`viostor` or `vioscsi`).
+fn driver_ids(driver: &str) -> ([&'static str; 2], u8) {
+    let block = if driver == SCSI_DRIVER { BlockDriver::VirtioScsi } else { BlockDriver::VirtioBlk };
+    let (_, ids, vtype) = boot_driver(block);
+    (ids, vtype)
+}
 /// Driver files larger than this are refused (real ones are under 2 MiB).
 const MAX_DRIVER_FILE: u64 = 64 << 20;
 /// At most this many files are copied from the virtio-win tree.
@@ -284,9 +306,10 @@ fn one_line(s: &str) -> String {
 }
 
 /// Plans the conversion of the Windows root `os` with drivers from `vw` (laid out as the
-/// virtio-win ISO: `viostor/2k22/amd64/...`).
-pub fn plan(os: &OsInfo, vw: &VirtioWin, host: ServiceHost, pnp_wait: Option<PathBuf>, ips: &[firstboot::StaticIp]) -> Result<WindowsPlan, WindowsPlanError> {
+/// virtio-win ISO: `viostor/2k22/amd64/...`), the boot driver the one of `block`'s device.
+pub fn plan(os: &OsInfo, vw: &VirtioWin, host: ServiceHost, pnp_wait: Option<PathBuf>, ips: &[firstboot::StaticIp], block: BlockDriver) -> Result<WindowsPlan, WindowsPlanError> {
     check_safe(os)?;
+    let (driver, ids, _) = boot_driver(block);
     let unsupported = |what: String| WindowsPlanError::Unsupported { root: os.root.clone(), what };
     let arch = arch_dir(&os.arch).ok_or_else(|| unsupported(format!("architecture {:?}", os.arch.escape_default().to_string())))?;
     let dirs = os_dirs(&os.osinfo).ok_or_else(|| {
@@ -333,7 +356,7 @@ pub fn plan(os: &OsInfo, vw: &VirtioWin, host: ServiceHost, pnp_wait: Option<Pat
                 warnings.push(format!("{}: a file of that name is already copied: skipped", vw.describe(&rel)));
                 continue;
             }
-            if name.eq_ignore_ascii_case(&format!("{BLOCK_DRIVER}.sys")) {
+            if name.eq_ignore_ascii_case(&format!("{driver}.sys")) {
                 block_sys = Some((rel.clone(), size));
             }
             files.push(DriverFile { source: rel, target, size });
@@ -342,9 +365,9 @@ pub fn plan(os: &OsInfo, vw: &VirtioWin, host: ServiceHost, pnp_wait: Option<Pat
             }
         }
     }
-    let (sys, size) = block_sys.ok_or_else(|| vw.err(format!("no {BLOCK_DRIVER}/{os_dir}/{arch}/{BLOCK_DRIVER}.sys: the guest would not boot on virtio")))?;
-    let virtio = block_virtio(vw, &sys)?;
-    files.push(DriverFile { source: sys, target: format!("{systemroot}/System32/drivers/{BLOCK_DRIVER}.sys"), size });
+    let (sys, size) = block_sys.ok_or_else(|| vw.err(format!("no {driver}/{os_dir}/{arch}/{driver}.sys: the guest would not boot on {}", block.name())))?;
+    let virtio = block_virtio(vw, &sys, ids[1])?;
+    files.push(DriverFile { source: sys, target: format!("{systemroot}/System32/drivers/{driver}.sys"), size });
     let device_database = match (os.windows_device_database.as_deref(), os.major_version, os.minor_version) {
         (Some("DriverDatabase"), _, _) => DeviceDatabase::DriverDatabase,
         (Some(_), _, _) => DeviceDatabase::CriticalDeviceDatabase,
@@ -372,7 +395,7 @@ pub fn plan(os: &OsInfo, vw: &VirtioWin, host: ServiceHost, pnp_wait: Option<Pat
         arch_dir: arch.into(),
         systemroot,
         control_set: os.windows_current_control_set.clone().unwrap_or_else(|| "ControlSet001".into()),
-        block_driver: BLOCK_DRIVER.into(),
+        block_driver: driver.into(),
         device_database,
         files,
         disable,
@@ -384,18 +407,18 @@ pub fn plan(os: &OsInfo, vw: &VirtioWin, host: ServiceHost, pnp_wait: Option<Pat
 }
 
 /// Modern virtio devices when the block driver's INF (beside its `.sys`) binds the modern
-/// device ID 1AF4:1042, else transitional ones (drivers older than virtio 1.0).
-fn block_virtio(vw: &VirtioWin, sys: &str) -> Result<VirtioNeed, WindowsPlanError> {
+/// device ID 1AF4:`modern` (1042, 1048), else transitional ones (drivers older than virtio 1.0).
+fn block_virtio(vw: &VirtioWin, sys: &str, modern: &str) -> Result<VirtioNeed, WindowsPlanError> {
     let inf = format!("{}.inf", sys.strip_suffix(".sys").or_else(|| sys.strip_suffix(".SYS")).unwrap_or(sys));
     let text = match vw.read(&inf) {
         Ok(b) => inf_text(&b),
         Err(_) => String::new(),
     };
-    let modern = text.to_ascii_uppercase().contains("VEN_1AF4&DEV_1042");
-    let (interface, reason) = match (text.is_empty(), modern) {
+    let binds = text.to_ascii_uppercase().contains(&format!("VEN_1AF4&DEV_{modern}"));
+    let (interface, reason) = match (text.is_empty(), binds) {
         (true, _) => (VirtioInterface::Unknown, format!("{inf} is missing or empty: transitional devices, the safe choice")),
-        (false, true) => (VirtioInterface::Modern, format!("{inf} binds PCI\\VEN_1AF4&DEV_1042 (virtio 1.0)")),
-        (false, false) => (VirtioInterface::Legacy, format!("{inf} binds only the legacy ID (no PCI\\VEN_1AF4&DEV_1042)")),
+        (false, true) => (VirtioInterface::Modern, format!("{inf} binds PCI\\VEN_1AF4&DEV_{modern} (virtio 1.0)")),
+        (false, false) => (VirtioInterface::Legacy, format!("{inf} binds only the legacy ID (no PCI\\VEN_1AF4&DEV_{modern})")),
     };
     Ok(VirtioNeed { transitional: interface.needs_transitional(), kernel: inf, interface, reason })
 }
@@ -418,7 +441,7 @@ impl fmt::Display for WindowsPlan {
         let cs = &self.control_set;
         let drv = &self.block_driver;
         writeln!(f, "  HKLM\\SYSTEM\\{cs}\\Services\\{drv}: Type=1 Start=0 ErrorControl=1 Group=\"SCSI miniport\" ImagePath=system32\\drivers\\{drv}.sys")?;
-        for id in BLOCK_IDS {
+        for id in driver_ids(drv).0 {
             match self.device_database {
                 DeviceDatabase::DriverDatabase => writeln!(f, "  HKLM\\SYSTEM\\DriverDatabase\\DeviceIds\\PCI\\VEN_1AF4&DEV_{id}: {drv}.inf=01 ff 00 00")?,
                 DeviceDatabase::CriticalDeviceDatabase => {
@@ -448,14 +471,16 @@ impl fmt::Display for WindowsPlan {
     }
 }
 
-/// The CriticalDeviceDatabase keys for the virtio block IDs (with and without the
-/// subsystem and revision, as Windows 7 looks them up).
-fn critical_keys() -> Vec<String> {
+/// The CriticalDeviceDatabase keys for the block driver's PCI IDs (with and without the
+/// subsystem and revision, as Windows 7 looks them up): the transitional function's
+/// subsystem is the virtio type, the modern one's QEMU's 1100.
+fn critical_keys(driver: &str) -> Vec<String> {
+    let ([legacy, modern], vtype) = driver_ids(driver);
     vec![
-        "pci#ven_1af4&dev_1001&subsys_00021af4&rev_00".into(),
-        "pci#ven_1af4&dev_1001".into(),
-        "pci#ven_1af4&dev_1042&subsys_11001af4&rev_01".into(),
-        "pci#ven_1af4&dev_1042".into(),
+        format!("pci#ven_1af4&dev_{legacy}&subsys_{vtype:04x}1af4&rev_00"),
+        format!("pci#ven_1af4&dev_{legacy}"),
+        format!("pci#ven_1af4&dev_{modern}&subsys_11001af4&rev_01"),
+        format!("pci#ven_1af4&dev_{modern}"),
     ]
 }
 
@@ -471,13 +496,13 @@ fn edit_system(p: &WindowsPlan, h: &mut Hive) -> Result<(), HiveError> {
     h.set_value(k, "ImagePath", &Value::ExpandSz(format!("system32\\drivers\\{drv}.sys")))?;
     match p.device_database {
         DeviceDatabase::DriverDatabase => {
-            for id in BLOCK_IDS {
+            for id in driver_ids(drv).0 {
                 let k = h.create_key(&format!("DriverDatabase\\DeviceIds\\PCI\\VEN_1AF4&DEV_{id}"))?;
                 h.set_value(k, &format!("{drv}.inf"), &Value::Binary(vec![1, 0xff, 0, 0]))?;
             }
         }
         DeviceDatabase::CriticalDeviceDatabase => {
-            for name in critical_keys() {
+            for name in critical_keys(drv) {
                 let k = h.create_key(&format!("{cs}\\Control\\CriticalDeviceDatabase\\{name}"))?;
                 h.set_value(k, "ClassGUID", &Value::Sz(SCSI_CLASS.into()))?;
                 h.set_value(k, "Service", &Value::Sz(drv.clone()))?;
@@ -607,6 +632,12 @@ mod tests {
         assert_eq!(v, Value::ExpandSz("%SystemRoot%\\inf;%SystemRoot%\\Drivers\\VirtIO".into()));
         assert_eq!(device_path(Some(v.clone())), v);
         assert_eq!(device_path(None), v);
+    }
+
+    #[test]
+    fn critical_keys_per_driver() {
+        assert_eq!(critical_keys("viostor"), ["pci#ven_1af4&dev_1001&subsys_00021af4&rev_00", "pci#ven_1af4&dev_1001", "pci#ven_1af4&dev_1042&subsys_11001af4&rev_01", "pci#ven_1af4&dev_1042"]);
+        assert_eq!(critical_keys("vioscsi"), ["pci#ven_1af4&dev_1004&subsys_00081af4&rev_00", "pci#ven_1af4&dev_1004", "pci#ven_1af4&dev_1048&subsys_11001af4&rev_01", "pci#ven_1af4&dev_1048"]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! on its inputs: the same VM converted twice gets byte-identical descriptions.
 
 use super::profile::{Profile, SlotClass};
-use super::{DeviceKind, Firmware, LayoutError, MachineSpec, NetBackend, PciAddr, SpecBridge, SpecDevice, Topology, VirtioModel, SPEC_VERSION};
+use super::{BlockDriver, DeviceKind, ScsiDisk, Firmware, LayoutError, MachineSpec, NetBackend, PciAddr, SpecBridge, SpecDevice, Topology, VirtioModel, SPEC_VERSION};
 use crate::model::{self, NetKind, RemovableKind, VmModel};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -23,6 +23,8 @@ pub struct OutputPlan {
     pub nic_backends: Vec<NetBackend>,
     /// The virtio model of every device (modern unless the guest needs transitional).
     pub virtio: VirtioModel,
+    /// virtio-blk devices, or one virtio-scsi controller holding every disk.
+    pub block_driver: BlockDriver,
 }
 
 /// A CD-ROM drive on the chipset's storage controller.
@@ -162,21 +164,46 @@ pub fn allocate(vm: &VmModel, profile: &Profile, plan: &OutputPlan) -> Result<La
         };
         devices.push(SpecDevice { id: format!("net{i}"), addr, model: plan.virtio, kind: DeviceKind::VirtioNet { mac, backend } });
     }
-    for (i, ((disk, addr), file)) in vm.disks.iter().zip(expander.take(profile, "disk", vm.disks.len())?).zip(&plan.disk_files).enumerate() {
-        devices.push(SpecDevice {
-            id: format!("disk{i}"),
-            addr,
-            model: plan.virtio,
-            kind: DeviceKind::VirtioBlk {
-                file: file.clone(),
-                format: plan.disk_format.clone(),
-                serial: disk_serial(&seed, i),
-                readonly: disk.readonly,
-                logical_block_size: 512,
-                physical_block_size: 512,
-                bootindex: (i == 0).then_some(1),
-            },
-        });
+    match plan.block_driver {
+        BlockDriver::VirtioBlk => {
+            for (i, ((disk, addr), file)) in vm.disks.iter().zip(expander.take(profile, "disk", vm.disks.len())?).zip(&plan.disk_files).enumerate() {
+                devices.push(SpecDevice {
+                    id: format!("disk{i}"),
+                    addr,
+                    model: plan.virtio,
+                    kind: DeviceKind::VirtioBlk {
+                        file: file.clone(),
+                        format: plan.disk_format.clone(),
+                        serial: disk_serial(&seed, i),
+                        readonly: disk.readonly,
+                        logical_block_size: 512,
+                        physical_block_size: 512,
+                        bootindex: (i == 0).then_some(1),
+                    },
+                });
+            }
+        }
+        // One controller at the disk class's first slot; disk i is target i, LUN 0.
+        BlockDriver::VirtioScsi if !vm.disks.is_empty() => {
+            let mut disks = Vec::new();
+            for (i, (disk, file)) in vm.disks.iter().zip(&plan.disk_files).enumerate() {
+                let target = u8::try_from(i).map_err(|_| LayoutError::TooMany { class: "virtio-scsi disk".into(), count: vm.disks.len(), max: 256, profile: profile.name.clone() })?;
+                disks.push(ScsiDisk {
+                    id: format!("disk{i}"),
+                    target,
+                    file: file.clone(),
+                    format: plan.disk_format.clone(),
+                    serial: disk_serial(&seed, i),
+                    readonly: disk.readonly,
+                    logical_block_size: 512,
+                    physical_block_size: 512,
+                    bootindex: (i == 0).then_some(1),
+                });
+            }
+            let addr = expander.take(profile, "disk", 1)?.first().copied().ok_or_else(|| LayoutError::Plan("no slot for the virtio-scsi controller".into()))?;
+            devices.push(SpecDevice { id: "scsi0".into(), addr, model: plan.virtio, kind: DeviceKind::VirtioScsi { disks } });
+        }
+        BlockDriver::VirtioScsi => {}
     }
     devices.sort_by_key(|d| d.addr);
     let cdroms: Vec<CdromSlot> = vm

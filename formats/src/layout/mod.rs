@@ -14,7 +14,7 @@ mod spec;
 pub use alloc::{allocate, disk_serial, generated_mac, CdromSlot, Layout, OutputPlan};
 pub use profile::{parse_addr, CdromPlan, ChipsetFunction, Expansion, Profile, SlotClass, DEFAULT_PROFILE};
 pub use spec::{
-    DeviceKind, DirectBoot, Firmware, MachineSpec, NetBackend, PciAddr, SpecBridge, SpecDevice, Topology,
+    BlockDriver, DeviceKind, DirectBoot, Firmware, MachineSpec, NetBackend, PciAddr, ScsiDisk, SpecBridge, SpecDevice, SpecDisk, Topology,
     VirtioModel, SPEC_VERSION,
 };
 

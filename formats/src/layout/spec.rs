@@ -192,13 +192,70 @@ pub enum DeviceKind {
     VirtioConsole,
     VirtioRng,
     VirtioBalloon,
+    /// A virtio-scsi controller (`--block-driver virtio-scsi`) with one `scsi-hd` disk per
+    /// target on channel 0, LUN 0, as virt-v2v's libvirt output and QEMU place them.
+    VirtioScsi { disks: Vec<ScsiDisk> },
+}
+
+/// A disk on a virtio-scsi controller: channel 0, target `target`, LUN 0.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScsiDisk {
+    /// Stable id ("disk0"), QEMU `id=` and libvirt alias, as a virtio-blk disk's.
+    pub id: String,
+    /// SCSI target (QEMU `scsi-id`, libvirt `<address target=>`), 0-255.
+    pub target: u8,
+    pub file: PathBuf,
+    /// "qcow2" or "raw".
+    pub format: String,
+    pub serial: String,
+    #[serde(default)]
+    pub readonly: bool,
+    #[serde(default = "default_block_size")]
+    pub logical_block_size: u32,
+    #[serde(default = "default_block_size")]
+    pub physical_block_size: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootindex: Option<u32>,
+}
+
+/// Which device the converted guest's disks sit on (`ferry convert --block-driver`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockDriver {
+    /// One virtio-blk PCI device per disk (`vdX` in the guest).
+    #[default]
+    VirtioBlk,
+    /// One virtio-scsi controller, a `scsi-hd` per disk (`sdX` in the guest).
+    VirtioScsi,
+}
+
+impl BlockDriver {
+    /// "virtio-blk" or "virtio-scsi".
+    pub fn name(&self) -> &'static str {
+        match self {
+            BlockDriver::VirtioBlk => "virtio-blk",
+            BlockDriver::VirtioScsi => "virtio-scsi",
+        }
+    }
+}
+
+/// A disk of the spec, on whichever device holds it.
+#[derive(Clone, Copy, Debug)]
+pub struct SpecDisk<'a> {
+    /// "disk0", ...
+    pub id: &'a str,
+    pub file: &'a PathBuf,
+    pub format: &'a str,
+    pub readonly: bool,
 }
 
 impl DeviceKind {
     /// The profile slot class the device belongs to (`classes[].class`).
     pub fn class(&self) -> &'static str {
         match self {
-            DeviceKind::VirtioBlk { .. } => "disk",
+            // The controller takes the disk class's first slot, where QEMU has the first disk.
+            DeviceKind::VirtioBlk { .. } | DeviceKind::VirtioScsi { .. } => "disk",
             DeviceKind::VirtioNet { .. } => "nic",
             DeviceKind::VirtioConsole => "console",
             DeviceKind::VirtioRng => "rng",
@@ -206,7 +263,8 @@ impl DeviceKind {
         }
     }
 
-    /// The virtio device type (virtio spec 5: 1 net, 2 block, 3 console, 4 entropy, 5 balloon).
+    /// The virtio device type (virtio spec 5: 1 net, 2 block, 3 console, 4 entropy, 5 balloon,
+    /// 8 SCSI host).
     pub fn virtio_type(&self) -> u16 {
         match self {
             DeviceKind::VirtioNet { .. } => 1,
@@ -214,11 +272,13 @@ impl DeviceKind {
             DeviceKind::VirtioConsole => 3,
             DeviceKind::VirtioRng => 4,
             DeviceKind::VirtioBalloon => 5,
+            DeviceKind::VirtioScsi { .. } => 8,
         }
     }
 
     /// The PCI device ID under `model`: 0x1040 + type for modern, the legacy ID range
-    /// (0x1000 net, 0x1001 block, 0x1002 balloon, 0x1003 console, 0x1005 rng) for transitional.
+    /// (0x1000 net, 0x1001 block, 0x1002 balloon, 0x1003 console, 0x1004 SCSI, 0x1005 rng) for
+    /// transitional.
     pub fn pci_device_id(&self, model: VirtioModel) -> u16 {
         match model {
             VirtioModel::Modern => 0x1040 + self.virtio_type(),
@@ -227,9 +287,36 @@ impl DeviceKind {
                 DeviceKind::VirtioBlk { .. } => 0x1001,
                 DeviceKind::VirtioBalloon => 0x1002,
                 DeviceKind::VirtioConsole => 0x1003,
+                DeviceKind::VirtioScsi { .. } => 0x1004,
                 DeviceKind::VirtioRng => 0x1005,
             },
         }
+    }
+
+    /// QEMU's modern-only driver for the device when the profile's class driver is not it
+    /// (the disk class names virtio-blk; its virtio-scsi controller is this).
+    pub fn qemu_driver_override(&self) -> Option<&'static str> {
+        match self {
+            DeviceKind::VirtioScsi { .. } => Some("virtio-scsi-pci-non-transitional"),
+            _ => None,
+        }
+    }
+}
+
+impl MachineSpec {
+    /// Every disk in spec order: virtio-blk devices and the disks of virtio-scsi controllers.
+    pub fn disks(&self) -> Vec<SpecDisk<'_>> {
+        let mut v = Vec::new();
+        for d in &self.devices {
+            match &d.kind {
+                DeviceKind::VirtioBlk { file, format, readonly, .. } => v.push(SpecDisk { id: &d.id, file, format, readonly: *readonly }),
+                DeviceKind::VirtioScsi { disks } => {
+                    v.extend(disks.iter().map(|s| SpecDisk { id: &s.id, file: &s.file, format: &s.format, readonly: s.readonly }))
+                }
+                _ => {}
+            }
+        }
+        v
     }
 }
 

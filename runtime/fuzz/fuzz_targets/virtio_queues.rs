@@ -1,8 +1,9 @@
 //! Guest-controlled virtio queues: arbitrary guest RAM contents, ring addresses and sizes fed to
-//! every device model's queue processing. Nothing may panic; errors become NEEDS_RESET upstream.
+//! every device model's queue processing (virtio-scsi's command requests and CDBs included). Nothing may panic; errors become NEEDS_RESET upstream.
 #![no_main]
 use ferry_runtime::disk::Backend;
 use ferry_runtime::virtio::balloon::{Balloon, BalloonCtl};
+use ferry_runtime::virtio::scsi::{Scsi, Target};
 use ferry_runtime::virtio::{blk::Blk, console::Console, net::Net, rng::Rng, VirtioDevice};
 use libfuzzer_sys::fuzz_target;
 use virtio_queue::{Queue, QueueT};
@@ -50,7 +51,18 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mem) = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10000)]) else { return };
     let _ = mem.write_slice(&data[16..data.len().min(0x10000 + 16)], GuestAddress(0));
     let w = |i: usize| u64::from(u16::from_le_bytes([data[i], data[i + 1]]));
-    let mut dev: Box<dyn VirtioDevice> = match data[0] % 5 {
+    let mut dev: Box<dyn VirtioDevice> = match data[0] % 6 {
+        5 => {
+            // Two targets (0 and 3): requests also reach LUNs and targets that do not exist.
+            let t = |n: u8| Target::new("fuzz", n, "s", Box::new(MemDisk(vec![0; 1 << 16])));
+            let mut s = Scsi::new("fuzz", vec![t(0), t(3)], 2);
+            // The driver may shrink or grow the sense and CDB sizes.
+            if data[3] & 2 != 0 {
+                s.write_config(20, &u32::from(data[4]).to_le_bytes());
+                s.write_config(24, &u32::from(data[5]).to_le_bytes());
+            }
+            Box::new(s)
+        }
         0 => Box::new(Blk::new("fuzz", Box::new(MemDisk(vec![0; 1 << 20])), "s", 512, 4096)),
         1 => Box::new(Net::new([2, 0, 0, 0, 0, 1])),
         2 => Box::new(Console::new(Box::new(std::io::sink()))),

@@ -102,24 +102,27 @@ pub fn check_image(name: &str, data: &[u8], vars: Option<(&str, usize)>) -> Resu
 /// QEMU's boot device paths (`bootorder`) of the disks with a `bootindex`, in its order:
 /// `/pci@i0cf8/scsi@SLOT[,FN]/disk@0,0` for a virtio-blk function on the root bus, and
 /// `/pci@i0cf8/pci-bridge@BSLOT[,BFN]/scsi@SLOT[,FN]/disk@0,0` behind the bridge (PCIe root
-/// port or PCI bridge) serving its bus. A disk on a bus no bridge serves is left out.
+/// port or PCI bridge) serving its bus; a virtio-scsi disk is `.../scsi@SLOT/channel@0/disk@TARGET,0`
+/// (QEMU's SCSI bus path). A disk on a bus no bridge serves is left out.
 pub fn boot_order(devices: &[SpecDevice], bridges: &[SpecBridge]) -> Vec<String> {
     let at = |slot: u8, function: u8| if function == 0 { format!("{slot:x}") } else { format!("{slot:x},{function:x}") };
-    let mut disks: Vec<(u32, String)> = devices
-        .iter()
-        .filter_map(|d| match &d.kind {
-            DeviceKind::VirtioBlk { bootindex: Some(i), .. } => {
-                let prefix = if d.addr.bus == 0 {
-                    String::new()
-                } else {
-                    let b = bridges.iter().find(|b| b.bus == d.addr.bus && b.addr.bus == 0)?;
-                    format!("/pci-bridge@{}", at(b.addr.slot, b.addr.function))
-                };
-                Some((*i, format!("/pci@i0cf8{prefix}/scsi@{}/disk@0,0", at(d.addr.slot, d.addr.function))))
+    let mut disks: Vec<(u32, String)> = Vec::new();
+    for d in devices {
+        let prefix = if d.addr.bus == 0 {
+            String::new()
+        } else {
+            let Some(b) = bridges.iter().find(|b| b.bus == d.addr.bus && b.addr.bus == 0) else { continue };
+            format!("/pci-bridge@{}", at(b.addr.slot, b.addr.function))
+        };
+        let fn_path = format!("/pci@i0cf8{prefix}/scsi@{}", at(d.addr.slot, d.addr.function));
+        match &d.kind {
+            DeviceKind::VirtioBlk { bootindex: Some(i), .. } => disks.push((*i, format!("{fn_path}/disk@0,0"))),
+            DeviceKind::VirtioScsi { disks: on } => {
+                disks.extend(on.iter().filter_map(|s| s.bootindex.map(|i| (i, format!("{fn_path}/channel@0/disk@{:x},0", s.target)))));
             }
-            _ => None,
-        })
-        .collect();
+            _ => {}
+        }
+    }
     disks.sort();
     disks.into_iter().map(|(_, p)| p).collect()
 }
@@ -321,7 +324,7 @@ impl Devices {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_formats::layout::{PciAddr, VirtioModel};
+    use ferry_formats::layout::{PciAddr, ScsiDisk, VirtioModel};
 
     #[test]
     fn boot_order_uses_qemu_device_paths() {
@@ -343,7 +346,9 @@ mod tests {
         behind.addr.bus = 1;
         let mut orphan = disk(0, 0, Some(5));
         orphan.addr.bus = 7;
-        let devs = [disk(0x0d, 0, Some(2)), disk(4, 0, Some(1)), disk(5, 1, None), disk(0x1e, 3, Some(3)), behind, orphan];
+        let scsi_disk = |target: u8, bootindex| ScsiDisk { id: format!("s{target}"), target, file: "x".into(), format: "raw".into(), serial: "s".into(), readonly: false, logical_block_size: 512, physical_block_size: 512, bootindex };
+        let scsi = SpecDevice { id: "scsi0".into(), addr: PciAddr { bus: 0, slot: 0x0e, function: 0 }, model: VirtioModel::Modern, kind: DeviceKind::VirtioScsi { disks: vec![scsi_disk(0, None), scsi_disk(0x11, Some(6))] } };
+        let devs = [disk(0x0d, 0, Some(2)), disk(4, 0, Some(1)), disk(5, 1, None), disk(0x1e, 3, Some(3)), behind, orphan, scsi];
         let rp = SpecBridge { id: "rp1".into(), addr: PciAddr { bus: 0, slot: 0x1c, function: 0 }, bus: 1, kind: "pcie-root-port".into(), chassis: 1, port: Some(0x10) };
         assert_eq!(
             boot_order(&devs, &[rp]),
@@ -351,7 +356,8 @@ mod tests {
                 "/pci@i0cf8/scsi@4/disk@0,0",
                 "/pci@i0cf8/scsi@d/disk@0,0",
                 "/pci@i0cf8/scsi@1e,3/disk@0,0",
-                "/pci@i0cf8/pci-bridge@1c/scsi@0/disk@0,0"
+                "/pci@i0cf8/pci-bridge@1c/scsi@0/disk@0,0",
+                "/pci@i0cf8/scsi@e/channel@0/disk@11,0"
             ]
         );
     }

@@ -8,6 +8,7 @@ pub mod irq;
 pub mod net;
 pub mod pci;
 pub mod rng;
+pub mod scsi;
 pub mod tap;
 
 use crate::memory::Memory;
@@ -42,7 +43,7 @@ pub enum VirtioError {
 
 /// The device half of a virtio device; the transport owns queues and interrupts.
 pub trait VirtioDevice: Send {
-    /// Virtio device type (1 net, 2 blk, 3 console, 4 rng, 5 balloon).
+    /// Virtio device type (1 net, 2 blk, 3 console, 4 rng, 5 balloon, 8 SCSI).
     fn device_type(&self) -> u16;
     /// PCI class code (base, sub, prog-if) << 8.
     fn class_code(&self) -> u32;

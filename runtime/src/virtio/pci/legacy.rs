@@ -16,13 +16,14 @@ pub const VRING_ALIGN: u64 = 4096;
 const PFN_SHIFT: u32 = 12;
 
 /// The device config length QEMU gives each device type's legacy block (QEMU 10 defaults):
-/// net 8 (mac, status), block 60, console 12, entropy 0, balloon 16.
+/// net 8 (mac, status), block 60, console 12, entropy 0, balloon 16, SCSI 36.
 pub fn config_len(device_type: u16) -> u64 {
     match device_type {
         1 => 8,
         2 => 60,
         3 => 12,
         5 => 16,
+        8 => 36,
         _ => 0,
     }
 }
@@ -169,6 +170,7 @@ mod tests {
         assert_eq!(bar_size(3, true), 0x40);
         assert_eq!(bar_size(4, true), 0x20);
         assert_eq!(bar_size(5, false), 0x40);
+        assert_eq!(bar_size(8, true), 0x40);
     }
 
     #[test]
