@@ -2,8 +2,8 @@
 //! test guests (`testdata/guests/`, cached in `$FERRY_CACHE`) → the converted root passes
 //! `e2fsck -fn`; the converted qcow2, booted under QEMU TCG by the generated QEMU script run
 //! as written (SeaBIOS → the guest's own GRUB i386-pc in its MBR → the converted grub.cfg's
-//! first entry: the kernel logs exactly that entry's `linux` line as its command line) for the
-//! VMware guest, or for the others with the kernel + initrd taken from ITS OWN `/boot`
+//! first entry: the kernel logs exactly that entry's `linux` line as its command line), or (the
+//! OVA, the same guest as the VMX: CI time) with the kernel + initrd taken from ITS OWN `/boot`
 //! (debugfs) and the arguments of ITS `grub.cfg` added as `-kernel/-initrd/-append`, reaches a
 //! login prompt, mounts its root from virtio-blk, and the NIC the converted network
 //! configuration names exists under that name (the kernel's rename message for the profile's
@@ -111,7 +111,7 @@ fn vmware_ova_guest_converts_and_boots_on_virtio() {
 fn xen_pv_guest_converts_and_boots_on_virtio() {
     let Some(g) = guest("debian-xenpv", &[]) else { return };
     let cfg = g.join("debian-xenpv.cfg");
-    convert_and_boot("xen", &cfg, "debian-xenpv", &[cfg.clone(), g.join("disk.raw")], false);
+    convert_and_boot("xen", &cfg, "debian-xenpv", &[cfg.clone(), g.join("disk.raw")], true);
 }
 
 #[test]
@@ -123,6 +123,6 @@ fn dracut_vmx_guest_converts_and_boots_on_virtio() {
         &vmx,
         "debian-dracut",
         &[vmx.clone(), g.join("debian-dracut.vmdk")],
-        false,
+        true,
     );
 }
