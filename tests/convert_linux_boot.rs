@@ -1,15 +1,17 @@
 //! Issue 5's proof, end to end through the binary: `ferry convert` of the real Debian 12
 //! test guests (`testdata/guests/`, cached in `$FERRY_CACHE`) → the converted root passes
-//! `e2fsck -fn`; the converted qcow2, booted under QEMU TCG with the kernel + initrd taken from
-//! ITS OWN `/boot` (debugfs), the `root=` of ITS `grub.cfg` and the device layout of the
-//! generated QEMU script (run as written, with `-kernel/-initrd/-append` added), reaches a
-//! login prompt, mounts its root from virtio-blk, and the NIC the converted network
+//! `e2fsck -fn`; the converted qcow2, booted under QEMU TCG by the generated QEMU script run
+//! as written (SeaBIOS → the guest's own GRUB i386-pc in its MBR → the converted grub.cfg's
+//! first entry: the kernel logs exactly that entry's `linux` line as its command line), or (the
+//! OVA, the same guest as the VMX: CI time) with the kernel + initrd taken from ITS OWN `/boot`
+//! (debugfs) and the arguments of ITS `grub.cfg` added as `-kernel/-initrd/-append`, reaches a
+//! login prompt, mounts its root from virtio-blk (the OVA: sda1 behind virtio-scsi, with
+//! `--block-driver virtio-scsi`), and the NIC the converted network
 //! configuration names exists under that name (the kernel's rename message for the profile's
 //! slot); the source files are byte-identical afterwards. (That the unconverted guest does not
 //! boot on virtio-blk is shown by `converters/tests/guest_boot_*.rs` on the same images.)
-//! Guests: the VMware one from its VMX and from its OVA (the OVA one converted with
-//! `--block-driver virtio-scsi`: root mounted from sda1 behind QEMU's virtio-scsi HBA), the
-//! Xen PV one from its xl config, the dracut variant from its VMX.
+//! Guests: the VMware one from its VMX and from its OVA, the Xen PV one from its xl config,
+//! the dracut variant from its VMX.
 
 mod convert_linux_support;
 
@@ -17,13 +19,15 @@ use convert_linux_support::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Converts `input` (`-i mode`, with `extra` options) and proves the result boots with its
-/// root on `root_dev`; `sources` are hashed.
-fn convert_and_boot(mode: &str, input: &Path, name: &str, sources: &[PathBuf]) {
-    convert_and_boot_on(mode, input, name, sources, &[], "vda1");
+/// Converts `input` (`-i mode`) and proves the result boots with its root on vda1 (through
+/// firmware and the guest's GRUB when `firmware`, else with its kernel given to QEMU);
+/// `sources` are hashed.
+fn convert_and_boot(mode: &str, input: &Path, name: &str, sources: &[PathBuf], firmware: bool) {
+    convert_and_boot_on(mode, input, name, sources, &[], "vda1", firmware);
 }
 
-fn convert_and_boot_on(mode: &str, input: &Path, name: &str, sources: &[PathBuf], extra: &[&str], root_dev: &str) {
+/// [`convert_and_boot`] with `extra` convert options and the root on `root_dev`.
+fn convert_and_boot_on(mode: &str, input: &Path, name: &str, sources: &[PathBuf], extra: &[&str], root_dev: &str, firmware: bool) {
     let t = tempfile::Builder::new()
         .prefix("ferry-boot-")
         .tempdir_in("/var/tmp")
@@ -66,15 +70,16 @@ fn convert_and_boot_on(mode: &str, input: &Path, name: &str, sources: &[PathBuf]
     let interfaces = debugfs_cat(&part, "/etc/network/interfaces");
     let iface = configured_nic(&interfaces, &out.join(format!("{name}.ferry.json")));
 
-    let append = serial_append(&args);
-    let log = boot_script(
-        &out.join(format!("{name}.sh")),
-        &kernel,
-        &initrd,
-        &append,
-        &t.path().join("serial.log"),
-        Duration::from_secs(400),
-    );
+    let script = out.join(format!("{name}.sh"));
+    let log = if firmware {
+        let log = boot_firmware(&script, &t.path().join("serial.log"), Duration::from_secs(400));
+        // GRUB booted the converted menu's first entry: the kernel's command line is its line.
+        let line = format!("Command line: BOOT_IMAGE={kpath} {args}");
+        assert!(log.contains(&line), "no {line:?} (GRUB did not boot the converted entry):\n{}", tail(&log, 40));
+        log
+    } else {
+        boot_script(&script, &kernel, &initrd, &serial_append(&args), &t.path().join("serial.log"), Duration::from_secs(400))
+    };
     assert!(
         log.contains(&format!("{name} login:")),
         "no login prompt:\n{}",
@@ -106,6 +111,7 @@ fn vmware_vmx_guest_converts_and_boots_on_virtio() {
         &vmx,
         "debian-vmware",
         &[vmx.clone(), g.join("debian-vmware.vmdk")],
+        true,
     );
 }
 
@@ -115,14 +121,14 @@ fn vmware_vmx_guest_converts_and_boots_on_virtio() {
 fn vmware_ova_guest_converts_and_boots_on_virtio_scsi() {
     let Some(g) = guest("debian-vmware", &[]) else { return };
     let ova = g.join("debian-vmware.ova");
-    convert_and_boot_on("ova", &ova, "debian-vmware", std::slice::from_ref(&ova), &["--block-driver", "virtio-scsi"], "sda1");
+    convert_and_boot_on("ova", &ova, "debian-vmware", std::slice::from_ref(&ova), &["--block-driver", "virtio-scsi"], "sda1", false);
 }
 
 #[test]
 fn xen_pv_guest_converts_and_boots_on_virtio() {
     let Some(g) = guest("debian-xenpv", &[]) else { return };
     let cfg = g.join("debian-xenpv.cfg");
-    convert_and_boot("xen", &cfg, "debian-xenpv", &[cfg.clone(), g.join("disk.raw")]);
+    convert_and_boot("xen", &cfg, "debian-xenpv", &[cfg.clone(), g.join("disk.raw")], true);
 }
 
 #[test]
@@ -134,5 +140,6 @@ fn dracut_vmx_guest_converts_and_boots_on_virtio() {
         &vmx,
         "debian-dracut",
         &[vmx.clone(), g.join("debian-dracut.vmdk")],
+        true,
     );
 }

@@ -79,6 +79,9 @@ fn every_input_validates_matches_golden_and_is_reproducible() {
         let n = spec["devices"].as_array().unwrap().len();
         assert_eq!(xml.matches("<address type='pci'").count(), n + 2, "{rel}");
         assert_eq!(out_a[1].1.matches(",addr=0x").count(), n + 1, "{rel}");
+        if spec["firmware"] == "uefi" {
+            uefi_files_agree(rel, xml, &out_a[1].1, &name);
+        }
         // The default profile (q35-v2) places these guests exactly as q35-v1 does: only the
         // profile's name differs.
         let c = tempfile::tempdir().unwrap();
@@ -88,6 +91,29 @@ fn every_input_validates_matches_golden_and_is_reproducible() {
         let v2: Vec<String> = outputs(&c, &name).iter().map(|(_, t)| t.clone()).collect();
         assert_eq!(v1, v2, "{rel}: the default profile moved a device");
     }
+}
+
+/// A UEFI guest's libvirt XML names the OVMF code and VARS template the QEMU script starts by
+/// default, and as `<nvram>` the script's store: NAME.vars.fd beside the outputs (where
+/// `ferry run` keeps it, beside NAME.ferry.json); secure boot (SMM) in both or neither.
+fn uefi_files_agree(rel: &str, xml: &str, sh: &str, name: &str) {
+    let between = |s: &str, open: &str, close: &str| -> String {
+        let i = s.find(open).unwrap_or_else(|| panic!("{rel}: no {open:?} in:\n{s}")) + open.len();
+        let j = s[i..].find(close).unwrap_or_else(|| panic!("{rel}: no {close:?} after {open:?}"));
+        s[i..i + j].to_string()
+    };
+    let code = between(sh, "ovmf_code=\"${OVMF_CODE:-", "}\"");
+    let vars = between(sh, "cp \"${OVMF_VARS:-", "}\"");
+    let store = between(sh, "ovmf_vars=\"$(dirname \"$0\")\"/'", "'\n").replace("'\\''", "'");
+    assert_eq!(store, format!("{name}.vars.fd"), "{rel}");
+    let loader = between(xml, "<loader readonly='yes'", "</loader>");
+    let secure = loader.starts_with(" secure='yes'");
+    assert_eq!(loader.rsplit('>').next(), Some(code.as_str()), "{rel}: {loader}");
+    let nvram = between(xml, &format!("<nvram template='{vars}'>"), "</nvram>");
+    assert_eq!(nvram, format!("@OUT@/{}", store.replace('"', "&quot;")), "{rel}");
+    assert_eq!(secure, sh.contains(",smm=on"), "{rel}: secure boot in one description only");
+    assert_eq!(secure, xml.contains("<smm state='on'/>"), "{rel}");
+    assert!(!xml.contains("firmware='efi'"), "{rel}: autoselection would replace the loader");
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! The test guests are what they claim to be, checked on their disk images with the real
 //! tools: `sfdisk` (MBR layout), `e2fsck -fn` (clean ext4), `debugfs` (the VMware/Xen/dracut
 //! configuration inside), `qemu-img check/compare` (VMDK and OVA disks equal the raw disk),
-//! `sha256sum` (the OVA manifest), and our initramfs reader (no virtio in any initrd).
+//! `sha256sum` (the OVA manifest), our initramfs reader (no virtio in any initrd), and
+//! grub-pc-bin's `boot.img`/`diskboot.img` (GRUB i386-pc in the boot track, as grub-install
+//! leaves it).
 
 mod guest_support;
 
@@ -45,6 +47,25 @@ fn check_disk(g: &Guest) {
         "virtio in the unconverted initrd: {virtio:?}"
     );
     assert!(cat(g, "/etc/shadow").contains("root:$"), "no root password");
+    check_grub(g);
+}
+
+/// GRUB i386-pc as grub-install (grub-bios-setup) leaves it: boot.img's code in the MBR with
+/// the drive check off, core.img from sector 1 (its first sector is diskboot.img up to the
+/// blocklist grub-mkimage fills in), modules under /boot/grub/i386-pc.
+fn check_grub(g: &Guest) {
+    let dir = std::path::Path::new("/usr/lib/grub/i386-pc");
+    let (Ok(boot), Ok(diskboot)) = (std::fs::read(dir.join("boot.img")), std::fs::read(dir.join("diskboot.img"))) else {
+        eprintln!("SKIP: grub-pc-bin not installed: the boot track's GRUB not compared");
+        return;
+    };
+    let mut head = [0u8; 1024];
+    std::io::Read::read_exact(&mut std::fs::File::open(g.disk()).unwrap(), &mut head).unwrap();
+    let mut mbr = boot[..440].to_vec();
+    mbr[0x66..0x68].copy_from_slice(&[0x90, 0x90]);
+    assert!(head[..440] == mbr[..], "the MBR's code is not GRUB's boot.img");
+    assert!(head[512..512 + 0x1f4] == diskboot[..0x1f4], "sector 1 is not core.img's diskboot");
+    assert!(cat(g, "/boot/grub/i386-pc/moddep.lst").contains("ext2:"), "no GRUB modules in /boot/grub/i386-pc");
 }
 
 fn check_vmdk_equals_raw(g: &Guest, vmdk: &std::path::Path) {

@@ -239,7 +239,7 @@ fn description_files(mode: OutputMode, dir: &Path, name: &str, layout: &Layout) 
     let (xml, sh, json) = descriptions(mode);
     let mut out = Vec::new();
     if xml {
-        out.push((dir.join(format!("{name}.xml")), output::libvirt_xml(layout).into_bytes(), false));
+        out.push((dir.join(format!("{name}.xml")), output::libvirt_xml(layout, dir).into_bytes(), false));
     }
     if sh {
         out.push((dir.join(format!("{name}.sh")), output::qemu_script(layout).into_bytes(), true));

@@ -1,9 +1,14 @@
 //! libvirt domain XML with every PCI address pinned from the layout; disks on virtio-blk
-//! (`vdX`) or on one virtio-scsi controller (`sdX`, `<address type='drive'>` target N).
+//! (`vdX`) or on one virtio-scsi controller (`sdX`, `<address type='drive'>` target N). A UEFI
+//! guest names its firmware by hand (`<loader type='pflash'>` and `<nvram template=...>`, not
+//! libvirt's `firmware='efi'` autoselection, which older libvirt lets override a given
+//! loader): the OVMF build the QEMU script starts and the per-VM variable store beside the
+//! descriptions that the script and `ferry run` use.
 
 use super::{libvirt_pci, xml_escape as esc};
 use ferry_formats::layout::{DeviceKind, Firmware, Layout, NetBackend};
 use std::fmt::Write;
+use std::path::Path;
 
 /// Target device name for the n-th disk: vda, vdb, ..., vdz, vdaa.
 pub fn drive_name(prefix: &str, mut n: usize) -> String {
@@ -19,8 +24,9 @@ pub fn drive_name(prefix: &str, mut n: usize) -> String {
     format!("{prefix}{}", String::from_utf8_lossy(&s))
 }
 
-/// The domain XML for `layout` (passes `virt-xml-validate FILE domain`).
-pub fn libvirt_xml(layout: &Layout) -> String {
+/// The domain XML for `layout`, whose descriptions are written to `dir` (passes
+/// `virt-xml-validate FILE domain`).
+pub fn libvirt_xml(layout: &Layout, dir: &Path) -> String {
     let spec = &layout.spec;
     let p = &layout.profile;
     let mut x = String::new();
@@ -51,10 +57,14 @@ pub fn libvirt_xml(layout: &Layout) -> String {
         let _ = writeln!(w, "  <sysinfo type='smbios'>\n    <system>\n      <entry name='uuid'>{}</entry>\n    </system>\n  </sysinfo>", esc(u));
     }
     let efi = spec.firmware == Firmware::Uefi;
-    let _ = writeln!(w, "  <os{}>", if efi { " firmware='efi'" } else { "" });
+    let _ = writeln!(w, "  <os>");
     let _ = writeln!(w, "    <type arch='x86_64' machine='{}'>hvm</type>", esc(&p.qemu_machine));
-    if efi && layout.secure_boot {
-        let _ = writeln!(w, "    <loader secure='yes'/>");
+    if efi {
+        let (code, vars) = super::ovmf_files(layout.secure_boot);
+        let secure = if layout.secure_boot { " secure='yes'" } else { "" };
+        let store = dir.join(super::nvram_file(&spec.name));
+        let _ = writeln!(w, "    <loader readonly='yes'{secure} type='pflash'>{code}</loader>");
+        let _ = writeln!(w, "    <nvram template='{vars}'>{}</nvram>", esc(&store.to_string_lossy()));
     }
     let _ = writeln!(w, "    <smbios mode='sysinfo'/>");
     let _ = writeln!(w, "  </os>");

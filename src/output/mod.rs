@@ -9,6 +9,23 @@ pub use qemu::qemu_script;
 
 use ferry_formats::layout::{Layout, PciAddr};
 
+/// The OVMF build a UEFI guest starts with, as Debian's `ovmf` installs it: (code, variable
+/// store template). The secure-boot build (SMM, Microsoft keys enrolled) only where the source
+/// had secure boot; Ferry's runtime refuses that build, the QEMU script and libvirt run it.
+pub fn ovmf_files(secure_boot: bool) -> (&'static str, &'static str) {
+    if secure_boot {
+        ("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
+    } else {
+        ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd")
+    }
+}
+
+/// The guest's UEFI variable store, beside its descriptions: the file the QEMU script,
+/// libvirt's `<nvram>` and `ferry run` all use.
+pub fn nvram_file(name: &str) -> String {
+    format!("{name}.vars.fd")
+}
+
 /// Ferry's runtime spec as JSON (with a final newline).
 pub fn ferry_spec(layout: &Layout) -> String {
     let mut s = layout.spec.to_json();

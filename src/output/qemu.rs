@@ -162,14 +162,10 @@ pub fn qemu_script(layout: &Layout) -> String {
     let _ = writeln!(s, "fi");
     let _ = writeln!(s, "accel=\"${{FERRY_QEMU_ACCEL:-$default_accel}}\"");
     if spec.firmware == Firmware::Uefi {
-        let (code, vars) = if layout.secure_boot {
-            ("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
-        } else {
-            ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd")
-        };
+        let (code, vars) = super::ovmf_files(layout.secure_boot);
         let _ = writeln!(s, "ovmf_code=\"${{OVMF_CODE:-{code}}}\"");
         let _ = writeln!(s, "# The guest's UEFI variables live next to this script, created on first start.");
-        let _ = writeln!(s, "ovmf_vars=\"$(dirname \"$0\")\"/{}", sh(&format!("{}.vars.fd", spec.name)));
+        let _ = writeln!(s, "ovmf_vars=\"$(dirname \"$0\")\"/{}", sh(&super::nvram_file(&spec.name)));
         let _ = writeln!(s, "[ -e \"$ovmf_vars\" ] || cp \"${{OVMF_VARS:-{vars}}}\" \"$ovmf_vars\"");
     }
     let _ = writeln!(s, "exec qemu-system-x86_64 \\");

@@ -6,7 +6,12 @@
 #   GRUB_ROOT  root= in grub.cfg (default /dev/DISK1)   GRUB_FS  grub module of /boot (ext2)
 #   BOOT_PART  yes: /boot is its own filesystem on DISK1 (grub.cfg paths relative to it)
 # Output in $FERRY_CACHE/guest-NAME-HASH/: root/ (the guest's files), disk.raw (MBR, one ext4
-# partition at 1 MiB), and the variant's wrappers (VMDK/VMX/OVA or xl config).
+# partition at 1 MiB, GRUB i386-pc in its boot track: install_grub_pc), and the variant's
+# wrappers (VMDK/VMX/OVA or xl config).
+# The kernel command line (GRUB_CMDLINE_LINUX_DEFAULT and grub.cfg's normal entry) carries
+# BOOT_CMDLINE: a serial console, no `quiet` (the tests read the kernel's messages), and
+# no_timer_check (under TCG on a loaded host the IO-APIC timer check can miss its ticks and
+# panic), so that the converted guest, started by firmware and GRUB, logs its boot on ttyS0.
 # Helpers the variants share: guest_apt_install (packages from the mirror), xfs_from_tree /
 # xfs_from_proto (an XFS filled by the host kernel or by mkfs.xfs -p), lvm_on_disk (a PV, VG
 # and LV made by the host's lvm2 without activating them), vmware_wrap (VMDK + VMX).
@@ -14,6 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ROOT_PASSWORD=ferry
 PART_OFFSET=$((1024 * 1024))
 DISK_SIZE=$((1536 * 1024 * 1024))
+BOOT_CMDLINE="console=tty0 console=ttyS0 no_timer_check"
 
 configure_common() {
   local root=$1
@@ -47,7 +53,7 @@ F
 GRUB_DEFAULT=0
 GRUB_TIMEOUT=5
 GRUB_DISTRIBUTOR=\`lsb_release -i -s 2> /dev/null || echo Debian\`
-GRUB_CMDLINE_LINUX_DEFAULT="quiet"
+GRUB_CMDLINE_LINUX_DEFAULT="$BOOT_CMDLINE"
 GRUB_CMDLINE_LINUX="$GRUB_CMDLINE"
 F
 }
@@ -79,7 +85,7 @@ function load_video {
 }
 terminal_input console
 terminal_output console
-set timeout=5
+set timeout=1
 ### END /etc/grub.d/00_header ###
 
 ### BEGIN /etc/grub.d/10_linux ###
@@ -90,7 +96,7 @@ menuentry 'Debian GNU/Linux' --class debian --class gnu-linux --class gnu --clas
 	insmod $fs
 	set root='hd0,msdos1'
 	echo	'Loading Linux $kver ...'
-	linux	$boot/vmlinuz-$kver root=$dev ro $GRUB_CMDLINE quiet
+	linux	$boot/vmlinuz-$kver root=$dev ro $GRUB_CMDLINE $BOOT_CMDLINE
 	echo	'Loading initial ramdisk ...'
 	initrd	$boot/initrd.img-$kver
 }
@@ -107,6 +113,39 @@ submenu 'Advanced options for Debian GNU/Linux' \$menuentry_id_option 'gnulinux-
 }
 ### END /etc/grub.d/10_linux ###
 F
+}
+
+# grub_pc_files ROOT : the guest's GRUB i386-pc (grub-pc-bin, kept in the base's apt cache)
+# unpacked in GRUB_PC_DIR, and its modules and lists copied to ROOT/boot/grub/i386-pc as
+# grub-install copies them.
+GRUB_PC_DIR=""
+grub_pc_files() {
+  local root=$1 debs
+  debs=("$root"/var/cache/apt/archives/grub-pc-bin_*.deb)
+  [ -e "${debs[0]}" ] || { echo "$NAME: no grub-pc-bin .deb in the base" >&2; exit 1; }
+  GRUB_PC_DIR=$(mktemp -d "$FERRY_CACHE/.grub-pc-XXXXXX")
+  dpkg-deb -x "${debs[0]}" "$GRUB_PC_DIR"
+  GRUB_PC_DIR="$GRUB_PC_DIR/usr/lib/grub/i386-pc"
+  mkdir -p "$root/boot/grub/i386-pc"
+  cp "$GRUB_PC_DIR"/*.mod "$GRUB_PC_DIR"/*.lst "$root/boot/grub/i386-pc/"
+}
+
+# install_grub_pc RAW : GRUB i386-pc in RAW's boot track as grub-install (grub-bios-setup)
+# leaves it: boot.img's code in the MBR (partition table kept; drive check off, as for a hard
+# disk), core.img from sector 1 in the embedding area below the first partition, made by
+# grub-mkimage (grub-common) from GRUB_PC_DIR with what reads /boot (biosdisk, part_msdos,
+# GRUB_FS) and the prefix of /boot/grub on hd0,msdos1 (/grub when /boot is its own partition).
+install_grub_pc() {
+  local raw=$1 prefix=/boot/grub core sectors
+  if [ "${BOOT_PART:-no}" = yes ]; then prefix=/grub; fi
+  core=$(mktemp "$FERRY_CACHE/.core-XXXXXX")
+  grub-mkimage -d "$GRUB_PC_DIR" -O i386-pc -p "(hd0,msdos1)$prefix" -o "$core" biosdisk part_msdos "${GRUB_FS:-ext2}"
+  sectors=$((($(stat -c %s "$core") + 511) / 512))
+  [ "$sectors" -lt 2047 ] || { echo "$NAME: core.img does not fit the embedding area" >&2; exit 1; }
+  dd if="$GRUB_PC_DIR/boot.img" of="$raw" bs=440 count=1 conv=notrunc status=none
+  printf '\x90\x90' | dd of="$raw" bs=1 seek=$((0x66)) conv=notrunc status=none
+  dd if="$core" of="$raw" bs=512 seek=1 conv=notrunc status=none
+  rm -f "$core"; rm -rf "${GRUB_PC_DIR%/usr/lib/grub/i386-pc}"; GRUB_PC_DIR=""
 }
 
 rebuild_initramfs_tools() {
@@ -283,6 +322,7 @@ build_guest() {
   local kver; kver=$(basename "$(ls -d "$root"/lib/modules/* | head -1)")
   configure_common "$root"
   write_grub_cfg "$root" "$kver"
+  grub_pc_files "$root"
   variant_configure "$root"
   case $INITRD in
     initramfs-tools) rebuild_initramfs_tools "$root" "$kver" ;;
@@ -292,6 +332,7 @@ build_guest() {
   rm -f "$root"/var/cache/apt/archives/*.deb
   echo "$kver" >"$out/kernel-version"
   make_disk "$root" "$out/disk.raw"
+  install_grub_pc "$out/disk.raw"
   variant_wrap "$out"
   touch "$out/done"
   # Older builds of this guest (made by older scripts) are no longer used; only

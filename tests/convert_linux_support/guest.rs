@@ -1,5 +1,6 @@
 //! The cached Debian test guests (`testdata/guests/*.sh`) and their QEMU TCG boots: finding
-//! or building a guest, running QEMU until the serial log shows a stop message, and the
+//! or building a guest, running QEMU until the serial log shows a stop message (the emitted
+//! script as written, through firmware and the guest's GRUB, or with `-kernel` added), and the
 //! facts of a converted guest the boot is checked against (grub's `linux` line, the NIC name
 //! the profile's net0 slot gives).
 
@@ -73,6 +74,19 @@ pub fn boot_script(script: &Path, kernel: &Path, initrd: &Path, append: &str, lo
             .arg(append)
             .args(["-display", "none", "-no-reboot"])
             .env("FERRY_QEMU_ACCEL", "-accel tcg"),
+        log,
+        timeout,
+    )
+}
+
+/// Runs the generated QEMU script under TCG exactly as written (extra arguments only: no
+/// display, no reboot): SeaBIOS, then the guest's own GRUB from its MBR, then the converted
+/// grub.cfg's first entry, through [`watch`]. For the guests whose disk has GRUB i386-pc
+/// (`testdata/guests/debian.sh`'s install_grub_pc) and whose kernel line carries a serial
+/// console (BOOT_CMDLINE there).
+pub fn boot_firmware(script: &Path, log: &Path, timeout: Duration) -> String {
+    watch(
+        Command::new("sh").arg(script).args(["-display", "none", "-no-reboot"]).env("FERRY_QEMU_ACCEL", "-accel tcg"),
         log,
         timeout,
     )
