@@ -4,7 +4,8 @@
 //! by `btrfs check --readonly` and read back by `btrfs restore`: every file Ferry changed
 //! must come back byte-identical to a model of the edits, and every subvolume Ferry did not
 //! touch byte-identical to its restore before the edits; the
-//! `security.selinux` labels Ferry set come back through `btrfs restore -x` and `getfattr`;
+//! `security.selinux` labels, modes and owners Ferry set come back through `btrfs restore -x
+//! -m` and `getfattr`;
 //! the kernel's `btrfs scrub -r` on a read-only loop mount finds every data checksum Ferry
 //! wrote (in each algorithm) and both DUP copies of the metadata good.
 
@@ -28,8 +29,33 @@ enum Node {
 }
 
 type Model = BTreeMap<String, Node>;
-/// `security.selinux` values Ferry set, by path.
-type Labels = BTreeMap<String, Vec<u8>>;
+/// `security.selinux` values, and permission bits with uid:gid, Ferry set, by path.
+#[derive(Default)]
+struct Labels {
+    xattrs: BTreeMap<String, Vec<u8>>,
+    perms: BTreeMap<String, (u32, u32, u32)>,
+}
+
+impl Labels {
+    fn new() -> Self {
+        Labels::default()
+    }
+    fn remove(&mut self, p: &str) {
+        self.xattrs.remove(p);
+        self.perms.remove(p);
+    }
+    /// `from` renamed over `to`.
+    fn rename(&mut self, from: &str, to: &str) {
+        let (x, m) = (self.xattrs.remove(from), self.perms.remove(from));
+        self.remove(to);
+        if let Some(x) = x {
+            self.xattrs.insert(to.into(), x);
+        }
+        if let Some(m) = m {
+            self.perms.insert(to.into(), m);
+        }
+    }
+}
 
 /// The tools this file needs, or one line saying which is missing.
 fn tools() -> bool {
@@ -115,7 +141,7 @@ fn assert_scrub_clean(img: &Path, work: &Path) {
 /// What `btrfs restore -S -r root` gives back of one subvolume (no nested subvolumes).
 fn restore(img: &Path, root: u64, to: &Path) -> Model {
     std::fs::create_dir_all(to).unwrap();
-    let o = run("btrfs", &["restore", "-S", "-x", "-r", &root.to_string(), img.to_str().unwrap(), to.to_str().unwrap()]);
+    let o = run("btrfs", &["restore", "-S", "-x", "-m", "-r", &root.to_string(), img.to_str().unwrap(), to.to_str().unwrap()]);
     assert!(o.status.success(), "btrfs restore -r {root}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     let mut m = Model::new();
     fn walk(base: &Path, d: &Path, m: &mut Model) {
@@ -213,10 +239,7 @@ fn churn(b: &mut Btrfs, model: &mut Model, labels: &mut Labels, prefix: &str, op
                 let to = if rng.below(3) == 0 && editable.len() > 1 { editable[rng.below(editable.len())].clone() } else { format!("{}/r{seed}_{i}", dirs[rng.below(dirs.len())]) };
                 b.rename(&format!("/{p}"), &format!("/{to}")).unwrap();
                 let n = model.remove(&p).unwrap();
-                match labels.remove(&p) {
-                    Some(l) => labels.insert(to.clone(), l),
-                    None => labels.remove(&to),
-                };
+                labels.rename(&p, &to);
                 model.insert(to.clone(), n);
                 fresh.push(to);
             }
@@ -237,7 +260,8 @@ fn churn(b: &mut Btrfs, model: &mut Model, labels: &mut Labels, prefix: &str, op
                 let v = format!("system_u:object_r:etc_t:s0:{i}\0");
                 b.set_xattr(&format!("/{p}"), "security.selinux", v.as_bytes()).unwrap();
                 assert_eq!(b.get_xattr(&format!("/{p}"), "security.selinux").unwrap().as_deref(), Some(v.as_bytes()));
-                labels.insert(p.clone(), v.into_bytes());
+                labels.xattrs.insert(p.clone(), v.into_bytes());
+                labels.perms.insert(p.clone(), (0o600 + (i as u32 % 0o100), 1000, 1000));
                 b.set_mode(&format!("/{p}"), 0o600 + (i as u32 % 0o100)).unwrap();
                 b.set_owner(&format!("/{p}"), 1000, 1000).unwrap();
             }
@@ -249,13 +273,19 @@ fn churn(b: &mut Btrfs, model: &mut Model, labels: &mut Labels, prefix: &str, op
 }
 
 /// Ferry's own reads agree with the model (before commit: reads see the open transaction).
-/// `getfattr` on the restored files (btrfs restore -x) shows the labels Ferry set.
+/// `getfattr` on the restored files (btrfs restore -x) shows the labels Ferry set, and their
+/// mode and owner (btrfs restore -m) those Ferry set.
 fn assert_labels(dir: &Path, labels: &Labels) {
+    use std::os::unix::fs::MetadataExt;
+    for (p, (mode, uid, gid)) in &labels.perms {
+        let md = std::fs::symlink_metadata(dir.join(p)).unwrap();
+        assert_eq!((md.mode() & 0o7777, md.uid(), md.gid()), (*mode, *uid, *gid), "{p}: mode and owner after btrfs restore -m");
+    }
     if !have("getfattr") {
         eprintln!("labels not read back: getfattr not installed");
         return;
     }
-    for (p, v) in labels {
+    for (p, v) in &labels.xattrs {
         let o = run("getfattr", &["--only-values", "-n", "security.selinux", dir.join(p).to_str().unwrap()]);
         assert_eq!(&o.stdout, v, "{p}: security.selinux after btrfs restore -x");
     }
