@@ -12,7 +12,7 @@ packages=(
   e2fsprogs dosfstools mtools fdisk gdisk lvm2 xfsprogs attr btrfs-progs ntfs-3g libhivex-bin libwin-hivex-perl cryptsetup-bin genisoimage
   libvirt-clients cpio zstd xz-utils busybox-static debootstrap grub-common netplan.io gcc mdadm kmod lz4 python3-pip
   linux-source-6.1 flex bison bc libelf-dev grub-pc-bin patch
-  selinux-utils semodule-utils bzip2
+  selinux-utils semodule-utils bzip2 libclang-dev
 )
 # Ferry's runtime presents the devices of QEMU 10 (PCIe root ports, pflash) and the btrfs
 # fixtures need mkfs.btrfs --compress (btrfs-progs 6.3+), the debian-btrfs guest mkfs.btrfs

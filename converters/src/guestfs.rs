@@ -9,6 +9,7 @@
 //! `read_file`, `write_file`, `read_dir` and the provided `stat`; it is not followed by `lstat`,
 //! `read_link`, `symlink`, `unlink`, `rename`, `mkdir`, `set_mode`, `set_owner` and the xattr calls.
 
+mod btrfs;
 mod ext4;
 mod fat;
 mod hostdir;

@@ -121,7 +121,19 @@ fn spool(job: &CopyJob, dir: &Path, i: usize) -> anyhow::Result<Box<dyn BlockDev
 }
 
 fn fstype<'r>(rep: &'r Inspection, dev: &str) -> &'r str {
+    let dev = btrfs_subvolume(rep, dev).map_or(dev, |(d, _)| d);
     rep.filesystems.iter().find(|f| f.device == dev).map_or("", |f| f.fstype.as_str())
+}
+
+/// `btrfsvol:DEVICE/PATH` (inspection's name of a btrfs subvolume that is not the default
+/// one) split into the btrfs device and the subvolume's path from the top level.
+fn btrfs_subvolume<'d>(rep: &Inspection, dev: &'d str) -> Option<(&'d str, &'d str)> {
+    let rest = dev.strip_prefix("btrfsvol:")?;
+    rep.filesystems
+        .iter()
+        .filter(|f| f.fstype == "btrfs")
+        .filter_map(|f| rest.strip_prefix(f.device.as_str()).and_then(|p| p.strip_prefix('/')).map(|p| (&rest[..f.device.len()], p)))
+        .next()
 }
 
 /// Whether Ferry's writer for `dev`'s filesystem type can carry out a conversion on it.
@@ -164,14 +176,36 @@ fn target(vm: &VmModel, layout: &Layout, names: &[String], rep: &Inspection) -> 
 
 /// Opens the filesystem `dev` read-write (a partition, whole disk or LV on the overlays) with
 /// the writer for the type inspection found.
-fn open_fs<'v>(vols: &'v Volumes, rep: &Inspection, names: &[String], vm: &VmModel, dev: &str) -> anyhow::Result<Filesystem<'v>> {
+/// A btrfs subvolume (`btrfsvol:DEVICE/PATH`) opens as a view of its device's one writer:
+/// `btrfs` keeps a view per device opened so far, for the next subvolume of the same device
+/// (all views share one transaction, committed when the last of them is unmounted).
+fn open_fs<'v>(vols: &'v Volumes, rep: &Inspection, names: &[String], vm: &VmModel, dev: &str, btrfs: &mut BtrfsViews<'v>) -> anyhow::Result<Filesystem<'v>> {
+    let (base, subvol) = btrfs_subvolume(rep, dev).map_or((dev, None), |(d, p)| (d, Some(p)));
+    if let Some(open) = btrfs.get(base) {
+        let mut view = open.another_view(dev);
+        match subvol {
+            Some(p) => view.view_path(p)?,
+            None => view.view(open.default_subvolume()?)?,
+        }
+        return Ok(Filesystem::Btrfs(view));
+    }
     let describe = |i: usize| vm.disks.get(i).map(|d| d.source.describe()).unwrap_or_default();
     let e = vols
-        .open(rep, names, describe, dev)?
-        .with_context(|| format!("{dev} is not a partition, whole disk or logical volume of the guest (md RAID is not edited)"))?;
+        .open(rep, names, describe, base)?
+        .with_context(|| format!("{base} is not a partition, whole disk or logical volume of the guest (md RAID is not edited)"))?;
     let vol = Volume::new(e.dev, e.start, e.len, &e.name)?;
-    Ok(fs::open(vol, fstype(rep, dev), &e.name)?)
+    let mut opened = fs::open(vol, fstype(rep, base), &e.name)?;
+    if let Filesystem::Btrfs(b) = &mut opened {
+        btrfs.insert(base.to_string(), b.another_view(&e.name));
+        if let Some(p) = subvol {
+            b.view_path(p)?;
+        }
+    }
+    Ok(opened)
 }
+
+/// The btrfs writers opened so far, by device.
+type BtrfsViews<'v> = std::collections::HashMap<String, ferry_converters::fs::btrfs::Btrfs<'v>>;
 
 /// Options of the conversion step.
 pub struct Options {
@@ -237,7 +271,7 @@ pub fn convert_guest(
     report.root = os.root.clone();
     if !is_writable(&rep, &os.root) {
         bail!(
-            "the root filesystem {} is {}: Ferry converts only on ext2/3/4 and XFS filesystems (there is no btrfs writer)",
+            "the root filesystem {} is {}: Ferry converts only on ext2/3/4, XFS and btrfs filesystems",
             os.root,
             match fstype(&rep, &os.root) {
                 "" => "of an unknown type",
@@ -246,7 +280,8 @@ pub fn convert_guest(
         );
     }
     let vols = Volumes::new(&rep, overlays, &names)?;
-    let mut gfs = Ext4GuestFs::with_root(open_fs(&vols, &rep, &names, vm, &os.root)?);
+    let mut btrfs = BtrfsViews::new();
+    let mut gfs = Ext4GuestFs::with_root(open_fs(&vols, &rep, &names, vm, &os.root, &mut btrfs)?);
     let root_name = locate_name(&rep, &names, &os.root).unwrap_or_else(|| os.root.clone());
     for (mp, dev) in &os.mountpoints {
         if mp == "/" {
@@ -254,12 +289,12 @@ pub fn convert_guest(
         }
         if mp == "/boot/efi" && fstype(&rep, dev) == "vfat" {
             // The ESP: UEFI guests keep a grub.cfg there (RHEL 8 its real menu).
-            gfs.mount_fs(mp, open_fs(&vols, &rep, &names, vm, dev)?)?;
+            gfs.mount_fs(mp, open_fs(&vols, &rep, &names, vm, dev, &mut btrfs)?)?;
             continue;
         }
         let wanted = matches!(mp.as_str(), "/boot" | "/usr");
         if wanted && is_writable(&rep, dev) {
-            gfs.mount_fs(mp, open_fs(&vols, &rep, &names, vm, dev)?)?;
+            gfs.mount_fs(mp, open_fs(&vols, &rep, &names, vm, dev, &mut btrfs)?)?;
         } else if wanted {
             report.warnings.push(format!(
                 "{mp} on {dev} is {}, not a filesystem Ferry can convert on: left unchanged",
@@ -340,6 +375,7 @@ pub fn convert_guest(
     let root_uuid = rep.filesystems.iter().find(|f| f.device == os.root).and_then(|f| f.uuid.clone());
     let kernel = linux::choose_kernel(&facts)?;
     report.boot = super::boot_record::direct_boot(&gfs, &facts, kernel, root_uuid.as_deref());
+    drop(btrfs);
     gfs.unmount()?;
     if opts.print {
         println!(

@@ -1,4 +1,4 @@
-//! Host-side filesystem editing: ext2/3/4, XFS, FAT and NTFS, written through a [`Volume`] window
+//! Host-side filesystem editing: ext2/3/4, XFS, btrfs, FAT and NTFS, written through a [`Volume`] window
 //! of a [`WritableDevice`](ferry_formats::disk::WritableDevice) (in conversion, the
 //! copy-on-write overlay over the source disk). [`open`] is the one dispatch by type: it
 //! returns the right writer for a filesystem type as inspection names it.
@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod btrfs;
 mod error;
 pub mod ext4;
 pub mod fat;
@@ -37,17 +38,19 @@ pub enum Filesystem<'a> {
     Fat(fat::Fat<'a>),
     /// NTFS 3.x (a Windows system volume).
     Ntfs(ntfs::Ntfs<'a>),
+    /// btrfs (single device), viewed from one subvolume.
+    Btrfs(btrfs::Btrfs<'a>),
 }
 
 /// The filesystem types [`open`] handles, by inspection's names.
 pub fn supported(fstype: &str) -> bool {
-    matches!(fstype, "ext2" | "ext3" | "ext4" | "xfs" | "vfat" | "ntfs")
+    matches!(fstype, "ext2" | "ext3" | "ext4" | "xfs" | "vfat" | "ntfs" | "btrfs")
 }
 
 /// The types a Linux root, `/boot` or `/usr` can be converted on: the writer creates,
 /// removes and grows files and makes symlinks. FAT is opened for the ESP only.
 pub fn writable(fstype: &str) -> bool {
-    matches!(fstype, "ext2" | "ext3" | "ext4" | "xfs")
+    matches!(fstype, "ext2" | "ext3" | "ext4" | "xfs" | "btrfs")
 }
 
 /// Opens the filesystem of type `fstype` (inspection's name: `ext4`, `xfs`, `vfat`, ...) in
@@ -58,7 +61,8 @@ pub fn open<'a>(vol: Volume<'a>, fstype: &str, name: &str) -> Result<Filesystem<
         "xfs" => Ok(Filesystem::Xfs(xfs::Xfs::open(vol, name)?)),
         "vfat" => Ok(Filesystem::Fat(fat::Fat::open(vol, name)?)),
         "ntfs" => Ok(Filesystem::Ntfs(ntfs::Ntfs::open(vol, name)?)),
+        "btrfs" => Ok(Filesystem::Btrfs(btrfs::Btrfs::open(vol, name)?)),
         "" => Err(FsError::Unsupported { fs: name.into(), what: "filesystem of an unknown type".into() }),
-        other => Err(FsError::Unsupported { fs: name.into(), what: format!("filesystem type {other} (Ferry edits ext2/3/4, XFS, FAT and NTFS)") }),
+        other => Err(FsError::Unsupported { fs: name.into(), what: format!("filesystem type {other} (Ferry edits ext2/3/4, XFS, btrfs, FAT and NTFS)") }),
     }
 }

@@ -1,11 +1,12 @@
 //! [`Ext4GuestFs`]: the guest's filesystems, opened for editing with the host-side writers
-//! ([`crate::fs::open`]: ext2/3/4, XFS, FAT), mounted at their guest mountpoints (`/`, and e.g.
+//! ([`crate::fs::open`]: ext2/3/4, XFS, btrfs, FAT), mounted at their guest mountpoints (`/`, and e.g.
 //! a separate `/boot`) and seen through the [`GuestFs`] interface the Linux conversion uses.
 //!
 //! Every path is first resolved with the shared [`resolve`] rules over the whole mount tree
 //! (so a symlink on the root filesystem into `/boot` lands in the `/boot` filesystem); the
 //! canonical path then goes to the filesystem of the longest mountpoint that contains it.
 
+use super::btrfs as gbtrfs;
 use super::fat as vfat;
 use super::xfs as gxfs;
 use super::{resolve, FileKind, GuestFs, GuestFsError, Stat};
@@ -56,8 +57,10 @@ impl<'a> Ext4GuestFs<'a> {
     /// already written). Dropping the guest without this leaves FAT volumes marked dirty.
     pub fn unmount(self) -> Result<(), GuestFsError> {
         for (mp, m) in self.mounts {
-            if let Mount::Fat(f) = m {
-                f.unmount().map_err(|e| fs_err(&mp, "unmount", e))?;
+            match m {
+                Mount::Fat(f) => f.unmount().map_err(|e| fs_err(&mp, "unmount", e))?,
+                Mount::Btrfs(b) => b.commit().map_err(|e| fs_err(&mp, "commit", e))?,
+                _ => {}
             }
         }
         Ok(())
@@ -118,6 +121,7 @@ impl<'a> Ext4GuestFs<'a> {
             let fs = match self.fs(i) {
                 Mount::Ext(fs) => fs,
                 Mount::Xfs(x) => return gxfs::link_of(x, &inner, p),
+                Mount::Btrfs(b) => return gbtrfs::link_of(b, &inner, p),
                 Mount::Fat(_) => return Ok(None),
                 Mount::Ntfs(_) => return Ok(None),
             };
@@ -213,6 +217,7 @@ impl GuestFs for Ext4GuestFs<'_> {
             Mount::Fat(f) => return vfat::lstat(f, &inner, &canon),
             Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => return gxfs::lstat(x, &inner, &canon),
+            Mount::Btrfs(b) => return gbtrfs::lstat(b, &inner, &canon),
         };
         match fs.symlink_metadata(&inner) {
             Ok(md) => Ok(Some(Stat {
@@ -236,6 +241,7 @@ impl GuestFs for Ext4GuestFs<'_> {
             Mount::Fat(f) => vfat::read_file(f, &inner, &canon, MAX_READ),
             Mount::Ntfs(_) => Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => gxfs::read_file(x, &inner, &canon, MAX_READ),
+            Mount::Btrfs(b) => gbtrfs::read_file(b, &inner, &canon, MAX_READ),
         }
     }
 
@@ -248,6 +254,7 @@ impl GuestFs for Ext4GuestFs<'_> {
             Mount::Fat(f) => vfat::write_file(f, &inner, &canon, data),
             Mount::Ntfs(_) => Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => gxfs::write_file(x, &inner, &canon, data, mode),
+            Mount::Btrfs(b) => gbtrfs::write_file(b, &inner, &canon, data, mode),
         }
     }
 
@@ -258,6 +265,7 @@ impl GuestFs for Ext4GuestFs<'_> {
             Mount::Fat(f) => return vfat::read_dir(f, &inner, &canon),
             Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => return gxfs::read_dir(x, &inner, &canon),
+            Mount::Btrfs(b) => return gbtrfs::read_dir(b, &inner, &canon),
         };
         let mut names: Vec<String> = fs
             .read_dir(&inner)
@@ -274,6 +282,7 @@ impl GuestFs for Ext4GuestFs<'_> {
         let fs = match self.fs(i) {
             Mount::Ext(fs) => fs,
             Mount::Xfs(x) => return gxfs::read_link(x, &inner, &canon),
+            Mount::Btrfs(b) => return gbtrfs::read_link(b, &inner, &canon),
             Mount::Fat(_) => return Err(vfat::unsupported(&canon, "symbolic links")),
             Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
         };
@@ -288,6 +297,7 @@ impl GuestFs for Ext4GuestFs<'_> {
         let fs = match self.fs_mut(i) {
             Mount::Ext(fs) => fs,
             Mount::Xfs(x) => return gxfs::symlink(x, target, &inner, &canon),
+            Mount::Btrfs(b) => return gbtrfs::symlink(b, target, &inner, &canon),
             Mount::Fat(_) => return Err(vfat::unsupported(&canon, "symbolic links")),
             Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
         };
@@ -305,6 +315,7 @@ impl GuestFs for Ext4GuestFs<'_> {
             Mount::Fat(f) => vfat::unlink(f, &inner, &canon),
             Mount::Ntfs(_) => Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => gxfs::unlink(x, &inner, &canon),
+            Mount::Btrfs(b) => gbtrfs::unlink(b, &inner, &canon),
         }
     }
 
@@ -326,6 +337,7 @@ impl GuestFs for Ext4GuestFs<'_> {
             Mount::Fat(f) => vfat::rename(f, &inner_from, &inner_to, &canon_from),
             Mount::Ntfs(_) => Err(vfat::unsupported(&canon_from, "NTFS in a Linux guest")),
             Mount::Xfs(x) => gxfs::rename(x, &inner_from, &inner_to, &canon_from),
+            Mount::Btrfs(b) => gbtrfs::rename(b, &inner_from, &inner_to, &canon_from),
         }
     }
 
@@ -338,6 +350,7 @@ impl GuestFs for Ext4GuestFs<'_> {
             Mount::Fat(f) => vfat::mkdir(f, &inner, &canon),
             Mount::Ntfs(_) => Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
             Mount::Xfs(x) => gxfs::mkdir(x, &inner, &canon, mode),
+            Mount::Btrfs(b) => gbtrfs::mkdir(b, &inner, &canon, mode),
         }
     }
 
@@ -346,6 +359,7 @@ impl GuestFs for Ext4GuestFs<'_> {
         let fs = match self.fs_mut(i) {
             Mount::Ext(fs) => fs,
             Mount::Xfs(x) => return gxfs::set_mode(x, &inner, &canon, mode),
+            Mount::Btrfs(b) => return gbtrfs::set_mode(b, &inner, &canon, mode),
             Mount::Fat(_) => return Err(vfat::unsupported(&canon, "permission bits")),
             Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
         };
@@ -358,6 +372,7 @@ impl GuestFs for Ext4GuestFs<'_> {
         let fs = match self.fs_mut(i) {
             Mount::Ext(fs) => fs,
             Mount::Xfs(x) => return gxfs::set_owner(x, &inner, &canon, uid, gid),
+            Mount::Btrfs(b) => return gbtrfs::set_owner(b, &inner, &canon, uid, gid),
             Mount::Fat(_) => return Err(vfat::unsupported(&canon, "owners")),
             Mount::Ntfs(_) => return Err(vfat::unsupported(&canon, "NTFS in a Linux guest")),
         };
@@ -369,6 +384,7 @@ impl GuestFs for Ext4GuestFs<'_> {
         let (i, inner, canon) = self.place(path, false)?;
         match self.fs(i) {
             Mount::Xfs(x) => gxfs::get_xattr(x, &inner, &canon, name),
+            Mount::Btrfs(b) => gbtrfs::get_xattr(b, &inner, &canon, name),
             _ => Ok(None),
         }
     }
@@ -378,6 +394,7 @@ impl GuestFs for Ext4GuestFs<'_> {
         let (i, inner, canon) = self.place(path, false)?;
         match self.fs_mut(i) {
             Mount::Xfs(x) => gxfs::set_xattr(x, &inner, &canon, name, value),
+            Mount::Btrfs(b) => gbtrfs::set_xattr(b, &inner, &canon, name, value),
             _ => Err(GuestFsError::Unsupported { path: canon, reason: format!("extended attribute {name}: the ext4/FAT writers do not write attributes") }),
         }
     }

@@ -11,7 +11,7 @@ mod probe;
 mod reader;
 mod xfs;
 
-pub use btrfs::{snapper_number, BtrfsFs, BtrfsStat, BtrfsReport, CsumType as BtrfsCsum, Subvolume};
+pub use btrfs::{decompress as btrfs_decompress, snapper_number, BtrfsFs, BtrfsStat, BtrfsReport, CsumType as BtrfsCsum, Subvolume};
 pub use ext::ExtFs;
 pub use fat::FatFs;
 pub use ntfs::NtfsFs;

@@ -12,6 +12,7 @@ mod sb;
 mod subvol;
 mod tree;
 
+pub use file::decompress;
 pub use sb::CsumType;
 pub use subvol::{snapper_number, BtrfsReport, Subvolume};
 
