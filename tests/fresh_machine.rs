@@ -67,4 +67,13 @@ fn readme_first_command_names_the_compiler_in_one_line() {
     let o = Command::new("/bin/bash").arg("-c").arg(guard).env("PATH", bin.path()).output().unwrap();
     assert!(o.status.success() && o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(readme.contains("needs\nroot") || readme.contains("needs root"), "the README says installs need root");
+    // The same for libclang (bindgen, for the btrfs writer's btrfs-disk crate): named in one
+    // line when neither it nor apt-get is there, found without installing anything otherwise
+    // (tests/run.sh installs libclang-dev).
+    assert!(guard.contains("libclang") && guard.contains("apt-get install -y -qq libclang-dev"), "{guard}");
+    let clang = guard.split("} && {").last().unwrap();
+    let clang = format!("{{{}", clang.trim_start_matches('{'));
+    let o = Command::new("/bin/bash").arg("-c").arg(clang.replace("/usr/lib/llvm-*", &empty.path().display().to_string())).env("PATH", empty.path()).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.lines().last().unwrap_or("").contains("apt-get install libclang-dev"), "{err}");
 }

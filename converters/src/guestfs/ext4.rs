@@ -389,7 +389,7 @@ impl GuestFs for Ext4GuestFs<'_> {
         }
     }
 
-    /// Written on XFS mounts (shortform attribute forks); the ext writer writes no attributes.
+    /// Written on XFS (shortform attribute forks) and btrfs mounts; the ext writer writes no attributes.
     fn set_xattr(&mut self, path: &str, name: &str, value: &[u8]) -> Result<(), GuestFsError> {
         let (i, inner, canon) = self.place(path, false)?;
         match self.fs_mut(i) {

@@ -153,8 +153,7 @@ impl Core<'_> {
         let mut nbytes = 0u64;
         // The crate's cap, and half a leaf (what `insert` takes) with the item and extent headers.
         let cap = btrfs_transaction::transaction::max_inline_data_size(self.fs.sectorsize, self.fs.nodesize).min((self.fs.nodesize as usize / 2).saturating_sub(ITEM_SIZE + 21));
-        if data.is_empty() {
-        } else if data.len() <= MAX_INLINE.min(cap) {
+        if !data.is_empty() && data.len() <= MAX_INLINE.min(cap) {
             let mut item = Vec::with_capacity(21 + data.len());
             item.extend_from_slice(&transid.to_le_bytes());
             item.extend_from_slice(&(data.len() as u64).to_le_bytes());
@@ -162,7 +161,7 @@ impl Core<'_> {
             item.extend_from_slice(data);
             self.insert(at.tree, key(at.ino, EXTENT_DATA, 0), &item)?;
             nbytes = data.len() as u64;
-        } else {
+        } else if !data.is_empty() {
             for (i, chunk) in data.chunks(MAX_EXTENT).enumerate() {
                 let off = (i * MAX_EXTENT) as u64;
                 let aligned = (chunk.len() as u64).div_ceil(ss) * ss;

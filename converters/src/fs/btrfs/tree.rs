@@ -35,7 +35,7 @@ impl<'a> Core<'a> {
     }
 
     fn search(&mut self, tree: u64, k: &DiskKey, path: &mut BtrfsPath, intent: SearchIntent, cow: bool) -> Result<bool, Error> {
-        if !self.fs.root_bytenr(tree).is_some_and(|b| b != 0) {
+        if self.fs.root_bytenr(tree).is_none_or(|b| b == 0) {
             return Err(Error::Corrupt(format!("tree {tree} has no root")));
         }
         let tx = if cow { self.tx.as_mut() } else { None };
@@ -56,8 +56,7 @@ impl<'a> Core<'a> {
         let mut out = Vec::new();
         let mut path = BtrfsPath::new();
         self.search(tree, &min, &mut path, SearchIntent::ReadOnly, false)?;
-        loop {
-            let Some(leaf) = path.nodes[0].as_ref() else { break };
+        while let Some(leaf) = path.nodes[0].as_ref() {
             let slot = path.slots[0];
             if slot >= leaf.nritems() as usize {
                 if !search::next_leaf(&mut self.fs, &mut path)? {
