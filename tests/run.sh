@@ -15,7 +15,8 @@ packages=(
   selinux-utils semodule-utils bzip2 libclang-dev
 )
 # Ferry's runtime presents the devices of QEMU 10 (PCIe root ports, pflash) and the btrfs
-# fixtures need mkfs.btrfs --compress (btrfs-progs 6.3+): on Debian 12 these come from
+# fixtures need mkfs.btrfs --compress (btrfs-progs 6.3+), the debian-btrfs guest mkfs.btrfs
+# --subvol default:@ (6.11+): on Debian 12 these come from
 # bookworm-backports, whatever version the machine had, as does everything installed with
 # them. The backports line uses the mirror apt is already configured with (its own parse of
 # sources.list and sources.list.d, deb822 or one-line), never a hard-coded host.

@@ -1,13 +1,16 @@
 //! Helpers of the `ferry convert` end-to-end tests (disk copy and Linux conversion): running
 //! the binary, qemu-img as the oracle, file hashes, and small OVF/VMX writers; guest disks
 //! made here and read back ([`disk`]); the cached Debian guests and their QEMU boots
-//! ([`guest`]).
+//! ([`guest`]); XFS and btrfs roots read back with their own tools ([`xfs`], [`btrfs`]).
 #![allow(dead_code)]
 
+mod btrfs;
 mod disk;
 mod guest;
 mod xfs;
 
+#[allow(unused_imports)]
+pub use btrfs::*;
 #[allow(unused_imports)]
 pub use disk::*;
 #[allow(unused_imports)]
