@@ -15,13 +15,15 @@
 use ferry_converters::fs::btrfs::Btrfs;
 use ferry_converters::fs::Volume;
 use ferry_converters::initramfs::Compression;
-use ferry_formats::disk::{BlockDevice, DiskError, Extent, ExtentKind, ImageInfo, WritableDevice};
+use ferry_formats::disk::{BlockDevice, WritableDevice};
 use libfuzzer_sys::fuzz_target;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, Once, OnceLock};
+#[path = "../common/paged_device.rs"]
+mod paged_device;
+use paged_device::Paged;
+use std::collections::BTreeSet;
+use std::sync::{Once, OnceLock};
 
 static GZ: &[u8] = include_bytes!("../../../testdata/fs/btrfs.img.gz");
-const PAGE: u64 = 4096;
 const NODE: usize = 16384;
 const SUPER: u64 = 64 << 10;
 
@@ -36,67 +38,8 @@ fn base() -> &'static (Vec<u8>, Vec<u64>) {
     })
 }
 
-/// The seed image with changes in copied pages.
-struct Mem {
-    pages: Mutex<BTreeMap<u64, Vec<u8>>>,
-}
-
-impl Mem {
-    fn page(&self, n: u64) -> Vec<u8> {
-        let b = &base().0;
-        self.pages.lock().unwrap().get(&n).cloned().unwrap_or_else(|| b[(n * PAGE) as usize..((n + 1) * PAGE) as usize].to_vec())
-    }
-}
-
-impl BlockDevice for Mem {
-    fn size(&self) -> u64 {
-        base().0.len() as u64
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
-        ferry_formats::disk::check_range(std::path::Path::new("mem"), offset, buf.len() as u64, self.size())?;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let (n, o) = (at / PAGE, (at % PAGE) as usize);
-            let take = (PAGE as usize - o).min(buf.len() - done);
-            buf[done..done + take].copy_from_slice(&self.page(n)[o..o + take]);
-            done += take;
-        }
-        Ok(())
-    }
-    fn map(&self, offset: u64, length: u64) -> Result<Vec<Extent>, DiskError> {
-        Ok(vec![Extent { offset, length, kind: ExtentKind::Data }])
-    }
-    fn info(&self) -> ImageInfo {
-        ImageInfo::default()
-    }
-}
-
-impl WritableDevice for Mem {
-    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
-        ferry_formats::disk::check_range(std::path::Path::new("mem"), offset, buf.len() as u64, self.size())?;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let (n, o) = (at / PAGE, (at % PAGE) as usize);
-            let take = (PAGE as usize - o).min(buf.len() - done);
-            let mut page = self.page(n);
-            page[o..o + take].copy_from_slice(&buf[done..done + take]);
-            self.pages.lock().unwrap().insert(n, page);
-            done += take;
-        }
-        Ok(())
-    }
-    fn flush(&self) -> Result<(), DiskError> {
-        Ok(())
-    }
-    fn discard(&self, _: u64, _: u64) -> Result<(), DiskError> {
-        Ok(())
-    }
-}
-
 /// Recomputes the crc32c of the block (tree block or superblock) at `at`.
-fn rechecksum(dev: &Mem, at: u64, len: usize) {
+fn rechecksum(dev: &Paged, at: u64, len: usize) {
     let mut b = vec![0u8; len];
     if dev.read_at(&mut b, at).is_ok() {
         let c = crc32c::crc32c(&b[32..]);
@@ -147,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
     if blocks.is_empty() {
         return;
     }
-    let dev = Mem { pages: Mutex::new(BTreeMap::new()) };
+    let dev = Paged::new(&base().0);
     let mut touched = BTreeSet::new();
     for m in data.chunks_exact(5) {
         let v = u32::from_le_bytes([m[0], m[1], m[2], m[3]]);

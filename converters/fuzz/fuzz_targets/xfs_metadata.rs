@@ -17,10 +17,12 @@
 use ferry_converters::fs::xfs::{FileKind, Xfs};
 use ferry_converters::fs::Volume;
 use ferry_converters::initramfs::Compression;
-use ferry_formats::disk::{BlockDevice, DiskError, Extent, ExtentKind, ImageInfo, WritableDevice};
+use ferry_formats::disk::{BlockDevice, WritableDevice};
 use libfuzzer_sys::fuzz_target;
-use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
+#[path = "../common/paged_device.rs"]
+mod paged_device;
+use paged_device::Paged;
+use std::sync::OnceLock;
 
 static GZ: &[u8] = include_bytes!("../../../testdata/fs/xfs-v5.img.gz");
 static GZ_REFLINK: &[u8] = include_bytes!("../../../testdata/fs/xfs-reflink.img.gz");
@@ -37,69 +39,6 @@ fn base(which: usize) -> &'static [u8] {
         IMG_RMAPBT.get_or_init(|| Compression::Gzip.decompress("xfs-v5-rmapbt.img.gz", GZ_RMAPBT, 64 << 20).expect("seed image").0)
     } else {
         IMG.get_or_init(|| Compression::Gzip.decompress("xfs-v5.img.gz", GZ, 64 << 20).expect("seed image").0)
-    }
-}
-
-const PAGE: u64 = 4096;
-
-/// The seed image with the fuzzer's and the writer's changes in copied pages (no 32 MiB copy
-/// per run).
-struct Mem {
-    base: &'static [u8],
-    pages: Mutex<BTreeMap<u64, Vec<u8>>>,
-}
-
-impl Mem {
-    fn page(&self, n: u64) -> Vec<u8> {
-        let p = self.pages.lock().unwrap();
-        p.get(&n).cloned().unwrap_or_else(|| self.base[(n * PAGE) as usize..((n + 1) * PAGE) as usize].to_vec())
-    }
-}
-
-impl BlockDevice for Mem {
-    fn size(&self) -> u64 {
-        self.base.len() as u64
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
-        ferry_formats::disk::check_range(std::path::Path::new("mem"), offset, buf.len() as u64, self.size())?;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let (n, o) = (at / PAGE, (at % PAGE) as usize);
-            let take = (PAGE as usize - o).min(buf.len() - done);
-            buf[done..done + take].copy_from_slice(&self.page(n)[o..o + take]);
-            done += take;
-        }
-        Ok(())
-    }
-    fn map(&self, offset: u64, length: u64) -> Result<Vec<Extent>, DiskError> {
-        Ok(vec![Extent { offset, length, kind: ExtentKind::Data }])
-    }
-    fn info(&self) -> ImageInfo {
-        ImageInfo::default()
-    }
-}
-
-impl WritableDevice for Mem {
-    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
-        ferry_formats::disk::check_range(std::path::Path::new("mem"), offset, buf.len() as u64, self.size())?;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let (n, o) = (at / PAGE, (at % PAGE) as usize);
-            let take = (PAGE as usize - o).min(buf.len() - done);
-            let mut page = self.page(n);
-            page[o..o + take].copy_from_slice(&buf[done..done + take]);
-            self.pages.lock().unwrap().insert(n, page);
-            done += take;
-        }
-        Ok(())
-    }
-    fn flush(&self) -> Result<(), DiskError> {
-        Ok(())
-    }
-    fn discard(&self, _: u64, _: u64) -> Result<(), DiskError> {
-        Ok(())
     }
 }
 
@@ -129,7 +68,7 @@ fn walk(fs: &Xfs, path: &str, depth: u32, budget: &mut u32) {
 fuzz_target!(|data: &[u8]| {
     let which = [0, 1, 1, 2, 2][data.len() % 5];
     let reflink = which == 1;
-    let dev = Mem { base: base(which), pages: Mutex::new(BTreeMap::new()) };
+    let dev = Paged::new(base(which));
     let half = dev.size() / 2;
     for m in data.chunks_exact(5) {
         let off = u64::from(u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
