@@ -12,6 +12,7 @@
 mod btrfs;
 mod ext4;
 mod fat;
+mod fs_error;
 mod hostdir;
 mod mem;
 mod xfs;

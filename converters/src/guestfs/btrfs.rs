@@ -5,24 +5,11 @@
 
 use super::{FileKind, GuestFsError, Stat};
 use crate::fs::btrfs::Btrfs;
-use crate::fs::{FsError, PathProblem};
-
-fn not_found(e: &FsError) -> bool {
-    matches!(e.path_problem(), Some(PathProblem::NotFound | PathProblem::NotDirectory))
-}
+use super::fs_error::{fs_err, not_found};
+use crate::fs::FsError;
 
 fn err(path: &str, op: &'static str, e: FsError) -> GuestFsError {
-    let path = path.to_string();
-    match e.path_problem() {
-        Some(PathProblem::NotFound) => GuestFsError::NotFound { path },
-        Some(PathProblem::NotDirectory) => GuestFsError::NotADirectory { path },
-        Some(PathProblem::Exists) => GuestFsError::AlreadyExists { path },
-        Some(PathProblem::SymlinkLoop) => GuestFsError::SymlinkLoop { path },
-        _ => match e {
-            FsError::Unsupported { .. } => GuestFsError::Unsupported { path, reason: e.to_string() },
-            _ => GuestFsError::Io { path, op, source: std::io::Error::other(e.to_string()) },
-        },
-    }
+    fs_err(path, op, e, "not a valid file name on btrfs")
 }
 
 fn kind_of(mode: u32) -> FileKind {

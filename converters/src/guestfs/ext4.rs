@@ -9,10 +9,11 @@
 use super::btrfs as gbtrfs;
 use super::fat as vfat;
 use super::xfs as gxfs;
+use super::fs_error::{self, not_found};
 use super::{resolve, FileKind, GuestFs, GuestFsError, Stat};
 use crate::fs::ext4::{Ext4, FileKind as ExtKind};
 use crate::fs::fat::Fat;
-use crate::fs::{FsError, PathProblem};
+use crate::fs::FsError;
 use crate::fs::Filesystem as Mount;
 
 /// Largest file `read_file` returns (initramfs images are tens of MiB).
@@ -162,37 +163,9 @@ impl<'a> Ext4GuestFs<'a> {
     }
 }
 
-fn not_found(e: &FsError) -> bool {
-    matches!(
-        e.path_problem(),
-        Some(PathProblem::NotFound | PathProblem::NotDirectory)
-    )
-}
-
 /// Maps a filesystem error onto the [`GuestFsError`] for the guest path `path`.
 fn fs_err(path: &str, op: &'static str, e: FsError) -> GuestFsError {
-    let path = path.to_string();
-    match e.path_problem() {
-        Some(PathProblem::NotFound) => GuestFsError::NotFound { path },
-        Some(PathProblem::NotDirectory) => GuestFsError::NotADirectory { path },
-        Some(PathProblem::Exists) => GuestFsError::AlreadyExists { path },
-        Some(PathProblem::SymlinkLoop) => GuestFsError::SymlinkLoop { path },
-        Some(PathProblem::InvalidName | PathProblem::NameTooLong) => GuestFsError::InvalidPath {
-            path,
-            reason: "not a valid file name on ext4",
-        },
-        _ => match e {
-            FsError::Unsupported { .. } => GuestFsError::Unsupported {
-                path,
-                reason: e.to_string(),
-            },
-            _ => GuestFsError::Io {
-                path,
-                op,
-                source: std::io::Error::other(e.to_string()),
-            },
-        },
-    }
+    fs_error::fs_err(path, op, e, "not a valid file name on ext4")
 }
 
 fn kind_of(k: ExtKind) -> FileKind {
