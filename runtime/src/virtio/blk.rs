@@ -6,11 +6,10 @@
 //! One thread serves the queue in order, so a flush completes after every earlier write.
 use super::iov::{self, Desc};
 use super::irq::Irq;
-use super::{check_chain, log, VirtioDevice, VirtioError, F_INDIRECT_DESC, F_VERSION_1};
+use super::{check_avail, check_chain, log, VirtioDevice, VirtioError, F_INDIRECT_DESC, F_VERSION_1};
 use crate::disk::Backend;
 use crate::memory::Memory;
 use std::io::{Read, Write};
-use std::num::Wrapping;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -160,10 +159,7 @@ fn io_thread(q: usize, requests: &Mutex<Requests>, queue: &mut Queue, mem: &Memo
 impl Requests {
     /// Serves every available request of `queue`; true when some were completed.
     fn serve(&mut self, q: usize, queue: &mut Queue, mem: &Memory) -> Result<bool, VirtioError> {
-        let avail = queue.avail_idx(mem, Ordering::Acquire).map_err(|e| VirtioError::BadRing(q, e.to_string()))?;
-        if (avail - Wrapping(queue.next_avail())).0 > queue.size() {
-            return Err(VirtioError::BadRing(q, format!("avail idx {} runs {} entries ahead of a {}-entry ring", avail.0, (avail - Wrapping(queue.next_avail())).0, queue.size())));
-        }
+        check_avail(q, queue, mem)?;
         let mut used = false;
         while let Some(chain) = queue.iter(mem).ok().and_then(|mut it| it.next()) {
             let head = chain.head_index();

@@ -98,6 +98,20 @@ pub trait VirtioDevice: Send {
     }
 }
 
+/// Checks that the driver's avail index of queue `queue` runs at most a ring's worth ahead of
+/// the device's: a larger gap is a broken ring, not work to do.
+pub fn check_avail(queue: usize, q: &Queue, mem: &Memory) -> Result<(), VirtioError> {
+    use std::num::Wrapping;
+    use std::sync::atomic::Ordering;
+    use virtio_queue::QueueT;
+    let avail = q.avail_idx(mem, Ordering::Acquire).map_err(|e| VirtioError::BadRing(queue, e.to_string()))?;
+    let ahead = (avail - Wrapping(q.next_avail())).0;
+    if ahead > q.size() {
+        return Err(VirtioError::BadRing(queue, format!("avail idx {} runs {ahead} entries ahead of a {}-entry ring", avail.0, q.size())));
+    }
+    Ok(())
+}
+
 /// Checks that a chain terminates inside its table and every buffer lies in guest RAM.
 /// Returns (readable bytes, writable bytes).
 pub fn check_chain(queue: usize, chain: &DescriptorChain<&Memory>, mem: &Memory) -> Result<(u64, u64), VirtioError> {

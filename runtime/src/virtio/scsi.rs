@@ -10,13 +10,11 @@
 //! `virtio_error` does.
 pub mod cdb;
 
-use super::{check_chain, log, VirtioDevice, VirtioError, F_INDIRECT_DESC, F_VERSION_1};
+use super::{check_avail, check_chain, log, VirtioDevice, VirtioError, F_INDIRECT_DESC, F_VERSION_1};
 use crate::disk::Backend;
 use crate::memory::Memory;
 use cdb::{Command, Dir, Sense, Unit};
 use std::io::{Read, Write};
-use std::num::Wrapping;
-use std::sync::atomic::Ordering;
 use virtio_queue::{Queue, QueueOwnedT, QueueT, Reader, Writer};
 
 /// VIRTIO_SCSI_F_HOTPLUG and VIRTIO_SCSI_F_CHANGE (QEMU offers both by default).
@@ -106,10 +104,7 @@ impl Scsi {
 
     /// Serves every available buffer of queue `q`; true when some were used.
     fn serve(&mut self, q: usize, queue: &mut Queue, mem: &Memory) -> Result<bool, VirtioError> {
-        let avail = queue.avail_idx(mem, Ordering::Acquire).map_err(|e| VirtioError::BadRing(q, e.to_string()))?;
-        if (avail - Wrapping(queue.next_avail())).0 > queue.size() {
-            return Err(VirtioError::BadRing(q, format!("avail idx {} runs {} entries ahead of a {}-entry ring", avail.0, (avail - Wrapping(queue.next_avail())).0, queue.size())));
-        }
+        check_avail(q, queue, mem)?;
         let mut used = false;
         while let Some(chain) = queue.iter(mem).ok().and_then(|mut it| it.next()) {
             let head = chain.head_index();
