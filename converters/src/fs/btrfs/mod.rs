@@ -4,9 +4,10 @@
 //! one named by id or path), and lookups cross into nested subvolumes as a mount does.
 //!
 //! Edits (create, replace, grow/shrink, unlink, rename, mkdir, symlink, chmod, chown, xattrs)
-//! run in one transaction committed by [`Btrfs::commit`], which then re-reads what it wrote and
-//! verifies its structure (`verify`): a broken block fails the commit in one line. A subvolume whose tree blocks are
-//! shared with a snapshot is refused (the crate does not unshare them); on xxhash64, sha256
+//! run in one transaction committed by [`Btrfs::commit`], which then re-reads what it wrote
+//! and verifies its structure (`verify`): a broken block fails the commit in one line (the
+//! pipeline then writes no output). A subvolume whose tree blocks are shared with a snapshot
+//! is refused (the crate does not unshare them); on xxhash64, sha256
 //! and blake2b filesystems new data is checksummed in that algorithm, but freeing an older
 //! data extent is refused (the crate trims data checksums as 4-byte CRC32C). A panic inside
 //! the crate on bad metadata comes back as an error and the filesystem is left unwritten.
