@@ -88,39 +88,56 @@ fn assert_rejected(img: &Path, bytenr: u64, what: &str) {
     assert!(e.contains(&format!("tree 5 block {bytenr}")) && e.contains(what) && !e.contains('\n'), "{e}");
     let (clean, text) = check(img);
     assert!(!clean, "btrfs check --readonly accepted the corruption ({what}):\n{text}");
-    eprintln!("btrfs check: {}", text.lines().filter(|l| !l.starts_with("Checking") && !l.starts_with("Opening")).find(|l| l.contains("ERROR") || l.contains("bad") || l.contains("fail") || l.contains("transid")).unwrap_or(""));
+    eprintln!("btrfs check: {}", text.lines().filter(|l| !l.starts_with("Checking") && !l.starts_with("Opening")).find(|l| l.contains("ERROR") || l.contains("bad key") || l.contains("parent transid verify") || l.contains("corrupt")).unwrap_or(""));
 }
 
-#[test]
-fn verify_clean_then_corruptions() {
-    for t in ["mkfs.btrfs", "btrfs"] {
-        if !have(t) {
-            eprintln!("skipped: {t} not installed");
-            return;
-        }
-    }
-    let dir = tempfile::Builder::new().prefix("ferry-btrfsverify").tempdir_in(std::env::var("TMPDIR").unwrap_or("/var/tmp".into())).unwrap();
-    let src = dir.path().join("src");
+/// A 256 MiB image of 3000 small files in 30 directories and one 3 MB file.
+fn image(dir: &Path) -> std::path::PathBuf {
+    let src = dir.join("src");
     for i in 0..3000 {
         let p = src.join(format!("d{:02}/f{i:05}", i % 30));
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, format!("file {i}\n")).unwrap();
     }
     std::fs::write(src.join("big"), pattern(3_000_000, 7)).unwrap();
-    let img = dir.path().join("fs.img");
+    let img = dir.join("fs.img");
     std::fs::File::create(&img).unwrap().set_len(FS_LEN).unwrap();
     let o = run("mkfs.btrfs", &["-q", "-f", "--rootdir", src.to_str().unwrap(), img.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    img
+}
 
-    // An edit session: new files, rewrites, deletes (extent, csum, free-space trees change).
-    let ov = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
-    let Filesystem::Btrfs(mut b) = fs::open(Volume::new(&ov, 0, FS_LEN, "fs.img").unwrap(), "btrfs", "fs.img").unwrap() else { panic!("not the btrfs writer") };
+/// An edit session of `n` rounds: new files, rewrites, deletes (the extent, csum and
+/// free-space trees change with the fs tree).
+fn edit(b: &mut Btrfs, n: usize) {
     b.mkdir("/new", 0o755, 0, 0).unwrap();
-    for i in 0..150 {
+    for i in 0..n {
         b.create_file(&format!("/new/n{i:04}"), &pattern(1000 + i * 5, i as u64), 0o644, 0, 0).unwrap();
         b.write_file(&format!("/d{:02}/f{i:05}", i % 30), &pattern(4096, i as u64 + 1)).unwrap();
         b.unlink(&format!("/d{:02}/f{:05}", (i + 1000) % 30, i + 1000)).unwrap();
     }
+}
+
+fn tools() -> bool {
+    for t in ["mkfs.btrfs", "btrfs"] {
+        if !have(t) {
+            eprintln!("skipped: {t} not installed");
+            return false;
+        }
+    }
+    true
+}
+
+#[test]
+fn verify_clean_then_corruptions() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::Builder::new().prefix("ferry-btrfsverify").tempdir_in(std::env::var("TMPDIR").unwrap_or("/var/tmp".into())).unwrap();
+    let img = image(dir.path());
+    let ov = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+    let Filesystem::Btrfs(mut b) = fs::open(Volume::new(&ov, 0, FS_LEN, "fs.img").unwrap(), "btrfs", "fs.img").unwrap() else { panic!("not the btrfs writer") };
+    edit(&mut b, 150);
     let t = Instant::now();
     b.commit().unwrap();
     let commit = t.elapsed();
@@ -169,4 +186,35 @@ fn verify_clean_then_corruptions() {
     assert!(e.contains("tree 5 block ") && e.contains("its parent's pointer says") && !e.contains('\n'), "{e}");
     let (clean, text) = check(&bad);
     assert!(!clean, "btrfs check --readonly accepted the generation mismatch:\n{text}");
+}
+
+/// 400 rounds of edits make btrfs-transaction 0.13's own extent-tree inserts hit its
+/// leaf-split bug inside commit. With the crate's debug assertions on (debug builds) it
+/// panics and the commit fails; with them off (release builds) it writes a leaf with a
+/// duplicate key, and the verifier fails the commit naming the tree and block, where
+/// `btrfs check --readonly` also rejects what was written. Either way the commit never
+/// passes as a success over a broken image; a commit that succeeds must check clean.
+#[test]
+fn crate_split_bug_fails_the_commit() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::Builder::new().prefix("ferry-btrfsverify").tempdir_in(std::env::var("TMPDIR").unwrap_or("/var/tmp".into())).unwrap();
+    let img = image(dir.path());
+    let ov = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+    let Filesystem::Btrfs(mut b) = fs::open(Volume::new(&ov, 0, FS_LEN, "fs.img").unwrap(), "btrfs", "fs.img").unwrap() else { panic!("not the btrfs writer") };
+    edit(&mut b, 400);
+    let r = b.commit().map_err(|e| e.to_string());
+    let out = dir.path().join("out.img");
+    extract_from(&ov, 0, FS_LEN, &out);
+    let (clean, text) = check(&out);
+    eprintln!("commit: {r:?}; btrfs check --readonly clean: {clean}");
+    match r {
+        Ok(()) => assert!(clean, "a successful commit that btrfs check rejects:\n{text}"),
+        Err(e) if e.contains("verify after commit") => {
+            assert!(e.contains(" block ") && !e.contains('\n'), "{e}");
+            assert!(!clean, "the verifier rejected what btrfs check --readonly accepts: {e}");
+        }
+        Err(e) => assert!(e.contains("btrfs-transaction gave up") && !e.contains('\n'), "{e}"),
+    }
 }
