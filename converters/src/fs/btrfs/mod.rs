@@ -4,8 +4,10 @@
 //! one named by id or path), and lookups cross into nested subvolumes as a mount does.
 //!
 //! Edits (create, replace, grow/shrink, unlink, rename, mkdir, symlink, chmod, chown, xattrs)
-//! run in one transaction committed by [`Btrfs::commit`]. A subvolume whose tree blocks are
-//! shared with a snapshot is refused (the crate does not unshare them); on xxhash64, sha256
+//! run in one transaction committed by [`Btrfs::commit`], which then re-reads what it wrote
+//! and verifies its structure (`verify`): a broken block fails the commit in one line (the
+//! pipeline then writes no output). A subvolume whose tree blocks are shared with a snapshot
+//! is refused (the crate does not unshare them); on xxhash64, sha256
 //! and blake2b filesystems new data is checksummed in that algorithm, but freeing an older
 //! data extent is refused (the crate trims data checksums as 4-byte CRC32C). A panic inside
 //! the crate on bad metadata comes back as an error and the filesystem is left unwritten.
@@ -19,9 +21,11 @@ mod ops;
 mod shared;
 mod super_check;
 mod tree;
+mod verify;
 mod xattr;
 
 pub use ops::Metadata;
+pub use verify::Stats as VerifyStats;
 
 use crate::fs::{FsError, Volume};
 use btrfs_disk::superblock::ChecksumType;
@@ -152,7 +156,23 @@ impl<'a> Btrfs<'a> {
         let Ok(core) = Rc::try_unwrap(core) else { return Ok(()) };
         let mut core = core.into_inner();
         let Some(tx) = core.tx.take() else { return Ok(()) };
-        guarded(|| Ok(tx.commit(&mut core.fs)?)).map_err(|e| e.into_fs(&name, "/"))
+        guarded(|| {
+            tx.commit(&mut core.fs)?;
+            verify::verify(&mut core.fs)
+        })
+        .map(|_| ())
+        .map_err(|e| e.into_fs(&name, "/"))
+    }
+
+    /// Verifies the structure of the committed filesystem in `vol` as [`commit`](Self::commit)
+    /// does after writing (trees whose roots are of the superblock's generation).
+    pub fn verify_image(vol: Volume<'a>, name: &str) -> Result<VerifyStats, FsError> {
+        super_check::check(&vol, name)?;
+        guarded(|| {
+            let mut fs = Filesystem::open(VolIo::new(vol, name))?;
+            verify::verify(&mut fs)
+        })
+        .map_err(|e| e.into_fs(name, "/"))
     }
 
     /// Runs a read (`&self`) step, errors named for `path`.
