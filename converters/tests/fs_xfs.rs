@@ -357,9 +357,10 @@ fn refusals() {
     // The dispatch names a type it has no writer for.
     let ov = CowOverlay::new(RawImage::open(&im.img).unwrap()).unwrap();
     let vol = Volume::new(&ov, 0, ov.size(), "fs.img").unwrap();
-    let e = fs::open(vol, "btrfs", "fs.img").err().unwrap().to_string();
-    assert_eq!(e, "fs.img: unsupported filesystem type btrfs (Ferry edits ext2/3/4, XFS, FAT and NTFS)");
-    assert!(fs::supported("xfs") && fs::supported("vfat") && fs::supported("ntfs") && fs::writable("xfs") && !fs::writable("vfat") && !fs::writable("ntfs") && fs::writable("ext4"));
+    let e = fs::open(vol, "jfs", "fs.img").err().unwrap().to_string();
+    assert_eq!(e, "fs.img: unsupported filesystem type jfs (Ferry edits ext2/3/4, XFS, btrfs, FAT and NTFS)");
+    assert!(fs::supported("xfs") && fs::supported("btrfs") && fs::supported("vfat") && fs::supported("ntfs") && !fs::supported("jfs"));
+    assert!(fs::writable("xfs") && fs::writable("btrfs") && fs::writable("ext4") && !fs::writable("vfat") && !fs::writable("ntfs"));
 }
 
 /// What only the kernel makes: a B+tree (bmbt) data fork, a v5 remote symlink, extended
