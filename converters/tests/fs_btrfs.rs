@@ -15,7 +15,7 @@ use ferry_converters::fs::btrfs::Btrfs;
 use ferry_converters::fs::{self, Filesystem, FsError, Volume};
 use ferry_formats::disk::{CowOverlay, RawImage};
 use fs_support::xfs::extract;
-use fs_support::{have, pattern, run};
+use fs_support::{have, pattern, run, Rng};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -178,19 +178,6 @@ fn diff(want: &Model, got: &Model) -> Vec<String> {
     d
 }
 
-/// A deterministic generator.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// `ops` random edits through Ferry under `prefix` (a path in the viewed subvolume), mirrored
 /// in `model`. `old_extents_frozen`: files with regular extents from before this session are

@@ -2,10 +2,12 @@
 //! does, planning again afterwards finds nothing more to do. Inputs are generated from a fixed
 //! seed out of tokens the parsers care about, plus invalid UTF-8 and multi-byte characters.
 
+mod fs_support;
 mod linux_support;
 
 use ferry_converters::guestfs::HostDirFs;
 use ferry_converters::linux::{self, ChangeKind, TargetLayout};
+use fs_support::Rng;
 use linux_support::*;
 
 const TOKENS: &[&str] = &[
@@ -72,18 +74,6 @@ const TOKENS: &[&str] = &[
     "1",
 ];
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// SUSE's files and the words their parsers care about (used by the SUSE run only, so the
 /// other runs' seeds keep their sequences).

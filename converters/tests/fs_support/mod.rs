@@ -203,3 +203,17 @@ pub fn debugfs_readlink(fs: &Path, path: &str) -> String {
     }
     String::from_utf8(debugfs(fs, &format!("cat {path}"))).unwrap()
 }
+
+/// A deterministic generator (xorshift64) for the randomised tests.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
