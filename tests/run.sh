@@ -73,14 +73,21 @@ if ! compgen -G "$policy_deb_dir/selinux-policy-default_*.deb" >/dev/null; then
     echo "tests/run.sh: could not download selinux-policy-default: the file_contexts oracle tests will skip" >&2
 fi
 
+# Disk is what CI runs out of first: no incremental caches (a clean checkout gains nothing from
+# them), and each stage says what it left on the disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+disk() { echo "tests/run.sh: after $1: $(du -sh target 2>/dev/null | cut -f1) in target, $(du -sh "$FERRY_CACHE" 2>/dev/null | cut -f1) in \$FERRY_CACHE, $(df -h --output=avail . | tail -1 | tr -d ' ') free"; }
+
 status=0
 cargo test --workspace --no-fail-fast "$@" || status=$?
+disk tests
 
 # A short bounded fuzz pass of every target (FERRY_FUZZ_SECONDS each, 0 skips it; not when
 # tests are filtered): a dev build without sanitizer (quick to build, overflow checks on),
 # all fuzz workspaces in one target directory, one target per core at a time.
 fuzz_secs=${FERRY_FUZZ_SECONDS:-8}
 if (($# == 0 && fuzz_secs > 0)); then
-  FUZZ_TARGET_DIR="$PWD/target/fuzz" FUZZ_FLAGS="--dev -s none" FUZZ_JOBS="$(nproc)" testdata/fuzz.sh all "$fuzz_secs" || status=$?
+  CARGO_PROFILE_DEV_DEBUG=0 FUZZ_TARGET_DIR="$PWD/target/fuzz" FUZZ_FLAGS="--dev -s none" FUZZ_JOBS="$(nproc)" testdata/fuzz.sh all "$fuzz_secs" || status=$?
+  disk fuzzing
 fi
 exit "$status"
