@@ -35,7 +35,8 @@ pub fn guest(name: &str, extra_tools: &[&str]) -> Option<PathBuf> {
 }
 
 /// Serial-log messages after which a boot goes no further.
-const STOPS: [&str; 5] = [" login:", "Kernel panic", "Dropping to a shell", "Entering emergency mode", "Could not boot"];
+/// ("UEFI Interactive Shell": OVMF found nothing to boot and started its shell.)
+const STOPS: [&str; 6] = [" login:", "Kernel panic", "Dropping to a shell", "Entering emergency mode", "Could not boot", "UEFI Interactive Shell"];
 
 /// Runs `cmd` (QEMU, serial on stdout into `log`) until a stop message, QEMU's exit or the
 /// timeout; returns the log.

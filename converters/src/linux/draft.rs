@@ -331,7 +331,8 @@ impl<'a> Draft<'a> {
                     add(&mut out, &c.path, FileKind::File, self.fs)?;
                     add(&mut out, &format!("{}.pre-ferry", c.path), FileKind::File, self.fs)?;
                 }
-                ChangeKind::Edit { .. } | ChangeKind::Delete | ChangeKind::Label { .. } => {}
+                // Copies go to the ESP: FAT keeps no labels (the mount's context= gives them).
+                ChangeKind::Edit { .. } | ChangeKind::Delete | ChangeKind::Label { .. } | ChangeKind::Copy { .. } => {}
             }
         }
         Ok(out)

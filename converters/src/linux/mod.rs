@@ -12,6 +12,7 @@
 //! | network names, udev persistent-net rules | `network/` |
 //! | SELinux labels from the guest's policy, or a relabel at first boot | `selinux.rs`, `file_contexts.rs` |
 //! | virtio in the initramfs (configuration, SUSE `INITRD_MODULES`, rebuild step) | `initramfs.rs` |
+//! | UEFI: the removable-media fallback loader (`\EFI\BOOT\BOOTX64.EFI`) | `uefi.rs` |
 //!
 //! The caller fills [`GuestFacts`] (from the inspector, or [`detect::detect`]) and the
 //! [`TargetLayout`] (disk order, NIC slots), prints the plan for `--dry-run` (its `Display`) or
@@ -58,6 +59,7 @@ pub mod rebuild;
 pub mod selinux;
 pub mod text;
 mod tools;
+mod uefi;
 mod xorg;
 
 pub use facts::*;
@@ -116,6 +118,7 @@ pub fn plan(
     network::plan(&mut d, facts, target)?;
     initramfs::plan(&mut d, facts, best)?;
     grub::plan_default(&mut d, facts, best)?;
+    uefi::plan(&mut d, facts)?;
     selinux::plan(&mut d, facts)?;
     let need = kernel::virtio_need(facts, best);
     d.note(format!(

@@ -37,6 +37,9 @@ pub enum ChangeKind {
     Mask,
     /// Rename a file to `to`.
     Rename { to: String },
+    /// Create `path` (parents as needed) as a byte copy of the guest file `from`: boot loaders
+    /// on the ESP (FAT, whose files get their SELinux label from the mount, never an xattr).
+    Copy { from: String },
     /// Set the SELinux label (`security.selinux`) of `path` to `context`, from the guest's own
     /// policy. Labels of rebuilt initramfs images are applied by the caller after the rebuild
     /// ([`apply`] returns them after the rebuild steps; [`label`] applies one).
@@ -105,6 +108,7 @@ impl fmt::Display for Plan {
                 ChangeKind::Rename { to } => {
                     writeln!(f, "rename  {} -> {to}: {}", c.path, c.reason)?
                 }
+                ChangeKind::Copy { from } => writeln!(f, "copy    {from} -> {}: {}", c.path, c.reason)?,
                 ChangeKind::Label { context } => writeln!(f, "label   {} {context}: {}", c.path, c.reason)?,
                 ChangeKind::InitramfsRebuild {
                     kernel_version,
@@ -282,6 +286,21 @@ fn apply_one(c: &Change, fs: &mut dyn GuestFs) -> Result<bool, LinuxError> {
                 return Ok(false);
             }
             fs.rename(p, to)?;
+        }
+        ChangeKind::Copy { from } => {
+            let size = fs.lstat(from)?.filter(|st| st.kind == FileKind::File).map(|st| st.size);
+            if size.is_none_or(|n| n > super::uefi::MAX_LOADER) {
+                return Err(LinuxError::Stale { path: from.clone() });
+            }
+            let data = fs.read_file(from)?;
+            if fs.lstat(p)?.is_some() {
+                if fs.read_file(p)? == data {
+                    return Ok(false);
+                }
+                return Err(LinuxError::Stale { path: p.into() });
+            }
+            fs.mkdir_p(parent(p), 0o755)?;
+            fs.write_file(p, &data, 0o644)?;
         }
         ChangeKind::InitramfsRebuild { .. } | ChangeKind::Label { .. } => return Ok(false),
     }
