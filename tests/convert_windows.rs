@@ -190,6 +190,17 @@ fn convert_shape(s: &Shape) {
     let system = build_hive(dir, "SYSTEM", s.minor, s.system, SYS);
     let software = build_hive(dir, "SOFTWARE", s.minor, s.software, SOFT);
     let Some(img) = volume(dir, "win.img", &system, &software, None) else { return };
+    // The VMX shape (Server 2022) has the change journal Windows keeps on its system volume.
+    let journal_id: u64 = 0x01db_2c3d_4e5f_6071;
+    if s.vmx {
+        let mut max = Vec::new();
+        for v in [32u64 << 20, 8 << 20, journal_id, 0] {
+            max.extend_from_slice(&v.to_le_bytes());
+        }
+        if !windows_support::add_usn_journal(&img, &max, |i| i as u8, 5000) {
+            return;
+        }
+    }
     let vw = virtio_win(dir);
     let out = dir.join("out");
     std::fs::create_dir(&out).unwrap();
@@ -210,6 +221,7 @@ fn convert_shape(s: &Shape) {
     assert!(plan.contains("first boot: service FerryFirstboot (cmd.exe) runs C:\\Program Files\\Ferry\\Firstboot\\firstboot.bat:\n"), "{plan}");
     assert!(plan.contains(&format!("  virtio devices: {} (", s.virtio)), "{plan}");
     assert!(plan.contains("SanPolicy=1"), "{plan}");
+    assert!(plan.contains("  NTFS: the USN change journal, where enabled, gets a new journal id"), "{plan}");
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
     // The JSON report carries the same plan (VIRTIO_WIN instead of --virtio-win).
     let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -267,6 +279,17 @@ fn convert_shape(s: &Shape) {
     let disk = out.join("win-sda");
     let fix = Command::new("ntfsfix").args(["--no-action", p(&disk)]).output().unwrap();
     assert!(fix.status.success(), "ntfsfix: {}{}", String::from_utf8_lossy(&fix.stdout), String::from_utf8_lossy(&fix.stderr));
+    // The change journal holds no records of Ferry's edits: it has a new id, its lowest valid
+    // USN at the end of $J, and its records where they were.
+    if s.vmx {
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let max = windows_support::ntfs_stream(&disk, "/$Extend/$UsnJrnl", "$Max");
+        let id = u64::from_le_bytes(max[16..24].try_into().unwrap());
+        let line = format!("C: reset the USN change journal ($Extend\\$UsnJrnl): journal id {journal_id:#x} -> {id:#x}, lowest valid USN 5000\n");
+        assert!(id != journal_id && stdout.contains(&line), "no {line:?} in:\n{stdout}");
+        assert_eq!(u64::from_le_bytes(max[24..32].try_into().unwrap()), 5000);
+        assert_eq!(windows_support::ntfs_stream(&disk, "/$Extend/$UsnJrnl", "$J"), (0..5000).map(|i| i as u8).collect::<Vec<u8>>());
+    }
 
     // Every driver file for the OS and arch, byte-identical; viostor.sys also in drivers.
     let mut n = 0;

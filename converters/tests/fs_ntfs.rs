@@ -5,6 +5,7 @@
 //! source image is unchanged.
 
 mod ntfs_support;
+mod windows_support;
 
 use ferry_converters::fs::ntfs::Ntfs;
 use ferry_converters::fs::Volume;
@@ -662,4 +663,70 @@ fn fragmented_mft_with_attribute_list() {
     assert_eq!(e.as_deref(), Some("al.img: unsupported $MFT: extending an $MFT that has an attribute list (no free MFT record left)"));
     drop(fs);
     verify(t.path(), &overlay, &model);
+}
+
+/// A 32 MiB volume with a change journal (`$Max` = `max`, `$J` of `j_len` bytes).
+fn with_journal(dir: &std::path::Path, max: &[u8], j_len: usize) -> Option<(std::path::PathBuf, CowOverlay<RawImage>)> {
+    let img = mkvol(dir, "usn.img", 32, 4096);
+    let j = bytes(9, j_len);
+    if !windows_support::add_usn_journal(&img, max, |i| j[i], j_len) {
+        return None;
+    }
+    let overlay = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+    Some((img, overlay))
+}
+
+#[test]
+fn usn_journal_reset_gives_a_new_id_and_moves_the_lowest_valid_usn() {
+    use ferry_converters::fs::ntfs::UsnReset;
+    if !tools() || !ntfs_support::have("ntfscat") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let old_id: u64 = 0x01d9_0000_1234_5678;
+    let mut max = Vec::new();
+    for v in [32u64 << 20, 8 << 20, old_id, 0] {
+        max.extend_from_slice(&v.to_le_bytes());
+    }
+    let Some((img, overlay)) = with_journal(dir.path(), &max, 6000) else { return };
+    let src = std::fs::read(&img).unwrap();
+    let vol = Volume::new(&overlay, 0, overlay.size(), "usn.img").unwrap();
+    let mut fs = Ntfs::open(vol, "usn.img").unwrap();
+    let UsnReset::Reset { old_id: was, new_id, lowest_valid } = fs.reset_usn_journal().unwrap() else { panic!("no journal found") };
+    assert_eq!((was, lowest_valid), (old_id, Some(6000)));
+    assert!(new_id > old_id);
+    drop(fs);
+    let out = dir.path().join("out.img");
+    materialize(&overlay, &out);
+    check(&out);
+    let got = windows_support::ntfs_stream(&out, "/$Extend/$UsnJrnl", "$Max");
+    assert_eq!(got.len(), 32);
+    assert_eq!(got[..16], max[..16], "maximum size and allocation delta are kept");
+    assert_eq!(u64::from_le_bytes(got[16..24].try_into().unwrap()), new_id);
+    assert_eq!(u64::from_le_bytes(got[24..32].try_into().unwrap()), 6000);
+    assert_eq!(windows_support::ntfs_stream(&out, "/$Extend/$UsnJrnl", "$J"), bytes(9, 6000), "the records stay");
+    assert_eq!(std::fs::read(&img).unwrap(), src, "the source image changed");
+
+    // Again: another id.
+    let vol = Volume::new(&overlay, 0, overlay.size(), "usn.img").unwrap();
+    let mut fs = Ntfs::open(vol, "usn.img").unwrap();
+    let UsnReset::Reset { old_id: was, new_id: again, .. } = fs.reset_usn_journal().unwrap() else { panic!("no journal found") };
+    assert_eq!(was, new_id);
+    assert_ne!(again, new_id);
+
+    // No journal: nothing to do. A short $Max: one line, nothing written.
+    let plain = mkvol(dir.path(), "plain.img", 16, 4096);
+    let overlay = CowOverlay::new(RawImage::open(&plain).unwrap()).unwrap();
+    let vol = Volume::new(&overlay, 0, overlay.size(), "plain.img").unwrap();
+    assert_eq!(Ntfs::open(vol, "plain.img").unwrap().reset_usn_journal().unwrap(), UsnReset::NoJournal);
+    let bad = tempfile::tempdir().unwrap();
+    let Some((_, overlay)) = with_journal(bad.path(), &max[..16], 6000) else { return };
+    let before = dir.path().join("bad-before.img");
+    materialize(&overlay, &before);
+    let vol = Volume::new(&overlay, 0, overlay.size(), "usn.img").unwrap();
+    let e = Ntfs::open(vol, "usn.img").unwrap().reset_usn_journal().unwrap_err().to_string();
+    assert!(e.starts_with("usn.img: invalid $UsnJrnl:$Max ") && e.ends_with("resident of 16 bytes, not the resident 32-byte journal header"), "{e}");
+    let after = dir.path().join("bad-after.img");
+    materialize(&overlay, &after);
+    assert_eq!(std::fs::read(&before).unwrap(), std::fs::read(&after).unwrap(), "a refused reset wrote something");
 }

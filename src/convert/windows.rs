@@ -52,6 +52,7 @@ pub fn convert(
             os.root
         );
         print!("{p}");
+        println!("  NTFS: the USN change journal, where enabled, gets a new journal id (its readers rescan the volume: the journal holds no records of these edits)");
         if let (Some(path), true) = (esp::fallback_path(&os.arch), rep.filesystems.iter().any(|f| f.fstype == "vfat")) {
             println!("  UEFI: \\{} ensured on the ESP (a copy of Windows Boot Manager) where missing or different", path.replace('/', "\\"));
             println!("  UEFI: graphicsmodedisabled removed from the default loader in \\EFI\\Microsoft\\Boot\\BCD where set");
@@ -73,6 +74,15 @@ pub fn convert(
     };
     report.mounted = vec!["C:".into()];
     report.applied = plan::apply(&p, &vw, &mut ntfs, &e.name)?;
+    // The change journal has no records of these edits: it gets a new id, so that its
+    // readers rescan the volume.
+    if let ferry_converters::fs::ntfs::UsnReset::Reset { old_id, new_id, lowest_valid } = ntfs.reset_usn_journal()? {
+        report.applied += 1;
+        if opts.print {
+            let lowest = lowest_valid.map_or(String::new(), |l| format!(", lowest valid USN {l}"));
+            println!("C: reset the USN change journal ($Extend\\$UsnJrnl): journal id {old_id:#x} -> {new_id:#x}{lowest}");
+        }
+    }
     // UEFI guests: the fallback loader on every ESP that holds Windows Boot Manager.
     for f in rep.filesystems.iter().filter(|f| f.fstype == "vfat") {
         let Some(e) = vols.open(rep, names, describe, &f.device)? else { continue };

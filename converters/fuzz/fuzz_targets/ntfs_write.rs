@@ -3,7 +3,8 @@
 //! ntfs-3g), then the volume is opened, listed, the hive read, edited and written back
 //! grown, and files and directories created, renamed and deleted (MFT records, runlists,
 //! `$Bitmap`, `$MFT`'s bitmap, `$I30` roots and INDX blocks all read from the mutated
-//! bytes). Never panics; a write that succeeds reads back.
+//! bytes), and the change journal reset looked for. Never panics; a write that succeeds
+//! reads back.
 #![no_main]
 
 use ferry_converters::fs::ntfs::Ntfs;
@@ -41,6 +42,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = w.rename("/Windows/f001-with-a-longer-name.sys", "/Windows/Drivers/g.sys");
     let _ = w.remove("/Windows/f002-with-a-longer-name.sys");
     let _ = w.list("/Windows");
+    let _ = w.reset_usn_journal();
     let Ok(Some(old)) = w.read_file(HIVE, 8 << 20) else { return };
     let Ok(mut h) = Hive::open("fuzz", old) else { return };
     let Ok(k) = h.create_key("Fuzz") else { return };

@@ -226,3 +226,49 @@ pub fn hiberfil(magic: &[u8], len: usize) -> Vec<u8> {
     b.resize(len, 0);
     b
 }
+
+/// Gives the NTFS volume `img` the change journal Windows keeps, `$Extend\$UsnJrnl`, with the
+/// `$Max` stream `max` and a `$J` of `j_len` bytes (`j` gives each byte); false when FUSE
+/// mounts are not allowed here. ntfs-3g will not create files in `$Extend`: it writes
+/// `/UsnJrnl` (named streams through its `user.` xattrs), and Ferry's NTFS writer moves the
+/// file in place.
+pub fn add_usn_journal(img: &Path, max: &[u8], j: impl Fn(usize) -> u8, j_len: usize) -> bool {
+    use ferry_converters::fs::{ntfs::Ntfs, Volume};
+    use ferry_formats::disk::{BlockDevice, CowOverlay, RawImage};
+    let mnt = img.with_extension("usn.mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    if !Command::new("ntfs-3g").arg(img).arg(&mnt).status().is_ok_and(|s| s.success()) {
+        eprintln!("skipped: ntfs-3g cannot mount here (needs root and /dev/fuse)");
+        return false;
+    }
+    std::fs::write(mnt.join("UsnJrnl"), b"").unwrap();
+    let hex = |b: &[u8]| format!("0x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+    let data: Vec<u8> = (0..j_len).map(j).collect();
+    for (n, v) in [("user.$Max", hex(max)), ("user.$J", hex(&data))] {
+        let o = Command::new("setfattr").args(["-n", n, "-v", &v]).arg(mnt.join("UsnJrnl")).output().unwrap();
+        assert!(o.status.success(), "setfattr {n}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    for i in 0..20 {
+        if Command::new("umount").arg(&mnt).status().unwrap().success() {
+            break;
+        }
+        assert!(i < 19, "umount {}", mnt.display());
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let overlay = CowOverlay::new(RawImage::open(img).unwrap()).unwrap();
+    {
+        let vol = Volume::new(&overlay, 0, overlay.size(), "journal").unwrap();
+        Ntfs::open(vol, "journal").unwrap().rename("/UsnJrnl", "/$Extend/$UsnJrnl").unwrap();
+    }
+    let mut b = vec![0u8; overlay.size() as usize];
+    overlay.read_at(&mut b, 0).unwrap();
+    std::fs::write(img, b).unwrap();
+    true
+}
+
+/// `ntfscat -a 0x80 -n NAME IMG PATH`: a named `$DATA` stream, as ntfs-3g reads it.
+pub fn ntfs_stream(img: &Path, path: &str, name: &str) -> Vec<u8> {
+    let o = Command::new("ntfscat").args(["-a", "0x80", "-n", name]).arg(img).arg(path).output().unwrap();
+    assert!(o.status.success(), "ntfscat {path}:{name}: {}", String::from_utf8_lossy(&o.stderr));
+    o.stdout
+}

@@ -6,13 +6,14 @@
 //!   `$BITMAP` (`$MFT` extended when it is full), `$MFTMirr` kept equal; `data`: attribute
 //!   values read and written; `name`: `$UpCase` collation, Win32 and DOS 8.3 names;
 //!   `index`: `$I30` B-trees (index root, INDX blocks with their `$BITMAP`, node splits);
-//!   `ops`: the path operations.
+//!   `ops`: the path operations; `usn`: the change journal's reset.
 //! - Refused in one line: a dirty or hibernated volume (also Fast Startup, which leaves
 //!   hiberfil.sys "hibr"), a journal with pending transactions (`logfile`), compressed,
 //!   encrypted or sparse targets, records that would need an attribute list (a fragmented
 //!   `$MFT` that has one is mapped through it and written, never extended). The USN
-//!   journal is not written (Windows tolerates a journal that misses entries); `$LogFile`
-//!   is left clean as found.
+//!   change journal gets no records: it is reset instead (`usn`: a new journal id, so that
+//!   its readers rescan the volume), which Windows tolerates; `$LogFile` is left clean as
+//!   found.
 
 mod alloc;
 mod boot;
@@ -24,9 +25,11 @@ mod name;
 mod ops;
 mod record;
 mod runs;
+mod usn;
 
 use super::{FsError, Volume};
 pub use ops::DirEntry;
+pub use usn::UsnReset;
 
 /// An NTFS volume opened for editing.
 pub struct Ntfs<'a> {

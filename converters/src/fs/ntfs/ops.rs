@@ -26,7 +26,7 @@ pub struct DirEntry {
     pub dir: bool,
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     (d.as_secs() + 11_644_473_600) * 10_000_000 + d.subsec_nanos() as u64 / 100
 }
@@ -69,7 +69,7 @@ impl<'a> Ntfs<'a> {
     }
 
     /// Reads the record a file reference names, checking its sequence number.
-    fn read_ref(&self, fref: u64) -> Result<Record, FsError> {
+    pub(super) fn read_ref(&self, fref: u64) -> Result<Record, FsError> {
         let rec = self.read_record(fref & REF_MASK)?;
         let seq = (fref >> 48) as u16;
         if rec.flags() & REC_IN_USE == 0 || (seq != 0 && rec.seq() != seq) || rec.base() != 0 {
@@ -104,7 +104,7 @@ impl<'a> Ntfs<'a> {
     }
 
     /// The file reference of `path` (None if missing); `/` is the root directory.
-    fn resolve(&mut self, path: &str) -> Result<Option<u64>, FsError> {
+    pub(super) fn resolve(&mut self, path: &str) -> Result<Option<u64>, FsError> {
         let root = self.read_record(ROOT)?;
         let mut cur = ROOT | (root.seq() as u64) << 48;
         for c in components(path) {

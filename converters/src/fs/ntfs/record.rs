@@ -191,6 +191,13 @@ impl Record {
         &self.b[a.off + voff..a.off + voff + vlen]
     }
 
+    /// A resident attribute's value, to change in place (its length stays).
+    pub fn value_mut(&mut self, a: &Attr) -> &mut [u8] {
+        let vlen = u32_at(&self.b, a.off + 0x10).unwrap_or(0) as usize;
+        let voff = u16_at(&self.b, a.off + 0x14).unwrap_or(0) as usize;
+        &mut self.b[a.off + voff..a.off + voff + vlen]
+    }
+
     /// A non-resident attribute's bytes from its header (mapping pairs included).
     pub fn raw(&self, a: &Attr) -> &[u8] {
         &self.b[a.off..a.off + a.len]
