@@ -75,7 +75,8 @@ fn tiny_kernel(build: bool, image: &str) {
         assert!(ok, "QEMU TCG: {report}");
     }
     if kvm_available() {
-        let (ok, report) = validate(&spec, "ferry", expect, 240);
+        // kvm_pvm emulates guest kernel mode at ~1 M instructions/s, slower under load: a wide margin.
+        let (ok, report) = validate(&spec, "ferry", expect, 420);
         assert!(ok, "Ferry runtime: {report}");
     }
 }
