@@ -154,6 +154,10 @@ fn os_dirs(osinfo: &str) -> Option<&'static [&'static str]> {
         "win2k8r2" => &["2k8R2"],
         "win7" => &["w7"],
         "win2k8" => &["2k8"],
+        // NT 6.0 and 5.x, where cheap: only older virtio-win ISOs carry their drivers.
+        "winvista" => &["vista", "2k8"],
+        "win2k3" | "win2k3r2" => &["2k3"],
+        "winxp" => &["xp", "2k3"],
         _ => return None,
     })
 }
@@ -389,6 +393,12 @@ pub fn plan(os: &OsInfo, vw: &VirtioWin, host: ServiceHost, pnp_wait: Option<Pat
     let agent = firstboot_files.first().and_then(|f| f.target.rsplit('/').next()).map(str::to_string);
     let (firstboot, fb_warnings) = FirstBoot::new(host, pnp_wait, agent.as_deref(), &os.windows_uninstall, ips);
     warnings.extend(fb_warnings);
+    if os.major_version < 6 {
+        warnings.push(format!(
+            "Windows {}.{} has neither pnputil nor PowerShell: Plug and Play installs the drivers from DevicePath (the boot driver is bound through the CriticalDeviceDatabase); the first-boot steps that need them (pnputil, the guest agent, static addresses, onlining disks) fail in its log",
+            os.major_version, os.minor_version
+        ));
+    }
     Ok(WindowsPlan {
         os_dir: os_dir.to_string(),
         virtio_win: vw.name(),
@@ -644,7 +654,10 @@ mod tests {
     fn os_directories() {
         assert_eq!(os_dirs("win2k22"), Some(&["2k22", "2k19"][..]));
         assert_eq!(os_dirs("win2k8r2"), Some(&["2k8R2"][..]));
-        assert_eq!(os_dirs("winvista"), None);
+        assert_eq!(os_dirs("winvista"), Some(&["vista", "2k8"][..]));
+        assert_eq!(os_dirs("winxp"), Some(&["xp", "2k3"][..]));
+        assert_eq!(os_dirs("win2k3r2"), Some(&["2k3"][..]));
+        assert_eq!(os_dirs("win2k"), None);
         assert_eq!(arch_dir("x86_64"), Some("amd64"));
         assert_eq!(arch_dir("unknown"), None);
     }

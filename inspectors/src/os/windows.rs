@@ -138,6 +138,7 @@ fn osinfo(os: &OsInfo) -> String {
     let server = os.product_variant == "Server" || os.product_name.contains("Server");
     let build: u32 = os.windows_build.as_deref().and_then(|b| b.parse().ok()).unwrap_or(0);
     match (os.major_version, os.minor_version, server) {
+        (10, 0, true) if build >= 26100 => "win2k25",
         (10, 0, true) if build >= 20348 => "win2k22",
         (10, 0, true) if build >= 17763 => "win2k19",
         (10, 0, true) => "win2k16",
@@ -151,7 +152,34 @@ fn osinfo(os: &OsInfo) -> String {
         (6, 1, false) => "win7",
         (6, 0, true) => "win2k8",
         (6, 0, false) => "winvista",
+        (5, 2, true) if os.product_name.contains("R2") => "win2k3r2",
+        (5, 2, true) => "win2k3",
+        // XP Professional x64 is NT 5.2 too, a workstation.
+        (5, 2, false) | (5, 1, _) => "winxp",
         _ => "",
     }
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(major: u32, minor: u32, name: &str, build: &str) -> String {
+        let os = OsInfo { major_version: major, minor_version: minor, product_name: name.into(), windows_build: Some(build.into()), ..Default::default() };
+        osinfo(&os)
+    }
+
+    #[test]
+    fn osinfo_ids_as_virt_inspector_gives_them() {
+        assert_eq!(id(10, 0, "Windows Server 2025 Datacenter", "26100"), "win2k25");
+        assert_eq!(id(10, 0, "Windows Server 2022 Standard", "20348"), "win2k22");
+        assert_eq!(id(10, 0, "Windows 10 Pro", "22631"), "win11");
+        assert_eq!(id(6, 0, "Windows Vista (TM) Business", "6002"), "winvista");
+        assert_eq!(id(5, 2, "Microsoft Windows Server 2003 R2", "3790"), "win2k3r2");
+        assert_eq!(id(5, 2, "Microsoft Windows Server 2003", "3790"), "win2k3");
+        assert_eq!(id(5, 2, "Microsoft Windows XP", "3790"), "winxp");
+        assert_eq!(id(5, 1, "Microsoft Windows XP", "2600"), "winxp");
+        assert_eq!(id(5, 0, "Microsoft Windows 2000", "2195"), "");
+    }
 }
