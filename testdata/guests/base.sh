@@ -13,7 +13,10 @@ work=$(mktemp -d "$FERRY_CACHE/.base-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 root="$work/root"
 
-debootstrap --variant=minbase "$SUITE" "$root" "$MIRROR" >&2
+# The Debian mirror: FERRY_DEBIAN_MIRROR, else the one this machine's apt fetches bookworm from
+# (its own parse of sources.list and sources.list.d); no host is named here.
+mirror="${FERRY_DEBIAN_MIRROR:-$("$GUESTS_DIR/../../tests/apt-mirror.sh" "$SUITE")}"
+debootstrap --variant=minbase "$SUITE" "$root" "$mirror" >&2
 cat >"$root/usr/sbin/policy-rc.d" <<'P'
 #!/bin/sh
 exit 101

@@ -6,9 +6,6 @@ set -euo pipefail
 FERRY_CACHE="${FERRY_CACHE:-/var/tmp/ferry-cache}"
 GUESTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SUITE=bookworm
-# The Debian mirror: FERRY_DEBIAN_MIRROR, else the one this machine's apt fetches bookworm from
-# (its own parse of sources.list and sources.list.d); no host is named here.
-MIRROR="${FERRY_DEBIAN_MIRROR:-$("$GUESTS_DIR/../../tests/apt-mirror.sh" "$SUITE")}"
 
 # scripts_hash FILE... : sha256 over the named scripts (in this directory), in order.
 scripts_hash() {
