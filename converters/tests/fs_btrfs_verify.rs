@@ -11,7 +11,7 @@ use ferry_converters::fs::{self, Filesystem, Volume};
 use ferry_formats::disk::{CowOverlay, RawImage};
 use fs_support::{extract_from, have, pattern, run};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const FS_LEN: u64 = 256 << 20;
 const NODESIZE: usize = 16 << 10;
@@ -118,6 +118,23 @@ fn edit(b: &mut Btrfs, n: usize) {
     }
 }
 
+/// A fresh image in a work directory, `rounds` rounds of edits and a commit through Ferry's
+/// writer over a copy-on-write overlay, and what was written extracted: the directory, the
+/// written image (`out.img`), the commit's result and how long it took.
+fn edited(rounds: usize) -> (tempfile::TempDir, std::path::PathBuf, Result<(), String>, Duration) {
+    let dir = tempfile::Builder::new().prefix("ferry-btrfsverify").tempdir_in(std::env::var("TMPDIR").unwrap_or("/var/tmp".into())).unwrap();
+    let img = image(dir.path());
+    let ov = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
+    let Filesystem::Btrfs(mut b) = fs::open(Volume::new(&ov, 0, FS_LEN, "fs.img").unwrap(), "btrfs", "fs.img").unwrap() else { panic!("not the btrfs writer") };
+    edit(&mut b, rounds);
+    let t = Instant::now();
+    let r = b.commit().map_err(|e| e.to_string());
+    let took = t.elapsed();
+    let out = dir.path().join("out.img");
+    extract_from(&ov, 0, FS_LEN, &out);
+    (dir, out, r, took)
+}
+
 fn tools() -> bool {
     for t in ["mkfs.btrfs", "btrfs"] {
         if !have(t) {
@@ -133,17 +150,8 @@ fn verify_clean_then_corruptions() {
     if !tools() {
         return;
     }
-    let dir = tempfile::Builder::new().prefix("ferry-btrfsverify").tempdir_in(std::env::var("TMPDIR").unwrap_or("/var/tmp".into())).unwrap();
-    let img = image(dir.path());
-    let ov = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
-    let Filesystem::Btrfs(mut b) = fs::open(Volume::new(&ov, 0, FS_LEN, "fs.img").unwrap(), "btrfs", "fs.img").unwrap() else { panic!("not the btrfs writer") };
-    edit(&mut b, 150);
-    let t = Instant::now();
-    b.commit().unwrap();
-    let commit = t.elapsed();
-    let out = dir.path().join("out.img");
-    extract_from(&ov, 0, FS_LEN, &out);
-    drop(ov);
+    let (dir, out, r, commit) = edited(150);
+    r.unwrap();
     let (clean, text) = check(&out);
     assert!(clean, "btrfs check --readonly:\n{text}");
     let t = Instant::now();
@@ -199,14 +207,7 @@ fn crate_split_bug_fails_the_commit() {
     if !tools() {
         return;
     }
-    let dir = tempfile::Builder::new().prefix("ferry-btrfsverify").tempdir_in(std::env::var("TMPDIR").unwrap_or("/var/tmp".into())).unwrap();
-    let img = image(dir.path());
-    let ov = CowOverlay::new(RawImage::open(&img).unwrap()).unwrap();
-    let Filesystem::Btrfs(mut b) = fs::open(Volume::new(&ov, 0, FS_LEN, "fs.img").unwrap(), "btrfs", "fs.img").unwrap() else { panic!("not the btrfs writer") };
-    edit(&mut b, 400);
-    let r = b.commit().map_err(|e| e.to_string());
-    let out = dir.path().join("out.img");
-    extract_from(&ov, 0, FS_LEN, &out);
+    let (_dir, out, r, _) = edited(400);
     let (clean, text) = check(&out);
     eprintln!("commit: {r:?}; btrfs check --readonly clean: {clean}");
     match r {

@@ -18,6 +18,19 @@ impl Paged {
         Paged { base, pages: Mutex::new(BTreeMap::new()) }
     }
 
+    /// Splits `len` bytes at `offset` by page: `f(page number, offset in the page, range of
+    /// the caller's buffer)` for each piece, in order.
+    fn pieces(offset: u64, len: usize, mut f: impl FnMut(u64, usize, std::ops::Range<usize>)) {
+        let mut done = 0usize;
+        while done < len {
+            let at = offset + done as u64;
+            let (n, o) = (at / PAGE, (at % PAGE) as usize);
+            let take = (PAGE as usize - o).min(len - done);
+            f(n, o, done..done + take);
+            done += take;
+        }
+    }
+
     fn page(&self, n: u64) -> Vec<u8> {
         let p = self.pages.lock().unwrap();
         p.get(&n).cloned().unwrap_or_else(|| self.base[(n * PAGE) as usize..((n + 1) * PAGE) as usize].to_vec())
@@ -30,14 +43,10 @@ impl BlockDevice for Paged {
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
         ferry_formats::disk::check_range(std::path::Path::new("mem"), offset, buf.len() as u64, self.size())?;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let (n, o) = (at / PAGE, (at % PAGE) as usize);
-            let take = (PAGE as usize - o).min(buf.len() - done);
-            buf[done..done + take].copy_from_slice(&self.page(n)[o..o + take]);
-            done += take;
-        }
+        Self::pieces(offset, buf.len(), |n, o, r| {
+            let take = r.len();
+            buf[r].copy_from_slice(&self.page(n)[o..o + take]);
+        });
         Ok(())
     }
     fn map(&self, offset: u64, length: u64) -> Result<Vec<Extent>, DiskError> {
@@ -51,16 +60,11 @@ impl BlockDevice for Paged {
 impl WritableDevice for Paged {
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
         ferry_formats::disk::check_range(std::path::Path::new("mem"), offset, buf.len() as u64, self.size())?;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let (n, o) = (at / PAGE, (at % PAGE) as usize);
-            let take = (PAGE as usize - o).min(buf.len() - done);
+        Self::pieces(offset, buf.len(), |n, o, r| {
             let mut page = self.page(n);
-            page[o..o + take].copy_from_slice(&buf[done..done + take]);
+            page[o..o + r.len()].copy_from_slice(&buf[r]);
             self.pages.lock().unwrap().insert(n, page);
-            done += take;
-        }
+        });
         Ok(())
     }
     fn flush(&self) -> Result<(), DiskError> {

@@ -244,36 +244,8 @@ impl Scsi {
                 }
             }
             Command::Check(s) => (0, Some(s)),
-            Command::Read { lba, blocks } => {
-                let (mut off, len) = (lba * cdb::BLOCK, blocks * cdb::BLOCK);
-                let end = off + len;
-                let mut err = None;
-                while off < end {
-                    let n = (end - off).min(STEP) as usize;
-                    self.buf.resize(n, 0);
-                    if t.disk.read_at(&mut self.buf[..n], off).is_err() || resp_w.write_all(&self.buf[..n]).is_err() {
-                        err = Some(cdb::IO_ERROR);
-                        break;
-                    }
-                    off += n as u64;
-                }
-                (off - lba * cdb::BLOCK, err)
-            }
-            Command::Write { lba, blocks } => {
-                let (mut off, len) = (lba * cdb::BLOCK, blocks * cdb::BLOCK);
-                let end = off + len;
-                let mut err = None;
-                while off < end {
-                    let n = (end - off).min(STEP) as usize;
-                    self.buf.resize(n, 0);
-                    if r.read_exact(&mut self.buf[..n]).is_err() || t.disk.write_at(&self.buf[..n], off).is_err() {
-                        err = Some(cdb::IO_ERROR);
-                        break;
-                    }
-                    off += n as u64;
-                }
-                (off - lba * cdb::BLOCK, err)
-            }
+            Command::Read { lba, blocks } => in_steps(&mut self.buf, lba, blocks, |b, off| t.disk.read_at(b, off).is_ok() && resp_w.write_all(b).is_ok()),
+            Command::Write { lba, blocks } => in_steps(&mut self.buf, lba, blocks, |b, off| r.read_exact(b).is_ok() && t.disk.write_at(b, off).is_ok()),
         };
         if sense == Some(cdb::IO_ERROR) {
             log(&self.id, &format!("target {}: I/O error", t.target));
@@ -286,6 +258,22 @@ impl Scsi {
             Some(s) => respond(sense_size, w, S_OK, CHECK_CONDITION, 0, Some(s), written_in),
         }
     }
+}
+
+/// Moves `blocks` blocks from `lba` through `buf` in pieces of at most STEP bytes, `step(piece,
+/// disk offset)` moving one; returns the bytes moved, and IO_ERROR when a piece failed.
+fn in_steps(buf: &mut Vec<u8>, lba: u64, blocks: u64, mut step: impl FnMut(&mut [u8], u64) -> bool) -> (u64, Option<Sense>) {
+    let (start, end) = (lba * cdb::BLOCK, (lba + blocks) * cdb::BLOCK);
+    let mut off = start;
+    while off < end {
+        let n = (end - off).min(STEP) as usize;
+        buf.resize(n, 0);
+        if !step(&mut buf[..n], off) {
+            return (off - start, Some(cdb::IO_ERROR));
+        }
+        off += n as u64;
+    }
+    (off - start, None)
 }
 
 /// Writes the response (`w` holds exactly its bytes); returns the bytes written in all.

@@ -26,7 +26,7 @@ pub const S_IFDIR: u32 = 0o040_000;
 pub const S_IFREG: u32 = 0o100_000;
 pub const S_IFLNK: u32 = 0o120_000;
 
-fn u32_at(d: &[u8], o: usize) -> u32 {
+pub fn u32_at(d: &[u8], o: usize) -> u32 {
     d.get(o..o + 4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 

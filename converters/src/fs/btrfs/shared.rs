@@ -3,13 +3,13 @@
 //! `update_ref_for_cow` (children's refs, FULL_BACKREF), which would corrupt the refcounts.
 //! Every block of the tree is checked in the extent tree once, before the first edit.
 
+use super::dir::ROOT_ITEM;
 use super::inode::u64_at;
 use super::tree::key;
 use super::{Core, Error};
 
 const EXTENT_ITEM: u8 = 168;
 const METADATA_ITEM: u8 = 169;
-const ROOT_ITEM: u8 = 132;
 const ROOT_BACKREF: u8 = 144;
 const EXTENT_TREE: u64 = 2;
 const ROOT_TREE: u64 = 1;

@@ -2,6 +2,7 @@
 //! `btrfs-transaction`: magic, one device, no log tree to replay, known feature flags and
 //! checksum type, 16 KiB nodes.
 
+use super::inode::u64_at;
 use super::Volume;
 use crate::fs::FsError;
 use btrfs_disk::superblock::ChecksumType;
@@ -16,10 +17,6 @@ const INCOMPAT_NAMES: [&str; 17] = ["mixed_backref", "default_subvol", "mixed_gr
 /// compat_ro: free_space_tree, free_space_tree_valid, block_group_tree (verity refused).
 const COMPAT_RO_OK: u64 = 1 | 1 << 1 | 1 << 3;
 const COMPAT_RO_NAMES: [&str; 4] = ["free_space_tree", "free_space_tree_valid", "verity", "block_group_tree"];
-
-fn u64_at(b: &[u8], o: usize) -> u64 {
-    super::inode::u64_at(b, o)
-}
 
 fn names(bits: u64, table: &[&str]) -> String {
     (0..64).filter(|i| bits & (1 << i) != 0).map(|i| table.get(i as usize).map_or_else(|| format!("bit{i}"), |n| n.to_string())).collect::<Vec<_>>().join(", ")

@@ -12,6 +12,8 @@
 //! return a slot past a freshly split leaf's end to its own inserts (extent, csum and
 //! free-space trees); with debug assertions off that would be written silently.
 
+use super::dir::ROOT_ITEM;
+use super::inode::{u32_at, u64_at};
 use super::io::VolIo;
 use super::Error;
 use btrfs_disk::superblock::{read_superblock_at, read_superblock_bytes_at, super_mirror_offset, superblock_is_valid, ChecksumType};
@@ -26,8 +28,6 @@ const HEADER: usize = 101;
 const ITEM: usize = 25;
 /// `struct btrfs_key_ptr`.
 const KEY_PTR: usize = 33;
-/// `BTRFS_ROOT_ITEM_KEY`.
-const ROOT_ITEM: u8 = 132;
 /// Root item: generation, bytenr and level offsets; the shortest root item that holds them.
 const RI_GEN: usize = 160;
 const RI_BYTENR: usize = 176;
@@ -58,14 +58,6 @@ struct Walk<'f, 'a> {
     nodesize: usize,
     seen: HashSet<u64>,
     stats: Stats,
-}
-
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    b.get(o..o + 4).map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-fn u64_at(b: &[u8], o: usize) -> u64 {
-    b.get(o..o + 8).map_or(0, |s| u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]))
 }
 
 fn key_at(b: &[u8], o: usize) -> Key {
