@@ -131,6 +131,35 @@ fn iasl_accepts_every_table() {
                 assert_eq!(dsl.contains(osc), profile == Machine::Q35, "{profile:?}: {dsl}");
                 assert_eq!(dsl.contains("ToUUID (\"33db4d5b-1ff7-401c-9657-7441c03dd766\""), profile == Machine::Q35, "{dsl}");
                 assert_eq!(squeezed.contains("Local0 = (CDW3 & 0x1E)"), profile == Machine::Q35, "{dsl}");
+                // pc: QEMU's ACPI PCI hotplug objects, a slot device from 3 up (not the host
+                // bridge, PIIX3 or VGA), and the GPE handler; q35's pcie.0 has none.
+                let hotplug = [
+                    "OperationRegion (PCST, SystemIO, 0xAE00, 0x08)",
+                    "OperationRegion (SEJ, SystemIO, 0xAE08, 0x04)",
+                    "OperationRegion (BNMR, SystemIO, 0xAE10, 0x04)",
+                    "Mutex (BLCK, 0x00)",
+                    "Method (PCEJ, 2, NotSerialized)",
+                    "Name (BSEL, Zero)",
+                    "Device (S18) { Name (_ADR, 0x00030000) Name (_SUN, 0x03) Method (_EJ0, 1, NotSerialized) { PCEJ (BSEL, _SUN) } }",
+                    "Device (SF8) { Name (_ADR, 0x001F0000) Name (_SUN, 0x1F)",
+                    "Method (DVNT, 2, NotSerialized)",
+                    "Notify (S18, Arg1)",
+                    "Method (PCNT, 0, NotSerialized) { BNUM = BSEL DVNT (PCIU, One) DVNT (PCID, 0x03) }",
+                    "If ((Arg0 & 0x08)) { Notify (S18, Arg1) }",
+                    "Scope (\\_GPE) { Name (_HID, \"ACPI0006\") Method (_E01, 0, NotSerialized) { Acquire (\\_SB.PCI0.BLCK, 0xFFFF) \\_SB.PCI0.PCNT () Release (\\_SB.PCI0.BLCK) } }",
+                ];
+                let bare: String = dsl.lines().map(|l| l.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join(" ");
+                let mut bare: String = bare.split_whitespace().collect::<Vec<_>>().join(" ");
+                while let Some(a) = bare.find(" /*") {
+                    let Some(b) = bare[a..].find("*/") else { break };
+                    bare.replace_range(a..a + b + 2, "");
+                }
+                for h in hotplug {
+                    assert_eq!(bare.contains(h), profile == Machine::Pc, "{profile:?}: {h}: {dsl}");
+                }
+                for absent in ["Device (S00)", "Device (S08)", "Device (S10)"] {
+                    assert!(!dsl.contains(absent), "{profile:?}: {absent}: {dsl}");
+                }
                 // The disassembly must compile back without errors.
                 let out = Command::new("iasl").arg("-p").arg(dir.path().join("recompiled")).arg(dir.path().join("dsdt.dsl")).output().expect("iasl");
                 assert!(out.status.success(), "iasl compile: {}", String::from_utf8_lossy(&out.stdout));
@@ -332,16 +361,6 @@ fn intx_level_interrupt_same_on_runtime_and_qemu() {
     }
 }
 
-/// The ACPI-enabled tiny kernel (`testdata/microguests/tiny-kernel-acpi.sh`) if it is cached.
-fn cached_acpi_kernel() -> Option<std::path::PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/microguests/tiny-kernel-acpi.sh");
-    let cache = std::env::var("FERRY_CACHE").unwrap_or_else(|_| "/var/tmp/ferry-cache".into());
-    let hash = Command::new("sha256sum").arg(&script).output().ok()?;
-    let h = String::from_utf8_lossy(&hash.stdout).chars().take(16).collect::<String>();
-    let k = Path::new(&cache).join(format!("tiny-kernel-acpi-{h}/vmlinux"));
-    k.exists().then_some(k)
-}
-
 /// An initramfs whose /init prints the kernel's ACPI view and powers off (busybox).
 fn poweroff_initramfs(dir: &Path) -> Option<std::path::PathBuf> {
     let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().map(Path::new).find(|p| p.exists())?;
@@ -396,7 +415,7 @@ const LINUX_ACPI_LINES: &[&str] = &[
 /// needs linux-source-6.1).
 #[test]
 fn linux_accepts_the_tables_and_powers_off_through_s5() {
-    let Some(kernel) = cached_acpi_kernel() else {
+    let Some(kernel) = acpi_tiny_kernel() else {
         eprintln!("SKIP: ACPI tiny kernel not cached; build it with `sh testdata/microguests/tiny-kernel-acpi.sh`");
         return;
     };

@@ -4,9 +4,12 @@
 //!
 //! * q35 (`pcie.0`, a PCIe root complex): QEMU refuses every hotplug on the root bus; the
 //!   runtime must give the very same answers (class and text) for every step.
-//! * pc (`pci.0`, ACPI PCI hotplug through PIIX4): QEMU accepts device_add and device_del; the
-//!   runtime refuses with a GenericError naming the missing ACPI hotplug pieces. Steps QEMU
-//!   refuses for other reasons (unknown model, bus or id, no driver) agree.
+//! * pc (`pci.0`, ACPI PCI hotplug through PIIX4): both accept blockdev-add, device_add and
+//!   device_del with the same answers and end with the same functions on the bus; steps QEMU
+//!   refuses (unknown model, bus or id, no driver) are refused alike.
+//! * pc with a Linux guest (the ACPI tiny kernel, `root=/dev/vdc rootwait`): the same
+//!   conversation plugs a disk, unplugs it (the guest ejects it: `DEVICE_DELETED`), plugs it
+//!   again and plugs the root disk, which the kernel then mounts.
 mod runtime_abi_support;
 mod runtime_support;
 use runtime_abi_support::*;
@@ -85,13 +88,17 @@ fn q35_root_bus_hotplug_refused_like_qemu() {
         assert_eq!(ours[*step], qemu[*step], "{step}: runtime and QEMU differ");
     }
     assert!(!ours["pci"].as_array().expect("pci").contains(&json!("1a.0")), "{ours}");
+    assert_eq!(qemu["deleted_at_reset"], json!([]), "{qemu}");
+    for k in ["system_reset", "pci_after_reset", "deleted_at_reset"] {
+        assert_eq!(ours[k], qemu[k], "{k}: runtime and QEMU differ");
+    }
 }
 
 #[test]
-fn pc_acpi_hotplug_accepted_by_qemu_refused_precisely_by_runtime() {
+fn pc_acpi_hotplug_answers_like_qemu() {
     let Some((qemu, ours)) = answers("pc-v1") else { return };
-    for step in PLUG_STEPS {
-        assert_eq!(qemu[step], json!({"return": {}}), "QEMU {step}: {qemu}");
+    for step in PLUG_STEPS.iter().chain(&["blockdev_add"]) {
+        assert_eq!(qemu[*step], json!({"return": {}}), "QEMU {step}: {qemu}");
     }
     let pci = qemu["pci"].as_array().expect("pci");
     assert!(pci.contains(&json!("1a.0")) && pci.contains(&json!("1b.0")), "QEMU did not plug hpnet/hpblk: {qemu}");
@@ -99,13 +106,118 @@ fn pc_acpi_hotplug_accepted_by_qemu_refused_precisely_by_runtime() {
         assert!(qemu[step]["class"].is_string(), "QEMU {step}: {qemu}");
     }
     let Some(ours) = ours else { return };
-    for step in PLUG_STEPS {
-        assert_eq!(ours[step]["class"], "GenericError", "{step}: {ours}");
-        let desc = ours[step]["desc"].as_str().unwrap_or_default();
-        assert!(desc.starts_with("Bus 'pci.0' hotplug is not available in ferry-runtime") && desc.contains("ACPI PCI hotplug"), "{step}: {desc}");
+    for step in PLUG_STEPS.iter().chain(&REFUSED_BY_BOTH).chain(&["blockdev_add"]) {
+        assert_eq!(ours[*step], qemu[*step], "{step}: runtime and QEMU differ");
     }
-    for step in REFUSED_BY_BOTH {
-        assert_eq!(ours[step], qemu[step], "{step}: runtime and QEMU differ");
+    // The same functions on the bus afterwards: the new ones where QEMU put them (the NIC
+    // added without an address in the first free slot), the cold-plugged ones still there
+    // (the idle guest never ejects them).
+    assert_eq!(ours["pci"], qemu["pci"], "query-pci differs");
+    // A reset keeps the hot-plugged functions and carries out the pending unplugs.
+    for k in ["system_reset", "pci_after_reset", "deleted_at_reset"] {
+        assert_eq!(ours[k], qemu[k], "{k}: runtime and QEMU differ");
     }
-    assert!(!ours["pci"].as_array().expect("pci").contains(&json!("1a.0")), "{ours}");
+}
+
+fn kernel_conversation(sock: &Path, console: &Path, root: &Path, timeout_s: u64) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/runtime_support/qmp_kernel_hotplug.py");
+    let out = Command::new("python3").arg(script).arg(sock).arg(console).arg(root).arg(timeout_s.to_string()).output().expect("python3");
+    assert!(out.status.success(), "qmp script: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("summary JSON")
+}
+
+/// The kernel lines of a hot-plugged disk and of the mounted root, in `console`.
+fn kernel_lines(console: &Path) -> Vec<String> {
+    let text = String::from_utf8_lossy(&std::fs::read(console).unwrap_or_default()).to_string();
+    let strip = |l: &str| l.split_once("] ").map_or(l, |(_, r)| r).trim().to_string();
+    text.lines()
+        .filter(|l| l.contains("[vdb]") || l.contains("[vdc]") || l.contains("VFS: Mounted root") || l.contains("acpiphp: Slot ["))
+        .map(|l| strip(l).split_once(": [vd").map_or_else(|| strip(l), |(_, r)| format!("[vd{r}")))
+        .collect()
+}
+
+/// Linux (the ACPI tiny kernel, waiting for its root on /dev/vdc) on the emitted pc guest:
+/// QEMU TCG from the emitted script, then `ferry run` on the emitted spec, the same QMP
+/// conversation. Both must plug a disk the kernel sees, eject it when asked (the guest's
+/// `_EJ0`, then `DEVICE_DELETED`), plug it again, and plug the root disk the kernel mounts;
+/// the kernel registers the same ACPI hotplug slots on both. Runs when the kernel is cached
+/// (`sh testdata/microguests/tiny-kernel-acpi.sh`).
+#[test]
+fn pc_linux_guest_hotplugs_and_ejects_disks_like_qemu() {
+    if !qemu_tools() || !qmp_client_available() {
+        return;
+    }
+    let Some(kernel) = acpi_tiny_kernel() else {
+        eprintln!("SKIP: ACPI tiny kernel not cached; build it with `sh testdata/microguests/tiny-kernel-acpi.sh`");
+        return;
+    };
+    let g = emit_sized("pc-v1", &[], 1, 0);
+    let Some(root) = busybox_root(&g.out) else {
+        eprintln!("SKIP: busybox or mkfs.ext4 missing");
+        return;
+    };
+    let cmdline = "console=ttyS0 noxsave clearcpuid=308,151,288,534,298,145,158,306,114,141 root=/dev/vdc rootwait";
+    let mut runs = Vec::new();
+    {
+        let (sock, console) = (g.out.join("qemu.sock"), g.out.join("qemu.console"));
+        let mut child = g
+            .script(&["-display", "none", "-qmp", &format!("unix:{},server=on,wait=off", sock.display()), "-append", cmdline, "-kernel"])
+            .arg(&kernel)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&console).expect("console"))
+            .spawn()
+            .expect("run the emitted script");
+        let r = kernel_conversation(&sock, &console, &root, 300);
+        let _ = child.wait();
+        eprintln!("QEMU: {r}");
+        runs.push(("qemu", r, kernel_lines(&console)));
+    }
+    if kvm_available() {
+        let (sock, console) = (g.out.join("ferry.sock"), g.out.join("ferry.console"));
+        let mut spec = g.spec.clone();
+        spec["boot"] = json!({"kernel": kernel, "cmdline": cmdline});
+        let spec_path = g.out.join("hotplug.ferry.json");
+        std::fs::write(&spec_path, spec.to_string()).expect("spec");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["run", "--console", "-", "--sandbox-allow"])
+            .arg(&root)
+            .arg("--qmp")
+            .arg(&sock)
+            .arg(&spec_path)
+            .stdout(std::fs::File::create(&console).expect("console"))
+            .spawn()
+            .expect("ferry run");
+        let r = kernel_conversation(&sock, &console, &root, 500);
+        let _ = child.wait();
+        eprintln!("ferry: {r}");
+        runs.push(("ferry", r, kernel_lines(&console)));
+    }
+    for (engine, r, lines) in &runs {
+        let reached: Vec<&str> = r["reached"].as_array().expect("reached").iter().filter_map(|m| m[0].as_str()).collect();
+        assert_eq!(reached, ["rootwait", "vdb", "hp1_deleted", "vdb_again", "root_mounted"], "{engine}: {r}\n{lines:#?}");
+        let ok = json!({"return": {}});
+        // A repeated device_del while the first is pending is sent again, not refused.
+        for step in ["add_scratch_node", "add_hp1", "del_hp1", "del_hp1_again", "add_hp2", "add_root_node", "add_root"] {
+            assert_eq!(r["answers"][step], ok, "{engine} {step}: {r}");
+        }
+        assert_eq!(r["answers"]["del_busy_node"], json!({"class": "GenericError", "desc": "Node scratch is in use"}), "{engine}: {r}");
+        assert_eq!(r["deleted"], json!(["hp1"]), "{engine}: {r}");
+        let pci = r["pci"].as_array().expect("pci");
+        assert!(pci.contains(&json!("10.0")) && pci.contains(&json!("11.0")), "{engine}: {r}");
+        assert!(lines.iter().any(|l| l.starts_with("VFS: Mounted root (ext4 filesystem) readonly")), "{engine}: {lines:#?}");
+        assert_eq!(lines.iter().filter(|l| l.starts_with("[vdb] 2048 512-byte logical blocks")).count(), 2, "{engine}: {lines:#?}");
+    }
+    if let [(_, q, ql), (_, f, fl)] = &runs[..] {
+        assert_eq!(q["answers"], f["answers"], "QMP answers differ");
+        assert_eq!(q["pci"], f["pci"], "query-pci differs");
+        // The same slots registered (the kernel's registration order is not compared), then the
+        // same disks and root mount in order.
+        let split = |l: &[String]| {
+            let (mut slots, rest): (Vec<String>, Vec<String>) = l.iter().cloned().partition(|x| x.starts_with("acpiphp: Slot ["));
+            slots.sort();
+            (slots, rest)
+        };
+        assert_eq!(split(ql), split(fl), "kernel lines differ");
+        assert_eq!(split(ql).0.len(), 29, "slots 3..=31: {ql:#?}");
+    }
 }

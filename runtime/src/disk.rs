@@ -66,6 +66,43 @@ pub fn open(path: &Path, format: &str, readonly: bool) -> Result<Box<dyn Backend
     }
 }
 
+/// QEMU's `null-co`: `size` bytes that read as zeros and take every write.
+pub fn null(size: u64) -> Box<dyn Backend> {
+    Box::new(Null { size })
+}
+
+struct Null {
+    size: u64,
+}
+
+impl Backend for Null {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn readonly(&self) -> bool {
+        false
+    }
+    fn read_at(&self, buf: &mut [u8], _off: u64) -> io::Result<()> {
+        buf.fill(0);
+        Ok(())
+    }
+    fn write_at(&mut self, _buf: &[u8], _off: u64) -> io::Result<()> {
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn discard(&mut self, _off: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+    fn write_zeroes(&mut self, _off: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        "null-co".into()
+    }
+}
+
 /// A qcow2 image written in place: clusters allocated at its end, refcounts kept right.
 struct Qcow2 {
     image: Qcow2Rw,

@@ -14,6 +14,7 @@ pub mod cpuid;
 pub mod devices;
 pub mod disk;
 pub mod firmware;
+mod hotplug;
 pub mod layout;
 pub mod memory;
 pub mod pci;
@@ -76,6 +77,8 @@ pub struct Controller {
     subscribers: Mutex<Vec<Sender<serde_json::Value>>>,
     shut_down: AtomicBool,
     started: AtomicBool,
+    /// Block nodes and hot-plugged functions, across guest resets.
+    pub(crate) registry: Arc<hotplug::Registry>,
 }
 
 impl Controller {
@@ -88,6 +91,7 @@ impl Controller {
             subscribers: Mutex::new(Vec::new()),
             shut_down: AtomicBool::new(false),
             started: AtomicBool::new(!start_paused),
+            registry: Arc::default(),
         })
     }
     pub(crate) fn attach(&self, s: Arc<vm::Shared>) {
@@ -220,6 +224,11 @@ impl Controller {
         }
         rx
     }
+    /// QEMU's `DEVICE_DELETED` pair for a virtio device: its backend, then the device.
+    pub(crate) fn device_deleted(&self, id: &str) {
+        self.emit("DEVICE_DELETED", serde_json::json!({"path": format!("/machine/peripheral/{id}/virtio-backend")}));
+        self.emit("DEVICE_DELETED", serde_json::json!({"device": id, "path": format!("/machine/peripheral/{id}")}));
+    }
     /// Emits a QMP-style event.
     pub fn emit(&self, event: &str, data: serde_json::Value) {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -238,7 +247,7 @@ pub fn run_machine(cfg: &VmConfig, ctl: &Arc<Controller>, timeout: Option<Durati
     let mut console = Vec::new();
     let channel = vm::open_channel(cfg)?;
     loop {
-        let vm = Vm::with_channel(cfg, channel.clone())?;
+        let vm = Vm::with_registry(cfg, channel.clone(), ctl.registry.clone())?;
         let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
         let mut out = vm.run(ctl, left);
         console.append(&mut out.console);
@@ -253,6 +262,11 @@ pub fn run_machine(cfg: &VmConfig, ctl: &Arc<Controller>, timeout: Option<Durati
             }
             _ => false,
         };
+        if reboot {
+            for id in ctl.registry.reset() {
+                ctl.device_deleted(&id);
+            }
+        }
         if !reboot {
             let (guest, reason) = match &out.reason {
                 ExitReason::Quit => (false, "host-qmp-quit"),

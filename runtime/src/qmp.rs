@@ -125,6 +125,8 @@ fn client(conn: UnixStream, ctl: &Arc<Controller>) {
                 }
                 "device_add" => hotplug::device_add(ctl, req.get("arguments").unwrap_or(&Value::Null)),
                 "device_del" => hotplug::device_del(ctl, req.get("arguments").unwrap_or(&Value::Null)),
+                "blockdev-add" => hotplug::blockdev_add(ctl, req.get("arguments").unwrap_or(&Value::Null)),
+                "blockdev-del" => hotplug::blockdev_del(ctl, req.get("arguments").unwrap_or(&Value::Null)),
                 "quit" => {
                     if let Some(i) = &id {
                         send(&writer, &json!({"return": {}, "id": i}));

@@ -4,6 +4,7 @@ use crate::boot;
 use crate::config::{ConsoleSink, VmConfig};
 use crate::cpuid::{self, CpuidQuirks};
 use crate::devices::legacy::{I8042, Markers, Rtc, DEBUG_EXIT_PORT, MARKER_PORT};
+use crate::devices::pcihp::PciHotplug;
 use crate::devices::pm::{Pm, PmPorts, SCI_IRQ};
 use crate::devices::serial::{ConsoleOut, IrqTrigger, Uart};
 use crate::devices::Action;
@@ -32,6 +33,8 @@ struct Io {
     rtc: Rtc,
     markers: Markers,
     pm: Pm,
+    /// pc's ACPI PCI hotplug registers.
+    pcihp: Option<PciHotplug>,
 }
 
 /// State shared by the vCPU threads of one boot.
@@ -41,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) blocks: Vec<serde_json::Value>,
     pub(crate) profile: ferry_formats::layout::Profile,
     pub(crate) balloon: Option<Arc<BalloonCtl>>,
+    /// Live hotplug (pc's root bus).
+    pub(crate) hotplug: Option<crate::hotplug::Hotplug>,
     firmware: Option<crate::firmware::Devices>,
     exit: Mutex<Option<ExitReason>>,
     exit_cv: Condvar,
@@ -79,6 +84,11 @@ impl Shared {
             0x60 | 0x64 => data[0] = io.i8042.read(port),
             0x70 | 0x71 => data[0] = io.rtc.read(port),
             p if io.pm.decodes(p) => io.pm.read(p, data),
+            p if PciHotplug::decodes(p) && io.pcihp.is_some() => {
+                if let Some(h) = io.pcihp.as_mut() {
+                    h.read(p, data);
+                }
+            }
             _ => {
                 drop(io);
                 if let Ok(mut pci) = self.pci.lock() {
@@ -108,6 +118,13 @@ impl Shared {
             DEBUG_EXIT_PORT..=0xf7 => return Some(Action::Exit(v)),
             0xcf9 if data.len() == 1 => return (v & 4 != 0).then_some(Action::Reset),
             p if io.pm.decodes(p) => return io.pm.write(p, data).map(|_| Action::PowerOff),
+            p if PciHotplug::decodes(p) && io.pcihp.is_some() => {
+                let ejected = io.pcihp.as_mut().map(|h| h.write(p, data)).unwrap_or(0);
+                drop(io);
+                if ejected != 0 {
+                    return self.eject(ejected);
+                }
+            }
             _ => {
                 drop(io);
                 if let Ok(mut pci) = self.pci.lock() {
@@ -118,6 +135,69 @@ impl Shared {
             }
         }
         None
+    }
+
+    /// The guest ejected the functions of the slots in `slots` (bitmap): they leave the bus
+    /// (dropping a function stops its I/O and unregisters its notifications).
+    fn eject(&self, slots: u32) -> Option<Action> {
+        let hp = self.hotplug.as_ref()?;
+        let mut gone = Vec::new();
+        if let Ok(mut pci) = self.pci.lock() {
+            for slot in (0..32u8).filter(|s| slots & (1 << s) != 0) {
+                gone.extend(pci.remove_slot(slot));
+            }
+        }
+        let ids: Vec<String> = gone.iter().map(|(id, _)| id.clone()).collect();
+        drop(gone);
+        hp.registry.ejected(ids);
+        Some(Action::Ejected)
+    }
+
+    /// `device_add` of a checked request: the function goes on the root bus and the guest is
+    /// told through the hotplug GPE.
+    pub(crate) fn plug(&self, req: &crate::hotplug::Request, driver: &str) -> Result<(), crate::hotplug::QmpError> {
+        let no = |desc: String| crate::hotplug::QmpError { class: "GenericError", desc };
+        let hp = self.hotplug.as_ref().ok_or_else(|| no("this machine has no ACPI PCI hotplug".into()))?;
+        if !self.io.lock().is_ok_and(|io| io.pcihp.as_ref().is_some_and(|h| h.hotpluggable(req.slot))) {
+            return Err(no(format!("PCI: slot {} does not take hot-plugged devices", req.slot)));
+        }
+        let mut req = req.clone();
+        hp.registry.fill_mac(&mut req);
+        let f = hp.build(&req)?;
+        {
+            let mut pci = self.pci.lock().map_err(|_| no("the PCI bus is unavailable".into()))?;
+            if !pci.is_free(0, req.slot, 0) {
+                drop(f);
+                hp.registry.not_plugged(&req.id);
+                return Err(no(format!("PCI: slot {} function 0 not available for {driver}", req.slot)));
+            }
+            pci.add(req.slot, 0, Box::new(f));
+        }
+        hp.registry.plugged(&req);
+        if let Ok(mut io) = self.io.lock() {
+            if let Some(h) = io.pcihp.as_mut() {
+                h.plug(req.slot);
+            }
+            io.pm.gpe_event(crate::hotplug::GPE_BIT);
+        }
+        Ok(())
+    }
+
+    /// `device_del` of the function `id` on root-bus `slot`: the guest is asked to eject it.
+    pub(crate) fn request_unplug(&self, id: &str, slot: u8) -> Result<(), crate::hotplug::QmpError> {
+        let no = |desc: String| crate::hotplug::QmpError { class: "GenericError", desc };
+        let hp = self.hotplug.as_ref().ok_or_else(|| no("this machine has no ACPI PCI hotplug".into()))?;
+        let mut io = self.io.lock().map_err(|_| no("the hotplug registers are unavailable".into()))?;
+        if !io.pcihp.as_ref().is_some_and(|h| h.hotpluggable(slot)) {
+            return Err(no(format!("Bus 'pci.0' does not support hotplugging of device '{id}'")));
+        }
+        // A repeated request is sent again (QEMU's PIIX4 answers it the same way).
+        hp.registry.request_unplug(id);
+        if let Some(h) = io.pcihp.as_mut() {
+            h.request_unplug(slot);
+        }
+        io.pm.gpe_event(crate::hotplug::GPE_BIT);
+        Ok(())
     }
 
     /// Presses the ACPI power button; true if the guest enabled its event (SCI raised).
@@ -239,6 +319,12 @@ impl Vm {
     /// Like [`new`](Self::new), with the console channel's host end already listening (it
     /// outlives one boot: a client stays connected across guest reboots).
     pub fn with_channel(cfg: &VmConfig, channel: Option<Arc<Channel>>) -> Result<Self, VmError> {
+        Self::with_registry(cfg, channel, Arc::default())
+    }
+
+    /// Like [`with_channel`](Self::with_channel), with the run's block nodes and hot-plugged
+    /// functions from earlier boots (plugged again; spec devices the guest ejected left out).
+    pub(crate) fn with_registry(cfg: &VmConfig, channel: Option<Arc<Channel>>, registry: Arc<crate::hotplug::Registry>) -> Result<Self, VmError> {
         let kvm_err = |what: &str| {
             let what = what.to_string();
             move |e: kvm_ioctls::Error| VmError::Kvm(what.clone(), e)
@@ -262,7 +348,11 @@ impl Vm {
         let mem_bytes = cfg.memory_mib << 20;
         let machine = crate::pci::Machine::of(&cfg.profile)
             .ok_or_else(|| VmError::Setup(format!("profile {}: machine {:?} is not q35 or pc", cfg.profile.name, cfg.profile.machine)))?;
-        let acpi = crate::acpi::build(machine, &cfg.topology).map_err(|e| VmError::Setup(e.to_string()))?;
+        let chipset = crate::pci::chipset::functions(&cfg.profile).map_err(|e| VmError::Setup(e.to_string()))?;
+        let stubs = crate::pci::chipset::class_stubs(&cfg.profile).map_err(|e| VmError::Setup(e.to_string()))?;
+        let taken = chipset.iter().chain(&stubs).map(|(s, _, _)| *s).chain(cfg.bridges.iter().map(|b| b.addr.slot));
+        let hotplug_slots = crate::hotplug::slots(machine, taken);
+        let acpi = crate::acpi::build_with(machine, &cfg.topology, hotplug_slots).map_err(|e| VmError::Setup(e.to_string()))?;
         let uuid = match &cfg.smbios_uuid {
             Some(u) => Some(tables::smbios_uuid_bytes(u).ok_or_else(|| VmError::Setup(format!("invalid smbios_uuid {u:?}: not a UUID")))?),
             None => None,
@@ -284,7 +374,7 @@ impl Vm {
         let captured = serial_out.captured.clone();
 
         let mut pci = PciBus::new();
-        for (s, f, mut c) in crate::pci::chipset::functions(&cfg.profile).map_err(|e| VmError::Setup(e.to_string()))? {
+        for (s, f, mut c) in chipset {
             match (&firmware, s, f) {
                 (Some(fw), 0, 0) => {
                     pci.add(s, f, Box::new(crate::firmware::pam::PamHost::new(c, machine, fw.pam.clone())));
@@ -314,7 +404,11 @@ impl Vm {
         let intx_lines = crate::devices::intx::IntxLines::new(vm.clone());
         let mut balloon = None;
         let mut channel = channel;
-        for d in &cfg.devices {
+        let hotplug = (hotplug_slots != 0).then(|| {
+            let queues = u16::try_from(cfg.topology.vcpus()).unwrap_or(1);
+            crate::hotplug::Hotplug::new(mem.clone(), vm.clone(), intx_lines.clone(), machine, queues, registry.clone())
+        });
+        for d in cfg.devices.iter().filter(|d| !registry.is_gone(&d.id)) {
             let dev: Box<dyn VirtioDevice> = match &d.kind {
                 DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
                     let disk = crate::disk::open(file, format, *readonly).map_err(|e| VmError::Setup(format!("device {}: {e}", d.id)))?;
@@ -377,7 +471,19 @@ impl Vm {
                 return Err(VmError::Setup(format!("device {}: address {} is taken or invalid", d.id, d.addr)));
             }
         }
-        for (s, f, c) in crate::pci::chipset::class_stubs(&cfg.profile).map_err(|e| VmError::Setup(e.to_string()))? {
+        for req in hotplug.as_ref().map(|h| h.registry.replug()).unwrap_or_default() {
+            let placed = hotplug.as_ref().map(|h| h.build(&req)).map(|f| match f {
+                Ok(f) => pci.add(req.slot, 0, Box::new(f)),
+                Err(e) => {
+                    crate::virtio::log(&req.id, &format!("not plugged again after the reset: {}", e.desc));
+                    false
+                }
+            });
+            if placed != Some(true) {
+                registry.forget(&req.id);
+            }
+        }
+        for (s, f, c) in stubs {
             // A hand-made spec may use the slot for a device of its own; that device wins.
             pci.add(s, f, Box::new(Stub(c)));
         }
@@ -404,6 +510,7 @@ impl Vm {
             i8042: if firmware.is_some() { I8042::with_keyboard() } else { I8042::default() },
             rtc,
             markers: Markers::new(),
+            pcihp: (hotplug_slots != 0).then(|| PciHotplug::new(hotplug_slots)),
             pm: Pm::new(PmPorts::for_profile(machine), {
                 let vm = vm.clone();
                 Box::new(move |level| {
@@ -419,6 +526,7 @@ impl Vm {
             blocks,
             profile: cfg.profile.clone(),
             balloon,
+            hotplug,
             firmware,
             exit: Mutex::new(None),
             exit_cv: Condvar::new(),
@@ -566,6 +674,11 @@ fn vcpu_loop(mut vcpu: VcpuFd, shared: &Shared, ctl: &Controller) {
                 Some(Action::Exit(code)) => return shared.finish(ExitReason::DebugExit(code)),
                 Some(Action::Reset) => return shared.finish(ExitReason::Reset),
                 Some(Action::PowerOff) => return shared.finish(ExitReason::Shutdown),
+                Some(Action::Ejected) => {
+                    for id in shared.hotplug.as_ref().map(|h| h.registry.take_ejected()).unwrap_or_default() {
+                        ctl.device_deleted(&id);
+                    }
+                }
                 None => {}
             },
             Ok(VcpuExit::MmioRead(addr, data)) => shared.mmio(addr, Some(data), &[]),

@@ -26,7 +26,9 @@ pub struct RunArgs {
     /// Serial console destination: a file path, or "-" for stdout.
     #[arg(long, default_value = "-")]
     pub console: String,
-    /// Serve a QMP monitor on this unix socket.
+    /// Serve a QMP monitor on this unix socket (QEMU's commands and events; on pc machines
+    /// `blockdev-add`, `device_add` and `device_del` hot-plug virtio-blk, virtio-net and
+    /// virtio-rng through ACPI PCI hotplug, as QEMU's i440fx does).
     #[arg(long)]
     pub qmp: Option<PathBuf>,
     /// Start with vCPUs stopped (like QEMU -S); `cont` over QMP starts them.

@@ -1,6 +1,6 @@
 #!/bin/sh
-# The tiny Linux 6.1 kernel of tiny-kernel.sh with ACPI (tables, power button) enabled, to check
-# the runtime's ACPI tables with a real kernel; otherwise the same recipe. Origin:
+# The tiny Linux 6.1 kernel of tiny-kernel.sh with ACPI (tables, power button, ACPI PCI hotplug)
+# enabled, to check the runtime's ACPI tables with a real kernel; otherwise the same recipe. Origin:
 # (recipe: /work/shared/notes/vmm-anchors.md appendix): tinyconfig + serial console, PCI/MSI,
 # virtio-pci blk/console, ext4, PVH entry; uncompressed vmlinux booted through PVH.
 # Output: $FERRY_CACHE/tiny-kernel-<hash of this script>/vmlinux (cached; ~3 min on 2 idle cores).
@@ -27,7 +27,8 @@ make -s tinyconfig
   -e PCI -e PCI_MSI -e VIRTIO_MENU -e VIRTIO -e VIRTIO_PCI -e VIRTIO_MMIO -e BLOCK -e BLK_DEV -e VIRTIO_BLK \
   -e VIRTIO_CONSOLE -e EXT4_FS -e PVH -e HYPERVISOR_GUEST -e PARAVIRT -e KVM_GUEST -e X86_MPPARSE \
   -e FUTEX -e EPOLL -e SHMEM -e TMPFS -e NET -e UNIX -e SMP -e X86_LOCAL_APIC -e X86_IO_APIC \
-  -e ACPI -e ACPI_BUTTON -e PCI_MMCONFIG -d PTP_1588_CLOCK -d MODULES -d RANDOMIZE_BASE
+  -e ACPI -e ACPI_BUTTON -e PCI_MMCONFIG -e HOTPLUG_PCI -e HOTPLUG_PCI_ACPI -e MSDOS_PARTITION \
+  -d PTP_1588_CLOCK -d MODULES -d RANDOMIZE_BASE
 make -s olddefconfig
 make -s -j"$(nproc)" vmlinux
 mkdir -p "$out.tmp"

@@ -207,11 +207,21 @@ pub fn run_spec(spec: &ferry_formats::layout::MachineSpec) -> ferry_runtime::Out
 
 /// The tiny Linux 6.1 kernel (`testdata/microguests/tiny-kernel.sh`) if it is cached.
 pub fn tiny_kernel() -> Option<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/microguests/tiny-kernel.sh");
+    cached_kernel("tiny-kernel")
+}
+
+/// The ACPI-enabled tiny kernel (`testdata/microguests/tiny-kernel-acpi.sh`) if it is cached.
+pub fn acpi_tiny_kernel() -> Option<PathBuf> {
+    cached_kernel("tiny-kernel-acpi")
+}
+
+/// `$FERRY_CACHE/NAME-<hash of testdata/microguests/NAME.sh>/vmlinux`, if built.
+fn cached_kernel(name: &str) -> Option<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("testdata/microguests/{name}.sh"));
     let cache = std::env::var("FERRY_CACHE").unwrap_or_else(|_| "/var/tmp/ferry-cache".into());
     let hash = Command::new("sha256sum").arg(&script).output().ok()?;
     let h = String::from_utf8_lossy(&hash.stdout).chars().take(16).collect::<String>();
-    let k = Path::new(&cache).join(format!("tiny-kernel-{h}/vmlinux"));
+    let k = Path::new(&cache).join(format!("{name}-{h}/vmlinux"));
     k.exists().then_some(k)
 }
 

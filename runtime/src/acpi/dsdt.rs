@@ -1,5 +1,6 @@
 //! DSDT: `\_SB.PCI0` host bridge with the runtime's bus range and I/O + MMIO windows, COM1,
-//! RTC, PS/2 keyboard controller, and `\_S5`; a `_PRT` routing INTx straight to GSIs (APIC mode).
+//! RTC, PS/2 keyboard controller, and `\_S5`; a `_PRT` routing INTx straight to GSIs (APIC mode);
+//! on pc, the ACPI PCI hotplug objects of the root bus's hot-pluggable slots ([`super::pcihp`]).
 use crate::devices::intx;
 use crate::devices::pm::S5_SLP_TYP;
 use crate::layout;
@@ -87,7 +88,7 @@ fn osc() -> Vec<u8> {
     out
 }
 
-fn pci0(profile: Machine) -> Vec<u8> {
+fn pci0(profile: Machine, hotplug: u32) -> Vec<u8> {
     let bus = AddressSpace::<u16>::new_bus_number(0, LAST_BUS);
     let cf8 = IO::new(0xcf8, 0xcf8, 1, 8);
     let io_lo = AddressSpace::<u16>::new_io(0x0000, 0x0cf7, None);
@@ -128,15 +129,20 @@ fn pci0(profile: Machine) -> Vec<u8> {
     if profile == Machine::Q35 {
         children.push(&osc);
     }
+    let hp = Raw(super::pcihp::pci0_objects(hotplug));
+    if hotplug != 0 {
+        children.push(&hp);
+    }
     let mut out = Vec::new();
     Device::new("PCI0".into(), children).to_aml_bytes(&mut out);
     out
 }
 
-/// The DSDT for `profile`.
-pub fn dsdt(profile: Machine) -> Vec<u8> {
+/// The DSDT for `profile`, with hotplug objects for the root-bus slots in `hotplug` (pc only).
+pub fn dsdt(profile: Machine, hotplug: u32) -> Vec<u8> {
+    let hotplug = if profile == Machine::Pc { hotplug } else { 0 };
     let mut t = Sdt::new(*b"DSDT", 36, 2, super::OEM_ID, *b"FERRYDSD", 1);
-    let mut sb = pci0(profile);
+    let mut sb = pci0(profile, hotplug);
     sb.extend(isa_device("COM1", "PNP0501", &[(0x3f8, 8)], 4, Some(1)));
     sb.extend(isa_device("RTC_", "PNP0B00", &[(0x70, 2)], 8, None));
     sb.extend(isa_device("KBD_", "PNP0303", &[(0x60, 1), (0x64, 1)], 1, None));
@@ -147,5 +153,8 @@ pub fn dsdt(profile: Machine) -> Vec<u8> {
     let mut b = Vec::new();
     Name::new("_S5_".into(), &s5).to_aml_bytes(&mut b);
     t.append_slice(&b);
+    if hotplug != 0 {
+        t.append_slice(&super::pcihp::gpe_scope());
+    }
     t.as_slice().to_vec()
 }

@@ -4,6 +4,7 @@
 mod dsdt;
 mod fadt;
 mod madt;
+mod pcihp;
 
 use crate::cpuid::CpuTopology;
 use crate::devices::pm::PmPorts;
@@ -33,8 +34,19 @@ impl AcpiTables {
     }
 }
 
-/// Builds and places the tables for `profile` and `topo`.
+/// Builds and places the tables for `profile` and `topo`; on pc every root-bus slot from 3 up
+/// takes hot-plugged devices (see [`build_with`]).
 pub fn build(profile: Machine, topo: &CpuTopology) -> Result<AcpiTables, AcpiError> {
+    build_with(profile, topo, DEFAULT_HOTPLUG_SLOTS)
+}
+
+/// pc's root-bus slots that take hot-plugged devices when nothing else is known: all but the
+/// host bridge (0), the PIIX3 functions (1) and the VGA (2), which QEMU does not hot-plug.
+pub const DEFAULT_HOTPLUG_SLOTS: u32 = !0b111;
+
+/// Like [`build`], with the DSDT's hotplug slots on pc's root bus given as a bitmap (bit N =
+/// slot N; 0: no hotplug objects).
+pub fn build_with(profile: Machine, topo: &CpuTopology, hotplug: u32) -> Result<AcpiTables, AcpiError> {
     let ports = PmPorts::for_profile(profile);
     let mut next = layout::ACPI_START + 64; // RSDP (36 bytes) at the start
     let mut place = |len: usize, align: u64| {
@@ -44,7 +56,7 @@ pub fn build(profile: Machine, topo: &CpuTopology) -> Result<AcpiTables, AcpiErr
     };
     let facs = fadt::facs();
     let facs_at = place(facs.len(), 64);
-    let dsdt = dsdt::dsdt(profile);
+    let dsdt = dsdt::dsdt(profile, hotplug);
     let dsdt_at = place(dsdt.len(), 16);
     let fadt = fadt::fadt(profile, ports, dsdt_at, facs_at);
     let fadt_at = place(fadt.len(), 16);

@@ -1,6 +1,7 @@
 //! Platform devices on the I/O-port bus.
 pub mod intx;
 pub mod legacy;
+pub mod pcihp;
 pub mod pm;
 pub mod serial;
 
@@ -13,4 +14,6 @@ pub enum Action {
     Reset,
     /// The guest entered S5 through PM1a_CNT.
     PowerOff,
+    /// The guest ejected hot-plugged devices (their ids wait in the VM's eject list).
+    Ejected,
 }

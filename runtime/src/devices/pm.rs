@@ -168,6 +168,14 @@ impl Pm {
         self.en & PWRBTN != 0
     }
 
+    /// Sets GPE0 status bit `bit` (PCI hotplug: bit 1) and raises the SCI if the guest enabled it.
+    pub fn gpe_event(&mut self, bit: u8) {
+        if let Some(s) = self.gpe_sts.get_mut(usize::from(bit / 8)) {
+            *s |= 1 << (bit % 8);
+        }
+        self.update_sci();
+    }
+
     fn update_sci(&mut self) {
         let gpe = self.gpe_sts.iter().zip(&self.gpe_en).any(|(s, e)| s & e != 0);
         let level = (self.sts & self.en & !TMR) != 0 || gpe;

@@ -485,6 +485,14 @@ impl VirtioPci {
     }
 }
 
+impl Drop for VirtioPci {
+    /// A function leaving the bus (hot unplug, or the VM's end) stops its device's I/O,
+    /// unregisters its ioeventfds and lowers its INTx line.
+    fn drop(&mut self) {
+        self.reset();
+    }
+}
+
 impl PciFunction for VirtioPci {
     fn config(&self) -> &ConfigSpace {
         &self.cfg
