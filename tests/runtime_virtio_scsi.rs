@@ -51,6 +51,25 @@ fn micro_guest_sees_the_same_scsi_target_on_qemu_and_the_runtime() {
         assert!(t.contains(&format!("read-16 lba 800007: response 0 status 00 resid 0 sense_len 0 crc {cfar}\n")), "{t}");
         assert!(t.contains(&format!("read-back lba 4 blocks 2: response 0 status 00 resid 0 sense_len 0 crc {written:08x}\n")), "{t}");
         assert!(t.contains("bad-opcode: response 0 status 02 resid 0 sense_len 18 key 5 asc 20 ascq 00\n"), "{t}");
+        let same = crc32(&b"same-block-ferry".repeat(96));
+        let unmapped = crc32(&[b"same-block-ferry".repeat(32), vec![0u8; 512], b"same-block-ferry".repeat(32)].concat());
+        for line in [
+            "verify-10 lba 4 blocks 2: response 0 status 00 resid 0 sense_len 0\n".to_string(),
+            "verify-10 bytchk: response 0 status 02 resid 0 sense_len 18 key 5 asc 24 ascq 00\n".into(),
+            "write-same-10 lba 8 blocks 3: response 0 status 00 resid 0 sense_len 0\n".into(),
+            format!("read-back lba 8 blocks 3: response 0 status 00 resid 0 sense_len 0 crc {same:08x}\n"),
+            format!("read-back after unmap lba 8 blocks 3: response 0 status 00 resid 0 sense_len 0 crc {unmapped:08x}\n"),
+            "write-same-10 no blocks: response 0 status 02 resid 0 sense_len 18 key 5 asc 24 ascq 00\n".into(),
+            "write-same-16 past the end: response 0 status 02 resid 0 sense_len 18 key 5 asc 21 ascq 00\n".into(),
+            "mode-select-6 caching wce 0: response 0 status 00 resid 0 sense_len 0\n".into(),
+            "mode-sense-6-caching after: response 0 status 00 resid 0 sense_len 0 17 00 00 00 08 12 00".into(),
+            "mode-select-6 unchangeable field: response 0 status 02 resid 0 sense_len 18 key 5 asc 26 ascq 00\n".into(),
+            "mode-select-6 save pages: response 0 status 02 resid 0 sense_len 18 key 5 asc 24 ascq 00\n".into(),
+            "mode-select-10 block descriptor: response 0 status 00 resid 0 sense_len 0\n".into(),
+            "seek-10 past the end: response 0 status 02 resid 0 sense_len 18 key 5 asc 21 ascq 00\n".into(),
+        ] {
+            assert!(t.contains(&line), "no {line:?} in {t}");
+        }
         assert!(t.contains("read-past-end: response 0 status 02 resid 0 sense_len 18 key 5 asc 21 ascq 00"), "{t}");
         assert!(t.contains("target-5 test-unit-ready: response 3 "), "{t}");
         assert!(t.contains(" 'QEMU    ' 'QEMU HARDDISK   ' '2.5+' "), "{t}");

@@ -2,7 +2,7 @@
  * and prints, one line each, what the target answers: the config, standard INQUIRY, VPD pages
  * 00/80/83 (bytes) and b0/b1/b2 (CRC32), READ CAPACITY(10)/(16), MODE SENSE(6) caching and
  * MODE SENSE(10) all pages, READ(10)/(16) of known sectors (CRC32), WRITE(10) + read back +
- * SYNCHRONIZE CACHE, UNMAP, TEST UNIT READY, REQUEST SENSE, REPORT LUNS, a bad opcode, a read past
+ * SYNCHRONIZE CACHE, UNMAP, VERIFY, WRITE SAME(10)/(16), MODE SELECT(6)/(10), SEEK(10), TEST UNIT READY, REQUEST SENSE, REPORT LUNS, a bad opcode, a read past
  * the end, LUN 1 of target 0, a target without a disk, and task management on the control
  * queue (virtqueue 0, enabled after DRIVER_OK as the request queue's neighbour). */
 #include "virtio.h"
@@ -176,6 +176,44 @@ int main(u32 start_info) {
 	status_line("unmap lba 6 blocks 1", cmd(0, 0, unmap, 10, 0, 24)); puts("\n");
 	wr8(DATA + 8 + 7, 0xff); wr8(DATA + 8 + 6, 0xff); wr8(DATA + 8 + 5, 0xff); wr8(DATA + 8 + 4, 0xff);
 	status_line("unmap past the end", cmd(0, 0, unmap, 10, 0, 24)); puts("\n");
+	/* VERIFY: GOOD without byte check, refused with it (scsi-hd verifies nothing). */
+	const u8 vfy[10] = {0x2f, 0, 0, 0, 0, 4, 0, 0, 2, 0};
+	status_line("verify-10 lba 4 blocks 2", cmd(0, 0, vfy, 10, 0, 0)); puts("\n");
+	const u8 vfyb[10] = {0x2f, 2, 0, 0, 0, 4, 0, 0, 1, 0};
+	status_line("verify-10 bytchk", cmd(0, 0, vfyb, 10, 0, 512)); puts("\n");
+	/* WRITE SAME(10) of a pattern block over lba 8..10, read back; WRITE SAME(16) with UNMAP
+	 * of a zero block over lba 9, read back; a count of zero and a range past the end refused. */
+	for (u32 i = 0; i < 512; i++) wr8(DATA + i, (u8)("same-block-ferry"[i % 16]));
+	const u8 ws10[10] = {0x41, 0, 0, 0, 0, 8, 0, 0, 3, 0};
+	status_line("write-same-10 lba 8 blocks 3", cmd(0, 0, ws10, 10, 0, 512)); puts("\n");
+	const u8 rb8[10] = {0x28, 0, 0, 0, 0, 8, 0, 0, 3, 0};
+	in_line("read-back lba 8 blocks 3", 0, 0, rb8, 10, 1536, 1);
+	zero(DATA, 512);
+	const u8 ws16[16] = {0x93, 0x08, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0};
+	status_line("write-same-16 unmap lba 9 blocks 1", cmd(0, 0, ws16, 16, 0, 512)); puts("\n");
+	in_line("read-back after unmap lba 8 blocks 3", 0, 0, rb8, 10, 1536, 1);
+	const u8 ws0[10] = {0x41, 0, 0, 0, 0, 8, 0, 0, 0, 0};
+	status_line("write-same-10 no blocks", cmd(0, 0, ws0, 10, 0, 512)); puts("\n");
+	const u8 wsfar[16] = {0x93, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 0};
+	status_line("write-same-16 past the end", cmd(0, 0, wsfar, 16, 0, 512)); puts("\n");
+	/* MODE SELECT(6) of the caching page: the write cache off (MODE SENSE shows it), on again;
+	 * an unchangeable field changed, and SP=1, refused. MODE SELECT(10) with a block
+	 * descriptor of 512-byte blocks. SEEK(10) past the end. */
+	const u8 msel6[6] = {0x15, 0x10, 0, 0, 24, 0};
+	zero(DATA, 24); wr8(DATA + 4, 0x08); wr8(DATA + 5, 0x12);
+	status_line("mode-select-6 caching wce 0", cmd(0, 0, msel6, 6, 0, 24)); puts("\n");
+	in_line("mode-sense-6-caching after", 0, 0, ms6, 6, 24, 0);
+	zero(DATA, 24); wr8(DATA + 4, 0x08); wr8(DATA + 5, 0x12); wr8(DATA + 6, 0x04);
+	status_line("mode-select-6 caching wce 1", cmd(0, 0, msel6, 6, 0, 24)); puts("\n");
+	zero(DATA, 24); wr8(DATA + 4, 0x08); wr8(DATA + 5, 0x12); wr8(DATA + 6, 0x04); wr8(DATA + 8, 0x01);
+	status_line("mode-select-6 unchangeable field", cmd(0, 0, msel6, 6, 0, 24)); puts("\n");
+	const u8 msel6sp[6] = {0x15, 0x11, 0, 0, 24, 0};
+	status_line("mode-select-6 save pages", cmd(0, 0, msel6sp, 6, 0, 24)); puts("\n");
+	zero(DATA, 16); wr8(DATA + 7, 8); wr8(DATA + 8 + 6, 0x02);
+	const u8 msel10[10] = {0x55, 0x10, 0, 0, 0, 0, 0, 0, 16, 0};
+	status_line("mode-select-10 block descriptor", cmd(0, 0, msel10, 10, 0, 16)); puts("\n");
+	const u8 seek[10] = {0x2b, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+	status_line("seek-10 past the end", cmd(0, 0, seek, 10, 0, 0)); puts("\n");
 	const u8 bad[6] = {0x01};
 	status_line("bad-opcode", cmd(0, 0, bad, 6, 0, 0)); puts("\n");
 	const u8 far[16] = {0x88, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 0};

@@ -56,12 +56,14 @@ pub struct Target {
     unit_attention: bool,
     /// The sense of the last command (kept until the next completes), for REQUEST SENSE.
     sense: Option<Sense>,
+    /// The caching page's WCE: off, every write is flushed (QEMU's writethrough).
+    write_cache: bool,
 }
 
 impl Target {
     /// Target number `target` (SCSI id, LUN 0) serving `disk`.
     pub fn new(id: &str, target: u8, serial: &str, disk: Box<dyn Backend>) -> Self {
-        Target { id: id.to_string(), target, serial: serial.to_string(), disk, unit_attention: true, sense: None }
+        Target { id: id.to_string(), target, serial: serial.to_string(), disk, unit_attention: true, sense: None, write_cache: true }
     }
 }
 
@@ -206,7 +208,7 @@ impl Scsi {
         }
         let sense_size = self.sense_size;
         let Some(t) = self.targets.get_mut(i) else { return respond(sense_size, w, S_BAD_TARGET, GOOD, 0, None, 0) };
-        let unit = Unit { blocks: t.disk.size() / cdb::BLOCK, serial: &t.serial, readonly: t.disk.readonly(), present };
+        let unit = Unit { blocks: t.disk.size() / cdb::BLOCK, serial: &t.serial, readonly: t.disk.readonly(), present, write_cache: t.write_cache };
         let op = cdb[0];
         let outcome = if t.unit_attention && !matches!(op, 0x12 | 0xa0 | 0x03) {
             t.unit_attention = false;
@@ -245,7 +247,41 @@ impl Scsi {
             }
             Command::Check(s) => (0, Some(s)),
             Command::Read { lba, blocks } => in_steps(&mut self.buf, lba, blocks, |b, off| t.disk.read_at(b, off).is_ok() && resp_w.write_all(b).is_ok()),
-            Command::Write { lba, blocks } => in_steps(&mut self.buf, lba, blocks, |b, off| r.read_exact(b).is_ok() && t.disk.write_at(b, off).is_ok()),
+            Command::Write { lba, blocks } => {
+                let (n, sense) = in_steps(&mut self.buf, lba, blocks, |b, off| r.read_exact(b).is_ok() && t.disk.write_at(b, off).is_ok());
+                (n, sense.or_else(|| (!t.write_cache).then(|| t.disk.flush().err().map(|_| cdb::IO_ERROR)).flatten()))
+            }
+            Command::WriteSame { lba, blocks, zeros } => {
+                let mut block = [0u8; cdb::BLOCK as usize];
+                if !zeros && r.read_exact(&mut block).is_err() {
+                    (0, Some(cdb::IO_ERROR))
+                } else if block.iter().all(|&b| b == 0) {
+                    (0, t.disk.write_zeroes(lba * cdb::BLOCK, blocks * cdb::BLOCK).err().map(|_| cdb::IO_ERROR))
+                } else {
+                    let fill = |b: &mut [u8]| b.chunks_mut(block.len()).for_each(|c| c.copy_from_slice(&block[..c.len()]));
+                    let (_, sense) = in_steps(&mut self.buf, lba, blocks, |b, off| {
+                        fill(b);
+                        t.disk.write_at(b, off).is_ok()
+                    });
+                    (0, sense)
+                }
+            }
+            Command::ModeSelect { len } => {
+                // The list is read whole (MODE SELECT(10) allows 64 KiB) and checked before any change.
+                let mut p = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX).min(1 << 16)];
+                if r.read_exact(&mut p).is_err() {
+                    (0, Some(cdb::IO_ERROR))
+                } else {
+                    match cdb::mode_select(&cdb[..op_len], &p, &unit) {
+                        Ok(wce) => {
+                            t.write_cache = wce.unwrap_or(t.write_cache);
+                            // With the cache now off, what it held is flushed first (as QEMU does).
+                            (0, (!t.write_cache).then(|| t.disk.flush().err().map(|_| cdb::IO_ERROR)).flatten())
+                        }
+                        Err(s) => (0, Some(s)),
+                    }
+                }
+            }
         };
         if sense == Some(cdb::IO_ERROR) {
             log(&self.id, &format!("target {}: I/O error", t.target));

@@ -1,9 +1,11 @@
 //! The SCSI command set of one virtio-scsi target, answered as QEMU's `scsi-hd` answers it
 //! (hw/scsi/scsi-disk.c, scsi-bus.c): the transfer length and direction of each CDB, the
 //! emulated commands' data (INQUIRY and its VPD pages, READ CAPACITY, MODE SENSE, REQUEST
-//! SENSE, REPORT LUNS) and the sense of every refusal. READ/WRITE/SYNCHRONIZE CACHE/UNMAP
-//! are returned as [`Command::Read`] / [`Command::Write`] / [`Command::Flush`] /
-//! [`Command::Unmap`] for the caller to carry out on its disk. Every field comes from the CDB bytes the guest wrote: nothing here
+//! SENSE, REPORT LUNS, VERIFY without byte check, SEEK(10)) and the sense of every refusal.
+//! READ/WRITE/SYNCHRONIZE CACHE/UNMAP/WRITE SAME/MODE SELECT are returned as
+//! [`Command::Read`] / [`Command::Write`] / [`Command::Flush`] / [`Command::Unmap`] /
+//! [`Command::WriteSame`] / [`Command::ModeSelect`] for the caller to carry out on its disk
+//! ([`mode_select`] checks the parameter list). Every field comes from the CDB bytes the guest wrote: nothing here
 //! panics or allocates more than [`MAX_EMULATED`] bytes.
 
 /// Emulated commands return at most this many bytes (QEMU's SCSI_MAX_INQUIRY_LEN is 256,
@@ -40,6 +42,8 @@ pub const SAVING_PARAMS_NOT_SUPPORTED: Sense = Sense { key: 5, asc: 0x39, ascq: 
 pub const WRITE_PROTECTED: Sense = Sense { key: 7, asc: 0x27, ascq: 0 };
 /// UNIT ATTENTION, POWER ON, RESET, OR BUS DEVICE RESET OCCURRED.
 pub const POWER_ON_RESET: Sense = Sense { key: 6, asc: 0x29, ascq: 0 };
+/// ILLEGAL REQUEST, INVALID FIELD IN PARAMETER LIST.
+pub const INVALID_PARAM: Sense = Sense { key: 5, asc: 0x26, ascq: 0 };
 /// ILLEGAL REQUEST, PARAMETER LIST LENGTH ERROR.
 pub const INVALID_PARAM_LEN: Sense = Sense { key: 5, asc: 0x1a, ascq: 0 };
 /// ABORTED COMMAND, I/O PROCESS TERMINATED (QEMU's EIO).
@@ -79,6 +83,11 @@ pub enum Command {
     Flush,
     /// UNMAP: the data-out holds `len` bytes of parameter list (see [`unmap_ranges`]).
     Unmap { len: u64 },
+    /// WRITE SAME: `blocks` blocks at `lba` (checked) get the data-out's one block, or zeros
+    /// when `zeros` (NDOB: no data-out).
+    WriteSame { lba: u64, blocks: u64, zeros: bool },
+    /// MODE SELECT: the data-out holds `len` bytes of parameter list (see [`mode_select`]).
+    ModeSelect { len: u64 },
     /// CHECK CONDITION with this sense.
     Check(Sense),
 }
@@ -92,6 +101,8 @@ pub struct Unit<'a> {
     pub readonly: bool,
     /// LUN 0 of an existing target (else the target answers for a LUN it does not have).
     pub present: bool,
+    /// The write cache is on (the caching page's WCE; MODE SELECT turns it off and on).
+    pub write_cache: bool,
 }
 
 fn be16(b: &[u8], at: usize) -> u64 {
@@ -128,6 +139,15 @@ const WRITE_16: u8 = 0x8a;
 const READ_6: u8 = 0x08;
 const READ_10: u8 = 0x28;
 const READ_16: u8 = 0x88;
+const VERIFY_10: u8 = 0x2f;
+const VERIFY_12: u8 = 0xaf;
+const VERIFY_16: u8 = 0x8f;
+const WRITE_SAME_10: u8 = 0x41;
+const WRITE_SAME_16: u8 = 0x93;
+const MODE_SELECT_6: u8 = 0x15;
+const MODE_SELECT_10: u8 = 0x55;
+const SEEK_10: u8 = 0x2b;
+const FORMAT_UNIT: u8 = 0x04;
 
 /// Transfer length (bytes) and direction of `cdb`, as QEMU's `scsi_req_xfer` computes them
 /// for a disk; None when the CDB is shorter than its group's length.
@@ -139,7 +159,17 @@ pub fn transfer(cdb: &[u8]) -> Option<(u64, Dir)> {
     }
     let blocks = |n: u64| n * BLOCK;
     let xfer = match op {
-        0x00 | 0x35 | 0x91 | 0x1b | 0x1e => 0, // TEST UNIT READY, SYNC CACHE 10/16, START STOP, PREVENT ALLOW
+        0x00 | 0x35 | 0x91 | 0x1b | 0x1e | SEEK_10 => 0, // TEST UNIT READY, SYNC CACHE 10/16, START STOP, PREVENT ALLOW, SEEK
+        // VERIFY: no data without BYTCHK, one block for BYTCHK 1x, else the blocks named.
+        VERIFY_10 | VERIFY_12 | VERIFY_16 if byte(cdb, 1) & 2 == 0 => 0,
+        VERIFY_10 | VERIFY_12 | VERIFY_16 if byte(cdb, 1) & 4 != 0 => BLOCK,
+        VERIFY_10 => blocks(be16(cdb, 7)),
+        VERIFY_12 => blocks(be32(cdb, 6)),
+        VERIFY_16 => blocks(be32(cdb, 10)),
+        WRITE_SAME_10 | WRITE_SAME_16 if byte(cdb, 1) & 1 != 0 => 0, // NDOB
+        WRITE_SAME_10 | WRITE_SAME_16 => BLOCK,
+        FORMAT_UNIT if byte(cdb, 1) & 16 == 0 => 0,
+        FORMAT_UNIT => if byte(cdb, 1) & 32 != 0 { 8 } else { 4 },
         READ_6 | WRITE_6 => blocks(match byte(cdb, 4) {
             0 => 256,
             n => u64::from(n),
@@ -160,7 +190,9 @@ pub fn transfer(cdb: &[u8]) -> Option<(u64, Dir)> {
     };
     let dir = match (xfer, op) {
         (0, _) => Dir::None,
-        (_, WRITE_6 | WRITE_10 | WRITE_16 | 0x15 | 0x55 | 0x2e | 0x8e | 0x3b | 0x41 | 0x93 | 0x42) => Dir::ToDev,
+        (_, WRITE_6 | WRITE_10 | WRITE_16 | MODE_SELECT_6 | MODE_SELECT_10 | 0x2e | 0x8e | 0x3b | WRITE_SAME_10 | WRITE_SAME_16 | 0x42 | VERIFY_10 | VERIFY_12 | VERIFY_16 | FORMAT_UNIT) => {
+            Dir::ToDev
+        }
         _ => Dir::FromDev,
     };
     Some((xfer, dir))
@@ -213,6 +245,28 @@ pub fn execute(cdb: &[u8], unit: &Unit<'_>) -> Command {
             cut(v)
         }
         0x9e => Command::Check(INVALID_FIELD),
+        // scsi-hd verifies nothing: without BYTCHK it answers GOOD, with it INVALID FIELD.
+        VERIFY_10 | VERIFY_12 | VERIFY_16 if byte(cdb, 1) & 6 != 0 => Command::Check(INVALID_FIELD),
+        VERIFY_10 | VERIFY_12 | VERIFY_16 | FORMAT_UNIT => Command::Data(Vec::new()),
+        SEEK_10 if be32(cdb, 2) >= unit.blocks => Command::Check(LBA_OUT_OF_RANGE),
+        SEEK_10 => Command::Data(Vec::new()),
+        WRITE_SAME_10 | WRITE_SAME_16 => {
+            let (lba, blocks) = if op == WRITE_SAME_10 { (be32(cdb, 2), be16(cdb, 7)) } else { (be64(cdb, 2), be32(cdb, 10)) };
+            // PBDATA, LBDATA and ANCHOR are refused, as is a count of zero.
+            if blocks == 0 || byte(cdb, 1) & 0x16 != 0 {
+                Command::Check(INVALID_FIELD)
+            } else if unit.readonly {
+                Command::Check(WRITE_PROTECTED)
+            } else if lba > unit.blocks || blocks > unit.blocks - lba {
+                Command::Check(LBA_OUT_OF_RANGE)
+            } else {
+                Command::WriteSame { lba, blocks, zeros: byte(cdb, 1) & 1 != 0 }
+            }
+        }
+        // Without a parameter list QEMU completes at once; PF=1 SP=0 is all it takes.
+        MODE_SELECT_6 | MODE_SELECT_10 if xfer == 0 => Command::Data(Vec::new()),
+        MODE_SELECT_6 | MODE_SELECT_10 if byte(cdb, 1) & 0x11 != 0x10 => Command::Check(INVALID_FIELD),
+        MODE_SELECT_6 | MODE_SELECT_10 => Command::ModeSelect { len: xfer },
         0xa0 => report_luns(cdb, xfer).map_or(Command::Check(INVALID_FIELD), cut),
         0x1a | 0x5a => match mode_sense(cdb, unit) {
             Ok(v) => cut(v),
@@ -257,6 +311,69 @@ pub fn unmap_ranges(p: &[u8], blocks: u64) -> Result<Vec<(u64, u64)>, Sense> {
         v.push((lba, count));
     }
     Ok(v)
+}
+
+/// MODE SELECT(6)/(10)'s parameter list `p` for `unit`, checked as QEMU's
+/// `scsi_disk_emulate_mode_select` checks it: the header, a block descriptor of 0 or 8 bytes
+/// (its block size 0 or the disk's: Ferry's disks keep 512-byte blocks, where QEMU would change
+/// them), then each page against MODE SENSE's current and changeable values, all before any
+/// change. Returns the write cache setting of a caching page, if the list has one.
+pub fn mode_select(cdb: &[u8], p: &[u8], unit: &Unit<'_>) -> Result<Option<bool>, Sense> {
+    let six = byte(cdb, 0) == MODE_SELECT_6;
+    let hdr = if six { 4 } else { 8 };
+    if p.len() < hdr {
+        return Err(INVALID_PARAM_LEN);
+    }
+    let bd_len = if six { usize::from(byte(p, 3)) } else { be16(p, 6) as usize };
+    let rest = &p[hdr..];
+    if rest.len() < bd_len {
+        return Err(INVALID_PARAM_LEN);
+    }
+    if bd_len != 0 && bd_len != 8 {
+        return Err(INVALID_PARAM);
+    }
+    if bd_len == 8 {
+        let bs = (u64::from(byte(rest, 5)) << 16) | (u64::from(byte(rest, 6)) << 8) | u64::from(byte(rest, 7));
+        if bs != 0 && bs != BLOCK {
+            return Err(INVALID_PARAM);
+        }
+    }
+    let mut pages = &rest[bd_len..];
+    let mut wce = None;
+    while !pages.is_empty() {
+        let page = pages[0] & 0x3f;
+        let (sub, page_len, head) = if pages[0] & 0x40 != 0 {
+            if pages.len() < 4 {
+                return Err(INVALID_PARAM_LEN);
+            }
+            (pages[1], be16(pages, 2) as usize, 4)
+        } else {
+            if pages.len() < 2 {
+                return Err(INVALID_PARAM_LEN);
+            }
+            (0, usize::from(pages[1]), 2)
+        };
+        pages = &pages[head..];
+        if sub != 0 {
+            return Err(INVALID_PARAM);
+        }
+        if page_len > pages.len() {
+            return Err(INVALID_PARAM_LEN);
+        }
+        let body = &pages[..page_len];
+        let (Some(cur), Some(chg)) = (mode_page(page, unit, false), mode_page(page, unit, true)) else { return Err(INVALID_PARAM) };
+        if page == 0x3f || cur.len() != page_len + 2 {
+            return Err(INVALID_PARAM);
+        }
+        if cur[2..].iter().zip(&chg[2..]).zip(body).any(|((c, m), b)| (c ^ b) & !m != 0) {
+            return Err(INVALID_PARAM);
+        }
+        if page == 0x08 {
+            wce = Some(body[0] & 4 != 0);
+        }
+        pages = &pages[page_len..];
+    }
+    Ok(wce)
 }
 
 /// REPORT LUNS: the one LUN (0) of the target; None for a bad SELECT REPORT or an
@@ -370,7 +487,7 @@ fn mode_page(page: u8, unit: &Unit<'_>, changeable: bool) -> Option<Vec<u8>> {
             p[18] = 1;
             p[26..28].copy_from_slice(&5400u16.to_be_bytes());
         }
-        0x08 => p[0] = 4, // WCE: the write cache is on (and changeable)
+        0x08 if changeable || unit.write_cache => p[0] = 4, // WCE: the write cache is on (and changeable)
         _ => {}
     }
     let mut v = vec![page, p.len() as u8];
@@ -416,7 +533,7 @@ fn mode_sense(cdb: &[u8], unit: &Unit<'_>) -> Result<Vec<u8>, Sense> {
 mod tests {
     use super::*;
 
-    const UNIT: Unit<'static> = Unit { blocks: 0x20000, serial: "FRY0123", readonly: false, present: true };
+    const UNIT: Unit<'static> = Unit { blocks: 0x20000, serial: "FRY0123", readonly: false, present: true, write_cache: true };
 
     #[test]
     fn inquiry_is_qemus_scsi_hd() {
@@ -467,5 +584,56 @@ mod tests {
         let Command::Data(v) = execute(&[0x5a, 0, 0x3f, 0, 0, 0, 0, 0x10, 0, 0], &UNIT) else { panic!() };
         assert_eq!(v.len(), 8 + 8 + 12 + 24 + 32 + 20);
         assert_eq!(execute(&[0x1a, 0, 0xc8, 0, 255, 0], &UNIT), Command::Check(SAVING_PARAMS_NOT_SUPPORTED));
+    }
+
+    #[test]
+    fn verify_seek_and_write_same() {
+        assert_eq!(transfer(&[0x2f, 0, 0, 0, 0, 4, 0, 0, 2, 0]), Some((0, Dir::None)));
+        assert_eq!(transfer(&[0x2f, 2, 0, 0, 0, 4, 0, 0, 2, 0]), Some((1024, Dir::ToDev)));
+        assert_eq!(transfer(&[0x2f, 6, 0, 0, 0, 4, 0, 0, 2, 0]), Some((512, Dir::ToDev)));
+        assert_eq!(execute(&[0x2f, 0, 0, 0, 0, 4, 0, 0, 2, 0], &UNIT), Command::Data(Vec::new()));
+        assert_eq!(execute(&[0x2f, 2, 0, 0, 0, 4, 0, 0, 2, 0], &UNIT), Command::Check(INVALID_FIELD));
+        assert_eq!(execute(&[0x2b, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 0], &UNIT), Command::Data(Vec::new()));
+        assert_eq!(execute(&[0x2b, 0, 0, 2, 0, 0, 0, 0, 0, 0], &UNIT), Command::Check(LBA_OUT_OF_RANGE));
+        assert_eq!(transfer(&[0x41, 0, 0, 0, 0, 8, 0, 0, 3, 0]), Some((512, Dir::ToDev)));
+        assert_eq!(transfer(&[0x41, 1, 0, 0, 0, 8, 0, 0, 3, 0]), Some((0, Dir::None)));
+        assert_eq!(execute(&[0x41, 0, 0, 0, 0, 8, 0, 0, 3, 0], &UNIT), Command::WriteSame { lba: 8, blocks: 3, zeros: false });
+        let ws16 = [0x93, 0x09, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0];
+        assert_eq!(execute(&ws16, &UNIT), Command::WriteSame { lba: 9, blocks: 1, zeros: true });
+        assert_eq!(execute(&[0x41, 0, 0, 0, 0, 8, 0, 0, 0, 0], &UNIT), Command::Check(INVALID_FIELD));
+        assert_eq!(execute(&[0x41, 0x02, 0, 0, 0, 8, 0, 0, 1, 0], &UNIT), Command::Check(INVALID_FIELD));
+        assert_eq!(execute(&[0x41, 0, 0, 1, 0xff, 0xff, 0, 0, 2, 0], &UNIT), Command::Check(LBA_OUT_OF_RANGE));
+        let ro = Unit { readonly: true, ..UNIT };
+        assert_eq!(execute(&[0x41, 0, 0, 0, 0, 8, 0, 0, 3, 0], &ro), Command::Check(WRITE_PROTECTED));
+    }
+
+    #[test]
+    fn mode_select_checks_then_sets_the_write_cache() {
+        let cdb6 = [0x15, 0x10, 0, 0, 24, 0];
+        assert_eq!(execute(&cdb6, &UNIT), Command::ModeSelect { len: 24 });
+        assert_eq!(execute(&[0x15, 0x11, 0, 0, 24, 0], &UNIT), Command::Check(INVALID_FIELD));
+        assert_eq!(execute(&[0x15, 0x01, 0, 0, 0, 0], &UNIT), Command::Data(Vec::new()));
+        let mut p = vec![0u8; 24];
+        p[4] = 0x08;
+        p[5] = 0x12;
+        assert_eq!(mode_select(&cdb6, &p, &UNIT), Ok(Some(false)));
+        p[6] = 4;
+        assert_eq!(mode_select(&cdb6, &p, &UNIT), Ok(Some(true)));
+        p[8] = 1; // an unchangeable field
+        assert_eq!(mode_select(&cdb6, &p, &UNIT), Err(INVALID_PARAM));
+        assert_eq!(mode_select(&cdb6, &p[..3], &UNIT), Err(INVALID_PARAM_LEN));
+        assert_eq!(mode_select(&cdb6, &p[..20], &UNIT), Err(INVALID_PARAM_LEN));
+        // MODE SELECT(10): a block descriptor of 512-byte blocks and no page.
+        let cdb10 = [0x55, 0x10, 0, 0, 0, 0, 0, 0, 16, 0];
+        let mut q = vec![0u8; 16];
+        q[7] = 8;
+        q[14] = 2;
+        assert_eq!(mode_select(&cdb10, &q, &UNIT), Ok(None));
+        q[14] = 8; // 2048-byte blocks
+        assert_eq!(mode_select(&cdb10, &q, &UNIT), Err(INVALID_PARAM));
+        // The caching page reads back as set.
+        let off = Unit { write_cache: false, ..UNIT };
+        let Command::Data(v) = execute(&[0x1a, 0x08, 0x08, 0, 255, 0], &off) else { panic!() };
+        assert_eq!(v[6], 0);
     }
 }
