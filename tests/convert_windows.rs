@@ -89,9 +89,12 @@ fn virtio_win(dir: &Path) -> PathBuf {
         ("NetKVM", &["netkvm.sys", "netkvm.inf", "netkvm.cat", "netkvmco.exe"], 1),
         ("Balloon", &["balloon.sys", "balloon.inf", "blnsvr.exe"], 2),
     ];
+    // Older ISOs (up to 0.1.1xx) also carry XP (32-bit only) and Server 2003 builds.
+    let oses: &[(&str, &[&str])] =
+        &[("2k22", &["amd64", "x86"]), ("2k19", &["amd64", "x86"]), ("2k8R2", &["amd64", "x86"]), ("w10", &["amd64", "x86"]), ("w7", &["amd64", "x86"]), ("2k3", &["amd64", "x86"]), ("xp", &["x86"])];
     for (drv, names, k) in files {
-        for os in ["2k22", "2k19", "2k8R2", "w10", "w7"] {
-            for arch in ["amd64", "x86"] {
+        for (os, arches) in oses {
+            for arch in *arches {
                 let d = vw.join(drv).join(os).join(arch);
                 std::fs::create_dir_all(&d).unwrap();
                 for (i, n) in names.iter().enumerate() {
@@ -100,7 +103,7 @@ fn virtio_win(dir: &Path) -> PathBuf {
                     let mut data = payload(&format!("{drv}/{os}/{arch}/{n}"), len);
                     // viostor.inf binds the modern ID except in the Windows 7-era builds.
                     if *n == "viostor.inf" {
-                        let modern = if matches!(os, "2k8R2" | "w7") { "" } else { ", PCI\\VEN_1AF4&DEV_1042&SUBSYS_11001AF4&REV_01" };
+                        let modern = if matches!(*os, "2k8R2" | "w7" | "2k3" | "xp") { "" } else { ", PCI\\VEN_1AF4&DEV_1042&SUBSYS_11001AF4&REV_01" };
                         data = format!("[Manufacturer]\r\n%RHEL% = RHEL, NTamd64\r\n[RHEL.NTamd64]\r\n%Disk% = viostor_inst, PCI\\VEN_1AF4&DEV_1001&SUBSYS_00021AF4&REV_00{modern}\r\n").into_bytes();
                     }
                     std::fs::write(d.join(n), data).unwrap();
@@ -449,6 +452,158 @@ fn server_2008r2_converted() {
         uninstall: "\"C:\\Program Files\\Citrix\\XenTools\\uninstaller.exe\" /S",
         system_edits: edits,
     });
+}
+
+/// NT 5.x, as cheap as the issue allows: Windows XP SP3 (32-bit) and Server 2003 R2 SP2
+/// (x64), from the XP-shaped hives (regf 1.3, ControlSet001 current, CriticalDeviceDatabase,
+/// lowercase `WINDOWS\system32\config`; 2003's differ in version and architecture) on a
+/// whole-disk NTFS volume, and an older virtio-win tree with `xp/x86` and `2k3/{amd64,x86}`.
+/// The plan warns that NT 5 lacks pnputil and PowerShell; the drivers of the OS and arch land
+/// in `WINDOWS\Drivers\VirtIO` and `system32\drivers`, viostor is boot-start and bound through
+/// the CriticalDeviceDatabase (checked against hivexregedit's own edit), VMware Tools'
+/// services are disabled, and the guest agent MSI matches the arch.
+struct Nt5 {
+    name: &'static str,
+    product: &'static str,
+    version: &'static str,
+    build: &'static str,
+    arch: &'static str,
+    os_dir: &'static str,
+    arch_dir: &'static str,
+    msi: &'static str,
+}
+
+#[test]
+fn windows_xp_converted() {
+    nt5_converted(&Nt5 { name: "xp", product: "Microsoft Windows XP", version: "5.1", build: "2600", arch: "x86", os_dir: "xp", arch_dir: "x86", msi: "qemu-ga-i386.msi" });
+}
+
+#[test]
+fn windows_server_2003_r2_converted() {
+    nt5_converted(&Nt5 {
+        name: "w2k3",
+        product: "Microsoft Windows Server 2003 R2",
+        version: "5.2",
+        build: "3790",
+        arch: "AMD64",
+        os_dir: "2k3",
+        arch_dir: "amd64",
+        msi: "qemu-ga-x86_64.msi",
+    });
+}
+
+fn nt5_converted(k: &Nt5) {
+    if !["hivexregedit", "hivexget", "mkntfs", "ntfs-3g", "ntfsfix", "ntfscat", "ntfsls"].iter().all(|t| have(t)) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let shaped = |reg: &str, from: &[(&str, String)]| {
+        let mut text = std::fs::read_to_string(root().join("converters/tests/windows_support").join(reg)).unwrap();
+        for (a, b) in from {
+            assert!(text.contains(a), "{reg}: {a}");
+            text = text.replace(a, b);
+        }
+        let path = dir.join(format!("{}-{reg}", k.name));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let sys_reg = shaped("system-xp.reg", &[("\"PROCESSOR_ARCHITECTURE\"=\"x86\"", format!("\"PROCESSOR_ARCHITECTURE\"=\"{}\"", k.arch))]);
+    let soft_reg = shaped(
+        "software-xp.reg",
+        &[
+            ("\"ProductName\"=\"Microsoft Windows XP\"", format!("\"ProductName\"=\"{}\"", k.product)),
+            ("\"CurrentVersion\"=\"5.1\"", format!("\"CurrentVersion\"=\"{}\"", k.version)),
+            ("\"CurrentBuildNumber\"=\"2600\"", format!("\"CurrentBuildNumber\"=\"{}\"", k.build)),
+        ],
+    );
+    let system = build_hive(dir, "system", 3, p(&sys_reg), SYS);
+    let software = build_hive(dir, "software", 3, p(&soft_reg), SOFT);
+    let files = vec![
+        ("WINDOWS/system32/config/system", std::fs::read(&system).unwrap()),
+        ("WINDOWS/system32/config/software", std::fs::read(&software).unwrap()),
+        ("WINDOWS/system32/drivers/symmpi.sys", vec![5u8; 30_000]),
+    ];
+    let Some(img) = windows_support::ntfs_volume(dir, &format!("{}.img", k.name), 48, &files) else { return };
+    let vw = virtio_win(dir);
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let before = sha(&img);
+
+    let o = ferry(&["convert", "-i", "disk", p(&img), "-os", p(&out), "-on", k.name, "--virtio-win", p(&vw), "--dry-run"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plan = String::from_utf8_lossy(&o.stdout);
+    let warnings = String::from_utf8_lossy(&o.stderr);
+    assert!(warnings.contains(&format!("Windows {} has neither pnputil nor PowerShell", k.version)), "{warnings}");
+    for want in [
+        format!("virtio-win drivers: {}/{} (10 files)", k.os_dir, k.arch_dir),
+        "Services\\viostor: Type=1 Start=0".into(),
+        "  virtio devices: transitional (".into(),
+        "HKLM\\SYSTEM\\ControlSet001\\Services\\VMTools: Start=4 (disabled)".into(),
+    ] {
+        assert!(plan.contains(&want), "no {want:?} in:\n{plan}");
+    }
+    let o = ferry(&["convert", "-i", "disk", p(&img), "-os", p(&out), "-on", k.name, "--output-format", "raw", "--virtio-win", p(&vw), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((r["guest"]["distro"].as_str(), r["guest"]["version"].as_str()), (Some(k.product), Some(k.version)), "{}", r["guest"]);
+    assert_eq!(r["guest"]["windows_plan"]["systemroot"], "/WINDOWS");
+    let wp = &r["guest"]["windows_plan"];
+    assert_eq!((wp["os_dir"].as_str(), wp["arch_dir"].as_str(), wp["control_set"].as_str()), (Some(k.os_dir), Some(k.arch_dir), Some("ControlSet001")));
+    assert_eq!(r["virtio"]["model"], "transitional");
+    assert_eq!(sha(&img), before, "the source changed");
+    let disk = out.join(format!("{}-sda", k.name));
+    let fix = Command::new("ntfsfix").args(["--no-action", p(&disk)]).output().unwrap();
+    assert!(fix.status.success(), "ntfsfix: {}{}", String::from_utf8_lossy(&fix.stdout), String::from_utf8_lossy(&fix.stderr));
+
+    // The drivers of the OS and arch, byte-identical, in the guest's own WINDOWS and system32\drivers.
+    let mut n = 0;
+    for drv in ["viostor", "NetKVM", "Balloon"] {
+        for e in std::fs::read_dir(vw.join(drv).join(k.os_dir).join(k.arch_dir)).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert_eq!(ntfscat(&disk, &format!("/WINDOWS/Drivers/VirtIO/{name}")), std::fs::read(e.path()).unwrap(), "{name}");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 10);
+    assert_eq!(ntfscat(&disk, "/WINDOWS/system32/drivers/viostor.sys"), std::fs::read(vw.join("viostor").join(k.os_dir).join(k.arch_dir).join("viostor.sys")).unwrap());
+    assert_eq!(ntfscat(&disk, "/WINDOWS/system32/drivers/symmpi.sys"), vec![5u8; 30_000]);
+    let fb = "/Program Files/Ferry/Firstboot";
+    assert_eq!(ntfscat(&disk, &format!("{fb}/{}", k.msi)), std::fs::read(vw.join("guest-agent").join(k.msi)).unwrap());
+    let listed = String::from_utf8(run("ntfsls", &[p(&disk), "-p", &format!("{fb}/scripts")])).unwrap();
+    let scripts: Vec<&str> = listed.lines().filter(|l| *l != "." && *l != "..").collect();
+    assert_eq!(scripts, ["0001-pnputil.bat", "0002-qemuga.bat", "0003-disks.bat", "0004-uninstall.bat"]);
+    let tools = String::from_utf8(ntfscat(&disk, &format!("{fb}/scripts/0004-uninstall.bat"))).unwrap();
+    assert!(tools.contains("\r\nmsiexec.exe /x {FE2F6A2C-196E-4210-9C04-2B1BC21F07EF} /qn /norestart\r\n"), "{tools}");
+
+    // The hives: exactly these edits, as hivexregedit makes them.
+    let got_sys = dir.join("system.out");
+    let got_soft = dir.join("software.out");
+    std::fs::write(&got_sys, ntfscat(&disk, "/WINDOWS/system32/config/system")).unwrap();
+    std::fs::write(&got_soft, ntfscat(&disk, "/WINDOWS/system32/config/software")).unwrap();
+    let cs = "ControlSet001";
+    let mut reg = format!(
+        "[{SYS}\\{cs}\\Services\\viostor]\n\"Type\"=dword:00000001\n\"Start\"=dword:00000000\n\"ErrorControl\"=dword:00000001\n\"Group\"=\"SCSI miniport\"\n\"ImagePath\"=hex(2):{}\n\n",
+        utf16_hex("system32\\drivers\\viostor.sys")
+    );
+    for k in ["pci#ven_1af4&dev_1001&subsys_00021af4&rev_00", "pci#ven_1af4&dev_1001", "pci#ven_1af4&dev_1042&subsys_11001af4&rev_01", "pci#ven_1af4&dev_1042"] {
+        reg += &format!("[{SYS}\\{cs}\\Control\\CriticalDeviceDatabase\\{k}]\n\"ClassGUID\"=\"{{4D36E97B-E325-11CE-BFC1-08002BE10318}}\"\n\"Service\"=\"viostor\"\n\n");
+    }
+    for svc in ["VMTools", "vmhgfs", "vmmemctl", "vmmouse"] {
+        reg += &format!("[{SYS}\\{cs}\\Services\\{svc}]\n\"Start\"=dword:00000004\n\n");
+    }
+    reg += &format!("[{SYS}\\{cs}\\Control\\CrashControl]\n\"AutoReboot\"=dword:00000000\n\n");
+    reg += &format!("[{SYS}\\{cs}\\Services\\partmgr]\n\n[{SYS}\\{cs}\\Services\\partmgr\\Parameters]\n\"SanPolicy\"=dword:00000001\n\n");
+    let image = "%SystemRoot%\\System32\\cmd.exe /c start \"\" /b \"%SystemDrive%\\Program Files\\Ferry\\Firstboot\\firstboot.bat\"";
+    reg += &format!(
+        "[{SYS}\\{cs}\\Services\\FerryFirstboot]\n\"Type\"=dword:00000010\n\"Start\"=dword:00000002\n\"ErrorControl\"=dword:00000001\n\"ImagePath\"=hex(2):{}\n\"DisplayName\"=\"Ferry first boot\"\n\"ObjectName\"=\"LocalSystem\"\n\n",
+        utf16_hex(image)
+    );
+    assert_hive(dir, &system, &got_sys, &reg, SYS);
+    let reg = format!("[{SOFT}\\Microsoft\\Windows\\CurrentVersion]\n\"DevicePath\"=hex(2):{}\n", utf16_hex("%SystemRoot%\\inf;%SystemRoot%\\Drivers\\VirtIO"));
+    assert_hive(dir, &software, &got_soft, &reg, SOFT);
+    assert_eq!(get(&got_sys, "ControlSet001\\Control\\CriticalDeviceDatabase\\pci#ven_1af4&dev_1001", "Service"), "viostor");
 }
 
 #[test]
