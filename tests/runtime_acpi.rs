@@ -176,6 +176,26 @@ fn iasl_accepts_every_table() {
     }
 }
 
+/// pc's hotplug slots that hold a device at boot are defined before the empty ones, as in
+/// QEMU's DSDT (a guest walks and registers them in that order); q35 has none.
+#[test]
+fn occupied_hotplug_slots_come_first() {
+    if !iasl_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topo = CpuTopology::flat(1);
+    let hp = ferry_runtime::acpi::Hotplug { slots: !0b111, present: (1 << 4) | (1 << 14) };
+    let t = ferry_runtime::acpi::build_with(Machine::Pc, &topo, hp).expect("tables");
+    let dsdt = &t.tables.iter().find(|x| x.0 == "DSDT").expect("dsdt").2;
+    let dsl = disassemble(dir.path(), "dsdt", dsdt);
+    let at = |d: &str| dsl.find(&format!("Device ({d})")).unwrap_or_else(|| panic!("no {d}: {dsl}"));
+    assert!(at("S20") < at("S70") && at("S70") < at("S18") && at("S18") < at("S28") && at("S28") < at("SF8"), "{dsl}");
+    let t = ferry_runtime::acpi::build_with(Machine::Q35, &topo, hp).expect("tables");
+    let dsdt = &t.tables.iter().find(|x| x.0 == "DSDT").expect("dsdt").2;
+    assert!(!disassemble(dir.path(), "q35", dsdt).contains("PCEJ"));
+}
+
 fn qmp_client_available() -> bool {
     let ok = Command::new("python3").args(["-c", "import qemu.qmp"]).status().is_ok_and(|s| s.success());
     if !ok {

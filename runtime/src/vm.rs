@@ -352,7 +352,12 @@ impl Vm {
         let stubs = crate::pci::chipset::class_stubs(&cfg.profile).map_err(|e| VmError::Setup(e.to_string()))?;
         let taken = chipset.iter().chain(&stubs).map(|(s, _, _)| *s).chain(cfg.bridges.iter().map(|b| b.addr.slot));
         let hotplug_slots = crate::hotplug::slots(machine, taken);
-        let acpi = crate::acpi::build_with(machine, &cfg.topology, hotplug_slots).map_err(|e| VmError::Setup(e.to_string()))?;
+        // Root-bus slots holding a device at boot: the spec's (less those ejected earlier) and
+        // those hot-plugged before a reset.
+        let present = cfg.devices.iter().filter(|d| d.addr.bus == 0 && !registry.is_gone(&d.id)).map(|d| d.addr.slot).chain(registry.replug().into_iter().map(|r| r.slot));
+        let present = present.filter(|s| *s < 32).fold(0u32, |m, s| m | (1 << s));
+        let hp = crate::acpi::Hotplug { slots: hotplug_slots, present };
+        let acpi = crate::acpi::build_with(machine, &cfg.topology, hp).map_err(|e| VmError::Setup(e.to_string()))?;
         let uuid = match &cfg.smbios_uuid {
             Some(u) => Some(tables::smbios_uuid_bytes(u).ok_or_else(|| VmError::Setup(format!("invalid smbios_uuid {u:?}: not a UUID")))?),
             None => None,

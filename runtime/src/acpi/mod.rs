@@ -37,16 +37,28 @@ impl AcpiTables {
 /// Builds and places the tables for `profile` and `topo`; on pc every root-bus slot from 3 up
 /// takes hot-plugged devices (see [`build_with`]).
 pub fn build(profile: Machine, topo: &CpuTopology) -> Result<AcpiTables, AcpiError> {
-    build_with(profile, topo, DEFAULT_HOTPLUG_SLOTS)
+    build_with(profile, topo, Hotplug::DEFAULT)
 }
 
-/// pc's root-bus slots that take hot-plugged devices when nothing else is known: all but the
-/// host bridge (0), the PIIX3 functions (1) and the VGA (2), which QEMU does not hot-plug.
-pub const DEFAULT_HOTPLUG_SLOTS: u32 = !0b111;
+/// pc's root-bus slots with ACPI hotplug objects (bit N = slot N).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hotplug {
+    /// The slots that take hot-plugged devices (0: no hotplug objects).
+    pub slots: u32,
+    /// Those that hold a device at boot.
+    pub present: u32,
+}
 
-/// Like [`build`], with the DSDT's hotplug slots on pc's root bus given as a bitmap (bit N =
-/// slot N; 0: no hotplug objects).
-pub fn build_with(profile: Machine, topo: &CpuTopology, hotplug: u32) -> Result<AcpiTables, AcpiError> {
+impl Hotplug {
+    /// No hotplug objects.
+    pub const NONE: Hotplug = Hotplug { slots: 0, present: 0 };
+    /// When nothing else is known: all but the host bridge (0), the PIIX3 functions (1) and
+    /// the VGA (2), which QEMU does not hot-plug; all empty.
+    pub const DEFAULT: Hotplug = Hotplug { slots: !0b111, present: 0 };
+}
+
+/// Like [`build`], with the DSDT's hotplug slots on pc's root bus given.
+pub fn build_with(profile: Machine, topo: &CpuTopology, hotplug: Hotplug) -> Result<AcpiTables, AcpiError> {
     let ports = PmPorts::for_profile(profile);
     let mut next = layout::ACPI_START + 64; // RSDP (36 bytes) at the start
     let mut place = |len: usize, align: u64| {

@@ -2,7 +2,9 @@
 //! DSDT (the guest's `acpiphp` sees the same slots): inside `\_SB.PCI0` the register fields
 //! (`PCIU`/`PCID` at 0xae00, `B0EJ` at 0xae08, `BNUM` at 0xae10), the `BLCK` mutex, `BSEL`
 //! (the root bus is bus selector 0), `PCEJ` (eject), a device `Sxx` (xx = devfn) per
-//! hot-pluggable slot with `_ADR`, `_SUN` and `_EJ0`, `DVNT` (notify the slots of a bitmap)
+//! hot-pluggable slot with `_ADR`, `_SUN` and `_EJ0` (those of the slots holding a device
+//! first, as QEMU defines a present device's object before the empty slots': the guest
+//! walks them in that order), `DVNT` (notify the slots of a bitmap)
 //! and `PCNT` (device check for plugged slots, eject request for unplugged ones); and
 //! `\_GPE._E01`, which runs `PCNT` when the hotplug registers raise GPE0 bit 1.
 use crate::devices::pcihp;
@@ -24,8 +26,9 @@ fn slot_name(slot: u8) -> String {
     format!("S{:02X}_", slot << 3)
 }
 
-/// The objects inside `\_SB.PCI0` for the hot-pluggable root-bus slots in `slots`.
-pub(super) fn pci0_objects(slots: u32) -> Vec<u8> {
+/// The objects inside `\_SB.PCI0` for the hot-pluggable root-bus slots in `slots`, of which
+/// those in `present` hold a device at boot.
+pub(super) fn pci0_objects(slots: u32, present: u32) -> Vec<u8> {
     let mut out = Vec::new();
     io_fields("PCST", pcihp::BASE, &["PCIU", "PCID"], &mut out);
     io_fields("SEJ_", pcihp::BASE + 8, &["B0EJ"], &mut out);
@@ -40,7 +43,8 @@ pub(super) fn pci0_objects(slots: u32) -> Vec<u8> {
     Method::new("PCEJ".into(), 2, false, vec![&take, &select, &eject, &give, &ret]).to_aml_bytes(&mut out);
     Name::new("BSEL".into(), &ZERO).to_aml_bytes(&mut out);
     let hot: Vec<u8> = (0..32u8).filter(|s| slots & (1 << s) != 0).collect();
-    for &s in &hot {
+    let (full, empty): (Vec<u8>, Vec<u8>) = hot.iter().partition(|&&s| present & (1 << s) != 0);
+    for s in full.into_iter().chain(empty) {
         let adr = u32::from(s) << 16;
         let sun = u32::from(s);
         let adr_n = Name::new("_ADR".into(), &adr);
