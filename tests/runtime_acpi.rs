@@ -431,12 +431,12 @@ const LINUX_ACPI_LINES: &[&str] = &[
 /// errors, and `poweroff -f` leaves through `\_S5` → PM1a_CNT → SHUTDOWN; QEMU TCG q35 (with
 /// its own tables) prints the same lines. On kvm_pvm this kernel's user space faults, so there
 /// the runtime is checked up to init, and the init panic must reboot (`reboot=acpi`: the FADT
-/// reset register). Runs when the kernel is cached (`sh testdata/microguests/tiny-kernel-acpi.sh`,
+/// reset register). The kernel is built into the cache on first use (`tiny-kernel-acpi.sh`,
 /// needs linux-source-6.1).
 #[test]
 fn linux_accepts_the_tables_and_powers_off_through_s5() {
     let Some(kernel) = acpi_tiny_kernel() else {
-        eprintln!("SKIP: ACPI tiny kernel not cached; build it with `sh testdata/microguests/tiny-kernel-acpi.sh`");
+        eprintln!("SKIP: the ACPI tiny kernel is not cached and linux-source-6.1 is not installed to build it");
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
