@@ -185,12 +185,24 @@ fn occupied_hotplug_slots_come_first() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let topo = CpuTopology::flat(1);
-    let hp = ferry_runtime::acpi::Hotplug { slots: !0b111, present: (1 << 4) | (1 << 14) };
-    let t = ferry_runtime::acpi::build_with(Machine::Pc, &topo, hp).expect("tables");
+    let hp = ferry_runtime::acpi::Hotplug { slots: !0b111, present: (1 << 4) | (1 << 14), bridges: Vec::new() };
+    let t = ferry_runtime::acpi::build_with(Machine::Pc, &topo, hp.clone()).expect("tables");
     let dsdt = &t.tables.iter().find(|x| x.0 == "DSDT").expect("dsdt").2;
     let dsl = disassemble(dir.path(), "dsdt", dsdt);
     let at = |d: &str| dsl.find(&format!("Device ({d})")).unwrap_or_else(|| panic!("no {d}: {dsl}"));
     assert!(at("S20") < at("S70") && at("S70") < at("S18") && at("S18") < at("S28") && at("S28") < at("SF8"), "{dsl}");
+    // A PCI bridge at slot 0x1f (BSEL 1) holding a device at its slot 2: its own slot devices
+    // (all 32, the present one first), DVNT and PCNT, called from the root bus's PCNT.
+    let br = ferry_runtime::acpi::Hotplug { slots: !0b111 & !(1 << 31), present: 0, bridges: vec![ferry_runtime::acpi::BridgeHotplug { slot: 31, present: 1 << 2 }] };
+    let t = ferry_runtime::acpi::build_with(Machine::Pc, &topo, br).expect("tables");
+    let dsdt = &t.tables.iter().find(|x| x.0 == "DSDT").expect("dsdt").2;
+    let dsl = disassemble(dir.path(), "bridge", dsdt);
+    let squeezed: String = dsl.lines().map(|l| l.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join(" ");
+    let squeezed: String = squeezed.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(squeezed.contains("Device (SF8) { Name (_ADR, 0x001F0000) Name (BSEL, One) Device (S10) { Name (_ADR, 0x00020000) Name (_SUN, 0x02)"), "{dsl}");
+    assert!(squeezed.contains("Device (S00) { Name (_ADR, Zero) Name (_SUN, Zero) Method (_EJ0, 1, NotSerialized) { PCEJ (BSEL, _SUN) } }"), "{dsl}");
+    assert!(squeezed.contains("\\_SB.PCI0.SF8.PCNT () }"), "{dsl}");
+    assert_eq!(dsl.matches("Method (PCNT, 0, NotSerialized)").count(), 2, "{dsl}");
     let t = ferry_runtime::acpi::build_with(Machine::Q35, &topo, hp).expect("tables");
     let dsdt = &t.tables.iter().find(|x| x.0 == "DSDT").expect("dsdt").2;
     assert!(!disassemble(dir.path(), "q35", dsdt).contains("PCEJ"));

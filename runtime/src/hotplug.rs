@@ -87,6 +87,8 @@ pub(crate) enum Model {
 #[derive(Clone, Debug)]
 pub(crate) struct Request {
     pub id: String,
+    /// The spec bus: 0, or the bus behind a PCI bridge.
+    pub bus: u8,
     pub slot: u8,
     pub transitional: bool,
     pub vectors: Option<u16>,
@@ -261,6 +263,17 @@ impl Registry {
     }
 }
 
+/// A PCI bridge whose bus takes hot-plugged devices.
+#[derive(Clone, Debug)]
+pub(crate) struct HotBridge {
+    /// QMP id (`bus=` of its devices).
+    pub id: String,
+    /// The spec bus behind it.
+    pub bus: u8,
+    /// Its slot on the root bus.
+    pub slot: u8,
+}
+
 /// What the VM needs to build functions while it runs.
 pub(crate) struct Hotplug {
     mem: Memory,
@@ -268,13 +281,31 @@ pub(crate) struct Hotplug {
     intx: Arc<IntxLines>,
     machine: Machine,
     queues: u16,
+    /// The bridges with hotplug, in bus-selector order (BSEL 1, 2, ...).
+    pub(crate) bridges: Vec<HotBridge>,
     /// The run's nodes and hot-plug history.
     pub(crate) registry: Arc<Registry>,
 }
 
 impl Hotplug {
-    pub(crate) fn new(mem: Memory, vm: Arc<VmFd>, intx: Arc<IntxLines>, machine: Machine, queues: u16, registry: Arc<Registry>) -> Self {
-        Hotplug { mem, vm, intx, machine, queues, registry }
+    pub(crate) fn new(mem: Memory, vm: Arc<VmFd>, intx: Arc<IntxLines>, machine: Machine, queues: u16, bridges: Vec<HotBridge>, registry: Arc<Registry>) -> Self {
+        Hotplug { mem, vm, intx, machine, queues, bridges, registry }
+    }
+
+    /// The bus selector of spec bus `bus` (0 for the root bus).
+    pub(crate) fn bsel(&self, bus: u8) -> Option<usize> {
+        if bus == 0 {
+            return Some(0);
+        }
+        self.bridges.iter().position(|b| b.bus == bus).map(|i| i + 1)
+    }
+
+    /// The spec bus of bus selector `bsel`.
+    pub(crate) fn bus_of(&self, bsel: usize) -> Option<u8> {
+        match bsel {
+            0 => Some(0),
+            n => self.bridges.get(n - 1).map(|b| b.bus),
+        }
     }
 
     /// Builds the function `req` asks for (its disk taken from the node).
@@ -292,8 +323,14 @@ impl Hotplug {
             Model::Rng => (Box::new(Rng), 0x1005),
         };
         let mut f = VirtioPci::new(&req.id, dev, self.mem.clone(), self.vm.clone(), req.vectors, req.transitional.then_some(legacy));
-        if let Some(gsi) = intx::gsi(self.machine, req.slot, 1) {
-            f = f.with_intx(IntxPin::new(self.intx.clone(), gsi, req.slot, 0));
+        // INTx as a cold-plugged function there: straight on the root bus, swizzled behind a
+        // bridge.
+        let gsi = match self.bridges.iter().find(|b| b.bus == req.bus) {
+            None => intx::gsi(self.machine, req.slot, 1),
+            Some(b) => intx::gsi_behind(self.machine, b.slot, req.slot, 1),
+        };
+        if let Some(gsi) = gsi {
+            f = f.with_intx(IntxPin::behind(self.intx.clone(), gsi, req.bus, req.slot, 0));
         }
         Ok(f)
     }
@@ -301,7 +338,8 @@ impl Hotplug {
 
 /// The root-bus slots of `machine` that take hot-plugged devices: none on q35 (`pcie.0` has no
 /// hotplug), and on pc every slot that holds neither a chipset function, a class stub (VGA)
-/// nor a cold-plugged bridge, as QEMU's DSDT gives `_EJ0` to those slots only.
+/// nor a cold-plugged bridge, as QEMU's DSDT gives `_EJ0` to those slots only. (The buses
+/// behind pc's PCI bridges take them in all 32 slots.)
 pub(crate) fn slots(machine: Machine, taken: impl IntoIterator<Item = u8>) -> u32 {
     if machine != Machine::Pc {
         return 0;

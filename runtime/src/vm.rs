@@ -119,10 +119,10 @@ impl Shared {
             0xcf9 if data.len() == 1 => return (v & 4 != 0).then_some(Action::Reset),
             p if io.pm.decodes(p) => return io.pm.write(p, data).map(|_| Action::PowerOff),
             p if PciHotplug::decodes(p) && io.pcihp.is_some() => {
-                let ejected = io.pcihp.as_mut().map(|h| h.write(p, data)).unwrap_or(0);
+                let ejected = io.pcihp.as_mut().and_then(|h| h.write(p, data));
                 drop(io);
-                if ejected != 0 {
-                    return self.eject(ejected);
+                if let Some((bsel, slots)) = ejected {
+                    return self.eject(bsel, slots);
                 }
             }
             _ => {
@@ -137,14 +137,16 @@ impl Shared {
         None
     }
 
-    /// The guest ejected the functions of the slots in `slots` (bitmap): they leave the bus
-    /// (dropping a function stops its I/O and unregisters its notifications).
-    fn eject(&self, slots: u32) -> Option<Action> {
+    /// The guest ejected the functions of the slots in `slots` (bitmap) of bus selector
+    /// `bsel`: they leave the bus (dropping a function stops its I/O and unregisters its
+    /// notifications).
+    fn eject(&self, bsel: usize, slots: u32) -> Option<Action> {
         let hp = self.hotplug.as_ref()?;
+        let bus = hp.bus_of(bsel)?;
         let mut gone = Vec::new();
         if let Ok(mut pci) = self.pci.lock() {
             for slot in (0..32u8).filter(|s| slots & (1 << s) != 0) {
-                gone.extend(pci.remove_slot(slot));
+                gone.extend(pci.remove_slot(bus, slot));
             }
         }
         let ids: Vec<String> = gone.iter().map(|(id, _)| id.clone()).collect();
@@ -158,7 +160,8 @@ impl Shared {
     pub(crate) fn plug(&self, req: &crate::hotplug::Request, driver: &str) -> Result<(), crate::hotplug::QmpError> {
         let no = |desc: String| crate::hotplug::QmpError { class: "GenericError", desc };
         let hp = self.hotplug.as_ref().ok_or_else(|| no("this machine has no ACPI PCI hotplug".into()))?;
-        if !self.io.lock().is_ok_and(|io| io.pcihp.as_ref().is_some_and(|h| h.hotpluggable(req.slot))) {
+        let bsel = hp.bsel(req.bus).ok_or_else(|| no(format!("bus {} has no ACPI PCI hotplug", req.bus)))?;
+        if !self.io.lock().is_ok_and(|io| io.pcihp.as_ref().is_some_and(|h| h.hotpluggable(bsel, req.slot))) {
             return Err(no(format!("PCI: slot {} does not take hot-plugged devices", req.slot)));
         }
         let mut req = req.clone();
@@ -166,35 +169,34 @@ impl Shared {
         let f = hp.build(&req)?;
         {
             let mut pci = self.pci.lock().map_err(|_| no("the PCI bus is unavailable".into()))?;
-            if !pci.is_free(0, req.slot, 0) {
-                drop(f);
+            if !pci.is_free(req.bus, req.slot, 0) || !pci.add_on(req.bus, req.slot, 0, Box::new(f)) {
                 hp.registry.not_plugged(&req.id);
                 return Err(no(format!("PCI: slot {} function 0 not available for {driver}", req.slot)));
             }
-            pci.add(req.slot, 0, Box::new(f));
         }
         hp.registry.plugged(&req);
         if let Ok(mut io) = self.io.lock() {
             if let Some(h) = io.pcihp.as_mut() {
-                h.plug(req.slot);
+                h.plug(bsel, req.slot);
             }
             io.pm.gpe_event(crate::hotplug::GPE_BIT);
         }
         Ok(())
     }
 
-    /// `device_del` of the function `id` on root-bus `slot`: the guest is asked to eject it.
-    pub(crate) fn request_unplug(&self, id: &str, slot: u8) -> Result<(), crate::hotplug::QmpError> {
+    /// `device_del` of the function `id` at `bus`:`slot`: the guest is asked to eject it.
+    pub(crate) fn request_unplug(&self, id: &str, bus: u8, slot: u8) -> Result<(), crate::hotplug::QmpError> {
         let no = |desc: String| crate::hotplug::QmpError { class: "GenericError", desc };
         let hp = self.hotplug.as_ref().ok_or_else(|| no("this machine has no ACPI PCI hotplug".into()))?;
+        let bsel = hp.bsel(bus).ok_or_else(|| no(format!("bus {bus} has no ACPI PCI hotplug")))?;
         let mut io = self.io.lock().map_err(|_| no("the hotplug registers are unavailable".into()))?;
-        if !io.pcihp.as_ref().is_some_and(|h| h.hotpluggable(slot)) {
+        if !io.pcihp.as_ref().is_some_and(|h| h.hotpluggable(bsel, slot)) {
             return Err(no(format!("Bus 'pci.0' does not support hotplugging of device '{id}'")));
         }
         // A repeated request is sent again (QEMU's PIIX4 answers it the same way).
         hp.registry.request_unplug(id);
         if let Some(h) = io.pcihp.as_mut() {
-            h.request_unplug(slot);
+            h.request_unplug(bsel, slot);
         }
         io.pm.gpe_event(crate::hotplug::GPE_BIT);
         Ok(())
@@ -352,11 +354,25 @@ impl Vm {
         let stubs = crate::pci::chipset::class_stubs(&cfg.profile).map_err(|e| VmError::Setup(e.to_string()))?;
         let taken = chipset.iter().chain(&stubs).map(|(s, _, _)| *s).chain(cfg.bridges.iter().map(|b| b.addr.slot));
         let hotplug_slots = crate::hotplug::slots(machine, taken);
-        // Root-bus slots holding a device at boot: the spec's (less those ejected earlier) and
+        // pc's PCI bridges hot-plug too (QEMU's acpi-pci-hotplug-with-bridge-support), BSEL 1..
+        // in the spec's order.
+        let hot_bridges: Vec<crate::hotplug::HotBridge> = if hotplug_slots == 0 {
+            Vec::new()
+        } else {
+            cfg.bridges.iter().filter(|b| b.kind == "pci-bridge").map(|b| crate::hotplug::HotBridge { id: b.id.clone(), bus: b.bus, slot: b.addr.slot }).collect()
+        };
+        // Slots holding a device at boot, per bus: the spec's (less those ejected earlier) and
         // those hot-plugged before a reset.
-        let present = cfg.devices.iter().filter(|d| d.addr.bus == 0 && !registry.is_gone(&d.id)).map(|d| d.addr.slot).chain(registry.replug().into_iter().map(|r| r.slot));
-        let present = present.filter(|s| *s < 32).fold(0u32, |m, s| m | (1 << s));
-        let hp = crate::acpi::Hotplug { slots: hotplug_slots, present };
+        let replug = registry.replug();
+        let present_on = |bus: u8| {
+            let spec = cfg.devices.iter().filter(|d| d.addr.bus == bus && !registry.is_gone(&d.id)).map(|d| d.addr.slot);
+            spec.chain(replug.iter().filter(|r| r.bus == bus).map(|r| r.slot)).filter(|s| *s < 32).fold(0u32, |m, s| m | (1 << s))
+        };
+        let hp = crate::acpi::Hotplug {
+            slots: hotplug_slots,
+            present: present_on(0),
+            bridges: hot_bridges.iter().map(|b| crate::acpi::BridgeHotplug { slot: b.slot, present: present_on(b.bus) }).collect(),
+        };
         let acpi = crate::acpi::build_with(machine, &cfg.topology, hp).map_err(|e| VmError::Setup(e.to_string()))?;
         let uuid = match &cfg.smbios_uuid {
             Some(u) => Some(tables::smbios_uuid_bytes(u).ok_or_else(|| VmError::Setup(format!("invalid smbios_uuid {u:?}: not a UUID")))?),
@@ -411,7 +427,7 @@ impl Vm {
         let mut channel = channel;
         let hotplug = (hotplug_slots != 0).then(|| {
             let queues = u16::try_from(cfg.topology.vcpus()).unwrap_or(1);
-            crate::hotplug::Hotplug::new(mem.clone(), vm.clone(), intx_lines.clone(), machine, queues, registry.clone())
+            crate::hotplug::Hotplug::new(mem.clone(), vm.clone(), intx_lines.clone(), machine, queues, hot_bridges.clone(), registry.clone())
         });
         for d in cfg.devices.iter().filter(|d| !registry.is_gone(&d.id)) {
             let dev: Box<dyn VirtioDevice> = match &d.kind {
@@ -478,7 +494,7 @@ impl Vm {
         }
         for req in hotplug.as_ref().map(|h| h.registry.replug()).unwrap_or_default() {
             let placed = hotplug.as_ref().map(|h| h.build(&req)).map(|f| match f {
-                Ok(f) => pci.add(req.slot, 0, Box::new(f)),
+                Ok(f) => pci.add_on(req.bus, req.slot, 0, Box::new(f)),
                 Err(e) => {
                     crate::virtio::log(&req.id, &format!("not plugged again after the reset: {}", e.desc));
                     false
@@ -515,7 +531,7 @@ impl Vm {
             i8042: if firmware.is_some() { I8042::with_keyboard() } else { I8042::default() },
             rtc,
             markers: Markers::new(),
-            pcihp: (hotplug_slots != 0).then(|| PciHotplug::new(hotplug_slots)),
+            pcihp: (hotplug_slots != 0).then(|| PciHotplug::with_bridges(hotplug_slots, hot_bridges.len())),
             pm: Pm::new(PmPorts::for_profile(machine), {
                 let vm = vm.clone();
                 Box::new(move |level| {

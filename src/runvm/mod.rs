@@ -28,7 +28,8 @@ pub struct RunArgs {
     pub console: String,
     /// Serve a QMP monitor on this unix socket (QEMU's commands and events; on pc machines
     /// `blockdev-add`, `device_add` and `device_del` hot-plug virtio-blk, virtio-net and
-    /// virtio-rng through ACPI PCI hotplug, as QEMU's i440fx does).
+    /// virtio-rng through ACPI PCI hotplug, on the root bus and behind the PCI bridge, as
+    /// QEMU's i440fx does).
     #[arg(long)]
     pub qmp: Option<PathBuf>,
     /// Start with vCPUs stopped (like QEMU -S); `cont` over QMP starts them.

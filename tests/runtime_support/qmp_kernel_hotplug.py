@@ -1,12 +1,14 @@
 """Hot-plug with a Linux guest (PyPI qemu.qmp client): the same conversation against QEMU and
 Ferry's runtime, each step waiting for the guest kernel's answer on the serial console.
 
-The kernel waits for its root on /dev/vdc (`rootwait`); /dev/vda is cold-plugged. Steps: a
-1 MiB null-co disk is plugged (the kernel sees vdb), unplugged (the guest ejects it:
-DEVICE_DELETED), plugged again under a new id (vdb again), then the root image is plugged
-(vdc), which the kernel mounts.
+The guest (pc-v2) has NAME's cold-plugged disks and a PCI bridge; the kernel waits for its
+root by partition UUID (`rootwait`). Steps: a 1 MiB null-co disk is plugged on the root bus at
+ROOT_SLOT (the kernel sees it as NAME), unplugged (the guest ejects it: DEVICE_DELETED),
+plugged behind the bridge BRIDGE (NAME again), unplugged there, then the root image is
+plugged behind the bridge, which the kernel mounts.
 
-Usage: qmp_kernel_hotplug.py SOCKET CONSOLE_FILE ROOT_IMAGE TIMEOUT_S -> prints a JSON object:
+Usage: qmp_kernel_hotplug.py SOCKET CONSOLE_FILE ROOT_IMAGE TIMEOUT_S NAME ROOT_SLOT BRIDGE ->
+prints a JSON object:
 "answers" (step -> QMP answer), "reached" (the milestones seen, in order, with seconds since
 the guest reached rootwait), "deleted" (ids of DEVICE_DELETED events), "pci" (bus 0
 functions at the end)."""
@@ -20,7 +22,7 @@ from qemu.qmp import QMPClient
 from qemu.qmp.qmp_client import ExecuteError
 
 
-async def main(sock, console, root, timeout):
+async def main(sock, console, root, timeout, name, root_slot, bridge):
     qmp = QMPClient("ferry-kernel-hotplug")
     for _ in range(300):
         try:
@@ -62,24 +64,27 @@ async def main(sock, console, root, timeout):
         except ExecuteError as e:
             out["answers"][name] = {"class": e.received["error"]["class"], "desc": e.received["error"]["desc"]}
 
-    vdb = r"\[vdb\] 2048 512-byte logical blocks"
-    ok = await wait("rootwait", lambda: seen(r"Waiting for root device /dev/vdc") > 0)
+    disk = r"\[%s\] 2048 512-byte logical blocks" % name
+    ok = await wait("rootwait", lambda: seen(r"Waiting for root device PARTUUID=") > 0)
     start = time.monotonic()
     if ok:
         await step("add_scratch_node", "blockdev-add", driver="null-co", size=1 << 20, **{"node-name": "scratch"})
-        await step("add_hp1", "device_add", driver="virtio-blk-pci", id="hp1", drive="scratch", bus="pci.0", addr="0x10")
-        ok = await wait("vdb", lambda: seen(vdb) >= 1)
+        await step("add_hp1", "device_add", driver="virtio-blk-pci", id="hp1", drive="scratch", bus="pci.0", addr=root_slot)
+        ok = await wait("root_bus_disk", lambda: seen(disk) >= 1)
     if ok:
         await step("del_hp1", "device_del", id="hp1")
         await step("del_hp1_again", "device_del", id="hp1")
         ok = await wait("hp1_deleted", lambda: "hp1" in deleted)
     if ok:
-        await step("add_hp2", "device_add", driver="virtio-blk-pci", id="hp2", drive="scratch", bus="pci.0", addr="0x10")
-        ok = await wait("vdb_again", lambda: seen(vdb) >= 2)
+        await step("add_hp2", "device_add", driver="virtio-blk-pci", id="hp2", drive="scratch", bus=bridge, addr="0x5")
+        ok = await wait("bridge_disk", lambda: seen(disk) >= 2)
+    if ok:
+        await step("del_hp2", "device_del", id="hp2")
+        ok = await wait("hp2_deleted", lambda: "hp2" in deleted)
     if ok:
         await step("add_root_node", "blockdev-add", driver="raw", **{"node-name": "root", "read-only": True}, file={"driver": "file", "filename": root})
-        await step("del_busy_node", "blockdev-del", **{"node-name": "scratch"})
-        await step("add_root", "device_add", driver="virtio-blk-pci", id="hproot", drive="root", bus="pci.0", addr="0x11")
+        await step("add_root", "device_add", driver="virtio-blk-pci", id="hproot", drive="root", bus=bridge, addr="0x6")
+        await step("del_busy_node", "blockdev-del", **{"node-name": "root"})
         await wait("root_mounted", lambda: seen(r"VFS: Mounted root \(ext4 filesystem\) readonly") > 0)
     out["deleted"] = deleted
     pci = await qmp.execute("query-pci")
@@ -93,4 +98,4 @@ async def main(sock, console, root, timeout):
     print(json.dumps(out, sort_keys=True))
 
 
-asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])))
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7]))

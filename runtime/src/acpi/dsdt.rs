@@ -88,7 +88,7 @@ fn osc() -> Vec<u8> {
     out
 }
 
-fn pci0(profile: Machine, hotplug: super::Hotplug) -> Vec<u8> {
+fn pci0(profile: Machine, hotplug: &super::Hotplug) -> Vec<u8> {
     let bus = AddressSpace::<u16>::new_bus_number(0, LAST_BUS);
     let cf8 = IO::new(0xcf8, 0xcf8, 1, 8);
     let io_lo = AddressSpace::<u16>::new_io(0x0000, 0x0cf7, None);
@@ -129,7 +129,7 @@ fn pci0(profile: Machine, hotplug: super::Hotplug) -> Vec<u8> {
     if profile == Machine::Q35 {
         children.push(&osc);
     }
-    let hp = Raw(super::pcihp::pci0_objects(hotplug.slots, hotplug.present));
+    let hp = Raw(super::pcihp::pci0_objects(hotplug));
     if hotplug.slots != 0 {
         children.push(&hp);
     }
@@ -139,8 +139,9 @@ fn pci0(profile: Machine, hotplug: super::Hotplug) -> Vec<u8> {
 }
 
 /// The DSDT for `profile`, with hotplug objects for the root-bus slots of `hotplug` (pc only).
-pub fn dsdt(profile: Machine, hotplug: super::Hotplug) -> Vec<u8> {
-    let hotplug = if profile == Machine::Pc { hotplug } else { super::Hotplug::NONE };
+pub fn dsdt(profile: Machine, hotplug: &super::Hotplug) -> Vec<u8> {
+    let none = super::Hotplug::NONE;
+    let hotplug = if profile == Machine::Pc { hotplug } else { &none };
     let mut t = Sdt::new(*b"DSDT", 36, 2, super::OEM_ID, *b"FERRYDSD", 1);
     let mut sb = pci0(profile, hotplug);
     sb.extend(isa_device("COM1", "PNP0501", &[(0x3f8, 8)], 4, Some(1)));

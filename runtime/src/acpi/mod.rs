@@ -40,21 +40,33 @@ pub fn build(profile: Machine, topo: &CpuTopology) -> Result<AcpiTables, AcpiErr
     build_with(profile, topo, Hotplug::DEFAULT)
 }
 
-/// pc's root-bus slots with ACPI hotplug objects (bit N = slot N).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// pc's slots with ACPI hotplug objects (bit N = slot N).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hotplug {
-    /// The slots that take hot-plugged devices (0: no hotplug objects).
+    /// The root-bus slots that take hot-plugged devices (0: no hotplug objects).
     pub slots: u32,
     /// Those that hold a device at boot.
+    pub present: u32,
+    /// PCI bridges on the root bus, in bus-selector order (BSEL 1, 2, ...): all 32 slots of
+    /// each take hot-plugged devices.
+    pub bridges: Vec<BridgeHotplug>,
+}
+
+/// A PCI bridge with hotplug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BridgeHotplug {
+    /// Its slot on the root bus.
+    pub slot: u8,
+    /// The slots behind it holding a device at boot.
     pub present: u32,
 }
 
 impl Hotplug {
     /// No hotplug objects.
-    pub const NONE: Hotplug = Hotplug { slots: 0, present: 0 };
+    pub const NONE: Hotplug = Hotplug { slots: 0, present: 0, bridges: Vec::new() };
     /// When nothing else is known: all but the host bridge (0), the PIIX3 functions (1) and
-    /// the VGA (2), which QEMU does not hot-plug; all empty.
-    pub const DEFAULT: Hotplug = Hotplug { slots: !0b111, present: 0 };
+    /// the VGA (2), which QEMU does not hot-plug; all empty; no bridge.
+    pub const DEFAULT: Hotplug = Hotplug { slots: !0b111, present: 0, bridges: Vec::new() };
 }
 
 /// Like [`build`], with the DSDT's hotplug slots on pc's root bus given.
@@ -68,7 +80,7 @@ pub fn build_with(profile: Machine, topo: &CpuTopology, hotplug: Hotplug) -> Res
     };
     let facs = fadt::facs();
     let facs_at = place(facs.len(), 64);
-    let dsdt = dsdt::dsdt(profile, hotplug);
+    let dsdt = dsdt::dsdt(profile, &hotplug);
     let dsdt_at = place(dsdt.len(), 16);
     let fadt = fadt::fadt(profile, ports, dsdt_at, facs_at);
     let fadt_at = place(fadt.len(), 16);

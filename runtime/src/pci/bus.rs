@@ -91,18 +91,18 @@ impl PciBus {
     pub fn is_free(&self, bus: u8, slot: u8, function: u8) -> bool {
         slot < 32 && function < 8 && !self.functions.contains_key(&(bus, slot, function))
     }
-    /// The first root-bus slot whose function 0 is free (where QEMU puts a device added
-    /// without an address).
-    pub fn first_free_slot(&self) -> Option<u8> {
-        (0..32).find(|&s| self.is_free(0, s, 0))
+    /// The first slot of spec bus `bus` whose function 0 is free (where QEMU puts a device
+    /// added without an address).
+    pub fn first_free_slot(&self, bus: u8) -> Option<u8> {
+        (0..32).find(|&s| self.is_free(bus, s, 0))
     }
     /// Where the function with QMP id `id` sits.
     pub fn find(&self, id: &str) -> Option<(u8, u8, u8)> {
         self.functions.iter().find(|(_, f)| f.describe().get("qdev_id").and_then(serde_json::Value::as_str) == Some(id)).map(|(k, _)| *k)
     }
-    /// Takes every function of root-bus `slot` off the bus (hot unplug), with their QMP ids.
-    pub fn remove_slot(&mut self, slot: u8) -> Vec<(String, Box<dyn PciFunction>)> {
-        let keys: Vec<_> = self.functions.range((0, slot, 0)..=(0, slot, 7)).map(|(k, _)| *k).collect();
+    /// Takes every function of `bus`:`slot` off the bus (hot unplug), with their QMP ids.
+    pub fn remove_slot(&mut self, bus: u8, slot: u8) -> Vec<(String, Box<dyn PciFunction>)> {
+        let keys: Vec<_> = self.functions.range((bus, slot, 0)..=(bus, slot, 7)).map(|(k, _)| *k).collect();
         let mut out = Vec::new();
         for k in keys {
             if let Some(f) = self.functions.remove(&k) {

@@ -8,9 +8,10 @@
 //! * Root bus with ACPI PCI hotplug (`"acpi-pcihp"`, pc's `pci.0`): virtio-blk, virtio-net and
 //!   virtio-rng are hot-plugged and unplugged as on QEMU ([`crate::hotplug`]): the PIIX4
 //!   hotplug registers, the DSDT's slot objects and the GPE tell the guest.
-//! * Behind a PCI bridge (`bus: "pci.N"`, or `device_del` of a device there): QEMU hot-plugs
-//!   through ACPI PCI hotplug there too (per-bridge BSEL); the runtime refuses naming what it
-//!   lacks.
+//! * Behind pc's PCI bridge (`bus: "pci.N"`, or `device_del` of a device there): the same,
+//!   through the bridge's own bus selector (QEMU's acpi-pci-hotplug-with-bridge-support).
+//! * Behind a PCIe root port (q35): QEMU hot-plugs through ACPI there too; the runtime
+//!   refuses naming what it lacks (the layouts fill every root port they create).
 use crate::hotplug::{Model, QmpError, Request};
 use crate::vm::Shared;
 use crate::Controller;
@@ -74,8 +75,9 @@ fn parse_addr(v: &Value) -> Option<(u8, u8)> {
     Some((slot, func))
 }
 
-/// The hot-plug request for `driver` of slot class `class` on pc's root bus.
-fn request(shared: &Shared, pci: &[Value], args: &Value, driver: &str, class: &SlotClass) -> Result<Request, QmpError> {
+/// The hot-plug request for `driver` of slot class `class` on pc's spec bus `bus` (the root
+/// bus, or one behind a PCI bridge).
+fn request(shared: &Shared, pci: &[Value], args: &Value, driver: &str, class: &SlotClass, bus: u8) -> Result<Request, QmpError> {
     let generic = |desc: String| QmpError { class: "GenericError", desc };
     let Some(id) = args.get("id").and_then(Value::as_str) else {
         return Err(generic("ferry-runtime needs an 'id' for a hot-plugged device".into()));
@@ -87,7 +89,7 @@ fn request(shared: &Shared, pci: &[Value], args: &Value, driver: &str, class: &S
     }
     let (slot, function) = match args.get("addr") {
         Some(a) => parse_addr(a).ok_or_else(|| generic(format!("Property '{driver}.addr' doesn't take value {a}")))?,
-        None => (shared.pci.lock().ok().and_then(|p| p.first_free_slot()).ok_or_else(|| generic(format!("PCI: no slot/function available for {driver}, all in use")))?, 0),
+        None => (shared.pci.lock().ok().and_then(|p| p.first_free_slot(bus)).ok_or_else(|| generic(format!("PCI: no slot/function available for {driver}, all in use")))?, 0),
     };
     if function != 0 {
         return Err(generic(format!("ferry-runtime hot-plugs function 0 of a slot only, not {slot:#x}.{function}")));
@@ -110,7 +112,7 @@ fn request(shared: &Shared, pci: &[Value], args: &Value, driver: &str, class: &S
     // The modern-only name is the profile's; the base name is transitional on a conventional
     // PCI bus, as in QEMU.
     let transitional = driver != class.qemu_device;
-    Ok(Request { id: id.to_string(), slot, transitional, vectors: class.msix_vectors, model })
+    Ok(Request { id: id.to_string(), bus, slot, transitional, vectors: class.msix_vectors, model })
 }
 
 fn not_running() -> Value {
@@ -133,18 +135,23 @@ pub(super) fn device_add(ctl: &Controller, args: &Value) -> Value {
     let Some(class) = known else {
         return error("GenericError", format!("'{}' is not a valid device model name", driver.escape_debug()));
     };
-    let bus = match args.get("bus").and_then(Value::as_str) {
+    let (bus, spec_bus) = match args.get("bus").and_then(Value::as_str) {
         Some(b) if b != profile.root_bus => {
-            let mut rows = Vec::new();
-            flatten(&pci, None, &mut rows);
-            let bridge = rows.iter().any(|(_, r)| r.get("pci_bridge").is_some() && r.get("qdev_id").and_then(Value::as_str) == Some(b));
-            return if bridge { bridge_hotplug_missing(b) } else { error("GenericError", format!("Bus '{b}' not found")) };
+            // A PCI bridge with ACPI hotplug (pc) takes the device; a root port does not yet.
+            if let Some(h) = shared.hotplug.as_ref().and_then(|h| h.bridges.iter().find(|x| x.id == b)) {
+                (b, h.bus)
+            } else {
+                let mut rows = Vec::new();
+                flatten(&pci, None, &mut rows);
+                let bridge = rows.iter().any(|(_, r)| r.get("pci_bridge").is_some() && r.get("qdev_id").and_then(Value::as_str) == Some(b));
+                return if bridge { bridge_hotplug_missing(b) } else { error("GenericError", format!("Bus '{}' not found", b.escape_debug())) };
+            }
         }
-        _ => profile.root_bus.as_str(),
+        _ => (profile.root_bus.as_str(), 0),
     };
     match profile.root_hotplug.as_str() {
         "none" => no_hotplug(bus),
-        _ => answer(request(&shared, &pci, args, driver, class).and_then(|r| shared.plug(&r, driver))),
+        _ => answer(request(&shared, &pci, args, driver, class, spec_bus).and_then(|r| shared.plug(&r, driver))),
     }
 }
 
@@ -161,14 +168,16 @@ pub(super) fn device_del(ctl: &Controller, args: &Value) -> Value {
         return error("DeviceNotFound", format!("Device '{id}' not found"));
     };
     if let Some(b) = parent {
-        return bridge_hotplug_missing(b);
+        if !shared.hotplug.as_ref().is_some_and(|h| h.bridges.iter().any(|x| x.id == *b)) {
+            return bridge_hotplug_missing(b);
+        }
     }
     if profile.root_hotplug == "none" {
         return no_hotplug(&profile.root_bus);
     }
-    let slot = shared.pci.lock().ok().and_then(|p| p.find(id)).map(|(_, s, _)| s);
-    match slot {
-        Some(slot) => answer(shared.request_unplug(id, slot)),
+    let at = shared.pci.lock().ok().and_then(|p| p.find(id));
+    match at {
+        Some((bus, slot, _)) => answer(shared.request_unplug(id, bus, slot)),
         None => error("DeviceNotFound", format!("Device '{}' not found", id.escape_debug())),
     }
 }
