@@ -35,6 +35,23 @@ fn converse(sock: &Path, bus: &str) -> Value {
     serde_json::from_slice(&out.stdout).expect("summary JSON")
 }
 
+/// The emitted script under TCG with a QMP socket at `sock` and `extra` QEMU arguments,
+/// booting `kernel`; its serial console goes to `console` (or nowhere).
+fn start_qemu(g: &Emitted, sock: &Path, extra: &[&str], kernel: &Path, console: Option<&Path>) -> std::process::Child {
+    let qmp = format!("unix:{},server=on,wait=off", sock.display());
+    let mut args = extra.to_vec();
+    args.extend(["-display", "none", "-qmp", &qmp, "-kernel"]);
+    let out = console.map_or_else(Stdio::null, |c| Stdio::from(std::fs::File::create(c).expect("console")));
+    g.script(&args).arg(kernel).stdin(Stdio::null()).stdout(out).spawn().expect("run the emitted script")
+}
+
+/// `ferry run SPEC` with a QMP socket at `sock` and `extra` arguments; its console goes to
+/// `console` (or nowhere).
+fn start_ferry(spec: &Path, sock: &Path, extra: &[&std::ffi::OsStr], console: Option<&Path>) -> std::process::Child {
+    let out = console.map_or_else(Stdio::null, |c| Stdio::from(std::fs::File::create(c).expect("console")));
+    Command::new(env!("CARGO_BIN_EXE_ferry")).args(["run", "--console", "-"]).args(extra).arg("--qmp").arg(sock).arg(spec).stdout(out).spawn().expect("ferry run")
+}
+
 /// The answers of QEMU (the emitted script) and of the runtime (None without /dev/kvm).
 fn answers(profile: &str) -> Option<(Value, Option<Value>)> {
     if !qemu_tools() || !qmp_client_available() {
@@ -44,13 +61,7 @@ fn answers(profile: &str) -> Option<(Value, Option<Value>)> {
     let elf = guest("idle");
     let g = emit(profile);
     let sock = g.out.join("qemu.sock");
-    let mut child = g
-        .script(&["-display", "none", "-qmp", &format!("unix:{},server=on,wait=off", sock.display()), "-kernel"])
-        .arg(&elf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("run the emitted script");
+    let mut child = start_qemu(&g, &sock, &[], &elf, None);
     let qemu = converse(&sock, &bus);
     let st = child.wait().expect("wait qemu");
     assert!(st.success(), "QEMU exit after quit: {st}");
@@ -59,13 +70,7 @@ fn answers(profile: &str) -> Option<(Value, Option<Value>)> {
         return Some((qemu, None));
     }
     let sock = g.out.join("ferry.sock");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["run", "--console", "-", "--qmp"])
-        .arg(&sock)
-        .arg(g.runtime_spec(&elf))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("ferry run");
+    let mut child = start_ferry(&g.runtime_spec(&elf), &sock, &[], None);
     let ours = converse(&sock, &bus);
     let st = child.wait().expect("wait ferry");
     assert!(st.success(), "ferry exit after quit: {st}");
@@ -144,13 +149,7 @@ fn pc_bridge_hotplug_answers_like_qemu() {
         serde_json::from_slice(&out.stdout).expect("summary JSON")
     };
     let sock = g.out.join("qemu.sock");
-    let mut child = g
-        .script(&["-display", "none", "-qmp", &format!("unix:{},server=on,wait=off", sock.display()), "-kernel"])
-        .arg(&elf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("run the emitted script");
+    let mut child = start_qemu(&g, &sock, &[], &elf, None);
     let qemu = talk(&sock);
     assert!(child.wait().expect("wait qemu").success());
     eprintln!("QEMU: {qemu}");
@@ -162,13 +161,7 @@ fn pc_bridge_hotplug_answers_like_qemu() {
         return;
     }
     let sock = g.out.join("ferry.sock");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["run", "--console", "-", "--qmp"])
-        .arg(&sock)
-        .arg(g.runtime_spec(&elf))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("ferry run");
+    let mut child = start_ferry(&g.runtime_spec(&elf), &sock, &[], None);
     let ours = talk(&sock);
     assert!(child.wait().expect("wait ferry").success());
     eprintln!("ferry: {ours}");
@@ -243,13 +236,7 @@ fn pc_linux_guest_hotplugs_and_ejects_disks_like_qemu() {
     let mut runs = Vec::new();
     {
         let (sock, console) = (g.out.join("qemu.sock"), g.out.join("qemu.console"));
-        let mut child = g
-            .script(&["-device", "pci-bridge,id=pci.1,chassis_nr=1,bus=pci.0,addr=0x1f", "-display", "none", "-qmp", &format!("unix:{},server=on,wait=off", sock.display()), "-append", cmdline, "-kernel"])
-            .arg(&kernel)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&console).expect("console"))
-            .spawn()
-            .expect("run the emitted script");
+        let mut child = start_qemu(&g, &sock, &["-device", "pci-bridge,id=pci.1,chassis_nr=1,bus=pci.0,addr=0x1f", "-append", cmdline], &kernel, Some(&console));
         let r = kernel_conversation(&sock, &console, &root, 300, name, root_slot, &bridge);
         let _ = child.wait();
         eprintln!("QEMU: {r}");
@@ -262,15 +249,7 @@ fn pc_linux_guest_hotplugs_and_ejects_disks_like_qemu() {
         spec["bridges"] = json!([{"id": "pci.1", "addr": {"bus": 0, "slot": 31, "function": 0}, "bus": 1, "kind": "pci-bridge", "chassis": 1}]);
         let spec_path = g.out.join("hotplug.ferry.json");
         std::fs::write(&spec_path, spec.to_string()).expect("spec");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["run", "--console", "-", "--sandbox-allow"])
-            .arg(&root)
-            .arg("--qmp")
-            .arg(&sock)
-            .arg(&spec_path)
-            .stdout(std::fs::File::create(&console).expect("console"))
-            .spawn()
-            .expect("ferry run");
+        let mut child = start_ferry(&spec_path, &sock, &["--sandbox-allow".as_ref(), root.as_os_str()], Some(&console));
         let r = kernel_conversation(&sock, &console, &root, 500, name, root_slot, &bridge);
         let _ = child.wait();
         eprintln!("ferry: {r}");

@@ -5,17 +5,11 @@ import asyncio
 import json
 import sys
 
-from qemu.qmp import QMPClient
+from qmp_common import connect
 
 
 async def main(path):
-    qmp = QMPClient("ferry-acpi-test")
-    for _ in range(100):
-        try:
-            await qmp.connect(path)
-            break
-        except Exception:
-            await asyncio.sleep(0.1)
+    qmp = await connect("ferry-acpi-test", path)
     events = []
     done = asyncio.Event()
 

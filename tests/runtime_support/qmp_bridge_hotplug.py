@@ -10,8 +10,7 @@ import asyncio
 import json
 import sys
 
-from qemu.qmp import QMPClient
-from qemu.qmp.qmp_client import ExecuteError
+from qmp_common import Conversation, connect
 
 
 def functions(pci):
@@ -26,28 +25,9 @@ def functions(pci):
 
 
 async def main(path, bridge, cold):
-    qmp = QMPClient("ferry-bridge-hotplug-test")
-    for _ in range(100):
-        try:
-            await qmp.connect(path)
-            break
-        except Exception:
-            await asyncio.sleep(0.1)
-    out = {}
-    deleted = []
-
-    async def collect():
-        async for ev in qmp.events:
-            if ev["event"] == "DEVICE_DELETED" and "device" in ev.get("data", {}):
-                deleted.append(ev["data"]["device"])
-
-    collector = asyncio.create_task(collect())
-
-    async def step(name, cmd, **args):
-        try:
-            out[name] = {"return": await qmp.execute(cmd, args)}
-        except ExecuteError as e:
-            out[name] = {"class": e.received["error"]["class"], "desc": e.received["error"]["desc"]}
+    qmp = await connect("ferry-bridge-hotplug-test", path)
+    c = Conversation(qmp)
+    out, step = c.out, c.step
 
     await step("blockdev_add", "blockdev-add", driver="null-co", **{"node-name": "brnode"})
     await step("add_blk_bridge", "device_add", driver="virtio-blk-pci", id="brblk", drive="brnode", bus=bridge, addr="0x5")
@@ -55,21 +35,9 @@ async def main(path, bridge, cold):
     await step("add_blk_bridge_taken_slot", "device_add", driver="virtio-rng-pci", id="brrng", bus=bridge, addr="0x5")
     await step("del_cold_behind_bridge", "device_del", id=cold)
     out["pci"] = functions(await qmp.execute("query-pci"))
-    await step("system_reset", "system_reset")
-    await asyncio.sleep(1.0)
-    for _ in range(100):
-        pci = await qmp.execute("query-pci")
-        if pci and pci[0]["devices"]:
-            break
-        await asyncio.sleep(0.1)
-    out["pci_after_reset"] = functions(pci)
-    out["deleted_at_reset"] = sorted(deleted)
-    collector.cancel()
-    await qmp.execute("quit")
-    try:
-        await qmp.disconnect()
-    except Exception:
-        pass
+    out["pci_after_reset"] = await c.pci_after_reset(functions)
+    out["deleted_at_reset"] = sorted(c.deleted)
+    await c.quit()
     print(json.dumps(out, sort_keys=True))
 
 

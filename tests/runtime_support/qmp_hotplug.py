@@ -9,33 +9,13 @@ import asyncio
 import json
 import sys
 
-from qemu.qmp import QMPClient
-from qemu.qmp.qmp_client import ExecuteError
+from qmp_common import Conversation, connect, root_functions
 
 
 async def main(path, bus):
-    qmp = QMPClient("ferry-hotplug-test")
-    for _ in range(100):
-        try:
-            await qmp.connect(path)
-            break
-        except Exception:
-            await asyncio.sleep(0.1)
-    out = {}
-    deleted = []
-
-    async def collect():
-        async for ev in qmp.events:
-            if ev["event"] == "DEVICE_DELETED" and "device" in ev.get("data", {}):
-                deleted.append(ev["data"]["device"])
-
-    collector = asyncio.create_task(collect())
-
-    async def step(name, cmd, **args):
-        try:
-            out[name] = {"return": await qmp.execute(cmd, args)}
-        except ExecuteError as e:
-            out[name] = {"class": e.received["error"]["class"], "desc": e.received["error"]["desc"]}
+    qmp = await connect("ferry-hotplug-test", path)
+    c = Conversation(qmp)
+    out, step = c.out, c.step
 
     net = "virtio-net-pci-non-transitional"
     blk = "virtio-blk-pci-non-transitional"
@@ -50,23 +30,10 @@ async def main(path, bus):
     await step("del_coldplugged_net", "device_del", id="net0")
     await step("del_coldplugged_disk", "device_del", id="disk1")
     await step("del_unknown_id", "device_del", id="nosuch")
-    pci = await qmp.execute("query-pci")
-    out["pci"] = sorted("%02x.%d" % (d["slot"], d["function"]) for d in pci[0]["devices"])
-    await step("system_reset", "system_reset")
-    await asyncio.sleep(1.0)
-    for _ in range(100):
-        pci = await qmp.execute("query-pci")
-        if pci and pci[0]["devices"]:
-            break
-        await asyncio.sleep(0.1)
-    out["pci_after_reset"] = sorted("%02x.%d" % (d["slot"], d["function"]) for d in pci[0]["devices"])
-    out["deleted_at_reset"] = sorted(deleted)
-    collector.cancel()
-    await qmp.execute("quit")
-    try:
-        await qmp.disconnect()
-    except Exception:
-        pass
+    out["pci"] = root_functions(await qmp.execute("query-pci"))
+    out["pci_after_reset"] = await c.pci_after_reset(root_functions)
+    out["deleted_at_reset"] = sorted(c.deleted)
+    await c.quit()
     print(json.dumps(out, sort_keys=True))
 
 

@@ -18,28 +18,15 @@ import re
 import sys
 import time
 
-from qemu.qmp import QMPClient
-from qemu.qmp.qmp_client import ExecuteError
+from qmp_common import Conversation, connect, root_functions
 
 
 async def main(sock, console, root, timeout, name, root_slot, bridge):
-    qmp = QMPClient("ferry-kernel-hotplug")
-    for _ in range(300):
-        try:
-            await qmp.connect(sock)
-            break
-        except Exception:
-            await asyncio.sleep(0.1)
+    qmp = await connect("ferry-kernel-hotplug", sock, tries=300)
     deadline = time.monotonic() + timeout
-    out = {"answers": {}, "reached": [], "deleted": []}
-    deleted = []
-
-    async def collect():
-        async for ev in qmp.events:
-            if ev["event"] == "DEVICE_DELETED" and "device" in ev.get("data", {}):
-                deleted.append(ev["data"]["device"])
-
-    collector = asyncio.create_task(collect())
+    c = Conversation(qmp)
+    out = {"answers": c.out, "reached": [], "deleted": []}
+    deleted = c.deleted
     start = None
 
     def seen(pattern):
@@ -58,11 +45,7 @@ async def main(sock, console, root, timeout, name, root_slot, bridge):
             await asyncio.sleep(0.25)
         return False
 
-    async def step(name, cmd, **args):
-        try:
-            out["answers"][name] = {"return": await qmp.execute(cmd, args)}
-        except ExecuteError as e:
-            out["answers"][name] = {"class": e.received["error"]["class"], "desc": e.received["error"]["desc"]}
+    step = c.step
 
     disk = r"\[%s\] 2048 512-byte logical blocks" % name
     ok = await wait("rootwait", lambda: seen(r"Waiting for root device PARTUUID=") > 0)
@@ -86,15 +69,9 @@ async def main(sock, console, root, timeout, name, root_slot, bridge):
         await step("add_root", "device_add", driver="virtio-blk-pci", id="hproot", drive="root", bus=bridge, addr="0x6")
         await step("del_busy_node", "blockdev-del", **{"node-name": "root"})
         await wait("root_mounted", lambda: seen(r"VFS: Mounted root \(ext4 filesystem\) readonly") > 0)
-    out["deleted"] = deleted
-    pci = await qmp.execute("query-pci")
-    out["pci"] = sorted("%02x.%d" % (d["slot"], d["function"]) for d in pci[0]["devices"])
-    collector.cancel()
-    await qmp.execute("quit")
-    try:
-        await qmp.disconnect()
-    except Exception:
-        pass
+    out["deleted"] = list(deleted)
+    out["pci"] = root_functions(await qmp.execute("query-pci"))
+    await c.quit()
     print(json.dumps(out, sort_keys=True))
 
 
