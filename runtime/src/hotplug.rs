@@ -65,7 +65,15 @@ impl Source {
     fn open(&self, readonly: bool) -> Result<Box<dyn Backend>, QmpError> {
         match self {
             Source::File { path, format } => {
-                disk::open(path, format, readonly).map_err(|e| generic(format!("Could not open '{}': {e}", path.display())))
+                // A FIFO or a socket would block the monitor thread in open(): only regular
+                // files and block devices are disks.
+                use std::os::unix::fs::FileTypeExt;
+                let shown = path.display().to_string().escape_debug().to_string();
+                let t = std::fs::metadata(path).map_err(|e| generic(format!("Could not open '{shown}': {e}")))?.file_type();
+                if !t.is_file() && !t.is_block_device() {
+                    return Err(generic(format!("Could not open '{shown}': not a regular file or block device")));
+                }
+                disk::open(path, format, readonly).map_err(|e| generic(format!("Could not open '{shown}': {e}")))
             }
             Source::Null { size } => Ok(disk::null(*size)),
         }
@@ -349,3 +357,35 @@ pub(crate) fn slots(machine: Machine, taken: impl IntoIterator<Item = u8>) -> u3
 
 /// The hotplug GPE bit, for the VM's PM device.
 pub(crate) const GPE_BIT: u8 = pcihp::GPE_BIT;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nodes_open_disks_only_and_refuse_what_is_in_use() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("path");
+        // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let r = Registry::default();
+        let e = r.blockdev_add(&json!({"node-name": "f", "driver": "raw", "file": {"driver": "file", "filename": fifo}})).expect_err("a FIFO");
+        assert!(e.desc.ends_with("not a regular file or block device"), "{e:?}");
+        let img = dir.path().join("d.raw");
+        std::fs::write(&img, vec![0u8; 4096]).expect("image");
+        r.blockdev_add(&json!({"node-name": "d", "driver": "raw", "file": {"driver": "file", "filename": img}})).expect("raw node");
+        let e = r.blockdev_add(&json!({"node-name": "d", "driver": "null-co"})).expect_err("duplicate");
+        assert_eq!(e.desc, "Duplicate nodes with node-name='d'");
+        assert!(r.attach("d", "disk9").is_ok());
+        assert_eq!(r.blockdev_del(&json!({"node-name": "d"})).expect_err("in use").desc, "Node d is in use");
+        assert!(r.attach("d", "other").is_err(), "a node serves one device");
+        r.ejected(vec!["disk9".into()]);
+        assert_eq!(r.take_ejected(), ["disk9"]);
+        assert!(r.is_gone("disk9"), "a spec device ejected stays out of later boots");
+        r.blockdev_del(&json!({"node-name": "d"})).expect("free again");
+        let e = r.blockdev_add(&json!({"node-name": "x", "driver": "vvfat"})).expect_err("driver");
+        assert_eq!(e.desc, "Parameter 'driver' does not accept value 'vvfat'");
+    }
+}
