@@ -120,6 +120,9 @@ fn pc_acpi_hotplug_answers_like_qemu() {
     // added without an address in the first free slot), the cold-plugged ones still there
     // (the idle guest never ejects them).
     assert_eq!(ours["pci"], qemu["pci"], "query-pci differs");
+    // query-block lists the hot-plugged disk with the cold ones, as QEMU does.
+    assert!(qemu["block_qdevs"].as_array().expect("block_qdevs").contains(&json!("/machine/peripheral/hpblk/virtio-backend")), "{qemu}");
+    assert_eq!(ours["block_qdevs"], qemu["block_qdevs"], "query-block differs");
     // A reset keeps the hot-plugged functions and carries out the pending unplugs.
     for k in ["system_reset", "pci_after_reset", "deleted_at_reset"] {
         assert_eq!(ours[k], qemu[k], "{k}: runtime and QEMU differ");

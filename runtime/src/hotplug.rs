@@ -316,12 +316,16 @@ impl Hotplug {
         }
     }
 
-    /// Builds the function `req` asks for (its disk taken from the node).
-    pub(crate) fn build(&self, req: &Request) -> Result<VirtioPci, QmpError> {
+    /// Builds the function `req` asks for (its disk taken from the node), with its
+    /// `query-block` row for a disk.
+    pub(crate) fn build(&self, req: &Request) -> Result<(VirtioPci, Option<Value>), QmpError> {
+        let mut block = None;
         let (dev, legacy): (Box<dyn VirtioDevice>, u16) = match &req.model {
             Model::Blk { node, serial } => {
                 let disk = self.registry.attach(node, &req.id)?;
-                (Box::new(Blk::new(&req.id, disk, serial, 512, 512).with_queues(self.queues)), 0x1001)
+                let b = Blk::new(&req.id, disk, serial, 512, 512).with_queues(self.queues);
+                block = Some(b.describe());
+                (Box::new(b), 0x1001)
             }
             Model::Net { mac } => {
                 let s = mac.as_deref().unwrap_or("52:54:00:12:34:56");
@@ -340,7 +344,7 @@ impl Hotplug {
         if let Some(gsi) = gsi {
             f = f.with_intx(IntxPin::behind(self.intx.clone(), gsi, req.bus, req.slot, 0));
         }
-        Ok(f)
+        Ok((f, block))
     }
 }
 

@@ -197,7 +197,7 @@ impl Controller {
     }
     /// `query-block` data of the running boot.
     pub fn query_block(&self) -> Vec<serde_json::Value> {
-        self.current.lock().ok().and_then(|c| c.as_ref().map(|s| s.blocks.clone())).unwrap_or_default()
+        self.current.lock().ok().and_then(|c| c.as_ref().and_then(|s| s.blocks.lock().ok().map(|b| b.clone()))).unwrap_or_default()
     }
     /// QMP `balloon`: asks the guest's balloon driver to leave it `bytes` of RAM. False when
     /// the machine has no balloon.

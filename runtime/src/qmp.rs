@@ -1,8 +1,9 @@
 //! A QMP monitor subset on a unix socket: greeting, `qmp_capabilities`, `query-version`,
 //! `query-status`, `query-pci`, `query-block`, `balloon`, `query-balloon`, `stop`, `cont`,
-//! `system_powerdown` (ACPI power button), `system_reset`, `quit`, `device_add`/`device_del`
-//! (refused as QEMU refuses them, see [`hotplug`]); events SHUTDOWN, POWERDOWN, RESET, STOP,
-//! RESUME, BALLOON_CHANGE (QEMU's names and
+//! `system_powerdown` (ACPI power button), `system_reset`, `quit`, `blockdev-add`/
+//! `blockdev-del` and `device_add`/`device_del` (hotplug on pc, refused where QEMU refuses,
+//! see [`hotplug`]); events SHUTDOWN, POWERDOWN, RESET, STOP, RESUME, BALLOON_CHANGE,
+//! DEVICE_DELETED (QEMU's names and
 //! `reason` strings). Each client gets its own thread; events go to every negotiated client.
 mod hotplug;
 

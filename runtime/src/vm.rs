@@ -41,7 +41,8 @@ struct Io {
 pub(crate) struct Shared {
     io: Mutex<Io>,
     pub(crate) pci: Mutex<PciBus>,
-    pub(crate) blocks: Vec<serde_json::Value>,
+    /// `query-block` rows: the spec's disks, then hot-plugged ones.
+    pub(crate) blocks: Mutex<Vec<serde_json::Value>>,
     pub(crate) profile: ferry_formats::layout::Profile,
     pub(crate) balloon: Option<Arc<BalloonCtl>>,
     /// Live hotplug (pc's root bus).
@@ -151,6 +152,9 @@ impl Shared {
         }
         let ids: Vec<String> = gone.iter().map(|(id, _)| id.clone()).collect();
         drop(gone);
+        if let Ok(mut b) = self.blocks.lock() {
+            b.retain(|r| !ids.iter().any(|id| r["device"] == id.as_str()));
+        }
         hp.registry.ejected(ids);
         Some(Action::Ejected)
     }
@@ -166,7 +170,7 @@ impl Shared {
         }
         let mut req = req.clone();
         hp.registry.fill_mac(&mut req);
-        let f = hp.build(&req)?;
+        let (f, block) = hp.build(&req)?;
         {
             let mut pci = self.pci.lock().map_err(|_| no("the PCI bus is unavailable".into()))?;
             if !pci.is_free(req.bus, req.slot, 0) || !pci.add_on(req.bus, req.slot, 0, Box::new(f)) {
@@ -175,6 +179,9 @@ impl Shared {
             }
         }
         hp.registry.plugged(&req);
+        if let (Some(b), Ok(mut rows)) = (block, self.blocks.lock()) {
+            rows.push(b);
+        }
         if let Ok(mut io) = self.io.lock() {
             if let Some(h) = io.pcihp.as_mut() {
                 h.plug(bsel, req.slot);
@@ -494,7 +501,10 @@ impl Vm {
         }
         for req in hotplug.as_ref().map(|h| h.registry.replug()).unwrap_or_default() {
             let placed = hotplug.as_ref().map(|h| h.build(&req)).map(|f| match f {
-                Ok(f) => pci.add_on(req.bus, req.slot, 0, Box::new(f)),
+                Ok((f, block)) => {
+                    blocks.extend(block);
+                    pci.add_on(req.bus, req.slot, 0, Box::new(f))
+                }
                 Err(e) => {
                     crate::virtio::log(&req.id, &format!("not plugged again after the reset: {}", e.desc));
                     false
@@ -544,7 +554,7 @@ impl Vm {
         let shared = Arc::new(Shared {
             io: Mutex::new(io),
             pci: Mutex::new(pci),
-            blocks,
+            blocks: Mutex::new(blocks),
             profile: cfg.profile.clone(),
             balloon,
             hotplug,

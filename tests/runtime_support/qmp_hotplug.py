@@ -2,7 +2,8 @@
 Ferry's runtime and QEMU.
 
 Usage: qmp_hotplug.py SOCKET ROOT_BUS -> prints a JSON object: step name -> answer
-({"return": ...} or {"class": ...}, "desc": ...}), plus "pci": the functions on bus 0, and
+({"return": ...} or {"class": ...}, "desc": ...}), plus "pci": the functions on bus 0,
+"block_qdevs": the devices query-block lists with a medium, and
 after a system_reset "pci_after_reset" and "deleted_at_reset" (ids of DEVICE_DELETED events:
 unplug requests the guest never answered are carried out at a reset)."""
 import asyncio
@@ -31,6 +32,8 @@ async def main(path, bus):
     await step("del_coldplugged_disk", "device_del", id="disk1")
     await step("del_unknown_id", "device_del", id="nosuch")
     out["pci"] = root_functions(await qmp.execute("query-pci"))
+    blk = await qmp.execute("query-block")
+    out["block_qdevs"] = sorted(b.get("qdev", "") for b in blk if b.get("inserted"))
     out["pci_after_reset"] = await c.pci_after_reset(root_functions)
     out["deleted_at_reset"] = sorted(c.deleted)
     await c.quit()
