@@ -33,11 +33,12 @@ pub(crate) struct QmpError {
 
 /// A name from the client in an answer: control characters escaped, the rest as given (as QEMU
 /// echoes it).
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.escape_debug().to_string()
 }
 
-fn generic(desc: String) -> QmpError {
+/// A GenericError answer.
+pub(crate) fn generic(desc: String) -> QmpError {
     QmpError { class: "GenericError", desc }
 }
 
@@ -68,7 +69,7 @@ impl Source {
                 // A FIFO or a socket would block the monitor thread in open(): only regular
                 // files and block devices are disks.
                 use std::os::unix::fs::FileTypeExt;
-                let shown = path.display().to_string().escape_debug().to_string();
+                let shown = esc(&path.display().to_string());
                 let t = std::fs::metadata(path).map_err(|e| generic(format!("Could not open '{shown}': {e}")))?.file_type();
                 if !t.is_file() && !t.is_block_device() {
                     return Err(generic(format!("Could not open '{shown}': not a regular file or block device")));

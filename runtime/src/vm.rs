@@ -162,7 +162,7 @@ impl Shared {
     /// `device_add` of a checked request: the function goes on the root bus and the guest is
     /// told through the hotplug GPE.
     pub(crate) fn plug(&self, req: &crate::hotplug::Request, driver: &str) -> Result<(), crate::hotplug::QmpError> {
-        let no = |desc: String| crate::hotplug::QmpError { class: "GenericError", desc };
+        let no = crate::hotplug::generic;
         let hp = self.hotplug.as_ref().ok_or_else(|| no("this machine has no ACPI PCI hotplug".into()))?;
         let bsel = hp.bsel(req.bus).ok_or_else(|| no(format!("bus {} has no ACPI PCI hotplug", req.bus)))?;
         if !self.io.lock().is_ok_and(|io| io.pcihp.as_ref().is_some_and(|h| h.hotpluggable(bsel, req.slot))) {
@@ -193,7 +193,7 @@ impl Shared {
 
     /// `device_del` of the function `id` at `bus`:`slot`: the guest is asked to eject it.
     pub(crate) fn request_unplug(&self, id: &str, bus: u8, slot: u8) -> Result<(), crate::hotplug::QmpError> {
-        let no = |desc: String| crate::hotplug::QmpError { class: "GenericError", desc };
+        let no = crate::hotplug::generic;
         let hp = self.hotplug.as_ref().ok_or_else(|| no("this machine has no ACPI PCI hotplug".into()))?;
         let bsel = hp.bsel(bus).ok_or_else(|| no(format!("bus {bus} has no ACPI PCI hotplug")))?;
         let mut io = self.io.lock().map_err(|_| no("the hotplug registers are unavailable".into()))?;
@@ -432,16 +432,16 @@ impl Vm {
         let intx_lines = crate::devices::intx::IntxLines::new(vm.clone());
         let mut balloon = None;
         let mut channel = channel;
+        // QEMU 10's virtio-blk-pci and virtio-scsi-pci default (num-queues auto): a request
+        // queue per vCPU.
+        let queues = u16::try_from(cfg.topology.vcpus()).unwrap_or(1);
         let hotplug = (hotplug_slots != 0).then(|| {
-            let queues = u16::try_from(cfg.topology.vcpus()).unwrap_or(1);
             crate::hotplug::Hotplug::new(mem.clone(), vm.clone(), intx_lines.clone(), machine, queues, hot_bridges.clone(), registry.clone())
         });
         for d in cfg.devices.iter().filter(|d| !registry.is_gone(&d.id)) {
             let dev: Box<dyn VirtioDevice> = match &d.kind {
                 DeviceKind::VirtioBlk { file, format, serial, readonly, logical_block_size, physical_block_size, .. } => {
                     let disk = crate::disk::open(file, format, *readonly).map_err(|e| VmError::Setup(format!("device {}: {e}", d.id)))?;
-                    // QEMU's virtio-blk-pci default (num-queues auto): a request queue per vCPU.
-                    let queues = u16::try_from(cfg.topology.vcpus()).unwrap_or(1);
                     let b = Blk::new(&d.id, disk, serial, *logical_block_size, *physical_block_size).with_queues(queues);
                     blocks.push(b.describe());
                     Box::new(b)
@@ -476,8 +476,6 @@ impl Vm {
                         let disk = crate::disk::open(&s.file, &s.format, s.readonly).map_err(|e| VmError::Setup(format!("device {}: {e}", s.id)))?;
                         targets.push(crate::virtio::scsi::Target::new(&s.id, s.target, &s.serial, disk));
                     }
-                    // QEMU 10's virtio-scsi-pci default: a request queue per vCPU.
-                    let queues = u16::try_from(cfg.topology.vcpus()).unwrap_or(1);
                     Box::new(crate::virtio::scsi::Scsi::new(&d.id, targets, queues))
                 }
             };

@@ -13,7 +13,7 @@ use acpi_tables::sdt::Sdt;
 use acpi_tables::Aml;
 
 /// AML already encoded.
-struct Raw(Vec<u8>);
+pub(super) struct Raw(pub(super) Vec<u8>);
 
 impl Aml for Raw {
     fn to_aml_bytes(&self, sink: &mut dyn acpi_tables::AmlSink) {
@@ -129,9 +129,9 @@ fn pci0(profile: Machine, hotplug: &super::Hotplug) -> Vec<u8> {
     if profile == Machine::Q35 {
         children.push(&osc);
     }
-    let hp = Raw(super::pcihp::pci0_objects(hotplug));
-    if hotplug.slots != 0 {
-        children.push(&hp);
+    let hp = (hotplug.slots != 0).then(|| Raw(super::pcihp::pci0_objects(hotplug)));
+    if let Some(hp) = &hp {
+        children.push(hp);
     }
     let mut out = Vec::new();
     Device::new("PCI0".into(), children).to_aml_bytes(&mut out);

@@ -13,15 +13,7 @@ use acpi_tables::aml::{
     OpRegion, OpRegionSpace, Path, Release, Return, Scope, ShiftLeft, Store, ONE, ZERO,
 };
 use acpi_tables::Aml;
-
-/// AML already encoded.
-struct Raw(Vec<u8>);
-
-impl Aml for Raw {
-    fn to_aml_bytes(&self, sink: &mut dyn acpi_tables::AmlSink) {
-        sink.vec(&self.0);
-    }
-}
+use super::dsdt::Raw;
 
 /// An I/O region of 32-bit fields named `fields`.
 fn io_fields(region: &str, port: u16, fields: &[&str], out: &mut Vec<u8>) {

@@ -98,7 +98,7 @@ impl PciBus {
     }
     /// Where the function with QMP id `id` sits.
     pub fn find(&self, id: &str) -> Option<(u8, u8, u8)> {
-        self.functions.iter().find(|(_, f)| f.describe().get("qdev_id").and_then(serde_json::Value::as_str) == Some(id)).map(|(k, _)| *k)
+        self.functions.iter().find(|(_, f)| qdev_id(f.as_ref()).as_deref() == Some(id)).map(|(k, _)| *k)
     }
     /// Takes every function of `bus`:`slot` off the bus (hot unplug), with their QMP ids.
     pub fn remove_slot(&mut self, bus: u8, slot: u8) -> Vec<(String, Box<dyn PciFunction>)> {
@@ -106,7 +106,7 @@ impl PciBus {
         let mut out = Vec::new();
         for k in keys {
             if let Some(f) = self.functions.remove(&k) {
-                let id = f.describe().get("qdev_id").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+                let id = qdev_id(f.as_ref()).unwrap_or_default();
                 out.push((id, f));
             }
         }
@@ -356,6 +356,11 @@ impl PciBus {
 }
 
 /// Assigns the BARs of `func` whose kind `class` accepts, memory from `mmio`, I/O from `io`.
+/// A function's QMP id (`qdev_id` of its `query-pci` row).
+fn qdev_id(f: &dyn PciFunction) -> Option<String> {
+    f.describe().get("qdev_id").and_then(serde_json::Value::as_str).map(str::to_string)
+}
+
 fn place(func: &mut dyn PciFunction, mmio: &mut u64, io: &mut u64, class: &dyn Fn(BarKind) -> bool) -> Vec<(usize, u64)> {
     let mut out = Vec::new();
     let bars = *func.config().bars();

@@ -12,7 +12,7 @@
 //!   through the bridge's own bus selector (QEMU's acpi-pci-hotplug-with-bridge-support).
 //! * Behind a PCIe root port (q35): QEMU hot-plugs through ACPI there too; the runtime
 //!   refuses naming what it lacks (the layouts fill every root port they create).
-use crate::hotplug::{Model, QmpError, Request};
+use crate::hotplug::{esc, generic, Model, QmpError, Request};
 use crate::vm::Shared;
 use crate::Controller;
 use ferry_formats::layout::SlotClass;
@@ -78,14 +78,13 @@ fn parse_addr(v: &Value) -> Option<(u8, u8)> {
 /// The hot-plug request for `driver` of slot class `class` on pc's spec bus `bus` (the root
 /// bus, or one behind a PCI bridge).
 fn request(shared: &Shared, pci: &[Value], args: &Value, driver: &str, class: &SlotClass, bus: u8) -> Result<Request, QmpError> {
-    let generic = |desc: String| QmpError { class: "GenericError", desc };
     let Some(id) = args.get("id").and_then(Value::as_str) else {
         return Err(generic("ferry-runtime needs an 'id' for a hot-plugged device".into()));
     };
     let mut rows = Vec::new();
     flatten(pci, None, &mut rows);
     if rows.iter().any(|(_, r)| r.get("qdev_id").and_then(Value::as_str) == Some(id)) {
-        return Err(generic(format!("Duplicate device ID '{}'", id.escape_debug())));
+        return Err(generic(format!("Duplicate device ID '{}'", esc(id))));
     }
     let (slot, function) = match args.get("addr") {
         Some(a) => parse_addr(a).ok_or_else(|| generic(format!("Property '{driver}.addr' doesn't take value {a}")))?,
@@ -102,7 +101,7 @@ fn request(shared: &Shared, pci: &[Value], args: &Value, driver: &str, class: &S
         }
         "nic" => {
             if let Some(n) = args.get("netdev").and_then(Value::as_str) {
-                return Err(generic(format!("Property '{driver}.netdev' can't find value '{}'", n.escape_debug())));
+                return Err(generic(format!("Property '{driver}.netdev' can't find value '{}'", esc(n))));
             }
             Model::Net { mac: args.get("mac").and_then(Value::as_str).map(str::to_string) }
         }
@@ -133,7 +132,7 @@ pub(super) fn device_add(ctl: &Controller, args: &Value) -> Value {
         c.qemu_device == driver || c.qemu_device.strip_suffix("-non-transitional") == Some(driver) || transitional(c).as_deref() == Some(driver)
     });
     let Some(class) = known else {
-        return error("GenericError", format!("'{}' is not a valid device model name", driver.escape_debug()));
+        return error("GenericError", format!("'{}' is not a valid device model name", esc(driver)));
     };
     let (bus, spec_bus) = match args.get("bus").and_then(Value::as_str) {
         Some(b) if b != profile.root_bus => {
@@ -144,7 +143,7 @@ pub(super) fn device_add(ctl: &Controller, args: &Value) -> Value {
                 let mut rows = Vec::new();
                 flatten(&pci, None, &mut rows);
                 let bridge = rows.iter().any(|(_, r)| r.get("pci_bridge").is_some() && r.get("qdev_id").and_then(Value::as_str) == Some(b));
-                return if bridge { bridge_hotplug_missing(b) } else { error("GenericError", format!("Bus '{}' not found", b.escape_debug())) };
+                return if bridge { bridge_hotplug_missing(b) } else { error("GenericError", format!("Bus '{}' not found", esc(b))) };
             }
         }
         _ => (profile.root_bus.as_str(), 0),
@@ -178,7 +177,7 @@ pub(super) fn device_del(ctl: &Controller, args: &Value) -> Value {
     let at = shared.pci.lock().ok().and_then(|p| p.find(id));
     match at {
         Some((bus, slot, _)) => answer(shared.request_unplug(id, bus, slot)),
-        None => error("DeviceNotFound", format!("Device '{}' not found", id.escape_debug())),
+        None => error("DeviceNotFound", format!("Device '{}' not found", esc(id))),
     }
 }
 

@@ -65,6 +65,14 @@ impl Target {
     pub fn new(id: &str, target: u8, serial: &str, disk: Box<dyn Backend>) -> Self {
         Target { id: id.to_string(), target, serial: serial.to_string(), disk, unit_attention: true, sense: None, write_cache: true }
     }
+
+    /// With the write cache off (write-through), the disk is flushed now: IO_ERROR if that fails.
+    fn write_through(&mut self) -> Option<Sense> {
+        if self.write_cache {
+            return None;
+        }
+        self.disk.flush().err().map(|_| cdb::IO_ERROR)
+    }
 }
 
 /// A virtio-scsi controller.
@@ -249,7 +257,7 @@ impl Scsi {
             Command::Read { lba, blocks } => in_steps(&mut self.buf, lba, blocks, |b, off| t.disk.read_at(b, off).is_ok() && resp_w.write_all(b).is_ok()),
             Command::Write { lba, blocks } => {
                 let (n, sense) = in_steps(&mut self.buf, lba, blocks, |b, off| r.read_exact(b).is_ok() && t.disk.write_at(b, off).is_ok());
-                (n, sense.or_else(|| (!t.write_cache).then(|| t.disk.flush().err().map(|_| cdb::IO_ERROR)).flatten()))
+                (n, sense.or_else(|| t.write_through()))
             }
             Command::WriteSame { lba, blocks, zeros } => {
                 let mut block = [0u8; cdb::BLOCK as usize];
@@ -276,7 +284,7 @@ impl Scsi {
                         Ok(wce) => {
                             t.write_cache = wce.unwrap_or(t.write_cache);
                             // With the cache now off, what it held is flushed first (as QEMU does).
-                            (0, (!t.write_cache).then(|| t.disk.flush().err().map(|_| cdb::IO_ERROR)).flatten())
+                            (0, t.write_through())
                         }
                         Err(s) => (0, Some(s)),
                     }

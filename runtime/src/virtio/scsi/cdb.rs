@@ -117,6 +117,11 @@ fn be64(b: &[u8], at: usize) -> u64 {
     b.get(at..at + 8).map_or(0, |s| u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]))
 }
 
+/// Whether `n` blocks from `lba` lie inside a disk of `total` blocks (no overflow).
+fn fits(lba: u64, n: u64, total: u64) -> bool {
+    lba <= total && n <= total - lba
+}
+
 fn byte(b: &[u8], at: usize) -> u8 {
     b.get(at).copied().unwrap_or(0)
 }
@@ -158,14 +163,19 @@ pub fn transfer(cdb: &[u8]) -> Option<(u64, Dir)> {
         return None;
     }
     let blocks = |n: u64| n * BLOCK;
+    // The length field of the CDB's group, where the opcode does not say otherwise.
+    let counted = match len {
+        6 => u64::from(byte(cdb, 4)),
+        10 => be16(cdb, 7),
+        16 => be32(cdb, 10),
+        _ => be32(cdb, 6),
+    };
     let xfer = match op {
         0x00 | 0x35 | 0x91 | 0x1b | 0x1e | SEEK_10 => 0, // TEST UNIT READY, SYNC CACHE 10/16, START STOP, PREVENT ALLOW, SEEK
         // VERIFY: no data without BYTCHK, one block for BYTCHK 1x, else the blocks named.
         VERIFY_10 | VERIFY_12 | VERIFY_16 if byte(cdb, 1) & 2 == 0 => 0,
         VERIFY_10 | VERIFY_12 | VERIFY_16 if byte(cdb, 1) & 4 != 0 => BLOCK,
-        VERIFY_10 => blocks(be16(cdb, 7)),
-        VERIFY_12 => blocks(be32(cdb, 6)),
-        VERIFY_16 => blocks(be32(cdb, 10)),
+        VERIFY_10 | VERIFY_12 | VERIFY_16 => blocks(counted),
         WRITE_SAME_10 | WRITE_SAME_16 if byte(cdb, 1) & 1 != 0 => 0, // NDOB
         WRITE_SAME_10 | WRITE_SAME_16 => BLOCK,
         FORMAT_UNIT if byte(cdb, 1) & 16 == 0 => 0,
@@ -181,12 +191,7 @@ pub fn transfer(cdb: &[u8]) -> Option<(u64, Dir)> {
         0xa0 => be32(cdb, 6),     // REPORT LUNS
         0x12 => be16(cdb, 3),     // INQUIRY
         0x5a => be16(cdb, 7),     // MODE SENSE(10)
-        _ => match len {
-            6 => u64::from(byte(cdb, 4)),
-            10 => be16(cdb, 7),
-            16 => be32(cdb, 10),
-            _ => be32(cdb, 6),
-        },
+        _ => counted,
     };
     let dir = match (xfer, op) {
         (0, _) => Dir::None,
@@ -257,7 +262,7 @@ pub fn execute(cdb: &[u8], unit: &Unit<'_>) -> Command {
                 Command::Check(INVALID_FIELD)
             } else if unit.readonly {
                 Command::Check(WRITE_PROTECTED)
-            } else if lba > unit.blocks || blocks > unit.blocks - lba {
+            } else if !fits(lba, blocks, unit.blocks) {
                 Command::Check(LBA_OUT_OF_RANGE)
             } else {
                 Command::WriteSame { lba, blocks, zeros: byte(cdb, 1) & 1 != 0 }
@@ -278,7 +283,7 @@ pub fn execute(cdb: &[u8], unit: &Unit<'_>) -> Command {
                 READ_10 | WRITE_10 => (be32(cdb, 2), xfer / BLOCK),
                 _ => (be64(cdb, 2), xfer / BLOCK),
             };
-            if lba > unit.blocks || blocks > unit.blocks - lba {
+            if !fits(lba, blocks, unit.blocks) {
                 return Command::Check(LBA_OUT_OF_RANGE);
             }
             match op {
@@ -305,7 +310,7 @@ pub fn unmap_ranges(p: &[u8], blocks: u64) -> Result<Vec<(u64, u64)>, Sense> {
     let mut v = Vec::with_capacity(n);
     for i in 0..n {
         let (lba, count) = (be64(p, 8 + 16 * i), be32(p, 16 + 16 * i));
-        if lba > blocks || count > blocks - lba {
+        if !fits(lba, count, blocks) {
             return Err(LBA_OUT_OF_RANGE);
         }
         v.push((lba, count));
